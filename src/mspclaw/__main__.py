@@ -1,0 +1,24 @@
+"""``mspclaw`` entry point.
+
+``mspclaw agent ...`` runs the agent daemon without importing any server dependency, so an
+agent installed with only the ``agent`` extra (pydantic, websockets) works. Every other
+command goes to the Typer CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "agent":
+        from mspclaw.agent.main import main as agent_main
+
+        sys.exit(agent_main(sys.argv[2:]))
+    from mspclaw.cli.app import run
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

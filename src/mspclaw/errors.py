@@ -1,0 +1,189 @@
+"""The one exception tree of MSPclaw.
+
+Every failure that crosses a module boundary is one of these. Foreign exceptions
+(SQLAlchemy, websockets, httpx, OS errors) are translated where they enter with
+``raise ... from exc``; nothing returns a sentinel string or ``None`` for failure.
+
+Two families matter to the engine:
+
+* :class:`ToolError` and its children are "tell the model" errors: the run goes on and
+  the error becomes an observation.
+* Everything else stops the operation that raised it.
+"""
+
+from __future__ import annotations
+
+
+class MSPClawError(Exception):
+    """Base of every MSPclaw error. ``code`` is a stable machine-readable name."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(MSPClawError):
+    """Settings, a data directory or a file on disk is wrong; the message says how to fix it."""
+
+    code = "config"
+
+
+# --- wire protocol -----------------------------------------------------------------------------
+
+
+class ProtocolError(MSPClawError):
+    """A frame broke the wire protocol. The connection answers with an ``error`` frame."""
+
+    code = "protocol"
+
+
+class MalformedFrame(ProtocolError):
+    """Not JSON, not an object, or fields that fail the frame's schema."""
+
+    code = "bad_frame"
+
+
+class UnknownKind(ProtocolError):
+    """A JSON object whose ``kind`` names no frame of this protocol."""
+
+    code = "unknown_kind"
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame over the protocol's size limit."""
+
+    code = "frame_too_large"
+
+
+class VersionMismatch(ProtocolError):
+    """The peer speaks a protocol version this side does not."""
+
+    code = "version_mismatch"
+
+
+class UnexpectedFrame(ProtocolError):
+    """A valid frame at the wrong moment (anything before ``hello``, a result nobody awaits)."""
+
+    code = "unexpected_frame"
+
+
+# --- authentication ----------------------------------------------------------------------------
+
+
+class AuthError(MSPClawError):
+    """Missing, wrong or revoked credential."""
+
+    code = "unauthorized"
+
+
+class EnrollmentError(AuthError):
+    """An enrollment code that is unknown, expired or already used."""
+
+    code = "bad_enrollment"
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+class NotFound(MSPClawError):
+    """A client, agent, ticket, session or approval that does not exist (for this caller)."""
+
+    code = "not_found"
+
+
+class Conflict(MSPClawError):
+    """The request contradicts the stored state (a name taken, an approval already decided)."""
+
+    code = "conflict"
+
+
+class StoreError(MSPClawError):
+    """The database failed or is unreachable."""
+
+    code = "store"
+
+
+class AuditIntegrityError(MSPClawError):
+    """The audit trail was altered: ``location`` names the first bad line."""
+
+    code = "audit_tampered"
+
+    def __init__(self, message: str, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+class ToolError(MSPClawError):
+    """A tool call did not produce a result. Told to the model as an observation."""
+
+    code = "tool_error"
+
+
+class UnknownTool(ToolError):
+    """The tool is not in the catalogue, or not offered by the agent."""
+
+    code = "unknown_tool"
+
+
+class InvalidArguments(ToolError):
+    """Arguments that fail the tool's JSON schema; ``message`` lists each problem."""
+
+    code = "invalid_args"
+
+
+class ApprovalRequired(ToolError):
+    """A destructive call arrived without a valid technician approval."""
+
+    code = "approval_required"
+
+
+class BadSignature(ToolError):
+    """A tool call whose signature does not verify against the pinned server key."""
+
+    code = "bad_signature"
+
+
+class ToolFailed(ToolError):
+    """The tool ran and failed (a command exited non-zero, a path was unreadable)."""
+
+    code = "tool_failed"
+
+
+class DispatchError(ToolError):
+    """The call could not be delivered or answered."""
+
+    code = "dispatch"
+
+
+class AgentOffline(DispatchError):
+    """No live connection to that agent."""
+
+    code = "agent_offline"
+
+
+class ToolTimeout(DispatchError):
+    """No result before the call's deadline."""
+
+    code = "timeout"
+
+
+class ToolRefused(DispatchError):
+    """The agent refused the call; ``refusal_code`` is the agent's reason."""
+
+    code = "refused"
+
+    def __init__(self, message: str, refusal_code: str) -> None:
+        super().__init__(message)
+        self.refusal_code = refusal_code
+
+
+TOOL_ERRORS_BY_CODE: dict[str, type[ToolError]] = {
+    cls.code: cls
+    for cls in (UnknownTool, InvalidArguments, ApprovalRequired, BadSignature, ToolFailed, ToolTimeout)
+}
+"""Agent-side error codes that map back to an exception class on the server."""

@@ -1,0 +1,195 @@
+"""Every frame of the agent and session channels, as pydantic models in ``kind``-tagged unions.
+
+The agent channel (``/ws/agent``) carries :data:`AgentFrame`; the session channel
+(``/ws/sessions``) carries :data:`SessionFrame`. Both are JSON text frames. Field names
+follow DESIGN section 4 and are part of the public surface.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+PROTOCOL_VERSION = 1
+"""Bumped on any change an older peer could not read. ``hello`` carries it."""
+
+MAX_FRAME_BYTES = 1024 * 1024
+"""Frames over this many bytes are refused before they are parsed."""
+
+Role = Literal["device", "site"]
+OSName = Literal["linux", "macos", "windows"]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- agent channel -----------------------------------------------------------------------------
+
+
+class Hello(_Frame):
+    """First frame an agent sends after the upgrade."""
+
+    kind: Literal["hello"] = "hello"
+    protocol: int
+    agent_id: str
+    client_id: str
+    role: Role
+    hostname: str
+    os: OSName
+    os_version: str = ""
+    agent_version: str = ""
+    tools: list[str] = Field(default_factory=list)
+
+
+class Welcome(_Frame):
+    """The server's answer to a valid ``hello``."""
+
+    kind: Literal["welcome"] = "welcome"
+    protocol: int = PROTOCOL_VERSION
+    heartbeat_interval: float
+    server_time: float
+
+
+class Approval(_Frame):
+    """A technician's decision that lets a destructive call run."""
+
+    approval_id: str
+    approver: str
+    decided_at: float
+
+
+class ToolCall(_Frame):
+    """Run one tool. ``call_id`` is the idempotency key; ``deadline`` is a Unix time."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    call_id: str
+    tool: str
+    args: dict[str, JsonValue] = Field(default_factory=dict)
+    deadline: float
+    approval: Approval | None = None
+    signature: str = ""
+
+
+class ErrorInfo(_Frame):
+    code: str
+    message: str
+
+
+class ToolResult(_Frame):
+    kind: Literal["tool_result"] = "tool_result"
+    call_id: str
+    ok: bool
+    output: JsonValue = None
+    error: ErrorInfo | None = None
+    duration_ms: int = 0
+    replayed: bool = False
+
+
+class AskUser(_Frame):
+    kind: Literal["ask_user"] = "ask_user"
+    question_id: str
+    text: str
+    choices: list[str] | None = None
+
+
+class UserAnswer(_Frame):
+    kind: Literal["user_answer"] = "user_answer"
+    question_id: str
+    answer: str
+
+
+class NotifyUser(_Frame):
+    kind: Literal["notify_user"] = "notify_user"
+    text: str
+
+
+class Ping(_Frame):
+    kind: Literal["ping"] = "ping"
+    seq: int
+
+
+class Pong(_Frame):
+    kind: Literal["pong"] = "pong"
+    seq: int
+
+
+class Error(_Frame):
+    """A protocol-level complaint. ``ref`` names the call or question it is about, if any."""
+
+    kind: Literal["error"] = "error"
+    code: str
+    message: str
+    ref: str | None = None
+
+
+AgentFrame = Annotated[
+    Union[Hello, Welcome, ToolCall, ToolResult, AskUser, UserAnswer, NotifyUser, Ping, Pong, Error],
+    Field(discriminator="kind"),
+]
+
+# --- session channel ---------------------------------------------------------------------------
+
+
+class Start(_Frame):
+    """Open a ticket from a chat front end or bridge and follow its session."""
+
+    kind: Literal["start"] = "start"
+    client_id: str
+    subject: str
+    body: str = ""
+    requester: str = ""
+    device: str | None = None
+
+
+class Watch(_Frame):
+    """Follow an existing session from after event ``after_seq`` (0 = from the start)."""
+
+    kind: Literal["watch"] = "watch"
+    session_id: str
+    after_seq: int = 0
+
+
+class Decide(_Frame):
+    """Approve or deny a pending approval from the socket."""
+
+    kind: Literal["decide"] = "decide"
+    approval_id: str
+    approve: bool
+    approver: str
+    reason: str = ""
+
+
+class Answer(_Frame):
+    kind: Literal["answer"] = "answer"
+    question_id: str
+    answer: str
+
+
+class Event(_Frame):
+    """One event of a session, in order. ``event`` is one of :data:`SESSION_EVENTS`."""
+
+    kind: Literal["event"] = "event"
+    session_id: str
+    seq: int
+    event: str
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+SESSION_EVENTS = (
+    "started",
+    "matched",
+    "step",
+    "approval_request",
+    "approval_decision",
+    "question",
+    "final_answer",
+    "escalation",
+    "error",
+)
+
+SessionFrame = Annotated[
+    Union[Start, Watch, Decide, Answer, Event, Error, Ping, Pong],
+    Field(discriminator="kind"),
+]
