@@ -187,3 +187,25 @@ TOOL_ERRORS_BY_CODE: dict[str, type[ToolError]] = {
     for cls in (UnknownTool, InvalidArguments, ApprovalRequired, BadSignature, ToolFailed, ToolTimeout)
 }
 """Agent-side error codes that map back to an exception class on the server."""
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+class ApprovalDenied(MSPClawError):
+    """A technician denied a destructive step, or nobody decided before the deadline.
+
+    Stops the run: the ticket is escalated with ``reason``.
+    """
+
+    code = "approval_denied"
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+class ConditionError(MSPClawError):
+    """A playbook condition that cannot be evaluated (bad syntax, a name that does not exist)."""
+
+    code = "bad_condition"

@@ -7,7 +7,7 @@ follow DESIGN section 4 and are part of the public surface.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -125,7 +125,7 @@ class Error(_Frame):
 
 
 AgentFrame = Annotated[
-    Union[Hello, Welcome, ToolCall, ToolResult, AskUser, UserAnswer, NotifyUser, Ping, Pong, Error],
+    Hello | Welcome | ToolCall | ToolResult | AskUser | UserAnswer | NotifyUser | Ping | Pong | Error,
     Field(discriminator="kind"),
 ]
 
@@ -190,6 +190,6 @@ SESSION_EVENTS = (
 )
 
 SessionFrame = Annotated[
-    Union[Start, Watch, Decide, Answer, Event, Error, Ping, Pong],
+    Start | Watch | Decide | Answer | Event | Error | Ping | Pong,
     Field(discriminator="kind"),
 ]

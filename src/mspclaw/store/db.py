@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import orm
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import StoreError
@@ -73,5 +74,5 @@ def migrate(engine: Engine) -> None:
         raise StoreError(f"database migration failed on {_redact(str(engine.url))}: {exc}") from exc
 
 
-def session_factory(engine: Engine) -> sessionmaker[Any]:
+def session_factory(engine: Engine) -> sessionmaker[orm.Session]:
     return sessionmaker(engine, expire_on_commit=False)

@@ -7,9 +7,10 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mspclaw.errors import UnknownTool
-from mspclaw.tools.spec import ToolSpec
+from mspclaw.tools.spec import OS, ToolSpec
 
-_HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$")
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}\.?$")
 _IP = re.compile(r"^[0-9a-fA-F:.]{2,45}$")
 
 
@@ -52,7 +53,7 @@ class ClearTempFilesArgs(_Args):
     dry_run: bool = Field(True, description="Only report what would be deleted and how much space it frees.")
 
 
-_ALL_OS = frozenset({"linux", "macos", "windows"})
+_ALL_OS: frozenset[OS] = frozenset({"linux", "macos", "windows"})
 
 CATALOGUE: dict[str, ToolSpec] = {
     spec.name: spec

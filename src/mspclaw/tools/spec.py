@@ -49,6 +49,5 @@ class ToolSpec:
         """True when this call changes something and so must carry a technician's approval."""
         if not self.destructive:
             return False
-        if self.preview_flag is not None and getattr(args, self.preview_flag, False) is True:
-            return False
-        return True
+        previewing = self.preview_flag is not None and getattr(args, self.preview_flag, False) is True
+        return not previewing

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 21:13:05.771162
+Revises:
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket surface: app factory, auth, routes, sockets."""

@@ -1,0 +1,79 @@
+"""FastAPI app factory. ``create_app(services)`` serves REST, WebSockets and /docs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from mspclaw import __version__
+from mspclaw.api import routes, sockets
+from mspclaw.errors import (
+    AuthError,
+    ConfigError,
+    Conflict,
+    MSPClawError,
+    NotFound,
+    StoreError,
+    ToolError,
+)
+from mspclaw.wiring import Services
+
+log = logging.getLogger(__name__)
+
+STATUS: list[tuple[type[MSPClawError], int]] = [
+    (AuthError, 401),
+    (NotFound, 404),
+    (Conflict, 409),
+    (ToolError, 502),
+    (StoreError, 503),
+    (ConfigError, 500),
+]
+
+
+def _status(exc: MSPClawError) -> int:
+    return next((code for cls, code in STATUS if isinstance(exc, cls)), 400)
+
+
+def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
+    """Build the app. With ``manage_lifecycle`` the app starts and stops the services' background work."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await services.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await services.stop()
+
+    app = FastAPI(title="MSPclaw", version=__version__, lifespan=lifespan,
+                  description="Resolves level-1 IT helpdesk tickets for MSPs. Every /api route needs "
+                              "`Authorization: Bearer <MSPCLAW_API_KEY>`.")
+    app.state.services = services
+
+    @app.exception_handler(MSPClawError)
+    async def _domain_error(request: Request, exc: MSPClawError) -> JSONResponse:
+        status = _status(exc)
+        if status == 401:
+            services.audit.append("api_refused", actor=request.client.host if request.client else "unknown",
+                                  data={"path": request.url.path, "reason": exc.message})
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": {"code": exc.code, "message": exc.message}}, status_code=status,
+                            headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10])
+        return JSONResponse({"detail": {"code": "invalid_request", "message": problems}}, status_code=422)
+
+    app.include_router(routes.open_router)
+    app.include_router(routes.api)
+    app.include_router(sockets.router)
+    return app

@@ -1,0 +1,143 @@
+"""Request and response bodies of the REST API (they make the OpenAPI document at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ClientIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Acme Dental"])
+    psa_refs: dict[str, str] = Field(default_factory=dict, examples=[{"superops": "4521"}])
+
+
+class ClientOut(BaseModel):
+    id: str
+    name: str
+    psa_refs: dict[str, Any]
+    created_at: datetime
+
+
+class EnrollmentIn(BaseModel):
+    client: str = Field(description="Client id or exact name.")
+    role: Literal["device", "site"] = "device"
+    ttl_hours: float = Field(24.0, gt=0, le=24 * 30)
+
+
+class EnrollmentOut(BaseModel):
+    code: str = Field(description="Single-use; give it to `mspclaw agent --enroll`.")
+    client_id: str
+    role: str
+    expires_at: datetime
+
+
+class EnrollRequest(BaseModel):
+    code: str = Field(min_length=1, max_length=200)
+    hostname: str = Field(min_length=1, max_length=255)
+    os: Literal["linux", "macos", "windows"]
+    os_version: str = Field("", max_length=200)
+    agent_version: str = Field("", max_length=50)
+    tools: list[str] = Field(default_factory=list, max_length=500)
+
+
+class EnrollResponse(BaseModel):
+    agent_id: str
+    client_id: str
+    role: str
+    credential: str
+    server_key: str
+
+
+class AgentOut(BaseModel):
+    id: str
+    client_id: str
+    role: str
+    hostname: str
+    os: str
+    os_version: str
+    agent_version: str
+    tools: list[Any]
+    online: bool
+    revoked: bool
+    last_seen_at: datetime | None
+
+
+class LookupOut(BaseModel):
+    client_id: str
+    device_id: str | None
+    hostname: str | None
+    agent_id: str | None
+    online: bool
+    reason: str
+
+
+class TicketIn(BaseModel):
+    client: str = Field(description="Client id or exact name.")
+    subject: str = Field(min_length=1, max_length=500)
+    body: str = Field("", max_length=100_000)
+    requester: str = Field("", max_length=255)
+    device: str | None = Field(None, description="Device id or host name; default: routed (DESIGN section 3).")
+
+
+class TicketCreated(BaseModel):
+    ticket_id: str
+    session_id: str
+    status: str
+
+
+class StepOut(BaseModel):
+    index: int
+    title: str
+    tool: str | None
+    ok: bool | None
+    summary: str
+    args: dict[str, Any]
+    observation: dict[str, Any]
+
+
+class ApprovalOut(BaseModel):
+    id: str
+    session_id: str
+    client_id: str
+    tool: str
+    args: dict[str, Any]
+    target: str
+    reason: str
+    status: str
+    approver: str | None
+    decision_reason: str | None
+    deadline: datetime
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class TicketOut(BaseModel):
+    id: str
+    client_id: str
+    subject: str
+    body: str
+    requester: str
+    device_id: str | None
+    status: str
+    session_id: str | None
+    playbook: str | None
+    outcome: str | None
+    reason: str | None
+    note: str | None
+    reply: str | None
+    steps: list[StepOut]
+    approvals: list[ApprovalOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DecisionIn(BaseModel):
+    approver: str = Field(min_length=1, max_length=255, description="The technician's name, recorded in the audit.")
+    reason: str = Field("", max_length=2000)

@@ -1,0 +1,1 @@
+"""Command line: thin Typer commands over wiring and the REST API."""

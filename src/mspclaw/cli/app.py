@@ -1,0 +1,333 @@
+"""``mspclaw``: thin Typer commands over :mod:`mspclaw.wiring` and the REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mspclaw.cli.client import ApiClient, CLIError
+from mspclaw.errors import AuditIntegrityError, MSPClawError
+from mspclaw.settings import Settings
+
+app = typer.Typer(
+    help="MSPclaw resolves level-1 helpdesk tickets on its own.\n\n"
+    "Start with `mspclaw demo`, or run `mspclaw server` and enroll agents with `mspclaw enroll CLIENT`.",
+    no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+)
+clients_app = typer.Typer(help="Client companies of the MSP.", no_args_is_help=True)
+agents_app = typer.Typer(help="Enrolled agents and whether they are online.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Open tickets by hand and look at what happened.", no_args_is_help=True)
+approvals_app = typer.Typer(help="Destructive steps waiting for a technician.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read the audit trail (offline, from the data directory) or verify it.",
+                        invoke_without_command=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(agents_app, name="agents")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+_overrides: dict[str, Any] = {}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings(**extra: Any) -> Settings:
+    return Settings(**{**_overrides, **{k: v for k, v in extra.items() if v is not None}})
+
+
+def api() -> ApiClient:
+    return ApiClient(settings())
+
+
+@app.callback()
+def _main(
+    url: Annotated[
+        str | None, typer.Option(help="Server URL for commands that talk to it [env MSPCLAW_SERVER_URL].")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory [env MSPCLAW_DATA_DIR; default ./.mspclaw].")
+    ] = None,
+) -> None:
+    if url:
+        _overrides["server_url"] = url
+    if data_dir:
+        _overrides["data_dir"] = data_dir
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# -- server and agent -----------------------------------------------------------------------------
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default 8700].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (SQLite, audit files, API key).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://u@h/db.")
+    ] = None,
+) -> None:
+    """Run the MSPclaw server: REST API, agent and session WebSockets, the ticket pipeline."""
+    from mspclaw.api.server import serve
+    from mspclaw.wiring import build
+
+    cfg = settings(host=host, port=port, data_dir=data_dir, database_url=database_url)
+    services = build(cfg)
+    key_hint = "from MSPCLAW_API_KEY" if cfg.api_key else f"in {cfg.data_dir / 'api_key'}"
+    err.print(f"MSPclaw server on http://{cfg.host}:{cfg.port}  (docs at /docs; API key {key_hint})")
+    try:
+        asyncio.run(serve(services, host=cfg.host, port=cfg.port, log_level=cfg.log_level))
+    finally:
+        services.close()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def agent(ctx: typer.Context) -> None:
+    """Run the agent daemon (`mspclaw agent --help` for its options)."""
+    from mspclaw.agent.main import main as agent_main
+
+    raise typer.Exit(agent_main(list(ctx.args)))
+
+
+@app.command()
+def demo(
+    once: Annotated[
+        bool, typer.Option("--once", help="Process the sample tickets, print the outcome and exit.")
+    ] = False,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Let the demo technician approve every step.")
+    ] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary data directory afterwards.")] = False,
+) -> None:
+    """Run the whole loop on this machine: server, a real agent, the PSA simulator, sample tickets."""
+    from mspclaw.cli.demo import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(once=once, auto_approve=auto_approve or once, keep=keep)))
+
+
+# -- enrollment, clients, agents -------------------------------------------------------------------
+@app.command()
+def enroll(
+    client: Annotated[str, typer.Argument(help="Client id or name.")],
+    role: Annotated[str, typer.Option(help="'device' (an end user's machine) or 'site'.")] = "device",
+    ttl_hours: Annotated[float, typer.Option(help="Hours the code stays valid.")] = 24.0,
+) -> None:
+    """Print a single-use enrollment code for a new agent of CLIENT."""
+    issued = api().post("/api/enrollments", {"client": client, "role": role, "ttl_hours": ttl_hours})
+    print(issued["code"])
+    err.print(f"single-use, {role} agent, expires {issued['expires_at']}. On the machine run:\n"
+              f"  mspclaw agent --server {settings().server_url} --enroll {issued['code']}")
+
+
+@clients_app.command("add")
+def clients_add(
+    name: Annotated[str, typer.Argument(help="Company name, e.g. 'Acme Dental'.")],
+    psa: Annotated[
+        list[str] | None, typer.Option(help="PSA id mapping, e.g. --psa superops=4521 (repeatable).")
+    ] = None,
+) -> None:
+    """Add a client company."""
+    refs: dict[str, str] = {}
+    for item in psa or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise CLIError(f"--psa {item!r}: expected PSA=ID, e.g. --psa superops=4521")
+        refs[key] = value
+    client = api().post("/api/clients", {"name": name, "psa_refs": refs})
+    print(client["id"])
+
+
+@clients_app.command("list")
+def clients_list(as_json: JsonOpt = False) -> None:
+    """List client companies."""
+    rows = api().get("/api/clients")
+    if as_json:
+        return _print_json(rows)
+    _table("Clients", ["id", "name", "psa ids"], [[c["id"], c["name"], c["psa_refs"] or ""] for c in rows])
+
+
+@agents_app.command("list")
+def agents_list(client: Annotated[str | None, typer.Option(help="Only this client.")] = None,
+                as_json: JsonOpt = False) -> None:
+    """List agents with their online state."""
+    rows = api().get("/api/agents", client=client)
+    if as_json:
+        return _print_json(rows)
+    _table("Agents", ["id", "client", "host", "os", "role", "state", "last seen"],
+           [[a["id"], a["client_id"], a["hostname"], a["os"], a["role"],
+             "revoked" if a["revoked"] else ("online" if a["online"] else "offline"), a["last_seen_at"]]
+            for a in rows])
+
+
+# -- tickets --------------------------------------------------------------------------------------
+@tickets_app.command("submit")
+def tickets_submit(
+    client: Annotated[str, typer.Option(help="Client id or name.")],
+    subject: Annotated[str, typer.Option(help="What the user wrote as the subject.")],
+    body: Annotated[str, typer.Option(help="The ticket text.")] = "",
+    requester: Annotated[str, typer.Option(help="The end user's e-mail.")] = "",
+    device: Annotated[str | None, typer.Option(help="Device id or host name (default: routed).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the outcome and show it.")] = False,
+) -> None:
+    """Open a ticket and start working on it."""
+    client_api = api()
+    created = client_api.post("/api/tickets", {"client": client, "subject": subject, "body": body,
+                                               "requester": requester, "device": device})
+    print(created["ticket_id"])
+    if wait:
+        with err.status("working on the ticket...") as status:
+            while True:
+                ticket = client_api.get(f"/api/tickets/{created['ticket_id']}")
+                if ticket["status"] in ("resolved", "escalated"):
+                    break
+                pending = [a for a in ticket["approvals"] if a["status"] == "pending"]
+                if pending:
+                    status.update(f"waiting for approval {pending[0]['id']} ({pending[0]['tool']}): "
+                                  f"mspclaw approvals approve {pending[0]['id']} --as NAME")
+                time.sleep(0.5)
+        _show_ticket(ticket)
+
+
+def _show_ticket(t: dict[str, Any]) -> None:
+    out.print(f"[bold]{t['id']}[/bold]  {t['subject']}  -> {t['status']}"
+              + (f"  (playbook {t['playbook']})" if t["playbook"] else ""))
+    if t["steps"]:
+        _table("Steps", ["#", "step", "tool", "result"],
+               [[s["index"], s["title"], s["tool"], s["summary"]] for s in t["steps"]])
+    for a in t["approvals"]:
+        out.print(f"approval {a['id']}: {a['tool']} {a['status']}" + (f" by {a['approver']}" if a["approver"] else ""))
+    if t["note"]:
+        out.print("\n[bold]Internal note[/bold]\n" + t["note"], markup=False, highlight=False)
+    if t["reply"]:
+        out.print("\n[bold]Reply to the user[/bold]\n" + t["reply"], markup=False, highlight=False)
+
+
+@tickets_app.command("show")
+def tickets_show(ticket_id: str, as_json: JsonOpt = False) -> None:
+    """Show a ticket: status, playbook, steps, approvals, note and reply."""
+    ticket = api().get(f"/api/tickets/{ticket_id}")
+    if as_json:
+        return _print_json(ticket)
+    _show_ticket(ticket)
+
+
+# -- approvals ------------------------------------------------------------------------------------
+@approvals_app.command("list")
+def approvals_list(as_json: JsonOpt = False) -> None:
+    """List approvals waiting for a decision."""
+    rows = api().get("/api/approvals")
+    if as_json:
+        return _print_json(rows)
+    now = datetime.now(UTC)
+    _table("Pending approvals", ["id", "tool", "device", "reason", "args", "auto-deny in"],
+           [[a["id"], a["tool"], a["target"], a["reason"], json.dumps(a["args"]),
+             f"{max(0, int((datetime.fromisoformat(a['deadline']) - now).total_seconds()))} s"] for a in rows])
+
+
+@approvals_app.command("approve")
+def approvals_approve(approval_id: str,
+                      approver: Annotated[str, typer.Option("--as", help="Your name, recorded in the audit.")],
+                      reason: Annotated[str, typer.Option(help="Optional note.")] = "") -> None:
+    """Approve a pending destructive step."""
+    row = api().post(f"/api/approvals/{approval_id}/approve", {"approver": approver, "reason": reason})
+    print(f"{row['id']}: {row['status']} by {row['approver']}")
+
+
+@approvals_app.command("deny")
+def approvals_deny(approval_id: str,
+                   approver: Annotated[str, typer.Option("--as", help="Your name, recorded in the audit.")],
+                   reason: Annotated[str, typer.Option(help="Why; goes into the ticket's escalation.")] = "") -> None:
+    """Deny a pending destructive step; the ticket is escalated."""
+    row = api().post(f"/api/approvals/{approval_id}/deny", {"approver": approver, "reason": reason})
+    print(f"{row['id']}: {row['status']} by {row['approver']}")
+
+
+# -- audit ----------------------------------------------------------------------------------------
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[:-1].isdigit() and value[-1] in units:
+        return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise CLIError(f"--since {value!r}: use an ISO time (2026-11-23T10:00) or an age like 30m, 12h, 7d") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@audit_app.callback()
+def audit(
+    ctx: typer.Context,
+    client: Annotated[str | None, typer.Option(help="Only this client (id).")] = None,
+    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind, e.g. tool_call, approval_decided.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or age (30m, 12h, 7d).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events.")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """List audit events from the database of the data directory."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mspclaw.wiring import open_store
+
+    engine, log = open_store(settings())
+    try:
+        events = log.query(client_ids=[client] if client else None, session_id=session, kind=kind,
+                           since=_since(since), limit=limit)
+    finally:
+        engine.dispose()
+    if as_json:
+        for e in events:
+            print(json.dumps({"seq": e.seq, "ts": e.ts.isoformat(), "kind": e.kind, "actor": e.actor,
+                              "client_id": e.client_id, "session_id": e.session_id, "data": e.data,
+                              "hash": e.hash}, default=str))
+        return
+    _table("Audit", ["seq", "time", "kind", "actor", "client", "session", "data"],
+           [[e.seq, e.ts.strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.actor, e.client_id, e.session_id,
+             json.dumps(e.data, default=str)[:120]] for e in events])
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of every audit file against the database; exit 1 at the first bad line."""
+    from mspclaw.wiring import open_store
+
+    engine, log = open_store(settings())
+    try:
+        report = log.verify()
+    except AuditIntegrityError as exc:
+        err.print(f"audit verify: FAILED at {exc.location}: {exc.message}", markup=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    print(f"audit verify: ok, {report.events} events in {report.files} files, chain intact")
+
+
+def run() -> None:
+    try:
+        app()
+    except MSPClawError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        sys.exit(1)

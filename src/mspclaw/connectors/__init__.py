@@ -1,0 +1,1 @@
+"""PSA connectors (one file each) behind one small interface."""

@@ -1,0 +1,319 @@
+"""The hub of live agent connections and ``call_tool``.
+
+Each connection is a thin asyncio pump (:meth:`Hub.serve`) over the sans-I/O
+:class:`~mspclaw.protocol.connection.ServerConnection`. Calls are correlated by
+``call_id``; the caller awaits a future that the pump resolves.
+
+Client isolation is structural: the only way to call a tool is through
+:meth:`Hub.for_client`, whose :class:`ClientDispatcher` can reach only links whose
+authenticated ``client_id`` is its own. An id of another client's agent is, to it, an
+offline agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mspclaw.errors import (
+    AgentOffline,
+    ProtocolError,
+    ToolFailed,
+    ToolRefused,
+    ToolTimeout,
+    UnknownTool,
+)
+from mspclaw.protocol.connection import (
+    CLOSE_REPLACED,
+    CLOSE_UNAUTHORIZED,
+    CallCompleted,
+    CallExpired,
+    Closed,
+    FrameReceived,
+    HelloReceived,
+    PeerError,
+    ProtocolViolation,
+    ServerConnection,
+    State,
+)
+from mspclaw.protocol.frames import Approval, Error, Hello, NotifyUser, ToolCall, ToolResult
+from mspclaw.protocol.signing import sign_call
+
+log = logging.getLogger(__name__)
+
+REFUSALS = frozenset({"bad_signature", "approval_required", "invalid_args", "unknown_tool", "timeout"})
+"""Agent error codes that mean the tool never ran."""
+
+
+class TransportClosed(Exception):
+    """Raised by a :class:`Transport` when the peer has gone."""
+
+
+class Transport(Protocol):
+    """One WebSocket, as the hub needs it. ``api`` adapts Starlette's; tests may use websockets'."""
+
+    async def send(self, text: str) -> None: ...
+    async def recv(self) -> str | bytes: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """What authentication established before the upgrade: never taken from the agent's hello."""
+
+    agent_id: str
+    client_id: str
+    role: str
+    signing_key: bytes
+
+
+class HubObserver(Protocol):
+    """Hooks for persistence and audit, supplied by the composition root."""
+
+    def connected(self, identity: AgentIdentity, hello: Hello) -> None: ...
+    def disconnected(self, identity: AgentIdentity, reason: str) -> None: ...
+    def violation(self, identity: AgentIdentity, error: ProtocolError) -> None: ...
+    def frame(self, identity: AgentIdentity, frame: Any) -> None: ...
+
+
+class NullObserver:
+    def connected(self, identity: AgentIdentity, hello: Hello) -> None:
+        pass
+
+    def disconnected(self, identity: AgentIdentity, reason: str) -> None:
+        pass
+
+    def violation(self, identity: AgentIdentity, error: ProtocolError) -> None:
+        pass
+
+    def frame(self, identity: AgentIdentity, frame: Any) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class AgentLink:
+    identity: AgentIdentity
+    hello: Hello
+    conn: ServerConnection
+    transport: Transport
+    tools: frozenset[str]
+    waiters: dict[str, asyncio.Future[ToolResult]] = field(default_factory=dict)
+
+    async def flush(self) -> None:
+        for text in self.conn.data_to_send():
+            await self.transport.send(text)
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        heartbeat_interval: float = 30.0,
+        observer: HubObserver | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.heartbeat_interval = heartbeat_interval
+        self.observer: HubObserver = observer or NullObserver()
+        self._clock = clock
+        self._links: dict[str, AgentLink] = {}
+        self._pending: dict[str, ServerConnection] = {}
+        self._closing: set[asyncio.Future[None]] = set()
+
+    # -- queries --------------------------------------------------------------------------------
+    def is_online(self, agent_id: str) -> bool:
+        return agent_id in self._links
+
+    def link(self, agent_id: str) -> AgentLink | None:
+        return self._links.get(agent_id)
+
+    def online_count(self) -> int:
+        return len(self._links)
+
+    def for_client(self, client_id: str) -> ClientDispatcher:
+        return ClientDispatcher(self, client_id)
+
+    # -- one connection -------------------------------------------------------------------------
+    async def serve(self, identity: AgentIdentity, transport: Transport) -> None:
+        """Pump one authenticated agent connection until it closes."""
+        conn = ServerConnection(now=self._clock(), heartbeat_interval=self.heartbeat_interval)
+        link: AgentLink | None = None
+        key = f"{identity.agent_id}:{secrets.token_hex(4)}"
+        self._pending[key] = conn
+        reason = "closed by agent"
+        try:
+            while conn.state is not State.CLOSED:
+                try:
+                    data = await transport.recv()
+                except TransportClosed:
+                    break
+                events = conn.receive(data, self._clock())
+                for event in events:
+                    match event:
+                        case HelloReceived(hello=hello):
+                            if hello.agent_id != identity.agent_id or hello.client_id != identity.client_id:
+                                conn.send(Error(code="unauthorized",
+                                                message="hello names another agent or client than the credential"))
+                                await _flush(conn, transport)
+                                await transport.close(CLOSE_UNAUTHORIZED, "identity mismatch")
+                                reason = "identity mismatch"
+                                return
+                            link = AgentLink(identity, hello, conn, transport, frozenset(hello.tools))
+                            self._attach(link)
+                            self.observer.connected(identity, hello)
+                        case CallCompleted(result=result):
+                            fut = link.waiters.get(result.call_id) if link else None
+                            if fut is not None and not fut.done():
+                                fut.set_result(result)
+                        case CallExpired():
+                            pass  # the waiting caller times out on its own clock
+                        case ProtocolViolation(error=error):
+                            self.observer.violation(identity, error)
+                        case FrameReceived(frame=frame):
+                            self.observer.frame(identity, frame)
+                        case PeerError(error=err):
+                            log.info("agent %s reported %s: %s", identity.agent_id, err.code, err.message)
+                        case Closed(code=code, reason=why):
+                            reason = why
+                            await _flush(conn, transport)
+                            await transport.close(code, why)
+                            return
+                await _flush(conn, transport)
+        except TransportClosed:
+            reason = "connection lost"
+        finally:
+            self._pending.pop(key, None)
+            if link is not None:
+                self._detach(link, reason)
+
+    def _attach(self, link: AgentLink) -> None:
+        old = self._links.get(link.identity.agent_id)
+        self._links[link.identity.agent_id] = link
+        if old is not None:
+            _fail_waiters(old, "agent reconnected on a new connection")
+            old.conn.close(CLOSE_REPLACED, "replaced by a newer connection")
+            task = asyncio.ensure_future(_quiet_close(old.transport, CLOSE_REPLACED, "replaced by a newer connection"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _detach(self, link: AgentLink, reason: str) -> None:
+        if self._links.get(link.identity.agent_id) is link:
+            del self._links[link.identity.agent_id]
+            self.observer.disconnected(link.identity, reason)
+        _fail_waiters(link, reason)
+
+    async def tick(self) -> None:
+        """Heartbeat supervision for every connection; run about once a second."""
+        now = self._clock()
+        for conn_holder in list(self._links.values()):
+            for event in conn_holder.conn.tick(now):
+                if isinstance(event, Closed):
+                    await _quiet_close(conn_holder.transport, event.code, event.reason)
+        for conn in list(self._pending.values()):
+            if conn.state is State.AWAITING_HELLO and now - conn.last_seen > 3 * self.heartbeat_interval:
+                conn.close(CLOSE_UNAUTHORIZED, "no hello")
+
+    async def run_ticker(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.tick()
+
+    # -- calls ----------------------------------------------------------------------------------
+    async def _call(self, link: AgentLink, tool: str, args: dict[str, Any], *, timeout: float,
+                    call_id: str, approval: Approval | None) -> ToolResult:
+        if tool not in link.tools:
+            raise UnknownTool(f"agent {link.hello.hostname} does not offer {tool!r}")
+        call = sign_call(link.identity.signing_key, ToolCall(
+            call_id=call_id, tool=tool, args=args, deadline=self._clock() + timeout, approval=approval))
+        fut: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
+        link.waiters[call_id] = fut
+        try:
+            link.conn.call(call)
+            await link.flush()
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            link.conn.cancel(call_id)
+            raise ToolTimeout(f"{tool} on {link.hello.hostname}: no result within {timeout:g} s") from None
+        except TransportClosed:
+            raise AgentOffline(f"connection to {link.hello.hostname} dropped while sending {tool}") from None
+        finally:
+            link.waiters.pop(call_id, None)
+
+
+class ClientDispatcher:
+    """Tool calls for one client's agents. Built only by :meth:`Hub.for_client`."""
+
+    def __init__(self, hub: Hub, client_id: str) -> None:
+        self._hub = hub
+        self.client_id = client_id
+
+    def online(self) -> list[AgentLink]:
+        return [link for link in self._hub._links.values() if link.identity.client_id == self.client_id]
+
+    def _link(self, agent_id: str) -> AgentLink:
+        link = self._hub._links.get(agent_id)
+        if link is None or link.identity.client_id != self.client_id:
+            raise AgentOffline(f"agent {agent_id} is not connected")
+        return link
+
+    async def call_tool(self, agent_id: str, tool: str, args: dict[str, Any], *, timeout: float,
+                        call_id: str | None = None, approval: Approval | None = None,
+                        reconnect_grace: float = 0.0) -> ToolResult:
+        """Run ``tool`` on the agent and return its successful result.
+
+        Raises :class:`AgentOffline`, :class:`ToolTimeout`, :class:`ToolRefused` (the agent
+        would not run it) or :class:`ToolFailed` (it ran and failed). With
+        ``reconnect_grace``, a call whose connection drops is sent again with the same
+        ``call_id`` once the agent is back, so the agent's journal answers it instead of
+        running it twice.
+        """
+        call_id = call_id or "call_" + secrets.token_hex(8)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + max(reconnect_grace, 0.0)
+        while True:
+            try:
+                result = await self._hub._call(self._link(agent_id), tool, args, timeout=timeout,
+                                               call_id=call_id, approval=approval)
+                break
+            except AgentOffline:
+                if loop.time() >= give_up:
+                    raise
+                await asyncio.sleep(0.2)
+        if result.ok:
+            return result
+        err = result.error
+        code, message = (err.code, err.message) if err else ("tool_failed", "no error detail")
+        if code in REFUSALS:
+            raise ToolRefused(f"agent refused {tool}: {message}", code)
+        raise ToolFailed(f"{tool} failed: {message}")
+
+    async def notify_user(self, agent_id: str, text: str) -> None:
+        """Show the user-facing reply on the agent's device."""
+        link = self._link(agent_id)
+        link.conn.send(NotifyUser(text=text))
+        try:
+            await link.flush()
+        except TransportClosed:
+            raise AgentOffline(f"connection to {link.hello.hostname} dropped") from None
+
+
+async def _flush(conn: ServerConnection, transport: Transport) -> None:
+    for text in conn.data_to_send():
+        await transport.send(text)
+
+
+async def _quiet_close(transport: Transport, code: int, reason: str) -> None:
+    try:
+        await transport.close(code, reason)
+    except (TransportClosed, RuntimeError, OSError):
+        pass
+
+
+def _fail_waiters(link: AgentLink, reason: str) -> None:
+    for fut in link.waiters.values():
+        if not fut.done():
+            fut.set_exception(AgentOffline(f"{link.hello.hostname}: {reason}"))

@@ -1,0 +1,95 @@
+"""Approval requests: stored, announced, decided once, and denied when nobody decides in time.
+
+The waiter sleeps until the stored deadline (not a periodic sweep) or until a decision
+wakes it. The decision itself is a conditional update in the database, so a technician's
+approval racing the expiry has exactly one winner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from datetime import timedelta
+from typing import Any
+
+from mspclaw.errors import ApprovalDenied, Conflict
+from mspclaw.pipeline.events import SessionEvents
+from mspclaw.protocol.frames import Approval
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.tables import ApprovalRow, utcnow
+from mspclaw.store.tickets import TicketStore
+
+EXPIRED_BY = "mspclaw (no decision in time)"
+
+
+class Approvals:
+    def __init__(self, store: TicketStore, audit: AuditLog, events: SessionEvents, *, timeout_s: float) -> None:
+        self._store = store
+        self._audit = audit
+        self._events = events
+        self.timeout_s = timeout_s
+        self._wakeups: dict[str, asyncio.Event] = {}
+
+    def pending(self, scope: Collection[str] | None) -> list[ApprovalRow]:
+        return self._store.approvals(scope, status="pending")
+
+    async def request(self, *, session_id: str, client_id: str, ticket_id: str, target: str, tool: str,
+                      args: dict[str, Any], reason: str) -> Approval:
+        deadline = utcnow() + timedelta(seconds=self.timeout_s)
+        row = self._store.request_approval(session_id=session_id, client_id=client_id, tool=tool, args=args,
+                                           target=target, reason=reason, deadline=deadline)
+        wake = self._wakeups.setdefault(row.id, asyncio.Event())
+        self._audit.append("approval_requested", client_id=client_id, session_id=session_id,
+                           data={"approval_id": row.id, "tool": tool, "args": args, "target": target,
+                                 "reason": reason, "deadline": deadline.isoformat()})
+        self._store.update_session(session_id, status="awaiting_approval")
+        self._events.emit(session_id, "approval_request", {
+            "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
+            "reason": reason, "deadline": deadline.isoformat()})
+        try:
+            remaining = (deadline - utcnow()).total_seconds()
+            try:
+                await asyncio.wait_for(wake.wait(), max(remaining, 0.0))
+            except TimeoutError:
+                self._expire(row)
+        finally:
+            self._wakeups.pop(row.id, None)
+        decided = self._store.approval(row.id)
+        self._store.update_session(session_id, status="running")
+        if decided.status != "approved" or decided.decided_at is None:
+            who = decided.approver or EXPIRED_BY
+            why = f": {decided.decision_reason}" if decided.decision_reason else ""
+            if decided.status == "expired":
+                raise ApprovalDenied(
+                    f"no technician decided on {tool} within {self.timeout_s:g} s, so it was not run", expired=True)
+            raise ApprovalDenied(f"{who} denied {tool}{why}")
+        return Approval(approval_id=decided.id, approver=decided.approver or "",
+                        decided_at=decided.decided_at.timestamp())
+
+    def _expire(self, row: ApprovalRow) -> None:
+        try:
+            self._store.decide(row.id, status="expired", approver=EXPIRED_BY, reason="no decision before the deadline")
+        except Conflict:
+            return  # a decision landed just in time
+        self._audit.append("approval_expired", client_id=row.client_id, session_id=row.session_id,
+                           data={"approval_id": row.id, "tool": row.tool})
+        self._events.emit(row.session_id, "approval_decision",
+                          {"approval_id": row.id, "status": "expired", "approver": EXPIRED_BY})
+
+    def decide(self, approval_id: str, *, approve: bool, approver: str, reason: str,
+               scope: Collection[str] | None) -> ApprovalRow:
+        """Record a technician's decision; raises NotFound outside the caller's clients."""
+        approver = approver.strip()
+        if not approver:
+            raise Conflict("an approval decision needs the approver's name")
+        self._store.approval(approval_id, scope)
+        row = self._store.decide(approval_id, status="approved" if approve else "denied", approver=approver,
+                                 reason=reason)
+        self._audit.append("approval_decided", actor=approver, client_id=row.client_id, session_id=row.session_id,
+                           data={"approval_id": row.id, "tool": row.tool, "status": row.status, "reason": reason})
+        self._events.emit(row.session_id, "approval_decision",
+                          {"approval_id": row.id, "status": row.status, "approver": approver, "reason": reason})
+        wake = self._wakeups.get(approval_id)
+        if wake is not None:
+            wake.set()
+        return row

@@ -1,0 +1,45 @@
+"""Session events: persisted in order, then pushed to whoever watches the session.
+
+A watcher that reconnects asks for the events after the last ``seq`` it saw; the database
+answers the past and the live queue the rest, so nothing is missed or seen twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from mspclaw.protocol.frames import Event
+from mspclaw.store.tickets import TicketStore
+
+
+class SessionEvents:
+    def __init__(self, store: TicketStore) -> None:
+        self._store = store
+        self._watchers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+
+    def emit(self, session_id: str, event: str, data: dict[str, Any]) -> Event:
+        row = self._store.add_event(session_id, event, data)
+        frame = Event(session_id=session_id, seq=row.seq, event=event, data=data)
+        for queue in self._watchers.get(session_id, ()):
+            queue.put_nowait(frame)
+        return frame
+
+    def history(self, session_id: str, after_seq: int = 0) -> list[Event]:
+        return [
+            Event(session_id=session_id, seq=row.seq, event=row.event, data=row.data)
+            for row in self._store.events(session_id, after_seq)
+        ]
+
+    def subscribe(self, session_id: str) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._watchers[session_id].add(queue)
+        return queue
+
+    def unsubscribe(self, session_id: str, queue: asyncio.Queue[Event]) -> None:
+        watchers = self._watchers.get(session_id)
+        if watchers is not None:
+            watchers.discard(queue)
+            if not watchers:
+                del self._watchers[session_id]

@@ -1,0 +1,108 @@
+"""The internal note for the technician's trail and the plain-words reply for the end user.
+
+Tool outputs are summarised per tool into one line each, so the note stays readable in a
+PSA; nothing from the outputs is copied that could carry a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mspclaw.engine.plan import RunResult, StepRecord
+
+
+def _size(n: Any) -> str:
+    value = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def _disk(out: dict[str, Any]) -> str:
+    parts = [f"{fs.get('mount', '?')} {fs.get('percent_used', 0):.0f}% used, {_size(fs.get('free_bytes'))} free"
+             for fs in out.get("filesystems", [])[:4]]
+    return "; ".join(parts) or "no filesystems reported"
+
+
+def _temp(out: dict[str, Any]) -> str:
+    if out.get("dry_run", True):
+        return f"would delete {out.get('files', 0)} old temp files ({_size(out.get('bytes'))})"
+    return f"deleted {out.get('deleted', 0)} old temp files, freed {_size(out.get('freed_bytes'))}"
+
+
+def _connectivity(out: dict[str, Any]) -> str:
+    dns, tcp = out.get("dns", {}), out.get("tcp", {})
+    if not dns.get("ok"):
+        return f"DNS lookup of {out.get('host')} failed: {dns.get('error')}"
+    if not tcp.get("ok"):
+        return f"{out.get('host')} resolves but TCP port {out.get('port')} is unreachable: {tcp.get('error')}"
+    return f"{out.get('host')}:{out.get('port')} reachable (DNS {dns.get('ms')} ms, connect {tcp.get('ms')} ms)"
+
+
+def _network(out: dict[str, Any]) -> str:
+    route = out.get("default_route") or {}
+    gateway = route.get("gateway") or "none"
+    dns = ", ".join(out.get("dns_servers", [])) or "none"
+    up = [i.get("name") for i in out.get("interfaces", []) if i.get("state") in ("UP", "up", "UNKNOWN")]
+    return f"default gateway {gateway}; DNS servers {dns}; interfaces up: {', '.join(map(str, up)) or 'none'}"
+
+
+def _processes(out: dict[str, Any]) -> str:
+    procs = out.get("processes", [])[:3]
+    return ", ".join(f"{p.get('name')} ({p.get('cpu_percent', 0):.0f}% CPU, {_size(p.get('rss_bytes'))})"
+                     for p in procs) or "no processes reported"
+
+
+def _system(out: dict[str, Any]) -> str:
+    mem = out.get("memory", {})
+    load = out.get("load_average", [0])
+    return (f"{out.get('os_name', '?')}; {_size(mem.get('available_bytes'))} of {_size(mem.get('total_bytes'))} "
+            f"memory free; load {load[0] if load else '?'}")
+
+
+SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "disk_usage": _disk,
+    "clear_temp_files": _temp,
+    "check_connectivity": _connectivity,
+    "network_status": _network,
+    "top_processes": _processes,
+    "system_info": _system,
+}
+
+
+def summarise(step: StepRecord) -> str:
+    if step.skipped:
+        return "skipped (not needed)"
+    if not step.ok:
+        return f"failed: {step.error}"
+    summary = SUMMARIES.get(step.tool or "")
+    try:
+        return summary(step.output or {}) if summary else "ok"
+    except (TypeError, ValueError, AttributeError):
+        return "ok (output not summarised)"
+
+
+def internal_note(*, playbook: str | None, device: str, result: RunResult | None, reason: str,
+                  approvals: list[str]) -> str:
+    outcome = result.outcome if result else "escalated"
+    lines = [f"MSPclaw: {outcome.upper()}" + (f" by playbook {playbook}" if playbook else ""),
+             f"Device: {device}"]
+    if result and result.steps:
+        lines.append("Steps:")
+        lines += [f"  {s.index}. {s.title} [{s.tool}]: {summarise(s)}" for s in result.steps]
+    lines += [f"Approval: {a}" for a in approvals]
+    lines.append(f"Outcome: {outcome}: {reason}")
+    if outcome == "escalated":
+        lines.append("Next: a technician should take this ticket over; the steps above are already done.")
+    return "\n".join(lines)
+
+
+def user_reply(result: RunResult | None, requester: str) -> str:
+    name = requester.split("@")[0].split(".")[0].capitalize() or "there"
+    if result and result.reply:
+        return f"Hi {name}, {result.reply}"
+    return (f"Hi {name}, thanks for your request. We could not fix this automatically, so one of our "
+            "technicians is taking it over and will get back to you soon.")

@@ -1,0 +1,1 @@
+"""Playbooks: the YAML format, the loader, the matcher and the shipped library."""

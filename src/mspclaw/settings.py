@@ -1,0 +1,70 @@
+"""Settings: the only reader of ``MSPCLAW_*`` environment variables.
+
+Every value has a working default, so a fresh checkout runs with nothing set: SQLite in
+``./.mspclaw``, port 8700, the deterministic playbook model, and an API key generated on
+first start and kept in the data directory (mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mspclaw.errors import ConfigError
+
+API_KEY_FILE = "api_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MSPCLAW_", extra="ignore")
+
+    data_dir: Path = Field(Path(".mspclaw"), description="Where SQLite, the audit files and the API key live.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default is SQLite in the data directory.")
+    api_key: SecretStr | None = Field(None, description="Bootstrap admin key for /api and the CLI.")
+    host: str = "127.0.0.1"
+    port: int = 8700
+    server_url: str = Field("http://127.0.0.1:8700", description="Where CLI commands find the server.")
+    model: str = Field("playbook", description="provider:model[,provider:model...]; 'playbook' needs no LLM.")
+    approval_timeout_s: float = Field(300.0, gt=0, description="No decision in this time is a deny.")
+    heartbeat_interval_s: float = Field(30.0, gt=0)
+    tool_timeout_s: float = Field(60.0, gt=0)
+    enrollment_ttl_hours: float = Field(24.0, gt=0)
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mspclaw.db'}"
+
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
+
+    def ensure_data_dir(self) -> Path:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create data directory {self.data_dir}: {exc.strerror}; "
+                "set MSPCLAW_DATA_DIR or --data-dir to a writable place"
+            ) from exc
+        return self.data_dir
+
+    def load_api_key(self, *, create: bool) -> str:
+        """The API key from the environment, else from the data directory (created if asked)."""
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return self.api_key.get_secret_value()
+        path = self.data_dir / API_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        if not create:
+            raise ConfigError(
+                f"no API key: set MSPCLAW_API_KEY, or start the server once so it writes {path}"
+            )
+        self.ensure_data_dir()
+        key = "msp_" + secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key

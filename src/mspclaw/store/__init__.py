@@ -1,0 +1,1 @@
+"""Persistence: tables, migrations, repositories, the audit trail."""

@@ -1,0 +1,448 @@
+"""The append-only, hash-chained audit trail.
+
+Each event is stored twice: as a row of ``audit_events`` and as one line of
+``<audit_dir>/YYYY-MM-DD.jsonl`` (the UTC day of its timestamp). The line is the canonical JSON
+(sorted keys, compact separators, ASCII only) of the whole record. Every record carries
+
+* ``seq``: 1 for the first event, then previous + 1, with no gaps;
+* ``prev_hash``: the ``hash`` of the previous event (:data:`GENESIS_HASH` for the first);
+* ``hash``: ``sha256(prev_hash + canonical JSON of every other field)`` in hex,
+
+so changing, removing or inserting any event breaks the chain from that point on, and
+:meth:`AuditLog.verify` names the first place where it breaks. Event data passes through
+:func:`mspclaw.store.redact.redact` before it is hashed, so secrets are never written anywhere.
+
+Writers are serialised so the chain never forks: a :class:`threading.Lock` within the process and,
+across processes and replicas, the database: ``pg_advisory_xact_lock`` on PostgreSQL, a
+``BEGIN IMMEDIATE`` transaction (the single SQLite write lock) on SQLite. Every process that
+appends must see the same ``audit_dir`` (one host, or a shared volume), or the files of each will
+miss the others' lines and ``verify`` will say so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from sqlalchemy import Connection, Engine, Row, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from mspclaw.errors import AuditIntegrityError, ConfigError, StoreError
+from mspclaw.store.redact import redact
+from mspclaw.store.tables import AuditEvent
+
+GENESIS_HASH = "0" * 64
+"""``prev_hash`` of the first event."""
+
+PG_LOCK_KEY = int.from_bytes(b"mspaudit", "big")
+"""Key of the PostgreSQL advisory lock that serialises appends: the bytes ``mspaudit`` as a bigint."""
+
+_FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
+_EVENTS = AuditEvent.__table__
+_LIMITS = {"kind": 64, "actor": 255, "client_id": 32, "session_id": 32}
+
+
+class AuditRecord(BaseModel):
+    """One event of the trail, exactly as hashed, stored and written to its JSONL line."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    seq: int
+    ts: AwareDatetime
+    kind: str
+    actor: str
+    client_id: str | None
+    session_id: str | None
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def line(self) -> str:
+        """The record's JSONL line, without the newline."""
+        return canonical_json({**_hashed_fields(self), "hash": self.hash})
+
+    def computed_hash(self) -> str:
+        """The hash the record's other fields call for (equal to ``hash`` unless tampered with)."""
+        return chain_hash(self.prev_hash, _hashed_fields(self))
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`AuditLog.verify` checked: all of it was intact."""
+
+    events: int
+    files: int
+    last_seq: int
+    last_hash: str
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, ASCII only, no NaN: the same text for the same data everywhere."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """``sha256(prev_hash + canonical_json(fields))`` as 64 hex digits."""
+    return hashlib.sha256((prev_hash + canonical_json(fields)).encode("ascii")).hexdigest()
+
+
+def _hashed_fields(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "ts": record.ts.astimezone(UTC).isoformat(),
+        "kind": record.kind,
+        "actor": record.actor,
+        "client_id": record.client_id,
+        "session_id": record.session_id,
+        "data": record.data,
+        "prev_hash": record.prev_hash,
+    }
+
+
+def _json_data(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Redacted, then reduced to plain JSON (tuples → lists, other objects → ``str``).
+
+    What is hashed is then exactly what the database hands back and what the file holds.
+    """
+    clean = redact(dict(data or {}))
+    try:
+        text = json.dumps(clean, sort_keys=True, ensure_ascii=True, allow_nan=False, default=str)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"audit data must be JSON (string keys, no NaN or infinity): {exc}") from exc
+    plain: dict[str, Any] = json.loads(text)
+    return plain
+
+
+@dataclass(frozen=True)
+class _Tail:
+    seq: int
+    hash: str
+    ts: datetime | None
+
+
+class AuditLog:
+    """Appends to, reads and verifies the audit trail. One instance per process is enough."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        audit_dir: Path,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ConfigError(f"the audit log supports SQLite and PostgreSQL, not {engine.dialect.name}")
+        self._engine = engine
+        self._dir = Path(audit_dir)
+        self._clock = clock
+        self._mutex = threading.Lock()
+
+    @property
+    def audit_dir(self) -> Path:
+        return self._dir
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def append(
+        self,
+        kind: str,
+        *,
+        actor: str = "system",
+        client_id: str | None = None,
+        session_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Record one event and return it with its ``seq`` and hashes.
+
+        Order of work, all under the append lock: read the tail (one indexed query), insert
+        the row, append and fsync the file line, commit. The file is written *inside* the
+        transaction, before the commit, because the lock is only held until the commit: a line
+        written afterwards could land in the file after a later event of another process.
+
+        * The row insert or the file write fails: the transaction rolls back and the file is
+          cut back to its previous length, so neither copy holds the event. :class:`StoreError`.
+        * The commit fails after the line was written: the line is cut off again and
+          :class:`StoreError` is raised. Should the database have committed after all (a
+          connection lost during COMMIT), the trail is not silently wrong: :meth:`verify`
+          reports the event as missing from the files.
+
+        ``ts`` never goes back: an event is stamped no earlier than the previous one, so day
+        files stay in ``seq`` order even when clocks of different writers disagree.
+        """
+        given = {"kind": kind, "actor": actor, "client_id": client_id, "session_id": session_id}
+        for name, value in given.items():
+            if value is not None and len(value) > _LIMITS[name]:
+                raise ValueError(f"audit {name} longer than {_LIMITS[name]} characters: {value[:80]!r}")
+        if not kind:
+            raise ValueError("audit kind must not be empty")
+        payload = _json_data(data)
+        with self._mutex:
+            try:
+                with self._locked() as conn:
+                    tail = self._tail(conn)
+                    now = self._clock()
+                    if now.tzinfo is None:
+                        raise ValueError("the audit clock must return aware datetimes")
+                    draft = AuditRecord(
+                        seq=tail.seq + 1,
+                        ts=max(now.astimezone(UTC), tail.ts) if tail.ts else now.astimezone(UTC),
+                        kind=kind,
+                        actor=actor,
+                        client_id=client_id,
+                        session_id=session_id,
+                        data=payload,
+                        prev_hash=tail.hash,
+                        hash="",
+                    )
+                    record = draft.model_copy(update={"hash": draft.computed_hash()})
+                    conn.execute(insert(AuditEvent).values(**record.model_dump()))
+                    with self._file_line(record):
+                        conn.exec_driver_sql("COMMIT")
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot append to the audit trail: {exc}") from exc
+        return record
+
+    @contextmanager
+    def _locked(self) -> Iterator[Connection]:
+        """A transaction holding the cross-process audit lock; the body must ``COMMIT`` it.
+
+        The connection runs in driver autocommit mode so that the transaction is exactly the
+        ``BEGIN``/``COMMIT`` written here: pysqlite would otherwise defer its own ``BEGIN`` to the
+        INSERT and take the write lock only after the tail was read.
+        """
+        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if self._engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+                conn.execute(select(func.pg_advisory_xact_lock(PG_LOCK_KEY)))
+            yield conn
+        except BaseException:
+            with suppress(SQLAlchemyError):
+                conn.exec_driver_sql("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _tail(conn: Connection) -> _Tail:
+        row = conn.execute(
+            select(AuditEvent.seq, AuditEvent.hash, AuditEvent.ts).order_by(AuditEvent.seq.desc()).limit(1)
+        ).first()
+        if row is None:
+            return _Tail(0, GENESIS_HASH, None)
+        return _Tail(row.seq, row.hash, row.ts.astimezone(UTC))
+
+    @contextmanager
+    def _file_line(self, record: AuditRecord) -> Iterator[None]:
+        """Append and fsync the record's line, run the body (the commit); undo the line if it fails."""
+        path = self._dir / f"{record.ts.astimezone(UTC).date().isoformat()}.jsonl"
+        size: int | None = None
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            created = not path.exists()
+            with path.open("ab") as fh:
+                size = fh.tell()
+                fh.write(record.line().encode("ascii") + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if created:
+                _fsync_dir(self._dir)
+        except OSError as exc:
+            _truncate(path, size)
+            raise StoreError(f"cannot write audit file {path}: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            _truncate(path, size)
+            raise
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        client_ids: Collection[str] | None = None,
+        session_id: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        after_seq: int = 0,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        """Events in ``seq`` order, filtered by every argument given.
+
+        ``client_ids=None`` means every client (and events with no client); an empty collection
+        means none. ``since`` (aware) keeps events at or after that time; ``after_seq`` pages on
+        from the last ``seq`` of a previous page.
+        """
+        if isinstance(client_ids, str):
+            raise TypeError("client_ids is a collection of ids, not one id")
+        if client_ids is not None and not client_ids:
+            return []
+        stmt = select(_EVENTS).where(_EVENTS.c.seq > after_seq).order_by(_EVENTS.c.seq).limit(limit)
+        if client_ids is not None:
+            stmt = stmt.where(AuditEvent.client_id.in_(list(client_ids)))
+        if session_id is not None:
+            stmt = stmt.where(AuditEvent.session_id == session_id)
+        if kind is not None:
+            stmt = stmt.where(AuditEvent.kind == kind)
+        if since is not None:
+            if since.tzinfo is None:
+                raise ValueError("since must be an aware datetime")
+            stmt = stmt.where(AuditEvent.ts >= since)
+        try:
+            with self._engine.connect() as conn:
+                return [_from_row(row) for row in conn.execute(stmt)]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the audit trail: {exc}") from exc
+
+    # --- verifying -------------------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Check every file line and every row; raise :class:`AuditIntegrityError` at the first fault.
+
+        Files are read in day order and line order. Each line must be canonical JSON of a
+        record whose ``seq`` follows the previous one, whose ``prev_hash`` is the previous
+        ``hash``, whose ``hash`` matches its content and whose day is its file's. Each line is
+        then matched against the row of the same ``seq``, whose own hash is recomputed too; rows
+        left over are events missing from the files. The check covers the trail as it stood
+        when it began: appends made meanwhile are left for the next run.
+        """
+        try:
+            with self._mutex, self._locked() as conn:
+                last_seq = self._tail(conn).seq
+                files = self._snapshot_files()
+                conn.exec_driver_sql("COMMIT")
+            with self._engine.connect() as conn:
+                rows = conn.execution_options(yield_per=500).execute(
+                    select(_EVENTS).where(_EVENTS.c.seq <= last_seq).order_by(_EVENTS.c.seq)
+                )
+                try:
+                    return self._check(files, (_from_row(row) for row in rows))
+                finally:
+                    rows.close()  # a server-side cursor on PostgreSQL, left open when a check fails
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the audit trail: {exc}") from exc
+
+    def _snapshot_files(self) -> list[tuple[Path, int]]:
+        if not self._dir.is_dir():
+            return []
+        found = [p for p in self._dir.iterdir() if _FILE_NAME.match(p.name) and p.is_file()]
+        return [(p, p.stat().st_size) for p in sorted(found, key=lambda p: p.name)]
+
+    def _check(self, files: list[tuple[Path, int]], rows: Iterator[AuditRecord]) -> VerifyReport:
+        prev = _Tail(0, GENESIS_HASH, None)
+        for path, size in files:
+            day = date.fromisoformat(path.name.removesuffix(".jsonl"))
+            for lineno, raw in enumerate(_lines(path, size), start=1):
+                where = f"{path.name}:{lineno}"
+                record = _parse_line(raw, where)
+                expected = prev.seq + 1
+                if record.seq > expected:
+                    raise AuditIntegrityError(f"missing seq {expected}: the line is seq {record.seq}", where)
+                if record.seq < expected:
+                    raise AuditIntegrityError(f"unexpected seq {record.seq}: expected seq {expected}", where)
+                if record.prev_hash != prev.hash:
+                    raise AuditIntegrityError(
+                        f"broken link: prev_hash of seq {record.seq} is not the hash of seq {prev.seq}", where
+                    )
+                if record.computed_hash() != record.hash:
+                    raise AuditIntegrityError(f"hash mismatch: seq {record.seq} was altered", where)
+                if record.ts.astimezone(UTC).date() != day:
+                    raise AuditIntegrityError(
+                        f"seq {record.seq} is dated {record.ts.isoformat()}, not in this day's file", where
+                    )
+                _match_row(record, next(rows, None), where)
+                prev = _Tail(record.seq, record.hash, record.ts)
+        leftover = next(rows, None)
+        if leftover is not None:
+            raise _missing_from_files(leftover.seq)
+        return VerifyReport(events=prev.seq, files=len(files), last_seq=prev.seq, last_hash=prev.hash)
+
+
+def _match_row(record: AuditRecord, row: AuditRecord | None, where: str) -> None:
+    if row is None or row.seq > record.seq:
+        raise AuditIntegrityError(f"extra line: seq {record.seq} is not in the database", where)
+    if row.seq < record.seq:
+        raise _missing_from_files(row.seq)
+    at = f"db seq {row.seq}"
+    if row.computed_hash() != row.hash:
+        raise AuditIntegrityError(f"hash mismatch: the row of seq {row.seq} was altered", at)
+    if row.hash != record.hash:
+        raise AuditIntegrityError(f"the row of seq {row.seq} differs from its line {where}", at)
+
+
+def _missing_from_files(seq: int) -> AuditIntegrityError:
+    message = f"event seq {seq} is in the database but missing from the files"
+    return AuditIntegrityError(message, f"db seq {seq}")
+
+
+def _parse_line(raw: bytes, where: str) -> AuditRecord:
+    if not raw.endswith(b"\n"):
+        raise AuditIntegrityError("incomplete line (no newline at the end)", where)
+    text = raw[:-1].decode("utf-8", errors="replace")
+    try:
+        record = AuditRecord.model_validate_json(text)
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise AuditIntegrityError("bad JSON", where) from exc
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
+        raise AuditIntegrityError(f"malformed event: {problems}", where) from exc
+    if record.line() != text:
+        raise AuditIntegrityError(f"seq {record.seq} is not in canonical form (the line was edited)", where)
+    return record
+
+
+def _from_row(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        seq=row.seq,
+        ts=row.ts.astimezone(UTC),
+        kind=row.kind,
+        actor=row.actor,
+        client_id=row.client_id,
+        session_id=row.session_id,
+        data=row.data,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _lines(path: Path, size: int) -> Iterator[bytes]:
+    """The lines among the first ``size`` bytes of ``path`` (the length it had at the snapshot)."""
+    try:
+        with path.open("rb") as fh:
+            remaining = size
+            for raw in fh:
+                if remaining <= 0:
+                    return
+                yield raw[:remaining]
+                remaining -= len(raw)
+    except OSError as exc:
+        raise StoreError(f"cannot read audit file {path}: {exc}") from exc
+
+
+def _truncate(path: Path, size: int | None) -> None:
+    """Cut ``path`` back to ``size`` bytes, its length before a failed append (``None``: unknown)."""
+    if size is not None:
+        with suppress(OSError):
+            os.truncate(path, size)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

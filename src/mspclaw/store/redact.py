@@ -1,0 +1,120 @@
+"""Keep secrets out of the audit trail and the logs.
+
+:func:`redact` returns a copy of JSON-like data (dicts, lists, tuples, scalars) in which
+
+1. **the value under a secret-looking key is replaced by** ``"[redacted]"``, whatever its type
+   (a string, a number, a whole nested object); ``None`` stays ``None`` since it hides nothing.
+   A key is secret-looking when, after normalising it (camelCase split, lower-cased, ``-``,
+   ``.`` and spaces turned into ``_``, so ``X-Api-Key``, ``apiKey`` and ``api.key`` all become
+   ``api_key``):
+
+   * it contains one of :data:`SECRET_STEMS` anywhere (``new_password``, ``client_secret``,
+     ``Authorization``, ``set_cookie``, ``x_api_key``, ``private_key_pem``, ``signing_key``...);
+   * or one of its ``_``-separated words contains ``token`` (``access_token``, ``refreshToken``,
+     ``apitoken``), except a last word of exactly ``tokens``: ``input_tokens``, ``max_tokens``
+     are the token counts every LLM provider reports, not credentials;
+   * or the whole key is one of :data:`SECRET_KEYS` (``code``, ``enrollment_code``, ``pin``,
+     ``otp``, ``pwd``, ``auth``), words too short or too common to match inside other keys.
+
+2. **secrets inside strings are scrubbed** wherever they occur, under any key:
+   ``Bearer <token>`` becomes ``Bearer [redacted]``; an ``Authorization: <scheme> <value>``
+   header line keeps only its scheme; the password of a URL (``scheme://user:pw@host``) is
+   replaced; ``password=...``, ``token: ...``, ``api_key=...`` style pairs (query strings,
+   command lines, log text) keep the name and lose the value.
+
+The rule errs on the side of hiding: a value wrongly redacted costs a little detail in the
+audit trail, a secret wrongly kept cannot be taken back. Keys themselves are never changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[redacted]"
+
+SECRET_STEMS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "credential",
+    "authorization",
+    "cookie",
+    "api_key",
+    "apikey",
+    "private_key",
+    "privatekey",
+    "signing_key",
+    "server_key",
+    "session_key",
+    "access_key",
+    "bearer",
+)
+"""Substrings that make a normalised key secret wherever they appear in it."""
+
+SECRET_KEYS: frozenset[str] = frozenset({"code", "enrollment_code", "pin", "otp", "pwd", "auth"})
+"""Normalised keys that are secret only as a whole."""
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[\s\-.]+")
+
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
+_AUTH_HEADER = re.compile(r"(?im)\b((?:proxy-)?authorization\s*[:=]\s*)(?:([A-Za-z][\w-]*)\s+)?[^\s,;'\"]+")
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)[^/\s@]+(@)")
+_SECRET_PAIR = re.compile(
+    r"(?i)(?<![a-z])((?:password|passwd|passphrase|pwd|secret|client[_-]?secret|token|access[_-]?token"
+    r"|refresh[_-]?token|api[_-]?key|apikey)\s*[:=]\s*)(?!\[redacted\])[\"']?[^\s\"'&,;]+[\"']?"
+)
+
+
+def normalise_key(key: object) -> str:
+    """``"X-Api-Key"`` → ``"x_api_key"``, ``"refreshToken"`` → ``"refresh_token"``."""
+    text = _CAMEL.sub("_", str(key))
+    return _SEPARATORS.sub("_", text).lower()
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether values under ``key`` are replaced by :data:`REDACTED` (rule 1 above)."""
+    norm = normalise_key(key)
+    if norm in SECRET_KEYS:
+        return True
+    if any(stem in norm for stem in SECRET_STEMS):
+        return True
+    words = [w for w in norm.split("_") if w]
+    for i, word in enumerate(words):
+        if "token" in word and not (word == "tokens" and i == len(words) - 1):
+            return True
+    return False
+
+
+def redact_text(text: str) -> str:
+    """Scrub bearer tokens, authorization headers, URL passwords and ``name=value`` secrets."""
+    text = _AUTH_HEADER.sub(_auth_header_repl, text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", text)
+    return _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+
+
+def _auth_header_repl(match: re.Match[str]) -> str:
+    scheme = match.group(2)
+    return f"{match.group(1)}{scheme} {REDACTED}" if scheme else f"{match.group(1)}{REDACTED}"
+
+
+def redact(data: Any) -> Any:
+    """A copy of ``data`` with secrets replaced (see the module docstring for the rule).
+
+    Dicts keep their keys, lists and tuples become lists, strings are scrubbed, other values
+    are returned as they are. The input is never modified.
+    """
+    if isinstance(data, Mapping):
+        return {
+            key: (REDACTED if value is not None and is_secret_key(key) else redact(value))
+            for key, value in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [redact(item) for item in data]
+    if isinstance(data, str):
+        return redact_text(data)
+    return data

@@ -1,0 +1,179 @@
+"""Clients, enrollment codes, agents and devices: who exists and who may connect.
+
+Credentials never rest in clear: enrollment codes and agent credentials are stored as
+SHA-256 digests (both are 256-bit random values, so a slow KDF adds nothing) and compared in
+constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy import orm
+from sqlalchemy.orm import sessionmaker
+
+from mspclaw.errors import AuthError, Conflict, EnrollmentError, NotFound
+from mspclaw.store.tables import Agent, Client, Device, Enrollment, new_id, utcnow
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str
+    client_id: str
+    role: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class EnrolledAgent:
+    agent: Agent
+    credential: str
+    """Shown once, to the agent; only its digest is stored."""
+
+
+class Registry:
+    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
+        self._sessions = sessions
+
+    # -- clients --------------------------------------------------------------------------------
+    def add_client(self, name: str, psa_refs: dict[str, str] | None = None) -> Client:
+        name = name.strip()
+        if not name:
+            raise Conflict("a client needs a non-empty name")
+        client = Client(id=new_id("cl"), name=name, psa_refs=psa_refs or {})
+        try:
+            with self._sessions.begin() as db:
+                db.add(client)
+        except IntegrityError as exc:
+            raise Conflict(f"a client named {name!r} already exists") from exc
+        return client
+
+    def clients(self) -> list[Client]:
+        with self._sessions() as db:
+            return list(db.scalars(select(Client).order_by(Client.name)))
+
+    def client(self, ref: str) -> Client:
+        """Find a client by id or by exact name."""
+        with self._sessions() as db:
+            found = db.scalars(select(Client).where(or_(Client.id == ref, Client.name == ref))).first()
+        if found is None:
+            raise NotFound(f"no client {ref!r}; list them with `mspclaw clients list`")
+        return found
+
+    # -- enrollment -----------------------------------------------------------------------------
+    def issue_code(self, client_id: str, *, role: str = "device", ttl: timedelta) -> IssuedCode:
+        if role not in ("device", "site"):
+            raise Conflict(f"role must be 'device' or 'site', not {role!r}")
+        code = "enr_" + secrets.token_urlsafe(24)
+        expires = utcnow() + ttl
+        with self._sessions.begin() as db:
+            db.add(
+                Enrollment(
+                    id=new_id("en"), client_id=client_id, code_hash=digest(code), role=role, expires_at=expires
+                )
+            )
+        return IssuedCode(code, client_id, role, expires)
+
+    def enroll(self, code: str, *, hostname: str, os: str, os_version: str, agent_version: str,
+               tools: list[str]) -> EnrolledAgent:
+        """Spend a code once and create the agent (and, for a device agent, its device)."""
+        now = utcnow()
+        credential = secrets.token_urlsafe(32)
+        with self._sessions.begin() as db:
+            enr = db.scalars(select(Enrollment).where(Enrollment.code_hash == digest(code))).first()
+            if enr is None:
+                raise EnrollmentError("unknown enrollment code; ask for a new one with `mspclaw enroll CLIENT`")
+            if enr.used_at is not None:
+                raise EnrollmentError("this enrollment code was already used; codes are single-use")
+            if enr.expires_at <= now:
+                raise EnrollmentError("this enrollment code has expired; ask for a new one")
+            agent = Agent(
+                id=new_id("ag"), client_id=enr.client_id, role=enr.role, hostname=hostname, os=os,
+                os_version=os_version, agent_version=agent_version, tools=tools,
+                credential_hash=digest(credential), signing_key=secrets.token_hex(32),
+            )
+            db.add(agent)
+            db.flush()
+            # Conditional update: two agents racing on one code cannot both win.
+            spent = cast("CursorResult[Any]", db.execute(
+                update(Enrollment)
+                .where(Enrollment.id == enr.id, Enrollment.used_at.is_(None))
+                .values(used_at=now, agent_id=agent.id)
+            ))
+            if spent.rowcount != 1:
+                raise EnrollmentError("this enrollment code was already used; codes are single-use")
+            if enr.role == "device":
+                db.add(Device(id=new_id("dv"), client_id=enr.client_id, agent_id=agent.id,
+                              hostname=hostname, os=os))
+        return EnrolledAgent(agent, credential)
+
+    # -- agents ---------------------------------------------------------------------------------
+    def authenticate(self, bearer: str) -> Agent:
+        """Check ``agent_id.credential``; raise :class:`AuthError` if unknown, wrong or revoked."""
+        agent_id, _, credential = bearer.partition(".")
+        with self._sessions() as db:
+            agent = db.get(Agent, agent_id) if agent_id and credential else None
+        if agent is None or not hmac.compare_digest(agent.credential_hash, digest(credential)):
+            raise AuthError("unknown agent or wrong credential")
+        if agent.revoked_at is not None:
+            raise AuthError("this agent's credential was revoked; enroll it again with a new code")
+        return agent
+
+    def agents(self, client_id: str | None = None) -> list[Agent]:
+        stmt = select(Agent).order_by(Agent.client_id, Agent.hostname)
+        if client_id is not None:
+            stmt = stmt.where(Agent.client_id == client_id)
+        with self._sessions() as db:
+            return list(db.scalars(stmt))
+
+    def agent(self, agent_id: str) -> Agent:
+        with self._sessions() as db:
+            agent = db.get(Agent, agent_id)
+        if agent is None:
+            raise NotFound(f"no agent {agent_id!r}")
+        return agent
+
+    def revoke(self, agent_id: str) -> Agent:
+        with self._sessions.begin() as db:
+            agent = db.get(Agent, agent_id)
+            if agent is None:
+                raise NotFound(f"no agent {agent_id!r}")
+            agent.revoked_at = utcnow()
+        return agent
+
+    def update_hello(self, agent_id: str, *, hostname: str, os_version: str, agent_version: str,
+                     tools: list[str]) -> None:
+        with self._sessions.begin() as db:
+            db.execute(
+                update(Agent).where(Agent.id == agent_id).values(
+                    hostname=hostname, os_version=os_version, agent_version=agent_version, tools=tools,
+                    last_seen_at=utcnow(),
+                )
+            )
+
+    def touch(self, agent_id: str) -> None:
+        with self._sessions.begin() as db:
+            db.execute(update(Agent).where(Agent.id == agent_id).values(last_seen_at=utcnow()))
+
+    # -- devices --------------------------------------------------------------------------------
+    def devices(self, client_id: str) -> list[Device]:
+        with self._sessions() as db:
+            return list(db.scalars(select(Device).where(Device.client_id == client_id).order_by(Device.hostname)))
+
+    def find_device(self, client_id: str, ref: str) -> Device | None:
+        """A device of this client by id or host name (case-insensitive)."""
+        for device in self.devices(client_id):
+            if device.id == ref or device.hostname.lower() == ref.lower():
+                return device
+        return None

@@ -1,0 +1,90 @@
+"""Composition root: builds every service from :class:`~mspclaw.settings.Settings`.
+
+``api`` and ``cli`` get their services here and nowhere else; tests build the same graph
+with their own settings, and swap only the edges (a PSA connector, the playbook set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from mspclaw.connectors.base import PSAConnector
+from mspclaw.dispatch import Hub
+from mspclaw.pipeline.approvals import Approvals
+from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.fleet import Fleet
+from mspclaw.pipeline.routing import Router
+from mspclaw.pipeline.tickets import TicketService
+from mspclaw.playbooks.loader import load_dir
+from mspclaw.playbooks.schema import Playbook
+from mspclaw.settings import Settings
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.db import make_engine, migrate, session_factory
+from mspclaw.store.registry import Registry
+from mspclaw.store.tickets import TicketStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    api_key: str
+    engine: Engine
+    registry: Registry
+    store: TicketStore
+    audit: AuditLog
+    hub: Hub
+    fleet: Fleet
+    events: SessionEvents
+    approvals: Approvals
+    router: Router
+    tickets: TicketService
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Begin background work (heartbeat supervision) and settle what a crash left behind."""
+        self.tickets.recover()
+        self._background.append(asyncio.get_running_loop().create_task(self.hub.run_ticker()))
+
+    async def stop(self) -> None:
+        await self.tickets.shutdown()
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(settings: Settings) -> tuple[Engine, AuditLog]:
+    """The database (migrated) and the audit log: what CLI commands that work offline need."""
+    settings.ensure_data_dir()
+    engine = make_engine(settings.resolved_database_url())
+    migrate(engine)
+    return engine, AuditLog(engine, settings.audit_dir())
+
+
+def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = None,
+          playbooks: list[Playbook] | None = None, playbook_dir: Path | None = None) -> Services:
+    api_key = settings.load_api_key(create=True)
+    engine, audit = open_store(settings)
+    sessions = session_factory(engine)
+    registry = Registry(sessions)
+    store = TicketStore(sessions)
+    hub = Hub(heartbeat_interval=settings.heartbeat_interval_s)
+    fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours)
+    events = SessionEvents(store)
+    approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s)
+    router = Router(registry, hub)
+    books = playbooks if playbooks is not None else (load_dir(playbook_dir) if playbook_dir else load_dir())
+    tickets = TicketService(registry=registry, store=store, audit=audit, hub=hub, router=router, events=events,
+                            approvals=approvals, playbooks=books, connectors=connectors or {},
+                            tool_timeout_s=settings.tool_timeout_s)
+    return Services(settings, api_key, engine, registry, store, audit, hub, fleet, events, approvals, router,
+                    tickets)

@@ -1,0 +1,106 @@
+"""Fixtures for the agent daemon's tests: a pinned key, an enrolled identity, a journal, signed calls.
+
+Everything is real: tools run on this machine, the journal is SQLite in ``tmp_path``, calls are
+signed with :func:`mspclaw.protocol.signing.sign_call` exactly as the server signs them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mspclaw.agent.executor import Executor
+from mspclaw.agent.journal import Journal
+from mspclaw.agent.state import AgentState
+from mspclaw.agent.tools import ToolContext, tool_registry
+from mspclaw.protocol.frames import Approval, ToolCall
+from mspclaw.protocol.signing import sign_call
+
+DAY = 86400.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+@pytest.fixture
+def state(key: bytes) -> AgentState:
+    return AgentState(
+        agent_id="agt_test",
+        client_id="acme",
+        role="device",
+        credential="s3cret-credential",
+        server_key=key.hex(),
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(tmp_path / "journal.db")
+    yield j
+    j.close()
+
+
+@pytest.fixture
+def temp_root(tmp_path: Path) -> Path:
+    root = tmp_path / "temp-root"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def context(temp_root: Path) -> ToolContext:
+    return ToolContext(temp_roots=(temp_root,))
+
+
+@pytest.fixture
+def executor(key: bytes, journal: Journal, context: ToolContext) -> Executor:
+    return Executor(key=key, registry=tool_registry("linux"), journal=journal, context=context)
+
+
+SignCall = Callable[..., ToolCall]
+
+
+@pytest.fixture
+def signed(key: bytes) -> SignCall:
+    """Build a tool call signed with the pinned key: ``signed("disk_usage", {"paths": ["/"]})``."""
+
+    def make(
+        tool: str,
+        args: dict[str, Any] | None = None,
+        *,
+        call_id: str | None = None,
+        deadline_in: float = 30.0,
+        approval: Approval | None = None,
+    ) -> ToolCall:
+        call = ToolCall(
+            call_id=call_id or f"call-{secrets.token_hex(4)}",
+            tool=tool,
+            args=args or {},
+            deadline=time.time() + deadline_in,
+            approval=approval,
+        )
+        return sign_call(key, call)
+
+    return make
+
+
+def write_file(path: Path, size: int, age_days: float) -> Path:
+    """A file of ``size`` bytes whose modification time is ``age_days`` in the past."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    when = time.time() - age_days * DAY
+    os.utime(path, (when, when))
+    return path
