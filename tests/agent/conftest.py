@@ -97,10 +97,18 @@ def signed(key: bytes) -> SignCall:
     return make
 
 
-def write_file(path: Path, size: int, age_days: float) -> Path:
-    """A file of ``size`` bytes whose modification time is ``age_days`` in the past."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x" * size)
-    when = time.time() - age_days * DAY
-    os.utime(path, (when, when))
-    return path
+MakeFile = Callable[[Path, int, float], Path]
+
+
+@pytest.fixture
+def make_file() -> MakeFile:
+    """Write a file of ``size`` bytes whose modification time is ``age_days`` in the past."""
+
+    def make(path: Path, size: int, age_days: float) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+        when = time.time() - age_days * DAY
+        os.utime(path, (when, when))
+        return path
+
+    return make

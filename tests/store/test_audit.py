@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -512,6 +514,8 @@ def test_two_instances_on_separate_engines_form_one_chain(database: TestDatabase
 
 CHILD = """
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.db import make_engine
@@ -523,9 +527,11 @@ for i in range(int(sys.argv[3])):
 
 
 def test_two_processes_form_one_chain(database: TestDatabase, audit_dir: Path) -> None:
+    """The same across real processes (whether they interleave is up to the OS; the test below
+    forces the interleaving that a missing lock gets wrong)."""
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, database.url, str(audit_dir), "60"],
+            [sys.executable, "-c", CHILD, database.url, str(audit_dir), "100"],
             stdin=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -540,7 +546,7 @@ def test_two_processes_form_one_chain(database: TestDatabase, audit_dir: Path) -
         _, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
 
-    assert_one_unbroken_chain(AuditLog(database.new_engine(), audit_dir), 120)
+    assert_one_unbroken_chain(AuditLog(database.new_engine(), audit_dir), 200)
 
 
 def test_the_tail_is_read_only_under_the_lock(
@@ -552,7 +558,6 @@ def test_the_tail_is_read_only_under_the_lock(
     read the tail before taking the lock (pysqlite's deferred BEGIN, or no advisory lock), it
     would collide on seq 1 instead.
     """
-    holder = hold_audit_lock(database)
     outcome: list[AuditRecord | BaseException] = []
 
     def run() -> None:
@@ -561,47 +566,38 @@ def test_the_tail_is_read_only_under_the_lock(
         except BaseException as exc:  # reported below
             outcome.append(exc)
 
-    worker = threading.Thread(target=run)
-    worker.start()
-    time.sleep(0.5)
-    assert worker.is_alive() and not outcome, "append went ahead while another writer held the lock"
-    holder(
-        "INSERT INTO audit_events (seq, ts, kind, actor, data, prev_hash, hash) VALUES "
-        f"(1, '2026-11-23 09:00:00', 'other', 'system', '{{}}', '{GENESIS_HASH}', '{'a' * 64}')"
-    )
-    holder("COMMIT")
+    with hold_audit_lock(database) as execute:
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive() and not outcome, "append went ahead while another writer held the lock"
+        execute(
+            "INSERT INTO audit_events (seq, ts, kind, actor, data, prev_hash, hash) VALUES "
+            f"(1, '2026-11-23 09:00:00', 'other', 'system', '{{}}', '{GENESIS_HASH}', '{'a' * 64}')"
+        )
     worker.join(timeout=30)
 
     assert len(outcome) == 1 and isinstance(outcome[0], AuditRecord), outcome
     assert (outcome[0].seq, outcome[0].prev_hash) == (2, "a" * 64)
 
 
-def hold_audit_lock(database: TestDatabase) -> Any:
-    """Take the audit lock the way another process would; returns an ``execute(sql)`` function."""
+@contextmanager
+def hold_audit_lock(database: TestDatabase) -> Iterator[Callable[[str], object]]:
+    """Hold the audit lock the way another process would; commit what ``execute`` ran on exit."""
     url = make_url(database.url)
     if database.kind == "sqlite":
         lite = sqlite3.connect(str(url.database), isolation_level=None, timeout=30)
-        lite.execute("BEGIN IMMEDIATE")
-
-        def run_sqlite(sql: str) -> None:
-            lite.execute(sql)
-            if sql == "COMMIT":
-                lite.close()
-
-        return run_sqlite
-    pg = psycopg.connect(
-        host=url.host, port=url.port, user=url.username, dbname=url.database, **dict(url.query)
-    )
-    pg.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
-
-    def run_pg(sql: str) -> None:
-        if sql == "COMMIT":
-            pg.commit()
-            pg.close()
-        else:
-            pg.execute(sql)
-
-    return run_pg
+        try:
+            lite.execute("BEGIN IMMEDIATE")
+            yield lite.execute
+            lite.execute("COMMIT")
+        finally:
+            lite.close()
+        return
+    libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url) as pg:
+        pg.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
+        yield pg.execute  # leaving the block commits, which releases the lock
 
 
 def test_verify_during_appends_sees_no_false_tampering(engine: Engine, audit_dir: Path) -> None:

@@ -36,6 +36,7 @@ from mspclaw.agent.executor import Executor
 from mspclaw.agent.state import AgentState
 from mspclaw.agent.tools import current_os, hostname, os_version
 from mspclaw.protocol.connection import (
+    CLOSE_NORMAL,
     CLOSE_PROTOCOL_VERSION,
     CLOSE_UNAUTHORIZED,
     AgentConnection,
@@ -184,7 +185,7 @@ class AgentDaemon:
         finally:
             stopper.cancel()
             if not task.done():
-                task.cancel()  # the connection closes normally (1000) as its ``async with`` unwinds
+                task.cancel()
             await asyncio.gather(task, stopper, return_exceptions=True)
         return None if task.cancelled() else task.result()
 
@@ -220,6 +221,9 @@ class AgentDaemon:
         ticker = asyncio.create_task(self._tick(ws, conn))
         try:
             done, _ = await asyncio.wait({reader, ticker}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # stop(): say goodbye with 1000, not the 1011 of an aborted block
+            await ws.close(CLOSE_NORMAL, "agent stopping")
+            raise
         finally:
             reader.cancel()
             ticker.cancel()

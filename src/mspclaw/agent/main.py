@@ -13,6 +13,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mspclaw
@@ -99,20 +101,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+@contextmanager
+def logging_to_stderr(level: str) -> Iterator[None]:
+    """Log with timestamps to stderr for the life of the command, then put logging back as it was."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper()))
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``mspclaw agent``; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    args = build_parser().parse_args(argv)
+    with logging_to_stderr(args.log_level):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir or default_state_dir()
     try:
         server = server_base(args.server)

@@ -23,6 +23,7 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mspclaw.api.server import uvicorn_config
 from mspclaw.connectors.base import PSATicket
@@ -111,10 +112,10 @@ def _report(services: Services, psa_ticket: PSATicket) -> None:
                                          for c in calls) or "none")
     table.add_row("approval", "; ".join(f"{a.tool}: {a.status} by {a.approver}" for a in approvals) or "none needed")
     colour = "green" if session.outcome == "resolved" else "yellow"
-    table.add_row("outcome", f"[{colour}]{session.outcome}[/{colour}]: {session.reason}")
+    table.add_row("outcome", Text.assemble((str(session.outcome), colour), f": {session.reason}"))
     note = next((n.text for n in psa_ticket.notes if not n.public), "(no note)")
-    table.add_row("note (internal)", note)
-    table.add_row("reply to user", next((n.text for n in psa_ticket.notes if n.public), "(no reply)"))
+    table.add_row("note (internal)", Text(note))
+    table.add_row("reply to user", Text(next((n.text for n in psa_ticket.notes if n.public), "(no reply)")))
     console.print(table)
 
 
@@ -145,7 +146,7 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
         console.print(f"server on {settings.server_url}, data in {settings.data_dir}; client {client.name}")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mspclaw", "agent", "--server", settings.server_url, "--enroll", code.code,
-            "--state-dir", str(tmp / "agent-state"), "--temp-root", str(temp_root), "--log-level", "WARNING")
+            "--state-dir", str(tmp / "agent-state"), "--temp-root", str(temp_root), "--log-level", "warning")
         hostname = await _wait_online(services, proc, 30)
         console.print(f"agent on [bold]{hostname}[/bold] enrolled and online\n")
         for item in LocalPSA.with_samples("acme-dental", hostname)._tickets.values():

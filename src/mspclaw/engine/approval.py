@@ -1,8 +1,8 @@
 """Approval as a wrapper around the tool port, not a branch in the loop.
 
-A call is gated when the catalogue says the tool is destructive for these arguments (a
-preview such as ``dry_run: true`` is not) or the playbook lists the tool in
-``requires_approval``. The gate asks the :class:`~mspclaw.engine.ports.ApprovalPort` and
+A call is gated when the catalogue says the tool is destructive for these arguments, or the
+playbook lists the tool in ``requires_approval``; a preview (``dry_run: true``) changes
+nothing and is never gated. The gate asks the :class:`~mspclaw.engine.ports.ApprovalPort` and
 passes the grant down, so the agent can see and verify it.
 """
 
@@ -26,6 +26,7 @@ class ApprovalGate:
     ) -> dict[str, Any]:
         spec = get_tool(tool)
         parsed = spec.validate(args)
-        if approval is None and (spec.needs_approval(parsed) or tool in self._requires):
+        gated = spec.needs_approval(parsed) or (tool in self._requires and not spec.is_preview(parsed))
+        if approval is None and gated:
             approval = await self._approvals.request(tool, parsed.model_dump(mode="json"), reason=reason)
         return await self._inner(tool, args, reason=reason, approval=approval)

@@ -76,7 +76,7 @@ class Fleet:
 
     def violation(self, identity: AgentIdentity, error: ProtocolError) -> None:
         self.audit.append("protocol_error", actor=identity.agent_id, client_id=identity.client_id,
-                          data={"code": error.code, "message": error.message[:500]})
+                          data={"error_code": error.code, "message": error.message[:500]})
 
     def frame(self, identity: AgentIdentity, frame: Any) -> None:
         if isinstance(frame, UserAnswer):

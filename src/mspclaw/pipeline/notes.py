@@ -22,7 +22,7 @@ def _size(n: Any) -> str:
 
 
 def _disk(out: dict[str, Any]) -> str:
-    parts = [f"{fs.get('mount', '?')} {fs.get('percent_used', 0):.0f}% used, {_size(fs.get('free_bytes'))} free"
+    parts = [f"{fs.get('mount_point', '?')} {fs.get('percent_used', 0):.0f}% used, {_size(fs.get('free_bytes'))} free"
              for fs in out.get("filesystems", [])[:4]]
     return "; ".join(parts) or "no filesystems reported"
 
@@ -45,8 +45,8 @@ def _connectivity(out: dict[str, Any]) -> str:
 def _network(out: dict[str, Any]) -> str:
     route = out.get("default_route") or {}
     gateway = route.get("gateway") or "none"
-    dns = ", ".join(out.get("dns_servers", [])) or "none"
-    up = [i.get("name") for i in out.get("interfaces", []) if i.get("state") in ("UP", "up", "UNKNOWN")]
+    dns = ", ".join((out.get("dns") or {}).get("servers", [])) or "none"
+    up = [i.get("name") for i in out.get("interfaces", []) if i.get("state") == "up"]
     return f"default gateway {gateway}; DNS servers {dns}; interfaces up: {', '.join(map(str, up)) or 'none'}"
 
 
@@ -58,9 +58,10 @@ def _processes(out: dict[str, Any]) -> str:
 
 def _system(out: dict[str, Any]) -> str:
     mem = out.get("memory", {})
-    load = out.get("load_average", [0])
-    return (f"{out.get('os_name', '?')}; {_size(mem.get('available_bytes'))} of {_size(mem.get('total_bytes'))} "
-            f"memory free; load {load[0] if load else '?'}")
+    load = (out.get("load_average") or {}).get("1m", "?")
+    cpus = (out.get("cpu") or {}).get("count", "?")
+    return (f"{(out.get('os') or {}).get('pretty_name', '?')}; {_size(mem.get('available_bytes'))} of "
+            f"{_size(mem.get('total_bytes'))} memory free; load {load} on {cpus} CPUs")
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -101,7 +102,11 @@ def internal_note(*, playbook: str | None, device: str, result: RunResult | None
 
 
 def user_reply(result: RunResult | None, requester: str) -> str:
-    name = requester.split("@")[0].split(".")[0].capitalize() or "there"
+    parts = [p for p in requester.split("@")[0].replace("_", ".").split(".") if p]
+    if len(parts) > 1 and parts[0].lower() in ("dr", "mr", "mrs", "ms", "prof"):
+        name = f"{parts[0].capitalize()} {parts[1].capitalize()}"
+    else:
+        name = parts[0].capitalize() if parts and parts[0].isalpha() else "there"
     if result and result.reply:
         return f"Hi {name}, {result.reply}"
     return (f"Hi {name}, thanks for your request. We could not fix this automatically, so one of our "

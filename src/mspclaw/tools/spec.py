@@ -45,9 +45,10 @@ class ToolSpec:
                 problems.append(f"{where}: {err['msg']}")
             raise InvalidArguments(f"{self.name}: " + "; ".join(problems)) from exc
 
+    def is_preview(self, args: BaseModel) -> bool:
+        """True when the call only reports what it would change."""
+        return self.preview_flag is not None and getattr(args, self.preview_flag, False) is True
+
     def needs_approval(self, args: BaseModel) -> bool:
         """True when this call changes something and so must carry a technician's approval."""
-        if not self.destructive:
-            return False
-        previewing = self.preview_flag is not None and getattr(args, self.preview_flag, False) is True
-        return not previewing
+        return self.destructive and not self.is_preview(args)

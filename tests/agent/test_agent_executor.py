@@ -1,0 +1,145 @@
+"""The executor's gates: every refusal a user (or an attacker between server and agent) would meet."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mspclaw.agent.executor import Executor
+from mspclaw.agent.journal import Journal
+from mspclaw.agent.tools import JsonObject, ToolContext, bind, tool_registry
+from mspclaw.errors import ApprovalRequired, BadSignature, InvalidArguments, ToolFailed, ToolTimeout, UnknownTool
+from mspclaw.protocol.frames import Approval, ToolCall, ToolResult
+from mspclaw.protocol.signing import sign_call
+from mspclaw.tools.catalogue import NoArgs
+
+if TYPE_CHECKING:
+    from conftest import MakeFile, SignCall
+
+
+def run(executor: Executor, call: ToolCall) -> ToolResult:
+    return asyncio.run(executor.execute(call))
+
+
+def error_code(result: ToolResult) -> str:
+    assert result.ok is False and result.error is not None
+    return result.error.code
+
+
+def test_a_signed_call_runs_the_real_tool(executor: Executor, signed: SignCall) -> None:
+    result = run(executor, signed("disk_usage", {"paths": ["/"]}))
+    assert result.ok, result.error
+    assert isinstance(result.output, dict)
+    [fs] = result.output["filesystems"]
+    assert fs["mount_point"] == "/"
+    assert result.duration_ms >= 0
+
+
+def test_a_call_signed_with_another_key_is_refused(executor: Executor) -> None:
+    call = sign_call(b"k" * 32, ToolCall(call_id="c1", tool="system_info", deadline=time.time() + 30))
+    assert error_code(run(executor, call)) == BadSignature.code
+
+
+def test_altered_arguments_break_the_signature(executor: Executor, signed: SignCall) -> None:
+    call = signed("disk_usage", {"paths": ["/"]})
+    tampered = call.model_copy(update={"args": {"paths": ["/etc"]}})
+    assert error_code(run(executor, tampered)) == BadSignature.code
+
+
+def test_an_approval_added_after_signing_is_refused(
+    executor: Executor, signed: SignCall, make_file: MakeFile, temp_root: Path
+) -> None:
+    old = make_file(temp_root / "old.log", 10, 30)
+    call = signed("clear_temp_files", {"older_than_days": 7, "dry_run": False})
+    forged = call.model_copy(update={"approval": Approval(approval_id="a1", approver="mallory", decided_at=0)})
+    assert error_code(run(executor, forged)) == BadSignature.code
+    assert old.exists()
+
+
+def test_an_expired_deadline_is_a_timeout(executor: Executor, signed: SignCall) -> None:
+    result = run(executor, signed("system_info", deadline_in=-1))
+    assert error_code(result) == ToolTimeout.code
+    assert "deadline" in result.error.message
+
+
+def test_an_unknown_tool_is_refused(executor: Executor, signed: SignCall) -> None:
+    result = run(executor, signed("format_disk"))
+    assert error_code(result) == UnknownTool.code
+    assert "format_disk" in result.error.message
+
+
+def test_a_catalogue_tool_not_implemented_here_is_unknown(
+    key: bytes, journal: Journal, context: ToolContext, signed: SignCall
+) -> None:
+    executor = Executor(key=key, registry={}, journal=journal, context=context)  # as on macOS today
+    assert executor.offered_tools() == []
+    assert error_code(run(executor, signed("system_info"))) == UnknownTool.code
+
+
+def test_invalid_arguments_name_the_field(executor: Executor, signed: SignCall) -> None:
+    result = run(executor, signed("top_processes", {"sort_by": "colour", "limit": 10}))
+    assert error_code(result) == InvalidArguments.code
+    assert "sort_by" in result.error.message
+    extra = run(executor, signed("clear_temp_files", {"dry_run": True, "path": "/etc"}))
+    assert error_code(extra) == InvalidArguments.code
+    assert "path" in extra.error.message
+
+
+def test_destructive_call_without_approval_is_refused_and_deletes_nothing(
+    executor: Executor, signed: SignCall, make_file: MakeFile, temp_root: Path
+) -> None:
+    old = make_file(temp_root / "old.log", 100, 30)
+    result = run(executor, signed("clear_temp_files", {"older_than_days": 7, "dry_run": False}))
+    assert error_code(result) == ApprovalRequired.code
+    assert old.exists()
+
+
+def test_dry_run_needs_no_approval_and_an_approved_call_deletes(
+    executor: Executor, signed: SignCall, make_file: MakeFile, temp_root: Path
+) -> None:
+    old = make_file(temp_root / "old.log", 100, 30)
+    preview = run(executor, signed("clear_temp_files", {"older_than_days": 7, "dry_run": True}))
+    assert preview.ok and preview.output["files"] == 1 and old.exists()
+    approval = Approval(approval_id="apr-1", approver="tech@msp", decided_at=time.time())
+    done = run(executor, signed("clear_temp_files", {"older_than_days": 7, "dry_run": False}, approval=approval))
+    assert done.ok and done.output["deleted"] == 1
+    assert not old.exists()
+
+
+def test_a_slow_tool_times_out_at_the_deadline(
+    key: bytes, journal: Journal, context: ToolContext, signed: SignCall
+) -> None:
+    release = threading.Event()
+
+    def stuck(args: NoArgs, ctx: ToolContext) -> JsonObject:
+        release.wait(10)
+        return {}
+
+    executor = Executor(key=key, registry={"system_info": bind(NoArgs, stuck)}, journal=journal, context=context)
+    started = time.monotonic()
+    result = run(executor, signed("system_info", deadline_in=0.3))
+    release.set()
+    assert error_code(result) == ToolTimeout.code
+    assert time.monotonic() - started < 2
+
+
+def test_tool_failures_become_results_not_crashes(
+    key: bytes, journal: Journal, context: ToolContext, signed: SignCall
+) -> None:
+    def failing(args: NoArgs, ctx: ToolContext) -> JsonObject:
+        raise ToolFailed("the printer spooler is not installed")
+
+    def buggy(args: NoArgs, ctx: ToolContext) -> JsonObject:
+        return {"ratio": 1 / 0}
+
+    registry = tool_registry("linux") | {"system_info": bind(NoArgs, failing), "network_status": bind(NoArgs, buggy)}
+    executor = Executor(key=key, registry=registry, journal=journal, context=context)
+    failed = run(executor, signed("system_info"))
+    assert error_code(failed) == ToolFailed.code
+    assert failed.error.message == "the printer spooler is not installed"
+    crashed = run(executor, signed("network_status"))
+    assert error_code(crashed) == ToolFailed.code
+    assert crashed.error.message.startswith("ZeroDivisionError")
