@@ -45,7 +45,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ def loop_factory() -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop, "asyncio"
-    return uvloop.new_event_loop, f"uvloop {uvloop.__version__}"
+    return uvloop.new_event_loop, f"uvloop {getattr(uvloop, '__version__', '')}".strip()
 
 
 def run(main: Coroutine[Any, Any, Any]) -> Any:
@@ -190,9 +189,18 @@ class ControlServer:
                 lat.append(clock() - t0)
 
         gc_before = gc.get_stats()
+        profile = os.environ.get("FLEET_PROFILE") if concurrency > 1 else None
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         t0 = clock()
         await asyncio.gather(*(worker(m, c) for m, c in zip(per_worker, counts, strict=True) if c))
         elapsed = clock() - t0
+        if profile:
+            prof.disable()
+            prof.dump_stats(f"{profile}.{self.kind}")
         collections = sum(s["collections"] for s in gc.get_stats()) - sum(s["collections"] for s in gc_before)
         return {"lat": lat, "elapsed": elapsed, "errors": len(errors), "first_error": errors[:1],
                 "gc_collections": collections}
@@ -207,7 +215,7 @@ async def serve_mspclaw(args: argparse.Namespace) -> None:
         import tracemalloc
 
         tracemalloc.start(args.trace)
-    settings = Settings(data_dir=Path(args.data_dir), api_key=args.api_key,  # type: ignore[arg-type]
+    settings = Settings(data_dir=Path(args.data_dir), api_key=args.api_key,
                         heartbeat_interval_s=HEARTBEAT_S, log_level="WARNING")
     services = build(settings)
     hub = services.hub
@@ -254,6 +262,8 @@ async def serve_echo(args: argparse.Namespace) -> None:
                 fut = slot[0]
                 if fut is not None and not fut.done():
                     fut.set_result(message)
+        except ConnectionClosed:
+            pass
         finally:
             conns.pop(index, None)
 
@@ -366,7 +376,7 @@ def prepare_agents(data_dir: Path, api_key: str, n: int, per_client: int) -> lis
     from mspclaw.store.tables import Agent, Device, new_id
     from mspclaw.wiring import build
 
-    services = build(Settings(data_dir=data_dir, api_key=api_key))  # type: ignore[arg-type]
+    services = build(Settings(data_dir=data_dir, api_key=api_key))
     try:
         clients = [services.registry.add_client(f"bench-client-{i:03d}") for i in range(-(-n // per_client))]
         issued = services.fleet.issue_code(clients[0].id, ttl_hours=1, actor="bench")
