@@ -195,14 +195,14 @@ class ControlServer:
 
             prof = cProfile.Profile()
             prof.enable()
-        t0 = clock()
+        cpu0, t0 = time.process_time(), clock()
         await asyncio.gather(*(worker(m, c) for m, c in zip(per_worker, counts, strict=True) if c))
-        elapsed = clock() - t0
+        elapsed, cpu = clock() - t0, time.process_time() - cpu0
         if profile:
             prof.disable()
             prof.dump_stats(f"{profile}.{self.kind}")
         collections = sum(s["collections"] for s in gc.get_stats()) - sum(s["collections"] for s in gc_before)
-        return {"lat": lat, "elapsed": elapsed, "errors": len(errors), "first_error": errors[:1],
+        return {"lat": lat, "elapsed": elapsed, "cpu": cpu, "errors": len(errors), "first_error": errors[:1],
                 "gc_collections": collections}
 
 
@@ -440,6 +440,8 @@ class Scenario:
     conc: list[float] = field(default_factory=list)
     conc_elapsed: float = 0.0
     conc_calls: int = 0
+    server_cpu: float = 0.0  # CPU seconds of the server during the concurrent calls
+    lg_cpu: float = 0.0  # the load generator's, same interval
     errors: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -650,7 +652,10 @@ async def run_scenario(sc: Scenario, opts: argparse.Namespace, work: Path, msg_s
         random.Random(7).shuffle(targets)
         await ctl.ask("calls", targets=targets[:100], n=opts.warmup, concurrency=1, timeout=10.0)
         seq = await ctl.ask("calls", targets=targets, n=opts.calls, concurrency=1, timeout=10.0)
+        lg_cpu0 = time.process_time()
         conc = await ctl.ask("calls", targets=targets, n=opts.calls, concurrency=opts.concurrency, timeout=10.0)
+        sc.lg_cpu = time.process_time() - lg_cpu0
+        sc.server_cpu = conc["cpu"]
         sc.seq = sorted(seq["lat"])
         sc.conc = sorted(conc["lat"])
         sc.conc_elapsed, sc.conc_calls = conc["elapsed"], len(conc["lat"])
@@ -694,6 +699,9 @@ def report(opts: argparse.Namespace, loop_name: str, scenarios: list[Scenario], 
         + [ratio(pct(main.seq, 0.99), pct(base.seq, 0.99))],
         [f"round trips/s, {opts.concurrency} concurrent"] + [f"{s.rate:,.0f}" for s in scenarios]
         + [ratio(main.rate, base.rate)],
+        ["server CPU per call under load"] + [us(s.server_cpu / max(1, s.conc_calls)) for s in scenarios]
+        + [ratio(main.server_cpu / max(1, main.conc_calls), base.server_cpu / max(1, base.conc_calls))],
+        ["load generator CPU per call"] + [us(s.lg_cpu / max(1, s.conc_calls)) for s in scenarios] + [""],
         [f"p50 / p99 under load ({opts.concurrency})"]
         + [f"{pct(s.conc, 0.5) * 1e3:.2f} / {pct(s.conc, 0.99) * 1e3:.2f} ms" for s in scenarios] + [""],
         ["errors"] + [str(s.errors) for s in scenarios] + [""],

@@ -154,6 +154,15 @@ class ToolFailed(ToolError):
     code = "tool_failed"
 
 
+class CallInterrupted(ToolError):
+    """The agent stopped while this call ran earlier; whether the tool finished is unknown.
+
+    The agent's journal answers a replay of such a call with this instead of running it again.
+    """
+
+    code = "interrupted"
+
+
 class DispatchError(ToolError):
     """The call could not be delivered or answered."""
 

@@ -1,4 +1,4 @@
-"""``mspclaw agent`` as a user runs it: flags, exit codes, and a real process stopped with SIGTERM."""
+"""``mspclaw agent`` as a user runs it: flags, exit codes, and a real process stopped by a signal."""
 
 from __future__ import annotations
 
@@ -78,8 +78,9 @@ async def agent_server() -> AsyncIterator[tuple[str, asyncio.Event]]:
 
 
 @pytest.mark.anyio
-async def test_the_real_process_connects_and_exits_0_on_sigterm(
-    agent_server: tuple[str, asyncio.Event], state: AgentState, tmp_path: Path
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_the_real_process_connects_and_exits_0_when_signalled(
+    agent_server: tuple[str, asyncio.Event], state: AgentState, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     url, hello = agent_server
     state_dir = tmp_path / "state"
@@ -91,7 +92,7 @@ async def test_the_real_process_connects_and_exits_0_on_sigterm(
     try:
         await asyncio.wait_for(hello.wait(), 15)
         await asyncio.sleep(0.2)  # let it log "connected"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         _, stderr = await asyncio.wait_for(proc.communicate(), 10)
     finally:
         if proc.returncode is None:

@@ -157,3 +157,15 @@ def test_tool_output_must_be_a_json_object(
     executor = Executor(key=key, registry={"system_info": broken}, journal=journal, context=context)
     result = asyncio.run(executor.execute(signed("system_info")))
     assert result.ok is False and result.error is not None and result.error.code == "tool_failed"
+
+
+def test_a_broken_journal_refuses_to_run_the_call(
+    key: bytes, tmp_path: Path, context: ToolContext, signed: SignCall
+) -> None:
+    journal = Journal(tmp_path / "journal.db")
+    journal.close()  # from here on every statement fails, as on a full or vanished disk
+    tool = CountingTool()
+    result = asyncio.run(counting_executor(key, journal, context, tool).execute(signed("system_info")))
+    assert result.ok is False and result.error is not None
+    assert result.error.code == "tool_failed" and "journal" in result.error.message
+    assert tool.runs == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import Live, live_server
 from websockets.asyncio.client import ClientConnection, connect
 
 from mspclaw.errors import AgentOffline, ToolRefused, ToolTimeout, UnknownTool
@@ -29,7 +30,6 @@ from mspclaw.protocol.frames import (
     Welcome,
 )
 from mspclaw.protocol.signing import verify_call
-from tests.conftest import Live, live_server
 
 pytestmark = pytest.mark.anyio
 
@@ -157,7 +157,7 @@ async def test_timeout_refusal_and_unknown_tool_are_typed(tmp_path: Path) -> Non
             if call.args.get("mode") == "silent":
                 return None
             return ToolResult(call_id=call.call_id, ok=False,
-                              error={"code": "approval_required", "message": "needs approval"})  # type: ignore[arg-type]
+                              error=ErrorInfo(code="approval_required", message="needs approval"))
 
         serving = asyncio.create_task(peer.serve(ws, answer))
         await online(live, peer.agent_id)

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from tests.conftest import live_server
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from mspclaw.api.routes import api as api_router
-from tests.conftest import live_server
 
 pytestmark = pytest.mark.anyio
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import live_server
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-
-from tests.conftest import live_server
 
 pytestmark = pytest.mark.anyio
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import live_server, make_old_files
 
 from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local import LocalPSA
-from tests.conftest import live_server, make_old_files
 
 pytestmark = pytest.mark.anyio
 
@@ -119,3 +119,23 @@ async def test_note_and_reply_go_back_to_the_psa_once(tmp_path: Path) -> None:
         assert psa_ticket.status == ticket["status"]
         assert [s["tool"] for s in ticket["steps"]] == ["system_info", "top_processes", "top_processes",
                                                         "disk_usage"]
+
+
+async def test_arguments_that_fail_the_schema_are_refused_before_dispatch_and_audited(tmp_path: Path) -> None:
+    """A playbook edited on disk after loading cannot smuggle bad arguments to the agent."""
+    from mspclaw.playbooks.loader import load_dir
+
+    books = load_dir()
+    disk = next(b for b in books if b.id == "disk_full")
+    bad_step = disk.steps[0].model_copy(update={"args": {"paths": "not-a-list"}})
+    broken = disk.model_copy(update={"steps": [bad_step, *disk.steps[1:]]})
+    async with live_server(tmp_path) as live:
+        live.services.tickets.playbooks = [broken]
+        client = await live.client()
+        await live.start_agent(client)
+        created = (await live.http.post("/api/tickets", json={"client": client, **DISK})).json()
+        ticket = await live.wait_ticket(created["ticket_id"])
+        assert ticket["status"] == "escalated" and "paths" in ticket["reason"]
+        assert live.services.store.calls(created["session_id"]) == []
+        (failed,) = live.services.audit.query(kind="step_failed")
+        assert "invalid_args" in failed.data["error"]

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import Live, live_server, make_old_files
 from websockets.asyncio.client import ClientConnection, connect
 
 from mspclaw.protocol.codec import decode_session_frame, encode
 from mspclaw.protocol.frames import Decide, Error, Event, Start, Watch
-from tests.conftest import Live, live_server, make_old_files
 
 pytestmark = pytest.mark.anyio
 

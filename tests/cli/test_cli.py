@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import live_server
 
 ROOT = Path(__file__).parents[2]

@@ -22,7 +22,7 @@ GOOD = (Path(__file__).parents[2] / "src/mspclaw/playbooks/library/disk_full.yam
 
 def test_bad_field_names_file_line_and_path(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(GOOD.replace("args: {dry_run: true, older_than_days: 7}", "args: {dry_run: true, older_than_days: -3}"))
+    bad.write_text(GOOD.replace("older_than_days: 7}", "older_than_days: -3}", 1))
     with pytest.raises(PlaybookError) as info:
         load_file(bad)
     (problem,) = info.value.problems

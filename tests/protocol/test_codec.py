@@ -19,8 +19,8 @@ from mspclaw.protocol.frames import (
 
 
 def test_every_design_frame_kind_is_in_the_agent_union() -> None:
-    assert AGENT_KINDS == {"hello", "welcome", "tool_call", "tool_result", "ask_user", "user_answer",
-                           "notify_user", "ping", "pong", "error"}
+    assert {"hello", "welcome", "tool_call", "tool_result", "ask_user", "user_answer",
+                           "notify_user", "ping", "pong", "error"} == AGENT_KINDS
     assert {"start", "watch", "decide", "answer", "event", "error"} <= SESSION_KINDS
 
 

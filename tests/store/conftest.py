@@ -33,7 +33,7 @@ from mspclaw.errors import StoreError
 from mspclaw.store.db import make_engine, migrate, sqlite_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-DATABASE_KINDS = ("sqlite", "postgres")
+DATABASE_KINDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 
 
 @dataclass

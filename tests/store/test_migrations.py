@@ -134,6 +134,7 @@ def test_the_comparison_sees_drift(
     assert found == [expected]
 
 
+@pytest.mark.postgres
 def test_a_timestamp_without_time_zone_is_a_difference_on_postgres(blank_postgres: TestDatabase) -> None:
     """On PostgreSQL, UTCDateTime must be ``timestamp with time zone``; a naive column is drift."""
     engine = blank_postgres.new_engine()

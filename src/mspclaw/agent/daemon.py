@@ -303,6 +303,12 @@ class AgentDaemon:
         task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_crash)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s failed: %s", task.get_name(), exc, exc_info=exc)
 
 
 def _closed(exc: ConnectionClosed) -> _Ended:

@@ -29,7 +29,9 @@ from mspclaw.agent.journal import Fresh, Interrupted, Journal, Recorded
 from mspclaw.agent.tools import ToolContext, ToolFn
 from mspclaw.errors import (
     ApprovalRequired,
+    CallInterrupted,
     BadSignature,
+    StoreError,
     ToolError,
     ToolFailed,
     ToolTimeout,
@@ -41,12 +43,6 @@ from mspclaw.tools.catalogue import CATALOGUE
 from mspclaw.tools.spec import ToolSpec
 
 log = logging.getLogger(__name__)
-
-
-class CallInterrupted(ToolError):
-    """The agent stopped while this call ran earlier; whether the tool finished is unknown."""
-
-    code = "interrupted"
 
 
 def offered_tools(registry: Mapping[str, ToolFn], catalogue: Mapping[str, ToolSpec] = CATALOGUE) -> list[str]:
@@ -97,7 +93,13 @@ class Executor:
             # the server resent a call that is still running here (after a reconnect): share its result
             result = await asyncio.shield(running)
             return result.model_copy(update={"replayed": True})
-        match self._journal.claim(call.call_id, call.tool):
+        try:
+            claim = self._journal.claim(call.call_id, call.tool)
+        except StoreError as exc:  # without the journal a replay could run the tool twice: do not run
+            log.error("%s", exc.message)
+            return _failure(call, ToolFailed(f"the agent's call journal failed, so the call was not run: "
+                                             f"{exc.message}"), started)
+        match claim:
             case Recorded(result=result):
                 log.info("call %s (%s) already ran: returning the recorded result", call.call_id, call.tool)
                 return result
@@ -147,7 +149,10 @@ class Executor:
         except Exception as exc:  # a bug in a tool is reported, never fatal to the daemon
             log.exception("tool %s crashed on call %s", call.tool, call.call_id)
             result = _failure(call, ToolFailed(f"{type(exc).__name__}: {exc}"), started)
-        self._journal.finish(result)
+        try:
+            self._journal.finish(result)
+        except StoreError as exc:  # the tool ran: report its result; a replay will say "interrupted"
+            log.error("%s", exc.message)
         log.info("call %s (%s): %s in %d ms", call.call_id, call.tool,
                  "ok" if result.ok else result.error and result.error.code, result.duration_ms)
         return result

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mspclaw.errors import StoreError
 from mspclaw.protocol.frames import ToolResult
 
 RETENTION_S = 7 * 24 * 3600.0
@@ -70,20 +71,22 @@ class Journal:
     ) -> None:
         self.path = path
         self._clock = clock
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        with _translated(path):
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
         self.pruned = self.prune(retention_s)
 
     def prune(self, retention_s: float = RETENTION_S) -> int:
         """Forget calls started more than ``retention_s`` ago; returns how many."""
-        cursor = self._db.execute("DELETE FROM calls WHERE started_at < ?", (self._clock() - retention_s,))
+        with _translated(self.path):
+            cursor = self._db.execute("DELETE FROM calls WHERE started_at < ?", (self._clock() - retention_s,))
         return cursor.rowcount
 
     def claim(self, call_id: str, tool: str) -> Claim:
         """Record ``call_id`` as started unless seen before; say what to do with it."""
-        with self._transaction():
+        with _translated(self.path), self._transaction():
             inserted = self._db.execute(
                 "INSERT OR IGNORE INTO calls (call_id, tool, status, started_at) VALUES (?, ?, 'started', ?)",
                 (call_id, tool, self._clock()),
@@ -100,10 +103,11 @@ class Journal:
 
     def finish(self, result: ToolResult) -> None:
         """Record the result of a call claimed with :meth:`claim`."""
-        self._db.execute(
-            "UPDATE calls SET status = 'done', result = ? WHERE call_id = ?",
-            (result.model_dump_json(), result.call_id),
-        )
+        with _translated(self.path):
+            self._db.execute(
+                "UPDATE calls SET status = 'done', result = ? WHERE call_id = ?",
+                (result.model_dump_json(), result.call_id),
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -118,3 +122,12 @@ class Journal:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """SQLite failures (disk full, unreadable file) leave here as :class:`StoreError` naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"call journal {path}: {exc}") from exc

@@ -150,7 +150,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if state.server and state.server != server:
         log.warning("this agent enrolled with %s but is now pointed at %s", state.server, server)
-    journal = Journal(ensure_state_dir(state_dir) / JOURNAL_FILE)
+    try:
+        journal = Journal(ensure_state_dir(state_dir) / JOURNAL_FILE)
+    except MSPClawError as exc:
+        log.error("%s", exc.message)
+        return EXIT_FAILED
     if journal.pruned:
         log.info("journal: forgot %d calls older than 7 days", journal.pruned)
     executor = Executor(key=state.key, registry=registry, journal=journal, context=context)

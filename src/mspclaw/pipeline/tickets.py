@@ -188,6 +188,10 @@ class TicketService:
                              plan.requires_approval)
 
         async def on_step(record: StepRecord) -> None:
+            if record.ok is False:
+                # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
+                self.audit.append("step_failed", client_id=session.client_id, session_id=session.id,
+                                  data={"step": record.step_id, "tool": record.tool, "error": record.error})
             self.store.add_step(session.id, title=record.title, tool=record.tool, args=record.args, ok=record.ok,
                                 observation={"output": record.output, "error": record.error,
                                              "skipped": record.skipped})

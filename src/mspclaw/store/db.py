@@ -7,9 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, orm
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy import orm
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import StoreError

@@ -83,10 +83,7 @@ def is_secret_key(key: object) -> bool:
     if any(stem in norm for stem in SECRET_STEMS):
         return True
     words = [w for w in norm.split("_") if w]
-    for i, word in enumerate(words):
-        if "token" in word and not (word == "tokens" and i == len(words) - 1):
-            return True
-    return False
+    return any("token" in word and not (word == "tokens" and i == len(words) - 1) for i, word in enumerate(words))
 
 
 def redact_text(text: str) -> str:

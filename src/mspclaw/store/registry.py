@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, or_, orm, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import orm
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import AuthError, Conflict, EnrollmentError, NotFound

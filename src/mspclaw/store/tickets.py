@@ -10,8 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Select, func, select, update
-from sqlalchemy import orm
+from sqlalchemy import CursorResult, Select, func, orm, select, update
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
