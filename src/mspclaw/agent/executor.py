@@ -29,8 +29,8 @@ from mspclaw.agent.journal import Fresh, Interrupted, Journal, Recorded
 from mspclaw.agent.tools import ToolContext, ToolFn
 from mspclaw.errors import (
     ApprovalRequired,
-    CallInterrupted,
     BadSignature,
+    CallInterrupted,
     StoreError,
     ToolError,
     ToolFailed,
