@@ -217,10 +217,10 @@ def _show_ticket(t: dict[str, Any]) -> None:
                [[s["index"], s["title"], s["tool"], s["summary"]] for s in t["steps"]])
     for a in t["approvals"]:
         out.print(f"approval {a['id']}: {a['tool']} {a['status']}" + (f" by {a['approver']}" if a["approver"] else ""))
-    if t["note"]:
-        out.print("\n[bold]Internal note[/bold]\n" + t["note"], markup=False, highlight=False)
-    if t["reply"]:
-        out.print("\n[bold]Reply to the user[/bold]\n" + t["reply"], markup=False, highlight=False)
+    for title, key in (("Internal note", "note"), ("Reply to the user", "reply")):
+        if t[key]:
+            out.print(f"\n[bold]{title}[/bold]")
+            out.print(t[key], markup=False, highlight=False)
 
 
 @tickets_app.command("show")

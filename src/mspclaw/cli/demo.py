@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import secrets
 import shutil
@@ -89,7 +90,7 @@ async def _work(services: Services, psa: LocalPSA, ticket: PSATicket, client_id:
                 if auto:
                     ok, who = True, DEMO_TECH
                 else:
-                    ok, who = await _ask("  approve? [y/N] "), os.environ.get("USER", "technician")
+                    ok, who = await _ask("  approve? [y/N] "), getpass.getuser()
                 services.approvals.decide(str(data["approval_id"]), approve=ok, approver=who,
                                           reason="" if ok else "declined at the demo prompt", scope=None)
             elif event.event in ("final_answer", "escalation"):

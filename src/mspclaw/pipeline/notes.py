@@ -58,7 +58,8 @@ def _processes(out: dict[str, Any]) -> str:
 
 def _system(out: dict[str, Any]) -> str:
     mem = out.get("memory", {})
-    load = (out.get("load_average") or {}).get("1m", "?")
+    load = (out.get("load_average") or {}).get("1m")
+    load = f"{load:.2f}" if isinstance(load, int | float) else "?"
     cpus = (out.get("cpu") or {}).get("count", "?")
     return (f"{(out.get('os') or {}).get('pretty_name', '?')}; {_size(mem.get('available_bytes'))} of "
             f"{_size(mem.get('total_bytes'))} memory free; load {load} on {cpus} CPUs")

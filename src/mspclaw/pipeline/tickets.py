@@ -83,12 +83,15 @@ class _SessionApprovals:
     def __init__(self, svc: TicketService, ticket: Ticket, session: Session, target: str) -> None:
         self._svc, self._ticket, self._session, self._target = svc, ticket, session, target
         self.decisions: list[str] = []
+        self.evidence = ""
+        """The latest finding, shown with the request so the technician decides on facts."""
 
     async def request(self, tool: str, args: dict[str, Any], *, reason: str) -> Approval:
         try:
             grant = await self._svc.approvals.request(
                 session_id=self._session.id, client_id=self._session.client_id, ticket_id=self._ticket.id,
-                target=self._target, tool=tool, args=args, reason=reason)
+                target=self._target, tool=tool, args=args,
+                reason=f"{reason} Latest finding: {self.evidence}." if self.evidence else reason)
         except MSPClawError as exc:
             self.decisions.append(f"{tool}: {exc.message}")
             raise
@@ -188,6 +191,8 @@ class TicketService:
                              plan.requires_approval)
 
         async def on_step(record: StepRecord) -> None:
+            if record.ok:
+                asker.evidence = summarise(record)
             if record.ok is False:
                 # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
                 self.audit.append("step_failed", client_id=session.client_id, session_id=session.id,
