@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import live_server
+from tests.conftest import live_server, make_old_files
 
 ROOT = Path(__file__).parents[2]
 
@@ -67,6 +67,27 @@ async def test_cli_talks_to_a_running_server(tmp_path: Path) -> None:
         assert missing.returncode == 1 and "no ticket" in missing.stderr
         empty = await run("approvals", "list", "--json")
         assert json.loads(empty.stdout) == []
+
+        make_old_files(tmp_path / "temp", 2)
+        await live.start_agent(listed[0]["id"], temp_root=tmp_path / "temp")
+        agents = await run("agents", "list")
+        assert "online" in agents.stdout
+        submitted = await run("tickets", "submit", "--client", "Acme Dental", "--subject", "disk full",
+                              "--body", "no space left")
+        ticket_id = submitted.stdout.strip()
+        pending = json.loads((await live.http.get("/api/approvals")).text)
+        while not pending:
+            await asyncio.sleep(0.1)
+            pending = json.loads((await live.http.get("/api/approvals")).text)
+        table = await run("approvals", "list")
+        assert pending[0]["id"] in table.stdout and "clear_temp_files" in table.stdout
+        approved = await run("approvals", "approve", pending[0]["id"], "--as", "Dana")
+        assert approved.returncode == 0 and "approved by Dana" in approved.stdout
+        twice = await run("approvals", "deny", pending[0]["id"], "--as", "Sam")
+        assert twice.returncode == 1 and "already approved by Dana" in twice.stderr
+        await live.wait_ticket(ticket_id)
+        shown = await run("tickets", "show", ticket_id)
+        assert "resolved" in shown.stdout and "Internal note" in shown.stdout and "[bold]" not in shown.stdout
 
 
 def test_cli_without_a_server_says_what_to_do(tmp_path: Path) -> None:
