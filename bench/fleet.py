@@ -61,6 +61,7 @@ OUTPUT = {"hostname": "bench-host", "os": "linux", "uptime_s": 12345}
 HEARTBEAT_S = 3600.0  # agents stay idle: no pings during the run
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 PORTS_PER_SOURCE = 25_000
+CTL_LIMIT = 1 << 26  # control messages carry agent lists and latencies
 
 TARGETS = {
     "agents": 10_000,
@@ -140,7 +141,7 @@ class ControlServer:
         self.snapshot: Any = None
 
     async def start(self, path: str) -> None:
-        await asyncio.start_unix_server(self._client, path=path)
+        await asyncio.start_unix_server(self._client, path=path, limit=CTL_LIMIT)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
@@ -576,7 +577,7 @@ async def start_server(kind: str, opts: argparse.Namespace, work: Path, msg_size
             raise RuntimeError(f"{kind} server exited with {proc.returncode}")
         if os.path.exists(ctl_path):
             with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_unix_connection(ctl_path)
+                reader, writer = await asyncio.open_unix_connection(ctl_path, limit=CTL_LIMIT)
                 break
         if time.monotonic() > deadline:
             proc.kill()

@@ -115,6 +115,58 @@ class AuditIntegrityError(MSPClawError):
         self.location = location
 
 
+# --- PSAs --------------------------------------------------------------------------------------
+
+
+class MalformedWebhook(MSPClawError):
+    """A webhook body that cannot be read as an event of that PSA."""
+
+    code = "bad_webhook"
+
+
+class PSAError(MSPClawError):
+    """A PSA's API failed. ``retryable`` says whether the same request may succeed later."""
+
+    code = "psa_error"
+    retryable = False
+
+
+class PSAUnavailable(PSAError):
+    """Timeout, connection failure or a 5xx after the retries: try again later."""
+
+    code = "psa_unavailable"
+    retryable = True
+
+
+class PSARateLimited(PSAError):
+    """The PSA said slow down and the retries ran out; ``retry_after`` is its hint in seconds."""
+
+    code = "psa_rate_limited"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PSAAuthError(PSAError):
+    """The PSA refused our credentials (401/403, an invalid token or sub-domain)."""
+
+    code = "psa_auth"
+
+
+class PSANotFound(PSAError):
+    """The ticket (or other record) does not exist in the PSA."""
+
+    code = "psa_not_found"
+
+
+class PSARejected(PSAError):
+    """The PSA refused the request as invalid (validation errors); the message carries its reasons."""
+
+    code = "psa_rejected"
+
+
 # --- tools -------------------------------------------------------------------------------------
 
 

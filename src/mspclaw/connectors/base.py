@@ -1,13 +1,19 @@
 """The interface every PSA connector implements (one file per PSA), and the ticket it maps to.
 
-The issue "PSA intake without a human" grows this with listing since a cursor and webhook
-parsing; the shape of :class:`PSATicket` is what routing needs from any PSA.
+A connector turns its PSA's API into these few calls. Shared HTTP plumbing (timeouts, retries
+with backoff honouring ``Retry-After``, client-side rate limits, error translation) lives in
+:mod:`mspclaw.connectors.http`, never in a connector.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Literal, Protocol
+
+CloseStatus = Literal["resolved", "escalated"]
+"""Our words for the outcome; each connector maps them to its PSA's status names."""
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,7 @@ class PSATicket:
 
     id: str
     company: str
-    """The PSA's id (or name) of the client company: matched against ``Client.psa_refs``."""
+    """The PSA's id of the client company: matched against ``Client.psa_refs[psa]``."""
     requester: str
     subject: str
     body: str
@@ -30,12 +36,38 @@ class PSATicket:
     """The PSA's asset / configuration item: our device's host name or id."""
     status: str = "open"
     notes: list[PSANote] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """What a verified webhook says happened."""
+
+    psa: str
+    ticket_id: str
+    event: str = "ticket.created"
+    delivery_id: str | None = None
 
 
 class PSAConnector(Protocol):
     name: str
 
     async def get_ticket(self, ticket_id: str) -> PSATicket: ...
-    async def list_tickets(self) -> list[PSATicket]: ...
-    async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None: ...
-    async def set_status(self, ticket_id: str, status: str) -> None: ...
+
+    async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
+        """Tickets created or updated after ``since`` (all when ``None``), oldest first."""
+        ...
+
+    async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
+        """Post an internal (``public=False``) or customer-visible note. Idempotent: when the
+        same text is already on the ticket (a retry after a timeout), nothing is posted again."""
+        ...
+
+    async def set_status(self, ticket_id: str, status: CloseStatus) -> None: ...
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Verify and read an inbound webhook. Raises :class:`~mspclaw.errors.AuthError` for a
+        missing or wrong signature/secret, :class:`~mspclaw.errors.MalformedWebhook` for a body
+        it cannot read. Header names are matched case-insensitively."""
+        ...

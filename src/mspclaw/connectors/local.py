@@ -6,10 +6,12 @@ It is what ``mspclaw demo`` runs against, and the fake that tests use at the PSA
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from datetime import datetime
 from importlib import resources
 
-from mspclaw.connectors.base import PSANote, PSATicket
-from mspclaw.errors import NotFound
+from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.errors import AuthError, NotFound
 
 
 class LocalPSA:
@@ -37,11 +39,17 @@ class LocalPSA:
         except KeyError:
             raise NotFound(f"the local PSA has no ticket {ticket_id!r}") from None
 
-    async def list_tickets(self) -> list[PSATicket]:
-        return list(self._tickets.values())
+    async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
+        return [t for t in self._tickets.values() if since is None or (t.updated_at or t.created_at or since) > since]
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
-        (await self.get_ticket(ticket_id)).notes.append(PSANote(text, public))
+        ticket = await self.get_ticket(ticket_id)
+        note = PSANote(text, public)
+        if note not in ticket.notes:
+            ticket.notes.append(note)
 
-    async def set_status(self, ticket_id: str, status: str) -> None:
+    async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
         (await self.get_ticket(ticket_id)).status = status
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        raise AuthError("the in-memory PSA sends no webhooks")
