@@ -34,8 +34,8 @@ from mspclaw.protocol.signing import verify_call
 pytestmark = pytest.mark.anyio
 
 
-def enroll(live: Live, client_id: str, host: str) -> tuple[str, str, bytes]:
-    issued = live.services.registry.issue_code(client_id, ttl=timedelta(hours=1))
+def enroll(live: Live, client_id: str, host: str, role: str = "device") -> tuple[str, str, bytes]:
+    issued = live.services.registry.issue_code(client_id, role=role, ttl=timedelta(hours=1))
     enrolled = live.services.registry.enroll(issued.code, hostname=host, os="linux", os_version="",
                                              agent_version="t", tools=["system_info"])
     return enrolled.agent.id, enrolled.credential, bytes.fromhex(enrolled.agent.signing_key)
@@ -44,8 +44,10 @@ def enroll(live: Live, client_id: str, host: str) -> tuple[str, str, bytes]:
 class Peer:
     """A scripted agent: hello, then answers calls with ``answer(call)``."""
 
-    def __init__(self, live: Live, client_id: str, host: str, version: int = PROTOCOL_VERSION) -> None:
-        self.agent_id, self.credential, self.key = enroll(live, client_id, host)
+    def __init__(self, live: Live, client_id: str, host: str, version: int = PROTOCOL_VERSION,
+                 role: str = "device", tools: tuple[str, ...] = ("system_info",)) -> None:
+        self.agent_id, self.credential, self.key = enroll(live, client_id, host, role)
+        self.role, self.tools = role, list(tools)
         self.client_id, self.host, self.live, self.version = client_id, host, live, version
         self.calls: list[ToolCall] = []
         self.errors: list[Error] = []
@@ -54,7 +56,8 @@ class Peer:
         ws = await connect(self.live.ws_url + "/ws/agent", compression=None,
                            additional_headers={"Authorization": f"Bearer {self.agent_id}.{self.credential}"})
         await ws.send(encode(Hello(protocol=self.version, agent_id=self.agent_id, client_id=self.client_id,
-                                   role="device", hostname=self.host, os="linux", tools=["system_info"])))
+                                   role=self.role, hostname=self.host, os="linux",  # type: ignore[arg-type]
+                                   tools=self.tools)))
         return ws
 
     async def serve(self, ws: ClientConnection, answer: Any = None) -> None:
@@ -202,3 +205,40 @@ async def test_a_call_cut_by_a_reconnect_is_resent_with_the_same_call_id(tmp_pat
         assert len(peer.calls) == 2 and peer.calls[0].call_id == peer.calls[1].call_id
         serving.cancel()
         await second.close()
+
+
+async def test_a_tool_the_device_lacks_goes_to_the_clients_site_agent(tmp_path: Path) -> None:
+    from mspclaw.playbooks.loader import load_dir
+
+    book = next(b for b in load_dir() if b.id == "slow_computer")
+    async with live_server(tmp_path) as live:
+        live.services.tickets.playbooks = [book]
+        client = await live.client()
+        device = Peer(live, client, "pc", tools=("system_info", "top_processes"))
+        site = Peer(live, client, "site-server", role="site", tools=("disk_usage",))
+        other = await live.client("Other")
+        foreign_site = Peer(live, other, "their-server", role="site", tools=("disk_usage",))
+
+        def answer(call: ToolCall) -> ToolResult:
+            outputs: dict[str, Any] = {
+                "system_info": {"memory": {"total_bytes": 100, "available_bytes": 50},
+                                "load_average": {"1m": 0.1}, "cpu": {"count": 2}},
+                "top_processes": {"processes": []},
+                "disk_usage": {"filesystems": [{"mount_point": "/", "percent_used": 40}]},
+            }
+            return ToolResult(call_id=call.call_id, ok=True, output=outputs[call.tool])
+
+        sockets = [await p.open() for p in (device, site, foreign_site)]
+        tasks = [asyncio.create_task(p.serve(ws, answer)) for p, ws in zip((device, site, foreign_site), sockets,
+                                                                           strict=True)]
+        for p in (device, site, foreign_site):
+            await online(live, p.agent_id)
+        created = (await live.http.post("/api/tickets", json={"client": client, "subject": "pc very slow"})).json()
+        ticket = await live.wait_ticket(created["ticket_id"])
+        assert ticket["status"] == "resolved", ticket["reason"]
+        assert [c.tool for c in device.calls] == ["system_info", "top_processes", "top_processes"]
+        assert [c.tool for c in site.calls] == ["disk_usage"] and foreign_site.calls == []
+        for task in tasks:
+            task.cancel()
+        for ws in sockets:
+            await ws.close()

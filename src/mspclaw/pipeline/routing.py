@@ -1,4 +1,9 @@
-"""Which device and which agent act on a ticket (DESIGN section 3)."""
+"""Which device and which agent act on a ticket (DESIGN section 3).
+
+The device comes from, in order: the ticket's asset, the requester's primary device (device
+memory), the client's only device. Every refusal says what a technician should do about it,
+because it ends up in the ticket's internal note.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from dataclasses import dataclass
 
 from mspclaw.dispatch import Hub
 from mspclaw.store.registry import Registry
-from mspclaw.store.tables import Device
+from mspclaw.store.tables import Client, Device
 
 
 @dataclass(frozen=True)
@@ -22,16 +27,21 @@ class Router:
         self._registry = registry
         self._hub = hub
 
+    def client_for(self, psa: str, company: str) -> Client | None:
+        """The client whose ``psa_refs[psa]`` is the PSA's company id."""
+        return next((c for c in self._registry.clients() if str(c.psa_refs.get(psa, "")) == company), None)
+
     def route(self, client_id: str, *, device: str | None, requester: str | None) -> Route:
-        """The ticket's device: the named asset, else the requester's primary device, else the only one."""
         devices = self._registry.devices(client_id)
         chosen: Device | None = None
         why = ""
         if device:
             chosen = self._registry.find_device(client_id, device)
-            why = f"asset {device!r} on the ticket" if chosen else ""
             if chosen is None:
-                return Route(None, None, False, f"the ticket names device {device!r}, which this client does not have")
+                return Route(None, None, False,
+                             f"the ticket names device {device!r}, which has no MSPclaw agent at this client; "
+                             "install one with `mspclaw enroll CLIENT` on that machine, or correct the ticket's asset")
+            why = f"asset {device!r} on the ticket"
         if chosen is None and requester:
             owned = [d for d in devices if d.primary_user and d.primary_user.lower() == requester.lower()]
             if len(owned) == 1:
@@ -40,10 +50,15 @@ class Router:
             if len(devices) == 1:
                 chosen, why = devices[0], "the client's only device"
             elif not devices:
-                return Route(None, None, False, "this client has no enrolled device")
+                return Route(None, None, False,
+                             "this client has no enrolled device; enroll the user's machine with `mspclaw enroll CLIENT`")
             else:
                 return Route(None, None, False,
-                             f"this client has {len(devices)} devices and the ticket does not say which one")
-        online = chosen.agent_id is not None and self._hub.is_online(chosen.agent_id)
-        state = "online" if online else "offline"
+                             f"this client has {len(devices)} devices and the ticket does not say which one; "
+                             "set the ticket's asset, or record the requester's primary device")
+        if chosen.agent_id is None:
+            return Route(chosen, None, False,
+                         f"{why}: {chosen.hostname} has no agent; install one with `mspclaw enroll CLIENT`")
+        online = self._hub.is_online(chosen.agent_id)
+        state = "online" if online else "offline (check that the machine is on and the agent service runs)"
         return Route(chosen, chosen.agent_id, online, f"{why}; its agent is {state}")

@@ -47,21 +47,31 @@ class _SessionTools:
     def __init__(self, svc: TicketService, session: Session, dispatcher: ClientDispatcher, agent_id: str) -> None:
         self._svc, self._session, self._dispatcher, self._agent_id = svc, session, dispatcher, agent_id
 
+    def _agent_for(self, tool: str) -> str:
+        """The ticket's device agent if it offers the tool, else the client's site agent that does."""
+        links = self._dispatcher.online()
+        device = next((link for link in links if link.identity.agent_id == self._agent_id), None)
+        if device is not None and tool in device.tools:
+            return self._agent_id
+        site = next((link for link in links if link.identity.role == "site" and tool in link.tools), None)
+        return site.identity.agent_id if site is not None else self._agent_id
+
     async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
                        approval: Approval | None = None) -> dict[str, Any]:
         spec = get_tool(tool)
         args = spec.validate(args).model_dump(mode="json")
         store, audit, session = self._svc.store, self._svc.audit, self._session
+        agent_id = self._agent_for(tool)
         call_id = "call_" + secrets.token_hex(8)
         store.record_call(call_id=call_id, session_id=session.id, client_id=session.client_id,
-                          agent_id=self._agent_id, tool=tool, args=args,
+                          agent_id=agent_id, tool=tool, args=args,
                           approval_id=approval.approval_id if approval else None)
         audit.append("tool_call", client_id=session.client_id, session_id=session.id,
-                     data={"call_id": call_id, "agent_id": self._agent_id, "tool": tool, "args": args,
+                     data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
                            "approval_id": approval.approval_id if approval else None})
         try:
             result = await self._dispatcher.call_tool(
-                self._agent_id, tool, args, timeout=min(spec.timeout_s, self._svc.tool_timeout_s) + 5,
+                agent_id, tool, args, timeout=min(spec.timeout_s, self._svc.tool_timeout_s) + 5,
                 call_id=call_id, approval=approval, reconnect_grace=self._svc.reconnect_grace_s)
         except ToolError as exc:
             store.finish_call(call_id, ok=False, output=None, error_code=exc.code, error_message=exc.message,
