@@ -153,18 +153,19 @@ class ControlServer:
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
 
-    async def op_stats(self, top: int = 0) -> dict[str, Any]:
+    async def op_stats(self, top: int = 0, mark: bool = False) -> dict[str, Any]:
         gc.collect()
         out: dict[str, Any] = {"rss": rss_bytes(), "online": self.online(), "gc_frozen": gc.get_freeze_count()}
-        if self.trace:
+        if self.trace and (top or mark):
             import tracemalloc
 
             snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
             if top and self.snapshot is not None:
-                stats = snap.compare_to(self.snapshot, "lineno")[:top]
-                out["top"] = [str(s) for s in stats]
-                out["traced_diff"] = sum(s.size_diff for s in snap.compare_to(self.snapshot, "filename"))
-            self.snapshot = snap
+                stats = snap.compare_to(self.snapshot, "lineno")
+                out["top"] = [str(s) for s in stats[:top]]
+                out["traced_diff"] = sum(s.size_diff for s in stats)
+            if mark:
+                self.snapshot = snap
         return out
 
     async def op_calls(self, targets: list[Any], n: int, concurrency: int, timeout: float) -> dict[str, Any]:
@@ -628,7 +629,7 @@ async def run_scenario(sc: Scenario, opts: argparse.Namespace, work: Path, msg_s
         while (await ctl.ask("stats"))["online"]:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
-        sc.rss_base = (await ctl.ask("stats"))["rss"]
+        sc.rss_base = (await ctl.ask("stats", mark=True))["rss"]
 
         t0 = time.perf_counter()
         if sc.kind == "mspclaw":

@@ -51,7 +51,8 @@ class Router:
                 chosen, why = devices[0], "the client's only device"
             elif not devices:
                 return Route(None, None, False,
-                             "this client has no enrolled device; enroll the user's machine with `mspclaw enroll CLIENT`")
+                             "this client has no enrolled device; "
+                             "enroll the user's machine with `mspclaw enroll CLIENT`")
             else:
                 return Route(None, None, False,
                              f"this client has {len(devices)} devices and the ticket does not say which one; "
