@@ -190,7 +190,16 @@ class ControlServer:
                     continue
                 lat.append(clock() - t0)
 
-        gc_before = gc.get_stats()
+        gc_pauses: list[tuple[int, float]] = []
+        gc_start = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_start[0] = clock()
+            else:
+                gc_pauses.append((info["generation"], clock() - gc_start[0]))
+
+        gc.callbacks.append(on_gc)
         profile = os.environ.get("FLEET_PROFILE") if concurrency > 1 else None
         if profile:
             import cProfile
@@ -203,9 +212,12 @@ class ControlServer:
         if profile:
             prof.disable()
             prof.dump_stats(f"{profile}.{self.kind}")
-        collections = sum(s["collections"] for s in gc.get_stats()) - sum(s["collections"] for s in gc_before)
+        gc.callbacks.remove(on_gc)
+        per_gen = [sum(1 for g, _ in gc_pauses if g == gen) for gen in range(3)]
+        gc_note = (f"{'/'.join(map(str, per_gen))} (gen0/1/2), {sum(t for _, t in gc_pauses) * 1e3:.1f} ms in all, "
+                   f"longest {max((t for _, t in gc_pauses), default=0.0) * 1e3:.1f} ms")
         return {"lat": lat, "elapsed": elapsed, "cpu": cpu, "errors": len(errors), "first_error": errors[:1],
-                "gc_collections": collections}
+                "gc": gc_note}
 
 
 async def serve_mspclaw(args: argparse.Namespace) -> None:
@@ -654,8 +666,18 @@ async def run_scenario(sc: Scenario, opts: argparse.Namespace, work: Path, msg_s
         random.Random(7).shuffle(targets)
         await ctl.ask("calls", targets=targets[:100], n=opts.warmup, concurrency=1, timeout=10.0)
         seq = await ctl.ask("calls", targets=targets, n=opts.calls, concurrency=1, timeout=10.0)
+        spy = None
+        if os.environ.get("FLEET_PYSPY"):  # diagnosis: sample the server's stacks during the concurrent calls
+            spy = subprocess.Popen([os.environ["FLEET_PYSPY"], "record", "-p", str(proc.pid), "-r", "1000", "-f", "raw",
+                                    "--nonblocking", "-o", str(Path(os.environ.get("FLEET_PYSPY_OUT", "/tmp"))
+                                                               / f"fleet-{sc.kind}.txt")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)
         lg_cpu0 = time.process_time()
         conc = await ctl.ask("calls", targets=targets, n=opts.calls, concurrency=opts.concurrency, timeout=10.0)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await asyncio.to_thread(spy.wait)
         sc.lg_cpu = time.process_time() - lg_cpu0
         sc.server_cpu = conc["cpu"]
         sc.seq = sorted(seq["lat"])
@@ -664,8 +686,8 @@ async def run_scenario(sc: Scenario, opts: argparse.Namespace, work: Path, msg_s
         sc.errors = seq["errors"] + conc["errors"]
         if sc.errors:
             sc.notes.append(f"errors: {seq['first_error'] or conc['first_error']}")
-        sc.notes.append(f"server GC collections during calls: {seq['gc_collections']} sequential, "
-                        f"{conc['gc_collections']} concurrent")
+        sc.notes.append(f"server GC during sequential calls: {seq['gc']}")
+        sc.notes.append(f"server GC during concurrent calls: {conc['gc']}")
         sc.rss_after = (await ctl.ask("stats"))["rss"]
     finally:
         await lg.close_all()

@@ -105,7 +105,7 @@ class Live:
 @contextlib.asynccontextmanager
 async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None = None,
                       **overrides: Any) -> AsyncIterator[Live]:
-    port = free_port()
+    port = int(overrides.pop("port", 0)) or free_port()
     key = "test_" + secrets.token_urlsafe(16)
     settings = Settings(data_dir=tmp / "data", api_key=key, port=port, server_url=f"http://127.0.0.1:{port}",
                         **overrides)

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(30.0, gt=0)
     tool_timeout_s: float = Field(60.0, gt=0)
     enrollment_ttl_hours: float = Field(24.0, gt=0)
+    psa_token: SecretStr | None = Field(None, description="API token for `mspclaw psa add` without a prompt.")
+    workers: int = Field(4, ge=0, le=64, description="PSA tickets worked on at once by this process (0: none).")
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

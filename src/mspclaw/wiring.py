@@ -15,9 +15,11 @@ from sqlalchemy import Engine
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import Hub
+from mspclaw.errors import ConfigError
 from mspclaw.pipeline.approvals import Approvals
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.fleet import Fleet
+from mspclaw.pipeline.intake import Intake, Poller, Worker
 from mspclaw.pipeline.routing import Router
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.playbooks.loader import load_dir
@@ -25,6 +27,7 @@ from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.db import make_engine, migrate, session_factory
+from mspclaw.store.jobs import JobQueue, PSAAccount, PSAAccounts
 from mspclaw.store.registry import Registry
 from mspclaw.store.tickets import TicketStore
 
@@ -43,12 +46,24 @@ class Services:
     approvals: Approvals
     router: Router
     tickets: TicketService
+    jobs: JobQueue
+    intake: Intake
+    accounts: list[PSAAccount]
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self) -> None:
-        """Begin background work (heartbeat supervision) and settle what a crash left behind."""
+    async def start(self, *, workers: bool = True) -> None:
+        """Begin background work (heartbeats, intake workers, pollers); settle what a crash left behind."""
         self.tickets.recover()
-        self._background.append(asyncio.get_running_loop().create_task(self.hub.run_ticker()))
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self.hub.run_ticker()))
+        if workers and self.settings.workers > 0:
+            worker = Worker(self.intake, concurrency=self.settings.workers)
+            self._background.append(loop.create_task(worker.run()))
+            for account in self.accounts:
+                interval = float(account.config.get("poll_interval_s", 0) or 0)
+                if account.enabled and interval > 0:
+                    self._background.append(loop.create_task(Poller(self.intake, account.name,
+                                                                     interval_s=interval).run()))
 
     async def stop(self) -> None:
         await self.tickets.shutdown()
@@ -83,8 +98,32 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s)
     router = Router(registry, hub)
     books = playbooks if playbooks is not None else (load_dir(playbook_dir) if playbook_dir else load_dir())
+    accounts = PSAAccounts(engine).list()
+    psas: dict[str, PSAConnector] = {a.name: connector_for(a) for a in accounts if a.enabled}
+    psas.update(connectors or {})
     tickets = TicketService(registry=registry, store=store, audit=audit, hub=hub, router=router, events=events,
-                            approvals=approvals, playbooks=books, connectors=connectors or {},
+                            approvals=approvals, playbooks=books, connectors=psas,
                             tool_timeout_s=settings.tool_timeout_s)
+    jobs = JobQueue(engine)
+    intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas)
     return Services(settings, api_key, engine, registry, store, audit, hub, fleet, events, approvals, router,
-                    tickets)
+                    tickets, jobs, intake, accounts)
+
+
+def connector_for(account: PSAAccount) -> PSAConnector:
+    """Build the connector of one configured PSA account (one branch per PSA file, nothing shared)."""
+    config, secrets = account.config, account.secret_values()
+    match account.kind:
+        case "superops":
+            from mspclaw.connectors.superops import SuperOpsConnector
+
+            return SuperOpsConnector(subdomain=str(config["subdomain"]), token=secrets["token"],
+                                     region=str(config.get("region", "us")),  # type: ignore[arg-type]
+                                     webhook_secret=secrets.get("webhook_secret"))
+        case "local":
+            from mspclaw.connectors.local import LocalPSAConnector
+
+            return LocalPSAConnector(str(config["base_url"]), secrets["token"],
+                                     webhook_secret=secrets.get("webhook_secret"))
+    raise ConfigError(f"PSA account {account.name!r} has kind {account.kind!r}, which MSPclaw does not support; "
+                      "supported: superops, local")

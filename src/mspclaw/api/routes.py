@@ -18,6 +18,7 @@ from mspclaw.api.schemas import (
     EnrollmentOut,
     EnrollRequest,
     EnrollResponse,
+    JobOut,
     LookupOut,
     StepOut,
     TicketCreated,
@@ -25,7 +26,7 @@ from mspclaw.api.schemas import (
     TicketOut,
 )
 from mspclaw.engine.plan import StepRecord
-from mspclaw.errors import NotFound
+from mspclaw.errors import Conflict, NotFound
 from mspclaw.pipeline.notes import summarise
 from mspclaw.store.tables import Agent, ApprovalRow, Client
 from mspclaw.wiring import Services
@@ -160,7 +161,8 @@ def show_ticket(ticket_id: str, svc: ServicesDep, caller: CallerDep) -> TicketOu
                              args=s.args, observation=obs))
     approvals = [_approval_out(a) for a in svc.store.approvals(caller.scope, status=None)
                  if a.session_id == session.id]
-    return TicketOut(id=ticket.id, client_id=ticket.client_id, subject=ticket.subject, body=ticket.body,
+    return TicketOut(id=ticket.id, client_id=ticket.client_id, psa=ticket.psa, external_id=ticket.external_id,
+                     subject=ticket.subject, body=ticket.body,
                      requester=ticket.requester, device_id=ticket.device_id, status=ticket.status,
                      session_id=session.id, playbook=session.playbook, outcome=session.outcome,
                      reason=session.reason, note=session.note, reply=session.reply, steps=steps,
@@ -183,3 +185,54 @@ def approve(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: Caller
 def deny(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: CallerDep) -> ApprovalOut:
     return _approval_out(svc.approvals.decide(approval_id, approve=False, approver=body.approver,
                                               reason=body.reason, scope=caller.scope))
+
+
+# -- PSA intake -----------------------------------------------------------------------------------
+MAX_WEBHOOK_BYTES = 1024 * 1024
+
+
+@open_router.post("/webhooks/{psa}", status_code=202, tags=["webhooks"],
+                  responses={401: {"description": "bad or missing signature"}, 404: {"description": "unknown PSA"}})
+async def webhook(psa: str, request: Request, svc: ServicesDep) -> dict[str, object]:
+    """Verify a PSA's webhook, enqueue the ticket once, and answer at once (the work runs in a worker)."""
+    body = await request.body()
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise Conflict(f"webhook body of {len(body)} bytes is over the {MAX_WEBHOOK_BYTES}-byte limit")
+    remote = request.client.host if request.client else "unknown"
+    job, created = svc.intake.accept_webhook(psa, request.headers, body, remote=remote)
+    return {"job_id": job.id, "duplicate": not created}
+
+
+@api.post("/psa/{psa}/tickets/{ticket_id}/run", response_model=JobOut, status_code=202, tags=["jobs"])
+def run_ticket(psa: str, ticket_id: str, svc: ServicesDep, caller: CallerDep) -> JobOut:
+    """Process one PSA ticket by hand (again, if it was processed or failed before)."""
+    svc.intake.connector(psa)
+    job, created = svc.intake.enqueue(psa, ticket_id, source=f"manual:{caller.name}")
+    if not created and job.status in ("done", "dead", "cancelled"):
+        job = svc.jobs.retry(job.id)
+    return JobOut.model_validate(job, from_attributes=True)
+
+
+@api.get("/jobs", response_model=list[JobOut], tags=["jobs"])
+def list_jobs(svc: ServicesDep, status: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[JobOut]:
+    return [JobOut.model_validate(j, from_attributes=True) for j in svc.jobs.list(status=status, limit=limit)]
+
+
+@api.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+def show_job(job_id: str, svc: ServicesDep) -> JobOut:
+    return JobOut.model_validate(svc.jobs.get(job_id), from_attributes=True)
+
+
+@api.post("/jobs/{job_id}/retry", response_model=JobOut, tags=["jobs"])
+def retry_job(job_id: str, svc: ServicesDep, caller: CallerDep) -> JobOut:
+    job = svc.jobs.retry(job_id)
+    svc.audit.append("job_retried", actor=caller.name, data={"job_id": job_id})
+    return JobOut.model_validate(job, from_attributes=True)
+
+
+@api.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+def cancel_job(job_id: str, svc: ServicesDep, caller: CallerDep) -> JobOut:
+    job = svc.jobs.cancel(job_id)
+    svc.audit.append("job_cancelled", actor=caller.name, data={"job_id": job_id})
+    return JobOut.model_validate(job, from_attributes=True)

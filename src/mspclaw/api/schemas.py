@@ -121,6 +121,8 @@ class ApprovalOut(BaseModel):
 class TicketOut(BaseModel):
     id: str
     client_id: str
+    psa: str | None
+    external_id: str | None
     subject: str
     body: str
     requester: str
@@ -141,3 +143,17 @@ class TicketOut(BaseModel):
 class DecisionIn(BaseModel):
     approver: str = Field(min_length=1, max_length=255, description="The technician's name, recorded in the audit.")
     reason: str = Field("", max_length=2000)
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    worker: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -7,8 +7,11 @@ import importlib.util
 import resource
 
 import uvicorn
+from fastapi import FastAPI, WebSocket
+from starlette.types import Receive, Scope, Send
 
 from mspclaw.api.app import create_app
+from mspclaw.api.sockets import AGENT_PATH, agent_socket
 from mspclaw.protocol.frames import MAX_FRAME_BYTES
 from mspclaw.wiring import Services
 
@@ -25,10 +28,33 @@ def raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+class AgentSocketFirst:
+    """The ASGI app uvicorn serves: agent upgrades go straight to their endpoint, all else to FastAPI.
+
+    An agent holds its socket for days and there are thousands of them. FastAPI's middleware, router
+    and dependency machinery keep about a dozen objects alive per socket (exit stacks, wrapped
+    send/receive closures, coroutine frames) and add a few layers to every frame sent; the agent
+    endpoint needs none of it (it authenticates from the header itself). The route stays declared
+    on the app, so in-process test clients and the API description see the same endpoint.
+    """
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == AGENT_PATH:
+            scope["app"] = self.app
+            await agent_socket(WebSocket(scope, receive, send))
+            return
+        await self.app(scope, receive, send)
+
+
 def uvicorn_config(services: Services, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     return uvicorn.Config(
-        create_app(services), host=host, port=port, loop=loop, ws="websockets-sansio",
+        AgentSocketFirst(create_app(services)), host=host, port=port, loop=loop, ws="websockets-sansio",
         ws_max_size=WS_HARD_LIMIT, ws_per_message_deflate=False, ws_ping_interval=None, ws_ping_timeout=None,
         backlog=4096, log_level=log_level.lower(), timeout_graceful_shutdown=5, lifespan="on",
     )

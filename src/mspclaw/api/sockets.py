@@ -24,6 +24,8 @@ from mspclaw.wiring import Services
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+AGENT_PATH = "/ws/agent"
+
 
 class StarletteTransport:
     """Adapts Starlette's WebSocket to the hub's :class:`~mspclaw.dispatch.Transport`."""
@@ -62,7 +64,7 @@ async def _refuse(ws: WebSocket, reason: str) -> None:
     await ws.close(CLOSE_UNAUTHORIZED, reason[:120])
 
 
-@router.websocket("/ws/agent")
+@router.websocket(AGENT_PATH)
 async def agent_socket(ws: WebSocket) -> None:
     svc: Services = ws.app.state.services
     remote = ws.client.host if ws.client else "unknown"

@@ -34,6 +34,11 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(audit_app, name="audit")
+jobs_app = typer.Typer(help="The durable intake queue: PSA tickets waiting, running, failed.", no_args_is_help=True)
+psa_app = typer.Typer(help="PSA accounts MSPclaw takes tickets from (stored in the data directory's database).",
+                      no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(psa_app, name="psa")
 
 out = Console()
 err = Console(stderr=True)
@@ -323,6 +328,131 @@ def audit_verify() -> None:
     finally:
         engine.dispose()
     print(f"audit verify: ok, {report.events} events in {report.files} files, chain intact")
+
+
+# -- PSA intake -----------------------------------------------------------------------------------
+@app.command("run-ticket")
+def run_ticket(
+    psa: Annotated[str, typer.Option(help="PSA account name, e.g. superops.")],
+    ticket: Annotated[str, typer.Option(help="The ticket's id in that PSA.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the outcome.")] = True,
+) -> None:
+    """Process one PSA ticket by hand, through the running server's queue."""
+    client_api = api()
+    job = client_api.post(f"/api/psa/{psa}/tickets/{ticket}/run")
+    print(job["id"])
+    if not wait:
+        return
+    with err.status(f"job {job['id']}: waiting for {psa} ticket {ticket}..."):
+        while job["status"] in ("queued", "running"):
+            time.sleep(0.5)
+            job = client_api.get(f"/api/jobs/{job['id']}")
+    if job["status"] != "done":
+        raise CLIError(f"job {job['id']} is {job['status']}: {job['last_error']}")
+    tickets = client_api.get("/api/tickets", limit=500)
+    mine = next((t for t in tickets if t.get("external_id") == ticket and t.get("psa") == psa), None)
+    if mine is None:
+        print(f"{psa} ticket {ticket}: escalated in the PSA (see its internal note)")
+    else:
+        _show_ticket(mine)
+
+
+@jobs_app.command("list")
+def jobs_list(status: Annotated[str | None, typer.Option(help="queued, running, done, dead or cancelled.")] = None,
+              as_json: JsonOpt = False) -> None:
+    """List intake jobs, newest first."""
+    rows = api().get("/api/jobs", status=status)
+    if as_json:
+        return _print_json(rows)
+    _table("Jobs", ["id", "status", "psa", "ticket", "attempts", "next try", "last error"],
+           [[j["id"], j["status"], j["payload"].get("psa"), j["payload"].get("ticket_id"),
+             f"{j['attempts']}/{j['max_attempts']}", j["run_after"] if j["status"] == "queued" else "",
+             j["last_error"]] for j in rows])
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str) -> None:
+    """Queue a failed, dead or cancelled job again now."""
+    job = api().post(f"/api/jobs/{job_id}/retry")
+    print(f"{job['id']}: {job['status']}")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a queued or running job."""
+    job = api().post(f"/api/jobs/{job_id}/cancel")
+    print(f"{job['id']}: {job['status']}")
+
+
+@psa_app.command("add")
+def psa_add(
+    kind: Annotated[str, typer.Argument(help="superops or local.")],
+    name: Annotated[str | None, typer.Option(help="Account name used in /webhooks/NAME and --psa NAME=ID "
+                                                  "[default: the kind].")] = None,
+    subdomain: Annotated[str | None, typer.Option(help="SuperOps: your CustomerSubDomain.")] = None,
+    region: Annotated[str, typer.Option(help="SuperOps: us or eu.")] = "us",
+    base_url: Annotated[str | None, typer.Option(help="local: the simulator's URL.")] = None,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between polls; 0 turns polling off.")] = 60.0,
+    webhook_secret: Annotated[str | None, typer.Option(help="Secret the PSA signs webhooks with.")] = None,
+) -> None:
+    """Add a PSA account. The API token is asked for on the terminal (or read from MSPCLAW_PSA_TOKEN)."""
+    from mspclaw.store.jobs import PSAAccounts
+    from mspclaw.wiring import open_store
+
+    cfg = settings()
+    token = cfg.psa_token.get_secret_value() if cfg.psa_token else typer.prompt("API token", hide_input=True)
+    config: dict[str, object] = {"poll_interval_s": poll_interval}
+    if kind == "superops":
+        if not subdomain:
+            raise CLIError("superops needs --subdomain (Settings > MSP Information in SuperOps)")
+        config |= {"subdomain": subdomain, "region": region}
+    elif kind == "local":
+        if not base_url:
+            raise CLIError("local needs --base-url of the simulator")
+        config |= {"base_url": base_url}
+    else:
+        raise CLIError(f"unknown PSA kind {kind!r}; supported: superops, local")
+    secrets = {"token": token} | ({"webhook_secret": webhook_secret} if webhook_secret else {})
+    engine, log = open_store(cfg)
+    try:
+        account = PSAAccounts(engine).add(name or kind, kind, config, secrets)
+        log.append("psa_account_added", actor="cli", data={"name": account.name, "kind": kind, "config": config})
+    finally:
+        engine.dispose()
+    print(f"{account.name}: added; restart the server to start its poller and accept /webhooks/{account.name}")
+
+
+@psa_app.command("list")
+def psa_list(as_json: JsonOpt = False) -> None:
+    """List PSA accounts (secrets are never shown)."""
+    from mspclaw.store.jobs import PSAAccounts
+    from mspclaw.wiring import open_store
+
+    engine, _ = open_store(settings())
+    try:
+        rows = [{"name": a.name, "kind": a.kind, "enabled": a.enabled, "config": a.config}
+                for a in PSAAccounts(engine).list()]
+    finally:
+        engine.dispose()
+    if as_json:
+        return _print_json(rows)
+    _table("PSA accounts", ["name", "kind", "enabled", "config"],
+           [[r["name"], r["kind"], r["enabled"], json.dumps(r["config"])] for r in rows])
+
+
+@psa_app.command("remove")
+def psa_remove(name: str) -> None:
+    """Remove a PSA account."""
+    from mspclaw.store.jobs import PSAAccounts
+    from mspclaw.wiring import open_store
+
+    engine, log = open_store(settings())
+    try:
+        PSAAccounts(engine).remove(name)
+        log.append("psa_account_removed", actor="cli", data={"name": name})
+    finally:
+        engine.dispose()
+    print(f"{name}: removed")
 
 
 def run() -> None:

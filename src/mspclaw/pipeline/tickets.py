@@ -149,19 +149,35 @@ class TicketService:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
+    def find_external(self, psa: str, external_id: str) -> str | None:
+        """Our ticket id for a PSA ticket we have already opened."""
+        found = self.store.find_external(psa, external_id)
+        return found.id if found else None
+
+    async def wait_or_recover(self, ticket_id: str) -> None:
+        """Wait for a ticket running here; settle one a dead process left unfinished."""
+        session = self.store.session_for(ticket_id)
+        if session.id in self._tasks:
+            await self.wait(session.id)
+        elif session.status in ("running", "awaiting_approval"):
+            self._settle_orphan(session)
+
     def recover(self) -> int:
         """Close sessions a previous process left unfinished: escalate, never re-run blindly."""
         orphans = self.store.unfinished_sessions()
         for session in orphans:
-            reason = "the server stopped while this ticket was being worked on; nothing further was run"
-            self.store.update_session(session.id, status="escalated", outcome="escalated", reason=reason)
-            self.store.set_ticket_status(session.ticket_id, "escalated")
-            for approval in self.store.approvals([session.client_id]):
-                if approval.session_id == session.id:
-                    self.store.decide(approval.id, status="expired", approver="mspclaw (restart)", reason=reason)
-            self.audit.append("status_changed", client_id=session.client_id, session_id=session.id,
-                              data={"ticket_id": session.ticket_id, "status": "escalated", "reason": reason})
+            self._settle_orphan(session)
         return len(orphans)
+
+    def _settle_orphan(self, session: Session) -> None:
+        reason = "the server stopped while this ticket was being worked on; nothing further was run"
+        self.store.update_session(session.id, status="escalated", outcome="escalated", reason=reason)
+        self.store.set_ticket_status(session.ticket_id, "escalated")
+        for approval in self.store.approvals([session.client_id]):
+            if approval.session_id == session.id:
+                self.store.decide(approval.id, status="expired", approver="mspclaw (restart)", reason=reason)
+        self.audit.append("status_changed", client_id=session.client_id, session_id=session.id,
+                          data={"ticket_id": session.ticket_id, "status": "escalated", "reason": reason})
 
     # -- the run --------------------------------------------------------------------------------
     async def _process(self, ticket: Ticket, session: Session, route: Route) -> None:

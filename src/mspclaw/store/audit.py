@@ -27,17 +27,18 @@ import os
 import re
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
-from sqlalchemy import Connection, Engine, Row, func, insert, select
+from sqlalchemy import Connection, Engine, Row, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import AuditIntegrityError, ConfigError, StoreError
+from mspclaw.store.locking import locked_transaction
 from mspclaw.store.redact import redact
 from mspclaw.store.tables import AuditEvent
 
@@ -212,28 +213,9 @@ class AuditLog:
                 raise StoreError(f"cannot append to the audit trail: {exc}") from exc
         return record
 
-    @contextmanager
-    def _locked(self) -> Iterator[Connection]:
-        """A transaction holding the cross-process audit lock; the body must ``COMMIT`` it.
-
-        The connection runs in driver autocommit mode so that the transaction is exactly the
-        ``BEGIN``/``COMMIT`` written here: pysqlite would otherwise defer its own ``BEGIN`` to the
-        INSERT and take the write lock only after the tail was read.
-        """
-        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            if self._engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.exec_driver_sql("BEGIN")
-                conn.execute(select(func.pg_advisory_xact_lock(PG_LOCK_KEY)))
-            yield conn
-        except BaseException:
-            with suppress(SQLAlchemyError):
-                conn.exec_driver_sql("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+    def _locked(self) -> AbstractContextManager[Connection]:
+        """A transaction holding the cross-process audit lock; the body must ``COMMIT`` it."""
+        return locked_transaction(self._engine, pg_advisory_key=PG_LOCK_KEY)
 
     @staticmethod
     def _tail(conn: Connection) -> _Tail:

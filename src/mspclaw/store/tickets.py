@@ -66,6 +66,10 @@ class TicketStore:
             stmt = _scoped(select(Ticket), Ticket.client_id, scope).order_by(Ticket.created_at.desc()).limit(limit)
             return list(db.scalars(stmt))
 
+    def find_external(self, psa: str, external_id: str) -> Ticket | None:
+        with self._sessions() as db:
+            return db.scalars(select(Ticket).where(Ticket.psa == psa, Ticket.external_id == external_id)).first()
+
     def session_for(self, ticket_id: str) -> Session:
         with self._sessions() as db:
             found = db.scalars(

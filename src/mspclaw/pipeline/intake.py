@@ -1,0 +1,186 @@
+"""PSA intake without a human: webhooks and pollers enqueue, workers process.
+
+* A webhook is verified by its PSA's connector, turned into one job, and acknowledged at once.
+* A poller lists each PSA's tickets since a stored cursor and enqueues them the same way.
+* Both use the dedupe key ``psa:ticket``, so a ticket becomes one job however often it is
+  delivered, concurrently or not, by webhook or poll.
+* A worker claims a job, keeps its lease alive while the ticket runs, and completes it. A
+  worker that dies loses its lease and another one picks the job up; a ticket that already has
+  a session is never run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from mspclaw.connectors.base import PSAConnector, PSATicket
+from mspclaw.errors import AuthError, MSPClawError, NotFound, PSAError
+from mspclaw.pipeline.tickets import TicketService
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.jobs import Job, JobQueue
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "psa_ticket"
+
+
+def dedupe_key(psa: str, ticket_id: str) -> str:
+    return f"{psa}:{ticket_id}"
+
+
+class Intake:
+    def __init__(self, *, jobs: JobQueue, tickets: TicketService, audit: AuditLog,
+                 connectors: Mapping[str, PSAConnector]) -> None:
+        self.jobs, self.tickets, self.audit, self.connectors = jobs, tickets, audit, connectors
+
+    def connector(self, psa: str) -> PSAConnector:
+        try:
+            return self.connectors[psa]
+        except KeyError:
+            raise NotFound(f"no PSA account {psa!r} is configured") from None
+
+    # -- triggers -------------------------------------------------------------------------------
+    def accept_webhook(self, psa: str, headers: Mapping[str, str], body: bytes, *, remote: str) -> tuple[Job, bool]:
+        """Verify, enqueue, return ``(job, created)``. A refused webhook is audited and creates nothing."""
+        connector = self.connector(psa)
+        try:
+            event = connector.parse_webhook(headers, body)
+        except (AuthError, MSPClawError) as exc:
+            self.audit.append("webhook_refused", actor=remote, data={"psa": psa, "reason": exc.message})
+            raise
+        job, created = self.enqueue(psa, event.ticket_id, source="webhook", delivery_id=event.delivery_id)
+        self.audit.append("webhook_received", actor=remote, data={
+            "psa": psa, "ticket": event.ticket_id, "event": event.event, "delivery_id": event.delivery_id,
+            "job_id": job.id, "duplicate": not created})
+        return job, created
+
+    def enqueue(self, psa: str, ticket_id: str, *, source: str, delivery_id: str | None = None) -> tuple[Job, bool]:
+        return self.jobs.enqueue(JOB_KIND, {"psa": psa, "ticket_id": ticket_id, "source": source,
+                                            "delivery_id": delivery_id},
+                                 dedupe_key=dedupe_key(psa, ticket_id))
+
+    async def poll(self, psa: str) -> int:
+        """List tickets changed since the stored cursor; enqueue each; move the cursor. Returns new jobs."""
+        connector = self.connector(psa)
+        cursor_name = f"poll:{psa}"
+        raw = self.jobs.get_cursor(cursor_name)
+        since = datetime.fromisoformat(raw) if raw else None
+        found = await connector.list_tickets(since)
+        created = 0
+        newest = since
+        for ticket in found:
+            _, is_new = self.enqueue(psa, ticket.id, source="poll")
+            created += is_new
+            stamp = ticket.updated_at or ticket.created_at
+            if stamp is not None and (newest is None or stamp > newest):
+                newest = stamp
+        if newest is not None and newest != since:
+            self.jobs.set_cursor(cursor_name, newest.isoformat())
+        return created
+
+    # -- processing -----------------------------------------------------------------------------
+    async def process(self, job: Job) -> str:
+        """Run one PSA ticket through the loop; returns the outcome. Raises PSAError when the PSA fails."""
+        psa, ticket_id = str(job.payload["psa"]), str(job.payload["ticket_id"])
+        existing = self.tickets.find_external(psa, ticket_id)
+        if existing is not None:
+            # A job picked up again after its worker died: the ticket already has its session.
+            await self.tickets.wait_or_recover(existing)
+            return self.tickets.store.ticket(existing).status
+        connector = self.connector(psa)
+        psa_ticket = await connector.get_ticket(ticket_id)
+        client = self.tickets.router.client_for(psa, psa_ticket.company)
+        if client is None:
+            await self._unknown_company(connector, psa, psa_ticket)
+            return "escalated"
+        sub = self.tickets.submit(client=client.id, subject=psa_ticket.subject, body=psa_ticket.body,
+                                  requester=psa_ticket.requester, device=psa_ticket.asset, psa=psa,
+                                  external_id=psa_ticket.id, actor=f"psa:{psa}")
+        await self.tickets.wait(sub.session.id)
+        return self.tickets.store.ticket(sub.ticket.id).status
+
+    async def _unknown_company(self, connector: PSAConnector, psa: str, ticket: PSATicket) -> None:
+        note = (f"MSPclaw: ESCALATED\nNo MSPclaw client maps to {psa} company {ticket.company!r}, so nothing was "
+                f"run.\nNext: add it with `mspclaw clients add NAME --psa {psa}={ticket.company}` and re-run with "
+                f"`mspclaw run-ticket --psa {psa} --ticket {ticket.id}`.")
+        await connector.add_note(ticket.id, note, public=False)
+        await connector.set_status(ticket.id, "escalated")
+        self.audit.append("status_changed", actor=f"psa:{psa}", data={
+            "psa": psa, "external_id": ticket.id, "status": "escalated", "reason": "unknown company"})
+
+
+class Worker:
+    """Claims intake jobs and runs them, ``concurrency`` at a time, keeping each lease alive."""
+
+    def __init__(self, intake: Intake, *, concurrency: int = 4, lease_s: float = 30.0, idle_s: float = 0.5,
+                 name: str | None = None) -> None:
+        self.intake = intake
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.idle_s = idle_s
+        self.name = name or f"worker-{secrets.token_hex(3)}"
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._slot(i) for i in range(self.concurrency)))
+
+    async def _slot(self, index: int) -> None:
+        worker = f"{self.name}/{index}"
+        while True:
+            job = await asyncio.to_thread(self.intake.jobs.claim, worker, kinds=[JOB_KIND], lease_s=self.lease_s)
+            if job is None:
+                await asyncio.sleep(self.idle_s)
+                continue
+            await self.run_one(job, worker)
+
+    async def run_one(self, job: Job, worker: str) -> None:
+        beat = asyncio.get_running_loop().create_task(self._heartbeat(job.id, worker))
+        try:
+            outcome = await self.intake.process(job)
+        except PSAError as exc:
+            self.intake.jobs.fail(job.id, worker, f"{exc.code}: {exc.message}", retryable=exc.retryable)
+            log.warning("job %s failed: %s", job.id, exc.message)
+        except MSPClawError as exc:
+            self.intake.jobs.fail(job.id, worker, f"{exc.code}: {exc.message}", retryable=False)
+        except Exception as exc:
+            log.exception("job %s crashed", job.id)
+            self.intake.jobs.fail(job.id, worker, f"{type(exc).__name__}: {exc}")
+        else:
+            self.intake.jobs.complete(job.id, worker)
+            log.info("job %s: ticket %s %s", job.id, job.payload.get("ticket_id"), outcome)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _heartbeat(self, job_id: str, worker: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            if not await asyncio.to_thread(self.intake.jobs.heartbeat, job_id, worker, lease_s=self.lease_s):
+                log.warning("job %s: lease lost", job_id)
+                return
+
+
+class Poller:
+    def __init__(self, intake: Intake, psa: str, *, interval_s: float = 60.0) -> None:
+        self.intake, self.psa, self.interval_s = intake, psa, interval_s
+
+    async def run(self) -> None:
+        while True:
+            try:
+                created = await self.intake.poll(self.psa)
+                if created:
+                    log.info("poll %s: %d new tickets", self.psa, created)
+            except PSAError as exc:
+                log.warning("poll %s failed: %s", self.psa, exc.message)
+            await asyncio.sleep(self.interval_s)
+
+
+def payload_summary(job: Job) -> dict[str, Any]:
+    return {"psa": job.payload.get("psa"), "ticket": job.payload.get("ticket_id"),
+            "source": job.payload.get("source")}

@@ -1,0 +1,446 @@
+"""The durable job queue, the pollers' cursors and the PSA accounts.
+
+A job lives in the ``jobs`` table from the moment it is enqueued until it is done, dead or
+cancelled; a process that dies loses no job, only the lease on the one it was running.
+
+* **Enqueue** is idempotent per ``dedupe_key`` (UNIQUE in the table): the same key again, from
+  another thread, process or replica, at the same moment or a week later, returns the job that
+  already has it. An :class:`~sqlalchemy.exc.IntegrityError` from a concurrent insert means
+  "already queued".
+* **Claim** takes the oldest due job: queued with ``run_after`` reached, or running with its
+  lease expired (its worker died). On PostgreSQL the candidate row is read with
+  ``FOR UPDATE SKIP LOCKED``, so concurrent claimers each lock a different row and never wait
+  for each other; on SQLite the claim runs in a ``BEGIN IMMEDIATE`` transaction, which holds the
+  database's single write lock from the read to the commit. Either way one job is held by one
+  worker at a time. A job whose lease expired on its last allowed attempt goes to ``dead``.
+* The holder keeps its lease alive with :meth:`JobQueue.heartbeat` and ends the job with
+  :meth:`JobQueue.complete` or :meth:`JobQueue.fail`; each checks that the caller still holds the
+  job, so a worker that was taken over cannot finish someone else's attempt. Worker names must
+  therefore be unique per running worker (host, process and slot, say).
+* :meth:`JobQueue.fail` re-queues with exponential backoff and jitter, or dead-letters the job
+  after ``max_attempts`` attempts or a non-retryable error. :meth:`JobQueue.retry` and
+  :meth:`JobQueue.cancel` are the operator's levers.
+
+Every time comes from the injected ``clock`` (aware UTC), so tests move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import Connection, Engine, Row, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from mspclaw.errors import Conflict, NotFound, StoreError
+from mspclaw.store.locking import locked_transaction
+from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, new_id, utcnow
+
+JobStatus = Literal["queued", "running", "done", "dead", "cancelled"]
+JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+
+_JOBS = cast("Table", JobRow.__table__)
+_ACCOUNTS = cast("Table", PSAAccountRow.__table__)
+_MAX_ERROR = 10_000
+
+
+class Job(BaseModel):
+    """One row of ``jobs``, detached from any database session."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str | None
+    client_id: str | None
+    status: JobStatus
+    attempts: int
+    """Claims so far, the running one included."""
+    max_attempts: int
+    run_after: datetime
+    """Not claimed before this time (the backoff of a failed attempt)."""
+    lease_until: datetime | None
+    worker: str | None
+    """Who holds the job while running; afterwards, who ran it last."""
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@contextmanager
+def _store_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot {action}: {exc}") from exc
+
+
+@contextmanager
+def _write(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the write lock (SQLite) that commits when the body ends normally."""
+    with locked_transaction(engine) as conn:
+        yield conn
+        conn.exec_driver_sql("COMMIT")
+
+
+def _job(row: Row[Any] | Mapping[str, Any]) -> Job:
+    return Job.model_validate(dict(row._mapping) if isinstance(row, Row) else dict(row))
+
+
+def _plain_json(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload as the database will hand it back (tuples become lists); ValueError if not JSON."""
+    try:
+        plain: dict[str, Any] = json.loads(json.dumps(dict(payload), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"a job payload must be JSON: {exc}") from exc
+    return plain
+
+
+def _check_lease(lease_s: float) -> None:
+    if not lease_s > 0:
+        raise ValueError(f"a lease must be longer than 0 seconds, not {lease_s}")
+
+
+def _check_length(what: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise ValueError(f"{what} longer than {limit} characters: {value[:80]!r}")
+
+
+class JobQueue:
+    """Enqueue, claim and settle jobs; read and move pollers' cursors."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        backoff_base_s: float = 5.0,
+        backoff_max_s: float = 600.0,
+    ) -> None:
+        if backoff_base_s < 0 or backoff_max_s < 0:
+            raise ValueError("backoff times must not be negative")
+        self._engine = engine
+        self._clock = clock
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the job queue's clock must return aware datetimes")
+        return now.astimezone(UTC)
+
+    # --- producing -------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        client_id: str | None = None,
+        max_attempts: int = 5,
+        run_after: datetime | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue a job; return it and whether it was created.
+
+        With a ``dedupe_key`` that some job already has (whatever its status), nothing is
+        queued and that job is returned with ``False``.
+        """
+        if not kind:
+            raise ValueError("a job needs a kind")
+        _check_length("job kind", kind, 50)
+        _check_length("dedupe key", dedupe_key, 200)
+        _check_length("client id", client_id, 32)
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if run_after is not None and run_after.tzinfo is None:
+            raise ValueError("run_after must be an aware datetime")
+        if dedupe_key is not None:
+            existing = self._by_dedupe_key(dedupe_key)
+            if existing is not None:
+                return existing, False
+        now = self._now()
+        values: dict[str, Any] = {
+            "id": new_id("jb"), "kind": kind, "payload": _plain_json(payload), "dedupe_key": dedupe_key,
+            "client_id": client_id, "status": "queued", "attempts": 0, "max_attempts": max_attempts,
+            "run_after": run_after.astimezone(UTC) if run_after is not None else now, "lease_until": None,
+            "worker": None, "last_error": None, "created_at": now, "updated_at": now, "finished_at": None,
+        }
+        with _store_errors("enqueue a job"):
+            try:
+                with _write(self._engine) as conn:
+                    conn.execute(insert(_JOBS).values(**values))
+            except IntegrityError:
+                # Another enqueue of the same key committed between our look-up and our insert.
+                if dedupe_key is None:
+                    raise
+                existing = self._by_dedupe_key(dedupe_key)
+                if existing is None:
+                    raise
+                return existing, False
+        return _job(values), True
+
+    def _by_dedupe_key(self, dedupe_key: str) -> Job | None:
+        with _store_errors("read the job queue"), self._engine.connect() as conn:
+            row = conn.execute(select(_JOBS).where(_JOBS.c.dedupe_key == dedupe_key)).first()
+        return _job(row) if row is not None else None
+
+    # --- working ---------------------------------------------------------------------------------
+
+    def claim(self, worker: str, *, kinds: Collection[str] | None = None, lease_s: float = 30.0) -> Job | None:
+        """Take the oldest due job for ``worker``, or ``None`` when nothing is due.
+
+        Due means queued with ``run_after`` reached, or running with an expired lease (a lost
+        worker's job, taken over). The job becomes running, held by ``worker`` until
+        ``now + lease_s``, with one more attempt. A lost worker's job that has no attempt left
+        goes to ``dead`` with ``last_error`` saying so, and the search goes on.
+        """
+        if isinstance(kinds, str):
+            raise TypeError("kinds is a collection of kinds, not one kind")
+        if not worker:
+            raise ValueError("a worker needs a name")
+        _check_length("worker name", worker, 100)
+        _check_lease(lease_s)
+        if kinds is not None and not kinds:
+            return None
+        now = self._now()
+        due = or_(
+            and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= now),
+            and_(_JOBS.c.status == "running", _JOBS.c.lease_until < now),
+        )
+        stmt = select(_JOBS).where(due)
+        if kinds is not None:
+            stmt = stmt.where(_JOBS.c.kind.in_(list(kinds)))
+        # SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
+        stmt = stmt.order_by(_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id).limit(1)
+        stmt = stmt.with_for_update(skip_locked=True)
+        with _store_errors("claim a job"), _write(self._engine) as conn:
+            while True:
+                row = conn.execute(stmt).first()
+                if row is None:
+                    return None
+                last_error = row.last_error
+                if row.status == "running":
+                    last_error = f"worker lost: {row.worker} let its lease expire during attempt {row.attempts}"
+                    if row.attempts >= row.max_attempts:
+                        conn.execute(update(_JOBS).where(_JOBS.c.id == row.id).values(
+                            status="dead", lease_until=None, finished_at=now, updated_at=now,
+                            last_error=f"{last_error}, the last of {row.max_attempts}"))
+                        continue
+                values = {"status": "running", "worker": worker, "lease_until": now + timedelta(seconds=lease_s),
+                          "attempts": row.attempts + 1, "updated_at": now, "last_error": last_error}
+                conn.execute(update(_JOBS).where(_JOBS.c.id == row.id).values(**values))
+                return _job({**row._mapping, **values})
+
+    def heartbeat(self, job_id: str, worker: str, *, lease_s: float = 30.0) -> bool:
+        """Extend the lease to ``now + lease_s``; ``False`` when ``worker`` no longer holds the job.
+
+        It no longer holds it once another worker took it over, or it was cancelled or settled.
+        A lease that expired but that nobody took over yet is still held, and is extended.
+        """
+        _check_lease(lease_s)
+        now = self._now()
+        with _store_errors("extend a job's lease"), _write(self._engine) as conn:
+            result = conn.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id, _JOBS.c.worker == worker, _JOBS.c.status == "running")
+                .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)
+            )
+            return result.rowcount == 1
+
+    def complete(self, job_id: str, worker: str) -> bool:
+        """Mark the job done; ``False`` (and no change) when ``worker`` no longer holds it."""
+        now = self._now()
+        with _store_errors("complete a job"), _write(self._engine) as conn:
+            result = conn.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id, _JOBS.c.worker == worker, _JOBS.c.status == "running")
+                .values(status="done", lease_until=None, finished_at=now, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    def fail(self, job_id: str, worker: str, error: str, *, retryable: bool = True) -> Job:
+        """Record a failed attempt: queue the job again after a backoff, or dead-letter it.
+
+        The backoff is ``min(backoff_max_s, backoff_base_s * 2 ** (attempts - 1))`` seconds times a
+        random factor between 0.5 and 1 (so failed jobs do not all come back at once). The job is
+        dead instead when it is not ``retryable`` or has had ``max_attempts`` attempts.
+        :class:`Conflict` when ``worker`` no longer holds the job (its attempt no longer counts).
+        """
+        now = self._now()
+        error = error[:_MAX_ERROR]
+        with _store_errors("record a failed job"), _write(self._engine) as conn:
+            row = self._locked_row(conn, job_id)
+            if row.status != "running" or row.worker != worker:
+                raise Conflict(f"job {job_id} is not held by {worker} (it is {row.status}, worker {row.worker})")
+            values: dict[str, Any]
+            if not retryable or row.attempts >= row.max_attempts:
+                values = {"status": "dead", "lease_until": None, "finished_at": now, "updated_at": now,
+                          "last_error": error}
+            else:
+                exponent = min(max(row.attempts - 1, 0), 60)
+                delay = min(self._backoff_max_s, self._backoff_base_s * 2**exponent) * random.uniform(0.5, 1.0)
+                values = {"status": "queued", "worker": None, "lease_until": None, "updated_at": now,
+                          "run_after": now + timedelta(seconds=delay), "last_error": error}
+            conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(**values))
+            return _job({**row._mapping, **values})
+
+    @staticmethod
+    def _locked_row(conn: Connection, job_id: str) -> Row[Any]:
+        row = conn.execute(select(_JOBS).where(_JOBS.c.id == job_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}; list them with `mspclaw jobs list`")
+        return row
+
+    # --- operating -------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        with _store_errors("read the job queue"), self._engine.connect() as conn:
+            row = conn.execute(select(_JOBS).where(_JOBS.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}; list them with `mspclaw jobs list`")
+        return _job(row)
+
+    def list(self, *, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs newest first, filtered by ``status`` and ``kind`` when given."""
+        stmt = select(_JOBS).order_by(_JOBS.c.created_at.desc(), _JOBS.c.id.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(_JOBS.c.status == status)
+        if kind is not None:
+            stmt = stmt.where(_JOBS.c.kind == kind)
+        with _store_errors("read the job queue"), self._engine.connect() as conn:
+            return [_job(row) for row in conn.execute(stmt)]
+
+    def stats(self) -> dict[str, int]:
+        """How many jobs have each status (every status is present, zero or not)."""
+        stmt = select(_JOBS.c.status, func.count()).group_by(_JOBS.c.status)
+        with _store_errors("read the job queue"), self._engine.connect() as conn:
+            counts: dict[str, int] = dict.fromkeys(JOB_STATUSES, 0)
+            for status, count in conn.execute(stmt):
+                counts[status] = count
+        return counts
+
+    def retry(self, job_id: str) -> Job:
+        """Queue a job again now with a fresh set of attempts, whatever it ended as.
+
+        A queued job waiting out a backoff is made due now. :class:`Conflict` for a running job
+        (cancel it first).
+        """
+        now = self._now()
+        with _store_errors("retry a job"), _write(self._engine) as conn:
+            row = self._locked_row(conn, job_id)
+            if row.status == "running":
+                raise Conflict(f"job {job_id} is running on {row.worker}; cancel it before retrying it")
+            values = {"status": "queued", "attempts": 0, "run_after": now, "lease_until": None, "worker": None,
+                      "finished_at": None, "updated_at": now}
+            conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(**values))
+            return _job({**row._mapping, **values})
+
+    def cancel(self, job_id: str) -> Job:
+        """Stop a job: it is never claimed again, and a worker running it loses its lease.
+
+        Queued, running and dead jobs become cancelled; a cancelled one stays as it is.
+        :class:`Conflict` for a job that is already done.
+        """
+        now = self._now()
+        with _store_errors("cancel a job"), _write(self._engine) as conn:
+            row = self._locked_row(conn, job_id)
+            if row.status == "done":
+                raise Conflict(f"job {job_id} is already done")
+            if row.status == "cancelled":
+                return _job(row)
+            values = {"status": "cancelled", "lease_until": None, "finished_at": now, "updated_at": now}
+            conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(**values))
+            return _job({**row._mapping, **values})
+
+    # --- cursors ---------------------------------------------------------------------------------
+
+    def get_cursor(self, name: str) -> str | None:
+        """The stored value of a poller's cursor, ``None`` before the first :meth:`set_cursor`."""
+        with _store_errors("read a cursor"), self._engine.connect() as conn:
+            value: str | None = conn.execute(select(PSACursor.value).where(PSACursor.name == name)).scalar()
+        return value
+
+    def set_cursor(self, name: str, value: str) -> None:
+        """Create or move a cursor (one atomic upsert)."""
+        _check_length("cursor name", name, 100)
+        _check_length("cursor value", value, 100)
+        now = self._now()
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(PSACursor).values(name=name, value=value, updated_at=now)
+        stmt = stmt.on_conflict_do_update(index_elements=[PSACursor.name], set_={"value": value, "updated_at": now})
+        with _store_errors("store a cursor"), self._engine.begin() as conn:
+            conn.execute(stmt)
+
+
+class PSAAccount(BaseModel):
+    """A configured PSA account. Its secrets never show in ``repr``, ``str`` or JSON dumps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    kind: str
+    config: dict[str, Any]
+    secrets: dict[str, SecretStr] = Field(repr=False)
+    enabled: bool
+    created_at: datetime
+
+    def secret_values(self) -> dict[str, str]:
+        """The secrets in clear, for the connector that needs them and nothing else."""
+        return {key: value.get_secret_value() for key, value in self.secrets.items()}
+
+
+class PSAAccounts:
+    """Add, read and remove PSA accounts. Secrets are stored here and nowhere else."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, name: str, kind: str, config: Mapping[str, Any], secrets: Mapping[str, str], *,
+            enabled: bool = True) -> PSAAccount:
+        """Store a new account; :class:`Conflict` if the name is taken."""
+        name = name.strip()
+        if not name:
+            raise ValueError("a PSA account needs a non-empty name")
+        _check_length("PSA account name", name, 100)
+        _check_length("PSA kind", kind, 32)
+        if not all(isinstance(value, str) for value in secrets.values()):
+            raise TypeError("PSA account secrets must be strings")
+        values: dict[str, Any] = {"id": new_id("pa"), "name": name, "kind": kind, "config": dict(config),
+                                  "secrets": dict(secrets), "enabled": enabled, "created_at": utcnow()}
+        with _store_errors("add a PSA account"):
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(insert(_ACCOUNTS).values(**values))
+            except IntegrityError as exc:
+                raise Conflict(f"a PSA account named {name!r} already exists") from exc
+        return PSAAccount.model_validate(values)
+
+    def get(self, name: str) -> PSAAccount:
+        with _store_errors("read PSA accounts"), self._engine.connect() as conn:
+            row = conn.execute(select(_ACCOUNTS).where(_ACCOUNTS.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no PSA account {name!r}; list them with `mspclaw psa list`")
+        return PSAAccount.model_validate(dict(row._mapping))
+
+    def list(self) -> list[PSAAccount]:
+        with _store_errors("read PSA accounts"), self._engine.connect() as conn:
+            rows = conn.execute(select(_ACCOUNTS).order_by(_ACCOUNTS.c.name)).all()
+        return [PSAAccount.model_validate(dict(row._mapping)) for row in rows]
+
+    def remove(self, name: str) -> None:
+        """Delete an account and its secrets; :class:`NotFound` if there is none of that name."""
+        with _store_errors("remove a PSA account"), self._engine.begin() as conn:
+            result = conn.execute(delete(_ACCOUNTS).where(_ACCOUNTS.c.name == name))
+        if result.rowcount != 1:
+            raise NotFound(f"no PSA account {name!r}; list them with `mspclaw psa list`")

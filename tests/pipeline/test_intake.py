@@ -1,0 +1,158 @@
+"""PSA intake end to end: the local PSA simulator (its own REST API, signed webhooks) feeds a real
+MSPclaw server with a real agent process; the note and the reply land on the PSA exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import Live, free_port, live_server, make_old_files
+
+from mspclaw.connectors.local_server import RunningPSA, run_local_psa
+
+pytestmark = pytest.mark.anyio
+SECRET = "whsec_test"
+
+
+@asynccontextmanager
+async def psa_and_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[RunningPSA, Live]]:
+    port = free_port()
+    async with run_local_psa(webhook_url=f"http://127.0.0.1:{port}/webhooks/local", webhook_secret=SECRET,
+                             retry_delays=(0.2, 0.5, 1.0)) as psa:
+        async with live_server(tmp_path, port=port, connectors={"local": psa.connector}, **overrides) as live:
+            yield psa, live
+
+
+async def wait_for(predicate: Any, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def setup_client(psa: RunningPSA, live: Live, temp: Path) -> str:
+    company = await psa.connector.create_company("Acme Dental")
+    r = await live.http.post("/api/clients", json={"name": "Acme Dental", "psa_refs": {"local": company}})
+    client = str(r.json()["id"])
+    await live.start_agent(client, temp_root=temp)
+    return company
+
+
+async def test_a_webhook_ticket_is_worked_and_written_back_exactly_once(tmp_path: Path) -> None:
+    make_old_files(tmp_path / "temp", 3)
+    async with psa_and_server(tmp_path, approval_timeout_s=30) as (psa, live):
+        company = await setup_client(psa, live, tmp_path / "temp")
+        ticket = await psa.connector.create_ticket(company, requester="maria@acme.example",
+                                                   subject="pc very slow", body="it freezes all day")
+
+        async def written() -> bool:
+            return len((await psa.connector.get_ticket(ticket.id)).notes) >= 2
+
+        await wait_for(written)
+        assert psa.webhooks is not None
+        (delivery,) = psa.webhooks.deliveries.values()
+        psa.webhooks.redeliver(delivery.id)  # a PSA redelivers; MSPclaw must not work it twice
+        await psa.webhooks.drain()
+        await asyncio.sleep(1.0)
+        done = await psa.connector.get_ticket(ticket.id)
+        assert [n.public for n in done.notes] == [False, True]
+        assert "MSPclaw: RESOLVED by playbook slow_computer" in done.notes[0].text
+        assert done.notes[1].text.startswith("Hi Maria")
+        assert done.status == "resolved"
+        jobs = (await live.http.get("/api/jobs")).json()
+        assert len(jobs) == 1 and jobs[0]["status"] == "done"
+        received = live.services.audit.query(kind="webhook_received")
+        assert [e.data["duplicate"] for e in received] == [False, True]
+        assert len(live.services.store.tickets()) == 1
+
+
+async def test_concurrent_duplicate_webhooks_and_the_poller_make_one_job(tmp_path: Path) -> None:
+    async with psa_and_server(tmp_path, workers=0) as (psa, live):
+        company = await psa.connector.create_company("Acme Dental")
+        await live.http.post("/api/clients", json={"name": "Acme Dental", "psa_refs": {"local": company}})
+        ticket = await psa.connector.create_ticket(company, requester="a@b.example", subject="disk full")
+        body = json.dumps({"event": "ticket.created", "ticket_id": ticket.id, "delivery_id": "d-1",
+                           "occurred_at": "2026-11-23T10:00:00Z"}).encode()
+        stamp = str(int(time.time()))
+        signature = "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        headers = {"X-LocalPSA-Timestamp": stamp, "X-LocalPSA-Signature": signature,
+                   "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=live.url) as anon:
+            answers = await asyncio.gather(*(anon.post("/webhooks/local", content=body, headers=headers)
+                                             for _ in range(10)))
+        assert {r.status_code for r in answers} == {202}
+        assert len({r.json()["job_id"] for r in answers}) == 1
+        assert await live.services.intake.poll("local") == 0  # the poller sees it too: still one job
+        assert len(live.services.jobs.list()) == 1
+
+
+async def test_a_bad_signature_gets_401_is_audited_and_creates_nothing(tmp_path: Path) -> None:
+    async with psa_and_server(tmp_path, workers=0) as (psa, live):
+        body = json.dumps({"event": "ticket.created", "ticket_id": "1001", "delivery_id": "x"}).encode()
+        async with httpx.AsyncClient(base_url=live.url) as anon:
+            for headers in ({}, {"X-LocalPSA-Timestamp": str(int(time.time())),
+                                 "X-LocalPSA-Signature": "sha256=" + "0" * 64}):
+                r = await anon.post("/webhooks/local", content=body, headers=headers)
+                assert r.status_code == 401
+            unknown = await anon.post("/webhooks/nope", content=body)
+            assert unknown.status_code == 404
+        assert live.services.jobs.list() == []
+        assert len(live.services.audit.query(kind="webhook_refused")) == 2
+
+
+async def test_polling_finds_tickets_without_webhooks(tmp_path: Path) -> None:
+    make_old_files(tmp_path / "temp", 1)
+    async with psa_and_server(tmp_path, workers=0) as (psa, live):
+        company = await setup_client(psa, live, tmp_path / "temp")
+        for subject in ("printer jammed", "computer very slow"):
+            await psa.connector.create_ticket(company, requester="t@acme.example", subject=subject)
+        assert psa.webhooks is not None
+        await psa.webhooks.drain()
+        before = len(live.services.jobs.list())
+        assert await live.services.intake.poll("local") == 2 - before
+        assert await live.services.intake.poll("local") == 0  # the cursor moved on
+        assert len(live.services.jobs.list()) == 2
+
+
+async def test_a_ticket_from_an_unknown_company_is_escalated_with_a_note_saying_what_to_do(tmp_path: Path) -> None:
+    async with psa_and_server(tmp_path) as (psa, live):
+        stranger = await psa.connector.create_company("Unknown Co")
+        ticket = await psa.connector.create_ticket(stranger, requester="x@y.example", subject="disk full")
+
+        async def noted() -> bool:
+            return bool((await psa.connector.get_ticket(ticket.id)).notes)
+
+        await wait_for(noted, 30)
+        done = await psa.connector.get_ticket(ticket.id)
+        assert done.status == "escalated" and not done.notes[0].public
+        assert f"mspclaw clients add NAME --psa local={stranger}" in done.notes[0].text
+        assert live.services.store.tickets() == []
+
+
+async def test_run_ticket_by_hand_after_adding_the_missing_client(tmp_path: Path) -> None:
+    make_old_files(tmp_path / "temp", 1)
+    async with psa_and_server(tmp_path, workers=1) as (psa, live):
+        company = await psa.connector.create_company("Later Co")
+        ticket = await psa.connector.create_ticket(company, requester="x@later.example", subject="pc very slow")
+        await wait_for(lambda: _has_status(psa, ticket.id, "escalated"), 30)
+        r = await live.http.post("/api/clients", json={"name": "Later Co", "psa_refs": {"local": company}})
+        await live.start_agent(str(r.json()["id"]), temp_root=tmp_path / "temp")
+        job = (await live.http.post(f"/api/psa/local/tickets/{ticket.id}/run")).json()
+        assert job["status"] == "queued"
+        await wait_for(lambda: _has_status(psa, ticket.id, "resolved"), 60)
+        assert len(live.services.store.tickets()) == 1
+
+
+async def _has_status(psa: RunningPSA, ticket_id: str, status: str) -> bool:
+    return (await psa.connector.get_ticket(ticket_id)).status == status
