@@ -26,10 +26,12 @@ SECRET = "whsec_test"
 @asynccontextmanager
 async def psa_and_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[RunningPSA, Live]]:
     port = free_port()
-    async with run_local_psa(webhook_url=f"http://127.0.0.1:{port}/webhooks/local", webhook_secret=SECRET,
-                             retry_delays=(0.2, 0.5, 1.0)) as psa:
-        async with live_server(tmp_path, port=port, connectors={"local": psa.connector}, **overrides) as live:
-            yield psa, live
+    async with (
+        run_local_psa(webhook_url=f"http://127.0.0.1:{port}/webhooks/local", webhook_secret=SECRET,
+                      retry_delays=(0.2, 0.5, 1.0)) as psa,
+        live_server(tmp_path, port=port, connectors={"local": psa.connector}, **overrides) as live,
+    ):
+        yield psa, live
 
 
 async def wait_for(predicate: Any, seconds: float = 60) -> None:
@@ -98,7 +100,7 @@ async def test_concurrent_duplicate_webhooks_and_the_poller_make_one_job(tmp_pat
 
 
 async def test_a_bad_signature_gets_401_is_audited_and_creates_nothing(tmp_path: Path) -> None:
-    async with psa_and_server(tmp_path, workers=0) as (psa, live):
+    async with psa_and_server(tmp_path, workers=0) as (_psa, live):
         body = json.dumps({"event": "ticket.created", "ticket_id": "1001", "delivery_id": "x"}).encode()
         async with httpx.AsyncClient(base_url=live.url) as anon:
             for headers in ({}, {"X-LocalPSA-Timestamp": str(int(time.time())),
