@@ -1,9 +1,10 @@
 """``mspclaw demo``: the whole loop on this machine, with nothing configured.
 
 A server on SQLite in a temporary directory, a real agent process enrolled over HTTP and
-connected over a WebSocket, and the built-in PSA simulator holding sample tickets. Each
-ticket goes through intake, routing, matching, tool calls on the agent, approvals, the note
-back to the PSA and the reply to the user. Approvals are asked on the terminal, or given by
+connected over a WebSocket, and the built-in PSA simulator (its own REST API) where the sample
+tickets are opened. Each ticket goes through the whole loop: the PSA's signed webhook, the
+durable job queue, routing, matching, tool calls on the agent, approvals, the note and the
+reply written back to the PSA. Approvals are asked on the terminal, or given by
 a named demo technician with ``--auto-approve`` (and always under ``--once``).
 """
 
@@ -28,8 +29,7 @@ from rich.text import Text
 
 from mspclaw.api.server import uvicorn_config
 from mspclaw.connectors.base import PSATicket
-from mspclaw.connectors.local import LocalPSA
-from mspclaw.protocol.frames import Event
+from mspclaw.connectors.local_server import RunningPSA, run_local_psa
 from mspclaw.settings import Settings
 from mspclaw.wiring import Services, build
 
@@ -73,47 +73,53 @@ async def _ask(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-async def _work(services: Services, psa: LocalPSA, ticket: PSATicket, client_id: str, auto: bool) -> str:
-    sub = services.tickets.submit(client=client_id, subject=ticket.subject, body=ticket.body,
-                                  requester=ticket.requester, device=ticket.asset, psa="local",
-                                  external_id=ticket.id, actor="psa:local")
-    queue = services.events.subscribe(sub.session.id)
-    try:
-        for past in services.events.history(sub.session.id):
-            queue.put_nowait(past)
-        while True:
-            event: Event = await queue.get()
-            if event.event == "approval_request":
-                data = event.data
-                console.print(f"  [yellow]approval needed[/yellow]: {data['tool']} on {data['target']}: "
-                              f"{data['reason']}")
-                if auto:
-                    ok, who = True, DEMO_TECH
-                else:
-                    ok, who = await _ask("  approve? [y/N] "), getpass.getuser()
-                services.approvals.decide(str(data["approval_id"]), approve=ok, approver=who,
-                                          reason="" if ok else "declined at the demo prompt", scope=None)
-            elif event.event in ("final_answer", "escalation"):
-                return str(event.data["outcome"])
-    finally:
-        services.events.unsubscribe(sub.session.id, queue)
-        await services.tickets.wait(sub.session.id)
+async def _approver(services: Services, auto: bool) -> None:
+    """Answer approval requests as they arrive: on the terminal, or as the demo technician."""
+    seen: set[str] = set()
+    while True:
+        for row in services.approvals.pending(None):
+            if row.id in seen:
+                continue
+            seen.add(row.id)
+            console.print(Text(f"  approval needed: {row.tool} on {row.target}: {row.reason}", style="yellow"))
+            if auto:
+                ok, who = True, DEMO_TECH
+            else:
+                ok, who = await _ask("  approve? [y/N] "), getpass.getuser()
+            services.approvals.decide(row.id, approve=ok, approver=who,
+                                      reason="" if ok else "declined at the demo prompt", scope=None)
+        await asyncio.sleep(0.1)
+
+
+async def _wait_closed(psa: RunningPSA, tickets: list[PSATicket], seconds: float) -> list[PSATicket]:
+    """Wait until the PSA shows every ticket resolved or escalated, with its note and reply."""
+    deadline = time.monotonic() + seconds
+    while True:
+        current = [await psa.connector.get_ticket(t.id) for t in tickets]
+        done = [t for t in current if t.status in ("resolved", "escalated") and len(t.notes) >= 2]
+        if len(done) == len(current):
+            return current
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(done)} of {len(current)} tickets finished within {seconds:g} s")
+        await asyncio.sleep(0.2)
 
 
 def _report(services: Services, psa_ticket: PSATicket) -> None:
-    ticket = next(t for t in services.store.tickets() if t.external_id == psa_ticket.id)
-    session = services.store.session_for(ticket.id)
-    calls = services.store.calls(session.id)
-    approvals = [a for a in services.store.approvals(None, status=None) if a.session_id == session.id]
+    ticket_id = services.tickets.find_external("local", psa_ticket.id)
     table = Table(title=f"PSA #{psa_ticket.id}: {psa_ticket.subject}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    table.add_row("playbook", session.playbook or "none")
-    table.add_row("tools run", ", ".join(f"{c.tool}{'' if c.status == 'ok' else ' (' + c.status + ')'}"
-                                         for c in calls) or "none")
-    table.add_row("approval", "; ".join(f"{a.tool}: {a.status} by {a.approver}" for a in approvals) or "none needed")
-    colour = "green" if session.outcome == "resolved" else "yellow"
-    table.add_row("outcome", Text.assemble((str(session.outcome), colour), f": {session.reason}"))
+    if ticket_id is not None:
+        session = services.store.session_for(ticket_id)
+        calls = services.store.calls(session.id)
+        approvals = [a for a in services.store.approvals(None, status=None) if a.session_id == session.id]
+        table.add_row("playbook", session.playbook or "none")
+        table.add_row("tools run", ", ".join(f"{c.tool}{'' if c.status == 'ok' else ' (' + c.status + ')'}"
+                                             for c in calls) or "none")
+        table.add_row("approval", "; ".join(f"{a.tool}: {a.status} by {a.approver}" for a in approvals)
+                      or "none needed")
+    colour = "green" if psa_ticket.status == "resolved" else "yellow"
+    table.add_row("outcome", Text(psa_ticket.status, colour))
     note = next((n.text for n in psa_ticket.notes if not n.public), "(no note)")
     table.add_row("note (internal)", Text(note))
     table.add_row("reply to user", Text(next((n.text for n in psa_ticket.notes if n.public), "(no reply)")))
@@ -126,58 +132,68 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
     temp_root.mkdir()
     _make_old_temp_files(temp_root)
     port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    secret = "whsec_" + secrets.token_urlsafe(16)
     settings = Settings(data_dir=tmp / "data", api_key="demo_" + secrets.token_urlsafe(16), host="127.0.0.1",
-                        port=port, server_url=f"http://127.0.0.1:{port}", heartbeat_interval_s=5)
-    psa = LocalPSA()
-    services = build(settings, connectors={"local": psa})
-    server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning"))
-    server_task = asyncio.create_task(server.serve())
-    proc: asyncio.subprocess.Process | None = None
+                        port=port, server_url=url, heartbeat_interval_s=5, workers=1)
     interactive = not auto_approve and sys.stdin.isatty()
     if not auto_approve and not interactive:
         console.print("stdin is not a terminal: the demo technician will answer approvals")
+    proc: asyncio.subprocess.Process | None = None
+    services: Services | None = None
     try:
-        while not server.started:
-            if server_task.done():
-                server_task.result()
-                return 1
-            await asyncio.sleep(0.05)
-        client = services.registry.add_client(DEMO_CLIENT, {"local": "acme-dental"})
-        code = services.fleet.issue_code(client.id, ttl_hours=1, actor="demo")
-        console.print(f"server on {settings.server_url}, data in {settings.data_dir}; client {client.name}")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mspclaw", "agent", "--server", settings.server_url, "--enroll", code.code,
-            "--state-dir", str(tmp / "agent-state"), "--temp-root", str(temp_root), "--log-level", "warning")
-        hostname = await _wait_online(services, proc, 30)
-        console.print(f"agent on [bold]{hostname}[/bold] enrolled and online\n")
-        for item in LocalPSA.with_samples("acme-dental", hostname)._tickets.values():
-            psa.add(item)
-        tickets = await psa.list_tickets()
-        counts = {"resolved": 0, "escalated": 0}
-        for ticket in tickets:
-            client_row = next(c for c in services.registry.clients() if c.psa_refs.get("local") == ticket.company)
-            console.print(f"[bold]ticket #{ticket.id}[/bold] from {ticket.requester}: {ticket.subject}")
-            outcome = await _work(services, psa, ticket, client_row.id, not interactive)
-            counts[outcome] = counts.get(outcome, 0) + 1
-            _report(services, ticket)
-        print(f"demo: {len(tickets)} tickets, {counts['resolved']} resolved, {counts['escalated']} escalated")
-        if not once:
-            console.print(
-                f"\nThe server keeps running on {settings.server_url} (API docs at /docs). In another terminal:\n"
-                f"  export MSPCLAW_SERVER_URL={settings.server_url} MSPCLAW_API_KEY={services.api_key}\n"
-                f"  mspclaw tickets submit --client '{DEMO_CLIENT}' --subject 'disk full' --wait\n"
-                "Ctrl-C to stop.", markup=False)
-            await server_task
-        return 0
+        async with run_local_psa(webhook_url=f"{url}/webhooks/local", webhook_secret=secret) as psa:
+            services = build(settings, connectors={"local": psa.connector})
+            server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning"))
+            server_task = asyncio.create_task(server.serve())
+            approver: asyncio.Task[None] | None = None
+            try:
+                while not server.started:
+                    if server_task.done():
+                        server_task.result()
+                        return 1
+                    await asyncio.sleep(0.05)
+                company = await psa.connector.create_company(DEMO_CLIENT)
+                client = services.registry.add_client(DEMO_CLIENT, {"local": company})
+                code = services.fleet.issue_code(client.id, ttl_hours=1, actor="demo")
+                console.print(f"MSPclaw server on {url}, data in {settings.data_dir}\n"
+                              f"local PSA simulator on {psa.base_url}, sending signed webhooks to /webhooks/local")
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "mspclaw", "agent", "--server", url, "--enroll", code.code,
+                    "--state-dir", str(tmp / "agent-state"), "--temp-root", str(temp_root), "--log-level", "warning")
+                hostname = await _wait_online(services, proc, 30)
+                console.print(f"agent on [bold]{hostname}[/bold] enrolled for {client.name} and online\n")
+                approver = asyncio.create_task(_approver(services, not interactive))
+                tickets = await psa.open_samples(DEMO_CLIENT, hostname)
+                for t in tickets:
+                    console.print(f"PSA ticket #{t.id} from {t.requester}: {t.subject}")
+                with console.status("MSPclaw is working on the tickets..."):
+                    closed = await _wait_closed(psa, tickets, 600)
+                for ticket in closed:
+                    _report(services, ticket)
+                resolved = sum(t.status == "resolved" for t in closed)
+                print(f"demo: {len(closed)} tickets, {resolved} resolved, {len(closed) - resolved} escalated")
+                if not once:
+                    console.print(
+                        f"\nThe server keeps running on {url} (API docs at /docs). In another terminal:\n"
+                        f"  export MSPCLAW_SERVER_URL={url} MSPCLAW_API_KEY={services.api_key}\n"
+                        f"  mspclaw tickets submit --client '{DEMO_CLIENT}' --subject 'disk full' --wait\n"
+                        "Ctrl-C to stop.", markup=False)
+                    await server_task
+                return 0
+            finally:
+                if approver is not None:
+                    approver.cancel()
+                if proc is not None and proc.returncode is None:
+                    proc.terminate()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(proc.wait(), 10)
+                server.should_exit = True
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(server_task, 10)
     finally:
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 10)
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(server_task, 10)
-        services.close()
+        if services is not None:
+            services.close()
         if keep:
             console.print(f"data kept in {tmp}")
         else:
