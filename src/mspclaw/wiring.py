@@ -118,8 +118,11 @@ def connector_for(account: PSAAccount) -> PSAConnector:
             from mspclaw.connectors.superops import SuperOpsConnector
 
             return SuperOpsConnector(subdomain=str(config["subdomain"]), token=secrets["token"],
-                                     region=str(config.get("region", "us")),  # type: ignore[arg-type]
-                                     webhook_secret=secrets.get("webhook_secret"))
+                                     region=config.get("region", "us"), webhook_secret=secrets.get("webhook_secret"),
+                                     webhook_auth=config.get("webhook_auth", "hmac"),
+                                     asset_field=config.get("asset_field"),
+                                     status_map=config.get("status_map"),
+                                     public_reply=config.get("public_reply", "note"))
         case "local":
             from mspclaw.connectors.local import LocalPSAConnector
 

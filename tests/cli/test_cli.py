@@ -113,3 +113,30 @@ async def test_audit_lists_and_verify_catches_tampering(tmp_path: Path) -> None:
     day.write_text("\n".join(lines) + "\n")
     bad = mspclaw("--data-dir", data, "audit", "verify")
     assert bad.returncode == 1 and f"{day.name}:2" in bad.stderr
+
+
+def test_psa_accounts_are_added_listed_without_secrets_and_built_into_connectors(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    env = {"MSPCLAW_PSA_TOKEN": "tok_super_secret_123", "MSPCLAW_API_KEY": "k"}
+    added = mspclaw("--data-dir", data, "psa", "add", "superops", "--subdomain", "acme-msp", "--region", "eu",
+                    "--webhook-secret", "whsec_hidden_456", env=env)
+    assert added.returncode == 0, added.stderr
+    bad = mspclaw("--data-dir", data, "psa", "add", "superops", env=env)
+    assert bad.returncode == 1 and "--subdomain" in bad.stderr
+    listed = mspclaw("--data-dir", data, "psa", "list", "--json")
+    (account,) = json.loads(listed.stdout)
+    assert account["name"] == "superops" and account["config"]["region"] == "eu"
+    everything = listed.stdout + "".join(p.read_text() for p in (tmp_path / "data" / "audit").glob("*.jsonl"))
+    assert "tok_super_secret_123" not in everything and "whsec_hidden_456" not in everything
+
+    from mspclaw.connectors.superops import SuperOpsConnector
+    from mspclaw.settings import Settings
+    from mspclaw.wiring import build
+
+    services = build(Settings(data_dir=tmp_path / "data", api_key="k"))
+    try:
+        assert isinstance(services.intake.connector("superops"), SuperOpsConnector)
+    finally:
+        services.close()
+    assert mspclaw("--data-dir", data, "psa", "remove", "superops").returncode == 0
+    assert json.loads(mspclaw("--data-dir", data, "psa", "list", "--json").stdout) == []

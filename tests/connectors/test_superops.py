@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from graphql import parse, validate
+from tests.connectors.superops_server import SCHEMA, FakeSuperOps, run_superops, stamp
 
 from mspclaw.connectors.base import PSAConnector, PSANote, WebhookEvent
 from mspclaw.connectors.http import RateLimiter
@@ -31,7 +32,6 @@ from mspclaw.errors import (
     PSARejected,
     PSAUnavailable,
 )
-from tests.connectors.superops_server import SCHEMA, FakeSuperOps, run_superops, stamp
 
 if TYPE_CHECKING:
     from tests.connectors.conftest import FakeTime
@@ -290,7 +290,7 @@ async def test_a_request_the_schema_rejects_raises(server: FakeSuperOps, make: M
 
 
 async def test_a_wrong_token_is_psa_auth_error(server: FakeSuperOps, make: Make) -> None:
-    with pytest.raises(PSAAuthError, match="401.*invalid or deleted"):
+    with pytest.raises(PSAAuthError, match=r"401.*invalid or deleted"):
         await make(token="wrong").get_ticket("1")
 
 
@@ -314,8 +314,8 @@ async def test_the_client_side_rate_limit_spaces_requests(
 
 
 async def test_the_default_limit_is_800_a_minute_per_connector(make: Make) -> None:
-    limiter = make()._http.rate_limiter
-    assert limiter is not None and (limiter.limit, limiter.period) == (800, 60.0)
+    limiter = make().rate_limiter
+    assert (limiter.limit, limiter.period) == (800, 60.0)
 
 
 async def test_regions_pick_the_us_or_eu_endpoint_with_the_auth_headers() -> None:

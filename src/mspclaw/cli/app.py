@@ -394,6 +394,8 @@ def psa_add(
     base_url: Annotated[str | None, typer.Option(help="local: the simulator's URL.")] = None,
     poll_interval: Annotated[float, typer.Option(help="Seconds between polls; 0 turns polling off.")] = 60.0,
     webhook_secret: Annotated[str | None, typer.Option(help="Secret the PSA signs webhooks with.")] = None,
+    webhook_auth: Annotated[str, typer.Option(help="SuperOps: 'hmac' (signed) or 'shared_secret' (header).")] = "hmac",
+    asset_field: Annotated[str | None, typer.Option(help="SuperOps: custom field holding the device name.")] = None,
 ) -> None:
     """Add a PSA account. The API token is asked for on the terminal (or read from MSPCLAW_PSA_TOKEN)."""
     from mspclaw.store.jobs import PSAAccounts
@@ -405,7 +407,11 @@ def psa_add(
     if kind == "superops":
         if not subdomain:
             raise CLIError("superops needs --subdomain (Settings > MSP Information in SuperOps)")
-        config |= {"subdomain": subdomain, "region": region}
+        if region not in ("us", "eu") or webhook_auth not in ("hmac", "shared_secret"):
+            raise CLIError("--region must be us or eu, --webhook-auth hmac or shared_secret")
+        config |= {"subdomain": subdomain, "region": region, "webhook_auth": webhook_auth}
+        if asset_field:
+            config["asset_field"] = asset_field
     elif kind == "local":
         if not base_url:
             raise CLIError("local needs --base-url of the simulator")

@@ -27,15 +27,12 @@ from urllib.parse import quote
 import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.http import PSAHttp
 from mspclaw.errors import (
     AuthError,
     MalformedWebhook,
-    PSAAuthError,
     PSAError,
     PSANotFound,
-    PSARateLimited,
-    PSARejected,
-    PSAUnavailable,
 )
 
 TIMESTAMP_HEADER: Final = "x-localpsa-timestamp"
@@ -148,8 +145,9 @@ class LocalPSAConnector:
                  timeout: float = 10.0) -> None:
         self._webhook_secret = webhook_secret
         self._page_size = page_size
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/api/v1", transport=transport,
-                                       headers={"Authorization": f"Bearer {api_token}"}, timeout=timeout)
+        self._http = PSAHttp(service="the local PSA", base_url=base_url.rstrip("/") + "/api/v1",
+                             headers={"Authorization": f"Bearer {api_token}"}, timeout=timeout, transport=transport,
+                             max_retries=2, backoff_cap=2.0)
 
     async def __aenter__(self) -> LocalPSAConnector:
         return self
@@ -245,13 +243,8 @@ class LocalPSAConnector:
         return [PSANote(_field(n, "text", str), _field(n, "public", bool)) for n in _field(data, "notes", list)]
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-            response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            raise _translate(exc) from exc
-        except httpx.TransportError as exc:
-            raise PSAUnavailable(f"the local PSA at {self._http.base_url} is unreachable: {exc!r}") from exc
+        """One request through the shared plumbing (retries, ``Retry-After``, error translation)."""
+        response = await self._http.request(method, path, **kwargs)
         try:
             data = response.json()
         except ValueError as exc:
@@ -259,27 +252,6 @@ class LocalPSAConnector:
         if not isinstance(data, dict):
             raise PSAError(f"the local PSA answered {method} {path} with a JSON {type(data).__name__}")
         return data
-
-
-def _translate(exc: httpx.HTTPStatusError) -> PSAError:
-    response = exc.response
-    try:
-        message = str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:200] or response.reason_phrase
-    where = f"{exc.request.method} {exc.request.url.path}"
-    status = response.status_code
-    if status in (401, 403):
-        return PSAAuthError(f"the local PSA refused our API token ({status}): {message}")
-    if status == 404:
-        return PSANotFound(f"the local PSA has no such record ({where}): {message}")
-    if status == 429:
-        after = response.headers.get("retry-after")
-        return PSARateLimited(f"the local PSA is rate limiting us: {message}",
-                              retry_after=float(after) if after and after.isdigit() else None)
-    if status >= 500:
-        return PSAUnavailable(f"the local PSA failed ({status}) on {where}: {message}")
-    return PSARejected(f"the local PSA rejected {where} ({status}): {message}")
 
 
 T = TypeVar("T")

@@ -206,12 +206,13 @@ class SuperOpsConnector:
         self._webhook_auth = webhook_auth
         self._now = now
         self._statuses: list[str] | None = None
-        limiter = rate_limiter or RateLimiter(rate_per_minute, 60.0, clock=clock, sleep=sleep)
+        self.rate_limiter = rate_limiter or RateLimiter(rate_per_minute, 60.0, clock=clock, sleep=sleep)
+        """Spent by every attempt; pass it to another connector that uses the same API token."""
         self._http = PSAHttp(
             service="SuperOps", base_url=self.endpoint, timeout=timeout, max_retries=max_retries,
             headers={"Authorization": f"Bearer {token}", "CustomerSubDomain": subdomain,
                      "Content-Type": "application/json", "Accept": "application/json"},
-            rate_limiter=limiter, status_errors={400: self._bad_subdomain}, transport=transport, sleep=sleep,
+            rate_limiter=self.rate_limiter, status_errors={400: self._bad_subdomain}, transport=transport, sleep=sleep,
             now=now)
 
     async def __aenter__(self) -> SuperOpsConnector:
