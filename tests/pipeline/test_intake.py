@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.cli.test_cli import mspclaw
 from tests.conftest import Live, free_port, live_server, make_old_files
 
 from mspclaw.connectors.local_server import RunningPSA, run_local_psa
@@ -150,10 +151,16 @@ async def test_run_ticket_by_hand_after_adding_the_missing_client(tmp_path: Path
         await wait_for(lambda: _has_status(psa, ticket.id, "escalated"), 30)
         r = await live.http.post("/api/clients", json={"name": "Later Co", "psa_refs": {"local": company}})
         await live.start_agent(str(r.json()["id"]), temp_root=tmp_path / "temp")
-        job = (await live.http.post(f"/api/psa/local/tickets/{ticket.id}/run")).json()
-        assert job["status"] == "queued"
-        await wait_for(lambda: _has_status(psa, ticket.id, "resolved"), 60)
+        env = {"MSPCLAW_SERVER_URL": live.url, "MSPCLAW_API_KEY": live.api_key}
+        result = await asyncio.to_thread(mspclaw, "run-ticket", "--psa", "local", "--ticket", ticket.id, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "resolved" in result.stdout and "slow_computer" in result.stdout
+        assert await _has_status(psa, ticket.id, "resolved")
         assert len(live.services.store.tickets()) == 1
+        jobs = json.loads((await asyncio.to_thread(mspclaw, "jobs", "list", "--json", env=env)).stdout)
+        assert [j["status"] for j in jobs] == ["done"] and jobs[0]["attempts"] == 1
+        missing = await asyncio.to_thread(mspclaw, "run-ticket", "--psa", "nope", "--ticket", "1", env=env)
+        assert missing.returncode == 1 and "no PSA account 'nope'" in missing.stderr
 
 
 async def _has_status(psa: RunningPSA, ticket_id: str, status: str) -> bool:
