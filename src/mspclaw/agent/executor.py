@@ -17,13 +17,14 @@ nothing a tool does can crash the daemon.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from mspclaw.agent.journal import Fresh, Interrupted, Journal, Recorded
 from mspclaw.agent.tools import ToolContext, ToolFn
@@ -200,9 +201,10 @@ def _success(call: ToolCall, output: Any, started: float) -> ToolResult:
     if not isinstance(output, dict):
         raise ToolFailed(f"{call.tool} returned {type(output).__name__}, not a JSON object")
     try:
-        return ToolResult(call_id=call.call_id, ok=True, output=output, duration_ms=_elapsed_ms(started))
-    except ValidationError as exc:
-        raise ToolFailed(f"{call.tool} returned output that is not JSON: {exc.errors()[0]['msg']}") from exc
+        json.dumps(output, allow_nan=False)  # frames carry JSON; a tool's output is checked once, here
+    except (TypeError, ValueError) as exc:
+        raise ToolFailed(f"{call.tool} returned output that is not JSON: {exc}") from exc
+    return ToolResult(call_id=call.call_id, ok=True, output=output, duration_ms=_elapsed_ms(started))
 
 
 def _failure(call: ToolCall, exc: ToolError, started: float) -> ToolResult:

@@ -41,8 +41,8 @@ from mspclaw.protocol.connection import (
     ServerConnection,
     State,
 )
-from mspclaw.protocol.frames import Approval, Error, Hello, NotifyUser, ToolCall, ToolResult
-from mspclaw.protocol.signing import sign_call
+from mspclaw.protocol.frames import Approval, Error, Hello, NotifyUser, ToolResult
+from mspclaw.protocol.signing import signed_call
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +232,8 @@ class Hub:
                     call_id: str, approval: Approval | None) -> ToolResult:
         if tool not in link.tools:
             raise UnknownTool(f"agent {link.hello.hostname} does not offer {tool!r}")
-        call = sign_call(link.identity.signing_key, ToolCall(
-            call_id=call_id, tool=tool, args=args, deadline=self._clock() + timeout, approval=approval))
+        call = signed_call(link.identity.signing_key, call_id=call_id, tool=tool, args=args,
+                           deadline=self._clock() + timeout, approval=approval)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[ToolResult] = loop.create_future()
         link.waiters[call_id] = fut

@@ -6,7 +6,6 @@ Decoding happens here and nowhere else; each failure raises the matching
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -42,18 +41,25 @@ def _decode(data: str | bytes, adapter: TypeAdapter[F], kinds: frozenset[str], l
     if len(data) > limit:
         raise FrameTooLarge(f"frame of {len(data)} bytes is over the {limit}-byte limit")
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedFrame(f"frame is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise MalformedFrame("frame must be a JSON object with a 'kind' field")
-    kind = obj.get("kind")
-    if kind not in kinds:
-        raise UnknownKind(f"unknown frame kind {kind!r}; expected one of: {', '.join(sorted(kinds))}")
-    try:
-        return adapter.validate_python(obj)
+        # One pass in pydantic-core: JSON parsing, the ``kind`` tag and the frame's schema.
+        return adapter.validate_json(data)
     except ValidationError as exc:
-        raise MalformedFrame(f"invalid {kind} frame: {_describe(exc)}") from exc
+        raise _explain(exc, kinds) from exc
+
+
+def _explain(exc: ValidationError, kinds: frozenset[str]) -> MalformedFrame | UnknownKind:
+    first = exc.errors()[0]
+    match first["type"]:
+        case "json_invalid":
+            return MalformedFrame(f"frame is not valid JSON: {first['msg']}")
+        case "dict_type" | "model_type" | "model_attributes_type":
+            return MalformedFrame("frame must be a JSON object with a 'kind' field")
+        case "union_tag_invalid" | "union_tag_not_found":
+            tag = (first.get("ctx") or {}).get("tag")
+            what = f"unknown frame kind {tag!r}" if tag is not None else "frame has no 'kind' field"
+            return UnknownKind(f"{what}; expected one of: {', '.join(sorted(kinds))}")
+    kind = first["loc"][0] if first["loc"] else "frame"
+    return MalformedFrame(f"invalid {kind} frame: {_describe(exc)}")
 
 
 def decode_agent_frame(data: str | bytes, limit: int = MAX_FRAME_BYTES) -> AgentFrame:

@@ -7,7 +7,7 @@ follow DESIGN section 4 and are part of the public surface.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -22,6 +22,9 @@ OSName = Literal["linux", "macos", "windows"]
 
 
 class _Frame(BaseModel):
+    """Frames are decoded from JSON text, so ``Any`` fields hold JSON values by construction; they
+    are not re-checked value by value, which is the hot path of every tool call."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -66,7 +69,7 @@ class ToolCall(_Frame):
     kind: Literal["tool_call"] = "tool_call"
     call_id: str
     tool: str
-    args: dict[str, JsonValue] = Field(default_factory=dict)
+    args: dict[str, Any] = Field(default_factory=dict)
     deadline: float
     approval: Approval | None = None
     signature: str = ""
@@ -81,7 +84,7 @@ class ToolResult(_Frame):
     kind: Literal["tool_result"] = "tool_result"
     call_id: str
     ok: bool
-    output: JsonValue = None
+    output: Any = None
     error: ErrorInfo | None = None
     duration_ms: int = 0
     replayed: bool = False

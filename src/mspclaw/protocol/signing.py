@@ -13,27 +13,45 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
-from mspclaw.protocol.frames import ToolCall
+from mspclaw.protocol.frames import Approval, ToolCall
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def canonical_parts(call_id: str, tool: str, args: dict[str, Any], deadline: float,
+                    approval: Approval | None) -> bytes:
+    body = {
+        "call_id": call_id,
+        "tool": tool,
+        "args": args,
+        "deadline": deadline,
+        "approval": None if approval is None else {
+            "approval_id": approval.approval_id, "approver": approval.approver, "decided_at": approval.decided_at},
+    }
+    return _ENCODER.encode(body).encode()
 
 
 def canonical(call: ToolCall) -> bytes:
-    body = {
-        "call_id": call.call_id,
-        "tool": call.tool,
-        "args": call.args,
-        "deadline": call.deadline,
-        "approval": call.approval.model_dump() if call.approval else None,
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return canonical_parts(call.call_id, call.tool, call.args, call.deadline, call.approval)
+
+
+def signature(key: bytes, message: bytes) -> str:
+    return hmac.digest(key, message, hashlib.sha256).hex()
+
+
+def signed_call(key: bytes, *, call_id: str, tool: str, args: dict[str, Any], deadline: float,
+                approval: Approval | None = None) -> ToolCall:
+    """Build a signed call in one step (the dispatcher's hot path)."""
+    sig = signature(key, canonical_parts(call_id, tool, args, deadline, approval))
+    return ToolCall(call_id=call_id, tool=tool, args=args, deadline=deadline, approval=approval, signature=sig)
 
 
 def sign_call(key: bytes, call: ToolCall) -> ToolCall:
     """Return ``call`` with its ``signature`` set."""
-    sig = hmac.new(key, canonical(call), hashlib.sha256).hexdigest()
-    return call.model_copy(update={"signature": sig})
+    return call.model_copy(update={"signature": signature(key, canonical(call))})
 
 
 def verify_call(key: bytes, call: ToolCall) -> bool:
-    expected = hmac.new(key, canonical(call), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, call.signature)
+    return hmac.compare_digest(signature(key, canonical(call)), call.signature)
