@@ -10,12 +10,14 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 
 from mspclaw.errors import Conflict, NotFound
+from mspclaw.store.db import make_engine, migrate, sqlite_url
 from mspclaw.store.jobs import Job, JobQueue, PSAAccounts
 from mspclaw.store.tables import JobRow
 
@@ -122,6 +124,29 @@ def test_claim_takes_the_oldest_due_job_of_the_asked_kinds(engine: Engine) -> No
     clock.advance(300)
     claimed_later = queue.claim("w")
     assert claimed_later is not None and claimed_later.id == later.id
+
+
+def test_a_claim_waiting_for_the_sqlite_write_lock_takes_the_job_committed_meanwhile(tmp_path: Path) -> None:
+    # A claim that read its clock before waiting for the lock judged "due" by a time already past,
+    # so a job enqueued during the wait looked not due yet and the worker went back to sleep.
+    engine = make_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    clock = Clock()
+    queue = JobQueue(engine, clock=clock)
+    holder = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    holder.exec_driver_sql("BEGIN IMMEDIATE")
+    with ThreadPoolExecutor(1) as pool:
+        claim = pool.submit(queue.claim, "w", kinds=["psa_ticket"])
+        time.sleep(0.3)  # the claim is now waiting for the write lock
+        clock.advance(1)
+        holder.execute(insert(JobRow).values(
+            id="jb_enqueued_meanwhile", kind="psa_ticket", payload={}, status="queued", attempts=0, max_attempts=5,
+            run_after=clock.now, created_at=clock.now, updated_at=clock.now))
+        holder.exec_driver_sql("COMMIT")
+        job = claim.result(timeout=30)
+    holder.close()
+    engine.dispose()
+    assert job is not None and job.id == "jb_enqueued_meanwhile"
 
 
 def test_two_workers_never_run_one_job(database: TestDatabase) -> None:

@@ -7,6 +7,8 @@
 * A worker claims a job, keeps its lease alive while the ticket runs, and completes it. A
   worker that dies loses its lease and another one picks the job up; a ticket that already has
   a session is never run twice.
+* An idle worker polls the queue every ``idle_s``, and is woken at once when this process
+  enqueues a job (jobs enqueued by other processes wait for the next poll).
 """
 
 from __future__ import annotations
@@ -38,6 +40,21 @@ class Intake:
     def __init__(self, *, jobs: JobQueue, tickets: TicketService, audit: AuditLog,
                  connectors: Mapping[str, PSAConnector]) -> None:
         self.jobs, self.tickets, self.audit, self.connectors = jobs, tickets, audit, connectors
+        self._listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def listen(self) -> asyncio.Event:
+        """An event set whenever this process enqueues a new job (from any thread); for idle workers."""
+        event = asyncio.Event()
+        self._listeners.append((asyncio.get_running_loop(), event))
+        return event
+
+    def unlisten(self, event: asyncio.Event) -> None:
+        self._listeners = [(loop, e) for loop, e in self._listeners if e is not event]
+
+    def _job_added(self) -> None:
+        for loop, event in self._listeners:
+            with contextlib.suppress(RuntimeError):  # a loop that has closed meanwhile
+                loop.call_soon_threadsafe(event.set)
 
     def connector(self, psa: str) -> PSAConnector:
         try:
@@ -61,9 +78,12 @@ class Intake:
         return job, created
 
     def enqueue(self, psa: str, ticket_id: str, *, source: str, delivery_id: str | None = None) -> tuple[Job, bool]:
-        return self.jobs.enqueue(JOB_KIND, {"psa": psa, "ticket_id": ticket_id, "source": source,
-                                            "delivery_id": delivery_id},
-                                 dedupe_key=dedupe_key(psa, ticket_id))
+        job, created = self.jobs.enqueue(JOB_KIND, {"psa": psa, "ticket_id": ticket_id, "source": source,
+                                                    "delivery_id": delivery_id},
+                                         dedupe_key=dedupe_key(psa, ticket_id))
+        if created:
+            self._job_added()
+        return job, created
 
     async def poll(self, psa: str) -> int:
         """List tickets changed since the stored cursor; enqueue each; move the cursor. Returns new jobs."""
@@ -127,14 +147,20 @@ class Worker:
         self.name = name or f"worker-{secrets.token_hex(3)}"
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._slot(i) for i in range(self.concurrency)))
+        added = self.intake.listen()
+        try:
+            await asyncio.gather(*(self._slot(i, added) for i in range(self.concurrency)))
+        finally:
+            self.intake.unlisten(added)
 
-    async def _slot(self, index: int) -> None:
+    async def _slot(self, index: int, added: asyncio.Event) -> None:
         worker = f"{self.name}/{index}"
         while True:
+            added.clear()  # a job enqueued from here on sets it again, so no wake-up is missed
             job = await asyncio.to_thread(self.intake.jobs.claim, worker, kinds=[JOB_KIND], lease_s=self.lease_s)
             if job is None:
-                await asyncio.sleep(self.idle_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(added.wait(), self.idle_s)
                 continue
             await self.run_one(job, worker)
 

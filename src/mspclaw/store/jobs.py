@@ -212,18 +212,20 @@ class JobQueue:
         _check_lease(lease_s)
         if kinds is not None and not kinds:
             return None
-        now = self._now()
-        due = or_(
-            and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= now),
-            and_(_JOBS.c.status == "running", _JOBS.c.lease_until < now),
-        )
-        stmt = select(_JOBS).where(due)
-        if kinds is not None:
-            stmt = stmt.where(_JOBS.c.kind.in_(list(kinds)))
-        # SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
-        stmt = stmt.order_by(_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id).limit(1)
-        stmt = stmt.with_for_update(skip_locked=True)
         with _store_errors("claim a job"), _write(self._engine) as conn:
+            # "now" is read once the write lock is held: read before waiting for it, it would miss a
+            # job enqueued (and committed) during the wait, whose run_after is later than that "now".
+            now = self._now()
+            due = or_(
+                and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= now),
+                and_(_JOBS.c.status == "running", _JOBS.c.lease_until < now),
+            )
+            stmt = select(_JOBS).where(due)
+            if kinds is not None:
+                stmt = stmt.where(_JOBS.c.kind.in_(list(kinds)))
+            # SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
+            stmt = stmt.order_by(_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id).limit(1)
+            stmt = stmt.with_for_update(skip_locked=True)
             while True:
                 row = conn.execute(stmt).first()
                 if row is None:

@@ -2,15 +2,22 @@
 
 Every read that a caller can reach takes the set of client ids it may see, so scoping is
 part of the query, not a check after it.
+
+The writes the pipeline makes for every ticket (session updates, steps, events, tool calls) are
+prebuilt Core statements with bound parameters, each one transaction: building an ORM unit of
+work and a fresh statement for every row cost two to three times the write itself. A step's
+``index`` and an event's ``seq`` are computed by the INSERT itself (one statement, no read
+before it).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Select, func, orm, select, update
+from sqlalchemy import CursorResult, Insert, Select, Table, Update, bindparam, func, insert, orm, select, update
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
@@ -31,9 +38,56 @@ Scope = Collection[str] | None
 
 S = TypeVar("S", bound=Select[Any])
 
+_SESSIONS = cast("Table", Session.__table__)
+_TICKETS = cast("Table", Ticket.__table__)
+_STEPS = cast("Table", Step.__table__)
+_EVENTS = cast("Table", SessionEvent.__table__)
+_CALLS = cast("Table", ToolCallRow.__table__)
+
 
 def _scoped(stmt: S, column: Any, scope: Scope) -> S:
     return stmt if scope is None else stmt.where(column.in_(list(scope)))
+
+
+def _next_number(table: Table, column: str) -> Any:
+    """``(SELECT coalesce(max(column), 0) + 1 ... WHERE session_id = :p_session_id)``, for an INSERT's VALUES."""
+    return (select(func.coalesce(func.max(table.c[column]), 0) + 1)
+            .where(table.c.session_id == bindparam("p_session_id")).scalar_subquery())
+
+
+def _params(table: Table, *columns: str) -> dict[str, Any]:
+    """``{column: :p_column}`` with each parameter of its column's type (JSON, UTC datetimes)."""
+    return {name: bindparam(f"p_{name}", type_=table.c[name].type) for name in columns}
+
+
+_ADD_EVENT: Insert = (
+    insert(_EVENTS)
+    .values(seq=_next_number(_EVENTS, "seq"), **_params(_EVENTS, "session_id", "event", "data", "created_at"))
+    .returning(_EVENTS.c.id, _EVENTS.c.seq)
+)
+_ADD_STEP: Insert = (
+    insert(_STEPS)
+    .values(index=_next_number(_STEPS, "index"),
+            **_params(_STEPS, "session_id", "title", "tool", "args", "ok", "observation", "created_at"))
+    .returning(_STEPS.c.id, _STEPS.c.index)
+)
+_RECORD_CALL: Insert = insert(_CALLS).values(**_params(
+    _CALLS, "call_id", "session_id", "client_id", "agent_id", "tool", "args", "approval_id", "status", "created_at"))
+_FINISH_CALL: Update = update(_CALLS).where(_CALLS.c.call_id == bindparam("p_id")).values(**_params(
+    _CALLS, "status", "output", "error_code", "error_message", "duration_ms", "finished_at"))
+_SET_TICKET_STATUS: Update = update(_TICKETS).where(_TICKETS.c.id == bindparam("p_id")).values(
+    **_params(_TICKETS, "status", "updated_at"))
+
+
+@functools.cache
+def _update_session(columns: tuple[str, ...]) -> Update:
+    """The UPDATE of these session columns (and ``updated_at``), built once per set of columns."""
+    return update(_SESSIONS).where(_SESSIONS.c.id == bindparam("p_id")).values(
+        **_params(_SESSIONS, *columns, "updated_at"))
+
+
+def _bound(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"p_{name}": value for name, value in values.items()}
 
 
 class TicketStore:
@@ -88,12 +142,14 @@ class TicketStore:
         return found
 
     def update_session(self, session_id: str, **values: Any) -> None:
+        stmt = _update_session(tuple(sorted(values)))
         with self._sessions.begin() as db:
-            db.execute(update(Session).where(Session.id == session_id).values(updated_at=utcnow(), **values))
+            db.connection().execute(stmt, {"p_id": session_id, **_bound(values), "p_updated_at": utcnow()})
 
     def set_ticket_status(self, ticket_id: str, status: str) -> None:
         with self._sessions.begin() as db:
-            db.execute(update(Ticket).where(Ticket.id == ticket_id).values(status=status, updated_at=utcnow()))
+            db.connection().execute(_SET_TICKET_STATUS, {"p_id": ticket_id, "p_status": status,
+                                                         "p_updated_at": utcnow()})
 
     def unfinished_sessions(self) -> list[Session]:
         with self._sessions() as db:
@@ -102,23 +158,21 @@ class TicketStore:
     # -- steps and events -----------------------------------------------------------------------
     def add_step(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
                  ok: bool | None, observation: dict[str, Any]) -> Step:
+        values = {"session_id": session_id, "title": title, "tool": tool, "args": args, "ok": ok,
+                  "observation": observation, "created_at": utcnow()}
         with self._sessions.begin() as db:
-            index = db.scalar(select(func.count()).select_from(Step).where(Step.session_id == session_id)) or 0
-            step = Step(session_id=session_id, index=index + 1, title=title, tool=tool, args=args, ok=ok,
-                        observation=observation)
-            db.add(step)
-        return step
+            row = db.connection().execute(_ADD_STEP, _bound(values)).one()
+        return Step(id=row.id, index=row.index, **values)
 
     def steps(self, session_id: str) -> list[Step]:
         with self._sessions() as db:
             return list(db.scalars(select(Step).where(Step.session_id == session_id).order_by(Step.index)))
 
     def add_event(self, session_id: str, event: str, data: dict[str, Any]) -> SessionEvent:
+        values = {"session_id": session_id, "event": event, "data": data, "created_at": utcnow()}
         with self._sessions.begin() as db:
-            seq = db.scalar(select(func.max(SessionEvent.seq)).where(SessionEvent.session_id == session_id)) or 0
-            row = SessionEvent(session_id=session_id, seq=seq + 1, event=event, data=data)
-            db.add(row)
-        return row
+            row = db.connection().execute(_ADD_EVENT, _bound(values)).one()
+        return SessionEvent(id=row.id, seq=row.seq, **values)
 
     def events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
         with self._sessions() as db:
@@ -130,15 +184,16 @@ class TicketStore:
     def record_call(self, *, call_id: str, session_id: str | None, client_id: str, agent_id: str, tool: str,
                     args: dict[str, Any], approval_id: str | None) -> None:
         with self._sessions.begin() as db:
-            db.add(ToolCallRow(call_id=call_id, session_id=session_id, client_id=client_id, agent_id=agent_id,
-                               tool=tool, args=args, approval_id=approval_id))
+            db.connection().execute(_RECORD_CALL, _bound({
+                "call_id": call_id, "session_id": session_id, "client_id": client_id, "agent_id": agent_id,
+                "tool": tool, "args": args, "approval_id": approval_id, "status": "pending", "created_at": utcnow()}))
 
     def finish_call(self, call_id: str, *, ok: bool, output: dict[str, Any] | None, error_code: str | None,
                     error_message: str | None, duration_ms: int | None) -> None:
         with self._sessions.begin() as db:
-            db.execute(update(ToolCallRow).where(ToolCallRow.call_id == call_id).values(
-                status="ok" if ok else "error", output=output, error_code=error_code,
-                error_message=error_message, duration_ms=duration_ms, finished_at=utcnow()))
+            db.connection().execute(_FINISH_CALL, {"p_id": call_id, **_bound({
+                "status": "ok" if ok else "error", "output": output, "error_code": error_code,
+                "error_message": error_message, "duration_ms": duration_ms, "finished_at": utcnow()})})
 
     def calls(self, session_id: str) -> list[ToolCallRow]:
         with self._sessions() as db:
