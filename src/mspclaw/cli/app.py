@@ -94,7 +94,7 @@ def server(
     ] = None,
 ) -> None:
     """Run the MSPclaw server: REST API, agent and session WebSockets, the ticket pipeline."""
-    from mspclaw.api.server import serve
+    from mspclaw.api.server import run as run_server
     from mspclaw.wiring import build
 
     cfg = settings(host=host, port=port, data_dir=data_dir, database_url=database_url)
@@ -102,7 +102,7 @@ def server(
     key_hint = "from MSPCLAW_API_KEY" if cfg.api_key else f"in {cfg.data_dir / 'api_key'}"
     err.print(f"MSPclaw server on http://{cfg.host}:{cfg.port}  (docs at /docs; API key {key_hint})")
     try:
-        asyncio.run(serve(services, host=cfg.host, port=cfg.port, log_level=cfg.log_level))
+        run_server(services, host=cfg.host, port=cfg.port, log_level=cfg.log_level)
     finally:
         services.close()
 
