@@ -53,7 +53,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import httpx
 
@@ -282,3 +282,20 @@ class PSAHttp:
                 return PSARateLimited(failure.message + suffix, retry_after=after)
             return failure
         return type(failure)(failure.message + suffix) if suffix else failure
+
+
+class HttpConnector:
+    """What every HTTP-based connector shares: its :class:`PSAHttp` and closing it, also as
+    ``async with``."""
+
+    _http: PSAHttp
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -20,14 +20,13 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import resources
-from types import TracebackType
 from typing import Any, Final, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
-from mspclaw.connectors.http import PSAHttp
+from mspclaw.connectors.http import HttpConnector, PSAHttp
 from mspclaw.errors import (
     AuthError,
     MalformedWebhook,
@@ -131,7 +130,7 @@ class LocalPSA:
 # --- over the simulator's REST API -------------------------------------------------------------
 
 
-class LocalPSAConnector:
+class LocalPSAConnector(HttpConnector):
     """The connector for the local PSA simulator's REST API (``/api/v1``, bearer token).
 
     ``transport`` replaces the network (``httpx.MockTransport``, ``httpx.ASGITransport``).
@@ -149,15 +148,6 @@ class LocalPSAConnector:
                              headers={"Authorization": f"Bearer {api_token}"}, timeout=timeout, transport=transport,
                              max_retries=2, backoff_cap=2.0)
 
-    async def __aenter__(self) -> LocalPSAConnector:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # the PSAConnector protocol
 

@@ -89,13 +89,12 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from types import TracebackType
 from typing import Any, Final, Literal
 
 import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
-from mspclaw.connectors.http import Clock, PSAHttp, RateLimiter, Sleep
+from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -169,7 +168,7 @@ def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-class SuperOpsConnector:
+class SuperOpsConnector(HttpConnector):
     """The SuperOps connector (see the module docstring for every mapping and rule).
 
     ``transport`` replaces the network; ``clock``/``sleep`` drive the rate limiter and retry waits,
@@ -215,15 +214,6 @@ class SuperOpsConnector:
             rate_limiter=self.rate_limiter, status_errors={400: self._bad_subdomain}, transport=transport, sleep=sleep,
             now=now)
 
-    async def __aenter__(self) -> SuperOpsConnector:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # --- the PSAConnector protocol -------------------------------------------------------------
 
