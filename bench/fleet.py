@@ -25,8 +25,8 @@ Three kinds of process, all started from here:
 * the **load generator**, this process: opens N WebSockets (``websockets.asyncio.client``,
   compression off) with the agents' credentials, says ``hello`` through the sans-I/O
   :class:`~mspclaw.protocol.connection.AgentConnection`, and answers each ``tool_call`` with a
-  ``tool_result`` after checking its signature with ``verify_call``. For the baseline it opens as
-  many connections and echoes.
+  ``tool_result`` after checking its signature with :class:`~mspclaw.protocol.signing.Signer`, as
+  the agent's executor does. For the baseline it opens as many connections and echoes.
 
 The agents are created in the server's database before it starts (one through the real
 ``issue_code``/``enroll`` path, the rest by a bulk insert of the same rows). Figures are printed as
@@ -61,7 +61,7 @@ from websockets.exceptions import ConnectionClosed
 
 from mspclaw.protocol.connection import AgentConnection, FrameReceived, WelcomeReceived
 from mspclaw.protocol.frames import MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorInfo, Hello, ToolCall, ToolResult
-from mspclaw.protocol.signing import sign_call, verify_call
+from mspclaw.protocol.signing import Signer, encode_call
 
 HOST = "127.0.0.1"
 TOOL = "system_info"
@@ -141,9 +141,10 @@ def protocol_costs(n: int = 5000) -> dict[str, float]:
     Server: build and sign the ``tool_call``, encode it, decode the ``tool_result``. Agent: decode
     the call, check its signature, build and encode the result. Both as the hub and the agent do them.
     """
-    from mspclaw.protocol.connection import ServerConnection
+    from mspclaw.protocol.connection import PendingCall, ServerConnection
 
     key = secrets.token_bytes(32)
+    server_signer, agent_signer = Signer(key), Signer(key)
     server = ServerConnection(now=time.time(), heartbeat_interval=HEARTBEAT_S)
     agent = AgentConnection(now=time.time(), heartbeat_interval=HEARTBEAT_S)
     agent.start(Hello(protocol=PROTOCOL_VERSION, agent_id="ag_x", client_id="cl_x", role="device", hostname="h",
@@ -154,14 +155,14 @@ def protocol_costs(n: int = 5000) -> dict[str, float]:
     t_server = t_agent = 0.0
     for _ in range(n):
         t0 = clock()
-        call = sign_call(key, ToolCall(call_id="call_" + secrets.token_hex(8), tool=TOOL, args={},
-                                       deadline=time.time() + 10))
-        server.call(call)
+        call_id, deadline = "call_" + secrets.token_hex(8), time.time() + 10
+        server.call_encoded(PendingCall(call_id, TOOL, deadline),
+                            encode_call(server_signer, call_id=call_id, tool=TOOL, args={}, deadline=deadline))
         (text,) = server.data_to_send()
         t1 = clock()
         for event in agent.receive(text, time.time()):
             if isinstance(event, FrameReceived) and isinstance(event.frame, ToolCall):
-                assert verify_call(key, event.frame)
+                assert agent_signer.verify(event.frame)
                 agent.result(ToolResult(call_id=event.frame.call_id, ok=True, output=OUTPUT, duration_ms=0))
         (reply,) = agent.data_to_send()
         t2 = clock()
@@ -174,8 +175,8 @@ def protocol_costs(n: int = 5000) -> dict[str, float]:
 
 def sample_message_size() -> int:
     """Bytes of the signed ``tool_call`` frame the dispatcher sends: the echo sends as many."""
-    call = ToolCall(call_id="call_" + secrets.token_hex(8), tool=TOOL, args={}, deadline=time.time() + 10)
-    return len(sign_call(secrets.token_bytes(32), call).model_dump_json())
+    return len(encode_call(Signer(secrets.token_bytes(32)), call_id="call_" + secrets.token_hex(8), tool=TOOL,
+                           args={}, deadline=time.time() + 10))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -639,12 +640,13 @@ class LoadGenerator:
 
     async def _agent(self, ws: ClientConnection, conn: AgentConnection, key: bytes) -> None:
         """Answer tool calls the way an agent does: decode, verify the signature, reply."""
+        signer = Signer(key)
         try:
             async for data in ws:
                 for event in conn.receive(data, time.time()):
                     if isinstance(event, FrameReceived) and isinstance(event.frame, ToolCall):
                         call = event.frame
-                        if verify_call(key, call):
+                        if signer.verify(call):
                             conn.result(ToolResult(call_id=call.call_id, ok=True, output=OUTPUT, duration_ms=0))
                         else:
                             conn.result(ToolResult(call_id=call.call_id, ok=False, error=ErrorInfo(

@@ -17,6 +17,7 @@ from mspclaw.protocol.connection import (
     Closed,
     FrameReceived,
     HelloReceived,
+    PendingCall,
     ProtocolViolation,
     ServerConnection,
     State,
@@ -90,7 +91,8 @@ def test_tool_call_is_correlated_with_its_result() -> None:
     agent.result(ToolResult(call_id="c1", ok=True, output={"x": 1}))
     (back,) = agent.data_to_send()
     (done,) = server.receive(back, 2)
-    assert isinstance(done, CallCompleted) and done.call == call and done.result.output == {"x": 1}
+    assert isinstance(done, CallCompleted) and done.call == PendingCall("c1", "disk_usage", 100.0)
+    assert done.result.output == {"x": 1}
     assert server.pending == {}
 
 

@@ -39,7 +39,7 @@ from mspclaw.errors import (
     UnknownTool,
 )
 from mspclaw.protocol.frames import ErrorInfo, ToolCall, ToolResult
-from mspclaw.protocol.signing import verify_call
+from mspclaw.protocol.signing import Signer
 from mspclaw.tools.catalogue import CATALOGUE
 from mspclaw.tools.spec import ToolSpec
 
@@ -69,7 +69,7 @@ class Executor:
         catalogue: Mapping[str, ToolSpec] = CATALOGUE,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = key
+        self._signer = Signer(key)
         self._registry = dict(registry)
         self._journal = journal
         self._context = context
@@ -118,7 +118,7 @@ class Executor:
 
     def _admit(self, call: ToolCall) -> tuple[ToolSpec, BaseModel]:
         """Gates 1-5: raise the :class:`ToolError` that refuses the call, or return spec and args."""
-        if not verify_call(self._key, call):
+        if not self._signer.verify(call):
             raise BadSignature(
                 f"signature of call {call.call_id} does not verify against the pinned server key"
             )

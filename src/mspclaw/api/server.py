@@ -9,11 +9,11 @@ import resource
 from collections.abc import Callable
 
 import uvicorn
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from mspclaw.api.app import create_app
-from mspclaw.api.sockets import AGENT_PATH, agent_socket
+from mspclaw.api.sockets import AGENT_PATH, agent_socket_asgi
 from mspclaw.protocol.frames import MAX_FRAME_BYTES
 from mspclaw.wiring import Services
 
@@ -40,15 +40,15 @@ class AgentSocketFirst:
     on the app, so in-process test clients and the API description see the same endpoint.
     """
 
-    __slots__ = ("app",)
+    __slots__ = ("app", "services")
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, services: Services) -> None:
         self.app = app
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == AGENT_PATH:
-            scope["app"] = self.app
-            await agent_socket(WebSocket(scope, receive, send))
+            await agent_socket_asgi(self.services, scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -56,7 +56,7 @@ class AgentSocketFirst:
 def uvicorn_config(services: Services, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     return uvicorn.Config(
-        AgentSocketFirst(create_app(services)), host=host, port=port, loop=loop, ws="websockets-sansio",
+        AgentSocketFirst(create_app(services), services), host=host, port=port, loop=loop, ws="websockets-sansio",
         ws_max_size=WS_HARD_LIMIT, ws_per_message_deflate=False, ws_ping_interval=None, ws_ping_timeout=None,
         backlog=4096, log_level=log_level.lower(), timeout_graceful_shutdown=5, lifespan="on",
     )

@@ -11,6 +11,7 @@ import contextlib
 import logging
 
 from fastapi import APIRouter, WebSocket
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from mspclaw.api.auth import Caller, bearer, check_api_key
@@ -57,6 +58,69 @@ class StarletteTransport:
         if self.ws.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError, OSError):
                 await self.ws.close(code, reason[:120])
+
+
+class AsgiTransport:
+    """The hub's :class:`~mspclaw.dispatch.Transport` straight over the ASGI ``receive``/``send`` pair.
+
+    What :class:`AgentSocketFirst <mspclaw.api.server.AgentSocketFirst>` gives an agent socket: every
+    tool call crosses it twice, and Starlette's ``WebSocket`` adds a state machine and two more awaits
+    to each crossing that the hub does not need (it tracks the connection's state itself).
+    """
+
+    __slots__ = ("_receive", "_send", "open")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive, self._send = receive, send
+        self.open = True
+
+    async def send(self, text: str) -> None:
+        if not self.open:
+            raise TransportClosed("socket closed")
+        try:
+            await self._send({"type": "websocket.send", "text": text})
+        except (RuntimeError, OSError) as exc:
+            self.open = False
+            raise TransportClosed(str(exc)) from exc
+
+    async def recv(self) -> str | bytes:
+        try:
+            message = await self._receive()
+        except (RuntimeError, OSError) as exc:
+            self.open = False
+            raise TransportClosed(str(exc)) from exc
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        if message["type"] == "websocket.disconnect":
+            self.open = False
+            raise TransportClosed("peer closed")
+        return bytes(message.get("bytes") or b"")
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.open:
+            self.open = False
+            with contextlib.suppress(RuntimeError, OSError):
+                await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+
+async def agent_socket_asgi(svc: Services, scope: Scope, receive: Receive, send: Send) -> None:
+    """``/ws/agent`` as a bare ASGI endpoint: the same checks as :func:`agent_socket`, fewer layers."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    client = scope.get("client")
+    remote = client[0] if client else "unknown"
+    transport = AsgiTransport(receive, send)
+    try:
+        identity = svc.fleet.authenticate(bearer(header.decode("latin-1") if header else None), remote=remote)
+    except AuthError as exc:
+        await send({"type": "websocket.accept"})
+        await transport.close(CLOSE_UNAUTHORIZED, exc.message)
+        return
+    await send({"type": "websocket.accept"})
+    await svc.hub.serve(identity, transport)
 
 
 async def _refuse(ws: WebSocket, reason: str) -> None:

@@ -37,12 +37,13 @@ from mspclaw.protocol.connection import (
     FrameReceived,
     HelloReceived,
     PeerError,
+    PendingCall,
     ProtocolViolation,
     ServerConnection,
     State,
 )
 from mspclaw.protocol.frames import Approval, Error, Hello, NotifyUser, ToolResult
-from mspclaw.protocol.signing import signed_call
+from mspclaw.protocol.signing import Signer, encode_call
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class AgentLink:
     conn: ServerConnection
     transport: Transport
     tools: frozenset[str]
+    signer: Signer
     waiters: dict[str, asyncio.Future[ToolResult]] = field(default_factory=dict)
 
     async def flush(self) -> None:
@@ -168,7 +170,8 @@ class Hub:
                                 await transport.close(CLOSE_UNAUTHORIZED, "identity mismatch")
                                 reason = "identity mismatch"
                                 return
-                            link = AgentLink(identity, hello, conn, transport, frozenset(hello.tools))
+                            link = AgentLink(identity, hello, conn, transport, frozenset(hello.tools),
+                                             Signer(identity.signing_key))
                             self._attach(link)
                             self.observer.connected(identity, hello)
                         case CallExpired():
@@ -232,14 +235,15 @@ class Hub:
                     call_id: str, approval: Approval | None) -> ToolResult:
         if tool not in link.tools:
             raise UnknownTool(f"agent {link.hello.hostname} does not offer {tool!r}")
-        call = signed_call(link.identity.signing_key, call_id=call_id, tool=tool, args=args,
-                           deadline=self._clock() + timeout, approval=approval)
+        deadline = self._clock() + timeout
+        text = encode_call(link.signer, call_id=call_id, tool=tool, args=args, deadline=deadline,
+                           approval=approval)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[ToolResult] = loop.create_future()
         link.waiters[call_id] = fut
         timer: asyncio.TimerHandle | None = None
         try:
-            link.conn.call(call)
+            link.conn.call_encoded(PendingCall(call_id, tool, deadline), text)
             for text in link.conn.data_to_send():
                 await link.transport.send(text)
             # A timer on the future, not asyncio.wait_for: same outcome, a fraction of the cost per call.

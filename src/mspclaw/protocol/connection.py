@@ -65,15 +65,24 @@ class FrameReceived:
     frame: AgentFrame
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class PendingCall:
+    """What the server remembers of a call it sent, until its result or its deadline."""
+
+    call_id: str
+    tool: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallCompleted:
-    call: ToolCall
+    call: PendingCall
     result: ToolResult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallExpired:
-    call: ToolCall
+    call: PendingCall
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,7 @@ class ServerConnection(Connection):
     """The server's end: waits for ``hello``, answers ``welcome``, correlates tool calls."""
 
     hello: Hello | None = None
-    pending: dict[str, ToolCall] = field(default_factory=dict)
+    pending: dict[str, PendingCall] = field(default_factory=dict)
 
     def _handle(self, frame: AgentFrame, now: float) -> list[ConnectionEvent]:
         if self.state is State.AWAITING_HELLO:
@@ -207,12 +216,12 @@ class ServerConnection(Connection):
             self.state = State.OPEN
             self.send(Welcome(heartbeat_interval=self.heartbeat_interval, server_time=now))
             return [HelloReceived(frame)]
+        if type(frame) is ToolResult:  # the hot path: one per tool call
+            call = self.pending.pop(frame.call_id, None)
+            if call is None:
+                raise UnexpectedFrame(f"tool_result for unknown or expired call {frame.call_id!r}")
+            return [CallCompleted(call, frame)]
         match frame:
-            case ToolResult(call_id=call_id):
-                call = self.pending.pop(call_id, None)
-                if call is None:
-                    raise UnexpectedFrame(f"tool_result for unknown or expired call {call_id!r}")
-                return [CallCompleted(call, frame)]
             case Hello():
                 raise UnexpectedFrame("'hello' was already received on this connection")
             case Welcome() | ToolCall() | Error():
@@ -222,10 +231,14 @@ class ServerConnection(Connection):
 
     def call(self, call: ToolCall) -> None:
         """Queue a tool call and remember it until its result or deadline."""
+        self.call_encoded(PendingCall(call.call_id, call.tool, call.deadline), encode(call))
+
+    def call_encoded(self, call: PendingCall, text: str) -> None:
+        """:meth:`call` for a frame already encoded (by :func:`~mspclaw.protocol.signing.encode_call`)."""
         if self.state is not State.OPEN:
             raise UnexpectedFrame("cannot send a tool call before the handshake")
         self.pending[call.call_id] = call
-        self.send(call)
+        self._outgoing.append(text)
 
     def cancel(self, call_id: str) -> None:
         self.pending.pop(call_id, None)

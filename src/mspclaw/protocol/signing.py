@@ -6,6 +6,20 @@ know. The server signs every ``tool_call`` with HMAC-SHA256 over its canonical f
 does not verify, so a call cannot be forged or altered by anyone between the two, and a
 destructive call cannot have its approval stripped or swapped. Standard library only, so
 the agent keeps its two dependencies.
+
+The canonical form is five lines, each one JSON value, in a fixed order::
+
+    "<call_id>"
+    "<tool>"
+    {<args, keys sorted, compact>}
+    <deadline as Python's shortest round-trip float repr, which is also valid JSON>
+    null | ["<approval_id>","<approver>",<decided_at>]
+
+JSON strings cannot contain a raw newline, so the lines cannot run into each other. Every tool call
+is signed by the server and verified by the agent, so this is the hot path of the wire protocol:
+:class:`Signer` keeps the HMAC's inner and outer SHA-256 states for its key and only copies them per
+message (OpenSSL 3 spends more time setting up an HMAC than hashing a call), and :func:`encode_call`
+writes the signed frame's JSON text directly instead of building and serialising a model.
 """
 
 from __future__ import annotations
@@ -17,33 +31,74 @@ from typing import Any
 
 from mspclaw.protocol.frames import Approval, ToolCall
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
+_PLAIN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_BLOCK = 64  # SHA-256 block size
 
 
 def canonical_parts(call_id: str, tool: str, args: dict[str, Any], deadline: float,
                     approval: Approval | None) -> bytes:
-    body = {
-        "call_id": call_id,
-        "tool": tool,
-        "args": args,
-        "deadline": deadline,
-        "approval": None if approval is None else {
-            "approval_id": approval.approval_id, "approver": approval.approver, "decided_at": approval.decided_at},
-    }
-    return _ENCODER.encode(body).encode()
+    """The bytes a call's signature covers (see the module docstring)."""
+    encoded_args = _SORTED(args) if args else "{}"
+    encoded_approval = "null" if approval is None else _PLAIN(
+        [approval.approval_id, approval.approver, float(approval.decided_at)])
+    return f"{_PLAIN(call_id)}\n{_PLAIN(tool)}\n{encoded_args}\n{float(deadline)!r}\n{encoded_approval}".encode()
 
 
 def canonical(call: ToolCall) -> bytes:
     return canonical_parts(call.call_id, call.tool, call.args, call.deadline, call.approval)
 
 
+class Signer:
+    """HMAC-SHA256 under one key, with the key's padded blocks hashed once (RFC 2104)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def signature(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def sign_parts(self, call_id: str, tool: str, args: dict[str, Any], deadline: float,
+                   approval: Approval | None) -> str:
+        return self.signature(canonical_parts(call_id, tool, args, deadline, approval))
+
+    def verify(self, call: ToolCall) -> bool:
+        return hmac.compare_digest(self.signature(canonical(call)), call.signature)
+
+
 def signature(key: bytes, message: bytes) -> str:
     return hmac.digest(key, message, hashlib.sha256).hex()
 
 
+def encode_call(signer: Signer, *, call_id: str, tool: str, args: dict[str, Any], deadline: float,
+                approval: Approval | None = None) -> str:
+    """The JSON text of a signed ``tool_call`` frame, as :func:`~mspclaw.protocol.codec.encode` of the
+    equivalent :class:`ToolCall` would read back (the dispatcher's hot path).
+
+    ``args`` must be JSON values; the frame carries them in the canonical (sorted) form the signature
+    covers, which is also what the agent decodes.
+    """
+    deadline = float(deadline)
+    encoded_args = _SORTED(args) if args else "{}"
+    encoded_approval = "null" if approval is None else approval.model_dump_json()
+    sig = signer.sign_parts(call_id, tool, args, deadline, approval)
+    return (f'{{"kind":"tool_call","call_id":{_PLAIN(call_id)},"tool":{_PLAIN(tool)},"args":{encoded_args},'
+            f'"deadline":{deadline!r},"approval":{encoded_approval},"signature":"{sig}"}}')
+
+
 def signed_call(key: bytes, *, call_id: str, tool: str, args: dict[str, Any], deadline: float,
                 approval: Approval | None = None) -> ToolCall:
-    """Build a signed call in one step (the dispatcher's hot path)."""
+    """Build a signed :class:`ToolCall` model in one step."""
     sig = signature(key, canonical_parts(call_id, tool, args, deadline, approval))
     return ToolCall(call_id=call_id, tool=tool, args=args, deadline=deadline, approval=approval, signature=sig)
 
