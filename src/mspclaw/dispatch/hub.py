@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -287,18 +288,21 @@ class ClientDispatcher:
         ``call_id`` once the agent is back, so the agent's journal answers it instead of
         running it twice.
         """
-        call_id = call_id or "call_" + secrets.token_hex(8)
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + max(reconnect_grace, 0.0)
-        while True:
-            try:
-                result = await self._hub._call(self._link(agent_id), tool, args, timeout=timeout,
-                                               call_id=call_id, approval=approval)
-                break
+        call_id = call_id or "call_" + os.urandom(8).hex()
+        link = self._hub._links.get(agent_id)
+        if link is not None and link.identity.client_id == self.client_id:
+            try:  # the hot path: the agent is connected
+                result = await self._hub._call(link, tool, args, timeout=timeout, call_id=call_id, approval=approval)
             except AgentOffline:
-                if loop.time() >= give_up:
+                if reconnect_grace <= 0:
                     raise
-                await asyncio.sleep(0.2)
+                result = await self._call_after_reconnect(agent_id, tool, args, timeout, call_id, approval,
+                                                          reconnect_grace)
+        elif reconnect_grace > 0:
+            result = await self._call_after_reconnect(agent_id, tool, args, timeout, call_id, approval,
+                                                      reconnect_grace)
+        else:
+            raise AgentOffline(f"agent {agent_id} is not connected")
         if result.ok:
             return result
         err = result.error
@@ -306,6 +310,20 @@ class ClientDispatcher:
         if code in REFUSALS:
             raise ToolRefused(f"agent refused {tool}: {message}", code)
         raise ToolFailed(f"{tool} failed: {message}")
+
+    async def _call_after_reconnect(self, agent_id: str, tool: str, args: dict[str, Any], timeout: float,
+                                    call_id: str, approval: Approval | None, grace: float) -> ToolResult:
+        """Send the call (again, with the same ``call_id``) once the agent is back, for up to ``grace`` s."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + grace
+        while True:
+            try:
+                return await self._hub._call(self._link(agent_id), tool, args, timeout=timeout, call_id=call_id,
+                                             approval=approval)
+            except AgentOffline:
+                if loop.time() >= give_up:
+                    raise
+                await asyncio.sleep(0.2)
 
     async def notify_user(self, agent_id: str, text: str) -> None:
         """Show the user-facing reply on the agent's device."""

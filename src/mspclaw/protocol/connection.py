@@ -155,6 +155,12 @@ class Connection:
             frame = decode_agent_frame(data, self.limit)
         except ProtocolError as exc:
             return self._violation(exc)
+        kind = type(frame)
+        if kind is ToolResult or kind is ToolCall:  # the hot path: one each way per tool call
+            try:
+                return self._handle(frame, now)
+            except ProtocolError as exc:
+                return self._violation(exc, ref=_ref(frame))
         match frame:
             case Ping(seq=seq):
                 self.send(Pong(seq=seq))
