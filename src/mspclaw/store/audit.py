@@ -50,6 +50,10 @@ PG_LOCK_KEY = int.from_bytes(b"mspaudit", "big")
 
 _FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _EVENTS = AuditEvent.__table__
+_INSERT = insert(AuditEvent)
+_TAIL = select(AuditEvent.seq, AuditEvent.hash, AuditEvent.ts).order_by(AuditEvent.seq.desc()).limit(1)
+"""Built once: a statement built per call costs more than the round trip to SQLite."""
+
 _LIMITS = {"kind": 64, "actor": 255, "client_id": 32, "session_id": 32}
 
 
@@ -147,6 +151,7 @@ class AuditLog:
         self._dir = Path(audit_dir)
         self._clock = clock
         self._mutex = threading.Lock()
+        self._last_file: Path | None = None  # the day file last appended to: it exists, no need to look
 
     @property
     def audit_dir(self) -> Path:
@@ -206,7 +211,7 @@ class AuditLog:
                         hash="",
                     )
                     record = draft.model_copy(update={"hash": draft.computed_hash()})
-                    conn.execute(insert(AuditEvent).values(**record.model_dump()))
+                    conn.execute(_INSERT, record.model_dump())
                     with self._file_line(record):
                         conn.exec_driver_sql("COMMIT")
             except SQLAlchemyError as exc:
@@ -219,9 +224,7 @@ class AuditLog:
 
     @staticmethod
     def _tail(conn: Connection) -> _Tail:
-        row = conn.execute(
-            select(AuditEvent.seq, AuditEvent.hash, AuditEvent.ts).order_by(AuditEvent.seq.desc()).limit(1)
-        ).first()
+        row = conn.execute(_TAIL).first()
         if row is None:
             return _Tail(0, GENESIS_HASH, None)
         return _Tail(row.seq, row.hash, row.ts.astimezone(UTC))
@@ -232,8 +235,9 @@ class AuditLog:
         path = self._dir / f"{record.ts.astimezone(UTC).date().isoformat()}.jsonl"
         size: int | None = None
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            created = not path.exists()
+            created = path != self._last_file and not path.exists()
+            if created:
+                self._dir.mkdir(parents=True, exist_ok=True)
             with path.open("ab") as fh:
                 size = fh.tell()
                 fh.write(record.line().encode("ascii") + b"\n")
@@ -241,7 +245,9 @@ class AuditLog:
                 os.fsync(fh.fileno())
             if created:
                 _fsync_dir(self._dir)
+            self._last_file = path
         except OSError as exc:
+            self._last_file = None
             _truncate(path, size)
             raise StoreError(f"cannot write audit file {path}: {exc}") from exc
         try:
