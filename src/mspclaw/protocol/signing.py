@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from mspclaw.protocol.frames import Approval, ToolCall
@@ -39,10 +40,14 @@ _BLOCK = 64  # SHA-256 block size
 def canonical_parts(call_id: str, tool: str, args: dict[str, Any], deadline: float,
                     approval: Approval | None) -> bytes:
     """The bytes a call's signature covers (see the module docstring)."""
-    encoded_args = _SORTED(args) if args else "{}"
+    return _canonical(_quote(call_id), _quote(tool), _SORTED(args) if args else "{}", float(deadline), approval)
+
+
+def _canonical(quoted_id: str, quoted_tool: str, encoded_args: str, deadline: float,
+               approval: Approval | None) -> bytes:
     encoded_approval = "null" if approval is None else _PLAIN(
         [approval.approval_id, approval.approver, float(approval.decided_at)])
-    return f"{_PLAIN(call_id)}\n{_PLAIN(tool)}\n{encoded_args}\n{float(deadline)!r}\n{encoded_approval}".encode()
+    return f"{quoted_id}\n{quoted_tool}\n{encoded_args}\n{deadline!r}\n{encoded_approval}".encode()
 
 
 def canonical(call: ToolCall) -> bytes:
@@ -89,10 +94,11 @@ def encode_call(signer: Signer, *, call_id: str, tool: str, args: dict[str, Any]
     covers, which is also what the agent decodes.
     """
     deadline = float(deadline)
+    quoted_id, quoted_tool = _quote(call_id), _quote(tool)
     encoded_args = _SORTED(args) if args else "{}"
+    sig = signer.signature(_canonical(quoted_id, quoted_tool, encoded_args, deadline, approval))
     encoded_approval = "null" if approval is None else approval.model_dump_json()
-    sig = signer.sign_parts(call_id, tool, args, deadline, approval)
-    return (f'{{"kind":"tool_call","call_id":{_PLAIN(call_id)},"tool":{_PLAIN(tool)},"args":{encoded_args},'
+    return (f'{{"kind":"tool_call","call_id":{quoted_id},"tool":{quoted_tool},"args":{encoded_args},'
             f'"deadline":{deadline!r},"approval":{encoded_approval},"signature":"{sig}"}}')
 
 
