@@ -13,7 +13,7 @@ The canonical form is five lines, each one JSON value, in a fixed order::
     "<tool>"
     {<args, keys sorted, compact>}
     <deadline as Python's shortest round-trip float repr, which is also valid JSON>
-    null | ["<approval_id>","<approver>",<decided_at>]
+    null | {<every field of the approval, keys sorted, compact>}
 
 JSON strings cannot contain a raw newline, so the lines cannot run into each other. Every tool call
 is signed by the server and verified by the agent, so this is the hot path of the wire protocol:
@@ -33,7 +33,6 @@ from typing import Any
 from mspclaw.protocol.frames import Approval, ToolCall
 
 _SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
-_PLAIN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 _BLOCK = 64  # SHA-256 block size
 
 
@@ -45,8 +44,7 @@ def canonical_parts(call_id: str, tool: str, args: dict[str, Any], deadline: flo
 
 def _canonical(quoted_id: str, quoted_tool: str, encoded_args: str, deadline: float,
                approval: Approval | None) -> bytes:
-    encoded_approval = "null" if approval is None else _PLAIN(
-        [approval.approval_id, approval.approver, float(approval.decided_at)])
+    encoded_approval = "null" if approval is None else _SORTED(approval.model_dump(mode="json"))
     return f"{quoted_id}\n{quoted_tool}\n{encoded_args}\n{deadline!r}\n{encoded_approval}".encode()
 
 
