@@ -242,3 +242,38 @@ async def test_a_tool_the_device_lacks_goes_to_the_clients_site_agent(tmp_path: 
             task.cancel()
         for ws in sockets:
             await ws.close()
+
+
+async def test_a_silent_agent_and_a_socket_that_never_says_hello_are_closed(tmp_path: Path) -> None:
+    """Heartbeat supervision, through the real ticker of a live server with a 0.2 s interval: an agent
+    that goes quiet after its hello is closed with 4408 once three intervals pass, and a socket that
+    authenticates but never says hello is closed with 4401; other agents stay connected."""
+    async with live_server(tmp_path, heartbeat_interval_s=0.2) as live:
+        client = await live.client("A")
+        quiet, mute, chatty = (Peer(live, client, host) for host in ("quiet", "mute", "chatty"))
+        quiet_ws = await quiet.open()
+        assert isinstance(decode_agent_frame(await quiet_ws.recv()), Welcome)
+        mute_ws = await connect(live.ws_url + "/ws/agent", compression=None,
+                                additional_headers={"Authorization": f"Bearer {mute.agent_id}.{mute.credential}"})
+        chatty_ws = await chatty.open()
+        assert isinstance(decode_agent_frame(await chatty_ws.recv()), Welcome)
+        started = time.monotonic()
+
+        async def keep_talking() -> None:
+            seq = 0
+            while True:
+                seq += 1
+                await chatty_ws.send(json.dumps({"kind": "ping", "seq": seq}))
+                await asyncio.sleep(0.05)
+
+        talker = asyncio.create_task(keep_talking())
+        try:
+            await asyncio.wait_for(quiet_ws.wait_closed(), 5)
+            await asyncio.wait_for(mute_ws.wait_closed(), 5)
+            assert quiet_ws.close_code == 4408 and mute_ws.close_code == 4401
+            assert time.monotonic() - started >= 0.5  # not before three silent intervals
+            assert not live.services.hub.is_online(quiet.agent_id)
+            assert live.services.hub.is_online(chatty.agent_id)
+        finally:
+            talker.cancel()
+            await chatty_ws.close()

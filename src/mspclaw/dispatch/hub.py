@@ -32,6 +32,7 @@ from mspclaw.errors import (
 from mspclaw.protocol.connection import (
     CLOSE_REPLACED,
     CLOSE_UNAUTHORIZED,
+    SILENCE_FACTOR,
     CallCompleted,
     CallExpired,
     Closed,
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 
 TICK_SLICE = 500
 """Links ticked between two yields to the event loop."""
+
+SWEEP_PERIOD = 5.0
+"""Every link's heartbeat is checked at least this often (more often when the interval is shorter)."""
 
 REFUSALS = frozenset({"bad_signature", "approval_required", "invalid_args", "unknown_tool", "timeout"})
 """Agent error codes that mean the tool never ran."""
@@ -127,7 +131,9 @@ class Hub:
         self.observer: HubObserver = observer or NullObserver()
         self._clock = clock
         self._links: dict[str, AgentLink] = {}
-        self._pending: dict[str, ServerConnection] = {}
+        self._pending: dict[str, tuple[ServerConnection, Transport]] = {}
+        self._sweep: list[AgentLink] = []  # links still to check in this heartbeat sweep
+        self._share = 1
         self._closing: set[asyncio.Future[None]] = set()
 
     # -- queries --------------------------------------------------------------------------------
@@ -149,7 +155,7 @@ class Hub:
         conn = ServerConnection(now=self._clock(), heartbeat_interval=self.heartbeat_interval)
         link: AgentLink | None = None
         key = f"{identity.agent_id}:{secrets.token_hex(4)}"
-        self._pending[key] = conn
+        self._pending[key] = (conn, transport)
         reason = "closed by agent"
         try:
             while conn.state is not State.CLOSED:
@@ -213,22 +219,41 @@ class Hub:
             self.observer.disconnected(link.identity, reason)
         _fail_waiters(link, reason)
 
-    async def tick(self) -> None:
-        """Heartbeat supervision for every connection; run about once a second."""
-        now = self._clock()
-        for count, conn_holder in enumerate(list(self._links.values()), 1):
-            for event in conn_holder.conn.tick(now):
-                if isinstance(event, Closed):
-                    await _quiet_close(conn_holder.transport, event.code, event.reason)
-            if count % TICK_SLICE == 0:
-                await asyncio.sleep(0)  # a sweep of 10,000 links takes tens of ms: let frames through meanwhile
-        for conn in list(self._pending.values()):
-            if conn.state is State.AWAITING_HELLO and now - conn.last_seen > 3 * self.heartbeat_interval:
-                conn.close(CLOSE_UNAUTHORIZED, "no hello")
+    @property
+    def tick_interval(self) -> float:
+        """How often :meth:`run_ticker` ticks: a second, or a quarter heartbeat when that is shorter."""
+        return min(1.0, self.heartbeat_interval / 4)
 
-    async def run_ticker(self, interval: float = 1.0) -> None:
+    async def tick(self) -> None:
+        """One step of heartbeat supervision.
+
+        A step checks a share of the links, so that each is checked once per sweep of
+        ``min(heartbeat interval, SWEEP_PERIOD)`` seconds: a peer is only closed after three silent
+        intervals, so checking it more often buys nothing, and a whole 10,000-link sweep at once
+        holds up every tool call behind it. Connections that never said ``hello`` are checked at
+        every step.
+        """
+        now = self._clock()
+        if not self._sweep:
+            self._sweep = list(self._links.values())
+            steps = max(1, round(min(self.heartbeat_interval, SWEEP_PERIOD) / self.tick_interval))
+            self._share = -(-len(self._sweep) // steps)
+        cut = max(len(self._sweep) - self._share, 0)
+        batch, self._sweep = self._sweep[cut:], self._sweep[:cut]
+        for count, link in enumerate(batch, 1):
+            for event in link.conn.tick(now):
+                if isinstance(event, Closed):
+                    await _quiet_close(link.transport, event.code, event.reason)
+            if count % TICK_SLICE == 0:
+                await asyncio.sleep(0)  # let frames through meanwhile
+        for conn, transport in list(self._pending.values()):
+            if conn.state is State.AWAITING_HELLO and now - conn.last_seen > SILENCE_FACTOR * self.heartbeat_interval:
+                conn.close(CLOSE_UNAUTHORIZED, "no hello")
+                await _quiet_close(transport, CLOSE_UNAUTHORIZED, "no hello")
+
+    async def run_ticker(self, interval: float | None = None) -> None:
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval or self.tick_interval)
             await self.tick()
 
     # -- calls ----------------------------------------------------------------------------------
