@@ -15,6 +15,7 @@ these shapes is answered 400 and recorded in ``violations``, which the tests ass
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -147,8 +148,6 @@ class FakeConnectWise(RestFake):
             return self.fault_response(fault)
         answer = self._route(request.method, path[len(prefix):], dict(request.query_params), body)
         if fault is not None and fault.delay:
-            import asyncio
-
             await asyncio.sleep(fault.delay)
         return answer
 

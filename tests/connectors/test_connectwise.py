@@ -65,12 +65,12 @@ def test_it_implements_the_connector_protocols() -> None:
 
 
 def test_bad_configuration_is_refused_saying_what_is_missing() -> None:
-    with pytest.raises(ConfigError, match="private key, client id"):
+    with pytest.raises(ConfigError, match=r"private key, client id"):
         ConnectWiseConnector(site="api-na.myconnectwise.net", company="acme", public_key="p", private_key="",
                              client_id="")
-    with pytest.raises(ConfigError, match="not a host name"):
+    with pytest.raises(ConfigError, match=r"not a host name"):
         site_origin("https://api-na.myconnectwise.net/v4_6_release/apis/3.0")
-    with pytest.raises(ConfigError, match="resolved/escalated"):
+    with pytest.raises(ConfigError, match=r"resolved/escalated"):
         ConnectWiseConnector(site="h", company="a", public_key="p", private_key="k", client_id="c",
                              status_map={"closed": "Closed"})
 
@@ -99,11 +99,11 @@ async def test_without_description_the_first_discussion_note_is_the_body(cw: Fak
 
 
 async def test_missing_tickets_and_bad_keys_become_our_errors(cw: FakeConnectWise, make: Make) -> None:
-    with pytest.raises(PSANotFound, match="Ticket recId 999 not found"):
+    with pytest.raises(PSANotFound, match=r"Ticket recId 999 not found"):
         await make().get_ticket("999")
-    with pytest.raises(PSAAuthError, match="401.*clientId"):
+    with pytest.raises(PSAAuthError, match=r"401.*clientId"):
         await make(private_key="wrong").get_ticket("1001")
-    with pytest.raises(PSANotFound, match="numbers"):
+    with pytest.raises(PSANotFound, match=r"numbers"):
         await make().get_ticket("abc")
 
 
@@ -144,7 +144,7 @@ async def test_a_note_whose_answer_timed_out_is_not_posted_again(cw: FakeConnect
     ticket_id = cw.add_ticket()
     cw.fail("POST", "/notes", delay=0.5)
     connector = make(timeout=0.2, max_retries=0)
-    with pytest.raises(PSAUnavailable, match="did not answer"):
+    with pytest.raises(PSAUnavailable, match=r"did not answer"):
         await connector.add_note(str(ticket_id), "done", public=False)
     await connector.add_note(str(ticket_id), "done", public=False)  # the job's retry
     assert len(cw.notes[ticket_id]) == 1
@@ -170,7 +170,7 @@ async def test_429_with_retry_after_is_honoured(cw: FakeConnectWise, make: Make,
     assert (await make().get_ticket(str(ticket_id))).id == str(ticket_id)
     assert fake_time.sleeps == [7.0]
     cw.fail("GET", "/service/tickets/", status=429, headers={"Retry-After": "7"}, times=4)
-    with pytest.raises(PSARateLimited, match="after 4 attempts"):
+    with pytest.raises(PSARateLimited, match=r"after 4 attempts"):
         await make().get_ticket(str(ticket_id))
 
 
@@ -179,7 +179,7 @@ async def test_5xx_is_retried_for_reads_but_not_for_note_posts(cw: FakeConnectWi
     cw.fail("GET", "/service/tickets/", status=503, times=2)
     assert (await make().get_ticket(str(ticket_id))).id == str(ticket_id)
     cw.fail("POST", "/notes", status=500, body={"code": "Unexpected", "message": "database timeout"})
-    with pytest.raises(PSAUnavailable, match="500.*database timeout"):
+    with pytest.raises(PSAUnavailable, match=r"500.*database timeout"):
         await make().add_note(str(ticket_id), "x", public=False)
     assert len(cw.requests("POST", "/notes")) == 1
 
@@ -189,7 +189,7 @@ async def test_validation_errors_quote_connectwise(cw: FakeConnectWise, make: Ma
     cw.fail("POST", "/notes", status=400, body={"code": "InvalidObject", "message": "ServiceNote object is invalid",
                                                 "errors": [{"code": "NullOrEmpty", "message": "text is required",
                                                             "resource": "ServiceNote", "field": "text"}]})
-    with pytest.raises(PSARejected, match="InvalidObject.*text is required"):
+    with pytest.raises(PSARejected, match=r"InvalidObject.*text is required"):
         await make().add_note(str(ticket_id), "x", public=False)
 
 
@@ -215,9 +215,9 @@ async def test_a_tampered_callback_is_refused(cw: FakeConnectWise, make: Make) -
     connector = make()
     headers, body = cw.callback(ticket_id, tamper=True)
     await connector.prepare_webhook(headers, body)
-    with pytest.raises(AuthError, match="does not match"):
+    with pytest.raises(AuthError, match=r"does not match"):
         connector.parse_webhook(headers, body)
-    with pytest.raises(AuthError, match="no x-content-signature"):
+    with pytest.raises(AuthError, match=r"no x-content-signature"):
         connector.parse_webhook({}, body)
 
 
@@ -241,23 +241,23 @@ async def test_a_key_url_off_the_configured_site_is_never_fetched(cw: FakeConnec
     for url in ("https://evil.example/key", cw.url.replace("127.0.0.1", "localhost") + "/k",
                 cw.url.replace("http://", "https://") + "/k"):
         headers, body = cw.callback(ticket_id, key_url=url)
-        with pytest.raises(AuthError, match="not on the configured site"):
+        with pytest.raises(AuthError, match=r"not on the configured site"):
             await connector.prepare_webhook(headers, body)
-        with pytest.raises(AuthError, match="not been fetched"):
+        with pytest.raises(AuthError, match=r"not been fetched"):
             connector.parse_webhook(headers, body)
     assert cw.requests("GET", "/system/callbacks/keys/") == []
 
 
 async def test_unreadable_or_foreign_callbacks(cw: FakeConnectWise, make: Make) -> None:
     connector = make()
-    with pytest.raises(MalformedWebhook, match="not JSON"):
+    with pytest.raises(MalformedWebhook, match=r"not JSON"):
         await connector.prepare_webhook({}, b"{nope")
-    with pytest.raises(AuthError, match="no Metadata.key_url"):
+    with pytest.raises(AuthError, match=r"no Metadata.key_url"):
         await connector.prepare_webhook({}, b'{"ID": 1, "Type": "ticket"}')
     body = (b'{"ID": 5, "Type": "company", "Action": "added", "Metadata": {"key_url": "' + cw.api.encode()
             + b'/system/callbacks/keys/zz"}}')
     connector._keys[cw.api + "/system/callbacks/keys/zz"] = "k"
-    with pytest.raises(MalformedWebhook, match="not a ticket"):
+    with pytest.raises(MalformedWebhook, match=r"not a ticket"):
         connector.parse_webhook({"x-content-signature": sign_callback("k", body)}, body)
 
 
