@@ -138,14 +138,18 @@ def connector_for(account: PSAAccount) -> PSAConnector:
             return HaloConnector(host=str(config["host"]), client_id=str(config["client_id"]),
                                  client_secret=secrets["client_secret"], tenant=config.get("tenant"),
                                  webhook_username=config.get("webhook_username"),
-                                 webhook_password=secrets.get("webhook_password"), status_map=config.get("status_map"))
+                                 webhook_password=secrets.get("webhook_password"), status_map=config.get("status_map"),
+                                 internal_outcome=config.get("internal_outcome", "Private Note"),
+                                 public_outcome=config.get("public_outcome", "Email User"))
         case "autotask":
             from mspclaw.connectors.autotask import AutotaskConnector
 
             return AutotaskConnector(username=str(config["username"]), integration_code=secrets["integration_code"],
                                      secret=secrets["secret"], zone_url=config.get("zone_url"),
                                      webhook_secret=secrets.get("webhook_secret"), status_map=config.get("status_map"),
-                                     hourly_limit=int(config.get("hourly_limit", 10_000)))
+                                     hourly_limit=int(config.get("hourly_limit", 10_000)),
+                                     internal_publish=config.get("internal_publish", "Internal Only"),
+                                     notification_email=config.get("notification_email"))
         case "freshdesk":
             from mspclaw.connectors.freshdesk import FreshdeskConnector
 
