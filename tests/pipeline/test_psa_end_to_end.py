@@ -143,6 +143,7 @@ async def test_a_webhook_ticket_is_worked_and_written_back_exactly_once(
         forged_headers, forged_body = vendor.forged(fake, ticket)
         forged = await psa.post(f"/webhooks/{vendor.kind}", content=forged_body, headers=forged_headers)
         assert forged.status_code == 401, forged.text
+    assert await live.services.intake.poll(vendor.kind) == 0  # the poller lists it too: still one job
     jobs = (await live.http.get("/api/jobs")).json()
     assert len(jobs) == 1 and jobs[0]["status"] == "done"
     notes = vendor.notes(fake, ticket)
