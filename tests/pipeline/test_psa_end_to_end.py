@@ -154,3 +154,26 @@ async def test_a_webhook_ticket_is_worked_and_written_back_exactly_once(
     assert [e.data["duplicate"] for e in received] == [False, True]
     assert len(live.services.audit.query(kind="webhook_refused")) == 1
     assert len(live.services.store.tickets()) == 1
+
+
+async def test_a_connectwise_callback_whose_key_cannot_be_fetched_now_is_answered_503(tmp_path: Path) -> None:
+    """ConnectWise must send the delivery again later; a key_url off the site is refused at once (401)."""
+    async with run_connectwise() as cw:
+        connector = ConnectWiseConnector(site=cw.url, company=cw.company, public_key=cw.public_key,
+                                         private_key=cw.private_key, client_id=cw.client_id, max_retries=0)
+        try:
+            async with live_server(tmp_path, connectors={"connectwise": connector}, workers=0) as live:
+                ticket = cw.add_ticket()
+                headers, body = cw.callback(ticket)
+                cw.fail("GET", "/system/callbacks/keys/", status=503)
+                async with httpx.AsyncClient(base_url=live.url) as psa:
+                    down = await psa.post("/webhooks/connectwise", content=body, headers=headers)
+                    assert down.status_code == 503, down.text
+                    assert (await psa.post("/webhooks/connectwise", content=body, headers=headers)).status_code == 202
+                    headers, body = cw.callback(ticket, key_url="https://evil.example/key")
+                    assert (await psa.post("/webhooks/connectwise", content=body, headers=headers)).status_code == 401
+                refused = live.services.audit.query(kind="webhook_refused")
+                assert len(refused) == 2 and "evil.example" in refused[1].data["reason"]
+                assert len(live.services.jobs.list()) == 1
+        finally:
+            await connector.aclose()
