@@ -123,10 +123,44 @@ def connector_for(account: PSAAccount) -> PSAConnector:
                                      asset_field=config.get("asset_field"),
                                      status_map=config.get("status_map"),
                                      public_reply=config.get("public_reply", "note"))
+        case "connectwise":
+            from mspclaw.connectors.connectwise import ConnectWiseConnector
+
+            return ConnectWiseConnector(site=str(config["site"]), company=str(config["company"]),
+                                        public_key=secrets["public_key"], private_key=secrets["private_key"],
+                                        client_id=str(config["client_id"]), codebase=config.get("codebase"),
+                                        conditions=config.get("conditions"), status_map=config.get("status_map"),
+                                        asset_field=config.get("asset_field"),
+                                        callback_board_id=config.get("callback_board_id"))
+        case "halo":
+            from mspclaw.connectors.halo import HaloConnector
+
+            return HaloConnector(host=str(config["host"]), client_id=str(config["client_id"]),
+                                 client_secret=secrets["client_secret"], tenant=config.get("tenant"),
+                                 webhook_username=config.get("webhook_username"),
+                                 webhook_password=secrets.get("webhook_password"), status_map=config.get("status_map"),
+                                 internal_outcome=config.get("internal_outcome", "Private Note"),
+                                 public_outcome=config.get("public_outcome", "Email User"))
+        case "autotask":
+            from mspclaw.connectors.autotask import AutotaskConnector
+
+            return AutotaskConnector(username=str(config["username"]), integration_code=secrets["integration_code"],
+                                     secret=secrets["secret"], zone_url=config.get("zone_url"),
+                                     webhook_secret=secrets.get("webhook_secret"), status_map=config.get("status_map"),
+                                     hourly_limit=int(config.get("hourly_limit", 10_000)),
+                                     internal_publish=config.get("internal_publish", "Internal Only"),
+                                     notification_email=config.get("notification_email"))
+        case "freshdesk":
+            from mspclaw.connectors.freshdesk import FreshdeskConnector
+
+            return FreshdeskConnector(domain=str(config["domain"]), api_key=secrets["api_key"],
+                                      webhook_secret=secrets.get("webhook_secret"),
+                                      status_map=config.get("status_map"), asset_field=config.get("asset_field"),
+                                      rate_per_minute=int(config.get("rate_per_minute", 200)))
         case "local":
             from mspclaw.connectors.local import LocalPSAConnector
 
             return LocalPSAConnector(str(config["base_url"]), secrets["token"],
                                      webhook_secret=secrets.get("webhook_secret"))
     raise ConfigError(f"PSA account {account.name!r} has kind {account.kind!r}, which MSPclaw does not support; "
-                      "supported: superops, local")
+                      "supported: superops, connectwise, halo, autotask, freshdesk, local")

@@ -18,6 +18,8 @@ from mspclaw.errors import (
     Conflict,
     MSPClawError,
     NotFound,
+    PSARateLimited,
+    PSAUnavailable,
     StoreError,
     ToolError,
 )
@@ -32,6 +34,8 @@ STATUS: list[tuple[type[MSPClawError], int]] = [
     (ToolError, 502),
     (StoreError, 503),
     (ConfigError, 500),
+    (PSAUnavailable, 503),
+    (PSARateLimited, 503),
 ]
 
 

@@ -199,7 +199,7 @@ async def webhook(psa: str, request: Request, svc: ServicesDep) -> dict[str, obj
     if len(body) > MAX_WEBHOOK_BYTES:
         raise Conflict(f"webhook body of {len(body)} bytes is over the {MAX_WEBHOOK_BYTES}-byte limit")
     remote = request.client.host if request.client else "unknown"
-    job, created = svc.intake.accept_webhook(psa, request.headers, body, remote=remote)
+    job, created = await svc.intake.accept_webhook(psa, request.headers, body, remote=remote)
     return {"job_id": job.id, "duplicate": not created}
 
 

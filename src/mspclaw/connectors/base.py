@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 CloseStatus = Literal["resolved", "escalated"]
 """Our words for the outcome; each connector maps them to its PSA's status names."""
@@ -70,4 +70,26 @@ class PSAConnector(Protocol):
         """Verify and read an inbound webhook. Raises :class:`~mspclaw.errors.AuthError` for a
         missing or wrong signature/secret, :class:`~mspclaw.errors.MalformedWebhook` for a body
         it cannot read. Header names are matched case-insensitively."""
+        ...
+
+
+@runtime_checkable
+class PreparesWebhooks(Protocol):
+    """A connector whose webhook verification needs I/O first (ConnectWise fetches the signing key
+    a callback names). The intake awaits :meth:`prepare_webhook` before calling ``parse_webhook``."""
+
+    async def prepare_webhook(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Fetch and cache what verifying this delivery needs. Raises
+        :class:`~mspclaw.errors.AuthError` when the delivery cannot be genuine (a key from a host
+        that is not the PSA's), :class:`~mspclaw.errors.MalformedWebhook` for an unreadable body."""
+        ...
+
+
+@runtime_checkable
+class RegistersWebhooks(Protocol):
+    """A connector whose PSA has an API to subscribe a URL to ticket events."""
+
+    async def register_webhook(self, url: str) -> str:
+        """Subscribe ``url`` (``https://…/webhooks/NAME``) to ticket events, unless a subscription for
+        it already exists; return a line saying what was done (the PSA's id for it)."""
         ...

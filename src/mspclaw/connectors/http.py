@@ -203,9 +203,11 @@ class PSAHttp:
 
     async def request(self, method: str, url: str = "", *, json: Any = None,
                       params: Mapping[str, str | int] | None = None, headers: Mapping[str, str] | None = None,
-                      idempotent: bool | None = None, check: ResponseCheck | None = None) -> httpx.Response:
+                      idempotent: bool | None = None, check: ResponseCheck | None = None,
+                      data: Mapping[str, str] | None = None) -> httpx.Response:
         """Send a request under the retry and rate-limit rules; return its 2xx answer or raise a PSAError.
 
+        ``data`` sends a form (``application/x-www-form-urlencoded``) instead of ``json``.
         ``idempotent`` overrides the method's default (see the module docstring). ``check`` reads
         each 2xx answer and may raise: :class:`PSARateLimited` is retried like a 429,
         :class:`PSAUnavailable` like a 503, anything else propagates at once.
@@ -217,7 +219,7 @@ class PSAHttp:
                 await self.rate_limiter.acquire()
             # ``url=""`` means the base URL exactly as given (httpx would add a trailing slash to it).
             request = self._client.build_request(method, url or self.base_url, json=json, params=params,
-                                                 headers=headers)
+                                                 headers=headers, data=data)
             where = f"{request.method} {request.url.path}"
             failure: PSAError
             cause: BaseException | None = None

@@ -84,17 +84,17 @@ import asyncio
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any, Final, Literal
 
 import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
+from mspclaw.connectors.text import normalised as _normalised
+from mspclaw.connectors.text import plain_text
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -494,46 +494,3 @@ def _requester(value: object) -> str:
                 return str(found).strip()
         return ""
     return str(value) if isinstance(value, str) else ""
-
-
-_TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
-_BLOCKS: Final = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
-
-
-class _TextOf(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self._skip = max(self._skip - 1, 0)
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def plain_text(content: str) -> str:
-    """SuperOps rich text (HTML) as plain text; text without tags is returned as it is, trimmed."""
-    if not _TAG.search(content):
-        return content.strip()
-    parser = _TextOf()
-    parser.feed(content)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def _normalised(content: str) -> str:
-    """What two notes must share to count as the same note: their text, whitespace collapsed."""
-    return " ".join(plain_text(content).split())

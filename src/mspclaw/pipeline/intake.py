@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from mspclaw.connectors.base import PSAConnector, PSATicket
+from mspclaw.connectors.base import PreparesWebhooks, PSAConnector, PSATicket
 from mspclaw.errors import AuthError, MSPClawError, NotFound, PSAError
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.store.audit import AuditLog
@@ -63,10 +63,16 @@ class Intake:
             raise NotFound(f"no PSA account {psa!r} is configured") from None
 
     # -- triggers -------------------------------------------------------------------------------
-    def accept_webhook(self, psa: str, headers: Mapping[str, str], body: bytes, *, remote: str) -> tuple[Job, bool]:
-        """Verify, enqueue, return ``(job, created)``. A refused webhook is audited and creates nothing."""
+    async def accept_webhook(self, psa: str, headers: Mapping[str, str], body: bytes, *,
+                             remote: str) -> tuple[Job, bool]:
+        """Verify, enqueue, return ``(job, created)``. A refused webhook is audited and creates nothing.
+
+        A connector that needs I/O to verify (a signing key to fetch) does it first in
+        ``prepare_webhook``; its failures are refused and audited the same way."""
         connector = self.connector(psa)
         try:
+            if isinstance(connector, PreparesWebhooks):
+                await connector.prepare_webhook(headers, body)
             event = connector.parse_webhook(headers, body)
         except (AuthError, MSPClawError) as exc:
             self.audit.append("webhook_refused", actor=remote, data={"psa": psa, "reason": exc.message})

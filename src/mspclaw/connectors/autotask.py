@@ -1,0 +1,383 @@
+"""Datto Autotask PSA, over its REST API (``/atservicesrest/v1.0``).
+
+**Zone and auth.** The account's zone is discovered on first use from
+``GET https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation?user={username}``
+(sent without credentials) unless ``zone_url`` is configured; calls then go to ``{url}v1.0``.
+Every call carries ``ApiIntegrationCode`` (the integration's tracking identifier), ``UserName``
+(the API-only user) and ``Secret``. 401 is :class:`~mspclaw.errors.PSAAuthError`; validation
+failures come back as HTTP 500 ``{"errors": ["…"]}`` and are raised as
+:class:`~mspclaw.errors.PSARejected` quoting them (reads are retried first, as for any 500).
+
+**Limits.** Autotask allows three concurrent requests per endpoint per tracking identifier and
+10,000 requests per rolling hour per database (shared by every integration). Each connector
+sends at most ``max_concurrent`` (3) requests at once and at most ``hourly_limit`` (10,000; set it
+lower when other integrations share the database) per sliding hour; 429 with ``Retry-After`` is
+honoured by :mod:`mspclaw.connectors.http`.
+
+**Mapping a ticket** (``GET /Tickets/{id}`` → ``{"item": …}``):
+
+* ``company`` ← ``companyID`` (``mspclaw clients add … --psa autotask=<company id>``);
+* ``requester`` ← the contact's ``emailAddress`` (``GET /Contacts/{contactID}``), else their name;
+* ``subject`` ← ``title``; ``body`` ← ``description``;
+* ``asset`` ← the configuration item's ``referenceTitle`` (``GET /ConfigurationItems/{id}``);
+* ``status`` ← the ticket's ``status`` value compared with the values of the ``status_map`` labels
+  in the ``status`` picklist (``/Tickets/entityInformation/fields``);
+* ``notes`` ← ``POST /TicketNotes/query`` on ``ticketID``: a note is public when its ``publish``
+  is the "All Autotask Users" value; times ← ``createDate`` / ``lastActivityDate``.
+
+:meth:`~AutotaskConnector.list_tickets` posts ``/Tickets/query`` with
+``{"op": "gt", "field": "lastActivityDate", "value": since}`` (``exist id`` without a cursor),
+500 a page, following ``pageDetails.nextPageUrl`` (only on the zone's own host).
+
+**Writing back.** ``POST /Tickets/{id}/Notes`` with ``title`` (``MSPclaw``), ``description``
+(plain text), ``noteType`` (the picklist's default) and ``publish``: the integer values are read
+once from ``/TicketNotes/entityInformation/fields`` — "All Autotask Users" for the customer-visible
+reply, the "Internal Only" value (``internal_publish`` names another label) for the technical
+trail. Both first read the ticket's notes and skip text already there. Status:
+``PATCH /Tickets`` ``{"id", "status"}`` with the picklist value of ``status_map``'s label
+(default ``resolved`` → ``Complete``, ``escalated`` → ``In Progress``; :class:`PSARejected`
+listing the labels when one is missing).
+
+**Webhooks.** :meth:`~AutotaskConnector.register_webhook` creates a ``TicketWebhooks`` entry
+(create and update events, ``SecretKey`` = the account's webhook secret) and subscribes it to the
+``Status`` field, unless one for the URL exists. A delivery is JSON with ``Action``
+(``Create|Update|Delete``), ``Guid``, ``EntityType`` (``Ticket``), ``Id`` and ``Fields``;
+``X-Hook-Signature: sha1=<base64 HMAC-SHA1(secret, body)>`` is checked in constant time (the
+``sha1=`` prefix is optional).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+
+from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
+from mspclaw.connectors.text import normalised, plain_text
+from mspclaw.errors import (
+    AuthError,
+    ConfigError,
+    MalformedWebhook,
+    PSAError,
+    PSANotFound,
+    PSARejected,
+    PSAUnavailable,
+)
+
+DISCOVERY_URL: Final = "https://webservices.autotask.net"
+PAGE_SIZE: Final = 500
+"""Autotask's maximum ``MaxRecords``."""
+DEFAULT_STATUS_MAP: Final[dict[str, str]] = {"resolved": "Complete", "escalated": "In Progress"}
+PUBLIC_PUBLISH: Final = "All Autotask Users"
+SIGNATURE_HEADER: Final = "x-hook-signature"
+ACTIONS: Final[dict[str, str]] = {"create": "ticket.created", "update": "ticket.updated", "delete": "ticket.deleted"}
+NOTE_TITLE: Final = "MSPclaw"
+
+
+def sign_hook(secret: str, body: bytes) -> str:
+    """The ``X-Hook-Signature`` Autotask sends: ``sha1=`` and the base64 HMAC-SHA1 of the body."""
+    return "sha1=" + base64.b64encode(hmac.digest(secret.encode(), body, hashlib.sha1)).decode()
+
+
+class AutotaskConnector(HttpConnector):
+    """The Autotask connector (every mapping and rule is in the module docstring)."""
+
+    name = "autotask"
+
+    def __init__(self, *, username: str, integration_code: str, secret: str, zone_url: str | None = None,
+                 webhook_secret: str | None = None, status_map: Mapping[str, str] | None = None,
+                 internal_publish: str = "Internal Only", notification_email: str | None = None,
+                 discovery_url: str = DISCOVERY_URL, transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = 30.0, max_retries: int = 3, max_concurrent: int = 3, hourly_limit: int = 10_000,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, now: Clock = time.time) -> None:
+        if not username or not integration_code or not secret:
+            raise ConfigError("Autotask needs the API user's user name and secret and the integration's tracking "
+                              "identifier (Admin > Resources (Users) > API user > Security)")
+        unknown = set(status_map or {}) - set(DEFAULT_STATUS_MAP)
+        if unknown:
+            raise ConfigError(f"Autotask status_map keys must be resolved/escalated, not {sorted(unknown)}")
+        if webhook_secret is not None and len(webhook_secret) > 64:
+            raise ConfigError("Autotask webhook secrets are at most 64 characters")
+        self.username = username
+        self.zone_url = _zone(zone_url) if zone_url else None
+        self.status_map: dict[str, str] = {**DEFAULT_STATUS_MAP, **(status_map or {})}
+        self.internal_publish = internal_publish
+        self.notification_email = notification_email
+        self._webhook_secret = webhook_secret
+        self._picklists: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self.rate_limiter = RateLimiter(hourly_limit, 3600.0, clock=clock, sleep=sleep)
+        """Spent by every attempt; share it between connectors on the same Autotask database."""
+        common: dict[str, Any] = {"timeout": timeout, "max_retries": max_retries, "transport": transport,
+                                  "sleep": sleep, "now": now}
+        self._discovery = PSAHttp(service="Autotask", base_url=discovery_url.rstrip("/"), **common)
+        self._http = PSAHttp(service="Autotask", base_url=discovery_url.rstrip("/"),
+                             headers={"ApiIntegrationCode": integration_code, "UserName": username, "Secret": secret,
+                                      "Content-Type": "application/json", "Accept": "application/json"},
+                             rate_limiter=self.rate_limiter, status_errors={500: _server_error}, **common)
+
+    async def aclose(self) -> None:
+        await self._discovery.aclose()
+        await super().aclose()
+
+    # --- the PSAConnector protocol -------------------------------------------------------------
+
+    async def get_ticket(self, ticket_id: str) -> PSATicket:
+        raw = await self._item(f"/Tickets/{_id(ticket_id)}", what=f"ticket {ticket_id}")
+        ticket = await self._ticket(raw)
+        contact = raw.get("contactID")
+        if isinstance(contact, int) and contact > 0:
+            person = await self._item(f"/Contacts/{contact}", what=f"contact {contact}")
+            name = " ".join(str(person.get(k) or "") for k in ("firstName", "lastName")).strip()
+            ticket.requester = str(person.get("emailAddress") or name)
+        item = raw.get("configurationItemID")
+        if isinstance(item, int) and item > 0:
+            ci = await self._item(f"/ConfigurationItems/{item}", what=f"configuration item {item}")
+            title = str(ci.get("referenceTitle") or "").strip()
+            ticket.asset = title or None
+        public = await self._publish(PUBLIC_PUBLISH)
+        ticket.notes = [PSANote(plain_text(str(n.get("description") or "")), n.get("publish") == public)
+                        for n in await self._notes(ticket.id)]
+        return ticket
+
+    async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
+        condition = ({"op": "gt", "field": "lastActivityDate", "value": format_time(since)} if since is not None
+                     else {"op": "exist", "field": "id"})
+        found: list[PSATicket] = []
+        for raw in await self._query("Tickets", [condition]):
+            found.append(await self._ticket(raw))
+        if since is not None:
+            found = [t for t in found if t.updated_at is None or t.updated_at > _utc(since)]
+        return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
+
+    async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
+        """A note published to all Autotask users (customer-visible) or internal only, unless already there."""
+        publish = await self._publish(PUBLIC_PUBLISH if public else self.internal_publish)
+        wanted = normalised(text)
+        for note in await self._notes(_id(ticket_id)):
+            if note.get("publish") == publish and normalised(str(note.get("description") or "")) == wanted:
+                return
+        note_type = await self._default_value("TicketNotes", "noteType")
+        await self._json("POST", f"/Tickets/{_id(ticket_id)}/Notes", json={
+            "title": NOTE_TITLE, "description": text, "noteType": note_type, "publish": publish})
+
+    async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
+        value = await self._value("Tickets", "status", self.status_map[status], ours=status)
+        await self._json("PATCH", "/Tickets", json={"id": int(_id(ticket_id)), "status": value}, idempotent=True)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Verify ``X-Hook-Signature`` (HMAC-SHA1 with the webhook's secret key); read the event."""
+        if not self._webhook_secret:
+            raise AuthError("no webhook secret is configured for this Autotask account; refusing the webhook")
+        given = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
+        if not given:
+            raise AuthError("the Autotask webhook has no X-Hook-Signature header")
+        expected = sign_hook(self._webhook_secret, body).removeprefix("sha1=")
+        if not hmac.compare_digest(expected.encode(), given.strip().removeprefix("sha1=").encode()):
+            raise AuthError("the Autotask webhook's X-Hook-Signature does not match the configured secret")
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedWebhook(f"the Autotask webhook body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise MalformedWebhook("the Autotask webhook body is not a JSON object")
+        if str(data.get("EntityType") or "").lower() != "ticket":
+            raise MalformedWebhook(f"the Autotask webhook is about a {data.get('EntityType')!r}, not a Ticket")
+        ident = data.get("Id")
+        if isinstance(ident, bool) or not isinstance(ident, int | str) or not str(ident).strip().isdigit():
+            raise MalformedWebhook('the Autotask webhook has no numeric ticket "Id"')
+        action = str(data.get("Action") or "Update").lower()
+        guid, sequence = data.get("Guid"), data.get("SequenceNumber")
+        delivery = f"{guid}:{sequence}" if guid and sequence is not None else None
+        return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(),
+                            event=ACTIONS.get(action, f"ticket.{action}"), delivery_id=delivery)
+
+    # --- beyond the protocol -------------------------------------------------------------------
+
+    async def register_webhook(self, url: str) -> str:
+        """A ticket webhook for create and update events to ``url``, with a subscribed Status field."""
+        if not self._webhook_secret:
+            raise ConfigError("this Autotask account has no webhook secret; add it again with --webhook-secret")
+        existing = await self._query("TicketWebhooks", [{"op": "eq", "field": "WebhookUrl", "value": url}])
+        if existing:
+            return f"Autotask ticket webhook {existing[0].get('id')} already posts to {url}"
+        hook: dict[str, Any] = {
+            "Name": "MSPclaw", "WebhookUrl": url, "DeactivationUrl": url, "SecretKey": self._webhook_secret,
+            "IsActive": True, "IsSubscribedToCreateEvents": True, "IsSubscribedToUpdateEvents": True,
+            "IsSubscribedToDeleteEvents": False, "SendThresholdExceededNotification": False}
+        if self.notification_email:
+            hook["NotificationEmailAddress"] = self.notification_email
+        created = await self._json("POST", "/TicketWebhooks", json=hook)
+        ident = created.get("itemId") if isinstance(created, dict) else None
+        if not isinstance(ident, int):
+            raise PSAError("Autotask created the ticket webhook without saying its itemId")
+        field_id = await self._value("TicketWebhookFields", "fieldID", "Status", ours="webhook field")
+        await self._json("POST", f"/TicketWebhooks/{ident}/Fields",
+                         json={"FieldID": field_id, "IsSubscribedField": True, "IsDisplayAlwaysField": False})
+        return f"Autotask ticket webhook {ident} created: ticket create and update events go to {url}"
+
+    async def base(self) -> str:
+        """``{zone url}v1.0``, discovering the zone once when it was not configured."""
+        if self.zone_url is None:
+            answer = _json(await self._discovery.request("GET", "/atservicesrest/v1.0/zoneInformation",
+                                                         params={"user": self.username}))
+            url = answer.get("url") if isinstance(answer, dict) else None
+            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                raise PSAError(f"Autotask did not say the zone of API user {self.username!r} (zoneInformation); "
+                               "check the user name")
+            self.zone_url = _zone(url)
+        return self.zone_url + "v1.0"
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    async def _json(self, method: str, path: str, *, json: Any = None, idempotent: bool | None = None) -> Any:
+        url = path if path.startswith(("https://", "http://")) else await self.base() + path
+        async with self._slots:
+            answer = await self._http.request(method, url, json=json, idempotent=idempotent)
+        return _json(answer)
+
+    async def _item(self, path: str, *, what: str) -> dict[str, Any]:
+        answer = await self._json("GET", path)
+        item = answer.get("item") if isinstance(answer, dict) else None
+        if not isinstance(item, dict):
+            raise PSANotFound(f"Autotask has no {what}")
+        return item
+
+    async def _query(self, entity: str, conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        answer = await self._json("POST", f"/{entity}/query", json={"MaxRecords": PAGE_SIZE, "filter": conditions},
+                                  idempotent=True)
+        while True:
+            items = answer.get("items") if isinstance(answer, dict) else None
+            found += [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+            details = answer.get("pageDetails") if isinstance(answer, dict) else None
+            following = details.get("nextPageUrl") if isinstance(details, dict) else None
+            if not following:
+                return found
+            zone, there = urlsplit(await self.base()), urlsplit(str(following))
+            if (zone.scheme, zone.netloc) != (there.scheme, there.netloc):
+                raise PSAError(f"Autotask's nextPageUrl points to {there.netloc!r}, not to the zone {zone.netloc}")
+            answer = await self._json("GET", str(following))
+
+    async def _notes(self, ticket_id: str) -> list[dict[str, Any]]:
+        return await self._query("TicketNotes", [{"op": "eq", "field": "ticketID", "value": int(ticket_id)}])
+
+    async def _ticket(self, raw: dict[str, Any]) -> PSATicket:
+        ticket_id = raw.get("id")
+        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
+            raise PSAError("Autotask sent a ticket without a numeric id")
+        company = raw.get("companyID")
+        return PSATicket(
+            id=str(ticket_id), company=str(company) if isinstance(company, int) else "", requester="",
+            subject=str(raw.get("title") or ""), body=plain_text(str(raw.get("description") or "")),
+            status=await self._our_status(raw.get("status")), created_at=parse_time(raw.get("createDate")),
+            updated_at=parse_time(raw.get("lastActivityDate")))
+
+    async def _our_status(self, value: object) -> str:
+        if not isinstance(value, int):
+            return "open"
+        for ours in ("resolved", "escalated"):
+            picklist = await self._picklist("Tickets", "status")
+            wanted = self.status_map[ours].casefold()
+            if any(_int(p.get("value")) == value and str(p.get("label", "")).casefold() == wanted for p in picklist):
+                return ours
+        return "open"
+
+    async def _picklist(self, entity: str, field: str) -> list[dict[str, Any]]:
+        if entity not in self._picklists:
+            answer = await self._json("GET", f"/{entity}/entityInformation/fields")
+            fields = answer.get("fields") if isinstance(answer, dict) else None
+            self._picklists[entity] = {
+                str(f.get("name", "")).casefold(): [p for p in f.get("picklistValues") or [] if isinstance(p, dict)]
+                for f in fields or [] if isinstance(f, dict)}
+        return self._picklists[entity].get(field.casefold(), [])
+
+    async def _value(self, entity: str, field: str, label: str, *, ours: str) -> int:
+        picklist = await self._picklist(entity, field)
+        for item in picklist:
+            value = _int(item.get("value"))
+            if str(item.get("label", "")).casefold() == label.casefold() and item.get("isActive") is not False \
+                    and value is not None:
+                return value
+        labels = ", ".join(repr(p.get("label")) for p in picklist if p.get("isActive") is not False) or "none"
+        raise PSARejected(f"Autotask's {entity}.{field} picklist has no active {label!r} (for {ours!r}); it has: "
+                          f"{labels}. Fix the account's configuration.")
+
+    async def _publish(self, label: str) -> int:
+        return await self._value("TicketNotes", "publish", label, ours="note visibility")
+
+    async def _default_value(self, entity: str, field: str) -> int:
+        picklist = [p for p in await self._picklist(entity, field) if p.get("isActive") is not False]
+        chosen = next((p for p in picklist if p.get("isDefaultValue") is True), picklist[0] if picklist else None)
+        value = _int(chosen.get("value")) if chosen else None
+        if value is None:
+            raise PSARejected(f"Autotask's {entity}.{field} picklist has no active value")
+        return value
+
+
+def _server_error(response: httpx.Response) -> PSAError:
+    """Autotask answers validation failures with HTTP 500 and ``{"errors": [...]}``: a rejection, not an outage."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    errors = data.get("errors") if isinstance(data, dict) else None
+    where = f"{response.request.method} {response.request.url.path}"
+    if isinstance(errors, list) and errors:
+        return PSARejected(f"Autotask rejected {where}: {'; '.join(str(e) for e in errors)}")
+    return PSAUnavailable(f"Autotask failed (500) on {where}: {' '.join(response.text.split())[:300]}")
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise PSAError(f"Autotask answered {response.request.url.path} with something that is not JSON") from exc
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else None
+
+
+def _zone(url: str) -> str:
+    return url.rstrip("/") + "/"
+
+
+def _id(ticket_id: str) -> str:
+    text = str(ticket_id).strip()
+    if not text.isdigit():
+        raise PSANotFound(f"Autotask ticket ids are numbers, not {ticket_id!r}")
+    return text
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise PSAError(f"Autotask sent a time that is not ISO-8601: {value!r}") from exc

@@ -1,0 +1,248 @@
+"""Freshdesk, over its REST API v2.
+
+**Endpoint and auth.** ``https://{domain}.freshdesk.com/api/v2`` (``domain`` is the helpdesk's
+sub-domain; ``base_url=`` overrides it for tests). Every request carries
+``Authorization: Basic base64("{api_key}:X")`` (the API key as user, any password). A wrong key is
+HTTP 401 ``{"code": "invalid_credentials"}``: :class:`~mspclaw.errors.PSAAuthError`. Validation
+failures are 400 ``{"description": "Validation failed", "errors": [{"field", "message", "code"}]}``
+quoted in :class:`~mspclaw.errors.PSARejected`. 429 carries ``Retry-After`` (seconds), which
+:mod:`mspclaw.connectors.http` honours; a client-side window of ``rate_per_minute`` (default 200,
+the Growth plan's account-wide limit; Pro allows 400, Enterprise 700) keeps us under it.
+
+**Mapping a ticket** (``GET /tickets/{id}?include=requester``, then its conversations):
+
+* ``company`` ← ``company_id`` (``mspclaw clients add … --psa freshdesk=<company id>``);
+* ``requester`` ← ``requester.email``, else ``requester.name``, else ``requester_id``;
+* ``subject`` ← ``subject``; ``body`` ← ``description_text`` (else ``description`` as text);
+* ``asset`` ← ``custom_fields[asset_field]`` when configured and non-empty;
+* ``status`` ← 4 Resolved and 5 Closed are ``resolved``; ``status_map["escalated"]`` is
+  ``escalated`` unless it is 2 (Open); else ``open``;
+* ``notes`` ← ``GET /tickets/{id}/conversations`` (100 a page): ``private`` notes are internal,
+  public notes and replies are public; times ← ``created_at`` / ``updated_at``.
+
+:meth:`~FreshdeskConnector.list_tickets` pages ``GET /tickets`` with ``updated_since`` (without it
+Freshdesk lists only the last 30 days; we then pass 30 days ago explicitly),
+``order_by=updated_at&order_type=asc``, 100 a page, until a short page.
+
+**Writing back.** The technical trail is ``POST /tickets/{id}/notes`` with ``private: true``; the
+customer reply is ``POST /tickets/{id}/reply`` (e-mailed to the requester). Both first read the
+ticket's conversations and skip text already there. Status: ``PUT /tickets/{id}`` with
+``{"status": N}``, ``N`` from ``status_map`` (default ``resolved`` → 4 Resolved, ``escalated`` →
+2 Open).
+
+**Webhooks.** Freshdesk has no webhook subscription API and does not sign its calls. An automation
+rule (Admin > Workflows > Automations, *Ticket Creation* or *Ticket Updates*) with the action
+*Trigger Webhook* posts JSON to ``/webhooks/NAME`` with the custom header ``X-MSPclaw-Secret:
+<webhook secret>`` (compared in constant time). The body is either the "advanced" content
+``{"ticket_id": "{{ticket.id}}", "event": "ticket.created"}`` or Freshdesk's "simple" content
+``{"freshdesk_webhook": {"ticket_id": …}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from html import escape
+from typing import Any, Final
+
+import httpx
+
+from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
+from mspclaw.connectors.text import normalised, plain_text
+from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAError, PSANotFound
+
+PAGE_SIZE: Final = 100
+"""Freshdesk's maximum ``per_page``."""
+OPEN, RESOLVED, CLOSED = 2, 4, 5
+STATUSES: Final = frozenset({2, 3, 4, 5})
+DEFAULT_STATUS_MAP: Final[dict[str, int]] = {"resolved": RESOLVED, "escalated": OPEN}
+SECRET_HEADER: Final = "x-mspclaw-secret"  # noqa: S105 (a header name)
+LIST_WINDOW: Final = timedelta(days=30)
+
+
+class FreshdeskConnector(HttpConnector):
+    """The Freshdesk connector (every mapping and rule is in the module docstring)."""
+
+    name = "freshdesk"
+
+    def __init__(self, *, domain: str, api_key: str, webhook_secret: str | None = None,
+                 status_map: Mapping[str, int] | None = None, asset_field: str | None = None,
+                 base_url: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = 30.0, max_retries: int = 3, rate_per_minute: int = 200,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, now: Clock = time.time) -> None:
+        if not domain or not api_key:
+            raise ConfigError("Freshdesk needs the helpdesk's sub-domain (acme for acme.freshdesk.com) and an "
+                              "agent's API key (Profile settings > View API key)")
+        unknown = set(status_map or {}) - set(DEFAULT_STATUS_MAP)
+        if unknown:
+            raise ConfigError(f"Freshdesk status_map keys must be resolved/escalated, not {sorted(unknown)}")
+        mapped = {**DEFAULT_STATUS_MAP, **(status_map or {})}
+        if not set(mapped.values()) <= STATUSES:
+            raise ConfigError(f"Freshdesk statuses are 2 Open, 3 Pending, 4 Resolved, 5 Closed; not {mapped}")
+        self.domain = domain.removesuffix(".freshdesk.com")
+        self.base_url = (base_url or f"https://{self.domain}.freshdesk.com/api/v2").rstrip("/")
+        self.status_map = mapped
+        self.asset_field = asset_field
+        self._webhook_secret = webhook_secret
+        self._now = now
+        self.rate_limiter = RateLimiter(rate_per_minute, 60.0, clock=clock, sleep=sleep)
+        credentials = base64.b64encode(f"{api_key}:X".encode()).decode()
+        self._http = PSAHttp(service="Freshdesk", base_url=self.base_url, timeout=timeout, max_retries=max_retries,
+                             headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json",
+                                      "Accept": "application/json"},
+                             rate_limiter=self.rate_limiter, transport=transport, sleep=sleep, now=now)
+
+    # --- the PSAConnector protocol -------------------------------------------------------------
+
+    async def get_ticket(self, ticket_id: str) -> PSATicket:
+        raw = await self._json("GET", f"/tickets/{_id(ticket_id)}", params={"include": "requester"})
+        if not isinstance(raw, dict):
+            raise PSAError(f"Freshdesk answered ticket {ticket_id} with something that is not a ticket")
+        ticket = self._ticket(raw)
+        ticket.notes = [PSANote(_text(c), c.get("private") is not True) for c in await self._conversations(ticket.id)]
+        return ticket
+
+    async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
+        after = _utc(since) if since is not None else datetime.fromtimestamp(self._now(), UTC) - LIST_WINDOW
+        found: list[PSATicket] = []
+        page = 1
+        while True:
+            batch = await self._json("GET", "/tickets", params={
+                "updated_since": format_time(after), "order_by": "updated_at", "order_type": "asc",
+                "per_page": PAGE_SIZE, "page": page})
+            if not isinstance(batch, list):
+                raise PSAError("Freshdesk answered the ticket list with something that is not a list")
+            found += [self._ticket(t) for t in batch if isinstance(t, dict)]
+            if len(batch) < PAGE_SIZE:
+                break
+            page += 1
+        if since is not None:
+            found = [t for t in found if t.updated_at is None or t.updated_at > _utc(since)]
+        return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
+
+    async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
+        """A private note (internal) or a reply e-mailed to the requester, unless already there."""
+        wanted = normalised(text)
+        for conversation in await self._conversations(_id(ticket_id)):
+            if (conversation.get("private") is not True) == public and normalised(_text(conversation)) == wanted:
+                return
+        html = _html(text)
+        if public:
+            await self._json("POST", f"/tickets/{_id(ticket_id)}/reply", json={"body": html})
+        else:
+            await self._json("POST", f"/tickets/{_id(ticket_id)}/notes", json={"body": html, "private": True})
+
+    async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
+        await self._json("PUT", f"/tickets/{_id(ticket_id)}", json={"status": self.status_map[status]})
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Check the ``X-MSPclaw-Secret`` header the automation rule sends; read the ticket id."""
+        if not self._webhook_secret:
+            raise AuthError("no webhook secret is configured for this Freshdesk account; refusing the webhook")
+        given = next((v for k, v in headers.items() if k.lower() == SECRET_HEADER), None)
+        if not given:
+            raise AuthError("the Freshdesk webhook has no X-MSPclaw-Secret header (add it to the automation rule's "
+                            "Trigger Webhook action as a custom header)")
+        if not hmac.compare_digest(given.strip().encode(), self._webhook_secret.encode()):
+            raise AuthError("the Freshdesk webhook's X-MSPclaw-Secret does not match the configured secret")
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedWebhook(f"the Freshdesk webhook body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise MalformedWebhook("the Freshdesk webhook body is not a JSON object")
+        simple = data.get("freshdesk_webhook")
+        source = simple if isinstance(simple, dict) else data
+        ident = source.get("ticket_id")
+        if isinstance(ident, bool) or not isinstance(ident, int | str) or not str(ident).strip().isdigit():
+            raise MalformedWebhook('the Freshdesk webhook body has no numeric "ticket_id"')
+        event = source.get("event") or "ticket.created"
+        return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(), event=str(event))
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    async def _json(self, method: str, path: str, *, json: Any = None,
+                    params: Mapping[str, str | int] | None = None) -> Any:
+        answer = await self._http.request(method, self.base_url + path, json=json, params=params)
+        if not answer.content:
+            return None
+        try:
+            return answer.json()
+        except ValueError as exc:
+            raise PSAError(f"Freshdesk answered {method} {path} with something that is not JSON") from exc
+
+    async def _conversations(self, ticket_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = await self._json("GET", f"/tickets/{ticket_id}/conversations",
+                                     params={"per_page": PAGE_SIZE, "page": page})
+            items = [c for c in batch if isinstance(c, dict)] if isinstance(batch, list) else []
+            found += items
+            if len(items) < PAGE_SIZE:
+                return found
+            page += 1
+
+    def _ticket(self, raw: dict[str, Any]) -> PSATicket:
+        ticket_id = raw.get("id")
+        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
+            raise PSAError("Freshdesk sent a ticket without a numeric id")
+        requester = raw.get("requester")
+        who = next((str(requester[k]) for k in ("email", "name") if isinstance(requester, dict) and requester.get(k)),
+                   str(raw.get("requester_id") or ""))
+        custom = raw.get("custom_fields")
+        asset = custom.get(self.asset_field) if self.asset_field and isinstance(custom, dict) else None
+        company = raw.get("company_id")
+        return PSATicket(
+            id=str(ticket_id), company=str(company) if isinstance(company, int) else "", requester=who,
+            subject=str(raw.get("subject") or ""),
+            body=str(raw.get("description_text") or "").strip() or plain_text(str(raw.get("description") or "")),
+            asset=str(asset).strip() if isinstance(asset, str | int) and str(asset).strip() else None,
+            status=self._our_status(raw.get("status")), created_at=parse_time(raw.get("created_at")),
+            updated_at=parse_time(raw.get("updated_at")))
+
+    def _our_status(self, status: object) -> str:
+        if status in (RESOLVED, CLOSED) or status == self.status_map["resolved"]:
+            return "resolved"
+        escalated = self.status_map["escalated"]
+        return "escalated" if status == escalated and escalated != OPEN else "open"
+
+
+def _text(conversation: dict[str, Any]) -> str:
+    return str(conversation.get("body_text") or "").strip() or plain_text(str(conversation.get("body") or ""))
+
+
+def _html(text: str) -> str:
+    """Plain text as the HTML body Freshdesk stores (line breaks kept, markup escaped)."""
+    return "<div>" + "<br>".join(escape(line) for line in text.splitlines()) + "</div>"
+
+
+def _id(ticket_id: str) -> str:
+    text = str(ticket_id).strip()
+    if not text.isdigit():
+        raise PSANotFound(f"Freshdesk ticket ids are numbers, not {ticket_id!r}")
+    return text
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """Freshdesk's ``updated_since``: UTC ISO-8601 with ``Z``."""
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise PSAError(f"Freshdesk sent a time that is not ISO-8601: {value!r}") from exc

@@ -1,0 +1,50 @@
+"""Ticket text as PSAs store it: HTML reduced to plain text, and the form two notes must share to be
+the same note (what every connector's idempotent ``add_note`` compares)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import Final
+
+_TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
+_BLOCKS: Final = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
+
+
+class _TextOf(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(self._skip - 1, 0)
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def plain_text(content: str) -> str:
+    """PSA rich text (HTML) as plain text; text without tags is returned as it is, trimmed."""
+    if not _TAG.search(content):
+        return content.strip()
+    parser = _TextOf()
+    parser.feed(content)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def normalised(content: str) -> str:
+    """What two notes must share to count as the same note: their text, whitespace collapsed."""
+    return " ".join(plain_text(content).split())
