@@ -97,8 +97,11 @@ def test_top_processes_by_memory_finds_a_big_process(context: ToolContext) -> No
 
 
 def test_top_processes_measures_cpu_of_a_busy_process(context: ToolContext) -> None:
-    with subprocess.Popen([sys.executable, "-c", "while True: pass"]) as busy:
+    with subprocess.Popen([sys.executable, "-c", "print(flush=True)\nwhile True: pass"],
+                          stdout=subprocess.PIPE) as busy:
         try:
+            assert busy.stdout is not None
+            busy.stdout.readline()  # started: the sample covers the spinning, not the interpreter's start-up
             out = lt.top_processes(TopProcessesArgs(sort_by="cpu", limit=5), context)
         finally:
             busy.kill()
@@ -106,7 +109,8 @@ def test_top_processes_measures_cpu_of_a_busy_process(context: ToolContext) -> N
     cpu = [p["cpu_percent"] for p in out["processes"]]
     assert cpu == sorted(cpu, reverse=True)
     top = next(p for p in out["processes"] if p["pid"] == busy.pid)
-    assert top["cpu_percent"] > 30  # one core spinning; leave room for a loaded CI machine
+    # one core spinning; on a machine shared with other work it still gets a good share of a core
+    assert top["cpu_percent"] > 15
     assert top["user"] and top["name"].startswith("python")
 
 
