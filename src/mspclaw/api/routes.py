@@ -65,7 +65,8 @@ def enroll(body: EnrollRequest, request: Request, svc: ServicesDep) -> EnrollRes
                                 os_version=body.os_version, agent_version=body.agent_version, tools=body.tools)
     agent = enrolled.agent
     return EnrollResponse(agent_id=agent.id, client_id=agent.client_id, role=agent.role,
-                          credential=enrolled.credential, server_key=agent.signing_key)
+                          credential=enrolled.credential, server_key=agent.signing_key,
+                          approval_key=svc.approvals.public_key_hex)
 
 
 # -- clients --------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class EnrollResponse(BaseModel):
     role: str
     credential: str
     server_key: str
+    approval_key: str = Field("", description="The server's Ed25519 public key (hex) that signs approvals.")
 
 
 class AgentOut(BaseModel):
