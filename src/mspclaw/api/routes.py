@@ -10,6 +10,7 @@ from mspclaw import __version__
 from mspclaw.api.auth import Caller, require_caller
 from mspclaw.api.schemas import (
     AgentOut,
+    AnswerIn,
     ApprovalOut,
     ClientIn,
     ClientOut,
@@ -20,6 +21,7 @@ from mspclaw.api.schemas import (
     EnrollResponse,
     JobOut,
     LookupOut,
+    QuestionOut,
     StepOut,
     TicketCreated,
     TicketIn,
@@ -186,6 +188,21 @@ def approve(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: Caller
 def deny(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: CallerDep) -> ApprovalOut:
     return _approval_out(svc.approvals.decide(approval_id, approve=False, approver=body.approver,
                                               reason=body.reason, scope=caller.scope))
+
+
+# -- questions to end users -----------------------------------------------------------------------
+@api.get("/questions", response_model=list[QuestionOut], tags=["questions"])
+def list_questions(svc: ServicesDep, caller: CallerDep, status: str | None = "pending") -> list[QuestionOut]:
+    rows = svc.tickets.runs.questions(scope=caller.scope, status=status or None)
+    return [QuestionOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@api.post("/questions/{question_id}/answer", response_model=QuestionOut, tags=["questions"])
+def answer_question(question_id: str, body: AnswerIn, svc: ServicesDep, caller: CallerDep) -> QuestionOut:
+    """Relay the end user's answer (from a phone call, a chat); a question is answered once."""
+    row = svc.tickets.questions.answer(question_id, body.answer, by=f"{body.by} (via {caller.name})",
+                                       scope=caller.scope)
+    return QuestionOut.model_validate(row, from_attributes=True)
 
 
 # -- PSA intake -----------------------------------------------------------------------------------

@@ -158,3 +158,22 @@ class JobOut(BaseModel):
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class QuestionOut(BaseModel):
+    id: str
+    session_id: str
+    client_id: str
+    text: str
+    choices: list[str] | None
+    channel: str
+    status: str
+    answer: str | None
+    answered_by: str | None
+    deadline: datetime
+    created_at: datetime
+
+
+class AnswerIn(BaseModel):
+    answer: str = Field(min_length=1, max_length=2000, description="The end user's answer, as they gave it.")
+    by: str = Field("end user", min_length=1, max_length=255, description="Who relayed the answer (audited).")
