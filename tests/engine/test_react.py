@@ -41,7 +41,8 @@ async def test_a_well_formed_answer_becomes_a_tool_call() -> None:
     [tool_call] = response.tool_calls
     assert (tool_call.name, tool_call.args, response.text) == ("disk_usage", {"paths": ["/"]}, "measure the disk first")
     system = seen[0][0].parts[0]
-    assert isinstance(system, SystemPrompt) and "disk_usage: Measure disks." in system.text and "Thought:" in system.text
+    assert isinstance(system, SystemPrompt)
+    assert "disk_usage: Measure disks." in system.text and "Thought:" in system.text
     assert isinstance(seen[0][1], ModelResponse) and "Action: disk_usage" in seen[0][1].text
     observation = seen[0][2].parts[0]
     assert isinstance(observation, UserPrompt) and observation.text == 'Observation: {"ok": 1}'
@@ -62,7 +63,8 @@ async def test_a_malformed_answer_gets_one_corrective_retry(bad: str, why: str) 
             corrections.append(last.parts[0].text)
         return answer(replies.pop(0))
 
-    response = await ReActModel(FunctionModel(text_model)).request([ModelRequest(parts=[UserPrompt(text="hi")])], TOOLS)
+    hello: list[Message] = [ModelRequest(parts=[UserPrompt(text="hi")])]
+    response = await ReActModel(FunctionModel(text_model)).request(hello, TOOLS)
     assert response.tool_calls[0].name == "disk_usage"
     assert len(corrections) == 1 and why in corrections[0]
 
