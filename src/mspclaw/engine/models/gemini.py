@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import httpx2
 from google import genai
 from google.genai import errors, types
 
@@ -54,11 +55,11 @@ class GeminiModel:
             reply = await self._client.aio.models.generate_content(model=self._model, contents=_contents(messages),
                                                                    config=config)
         except errors.APIError as exc:
-            headers = exc.response.headers if isinstance(exc.response, httpx.Response) else None
+            headers = getattr(exc.response, "headers", None)  # httpx or the SDK's own response type
             raise from_status("gemini", exc.code, exc.message or str(exc), headers) from exc
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, httpx2.TimeoutException) as exc:  # the SDK's transport is httpx2
             raise ModelTimeout(f"gemini: no answer in time ({exc})") from exc
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx2.TransportError) as exc:
             raise ModelTimeout(f"gemini: cannot connect ({exc})") from exc
         candidates = reply.candidates or []
         if not candidates or candidates[0].content is None:

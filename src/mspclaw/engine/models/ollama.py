@@ -32,9 +32,11 @@ _ids = itertools.count(1)
 
 
 class OllamaModel:
-    def __init__(self, model: str, *, client: ollama.AsyncClient | None = None, timeout_s: float = 120.0,
+    def __init__(self, model: str, *, host: str | None = None, timeout_s: float = 120.0,
                  price_per_mtok: tuple[float, float] = (0.0, 0.0)) -> None:
-        self._client = client or ollama.AsyncClient(timeout=timeout_s)
+        # the SDK's ResponseError drops the response, so its retry-after is kept here as it passes
+        self._client = ollama.AsyncClient(host=host, timeout=timeout_s, event_hooks={"response": [self._seen]})
+        self._headers: dict[str, str] = {}
         self._model = model
         self.name = f"ollama:{model}"
         self.price_per_mtok = price_per_mtok
@@ -46,7 +48,7 @@ class OllamaModel:
             reply = await self._client.chat(model=self._model, messages=_messages(messages),
                                             tools=wire_tools or None, stream=False)
         except ollama.ResponseError as exc:
-            raise from_status("ollama", exc.status_code, exc.error) from exc
+            raise from_status("ollama", exc.status_code, exc.error, self._headers) from exc
         except httpx.TimeoutException as exc:
             raise ModelTimeout(f"ollama: no answer in time ({exc})") from exc
         except (ConnectionError, httpx.TransportError) as exc:
@@ -59,6 +61,9 @@ class OllamaModel:
                                       args=dict(args) if isinstance(args, dict) else str(args)))
         return ModelResponse(parts=parts, model=f"ollama:{reply.model or self._model}", usage=Usage(
             prompt_tokens=reply.prompt_eval_count or 0, completion_tokens=reply.eval_count or 0))
+
+    async def _seen(self, response: httpx.Response) -> None:
+        self._headers = {k: v for k, v in response.headers.items() if k.lower().startswith("retry-after")}
 
 
 def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
