@@ -42,13 +42,15 @@ PROVIDERS: dict[str, tuple[Build, Callable[..., dict[str, Any]], Callable[[int, 
     "anthropic": (lambda url: AnthropicModel("claude-sonnet-5-5", client=anthropic.AsyncAnthropic(
         api_key="sk-ant-test", base_url=url, max_retries=0, timeout=TIMEOUT_S)),
         wire.anthropic_reply, wire.anthropic_error),
-    "gemini": (lambda url: GeminiModel("gemini-2.5-flash", client=genai.Client(api_key="test", http_options=types.HttpOptions(
-        base_url=url, timeout=int(TIMEOUT_S * 1000)))), wire.gemini_reply, wire.gemini_error),
+    "gemini": (lambda url: GeminiModel("gemini-2.5-flash", client=genai.Client(
+        api_key="test", http_options=types.HttpOptions(base_url=url, timeout=int(TIMEOUT_S * 1000)))),
+        wire.gemini_reply, wire.gemini_error),
     "ollama": (lambda url: OllamaModel("llama3.1", host=url, timeout_s=TIMEOUT_S),
                wire.ollama_reply, wire.ollama_error),
 }
+PATHS = {"type": "array", "items": {"type": "string"}}
 TOOLS = [ToolDef(name="disk_usage", description="Measure disks.",
-                 parameters={"type": "object", "properties": {"paths": {"type": "array", "items": {"type": "string"}}}})]
+                 parameters={"type": "object", "properties": {"paths": PATHS}})]
 HELLO = [ModelRequest(parts=[UserPrompt(text="my disk is full")])]
 
 
@@ -70,7 +72,7 @@ async def test_text_and_usage(server: ProviderServer, provider: str) -> None:
     assert response.text == "Your disk looks fine." and response.tool_calls == []
     assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (123, 45)
     assert response.model.startswith(f"{provider}:")
-    path, body = server.requests[0]
+    _, body = server.requests[0]
     assert "disk_usage" in json.dumps(body), "the tool schema went out in the provider's format"
 
 
