@@ -7,6 +7,7 @@ is sent. A failure anywhere ends in an escalation with the reason, never in sile
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Collection
@@ -311,6 +312,15 @@ class TicketService:
         reply = user_reply(result, ticket.requester)
         self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
                                   reason=reason)
+        for approval in self.store.approvals([session.client_id]):  # nothing may stay pending for a closed run
+            if approval.session_id == session.id:
+                with contextlib.suppress(Conflict):
+                    self.store.decide(approval.id, status="expired", approver="mspclaw (ticket closed)",
+                                      reason=reason)
+        for question in self.runs.questions(session.id, status="pending"):
+            with contextlib.suppress(Conflict):
+                self.runs.settle_question(question.id, status="expired", answer=None,
+                                          answered_by="mspclaw (ticket closed)")
         self.store.set_ticket_status(ticket.id, outcome)
         self.audit.append("note_written", client_id=session.client_id, session_id=session.id,
                           data={"ticket_id": ticket.id, "note": note, "reply": reply})
