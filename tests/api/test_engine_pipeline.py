@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import live_server, make_old_files
 from tests.inprocess_agent import inprocess_agent
 
+from mspclaw.connectors.base import PSATicket
+from mspclaw.connectors.local import LocalPSA
 from mspclaw.engine.messages import Message, ModelRequest, ModelResponse, ToolDef, ToolReturn
 from mspclaw.engine.models.function import FunctionModel, call
 from mspclaw.protocol.frames import AskUser
@@ -102,3 +104,35 @@ async def test_an_answer_relayed_through_the_api_and_a_question_that_times_out(t
         assert ticket["status"] == "escalated"
         assert "{'answer': 'yes'}" in ticket["reason"]
         assert "no_answer: the user did not answer 'Which browser do you use?'" in ticket["reason"]
+
+
+async def test_a_question_on_a_psa_ticket_is_also_posted_as_a_public_reply(tmp_path: Path) -> None:
+    psa = LocalPSA()
+
+    def script(messages: list[Message], tools: list[ToolDef]) -> ModelResponse:
+        seen = returns(messages)
+        if not seen:
+            return call("ask_user", {"question": "Is the printer turned on?", "choices": ["yes", "no"]})
+        return call("resolve", {"summary": f"user says {seen[0].content['answer']}", "reply": "thanks"})
+
+    async with live_server(tmp_path, model=FunctionModel(script), connectors={"local": psa}) as live:
+        client = await live.client()
+        code = await live.code(client)
+        psa.add(PSATicket(id="91", company="acme", requester="tom@acme.example", subject="disk full",
+                          body="no space left"))
+        async with inprocess_agent(live.url, code, tmp_path / "agent"):  # the device cannot show a dialog
+            sub = live.services.tickets.submit(client=client, subject="disk full", body="no space left",
+                                               requester="tom@acme.example", device=None, psa="local",
+                                               external_id="91")
+            for _ in range(100):
+                notes = (await psa.get_ticket("91")).notes
+                if notes:
+                    break
+                await asyncio.sleep(0.05)
+            assert [(n.text, n.public) for n in notes] == [("A question for you: Is the printer turned on? (yes / no)",
+                                                            True)]
+            [question] = (await live.http.get("/api/questions")).json()
+            assert question["channel"] == "agent+psa"
+            await live.http.post(f"/api/questions/{question['id']}/answer", json={"answer": "no", "by": "Tom (PSA)"})
+            ticket = await live.wait_ticket(sub.ticket.id)
+        assert ticket["status"] == "resolved" and ticket["reason"] == "user says no"

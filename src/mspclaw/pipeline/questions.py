@@ -57,10 +57,11 @@ class Questions:
                 self._audit.append("question_skipped", client_id=session.client_id, session_id=session.id,
                                    data={"question": text, "known_from": source})
                 return answer
+            channels = [name for name, ok in (("agent", bool(agent_id)), ("psa", self._psa_for(ticket) is not None))
+                        if ok]
             row = self._runs.add_question(
                 session_id=session.id, client_id=session.client_id, call_id=call_id, text=text, choices=choices,
-                channel="agent" if agent_id and self._hub.is_online(agent_id) else "psa",
-                deadline=utcnow() + timedelta(seconds=self.timeout_s))
+                channel="+".join(channels) or "api", deadline=utcnow() + timedelta(seconds=self.timeout_s))
             self._audit.append("question_asked", client_id=session.client_id, session_id=session.id,
                                data={"question_id": row.id, "question": text, "channel": row.channel})
             self._events.emit(session.id, "question", {"question_id": row.id, "text": text, "choices": choices,
@@ -85,17 +86,26 @@ class Questions:
                 return fact[1], f"device fact {fact[0]}"
         return None
 
+    def _psa_for(self, ticket: Ticket) -> PSAConnector | None:
+        connector = self._connectors.get(ticket.psa) if ticket.psa else None
+        return connector if connector is not None and ticket.external_id is not None else None
+
     async def _deliver(self, row: QuestionRow, ticket: Ticket, agent_id: str | None) -> None:
+        """Ask on every channel the user has (their device, the PSA ticket); the first answer wins.
+
+        Both are idempotent, so a resumed session may deliver again: the agent shows the question
+        anew and the PSA connectors do not post the same public note twice.
+        """
         if agent_id and self._hub.is_online(agent_id):
             try:
                 await self._hub.for_client(row.client_id).ask_user(agent_id, row.id, row.text, row.choices)
-                return
             except AgentOffline:
-                pass
-        connector = self._connectors.get(ticket.psa) if ticket.psa else None
+                log.info("question %s: device agent %s went offline", row.id, agent_id)
+        connector = self._psa_for(ticket)
         if connector is not None and ticket.external_id is not None:
+            choices = f" ({' / '.join(row.choices)})" if row.choices else ""
             try:
-                await connector.add_note(ticket.external_id, f"A question for you: {row.text}", public=True)
+                await connector.add_note(ticket.external_id, f"A question for you: {row.text}{choices}", public=True)
             except MSPClawError as exc:
                 log.warning("could not post question %s to %s: %s", row.id, ticket.psa, exc.message)
 
