@@ -73,6 +73,7 @@ async def test_questions_are_asked_once_and_destructive_steps_wait_for_a_signed_
         kinds = [e.kind for e in live.services.audit.query(session_id=session_id)]
         assert kinds.count("question_asked") == 1 and kinds.count("question_skipped") == 1
         assert live.services.tickets.runs.token_totals(session_id) == (40, 20)
+        assert (ticket["model"], ticket["prompt_tokens"], ticket["completion_tokens"]) == ("function:tech", 40, 20)
         assert [s["tool"] for s in ticket["steps"]] == ["ask_user", "ask_user", "clear_temp_files", "resolve"]
 
 

@@ -164,12 +164,14 @@ def show_ticket(ticket_id: str, svc: ServicesDep, caller: CallerDep) -> TicketOu
                              args=s.args, observation=obs))
     approvals = [_approval_out(a) for a in svc.store.approvals(caller.scope, status=None)
                  if a.session_id == session.id]
+    tokens = svc.tickets.runs.token_totals(session.id)
     return TicketOut(id=ticket.id, client_id=ticket.client_id, psa=ticket.psa, external_id=ticket.external_id,
                      subject=ticket.subject, body=ticket.body,
                      requester=ticket.requester, device_id=ticket.device_id, status=ticket.status,
                      session_id=session.id, playbook=session.playbook, outcome=session.outcome,
                      reason=session.reason, note=session.note, reply=session.reply, steps=steps,
-                     approvals=approvals, created_at=ticket.created_at, updated_at=ticket.updated_at)
+                     approvals=approvals, created_at=ticket.created_at, updated_at=ticket.updated_at,
+                     model=session.model, prompt_tokens=tokens[0], completion_tokens=tokens[1])
 
 
 # -- approvals ------------------------------------------------------------------------------------

@@ -139,6 +139,9 @@ class TicketOut(BaseModel):
     approvals: list[ApprovalOut]
     created_at: datetime
     updated_at: datetime
+    model: str = Field("playbook", description="The model (chain) that worked the ticket.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class DecisionIn(BaseModel):

@@ -192,6 +192,7 @@ class Event(_Frame):
 
 SESSION_EVENTS = (
     "started",
+    "resumed",
     "matched",
     "step",
     "approval_request",
