@@ -346,3 +346,13 @@ async def test_debug_logging_never_shows_the_credential(
     agent_log = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("mspclaw"))
     assert "> Authorization: [redacted]" in agent_log  # websockets did log the header line...
     assert state.credential not in agent_log  # ...but not the credential in it
+
+
+async def test_without_a_desktop_session_the_default_answer_source_gives_no_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mspclaw.agent.daemon import desktop_answer
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert await desktop_answer(AskUser(question_id="q1", text="Is the printer on?")) is None

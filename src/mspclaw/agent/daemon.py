@@ -366,7 +366,8 @@ def _show_notification(text: str) -> None:
 
 
 async def desktop_answer(question: AskUser) -> str | None:
-    """Ask with a dialog on this desktop (zenity on Linux, osascript on macOS); ``None`` without one."""
+    """Ask with a dialog on this desktop (zenity on Linux, osascript on macOS, an InputBox on Windows);
+    ``None`` without one (no desktop session, e.g. a service in session 0, or the dialog dismissed)."""
     return await asyncio.to_thread(_dialog, question.text)
 
 
@@ -374,7 +375,12 @@ def _dialog(text: str) -> str | None:
     import os
     import sys
 
-    if sys.platform == "darwin" and (osascript := shutil.which("osascript")):
+    if sys.platform == "win32" and (powershell := shutil.which("powershell")):
+        quoted = text.replace("'", "''")
+        argv = [powershell, "-NoProfile", "-NonInteractive", "-Command",
+                "Add-Type -AssemblyName Microsoft.VisualBasic; "
+                f"[Microsoft.VisualBasic.Interaction]::InputBox('{quoted}', 'MSPclaw')"]
+    elif sys.platform == "darwin" and (osascript := shutil.which("osascript")):
         script = ('display dialog ' + _applescript_quote(text) + ' default answer "" with title "MSPclaw"'
                   ' giving up after 600')
         argv = [osascript, "-e", script, "-e", "text returned of result"]
