@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, orm, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
@@ -31,9 +32,12 @@ class RunStore:
 
     def add_turn(self, session_id: str, seq: int, *, model: str, response: dict[str, Any], prompt_tokens: int,
                  completion_tokens: int) -> None:
-        with self._sessions.begin() as db:
-            db.add(ModelTurn(session_id=session_id, seq=seq, model=model, response=response,
-                             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+        try:
+            with self._sessions.begin() as db:
+                db.add(ModelTurn(session_id=session_id, seq=seq, model=model, response=response,
+                                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+        except IntegrityError as exc:  # another process is running this session too
+            raise Conflict(f"turn {seq} of session {session_id} is already stored") from exc
 
     def token_totals(self, session_id: str) -> tuple[int, int]:
         """Prompt and completion tokens the session's model turns used."""
