@@ -118,12 +118,17 @@ class _SessionApprovals:
                 session_id=self._session.id, client_id=self._session.client_id, ticket_id=self._ticket.id,
                 target=self._target, tool=tool, args=args,
                 reason=f"{reason} Latest finding: {self.evidence}." if self.evidence else reason,
-                call_id=self._ledger.current or None, agent_id=self._tools.agent_for(tool))
+                call_id=self._ledger.current or None, agent_id=self._agent(tool))
         except MSPClawError as exc:
             self.decisions.append(f"{tool}: {exc.message}")
             raise
         self.decisions.append(f"{tool} approved by {grant.approver}")
         return grant
+
+    def _agent(self, tool: str) -> str:
+        """The agent the grant binds: the one a call sent before a restart went to, else the one it will go to."""
+        sent = self._svc.runs.call(self._ledger.current) if self._ledger.current else None
+        return sent.agent_id if sent is not None else self._tools.agent_for(tool)
 
 
 class _SessionQuestions:
