@@ -270,3 +270,67 @@ class ConditionError(MSPClawError):
     """A playbook condition that cannot be evaluated (bad syntax, a name that does not exist)."""
 
     code = "bad_condition"
+
+
+# --- model providers ---------------------------------------------------------------------------
+
+
+class ModelError(MSPClawError):
+    """A model provider failed. ``retryable`` says whether the same request may succeed later.
+
+    Adapters translate their SDK's exceptions into these at the boundary; the retry policy and
+    the fallback chain (``engine/models/chain.py``) read only ``retryable`` and ``retry_after``.
+    """
+
+    code = "model_error"
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ModelRateLimited(ModelError):
+    """429: slow down; ``retry_after`` is the provider's hint in seconds, when it gave one."""
+
+    code = "model_rate_limited"
+    retryable = True
+
+
+class ModelOverloaded(ModelError):
+    """5xx or Anthropic's 529 overloaded: the provider may recover in a moment."""
+
+    code = "model_overloaded"
+    retryable = True
+
+
+class ModelTimeout(ModelError):
+    """No answer in time, or the connection failed."""
+
+    code = "model_timeout"
+    retryable = True
+
+
+class ModelRejected(ModelError):
+    """400 and other 4xx: the request itself is wrong; sending it again cannot help."""
+
+    code = "model_rejected"
+
+
+class ModelAuthError(ModelError):
+    """401/403: the key is missing, wrong or not allowed this model. Never retried."""
+
+    code = "model_auth"
+
+
+class MalformedModelOutput(ModelError):
+    """The model answered, but not in a form the engine can act on (bad tool JSON, no action)."""
+
+    code = "model_malformed"
+
+
+class LimitExceeded(MSPClawError):
+    """A run limit (steps, tokens, spend) was reached; the run escalates with ``message``."""
+
+    code = "limit_exceeded"

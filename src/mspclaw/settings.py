@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     psa_token: SecretStr | None = Field(None, description="API token for `mspclaw psa add` without a prompt.")
     workers: int = Field(4, ge=0, le=64, description="PSA tickets worked on at once by this process (0: none).")
     log_level: str = "INFO"
+    max_steps: int = Field(12, ge=1, le=100, description="Model turns per ticket before the run escalates.")
+    max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")
+    max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")
+    question_timeout_s: float = Field(900.0, gt=0, description="No answer from the end user in this time: go on.")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mspclaw.db'}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +16,15 @@ from sqlalchemy import Engine
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import Hub
+from mspclaw.engine.loop import Limits
+from mspclaw.engine.models.base import Model
+from mspclaw.engine.models.selection import build_model
 from mspclaw.errors import ConfigError
-from mspclaw.pipeline.approvals import Approvals
+from mspclaw.pipeline.approvals import Approvals, ApprovalSigner
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.fleet import Fleet
 from mspclaw.pipeline.intake import Intake, Poller, Worker
+from mspclaw.pipeline.questions import Questions
 from mspclaw.pipeline.routing import Router
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.playbooks.loader import load_dir
@@ -29,6 +34,7 @@ from mspclaw.store.audit import AuditLog
 from mspclaw.store.db import make_engine, migrate, session_factory
 from mspclaw.store.jobs import JobQueue, PSAAccount, PSAAccounts
 from mspclaw.store.registry import Registry
+from mspclaw.store.runs import RunStore
 from mspclaw.store.tickets import TicketStore
 
 
@@ -85,8 +91,24 @@ def open_store(settings: Settings) -> tuple[Engine, AuditLog]:
     return engine, AuditLog(engine, settings.audit_dir())
 
 
+def approval_signer(settings: Settings) -> ApprovalSigner:
+    """The server's Ed25519 approval key, created in the data directory (0600) on first start."""
+    path = settings.ensure_data_dir() / "approval_signing_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(ApprovalSigner.generate().hex() + "\n")
+    try:
+        return ApprovalSigner(bytes.fromhex(path.read_text().strip()))
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a hex Ed25519 key; move it away to have a new one made "
+                          "(agents must then enroll again)") from exc
+
+
 def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = None,
-          playbooks: list[Playbook] | None = None, playbook_dir: Path | None = None) -> Services:
+          playbooks: list[Playbook] | None = None, playbook_dir: Path | None = None,
+          model: Model | None = None) -> Services:
+    """``model`` replaces the chain ``MSPCLAW_MODEL`` names (tests pass a ``FunctionModel``)."""
     api_key = settings.load_api_key(create=True)
     engine, audit = open_store(settings)
     sessions = session_factory(engine)
@@ -95,15 +117,22 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     hub = Hub(heartbeat_interval=settings.heartbeat_interval_s)
     fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours)
     events = SessionEvents(store)
-    approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s)
+    runs = RunStore(sessions)
+    approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s,
+                          signer=approval_signer(settings), runs=runs)
     router = Router(registry, hub)
     books = playbooks if playbooks is not None else (load_dir(playbook_dir) if playbook_dir else load_dir())
     accounts = PSAAccounts(engine).list()
     psas: dict[str, PSAConnector] = {a.name: connector_for(a) for a in accounts if a.enabled}
     psas.update(connectors or {})
+    questions = Questions(runs, store, audit, events, hub, psas, timeout_s=settings.question_timeout_s)
+    fleet.on_answer = questions.from_agent
     tickets = TicketService(registry=registry, store=store, audit=audit, hub=hub, router=router, events=events,
                             approvals=approvals, playbooks=books, connectors=psas,
-                            tool_timeout_s=settings.tool_timeout_s)
+                            tool_timeout_s=settings.tool_timeout_s, runs=runs, questions=questions,
+                            model=model if model is not None else build_model(settings.model),
+                            limits=Limits(max_steps=settings.max_steps, max_tokens=settings.max_tokens,
+                                          max_spend_usd=settings.max_spend_usd))
     jobs = JobQueue(engine)
     intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas)
     return Services(settings, api_key, engine, registry, store, audit, hub, fleet, events, approvals, router,

@@ -19,8 +19,9 @@ from mspclaw.agent.executor import Executor
 from mspclaw.agent.journal import Journal
 from mspclaw.agent.state import AgentState
 from mspclaw.agent.tools import ToolContext, tool_registry
+from mspclaw.pipeline.approvals import ApprovalSigner
 from mspclaw.protocol.frames import Approval, ToolCall
-from mspclaw.protocol.signing import sign_call
+from mspclaw.protocol.signing import args_digest, sign_call
 
 DAY = 86400.0
 
@@ -65,9 +66,23 @@ def context(temp_root: Path) -> ToolContext:
     return ToolContext(temp_roots=(temp_root,))
 
 
+APPROVAL_SIGNER = ApprovalSigner(bytes(range(32)))
+"""The server's Ed25519 approval key in these tests (the agent pins its public half)."""
+AGENT_ID = "ag_test"
+
+
+def grant(tool: str, args: dict[str, Any], *, agent_id: str = AGENT_ID, expires_in: float = 60.0,
+          signer: ApprovalSigner = APPROVAL_SIGNER) -> Approval:
+    """A technician's approval as the server sends it: bound and signed."""
+    return signer.sign(Approval(approval_id="apr-1", approver="tech@msp", decided_at=time.time(), tool=tool,
+                                args_sha256=args_digest(args), agent_id=agent_id,
+                                expires_at=time.time() + expires_in))
+
+
 @pytest.fixture
 def executor(key: bytes, journal: Journal, context: ToolContext) -> Executor:
-    return Executor(key=key, registry=tool_registry("linux"), journal=journal, context=context)
+    return Executor(key=key, registry=tool_registry("linux"), journal=journal, context=context,
+                    approval_key=APPROVAL_SIGNER.public_key, agent_id=AGENT_ID)
 
 
 SignCall = Callable[..., ToolCall]

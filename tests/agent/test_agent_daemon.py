@@ -237,7 +237,7 @@ async def test_heartbeat_pings_follow_the_welcome_interval(peer: ProtocolPeer, r
     assert [p["seq"] for p in pings] == list(range(1, len(pings) + 1))
 
 
-async def test_notify_and_ask_user_are_logged_and_not_answered(
+async def test_notify_is_logged_and_a_question_without_an_answer_source_is_not_answered(
     peer: ProtocolPeer, running: asyncio.Task[int], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mspclaw.agent")
@@ -246,8 +246,38 @@ async def test_notify_and_ask_user_are_logged_and_not_answered(
     await peer.send(AskUser(question_id="q1", text="Is the printer on?", choices=["yes", "no"]))
     await asyncio.sleep(0.3)
     assert "Your disk has been cleaned up." in caplog.text
-    assert "Is the printer on?" in caplog.text
+    assert "question q1 for the user, but this agent has no way to ask" in caplog.text
     assert not [f for f in peer.frames if f["kind"] == "user_answer"]
+
+
+async def test_a_question_is_answered_from_the_injected_answer_source(
+    peer: ProtocolPeer, state: AgentState, key: bytes, journal: Journal, context: ToolContext
+) -> None:
+    asked: list[AskUser] = []
+
+    async def user(question: AskUser) -> str | None:
+        asked.append(question)
+        return None if question.question_id == "q-dismissed" else "yes, it is on"
+
+    executor = Executor(key=key, registry=tool_registry("linux"), journal=journal, context=context)
+    daemon = AgentDaemon(server=peer.url, state=state, executor=executor, answers=user,
+                         backoff_initial=0.01, backoff_max=0.05, tick_interval=0.05)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await peer.wait_hellos(1)
+        await peer.send(AskUser(question_id="q-dismissed", text="Anything else?"))
+        await peer.send(AskUser(question_id="q1", text="Is the printer on?", choices=["yes", "no"]))
+        for _ in range(100):
+            if [f for f in peer.frames if f["kind"] == "user_answer"]:
+                break
+            await asyncio.sleep(0.02)
+        answers = [f for f in peer.frames if f["kind"] == "user_answer"]
+        assert answers == [{"kind": "user_answer", "question_id": "q1", "answer": "yes, it is on"}]
+        assert [q.text for q in asked] == ["Anything else?", "Is the printer on?"]
+        assert asked[1].choices == ["yes", "no"]
+    finally:
+        daemon.stop()
+        assert await within(task) == EXIT_OK
 
 
 async def test_stop_closes_the_connection_normally(
@@ -316,3 +346,13 @@ async def test_debug_logging_never_shows_the_credential(
     agent_log = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("mspclaw"))
     assert "> Authorization: [redacted]" in agent_log  # websockets did log the header line...
     assert state.credential not in agent_log  # ...but not the credential in it
+
+
+async def test_without_a_desktop_session_the_default_answer_source_gives_no_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mspclaw.agent.daemon import desktop_answer
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert await desktop_answer(AskUser(question_id="q1", text="Is the printer on?")) is None

@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.agent.conftest import grant
+
 from mspclaw.agent.executor import Executor
 from mspclaw.agent.journal import Journal
 from mspclaw.agent.tools import JsonObject, ToolContext, bind, tool_registry
 from mspclaw.errors import ApprovalRequired, BadSignature, InvalidArguments, ToolFailed, ToolTimeout, UnknownTool
+from mspclaw.pipeline.approvals import ApprovalSigner
 from mspclaw.protocol.frames import Approval, ToolCall, ToolResult
 from mspclaw.protocol.signing import sign_call
 from mspclaw.tools.catalogue import NoArgs
@@ -103,10 +106,36 @@ def test_dry_run_needs_no_approval_and_an_approved_call_deletes(
     old = make_file(temp_root / "old.log", 100, 30)
     preview = run(executor, signed("clear_temp_files", {"older_than_days": 7, "dry_run": True}))
     assert preview.ok and preview.output["files"] == 1 and old.exists()
-    approval = Approval(approval_id="apr-1", approver="tech@msp", decided_at=time.time())
-    done = run(executor, signed("clear_temp_files", {"older_than_days": 7, "dry_run": False}, approval=approval))
+    args = {"older_than_days": 7, "dry_run": False}
+    done = run(executor, signed("clear_temp_files", args, approval=grant("clear_temp_files", args)))
     assert done.ok and done.output["deleted"] == 1
     assert not old.exists()
+
+
+def test_an_approval_must_be_signed_bound_to_this_call_and_this_agent_and_current(
+    executor: Executor, signed: SignCall, make_file: MakeFile, temp_root: Path
+) -> None:
+    old = make_file(temp_root / "old.log", 100, 30)
+    args = {"older_than_days": 7, "dry_run": False}
+    other = {"older_than_days": 1, "dry_run": False}
+    good = grant("clear_temp_files", args)
+    cases = {
+        "not signed by the server": good.model_copy(update={"signature": ""}),
+        "does not verify": grant("clear_temp_files", args, signer=ApprovalSigner(bytes(32))),
+        "for other arguments": grant("clear_temp_files", other),
+        "for another agent": grant("clear_temp_files", args, agent_id="ag_other"),
+        "expired": grant("clear_temp_files", args, expires_in=-5),
+        "is for 'disk_usage'": grant("disk_usage", args),
+        "altered after signing": good.model_copy(update={"approver": "mallory"}),
+    }
+    for why, approval in cases.items():
+        result = run(executor, signed("clear_temp_files", args, approval=approval))
+        assert error_code(result) == ApprovalRequired.code, why
+        assert result.error is not None
+        assert why.split()[-1].strip("'") in result.error.message or why == "altered after signing", (why, result)
+    assert old.exists(), "no refused approval may delete anything"
+    done = run(executor, signed("clear_temp_files", args, approval=good))
+    assert done.ok and not old.exists()
 
 
 def test_a_slow_tool_times_out_at_the_deadline(

@@ -60,7 +60,7 @@ async def test_denied_step_is_not_run_and_the_ticket_is_escalated(tmp_path: Path
         assert r.json()["status"] == "denied"
         ticket = await live.wait_ticket(created["ticket_id"])
         assert ticket["status"] == "escalated"
-        assert "Sam denied clear_temp_files: user is mid-export" in ticket["reason"]
+        assert "clear_temp_files denied by Sam: user is mid-export" in ticket["reason"]
         assert all(p.exists() for p in old)
         calls = live.services.store.calls(created["session_id"])
         assert [c.args.get("dry_run") for c in calls if c.tool == "clear_temp_files"] == [True]

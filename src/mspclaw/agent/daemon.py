@@ -22,7 +22,7 @@ import random
 import shutil
 import subprocess
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -48,7 +48,15 @@ from mspclaw.protocol.connection import (
     State,
     WelcomeReceived,
 )
-from mspclaw.protocol.frames import MAX_FRAME_BYTES, PROTOCOL_VERSION, AskUser, Hello, NotifyUser, ToolCall
+from mspclaw.protocol.frames import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    AskUser,
+    Hello,
+    NotifyUser,
+    ToolCall,
+    UserAnswer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,10 @@ NOTIFY_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 5.0
 
 T = TypeVar("T")
+
+AnswerSource = Callable[[AskUser], Awaitable[str | None]]
+"""Gets the end user's answer to a question (a desktop dialog in service; scripted in tests).
+``None`` means no answer (no desktop session, dismissed): nothing is sent and the server's timer decides."""
 
 
 class _RedactAuthorization(logging.Filter):
@@ -128,7 +140,9 @@ class AgentDaemon:
         backoff_max: float = 60.0,
         tick_interval: float = 1.0,
         open_timeout: float = 10.0,
+        answers: AnswerSource | None = None,
     ) -> None:
+        self._answers = answers
         self.ws_url = agent_ws_url(server)
         self.hello = build_hello(state, executor.offered_tools())
         self._state = state
@@ -264,11 +278,12 @@ class AgentDaemon:
                 case FrameReceived(frame=NotifyUser(text=text)):
                     log.info("message for the user: %s", text)
                     self._spawn(asyncio.to_thread(_show_notification, text), "notify-send")
-                case FrameReceived(frame=AskUser(question_id=question_id, text=text)):
-                    # Answering (a dialog on the desktop, then a user_answer frame) comes in a later
-                    # issue. Until then the question is only logged: no answer is sent or invented.
-                    log.info("question %s for the user (this agent cannot answer questions yet): %s",
-                             question_id, text)
+                case FrameReceived(frame=AskUser() as question):
+                    if self._answers is None:
+                        log.info("question %s for the user, but this agent has no way to ask: not answered",
+                                 question.question_id)
+                    else:
+                        self._spawn(self._ask(question, ws, conn), f"question {question.question_id}")
                 case FrameReceived(frame=frame):
                     log.warning("ignoring a %r frame from the server", frame.kind)
                 case ProtocolViolation(error=error):
@@ -280,6 +295,15 @@ class AgentDaemon:
                 case _:
                     log.debug("ignoring %r", event)
         return None
+
+    async def _ask(self, question: AskUser, ws: ClientConnection, conn: AgentConnection) -> None:
+        assert self._answers is not None
+        answer = await self._answers(question)
+        if answer is None or conn.state is not State.OPEN:
+            return  # the server asks again after a reconnect if it still waits
+        conn.send(UserAnswer(question_id=question.question_id, answer=answer))
+        with contextlib.suppress(ConnectionClosed):
+            await self._flush(ws, conn)
 
     async def _answer(self, call: ToolCall, ws: ClientConnection, conn: AgentConnection) -> None:
         # arguments are not logged: later tools (password resets) carry secrets in them
@@ -339,3 +363,38 @@ def _show_notification(text: str) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run([notify, "MSPclaw", text], timeout=NOTIFY_TIMEOUT_S, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def desktop_answer(question: AskUser) -> str | None:
+    """Ask with a dialog on this desktop (zenity on Linux, osascript on macOS, an InputBox on Windows);
+    ``None`` without one (no desktop session, e.g. a service in session 0, or the dialog dismissed)."""
+    return await asyncio.to_thread(_dialog, question.text)
+
+
+def _dialog(text: str) -> str | None:
+    import os
+    import sys
+
+    if sys.platform == "win32" and (powershell := shutil.which("powershell")):
+        quoted = text.replace("'", "''")
+        argv = [powershell, "-NoProfile", "-NonInteractive", "-Command",
+                "Add-Type -AssemblyName Microsoft.VisualBasic; "
+                f"[Microsoft.VisualBasic.Interaction]::InputBox('{quoted}', 'MSPclaw')"]
+    elif sys.platform == "darwin" and (osascript := shutil.which("osascript")):
+        script = ('display dialog ' + _applescript_quote(text) + ' default answer "" with title "MSPclaw"'
+                  ' giving up after 600')
+        argv = [osascript, "-e", script, "-e", "text returned of result"]
+    elif (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and (zenity := shutil.which("zenity")):
+        argv = [zenity, "--entry", "--title=MSPclaw", f"--text={text}", "--timeout=600"]
+    else:
+        return None
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=610, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    answer = done.stdout.strip()
+    return answer if done.returncode == 0 and answer else None
+
+
+def _applescript_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

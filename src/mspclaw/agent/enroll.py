@@ -40,6 +40,7 @@ class _EnrollResponse(BaseModel):
     role: Role
     credential: str = Field(min_length=1)
     server_key: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    approval_key: str = Field("", pattern=r"^([0-9a-fA-F]{64})?$")
 
 
 def server_base(server: str) -> str:
@@ -105,5 +106,6 @@ def enroll(server: str, request: EnrollRequest, *, timeout: float = ENROLL_TIMEO
         role=answer.role,
         credential=answer.credential,
         server_key=answer.server_key.lower(),
+        approval_key=answer.approval_key.lower(),
         server=server_base(server),
     )

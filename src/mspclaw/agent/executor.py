@@ -39,7 +39,7 @@ from mspclaw.errors import (
     UnknownTool,
 )
 from mspclaw.protocol.frames import ErrorInfo, ToolCall, ToolResult
-from mspclaw.protocol.signing import Signer
+from mspclaw.protocol.signing import Signer, check_approval
 from mspclaw.tools.catalogue import CATALOGUE
 from mspclaw.tools.spec import ToolSpec
 
@@ -55,7 +55,8 @@ class Executor:
     """Checks, journals and runs tool calls.
 
     ``registry`` maps tool names to implementations (see :func:`mspclaw.agent.tools.tool_registry`);
-    ``key`` is the server key pinned at enrollment. Both are injected so tests can run the real
+    ``key`` is the server key pinned at enrollment, ``approval_key`` the server's Ed25519 public key
+    pinned with it (approvals are checked against it and ``agent_id``). All are injected so tests can run the real
     gates around a tool of their own.
     """
 
@@ -68,8 +69,12 @@ class Executor:
         context: ToolContext,
         catalogue: Mapping[str, ToolSpec] = CATALOGUE,
         clock: Callable[[], float] = time.time,
+        approval_key: bytes | None = None,
+        agent_id: str = "",
     ) -> None:
         self._signer = Signer(key)
+        self._approval_key = approval_key
+        self._agent_id = agent_id
         self._registry = dict(registry)
         self._journal = journal
         self._context = context
@@ -131,8 +136,16 @@ class Executor:
             raise UnknownTool(f"tool {call.tool!r} is not available in {where}; offered: "
                               f"{', '.join(self.offered_tools()) or 'none'}")
         args = spec.validate(call.args)
-        if spec.needs_approval(args) and call.approval is None:
-            raise ApprovalRequired(f"{call.tool} changes this machine and needs a technician's approval")
+        if spec.needs_approval(args):
+            if call.approval is None:
+                raise ApprovalRequired(f"{call.tool} changes this machine and needs a technician's approval")
+            if self._approval_key is None:
+                raise ApprovalRequired(f"{call.tool} needs a signed approval, but this agent pinned no approval key "
+                                       "at enrollment; enroll it again")
+            why = check_approval(self._approval_key, call.approval, tool=call.tool, args=call.args,
+                                 agent_id=self._agent_id, now=now)
+            if why is not None:
+                raise ApprovalRequired(f"{call.tool} refused: {why}")
         return spec, args
 
     async def _run(self, call: ToolCall, spec: ToolSpec, args: BaseModel, started: float) -> ToolResult:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import mspclaw
-from mspclaw.agent.daemon import EXIT_FATAL, EXIT_OK, AgentDaemon
+from mspclaw.agent.daemon import EXIT_FATAL, EXIT_OK, AgentDaemon, desktop_answer
 from mspclaw.agent.enroll import EnrollRequest, enroll, server_base
 from mspclaw.agent.executor import Executor, offered_tools
 from mspclaw.agent.journal import Journal
@@ -157,10 +157,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if journal.pruned:
         log.info("journal: forgot %d calls older than 7 days", journal.pruned)
-    executor = Executor(key=state.key, registry=registry, journal=journal, context=context)
+    executor = Executor(key=state.key, registry=registry, journal=journal, context=context,
+                        approval_key=state.approval_public_key, agent_id=state.agent_id)
     log.info("temp roots for clear_temp_files: %s", ", ".join(map(str, context.temp_roots)) or "none")
     try:
-        return asyncio.run(_serve(AgentDaemon(server=server, state=state, executor=executor)))
+        return asyncio.run(_serve(AgentDaemon(server=server, state=state, executor=executor, answers=desktop_answer)))
     except KeyboardInterrupt:  # a second Ctrl-C, or a platform without signal handlers
         return EXIT_OK
     finally:

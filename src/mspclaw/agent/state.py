@@ -37,12 +37,18 @@ class AgentState(BaseModel):
     credential: str = Field(min_length=1, repr=False)
     server_key: str = Field(pattern=r"^[0-9a-fA-F]{64}$", repr=False)
     """The 32-byte HMAC key, hex: tool calls must carry a signature made with it."""
+    approval_key: str = Field("", pattern=r"^([0-9a-fA-F]{64})?$", repr=False)
+    """The server's Ed25519 public key, hex: approvals of destructive calls must verify with it."""
     server: str = ""
     """The server URL it enrolled with, to warn when later pointed at another one."""
 
     @property
     def key(self) -> bytes:
         return bytes.fromhex(self.server_key)
+
+    @property
+    def approval_public_key(self) -> bytes | None:
+        return bytes.fromhex(self.approval_key) if self.approval_key else None
 
     @property
     def bearer(self) -> str:

@@ -10,6 +10,7 @@ from mspclaw import __version__
 from mspclaw.api.auth import Caller, require_caller
 from mspclaw.api.schemas import (
     AgentOut,
+    AnswerIn,
     ApprovalOut,
     ClientIn,
     ClientOut,
@@ -20,6 +21,7 @@ from mspclaw.api.schemas import (
     EnrollResponse,
     JobOut,
     LookupOut,
+    QuestionOut,
     StepOut,
     TicketCreated,
     TicketIn,
@@ -65,7 +67,8 @@ def enroll(body: EnrollRequest, request: Request, svc: ServicesDep) -> EnrollRes
                                 os_version=body.os_version, agent_version=body.agent_version, tools=body.tools)
     agent = enrolled.agent
     return EnrollResponse(agent_id=agent.id, client_id=agent.client_id, role=agent.role,
-                          credential=enrolled.credential, server_key=agent.signing_key)
+                          credential=enrolled.credential, server_key=agent.signing_key,
+                          approval_key=svc.approvals.public_key_hex)
 
 
 # -- clients --------------------------------------------------------------------------------------
@@ -161,12 +164,14 @@ def show_ticket(ticket_id: str, svc: ServicesDep, caller: CallerDep) -> TicketOu
                              args=s.args, observation=obs))
     approvals = [_approval_out(a) for a in svc.store.approvals(caller.scope, status=None)
                  if a.session_id == session.id]
+    tokens = svc.tickets.runs.token_totals(session.id)
     return TicketOut(id=ticket.id, client_id=ticket.client_id, psa=ticket.psa, external_id=ticket.external_id,
                      subject=ticket.subject, body=ticket.body,
                      requester=ticket.requester, device_id=ticket.device_id, status=ticket.status,
                      session_id=session.id, playbook=session.playbook, outcome=session.outcome,
                      reason=session.reason, note=session.note, reply=session.reply, steps=steps,
-                     approvals=approvals, created_at=ticket.created_at, updated_at=ticket.updated_at)
+                     approvals=approvals, created_at=ticket.created_at, updated_at=ticket.updated_at,
+                     model=session.model, prompt_tokens=tokens[0], completion_tokens=tokens[1])
 
 
 # -- approvals ------------------------------------------------------------------------------------
@@ -185,6 +190,21 @@ def approve(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: Caller
 def deny(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: CallerDep) -> ApprovalOut:
     return _approval_out(svc.approvals.decide(approval_id, approve=False, approver=body.approver,
                                               reason=body.reason, scope=caller.scope))
+
+
+# -- questions to end users -----------------------------------------------------------------------
+@api.get("/questions", response_model=list[QuestionOut], tags=["questions"])
+def list_questions(svc: ServicesDep, caller: CallerDep, status: str | None = "pending") -> list[QuestionOut]:
+    rows = svc.tickets.runs.questions(scope=caller.scope, status=status or None)
+    return [QuestionOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@api.post("/questions/{question_id}/answer", response_model=QuestionOut, tags=["questions"])
+def answer_question(question_id: str, body: AnswerIn, svc: ServicesDep, caller: CallerDep) -> QuestionOut:
+    """Relay the end user's answer (from a phone call, a chat); a question is answered once."""
+    row = svc.tickets.questions.answer(question_id, body.answer, by=f"{body.by} (via {caller.name})",
+                                       scope=caller.scope)
+    return QuestionOut.model_validate(row, from_attributes=True)
 
 
 # -- PSA intake -----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class EnrollResponse(BaseModel):
     role: str
     credential: str
     server_key: str
+    approval_key: str = Field("", description="The server's Ed25519 public key (hex) that signs approvals.")
 
 
 class AgentOut(BaseModel):
@@ -138,6 +139,9 @@ class TicketOut(BaseModel):
     approvals: list[ApprovalOut]
     created_at: datetime
     updated_at: datetime
+    model: str = Field("playbook", description="The model (chain) that worked the ticket.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class DecisionIn(BaseModel):
@@ -157,3 +161,22 @@ class JobOut(BaseModel):
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class QuestionOut(BaseModel):
+    id: str
+    session_id: str
+    client_id: str
+    text: str
+    choices: list[str] | None
+    channel: str
+    status: str
+    answer: str | None
+    answered_by: str | None
+    deadline: datetime
+    created_at: datetime
+
+
+class AnswerIn(BaseModel):
+    answer: str = Field(min_length=1, max_length=2000, description="The end user's answer, as they gave it.")
+    by: str = Field("end user", min_length=1, max_length=255, description="Who relayed the answer (audited).")

@@ -194,8 +194,8 @@ class _SessionSocket:
                 self.svc.approvals.decide(frame.approval_id, approve=frame.approve, approver=frame.approver,
                                           reason=frame.reason, scope=self.caller.scope)
             case Answer():
-                await self.send(Error(code="not_supported", message="this session asked no question; "
-                                      "questions to end users arrive with the reasoning engine"))
+                self.svc.tickets.questions.answer(frame.question_id, frame.answer, by=self.caller.name,
+                                                  scope=self.caller.scope)
             case Ping(seq=seq):
                 await self.send(Pong(seq=seq))
             case _:

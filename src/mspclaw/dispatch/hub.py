@@ -44,7 +44,7 @@ from mspclaw.protocol.connection import (
     ServerConnection,
     State,
 )
-from mspclaw.protocol.frames import Approval, Error, Hello, NotifyUser, ToolResult
+from mspclaw.protocol.frames import Approval, AskUser, Error, Hello, NotifyUser, ToolResult
 from mspclaw.protocol.signing import Signer, encode_call
 
 log = logging.getLogger(__name__)
@@ -349,6 +349,15 @@ class ClientDispatcher:
                 if loop.time() >= give_up:
                     raise
                 await asyncio.sleep(0.2)
+
+    async def ask_user(self, agent_id: str, question_id: str, text: str, choices: list[str] | None) -> None:
+        """Put a question to the user of the agent's device; the answer comes back as a ``user_answer``."""
+        link = self._link(agent_id)
+        link.conn.send(AskUser(question_id=question_id, text=text, choices=choices))
+        try:
+            await link.flush()
+        except TransportClosed:
+            raise AgentOffline(f"connection to {link.hello.hostname} dropped") from None
 
     async def notify_user(self, agent_id: str, text: str) -> None:
         """Show the user-facing reply on the agent's device."""

@@ -51,6 +51,10 @@ class StepRecord:
     output: dict[str, Any] | None = None
     error: str | None = None
     skipped: bool = False
+    thought: str = ""
+    """What the model said before this call (the reasoning loop only)."""
+    tokens: tuple[int, int] = (0, 0)
+    """Prompt and completion tokens of the model turn that made this call (the reasoning loop only)."""
 
 
 @dataclass

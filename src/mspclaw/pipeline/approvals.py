@@ -2,7 +2,13 @@
 
 The waiter sleeps until the stored deadline (not a periodic sweep) or until a decision
 wakes it. The decision itself is a conditional update in the database, so a technician's
-approval racing the expiry has exactly one winner.
+approval racing the expiry has exactly one winner. An approval is bound to its tool call's id:
+after a restart the same call finds the same row and waits for the same stored deadline again
+(or takes the decision made meanwhile), so a restart neither re-asks nor extends the time.
+
+A granted approval goes to the agent bound to the exact tool, arguments, agent and expiry, and
+signed with the server's Ed25519 key (:class:`ApprovalSigner`), whose public half the agent
+pinned at enrollment.
 """
 
 from __future__ import annotations
@@ -12,59 +18,101 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from mspclaw.errors import ApprovalDenied, Conflict
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.protocol.frames import Approval
+from mspclaw.protocol.signing import approval_message, args_digest
 from mspclaw.store.audit import AuditLog
+from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import ApprovalRow, utcnow
 from mspclaw.store.tickets import TicketStore
 
 EXPIRED_BY = "mspclaw (no decision in time)"
 
 
+class ApprovalSigner:
+    """Signs approval grants with the server's Ed25519 key (32 raw private bytes)."""
+
+    def __init__(self, private_key: bytes) -> None:
+        self._key = Ed25519PrivateKey.from_private_bytes(private_key)
+        self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @staticmethod
+    def generate() -> bytes:
+        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+        return Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+    def sign(self, approval: Approval) -> Approval:
+        return approval.model_copy(update={"signature": self._key.sign(approval_message(approval)).hex()})
+
+
 class Approvals:
-    def __init__(self, store: TicketStore, audit: AuditLog, events: SessionEvents, *, timeout_s: float) -> None:
+    def __init__(self, store: TicketStore, audit: AuditLog, events: SessionEvents, *, timeout_s: float,
+                 signer: ApprovalSigner, runs: RunStore, grant_ttl_s: float = 300.0) -> None:
         self._store = store
+        self._runs = runs
         self._audit = audit
         self._events = events
+        self._signer = signer
         self.timeout_s = timeout_s
+        self.grant_ttl_s = grant_ttl_s
         self._wakeups: dict[str, asyncio.Event] = {}
+
+    @property
+    def public_key_hex(self) -> str:
+        return self._signer.public_key.hex()
 
     def pending(self, scope: Collection[str] | None) -> list[ApprovalRow]:
         return self._store.approvals(scope, status="pending")
 
     async def request(self, *, session_id: str, client_id: str, ticket_id: str, target: str, tool: str,
-                      args: dict[str, Any], reason: str) -> Approval:
-        deadline = utcnow() + timedelta(seconds=self.timeout_s)
-        row = self._store.request_approval(session_id=session_id, client_id=client_id, tool=tool, args=args,
-                                           target=target, reason=reason, deadline=deadline)
-        wake = self._wakeups.setdefault(row.id, asyncio.Event())
-        self._audit.append("approval_requested", client_id=client_id, session_id=session_id,
-                           data={"approval_id": row.id, "tool": tool, "args": args, "target": target,
-                                 "reason": reason, "deadline": deadline.isoformat()})
-        self._store.update_session(session_id, status="awaiting_approval")
-        self._events.emit(session_id, "approval_request", {
-            "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
-            "reason": reason, "deadline": deadline.isoformat()})
-        try:
-            remaining = (deadline - utcnow()).total_seconds()
-            try:
-                await asyncio.wait_for(wake.wait(), max(remaining, 0.0))
-            except TimeoutError:
-                self._expire(row)
-        finally:
-            self._wakeups.pop(row.id, None)
+                      args: dict[str, Any], reason: str, call_id: str | None = None,
+                      agent_id: str = "") -> Approval:
+        row = self._runs.approval_for_call(call_id) if call_id else None
+        if row is None:
+            deadline = utcnow() + timedelta(seconds=self.timeout_s)
+            row = self._store.request_approval(session_id=session_id, client_id=client_id, tool=tool, args=args,
+                                               target=target, reason=reason, deadline=deadline, call_id=call_id)
+            self._audit.append("approval_requested", client_id=client_id, session_id=session_id,
+                               data={"approval_id": row.id, "tool": tool, "args": args, "target": target,
+                                     "reason": reason, "deadline": deadline.isoformat(), "call_id": call_id})
+            self._events.emit(session_id, "approval_request", {
+                "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
+                "reason": reason, "deadline": deadline.isoformat()})
+        if row.status == "pending":
+            await self._wait(row, session_id)
         decided = self._store.approval(row.id)
-        self._store.update_session(session_id, status="running")
         if decided.status != "approved" or decided.decided_at is None:
             who = decided.approver or EXPIRED_BY
             why = f": {decided.decision_reason}" if decided.decision_reason else ""
             if decided.status == "expired":
                 raise ApprovalDenied(
                     f"no technician decided on {tool} within {self.timeout_s:g} s, so it was not run", expired=True)
-            raise ApprovalDenied(f"{who} denied {tool}{why}")
-        return Approval(approval_id=decided.id, approver=decided.approver or "",
-                        decided_at=decided.decided_at.timestamp())
+            raise ApprovalDenied(f"{tool} denied by {who}{why}")
+        grant = Approval(approval_id=decided.id, approver=decided.approver or "",
+                         decided_at=decided.decided_at.timestamp(), tool=tool, args_sha256=args_digest(args),
+                         agent_id=agent_id, expires_at=utcnow().timestamp() + self.grant_ttl_s)
+        return self._signer.sign(grant)
+
+    async def _wait(self, row: ApprovalRow, session_id: str) -> None:
+        """Sleep until a decision or the stored deadline, whichever comes first."""
+        wake = self._wakeups.setdefault(row.id, asyncio.Event())
+        self._store.update_session(session_id, status="awaiting_approval")
+        try:
+            current = self._store.approval(row.id)  # a decision may have landed before the event existed
+            if current.status == "pending":
+                remaining = (row.deadline - utcnow()).total_seconds()
+                try:
+                    await asyncio.wait_for(wake.wait(), max(remaining, 0.0))
+                except TimeoutError:
+                    self._expire(row)
+        finally:
+            self._wakeups.pop(row.id, None)
+        self._store.update_session(session_id, status="running")
 
     def _expire(self, row: ApprovalRow) -> None:
         try:

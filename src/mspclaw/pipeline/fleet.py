@@ -6,6 +6,7 @@ credential leaves a trace with the remote address, never with the secret itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,8 @@ class Fleet:
         self.hub = hub
         self.ttl = timedelta(hours=enrollment_ttl_hours)
         hub.observer = self
+        self.on_answer: Callable[[str, str, UserAnswer], None] | None = None
+        """Where answers from devices go (the question service); wired by the composition root."""
 
     def issue_code(self, client_id: str, *, role: str = "device", ttl_hours: float | None = None,
                    actor: str = "api") -> IssuedCode:
@@ -80,7 +83,8 @@ class Fleet:
 
     def frame(self, identity: AgentIdentity, frame: Any) -> None:
         if isinstance(frame, UserAnswer):
-            # Questions to the end user arrive with the issue "The engine"; until then an
-            # answer has nobody waiting for it, and is recorded rather than dropped.
+            if self.on_answer is not None:
+                self.on_answer(identity.client_id, identity.agent_id, frame)
+                return
             self.audit.append("user_answer", actor=identity.agent_id, client_id=identity.client_id,
                               data={"question_id": frame.question_id, "answer": frame.answer[:500]})

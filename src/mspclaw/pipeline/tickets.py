@@ -7,27 +7,35 @@ is sent. A failure anywhere ends in an escalation with the reason, never in sile
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import ClientDispatcher, Hub
 from mspclaw.engine.approval import ApprovalGate
+from mspclaw.engine.context import INSTRUCTIONS, build_prompt
+from mspclaw.engine.loop import Limits, run_loop
+from mspclaw.engine.models.base import Model
 from mspclaw.engine.models.playbook import run_plan
 from mspclaw.engine.plan import RunResult, StepRecord
+from mspclaw.engine.toolset import Toolset
 from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolError
 from mspclaw.pipeline.approvals import Approvals
+from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import internal_note, summarise, user_reply
+from mspclaw.pipeline.questions import Questions
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.playbooks.matcher import match
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import Registry
+from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Session, Ticket
 from mspclaw.store.tickets import TicketStore
 from mspclaw.tools import get_tool
@@ -44,10 +52,12 @@ class Submitted:
 class _SessionTools:
     """The engine's tool port for one session: record, audit, dispatch, record the result."""
 
-    def __init__(self, svc: TicketService, session: Session, dispatcher: ClientDispatcher, agent_id: str) -> None:
+    def __init__(self, svc: TicketService, session: Session, dispatcher: ClientDispatcher, agent_id: str,
+                 ledger: CallLedger) -> None:
         self._svc, self._session, self._dispatcher, self._agent_id = svc, session, dispatcher, agent_id
+        self._ledger = ledger
 
-    def _agent_for(self, tool: str) -> str:
+    def agent_for(self, tool: str) -> str:
         """The ticket's device agent if it offers the tool, else the client's site agent that does."""
         links = self._dispatcher.online()
         device = next((link for link in links if link.identity.agent_id == self._agent_id), None)
@@ -61,14 +71,18 @@ class _SessionTools:
         spec = get_tool(tool)
         args = spec.validate(args).model_dump(mode="json")
         store, audit, session = self._svc.store, self._svc.audit, self._session
-        agent_id = self._agent_for(tool)
-        call_id = "call_" + secrets.token_hex(8)
-        store.record_call(call_id=call_id, session_id=session.id, client_id=session.client_id,
-                          agent_id=agent_id, tool=tool, args=args,
-                          approval_id=approval.approval_id if approval else None)
-        audit.append("tool_call", client_id=session.client_id, session_id=session.id,
-                     data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
-                           "approval_id": approval.approval_id if approval else None})
+        agent_id = self.agent_for(tool)
+        call_id = self._ledger.current or "call_" + secrets.token_hex(8)
+        in_flight = self._svc.runs.call(call_id)
+        if in_flight is not None:  # sent before a restart: send it again with the same id, never a new one
+            agent_id = in_flight.agent_id
+        else:
+            store.record_call(call_id=call_id, session_id=session.id, client_id=session.client_id,
+                              agent_id=agent_id, tool=tool, args=args,
+                              approval_id=approval.approval_id if approval else None)
+            audit.append("tool_call", client_id=session.client_id, session_id=session.id,
+                         data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
+                               "approval_id": approval.approval_id if approval else None})
         try:
             result = await self._dispatcher.call_tool(
                 agent_id, tool, args, timeout=min(spec.timeout_s, self._svc.tool_timeout_s) + 5,
@@ -90,8 +104,10 @@ class _SessionTools:
 
 
 class _SessionApprovals:
-    def __init__(self, svc: TicketService, ticket: Ticket, session: Session, target: str) -> None:
+    def __init__(self, svc: TicketService, ticket: Ticket, session: Session, target: str, tools: _SessionTools,
+                 ledger: CallLedger) -> None:
         self._svc, self._ticket, self._session, self._target = svc, ticket, session, target
+        self._tools, self._ledger = tools, ledger
         self.decisions: list[str] = []
         self.evidence = ""
         """The latest finding, shown with the request so the technician decides on facts."""
@@ -101,20 +117,41 @@ class _SessionApprovals:
             grant = await self._svc.approvals.request(
                 session_id=self._session.id, client_id=self._session.client_id, ticket_id=self._ticket.id,
                 target=self._target, tool=tool, args=args,
-                reason=f"{reason} Latest finding: {self.evidence}." if self.evidence else reason)
+                reason=f"{reason} Latest finding: {self.evidence}." if self.evidence else reason,
+                call_id=self._ledger.current or None, agent_id=self._agent(tool))
         except MSPClawError as exc:
             self.decisions.append(f"{tool}: {exc.message}")
             raise
         self.decisions.append(f"{tool} approved by {grant.approver}")
         return grant
 
+    def _agent(self, tool: str) -> str:
+        """The agent the grant binds: the one a call sent before a restart went to, else the one it will go to."""
+        sent = self._svc.runs.call(self._ledger.current) if self._ledger.current else None
+        return sent.agent_id if sent is not None else self._tools.agent_for(tool)
+
+
+class _SessionQuestions:
+    """``ask_user`` for one session: numbered by the same ledger as tool calls, so a restart finds it again."""
+
+    def __init__(self, svc: TicketService, ticket: Ticket, session: Session, agent_id: str | None,
+                 ledger: CallLedger) -> None:
+        self._svc, self._ticket, self._session, self._agent_id, self._ledger = svc, ticket, session, agent_id, ledger
+
+    async def ask(self, text: str, choices: list[str] | None) -> str:
+        return await self._svc.questions.ask(ticket=self._ticket, session=self._session, agent_id=self._agent_id,
+                                             call_id=self._ledger.next(), text=text, choices=choices)
+
 
 class TicketService:
     def __init__(self, *, registry: Registry, store: TicketStore, audit: AuditLog, hub: Hub, router: Router,
                  events: SessionEvents, approvals: Approvals, playbooks: list[Playbook],
-                 connectors: dict[str, PSAConnector], tool_timeout_s: float = 60.0,
+                 connectors: dict[str, PSAConnector], runs: RunStore, questions: Questions,
+                 model: Model | None = None, limits: Limits = Limits(), tool_timeout_s: float = 60.0,
                  reconnect_grace_s: float = 30.0) -> None:
+        """``model`` is the reasoning model (a chain); ``None`` runs the deterministic playbook model."""
         self.registry, self.store, self.audit, self.hub = registry, store, audit, hub
+        self.runs, self.questions, self.model, self.limits = runs, questions, model, limits
         self.router, self.events, self.approvals = router, events, approvals
         self.playbooks, self.connectors = playbooks, connectors
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
@@ -159,31 +196,35 @@ class TicketService:
         session = self.store.session_for(ticket_id)
         if session.id in self._tasks:
             await self.wait(session.id)
-        elif session.status in ("running", "awaiting_approval"):
-            self._settle_orphan(session)
+        elif session.status in ("running", "awaiting_approval", "awaiting_answer"):
+            self._resume(session)
+            await self.wait(session.id)
 
     def recover(self) -> int:
-        """Close sessions a previous process left unfinished: escalate, never re-run blindly."""
+        """Resume the sessions a previous process left unfinished, each from its last persisted step."""
         orphans = self.store.unfinished_sessions()
         for session in orphans:
-            self._settle_orphan(session)
+            self._resume(session)
         return len(orphans)
 
-    def _settle_orphan(self, session: Session) -> None:
-        reason = "the server stopped while this ticket was being worked on; nothing further was run"
-        self.store.update_session(session.id, status="escalated", outcome="escalated", reason=reason)
-        self.store.set_ticket_status(session.ticket_id, "escalated")
-        for approval in self.store.approvals([session.client_id]):
-            if approval.session_id == session.id:
-                self.store.decide(approval.id, status="expired", approver="mspclaw (restart)", reason=reason)
-        self.audit.append("status_changed", client_id=session.client_id, session_id=session.id,
-                          data={"ticket_id": session.ticket_id, "status": "escalated", "reason": reason})
+    def _resume(self, session: Session) -> None:
+        if session.id in self._tasks:
+            return
+        ticket = self.store.ticket(session.ticket_id)
+        device = self.registry.find_device(ticket.client_id, ticket.device_id) if ticket.device_id else None
+        agent_id = session.agent_id or (device.agent_id if device else None)
+        route = Route(device, agent_id, bool(agent_id and self.hub.is_online(agent_id)), "resumed after a restart")
+        self.audit.append("session_resumed", client_id=session.client_id, session_id=session.id,
+                          data={"ticket_id": ticket.id, "status": session.status})
+        self._tasks[session.id] = asyncio.get_running_loop().create_task(
+            self._process(ticket, session, route, resumed=True))
 
     # -- the run --------------------------------------------------------------------------------
-    async def _process(self, ticket: Ticket, session: Session, route: Route) -> None:
-        self.events.emit(session.id, "started", {"ticket_id": ticket.id, "subject": ticket.subject})
+    async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
+        self.events.emit(session.id, "resumed" if resumed else "started",
+                         {"ticket_id": ticket.id, "subject": ticket.subject})
         try:
-            await self._run(ticket, session, route)
+            await self._run(ticket, session, route, resumed=resumed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the last line of defence: escalate, never lose the ticket
@@ -193,32 +234,46 @@ class TicketService:
         finally:
             self._tasks.pop(session.id, None)
 
-    async def _run(self, ticket: Ticket, session: Session, route: Route) -> None:
+    async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
         if route.device is None or route.agent_id is None:
             await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
             return
         self.store.update_session(session.id, agent_id=route.agent_id)
-        if not route.online and not await self._wait_online(route.agent_id, 10.0):
+        wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
+        if not route.online and not await self._wait_online(route.agent_id, wait_s):
             await self._close(ticket, session, None, None,
                               f"device {route.device.hostname} is offline ({route.reason})", route, [])
             return
-        found = match(self.playbooks, ticket.subject, ticket.body, route.device.os)
-        self.events.emit(session.id, "matched", {"playbook": found.playbook.id if found.playbook else None,
-                                                 "score": found.score, "explanation": found.explanation})
-        if found.playbook is None:
-            await self._close(ticket, session, None, None, f"no playbook fits: {found.explanation}", route, [])
-            return
-        book = found.playbook
-        self.store.update_session(session.id, playbook=book.id)
+        if resumed and session.playbook:
+            book = next((b for b in self.playbooks if b.id == session.playbook), None)
+            if book is None:
+                await self._close(ticket, session, None, None,
+                                  f"playbook {session.playbook} is no longer installed; resume impossible", route, [])
+                return
+        else:
+            found = match(self.playbooks, ticket.subject, ticket.body, route.device.os)
+            self.events.emit(session.id, "matched", {"playbook": found.playbook.id if found.playbook else None,
+                                                     "score": found.score, "explanation": found.explanation})
+            if found.playbook is None:
+                await self._close(ticket, session, None, None, f"no playbook fits: {found.explanation}", route, [])
+                return
+            book = found.playbook
+            self.store.update_session(session.id, playbook=book.id,
+                                      model=self.model.name[:100] if self.model else "playbook")
         plan = book.plan_for(route.device.os)
         dispatcher = self.hub.for_client(session.client_id)
-        asker = _SessionApprovals(self, ticket, session, route.device.hostname)
-        tools = ApprovalGate(_SessionTools(self, session, dispatcher, route.agent_id), asker,
-                             plan.requires_approval)
+        ledger = CallLedger(session.id)
+        session_tools = _SessionTools(self, session, dispatcher, route.agent_id, ledger)
+        asker = _SessionApprovals(self, ticket, session, route.device.hostname, session_tools, ledger)
+        gated = ApprovalGate(session_tools, asker, plan.requires_approval)
+        tools = DurableTools(gated, self.runs, ledger)
+        already = len(self.store.steps(session.id)) if resumed else 0
 
         async def on_step(record: StepRecord) -> None:
             if record.ok:
                 asker.evidence = summarise(record)
+            if record.index <= already:
+                return  # replayed after a restart: stored and announced before
             if record.ok is False:
                 # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
                 self.audit.append("step_failed", client_id=session.client_id, session_id=session.id,
@@ -230,7 +285,18 @@ class TicketService:
                                                   "tool": record.tool, "ok": record.ok, "skipped": record.skipped,
                                                   "summary": summarise(record)})
 
-        result = await run_plan(plan, tools, on_step)
+        result: RunResult
+        if self.model is None:
+            result = await run_plan(plan, tools, on_step)
+        else:
+            model = DurableModel(self.model, self.runs, session.id)
+            toolset = Toolset(book.tools, tools,
+                              questions=_SessionQuestions(self, ticket, session, route.agent_id, ledger))
+            prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
+                                  device={"hostname": route.device.hostname, "os": route.device.os},
+                                  plan=plan, facts=self.runs.device_facts(route.device.id))
+            result = await run_loop(model, INSTRUCTIONS, prompt, toolset, on_step,
+                                    replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
         await self._close(ticket, session, book, result, result.reason, route, asker.decisions)
 
     async def _wait_online(self, agent_id: str, seconds: float) -> bool:
@@ -251,6 +317,15 @@ class TicketService:
         reply = user_reply(result, ticket.requester)
         self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
                                   reason=reason)
+        for approval in self.store.approvals([session.client_id]):  # nothing may stay pending for a closed run
+            if approval.session_id == session.id:
+                with contextlib.suppress(Conflict):
+                    self.store.decide(approval.id, status="expired", approver="mspclaw (ticket closed)",
+                                      reason=reason)
+        for question in self.runs.questions(session.id, status="pending"):
+            with contextlib.suppress(Conflict):
+                self.runs.settle_question(question.id, status="expired", answer=None,
+                                          answered_by="mspclaw (ticket closed)")
         self.store.set_ticket_status(ticket.id, outcome)
         self.audit.append("note_written", client_id=session.client_id, session_id=session.id,
                           data={"ticket_id": ticket.id, "note": note, "reply": reply})

@@ -71,6 +71,7 @@ class Playbook(_Model):
     success_check: str
     reply: Replies
     escalation: str = ""
+    max_steps: int | None = Field(None, ge=1, le=100, description="Model turns for this playbook (default: global).")
 
     @field_validator("tools", "requires_approval")
     @classmethod
@@ -112,4 +113,5 @@ class Playbook(_Model):
             playbook=self.id, name=self.name, steps=steps, success_check=self.success_check,
             replies={"resolved": self.reply.resolved, "escalated": self.reply.escalated},
             escalation_hint=self.escalation, requires_approval=frozenset(self.requires_approval),
+            **({"max_steps": self.max_steps} if self.max_steps is not None else {}),
         )

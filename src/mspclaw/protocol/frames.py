@@ -56,11 +56,21 @@ class Welcome(_Frame):
 
 
 class Approval(_Frame):
-    """A technician's decision that lets a destructive call run."""
+    """A technician's decision that lets one destructive call run.
+
+    It is bound to the exact tool, arguments (``args_sha256`` of their canonical JSON), agent and
+    expiry, and signed by the server with Ed25519 (``signature``, hex); the agent verifies it with
+    the public key it pinned at enrollment and refuses anything else (``protocol/signing.py``).
+    """
 
     approval_id: str
     approver: str
     decided_at: float
+    tool: str = ""
+    args_sha256: str = ""
+    agent_id: str = ""
+    expires_at: float = 0.0
+    signature: str = ""
 
 
 class ToolCall(_Frame):
@@ -182,6 +192,7 @@ class Event(_Frame):
 
 SESSION_EVENTS = (
     "started",
+    "resumed",
     "matched",
     "step",
     "approval_request",

@@ -30,6 +30,7 @@ import json
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
+from mspclaw.protocol import ed25519
 from mspclaw.protocol.frames import Approval, ToolCall
 
 _SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
@@ -114,3 +115,38 @@ def sign_call(key: bytes, call: ToolCall) -> ToolCall:
 
 def verify_call(key: bytes, call: ToolCall) -> bool:
     return hmac.compare_digest(signature(key, canonical(call)), call.signature)
+
+
+# --- approvals (Ed25519) -------------------------------------------------------------------------
+
+
+def args_digest(args: dict[str, Any]) -> str:
+    """SHA-256 of the arguments' canonical JSON: what an approval binds."""
+    return hashlib.sha256(_SORTED(args).encode()).hexdigest()
+
+
+def approval_message(approval: Approval) -> bytes:
+    """The bytes the server signs: every field of the grant but the signature itself."""
+    return b"mspclaw-approval-v1:" + _SORTED(approval.model_dump(mode="json", exclude={"signature"})).encode()
+
+
+def check_approval(public_key: bytes, approval: Approval, *, tool: str, args: dict[str, Any], agent_id: str,
+                   now: float) -> str | None:
+    """Why this grant does not let ``tool(args)`` run on ``agent_id`` now, or ``None`` when it does."""
+    if not approval.signature:
+        return "the approval is not signed by the server"
+    try:
+        sig = bytes.fromhex(approval.signature)
+    except ValueError:
+        return "the approval signature is not hex"
+    if not ed25519.verify(public_key, approval_message(approval), sig):
+        return "the approval signature does not verify against the pinned server key"
+    if approval.tool != tool:
+        return f"the approval is for {approval.tool!r}, not {tool!r}"
+    if approval.args_sha256 != args_digest(args):
+        return "the approval was given for other arguments"
+    if approval.agent_id != agent_id:
+        return "the approval is for another agent"
+    if approval.expires_at <= now:
+        return f"the approval expired {now - approval.expires_at:.0f} s ago"
+    return None

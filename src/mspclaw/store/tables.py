@@ -209,6 +209,8 @@ class ApprovalRow(Base):
     deadline: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    call_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    """The tool call this approval is for: after a restart the same call finds its approval again."""
 
 
 class AuditEvent(Base):
@@ -278,3 +280,37 @@ class PSAAccountRow(Base):
     secrets: Mapped[dict[str, Any]] = mapped_column(default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelTurn(Base):
+    """One answer of the model in a session, as it was given: replayed, not asked again, after a restart."""
+
+    __tablename__ = "model_turns"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200), default="")
+    response: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QuestionRow(Base):
+    """A question to the end user. ``status``: pending, answered, expired, or reused (a known answer)."""
+
+    __tablename__ = "questions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    call_id: Mapped[str | None] = mapped_column(String(40), default=None, unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    choices: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    channel: Mapped[str] = mapped_column(String(16), default="agent")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    answer: Mapped[str | None] = mapped_column(Text, default=None)
+    answered_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    deadline: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -153,7 +153,8 @@ class TicketStore:
 
     def unfinished_sessions(self) -> list[Session]:
         with self._sessions() as db:
-            return list(db.scalars(select(Session).where(Session.status.in_(["running", "awaiting_approval"]))))
+            return list(db.scalars(select(Session).where(
+                Session.status.in_(["running", "awaiting_approval", "awaiting_answer"]))))
 
     # -- steps and events -----------------------------------------------------------------------
     def add_step(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
@@ -202,9 +203,9 @@ class TicketStore:
 
     # -- approvals ------------------------------------------------------------------------------
     def request_approval(self, *, session_id: str, client_id: str, tool: str, args: dict[str, Any],
-                         target: str, reason: str, deadline: datetime) -> ApprovalRow:
+                         target: str, reason: str, deadline: datetime, call_id: str | None = None) -> ApprovalRow:
         row = ApprovalRow(id=new_id("ap"), session_id=session_id, client_id=client_id, tool=tool, args=args,
-                          target=target, reason=reason, deadline=deadline)
+                          target=target, reason=reason, deadline=deadline, call_id=call_id)
         with self._sessions.begin() as db:
             db.add(row)
         return row

@@ -1,0 +1,148 @@
+"""Questions to the end user: never asked twice, asked where the user is, waited for durably.
+
+A question whose answer is known (a question like it answered earlier in the session, or a
+device fact) is not asked: the known answer is used and the skip is audited. Otherwise the
+question is stored with a deadline, announced to session watchers, and put to the user on their
+device (``ask_user`` to the device agent) or, without one online, as a public reply on the PSA
+ticket; an answer from the device, the API or the session socket settles it once. Like approvals,
+a question is bound to its tool call's id: after a restart the same call waits for the same row
+until the same stored deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from datetime import timedelta
+
+from mspclaw.connectors.base import PSAConnector
+from mspclaw.dispatch import Hub
+from mspclaw.engine.questions import best_match, fact_for
+from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolFailed
+from mspclaw.pipeline.events import SessionEvents
+from mspclaw.protocol.frames import UserAnswer
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.runs import RunStore
+from mspclaw.store.tables import QuestionRow, Session, Ticket, utcnow
+from mspclaw.store.tickets import TicketStore
+
+log = logging.getLogger(__name__)
+
+
+class NoAnswer(ToolFailed):
+    """The user did not answer in time: told to the model, which may go on without it or escalate."""
+
+    code = "no_answer"
+
+
+class Questions:
+    def __init__(self, runs: RunStore, store: TicketStore, audit: AuditLog, events: SessionEvents,
+                 hub: Hub, connectors: dict[str, PSAConnector], *, timeout_s: float) -> None:
+        self._runs, self._store, self._audit = runs, store, audit
+        self._events, self._hub, self._connectors = events, hub, connectors
+        self.timeout_s = timeout_s
+        self._wakeups: dict[str, asyncio.Event] = {}
+
+    async def ask(self, *, ticket: Ticket, session: Session, agent_id: str | None, call_id: str, text: str,
+                  choices: list[str] | None) -> str:
+        row = self._runs.question_for_call(call_id)
+        if row is None:
+            known = self._known(session, ticket, text)
+            if known is not None:
+                answer, source = known
+                self._runs.add_question(session_id=session.id, client_id=session.client_id, call_id=call_id,
+                                        text=text, choices=choices, channel="known", deadline=utcnow(),
+                                        status="reused", answer=answer, answered_by=source)
+                self._audit.append("question_skipped", client_id=session.client_id, session_id=session.id,
+                                   data={"question": text, "known_from": source})
+                return answer
+            channels = [name for name, ok in (("agent", bool(agent_id)), ("psa", self._psa_for(ticket) is not None))
+                        if ok]
+            row = self._runs.add_question(
+                session_id=session.id, client_id=session.client_id, call_id=call_id, text=text, choices=choices,
+                channel="+".join(channels) or "api", deadline=utcnow() + timedelta(seconds=self.timeout_s))
+            self._audit.append("question_asked", client_id=session.client_id, session_id=session.id,
+                               data={"question_id": row.id, "question": text, "channel": row.channel})
+            self._events.emit(session.id, "question", {"question_id": row.id, "text": text, "choices": choices,
+                                                       "deadline": row.deadline.isoformat(), "status": "pending"})
+        if row.status == "pending":
+            await self._deliver(row, ticket, agent_id)
+            await self._wait(row, session.id)
+            row = self._runs.question(row.id)
+        if row.status in ("answered", "reused") and row.answer is not None:
+            return row.answer
+        raise NoAnswer(f"the user did not answer {text!r} within {self.timeout_s:g} s")
+
+    def _known(self, session: Session, ticket: Ticket, text: str) -> tuple[str, str] | None:
+        earlier = [(q.text, q.answer) for q in self._runs.questions(session.id)
+                   if q.answer is not None and q.status in ("answered", "reused")]
+        found = best_match(text, earlier)
+        if found is not None:
+            return found[1], f"earlier question {found[0]!r} (similarity {found[2]:.2f})"
+        if ticket.device_id is not None:
+            fact = fact_for(text, self._runs.device_facts(ticket.device_id))
+            if fact is not None:
+                return fact[1], f"device fact {fact[0]}"
+        return None
+
+    def _psa_for(self, ticket: Ticket) -> PSAConnector | None:
+        connector = self._connectors.get(ticket.psa) if ticket.psa else None
+        return connector if connector is not None and ticket.external_id is not None else None
+
+    async def _deliver(self, row: QuestionRow, ticket: Ticket, agent_id: str | None) -> None:
+        """Ask on every channel the user has (their device, the PSA ticket); the first answer wins.
+
+        Both are idempotent, so a resumed session may deliver again: the agent shows the question
+        anew and the PSA connectors do not post the same public note twice.
+        """
+        if agent_id and self._hub.is_online(agent_id):
+            try:
+                await self._hub.for_client(row.client_id).ask_user(agent_id, row.id, row.text, row.choices)
+            except AgentOffline:
+                log.info("question %s: device agent %s went offline", row.id, agent_id)
+        connector = self._psa_for(ticket)
+        if connector is not None and ticket.external_id is not None:
+            choices = f" ({' / '.join(row.choices)})" if row.choices else ""
+            try:
+                await connector.add_note(ticket.external_id, f"A question for you: {row.text}{choices}", public=True)
+            except MSPClawError as exc:
+                log.warning("could not post question %s to %s: %s", row.id, ticket.psa, exc.message)
+
+    async def _wait(self, row: QuestionRow, session_id: str) -> None:
+        wake = self._wakeups.setdefault(row.id, asyncio.Event())
+        self._store.update_session(session_id, status="awaiting_answer")
+        try:
+            if self._runs.question(row.id).status == "pending":
+                try:
+                    await asyncio.wait_for(wake.wait(), max((row.deadline - utcnow()).total_seconds(), 0.0))
+                except TimeoutError:
+                    try:
+                        self._runs.settle_question(row.id, status="expired", answer=None,
+                                                   answered_by="mspclaw (no answer in time)")
+                    except Conflict:
+                        pass  # answered just in time
+        finally:
+            self._wakeups.pop(row.id, None)
+        self._store.update_session(session_id, status="running")
+
+    def answer(self, question_id: str, answer: str, *, by: str, scope: Collection[str] | None) -> QuestionRow:
+        """Record the user's answer (from the API, the session socket or the device); once only."""
+        if not answer.strip():
+            raise Conflict("an answer needs some text")
+        self._runs.question(question_id, scope)
+        row = self._runs.settle_question(question_id, status="answered", answer=answer.strip(), answered_by=by)
+        self._audit.append("question_answered", actor=by, client_id=row.client_id, session_id=row.session_id,
+                           data={"question_id": row.id})
+        self._events.emit(row.session_id, "question", {"question_id": row.id, "status": "answered", "by": by})
+        wake = self._wakeups.get(question_id)
+        if wake is not None:
+            wake.set()
+        return row
+
+    def from_agent(self, client_id: str, agent_id: str, frame: UserAnswer) -> None:
+        """An answer from a device agent: only for a question of that agent's own client."""
+        try:
+            self.answer(frame.question_id, frame.answer, by=f"end user on {agent_id}", scope=[client_id])
+        except MSPClawError as exc:
+            log.info("answer from %s to %s not taken: %s", agent_id, frame.question_id, exc.message)

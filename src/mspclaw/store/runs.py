@@ -1,0 +1,113 @@
+"""What a session needs to continue after a restart: model turns, tool calls by id, questions.
+
+A session's run is replayed from these rows: the n-th model turn and the n-th tool call of a
+session have fixed keys, so after a restart the same turn is read instead of asked again and the
+same call finds its result (or is sent again with the same ``call_id``, which the agent's journal
+answers without running the tool twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, func, orm, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from mspclaw.errors import Conflict, NotFound
+from mspclaw.store.tables import ApprovalRow, DeviceFact, ModelTurn, QuestionRow, ToolCallRow, new_id, utcnow
+
+
+class RunStore:
+    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
+        self._sessions = sessions
+
+    # -- model turns ----------------------------------------------------------------------------
+    def turns(self, session_id: str) -> list[ModelTurn]:
+        with self._sessions() as db:
+            return list(db.scalars(select(ModelTurn).where(ModelTurn.session_id == session_id)
+                                   .order_by(ModelTurn.seq)))
+
+    def add_turn(self, session_id: str, seq: int, *, model: str, response: dict[str, Any], prompt_tokens: int,
+                 completion_tokens: int) -> None:
+        try:
+            with self._sessions.begin() as db:
+                db.add(ModelTurn(session_id=session_id, seq=seq, model=model, response=response,
+                                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+        except IntegrityError as exc:  # another process is running this session too
+            raise Conflict(f"turn {seq} of session {session_id} is already stored") from exc
+
+    def token_totals(self, session_id: str) -> tuple[int, int]:
+        """Prompt and completion tokens the session's model turns used."""
+        with self._sessions() as db:
+            row = db.execute(select(func.coalesce(func.sum(ModelTurn.prompt_tokens), 0),
+                                    func.coalesce(func.sum(ModelTurn.completion_tokens), 0))
+                             .where(ModelTurn.session_id == session_id)).one()
+        return int(row[0]), int(row[1])
+
+    # -- tool calls and approvals by call id ----------------------------------------------------
+    def call(self, call_id: str) -> ToolCallRow | None:
+        with self._sessions() as db:
+            return db.get(ToolCallRow, call_id)
+
+    def approval_for_call(self, call_id: str) -> ApprovalRow | None:
+        with self._sessions() as db:
+            return db.scalars(select(ApprovalRow).where(ApprovalRow.call_id == call_id)
+                              .order_by(ApprovalRow.created_at.desc())).first()
+
+    # -- questions ------------------------------------------------------------------------------
+    def add_question(self, *, session_id: str, client_id: str, call_id: str | None, text: str,
+                     choices: list[str] | None, channel: str, deadline: datetime, status: str = "pending",
+                     answer: str | None = None, answered_by: str | None = None) -> QuestionRow:
+        row = QuestionRow(id=new_id("q"), session_id=session_id, client_id=client_id, call_id=call_id, text=text,
+                          choices=choices, channel=channel, deadline=deadline, status=status, answer=answer,
+                          answered_by=answered_by, answered_at=utcnow() if answer is not None else None)
+        with self._sessions.begin() as db:
+            db.add(row)
+        return row
+
+    def question(self, question_id: str, scope: Collection[str] | None = None) -> QuestionRow:
+        with self._sessions() as db:
+            stmt = select(QuestionRow).where(QuestionRow.id == question_id)
+            if scope is not None:
+                stmt = stmt.where(QuestionRow.client_id.in_(list(scope)))
+            found = db.scalars(stmt).first()
+        if found is None:
+            raise NotFound(f"no question {question_id!r}")
+        return found
+
+    def question_for_call(self, call_id: str) -> QuestionRow | None:
+        with self._sessions() as db:
+            return db.scalars(select(QuestionRow).where(QuestionRow.call_id == call_id)).first()
+
+    def questions(self, session_id: str | None = None, *, scope: Collection[str] | None = None,
+                  status: str | None = None) -> list[QuestionRow]:
+        stmt = select(QuestionRow).order_by(QuestionRow.created_at)
+        if session_id is not None:
+            stmt = stmt.where(QuestionRow.session_id == session_id)
+        if scope is not None:
+            stmt = stmt.where(QuestionRow.client_id.in_(list(scope)))
+        if status is not None:
+            stmt = stmt.where(QuestionRow.status == status)
+        with self._sessions() as db:
+            return list(db.scalars(stmt))
+
+    def settle_question(self, question_id: str, *, status: str, answer: str | None, answered_by: str) -> QuestionRow:
+        """Answer or expire a pending question once; a second settlement is a :class:`Conflict`."""
+        with self._sessions.begin() as db:
+            result = cast("CursorResult[Any]", db.execute(
+                update(QuestionRow).where(QuestionRow.id == question_id, QuestionRow.status == "pending")
+                .values(status=status, answer=answer, answered_by=answered_by, answered_at=utcnow())))
+            row = db.get(QuestionRow, question_id)
+            if row is None:
+                raise NotFound(f"no question {question_id!r}")
+            if result.rowcount != 1:
+                raise Conflict(f"question {question_id} is already {row.status}")
+        return row
+
+    # -- device memory (read only here) ---------------------------------------------------------
+    def device_facts(self, device_id: str) -> dict[str, str]:
+        with self._sessions() as db:
+            return {f.key: f.value for f in db.scalars(select(DeviceFact).where(DeviceFact.device_id == device_id))}
