@@ -32,20 +32,22 @@ from mspclaw.errors import ModelAuthError, ModelOverloaded, ModelRateLimited, Mo
 from mspclaw.protocol.frames import Approval
 
 pytestmark = pytest.mark.anyio
-TIMEOUT_S = 0.5
+TIMEOUT_S = 10.0
+"""Client timeout for every exchange but the timeout test's: generous, so a busy machine cannot fail them."""
+SHORT_TIMEOUT_S = 0.5
 
-Build = Callable[[str], Model]
+Build = Callable[..., Model]
 PROVIDERS: dict[str, tuple[Build, Callable[..., dict[str, Any]], Callable[[int, str], dict[str, Any]]]] = {
-    "openai": (lambda url: OpenAIModel("gpt-4.1-mini", client=openai.AsyncOpenAI(
-        api_key="sk-test", base_url=url + "/v1", max_retries=0, timeout=TIMEOUT_S)),
+    "openai": (lambda url, timeout=TIMEOUT_S: OpenAIModel("gpt-4.1-mini", client=openai.AsyncOpenAI(
+        api_key="sk-test", base_url=url + "/v1", max_retries=0, timeout=timeout)),
         wire.openai_reply, wire.openai_error),
-    "anthropic": (lambda url: AnthropicModel("claude-sonnet-5-5", client=anthropic.AsyncAnthropic(
-        api_key="sk-ant-test", base_url=url, max_retries=0, timeout=TIMEOUT_S)),
+    "anthropic": (lambda url, timeout=TIMEOUT_S: AnthropicModel("claude-sonnet-5-5", client=anthropic.AsyncAnthropic(
+        api_key="sk-ant-test", base_url=url, max_retries=0, timeout=timeout)),
         wire.anthropic_reply, wire.anthropic_error),
-    "gemini": (lambda url: GeminiModel("gemini-2.5-flash", client=genai.Client(
-        api_key="test", http_options=types.HttpOptions(base_url=url, timeout=int(TIMEOUT_S * 1000)))),
+    "gemini": (lambda url, timeout=TIMEOUT_S: GeminiModel("gemini-2.5-flash", client=genai.Client(
+        api_key="test", http_options=types.HttpOptions(base_url=url, timeout=int(timeout * 1000)))),
         wire.gemini_reply, wire.gemini_error),
-    "ollama": (lambda url: OllamaModel("llama3.1", host=url, timeout_s=TIMEOUT_S),
+    "ollama": (lambda url, timeout=TIMEOUT_S: OllamaModel("llama3.1", host=url, timeout_s=timeout),
                wire.ollama_reply, wire.ollama_error),
 }
 PATHS = {"type": "array", "items": {"type": "string"}}
@@ -116,9 +118,9 @@ async def test_a_bad_key_is_not_retryable(server: ProviderServer, provider: str)
 
 async def test_a_timeout(server: ProviderServer, provider: str) -> None:
     build, reply, _ = PROVIDERS[provider]
-    server.replies.append(Reply(body=reply("late", [], (1, 1)), delay_s=TIMEOUT_S * 3))
+    server.replies.append(Reply(body=reply("late", [], (1, 1)), delay_s=SHORT_TIMEOUT_S * 3))
     with pytest.raises(ModelTimeout):
-        await build(server.url).request(HELLO, TOOLS)
+        await build(server.url, SHORT_TIMEOUT_S).request(HELLO, TOOLS)
 
 
 async def test_malformed_tool_json_reaches_the_loop_as_raw_text(server: ProviderServer) -> None:
