@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import ClientDispatcher, Hub
@@ -20,6 +20,7 @@ from mspclaw.engine.models.playbook import run_plan
 from mspclaw.engine.plan import RunResult, StepRecord
 from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolError
 from mspclaw.pipeline.approvals import Approvals
+from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import internal_note, summarise, user_reply
 from mspclaw.pipeline.routing import Route, Router
@@ -31,6 +32,11 @@ from mspclaw.store.registry import Registry
 from mspclaw.store.tables import Session, Ticket
 from mspclaw.store.tickets import TicketStore
 from mspclaw.tools import get_tool
+
+if TYPE_CHECKING:
+    from mspclaw.pipeline.escalation import Escalations
+    from mspclaw.pipeline.feedback import FeedbackService
+    from mspclaw.pipeline.memory import DeviceLearning
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,9 @@ class _SessionTools:
         output = result.output if isinstance(result.output, dict) else {"value": result.output}
         store.finish_call(call_id, ok=True, output=output, error_code=None, error_message=None,
                           duration_ms=result.duration_ms)
+        learning, device_id = self._svc.learning, self._svc.device_of(session)
+        if learning is not None and device_id is not None and agent_id == self._agent_id:  # issue 5 hook
+            learning.learn_from_tool(device_id, tool, output, client_id=session.client_id, session_id=session.id)
         audit.append("tool_result", client_id=session.client_id, session_id=session.id,
                      data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
                            "replayed": result.replayed})
@@ -110,6 +119,11 @@ class _SessionApprovals:
 
 
 class TicketService:
+    # issue 5 hooks, set by wiring: device memory, structured escalation, resolution feedback
+    learning: DeviceLearning | None = None
+    escalations: Escalations | None = None
+    feedback: FeedbackService | None = None
+
     def __init__(self, *, registry: Registry, store: TicketStore, audit: AuditLog, hub: Hub, router: Router,
                  events: SessionEvents, approvals: Approvals, playbooks: list[Playbook],
                  connectors: dict[str, PSAConnector], tool_timeout_s: float = 60.0,
@@ -119,6 +133,10 @@ class TicketService:
         self.playbooks, self.connectors = playbooks, connectors
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._devices: dict[str, str] = {}
+
+    def device_of(self, session: Session) -> str | None:
+        return self._devices.get(session.id)
 
     # -- intake ---------------------------------------------------------------------------------
     def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
@@ -198,6 +216,10 @@ class TicketService:
             await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
             return
         self.store.update_session(session.id, agent_id=route.agent_id)
+        self._devices[session.id] = route.device.id
+        if self.learning is not None:  # issue 5 hook: the requester is the device's user unless known
+            self.learning.learn_from_ticket(route.device.id, ticket.requester, client_id=session.client_id,
+                                            session_id=session.id)
         if not route.online and not await self._wait_online(route.agent_id, 10.0):
             await self._close(ticket, session, None, None,
                               f"device {route.device.hostname} is offline ({route.reason})", route, [])
@@ -249,6 +271,17 @@ class TicketService:
         note = internal_note(playbook=book.id if book else None, device=device, result=result, reason=reason,
                              approvals=approvals)
         reply = user_reply(result, ticket.requester)
+        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: the reply asks "did it work?"
+            reply = f"{reply}\n\n{self.feedback.question}"
+        if outcome == "escalated" and self.escalations is not None:  # issue 5 hook: structured escalation
+            kind = classify(reason, routed=route.agent_id is not None, matched=book is not None,
+                            ran=result is not None)
+            try:
+                note = self.escalations.record(ticket, session_id=session.id, kind=kind, reason=reason,
+                                               device=route.device, playbook=book.id if book else None,
+                                               playbook_hint=book.escalation if book else "").note
+            except MSPClawError:
+                log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
         self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
                                   reason=reason)
         self.store.set_ticket_status(ticket.id, outcome)
@@ -264,6 +297,12 @@ class TicketService:
                 pass
         event = "final_answer" if outcome == "resolved" else "escalation"
         self.events.emit(session.id, event, {"outcome": outcome, "reason": reason, "note": note, "reply": reply})
+        self._devices.pop(session.id, None)
+        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: ask whether the fix worked
+            try:
+                await self.feedback.ask(ticket, session.id, route.agent_id)
+            except MSPClawError:
+                log.exception("ticket %s: could not ask for feedback", ticket.id)
 
     async def _write_back(self, ticket: Ticket, note: str, reply: str, outcome: str) -> None:
         if ticket.psa is None or ticket.external_id is None:
