@@ -136,6 +136,20 @@ def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: A
                     feedback, StatsQuery(sessions))
 
 
+def build_login_link(settings: Settings, ref: str) -> str:
+    """A one-time login link for a technician, made offline from the data directory (``mspclaw tech link``)."""
+    engine, audit = open_store(settings)
+    try:
+        sessions = session_factory(engine)
+        access = Access(bootstrap_key="", keys=ApiKeys(sessions), logins=Logins(sessions),
+                        techs=TechRegistry(settings.techs_file()), registry=Registry(sessions), audit=audit,
+                        jwt_secret=settings.load_jwt_secret(), link_ttl_s=settings.login_link_ttl_s)
+        token = access.issue_link(ref, actor="cli")
+    finally:
+        engine.dispose()
+    return f"{(settings.public_url or settings.server_url).rstrip('/')}/auth/link/{token}"
+
+
 def open_store(settings: Settings) -> tuple[Engine, AuditLog]:
     """The database (migrated) and the audit log: what CLI commands that work offline need."""
     settings.ensure_data_dir()
