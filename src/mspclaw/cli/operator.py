@@ -11,11 +11,14 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mspclaw.cli.client import CLIError
+
+if TYPE_CHECKING:
+    from mspclaw.pipeline.techs import TechRegistry
 
 devices_app = typer.Typer(help="What MSPclaw remembers about each device (device memory).", no_args_is_help=True)
 tech_app = typer.Typer(help="The technician registry (techs.yaml in the data directory) and their logins.",
@@ -245,7 +248,7 @@ def keys_revoke(ref: Annotated[str, typer.Argument(help="Key id or name.")]) -> 
 
 
 # -- technicians -----------------------------------------------------------------------------------
-def _registry() -> Any:
+def _registry() -> TechRegistry:
     from mspclaw.pipeline.techs import TechRegistry
 
     return TechRegistry(main.settings().techs_file())
@@ -280,7 +283,8 @@ def tech_list(as_json: JsonOpt = False) -> None:
     now = datetime.now(UTC)
     techs = _registry().techs()
     if as_json:
-        return main._print_json([t.model_dump() | {"on_duty_now": t.on_duty_at(now)} for t in techs])
+        main._print_json([t.model_dump() | {"on_duty_now": t.on_duty_at(now)} for t in techs])
+        return
     main._table("Technicians", ["name", "email", "role", "clients", "slack", "teams", "on duty", "now"],
                 [[t.name, t.email, t.role, ", ".join(t.clients), t.slack_id, t.teams_id,
                   "; ".join(t.on_duty) or "always", "on duty" if t.on_duty_at(now) else "off"] for t in techs])
