@@ -24,7 +24,7 @@ from datetime import timedelta
 
 import jwt
 
-from mspclaw.errors import AuthError, NotFound, TooManyAttempts
+from mspclaw.errors import AuthError, ConfigError, NotFound, TooManyAttempts
 from mspclaw.pipeline.techs import Tech, TechRegistry
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.keys import KEY_PREFIX, ApiKeys
@@ -88,6 +88,9 @@ class Access:
     def __init__(self, *, bootstrap_key: str, keys: ApiKeys, logins: Logins, techs: TechRegistry,
                  registry: Registry, audit: AuditLog, jwt_secret: str, access_ttl_s: float = 900.0,
                  refresh_ttl_s: float = 7 * 86400.0, link_ttl_s: float = 900.0) -> None:
+        if len(jwt_secret.encode()) < 32:
+            raise ConfigError("the JWT secret (MSPCLAW_JWT_SECRET) needs at least 32 bytes; unset it to let MSPclaw "
+                              "generate one in the data directory")
         self._bootstrap = bootstrap_key
         self.keys, self.logins, self.techs, self._registry, self._audit = keys, logins, techs, registry, audit
         self._secret = jwt_secret

@@ -18,7 +18,7 @@ from mspclaw.dispatch import ClientDispatcher, Hub
 from mspclaw.engine.approval import ApprovalGate
 from mspclaw.engine.models.playbook import run_plan
 from mspclaw.engine.plan import RunResult, StepRecord
-from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolError
+from mspclaw.errors import AgentOffline, Conflict, MSPClawError, NotFound, ToolError
 from mspclaw.pipeline.approvals import Approvals
 from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
@@ -144,7 +144,7 @@ class TicketService:
                external_id: str | None = None, actor: str = "api") -> Submitted:
         client_row = self.registry.client(client)
         if scope is not None and client_row.id not in scope:
-            raise Conflict("you may not open tickets for this client")
+            raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
         if not subject.strip():
             raise Conflict("a ticket needs a subject")
         route = self.router.route(client_row.id, device=device, requester=requester)
