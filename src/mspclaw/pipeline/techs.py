@@ -189,9 +189,10 @@ def parse(text: str, source: str) -> TechsFile:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        started = f" ({getattr(exc, 'context', '')} at line {context.line + 1})" if context is not None else ""
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}{started}") from None
     if data is None:
         return TechsFile()
     if not isinstance(data, dict):
