@@ -105,7 +105,7 @@ def render_chart(daily: list[dict[str, Any]], path: Path, title: str) -> None:
         raise CLIError("--chart needs matplotlib: pip install 'mspclaw[charts]'") from exc
     if not daily:
         raise CLIError("no tickets in this period: nothing to chart")
-    from matplotlib.dates import date2num
+    from matplotlib.dates import AutoDateLocator, DateFormatter, date2num
 
     days = date2num([datetime.fromisoformat(d["day"]) for d in daily])  # type: ignore[no-untyped-call]
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
@@ -119,6 +119,8 @@ def render_chart(daily: list[dict[str, Any]], path: Path, title: str) -> None:
                 label="resolved (any answer but 'no')")
         ax.plot(days, [100 * d["confirmed_rate"] for d in daily], marker="s", color="#2da44e",
                 label="confirmed by the user")
+        ax.xaxis.set_major_locator(AutoDateLocator(maxticks=12))  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
         ax.set_ylim(0, 105)
         ax.set_ylabel("% of tickets")
         ax.set_title(title)

@@ -68,9 +68,9 @@ class FeedbackService:
         self._events.emit(session_id, "feedback_requested", {"ticket_id": ticket.id, "question": QUESTION,
                                                              "choices": list(CHOICES),
                                                              "deadline": row.deadline.isoformat()})
-        if "agent" in channels and agent_id and self.ask_port is not None:
-            # two-way question on the device; without the port the reply (with the question) was
-            # already shown there by notify_user
+        if agent_id and self.ask_port is not None:
+            # a two-way question on the device (the port waits for the agent to come online); without
+            # the port the reply, which ends with the question, was shown there by notify_user
             self._spawn(self._ask_on_device(ticket, agent_id, row.id))
         # on the PSA the question is the last paragraph of the public reply (TicketService appends it)
         return row

@@ -1,0 +1,91 @@
+"""Resolution feedback: no answer in time is unconfirmed (never success); an answer from the
+device through the engine's ask_user port is recorded; 'partial' and 'no' reach the technician."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mspclaw.settings import Settings
+from mspclaw.store.tables import Ticket
+from mspclaw.wiring import Services, build
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20, feedback_timeout_s=0.3))
+    yield svc
+    await svc.ops.feedback.aclose()
+    await svc.ops.notifier.aclose()
+    svc.close()
+
+
+def resolved(svc: Services) -> tuple[Ticket, str]:
+    client = svc.registry.add_client("Acme Dental")
+    ticket, session = svc.store.open_ticket(client_id=client.id, subject="disk", body="",
+                                            requester="maria@acme.example", device_id=None)
+    svc.store.update_session(session.id, status="resolved", outcome="resolved", playbook="disk_full")
+    svc.store.set_ticket_status(ticket.id, "resolved")
+    return ticket, session.id
+
+
+async def test_no_answer_in_time_counts_as_unconfirmed(services: Services) -> None:
+    feedback = services.ops.feedback
+    ticket, session = resolved(services)
+    row = await feedback.ask(ticket, session, None)
+    assert row.status == "pending" and row.channel == "api"
+    runner = asyncio.create_task(feedback.run(max_sleep_s=0.05))
+    try:
+        for _ in range(100):
+            if feedback.store.for_ticket(ticket.id).status != "pending":
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        runner.cancel()
+    assert feedback.store.for_ticket(ticket.id).status == "unconfirmed"
+    (event,) = services.audit.query(kind="feedback_unconfirmed")
+    assert event.data["ticket_id"] == ticket.id
+    (row,) = services.ops.stats.by("playbook", None)
+    assert (row.unconfirmed, row.confirmed) == (1, 0)
+    kinds = [e.event for e in services.events.history(session)]
+    assert kinds == ["feedback_requested"]
+
+
+async def test_an_answer_on_the_device_through_the_ask_port(services: Services) -> None:
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    async def ask_user(client_id: str, agent_id: str, question_id: str, text: str,
+                       choices: tuple[str, ...]) -> str | None:
+        asked.append((text, choices))
+        return "Partly"
+
+    services.ops.feedback.ask_port = ask_user
+    ticket, session = resolved(services)
+    await services.ops.feedback.ask(ticket, session, "ag_1")
+    for _ in range(100):
+        if services.ops.feedback.store.for_ticket(ticket.id).status != "pending":
+            break
+        await asyncio.sleep(0.01)
+    row = services.ops.feedback.store.for_ticket(ticket.id)
+    assert (row.status, row.answered_by) == ("partial", "end user (device)")
+    assert asked == [(services.ops.feedback.question, ("yes", "no", "partial"))]
+
+
+async def test_no_reopens_with_an_escalation(services: Services) -> None:
+    ticket, session = resolved(services)
+    services.store.add_step(session, title="Measure disk usage", tool="disk_usage", args={}, ok=True,
+                            observation={"output": {"filesystems": [{"mount_point": "/", "percent_used": 97.0,
+                                                                     "free_bytes": 1000}]}})
+    await services.ops.feedback.ask(ticket, session, None)
+    row = await services.ops.feedback.answer(ticket.id, "no", by="maria", comment="still full", scope=None)
+    assert row.status == "failed"
+    assert services.store.ticket(ticket.id).status == "reopened"
+    (esc,) = services.ops.escalation_store.escalations(None, ticket_id=ticket.id)
+    assert esc.kind == "user_said_no" and "still full" in esc.reason
+    assert esc.body["tried"][0]["result"] == "/ 97% used, 1000 B free"
+    assert [e.event for e in services.events.history(session)][-2:] == ["feedback", "escalation"]
