@@ -7,8 +7,8 @@
 * Either way the approver is not the ticket's requester.
 
 A fresh install with an empty ``techs.yaml`` runs in bootstrap mode: an admin caller's named
-approver is recorded as given (marked ``unregistered`` in the audit). As soon as the registry
-lists one technician, the rules above apply to every decision.
+approver is recorded as given (still never the ticket's requester). As soon as the registry lists
+one technician, the rules above apply to every decision.
 """
 
 from __future__ import annotations
