@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ from mspclaw.store.registry import Registry
 from mspclaw.store.stats import StatsQuery
 from mspclaw.store.tickets import TicketStore
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Services:
@@ -72,6 +75,10 @@ class Services:
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self.hub.run_ticker()))
         self._background.append(loop.create_task(self.ops.feedback.run()))
+        try:
+            self.ops.notifier.resume()
+        except ConfigError as exc:  # a broken techs.yaml must not keep the server from starting
+            log.warning("pending notifications not resumed: %s", exc.message)
         if workers and self.settings.workers > 0:
             worker = Worker(self.intake, concurrency=self.settings.workers)
             self._background.append(loop.create_task(worker.run()))

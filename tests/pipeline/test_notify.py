@@ -154,3 +154,23 @@ async def test_approval_request_is_announced_with_a_link(services: Services) -> 
         assert button["url"].endswith(f"/ui/approvals/{row.id}") and "clear_temp_files" in slack["text"]
         card = check_adaptive_card(sink.received["teams-acme"][0])
         assert card["actions"][0]["url"].endswith(f"/ui/approvals/{row.id}")
+
+
+async def test_messages_left_pending_by_a_stopped_process_are_sent_on_start(services: Services,
+                                                                             tmp_path: Path) -> None:
+    async with webhook_sink() as sink:
+        write_techs(services.settings.data_dir, sink)
+        es_id = escalate(services)
+        await services.ops.notifier.aclose()  # the process stops before any attempt
+        rows = services.ops.escalation_store.notifications(None, ref_id=es_id)
+        assert {(r.status, r.attempts) for r in rows} == {("pending", 0)}
+        restarted = build(services.settings)
+        try:
+            assert restarted.ops.notifier.resume() == 2
+            await restarted.ops.notifier.drain(10)
+        finally:
+            await restarted.ops.notifier.aclose()
+            restarted.close()
+        rows = services.ops.escalation_store.notifications(None, ref_id=es_id)
+        assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
+        check_block_kit(sink.received["slack-acme"][0])

@@ -78,6 +78,19 @@ class Notifier:
             self._spawn(self._deliver(row.id, channel, sender, payload, client_id))
         return len(channels)
 
+    def resume(self) -> int:
+        """Deliver what a stopped process left pending (each message was stored before its first try)."""
+        rows = self.store.pending_notifications()
+        channels = {c.name: c for c in self.techs.load().channels}
+        for row in rows:
+            channel = channels.get(row.channel)
+            if channel is None or channel.kind != row.channel_kind:
+                self.store.attempt(row.id, ok=False, error=f"channel {row.channel!r} is no longer in techs.yaml",
+                                   final=True)
+                continue
+            self._spawn(self._deliver(row.id, channel, self._senders[channel.kind], row.payload, row.client_id))
+        return len(rows)
+
     # -- delivery -------------------------------------------------------------------------------
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

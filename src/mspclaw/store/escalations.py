@@ -63,6 +63,11 @@ class EscalationStore:
         with self._sessions.begin() as db:
             db.execute(update(NotificationRow).where(NotificationRow.id == notification_id).values(**values))
 
+    def pending_notifications(self) -> list[NotificationRow]:
+        with self._sessions() as db:
+            return list(db.scalars(select(NotificationRow).where(NotificationRow.status == "pending")
+                                   .order_by(NotificationRow.created_at)))
+
     def notifications(self, scope: Scope, *, ref_id: str | None = None, limit: int = 100) -> list[NotificationRow]:
         stmt = select(NotificationRow).order_by(NotificationRow.created_at.desc()).limit(limit)
         if scope is not None:
