@@ -89,3 +89,45 @@ async def test_no_reopens_with_an_escalation(services: Services) -> None:
     assert esc.kind == "user_said_no" and "still full" in esc.reason
     assert esc.body["tried"][0]["result"] == "/ 97% used, 1000 B free"
     assert [e.event for e in services.events.history(session)][-2:] == ["feedback", "escalation"]
+
+
+@pytest.mark.parametrize(("text", "answer"), [
+    ("Yes, thank you!", "yes"), ("Yes, no problem now", "yes"), ("still cannot save anything", "no"),
+    ("No.", "no"), ("partly - the printer works, the scanner not", "partial"), ("see you tomorrow", None)])
+def test_reading_a_free_text_reply(text: str, answer: str | None) -> None:
+    from mspclaw.pipeline.feedback import read_answer
+
+    assert read_answer(text) == answer
+
+
+async def test_a_reply_on_the_psa_ticket_answers_and_no_reopens_it_there(tmp_path: Path) -> None:
+    """The in-process PSA (connectors/local.py) holds the ticket's notes as a PSA would."""
+    from mspclaw.connectors.base import PSANote, PSATicket
+    from mspclaw.connectors.local import LocalPSA
+
+    psa = LocalPSA()
+    svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20), connectors={"local": psa})
+    try:
+        client = svc.registry.add_client("Acme Dental")
+        ticket, session = svc.store.open_ticket(client_id=client.id, subject="disk", body="",
+                                                requester="maria@acme.example", device_id=None, psa="local",
+                                                external_id="501")
+        reply = f"Hi Maria, we freed space.\n\n{svc.ops.feedback.question}"
+        svc.store.update_session(session.id, status="resolved", outcome="resolved", reply=reply)
+        psa.add(PSATicket(id="501", company="acme", requester="maria@acme.example", subject="disk", body="",
+                          notes=[PSANote("MSPclaw: RESOLVED", False), PSANote("an older public note: no", True),
+                                 PSANote(reply, True)]))
+        await svc.ops.feedback.ask(svc.store.ticket(ticket.id), session.id, None)
+        assert await svc.ops.feedback.check_psa_replies() == 0, "nothing after our reply yet"
+        await psa.add_note("501", "Still cannot save, sorry", public=True)
+        assert await svc.ops.feedback.check_psa_replies() == 1
+        row = svc.ops.feedback.store.for_ticket(ticket.id)
+        assert (row.status, row.answered_by) == ("failed", "end user (reply on local)")
+        assert svc.store.ticket(ticket.id).status == "reopened"
+        psa_ticket = await psa.get_ticket("501")
+        assert psa_ticket.status == "escalated"
+        assert "ESCALATED (user said no)" in psa_ticket.notes[-1].text and not psa_ticket.notes[-1].public
+        assert await svc.ops.feedback.check_psa_replies() == 0
+    finally:
+        await svc.ops.notifier.aclose()
+        svc.close()

@@ -1,8 +1,9 @@
 """Resolution feedback: after a ticket is resolved, ask the end user whether the fix worked.
 
-The question goes to the user's device (through the agent) and, for PSA tickets, as a public
-reply on the ticket. The answer (yes, no, partial) comes back through ``POST
-/api/tickets/{id}/feedback`` (a chat bridge, the PSA reply, a technician recording a phone call)
+The question ends the resolved ticket's reply, so it reaches the user's device (through the
+agent) and, for PSA tickets, the public reply on the ticket. The answer (yes, no, partial) comes
+back as the user's reply on the PSA ticket (read by :meth:`FeedbackService.check_psa_replies`),
+through ``POST /api/tickets/{id}/feedback`` (a chat bridge, a technician recording a phone call),
 or through an ``ask_user`` port once the engine offers one (``FeedbackService.ask_port``).
 
 * ``yes``: confirmed. ``partial``: recorded, with an internal note for the technician.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 from typing import Literal
@@ -35,6 +37,24 @@ log = logging.getLogger(__name__)
 QUESTION = ("Did this fix your problem? Please answer yes, no or partly. If we hear nothing, a technician "
             "may check in with you.")
 CHOICES = ("yes", "no", "partial")
+_WORDS = {
+    "yes": ("yes", "yep", "yeah", "works", "working", "fixed", "solved"),
+    "no": ("no", "nope", "not", "still", "didn't", "didnt", "doesn't", "doesnt", "broken"),
+    "partial": ("partly", "partially", "partial", "somewhat", "better", "mostly"),
+}
+_WORD = re.compile(r"[a-z']+")
+
+
+def read_answer(text: str) -> str | None:
+    """yes, no or partial from a user's free-text reply: the earliest telling word decides
+    ("Yes, no problem now" is yes; "still slow" is no; "partly" is partial)."""
+    for word in _WORD.findall(text.lower()):
+        for answer, words in _WORDS.items():
+            if word in words:
+                return answer
+    return None
+
+
 AskPort = Callable[[str, str, str, str, tuple[str, ...]], Awaitable[str | None]]
 """``(client_id, agent_id, question_id, text, choices) -> answer or None``: the engine's ask_user."""
 
@@ -134,6 +154,33 @@ class FeedbackService:
             self._audit.append("psa_writeback_failed", client_id=ticket.client_id,
                                data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})
 
+    async def check_psa_replies(self) -> int:
+        """Read users' replies on PSA tickets whose feedback is pending: the first public note after
+        our reply that says yes, no or partly answers it. Returns how many were answered."""
+        answered = 0
+        for row in self.store.pending():
+            ticket = self._tickets.ticket(row.ticket_id)
+            if not (ticket.psa and ticket.external_id and ticket.psa in self._connectors):
+                continue
+            reply = self._tickets.session(row.session_id).reply
+            try:
+                notes = (await self._connectors[ticket.psa].get_ticket(ticket.external_id)).notes
+            except MSPClawError as exc:
+                log.warning("ticket %s: cannot read %s replies: %s", ticket.id, ticket.psa, exc.message)
+                continue
+            ours = max((i for i, n in enumerate(notes) if n.text == reply), default=None)
+            if ours is None:
+                continue
+            for note in notes[ours + 1:]:
+                answer = read_answer(note.text) if note.public else None
+                if answer is not None:
+                    with contextlib.suppress(MSPClawError):
+                        await self.answer(ticket.id, answer, by=f"end user (reply on {ticket.psa})",
+                                          comment=note.text[:500], scope=None)
+                        answered += 1
+                    break
+        return answered
+
     def expire_due(self) -> int:
         """Count every request past its deadline as unconfirmed (never as success)."""
         expired = self.store.expire_due()
@@ -142,9 +189,17 @@ class FeedbackService:
                                data={"ticket_id": row.ticket_id, "deadline": row.deadline.isoformat()})
         return len(expired)
 
-    async def run(self, *, max_sleep_s: float = 60.0) -> None:
-        """Background loop: expire requests as their deadlines pass."""
+    async def run(self, *, max_sleep_s: float = 60.0, psa_every_s: float = 60.0) -> None:
+        """Background loop: read PSA replies now and then; expire requests as their deadlines pass."""
+        loop = asyncio.get_running_loop()
+        next_psa = loop.time()
         while True:
+            if loop.time() >= next_psa and self._connectors:
+                try:
+                    await self.check_psa_replies()
+                except MSPClawError as exc:
+                    log.warning("reading PSA replies failed: %s", exc.message)
+                next_psa = loop.time() + psa_every_s
             self.expire_due()
             nxt = self.store.next_deadline()
             wait = max_sleep_s if nxt is None else (nxt - utcnow()).total_seconds()

@@ -72,6 +72,11 @@ class FeedbackStore:
                            .values(status="unconfirmed"))
         return due
 
+    def pending(self) -> list[FeedbackRow]:
+        with self._sessions() as db:
+            return list(db.scalars(select(FeedbackRow).where(FeedbackRow.status == "pending")
+                                   .order_by(FeedbackRow.resolved_at)))
+
     def next_deadline(self) -> datetime | None:
         with self._sessions() as db:
             return db.scalars(select(FeedbackRow.deadline).where(FeedbackRow.status == "pending")
