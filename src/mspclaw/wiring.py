@@ -138,7 +138,7 @@ def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: A
                               techs=techs, notifier=notifier, audit=audit)
     feedback = FeedbackService(store=FeedbackStore(sessions), tickets=store, escalations=escalations, hub=hub,
                                registry=registry, connectors=connectors, events=events, audit=audit,
-                               timeout_s=settings.feedback_timeout_s)
+                               timeout_s=settings.feedback_timeout_s, notifier=notifier, techs=techs)
     return Operator(techs, keys, logins, access, devices, learning, escalation_store, notifier, escalations,
                     feedback, StatsQuery(sessions))
 

@@ -174,3 +174,17 @@ async def test_messages_left_pending_by_a_stopped_process_are_sent_on_start(serv
         rows = services.ops.escalation_store.notifications(None, ref_id=es_id)
         assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
         check_block_kit(sink.received["slack-acme"][0])
+
+
+async def test_partial_feedback_tells_the_technician(services: Services) -> None:
+    async with webhook_sink() as sink:
+        write_techs(services.settings.data_dir, sink)
+        client = services.registry.add_client("Acme Dental")
+        ticket, session = services.store.open_ticket(client_id=client.id, subject="printer", body="",
+                                                     requester="maria@acme.example", device_id=None)
+        await services.ops.feedback.ask(ticket, session.id, None)
+        await services.ops.feedback.answer(ticket.id, "partial", by="maria", comment="scanner still off", scope=None)
+        await services.ops.notifier.drain(10)
+        (slack,) = sink.received["slack-acme"]
+        check_block_kit(slack)
+        assert "scanner still off" in slack["text"] and "<@U0DANA>" in str(slack["blocks"])

@@ -23,10 +23,13 @@ from datetime import timedelta
 from typing import Literal
 
 from mspclaw.connectors.base import PSAConnector
+from mspclaw.connectors.notify.message import Message
 from mspclaw.dispatch import Hub
 from mspclaw.errors import MSPClawError
 from mspclaw.pipeline.escalation import Escalations
 from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.notify import Notifier, mention_of
+from mspclaw.pipeline.techs import TechRegistry
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.feedback import FeedbackStore
 from mspclaw.store.registry import Registry
@@ -62,10 +65,11 @@ AskPort = Callable[[str, str, str, str, tuple[str, ...]], Awaitable[str | None]]
 class FeedbackService:
     def __init__(self, *, store: FeedbackStore, tickets: TicketStore, escalations: Escalations, hub: Hub,
                  registry: Registry, connectors: dict[str, PSAConnector], events: SessionEvents, audit: AuditLog,
-                 timeout_s: float) -> None:
+                 timeout_s: float, notifier: Notifier | None = None, techs: TechRegistry | None = None) -> None:
         self.store, self._tickets, self._escalations, self._hub = store, tickets, escalations, hub
         self._registry, self._connectors, self._events, self._audit = registry, connectors, events, audit
         self.timeout_s = timeout_s
+        self._notifier, self._techs = notifier, techs
         self.question = QUESTION
         """Appended to the resolved ticket's public reply, so the PSA ticket asks it too."""
         self.ask_port: AskPort | None = None
@@ -123,9 +127,26 @@ class FeedbackService:
         if answer == "no":
             await self._reopen(ticket, row, comment)
         elif answer == "partial":
-            await self._psa_note(ticket, "MSPclaw: the user says the fix worked only partly"
-                                         + (f": {comment}" if comment else "") + ". A technician should follow up.")
+            text = ("MSPclaw: the user says the fix worked only partly" + (f": {comment}" if comment else "")
+                    + ". A technician should follow up.")
+            await self._psa_note(ticket, text)
+            self._tell_technician(ticket, row, text)
         return row
+
+    def _tell_technician(self, ticket: Ticket, row: FeedbackRow, text: str) -> None:
+        if self._notifier is None or self._techs is None:
+            return
+        try:
+            client = self._registry.client(ticket.client_id)
+            who = self._techs.on_duty(client.id, client.name, utcnow())
+            message = Message(title=f"Partly fixed: {ticket.subject}"[:150], summary=text,
+                              facts=[("Client", client.name), ("Ticket", ticket.external_id or ticket.id),
+                                     ("Requester", ticket.requester or "unknown")],
+                              mention=mention_of(who.tech),
+                              link=("Open the ticket", f"{self._notifier.public_url}/api/tickets/{ticket.id}"))
+            self._notifier.send(client.id, client.name, "feedback", row.id, message, who.tech)
+        except MSPClawError as exc:
+            log.warning("ticket %s: technician not told about partial feedback: %s", ticket.id, exc.message)
 
     async def _reopen(self, ticket: Ticket, row: FeedbackRow, comment: str) -> None:
         session = self._tickets.session(row.session_id)
