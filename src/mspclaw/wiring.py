@@ -43,7 +43,7 @@ from mspclaw.store.jobs import JobQueue, PSAAccount, PSAAccounts
 from mspclaw.store.keys import ApiKeys
 from mspclaw.store.logins import Logins
 from mspclaw.store.registry import Registry
-from mspclaw.store.stats import StatsQuery
+from mspclaw.store.stats import StatsQuery, UsageLog
 from mspclaw.store.tickets import TicketStore
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class Operator:
     escalations: Escalations
     feedback: FeedbackService
     stats: StatsQuery
+    usage: UsageLog
+    """The engine adds each model call's tokens and cost here (``usage.add``) for ``mspclaw stats``."""
 
 
 def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: AuditLog, registry: Registry,
@@ -140,7 +142,7 @@ def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: A
                                registry=registry, connectors=connectors, events=events, audit=audit,
                                timeout_s=settings.feedback_timeout_s, notifier=notifier, techs=techs)
     return Operator(techs, keys, logins, access, devices, learning, escalation_store, notifier, escalations,
-                    feedback, StatsQuery(sessions))
+                    feedback, StatsQuery(sessions), UsageLog(sessions))
 
 
 def build_login_link(settings: Settings, ref: str) -> str:
