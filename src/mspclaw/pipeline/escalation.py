@@ -70,6 +70,7 @@ class Escalation(BaseModel):
     next_steps: list[str] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     device: dict[str, Any] = Field(default_factory=dict)
+    approvals: list[str] = Field(default_factory=list)
     assigned_to: str | None = None
 
     def note(self, *, playbook: str | None) -> str:
@@ -80,6 +81,7 @@ class Escalation(BaseModel):
             lines.append("Device: " + ", ".join(f"{k}={v}" for k, v in self.device.items()))
         lines.append("What was tried:" if self.tried else "What was tried: nothing ran on the device.")
         lines += [f"  {s.index}. {s.title} [{s.tool or '-'}]: {s.result}" for s in self.tried]
+        lines += [f"Approval: {a}" for a in self.approvals]
         if self.evidence:
             lines.append("Evidence:")
             lines += [f"  {e.tool}: {e.excerpt}" for e in self.evidence]
@@ -160,10 +162,11 @@ class Escalations:
                           device=facts)
 
     def record(self, ticket: Ticket, *, session_id: str, kind: Kind, reason: str, device: Device | None,
-               playbook: str | None = None, playbook_hint: str = "") -> Recorded:
+               playbook: str | None = None, playbook_hint: str = "", approvals: list[str] | None = None) -> Recorded:
         """Build, assign to the on-duty technician, store, audit and send; returns the note to write."""
         escalation = self.build(session_id=session_id, kind=kind, reason=reason, device=device,
                                 playbook_hint=playbook_hint)
+        escalation.approvals = list(approvals or [])
         client = self._registry.client(ticket.client_id)
         who = self._techs.on_duty(client.id, client.name, utcnow())
         escalation.assigned_to = f"{who.tech.name} <{who.tech.email}>" if who.tech else None

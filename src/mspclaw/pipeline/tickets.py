@@ -279,7 +279,8 @@ class TicketService:
             try:
                 note = self.escalations.record(ticket, session_id=session.id, kind=kind, reason=reason,
                                                device=route.device, playbook=book.id if book else None,
-                                               playbook_hint=book.escalation if book else "").note
+                                               playbook_hint=book.escalation if book else "",
+                                               approvals=approvals).note
             except MSPClawError:
                 log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
         self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
