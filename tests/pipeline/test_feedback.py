@@ -131,3 +131,30 @@ async def test_a_reply_on_the_psa_ticket_answers_and_no_reopens_it_there(tmp_pat
     finally:
         await svc.ops.notifier.aclose()
         svc.close()
+
+
+async def test_psa_replies_are_read_in_turns(tmp_path: Path) -> None:
+    """Many tickets waiting: each call reads at most ``limit`` of them, and the next call the next ones."""
+    from mspclaw.connectors.base import PSANote, PSATicket
+    from mspclaw.connectors.local import LocalPSA
+
+    psa = LocalPSA()
+    svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20), connectors={"local": psa})
+    try:
+        client = svc.registry.add_client("Acme Dental")
+        ids = []
+        for n in range(5):
+            ticket, session = svc.store.open_ticket(client_id=client.id, subject="disk", body="", requester="m@a.b",
+                                                    device_id=None, psa="local", external_id=str(n))
+            svc.store.update_session(session.id, status="resolved", outcome="resolved", reply="Did it work?")
+            psa.add(PSATicket(id=str(n), company="acme", requester="m@a.b", subject="disk", body="",
+                              notes=[PSANote("Did it work?", True), PSANote("yes thanks", True)]))
+            await svc.ops.feedback.ask(svc.store.ticket(ticket.id), session.id, None)
+            ids.append(ticket.id)
+        assert await svc.ops.feedback.check_psa_replies(limit=2) == 2
+        assert await svc.ops.feedback.check_psa_replies(limit=2) == 2
+        assert await svc.ops.feedback.check_psa_replies(limit=2) == 1
+        assert {svc.ops.feedback.store.for_ticket(t).status for t in ids} == {"confirmed"}
+    finally:
+        await svc.ops.notifier.aclose()
+        svc.close()

@@ -74,6 +74,7 @@ class FeedbackService:
         """Appended to the resolved ticket's public reply, so the PSA ticket asks it too."""
         self.ask_port: AskPort | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._psa_turn = 0
 
     async def ask(self, ticket: Ticket, session_id: str, agent_id: str | None) -> FeedbackRow:
         """Open the feedback request of a resolved ticket and put the question to the user."""
@@ -175,11 +176,20 @@ class FeedbackService:
             self._audit.append("psa_writeback_failed", client_id=ticket.client_id,
                                data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})
 
-    async def check_psa_replies(self) -> int:
+    async def check_psa_replies(self, *, limit: int = 25) -> int:
         """Read users' replies on PSA tickets whose feedback is pending: the first public note after
-        our reply that says yes, no or partly answers it. Returns how many were answered."""
+        our reply that says yes, no or partly answers it. Returns how many were answered.
+
+        At most ``limit`` tickets are read per call, in turns, so a long queue of pending tickets
+        costs the PSA's API a steady trickle, not a burst."""
         answered = 0
-        for row in self.store.pending():
+        pending = [r for r in self.store.pending() if "psa" in r.channel.split("+")]
+        if not pending:
+            return 0
+        start = self._psa_turn % len(pending)
+        batch = (pending[start:] + pending[:start])[:limit]
+        self._psa_turn = start + len(batch)
+        for row in batch:
             ticket = self._tickets.ticket(row.ticket_id)
             if not (ticket.psa and ticket.external_id and ticket.psa in self._connectors):
                 continue
