@@ -124,6 +124,12 @@ async def test_failed_logins_are_throttled(tmp_path: Path) -> None:
         r = await login(anon, "fox@msp.example")
         assert r.status_code == 429 and "too many failed logins" in r.json()["detail"]["message"]
         assert (await login(anon, "dana@msp.example")).status_code == 200, "other accounts are not affected"
+        # one address trying many accounts is stopped too
+        live.services.ops.access._remote_throttle.limit = 7
+        for n in range(2):
+            assert (await login(anon, f"guess{n}@msp.example")).status_code == 401
+        r = await login(anon, "dana@msp.example")
+        assert r.status_code == 429 and "this address" in r.json()["detail"]["message"]
 
 
 async def test_one_time_login_link(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ ROLE_RANK = {"viewer": 0, "tech": 1, "admin": 2}
 ISSUER = "mspclaw"
 _ALGORITHM = "HS256"
 MAX_FAILURES = 5
+"""Failed logins per account in the window before that account is refused."""
+MAX_FAILURES_PER_REMOTE = 20
+"""Failed logins per remote address (any accounts) in the window before that address is refused."""
 FAILURE_WINDOW_S = 900.0
 
 
@@ -66,6 +69,8 @@ class Tokens:
 
 @dataclass
 class _Throttle:
+    limit: int = MAX_FAILURES
+    what: str = "this account"
     failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
 
     def check(self, key: str) -> None:
@@ -73,9 +78,9 @@ class _Throttle:
         now = time.monotonic()
         while recent and now - recent[0] > FAILURE_WINDOW_S:
             recent.popleft()
-        if recent is not None and len(recent) >= MAX_FAILURES:
+        if recent is not None and len(recent) >= self.limit:
             wait = int(FAILURE_WINDOW_S - (now - recent[0])) + 1
-            raise TooManyAttempts(f"too many failed logins for this account; try again in {wait} s")
+            raise TooManyAttempts(f"too many failed logins for {self.what}; try again in {wait} s")
 
     def fail(self, key: str) -> None:
         self.failures[key].append(time.monotonic())
@@ -87,7 +92,8 @@ class _Throttle:
 class Access:
     def __init__(self, *, bootstrap_key: str, keys: ApiKeys, logins: Logins, techs: TechRegistry,
                  registry: Registry, audit: AuditLog, jwt_secret: str, access_ttl_s: float = 900.0,
-                 refresh_ttl_s: float = 7 * 86400.0, link_ttl_s: float = 900.0) -> None:
+                 refresh_ttl_s: float = 7 * 86400.0, link_ttl_s: float = 900.0,
+                 max_failures_per_remote: int = MAX_FAILURES_PER_REMOTE) -> None:
         if len(jwt_secret.encode()) < 32:
             raise ConfigError("the JWT secret (MSPCLAW_JWT_SECRET) needs at least 32 bytes; unset it to let MSPclaw "
                               "generate one in the data directory")
@@ -96,6 +102,7 @@ class Access:
         self._secret = jwt_secret
         self.access_ttl_s, self.refresh_ttl_s, self.link_ttl_s = access_ttl_s, refresh_ttl_s, link_ttl_s
         self._throttle = _Throttle()
+        self._remote_throttle = _Throttle(max_failures_per_remote, "this address")
 
     # -- authenticating a request ---------------------------------------------------------------
     def authenticate(self, token: str | None) -> Principal:
@@ -145,6 +152,7 @@ class Access:
 
     def login(self, email: str, password: str, *, remote: str) -> Tokens:
         key = email.strip().lower()
+        self._remote_throttle.check(remote)
         self._throttle.check(key)
         try:
             self.logins.check_password(key, password)
@@ -153,6 +161,7 @@ class Access:
                 raise AuthError("wrong e-mail or password")
         except AuthError:
             self._throttle.fail(key)
+            self._remote_throttle.fail(remote)
             self._audit.append("login_failed", actor=remote, data={"email": key, "method": "password"})
             raise
         self._throttle.clear(key)
