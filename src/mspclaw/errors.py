@@ -78,6 +78,18 @@ class AuthError(MSPClawError):
     code = "unauthorized"
 
 
+class TooManyAttempts(AuthError):
+    """Too many failed logins for one account in a short time; wait and try again."""
+
+    code = "too_many_attempts"
+
+
+class Forbidden(MSPClawError):
+    """Authenticated, but this role may not do that (or not for this client)."""
+
+    code = "forbidden"
+
+
 class EnrollmentError(AuthError):
     """An enrollment code that is unknown, expired or already used."""
 
@@ -165,6 +177,20 @@ class PSARejected(PSAError):
     """The PSA refused the request as invalid (validation errors); the message carries its reasons."""
 
     code = "psa_rejected"
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+class DeliveryError(MSPClawError):
+    """A Slack or Teams webhook refused or did not take a message; ``retryable`` says if trying again may help."""
+
+    code = "notify_failed"
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
 # --- tools -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mspclaw.errors import ConfigError
 
 API_KEY_FILE = "api_key"
+JWT_SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name)
 
 
 class Settings(BaseSettings):
@@ -40,6 +41,18 @@ class Settings(BaseSettings):
     max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")
     max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")
     question_timeout_s: float = Field(900.0, gt=0, description="No answer from the end user in this time: go on.")
+    # -- operator features (issue 5) --
+    jwt_secret: SecretStr | None = Field(None, description="Signs technician tokens; default: generated in the "
+                                         "data directory. Replicas behind one load balancer must share it.")
+    access_token_ttl_s: float = Field(900.0, gt=0, le=86400, description="Lifetime of a technician's JWT.")
+    refresh_token_ttl_s: float = Field(7 * 86400.0, gt=0, description="Lifetime of a refresh token.")
+    login_link_ttl_s: float = Field(900.0, gt=0, description="Lifetime of a one-time login link.")
+    feedback_timeout_s: float = Field(3 * 86400.0, gt=0, description="No answer to 'did it work?' in this "
+                                      "time counts as unconfirmed.")
+    notify_retries: int = Field(4, ge=1, le=10, description="Delivery attempts per Slack/Teams message.")
+    notify_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt.")
+    public_url: str | None = Field(None, description="Where technicians reach this server (links in "
+                                   "notifications); default: MSPCLAW_SERVER_URL.")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mspclaw.db'}"
@@ -56,6 +69,26 @@ class Settings(BaseSettings):
                 "set MSPCLAW_DATA_DIR or --data-dir to a writable place"
             ) from exc
         return self.data_dir
+
+    def techs_file(self) -> Path:
+        return self.data_dir / "techs.yaml"
+
+    def load_jwt_secret(self) -> str:
+        """The JWT signing secret from the environment, else from the data directory (created once)."""
+        if self.jwt_secret is not None and self.jwt_secret.get_secret_value():
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / JWT_SECRET_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.ensure_data_dir()
+        value = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
+        return value
 
     def load_api_key(self, *, create: bool) -> str:
         """The API key from the environment, else from the data directory (created if asked)."""

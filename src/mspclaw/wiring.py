@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine
 
 from mspclaw.connectors.base import PSAConnector
@@ -20,22 +22,37 @@ from mspclaw.engine.loop import Limits
 from mspclaw.engine.models.base import Model
 from mspclaw.engine.models.selection import build_model
 from mspclaw.errors import ConfigError
+from mspclaw.pipeline.access import Access
 from mspclaw.pipeline.approvals import Approvals, ApprovalSigner
+from mspclaw.pipeline.approvers import ApproverPolicy
+from mspclaw.pipeline.escalation import Escalations
 from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.feedback import FeedbackService
 from mspclaw.pipeline.fleet import Fleet
 from mspclaw.pipeline.intake import Intake, Poller, Worker
+from mspclaw.pipeline.memory import DeviceLearning
+from mspclaw.pipeline.notify import Notifier
 from mspclaw.pipeline.questions import Questions
 from mspclaw.pipeline.routing import Router
+from mspclaw.pipeline.techs import TechRegistry
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.db import make_engine, migrate, session_factory
+from mspclaw.store.devices import DeviceMemory
+from mspclaw.store.escalations import EscalationStore
+from mspclaw.store.feedback import FeedbackStore
 from mspclaw.store.jobs import JobQueue, PSAAccount, PSAAccounts
+from mspclaw.store.keys import ApiKeys
+from mspclaw.store.logins import Logins
 from mspclaw.store.registry import Registry
 from mspclaw.store.runs import RunStore
+from mspclaw.store.stats import StatsQuery, UsageLog
 from mspclaw.store.tickets import TicketStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,6 +72,7 @@ class Services:
     jobs: JobQueue
     intake: Intake
     accounts: list[PSAAccount]
+    ops: Operator
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, *, workers: bool = True) -> None:
@@ -62,6 +80,11 @@ class Services:
         self.tickets.recover()
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self.hub.run_ticker()))
+        self._background.append(loop.create_task(self.ops.feedback.run()))
+        try:
+            self.ops.notifier.resume()
+        except ConfigError as exc:  # a broken techs.yaml must not keep the server from starting
+            log.warning("pending notifications not resumed: %s", exc.message)
         if workers and self.settings.workers > 0:
             worker = Worker(self.intake, concurrency=self.settings.workers)
             self._background.append(loop.create_task(worker.run()))
@@ -73,6 +96,8 @@ class Services:
 
     async def stop(self) -> None:
         await self.tickets.shutdown()
+        await self.ops.feedback.aclose()
+        await self.ops.notifier.aclose()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -81,6 +106,63 @@ class Services:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@dataclass
+class Operator:
+    """Issue 5: technicians, keys and logins, device memory, escalation, notifications, feedback, stats."""
+
+    techs: TechRegistry
+    keys: ApiKeys
+    logins: Logins
+    access: Access
+    devices: DeviceMemory
+    learning: DeviceLearning
+    escalation_store: EscalationStore
+    notifier: Notifier
+    escalations: Escalations
+    feedback: FeedbackService
+    stats: StatsQuery
+    usage: UsageLog
+    """The engine adds each model call's tokens and cost here (``usage.add``) for ``mspclaw stats``."""
+
+
+def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: AuditLog, registry: Registry,
+                   store: TicketStore, hub: Hub, events: SessionEvents, connectors: dict[str, PSAConnector],
+                   notify_transport: httpx.AsyncBaseTransport | None = None) -> Operator:
+    sessions = session_factory(engine)
+    techs = TechRegistry(settings.techs_file())
+    keys, logins = ApiKeys(sessions), Logins(sessions)
+    access = Access(bootstrap_key=api_key, keys=keys, logins=logins, techs=techs, registry=registry, audit=audit,
+                    jwt_secret=settings.load_jwt_secret(), access_ttl_s=settings.access_token_ttl_s,
+                    refresh_ttl_s=settings.refresh_token_ttl_s, link_ttl_s=settings.login_link_ttl_s)
+    devices = DeviceMemory(sessions)
+    learning = DeviceLearning(devices, audit)
+    escalation_store = EscalationStore(sessions)
+    notifier = Notifier(techs=techs, registry=registry, store=escalation_store, audit=audit,
+                        public_url=settings.public_url or settings.server_url, retries=settings.notify_retries,
+                        backoff_s=settings.notify_backoff_s, transport=notify_transport)
+    escalations = Escalations(store=store, escalations=escalation_store, learning=learning, registry=registry,
+                              techs=techs, notifier=notifier, audit=audit)
+    feedback = FeedbackService(store=FeedbackStore(sessions), tickets=store, escalations=escalations, hub=hub,
+                               registry=registry, connectors=connectors, events=events, audit=audit,
+                               timeout_s=settings.feedback_timeout_s, notifier=notifier, techs=techs)
+    return Operator(techs, keys, logins, access, devices, learning, escalation_store, notifier, escalations,
+                    feedback, StatsQuery(sessions), UsageLog(sessions))
+
+
+def build_login_link(settings: Settings, ref: str) -> str:
+    """A one-time login link for a technician, made offline from the data directory (``mspclaw tech link``)."""
+    engine, audit = open_store(settings)
+    try:
+        sessions = session_factory(engine)
+        access = Access(bootstrap_key="", keys=ApiKeys(sessions), logins=Logins(sessions),
+                        techs=TechRegistry(settings.techs_file()), registry=Registry(sessions), audit=audit,
+                        jwt_secret=settings.load_jwt_secret(), link_ttl_s=settings.login_link_ttl_s)
+        token = access.issue_link(ref, actor="cli")
+    finally:
+        engine.dispose()
+    return f"{(settings.public_url or settings.server_url).rstrip('/')}/auth/link/{token}"
 
 
 def open_store(settings: Settings) -> tuple[Engine, AuditLog]:
@@ -107,7 +189,7 @@ def approval_signer(settings: Settings) -> ApprovalSigner:
 
 def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = None,
           playbooks: list[Playbook] | None = None, playbook_dir: Path | None = None,
-          model: Model | None = None) -> Services:
+          model: Model | None = None, notify_transport: httpx.AsyncBaseTransport | None = None) -> Services:
     """``model`` replaces the chain ``MSPCLAW_MODEL`` names (tests pass a ``FunctionModel``)."""
     api_key = settings.load_api_key(create=True)
     engine, audit = open_store(settings)
@@ -135,8 +217,14 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                                           max_spend_usd=settings.max_spend_usd))
     jobs = JobQueue(engine)
     intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas)
+    ops = build_operator(settings, api_key=api_key, engine=engine, audit=audit, registry=registry, store=store,
+                         hub=hub, events=events, connectors=psas, notify_transport=notify_transport)
+    # issue 5 hooks into the approval flow and the ticket loop (re-hook here after the engine merge)
+    approvals.policy = ApproverPolicy(ops.techs, store, registry)
+    approvals.notifier = ops.notifier
+    tickets.learning, tickets.escalations, tickets.feedback = ops.learning, ops.escalations, ops.feedback
     return Services(settings, api_key, engine, registry, store, audit, hub, fleet, events, approvals, router,
-                    tickets, jobs, intake, accounts)
+                    tickets, jobs, intake, accounts, ops)
 
 
 def connector_for(account: PSAAccount) -> PSAConnector:

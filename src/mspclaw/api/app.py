@@ -11,24 +11,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mspclaw import __version__
-from mspclaw.api import routes, sockets
+from mspclaw.api import operator_routes, routes, sockets
 from mspclaw.errors import (
     AuthError,
     ConfigError,
     Conflict,
+    Forbidden,
     MSPClawError,
     NotFound,
     PSARateLimited,
     PSAUnavailable,
     StoreError,
     ToolError,
+    TooManyAttempts,
 )
 from mspclaw.wiring import Services
 
 log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[MSPClawError], int]] = [
+    (TooManyAttempts, 429),
     (AuthError, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (ToolError, 502),
@@ -58,7 +62,8 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
 
     app = FastAPI(title="MSPclaw", version=__version__, lifespan=lifespan,
                   description="Resolves level-1 IT helpdesk tickets for MSPs. Every /api route needs "
-                              "`Authorization: Bearer <MSPCLAW_API_KEY>`.")
+                              "`Authorization: Bearer <key or token>`: the bootstrap `MSPCLAW_API_KEY`, a named "
+                              "API key (`mspclaw keys create`) or a technician's access token (`POST /auth/login`).")
     app.state.services = services
 
     @app.exception_handler(MSPClawError)
@@ -67,6 +72,9 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
         if status == 401:
             services.audit.append("api_refused", actor=request.client.host if request.client else "unknown",
                                   data={"path": request.url.path, "reason": exc.message})
+        if status == 403:
+            services.audit.append("api_forbidden", actor=getattr(request.state, "caller_name", "unknown"),
+                                  data={"path": request.url.path, "method": request.method, "reason": exc.message})
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": {"code": exc.code, "message": exc.message}}, status_code=status,
                             headers=headers)
@@ -80,4 +88,6 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(routes.open_router)
     app.include_router(routes.api)
     app.include_router(sockets.router)
+    app.include_router(operator_routes.open_router)  # issue 5: /auth/*, /ui/approvals
+    app.include_router(operator_routes.api)
     return app

@@ -1,23 +1,19 @@
-"""Who is calling. For now one bootstrap admin key (``MSPCLAW_API_KEY``) that sees every
-client; named, scoped keys and technician logins arrive with the issue on RBAC, and every
-route already takes its scope from :class:`Caller`."""
+"""Who is calling: :class:`~mspclaw.pipeline.access.Principal` from the bearer token, checked
+against the route's rule in :mod:`mspclaw.api.rbac`.
+
+Every route takes its client scope from :class:`Caller`; the bootstrap ``MSPCLAW_API_KEY`` is
+an admin of every client, named API keys and technician tokens carry their own role and scope.
+"""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Collection
-from dataclasses import dataclass
-
 from fastapi import Request
 
-from mspclaw.errors import AuthError
+from mspclaw.api.rbac import authorize
+from mspclaw.pipeline.access import Principal
+from mspclaw.wiring import Services
 
-
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    scope: Collection[str] | None
-    """Client ids this caller may see; ``None`` is every client."""
+Caller = Principal
 
 
 def bearer(header: str | None) -> str | None:
@@ -27,15 +23,13 @@ def bearer(header: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def check_api_key(api_key: str, header: str | None) -> Caller:
-    token = bearer(header)
-    if token is None:
-        raise AuthError("missing 'Authorization: Bearer <MSPCLAW_API_KEY>' header")
-    if not hmac.compare_digest(token.encode(), api_key.encode()):
-        raise AuthError("wrong API key")
-    return Caller("admin", None)
+def authenticate(services: Services, header: str | None) -> Caller:
+    return services.ops.access.authenticate(bearer(header))
 
 
 def require_caller(request: Request) -> Caller:
-    """FastAPI dependency for every ``/api`` route."""
-    return check_api_key(request.app.state.services.api_key, request.headers.get("authorization"))
+    """FastAPI dependency for every ``/api`` route: authenticate, then check the route's rule."""
+    caller = authenticate(request.app.state.services, request.headers.get("authorization"))
+    request.state.caller_name = caller.name
+    authorize(request, caller)
+    return caller

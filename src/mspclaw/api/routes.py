@@ -183,13 +183,13 @@ def list_approvals(svc: ServicesDep, caller: CallerDep, status: str | None = "pe
 @api.post("/approvals/{approval_id}/approve", response_model=ApprovalOut, tags=["approvals"])
 def approve(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: CallerDep) -> ApprovalOut:
     return _approval_out(svc.approvals.decide(approval_id, approve=True, approver=body.approver,
-                                              reason=body.reason, scope=caller.scope))
+                                              reason=body.reason, scope=caller.scope, principal=caller))
 
 
 @api.post("/approvals/{approval_id}/deny", response_model=ApprovalOut, tags=["approvals"])
 def deny(approval_id: str, body: DecisionIn, svc: ServicesDep, caller: CallerDep) -> ApprovalOut:
     return _approval_out(svc.approvals.decide(approval_id, approve=False, approver=body.approver,
-                                              reason=body.reason, scope=caller.scope))
+                                              reason=body.reason, scope=caller.scope, principal=caller))
 
 
 # -- questions to end users -----------------------------------------------------------------------

@@ -145,7 +145,8 @@ class TicketOut(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    approver: str = Field(min_length=1, max_length=255, description="The technician's name, recorded in the audit.")
+    approver: str = Field("", max_length=255, description="The registered technician deciding (name or e-mail); "
+                          "a logged-in technician decides as themselves and may leave it empty.")
     reason: str = Field("", max_length=2000)
 
 

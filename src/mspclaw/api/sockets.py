@@ -14,7 +14,8 @@ from fastapi import APIRouter, WebSocket
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from mspclaw.api.auth import Caller, bearer, check_api_key
+from mspclaw.api.auth import Caller, authenticate, bearer
+from mspclaw.api.rbac import SOCKET_FRAMES, check
 from mspclaw.dispatch import TransportClosed
 from mspclaw.errors import AuthError, MSPClawError, ProtocolError
 from mspclaw.protocol.codec import decode_session_frame, encode
@@ -145,7 +146,7 @@ async def agent_socket(ws: WebSocket) -> None:
 async def session_socket(ws: WebSocket) -> None:
     svc: Services = ws.app.state.services
     try:
-        caller = check_api_key(svc.api_key, ws.headers.get("authorization"))
+        caller = authenticate(svc, ws.headers.get("authorization"))
     except AuthError as exc:
         await _refuse(ws, exc.message)
         return
@@ -181,6 +182,7 @@ class _SessionSocket:
 
     async def handle(self, data: str | bytes) -> None:
         frame = decode_session_frame(data)
+        check(SOCKET_FRAMES.get(frame.kind), self.caller, f"a {frame.kind!r} frame")
         match frame:
             case Start():
                 sub = self.svc.tickets.submit(client=frame.client_id, subject=frame.subject, body=frame.body,
@@ -192,7 +194,7 @@ class _SessionSocket:
                 self.follow(frame.session_id, frame.after_seq)
             case Decide():
                 self.svc.approvals.decide(frame.approval_id, approve=frame.approve, approver=frame.approver,
-                                          reason=frame.reason, scope=self.caller.scope)
+                                          reason=frame.reason, scope=self.caller.scope, principal=self.caller)
             case Answer():
                 self.svc.tickets.questions.answer(frame.question_id, frame.answer, by=self.caller.name,
                                                   scope=self.caller.scope)

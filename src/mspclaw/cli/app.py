@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mspclaw.cli import operator as operator_cli
 from mspclaw.cli.client import ApiClient, CLIError
 from mspclaw.errors import AuditIntegrityError, MSPClawError
 from mspclaw.settings import Settings
@@ -39,6 +40,13 @@ psa_app = typer.Typer(help="PSA accounts MSPclaw takes tickets from (stored in t
                       no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(psa_app, name="psa")
+# issue 5: operator features (mspclaw/cli/operator.py)
+app.add_typer(operator_cli.devices_app, name="devices")
+app.add_typer(operator_cli.tech_app, name="tech")
+app.add_typer(operator_cli.keys_app, name="keys")
+app.add_typer(operator_cli.escalations_app, name="escalations")
+app.command("stats")(operator_cli.stats)
+tickets_app.command("feedback")(operator_cli.tickets_feedback)
 
 out = Console()
 err = Console(stderr=True)

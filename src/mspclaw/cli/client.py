@@ -26,6 +26,12 @@ class ApiClient:
         self._http = httpx.Client(base_url=self.url, timeout=timeout,
                                   headers={"Authorization": f"Bearer {key}"})
 
+    def __del__(self) -> None:
+        # close the connection pool when a command is done with its client (matters when the CLI runs in-process)
+        http = getattr(self, "_http", None)
+        if http is not None:
+            http.close()
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -29,6 +29,11 @@ from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import ApprovalRow, utcnow
 from mspclaw.store.tickets import TicketStore
+
+if TYPE_CHECKING:
+    from mspclaw.pipeline.access import Principal
+    from mspclaw.pipeline.approvers import ApproverPolicy
+    from mspclaw.pipeline.notify import Notifier
 
 EXPIRED_BY = "mspclaw (no decision in time)"
 
@@ -52,9 +57,12 @@ class ApprovalSigner:
 
 class Approvals:
     def __init__(self, store: TicketStore, audit: AuditLog, events: SessionEvents, *, timeout_s: float,
-                 signer: ApprovalSigner, runs: RunStore, grant_ttl_s: float = 300.0) -> None:
+                 signer: ApprovalSigner, runs: RunStore, grant_ttl_s: float = 300.0,
+                 policy: ApproverPolicy | None = None, notifier: Notifier | None = None) -> None:
         self._store = store
         self._runs = runs
+        self.policy = policy  # issue 5: approver must be a registered technician, not the requester
+        self.notifier = notifier  # issue 5: approval requests to Slack/Teams
         self._audit = audit
         self._events = events
         self._signer = signer
@@ -83,6 +91,8 @@ class Approvals:
             self._events.emit(session_id, "approval_request", {
                 "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
                 "reason": reason, "deadline": deadline.isoformat()})
+            if self.notifier is not None:  # issue 5 hook: never blocks, never fails the request
+                self.notifier.approval_requested(row, ticket_id)
         if row.status == "pending":
             await self._wait(row, session_id)
         decided = self._store.approval(row.id)
@@ -125,12 +135,14 @@ class Approvals:
                           {"approval_id": row.id, "status": "expired", "approver": EXPIRED_BY})
 
     def decide(self, approval_id: str, *, approve: bool, approver: str, reason: str,
-               scope: Collection[str] | None) -> ApprovalRow:
+               scope: Collection[str] | None, principal: Principal | None = None) -> ApprovalRow:
         """Record a technician's decision; raises NotFound outside the caller's clients."""
         approver = approver.strip()
+        pending = self._store.approval(approval_id, scope)
+        if self.policy is not None and principal is not None:  # issue 5 hook: who may approve
+            approver = self.policy.resolve(pending, principal, approver).label()
         if not approver:
             raise Conflict("an approval decision needs the approver's name")
-        self._store.approval(approval_id, scope)
         row = self._store.decide(approval_id, status="approved" if approve else "denied", approver=approver,
                                  reason=reason)
         self._audit.append("approval_decided", actor=approver, client_id=row.client_id, session_id=row.session_id,

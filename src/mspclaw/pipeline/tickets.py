@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import ClientDispatcher, Hub
@@ -23,9 +23,10 @@ from mspclaw.engine.models.base import Model
 from mspclaw.engine.models.playbook import run_plan
 from mspclaw.engine.plan import RunResult, StepRecord
 from mspclaw.engine.toolset import Toolset
-from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolError
+from mspclaw.errors import AgentOffline, Conflict, MSPClawError, NotFound, ToolError
 from mspclaw.pipeline.approvals import Approvals
 from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
+from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import internal_note, summarise, user_reply
 from mspclaw.pipeline.questions import Questions
@@ -39,6 +40,11 @@ from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Session, Ticket
 from mspclaw.store.tickets import TicketStore
 from mspclaw.tools import get_tool
+
+if TYPE_CHECKING:
+    from mspclaw.pipeline.escalation import Escalations
+    from mspclaw.pipeline.feedback import FeedbackService
+    from mspclaw.pipeline.memory import DeviceLearning
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,9 @@ class _SessionTools:
         output = result.output if isinstance(result.output, dict) else {"value": result.output}
         store.finish_call(call_id, ok=True, output=output, error_code=None, error_message=None,
                           duration_ms=result.duration_ms)
+        learning, device_id = self._svc.learning, self._svc.device_of(session)
+        if learning is not None and device_id is not None and agent_id == self._agent_id:  # issue 5 hook
+            learning.learn_from_tool(device_id, tool, output, client_id=session.client_id, session_id=session.id)
         audit.append("tool_result", client_id=session.client_id, session_id=session.id,
                      data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
                            "replayed": result.replayed})
@@ -144,6 +153,11 @@ class _SessionQuestions:
 
 
 class TicketService:
+    # issue 5 hooks, set by wiring: device memory, structured escalation, resolution feedback
+    learning: DeviceLearning | None = None
+    escalations: Escalations | None = None
+    feedback: FeedbackService | None = None
+
     def __init__(self, *, registry: Registry, store: TicketStore, audit: AuditLog, hub: Hub, router: Router,
                  events: SessionEvents, approvals: Approvals, playbooks: list[Playbook],
                  connectors: dict[str, PSAConnector], runs: RunStore, questions: Questions,
@@ -156,6 +170,10 @@ class TicketService:
         self.playbooks, self.connectors = playbooks, connectors
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._devices: dict[str, str] = {}
+
+    def device_of(self, session: Session) -> str | None:
+        return self._devices.get(session.id)
 
     # -- intake ---------------------------------------------------------------------------------
     def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
@@ -163,7 +181,7 @@ class TicketService:
                external_id: str | None = None, actor: str = "api") -> Submitted:
         client_row = self.registry.client(client)
         if scope is not None and client_row.id not in scope:
-            raise Conflict("you may not open tickets for this client")
+            raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
         if not subject.strip():
             raise Conflict("a ticket needs a subject")
         route = self.router.route(client_row.id, device=device, requester=requester)
@@ -239,6 +257,10 @@ class TicketService:
             await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
             return
         self.store.update_session(session.id, agent_id=route.agent_id)
+        self._devices[session.id] = route.device.id
+        if self.learning is not None:  # issue 5 hook: the requester is the device's user unless known
+            self.learning.learn_from_ticket(route.device.id, ticket.requester, client_id=session.client_id,
+                                            session_id=session.id)
         wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
         if not route.online and not await self._wait_online(route.agent_id, wait_s):
             await self._close(ticket, session, None, None,
@@ -315,6 +337,18 @@ class TicketService:
         note = internal_note(playbook=book.id if book else None, device=device, result=result, reason=reason,
                              approvals=approvals)
         reply = user_reply(result, ticket.requester)
+        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: the reply asks "did it work?"
+            reply = f"{reply}\n\n{self.feedback.question}"
+        if outcome == "escalated" and self.escalations is not None:  # issue 5 hook: structured escalation
+            kind = classify(reason, routed=route.agent_id is not None, matched=book is not None,
+                            ran=result is not None)
+            try:
+                note = self.escalations.record(ticket, session_id=session.id, kind=kind, reason=reason,
+                                               device=route.device, playbook=book.id if book else None,
+                                               playbook_hint=book.escalation if book else "",
+                                               approvals=approvals).note
+            except MSPClawError:
+                log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
         self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
                                   reason=reason)
         for approval in self.store.approvals([session.client_id]):  # nothing may stay pending for a closed run
@@ -339,6 +373,12 @@ class TicketService:
                 pass
         event = "final_answer" if outcome == "resolved" else "escalation"
         self.events.emit(session.id, event, {"outcome": outcome, "reason": reason, "note": note, "reply": reply})
+        self._devices.pop(session.id, None)
+        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: ask whether the fix worked
+            try:
+                await self.feedback.ask(ticket, session.id, route.agent_id)
+            except MSPClawError:
+                log.exception("ticket %s: could not ask for feedback", ticket.id)
 
     async def _write_back(self, ticket: Ticket, note: str, reply: str, outcome: str) -> None:
         if ticket.psa is None or ticket.external_id is None:

@@ -314,3 +314,114 @@ class QuestionRow(Base):
     deadline: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# -- operator features (issue 5): keys, technician logins, escalations, notifications, feedback ----
+class ApiKeyRow(Base):
+    """A named API key. Only the SHA-256 digest of its secret is stored (the secret is 256 random
+    bits, so a slow KDF adds nothing); ``clients`` empty with ``all_clients`` means every client."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    all_clients: Mapped[bool] = mapped_column(Boolean, default=False)
+    clients: Mapped[list[Any]] = mapped_column(default=list)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TechCredential(Base):
+    """A technician's password hash (Argon2id, PHC string). Who the technician is lives in techs.yaml."""
+
+    __tablename__ = "tech_credentials"
+    email: Mapped[str] = mapped_column(String(255), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuthToken(Base):
+    """A refresh token or a one-time login link, stored as a digest; each is spent once.
+
+    Refresh tokens of one login share a ``family``: presenting a spent one again revokes the family.
+    """
+
+    __tablename__ = "auth_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str] = mapped_column(String(255), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EscalationRow(Base):
+    """A structured hand-off to a technician: what was tried, why it failed, what to do next."""
+
+    __tablename__ = "escalations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    assigned_to: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationRow(Base):
+    """One message to a Slack or Teams channel, with every delivery attempt's outcome."""
+
+    __tablename__ = "notifications"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    channel_kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(32))
+    ref_id: Mapped[str] = mapped_column(String(32), index=True)
+    recipient: Mapped[str | None] = mapped_column(String(255), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class FeedbackRow(Base):
+    """Whether the fix worked, asked of the end user after a ticket was resolved.
+
+    ``status``: pending, confirmed (yes), partial, failed (no), unconfirmed (no answer in time).
+    """
+
+    __tablename__ = "feedback"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    channel: Mapped[str] = mapped_column(String(16), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    resolved_at: Mapped[datetime]
+    deadline: Mapped[datetime]
+    answered_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SessionUsage(Base):
+    """Tokens and cost a session's model spent (the playbook runner spends none)."""
+
+    __tablename__ = "session_usage"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), default="playbook")
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

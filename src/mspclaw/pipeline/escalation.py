@@ -1,0 +1,187 @@
+"""Structured escalation: when a run cannot finish, hand the ticket to a technician with
+everything they need, so nobody starts from zero.
+
+An :class:`Escalation` says what was tried (each step and its result), why it failed (a kind
+and the reason), what to do next (suggestions by kind, plus the playbook's own hint), the
+evidence (the relevant tool output, redacted and trimmed), and the device's known facts. It is
+stored, rendered as the ticket's internal note, and sent to the client's on-duty technician on
+the configured Slack/Teams channels. It is built from the persisted steps and tool calls, not
+from the engine's memory, so any engine can escalate through it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mspclaw.connectors.notify.message import Message
+from mspclaw.engine.plan import StepRecord
+from mspclaw.pipeline.memory import DeviceLearning
+from mspclaw.pipeline.notes import summarise
+from mspclaw.pipeline.notify import Notifier, mention_of
+from mspclaw.pipeline.techs import TechRegistry
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.escalations import EscalationStore
+from mspclaw.store.redact import redact
+from mspclaw.store.registry import Registry
+from mspclaw.store.tables import Device, EscalationRow, Ticket, utcnow
+from mspclaw.store.tickets import TicketStore
+
+Kind = Literal["no_playbook", "unknown_device", "offline", "denied", "limits", "failed", "error", "user_said_no"]
+EVIDENCE_CHARS = 1500
+
+NEXT_STEPS: dict[str, list[str]] = {
+    "no_playbook": ["Read the ticket and fix it by hand; no playbook covers it.",
+                    "If this kind of ticket recurs, write a playbook for it (`mspclaw playbooks validate`)."],
+    "unknown_device": ["Find out which machine the user means and set the ticket's asset.",
+                       "If the machine has no agent, enroll one with `mspclaw enroll CLIENT`."],
+    "offline": ["Check that the machine is switched on and online, and that the MSPclaw agent service runs.",
+                "Re-run the ticket once the agent is online (`mspclaw run-ticket`)."],
+    "denied": ["Review why the destructive step was denied or not decided in time.",
+               "Do the step by hand if it is right, or tell the user what else to try."],
+    "limits": ["The run hit its step limit: review the steps below and continue from the last one."],
+    "failed": ["Look at the failed step's error below, fix the cause on the device, and verify with the user."],
+    "error": ["MSPclaw hit an internal error; work the ticket by hand and report the error to the MSPclaw admin."],
+    "user_said_no": ["The user says the fix did not work: call them, and start from the steps already done."],
+}
+
+
+class TriedStep(BaseModel):
+    index: int
+    title: str
+    tool: str | None
+    ok: bool | None
+    result: str
+
+
+class Evidence(BaseModel):
+    tool: str
+    excerpt: str
+
+
+class Escalation(BaseModel):
+    kind: Kind
+    reason: str
+    tried: list[TriedStep] = Field(default_factory=list)
+    next_steps: list[str] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    device: dict[str, Any] = Field(default_factory=dict)
+    approvals: list[str] = Field(default_factory=list)
+    assigned_to: str | None = None
+
+    def note(self, *, playbook: str | None) -> str:
+        lines = [f"MSPclaw: ESCALATED ({self.kind.replace('_', ' ')})"
+                 + (f" after playbook {playbook}" if playbook else ""),
+                 f"Why: {self.reason}"]
+        if self.device:
+            lines.append("Device: " + ", ".join(f"{k}={v}" for k, v in self.device.items()))
+        lines.append("What was tried:" if self.tried else "What was tried: nothing ran on the device.")
+        lines += [f"  {s.index}. {s.title} [{s.tool or '-'}]: {s.result}" for s in self.tried]
+        lines += [f"Approval: {a}" for a in self.approvals]
+        if self.evidence:
+            lines.append("Evidence:")
+            lines += [f"  {e.tool}: {e.excerpt}" for e in self.evidence]
+        lines.append("Suggested next steps:")
+        lines += [f"  - {s}" for s in self.next_steps]
+        lines.append(f"Assigned to: {self.assigned_to or 'no technician on duty; see the escalation queue'}")
+        return "\n".join(lines)
+
+    def message(self, ticket: Ticket, client_name: str) -> Message:
+        return Message(
+            title=f"Escalated: {ticket.subject}"[:150],
+            summary=f"{self.reason}",
+            facts=[("Client", client_name), ("Ticket", ticket.external_id or ticket.id),
+                   ("Requester", ticket.requester or "unknown"), ("Why", self.kind.replace("_", " "))]
+                  + [(k, str(v)) for k, v in list(self.device.items())[:4]],
+            sections=[("What was tried", [f"{s.index}. {s.title}: {s.result}" for s in self.tried] or ["nothing"]),
+                      ("Suggested next steps", self.next_steps)]
+                     + ([("Evidence", [f"{e.tool}: {e.excerpt[:400]}" for e in self.evidence[:3]])]
+                        if self.evidence else []))
+
+
+def classify(reason: str, *, routed: bool, matched: bool, ran: bool) -> Kind:
+    """The kind of failure, from where the run stopped and what it said."""
+    text = reason.lower()
+    if text.startswith("internal error"):
+        return "error"
+    if not routed:
+        return "offline" if "offline" in text else "unknown_device"
+    if not matched and not ran:
+        return "offline" if "offline" in text else "no_playbook"
+    if "denied" in text or "no technician decided" in text or "approval" in text:
+        return "denied"
+    if "limit" in text or "max_steps" in text or "too many steps" in text:
+        return "limits"
+    return "failed"
+
+
+def _excerpt(output: Any) -> str:
+    text = json.dumps(redact(output), default=str, separators=(",", ":"))
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= EVIDENCE_CHARS else text[:EVIDENCE_CHARS] + "…"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    row: EscalationRow
+    escalation: Escalation
+    note: str
+
+
+class Escalations:
+    def __init__(self, *, store: TicketStore, escalations: EscalationStore, learning: DeviceLearning,
+                 registry: Registry, techs: TechRegistry, notifier: Notifier, audit: AuditLog) -> None:
+        self._store, self.escalations, self._learning = store, escalations, learning
+        self._registry, self._techs, self._notifier, self._audit = registry, techs, notifier, audit
+
+    def build(self, *, session_id: str, kind: Kind, reason: str, device: Device | None,
+              playbook_hint: str = "") -> Escalation:
+        tried: list[TriedStep] = []
+        evidence: list[Evidence] = []
+        for s in self._store.steps(session_id):
+            obs = s.observation or {}
+            rec = StepRecord(s.index, "", s.title, s.tool, s.args, s.ok, obs.get("output"), obs.get("error"),
+                             bool(obs.get("skipped")))
+            tried.append(TriedStep(index=s.index, title=s.title, tool=s.tool, ok=s.ok, result=summarise(rec)))
+            if s.tool and not rec.skipped and (rec.output or rec.error):
+                evidence.append(Evidence(tool=s.tool, excerpt=_excerpt(rec.output if rec.ok else
+                                                                       {"error": rec.error})))
+        # the failed step's output first: it is what the technician looks at
+        evidence.sort(key=lambda e: 0 if any(t.tool == e.tool and t.ok is False for t in tried) else 1)
+        steps = list(NEXT_STEPS[kind])
+        if playbook_hint:
+            steps.append(f"Playbook hint: {playbook_hint}")
+        facts: dict[str, Any] = {}
+        if device is not None:
+            facts = {"hostname": device.hostname, "os": device.os, **self._learning.context(device.id)}
+        return Escalation(kind=kind, reason=reason, tried=tried, next_steps=steps, evidence=evidence[:5],
+                          device=facts)
+
+    def record(self, ticket: Ticket, *, session_id: str, kind: Kind, reason: str, device: Device | None,
+               playbook: str | None = None, playbook_hint: str = "", approvals: list[str] | None = None) -> Recorded:
+        """Build, assign to the on-duty technician, store, audit and send; returns the note to write."""
+        escalation = self.build(session_id=session_id, kind=kind, reason=reason, device=device,
+                                playbook_hint=playbook_hint)
+        escalation.approvals = list(approvals or [])
+        client = self._registry.client(ticket.client_id)
+        who = self._techs.on_duty(client.id, client.name, utcnow())
+        escalation.assigned_to = f"{who.tech.name} <{who.tech.email}>" if who.tech else None
+        row = self.escalations.add(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
+                                   kind=kind, reason=reason, body=escalation.model_dump(mode="json"),
+                                   assigned_to=who.tech.email if who.tech else None)
+        self._audit.append("escalated", client_id=ticket.client_id, session_id=session_id,
+                           data={"escalation_id": row.id, "ticket_id": ticket.id, "kind": kind,
+                                 "assigned_to": row.assigned_to, "assignment": who.why})
+        message = escalation.message(ticket, client.name)
+        message = Message(message.title, message.summary, message.facts, message.sections,
+                          mention=mention_of(who.tech),
+                          link=("Open the ticket", f"{self._notifier.public_url}/api/tickets/{ticket.id}"))
+        try:
+            self._notifier.send(client.id, client.name, "escalation", row.id, message, who.tech)
+        except RuntimeError:  # no running event loop (a synchronous caller): stored, not sent
+            pass
+        return Recorded(row, escalation, escalation.note(playbook=playbook))
