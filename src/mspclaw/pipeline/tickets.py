@@ -230,7 +230,8 @@ class TicketService:
                                                   "tool": record.tool, "ok": record.ok, "skipped": record.skipped,
                                                   "summary": summarise(record)})
 
-        result = await run_plan(plan, tools, on_step)
+        facts = {"requester": ticket.requester, "hostname": route.device.hostname, "os": route.device.os}
+        result = await run_plan(plan, tools, on_step, facts=facts)
         await self._close(ticket, session, book, result, result.reason, route, asker.decisions)
 
     async def _wait_online(self, agent_id: str, seconds: float) -> bool:
