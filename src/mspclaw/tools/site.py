@@ -35,7 +35,7 @@ class CreateUserArgs(_Args):
 
 class ShareArgs(_Args):
     username: str = Field(pattern=_USER)
-    share: str = Field(pattern=r"^(\\\\|//)?[A-Za-z0-9][A-Za-z0-9 ._$\\/-]{0,255}$",
+    share: str = Field(pattern=r"^(\\\\|//)?[A-Za-z0-9][A-Za-z0-9 ._$:\\/-]{0,255}$",
                        description="Share path or name, e.g. \\\\fs01\\Finance or Finance.")
 
 

@@ -297,7 +297,8 @@ def mail_client_status(args: NoArgs, context: ToolContext) -> JsonObject:
     clients = [{"name": label, "installed": shutil.which(cmd) is not None, "running": cmd in running}
                for cmd, label in MAIL_CLIENTS.items()]
     return {"clients": clients, "installed": [c["name"] for c in clients if c["installed"]],
-            "running": [c["name"] for c in clients if c["running"]]}
+            "running": [c["name"] for c in clients if c["running"]],
+            "restart_names": [cmd for cmd, label in MAIL_CLIENTS.items() if cmd in running]}
 
 
 def restart_app(args: AppArgs, context: ToolContext) -> JsonObject:

@@ -420,8 +420,9 @@ def mail_client_status(args: NoArgs, context: ToolContext) -> JsonObject:
         version = done.stdout.strip() if done.returncode == 0 else None
         clients.append({"name": name, "installed": version is not None, "version": version,
                         "running": name in running})
+    running_names = [c["name"] for c in clients if c["running"]]
     return {"clients": clients, "installed": [c["name"] for c in clients if c["installed"]],
-            "running": [c["name"] for c in clients if c["running"]]}
+            "running": running_names, "restart_names": running_names}
 
 
 def end_process(args: EndProcessArgs, context: ToolContext) -> JsonObject:

@@ -418,8 +418,10 @@ def parse_mail(obj: dict[str, Any]) -> JsonObject:
         {"name": "Thunderbird", "installed": bool(obj.get("ThunderbirdVersion")),
          "version": obj.get("ThunderbirdVersion"), "running": bool(obj.get("ThunderbirdRunning"))},
     ]
+    processes = {"Microsoft Outlook": "OUTLOOK", "Thunderbird": "thunderbird"}
     return {"clients": clients, "installed": [c["name"] for c in clients if c["installed"]],
-            "running": [c["name"] for c in clients if c["running"]]}
+            "running": [c["name"] for c in clients if c["running"]],
+            "restart_names": [processes[str(c["name"])] for c in clients if c["running"]]}
 
 
 def mail_client_status(args: NoArgs, context: ToolContext) -> JsonObject:
@@ -450,7 +452,8 @@ def restart_app_script(name: str) -> str:
 
 
 def restart_app(args: AppArgs, context: ToolContext) -> JsonObject:
-    obj = _one(context, restart_app_script(args.name), 55)
+    name = re.sub(r"(?i)\.exe$", "", args.name)  # crash reports name the program file, Get-Process does not
+    obj = _one(context, restart_app_script(name), 55)
     return {"name": args.name, "ended": int(obj.get("Ended") or 0), "restarted": bool(obj.get("Restarted")),
             "path": obj.get("Path")}
 
