@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mspclaw.cli.client import ApiClient, CLIError
+from mspclaw.cli.playbooks import playbooks_app
 from mspclaw.errors import AuditIntegrityError, MSPClawError
 from mspclaw.settings import Settings
 
@@ -39,6 +40,7 @@ psa_app = typer.Typer(help="PSA accounts MSPclaw takes tickets from (stored in t
                       no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(psa_app, name="psa")
+app.add_typer(playbooks_app, name="playbooks")
 
 out = Console()
 err = Console(stderr=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -185,3 +185,13 @@ class Playbook(_Model):
                      **({"needs_action": self.reply.needs_action} if self.reply.needs_action else {})},
             escalation_hint=self.escalation, requires_approval=frozenset(self.requires_approval),
         )
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a playbook file (``docs/playbook.schema.json``)."""
+    schema = Playbook.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://mspclaw.dev/schemas/playbook.schema.json"
+    schema["properties"]["tools"]["items"] = {"enum": sorted(CATALOGUE)}
+    schema["properties"]["requires_approval"]["items"] = {"enum": sorted(CATALOGUE)}
+    return schema
