@@ -72,8 +72,9 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Playbook files or
 def list_playbooks(as_json: JsonOpt = False, directory: DirOpt = None) -> None:
     """List the playbooks: id, category, operating systems, tools, approvals."""
     books = _books(directory)
-    rows = [{"id": b.id, "name": b.name, "version": b.version, "category": b.category, "os": list(b.os),
-             "tools": list(b.tools), "requires_approval": list(b.requires_approval)} for b in books]
+    rows: list[dict[str, Any]] = [
+        {"id": b.id, "name": b.name, "version": b.version, "category": b.category, "os": list(b.os),
+         "tools": list(b.tools), "requires_approval": list(b.requires_approval)} for b in books]
     if as_json:
         print(json.dumps(rows, indent=2))
         return

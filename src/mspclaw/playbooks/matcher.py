@@ -53,7 +53,8 @@ VETOES: dict[str, tuple[str, ...]] = {
     "a billing question": (
         "billing question", "billing issue", "our billing", "the billing for", "we were billed", "billed for",
         "billed twice", "refund", "overcharged", "charged twice", "discuss pricing", "our pricing", "your invoice",
-        "our invoice", "last invoice", "monthly invoice", "invoice from you", "invoice number", "a quote for", "price for",
+        "our invoice", "last invoice", "monthly invoice", "invoice from you", "invoice number", "a quote for",
+        "price for",
         "contract renewal", "our contract", "how much does", "how much would", "credit card", "purchase order",
         "cancel our subscription", "hourly rate",
     ),
@@ -61,10 +62,12 @@ VETOES: dict[str, tuple[str, ...]] = {
 """Words and phrases that send a ticket to a person whatever else it says."""
 
 _WORD = re.compile(r"[a-z0-9]+")
+_BREAK = "|"
+"""Between subject and body, so a phrase never spans the two."""
 _JOIN = {("wi", "fi"): "wifi", ("e", "mail"): "email", ("e", "mails"): "emails", ("log", "in"): "login",
          ("sign", "in"): "signin", ("lap", "top"): "laptop", ("pass", "word"): "password",
-         ("out", "look"): "outlook", ("two", "factor"): "2fa", ("2", "fa"): "2fa", ("multi", "factor"): "mfa", ("2", "factor"): "2fa",
-         ("web", "site"): "website", ("off", "line"): "offline", ("on", "line"): "online"}
+         ("out", "look"): "outlook", ("two", "factor"): "2fa", ("2", "fa"): "2fa", ("multi", "factor"): "mfa",
+         ("2", "factor"): "2fa", ("web", "site"): "website", ("off", "line"): "offline", ("on", "line"): "online"}
 
 
 def words(text: str) -> list[str]:
@@ -73,9 +76,9 @@ def words(text: str) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(raw):
-        pair = (raw[i], raw[i + 1]) if i + 1 < len(raw) else None
-        if pair in _JOIN:
-            out.append(_JOIN[pair])  # type: ignore[index]
+        joined = _JOIN.get((raw[i], raw[i + 1])) if i + 1 < len(raw) else None
+        if joined is not None:
+            out.append(joined)
             i += 2
         else:
             out.append(raw[i])
@@ -96,9 +99,7 @@ def stem(word: str) -> str:
         w = w[:-3]
     elif len(w) > 4 and w.endswith(("ied", "ies")):
         w = w[:-3] + "y"
-    elif len(w) > 4 and w.endswith("ed"):
-        w = w[:-2]
-    elif len(w) > 4 and w.endswith(("ches", "shes", "sses", "xes")):
+    elif len(w) > 4 and w.endswith(("ed", "ches", "shes", "sses", "xes")):
         w = w[:-2]
     elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
         w = w[:-1]
@@ -218,7 +219,7 @@ class Matcher:
     def match(self, subject: str, body: str, os: str | None) -> Match:
         index = self._index
         subject_tokens = stems(subject)
-        tokens = subject_tokens + ["|"] + stems(body)
+        tokens = [*subject_tokens, _BREAK, *stems(body)]
         in_subject = set(subject_tokens)
         for pos, token in enumerate(tokens):
             reason = index.vetoes.get(token)
@@ -243,7 +244,7 @@ class Matcher:
             reasons.setdefault(book, []).append(f"{label} +{value:g}")
 
         for pos, token in enumerate(tokens):
-            if token == "|":
+            if token == _BREAK:
                 continue
             subject_hit = pos < len(subject_tokens)
             for book in index.negatives.get(token, ()):
@@ -275,11 +276,12 @@ class Matcher:
             return Match(None, round(ranked[0][0], 2) if ranked else 0.0,
                          f"no playbook scored {self.threshold:g} or more{best}{extra}")
         value, book_index = ranked[0]
-        book = self.books[book_index]
+        chosen = self.books[book_index]
         runner = self.books[ranked[1][1]].id if len(ranked) > 1 else None
         tail = f"; next best: {runner} at {ranked[1][0]:g}" if runner and len(ranked) > 1 else ""
-        return Match(book, round(value, 2), f"{book.id} scored {value:g}: " + ", ".join(reasons[book_index]) + tail,
-                     category=book.category, runner_up=runner)
+        return Match(chosen, round(value, 2),
+                     f"{chosen.id} scored {value:g}: " + ", ".join(reasons[book_index]) + tail,
+                     category=chosen.category, runner_up=runner)
 
 
 _CACHE: dict[int, tuple[Sequence[Playbook], Matcher]] = {}

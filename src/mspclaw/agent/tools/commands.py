@@ -37,6 +37,10 @@ class Completed:
         return self.stdout
 
 
+class NotInstalled(ToolFailed):
+    """The command does not exist on this machine (a normal situation: no NetworkManager, no CUPS)."""
+
+
 CommandRunner = Callable[[list[str], float], Completed]
 """``(argv, timeout_s) -> Completed``; raises :class:`ToolFailed` when the command cannot run at all."""
 
@@ -58,7 +62,7 @@ def run_command(argv: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> Complete
     except subprocess.TimeoutExpired as exc:
         raise ToolFailed(f"`{display(argv)}` did not finish within {timeout:g} s") from exc
     except FileNotFoundError as exc:
-        raise ToolFailed(f"`{argv[0]}` is not installed on this machine") from exc
+        raise NotInstalled(f"`{argv[0]}` is not installed on this machine") from exc
     except OSError as exc:
         raise ToolFailed(f"`{display(argv)}` could not start: {exc.strerror or exc}") from exc
     return Completed(tuple(argv), done.returncode, done.stdout, done.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mspclaw.agent.tools import JsonObject, ToolContext, cups
+from mspclaw.agent.tools.commands import NotInstalled
 from mspclaw.agent.tools.portable import clear_browser_cache as _clear_browser_cache
 from mspclaw.agent.tools.portable import large_files as _large_files
 from mspclaw.errors import ToolFailed
@@ -164,18 +165,23 @@ def renew_dhcp(args: RenewDhcpArgs, context: ToolContext) -> JsonObject:
 
 
 def flush_dns(args: NoArgs, context: ToolContext) -> JsonObject:
-    if shutil.which("resolvectl") is None:
+    try:
+        context.run(["resolvectl", "flush-caches"], 10).ok()
+    except NotInstalled:
         return {"flushed": False, "cache": None,
                 "reason": "no local DNS cache: systemd-resolved is not in use, so every lookup is fresh"}
-    context.run(["resolvectl", "flush-caches"], 10).ok()
     return {"flushed": True, "cache": "systemd-resolved", "reason": None}
 
 
 def vpn_status(args: NoArgs, context: ToolContext) -> JsonObject:
     """NetworkManager VPN and WireGuard connections; without NetworkManager, tunnel interfaces from ``ip``."""
     connections: list[JsonObject] = []
-    if shutil.which("nmcli") is not None:
-        for conn in parse_nm_connections(context.run(NMCLI_CONNECTIONS, 10).ok()):
+    try:
+        listed = context.run(NMCLI_CONNECTIONS, 10).ok()
+    except NotInstalled:
+        listed = None
+    if listed is not None:
+        for conn in parse_nm_connections(listed):
             if conn["type"] in VPN_TYPES:
                 connections.append({"name": conn["name"], "type": conn["type"], "connected": conn["active"]})
     else:
@@ -225,15 +231,13 @@ def parse_dpkg(text: str) -> list[JsonObject]:
 
 
 def installed_software(args: InstalledSoftwareArgs, context: ToolContext) -> JsonObject:
-    if shutil.which("dpkg-query") is not None:
+    try:
         manager, items = "dpkg", parse_dpkg(context.run(DPKG_LIST, 30).ok())
-    elif shutil.which("rpm") is not None:
+    except NotInstalled:
         manager = "rpm"
         items = [{"name": n, "version": v} for line in context.run(
             ["rpm", "-qa", "--qf", "%{NAME}\\t%{VERSION}-%{RELEASE}\\n"], 30).ok().splitlines()
             for n, _, v in [line.partition("\t")]]
-    else:
-        raise ToolFailed("installed_software: neither dpkg nor rpm is available")
     needle = args.name_contains.lower()
     matched = [i for i in items if needle in str(i["name"]).lower()]
     return {"manager": manager, "count": len(matched), "software": matched[: args.limit]}
@@ -254,8 +258,6 @@ def parse_apt_upgradable(text: str) -> list[JsonObject]:
 
 
 def pending_updates(args: NoArgs, context: ToolContext) -> JsonObject:
-    if shutil.which("apt") is None:
-        raise ToolFailed("pending_updates: apt is not available on this machine")
     updates = parse_apt_upgradable(context.run(APT_UPGRADABLE, 60).ok())
     return {"count": len(updates), "security": sum(1 for u in updates if u["security"]), "updates": updates,
             "restart_required": Path("/var/run/reboot-required").exists()}
@@ -292,10 +294,23 @@ def _running(names: set[str]) -> dict[str, list[int]]:
 MAIL_CLIENTS = {"thunderbird": "Thunderbird", "evolution": "Evolution", "geary": "Geary"}
 
 
+def _version(context: ToolContext, command: str) -> str | None:
+    """``thunderbird --version`` -> ``115.6.0``; None when the program is not installed."""
+    try:
+        done = context.run([command, "--version"], 15)
+    except NotInstalled:
+        return None
+    words = done.stdout.split()
+    return words[-1] if done.returncode == 0 and words else None
+
+
 def mail_client_status(args: NoArgs, context: ToolContext) -> JsonObject:
     running = _running(set(MAIL_CLIENTS))
-    clients = [{"name": label, "installed": shutil.which(cmd) is not None, "running": cmd in running}
-               for cmd, label in MAIL_CLIENTS.items()]
+    clients = []
+    for cmd, label in MAIL_CLIENTS.items():
+        version = _version(context, cmd)
+        clients.append({"name": label, "installed": version is not None, "version": version,
+                        "running": cmd in running})
     return {"clients": clients, "installed": [c["name"] for c in clients if c["installed"]],
             "running": [c["name"] for c in clients if c["running"]],
             "restart_names": [cmd for cmd, label in MAIL_CLIENTS.items() if cmd in running]}
@@ -354,11 +369,13 @@ def crash_reports(args: CrashReportsArgs, context: ToolContext) -> JsonObject:
                     reports.append(parse_apport(handle.read(16384)))
             except OSError:
                 continue
-    if shutil.which("journalctl") is not None:
+    try:
         done = context.run(["journalctl", "-q", "--no-pager", "-o", "json", "-t", "systemd-coredump",
                             "--since", f"-{args.days}d", "-n", str(args.limit)], 30)
-        if done.returncode == 0:
-            reports.extend(parse_coredump_journal(done.stdout))
+    except NotInstalled:
+        done = None
+    if done is not None and done.returncode == 0:
+        reports.extend(parse_coredump_journal(done.stdout))
     needle = args.app.lower()
     reports = [r for r in reports if needle in str(r["app"]).lower()]
     return {"days": args.days, "count": len(reports), "reports": reports[: args.limit]}
