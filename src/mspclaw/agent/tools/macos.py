@@ -149,7 +149,7 @@ def disk_usage(args: DiskUsageArgs, context: ToolContext) -> JsonObject:
 
 
 def parse_ps(text: str, mem_total: int | None = None) -> list[JsonObject]:
-    """``ps -Aceo pid,pcpu,rss,user,comm``: the name is the last column and may hold spaces."""
+    """``ps -Aco pid,pcpu,rss,user,comm`` (no ``-e``: on macOS it adds environments): the name is the last column and may hold spaces."""
     processes = []
     for line in text.splitlines()[1:]:
         parts = line.split(None, 4)
@@ -164,7 +164,7 @@ def parse_ps(text: str, mem_total: int | None = None) -> list[JsonObject]:
 
 def top_processes(args: TopProcessesArgs, context: ToolContext) -> JsonObject:
     order = "-r" if args.sort_by == "cpu" else "-m"
-    processes = parse_ps(context.run(["ps", "-Aceo", "pid,pcpu,rss,user,comm", order], 10).ok())
+    processes = parse_ps(context.run(["ps", "-Aco", "pid,pcpu,rss,user,comm", order], 10).ok())
     return {"sort_by": args.sort_by, "total_processes": len(processes), "processes": processes[: args.limit]}
 
 
