@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.recorded import FIXTURES, Recorded
+
 from mspclaw.agent.tools import ToolContext, tool_registry
 from mspclaw.errors import ToolFailed, UnknownTool
 from mspclaw.protocol.frames import Approval
-from tests.recorded import FIXTURES, Recorded
 
 WINDOWS_TEMP = (Path("C:\\Users\\tom.becker\\AppData\\Local\\Temp"), Path("C:\\Windows\\Temp"))
 LINUX_RECORDED = {"system_info", "disk_usage", "top_processes", "network_status", "uptime"}

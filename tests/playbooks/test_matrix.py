@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.simulated import SimulatedDevice
 
 from mspclaw.engine.approval import ApprovalGate
 from mspclaw.engine.models.playbook import run_plan
 from mspclaw.engine.plan import RunResult, StepRecord
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.protocol.frames import Approval
-from tests.simulated import SimulatedDevice
 
 pytestmark = pytest.mark.anyio
 

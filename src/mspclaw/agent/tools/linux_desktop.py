@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -331,11 +330,10 @@ def restart_app(args: AppArgs, context: ToolContext) -> JsonObject:
     for pid in pids:
         if _comm(pid) is not None:
             os.kill(pid, signal.SIGKILL)
-    started = None
     if path is not None:
-        started = subprocess.Popen([path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True).pid
-    return {"name": args.name, "ended": len(pids), "restarted": started is not None, "pid": started}
+        # setsid -f: the program runs in its own session, reparented to init, never the agent's zombie
+        context.run(["setsid", "-f", path], 10).ok()
+    return {"name": args.name, "ended": len(pids), "restarted": path is not None}
 
 
 def parse_apport(text: str) -> JsonObject:

@@ -149,7 +149,10 @@ def disk_usage(args: DiskUsageArgs, context: ToolContext) -> JsonObject:
 
 
 def parse_ps(text: str, mem_total: int | None = None) -> list[JsonObject]:
-    """``ps -Aco pid,pcpu,rss,user,comm`` (no ``-e``: on macOS it adds environments): the name is the last column and may hold spaces."""
+    """``ps -Aco pid,pcpu,rss,user,comm``: the name is the last column and may hold spaces.
+
+    No ``-e``: on macOS it would add each process's environment, which may hold secrets.
+    """
     processes = []
     for line in text.splitlines()[1:]:
         parts = line.split(None, 4)
