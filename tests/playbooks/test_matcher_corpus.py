@@ -56,7 +56,7 @@ def test_typos_are_tolerated_and_explained() -> None:
     found = match(books, "pasword expird", "cant log in", "windows")
     assert found.playbook is not None and found.playbook.category == "password_reset"
     assert "~pasword≈'password'" in found.explanation
-    assert match(books, "outlok wont open", "", "macos").category == "email"
+    assert match(books, "outlok not syncing", "", "macos").category == "email"
     assert match(books, "vnp down", "cant reach the office", "windows").category == "vpn"
 
 

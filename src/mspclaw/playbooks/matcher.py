@@ -129,17 +129,90 @@ class Match:
     runner_up: str | None = None
 
 
+Posting = dict[int, float]
+"""Book index -> weight of one trigger (keyword stem or phrase) in that book."""
+
+SCALE = 8
+"""Scores are added as fixed-point integers (1/8 point) in 12-bit fields of one big integer."""
+BITS = 12
+CEILING = 250
+"""A ticket whose triggers could add up to this many points is scored exactly, book by book (the
+packed search keeps each field's top bit free: 250 * 8 < 2 ** 11)."""
+HOT = 48
+"""A trigger in at least this many playbooks is added as one packed big integer, not book by book."""
+
+
+def _packed(fields: dict[int, int]) -> int:
+    """``{book: value}`` as one integer with ``value`` in the 12-bit field ``book`` (3 hex digits each)."""
+    top = max(fields, default=-1)
+    digits = "".join(f"{fields.get(book, 0):03x}" for book in range(top, -1, -1))
+    return int(digits, 16) if digits else 0
+
+
+def _pack(posting: Posting, factor: float) -> int:
+    return _packed({book: round(weight * factor * SCALE) for book, weight in posting.items()})
+
+
+def _mask(books: Sequence[int]) -> int:
+    """All ones in the field of each book: ``total & ~mask`` zeroes their scores."""
+    return _packed(dict.fromkeys(books, 0xFFF))
+
+
+class _Fields:
+    """Constants for searching the 12-bit fields of a big integer without unpacking it."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        ones = int("001" * count, 16) if count else 0
+        self.tops = ones << (BITS - 1)
+        self.biased = ones * (1 << (BITS - 1))
+        self.steps = [ones << bit for bit in range(BITS - 1)]
+
+    def top_two(self, total: int, upper: int, floor: int) -> tuple[int, int, int, int]:
+        """Best and second-best (value, index) among fields of at least ``floor``; ``upper`` bounds them.
+
+        Field i of ``total + 2**11 - v`` (in every field at once) has its top bit set exactly
+        when field i of ``total`` is at least ``v``. The largest such ``v`` is built bit by bit,
+        from the highest bit ``upper`` needs: one subtraction and one ``and`` over the packed
+        integer per bit, the same work for 16 playbooks or 10,000. Ties go to the lower index.
+        """
+        found: list[tuple[int, int]] = []
+        bits = min(upper, (1 << (BITS - 1)) - 1).bit_length()
+        at_floor = self.biased - self.steps[0] * floor
+        for _ in range(2):
+            shifted = total + at_floor
+            if not shifted & self.tops:
+                break
+            value = floor
+            for bit in range(bits - 1, -1, -1):
+                trial = shifted - self.steps[bit]
+                if trial & self.tops:
+                    shifted, value = trial, value + (1 << bit)
+            hits = shifted & self.tops
+            index = ((hits & -hits).bit_length() - 1) // BITS
+            found.append((value, index))
+            total -= value << (BITS * index)
+            bits = (value - floor).bit_length()
+        found += [(0, 0)] * (2 - len(found))
+        return found[0][0], found[0][1], found[1][0], found[1][1]
+
+
 @dataclass
 class _Index:
     books: list[Playbook]
-    keywords: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
-    phrases: dict[str, list[tuple[int, tuple[str, ...], float, str]]] = field(default_factory=dict)
+    keywords: dict[str, Posting] = field(default_factory=dict)
+    keyword_names: dict[tuple[int, str], str] = field(default_factory=dict)
+    phrases: dict[str, dict[tuple[str, ...], Posting]] = field(default_factory=dict)
+    phrase_names: dict[tuple[int, tuple[str, ...]], str] = field(default_factory=dict)
     negatives: dict[str, list[int]] = field(default_factory=dict)
-    negative_phrases: dict[str, list[tuple[int, tuple[str, ...], str]]] = field(default_factory=dict)
+    negative_phrases: dict[str, dict[tuple[str, ...], list[int]]] = field(default_factory=dict)
     fuzzy: dict[str, set[str]] = field(default_factory=dict)
-    by_os: dict[str, frozenset[int]] = field(default_factory=dict)
+    os_excluded: dict[str, list[int]] = field(default_factory=dict)
     vetoes: dict[str, str] = field(default_factory=dict)
     veto_phrases: dict[str, list[tuple[tuple[str, ...], str, str]]] = field(default_factory=dict)
+    packed: dict[tuple[int, float], int] = field(default_factory=dict)
+    masks: dict[int, int] = field(default_factory=dict)
+    top_weight: dict[int, float] = field(default_factory=dict)
 
 
 def _build(books: Sequence[Playbook]) -> _Index:
@@ -148,27 +221,35 @@ def _build(books: Sequence[Playbook]) -> _Index:
         trig = book.triggers
         for keyword in trig.keywords:
             key = stem(keyword.lower().replace("'", ""))
-            if not any(b == i for b, _, _ in index.keywords.get(key, [])):
-                index.keywords.setdefault(key, []).append((i, trig.weights.get(keyword, 1.0), keyword))
+            posting = index.keywords.setdefault(key, {})
+            if i not in posting:
+                posting[i] = trig.weights.get(keyword, 1.0)
+                index.keyword_names[(i, key)] = f"'{keyword}'"
         for phrase in trig.phrases:
             seq = tuple(stems(phrase))
             if len(seq) == 1:
-                index.keywords.setdefault(seq[0], []).append((i, PHRASE_FACTOR * trig.weights.get(phrase, 1.0), phrase))
+                posting = index.keywords.setdefault(seq[0], {})
+                if i not in posting:
+                    posting[i] = PHRASE_FACTOR * trig.weights.get(phrase, 1.0)
+                    index.keyword_names[(i, seq[0])] = f'"{phrase}"'
             elif seq:
-                index.phrases.setdefault(seq[0], []).append((i, seq, trig.weights.get(phrase, 1.0), phrase))
+                posting = index.phrases.setdefault(seq[0], {}).setdefault(seq, {})
+                if i not in posting:
+                    posting[i] = PHRASE_FACTOR * trig.weights.get(phrase, 1.0)
+                    index.phrase_names[(i, seq)] = f'"{phrase}"'
         for negative in trig.negative:
             seq = tuple(stems(negative))
             if len(seq) == 1:
                 index.negatives.setdefault(seq[0], []).append(i)
             elif seq:
-                index.negative_phrases.setdefault(seq[0], []).append((i, seq, negative))
+                index.negative_phrases.setdefault(seq[0], {}).setdefault(seq, []).append(i)
     for key in index.keywords:
         if len(key) >= 4:
             index.fuzzy.setdefault(key, set()).add(key)
             for variant in _deletions(key):
                 index.fuzzy.setdefault(variant, set()).add(key)
     for os_name in ("linux", "macos", "windows"):
-        index.by_os[os_name] = frozenset(i for i, b in enumerate(books) if os_name in b.os)
+        index.os_excluded[os_name] = [i for i, b in enumerate(books) if os_name not in b.os]
     for reason, terms in VETOES.items():
         for term in terms:
             seq = tuple(stems(term))
@@ -192,12 +273,31 @@ def _close(a: str, b: str) -> bool:
 
 
 class Matcher:
-    """An index over a list of playbooks; :meth:`match` is cheap however many there are."""
+    """An index over a list of playbooks; :meth:`match` is cheap however many there are.
+
+    Scores are kept in one big integer of 16-bit fixed-point fields, one per playbook. A trigger
+    found in many playbooks (``printer`` in 600 client variants of the printer playbook) is
+    added as one precomputed integer holding its weight for every playbook at once, negatives
+    are masks, and the best two are found by a binary search over the packed integer; so the
+    cost of a match grows with the words of the ticket, hardly with the number of playbooks.
+    """
 
     def __init__(self, books: Sequence[Playbook], threshold: float = THRESHOLD) -> None:
         self.books = list(books)
         self.threshold = threshold
         self._index = _build(self.books)
+        self._fields = _Fields(len(self.books))
+        self._typos: dict[str, str | None] = {}
+
+    def _near(self, token: str) -> str | None:
+        """The trigger a word not in the index is a typo of, if any (cached: ticket words repeat)."""
+        cached = self._typos.get(token, "")
+        if cached != "":
+            return cached
+        near = self._fuzzy(token) if len(token) >= 5 else self._swapped(token)
+        if len(self._typos) < 100_000:
+            self._typos[token] = near
+        return near
 
     def _fuzzy(self, token: str) -> str | None:
         fuzzy = self._index.fuzzy
@@ -216,71 +316,198 @@ class Matcher:
                 return candidate
         return None
 
-    def match(self, subject: str, body: str, os: str | None) -> Match:
+    def _veto(self, tokens: list[str]) -> Match | None:
         index = self._index
-        subject_tokens = stems(subject)
-        tokens = [*subject_tokens, _BREAK, *stems(body)]
-        in_subject = set(subject_tokens)
         for pos, token in enumerate(tokens):
             reason = index.vetoes.get(token)
-            if reason is None:
-                for seq, why, term in index.veto_phrases.get(token, ()):
-                    if tuple(tokens[pos:pos + len(seq)]) == seq:
-                        return Match(None, 0.0, f"looks like {why} ('{term}'): a technician handles it, no playbook")
-                continue
-            return Match(None, 0.0, f"looks like {reason} ('{token}'): a technician handles it, no playbook")
+            if reason is not None:
+                return Match(None, 0.0, f"looks like {reason} ('{token}'): a technician handles it, no playbook")
+            for seq, why, term in index.veto_phrases.get(token, ()):
+                if tuple(tokens[pos:pos + len(seq)]) == seq:
+                    return Match(None, 0.0, f"looks like {why} ('{term}'): a technician handles it, no playbook")
+        return None
 
-        scores: dict[int, float] = {}
-        reasons: dict[int, list[str]] = {}
-        ruled_out: dict[int, str] = {}
-        seen_keys: set[tuple[int, str]] = set()
-
-        def add(book: int, weight: float, label: str, key: str, subject_hit: bool) -> None:
-            if (book, key) in seen_keys:
-                return
-            seen_keys.add((book, key))
-            value = weight * (SUBJECT_BOOST if subject_hit else 1.0)
-            scores[book] = scores.get(book, 0.0) + value
-            reasons.setdefault(book, []).append(f"{label} +{value:g}")
-
+    def _hits(self, tokens: list[str], subject_len: int
+              ) -> tuple[dict[tuple[str, str], float], list[list[int]], list[str]]:
+        """Triggers found: (kind, key) -> factor (subject boost, typo), books ruled out, their reasons."""
+        index = self._index
+        in_subject = set(tokens[:subject_len])
+        found: dict[tuple[str, str], float] = {}
+        ruled: list[list[int]] = []
+        ruled_by: list[str] = []
         for pos, token in enumerate(tokens):
             if token == _BREAK:
                 continue
-            subject_hit = pos < len(subject_tokens)
-            for book in index.negatives.get(token, ()):
-                ruled_out.setdefault(book, token)
-            for book, seq, term in index.negative_phrases.get(token, ()):
+            negative = index.negatives.get(token)
+            if negative:
+                ruled.append(negative)
+                ruled_by.append(token)
+            for seq, books in index.negative_phrases.get(token, {}).items():
                 if tuple(tokens[pos:pos + len(seq)]) == seq:
-                    ruled_out.setdefault(book, term)
-            postings = index.keywords.get(token)
-            label_prefix = ""
-            if postings is None and len(token) >= 3 and not token.isdigit():
-                near = self._fuzzy(token) if len(token) >= 5 else self._swapped(token)
+                    ruled.append(books)
+                    ruled_by.append(" ".join(seq))
+            if token in index.keywords:
+                factor = SUBJECT_BOOST if token in in_subject else 1.0
+                key = ("k", token)
+                if found.get(key, 0.0) < factor:
+                    found[key] = factor
+            elif len(token) >= 3 and not token.isdigit():
+                near = self._near(token)
                 if near is not None:
-                    postings = [(b, w * FUZZY_FACTOR, k) for b, w, k in index.keywords[near]]
-                    label_prefix = f"~{token}≈"
-            if postings:
-                for book, weight, keyword in postings:
-                    add(book, weight, f"{label_prefix}'{keyword}'", keyword, subject_hit or token in in_subject)
-            for book, seq, weight, phrase in index.phrases.get(token, ()):
+                    factor = FUZZY_FACTOR * (SUBJECT_BOOST if token in in_subject else 1.0)
+                    key = ("k", near)
+                    if found.get(key, 0.0) < factor:
+                        found[key] = factor
+                        found[("typo", f"{token}\t{near}")] = factor
+            for seq in index.phrases.get(token, {}):
                 if tuple(tokens[pos:pos + len(seq)]) == seq:
-                    add(book, PHRASE_FACTOR * weight, f'"{phrase}"', phrase, subject_hit)
+                    factor = SUBJECT_BOOST if pos < subject_len else 1.0
+                    key = ("p", "\t".join(seq))
+                    if found.get(key, 0.0) < factor:
+                        found[key] = factor
+        return found, ruled, ruled_by
 
-        allowed = index.by_os.get(os) if os is not None else None
-        ranked = sorted(((value, book) for book, value in scores.items()
-                         if book not in ruled_out and (allowed is None or book in allowed)), reverse=True)
-        if not ranked or ranked[0][0] < self.threshold:
-            best = f" (best: {self.books[ranked[0][1]].id} at {ranked[0][0]:g})" if ranked else ""
-            excluded = [f"{self.books[b].id} ruled out by '{t}'" for b, t in ruled_out.items() if b in scores]
-            extra = f"; {', '.join(excluded[:3])}" if excluded else ""
-            return Match(None, round(ranked[0][0], 2) if ranked else 0.0,
-                         f"no playbook scored {self.threshold:g} or more{best}{extra}")
-        value, book_index = ranked[0]
-        chosen = self.books[book_index]
-        runner = self.books[ranked[1][1]].id if len(ranked) > 1 else None
-        tail = f"; next best: {runner} at {ranked[1][0]:g}" if runner and len(ranked) > 1 else ""
+    def _posting(self, kind: str, key: str) -> Posting:
+        if kind == "k":
+            return self._index.keywords[key]
+        seq = tuple(key.split("\t"))
+        return self._index.phrases[seq[0]][seq]
+
+    def _scores(self, found: dict[tuple[str, str], float], ruled: list[list[int]]
+                ) -> tuple[int, int, dict[int, int]]:
+        """Scores from common triggers packed in one integer, a bound on them, and the few other points.
+
+        A trigger of fewer than :data:`HOT` playbooks is not packed: its points go to a small
+        ``{book: points}`` that :meth:`match` adds to the packed scores of just those books.
+        """
+        index = self._index
+        total = 0
+        upper = 0
+        rare: list[tuple[Posting, float]] = []
+        for (kind, key), factor in found.items():
+            if kind == "typo":
+                continue
+            posting = self._posting(kind, key)
+            top = index.top_weight.get(id(posting))
+            if top is None:
+                top = index.top_weight[id(posting)] = max(posting.values())
+            upper += round(top * factor * SCALE)
+            if len(posting) >= HOT:
+                cache_key = (id(posting), factor)
+                packed = index.packed.get(cache_key)
+                if packed is None:
+                    packed = index.packed[cache_key] = _pack(posting, factor)
+                total += packed
+            else:
+                rare.append((posting, factor))
+        if upper >= CEILING * SCALE:
+            raise OverflowError("more points than a packed field holds")
+        sparse: dict[int, int] = {}
+        for posting, factor in rare:
+            for book, weight in posting.items():
+                sparse[book] = sparse.get(book, 0) + round(weight * factor * SCALE)
+        if sparse and ruled:
+            out = set().union(*ruled)
+            sparse = {book: points for book, points in sparse.items() if book not in out}
+        for books in ruled:
+            if total:
+                mask = index.masks.get(id(books))
+                if mask is None:
+                    mask = index.masks[id(books)] = ~_mask(books)
+                total &= mask
+        return total, upper, sparse
+
+    def _with_sparse(self, total: int, sparse: dict[int, int], best: int, winner: int, second: int,
+                     runner_at: int) -> tuple[int, int, int, int]:
+        """The best two once the unpacked points are added: only the packed best two and the books
+        with unpacked points can be first or second."""
+        packed: dict[int, int] = {}
+        if best:
+            packed[winner] = best
+        if second:
+            packed[runner_at] = second
+        raw = b""
+        for book in sparse:
+            if book not in packed:
+                if not raw:
+                    raw = total.to_bytes((BITS * self._fields.count + 7) // 8 + 2, "little")
+                at = BITS * book
+                packed[book] = (int.from_bytes(raw[at // 8:at // 8 + 2], "little") >> (at % 8)) & 0xFFF
+        ranked = sorted((-(packed.get(b, 0) + sparse.get(b, 0)), b) for b in packed.keys() | sparse.keys())
+        ranked = [r for r in ranked if -r[0] >= SCALE][:2] + [(0, 0)] * 2
+        return -ranked[0][0], ranked[0][1], -ranked[1][0], ranked[1][1]
+
+    def _exact(self, found: dict[tuple[str, str], float], ruled: list[list[int]]) -> dict[int, float]:
+        """Scores in points, book by book: for the rare ticket whose total could overflow a field."""
+        totals: dict[int, float] = {}
+        for (kind, key), factor in found.items():
+            if kind != "typo":
+                for book, weight in self._posting(kind, key).items():
+                    totals[book] = totals.get(book, 0.0) + weight * factor
+        for books in ruled:
+            for book in books:
+                totals.pop(book, None)
+        return totals
+
+    def _points(self, book: int, found: dict[tuple[str, str], float]) -> float:
+        return sum(posting[book] * factor for (kind, key), factor in found.items() if kind != "typo"
+                   for posting in (self._posting(kind, key),) if book in posting)
+
+    def _explain(self, book: int, found: dict[tuple[str, str], float]) -> list[str]:
+        index = self._index
+        reasons = []
+        typos = {near: token for (kind, key) in found if kind == "typo" for token, near in [key.split("\t")]}
+        for (kind, key), factor in found.items():
+            if kind == "typo":
+                continue
+            posting = self._posting(kind, key)
+            if book in posting:
+                if kind == "k":
+                    label = index.keyword_names[(book, key)]
+                    if key in typos and factor in (FUZZY_FACTOR, FUZZY_FACTOR * SUBJECT_BOOST):
+                        label = f"~{typos[key]}≈{label}"
+                else:
+                    label = index.phrase_names[(book, tuple(key.split("\t")))]
+                reasons.append(f"{label} +{round(posting[book] * factor, 2):g}")
+        return reasons
+
+    def match(self, subject: str, body: str, os: str | None) -> Match:
+        subject_tokens = stems(subject)
+        tokens = [*subject_tokens, _BREAK, *stems(body)]
+        vetoed = self._veto(tokens)
+        if vetoed is not None:
+            return vetoed
+        found, ruled, ruled_by = self._hits(tokens, len(subject_tokens))
+        if os is not None and self._index.os_excluded.get(os):
+            ruled.append(self._index.os_excluded[os])
+        try:
+            total, upper, sparse = self._scores(found, ruled)
+            # first among the playbooks at the threshold or above (a runner-up too); below it, only
+            # to name the best in the explanation
+            best, winner, second, runner_at = self._fields.top_two(total, upper, round(self.threshold * SCALE))
+            if not best:
+                best, winner, second, runner_at = self._fields.top_two(total, upper, SCALE)
+            if sparse:
+                best, winner, second, runner_at = self._with_sparse(total, sparse, best, winner, second, runner_at)
+            # the packed sums are rounded to 1/16 point; say the exact figures
+            best_points = self._points(winner, found) if best else 0.0
+            second_points = self._points(runner_at, found) if second else 0.0
+        except OverflowError:
+            exact = self._exact(found, ruled)
+            ranked = sorted(((v, -b) for b, v in exact.items()), reverse=True)[:2] + [(0.0, 0)] * 2
+            (best_points, winner), (second_points, runner_at) = ranked[0], ranked[1]
+            winner, runner_at = -winner, -runner_at
+            best, second = round(best_points * SCALE), round(second_points * SCALE)
+        if best_points < self.threshold:
+            top = f" (best: {self.books[winner].id} at {best_points:g})" if best else ""
+            extra = f"; ruled out by {', '.join(repr(t) for t in dict.fromkeys(ruled_by))}" if ruled_by else ""
+            return Match(None, round(best_points, 2), f"no playbook scored {self.threshold:g} or more{top}{extra}")
+        runner = self.books[runner_at].id if second else None
+        chosen = self.books[winner]
+        value = best_points
+        tail = f"; next best: {runner} at {second_points:g}" if runner else ""
         return Match(chosen, round(value, 2),
-                     f"{chosen.id} scored {value:g}: " + ", ".join(reasons[book_index]) + tail,
+                     f"{chosen.id} scored {value:g}: " + ", ".join(self._explain(winner, found)) + tail,
                      category=chosen.category, runner_up=runner)
 
 
