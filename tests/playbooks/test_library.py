@@ -9,7 +9,6 @@ import pytest
 from mspclaw.playbooks.loader import PlaybookError, load_dir, load_file
 from mspclaw.playbooks.matcher import match
 
-
 CATEGORIES = {"password_reset", "account_locked", "printer", "wifi", "vpn", "slow_computer", "disk_full", "email",
               "software_install", "onboarding", "offboarding", "shared_drive_access", "mfa_reset", "browser",
               "no_internet", "app_crash"}

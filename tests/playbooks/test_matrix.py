@@ -64,8 +64,8 @@ EXPECTED.update({
     ("app_crash", "linux"): ("escalated", ["restart_app"]),
     ("app_crash", "macos"): ("escalated", ["restart_app"]),
     ("app_crash", "windows"): ("escalated", ["restart_app"]),
-    # recorded on a shared CI machine with a load of 3 on 2 cores: real pressure, so it escalates
-    ("slow_computer", "linux"): ("escalated", []),
+    # recorded on a shared CI machine (load 3 on 2 cores: busy, under the 2-per-core overload line)
+    ("slow_computer", "linux"): ("resolved", []),
     ("slow_computer", "macos"): ("resolved", []),
     ("slow_computer", "windows"): ("resolved", []),
 })

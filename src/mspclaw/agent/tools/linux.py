@@ -148,6 +148,8 @@ def system_info(args: NoArgs, context: ToolContext) -> JsonObject:
         "load_average": {"1m": load1, "5m": load5, "15m": load15},
         # the same measure on every OS: how busy the CPUs are, 0-100 (here the 1-minute load per core)
         "cpu_load_percent": round(min(100.0, 100.0 * load1 / (os.cpu_count() or 1)), 1),
+        # overloaded: twice as many runnable tasks as cores, over the last minute
+        "cpu_overloaded": load1 >= 2 * (os.cpu_count() or 1),
         "users": _logged_in_users(),
     }
 

@@ -109,6 +109,7 @@ def system_info(args: NoArgs, context: ToolContext) -> JsonObject:
         "uptime_s": max(0, round(time.time() - parse_boottime(boottime))),
         "load_average": {"1m": loads[0], "5m": loads[1], "15m": loads[2]},
         "cpu_load_percent": round(min(100.0, 100.0 * loads[0] / count), 1),
+        "cpu_overloaded": loads[0] >= 2 * count,
         "users": [],
     }
 

@@ -101,8 +101,16 @@ def _is_link_or_junction(entry: os.DirEntry[str]) -> bool:
     return bool(is_junction and is_junction())
 
 
-def _walk_files(root: Path) -> Any:
-    """Yield ``(path, stat)`` of regular files under ``root``, never following links; bounded."""
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "Library", "AppData"})
+"""Application data (macOS ~/Library, Windows AppData) and package folders: not the user's own files."""
+
+
+def _walk_files(root: Path, *, skip_hidden: bool = False) -> Any:
+    """Yield ``(path, stat)`` of regular files under ``root``, never following links; bounded.
+
+    With ``skip_hidden``, folders whose name starts with a dot (caches, settings, version control)
+    and package folders are not entered: they hold the machine's files, not the user's.
+    """
     stack = [str(root)]
     seen = 0
     while stack:
@@ -117,7 +125,8 @@ def _walk_files(root: Path) -> Any:
                         continue
                     try:
                         if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
+                            if not (skip_hidden and (entry.name.startswith(".") or entry.name in SKIPPED_DIRS)):
+                                stack.append(entry.path)
                         elif entry.is_file(follow_symlinks=False):
                             yield entry.path, entry.stat(follow_symlinks=False)
                     except OSError:
@@ -127,12 +136,15 @@ def _walk_files(root: Path) -> Any:
 
 
 def large_files(args: LargeFilesArgs, home: Path) -> JsonObject:
-    """The largest regular files under the user's home folder, largest first (nothing is changed)."""
+    """The largest regular files under the user's home folder, largest first (nothing is changed).
+
+    Hidden folders (``.cache``, ``.git``...) are skipped: they are the machine's, not the user's files.
+    """
     if not home.is_dir():
         raise ToolFailed(f"large_files: home folder {str(home)!r} does not exist")
     floor = args.min_size_mb * 1024 * 1024
     found: list[tuple[int, str, float]] = []
-    for path, st in _walk_files(home):
+    for path, st in _walk_files(home, skip_hidden=True):
         if st.st_size >= floor:
             found.append((st.st_size, path, st.st_mtime))
     found.sort(reverse=True)

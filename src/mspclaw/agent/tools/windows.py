@@ -143,6 +143,8 @@ def parse_system_info(obj: dict[str, Any]) -> JsonObject:
                    "swap_total_bytes": 0, "swap_free_bytes": 0},
         "uptime_s": round(_seconds_between(obj["LastBootUpTime"], obj["Now"])),
         "cpu_load_percent": float(obj.get("CpuLoadPercent") or 0),
+        # Windows has no load average: the processor's busy percentage right now
+        "cpu_overloaded": float(obj.get("CpuLoadPercent") or 0) >= 95,
         "users": [{"user": obj["UserName"]}] if obj.get("UserName") else [],
     }
 
