@@ -213,6 +213,7 @@ class _Index:
     packed: dict[tuple[int, float], int] = field(default_factory=dict)
     masks: dict[int, int] = field(default_factory=dict)
     top_weight: dict[int, float] = field(default_factory=dict)
+    sets: dict[int, frozenset[int]] = field(default_factory=dict)
 
 
 def _build(books: Sequence[Playbook]) -> _Index:
@@ -407,8 +408,8 @@ class Matcher:
             for book, weight in posting.items():
                 sparse[book] = sparse.get(book, 0) + round(weight * factor * SCALE)
         if sparse and ruled:
-            out = set().union(*ruled)
-            sparse = {book: points for book, points in sparse.items() if book not in out}
+            out = [self._as_set(books) for books in ruled]
+            sparse = {book: points for book, points in sparse.items() if not any(book in o for o in out)}
         for books in ruled:
             if total:
                 mask = index.masks.get(id(books))
@@ -436,6 +437,12 @@ class Matcher:
         ranked = sorted((-(packed.get(b, 0) + sparse.get(b, 0)), b) for b in packed.keys() | sparse.keys())
         ranked = [r for r in ranked if -r[0] >= SCALE][:2] + [(0, 0)] * 2
         return -ranked[0][0], ranked[0][1], -ranked[1][0], ranked[1][1]
+
+    def _as_set(self, books: list[int]) -> frozenset[int]:
+        found = self._index.sets.get(id(books))
+        if found is None:
+            found = self._index.sets[id(books)] = frozenset(books)
+        return found
 
     def _exact(self, found: dict[tuple[str, str], float], ruled: list[list[int]]) -> dict[int, float]:
         """Scores in points, book by book: for the rare ticket whose total could overflow a field."""
