@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from mspclaw.playbooks.loader import load_dir
-from mspclaw.playbooks.matcher import Matcher, match, stem, words
+from mspclaw.playbooks.matcher import Matcher, match, stem, stems, words
 
 CORPUS = Path(__file__).parents[1] / "data" / "tickets.jsonl"
 HOLDOUT = Path(__file__).parents[1] / "data" / "tickets_holdout.jsonl"
@@ -88,3 +88,35 @@ def test_below_the_threshold_there_is_no_playbook_and_the_best_is_named() -> Non
 def test_subject_outweighs_a_second_problem_in_the_body() -> None:
     found = Matcher(load_dir()).match("vpn keeps dropping", "also outlook takes ages to sync", "windows")
     assert found.category == "vpn" and found.runner_up == "email"
+
+
+def test_packed_search_finds_the_same_best_two_as_a_plain_scan() -> None:
+    import random
+
+    from mspclaw.playbooks.matcher import SCALE, _Fields, _packed
+
+    rng = random.Random(5)
+    for _ in range(200):
+        count = rng.randint(1, 400)
+        scores = {i: rng.choice([0, 0, rng.randint(1, 2000)]) for i in range(count)}
+        fields = _Fields(count)
+        got = fields.top_two(_packed(scores), max(scores.values()), SCALE)
+        ranked = sorted(((v, i) for i, v in scores.items() if v >= SCALE), key=lambda p: (-p[0], p[1]))
+        ranked += [(0, 0)] * 2
+        assert got == (ranked[0][0], ranked[0][1], ranked[1][0], ranked[1][1])
+
+
+def test_a_ticket_with_more_points_than_a_packed_field_is_scored_exactly() -> None:
+    import pytest
+
+    books = load_dir()
+    every_trigger = " ".join(w for b in books for w in (*b.triggers.keywords, *b.triggers.phrases))
+    matcher = Matcher(books)
+    stems_ = stems(every_trigger)
+    found, ruled, _ = matcher._hits(stems_, 0)
+    with pytest.raises(OverflowError):
+        matcher._scores(found, ruled)
+    result = matcher.match("", every_trigger, "windows")
+    assert result.explanation  # scored book by book, same rules, no crash
+    if result.playbook is not None:
+        assert result.score == round(matcher._points(books.index(result.playbook), found), 2)

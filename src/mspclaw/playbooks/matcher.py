@@ -533,12 +533,6 @@ def matcher_for(books: Sequence[Playbook]) -> Matcher:
     return built
 
 
-def score(book: Playbook, text: str) -> tuple[float, list[str]]:
-    """One playbook's score for ``text`` (no OS filter, no vetoes), with the reasons."""
-    found = Matcher([book], threshold=0.0).match(text, "", None)
-    return found.score, ([found.explanation] if found.playbook else [])
-
-
 def match(books: Sequence[Playbook], subject: str, body: str, os: str | None) -> Match:
     """The best playbook for a ticket on a device with ``os``, or ``Match(None, ...)`` with the reason."""
     return matcher_for(books).match(subject, body, os)
