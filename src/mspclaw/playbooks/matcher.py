@@ -496,7 +496,7 @@ class Matcher:
                 best, winner, second, runner_at = self._fields.top_two(total, upper, SCALE)
             if sparse:
                 best, winner, second, runner_at = self._with_sparse(total, sparse, best, winner, second, runner_at)
-            # the packed sums are rounded to 1/16 point; say the exact figures
+            # the packed sums are rounded to 1/8 point; say the exact figures
             best_points = self._points(winner, found) if best else 0.0
             second_points = self._points(runner_at, found) if second else 0.0
         except OverflowError:
