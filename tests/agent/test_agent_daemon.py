@@ -181,7 +181,8 @@ async def test_hello_carries_identity_and_offered_tools(
     assert (hello.agent_id, hello.client_id, hello.role) == (state.agent_id, state.client_id, state.role)
     assert hello.os == "linux" and hello.os_version and hello.hostname
     assert hello.agent_version == mspclaw.__version__
-    assert hello.tools == sorted(CATALOGUE)
+    # every device tool of the catalogue that exists on Linux; site tools belong to site agents
+    assert hello.tools == sorted(n for n, s in CATALOGUE.items() if s.runs_on == "device" and "linux" in s.os)
     await within(daemon.connected.wait())
 
 

@@ -222,7 +222,7 @@ async def test_a_tool_the_device_lacks_goes_to_the_clients_site_agent(tmp_path: 
         def answer(call: ToolCall) -> ToolResult:
             outputs: dict[str, Any] = {
                 "system_info": {"memory": {"total_bytes": 100, "available_bytes": 50},
-                                "load_average": {"1m": 0.1}, "cpu": {"count": 2}},
+                                "load_average": {"1m": 0.1}, "cpu": {"count": 2}, "cpu_overloaded": False},
                 "top_processes": {"processes": []},
                 "disk_usage": {"filesystems": [{"mount_point": "/", "percent_used": 40}]},
             }

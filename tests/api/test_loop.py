@@ -36,13 +36,13 @@ async def test_disk_full_with_approval_is_resolved_and_files_are_deleted(tmp_pat
         ticket = await live.wait_ticket(created["ticket_id"])
         assert ticket["status"] == "resolved" and ticket["playbook"] == "disk_full"
         assert [s["tool"] for s in ticket["steps"]] == ["disk_usage", "clear_temp_files", "clear_temp_files",
-                                                        "disk_usage"]
+                                                        "disk_usage", "large_files"]
         assert "deleted 5 old temp files" in ticket["note"]
         assert "approved by Dana" in ticket["note"]
         assert ticket["reply"].startswith("Hi Maria")
         assert not any(p.exists() for p in old) and fresh.exists()
         kinds = [e.kind for e in live.services.audit.query(session_id=created["session_id"])]
-        assert kinds.count("tool_call") == 4 and kinds.count("tool_result") == 4
+        assert kinds.count("tool_call") == 5 and kinds.count("tool_result") == 5
         assert {"approval_requested", "approval_decided", "note_written", "status_changed"} <= set(kinds)
         assert live.services.audit.verify().events >= len(kinds)
 

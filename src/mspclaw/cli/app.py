@@ -16,6 +16,7 @@ from rich.table import Table
 
 from mspclaw.cli import operator as operator_cli
 from mspclaw.cli.client import ApiClient, CLIError
+from mspclaw.cli.playbooks import playbooks_app
 from mspclaw.errors import AuditIntegrityError, MSPClawError
 from mspclaw.settings import Settings
 
@@ -40,6 +41,7 @@ psa_app = typer.Typer(help="PSA accounts MSPclaw takes tickets from (stored in t
                       no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(psa_app, name="psa")
+app.add_typer(playbooks_app, name="playbooks")
 # issue 5: operator features (mspclaw/cli/operator.py)
 app.add_typer(operator_cli.devices_app, name="devices")
 app.add_typer(operator_cli.tech_app, name="tech")

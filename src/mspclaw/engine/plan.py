@@ -18,6 +18,9 @@ class PlanStep(BaseModel):
     when: str | None = Field(None, description="Condition over earlier outputs; the step is skipped when false.")
     reason: str = Field("", description="Why this step; shown to the technician in an approval request.")
     required: bool = Field(True, description="A failure of a required step escalates the ticket.")
+    args_from: dict[str, str] = Field(default_factory=dict,
+                                      description="Arguments computed when the step runs: name -> expression "
+                                                  "over earlier outputs and ``facts``.")
 
 
 class Plan(BaseModel):

@@ -308,15 +308,19 @@ class TicketService:
                                                   "summary": summarise(record)})
 
         result: RunResult
+        known = self.runs.device_facts(route.device.id)
         if self.model is None:
-            result = await run_plan(plan, tools, on_step)
+            # what the device is known to be (device memory), then what this ticket says
+            facts = {**known, "requester": ticket.requester, "hostname": route.device.hostname,
+                     "os": route.device.os}
+            result = await run_plan(plan, tools, on_step, facts=facts)
         else:
             model = DurableModel(self.model, self.runs, session.id)
             toolset = Toolset(book.tools, tools,
                               questions=_SessionQuestions(self, ticket, session, route.agent_id, ledger))
             prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
                                   device={"hostname": route.device.hostname, "os": route.device.os},
-                                  plan=plan, facts=self.runs.device_facts(route.device.id))
+                                  plan=plan, facts=known)
             result = await run_loop(model, INSTRUCTIONS, prompt, toolset, on_step,
                                     replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
         await self._close(ticket, session, book, result, result.reason, route, asker.decisions)

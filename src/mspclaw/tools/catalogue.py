@@ -7,6 +7,8 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mspclaw.errors import UnknownTool
+from mspclaw.tools.device import DEVICE_TOOLS, NoArgs
+from mspclaw.tools.site import SITE_TOOLS
 from mspclaw.tools.spec import OS, ToolSpec
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
@@ -16,10 +18,6 @@ _IP = re.compile(r"^[0-9a-fA-F:.]{2,45}$")
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class NoArgs(_Args):
-    pass
 
 
 class DiskUsageArgs(_Args):
@@ -52,6 +50,8 @@ class ClearTempFilesArgs(_Args):
     older_than_days: int = Field(7, ge=0, le=3650, description="Only files not modified for this many days.")
     dry_run: bool = Field(True, description="Only report what would be deleted and how much space it frees.")
 
+
+__all__ = ["CATALOGUE", "NoArgs", "get_tool"]
 
 _ALL_OS: frozenset[OS] = frozenset({"linux", "macos", "windows"})
 
@@ -106,6 +106,10 @@ CATALOGUE: dict[str, ToolSpec] = {
         ),
     )
 }
+
+
+# The device tools the playbook library needs and the site (directory) tools, described in their own modules.
+CATALOGUE.update({spec.name: spec for spec in (*DEVICE_TOOLS, *SITE_TOOLS)})
 
 
 def get_tool(name: str) -> ToolSpec:

@@ -1,9 +1,9 @@
 """The registry of tools this machine implements, and what a tool receives besides its arguments.
 
 The catalogue (:mod:`mspclaw.tools`) says what tools exist; this registry says which of them
-this agent can really run on its operating system. Only Linux is implemented so far: on macOS
-and Windows the registry is empty, so the agent's ``hello`` offers nothing rather than tools
-that would pretend to work.
+this agent can really run on its operating system: ``linux.py``, ``macos.py`` and ``windows.py``
+each implement the device tools with that OS's own commands. Site tools (directory, accounts)
+belong to the site agent's integrations and are not in these registries.
 
 A tool is a plain blocking function ``(parsed_args, context) -> JSON object``. The executor runs
 it in a worker thread with a timeout, so a tool may call subprocesses and read files freely.
@@ -17,12 +17,13 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from mspclaw.agent.tools.commands import CommandRunner, Completed, run_command
 from mspclaw.errors import ConfigError
 from mspclaw.protocol.frames import OSName
 
@@ -39,6 +40,13 @@ class ToolContext:
     """
 
     temp_roots: tuple[Path, ...]
+    run: CommandRunner = field(default=run_command)
+    """How tools run OS commands; tests replay recorded real output through it."""
+    home: Path | None = None
+    """The end user's home folder (large files, browser caches, crash reports); default: this user's."""
+
+    def home_dir(self) -> Path:
+        return self.home or Path.home()
 
 
 ToolFn = Callable[[BaseModel, ToolContext], JsonObject]
@@ -113,9 +121,14 @@ def tool_registry(os_name: OSName | None = None) -> dict[str, ToolFn]:
             from mspclaw.agent.tools.linux import LINUX_TOOLS
 
             return dict(LINUX_TOOLS)
-        case "macos" | "windows":
-            # Not implemented yet (a later issue); offering nothing is honest, stubs would not be.
-            return {}
+        case "macos":
+            from mspclaw.agent.tools.macos import MACOS_TOOLS
+
+            return dict(MACOS_TOOLS)
+        case "windows":
+            from mspclaw.agent.tools.windows import WINDOWS_TOOLS
+
+            return dict(WINDOWS_TOOLS)
 
 
 _FORBIDDEN_ROOTS = frozenset(
@@ -151,6 +164,8 @@ def temp_roots(configured: Iterable[str | Path] | None) -> tuple[Path, ...]:
 
 
 __all__ = [
+    "CommandRunner",
+    "Completed",
     "JsonObject",
     "ToolContext",
     "ToolFn",
@@ -160,6 +175,7 @@ __all__ = [
     "hostname",
     "os_version",
     "read_os_release",
+    "run_command",
     "temp_roots",
     "tool_registry",
 ]

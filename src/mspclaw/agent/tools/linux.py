@@ -21,13 +21,14 @@ import shutil
 import socket
 import stat
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mspclaw.agent.tools import JsonObject, ToolContext, ToolFn, bind, hostname, read_os_release
+from mspclaw.agent.tools import linux_desktop as desktop
+from mspclaw.agent.tools.portable import check_connectivity
 from mspclaw.errors import ToolFailed
 from mspclaw.tools.catalogue import (
     CheckConnectivityArgs,
@@ -35,6 +36,20 @@ from mspclaw.tools.catalogue import (
     DiskUsageArgs,
     NoArgs,
     TopProcessesArgs,
+)
+from mspclaw.tools.device import (
+    AppArgs,
+    BrowserCacheArgs,
+    CrashReportsArgs,
+    EndProcessArgs,
+    InstalledSoftwareArgs,
+    InstallPackageArgs,
+    InterfaceArgs,
+    LargeFilesArgs,
+    PrinterArgs,
+    RebootArgs,
+    RenewDhcpArgs,
+    VpnArgs,
 )
 
 COMMAND_TIMEOUT_S = 5.0
@@ -131,6 +146,10 @@ def system_info(args: NoArgs, context: ToolContext) -> JsonObject:
         },
         "uptime_s": round(uptime_s, 1),
         "load_average": {"1m": load1, "5m": load5, "15m": load15},
+        # the same measure on every OS: how busy the CPUs are, 0-100 (here the 1-minute load per core)
+        "cpu_load_percent": round(min(100.0, 100.0 * load1 / (os.cpu_count() or 1)), 1),
+        # overloaded: twice as many runnable tasks as cores, over the last minute
+        "cpu_overloaded": load1 >= 2 * (os.cpu_count() or 1),
         "users": _logged_in_users(),
     }
 
@@ -435,66 +454,6 @@ def network_status(args: NoArgs, context: ToolContext) -> JsonObject:
     return {"source": source, "interfaces": interfaces, "default_route": route, "dns": dns}
 
 
-# --- check_connectivity ------------------------------------------------------------------------
-
-
-def _resolve(host: str, port: int, timeout: float) -> tuple[list[tuple[int, Any]], str | None]:
-    """``getaddrinfo`` bounded by ``timeout``: it can block far longer when the network is down.
-
-    The lookup runs in a daemon thread that is simply abandoned on timeout (the C resolver
-    cannot be interrupted), so a dead resolver never holds up the tool or the agent's exit.
-    """
-    outcome: dict[str, Any] = {}
-
-    def lookup() -> None:
-        try:
-            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        return [], f"DNS lookup timed out after {timeout:g} s"
-    if "error" in outcome:
-        exc = outcome["error"]
-        return [], getattr(exc, "strerror", None) or str(exc)
-    return [(family, sockaddr) for family, _, _, _, sockaddr in outcome["infos"]], None
-
-
-def check_connectivity(args: CheckConnectivityArgs, context: ToolContext) -> JsonObject:
-    """Resolve ``host`` then open a TCP connection to its first address; both steps timed.
-
-    Failures are findings, not errors: an unresolvable name or a refused port come back as
-    ``reachable: false`` with the reason. ``timeout_s`` bounds the two steps together.
-    """
-    started = time.monotonic()
-    infos, dns_error = _resolve(args.host, args.port, args.timeout_s)
-    dns_ms = round((time.monotonic() - started) * 1000, 1)
-    if dns_error is None and not infos:
-        dns_error = "the name resolved to no address"
-    addresses = list(dict.fromkeys(str(sockaddr[0]) for _, sockaddr in infos))
-    dns: JsonObject = {"ok": dns_error is None, "addresses": addresses, "ms": dns_ms, "error": dns_error}
-    tcp: JsonObject = {"ok": False, "address": None, "ms": None, "error": "not attempted: DNS lookup failed"}
-    if dns["ok"]:
-        family, sockaddr = infos[0]
-        remaining = max(args.timeout_s - (time.monotonic() - started), 0.5)
-        tcp["address"] = str(sockaddr[0])
-        t0 = time.monotonic()
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.settimeout(remaining)
-                sock.connect(sockaddr)
-            tcp.update(ok=True, error=None)
-        except TimeoutError:
-            tcp["error"] = f"connection timed out after {remaining:.1f} s"
-        except OSError as exc:
-            tcp["error"] = (exc.strerror or str(exc)).lower()
-        tcp["ms"] = round((time.monotonic() - t0) * 1000, 1)
-    return {"host": args.host, "port": args.port, "dns": dns, "tcp": tcp, "reachable": bool(tcp["ok"])}
-
-
 # --- clear_temp_files --------------------------------------------------------------------------
 
 
@@ -604,5 +563,25 @@ LINUX_TOOLS: dict[str, ToolFn] = {
     "network_status": bind(NoArgs, network_status),
     "check_connectivity": bind(CheckConnectivityArgs, check_connectivity),
     "clear_temp_files": bind(ClearTempFilesArgs, clear_temp_files),
+    "uptime": bind(NoArgs, desktop.uptime),
+    "large_files": bind(LargeFilesArgs, desktop.large_files),
+    "end_process": bind(EndProcessArgs, desktop.end_process),
+    "wifi_status": bind(NoArgs, desktop.wifi_status),
+    "wifi_networks": bind(InterfaceArgs, desktop.wifi_networks),
+    "renew_dhcp": bind(RenewDhcpArgs, desktop.renew_dhcp),
+    "flush_dns": bind(NoArgs, desktop.flush_dns),
+    "vpn_status": bind(NoArgs, desktop.vpn_status),
+    "restart_vpn": bind(VpnArgs, desktop.restart_vpn),
+    "printer_queues": bind(NoArgs, desktop.printer_queues),
+    "clear_print_queue": bind(PrinterArgs, desktop.clear_print_queue),
+    "resume_printer": bind(PrinterArgs, desktop.resume_printer),
+    "installed_software": bind(InstalledSoftwareArgs, desktop.installed_software),
+    "install_package": bind(InstallPackageArgs, desktop.install_package),
+    "pending_updates": bind(NoArgs, desktop.pending_updates),
+    "clear_browser_cache": bind(BrowserCacheArgs, desktop.clear_browser_cache),
+    "mail_client_status": bind(NoArgs, desktop.mail_client_status),
+    "restart_app": bind(AppArgs, desktop.restart_app),
+    "crash_reports": bind(CrashReportsArgs, desktop.crash_reports),
+    "reboot": bind(RebootArgs, desktop.reboot),
 }
-"""Every catalogue tool, implemented for Linux."""
+"""Every device tool of the catalogue that exists on Linux (all but restart_print_spooler, a Windows service)."""

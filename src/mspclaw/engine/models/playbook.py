@@ -7,6 +7,7 @@ model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mspclaw.engine.conditions import evaluate
@@ -15,9 +16,11 @@ from mspclaw.engine.ports import StepSink, ToolPort
 from mspclaw.errors import ApprovalDenied, ConditionError, ToolError
 
 
-async def run_plan(plan: Plan, tools: ToolPort, on_step: StepSink, *, max_steps: int | None = None) -> RunResult:
+async def run_plan(plan: Plan, tools: ToolPort, on_step: StepSink, *, max_steps: int | None = None,
+                   facts: Mapping[str, Any] | None = None) -> RunResult:
+    """Run ``plan``; ``facts`` (device facts, the requester, answers) are readable as ``facts.<name>``."""
     limit = min(plan.max_steps, max_steps or plan.max_steps)
-    outputs: dict[str, Any] = {}
+    outputs: dict[str, Any] = {"facts": dict(facts or {})}
     records: list[StepRecord] = []
 
     async def record(rec: StepRecord) -> None:
@@ -41,19 +44,24 @@ async def run_plan(plan: Plan, tools: ToolPort, on_step: StepSink, *, max_steps:
                 continue
         if sum(1 for r in records if not r.skipped) >= limit:
             return finish("escalated", f"step limit of {limit} reached before '{step.title}'")
+        args = dict(step.args)
         try:
-            output = await tools(step.tool, step.args, reason=step.reason or step.title)
+            args.update({name: evaluate(expr, outputs) for name, expr in step.args_from.items()})
+        except ConditionError as exc:
+            return finish("escalated", f"step '{step.title}': {exc.message}")
+        try:
+            output = await tools(step.tool, args, reason=step.reason or step.title)
         except ApprovalDenied as exc:
-            await record(StepRecord(index, step.id, step.title, step.tool, step.args, False, error=exc.message))
+            await record(StepRecord(index, step.id, step.title, step.tool, args, False, error=exc.message))
             return finish("escalated", exc.message)
         except ToolError as exc:
-            await record(StepRecord(index, step.id, step.title, step.tool, step.args, False,
+            await record(StepRecord(index, step.id, step.title, step.tool, args, False,
                                     error=f"{exc.code}: {exc.message}"))
             if step.required:
                 return finish("escalated", f"step '{step.title}' failed: {exc.message}")
             continue
         outputs[step.id] = output
-        await record(StepRecord(index, step.id, step.title, step.tool, step.args, True, output=output))
+        await record(StepRecord(index, step.id, step.title, step.tool, args, True, output=output))
 
     try:
         ok = bool(evaluate(plan.success_check, outputs))

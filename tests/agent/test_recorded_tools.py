@@ -1,0 +1,301 @@
+"""The macOS and Windows tools (and Linux's command-based ones) against real commands' recorded output.
+
+Each tool runs with :class:`tests.recorded.Recorded` as its command runner: a tool that builds
+an argument list other than the recorded one fails, and what it parses out of the real output
+is checked field by field. The recordings (``tests/fixtures/<os>/``) each name the command and
+the OS version they come from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.recorded import FIXTURES, Recorded, read_fixture
+from tests.simulated import WINDOWS_TEMP, seed_home
+
+from mspclaw.agent.tools import ToolContext, tool_registry
+from mspclaw.agent.tools.commands import POWERSHELL
+from mspclaw.errors import ToolFailed
+from mspclaw.tools import CATALOGUE
+
+
+def call(os_name: str, tool: str, args: dict[str, Any] | None = None, home: Path | None = None,
+         runner: Recorded | None = None) -> tuple[dict[str, Any], Recorded]:
+    runner = runner or Recorded(os_name)
+    temp = (home / "tmp",) if home else (Path("/nonexistent"),)
+    context = ToolContext(temp_roots=WINDOWS_TEMP if os_name == "windows" else temp, run=runner, home=home)
+    parsed = CATALOGUE[tool].validate(args or {})
+    return tool_registry(os_name)[tool](parsed, context), runner  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("os_name", ["macos", "windows", "linux"])
+def test_every_fixture_names_its_command_and_os(os_name: str) -> None:
+    files = sorted((FIXTURES / os_name).glob("*.txt"))
+    assert len(files) >= 20
+    for path in files:
+        argv, headers, _ = read_fixture(path)
+        assert argv and all(isinstance(a, str) for a in argv), path
+        assert headers["os"].split()[0] in ("macOS", "Windows", "Ubuntu"), path
+        if argv[0] == "powershell.exe":
+            assert tuple(argv[:-1]) == POWERSHELL, path
+            assert "ConvertTo-Json" in argv[-1] or argv[-1].startswith("Stop-Process"), path
+
+
+@pytest.mark.parametrize("os_name", ["macos", "windows", "linux"])
+def test_at_least_twenty_device_tools_per_os_all_in_the_catalogue(os_name: str) -> None:
+    registry = tool_registry(os_name)  # type: ignore[arg-type]
+    assert len(registry) >= 20
+    device_tools = {n for n, s in CATALOGUE.items() if s.runs_on == "device" and os_name in s.os}
+    assert set(registry) == device_tools  # every catalogue device tool exists on this OS, nothing else
+
+
+# --- macOS -------------------------------------------------------------------------------------
+
+
+def test_macos_system_info_and_uptime() -> None:
+    info, runner = call("macos", "system_info")
+    assert runner.calls[0] == ["sysctl", "-n", "hw.memsize", "hw.ncpu", "machdep.cpu.brand_string", "kern.boottime",
+                               "vm.loadavg"]
+    assert info["hostname"] == "Marias-MacBook-Air"
+    assert info["os"]["version"] == "14.4.1" and "23E224" in info["os"]["pretty_name"]
+    assert info["cpu"] == {"model": "Apple M2", "count": 8}
+    assert info["memory"]["total_bytes"] == 17179869184
+    assert info["memory"]["available_bytes"] == (11210 + 258318 + 2331 + 10112) * 16384
+    assert info["load_average"]["1m"] == 2.31 and info["cpu_load_percent"] == round(100 * 2.31 / 8, 1)
+    up, _ = call("macos", "uptime")
+    assert up["uptime_s"] > 0 and up["boot_time"].startswith("2024-04-15")
+
+
+def test_macos_disk_usage_skips_hidden_apfs_volumes() -> None:
+    out, _ = call("macos", "disk_usage")
+    mounts = {f["mount_point"]: f for f in out["filesystems"]}
+    assert set(mounts) == {"/", "/System/Volumes/Data"}
+    data = mounts["/System/Volumes/Data"]
+    assert data["used_bytes"] == 204876312 * 1024 and data["free_bytes"] == 14417212 * 1024
+    assert data["percent_used"] == 93.4
+
+
+def test_macos_top_processes_names_with_spaces() -> None:
+    out, runner = call("macos", "top_processes", {"sort_by": "memory", "limit": 3})
+    assert runner.calls == [["ps", "-Aco", "pid,pcpu,rss,user,comm", "-m"]]
+    assert [p["name"] for p in out["processes"]] == ["Microsoft Excel", "Microsoft Outlook",
+                                                    "Google Chrome Helper (Renderer)"]
+    assert out["processes"][0] == {"pid": 812, "name": "Microsoft Excel", "user": "maria", "cpu_percent": 38.2,
+                                   "rss_bytes": 1184544 * 1024, "memory_percent": None}
+
+
+def test_macos_network_status() -> None:
+    out, _ = call("macos", "network_status")
+    en0 = next(i for i in out["interfaces"] if i["name"] == "en0")
+    assert en0 == {"name": "en0", "state": "up", "mac": "a4:fc:14:3b:92:6e", "mtu": 1500,
+                   "ipv4": ["192.168.10.57/24"], "ipv6": ["fe80::10c3:5bd2:aa71:4f1e/64"]}
+    assert next(i for i in out["interfaces"] if i["name"] == "anpi0")["state"] == "down"
+    assert out["default_route"] == {"gateway": "192.168.10.1", "interface": "en0"}
+    assert out["dns"] == {"servers": ["192.168.10.1", "1.1.1.1"], "search": ["acme-dental.local"]}
+
+
+def test_macos_wifi() -> None:
+    out, runner = call("macos", "wifi_status")
+    assert runner.calls[1] == ["networksetup", "-getairportpower", "en0"]
+    assert out == {"interface": "en0", "present": True, "powered": True, "connected": True,
+                   "ssid": "AcmeDental-Staff", "signal_percent": 84, "signal_dbm": -58, "channel": 149,
+                   "security": "wpa2_personal"}
+    known, _ = call("macos", "wifi_networks")
+    assert known["preferred"] == ["AcmeDental-Staff", "AcmeDental-Guest", "Home-5G", "Starbucks WiFi"]
+    renewed, runner = call("macos", "renew_dhcp", {"interface": "en0"})
+    assert runner.calls == [["ipconfig", "set", "en0", "DHCP"]] and renewed["renewed"]
+    _, runner = call("macos", "flush_dns")
+    assert runner.calls == [["dscacheutil", "-flushcache"], ["killall", "-HUP", "mDNSResponder"]]
+
+
+def test_macos_vpn_status_and_restart() -> None:
+    out, _ = call("macos", "vpn_status")
+    assert out["connections"] == [{"name": "Acme Office VPN", "type": "IPSec", "connected": False,
+                                   "state": "Disconnected", "enabled": True}]
+    runner = Recorded("macos")
+    call("macos", "restart_vpn", {"name": "Acme Office VPN"}, runner=runner)
+    assert runner.calls[1:] == [["scutil", "--nc", "stop", "Acme Office VPN"], ["scutil", "--nc", "start",
+                                                                                 "Acme Office VPN"]]
+    with pytest.raises(ToolFailed, match="no VPN connection named 'Other'; configured: Acme Office VPN"):
+        call("macos", "restart_vpn", {"name": "Other"})
+
+
+def test_macos_printers_paused_queue_then_resumed_and_cleared() -> None:
+    runner = Recorded("macos")
+    first, _ = call("macos", "printer_queues", runner=runner)
+    color = next(p for p in first["printers"] if p["name"] == "Office_Color")
+    assert color["state"] == "paused" and color["reason"] == "Paused" and not color["accepting"]
+    assert color["jobs"] == [{"id": "Office_Color-212", "printer": "Office_Color", "user": "maria",
+                              "size_bytes": 1049600, "submitted": "Tue Apr 16 10:01:58 2024"}]
+    assert first["paused"] == ["Office_Color"] and first["attention"] == ["Office_Color"]
+    resumed, _ = call("macos", "resume_printer", {"printer": "Office_Color"}, runner=runner)
+    assert resumed == {"printer": "Office_Color", "resumed": True, "state": "idle"}
+    assert ["cupsenable", "Office_Color"] in runner.calls and ["cupsaccept", "Office_Color"] in runner.calls
+    cleared, _ = call("macos", "clear_print_queue", {"printer": "Office_Color"}, runner=runner)
+    assert runner.calls[-2:] == [["cancel", "-a", "Office_Color"], ["lpstat", "-o"]] and cleared["cleared"]
+    with pytest.raises(ToolFailed, match="no printer named 'Nope'"):
+        call("macos", "clear_print_queue", {"printer": "Nope"})
+
+
+def test_macos_software_updates_and_install() -> None:
+    out, _ = call("macos", "installed_software", {"name_contains": "microsoft"})
+    assert [s["name"] for s in out["software"]] == ["Microsoft Excel", "Microsoft Outlook"]
+    assert out["software"][0]["version"] == "16.84"
+    updates, _ = call("macos", "pending_updates")
+    assert updates["count"] == 2 and updates["restart_required"]
+    assert updates["updates"][0] == {"label": "macOS Sonoma 14.4.1-23E224", "title": "macOS Sonoma 14.4.1",
+                                     "version": "14.4.1", "recommended": True, "restart": True}
+    installed, runner = call("macos", "install_package", {"package": "slack"})
+    assert runner.calls == [["brew", "install", "slack"], ["brew", "list", "--versions", "slack"]]
+    assert installed == {"package": "slack", "installed": True, "version": "4.37.101", "manager": "brew"}
+
+
+def test_macos_mail_apps_and_crashes(tmp_path: Path) -> None:
+    mail, _ = call("macos", "mail_client_status")
+    assert mail["installed"] == ["Mail", "Microsoft Outlook"] and mail["running"] == ["Microsoft Outlook"]
+    restarted, runner = call("macos", "restart_app", {"name": "Microsoft Outlook"})
+    assert runner.calls[1:] == [["osascript", "-e", 'tell application "Microsoft Outlook" to quit'],
+                                ["open", "-a", "Microsoft Outlook"]]
+    assert restarted["restarted"]
+    seed_home("macos", tmp_path, tmp_path / "tmp")
+    crashes, _ = call("macos", "crash_reports", {"app": "excel"}, home=tmp_path)
+    assert crashes["reports"] == [{"app": "Microsoft Excel", "version": "16.84", "time": "2024-04-16 10:15:22.00 +0200",
+                                   "what": "EXC_BAD_ACCESS SIGSEGV", "source": "DiagnosticReports"}]
+
+
+def test_macos_end_process_checks_the_name_first() -> None:
+    ended, runner = call("macos", "end_process", {"pid": 812, "name": "Microsoft Excel"})
+    assert runner.calls == [["ps", "-p", "812", "-co", "comm="], ["kill", "-TERM", "812"]] and ended["ended"]
+    with pytest.raises(ToolFailed, match="now runs 'Microsoft Excel', not 'Safari'; nothing was ended"):
+        call("macos", "end_process", {"pid": 812, "name": "Safari"})
+    rebooted, runner = call("macos", "reboot", {"delay_minutes": 1})
+    assert runner.calls == [["shutdown", "-r", "+1"]] and rebooted["scheduled"]
+
+
+# --- Windows -----------------------------------------------------------------------------------
+
+
+def test_windows_runs_powershell_without_profile_and_parses_json() -> None:
+    info, runner = call("windows", "system_info")
+    assert runner.calls[0][:6] == ["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass",
+                                   "-Command"]
+    assert info["hostname"] == "FRONTDESK-01" and info["os"]["name"] == "Microsoft Windows 11 Pro"
+    assert info["cpu"] == {"model": "13th Gen Intel(R) Core(TM) i5-1335U", "count": 12}
+    assert info["memory"]["available_bytes"] == 5293112 * 1024 and info["cpu_load_percent"] == 23.0
+    assert info["uptime_s"] == 95008 and info["users"] == [{"user": "ACME\\tom.becker"}]
+    up, _ = call("windows", "uptime")
+    assert up["uptime_s"] == 95008
+
+
+def test_windows_disks_processes_network() -> None:
+    disks, _ = call("windows", "disk_usage")
+    c = disks["filesystems"][0]
+    assert c["path"] == "C:\\" and c["total_bytes"] == 254721126400 and c["percent_used"] == 75.7
+    only_d, _ = call("windows", "disk_usage", {"paths": ["D:\\"]})
+    assert [f["device"] for f in only_d["filesystems"]] == ["D:"]
+    top, runner = call("windows", "top_processes", {"sort_by": "cpu", "limit": 5})
+    assert "Sort-Object -Property CPU -Descending | Select-Object -First 5" in runner.calls[0][-1]
+    assert top["processes"][0] == {"pid": 9412, "name": "OUTLOOK", "cpu_seconds": 412.3, "rss_bytes": 402653184,
+                                   "session": 1}
+    net, _ = call("windows", "network_status")
+    wifi = next(i for i in net["interfaces"] if i["name"] == "Wi-Fi")
+    assert wifi["state"] == "up" and wifi["mac"] == "8c:17:59:3e:a1:c4" and wifi["ipv4"] == ["192.168.10.64/24"]
+    assert net["default_route"] == {"gateway": "192.168.10.1", "interface": "Wi-Fi"}
+    assert net["dns"]["servers"] == ["192.168.10.1", "1.1.1.1"]
+
+
+def test_windows_wifi_dns_vpn() -> None:
+    wifi, runner = call("windows", "wifi_status")
+    assert runner.calls == [["netsh", "wlan", "show", "interfaces"]]
+    assert wifi == {"interface": "Wi-Fi", "present": True, "powered": True, "connected": True,
+                    "ssid": "AcmeDental-Staff", "signal_percent": 78, "channel": 44, "security": "WPA2-Personal"}
+    known, _ = call("windows", "wifi_networks")
+    assert known["preferred"] == ["AcmeDental-Staff", "AcmeDental-Guest", "Home-5G"]
+    _, runner = call("windows", "renew_dhcp", {"interface": "Wi-Fi"})
+    assert runner.calls == [["ipconfig", "/renew", "Wi-Fi"]]
+    flushed, runner = call("windows", "flush_dns")
+    assert runner.calls[0][-1].startswith("Clear-DnsClientCache") and flushed["flushed"]
+    vpn, _ = call("windows", "vpn_status")
+    assert vpn["connections"][0] == {"name": "Acme Office VPN", "type": "Ikev2", "server": "vpn.acme-dental.example",
+                                     "connected": False, "state": "Disconnected"}
+    _, runner = call("windows", "restart_vpn", {"name": "Acme Office VPN"})
+    assert runner.calls[1:] == [["rasdial", "Acme Office VPN", "/disconnect"], ["rasdial", "Acme Office VPN"]]
+
+
+def test_windows_printers_and_spooler() -> None:
+    runner = Recorded("windows")
+    queues, _ = call("windows", "printer_queues", runner=runner)
+    hp = next(p for p in queues["printers"] if p["name"] == "Reception HP M404")
+    assert [j["status"] for j in hp["jobs"]] == ["Error, Printing", "Normal"]
+    assert queues["attention"] == ["Reception HP M404"] and queues["paused"] == []
+    cleared, _ = call("windows", "clear_print_queue", {"printer": "Reception HP M404"}, runner=runner)
+    assert "Get-PrintJob -PrinterName 'Reception HP M404' | Remove-PrintJob" in runner.calls[-1][-1]
+    assert cleared["jobs_left"] == 0
+    spooler, runner = call("windows", "restart_print_spooler")
+    assert runner.calls[0][-1].startswith("Restart-Service -Name Spooler -Force")
+    assert spooler == {"service": "Spooler", "restarted": True, "status": "Running"}
+    resumed, _ = call("windows", "resume_printer", {"printer": "Reception HP M404"})
+    assert resumed["resumed"]
+
+
+def test_windows_software_updates_install() -> None:
+    sw, _ = call("windows", "installed_software", {"name_contains": "microsoft"})
+    assert [s["name"] for s in sw["software"]] == ["Microsoft 365 Apps for business - en-us", "Microsoft Edge",
+                                                  "Microsoft Teams"]
+    updates, _ = call("windows", "pending_updates")
+    assert updates["count"] == 2 and updates["security"] == 1 and updates["updates"][0]["kb"] == "5036893"
+    installed, runner = call("windows", "install_package", {"package": "Zoom.Zoom"})
+    assert runner.calls == [["winget", "install", "--id", "Zoom.Zoom", "--exact", "--silent", "--scope", "machine",
+                             "--accept-package-agreements", "--accept-source-agreements",
+                             "--disable-interactivity"]]
+    assert installed["installed"] and installed["version"] == "6.0.2.37190"
+
+
+def test_windows_mail_apps_crashes_reboot_temp() -> None:
+    mail, _ = call("windows", "mail_client_status")
+    assert mail["running"] == ["Microsoft Outlook"] and mail["restart_names"] == ["OUTLOOK"]
+    crashes, runner = call("windows", "crash_reports", {"app": "excel"})
+    assert "ProviderName = 'Application Error'; Id = 1000" in runner.calls[0][-1]
+    assert crashes["count"] == 2 and crashes["reports"][0]["what"] == "mso20win32client.dll exception c0000005"
+    restarted, runner = call("windows", "restart_app", {"name": "EXCEL.EXE"})
+    assert "Get-Process -Name 'EXCEL'" in runner.calls[0][-1] and not restarted["restarted"]
+    ended, _ = call("windows", "end_process", {"pid": 9412, "name": "OUTLOOK.EXE"})
+    assert ended["ended"] and not ended["already_gone"]
+    _, runner = call("windows", "reboot", {"delay_minutes": 1})
+    assert runner.calls == [["shutdown.exe", "/r", "/t", "60", "/c",
+                             "MSPclaw: your IT support is restarting this computer"]]
+    preview, runner = call("windows", "clear_temp_files", {"dry_run": True, "older_than_days": 7})
+    assert "'C:\\Users\\tom.becker\\AppData\\Local\\Temp', 'C:\\Windows\\Temp'" in runner.calls[0][-1]
+    assert "Remove-Item" not in runner.calls[0][-1] and preview["files"] == 412
+    deleted, runner = call("windows", "clear_temp_files", {"dry_run": False, "older_than_days": 7})
+    assert "Remove-Item -LiteralPath" in runner.calls[0][-1] and deleted["freed_bytes"] == 3809894400
+
+
+def test_a_printer_name_cannot_break_out_of_its_quotes() -> None:
+    from mspclaw.agent.tools.windows import clear_queue_script
+
+    assert "'O''Brien Printer'" in clear_queue_script("O'Brien Printer")
+    with pytest.raises(Exception, match="printer"):
+        CATALOGUE["clear_print_queue"].validate({"printer": "x'; Remove-Item C:\\ -Recurse; '"})
+
+
+# --- Linux commands (recorded; the tools also run for real in test_agent_linux_desktop.py) -------
+
+
+def test_linux_nmcli_wifi_vpn_and_cups() -> None:
+    wifi, _ = call("linux", "wifi_status")
+    assert wifi == {"interface": "wlp0s20f3", "present": True, "powered": True, "connected": True,
+                    "ssid": "AcmeDental-Staff", "signal_percent": 74, "channel": 44, "security": "WPA2"}
+    known, _ = call("linux", "wifi_networks")
+    assert known["preferred"] == ["Home-5G", "AcmeDental-Staff"]
+    vpn, _ = call("linux", "vpn_status")
+    assert vpn["connections"] == [{"name": "Acme Office VPN", "type": "vpn", "connected": False}]
+    queues, _ = call("linux", "printer_queues")
+    assert queues["attention"] == ["Lab_Brother_HL"] and len(queues["printers"][0]["jobs"]) == 2
+    updates, _ = call("linux", "pending_updates")
+    assert updates["count"] == 4 and updates["security"] == 3
+    mail, _ = call("linux", "mail_client_status")
+    assert mail["installed"] == ["Thunderbird"]
+    assert mail["clients"][0]["version"] == "115.6.0"
