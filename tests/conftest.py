@@ -26,6 +26,7 @@ import uvicorn
 from mspclaw.api.server import uvicorn_config
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.engine.models.base import Model
+from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
 from mspclaw.wiring import Services, build
 
@@ -105,12 +106,12 @@ class Live:
 
 @contextlib.asynccontextmanager
 async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None = None, model: Model | None = None,
-                      **overrides: Any) -> AsyncIterator[Live]:
+                      playbooks: list[Playbook] | None = None, **overrides: Any) -> AsyncIterator[Live]:
     port = int(overrides.pop("port", 0)) or free_port()
     key = "test_" + secrets.token_urlsafe(16)
     settings = Settings(data_dir=tmp / "data", api_key=key, port=port, server_url=f"http://127.0.0.1:{port}",
                         **overrides)
-    services = build(settings, connectors=connectors, model=model)
+    services = build(settings, connectors=connectors, model=model, playbooks=playbooks)
     server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -23,6 +23,16 @@ class PlanStep(BaseModel):
                                                   "over earlier outputs and ``facts``.")
 
 
+class PlanQuestion(BaseModel):
+    """Something the runner may ask the end user when a step needs ``facts.<fact>`` and it is not known."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    fact: str
+    text: str
+    choices: list[str] = Field(default_factory=list)
+    remember: bool = Field(True, description="Kept in device memory (False: this ticket only).")
+
+
 class Plan(BaseModel):
     """A playbook turned into steps for the deterministic runner."""
 
@@ -36,6 +46,7 @@ class Plan(BaseModel):
     escalation_hint: str = ""
     requires_approval: frozenset[str] = frozenset()
     max_steps: int = Field(12, ge=1, le=100)
+    questions: dict[str, PlanQuestion] = Field(default_factory=dict, description="By the fact each answer fills.")
 
 
 Outcome = Literal["resolved", "escalated"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 from mspclaw.connectors.base import PSAConnector
@@ -45,10 +45,12 @@ class Questions:
         self._wakeups: dict[str, asyncio.Event] = {}
 
     async def ask(self, *, ticket: Ticket, session: Session, agent_id: str | None, call_id: str, text: str,
-                  choices: list[str] | None) -> str:
+                  choices: list[str] | None, answered: Sequence[tuple[str, str]] = ()) -> str:
+        """Ask the end user, unless the answer is known: from this session, from device memory by the
+        fact's name, or from ``answered`` (questions whose facts device memory holds, with their answers)."""
         row = self._runs.question_for_call(call_id)
         if row is None:
-            known = self._known(session, ticket, text)
+            known = self._known(session, ticket, text, answered)
             if known is not None:
                 answer, source = known
                 self._runs.add_question(session_id=session.id, client_id=session.client_id, call_id=call_id,
@@ -74,12 +76,16 @@ class Questions:
             return row.answer
         raise NoAnswer(f"the user did not answer {text!r} within {self.timeout_s:g} s")
 
-    def _known(self, session: Session, ticket: Ticket, text: str) -> tuple[str, str] | None:
+    def _known(self, session: Session, ticket: Ticket, text: str,
+               answered: Sequence[tuple[str, str]] = ()) -> tuple[str, str] | None:
         earlier = [(q.text, q.answer) for q in self._runs.questions(session.id)
                    if q.answer is not None and q.status in ("answered", "reused")]
         found = best_match(text, earlier)
         if found is not None:
             return found[1], f"earlier question {found[0]!r} (similarity {found[2]:.2f})"
+        found = best_match(text, answered)
+        if found is not None:
+            return found[1], f"device memory, for {found[0]!r} (similarity {found[2]:.2f})"
         if ticket.device_id is not None:
             fact = fact_for(text, self._runs.device_facts(ticket.device_id))
             if fact is not None:

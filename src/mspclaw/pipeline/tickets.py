@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,8 @@ from mspclaw.engine.context import INSTRUCTIONS, build_prompt
 from mspclaw.engine.loop import Limits, run_loop
 from mspclaw.engine.models.base import Model
 from mspclaw.engine.models.playbook import run_plan
-from mspclaw.engine.plan import RunResult, StepRecord
+from mspclaw.engine.plan import PlanQuestion, RunResult, StepRecord
+from mspclaw.engine.questions import best_match
 from mspclaw.engine.toolset import Toolset
 from mspclaw.errors import AgentOffline, Conflict, MSPClawError, NotFound, ToolError
 from mspclaw.pipeline.approvals import Approvals
@@ -29,7 +31,7 @@ from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import internal_note, summarise, user_reply
-from mspclaw.pipeline.questions import Questions
+from mspclaw.pipeline.questions import NoAnswer, Questions
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.playbooks.matcher import match
 from mspclaw.playbooks.schema import Playbook
@@ -144,12 +146,47 @@ class _SessionQuestions:
     """``ask_user`` for one session: numbered by the same ledger as tool calls, so a restart finds it again."""
 
     def __init__(self, svc: TicketService, ticket: Ticket, session: Session, agent_id: str | None,
-                 ledger: CallLedger) -> None:
+                 ledger: CallLedger, playbook_questions: Mapping[str, PlanQuestion] | None = None) -> None:
         self._svc, self._ticket, self._session, self._agent_id, self._ledger = svc, ticket, session, agent_id, ledger
+        self._playbook_questions = dict(playbook_questions or {})
 
     async def ask(self, text: str, choices: list[str] | None) -> str:
-        return await self._svc.questions.ask(ticket=self._ticket, session=self._session, agent_id=self._agent_id,
-                                             call_id=self._ledger.next(), text=text, choices=choices)
+        """The model's ``ask_user``. When it asks what one of the playbook's questions asks (by meaning),
+        the answer fills that question's fact, in device memory when the playbook says so."""
+        device_id = self._svc.device_of(self._session)
+        facts = self._svc.runs.device_facts(device_id) if device_id else {}
+        answered = [(q.text, facts[fact]) for fact, q in self._playbook_questions.items() if fact in facts]
+        answer = await self._svc.questions.ask(ticket=self._ticket, session=self._session, agent_id=self._agent_id,
+                                               call_id=self._ledger.next(), text=text, choices=choices,
+                                               answered=answered)
+        found = best_match(text, [(q.text, fact) for fact, q in self._playbook_questions.items()])
+        if found is not None:
+            self._remember(self._playbook_questions[found[1]], answer)
+        return answer
+
+    def _remember(self, question: PlanQuestion, answer: str) -> None:
+        device_id = self._svc.device_of(self._session)
+        learning = self._svc.learning
+        if question.remember and learning is not None and device_id is not None:
+            learning.learn_from_answer(device_id, question.fact, answer, client_id=self._session.client_id,
+                                       session_id=self._session.id)
+
+    async def ask_playbook(self, question: PlanQuestion) -> str | None:
+        """A playbook's question, for the deterministic runner: the answer fills ``facts.<fact>``, and
+        goes into the device's memory when the playbook says it belongs to the device.
+
+        Its id comes from the fact, not the call ledger, so a resumed run finds the same question
+        whether or not the answer is in device memory by then.
+        """
+        call_id = "q_" + hashlib.sha256(f"{self._session.id}/{question.fact}".encode()).hexdigest()[:30]
+        try:
+            answer = await self._svc.questions.ask(ticket=self._ticket, session=self._session,
+                                                   agent_id=self._agent_id, call_id=call_id, text=question.text,
+                                                   choices=question.choices or None)
+        except NoAnswer:
+            return None
+        self._remember(question, answer)
+        return answer
 
 
 class TicketService:
@@ -313,11 +350,13 @@ class TicketService:
             # what the device is known to be (device memory), then what this ticket says
             facts = {**known, "requester": ticket.requester, "hostname": route.device.hostname,
                      "os": route.device.os}
-            result = await run_plan(plan, tools, on_step, facts=facts)
+            questions = _SessionQuestions(self, ticket, session, route.agent_id, ledger, plan.questions)
+            result = await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook)
         else:
             model = DurableModel(self.model, self.runs, session.id)
             toolset = Toolset(book.tools, tools,
-                              questions=_SessionQuestions(self, ticket, session, route.agent_id, ledger))
+                              questions=_SessionQuestions(self, ticket, session, route.agent_id, ledger,
+                                                          plan.questions))
             prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
                                   device={"hostname": route.device.hostname, "os": route.device.os},
                                   plan=plan, facts=known)

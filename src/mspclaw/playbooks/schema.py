@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mspclaw.engine.conditions import parse
-from mspclaw.engine.plan import Plan, PlanStep
+from mspclaw.engine.plan import Plan, PlanQuestion, PlanStep
 from mspclaw.errors import ConditionError, InvalidArguments
 from mspclaw.tools import CATALOGUE
 
@@ -52,8 +52,12 @@ class Question(_Model):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     text: str = Field(min_length=1, description="Asked in plain words, as the user sees it.")
     choices: list[str] = Field(default_factory=list, description="Offered answers; empty means free text.")
-    fact: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Device fact the answer is stored as "
-                      "(never asked again once known); conditions read it as facts.<fact>.")
+    fact: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Fact the answer fills; conditions and "
+                      "args_from read it as facts.<fact>. The runner asks only when a step needs it and it is "
+                      "not known.")
+    remember: bool = Field(True, description="Keep the answer in the device's memory, so no later ticket asks "
+                           "again (the user's printer, their phone number). False for what belongs to this "
+                           "ticket only (the program to install, a leaver's name, an identity check).")
 
 
 class Step(_Model):
@@ -185,6 +189,8 @@ class Playbook(_Model):
             replies={"resolved": self.reply.resolved, "escalated": self.reply.escalated,
                      **({"needs_action": self.reply.needs_action} if self.reply.needs_action else {})},
             escalation_hint=self.escalation, requires_approval=frozenset(self.requires_approval),
+            questions={q.fact: PlanQuestion(fact=q.fact, text=q.text, choices=list(q.choices), remember=q.remember)
+                       for q in self.questions},
             **({"max_steps": self.max_steps} if self.max_steps is not None else {}),
         )
 

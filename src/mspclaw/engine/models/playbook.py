@@ -7,21 +7,47 @@ model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from mspclaw.engine.conditions import evaluate
-from mspclaw.engine.plan import Plan, RunResult, StepRecord
+from mspclaw.engine.plan import Plan, PlanQuestion, RunResult, StepRecord
 from mspclaw.engine.ports import StepSink, ToolPort
 from mspclaw.errors import ApprovalDenied, ConditionError, ToolError
 
+Ask = Callable[[PlanQuestion], Awaitable[str | None]]
+"""Puts a playbook question to the end user; the answer, or ``None`` when none came."""
+
+_FACT = re.compile(r"\bfacts\.([a-z][a-z0-9_]*)")
+
 
 async def run_plan(plan: Plan, tools: ToolPort, on_step: StepSink, *, max_steps: int | None = None,
-                   facts: Mapping[str, Any] | None = None) -> RunResult:
-    """Run ``plan``; ``facts`` (device facts, the requester, answers) are readable as ``facts.<name>``."""
+                   facts: Mapping[str, Any] | None = None, ask: Ask | None = None) -> RunResult:
+    """Run ``plan``; ``facts`` (device facts, the requester, answers) are readable as ``facts.<name>``.
+
+    When a step's condition or arguments (or the success check) read a fact that is not known and the
+    playbook has a question for it, ``ask`` puts the question to the user first, once; without an
+    answer the expression fails as before and the run escalates saying which fact was missing.
+    """
     limit = min(plan.max_steps, max_steps or plan.max_steps)
-    outputs: dict[str, Any] = {"facts": dict(facts or {})}
+    known: dict[str, Any] = dict(facts or {})
+    outputs: dict[str, Any] = {"facts": known}
     records: list[StepRecord] = []
+    asked: set[str] = set()
+
+    async def fill(expressions: Iterable[str | None]) -> None:
+        if ask is None:
+            return
+        for expr in expressions:
+            for fact in _FACT.findall(expr or ""):
+                question = plan.questions.get(fact)
+                if question is None or fact in known or fact in asked:
+                    continue
+                asked.add(fact)
+                answer = await ask(question)
+                if answer is not None:
+                    known[fact] = answer
 
     async def record(rec: StepRecord) -> None:
         records.append(rec)
@@ -34,6 +60,7 @@ async def run_plan(plan: Plan, tools: ToolPort, on_step: StepSink, *, max_steps:
 
     for step in plan.steps:
         index = len(records) + 1
+        await fill([step.when])
         if step.when is not None:
             try:
                 run_it = bool(evaluate(step.when, outputs))
@@ -45,6 +72,7 @@ async def run_plan(plan: Plan, tools: ToolPort, on_step: StepSink, *, max_steps:
         if sum(1 for r in records if not r.skipped) >= limit:
             return finish("escalated", f"step limit of {limit} reached before '{step.title}'")
         args = dict(step.args)
+        await fill(step.args_from.values())
         try:
             args.update({name: evaluate(expr, outputs) for name, expr in step.args_from.items()})
         except ConditionError as exc:
@@ -63,6 +91,7 @@ async def run_plan(plan: Plan, tools: ToolPort, on_step: StepSink, *, max_steps:
         outputs[step.id] = output
         await record(StepRecord(index, step.id, step.title, step.tool, args, True, output=output))
 
+    await fill([plan.success_check])
     try:
         ok = bool(evaluate(plan.success_check, outputs))
     except ConditionError as exc:
