@@ -223,6 +223,7 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     approvals.policy = ApproverPolicy(ops.techs, store, registry)
     approvals.notifier = ops.notifier
     tickets.learning, tickets.escalations, tickets.feedback = ops.learning, ops.escalations, ops.feedback
+    tickets.usage = ops.usage
     return Services(settings, api_key, engine, registry, store, audit, hub, fleet, events, approvals, router,
                     tickets, jobs, intake, accounts, ops)
 

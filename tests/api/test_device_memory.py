@@ -147,3 +147,8 @@ async def test_a_model_asking_a_playbook_question_in_its_own_words_fills_device_
         assert first["reason"] == second["reason"] == "user on 3rd floor"
         assert asked == ["Which floor are you on?"], "asked once, answered from memory the second time"
         assert "location: 3rd floor" not in prompts[0] and "location: 3rd floor" in prompts[1]
+        # the engine's token counts reach the stats, per model
+        stats = (await live.http.get("/api/stats", params={"by": "model"})).json()
+        (row,) = [r for r in stats["rows"] if r["key"] == "function:floor"]
+        totals = [live.services.tickets.runs.token_totals(str(t["session_id"])) for t in (first, second)]
+        assert row["tickets"] == 2 and row["tokens"] == sum(p + c for p, c in totals) > 0

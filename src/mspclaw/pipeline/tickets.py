@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from mspclaw.pipeline.escalation import Escalations
     from mspclaw.pipeline.feedback import FeedbackService
     from mspclaw.pipeline.memory import DeviceLearning
+    from mspclaw.store.stats import UsageLog
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ class TicketService:
     learning: DeviceLearning | None = None
     escalations: Escalations | None = None
     feedback: FeedbackService | None = None
+    usage: UsageLog | None = None
 
     def __init__(self, *, registry: Registry, store: TicketStore, audit: AuditLog, hub: Hub, router: Router,
                  events: SessionEvents, approvals: Approvals, playbooks: list[Playbook],
@@ -362,6 +364,12 @@ class TicketService:
                                   plan=plan, facts=known)
             result = await run_loop(model, INSTRUCTIONS, prompt, toolset, on_step,
                                     replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
+            if self.usage is not None:  # issue 5 hook: tokens and cost per session, for the stats
+                prompt_tokens, completion_tokens = self.runs.token_totals(session.id)
+                per_prompt, per_completion = self.model.price_per_mtok
+                self.usage.record(session.id, model=self.model.name[:100], input_tokens=prompt_tokens,
+                                  output_tokens=completion_tokens,
+                                  cost_usd=(prompt_tokens * per_prompt + completion_tokens * per_completion) / 1e6)
         await self._close(ticket, session, book, result, result.reason, route, asker.decisions)
 
     async def _wait_online(self, agent_id: str, seconds: float) -> bool:

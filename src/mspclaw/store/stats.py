@@ -84,6 +84,18 @@ class UsageLog:
                 row.output_tokens, row.cost_usd = row.output_tokens + output_tokens, row.cost_usd + cost_usd
 
 
+    def record(self, session_id: str, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        """Set a session's totals (the engine's own count of the whole run: idempotent on resume)."""
+        with self._sessions.begin() as db:
+            row = db.get(SessionUsage, session_id, with_for_update=True)
+            if row is None:
+                db.add(SessionUsage(session_id=session_id, model=model, input_tokens=input_tokens,
+                                    output_tokens=output_tokens, cost_usd=cost_usd))
+            else:
+                row.model, row.input_tokens, row.output_tokens, row.cost_usd = (
+                    model, input_tokens, output_tokens, cost_usd)
+
+
 class StatsQuery:
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
