@@ -224,6 +224,7 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     approvals.notifier = ops.notifier
     tickets.learning, tickets.escalations, tickets.feedback = ops.learning, ops.escalations, ops.feedback
     tickets.usage = ops.usage
+    ops.feedback.ask_port = questions.ask_device  # "did it work?" as a dialog on the user's device
     return Services(settings, api_key, engine, registry, store, audit, hub, fleet, events, approvals, router,
                     tickets, jobs, intake, accounts, ops)
 

@@ -43,6 +43,7 @@ class Questions:
         self._events, self._hub, self._connectors = events, hub, connectors
         self.timeout_s = timeout_s
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._direct: dict[str, tuple[str, str, asyncio.Future[str]]] = {}  # ask_device: by question id
 
     async def ask(self, *, ticket: Ticket, session: Session, agent_id: str | None, call_id: str, text: str,
                   choices: list[str] | None, answered: Sequence[tuple[str, str]] = ()) -> str:
@@ -146,8 +147,28 @@ class Questions:
             wake.set()
         return row
 
+    async def ask_device(self, client_id: str, agent_id: str, question_id: str, text: str,
+                         choices: Sequence[str]) -> str | None:
+        """A question outside any session (the "did it work?" after a resolve), straight to the user's
+        device: their answer, or ``None`` when the device is offline. The caller bounds the wait."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._direct[question_id] = (client_id, agent_id, future)
+        try:
+            await self._hub.for_client(client_id).ask_user(agent_id, question_id, text, list(choices) or None)
+            return await future
+        except AgentOffline:
+            return None
+        finally:
+            self._direct.pop(question_id, None)
+
     def from_agent(self, client_id: str, agent_id: str, frame: UserAnswer) -> None:
         """An answer from a device agent: only for a question of that agent's own client."""
+        direct = self._direct.get(frame.question_id)
+        if direct is not None:
+            asked_client, asked_agent, future = direct
+            if (asked_client, asked_agent) == (client_id, agent_id) and not future.done():
+                future.set_result(frame.answer)
+            return
         try:
             self.answer(frame.question_id, frame.answer, by=f"end user on {agent_id}", scope=[client_id])
         except MSPClawError as exc:
