@@ -77,7 +77,7 @@ async def test_approval_feedback_no_and_denial_escalate_with_the_whole_story(tmp
         (esc,) = (await live.http.get(f"/api/escalations?ticket={ticket['id']}")).json()
         assert esc["kind"] == "user_said_no" and esc["assigned_to"] == "dana@msp.example"
         assert [s["tool"] for s in esc["body"]["tried"]] == ["disk_usage", "clear_temp_files", "clear_temp_files",
-                                                             "disk_usage"]
+                                                             "disk_usage", "large_files"]
         assert esc["body"]["device"]["email"] == "maria@acme.example"
         messages = await sink.wait_for("slack", 2)
         check_block_kit(messages[1])
@@ -97,10 +97,10 @@ async def test_approval_feedback_no_and_denial_escalate_with_the_whole_story(tmp
         ticket2 = await live.wait_ticket(created2["ticket_id"])
         assert ticket2["status"] == "escalated"
         note = ticket2["note"]
-        for part in ("ESCALATED (denied)", "What was tried:", "Approval: clear_temp_files: Dana Scully",
+        for part in ("ESCALATED (denied)", "What was tried:", "Approval: clear_temp_files denied by Dana Scully",
                      "Measure disk usage", "Evidence:", "Suggested next steps:", "Assigned to: Dana Scully",
                      "email=maria@acme.example"):
-            assert part in note, (part, note)
+            assert part in note, (part, note.splitlines())
         (esc2,) = (await live.http.get(f"/api/escalations?ticket={ticket2['id']}")).json()
         assert esc2["kind"] == "denied" and esc2["body"]["evidence"]
         await live.services.ops.notifier.drain(10)

@@ -132,7 +132,7 @@ class _SessionApprovals:
                 reason=f"{reason} Latest finding: {self.evidence}." if self.evidence else reason,
                 call_id=self._ledger.current or None, agent_id=self._agent(tool))
         except MSPClawError as exc:
-            self.decisions.append(f"{tool}: {exc.message}")
+            self.decisions.append(exc.message if tool in exc.message else f"{tool}: {exc.message}")
             raise
         self.decisions.append(f"{tool} approved by {grant.approver}")
         return grant
