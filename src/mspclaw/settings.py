@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")
     max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")
     question_timeout_s: float = Field(900.0, gt=0, description="No answer from the end user in this time: go on.")
+    question_psa_poll_s: float = Field(30.0, gt=0, description="While a question asked on a PSA ticket waits, "
+                                       "read the ticket for the user's reply this often.")
     # -- operator features (issue 5) --
     jwt_secret: SecretStr | None = Field(None, description="Signs technician tokens; default: generated in the "
                                          "data directory. Replicas behind one load balancer must share it.")

@@ -207,7 +207,8 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     accounts = PSAAccounts(engine).list()
     psas: dict[str, PSAConnector] = {a.name: connector_for(a) for a in accounts if a.enabled}
     psas.update(connectors or {})
-    questions = Questions(runs, store, audit, events, hub, psas, timeout_s=settings.question_timeout_s)
+    questions = Questions(runs, store, audit, events, hub, psas, timeout_s=settings.question_timeout_s,
+                          psa_poll_s=settings.question_psa_poll_s)
     fleet.on_answer = questions.from_agent
     tickets = TicketService(registry=registry, store=store, audit=audit, hub=hub, router=router, events=events,
                             approvals=approvals, playbooks=books, connectors=psas,

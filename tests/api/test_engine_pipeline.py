@@ -137,3 +137,35 @@ async def test_a_question_on_a_psa_ticket_is_also_posted_as_a_public_reply(tmp_p
             await live.http.post(f"/api/questions/{question['id']}/answer", json={"answer": "no", "by": "Tom (PSA)"})
             ticket = await live.wait_ticket(sub.ticket.id)
         assert ticket["status"] == "resolved" and ticket["reason"] == "user says no"
+
+
+async def test_the_users_reply_on_the_psa_ticket_answers_the_question(tmp_path: Path) -> None:
+    """The user answers by replying on the ticket (a public note below our question), not on the device."""
+    psa = LocalPSA()
+
+    def script(messages: list[Message], tools: list[ToolDef]) -> ModelResponse:
+        seen = returns(messages)
+        if not seen:
+            return call("ask_user", {"question": "Which printer do you use?"})
+        return call("resolve", {"summary": f"user says {seen[0].content['answer']}", "reply": "thanks"})
+
+    async with live_server(tmp_path, model=FunctionModel(script), connectors={"local": psa},
+                           question_psa_poll_s=0.1) as live:
+        client = await live.client()
+        code = await live.code(client)
+        psa.add(PSATicket(id="92", company="acme", requester="tom@acme.example", subject="printer",
+                          body="cannot print"))
+        async with inprocess_agent(live.url, code, tmp_path / "agent"):  # the device cannot show a dialog
+            sub = live.services.tickets.submit(client=client, subject="printer", body="cannot print",
+                                               requester="tom@acme.example", device=None, psa="local",
+                                               external_id="92")
+            for _ in range(100):
+                if (await psa.get_ticket("92")).notes:
+                    break
+                await asyncio.sleep(0.05)
+            await psa.add_note("92", "A question for you: Which printer do you use?", public=False)  # not a reply
+            await psa.add_note("92", "The big one by reception", public=True)
+            ticket = await live.wait_ticket(sub.ticket.id)
+        assert ticket["status"] == "resolved" and ticket["reason"] == "user says The big one by reception"
+        [question] = live.services.tickets.runs.questions(ticket["session_id"])
+        assert question.answered_by == "end user (reply on local)"

@@ -12,6 +12,7 @@ until the same stored deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Collection, Sequence
 from datetime import timedelta
@@ -30,6 +31,10 @@ from mspclaw.store.tickets import TicketStore
 log = logging.getLogger(__name__)
 
 
+QUESTION_PREFIX = "A question for you: "
+"""How a question starts when it is posted as a public reply on the PSA ticket."""
+
+
 class NoAnswer(ToolFailed):
     """The user did not answer in time: told to the model, which may go on without it or escalate."""
 
@@ -38,10 +43,13 @@ class NoAnswer(ToolFailed):
 
 class Questions:
     def __init__(self, runs: RunStore, store: TicketStore, audit: AuditLog, events: SessionEvents,
-                 hub: Hub, connectors: dict[str, PSAConnector], *, timeout_s: float) -> None:
+                 hub: Hub, connectors: dict[str, PSAConnector], *, timeout_s: float,
+                 psa_poll_s: float = 30.0) -> None:
         self._runs, self._store, self._audit = runs, store, audit
         self._events, self._hub, self._connectors = events, hub, connectors
         self.timeout_s = timeout_s
+        self.psa_poll_s = psa_poll_s
+        """How often a PSA ticket is read for the user's reply while a question waits."""
         self._wakeups: dict[str, asyncio.Event] = {}
         self._direct: dict[str, tuple[str, str, asyncio.Future[str]]] = {}  # ask_device: by question id
 
@@ -71,7 +79,7 @@ class Questions:
                                                        "deadline": row.deadline.isoformat(), "status": "pending"})
         if row.status == "pending":
             await self._deliver(row, ticket, agent_id)
-            await self._wait(row, session.id)
+            await self._wait(row, session.id, ticket)
             row = self._runs.question(row.id)
         if row.status in ("answered", "reused") and row.answer is not None:
             return row.answer
@@ -110,15 +118,17 @@ class Questions:
                 log.info("question %s: device agent %s went offline", row.id, agent_id)
         connector = self._psa_for(ticket)
         if connector is not None and ticket.external_id is not None:
-            choices = f" ({' / '.join(row.choices)})" if row.choices else ""
             try:
-                await connector.add_note(ticket.external_id, f"A question for you: {row.text}{choices}", public=True)
+                await connector.add_note(ticket.external_id, self._question_note(row), public=True)
             except MSPClawError as exc:
                 log.warning("could not post question %s to %s: %s", row.id, ticket.psa, exc.message)
 
-    async def _wait(self, row: QuestionRow, session_id: str) -> None:
+    async def _wait(self, row: QuestionRow, session_id: str, ticket: Ticket | None = None) -> None:
         wake = self._wakeups.setdefault(row.id, asyncio.Event())
         self._store.update_session(session_id, status="awaiting_answer")
+        reader = None
+        if ticket is not None and "psa" in row.channel.split("+") and self._psa_for(ticket) is not None:
+            reader = asyncio.ensure_future(self._read_psa_reply(row, ticket))
         try:
             if self._runs.question(row.id).status == "pending":
                 try:
@@ -131,7 +141,42 @@ class Questions:
                         pass  # answered just in time
         finally:
             self._wakeups.pop(row.id, None)
+            if reader is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
         self._store.update_session(session_id, status="running")
+
+    async def _read_psa_reply(self, row: QuestionRow, ticket: Ticket) -> None:
+        """Read the PSA ticket now and then until the user replies below the question we posted there.
+
+        The answer is the first public note after our question that is not one of MSPclaw's own
+        (PSAs do not tell us reliably who wrote a note, so a technician's public note in between would
+        be taken too; the audit names the source as the PSA reply).
+        """
+        connector = self._psa_for(ticket)
+        assert connector is not None and ticket.external_id is not None
+        posted = self._question_note(row)
+        while True:
+            await asyncio.sleep(self.psa_poll_s)
+            try:
+                notes = (await connector.get_ticket(ticket.external_id)).notes
+            except MSPClawError as exc:
+                log.info("question %s: cannot read replies on %s: %s", row.id, ticket.psa, exc.message)
+                continue
+            ours = max((i for i, n in enumerate(notes) if n.text == posted), default=None)
+            if ours is None:
+                continue
+            reply = next((n.text for n in notes[ours + 1:]
+                          if n.public and n.text.strip() and not n.text.startswith(QUESTION_PREFIX)), None)
+            if reply is not None:
+                with contextlib.suppress(MSPClawError):
+                    self.answer(row.id, reply[:2000], by=f"end user (reply on {ticket.psa})", scope=[row.client_id])
+                return
+
+    @staticmethod
+    def _question_note(row: QuestionRow) -> str:
+        choices = f" ({' / '.join(row.choices)})" if row.choices else ""
+        return f"{QUESTION_PREFIX}{row.text}{choices}"
 
     def answer(self, question_id: str, answer: str, *, by: str, scope: Collection[str] | None) -> QuestionRow:
         """Record the user's answer (from the API, the session socket or the device); once only."""
