@@ -63,7 +63,7 @@ import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import normalised, plain_text
+from mspclaw.connectors.text import normalised, parse_iso_time, plain_text, utc
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -157,7 +157,7 @@ class AutotaskConnector(HttpConnector):
         for raw in await self._query("Tickets", [condition]):
             found.append(await self._ticket(raw))
         if since is not None:
-            found = [t for t in found if t.updated_at is None or t.updated_at > _utc(since)]
+            found = [t for t in found if t.updated_at is None or t.updated_at > utc(since)]
         return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
@@ -366,18 +366,10 @@ def _id(ticket_id: str) -> str:
     return text
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
 
 def format_time(moment: datetime) -> str:
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError as exc:
-        raise PSAError(f"Autotask sent a time that is not ISO-8601: {value!r}") from exc
+    return parse_iso_time(value, vendor="Autotask")

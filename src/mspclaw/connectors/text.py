@@ -4,8 +4,11 @@ the same note (what every connector's idempotent ``add_note`` compares)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Final
+
+from mspclaw.errors import PSAError
 
 _TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
 _BLOCKS: Final = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
@@ -48,3 +51,19 @@ def plain_text(content: str) -> str:
 def normalised(content: str) -> str:
     """What two notes must share to count as the same note: their text, whitespace collapsed."""
     return " ".join(plain_text(content).split())
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive time is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_iso_time(value: object, *, vendor: str) -> datetime | None:
+    """A PSA's ISO-8601 time (``Z`` or an offset; naive means UTC) in UTC; ``None`` for an empty value.
+    Anything else is the PSA breaking its contract: :class:`PSAError` naming ``vendor``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise PSAError(f"{vendor} sent a time that is not ISO-8601: {value!r}") from exc
