@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: demo test lint typecheck layers pytest bench bench-engine clean
+.PHONY: demo test lint typecheck layers pytest bench bench-engine clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,18 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/mspclaw demo $(ARGS)
 
-test: $(STAMP)
+# The approval page's end-to-end test drives a real headless Chromium (tests/browser.py). Installed once
+# from Debian when absent; `apt-get update` only if the install fails without it. Without apt the
+# browser test skips and says why.
+CHROMIUM := /usr/bin/chromium
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get: $(CHROMIUM) cannot be installed, the browser test will skip"; \
+	else $(APT_CHROMIUM) || { apt-get update && $(APT_CHROMIUM); }; fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 	$(BIN)/lint-imports

@@ -122,36 +122,52 @@ _APPROVAL_PAGE = """<!doctype html><meta charset="utf-8"><title>MSPclaw approval
 <button id="approve">Approve</button> <button id="deny">Deny</button></p><p id="msg"></p>
 <script>
 const id = {id_json}; let token = null;
-const msg = t => document.getElementById("msg").textContent = t;
+const $ = name => document.getElementById(name);
+const msg = t => $("msg").textContent = t;
 async function call(method, path, body) {{
   const r = await fetch(path, {{method, headers: Object.assign({{"Content-Type": "application/json"}},
     token ? {{"Authorization": "Bearer " + token}} : {{}}), body: body ? JSON.stringify(body) : undefined}});
-  const data = await r.json(); if (!r.ok) throw new Error((data.detail && data.detail.message) || r.status);
+  let data = null;
+  try {{ data = await r.json(); }} catch (err) {{
+    throw new Error(`the server answered ${{r.status}} ${{r.statusText}} without JSON; try again or ask your admin`);
+  }}
+  if (!r.ok) throw new Error((data && data.detail && data.detail.message) || `the server answered ${{r.status}}`);
   return data;
 }}
-document.getElementById("login").onsubmit = async e => {{
+function show(a) {{
+  $("detail").textContent = JSON.stringify(a, null, 2);
+  $("act").hidden = a.status !== "pending";
+}}
+$("login").onsubmit = async e => {{
   e.preventDefault();
   try {{
-    token = (await call("POST", "/auth/login", {{email: document.getElementById("email").value,
-      password: document.getElementById("password").value}})).access_token;
+    token = (await call("POST", "/auth/login", {{email: $("email").value,
+      password: $("password").value}})).access_token;
+    $("password").value = "";
     const all = await call("GET", "/api/approvals?status=");
     const a = all.find(x => x.id === id); if (!a) throw new Error("no such approval for you");
-    document.getElementById("detail").textContent = JSON.stringify(a, null, 2);
-    document.getElementById("act").hidden = a.status !== "pending"; msg(a.status);
-  }} catch (err) {{ msg(String(err)); }}
+    $("login").hidden = true; show(a); msg(a.status);
+  }} catch (err) {{ token = null; $("detail").textContent = ""; $("act").hidden = true; msg(String(err)); }}
 }};
-for (const verb of ["approve", "deny"]) document.getElementById(verb).onclick = async () => {{
-  try {{ const r = await call("POST", `/api/approvals/${{id}}/${{verb}}`,
-    {{approver: "", reason: document.getElementById("reason").value}}); msg(`${{r.status}} by ${{r.approver}}`); }}
+for (const verb of ["approve", "deny"]) $(verb).onclick = async () => {{
+  $("approve").disabled = $("deny").disabled = true;
+  try {{ const r = await call("POST", `/api/approvals/${{encodeURIComponent(id)}}/${{verb}}`,
+    {{approver: "", reason: $("reason").value}}); show(r); msg(`${{r.status}} by ${{r.approver}}`); }}
   catch (err) {{ msg(String(err)); }}
+  finally {{ $("approve").disabled = $("deny").disabled = false; }}
 }};
 </script></body>"""
+
+
+def _script_json(value: str) -> str:
+    """A JSON string safe inside an inline <script>: no ``<``, ``>`` or ``&`` to end or comment it."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 @open_router.get("/ui/approvals/{approval_id}", response_class=HTMLResponse, tags=["approvals"])
 def approval_page(approval_id: str) -> HTMLResponse:
     """The page the Slack/Teams button opens: log in, review, approve or deny. Shows nothing before login."""
-    return HTMLResponse(_APPROVAL_PAGE.format(id=html.escape(approval_id), id_json=json.dumps(approval_id)))
+    return HTMLResponse(_APPROVAL_PAGE.format(id=html.escape(approval_id), id_json=_script_json(approval_id)))
 
 
 # -- who am I --------------------------------------------------------------------------------------
