@@ -2,8 +2,11 @@
 
 Each tool runs with :class:`tests.recorded.Recorded` as its command runner: a tool that builds
 an argument list other than the recorded one fails, and what it parses out of the real output
-is checked field by field. The recordings (``tests/fixtures/<os>/``) each name the command and
-the OS version they come from.
+is checked field by field. Each fixture (``tests/fixtures/<os>/``) names the command, the OS
+version and, in a mandatory ``# source:`` line, where its text comes from: a capture on a real
+machine, a public capture (real output published by others, cited), or text written by hand to
+the command's documented format (most macOS and Windows ones: no Mac or Windows machine was
+available). Only the first two show that a parser reads what the real command prints.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.recorded import FIXTURES, Recorded, read_fixture
+from tests.recorded import FIXTURES, SOURCE_KINDS, Recorded, load_json_fixture, read_fixture, sidecar_source
 from tests.simulated import WINDOWS_TEMP, seed_home
 
 from mspclaw.agent.tools import ToolContext, tool_registry
@@ -37,10 +40,40 @@ def test_every_fixture_names_its_command_and_os(os_name: str) -> None:
     for path in files:
         argv, headers, _ = read_fixture(path)
         assert argv and all(isinstance(a, str) for a in argv), path
-        assert headers["os"].split()[0] in ("macOS", "Windows", "Ubuntu"), path
+        assert headers["source"].startswith(SOURCE_KINDS), path
+        if headers["source"].startswith("written to format: "):
+            assert headers["os"].startswith("format of ") and headers["os"].endswith("(not a capture)"), path
+        else:
+            assert headers["os"].split()[0] in ("macOS", "Windows", "Ubuntu", "Debian"), path
         if argv[0] == "powershell.exe":
             assert tuple(argv[:-1]) == POWERSHELL, path
             assert "ConvertTo-Json" in argv[-1] or argv[-1].startswith("Stop-Process"), path
+
+
+def test_every_other_fixture_says_where_it_comes_from() -> None:
+    others = [p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix not in (".txt", ".md", ".source")]
+    assert len(others) >= 14
+    for path in others:
+        if path.suffix == ".json":
+            assert load_json_fixture(path)["source"].startswith(SOURCE_KINDS), path
+        else:
+            assert sidecar_source(path).startswith(SOURCE_KINDS), path
+
+
+def test_a_fixture_without_a_source_line_is_refused(tmp_path: Path) -> None:
+    text = '# command: ["sw_vers"]\n# os: macOS 14.5 (23F79)\n# exit: 0\n--- stdout ---\nProductName: macOS\n'
+    (tmp_path / "sw_vers.txt").write_text(text)
+    with pytest.raises(ValueError, match=r"sw_vers\.txt: no '# source:' line"):
+        Recorded("macos", tmp_path)
+    (tmp_path / "sw_vers.txt").write_text(text.replace("# os:", "# source: seen somewhere\n# os:"))
+    with pytest.raises(ValueError, match=r"sw_vers\.txt: source 'seen somewhere' must start with one of"):
+        read_fixture(tmp_path / "sw_vers.txt")
+    (tmp_path / "sw_vers.txt").write_text(text.replace("# os:", "# source: written to format: sw_vers(1)\n# os:"))
+    with pytest.raises(ValueError, match=r"sw_vers\.txt: a hand-written fixture's '# os:' line must say"):
+        read_fixture(tmp_path / "sw_vers.txt")
+    (tmp_path / "site.json").write_text('{"directory_user": []}')
+    with pytest.raises(ValueError, match=r"site\.json: no '# source:' line \(or \"source\" key\)"):
+        load_json_fixture(tmp_path / "site.json")
 
 
 @pytest.mark.parametrize("os_name", ["macos", "windows", "linux"])
