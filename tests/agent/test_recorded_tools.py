@@ -44,7 +44,7 @@ def test_every_fixture_names_its_command_and_os(os_name: str) -> None:
         if headers["source"].startswith("written to format: "):
             assert headers["os"].startswith("format of ") and headers["os"].endswith("(not a capture)"), path
         else:
-            assert headers["os"].split()[0] in ("macOS", "Windows", "Ubuntu", "Debian"), path
+            assert headers["os"].split()[0] in ("macOS", "Mac", "Windows", "Ubuntu", "Debian"), path
         if argv[0] == "powershell.exe":
             assert tuple(argv[:-1]) == POWERSHELL, path
             assert "ConvertTo-Json" in argv[-1] or argv[-1].startswith("Stop-Process"), path
@@ -92,7 +92,8 @@ def test_macos_system_info_and_uptime() -> None:
     assert runner.calls[0] == ["sysctl", "-n", "hw.memsize", "hw.ncpu", "machdep.cpu.brand_string", "kern.boottime",
                                "vm.loadavg"]
     assert info["hostname"] == "Marias-MacBook-Air"
-    assert info["os"]["version"] == "14.4.1" and "23E224" in info["os"]["pretty_name"]
+    # sw_vers is a public capture from OS X 10.11 (tab-separated, "Mac OS X"); sysctl is still hand-written
+    assert info["os"] == {"name": "Mac OS X", "version": "10.11.6", "pretty_name": "Mac OS X 10.11.6 (15G31)"}
     assert info["cpu"] == {"model": "Apple M2", "count": 8}
     assert info["memory"]["total_bytes"] == 17179869184
     assert info["memory"]["available_bytes"] == (11210 + 258318 + 2331 + 10112) * 16384
@@ -120,11 +121,17 @@ def test_macos_top_processes_names_with_spaces() -> None:
 
 
 def test_macos_network_status() -> None:
+    """ifconfig is a public capture (jc's macOS 10.14.6 fixture); route and scutil are hand-written."""
     out, _ = call("macos", "network_status")
     en0 = next(i for i in out["interfaces"] if i["name"] == "en0")
-    assert en0 == {"name": "en0", "state": "up", "mac": "a4:fc:14:3b:92:6e", "mtu": 1500,
-                   "ipv4": ["192.168.10.57/24"], "ipv6": ["fe80::10c3:5bd2:aa71:4f1e/64"]}
-    assert next(i for i in out["interfaces"] if i["name"] == "anpi0")["state"] == "down"
+    assert en0 == {"name": "en0", "state": "up", "mac": "f0:18:98:03:d9:30", "mtu": 1500,
+                   "ipv4": ["192.168.1.72/24"],
+                   "ipv6": ["fe80::8b7:1281:7499:b504/64", "2600:1700:bab0:d40:bb:9ad:34c5:2e9a/64",
+                            "2600:1700:bab0:d40:4573:9380:5ecb:ef52/64", "2600:1700:bab0:d40::24/64"]}
+    states = {i["name"]: i["state"] for i in out["interfaces"]}
+    # UP in the flags but "status: inactive": the cable or radio is down, so is the interface
+    assert states["p2p0"] == "down" and states["en1"] == "down" and states["awdl0"] == "up"
+    assert states["gif0"] == "down" and states["lo0"] == "up"
     assert out["default_route"] == {"gateway": "192.168.10.1", "interface": "en0"}
     assert out["dns"] == {"servers": ["192.168.10.1", "1.1.1.1"], "search": ["acme-dental.local"]}
 
@@ -176,10 +183,12 @@ def test_macos_software_updates_and_install() -> None:
     out, _ = call("macos", "installed_software", {"name_contains": "microsoft"})
     assert [s["name"] for s in out["software"]] == ["Microsoft Excel", "Microsoft Outlook"]
     assert out["software"][0]["version"] == "16.84"
-    updates, _ = call("macos", "pending_updates")
-    assert updates["count"] == 2 and updates["restart_required"]
-    assert updates["updates"][0] == {"label": "macOS Sonoma 14.4.1-23E224", "title": "macOS Sonoma 14.4.1",
-                                     "version": "14.4.1", "recommended": True, "restart": True}
+    updates, _ = call("macos", "pending_updates")  # a public capture (munki's test, macOS Monterey)
+    assert updates["count"] == 3 and updates["restart_required"] and updates["security"] == 0
+    assert updates["updates"][0] == {"label": "Safari17.6MontereyAuto-17.6", "title": "Safari", "version": "17.6",
+                                     "recommended": True, "restart": False}
+    assert updates["updates"][1] == {"label": "macOS Monterey 12.7.6-21H1320", "title": "macOS Monterey 12.7.6",
+                                     "version": "12.7.6", "recommended": True, "restart": True}
     installed, runner = call("macos", "install_package", {"package": "slack"})
     assert runner.calls == [["brew", "install", "slack"], ["brew", "list", "--versions", "slack"]]
     assert installed == {"package": "slack", "installed": True, "version": "4.37.101", "manager": "brew"}
