@@ -1,4 +1,4 @@
-"""Recorded real command output, replayed through a tool's command runner.
+"""Command output fixtures (captured, public captures, or written to format), replayed through a tool's runner.
 
 Each file under ``tests/fixtures/<os>/`` is one run of one command, with a header that says
 truthfully where its text comes from::

@@ -1,4 +1,4 @@
-"""A simulated device: the real OS tool implementations over recorded real command output.
+"""A simulated device: the real OS tool implementations over replayed command output.
 
 ``SimulatedDevice(os)`` is an engine :class:`~mspclaw.engine.ports.ToolPort`. A device tool runs
 the agent's own implementation for that OS (``agent/tools/macos.py``, ``windows.py``,

@@ -1,4 +1,4 @@
-"""The macOS and Windows tools (and Linux's command-based ones) against real commands' recorded output.
+"""The macOS and Windows tools (and Linux's command-based ones) against replayed command output.
 
 Each tool runs with :class:`tests.recorded.Recorded` as its command runner: a tool that builds
 an argument list other than the recorded one fails, and what it parses out of the real output
@@ -58,6 +58,37 @@ def test_every_other_fixture_says_where_it_comes_from() -> None:
             assert load_json_fixture(path)["source"].startswith(SOURCE_KINDS), path
         else:
             assert sidecar_source(path).startswith(SOURCE_KINDS), path
+
+
+def fixture_kinds() -> dict[str, dict[str, int]]:
+    """How many fixtures of each source kind each fixture folder holds."""
+    counts: dict[str, dict[str, int]] = {}
+    for path in sorted(FIXTURES.rglob("*")):
+        if not path.is_file() or path.suffix in (".md", ".source"):
+            continue
+        parts = path.relative_to(FIXTURES).parts
+        group = parts[0] + ("/tools" if parts[1:2] == ("tools",) else "") + "/"
+        if path.suffix == ".txt":
+            source = read_fixture(path)[1]["source"]
+        elif path.suffix == ".json":
+            source = load_json_fixture(path)["source"]
+        else:
+            source = sidecar_source(path)
+        kind = source.split(": ", 1)[0]
+        counts.setdefault(group, dict.fromkeys(k.strip(": ") for k in SOURCE_KINDS))
+        counts[group][kind] = (counts[group][kind] or 0) + 1
+    return {g: {k: n or 0 for k, n in kinds.items()} for g, kinds in counts.items()}
+
+
+def test_the_fixture_table_in_docs_is_current() -> None:
+    docs = (FIXTURES.parents[1] / "docs" / "playbooks.md").read_text(encoding="utf-8")
+    table = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[1].isdigit():
+            table[cells[0].split("`")[1]] = dict(zip(("captured", "public capture", "written to format"),
+                                                     map(int, cells[1:]), strict=True))
+    assert table == fixture_kinds()
 
 
 def test_a_fixture_without_a_source_line_is_refused(tmp_path: Path) -> None:

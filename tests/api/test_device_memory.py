@@ -16,6 +16,7 @@ from tests.inprocess_agent import inprocess_agent
 
 from mspclaw.engine.messages import Message, ModelRequest, ModelResponse, ToolDef, ToolReturn, UserPrompt
 from mspclaw.engine.models.function import FunctionModel, call
+from mspclaw.pipeline.feedback import QUESTION as FEEDBACK_QUESTION
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.protocol.frames import AskUser
@@ -71,6 +72,8 @@ async def test_a_remembered_answer_is_never_asked_again_and_a_ticket_answer_is(t
     asked: list[str] = []
 
     async def user(question: AskUser) -> str:
+        if question.text == FEEDBACK_QUESTION:  # the "did it work?" dialog after each resolve
+            return "yes"
         asked.append(question.text)
         return "3rd floor, east wing" if "floor" in question.text else "a spreadsheet"
 
@@ -135,6 +138,8 @@ async def test_a_model_asking_a_playbook_question_in_its_own_words_fills_device_
     prompts: list[str] = []
 
     async def user(question: AskUser) -> str:
+        if question.text == FEEDBACK_QUESTION:  # the "did it work?" dialog after each resolve
+            return "yes"
         asked.append(question.text)
         return "3rd floor"
 

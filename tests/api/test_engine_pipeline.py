@@ -17,6 +17,7 @@ from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local import LocalPSA
 from mspclaw.engine.messages import Message, ModelRequest, ModelResponse, ToolDef, ToolReturn
 from mspclaw.engine.models.function import FunctionModel, call
+from mspclaw.pipeline.feedback import QUESTION as FEEDBACK_QUESTION
 from mspclaw.protocol.frames import AskUser
 
 pytestmark = pytest.mark.anyio
@@ -52,6 +53,8 @@ async def test_questions_are_asked_once_and_destructive_steps_wait_for_a_signed_
     asked: list[AskUser] = []
 
     async def user(question: AskUser) -> str:
+        if question.text == FEEDBACK_QUESTION:  # the "did it work?" dialog after the resolve
+            return "yes"
         asked.append(question)
         return "ACME-LT-07"
 

@@ -1,8 +1,9 @@
 """CUPS printers and queues, as ``lpstat``, ``cancel`` and ``cupsenable`` show and change them.
 
 macOS and Linux both print through CUPS, so both use these argument lists and parsers. The
-parsers are pure functions of the commands' text output, tested against output recorded on
-real machines (``tests/fixtures/{linux,macos}/lpstat_*.txt``).
+parsers are pure functions of the commands' text output, tested against fixtures written to
+the ``printf`` formats of CUPS's ``systemv/lpstat.c`` (``tests/fixtures/{linux,macos}/lpstat_*.txt``,
+``tests/agent/test_cups_formats.py``); none is a capture yet.
 """
 
 from __future__ import annotations
