@@ -1,4 +1,4 @@
-"""A simulated device: the real OS tool implementations over recorded real command output.
+"""A simulated device: the real OS tool implementations over replayed command output.
 
 ``SimulatedDevice(os)`` is an engine :class:`~mspclaw.engine.ports.ToolPort`. A device tool runs
 the agent's own implementation for that OS (``agent/tools/macos.py``, ``windows.py``,
@@ -12,14 +12,13 @@ Linux's ``/proc``-based tools (recorded from a real run, ``tests/fixtures/linux/
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.recorded import FIXTURES, Recorded
+from tests.recorded import FIXTURES, Recorded, load_json_fixture, sidecar_source
 
 from mspclaw.agent.tools import ToolContext, tool_registry
 from mspclaw.errors import ToolFailed, UnknownTool
@@ -49,6 +48,7 @@ def seed_home(os_name: str, home: Path, temp: Path) -> None:
         reports = home / "Library/Logs/DiagnosticReports"
         reports.mkdir(parents=True)
         for ips in (FIXTURES / "macos/DiagnosticReports").glob("*.ips"):
+            sidecar_source(ips)
             shutil.copy(ips, reports / ips.name)
 
 
@@ -65,7 +65,8 @@ class SimulatedDevice:
         self.registry = tool_registry(os_name)  # type: ignore[arg-type]
         self.site: dict[str, list[dict[str, Any]]] = {}
         if site is not None and (FIXTURES / "site" / f"{site}.json").exists():
-            self.site = json.loads((FIXTURES / "site" / f"{site}.json").read_text())
+            data = load_json_fixture(FIXTURES / "site" / f"{site}.json")
+            self.site = {tool: outputs for tool, outputs in data.items() if tool != "source"}
         self.calls: list[tuple[str, dict[str, Any], Approval | None]] = []
 
     def _replay(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +74,10 @@ class SimulatedDevice:
             queue = self.site[tool]
             return dict(queue.pop(0) if len(queue) > 1 else queue[0])
         if tool == "check_connectivity":
-            out = json.loads((FIXTURES / "site/check_connectivity.json").read_text())["output"]
+            out = load_json_fixture(FIXTURES / "site/check_connectivity.json")["output"]
             return {**out, "host": args["host"], "port": args.get("port", 443)}
         name = tool + (f"_{args.get('sort_by', 'cpu')}" if tool == "top_processes" else "")
-        return dict(json.loads((FIXTURES / "linux/tools" / f"{name}.json").read_text())["output"])
+        return dict(load_json_fixture(FIXTURES / "linux/tools" / f"{name}.json")["output"])
 
     async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
                        approval: Approval | None = None) -> dict[str, Any]:

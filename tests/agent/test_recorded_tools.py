@@ -1,9 +1,12 @@
-"""The macOS and Windows tools (and Linux's command-based ones) against real commands' recorded output.
+"""The macOS and Windows tools (and Linux's command-based ones) against replayed command output.
 
 Each tool runs with :class:`tests.recorded.Recorded` as its command runner: a tool that builds
 an argument list other than the recorded one fails, and what it parses out of the real output
-is checked field by field. The recordings (``tests/fixtures/<os>/``) each name the command and
-the OS version they come from.
+is checked field by field. Each fixture (``tests/fixtures/<os>/``) names the command, the OS
+version and, in a mandatory ``# source:`` line, where its text comes from: a capture on a real
+machine, a public capture (real output published by others, cited), or text written by hand to
+the command's documented format (most macOS and Windows ones: no Mac or Windows machine was
+available). Only the first two show that a parser reads what the real command prints.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.recorded import FIXTURES, Recorded, read_fixture
+from tests.recorded import FIXTURES, SOURCE_KINDS, Recorded, load_json_fixture, read_fixture, sidecar_source
 from tests.simulated import WINDOWS_TEMP, seed_home
 
 from mspclaw.agent.tools import ToolContext, tool_registry
@@ -37,10 +40,71 @@ def test_every_fixture_names_its_command_and_os(os_name: str) -> None:
     for path in files:
         argv, headers, _ = read_fixture(path)
         assert argv and all(isinstance(a, str) for a in argv), path
-        assert headers["os"].split()[0] in ("macOS", "Windows", "Ubuntu"), path
+        assert headers["source"].startswith(SOURCE_KINDS), path
+        if headers["source"].startswith("written to format: "):
+            assert headers["os"].startswith("format of ") and headers["os"].endswith("(not a capture)"), path
+        else:
+            assert headers["os"].split()[0] in ("macOS", "Mac", "Windows", "Ubuntu", "Debian"), path
         if argv[0] == "powershell.exe":
             assert tuple(argv[:-1]) == POWERSHELL, path
             assert "ConvertTo-Json" in argv[-1] or argv[-1].startswith("Stop-Process"), path
+
+
+def test_every_other_fixture_says_where_it_comes_from() -> None:
+    others = [p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix not in (".txt", ".md", ".source")]
+    assert len(others) >= 14
+    for path in others:
+        if path.suffix == ".json":
+            assert load_json_fixture(path)["source"].startswith(SOURCE_KINDS), path
+        else:
+            assert sidecar_source(path).startswith(SOURCE_KINDS), path
+
+
+def fixture_kinds() -> dict[str, dict[str, int]]:
+    """How many fixtures of each source kind each fixture folder holds."""
+    counts: dict[str, dict[str, int]] = {}
+    for path in sorted(FIXTURES.rglob("*")):
+        if not path.is_file() or path.suffix in (".md", ".source"):
+            continue
+        parts = path.relative_to(FIXTURES).parts
+        group = parts[0] + ("/tools" if parts[1:2] == ("tools",) else "") + "/"
+        if path.suffix == ".txt":
+            source = read_fixture(path)[1]["source"]
+        elif path.suffix == ".json":
+            source = load_json_fixture(path)["source"]
+        else:
+            source = sidecar_source(path)
+        kind = source.split(": ", 1)[0]
+        counts.setdefault(group, dict.fromkeys(k.strip(": ") for k in SOURCE_KINDS))
+        counts[group][kind] = (counts[group][kind] or 0) + 1
+    return {g: {k: n or 0 for k, n in kinds.items()} for g, kinds in counts.items()}
+
+
+def test_the_fixture_table_in_docs_is_current() -> None:
+    docs = (FIXTURES.parents[1] / "docs" / "playbooks.md").read_text(encoding="utf-8")
+    table = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[1].isdigit():
+            table[cells[0].split("`")[1]] = dict(zip(("captured", "public capture", "written to format"),
+                                                     map(int, cells[1:]), strict=True))
+    assert table == fixture_kinds()
+
+
+def test_a_fixture_without_a_source_line_is_refused(tmp_path: Path) -> None:
+    text = '# command: ["sw_vers"]\n# os: macOS 14.5 (23F79)\n# exit: 0\n--- stdout ---\nProductName: macOS\n'
+    (tmp_path / "sw_vers.txt").write_text(text)
+    with pytest.raises(ValueError, match=r"sw_vers\.txt: no '# source:' line"):
+        Recorded("macos", tmp_path)
+    (tmp_path / "sw_vers.txt").write_text(text.replace("# os:", "# source: seen somewhere\n# os:"))
+    with pytest.raises(ValueError, match=r"sw_vers\.txt: source 'seen somewhere' must start with one of"):
+        read_fixture(tmp_path / "sw_vers.txt")
+    (tmp_path / "sw_vers.txt").write_text(text.replace("# os:", "# source: written to format: sw_vers(1)\n# os:"))
+    with pytest.raises(ValueError, match=r"sw_vers\.txt: a hand-written fixture's '# os:' line must say"):
+        read_fixture(tmp_path / "sw_vers.txt")
+    (tmp_path / "site.json").write_text('{"directory_user": []}')
+    with pytest.raises(ValueError, match=r"site\.json: no '# source:' line \(or \"source\" key\)"):
+        load_json_fixture(tmp_path / "site.json")
 
 
 @pytest.mark.parametrize("os_name", ["macos", "windows", "linux"])
@@ -59,13 +123,17 @@ def test_macos_system_info_and_uptime() -> None:
     assert runner.calls[0] == ["sysctl", "-n", "hw.memsize", "hw.ncpu", "machdep.cpu.brand_string", "kern.boottime",
                                "vm.loadavg"]
     assert info["hostname"] == "Marias-MacBook-Air"
-    assert info["os"]["version"] == "14.4.1" and "23E224" in info["os"]["pretty_name"]
-    assert info["cpu"] == {"model": "Apple M2", "count": 8}
+    # sw_vers is a public capture from OS X 10.11 (tab-separated, "Mac OS X"); sysctl is still hand-written
+    assert info["os"] == {"name": "Mac OS X", "version": "10.11.6", "pretty_name": "Mac OS X 10.11.6 (15G31)"}
+    # sysctl values from jc's macOS 10.14.6 `sysctl -a` capture (an Intel Mac)
+    assert info["cpu"] == {"model": "Intel(R) Core(TM) i5-8279U CPU @ 2.40GHz", "count": 8}
     assert info["memory"]["total_bytes"] == 17179869184
-    assert info["memory"]["available_bytes"] == (11210 + 258318 + 2331 + 10112) * 16384
-    assert info["load_average"]["1m"] == 2.31 and info["cpu_load_percent"] == round(100 * 2.31 / 8, 1)
+    # vm_stat is a public capture (Ansible's M1 Pro fixture): free + inactive + speculative + purgeable pages
+    assert info["memory"]["available_bytes"] == (6472 + 710941 + 18210 + 19224) * 16384
+    assert info["load_average"] == {"1m": 2.57, "5m": 2.41, "15m": 2.24} and info["cpu_load_percent"] == 32.1
+    assert info["uptime_s"] > 0 and not info["cpu_overloaded"]
     up, _ = call("macos", "uptime")
-    assert up["uptime_s"] > 0 and up["boot_time"].startswith("2024-04-15")
+    assert up["uptime_s"] > 0 and up["boot_time"].startswith("2024-03-28")  # kern.boottime sec = 1711644864
 
 
 def test_macos_disk_usage_skips_hidden_apfs_volumes() -> None:
@@ -87,11 +155,17 @@ def test_macos_top_processes_names_with_spaces() -> None:
 
 
 def test_macos_network_status() -> None:
+    """ifconfig is a public capture (jc's macOS 10.14.6 fixture); route and scutil are hand-written."""
     out, _ = call("macos", "network_status")
     en0 = next(i for i in out["interfaces"] if i["name"] == "en0")
-    assert en0 == {"name": "en0", "state": "up", "mac": "a4:fc:14:3b:92:6e", "mtu": 1500,
-                   "ipv4": ["192.168.10.57/24"], "ipv6": ["fe80::10c3:5bd2:aa71:4f1e/64"]}
-    assert next(i for i in out["interfaces"] if i["name"] == "anpi0")["state"] == "down"
+    assert en0 == {"name": "en0", "state": "up", "mac": "f0:18:98:03:d9:30", "mtu": 1500,
+                   "ipv4": ["192.168.1.72/24"],
+                   "ipv6": ["fe80::8b7:1281:7499:b504/64", "2600:1700:bab0:d40:bb:9ad:34c5:2e9a/64",
+                            "2600:1700:bab0:d40:4573:9380:5ecb:ef52/64", "2600:1700:bab0:d40::24/64"]}
+    states = {i["name"]: i["state"] for i in out["interfaces"]}
+    # UP in the flags but "status: inactive": the cable or radio is down, so is the interface
+    assert states["p2p0"] == "down" and states["en1"] == "down" and states["awdl0"] == "up"
+    assert states["gif0"] == "down" and states["lo0"] == "up"
     assert out["default_route"] == {"gateway": "192.168.10.1", "interface": "en0"}
     assert out["dns"] == {"servers": ["192.168.10.1", "1.1.1.1"], "search": ["acme-dental.local"]}
 
@@ -143,10 +217,12 @@ def test_macos_software_updates_and_install() -> None:
     out, _ = call("macos", "installed_software", {"name_contains": "microsoft"})
     assert [s["name"] for s in out["software"]] == ["Microsoft Excel", "Microsoft Outlook"]
     assert out["software"][0]["version"] == "16.84"
-    updates, _ = call("macos", "pending_updates")
-    assert updates["count"] == 2 and updates["restart_required"]
-    assert updates["updates"][0] == {"label": "macOS Sonoma 14.4.1-23E224", "title": "macOS Sonoma 14.4.1",
-                                     "version": "14.4.1", "recommended": True, "restart": True}
+    updates, _ = call("macos", "pending_updates")  # a public capture (munki's test, macOS Monterey)
+    assert updates["count"] == 3 and updates["restart_required"] and updates["security"] == 0
+    assert updates["updates"][0] == {"label": "Safari17.6MontereyAuto-17.6", "title": "Safari", "version": "17.6",
+                                     "recommended": True, "restart": False}
+    assert updates["updates"][1] == {"label": "macOS Monterey 12.7.6-21H1320", "title": "macOS Monterey 12.7.6",
+                                     "version": "12.7.6", "recommended": True, "restart": True}
     installed, runner = call("macos", "install_package", {"package": "slack"})
     assert runner.calls == [["brew", "install", "slack"], ["brew", "list", "--versions", "slack"]]
     assert installed == {"package": "slack", "installed": True, "version": "4.37.101", "manager": "brew"}
@@ -294,8 +370,9 @@ def test_linux_nmcli_wifi_vpn_and_cups() -> None:
     assert vpn["connections"] == [{"name": "Acme Office VPN", "type": "vpn", "connected": False}]
     queues, _ = call("linux", "printer_queues")
     assert queues["attention"] == ["Lab_Brother_HL"] and len(queues["printers"][0]["jobs"]) == 2
-    updates, _ = call("linux", "pending_updates")
-    assert updates["count"] == 4 and updates["security"] == 3
+    updates, _ = call("linux", "pending_updates")  # captured on this project's Debian 12 machine
+    assert updates["count"] == 124 and updates["security"] == 69
+    assert updates["updates"][2] == {"name": "apt", "version": "2.6.2", "from": "2.6.1", "security": True}
     mail, _ = call("linux", "mail_client_status")
     assert mail["installed"] == ["Thunderbird"]
     assert mail["clients"][0]["version"] == "115.6.0"

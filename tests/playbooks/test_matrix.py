@@ -1,7 +1,8 @@
 """Every playbook, on every OS it supports, run by the deterministic runner on a simulated device.
 
-The device runs the agent's real macOS, Windows and Linux tool implementations over command
-output recorded on real machines (``tests/simulated.py``), behind the real approval gate with a
+The device runs the agent's real macOS, Windows and Linux tool implementations over replayed
+command output (``tests/simulated.py``; most macOS and Windows fixtures are written to the
+documented format, not captured: see docs/playbooks.md), behind the real approval gate with a
 technician who approves. Each case asserts the outcome, the reply the user gets, and which
 steps waited for approval.
 """

@@ -41,7 +41,7 @@ class ToolContext:
 
     temp_roots: tuple[Path, ...]
     run: CommandRunner = field(default=run_command)
-    """How tools run OS commands; tests replay recorded real output through it."""
+    """How tools run OS commands; tests replay fixture output through it (``tests/recorded.py``)."""
     home: Path | None = None
     """The end user's home folder (large files, browser caches, crash reports); default: this user's."""
 

@@ -1,9 +1,10 @@
 """Running OS commands for tools: an argument list (never a shell string), a timeout, a clean locale.
 
 Tools receive a :data:`CommandRunner` in their context instead of calling :mod:`subprocess`
-themselves. The default runs the real command; tests inject a runner that replays output
-recorded from the real command on a real machine (``tests/fixtures/<os>/``), so the argument
-lists a tool builds and the parsing of what comes back are checked on every OS from Linux CI.
+themselves. The default runs the real command; tests inject a runner that replays fixed output
+(``tests/fixtures/<os>/``: real captures where we have them, otherwise text written to the
+command's documented format, as each file's ``# source:`` line says), so the argument lists a
+tool builds and the parsing of what comes back are checked for every OS from Linux CI.
 """
 
 from __future__ import annotations

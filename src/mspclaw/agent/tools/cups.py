@@ -1,8 +1,9 @@
 """CUPS printers and queues, as ``lpstat``, ``cancel`` and ``cupsenable`` show and change them.
 
 macOS and Linux both print through CUPS, so both use these argument lists and parsers. The
-parsers are pure functions of the commands' text output, tested against output recorded on
-real machines (``tests/fixtures/{linux,macos}/lpstat_*.txt``).
+parsers are pure functions of the commands' text output, tested against fixtures written to
+the ``printf`` formats of CUPS's ``systemv/lpstat.c`` (``tests/fixtures/{linux,macos}/lpstat_*.txt``,
+``tests/agent/test_cups_formats.py``); none is a capture yet.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ LPSTAT_PRINTERS = ["lpstat", "-p"]
 LPSTAT_JOBS = ["lpstat", "-o"]
 LPSTAT_ACCEPTING = ["lpstat", "-a"]
 
-_PRINTER = re.compile(r"^printer (?P<name>\S+) (?:is (?P<idle>idle)|now printing (?P<job>\S+?)|"
-                      r"(?P<disabled>disabled))\.?\s")
+# The three lines CUPS's systemv/lpstat.c prints per printer (apple/cups, show_printers()):
+# "printer %s is idle.  enabled since %s", "printer %s is holding new jobs.  enabled since %s",
+# "printer %s now printing %s-%d.  enabled since %s" and "printer %s disabled since %s -".
+_PRINTER = re.compile(r"^printer (?P<name>\S+) (?:is (?P<idle>idle)|is (?P<held>holding new jobs)|"
+                      r"now printing (?P<job>\S+?)|(?P<disabled>disabled))\.?\s")
 _JOB = re.compile(r"^(?P<id>\S+)-(?P<num>\d+)\s+(?P<user>\S+)\s+(?P<size>\d+)\s+(?P<when>.+?)\s*$")
 _ACCEPT = re.compile(r"^(?P<name>\S+) (?P<not>not )?accepting requests")
 
@@ -35,7 +39,8 @@ def parse_printers(text: str) -> list[JsonObject]:
     for line in text.splitlines():
         found = _PRINTER.match(line)
         if found:
-            state = "idle" if found["idle"] else "printing" if found["job"] else "paused"
+            state = ("idle" if found["idle"] else "holding" if found["held"] else "printing" if found["job"]
+                     else "paused")
             printers.append({"name": found["name"], "state": state, "enabled": state != "paused",
                              "reason": None})
         elif line.startswith(("\t", " ")) and printers and line.strip():
@@ -62,7 +67,8 @@ def parse_accepting(text: str) -> dict[str, bool]:
 def printer_queues(run: CommandRunner) -> JsonObject:
     """Every CUPS printer with its state, whether it accepts jobs, and its waiting jobs.
 
-    ``attention`` lists printers a user would call "stuck": paused, refusing jobs, or holding
+    ``attention`` lists printers a user would call "stuck": paused, refusing jobs, holding new
+    jobs (``cupsdisable --hold``: nothing new prints until ``cupsenable --release``), or holding
     jobs while not printing.
     """
     printers_done = run(LPSTAT_PRINTERS, 10)
@@ -75,7 +81,8 @@ def printer_queues(run: CommandRunner) -> JsonObject:
         printer["accepting"] = accepting.get(printer["name"], True)
         printer["jobs"] = [j for j in jobs if j["printer"] == printer["name"]]
     attention = [p["name"] for p in printers
-                 if not p["enabled"] or not p["accepting"] or (p["jobs"] and p["state"] != "printing")]
+                 if not p["enabled"] or not p["accepting"] or p["state"] == "holding"
+                 or (p["jobs"] and p["state"] != "printing")]
     return {
         "printers": printers,
         "jobs": len(jobs),

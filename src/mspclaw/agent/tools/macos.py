@@ -4,8 +4,10 @@
 ``networksetup``, ``ipconfig``, ``dscacheutil``, ``system_profiler -json``, ``softwareupdate``,
 CUPS (``lpstat``, ``cancel``, ``cupsenable``), ``brew``, ``osascript``/``open`` and the
 diagnostic reports folder. Each command is an argument list run through the context's runner
-with a timeout; each parser is a pure function of the command's text, tested against output
-recorded on real Macs (``tests/fixtures/macos/``).
+with a timeout; each parser is a pure function of the command's text, tested against
+``tests/fixtures/macos/``: a few real published outputs (``ifconfig``, ``sysctl``, ``vm_stat``,
+``sw_vers``, ``softwareupdate``), the rest written to the documented format (each file's
+``# source:`` line says which).
 """
 
 from __future__ import annotations

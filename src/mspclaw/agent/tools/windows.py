@@ -5,7 +5,8 @@ Every PowerShell call is ``powershell.exe -NoProfile -NonInteractive -ExecutionP
 never scraped; dates are formatted as ISO 8601 inside the script (Windows PowerShell 5.1 would
 otherwise write ``/Date(...)/``). Values from a call enter a script only as single-quoted
 literals after the catalogue's pattern has checked them. Parsers are pure functions tested
-against output recorded on real Windows machines (``tests/fixtures/windows/``).
+against fixtures written to the cmdlets' documented output (``tests/fixtures/windows/``; no
+Windows machine was available, so none is a capture yet: see each file's ``# source:`` line).
 """
 
 from __future__ import annotations
