@@ -16,6 +16,7 @@ import platform
 import socket
 import sys
 import tempfile
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,18 @@ ToolFn = Callable[[BaseModel, ToolContext], JsonObject]
 A = TypeVar("A", bound=BaseModel)
 
 
+def tool_table(*fns: Callable[[Any, ToolContext], JsonObject]) -> dict[str, ToolFn]:
+    """An OS's tools, each under its function's name (the catalogue name) and bound to the arguments
+    model its ``args`` parameter is annotated with (which the catalogue's must be: a test checks)."""
+    table: dict[str, ToolFn] = {}
+    for fn in fns:
+        args_type = typing.get_type_hints(fn).get("args")
+        if not (isinstance(args_type, type) and issubclass(args_type, BaseModel)):
+            raise TypeError(f"tool {fn.__name__}: its 'args' parameter must be annotated with a pydantic model")
+        table[fn.__name__] = bind(args_type, fn)
+    return table
+
+
 def bind(args_type: type[A], fn: Callable[[A, ToolContext], JsonObject]) -> ToolFn:
     """Register ``fn`` for arguments of ``args_type``: keeps each tool typed on its own model."""
 
@@ -65,6 +78,7 @@ def bind(args_type: type[A], fn: Callable[[A, ToolContext], JsonObject]) -> Tool
 
     run.__name__ = getattr(fn, "__name__", "tool")
     run.__doc__ = fn.__doc__
+    run.__wrapped__ = fn  # type: ignore[attr-defined]
     return run
 
 

@@ -26,30 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mspclaw.agent.tools import JsonObject, ToolContext, ToolFn, bind, hostname, read_os_release
+from mspclaw.agent.tools import JsonObject, ToolContext, ToolFn, hostname, read_os_release, tool_table
 from mspclaw.agent.tools import linux_desktop as desktop
 from mspclaw.agent.tools.portable import check_connectivity
 from mspclaw.errors import ToolFailed
 from mspclaw.tools.catalogue import (
-    CheckConnectivityArgs,
     ClearTempFilesArgs,
     DiskUsageArgs,
     NoArgs,
     TopProcessesArgs,
-)
-from mspclaw.tools.device import (
-    AppArgs,
-    BrowserCacheArgs,
-    CrashReportsArgs,
-    EndProcessArgs,
-    InstalledSoftwareArgs,
-    InstallPackageArgs,
-    InterfaceArgs,
-    LargeFilesArgs,
-    PrinterArgs,
-    RebootArgs,
-    RenewDhcpArgs,
-    VpnArgs,
 )
 
 COMMAND_TIMEOUT_S = 5.0
@@ -556,32 +541,12 @@ def clear_temp_files(args: ClearTempFilesArgs, context: ToolContext) -> JsonObje
     return report
 
 
-LINUX_TOOLS: dict[str, ToolFn] = {
-    "system_info": bind(NoArgs, system_info),
-    "disk_usage": bind(DiskUsageArgs, disk_usage),
-    "top_processes": bind(TopProcessesArgs, top_processes),
-    "network_status": bind(NoArgs, network_status),
-    "check_connectivity": bind(CheckConnectivityArgs, check_connectivity),
-    "clear_temp_files": bind(ClearTempFilesArgs, clear_temp_files),
-    "uptime": bind(NoArgs, desktop.uptime),
-    "large_files": bind(LargeFilesArgs, desktop.large_files),
-    "end_process": bind(EndProcessArgs, desktop.end_process),
-    "wifi_status": bind(NoArgs, desktop.wifi_status),
-    "wifi_networks": bind(InterfaceArgs, desktop.wifi_networks),
-    "renew_dhcp": bind(RenewDhcpArgs, desktop.renew_dhcp),
-    "flush_dns": bind(NoArgs, desktop.flush_dns),
-    "vpn_status": bind(NoArgs, desktop.vpn_status),
-    "restart_vpn": bind(VpnArgs, desktop.restart_vpn),
-    "printer_queues": bind(NoArgs, desktop.printer_queues),
-    "clear_print_queue": bind(PrinterArgs, desktop.clear_print_queue),
-    "resume_printer": bind(PrinterArgs, desktop.resume_printer),
-    "installed_software": bind(InstalledSoftwareArgs, desktop.installed_software),
-    "install_package": bind(InstallPackageArgs, desktop.install_package),
-    "pending_updates": bind(NoArgs, desktop.pending_updates),
-    "clear_browser_cache": bind(BrowserCacheArgs, desktop.clear_browser_cache),
-    "mail_client_status": bind(NoArgs, desktop.mail_client_status),
-    "restart_app": bind(AppArgs, desktop.restart_app),
-    "crash_reports": bind(CrashReportsArgs, desktop.crash_reports),
-    "reboot": bind(RebootArgs, desktop.reboot),
-}
+LINUX_TOOLS: dict[str, ToolFn] = tool_table(
+    system_info, disk_usage, top_processes, network_status, check_connectivity, clear_temp_files, desktop.uptime,
+    desktop.large_files, desktop.end_process, desktop.wifi_status, desktop.wifi_networks, desktop.renew_dhcp,
+    desktop.flush_dns, desktop.vpn_status, desktop.restart_vpn, desktop.printer_queues, desktop.clear_print_queue,
+    desktop.resume_printer, desktop.installed_software, desktop.install_package, desktop.pending_updates,
+    desktop.clear_browser_cache, desktop.mail_client_status, desktop.restart_app, desktop.crash_reports,
+    desktop.reboot,
+)
 """Every device tool of the catalogue that exists on Linux (all but restart_print_spooler, a Windows service)."""

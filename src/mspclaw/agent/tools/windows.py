@@ -15,13 +15,13 @@ import re
 from datetime import datetime
 from typing import Any
 
-from mspclaw.agent.tools import JsonObject, ToolContext, ToolFn, bind
+from mspclaw.agent.tools import JsonObject, ToolContext, ToolFn, tool_table
 from mspclaw.agent.tools.commands import powershell, ps_json, ps_quote
 from mspclaw.agent.tools.portable import check_connectivity
 from mspclaw.agent.tools.portable import clear_browser_cache as _clear_browser_cache
 from mspclaw.agent.tools.portable import large_files as _large_files
 from mspclaw.errors import ToolFailed
-from mspclaw.tools.catalogue import CheckConnectivityArgs, ClearTempFilesArgs, DiskUsageArgs, TopProcessesArgs
+from mspclaw.tools.catalogue import ClearTempFilesArgs, DiskUsageArgs, TopProcessesArgs
 from mspclaw.tools.device import (
     AppArgs,
     BrowserCacheArgs,
@@ -514,33 +514,10 @@ def clear_temp_files(args: ClearTempFilesArgs, context: ToolContext) -> JsonObje
     return report
 
 
-WINDOWS_TOOLS: dict[str, ToolFn] = {
-    "system_info": bind(NoArgs, system_info),
-    "uptime": bind(NoArgs, uptime),
-    "disk_usage": bind(DiskUsageArgs, disk_usage),
-    "top_processes": bind(TopProcessesArgs, top_processes),
-    "network_status": bind(NoArgs, network_status),
-    "check_connectivity": bind(CheckConnectivityArgs, check_connectivity),
-    "clear_temp_files": bind(ClearTempFilesArgs, clear_temp_files),
-    "large_files": bind(LargeFilesArgs, large_files),
-    "end_process": bind(EndProcessArgs, end_process),
-    "wifi_status": bind(NoArgs, wifi_status),
-    "wifi_networks": bind(InterfaceArgs, wifi_networks),
-    "renew_dhcp": bind(RenewDhcpArgs, renew_dhcp),
-    "flush_dns": bind(NoArgs, flush_dns),
-    "vpn_status": bind(NoArgs, vpn_status),
-    "restart_vpn": bind(VpnArgs, restart_vpn),
-    "printer_queues": bind(NoArgs, printer_queues),
-    "clear_print_queue": bind(PrinterArgs, clear_print_queue),
-    "resume_printer": bind(PrinterArgs, resume_printer),
-    "restart_print_spooler": bind(NoArgs, restart_print_spooler),
-    "installed_software": bind(InstalledSoftwareArgs, installed_software),
-    "install_package": bind(InstallPackageArgs, install_package),
-    "pending_updates": bind(NoArgs, pending_updates),
-    "clear_browser_cache": bind(BrowserCacheArgs, clear_browser_cache),
-    "mail_client_status": bind(NoArgs, mail_client_status),
-    "restart_app": bind(AppArgs, restart_app),
-    "crash_reports": bind(CrashReportsArgs, crash_reports),
-    "reboot": bind(RebootArgs, reboot),
-}
+WINDOWS_TOOLS: dict[str, ToolFn] = tool_table(
+    system_info, uptime, disk_usage, top_processes, network_status, check_connectivity, clear_temp_files,
+    large_files, end_process, wifi_status, wifi_networks, renew_dhcp, flush_dns, vpn_status, restart_vpn,
+    printer_queues, clear_print_queue, resume_printer, restart_print_spooler, installed_software, install_package,
+    pending_updates, clear_browser_cache, mail_client_status, restart_app, crash_reports, reboot,
+)
 """Every device tool of the catalogue, implemented for Windows."""
