@@ -124,7 +124,7 @@ class Operator:
     feedback: FeedbackService
     stats: StatsQuery
     usage: UsageLog
-    """The engine adds each model call's tokens and cost here (``usage.add``) for ``mspclaw stats``."""
+    """Each session's model tokens and cost (``usage.record`` when its run ends), for ``mspclaw stats``."""
 
 
 def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: AuditLog, registry: Registry,

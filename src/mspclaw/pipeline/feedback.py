@@ -28,6 +28,7 @@ from mspclaw.dispatch import Hub
 from mspclaw.errors import MSPClawError
 from mspclaw.pipeline.escalation import Escalations
 from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.notes import reply_after
 from mspclaw.pipeline.notify import Notifier, mention_of
 from mspclaw.pipeline.techs import TechRegistry
 from mspclaw.store.audit import AuditLog
@@ -194,22 +195,20 @@ class FeedbackService:
             if not (ticket.psa and ticket.external_id and ticket.psa in self._connectors):
                 continue
             reply = self._tickets.session(row.session_id).reply
+            if not reply:
+                continue  # no reply of ours on the ticket to read below
             try:
                 notes = (await self._connectors[ticket.psa].get_ticket(ticket.external_id)).notes
             except MSPClawError as exc:
                 log.warning("ticket %s: cannot read %s replies: %s", ticket.id, ticket.psa, exc.message)
                 continue
-            ours = max((i for i, n in enumerate(notes) if n.text == reply), default=None)
-            if ours is None:
-                continue
-            for note in notes[ours + 1:]:
-                answer = read_answer(note.text) if note.public else None
-                if answer is not None:
-                    with contextlib.suppress(MSPClawError):
-                        await self.answer(ticket.id, answer, by=f"end user (reply on {ticket.psa})",
-                                          comment=note.text[:500], scope=None)
-                        answered += 1
-                    break
+            said = reply_after(notes, reply, lambda text: read_answer(text) is not None)
+            answer = read_answer(said) if said is not None else None
+            if said is not None and answer is not None:
+                with contextlib.suppress(MSPClawError):
+                    await self.answer(ticket.id, answer, by=f"end user (reply on {ticket.psa})",
+                                      comment=said[:500], scope=None)
+                    answered += 1
         return answered
 
     def expire_due(self) -> int:

@@ -6,9 +6,10 @@ PSA; nothing from the outputs is copied that could carry a secret.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from mspclaw.connectors.base import PSANote
 from mspclaw.engine.plan import RunResult, StepRecord
 
 
@@ -112,3 +113,16 @@ def user_reply(result: RunResult | None, requester: str) -> str:
         return f"Hi {name}, {result.reply}"
     return (f"Hi {name}, thanks for your request. We could not fix this automatically, so one of our "
             "technicians is taking it over and will get back to you soon.")
+
+
+def reply_after(notes: Sequence[PSANote], posted: str, accept: Callable[[str], bool]) -> str | None:
+    """The user's reply on a PSA ticket: the first public note after the last one we posted with text
+    ``posted`` that ``accept`` takes; ``None`` when our note is not there or nothing below it is taken.
+
+    PSAs do not reliably say who wrote a note, so a technician's public note below ours would be taken
+    too; callers record the PSA reply as the source.
+    """
+    ours = max((i for i, n in enumerate(notes) if n.text == posted), default=None)
+    if ours is None:
+        return None
+    return next((n.text for n in notes[ours + 1:] if n.public and accept(n.text)), None)

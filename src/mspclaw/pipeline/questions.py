@@ -22,6 +22,7 @@ from mspclaw.dispatch import Hub
 from mspclaw.engine.questions import best_match, fact_for
 from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolFailed
 from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.notes import reply_after
 from mspclaw.protocol.frames import UserAnswer
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
@@ -149,9 +150,8 @@ class Questions:
     async def _read_psa_reply(self, row: QuestionRow, ticket: Ticket) -> None:
         """Read the PSA ticket now and then until the user replies below the question we posted there.
 
-        The answer is the first public note after our question that is not one of MSPclaw's own
-        (PSAs do not tell us reliably who wrote a note, so a technician's public note in between would
-        be taken too; the audit names the source as the PSA reply).
+        The answer is the first public note after our question that is not another question of ours
+        (:func:`~mspclaw.pipeline.notes.reply_after`).
         """
         connector = self._psa_for(ticket)
         assert connector is not None and ticket.external_id is not None
@@ -163,11 +163,7 @@ class Questions:
             except MSPClawError as exc:
                 log.info("question %s: cannot read replies on %s: %s", row.id, ticket.psa, exc.message)
                 continue
-            ours = max((i for i, n in enumerate(notes) if n.text == posted), default=None)
-            if ours is None:
-                continue
-            reply = next((n.text for n in notes[ours + 1:]
-                          if n.public and n.text.strip() and not n.text.startswith(QUESTION_PREFIX)), None)
+            reply = reply_after(notes, posted, lambda text: bool(text.strip()) and not text.startswith(QUESTION_PREFIX))
             if reply is not None:
                 with contextlib.suppress(MSPClawError):
                     self.answer(row.id, reply[:2000], by=f"end user (reply on {ticket.psa})", scope=[row.client_id])

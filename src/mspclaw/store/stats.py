@@ -68,21 +68,10 @@ def _result(session: Session | None, feedback: FeedbackRow | None) -> str:
 
 
 class UsageLog:
-    """What a session's model spent; the engine adds to it after each model call."""
+    """What a session's model spent: the totals of the run, set when the reasoning loop ends."""
 
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
-
-    def add(self, session_id: str, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
-        with self._sessions.begin() as db:
-            row = db.get(SessionUsage, session_id, with_for_update=True)
-            if row is None:
-                db.add(SessionUsage(session_id=session_id, model=model, input_tokens=input_tokens,
-                                    output_tokens=output_tokens, cost_usd=cost_usd))
-            else:
-                row.model, row.input_tokens = model, row.input_tokens + input_tokens
-                row.output_tokens, row.cost_usd = row.output_tokens + output_tokens, row.cost_usd + cost_usd
-
 
     def record(self, session_id: str, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         """Set a session's totals (the engine's own count of the whole run: idempotent on resume)."""
