@@ -143,10 +143,10 @@ def test_stats_count_each_ticket_once_and_never_unconfirmed_as_success(engine: E
                           deadline=utcnow() + timedelta(hours=1), channel="api")
             if answer:
                 feedback.answer(t.id, answer, by="u", comment="", scope=None)
-        if tokens:  # two model calls, added up
+        if tokens:  # the run's totals (two model calls of half each); recorded twice, as a resumed run does
             for _ in range(2):
-                UsageLog(sessions).add(s.id, model=model, input_tokens=tokens // 2, output_tokens=tokens // 4,
-                                       cost_usd=tokens / 2e6)
+                UsageLog(sessions).record(s.id, model=model, input_tokens=tokens, output_tokens=tokens // 2,
+                                          cost_usd=tokens / 1e6)
 
     ticket(a, "disk_full", "resolved", "yes", 2)
     ticket(a, "disk_full", "resolved", "no", 4)
