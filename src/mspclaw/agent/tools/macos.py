@@ -209,19 +209,31 @@ def parse_route(text: str) -> JsonObject | None:
 
 
 def parse_scutil_dns(text: str) -> JsonObject:
-    """``scutil --dns``: the name servers and search domains of the first (default) resolver."""
-    servers: list[str] = []
-    search: list[str] = []
-    for block in text.split("\nresolver #")[1:2] or [""]:
+    """``scutil --dns``: the name servers and search domains of the default resolver.
+
+    That is the first resolver of the unscoped section that serves every domain: no ``domain``
+    line and no ``Supplemental`` flag. A real capture (macOS with a WireGuard tunnel) lists a
+    supplemental resolver of the tunnel as ``resolver #1`` and the system's default second.
+    """
+    unscoped = text.split("DNS configuration (for scoped queries)")[0]
+    resolvers: list[dict[str, list[str]]] = []
+    for block in unscoped.split("\nresolver #")[1:]:
+        fields: dict[str, list[str]] = {"servers": [], "search": [], "domain": [], "flags": []}
         for line in block.splitlines():
-            key, sep, value = line.partition(":")
+            key, sep, value = line.partition(" : ")
+            key = key.strip()
             if not sep:
                 continue
-            if key.strip().startswith("nameserver["):
-                servers.append(value.strip())
-            elif key.strip().startswith("search domain["):
-                search.append(value.strip())
-    return {"servers": servers, "search": search}
+            if key.startswith("nameserver["):
+                fields["servers"].append(value.strip())
+            elif key.startswith("search domain["):
+                fields["search"].append(value.strip())
+            elif key in ("domain", "flags"):
+                fields[key].append(value.strip())
+        resolvers.append(fields)
+    default = next((r for r in resolvers if r["servers"] and not r["domain"]
+                    and "Supplemental" not in " ".join(r["flags"])), resolvers[0] if resolvers else None)
+    return {"servers": default["servers"] if default else [], "search": default["search"] if default else []}
 
 
 def network_status(args: NoArgs, context: ToolContext) -> JsonObject:
