@@ -155,7 +155,9 @@ def test_macos_top_processes_names_with_spaces() -> None:
 
 
 def test_macos_network_status() -> None:
-    """ifconfig and scutil --dns are public captures (jc's macOS 10.14.6, Plaitway's macOS 27); route is hand-written.
+    """ifconfig, route and scutil --dns are public captures (jc's macOS 10.14.6, Ohai's 2012 Mac, Plaitway's macOS 27).
+
+    Three machines: the route's interface (en1) is not the ifconfig capture's en0.
 
     The real ``scutil --dns`` lists a WireGuard tunnel's supplemental resolver (203.0.113.1) as
     ``resolver #1``: the default resolver is the first one that is neither supplemental nor for
@@ -171,7 +173,7 @@ def test_macos_network_status() -> None:
     # UP in the flags but "status: inactive": the cable or radio is down, so is the interface
     assert states["p2p0"] == "down" and states["en1"] == "down" and states["awdl0"] == "up"
     assert states["gif0"] == "down" and states["lo0"] == "up"
-    assert out["default_route"] == {"gateway": "192.168.10.1", "interface": "en0"}
+    assert out["default_route"] == {"gateway": "10.20.10.1", "interface": "en1"}
     assert out["dns"] == {"servers": ["1.1.1.1"], "search": []}
 
 
