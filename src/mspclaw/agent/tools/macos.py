@@ -5,9 +5,10 @@
 CUPS (``lpstat``, ``cancel``, ``cupsenable``), ``brew``, ``osascript``/``open`` and the
 diagnostic reports folder. Each command is an argument list run through the context's runner
 with a timeout; each parser is a pure function of the command's text, tested against
-``tests/fixtures/macos/``: a few real published outputs (``ifconfig``, ``sysctl``, ``vm_stat``,
-``sw_vers``, ``softwareupdate``), the rest written to the documented format (each file's
-``# source:`` line says which).
+``tests/fixtures/macos/``: real published outputs where one was found (``ifconfig``, ``sysctl``,
+``vm_stat``, ``sw_vers``, ``softwareupdate``, ``route``, ``scutil --dns``, ``networksetup
+-listallhardwareports``), the rest written to the documented format (each file's ``# source:``
+line says which; docs/playbooks.md lists them).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ never scraped; dates are formatted as ISO 8601 inside the script (Windows PowerS
 otherwise write ``/Date(...)/``). Values from a call enter a script only as single-quoted
 literals after the catalogue's pattern has checked them. Parsers are pure functions tested
 against fixtures written to the cmdlets' documented output (``tests/fixtures/windows/``; no
-Windows machine was available, so none is a capture yet: see each file's ``# source:`` line).
+Windows machine was available, and only ``winget install`` is a published real output: see each
+file's ``# source:`` line).
 """
 
 from __future__ import annotations
