@@ -173,6 +173,27 @@ def protocol_costs(n: int = 5000) -> dict[str, float]:
     return {"server": t_server / n, "agent": t_agent / n}
 
 
+class GCWatch:
+    """Counts this process's garbage collections and their pauses from construction to :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._start))
+
+    def stop(self) -> str:
+        gc.callbacks.remove(self._on_gc)
+        per_gen = [sum(1 for g, _ in self.pauses if g == gen) for gen in range(3)]
+        return (f"{'/'.join(map(str, per_gen))} (gen0/1/2), {sum(t for _, t in self.pauses) * 1e3:.1f} ms in all, "
+                f"longest {max((t for _, t in self.pauses), default=0.0) * 1e3:.1f} ms")
+
+
 def sample_message_size() -> int:
     """Bytes of the signed ``tool_call`` frame the dispatcher sends: the echo sends as many."""
     return len(encode_call(Signer(secrets.token_bytes(32)), call_id="call_" + secrets.token_hex(8), tool=TOOL,
@@ -250,16 +271,7 @@ class ControlServer:
                     continue
                 lat.append(clock() - t0)
 
-        gc_pauses: list[tuple[int, float]] = []
-        gc_start = [0.0]
-
-        def on_gc(phase: str, info: dict[str, int]) -> None:
-            if phase == "start":
-                gc_start[0] = clock()
-            else:
-                gc_pauses.append((info["generation"], clock() - gc_start[0]))
-
-        gc.callbacks.append(on_gc)
+        gc_watch = GCWatch()
         profile = os.environ.get("FLEET_PROFILE") if concurrency > 1 else None
         if profile:
             import cProfile
@@ -272,12 +284,8 @@ class ControlServer:
         if profile:
             prof.disable()
             prof.dump_stats(f"{profile}.{self.kind}")
-        gc.callbacks.remove(on_gc)
-        per_gen = [sum(1 for g, _ in gc_pauses if g == gen) for gen in range(3)]
-        gc_note = (f"{'/'.join(map(str, per_gen))} (gen0/1/2), {sum(t for _, t in gc_pauses) * 1e3:.1f} ms in all, "
-                   f"longest {max((t for _, t in gc_pauses), default=0.0) * 1e3:.1f} ms")
         return {"lat": lat, "elapsed": elapsed, "cpu": cpu, "errors": len(errors), "first_error": errors[:1],
-                "gc": gc_note}
+                "gc": gc_watch.stop()}
 
 
 async def serve_mspclaw(args: argparse.Namespace) -> None:
@@ -570,8 +578,36 @@ class Scenario:
     conc_calls: int = 0
     server_cpu: float = 0.0  # CPU seconds of the server during the concurrent calls
     lg_cpu: float = 0.0  # the load generator's, same interval
+    seq_server_cpu: float = 0.0  # CPU seconds of the server during the sequential calls
+    seq_lg_cpu: float = 0.0  # the load generator's, same interval
+    seq_calls: int = 0
     errors: int = 0
     notes: list[str] = field(default_factory=list)
+    round_p50: list[float] = field(default_factory=list)  # sequential p50 of each round
+    rounds: int = 0
+
+    def absorb(self, run: Scenario) -> None:
+        """Pool one round's figures into this scenario: latencies and CPU add up, sizes average."""
+        k = self.rounds
+        self.rounds += 1
+
+        def avg(old: float, new: float) -> float:
+            return (old * k + new) / (k + 1)
+
+        self.connected = run.connected if k == 0 else min(self.connected, run.connected)
+        self.connect_s, self.connect_cpu = avg(self.connect_s, run.connect_s), avg(self.connect_cpu, run.connect_cpu)
+        self.rss_base = round(avg(self.rss_base, run.rss_base))
+        self.rss_idle = round(avg(self.rss_idle, run.rss_idle))
+        self.rss_after = round(avg(self.rss_after, run.rss_after))
+        self.gc_full_s = avg(self.gc_full_s, run.gc_full_s)
+        self.gc_tracked = round(avg(self.gc_tracked, run.gc_tracked))
+        self.seq = sorted(self.seq + run.seq)
+        self.conc = sorted(self.conc + run.conc)
+        self.round_p50.append(pct(run.seq, 0.5))
+        for name in ("conc_elapsed", "conc_calls", "server_cpu", "lg_cpu", "seq_server_cpu", "seq_lg_cpu",
+                     "seq_calls", "errors"):
+            setattr(self, name, getattr(self, name) + getattr(run, name))
+        self.notes += [f"round {k + 1}: {note}" for note in run.notes]
 
     @property
     def kib_per_conn(self) -> float:
@@ -743,7 +779,7 @@ async def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def run_scenario(sc: Scenario, opts: argparse.Namespace, work: Path, msg_size: int,
-                       creds: list[AgentCred], data_dir: Path, api_key: str) -> Scenario:
+                       creds: list[AgentCred], data_dir: Path, api_key: str, calls: int) -> Scenario:
     n = len(creds)
     lg = LoadGenerator(opts, msg_size)
     agents = sc.kind in ("mspclaw", "hub-ws")
@@ -791,19 +827,16 @@ async def run_scenario(sc: Scenario, opts: argparse.Namespace, work: Path, msg_s
             targets = list(range(n))
         random.Random(7).shuffle(targets)
         await ctl.ask("calls", targets=targets[:100], n=opts.warmup, concurrency=1, timeout=10.0)
-        seq = await ctl.ask("calls", targets=targets, n=opts.calls, concurrency=1, timeout=10.0)
-        spy = None
-        if os.environ.get("FLEET_PYSPY"):  # diagnosis: sample the server's stacks during the concurrent calls
-            spy = subprocess.Popen([os.environ["FLEET_PYSPY"], "record", "-p", str(proc.pid), "-r", "1000", "-f", "raw",
-                                    "--nonblocking", "-o", str(Path(os.environ.get("FLEET_PYSPY_OUT", "/tmp"))
-                                                               / f"fleet-{sc.kind}.txt")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            await asyncio.sleep(1.0)
+        spy = start_pyspy(proc.pid, sc.kind, "seq")
+        lg_cpu0, lg_gc = time.process_time(), GCWatch()
+        seq = await ctl.ask("calls", targets=targets, n=calls, concurrency=1, timeout=10.0)
+        sc.seq_lg_cpu, sc.seq_server_cpu, sc.seq_calls = time.process_time() - lg_cpu0, seq["cpu"], len(seq["lat"])
+        sc.notes.append(f"load generator GC during sequential calls: {lg_gc.stop()}")
+        await stop_pyspy(spy)
+        spy = start_pyspy(proc.pid, sc.kind, "conc")
         lg_cpu0 = time.process_time()
-        conc = await ctl.ask("calls", targets=targets, n=opts.calls, concurrency=opts.concurrency, timeout=10.0)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            await asyncio.to_thread(spy.wait)
+        conc = await ctl.ask("calls", targets=targets, n=calls, concurrency=opts.concurrency, timeout=10.0)
+        await stop_pyspy(spy)
         sc.lg_cpu = time.process_time() - lg_cpu0
         sc.server_cpu = conc["cpu"]
         sc.seq = sorted(seq["lat"])
@@ -820,6 +853,23 @@ async def run_scenario(sc: Scenario, opts: argparse.Namespace, work: Path, msg_s
         ctl.writer.close()
         await stop_server(proc)
     return sc
+
+
+def start_pyspy(pid: int, kind: str, phase: str) -> subprocess.Popen[bytes] | None:
+    """Diagnosis: sample the server's stacks during one phase (``FLEET_PYSPY_PHASE``: seq or conc, default conc)."""
+    if not os.environ.get("FLEET_PYSPY") or os.environ.get("FLEET_PYSPY_PHASE", "conc") != phase:
+        return None
+    out = Path(os.environ.get("FLEET_PYSPY_OUT", "/tmp")) / f"fleet-{kind}-{phase}.txt"
+    spy = subprocess.Popen([os.environ["FLEET_PYSPY"], "record", "-p", str(pid), "-r", "1000", "-f", "raw",
+                            "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return spy
+
+
+async def stop_pyspy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.to_thread(spy.wait)
 
 
 def us(seconds: float) -> str:
@@ -853,10 +903,17 @@ def report(opts: argparse.Namespace, loop_name: str, scenarios: list[Scenario], 
         ["one full GC pass, all connected"] + [f"{s.gc_full_s * 1e3:,.0f} ms" for s in scenarios] + [""],
         ["round trip p50, sequential"] + [us(pct(s.seq, 0.5)) for s in scenarios]
         + [ratio(pct(main.seq, 0.5), pct(base.seq, 0.5))],
+        ["round trip p50 of each round"] + [" / ".join(us(v).removesuffix(" µs") for v in s.round_p50) + " µs"
+                                             for s in scenarios]
+        + [" / ".join(f"{a / b:.2f}" for a, b in zip(main.round_p50, base.round_p50, strict=True)) + "x"],
         ["round trip p99, sequential"] + [us(pct(s.seq, 0.99)) for s in scenarios]
         + [ratio(pct(main.seq, 0.99), pct(base.seq, 0.99))],
         [f"round trips/s, {opts.concurrency} concurrent"] + [f"{s.rate:,.0f}" for s in scenarios]
         + [ratio(main.rate, base.rate)],
+        ["server CPU per call, sequential"] + [us(s.seq_server_cpu / max(1, s.seq_calls)) for s in scenarios]
+        + [ratio(main.seq_server_cpu / max(1, main.seq_calls), base.seq_server_cpu / max(1, base.seq_calls))],
+        ["load generator CPU per call, sequential"] + [us(s.seq_lg_cpu / max(1, s.seq_calls)) for s in scenarios]
+        + [""],
         ["server CPU per call under load"] + [us(s.server_cpu / max(1, s.conc_calls)) for s in scenarios]
         + [ratio(main.server_cpu / max(1, main.conc_calls), base.server_cpu / max(1, base.conc_calls))],
         ["load generator CPU per call"] + [us(s.lg_cpu / max(1, s.conc_calls)) for s in scenarios] + [""],
@@ -867,7 +924,8 @@ def report(opts: argparse.Namespace, loop_name: str, scenarios: list[Scenario], 
     widths = [max(len(r[i]) for r in [["figure", *cols], *rows]) for i in range(len(cols) + 1)]
     print()
     print(f"Fleet benchmark: {n:,} agents, {opts.calls:,} calls sequential and {opts.calls:,} from "
-          f"{opts.concurrency} concurrent callers; {msg_size}-byte call frame; loop {loop_name}; "
+          f"{opts.concurrency} concurrent callers, over {opts.rounds} rounds in ABBA order; {msg_size}-byte call "
+          f"frame; loop {loop_name}; {'server and load generator pinned to CPU 0 and 1; ' if opts.pin else ''}"
           f"{os.cpu_count()} CPUs; agents prepared in {prep_s:.1f} s; run {total_s:.0f} s")
     line = "  ".join(h.ljust(w) for h, w in zip(["figure", *cols], widths, strict=True))
     print(line)
@@ -924,9 +982,14 @@ async def bench(opts: argparse.Namespace) -> bool:
             scenarios.append(Scenario("uvicorn echo", "asgi-echo", 2))
             scenarios.append(Scenario("hub on websockets", "hub-ws", 4))
         scenarios.append(Scenario("MSPclaw", "mspclaw", 3))
-        for sc in scenarios:
-            print(f"... {sc.name}: {opts.agents:,} connections", flush=True)
-            await run_scenario(sc, opts, work, msg_size, creds, data_dir, api_key)
+        # Rounds in ABBA order (echo, MSPclaw, MSPclaw, echo, ...), each with its share of the calls, pooled:
+        # what else the machine does drifts over a run, and this way it weighs on both sides alike.
+        calls = -(-opts.calls // opts.rounds)
+        for r in range(opts.rounds):
+            for sc in scenarios if r % 2 == 0 else scenarios[::-1]:
+                print(f"... round {r + 1}/{opts.rounds}, {sc.name}: {opts.agents:,} connections", flush=True)
+                sc.absorb(await run_scenario(Scenario(sc.name, sc.kind, sc.source), opts, work, msg_size, creds,
+                                             data_dir, api_key, calls))
     return report(opts, loop_name, scenarios, opts.agents, msg_size, prep_s, time.perf_counter() - t_start, costs)
 
 
@@ -944,6 +1007,8 @@ def main() -> None:
     p.add_argument("--per-client", type=int, default=1000, help="agents per client (default 1,000)")
     p.add_argument("--connect-concurrency", type=int, default=200, help="handshakes in flight (default 200)")
     p.add_argument("--warmup", type=int, default=500, help="calls before measuring (default 500)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="rounds in ABBA order, the calls split between them and pooled (default 2)")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                    help="event loop of every process (default uvloop, as the product's uvicorn config)")
     p.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and the load generator to CPU 1")
@@ -953,8 +1018,8 @@ def main() -> None:
     opts = p.parse_args()
     if opts.quick:
         opts.agents, opts.calls = min(opts.agents, 500), min(opts.calls, 2000)
-    if opts.agents < 1 or opts.calls < 1 or opts.concurrency < 1:
-        p.error("--agents, --calls and --concurrency must be positive")
+    if opts.agents < 1 or opts.calls < 1 or opts.concurrency < 1 or opts.rounds < 1:
+        p.error("--agents, --calls, --concurrency and --rounds must be positive")
     if opts.agents > 19_000:
         p.error("one process holds at most about 19,900 sockets here (open-files limit 20,000)")
     if opts.pin:

@@ -13,6 +13,7 @@ offline agent.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import secrets
@@ -117,6 +118,28 @@ class AgentLink:
     async def flush(self) -> None:
         for text in self.conn.data_to_send():
             await self.transport.send(text)
+
+
+_call_prefix = ""
+_call_numbers = itertools.count(1)
+
+
+def _new_call_prefix() -> None:
+    global _call_prefix, _call_numbers
+    _call_prefix, _call_numbers = "call_" + os.urandom(8).hex() + "_", itertools.count(1)
+
+
+_new_call_prefix()
+os.register_at_fork(after_in_child=_new_call_prefix)
+
+
+def new_call_id() -> str:
+    """A call id unique across processes and restarts: 64 random bits drawn once per process, then a counter.
+
+    It is the agent journal's idempotency key, so it must never repeat; a counter under a per-process
+    random prefix (drawn again in a forked child) gives that without a system call per tool call.
+    """
+    return f"{_call_prefix}{next(_call_numbers):x}"
 
 
 class Hub:
@@ -313,7 +336,7 @@ class ClientDispatcher:
         ``call_id`` once the agent is back, so the agent's journal answers it instead of
         running it twice.
         """
-        call_id = call_id or "call_" + os.urandom(8).hex()
+        call_id = call_id or new_call_id()
         link = self._hub._links.get(agent_id)
         if link is not None and link.identity.client_id == self.client_id:
             try:  # the hot path: the agent is connected

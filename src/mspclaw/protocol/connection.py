@@ -168,12 +168,15 @@ class Connection:
             case Pong():
                 return []
             case Error():
-                return [PeerError(frame)]
+                return self._peer_error(frame)
             case _:
                 try:
                     return self._handle(frame, now)
                 except ProtocolError as exc:
                     return self._violation(exc, ref=_ref(frame))
+
+    def _peer_error(self, frame: Error) -> list[ConnectionEvent]:
+        return [PeerError(frame)]
 
     def _violation(self, exc: ProtocolError, ref: str | None = None) -> list[ConnectionEvent]:
         self.violations += 1
@@ -208,6 +211,11 @@ class ServerConnection(Connection):
     pending: dict[str, PendingCall] = field(default_factory=dict)
 
     def _handle(self, frame: AgentFrame, now: float) -> list[ConnectionEvent]:
+        if type(frame) is ToolResult and self.state is State.OPEN:  # the hot path: one per tool call
+            call = self.pending.pop(frame.call_id, None)
+            if call is None:
+                raise UnexpectedFrame(f"tool_result for unknown or expired call {frame.call_id!r}")
+            return [CallCompleted(call, frame)]
         if self.state is State.AWAITING_HELLO:
             if not isinstance(frame, Hello):
                 raise UnexpectedFrame(f"expected 'hello' as the first frame, got {frame.kind!r}")
@@ -222,11 +230,6 @@ class ServerConnection(Connection):
             self.state = State.OPEN
             self.send(Welcome(heartbeat_interval=self.heartbeat_interval, server_time=now))
             return [HelloReceived(frame)]
-        if type(frame) is ToolResult:  # the hot path: one per tool call
-            call = self.pending.pop(frame.call_id, None)
-            if call is None:
-                raise UnexpectedFrame(f"tool_result for unknown or expired call {frame.call_id!r}")
-            return [CallCompleted(call, frame)]
         match frame:
             case Hello():
                 raise UnexpectedFrame("'hello' was already received on this connection")
@@ -270,6 +273,8 @@ class AgentConnection(Connection):
         self.send(hello)
 
     def _handle(self, frame: AgentFrame, now: float) -> list[ConnectionEvent]:
+        if type(frame) is ToolCall and self.state is State.OPEN:  # the hot path: one per tool call
+            return [FrameReceived(frame)]
         if self.state is State.AWAITING_WELCOME:
             if not isinstance(frame, Welcome):
                 raise UnexpectedFrame(f"expected 'welcome', got {frame.kind!r}")
@@ -283,16 +288,10 @@ class AgentConnection(Connection):
             case _:
                 return [FrameReceived(frame)]
 
-    def receive(self, data: str | bytes, now: float) -> list[ConnectionEvent]:
-        events = super().receive(data, now)
-        for ev in events:
-            if (
-                isinstance(ev, PeerError)
-                and ev.error.code == VersionMismatch.code
-                and self.state is State.AWAITING_WELCOME
-            ):
-                events.append(self.close(CLOSE_PROTOCOL_VERSION, ev.error.message))
-                break
+    def _peer_error(self, frame: Error) -> list[ConnectionEvent]:
+        events: list[ConnectionEvent] = [PeerError(frame)]
+        if frame.code == VersionMismatch.code and self.state is State.AWAITING_WELCOME:
+            events.append(self.close(CLOSE_PROTOCOL_VERSION, frame.message))
         return events
 
     def result(self, result: ToolResult) -> None:

@@ -77,7 +77,10 @@ class Signer:
         return self.signature(canonical_parts(call_id, tool, args, deadline, approval))
 
     def verify(self, call: ToolCall) -> bool:
-        return hmac.compare_digest(self.signature(canonical(call)), call.signature)
+        args = call.args
+        message = _canonical(_quote(call.call_id), _quote(call.tool), _SORTED(args) if args else "{}",
+                             float(call.deadline), call.approval)
+        return hmac.compare_digest(self.signature(message), call.signature)
 
 
 def signature(key: bytes, message: bytes) -> str:
