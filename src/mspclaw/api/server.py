@@ -11,6 +11,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from mspclaw.api.app import create_app
 from mspclaw.api.sockets import AGENT_PATH, agent_socket_asgi
@@ -28,6 +29,29 @@ def raise_open_files_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's ``websockets-sansio`` protocol, with flow control over a window of messages instead of one.
+
+    uvicorn stops reading a socket as soon as one received message waits for the app, and starts again
+    when the app has taken it: with one agent frame per tool call that is a stop and a restart of the
+    socket's poll registration (two system calls) for every result. Here reading stops only when
+    :data:`WINDOW` messages wait unread, and restarts once the app has taken them all, so a socket
+    still holds at most about ``WINDOW`` frames of ``ws_max_size`` before the peer is held back.
+    """
+
+    WINDOW = 2
+
+    def send_receive_event_to_app(self) -> None:
+        paused, self.read_paused = self.read_paused, True  # the base class pauses unless already paused
+        try:
+            super().send_receive_event_to_app()
+        finally:
+            self.read_paused = paused
+        if not paused and self.queue.qsize() >= self.WINDOW:
+            self.read_paused = True
+            self.transport.pause_reading()
 
 
 class AgentSocketFirst:
@@ -56,7 +80,8 @@ class AgentSocketFirst:
 def uvicorn_config(services: Services, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     return uvicorn.Config(
-        AgentSocketFirst(create_app(services), services), host=host, port=port, loop=loop, ws="websockets-sansio",
+        AgentSocketFirst(create_app(services), services), host=host, port=port, loop=loop,
+        ws=WindowedWebSocketProtocol,
         ws_max_size=WS_HARD_LIMIT, ws_per_message_deflate=False, ws_ping_interval=None, ws_ping_timeout=None,
         backlog=4096, log_level=log_level.lower(), timeout_graceful_shutdown=5, lifespan="on",
     )
