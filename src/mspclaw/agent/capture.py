@@ -89,7 +89,7 @@ READ_ONLY: dict[OSName, tuple[tuple[Element, ...], ...]] = {
         ("netsh", "wlan", "show", "interfaces"), ("netsh", "wlan", "show", "profiles"),
     ),
     "linux": (
-        ("hostname",), ("apt", "list", "--upgradable"),
+        ("hostname",), ("id", "-un"), ("apt", "list", "--upgradable"),
         ("dpkg-query", "-W", "-f", FORMAT_TEXT), ("dpkg-query", "-W", "-f", FORMAT_TEXT, PACKAGE),
         ("journalctl", "-q", "--no-pager", "-o", "json", "-t", "systemd-coredump", "--since", "-7d", "-n", "20"),
         ("lpstat", "-a"), ("lpstat", "-o"), ("lpstat", "-p"),
@@ -275,9 +275,9 @@ def shown(argv: Sequence[str], width: int = 70) -> str:
     """A command for the progress lines: a PowerShell script by its first characters."""
     if tuple(argv[:-1]) == POWERSHELL:
         script = " ".join(argv[-1].split())
-        return "powershell: " + (script[:width] + " ..." if len(script) > width else script)
+        return "powershell: " + (script[:width] + "[..]" if len(script) > width else script)
     text = " ".join(a if a and not re.search(r"\s", a) else json.dumps(a) for a in argv)
-    return text[:width] + " ..." if len(text) > width else text
+    return text[:width] + "[..]" if len(text) > width else text
 
 
 PLATFORMS: dict[str, OSName] = {"darwin": "macos", "win32": "windows", "linux": "linux"}
@@ -323,9 +323,9 @@ def os_version(os_name: OSName, timeout: float = 30.0) -> str:
 PLACEHOLDERS = ("redacted-host, redacted-user, MAC 00:00:5e:00:53:xx, REDACTED-SERIAL, "
                 "IP 192.0.2.x/198.51.100.x/203.0.113.x and 2001:db8::x")
 MAC = re.compile(r"(?<![\w:-])[0-9A-Fa-f]{1,2}([:-])(?:[0-9A-Fa-f]{1,2}\1){4}[0-9A-Fa-f]{1,2}(?![\w:-])")
-IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?!\d|\.\d)")
+IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w+~-]|\.\d)")  # not 1.2.5.1-2, 17.0.21.1+2
 IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-SERIAL = re.compile(r"(?i)(serial[ _-]?(?:number)?[^\n:=\"]{0,20}[\"']?\s*[:=]\s*[\"']?)"
+SERIAL = re.compile(r"(?i)(serial[ _-]?(?:number)?(?:\s*\([^)\n]{0,20}\))?[\"']?\s*[:=]\s*[\"']?)"
                     r"([A-Za-z0-9][A-Za-z0-9._/-]{3,})")
 IPV4_PLACEHOLDER_NETS = ("192.0.2.", "198.51.100.", "203.0.113.")
 
@@ -335,12 +335,20 @@ class Redactor:
 
     The same value gets the same placeholder in every file. Private, loopback and link-local
     addresses stay: they say nothing about who ran the command. A dotted number that follows
-    the word "version" on its line is a version number, not an address.
+    the word "version" on its line, or is glued to a letter, ``+``, ``~`` or ``-`` (``1.2.5.1-2``),
+    is a version number, not an address. A name shorter than three
+    characters (a host called ``vm``) is not replaced: it would hit ``vm.loadavg``; it is listed in
+    :attr:`too_short` and the run says so.
     """
 
     def __init__(self, hosts: Iterable[str], users: Iterable[str], serials: Iterable[str] = ()) -> None:
+        hosts, users, serials = list(hosts), list(users), list(serials)
+        self.too_short: list[str] = []
+
         def words(values: Iterable[str]) -> list[str]:
-            return sorted({v.strip() for v in values if len(v.strip()) >= 3}, key=len, reverse=True)
+            kept = {v.strip() for v in values if len(v.strip()) >= 3}
+            self.too_short += sorted({v.strip() for v in values if 0 < len(v.strip()) < 3} - set(self.too_short))
+            return sorted(kept, key=len, reverse=True)
 
         self.hosts, self.users, self.serials = words(hosts), words(users), words(serials)
         self._macs: dict[str, str] = {}
@@ -593,6 +601,9 @@ def _capture(args: argparse.Namespace, ask: Callable[[str], str], out: TextIO) -
     source = source_line(os_name, args.redact, datetime.date.today())
     os_line = "" if args.dry_run else os_version(os_name)
     redact = machine_identity(os_name) if args.redact and not args.dry_run else None
+    if redact and redact.too_short:
+        say(f"--redact leaves {', '.join(map(repr, redact.too_short))} as it is (shorter than 3 characters, "
+            "it would replace parts of other words): check the files for it")
     if not args.dry_run:
         say(f"# os: {os_line}")
         out_dir.mkdir(parents=True, exist_ok=True)
