@@ -42,6 +42,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from mspclaw.agent.capture import split_fixture
 from mspclaw.agent.tools.commands import Completed, NotInstalled
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -81,14 +82,10 @@ def sidecar_source(path: Path) -> str:
 
 
 def read_fixture(path: Path) -> tuple[list[str], dict[str, str], Completed]:
-    text = path.read_text(encoding="utf-8")
-    head, sep, stdout = text.partition("--- stdout ---\n")
-    if not sep:
+    split = split_fixture(path.read_text(encoding="utf-8"))
+    if split is None:
         raise ValueError(f"{path}: no '--- stdout ---' line")
-    headers: dict[str, str] = {}
-    for line in head.splitlines():
-        key, _, value = line.removeprefix("# ").partition(": ")
-        headers[key.strip()] = value.strip()
+    headers, stdout = split
     for required in ("command", "source", "os", "exit"):
         if required not in headers:
             if required == "source":

@@ -467,15 +467,23 @@ class Fixture:
         return self.path.stem
 
 
-def read_fixture(path: Path) -> Fixture:
-    text = path.read_text(encoding="utf-8")
-    head, sep, _ = text.partition("--- stdout ---\n")
+def split_fixture(text: str) -> tuple[dict[str, str], str] | None:
+    """A fixture file's ``# key: value`` headers and its stdout, or None without a ``--- stdout ---`` line."""
+    head, sep, stdout = text.partition("--- stdout ---\n")
     if not sep:
-        raise CaptureError(f"{path}: no '--- stdout ---' line (see tests/recorded.py for the format)")
+        return None
     headers: dict[str, str] = {}
     for line in head.splitlines():
         key, _, value = line.removeprefix("# ").partition(": ")
         headers[key.strip()] = value.strip()
+    return headers, stdout
+
+
+def read_fixture(path: Path) -> Fixture:
+    split = split_fixture(path.read_text(encoding="utf-8"))
+    if split is None:
+        raise CaptureError(f"{path}: no '--- stdout ---' line (see tests/recorded.py for the format)")
+    headers = split[0]
     if "command" not in headers:
         raise CaptureError(f"{path}: no '# command:' header")
     try:
