@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mspclaw.errors import ProtocolError, UnexpectedFrame, VersionMismatch
 from mspclaw.protocol.codec import decode_agent_frame, encode
@@ -58,15 +59,17 @@ class WelcomeReceived:
     welcome: Welcome
 
 
-@dataclass(frozen=True)
-class FrameReceived:
+# The four per-call records are named tuples: built in C, where a frozen dataclass runs a Python
+# ``__init__`` with ``object.__setattr__`` per field, on the path every tool call takes.
+
+
+class FrameReceived(NamedTuple):
     """A frame the application handles itself (``tool_call`` on the agent, ``user_answer``...)."""
 
     frame: AgentFrame
 
 
-@dataclass(frozen=True, slots=True)
-class PendingCall:
+class PendingCall(NamedTuple):
     """What the server remembers of a call it sent, until its result or its deadline."""
 
     call_id: str
@@ -74,14 +77,12 @@ class PendingCall:
     deadline: float
 
 
-@dataclass(frozen=True, slots=True)
-class CallCompleted:
+class CallCompleted(NamedTuple):
     call: PendingCall
     result: ToolResult
 
 
-@dataclass(frozen=True, slots=True)
-class CallExpired:
+class CallExpired(NamedTuple):
     call: PendingCall
 
 
