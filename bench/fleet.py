@@ -221,6 +221,10 @@ class ControlServer:
         self.server = await asyncio.start_unix_server(self._client, path=path, limit=CTL_LIMIT)  # keep a reference
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # the bench stops this server with SIGINT
+            await self._serve_client(reader, writer)
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
             req = json.loads(line)
             try:
