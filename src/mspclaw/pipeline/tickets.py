@@ -89,9 +89,9 @@ class _SessionTools:
             store.record_call(call_id=call_id, session_id=session.id, client_id=session.client_id,
                               agent_id=agent_id, tool=tool, args=args,
                               approval_id=approval.approval_id if approval else None)
-            audit.append("tool_call", client_id=session.client_id, session_id=session.id,
-                         data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
-                               "approval_id": approval.approval_id if approval else None})
+            await audit.record("tool_call", client_id=session.client_id, session_id=session.id,
+                               data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
+                                     "approval_id": approval.approval_id if approval else None})
         try:
             result = await self._dispatcher.call_tool(
                 agent_id, tool, args, timeout=min(spec.timeout_s, self._svc.tool_timeout_s) + 5,
@@ -99,19 +99,20 @@ class _SessionTools:
         except ToolError as exc:
             store.finish_call(call_id, ok=False, output=None, error_code=exc.code, error_message=exc.message,
                               duration_ms=None)
-            audit.append("tool_result", client_id=session.client_id, session_id=session.id,
-                         data={"call_id": call_id, "tool": tool, "ok": False, "error": exc.code,
-                               "message": exc.message})
+            await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                               data={"call_id": call_id, "tool": tool, "ok": False, "error": exc.code,
+                                     "message": exc.message})
             raise
         output = result.output if isinstance(result.output, dict) else {"value": result.output}
         store.finish_call(call_id, ok=True, output=output, error_code=None, error_message=None,
                           duration_ms=result.duration_ms)
         learning, device_id = self._svc.learning, self._svc.device_of(session)
         if learning is not None and device_id is not None and agent_id == self._agent_id:  # issue 5 hook
-            learning.learn_from_tool(device_id, tool, output, client_id=session.client_id, session_id=session.id)
-        audit.append("tool_result", client_id=session.client_id, session_id=session.id,
-                     data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
-                           "replayed": result.replayed})
+            await learning.learn_from_tool(device_id, tool, output, client_id=session.client_id,
+                                           session_id=session.id)
+        await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                           data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
+                                 "replayed": result.replayed})
         return output
 
 
@@ -162,15 +163,15 @@ class _SessionQuestions:
                                                answered=answered)
         found = best_match(text, [(q.text, fact) for fact, q in self._playbook_questions.items()])
         if found is not None:
-            self._remember(self._playbook_questions[found[1]], answer)
+            await self._remember(self._playbook_questions[found[1]], answer)
         return answer
 
-    def _remember(self, question: PlanQuestion, answer: str) -> None:
+    async def _remember(self, question: PlanQuestion, answer: str) -> None:
         device_id = self._svc.device_of(self._session)
         learning = self._svc.learning
         if question.remember and learning is not None and device_id is not None:
-            learning.learn_from_answer(device_id, question.fact, answer, client_id=self._session.client_id,
-                                       session_id=self._session.id)
+            await learning.learn_from_answer(device_id, question.fact, answer, client_id=self._session.client_id,
+                                             session_id=self._session.id)
 
     async def ask_playbook(self, question: PlanQuestion) -> str | None:
         """A playbook's question, for the deterministic runner: the answer fills ``facts.<fact>``, and
@@ -186,7 +187,7 @@ class _SessionQuestions:
                                                    choices=question.choices or None)
         except NoAnswer:
             return None
-        self._remember(question, answer)
+        await self._remember(question, answer)
         return answer
 
 
@@ -218,6 +219,21 @@ class TicketService:
     def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
                scope: Collection[str] | None = None, psa: str | None = None,
                external_id: str | None = None, actor: str = "api") -> Submitted:
+        ticket, session, route = self._open(client=client, subject=subject, body=body, requester=requester,
+                                            device=device, scope=scope, psa=psa, external_id=external_id)
+        self.audit.append("ticket_opened", **self._opened(ticket, session, actor))
+        return self._start(ticket, session, route)
+
+    async def submit_async(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
+                           psa: str | None = None, external_id: str | None = None, actor: str = "api") -> Submitted:
+        """:meth:`submit` for coroutines: the event loop runs while ``ticket_opened`` is made durable."""
+        ticket, session, route = self._open(client=client, subject=subject, body=body, requester=requester,
+                                            device=device, scope=None, psa=psa, external_id=external_id)
+        await self.audit.record("ticket_opened", **self._opened(ticket, session, actor))
+        return self._start(ticket, session, route)
+
+    def _open(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
+              scope: Collection[str] | None, psa: str | None, external_id: str | None) -> tuple[Ticket, Session, Route]:
         client_row = self.registry.client(client)
         if scope is not None and client_row.id not in scope:
             raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
@@ -227,9 +243,15 @@ class TicketService:
         ticket, session = self.store.open_ticket(
             client_id=client_row.id, subject=subject, body=body, requester=requester,
             device_id=route.device.id if route.device else None, psa=psa, external_id=external_id)
-        self.audit.append("ticket_opened", actor=actor, client_id=client_row.id, session_id=session.id,
-                          data={"ticket_id": ticket.id, "subject": subject, "requester": requester,
-                                "psa": psa, "external_id": external_id})
+        return ticket, session, route
+
+    @staticmethod
+    def _opened(ticket: Ticket, session: Session, actor: str) -> dict[str, Any]:
+        return {"actor": actor, "client_id": ticket.client_id, "session_id": session.id,
+                "data": {"ticket_id": ticket.id, "subject": ticket.subject, "requester": ticket.requester,
+                         "psa": ticket.psa, "external_id": ticket.external_id}}
+
+    def _start(self, ticket: Ticket, session: Session, route: Route) -> Submitted:
         self._tasks[session.id] = asyncio.get_running_loop().create_task(self._process(ticket, session, route))
         return Submitted(ticket, session)
 
@@ -298,7 +320,7 @@ class TicketService:
         self.store.update_session(session.id, agent_id=route.agent_id)
         self._devices[session.id] = route.device.id
         if self.learning is not None:  # issue 5 hook: the requester is the device's user unless known
-            self.learning.learn_from_ticket(route.device.id, ticket.requester, client_id=session.client_id,
+            await self.learning.learn_from_ticket(route.device.id, ticket.requester, client_id=session.client_id,
                                             session_id=session.id)
         wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
         if not route.online and not await self._wait_online(route.agent_id, wait_s):
@@ -337,8 +359,8 @@ class TicketService:
                 return  # replayed after a restart: stored and announced before
             if record.ok is False:
                 # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
-                self.audit.append("step_failed", client_id=session.client_id, session_id=session.id,
-                                  data={"step": record.step_id, "tool": record.tool, "error": record.error})
+                await self.audit.record("step_failed", client_id=session.client_id, session_id=session.id,
+                                        data={"step": record.step_id, "tool": record.tool, "error": record.error})
             self.store.add_step(session.id, title=record.title, tool=record.tool, args=record.args, ok=record.ok,
                                 observation={"output": record.output, "error": record.error,
                                              "skipped": record.skipped})
@@ -412,10 +434,10 @@ class TicketService:
                 self.runs.settle_question(question.id, status="expired", answer=None,
                                           answered_by="mspclaw (ticket closed)")
         self.store.set_ticket_status(ticket.id, outcome)
-        self.audit.append("note_written", client_id=session.client_id, session_id=session.id,
-                          data={"ticket_id": ticket.id, "note": note, "reply": reply})
-        self.audit.append("status_changed", client_id=session.client_id, session_id=session.id,
-                          data={"ticket_id": ticket.id, "status": outcome, "reason": reason})
+        await self.audit.record("note_written", client_id=session.client_id, session_id=session.id,
+                                data={"ticket_id": ticket.id, "note": note, "reply": reply})
+        await self.audit.record("status_changed", client_id=session.client_id, session_id=session.id,
+                                data={"ticket_id": ticket.id, "status": outcome, "reason": reason})
         await self._write_back(ticket, note, reply, outcome)
         if route.agent_id and self.hub.is_online(route.agent_id):
             try:
@@ -443,5 +465,5 @@ class TicketService:
             await connector.add_note(ticket.external_id, reply, public=True)
             await connector.set_status(ticket.external_id, "resolved" if outcome == "resolved" else "escalated")
         except MSPClawError as exc:
-            self.audit.append("psa_writeback_failed", client_id=ticket.client_id,
-                              data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})
+            await self.audit.record("psa_writeback_failed", client_id=ticket.client_id,
+                                    data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})
