@@ -193,6 +193,7 @@ class AuditLog:
         self._pending: list[_Entry] = []
         self._pending_ready = threading.Condition(threading.Lock())
         self._writer: threading.Thread | None = None
+        self._writer_waiting = False
 
     @property
     def audit_dir(self) -> Path:
@@ -247,7 +248,8 @@ class AuditLog:
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
                 self._writer.start()
-            self._pending_ready.notify()
+            elif self._writer_waiting:  # a busy writer looks at the queue again when its batch is done
+                self._pending_ready.notify()
         return entry.done
 
     def _write_loop(self) -> None:
@@ -257,7 +259,10 @@ class AuditLog:
         while True:
             with self._pending_ready:
                 while not self._pending:
-                    if not self._pending_ready.wait(_WRITER_IDLE_S) and not self._pending:
+                    self._writer_waiting = True
+                    woken = self._pending_ready.wait(_WRITER_IDLE_S)
+                    self._writer_waiting = False
+                    if not woken and not self._pending:
                         self._writer = None
                         return
                 batch, self._pending = self._pending, []
