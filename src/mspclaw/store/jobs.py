@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import Connection, Engine, Row, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -48,6 +48,26 @@ JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 _JOBS = cast("Table", JobRow.__table__)
 _ACCOUNTS = cast("Table", PSAAccountRow.__table__)
 _MAX_ERROR = 10_000
+
+# Built once: the statements every job runs (building one per call cost more than running it on SQLite).
+_INSERT_JOB = insert(_JOBS)
+_BY_DEDUPE_KEY = select(_JOBS).where(_JOBS.c.dedupe_key == bindparam("dedupe_key"))
+_DUE = select(_JOBS).where(or_(
+    and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= bindparam("now")),
+    and_(_JOBS.c.status == "running", _JOBS.c.lease_until < bindparam("now")),
+))
+_ORDER = (_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id)
+# SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
+_CLAIM_ANY = _DUE.order_by(*_ORDER).limit(1).with_for_update(skip_locked=True)
+_CLAIM_KINDS = (_DUE.where(_JOBS.c.kind.in_(bindparam("kinds", expanding=True)))
+                .order_by(*_ORDER).limit(1).with_for_update(skip_locked=True))
+_TAKE = update(_JOBS).where(_JOBS.c.id == bindparam("p_id")).values(
+    status="running", worker=bindparam("p_worker"), lease_until=bindparam("p_lease_until"),
+    attempts=bindparam("p_attempts"), updated_at=bindparam("p_now"), last_error=bindparam("p_last_error"))
+_HELD = and_(_JOBS.c.id == bindparam("p_id"), _JOBS.c.worker == bindparam("p_worker"), _JOBS.c.status == "running")
+_HEARTBEAT = update(_JOBS).where(_HELD).values(lease_until=bindparam("p_lease_until"), updated_at=bindparam("p_now"))
+_COMPLETE = update(_JOBS).where(_HELD).values(status="done", lease_until=None, finished_at=bindparam("p_now"),
+                                              updated_at=bindparam("p_now"))
 
 
 class Job(BaseModel):
@@ -178,7 +198,7 @@ class JobQueue:
         with _store_errors("enqueue a job"):
             try:
                 with _write(self._engine) as conn:
-                    conn.execute(insert(_JOBS).values(**values))
+                    conn.execute(_INSERT_JOB, values)
             except IntegrityError:
                 # Another enqueue of the same key committed between our look-up and our insert.
                 if dedupe_key is None:
@@ -191,7 +211,7 @@ class JobQueue:
 
     def _by_dedupe_key(self, dedupe_key: str) -> Job | None:
         with _store_errors("read the job queue"), self._engine.connect() as conn:
-            row = conn.execute(select(_JOBS).where(_JOBS.c.dedupe_key == dedupe_key)).first()
+            row = conn.execute(_BY_DEDUPE_KEY, {"dedupe_key": dedupe_key}).first()
         return _job(row) if row is not None else None
 
     # --- working ---------------------------------------------------------------------------------
@@ -216,18 +236,10 @@ class JobQueue:
             # "now" is read once the write lock is held: read before waiting for it, it would miss a
             # job enqueued (and committed) during the wait, whose run_after is later than that "now".
             now = self._now()
-            due = or_(
-                and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= now),
-                and_(_JOBS.c.status == "running", _JOBS.c.lease_until < now),
-            )
-            stmt = select(_JOBS).where(due)
-            if kinds is not None:
-                stmt = stmt.where(_JOBS.c.kind.in_(list(kinds)))
-            # SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
-            stmt = stmt.order_by(_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id).limit(1)
-            stmt = stmt.with_for_update(skip_locked=True)
+            stmt, params = (_CLAIM_ANY, {"now": now}) if kinds is None else (_CLAIM_KINDS, {"now": now,
+                                                                                         "kinds": list(kinds)})
             while True:
-                row = conn.execute(stmt).first()
+                row = conn.execute(stmt, params).first()
                 if row is None:
                     return None
                 last_error = row.last_error
@@ -240,7 +252,8 @@ class JobQueue:
                         continue
                 values = {"status": "running", "worker": worker, "lease_until": now + timedelta(seconds=lease_s),
                           "attempts": row.attempts + 1, "updated_at": now, "last_error": last_error}
-                conn.execute(update(_JOBS).where(_JOBS.c.id == row.id).values(**values))
+                conn.execute(_TAKE, {"p_id": row.id, "p_worker": worker, "p_lease_until": values["lease_until"],
+                                     "p_attempts": values["attempts"], "p_now": now, "p_last_error": last_error})
                 return _job({**row._mapping, **values})
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float = 30.0) -> bool:
@@ -252,22 +265,15 @@ class JobQueue:
         _check_lease(lease_s)
         now = self._now()
         with _store_errors("extend a job's lease"), _write(self._engine) as conn:
-            result = conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id, _JOBS.c.worker == worker, _JOBS.c.status == "running")
-                .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)
-            )
+            result = conn.execute(_HEARTBEAT, {"p_id": job_id, "p_worker": worker,
+                                               "p_lease_until": now + timedelta(seconds=lease_s), "p_now": now})
             return result.rowcount == 1
 
     def complete(self, job_id: str, worker: str) -> bool:
         """Mark the job done; ``False`` (and no change) when ``worker`` no longer holds it."""
         now = self._now()
         with _store_errors("complete a job"), _write(self._engine) as conn:
-            result = conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id, _JOBS.c.worker == worker, _JOBS.c.status == "running")
-                .values(status="done", lease_until=None, finished_at=now, updated_at=now)
-            )
+            result = conn.execute(_COMPLETE, {"p_id": job_id, "p_worker": worker, "p_now": now})
             return result.rowcount == 1
 
     def fail(self, job_id: str, worker: str, error: str, *, retryable: bool = True) -> Job:
