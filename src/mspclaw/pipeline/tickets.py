@@ -126,6 +126,7 @@ class _SessionApprovals:
         """The latest finding, shown with the request so the technician decides on facts."""
 
     async def request(self, tool: str, args: dict[str, Any], *, reason: str) -> Approval:
+        self._svc.untouched.discard(self._session.id)
         try:
             grant = await self._svc.approvals.request(
                 session_id=self._session.id, client_id=self._session.client_id, ticket_id=self._ticket.id,
@@ -155,6 +156,7 @@ class _SessionQuestions:
     async def ask(self, text: str, choices: list[str] | None) -> str:
         """The model's ``ask_user``. When it asks what one of the playbook's questions asks (by meaning),
         the answer fills that question's fact, in device memory when the playbook says so."""
+        self._svc.untouched.discard(self._session.id)
         device_id = self._svc.device_of(self._session)
         facts = self._svc.runs.device_facts(device_id) if device_id else {}
         answered = [(q.text, facts[fact]) for fact, q in self._playbook_questions.items() if fact in facts]
@@ -180,6 +182,7 @@ class _SessionQuestions:
         Its id comes from the fact, not the call ledger, so a resumed run finds the same question
         whether or not the answer is in device memory by then.
         """
+        self._svc.untouched.discard(self._session.id)
         call_id = "q_" + hashlib.sha256(f"{self._session.id}/{question.fact}".encode()).hexdigest()[:30]
         try:
             answer = await self._svc.questions.ask(ticket=self._ticket, session=self._session,
@@ -211,6 +214,9 @@ class TicketService:
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._devices: dict[str, str] = {}
+        self.untouched: set[str] = set()
+        """Sessions opened by this process that have asked for no approval and no answer (yet): when
+        they close there is nothing of theirs to expire. Resumed sessions are never in it."""
 
     def device_of(self, session: Session) -> str | None:
         return self._devices.get(session.id)
@@ -252,6 +258,7 @@ class TicketService:
                          "psa": ticket.psa, "external_id": ticket.external_id}}
 
     def _start(self, ticket: Ticket, session: Session, route: Route) -> Submitted:
+        self.untouched.add(session.id)
         self._tasks[session.id] = asyncio.get_running_loop().create_task(self._process(ticket, session, route))
         return Submitted(ticket, session)
 
@@ -312,6 +319,7 @@ class TicketService:
                               route, [])
         finally:
             self._tasks.pop(session.id, None)
+            self.untouched.discard(session.id)
 
     async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
         if route.device is None or route.agent_id is None:
@@ -424,15 +432,10 @@ class TicketService:
                 log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
         self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
                                   reason=reason)
-        for approval in self.store.approvals([session.client_id]):  # nothing may stay pending for a closed run
-            if approval.session_id == session.id:
-                with contextlib.suppress(Conflict):
-                    self.store.decide(approval.id, status="expired", approver="mspclaw (ticket closed)",
-                                      reason=reason)
-        for question in self.runs.questions(session.id, status="pending"):
-            with contextlib.suppress(Conflict):
-                self.runs.settle_question(question.id, status="expired", answer=None,
-                                          answered_by="mspclaw (ticket closed)")
+        if session.id in self.untouched:
+            self.untouched.discard(session.id)  # it asked no one anything: nothing can be pending
+        else:
+            self._expire_pending(session, reason)
         self.store.set_ticket_status(ticket.id, outcome)
         await self.audit.record("note_written", client_id=session.client_id, session_id=session.id,
                                 data={"ticket_id": ticket.id, "note": note, "reply": reply})
@@ -452,6 +455,18 @@ class TicketService:
                 await self.feedback.ask(ticket, session.id, route.agent_id)
             except MSPClawError:
                 log.exception("ticket %s: could not ask for feedback", ticket.id)
+
+    def _expire_pending(self, session: Session, reason: str) -> None:
+        """Nothing may stay pending for a closed run: its approvals and questions expire."""
+        for approval in self.store.approvals([session.client_id]):
+            if approval.session_id == session.id:
+                with contextlib.suppress(Conflict):
+                    self.store.decide(approval.id, status="expired", approver="mspclaw (ticket closed)",
+                                      reason=reason)
+        for question in self.runs.questions(session.id, status="pending"):
+            with contextlib.suppress(Conflict):
+                self.runs.settle_question(question.id, status="expired", answer=None,
+                                          answered_by="mspclaw (ticket closed)")
 
     async def _write_back(self, ticket: Ticket, note: str, reply: str, outcome: str) -> None:
         if ticket.psa is None or ticket.external_id is None:

@@ -20,6 +20,8 @@ from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.tables import ApprovalRow, DeviceFact, ModelTurn, QuestionRow, ToolCallRow, new_id, utcnow
 
 _CALLS = cast("Table", ToolCallRow.__table__)
+_FACTS = cast("Table", DeviceFact.__table__)
+_DEVICE_FACTS = select(_FACTS.c.key, _FACTS.c.value).where(_FACTS.c.device_id == bindparam("device_id"))
 _CALL_BY_ID = select(_CALLS).where(_CALLS.c.call_id == bindparam("call_id"))
 """Built once: read for every tool call, twice (the ledger's replay check, then the in-flight check)."""
 
@@ -116,5 +118,5 @@ class RunStore:
 
     # -- device memory (read only here) ---------------------------------------------------------
     def device_facts(self, device_id: str) -> dict[str, str]:
-        with self._sessions() as db:
-            return {f.key: f.value for f in db.scalars(select(DeviceFact).where(DeviceFact.device_id == device_id))}
+        with self._engine.connect() as conn:
+            return {key: value for key, value in conn.execute(_DEVICE_FACTS, {"device_id": device_id})}
