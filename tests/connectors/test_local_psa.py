@@ -201,7 +201,8 @@ class TimeoutAfterPost(httpx.AsyncBaseTransport):
 
 
 async def test_notes_read_or_posted_recently_are_not_read_again() -> None:
-    """Intake reads the ticket, then the internal note and the public reply go out: one notes read."""
+    """Intake reads the ticket with its notes (one request), then the internal note and the public reply
+    go out without reading the notes again, and a retried write-back finds its note posted."""
     async with run_local_psa(samples=("Acme Dental", None)) as psa:
         transport = TimeoutAfterPost()
         transport.lost = True  # no lost answer in this test
@@ -210,7 +211,7 @@ async def test_notes_read_or_posted_recently_are_not_read_again() -> None:
             await c.add_note("1002", "Cleared 2 GB of temp files.", public=False)
             await c.add_note("1002", "Hi Tom, your disk has room again.", public=True)
             await c.add_note("1002", "Cleared 2 GB of temp files.", public=False)  # a retried write-back
-        assert transport.sent == ["GET /tickets/1002", "GET /tickets/1002/notes", "POST /tickets/1002/notes",
+        assert transport.sent == ["GET /tickets/1002", "POST /tickets/1002/notes",
                                   "POST /tickets/1002/notes"]
         assert [n.text for n in psa.store.notes("1002")] == ["Cleared 2 GB of temp files.",
                                                              "Hi Tom, your disk has room again."]

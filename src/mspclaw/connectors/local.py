@@ -160,9 +160,11 @@ class LocalPSAConnector(HttpConnector):
     # the PSAConnector protocol
 
     async def get_ticket(self, ticket_id: str) -> PSATicket:
-        """The ticket with its notes, oldest note first."""
-        ticket = _ticket(await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}"))
-        ticket.notes = await self._notes(ticket_id)
+        """The ticket with its notes, oldest note first (one request: ``?include=notes``)."""
+        read_at = self._clock()
+        data = await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}", params={"include": "notes"})
+        ticket = _ticket(data)
+        ticket.notes = self._remember_notes(ticket_id, read_at, data)
         return ticket
 
     async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
@@ -184,8 +186,8 @@ class LocalPSAConnector(HttpConnector):
         """Post a note unless the ticket already carries the same text with the same visibility.
 
         The notes looked at are those read (by :meth:`get_ticket` or here) or posted by this
-        connector within :data:`NOTES_FRESH_S`, else they are read again: a ticket's internal note,
-        public reply and the read before them cost one GET, not three. A post that fails in any
+        connector within :data:`NOTES_FRESH_S`, else they are read again: after :meth:`get_ticket`, a
+        ticket's internal note and public reply cost a POST each and no GET. A post that fails in any
         way (a timeout after which the note may be there after all) forgets the ticket's notes, so
         the retry reads them from the PSA before it posts.
         """
@@ -256,6 +258,9 @@ class LocalPSAConnector(HttpConnector):
         """The ticket's notes as the simulator has them now, remembered for :meth:`add_note`."""
         read_at = self._clock()
         data = await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}/notes")
+        return self._remember_notes(ticket_id, read_at, data)
+
+    def _remember_notes(self, ticket_id: str, read_at: float, data: dict[str, Any]) -> list[PSANote]:
         notes = [PSANote(_field(n, "text", str), _field(n, "public", bool)) for n in _field(data, "notes", list)]
         self._seen[ticket_id] = (read_at, list(notes))
         self._seen.move_to_end(ticket_id)

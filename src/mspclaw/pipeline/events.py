@@ -21,8 +21,17 @@ class SessionEvents:
 
     def emit(self, session_id: str, event: str, data: dict[str, Any]) -> Event:
         row = self._store.add_event(session_id, event, data)
-        frame = Event(session_id=session_id, seq=row.seq, event=event, data=data)
-        for queue in self._watchers.get(session_id, ()):
+        return self._push(Event(session_id=session_id, seq=row.seq, event=event, data=data))
+
+    def emit_step(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any], ok: bool | None,
+                  observation: dict[str, Any], data: dict[str, Any]) -> Event:
+        """Store a step record and its ``step`` event in one transaction, then push the event."""
+        _, row = self._store.add_step_and_event(session_id, title=title, tool=tool, args=args, ok=ok,
+                                                observation=observation, event="step", data=data)
+        return self._push(Event(session_id=session_id, seq=row.seq, event="step", data=data))
+
+    def _push(self, frame: Event) -> Event:
+        for queue in self._watchers.get(frame.session_id, ()):
             queue.put_nowait(frame)
         return frame
 

@@ -79,12 +79,14 @@ class DeviceLearning:
         return await self.record(device_id, {fact: answer}, source=f"answer:{question_key}", client_id=client_id,
                           session_id=session_id)
 
-    async def learn_from_ticket(self, device_id: str, requester: str, *, client_id: str,
-                                session_id: str) -> list[str]:
-        """The requester of a ticket routed to this device is its user, unless one is known."""
+    async def learn_from_ticket(self, device_id: str, requester: str, *, client_id: str, session_id: str,
+                                known: Mapping[str, str] | None = None) -> list[str]:
+        """The requester of a ticket routed to this device is its user, unless one is known.
+
+        ``known``: the device's facts, when the caller has just read them."""
         if "@" not in requester:
             return []
-        known = self.memory.facts(device_id)
+        known = self.memory.facts(device_id) if known is None else known
         facts = {} if "email" in known else {"email": requester.lower()}
         if "primary_user" not in known:
             facts["primary_user"] = requester.lower()

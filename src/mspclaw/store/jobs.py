@@ -5,8 +5,8 @@ cancelled; a process that dies loses no job, only the lease on the one it was ru
 
 * **Enqueue** is idempotent per ``dedupe_key`` (UNIQUE in the table): the same key again, from
   another thread, process or replica, at the same moment or a week later, returns the job that
-  already has it. An :class:`~sqlalchemy.exc.IntegrityError` from a concurrent insert means
-  "already queued".
+  already has it. The insert is ``ON CONFLICT (dedupe_key) DO NOTHING``: one statement queues the
+  first delivery, and one that inserts nothing means "already queued" (that job is then read).
 * **Claim** takes the oldest due job: queued with ``run_after`` reached, or running with its
   lease expired (its worker died). On PostgreSQL the candidate row is read with
   ``FOR UPDATE SKIP LOCKED``, so concurrent claimers each lock a different row and never wait
@@ -151,6 +151,9 @@ class JobQueue:
         self._clock = clock
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._insert_new_key = (dialect.insert(_JOBS).on_conflict_do_nothing(index_elements=[_JOBS.c.dedupe_key])
+                                .returning(_JOBS.c.id))
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -184,10 +187,6 @@ class JobQueue:
             raise ValueError("max_attempts must be at least 1")
         if run_after is not None and run_after.tzinfo is None:
             raise ValueError("run_after must be an aware datetime")
-        if dedupe_key is not None:
-            existing = self._by_dedupe_key(dedupe_key)
-            if existing is not None:
-                return existing, False
         now = self._now()
         values: dict[str, Any] = {
             "id": new_id("jb"), "kind": kind, "payload": _plain_json(payload), "dedupe_key": dedupe_key,
@@ -196,16 +195,16 @@ class JobQueue:
             "worker": None, "last_error": None, "created_at": now, "updated_at": now, "finished_at": None,
         }
         with _store_errors("enqueue a job"):
-            try:
-                with _write(self._engine) as conn:
-                    conn.execute(_INSERT_JOB, values)
-            except IntegrityError:
-                # Another enqueue of the same key committed between our look-up and our insert.
+            # One statement: the key's first job is inserted, a later one does nothing (no read before it).
+            with _write(self._engine) as conn:
                 if dedupe_key is None:
-                    raise
+                    conn.execute(_INSERT_JOB, values)
+                    return _job(values), True
+                inserted = conn.execute(self._insert_new_key, values).first() is not None
+            if not inserted:
                 existing = self._by_dedupe_key(dedupe_key)
                 if existing is None:
-                    raise
+                    raise StoreError(f"job with dedupe key {dedupe_key!r} was neither inserted nor found")
                 return existing, False
         return _job(values), True
 

@@ -197,6 +197,20 @@ class TicketStore:
             row = conn.execute(_ADD_STEP, _bound(values)).one()
         return Step(id=row.id, index=row.index, **values)
 
+    def add_step_and_event(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
+                           ok: bool | None, observation: dict[str, Any], event: str,
+                           data: dict[str, Any]) -> tuple[Step, SessionEvent]:
+        """:meth:`add_step` and :meth:`add_event` in one transaction (a step is announced as it is stored)."""
+        now = utcnow()
+        step = {"session_id": session_id, "title": title, "tool": tool, "args": args, "ok": ok,
+                "observation": observation, "created_at": now}
+        announced = {"session_id": session_id, "event": event, "data": data, "created_at": now}
+        with self._engine.begin() as conn:
+            step_row = conn.execute(_ADD_STEP, _bound(step)).one()
+            event_row = conn.execute(_ADD_EVENT, _bound(announced)).one()
+        return (Step(id=step_row.id, index=step_row.index, **step),
+                SessionEvent(id=event_row.id, seq=event_row.seq, **announced))
+
     def steps(self, session_id: str) -> list[Step]:
         with self._sessions() as db:
             return list(db.scalars(select(Step).where(Step.session_id == session_id).order_by(Step.index)))
