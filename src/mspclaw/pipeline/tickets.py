@@ -248,7 +248,8 @@ class TicketService:
         route = self.router.route(client_row.id, device=device, requester=requester)
         ticket, session = self.store.open_ticket(
             client_id=client_row.id, subject=subject, body=body, requester=requester,
-            device_id=route.device.id if route.device else None, psa=psa, external_id=external_id)
+            device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
+            agent_id=route.agent_id)
         return ticket, session, route
 
     @staticmethod
@@ -325,7 +326,8 @@ class TicketService:
         if route.device is None or route.agent_id is None:
             await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
             return
-        self.store.update_session(session.id, agent_id=route.agent_id)
+        if session.agent_id != route.agent_id:  # a new session has it from open_ticket
+            self.store.update_session(session.id, agent_id=route.agent_id)
         self._devices[session.id] = route.device.id
         if self.learning is not None:  # issue 5 hook: the requester is the device's user unless known
             await self.learning.learn_from_ticket(route.device.id, ticket.requester, client_id=session.client_id,
@@ -430,13 +432,11 @@ class TicketService:
                                                approvals=approvals).note
             except MSPClawError:
                 log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
-        self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
-                                  reason=reason)
+        self.store.close_session(session.id, ticket.id, outcome=outcome, note=note, reply=reply, reason=reason)
         if session.id in self.untouched:
             self.untouched.discard(session.id)  # it asked no one anything: nothing can be pending
         else:
             self._expire_pending(session, reason)
-        self.store.set_ticket_status(ticket.id, outcome)
         await self.audit.record("note_written", client_id=session.client_id, session_id=session.id,
                                 data={"ticket_id": ticket.id, "note": note, "reply": reply})
         await self.audit.record("status_changed", client_id=session.client_id, session_id=session.id,

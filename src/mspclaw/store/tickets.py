@@ -118,13 +118,14 @@ class TicketStore:
 
     # -- tickets and sessions -------------------------------------------------------------------
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
-                    device_id: str | None, psa: str | None = None,
-                    external_id: str | None = None) -> tuple[Ticket, Session]:
+                    device_id: str | None, psa: str | None = None, external_id: str | None = None,
+                    agent_id: str | None = None) -> tuple[Ticket, Session]:
+        """A new ticket and its session (bound to ``agent_id`` when the route already names it)."""
         now = utcnow()
         ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
                   "requester": requester, "device_id": device_id, "psa": psa, "external_id": external_id,
                   "status": "in_progress", "created_at": now, "updated_at": now}
-        session = {"id": new_id("ss"), "ticket_id": ticket["id"], "client_id": client_id, "agent_id": None,
+        session = {"id": new_id("ss"), "ticket_id": ticket["id"], "client_id": client_id, "agent_id": agent_id,
                    "playbook": None, "model": "playbook", "status": "running", "outcome": None, "note": None,
                    "reply": None, "reason": None, "created_at": now, "updated_at": now}
         with self._engine.begin() as conn:
@@ -182,6 +183,16 @@ class TicketStore:
         with self._engine.begin() as conn:
             conn.execute(_SET_TICKET_STATUS, {"p_id": ticket_id, "p_status": status,
                                                          "p_updated_at": utcnow()})
+
+    def close_session(self, session_id: str, ticket_id: str, *, outcome: str, note: str, reply: str,
+                      reason: str) -> None:
+        """A run's end in one transaction: the session's outcome, note and reply, and the ticket's status."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            conn.execute(_update_session(("note", "outcome", "reason", "reply", "status")), {
+                "p_id": session_id, "p_note": note, "p_outcome": outcome, "p_reason": reason, "p_reply": reply,
+                "p_status": outcome, "p_updated_at": now})
+            conn.execute(_SET_TICKET_STATUS, {"p_id": ticket_id, "p_status": outcome, "p_updated_at": now})
 
     def unfinished_sessions(self) -> list[Session]:
         with self._sessions() as db:
