@@ -82,7 +82,8 @@ class _SessionTools:
         store, audit, session = self._svc.store, self._svc.audit, self._session
         agent_id = self.agent_for(tool)
         call_id = self._ledger.current or "call_" + secrets.token_hex(8)
-        in_flight = self._svc.runs.call(call_id)
+        # DurableTools read this call's row just before (no one else writes it: one runner per session)
+        in_flight = self._ledger.stored if self._ledger.current else self._svc.runs.call(call_id)
         if in_flight is not None:  # sent before a restart: send it again with the same id, never a new one
             agent_id = in_flight.agent_id
         else:
@@ -329,9 +330,11 @@ class TicketService:
         if session.agent_id != route.agent_id:  # a new session has it from open_ticket
             self.store.update_session(session.id, agent_id=route.agent_id)
         self._devices[session.id] = route.device.id
-        if self.learning is not None:  # issue 5 hook: the requester is the device's user unless known
-            await self.learning.learn_from_ticket(route.device.id, ticket.requester, client_id=session.client_id,
-                                            session_id=session.id)
+        known = self.runs.device_facts(route.device.id)
+        # issue 5 hook: the requester is the device's user unless known (read again only if that changed)
+        if self.learning is not None and await self.learning.learn_from_ticket(
+                route.device.id, ticket.requester, client_id=session.client_id, session_id=session.id, known=known):
+            known = self.runs.device_facts(route.device.id)
         wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
         if not route.online and not await self._wait_online(route.agent_id, wait_s):
             await self._close(ticket, session, None, None,
@@ -371,15 +374,13 @@ class TicketService:
                 # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
                 await self.audit.record("step_failed", client_id=session.client_id, session_id=session.id,
                                         data={"step": record.step_id, "tool": record.tool, "error": record.error})
-            self.store.add_step(session.id, title=record.title, tool=record.tool, args=record.args, ok=record.ok,
-                                observation={"output": record.output, "error": record.error,
-                                             "skipped": record.skipped})
-            self.events.emit(session.id, "step", {"index": record.index, "title": record.title,
-                                                  "tool": record.tool, "ok": record.ok, "skipped": record.skipped,
-                                                  "summary": summarise(record)})
+            self.events.emit_step(session.id, title=record.title, tool=record.tool, args=record.args, ok=record.ok,
+                                  observation={"output": record.output, "error": record.error,
+                                               "skipped": record.skipped},
+                                  data={"index": record.index, "title": record.title, "tool": record.tool,
+                                        "ok": record.ok, "skipped": record.skipped, "summary": summarise(record)})
 
         result: RunResult
-        known = self.runs.device_facts(route.device.id)
         if self.model is None:
             # what the device is known to be (device memory), then what this ticket says
             facts = {**known, "requester": ticket.requester, "hostname": route.device.hostname,
