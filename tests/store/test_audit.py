@@ -683,3 +683,13 @@ async def test_a_failed_batch_fails_every_record_in_it_and_leaves_no_trace(engin
         assert conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0
     later = AuditLog(engine, tmp_path / "audit")
     assert (await later.record("kept")).seq == 1
+
+
+@pytest.mark.anyio
+async def test_records_gathered_together_keep_their_order(engine: Engine, audit_dir: Path) -> None:
+    """The pipeline records a ticket's note and its status change with one gather: one batch, in order."""
+    audit = AuditLog(engine, audit_dir)
+    for _ in range(5):
+        note, status = await asyncio.gather(audit.record("note_written"), audit.record("status_changed"))
+        assert status.seq == note.seq + 1
+    assert_one_unbroken_chain(audit, 10)

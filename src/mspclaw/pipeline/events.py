@@ -19,8 +19,10 @@ class SessionEvents:
         self._store = store
         self._watchers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
 
-    def emit(self, session_id: str, event: str, data: dict[str, Any]) -> Event:
-        row = self._store.add_event(session_id, event, data)
+    def emit(self, session_id: str, event: str, data: dict[str, Any], *,
+             session_values: dict[str, Any] | None = None) -> Event:
+        """Store the event (and ``session_values``, session columns, in the same transaction), then push it."""
+        row = self._store.add_event(session_id, event, data, session_values=session_values)
         return self._push(Event(session_id=session_id, seq=row.seq, event=event, data=data))
 
     def emit_step(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any], ok: bool | None,

@@ -348,14 +348,15 @@ class TicketService:
                 return
         else:
             found = match(self.playbooks, ticket.subject, ticket.body, route.device.os)
+            chosen = {"playbook": found.playbook.id,
+                      "model": self.model.name[:100] if self.model else "playbook"} if found.playbook else None
             self.events.emit(session.id, "matched", {"playbook": found.playbook.id if found.playbook else None,
-                                                     "score": found.score, "explanation": found.explanation})
+                                                     "score": found.score, "explanation": found.explanation},
+                             session_values=chosen)
             if found.playbook is None:
                 await self._close(ticket, session, None, None, f"no playbook fits: {found.explanation}", route, [])
                 return
             book = found.playbook
-            self.store.update_session(session.id, playbook=book.id,
-                                      model=self.model.name[:100] if self.model else "playbook")
         plan = book.plan_for(route.device.os)
         dispatcher = self.hub.for_client(session.client_id)
         ledger = CallLedger(session.id)
@@ -438,10 +439,12 @@ class TicketService:
             self.untouched.discard(session.id)  # it asked no one anything: nothing can be pending
         else:
             self._expire_pending(session, reason)
-        await self.audit.record("note_written", client_id=session.client_id, session_id=session.id,
-                                data={"ticket_id": ticket.id, "note": note, "reply": reply})
-        await self.audit.record("status_changed", client_id=session.client_id, session_id=session.id,
-                                data={"ticket_id": ticket.id, "status": outcome, "reason": reason})
+        # both in one batch, in this order (each is queued when its coroutine starts, and gather starts them in turn)
+        await asyncio.gather(
+            self.audit.record("note_written", client_id=session.client_id, session_id=session.id,
+                              data={"ticket_id": ticket.id, "note": note, "reply": reply}),
+            self.audit.record("status_changed", client_id=session.client_id, session_id=session.id,
+                              data={"ticket_id": ticket.id, "status": outcome, "reason": reason}))
         await self._write_back(ticket, note, reply, outcome)
         if route.agent_id and self.hub.is_online(route.agent_id):
             try:

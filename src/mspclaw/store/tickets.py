@@ -226,10 +226,15 @@ class TicketStore:
         with self._sessions() as db:
             return list(db.scalars(select(Step).where(Step.session_id == session_id).order_by(Step.index)))
 
-    def add_event(self, session_id: str, event: str, data: dict[str, Any]) -> SessionEvent:
+    def add_event(self, session_id: str, event: str, data: dict[str, Any], *,
+                  session_values: dict[str, Any] | None = None) -> SessionEvent:
+        """Append an event; ``session_values`` are session columns updated in the same transaction."""
         values = {"session_id": session_id, "event": event, "data": data, "created_at": utcnow()}
         with self._engine.begin() as conn:
             row = conn.execute(_ADD_EVENT, _bound(values)).one()
+            if session_values:
+                conn.execute(_update_session(tuple(sorted(session_values))),
+                             {"p_id": session_id, **_bound(session_values), "p_updated_at": values["created_at"]})
         return SessionEvent(id=row.id, seq=row.seq, **values)
 
     def events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
