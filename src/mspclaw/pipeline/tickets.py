@@ -31,6 +31,7 @@ from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import internal_note, summarise, user_reply
+from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.playbooks.matcher import match
@@ -87,9 +88,9 @@ class _SessionTools:
         if in_flight is not None:  # sent before a restart: send it again with the same id, never a new one
             agent_id = in_flight.agent_id
         else:
-            store.record_call(call_id=call_id, session_id=session.id, client_id=session.client_id,
-                              agent_id=agent_id, tool=tool, args=args,
-                              approval_id=approval.approval_id if approval else None)
+            await run_store(store, store.record_call, call_id=call_id, session_id=session.id,
+                            client_id=session.client_id, agent_id=agent_id, tool=tool, args=args,
+                            approval_id=approval.approval_id if approval else None)
             await audit.record("tool_call", client_id=session.client_id, session_id=session.id,
                                data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
                                      "approval_id": approval.approval_id if approval else None})
@@ -98,15 +99,15 @@ class _SessionTools:
                 agent_id, tool, args, timeout=min(spec.timeout_s, self._svc.tool_timeout_s) + 5,
                 call_id=call_id, approval=approval, reconnect_grace=self._svc.reconnect_grace_s)
         except ToolError as exc:
-            store.finish_call(call_id, ok=False, output=None, error_code=exc.code, error_message=exc.message,
-                              duration_ms=None)
+            await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=exc.code,
+                            error_message=exc.message, duration_ms=None)
             await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
                                data={"call_id": call_id, "tool": tool, "ok": False, "error": exc.code,
                                      "message": exc.message})
             raise
         output = result.output if isinstance(result.output, dict) else {"value": result.output}
-        store.finish_call(call_id, ok=True, output=output, error_code=None, error_message=None,
-                          duration_ms=result.duration_ms)
+        await run_store(store, store.finish_call, call_id, ok=True, output=output, error_code=None,
+                        error_message=None, duration_ms=result.duration_ms)
         learning, device_id = self._svc.learning, self._svc.device_of(session)
         if learning is not None and device_id is not None and agent_id == self._agent_id:  # issue 5 hook
             await learning.learn_from_tool(device_id, tool, output, client_id=session.client_id,
@@ -309,8 +310,8 @@ class TicketService:
 
     # -- the run --------------------------------------------------------------------------------
     async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
-        self.events.emit(session.id, "resumed" if resumed else "started",
-                         {"ticket_id": ticket.id, "subject": ticket.subject})
+        await self.events.emit_async(session.id, "resumed" if resumed else "started",
+                                     {"ticket_id": ticket.id, "subject": ticket.subject})
         try:
             await self._run(ticket, session, route, resumed=resumed)
         except asyncio.CancelledError:
@@ -350,9 +351,10 @@ class TicketService:
             found = match(self.playbooks, ticket.subject, ticket.body, route.device.os)
             chosen = {"playbook": found.playbook.id,
                       "model": self.model.name[:100] if self.model else "playbook"} if found.playbook else None
-            self.events.emit(session.id, "matched", {"playbook": found.playbook.id if found.playbook else None,
-                                                     "score": found.score, "explanation": found.explanation},
-                             session_values=chosen)
+            await self.events.emit_async(session.id, "matched",
+                                         {"playbook": found.playbook.id if found.playbook else None,
+                                          "score": found.score, "explanation": found.explanation},
+                                         session_values=chosen)
             if found.playbook is None:
                 await self._close(ticket, session, None, None, f"no playbook fits: {found.explanation}", route, [])
                 return
@@ -375,11 +377,12 @@ class TicketService:
                 # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
                 await self.audit.record("step_failed", client_id=session.client_id, session_id=session.id,
                                         data={"step": record.step_id, "tool": record.tool, "error": record.error})
-            self.events.emit_step(session.id, title=record.title, tool=record.tool, args=record.args, ok=record.ok,
-                                  observation={"output": record.output, "error": record.error,
-                                               "skipped": record.skipped},
-                                  data={"index": record.index, "title": record.title, "tool": record.tool,
-                                        "ok": record.ok, "skipped": record.skipped, "summary": summarise(record)})
+            await self.events.emit_step(session.id, title=record.title, tool=record.tool, args=record.args,
+                                        ok=record.ok, observation={"output": record.output, "error": record.error,
+                                                                   "skipped": record.skipped},
+                                        data={"index": record.index, "title": record.title, "tool": record.tool,
+                                              "ok": record.ok, "skipped": record.skipped,
+                                              "summary": summarise(record)})
 
         result: RunResult
         if self.model is None:
@@ -434,7 +437,8 @@ class TicketService:
                                                approvals=approvals).note
             except MSPClawError:
                 log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
-        self.store.close_session(session.id, ticket.id, outcome=outcome, note=note, reply=reply, reason=reason)
+        await run_store(self.store, self.store.close_session, session.id, ticket.id, outcome=outcome, note=note,
+                        reply=reply, reason=reason)
         if session.id in self.untouched:
             self.untouched.discard(session.id)  # it asked no one anything: nothing can be pending
         else:
@@ -452,7 +456,8 @@ class TicketService:
             except AgentOffline:
                 pass
         event = "final_answer" if outcome == "resolved" else "escalation"
-        self.events.emit(session.id, event, {"outcome": outcome, "reason": reason, "note": note, "reply": reply})
+        await self.events.emit_async(session.id, event, {"outcome": outcome, "reason": reason, "note": note,
+                                                         "reply": reply})
         self._devices.pop(session.id, None)
         if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: ask whether the fix worked
             try:

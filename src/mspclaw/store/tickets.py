@@ -116,6 +116,12 @@ class TicketStore:
         self._engine = cast("Engine", sessions.kw["bind"])
         """For the per-ticket statements: a connection of its own, no ORM session around it."""
 
+    @property
+    def commits_wait_for_server(self) -> bool:
+        """Whether a commit waits for a database server's round trip and WAL flush (PostgreSQL),
+        rather than a local file write (SQLite)."""
+        return self._engine.dialect.name != "sqlite"
+
     # -- tickets and sessions -------------------------------------------------------------------
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
                     device_id: str | None, psa: str | None = None, external_id: str | None = None,
