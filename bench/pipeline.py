@@ -389,8 +389,9 @@ def start_profiler(opts: argparse.Namespace, pid: int, kind: str) -> subprocess.
         raise RuntimeError("--profile needs py-spy (pip install py-spy)")
     out = Path(opts.profile) / f"pipeline-{kind}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # --gil: only the thread holding the GIL is sampled, so the profile shows CPU, not waits
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking",
+                             "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def run_pipeline(opts: argparse.Namespace, kind: str, url: str, work: Path) -> PipelineResult:

@@ -178,6 +178,69 @@ async def test_notes_are_public_or_private_and_the_same_note_is_posted_once() ->
         assert all(datetime.fromisoformat(n["created_at"]).tzinfo is not None for n in notes)
 
 
+class TimeoutAfterPost(httpx.AsyncBaseTransport):
+    """The real network, except that the first note POST times out on the way back: it reached
+    the simulator, which stored the note, but the connector never hears so (a lost answer)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.sent: list[str] = []
+        self.lost = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.sent.append(f"{request.method} {request.url.path.removeprefix('/api/v1')}")
+        if request.method == "POST" and request.url.path.endswith("/notes") and not self.lost:
+            self.lost = True
+            await response.aclose()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_notes_read_or_posted_recently_are_not_read_again() -> None:
+    """Intake reads the ticket with its notes (one request), then the internal note and the public reply
+    go out without reading the notes again, and a retried write-back finds its note posted."""
+    async with run_local_psa(samples=("Acme Dental", None)) as psa:
+        transport = TimeoutAfterPost()
+        transport.lost = True  # no lost answer in this test
+        async with LocalPSAConnector(psa.base_url, psa.api_token, transport=transport) as c:
+            await c.get_ticket("1002")
+            await c.add_note("1002", "Cleared 2 GB of temp files.", public=False)
+            await c.add_note("1002", "Hi Tom, your disk has room again.", public=True)
+            await c.add_note("1002", "Cleared 2 GB of temp files.", public=False)  # a retried write-back
+        assert transport.sent == ["GET /tickets/1002", "POST /tickets/1002/notes",
+                                  "POST /tickets/1002/notes"]
+        assert [n.text for n in psa.store.notes("1002")] == ["Cleared 2 GB of temp files.",
+                                                             "Hi Tom, your disk has room again."]
+
+
+async def test_a_note_whose_post_timed_out_is_not_posted_again_by_the_retry() -> None:
+    async with run_local_psa(samples=("Acme Dental", None)) as psa:
+        transport = TimeoutAfterPost()
+        async with LocalPSAConnector(psa.base_url, psa.api_token, transport=transport) as c:
+            await c.get_ticket("1002")
+            with pytest.raises(PSAUnavailable):
+                await c.add_note("1002", "Cleared 2 GB of temp files.", public=False)
+            await c.add_note("1002", "Cleared 2 GB of temp files.", public=False)  # the job's retry
+        assert transport.sent[-2:] == ["POST /tickets/1002/notes", "GET /tickets/1002/notes"]
+        assert [n.text for n in psa.store.notes("1002")] == ["Cleared 2 GB of temp files."]
+
+
+async def test_notes_remembered_too_long_ago_are_read_again() -> None:
+    """A note added on the PSA by someone else since is seen once the remembered notes are stale."""
+    now = [1000.0]
+    async with run_local_psa(samples=("Acme Dental", None)) as psa:
+        async with LocalPSAConnector(psa.base_url, psa.api_token, clock=lambda: now[0]) as c, raw(psa) as http:
+            await c.get_ticket("1002")
+            (await http.post("/tickets/1002/notes", json={"text": "Done by hand.", "public": False})).raise_for_status()
+            now[0] += 61
+            await c.add_note("1002", "Done by hand.", public=False)
+        assert [n.text for n in psa.store.notes("1002")] == ["Done by hand."]
+
+
 async def test_set_status_uses_the_simulator_status_names() -> None:
     async with run_local_psa(samples=("Acme Dental", None)) as psa:
         await psa.connector.set_status("1001", "resolved")

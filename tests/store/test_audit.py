@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -619,3 +621,75 @@ def test_verify_during_appends_sees_no_false_tampering(engine: Engine, audit_dir
     assert [r.last_seq for r in reports] == sorted(r.last_seq for r in reports)
     assert reports[-1].last_seq > 0
     assert other.verify().events == audit.query(limit=10**6)[-1].seq
+
+
+# --- group commit (AuditLog.record) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_concurrent_records_share_fsyncs_and_form_one_chain(
+    engine: Engine, audit_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty coroutines record at once: every record is in the file when its await returns, the chain
+    is whole, and the events went to disk in batches (fewer fsyncs than events)."""
+    fsyncs = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    audit = AuditLog(engine, audit_dir)
+
+    async def one(i: int) -> AuditRecord:
+        record = await audit.record("tool_call", client_id="cl_acme", data={"i": i})
+        lines = [json.loads(line) for f in audit_dir.glob("*.jsonl") for line in f.read_text("ascii").splitlines()]
+        assert record.hash in {line["hash"] for line in lines}, "record returned before its line was written"
+        return record
+
+    records = await asyncio.gather(*(one(i) for i in range(40)))
+
+    assert sorted(r.seq for r in records) == list(range(1, 41))
+    assert_one_unbroken_chain(audit, 40)
+    assert 0 < len(fsyncs) < 40
+
+
+@pytest.mark.anyio
+async def test_records_and_appends_from_threads_interleave_into_one_chain(engine: Engine, audit_dir: Path) -> None:
+    audit = AuditLog(engine, audit_dir)
+    thread = threading.Thread(target=lambda: [audit.append("from a thread", data={"i": i}) for i in range(30)])
+    thread.start()
+    await asyncio.gather(*(audit.record("from the loop", data={"i": i}) for i in range(30)))
+    await asyncio.to_thread(thread.join, 60)
+
+    assert_one_unbroken_chain(audit, 60)
+
+
+@pytest.mark.anyio
+async def test_a_failed_batch_fails_every_record_in_it_and_leaves_no_trace(engine: Engine, tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    audit = AuditLog(engine, blocked)
+    outcomes = await asyncio.gather(*(audit.record("lost", data={"i": i}) for i in range(5)), return_exceptions=True)
+
+    assert all(isinstance(o, StoreError) and "cannot write audit file" in o.message for o in outcomes), outcomes
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0
+    later = AuditLog(engine, tmp_path / "audit")
+    assert (await later.record("kept")).seq == 1
+
+
+@pytest.mark.anyio
+async def test_records_gathered_together_keep_their_order(engine: Engine, audit_dir: Path) -> None:
+    """The pipeline records a ticket's note and its status change with one gather: one batch, in order."""
+    audit = AuditLog(engine, audit_dir)
+    for _ in range(5):
+        note, status = await asyncio.gather(audit.record("note_written"), audit.record("status_changed"))
+        assert status.seq == note.seq + 1
+    assert_one_unbroken_chain(audit, 10)

@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final, TypedDict, TypeVar
@@ -36,6 +37,10 @@ from mspclaw.errors import (
 
 TIMESTAMP_HEADER: Final = "x-localpsa-timestamp"
 SIGNATURE_HEADER: Final = "x-localpsa-signature"
+NOTES_FRESH_S: Final = 60.0
+"""How long the notes this connector last read or wrote on a ticket stand in for reading them again."""
+NOTES_REMEMBERED: Final = 1024
+"""Tickets whose notes are remembered at once (the least recently used are forgotten first)."""
 WEBHOOK_TOLERANCE_S: Final = 300
 """A webhook whose timestamp is further than this from our clock is refused (replay protection)."""
 
@@ -141,9 +146,12 @@ class LocalPSAConnector(HttpConnector):
 
     def __init__(self, base_url: str, api_token: str, *, webhook_secret: str | None = None,
                  transport: httpx.AsyncBaseTransport | None = None, page_size: int = 100,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._webhook_secret = webhook_secret
         self._page_size = page_size
+        self._clock = clock
+        self._seen: OrderedDict[str, tuple[float, list[PSANote]]] = OrderedDict()
+        """Per ticket: when its notes were last read from the simulator, and those notes plus ours since."""
         self._http = PSAHttp(service="the local PSA", base_url=base_url.rstrip("/") + "/api/v1",
                              headers={"Authorization": f"Bearer {api_token}"}, timeout=timeout, transport=transport,
                              max_retries=2, backoff_cap=2.0)
@@ -152,9 +160,11 @@ class LocalPSAConnector(HttpConnector):
     # the PSAConnector protocol
 
     async def get_ticket(self, ticket_id: str) -> PSATicket:
-        """The ticket with its notes, oldest note first."""
-        ticket = _ticket(await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}"))
-        ticket.notes = await self._notes(ticket_id)
+        """The ticket with its notes, oldest note first (one request: ``?include=notes``)."""
+        read_at = self._clock()
+        data = await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}", params={"include": "notes"})
+        ticket = _ticket(data)
+        ticket.notes = self._remember_notes(ticket_id, read_at, data)
         return ticket
 
     async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
@@ -173,10 +183,26 @@ class LocalPSAConnector(HttpConnector):
             page += 1
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
-        """Post a note unless the ticket already carries the same text with the same visibility."""
-        if PSANote(text, public) in await self._notes(ticket_id):
+        """Post a note unless the ticket already carries the same text with the same visibility.
+
+        The notes looked at are those read (by :meth:`get_ticket` or here) or posted by this
+        connector within :data:`NOTES_FRESH_S`, else they are read again: after :meth:`get_ticket`, a
+        ticket's internal note and public reply cost a POST each and no GET. A post that fails in any
+        way (a timeout after which the note may be there after all) forgets the ticket's notes, so
+        the retry reads them from the PSA before it posts.
+        """
+        note = PSANote(text, public)
+        if note in await self._known_notes(ticket_id):
             return
-        await self._call("POST", f"/tickets/{quote(ticket_id, safe='')}/notes", json={"text": text, "public": public})
+        try:
+            await self._call("POST", f"/tickets/{quote(ticket_id, safe='')}/notes", json={"text": text,
+                                                                                           "public": public})
+        except BaseException:
+            self._seen.pop(ticket_id, None)
+            raise
+        seen = self._seen.get(ticket_id)
+        if seen is not None:
+            seen[1].append(note)
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
         await self._call("PATCH", f"/tickets/{quote(ticket_id, safe='')}", json={"status": STATUS_NAMES[status]})
@@ -229,8 +255,24 @@ class LocalPSAConnector(HttpConnector):
     # plumbing
 
     async def _notes(self, ticket_id: str) -> list[PSANote]:
+        """The ticket's notes as the simulator has them now, remembered for :meth:`add_note`."""
+        read_at = self._clock()
         data = await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}/notes")
-        return [PSANote(_field(n, "text", str), _field(n, "public", bool)) for n in _field(data, "notes", list)]
+        return self._remember_notes(ticket_id, read_at, data)
+
+    def _remember_notes(self, ticket_id: str, read_at: float, data: dict[str, Any]) -> list[PSANote]:
+        notes = [PSANote(_field(n, "text", str), _field(n, "public", bool)) for n in _field(data, "notes", list)]
+        self._seen[ticket_id] = (read_at, list(notes))
+        self._seen.move_to_end(ticket_id)
+        while len(self._seen) > NOTES_REMEMBERED:
+            self._seen.popitem(last=False)
+        return notes
+
+    async def _known_notes(self, ticket_id: str) -> list[PSANote]:
+        seen = self._seen.get(ticket_id)
+        if seen is not None and self._clock() - seen[0] < NOTES_FRESH_S:
+            return seen[1]
+        return await self._notes(ticket_id)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """One request through the shared plumbing (retries, ``Retry-After``, error translation)."""

@@ -18,7 +18,8 @@ GET      /tickets?updated_since=ISO&page=1&page_size=50   ``{"tickets", "page", 
                                                           oldest change first
 POST     /tickets ``{company_id, requester, subject,      201, the ticket; sends ``ticket.created``
          body, asset}``
-GET      /tickets/{id}                                    the ticket
+GET      /tickets/{id}[?include=notes]                    the ticket (with ``"notes"``, oldest first,
+                                                          when asked for: one request instead of two)
 PATCH    /tickets/{id} ``{status}``                       the ticket (``STATUSES`` names)
 GET      /tickets/{id}/notes                              ``{"notes": [...]}``, oldest first
 POST     /tickets/{id}/notes ``{text, public}``           201, the note
@@ -471,7 +472,11 @@ class _API:
         return JSONResponse(_record_json(ticket), status_code=201)
 
     async def get_ticket(self, request: Request) -> Response:
-        return JSONResponse(_record_json(self.store.ticket(request.path_params["ticket_id"])))
+        ticket_id = request.path_params["ticket_id"]
+        data = _record_json(self.store.ticket(ticket_id))
+        if "notes" in request.query_params.get("include", "").split(","):
+            data["notes"] = [_record_json(n) for n in self.store.notes(ticket_id)]
+        return JSONResponse(data)
 
     async def patch_ticket(self, request: Request) -> Response:
         data = _TicketPatch.model_validate(await _body(request))

@@ -9,6 +9,7 @@ arithmetic and a handful of pure functions are allowed: a playbook cannot run co
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -54,9 +55,16 @@ def parse(expr: str) -> ast.Expression:
     return tree
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(expr: str) -> ast.Expression:
+    """:func:`parse`, once per expression: the playbooks' conditions are few, and ``evaluate`` runs them
+    for every ticket (the trees are only read)."""
+    return parse(expr)
+
+
 def evaluate(expr: str, names: Mapping[str, Any]) -> Any:
     """Evaluate ``expr`` with step outputs as ``names``; missing data raises :class:`ConditionError`."""
-    return _eval(parse(expr).body, names, expr)
+    return _eval(_parsed(expr).body, names, expr)
 
 
 def _eval(node: ast.AST, names: Mapping[str, Any], expr: str) -> Any:

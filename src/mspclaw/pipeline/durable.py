@@ -26,6 +26,7 @@ from mspclaw.engine.ports import ToolPort
 from mspclaw.errors import TOOL_ERRORS_BY_CODE, ToolFailed
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.runs import RunStore
+from mspclaw.store.tables import ToolCallRow
 
 
 class CallLedger:
@@ -35,10 +36,14 @@ class CallLedger:
         self._session_id = session_id
         self._n = 0
         self.current = ""
+        self.stored: ToolCallRow | None = None
+        """The row :class:`DurableTools` read for ``current`` (``None``: not sent yet), so the tool
+        port below it need not read it again."""
 
     def next(self) -> str:
         self._n += 1
         self.current = f"call_{self._session_id}_{self._n}"
+        self.stored = None
         return self.current
 
 
@@ -74,7 +79,7 @@ class DurableTools:
     async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
                        approval: Approval | None = None) -> dict[str, Any]:
         call_id = self._ledger.next()
-        row = self._runs.call(call_id)
+        row = self._ledger.stored = self._runs.call(call_id)
         if row is not None and row.status == "ok":
             return row.output or {}
         if row is not None and row.status == "error":

@@ -10,6 +10,7 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import Event
 from mspclaw.store.tickets import TicketStore
 
@@ -19,10 +20,29 @@ class SessionEvents:
         self._store = store
         self._watchers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
 
-    def emit(self, session_id: str, event: str, data: dict[str, Any]) -> Event:
-        row = self._store.add_event(session_id, event, data)
-        frame = Event(session_id=session_id, seq=row.seq, event=event, data=data)
-        for queue in self._watchers.get(session_id, ()):
+    def emit(self, session_id: str, event: str, data: dict[str, Any], *,
+             session_values: dict[str, Any] | None = None) -> Event:
+        """Store the event (and ``session_values``, session columns, in the same transaction), then push it."""
+        row = self._store.add_event(session_id, event, data, session_values=session_values)
+        return self._push(Event(session_id=session_id, seq=row.seq, event=event, data=data))
+
+    async def emit_async(self, session_id: str, event: str, data: dict[str, Any], *,
+                         session_values: dict[str, Any] | None = None) -> Event:
+        """:meth:`emit` for the ticket pipeline: the write runs off the event loop where a commit waits
+        for a database server (:func:`~mspclaw.pipeline.offload.run_store`)."""
+        row = await run_store(self._store, self._store.add_event, session_id, event, data,
+                              session_values=session_values)
+        return self._push(Event(session_id=session_id, seq=row.seq, event=event, data=data))
+
+    async def emit_step(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
+                        ok: bool | None, observation: dict[str, Any], data: dict[str, Any]) -> Event:
+        """Store a step record and its ``step`` event in one transaction, then push the event."""
+        _, row = await run_store(self._store, self._store.add_step_and_event, session_id, title=title, tool=tool,
+                                 args=args, ok=ok, observation=observation, event="step", data=data)
+        return self._push(Event(session_id=session_id, seq=row.seq, event="step", data=data))
+
+    def _push(self, frame: Event) -> Event:
+        for queue in self._watchers.get(frame.session_id, ()):
             queue.put_nowait(frame)
         return frame
 

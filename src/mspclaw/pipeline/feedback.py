@@ -88,9 +88,9 @@ class FeedbackService:
         row = self.store.open(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
                               resolved_at=now, deadline=now + timedelta(seconds=self.timeout_s),
                               channel="+".join(channels) or "api")
-        self._audit.append("feedback_asked", client_id=ticket.client_id, session_id=session_id,
-                           data={"ticket_id": ticket.id, "feedback_id": row.id, "channel": row.channel,
-                                 "deadline": row.deadline.isoformat()})
+        await self._audit.record("feedback_asked", client_id=ticket.client_id, session_id=session_id,
+                                 data={"ticket_id": ticket.id, "feedback_id": row.id, "channel": row.channel,
+                                       "deadline": row.deadline.isoformat()})
         self._events.emit(session_id, "feedback_requested", {"ticket_id": ticket.id, "question": QUESTION,
                                                              "choices": list(CHOICES),
                                                              "deadline": row.deadline.isoformat()})

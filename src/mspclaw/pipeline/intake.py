@@ -75,10 +75,10 @@ class Intake:
                 await connector.prepare_webhook(headers, body)
             event = connector.parse_webhook(headers, body)
         except (AuthError, MSPClawError) as exc:
-            self.audit.append("webhook_refused", actor=remote, data={"psa": psa, "reason": exc.message})
+            await self.audit.record("webhook_refused", actor=remote, data={"psa": psa, "reason": exc.message})
             raise
         job, created = self.enqueue(psa, event.ticket_id, source="webhook", delivery_id=event.delivery_id)
-        self.audit.append("webhook_received", actor=remote, data={
+        await self.audit.record("webhook_received", actor=remote, data={
             "psa": psa, "ticket": event.ticket_id, "event": event.event, "delivery_id": event.delivery_id,
             "job_id": job.id, "duplicate": not created})
         return job, created
@@ -125,9 +125,9 @@ class Intake:
         if client is None:
             await self._unknown_company(connector, psa, psa_ticket)
             return "escalated"
-        sub = self.tickets.submit(client=client.id, subject=psa_ticket.subject, body=psa_ticket.body,
-                                  requester=psa_ticket.requester, device=psa_ticket.asset, psa=psa,
-                                  external_id=psa_ticket.id, actor=f"psa:{psa}")
+        sub = await self.tickets.submit_async(client=client.id, subject=psa_ticket.subject, body=psa_ticket.body,
+                                              requester=psa_ticket.requester, device=psa_ticket.asset, psa=psa,
+                                              external_id=psa_ticket.id, actor=f"psa:{psa}")
         await self.tickets.wait(sub.session.id)
         return self.tickets.store.ticket(sub.ticket.id).status
 
@@ -137,7 +137,7 @@ class Intake:
                 f"`mspclaw run-ticket --psa {psa} --ticket {ticket.id}`.")
         await connector.add_note(ticket.id, note, public=False)
         await connector.set_status(ticket.id, "escalated")
-        self.audit.append("status_changed", actor=f"psa:{psa}", data={
+        await self.audit.record("status_changed", actor=f"psa:{psa}", data={
             "psa": psa, "external_id": ticket.id, "status": "escalated", "reason": "unknown company"})
 
 

@@ -59,26 +59,38 @@ class DeviceLearning:
                                data={"device_id": device_id, "keys": changed, "source": source})
         return changed
 
-    def learn_from_tool(self, device_id: str, tool: str, output: Mapping[str, Any], *, client_id: str,
-                        session_id: str) -> list[str]:
-        return self.learn(device_id, facts_from_tool(tool, output), source=f"tool:{tool}", client_id=client_id,
+    async def record(self, device_id: str, facts: Mapping[str, Any], *, source: str, client_id: str,
+                     session_id: str | None = None) -> list[str]:
+        """:meth:`learn` for coroutines: the event loop runs while the audit line is made durable."""
+        changed = self.memory.remember(device_id, facts, source=source)
+        if changed:
+            await self._audit.record("device_facts_learned", client_id=client_id, session_id=session_id,
+                                     data={"device_id": device_id, "keys": changed, "source": source})
+        return changed
+
+    async def learn_from_tool(self, device_id: str, tool: str, output: Mapping[str, Any], *, client_id: str,
+                              session_id: str) -> list[str]:
+        return await self.record(device_id, facts_from_tool(tool, output), source=f"tool:{tool}", client_id=client_id,
                           session_id=session_id)
 
-    def learn_from_answer(self, device_id: str, question_key: str, answer: str, *, client_id: str,
-                          session_id: str) -> list[str]:
+    async def learn_from_answer(self, device_id: str, question_key: str, answer: str, *, client_id: str,
+                                session_id: str) -> list[str]:
         fact = QUESTION_FACTS.get(question_key.lower(), question_key.lower())
-        return self.learn(device_id, {fact: answer}, source=f"answer:{question_key}", client_id=client_id,
+        return await self.record(device_id, {fact: answer}, source=f"answer:{question_key}", client_id=client_id,
                           session_id=session_id)
 
-    def learn_from_ticket(self, device_id: str, requester: str, *, client_id: str, session_id: str) -> list[str]:
-        """The requester of a ticket routed to this device is its user, unless one is known."""
+    async def learn_from_ticket(self, device_id: str, requester: str, *, client_id: str, session_id: str,
+                                known: Mapping[str, str] | None = None) -> list[str]:
+        """The requester of a ticket routed to this device is its user, unless one is known.
+
+        ``known``: the device's facts, when the caller has just read them."""
         if "@" not in requester:
             return []
-        known = self.memory.facts(device_id)
+        known = self.memory.facts(device_id) if known is None else known
         facts = {} if "email" in known else {"email": requester.lower()}
         if "primary_user" not in known:
             facts["primary_user"] = requester.lower()
-        return self.learn(device_id, facts, source="ticket", client_id=client_id, session_id=session_id)
+        return await self.record(device_id, facts, source="ticket", client_id=client_id, session_id=session_id)
 
     def known(self, device_id: str, question_key: str) -> str | None:
         """The stored answer to a question, so it is never asked twice."""

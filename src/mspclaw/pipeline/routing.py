@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mspclaw.dispatch import Hub
-from mspclaw.store.registry import Registry
+from mspclaw.store.registry import Registry, pick_device
 from mspclaw.store.tables import Client, Device
 
 
@@ -36,7 +36,7 @@ class Router:
         chosen: Device | None = None
         why = ""
         if device:
-            chosen = self._registry.find_device(client_id, device)
+            chosen = pick_device(devices, device)
             if chosen is None:
                 return Route(None, None, False,
                              f"the ticket names device {device!r}, which has no MSPclaw agent at this client; "

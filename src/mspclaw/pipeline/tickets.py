@@ -31,6 +31,7 @@ from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import internal_note, summarise, user_reply
+from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.playbooks.matcher import match
@@ -82,36 +83,38 @@ class _SessionTools:
         store, audit, session = self._svc.store, self._svc.audit, self._session
         agent_id = self.agent_for(tool)
         call_id = self._ledger.current or "call_" + secrets.token_hex(8)
-        in_flight = self._svc.runs.call(call_id)
+        # DurableTools read this call's row just before (no one else writes it: one runner per session)
+        in_flight = self._ledger.stored if self._ledger.current else self._svc.runs.call(call_id)
         if in_flight is not None:  # sent before a restart: send it again with the same id, never a new one
             agent_id = in_flight.agent_id
         else:
-            store.record_call(call_id=call_id, session_id=session.id, client_id=session.client_id,
-                              agent_id=agent_id, tool=tool, args=args,
-                              approval_id=approval.approval_id if approval else None)
-            audit.append("tool_call", client_id=session.client_id, session_id=session.id,
-                         data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
-                               "approval_id": approval.approval_id if approval else None})
+            await run_store(store, store.record_call, call_id=call_id, session_id=session.id,
+                            client_id=session.client_id, agent_id=agent_id, tool=tool, args=args,
+                            approval_id=approval.approval_id if approval else None)
+            await audit.record("tool_call", client_id=session.client_id, session_id=session.id,
+                               data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
+                                     "approval_id": approval.approval_id if approval else None})
         try:
             result = await self._dispatcher.call_tool(
                 agent_id, tool, args, timeout=min(spec.timeout_s, self._svc.tool_timeout_s) + 5,
                 call_id=call_id, approval=approval, reconnect_grace=self._svc.reconnect_grace_s)
         except ToolError as exc:
-            store.finish_call(call_id, ok=False, output=None, error_code=exc.code, error_message=exc.message,
-                              duration_ms=None)
-            audit.append("tool_result", client_id=session.client_id, session_id=session.id,
-                         data={"call_id": call_id, "tool": tool, "ok": False, "error": exc.code,
-                               "message": exc.message})
+            await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=exc.code,
+                            error_message=exc.message, duration_ms=None)
+            await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                               data={"call_id": call_id, "tool": tool, "ok": False, "error": exc.code,
+                                     "message": exc.message})
             raise
         output = result.output if isinstance(result.output, dict) else {"value": result.output}
-        store.finish_call(call_id, ok=True, output=output, error_code=None, error_message=None,
-                          duration_ms=result.duration_ms)
+        await run_store(store, store.finish_call, call_id, ok=True, output=output, error_code=None,
+                        error_message=None, duration_ms=result.duration_ms)
         learning, device_id = self._svc.learning, self._svc.device_of(session)
         if learning is not None and device_id is not None and agent_id == self._agent_id:  # issue 5 hook
-            learning.learn_from_tool(device_id, tool, output, client_id=session.client_id, session_id=session.id)
-        audit.append("tool_result", client_id=session.client_id, session_id=session.id,
-                     data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
-                           "replayed": result.replayed})
+            await learning.learn_from_tool(device_id, tool, output, client_id=session.client_id,
+                                           session_id=session.id)
+        await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                           data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
+                                 "replayed": result.replayed})
         return output
 
 
@@ -125,6 +128,7 @@ class _SessionApprovals:
         """The latest finding, shown with the request so the technician decides on facts."""
 
     async def request(self, tool: str, args: dict[str, Any], *, reason: str) -> Approval:
+        self._svc.untouched.discard(self._session.id)
         try:
             grant = await self._svc.approvals.request(
                 session_id=self._session.id, client_id=self._session.client_id, ticket_id=self._ticket.id,
@@ -154,6 +158,7 @@ class _SessionQuestions:
     async def ask(self, text: str, choices: list[str] | None) -> str:
         """The model's ``ask_user``. When it asks what one of the playbook's questions asks (by meaning),
         the answer fills that question's fact, in device memory when the playbook says so."""
+        self._svc.untouched.discard(self._session.id)
         device_id = self._svc.device_of(self._session)
         facts = self._svc.runs.device_facts(device_id) if device_id else {}
         answered = [(q.text, facts[fact]) for fact, q in self._playbook_questions.items() if fact in facts]
@@ -162,15 +167,15 @@ class _SessionQuestions:
                                                answered=answered)
         found = best_match(text, [(q.text, fact) for fact, q in self._playbook_questions.items()])
         if found is not None:
-            self._remember(self._playbook_questions[found[1]], answer)
+            await self._remember(self._playbook_questions[found[1]], answer)
         return answer
 
-    def _remember(self, question: PlanQuestion, answer: str) -> None:
+    async def _remember(self, question: PlanQuestion, answer: str) -> None:
         device_id = self._svc.device_of(self._session)
         learning = self._svc.learning
         if question.remember and learning is not None and device_id is not None:
-            learning.learn_from_answer(device_id, question.fact, answer, client_id=self._session.client_id,
-                                       session_id=self._session.id)
+            await learning.learn_from_answer(device_id, question.fact, answer, client_id=self._session.client_id,
+                                             session_id=self._session.id)
 
     async def ask_playbook(self, question: PlanQuestion) -> str | None:
         """A playbook's question, for the deterministic runner: the answer fills ``facts.<fact>``, and
@@ -179,6 +184,7 @@ class _SessionQuestions:
         Its id comes from the fact, not the call ledger, so a resumed run finds the same question
         whether or not the answer is in device memory by then.
         """
+        self._svc.untouched.discard(self._session.id)
         call_id = "q_" + hashlib.sha256(f"{self._session.id}/{question.fact}".encode()).hexdigest()[:30]
         try:
             answer = await self._svc.questions.ask(ticket=self._ticket, session=self._session,
@@ -186,7 +192,7 @@ class _SessionQuestions:
                                                    choices=question.choices or None)
         except NoAnswer:
             return None
-        self._remember(question, answer)
+        await self._remember(question, answer)
         return answer
 
 
@@ -210,6 +216,9 @@ class TicketService:
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._devices: dict[str, str] = {}
+        self.untouched: set[str] = set()
+        """Sessions opened by this process that have asked for no approval and no answer (yet): when
+        they close there is nothing of theirs to expire. Resumed sessions are never in it."""
 
     def device_of(self, session: Session) -> str | None:
         return self._devices.get(session.id)
@@ -218,6 +227,21 @@ class TicketService:
     def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
                scope: Collection[str] | None = None, psa: str | None = None,
                external_id: str | None = None, actor: str = "api") -> Submitted:
+        ticket, session, route = self._open(client=client, subject=subject, body=body, requester=requester,
+                                            device=device, scope=scope, psa=psa, external_id=external_id)
+        self.audit.append("ticket_opened", **self._opened(ticket, session, actor))
+        return self._start(ticket, session, route)
+
+    async def submit_async(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
+                           psa: str | None = None, external_id: str | None = None, actor: str = "api") -> Submitted:
+        """:meth:`submit` for coroutines: the event loop runs while ``ticket_opened`` is made durable."""
+        ticket, session, route = self._open(client=client, subject=subject, body=body, requester=requester,
+                                            device=device, scope=None, psa=psa, external_id=external_id)
+        await self.audit.record("ticket_opened", **self._opened(ticket, session, actor))
+        return self._start(ticket, session, route)
+
+    def _open(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
+              scope: Collection[str] | None, psa: str | None, external_id: str | None) -> tuple[Ticket, Session, Route]:
         client_row = self.registry.client(client)
         if scope is not None and client_row.id not in scope:
             raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
@@ -226,10 +250,18 @@ class TicketService:
         route = self.router.route(client_row.id, device=device, requester=requester)
         ticket, session = self.store.open_ticket(
             client_id=client_row.id, subject=subject, body=body, requester=requester,
-            device_id=route.device.id if route.device else None, psa=psa, external_id=external_id)
-        self.audit.append("ticket_opened", actor=actor, client_id=client_row.id, session_id=session.id,
-                          data={"ticket_id": ticket.id, "subject": subject, "requester": requester,
-                                "psa": psa, "external_id": external_id})
+            device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
+            agent_id=route.agent_id)
+        return ticket, session, route
+
+    @staticmethod
+    def _opened(ticket: Ticket, session: Session, actor: str) -> dict[str, Any]:
+        return {"actor": actor, "client_id": ticket.client_id, "session_id": session.id,
+                "data": {"ticket_id": ticket.id, "subject": ticket.subject, "requester": ticket.requester,
+                         "psa": ticket.psa, "external_id": ticket.external_id}}
+
+    def _start(self, ticket: Ticket, session: Session, route: Route) -> Submitted:
+        self.untouched.add(session.id)
         self._tasks[session.id] = asyncio.get_running_loop().create_task(self._process(ticket, session, route))
         return Submitted(ticket, session)
 
@@ -278,8 +310,8 @@ class TicketService:
 
     # -- the run --------------------------------------------------------------------------------
     async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
-        self.events.emit(session.id, "resumed" if resumed else "started",
-                         {"ticket_id": ticket.id, "subject": ticket.subject})
+        await self.events.emit_async(session.id, "resumed" if resumed else "started",
+                                     {"ticket_id": ticket.id, "subject": ticket.subject})
         try:
             await self._run(ticket, session, route, resumed=resumed)
         except asyncio.CancelledError:
@@ -290,16 +322,20 @@ class TicketService:
                               route, [])
         finally:
             self._tasks.pop(session.id, None)
+            self.untouched.discard(session.id)
 
     async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
         if route.device is None or route.agent_id is None:
             await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
             return
-        self.store.update_session(session.id, agent_id=route.agent_id)
+        if session.agent_id != route.agent_id:  # a new session has it from open_ticket
+            self.store.update_session(session.id, agent_id=route.agent_id)
         self._devices[session.id] = route.device.id
-        if self.learning is not None:  # issue 5 hook: the requester is the device's user unless known
-            self.learning.learn_from_ticket(route.device.id, ticket.requester, client_id=session.client_id,
-                                            session_id=session.id)
+        known = self.runs.device_facts(route.device.id)
+        # issue 5 hook: the requester is the device's user unless known (read again only if that changed)
+        if self.learning is not None and await self.learning.learn_from_ticket(
+                route.device.id, ticket.requester, client_id=session.client_id, session_id=session.id, known=known):
+            known = self.runs.device_facts(route.device.id)
         wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
         if not route.online and not await self._wait_online(route.agent_id, wait_s):
             await self._close(ticket, session, None, None,
@@ -313,14 +349,16 @@ class TicketService:
                 return
         else:
             found = match(self.playbooks, ticket.subject, ticket.body, route.device.os)
-            self.events.emit(session.id, "matched", {"playbook": found.playbook.id if found.playbook else None,
-                                                     "score": found.score, "explanation": found.explanation})
+            chosen = {"playbook": found.playbook.id,
+                      "model": self.model.name[:100] if self.model else "playbook"} if found.playbook else None
+            await self.events.emit_async(session.id, "matched",
+                                         {"playbook": found.playbook.id if found.playbook else None,
+                                          "score": found.score, "explanation": found.explanation},
+                                         session_values=chosen)
             if found.playbook is None:
                 await self._close(ticket, session, None, None, f"no playbook fits: {found.explanation}", route, [])
                 return
             book = found.playbook
-            self.store.update_session(session.id, playbook=book.id,
-                                      model=self.model.name[:100] if self.model else "playbook")
         plan = book.plan_for(route.device.os)
         dispatcher = self.hub.for_client(session.client_id)
         ledger = CallLedger(session.id)
@@ -337,17 +375,16 @@ class TicketService:
                 return  # replayed after a restart: stored and announced before
             if record.ok is False:
                 # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
-                self.audit.append("step_failed", client_id=session.client_id, session_id=session.id,
-                                  data={"step": record.step_id, "tool": record.tool, "error": record.error})
-            self.store.add_step(session.id, title=record.title, tool=record.tool, args=record.args, ok=record.ok,
-                                observation={"output": record.output, "error": record.error,
-                                             "skipped": record.skipped})
-            self.events.emit(session.id, "step", {"index": record.index, "title": record.title,
-                                                  "tool": record.tool, "ok": record.ok, "skipped": record.skipped,
-                                                  "summary": summarise(record)})
+                await self.audit.record("step_failed", client_id=session.client_id, session_id=session.id,
+                                        data={"step": record.step_id, "tool": record.tool, "error": record.error})
+            await self.events.emit_step(session.id, title=record.title, tool=record.tool, args=record.args,
+                                        ok=record.ok, observation={"output": record.output, "error": record.error,
+                                                                   "skipped": record.skipped},
+                                        data={"index": record.index, "title": record.title, "tool": record.tool,
+                                              "ok": record.ok, "skipped": record.skipped,
+                                              "summary": summarise(record)})
 
         result: RunResult
-        known = self.runs.device_facts(route.device.id)
         if self.model is None:
             # what the device is known to be (device memory), then what this ticket says
             facts = {**known, "requester": ticket.requester, "hostname": route.device.hostname,
@@ -400,9 +437,37 @@ class TicketService:
                                                approvals=approvals).note
             except MSPClawError:
                 log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
-        self.store.update_session(session.id, status=outcome, outcome=outcome, note=note, reply=reply,
-                                  reason=reason)
-        for approval in self.store.approvals([session.client_id]):  # nothing may stay pending for a closed run
+        await run_store(self.store, self.store.close_session, session.id, ticket.id, outcome=outcome, note=note,
+                        reply=reply, reason=reason)
+        if session.id in self.untouched:
+            self.untouched.discard(session.id)  # it asked no one anything: nothing can be pending
+        else:
+            self._expire_pending(session, reason)
+        # both in one batch, in this order (each is queued when its coroutine starts, and gather starts them in turn)
+        await asyncio.gather(
+            self.audit.record("note_written", client_id=session.client_id, session_id=session.id,
+                              data={"ticket_id": ticket.id, "note": note, "reply": reply}),
+            self.audit.record("status_changed", client_id=session.client_id, session_id=session.id,
+                              data={"ticket_id": ticket.id, "status": outcome, "reason": reason}))
+        await self._write_back(ticket, note, reply, outcome)
+        if route.agent_id and self.hub.is_online(route.agent_id):
+            try:
+                await self.hub.for_client(session.client_id).notify_user(route.agent_id, reply)
+            except AgentOffline:
+                pass
+        event = "final_answer" if outcome == "resolved" else "escalation"
+        await self.events.emit_async(session.id, event, {"outcome": outcome, "reason": reason, "note": note,
+                                                         "reply": reply})
+        self._devices.pop(session.id, None)
+        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: ask whether the fix worked
+            try:
+                await self.feedback.ask(ticket, session.id, route.agent_id)
+            except MSPClawError:
+                log.exception("ticket %s: could not ask for feedback", ticket.id)
+
+    def _expire_pending(self, session: Session, reason: str) -> None:
+        """Nothing may stay pending for a closed run: its approvals and questions expire."""
+        for approval in self.store.approvals([session.client_id]):
             if approval.session_id == session.id:
                 with contextlib.suppress(Conflict):
                     self.store.decide(approval.id, status="expired", approver="mspclaw (ticket closed)",
@@ -411,25 +476,6 @@ class TicketService:
             with contextlib.suppress(Conflict):
                 self.runs.settle_question(question.id, status="expired", answer=None,
                                           answered_by="mspclaw (ticket closed)")
-        self.store.set_ticket_status(ticket.id, outcome)
-        self.audit.append("note_written", client_id=session.client_id, session_id=session.id,
-                          data={"ticket_id": ticket.id, "note": note, "reply": reply})
-        self.audit.append("status_changed", client_id=session.client_id, session_id=session.id,
-                          data={"ticket_id": ticket.id, "status": outcome, "reason": reason})
-        await self._write_back(ticket, note, reply, outcome)
-        if route.agent_id and self.hub.is_online(route.agent_id):
-            try:
-                await self.hub.for_client(session.client_id).notify_user(route.agent_id, reply)
-            except AgentOffline:
-                pass
-        event = "final_answer" if outcome == "resolved" else "escalation"
-        self.events.emit(session.id, event, {"outcome": outcome, "reason": reason, "note": note, "reply": reply})
-        self._devices.pop(session.id, None)
-        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: ask whether the fix worked
-            try:
-                await self.feedback.ask(ticket, session.id, route.agent_id)
-            except MSPClawError:
-                log.exception("ticket %s: could not ask for feedback", ticket.id)
 
     async def _write_back(self, ticket: Ticket, note: str, reply: str, outcome: str) -> None:
         if ticket.psa is None or ticket.external_id is None:
@@ -443,5 +489,5 @@ class TicketService:
             await connector.add_note(ticket.external_id, reply, public=True)
             await connector.set_status(ticket.external_id, "resolved" if outcome == "resolved" else "escalated")
         except MSPClawError as exc:
-            self.audit.append("psa_writeback_failed", client_id=ticket.client_id,
-                              data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})
+            await self.audit.record("psa_writeback_failed", client_id=ticket.client_id,
+                                    data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})

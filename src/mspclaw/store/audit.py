@@ -12,6 +12,11 @@ so changing, removing or inserting any event breaks the chain from that point on
 :meth:`AuditLog.verify` names the first place where it breaks. Event data passes through
 :func:`mspclaw.store.redact.redact` before it is hashed, so secrets are never written anywhere.
 
+Appends are group-committed: each :class:`AuditLog` has one writer thread, which takes every event
+queued since its last batch and appends them together (one transaction, one write and one fsync),
+while each caller waits until its own event is durable: :meth:`AuditLog.append` blocks its thread,
+:meth:`AuditLog.record` awaits without blocking the event loop, so concurrent tickets share a batch.
+
 Writers are serialised so the chain never forks: a :class:`threading.Lock` within the process and,
 across processes and replicas, the database: ``pg_advisory_xact_lock`` on PostgreSQL, a
 ``BEGIN IMMEDIATE`` transaction (the single SQLite write lock) on SQLite. Every process that
@@ -21,12 +26,14 @@ miss the others' lines and ``verify`` will say so.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import re
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -53,6 +60,9 @@ _EVENTS = AuditEvent.__table__
 _INSERT = insert(AuditEvent)
 _TAIL = select(AuditEvent.seq, AuditEvent.hash, AuditEvent.ts).order_by(AuditEvent.seq.desc()).limit(1)
 """Built once: a statement built per call costs more than the round trip to SQLite."""
+
+_WRITER_IDLE_S = 2.0
+"""A writer thread with nothing to write for this long ends; the next append starts another."""
 
 _LIMITS = {"kind": 64, "actor": 255, "client_id": 32, "session_id": 32}
 
@@ -129,6 +139,33 @@ def _json_data(data: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class _Entry:
+    """An event waiting for its batch, checked and redacted."""
+
+    kind: str
+    actor: str
+    client_id: str | None
+    session_id: str | None
+    data: dict[str, Any]
+
+
+def _sealed(seq: int, ts: datetime, entry: _Entry, prev_hash: str) -> AuditRecord:
+    """The record of ``entry`` at ``seq``, hashed. Built without validation: every field is ours."""
+    fields = {"seq": seq, "ts": ts.isoformat(), "kind": entry.kind, "actor": entry.actor,
+              "client_id": entry.client_id, "session_id": entry.session_id, "data": entry.data,
+              "prev_hash": prev_hash}
+    return AuditRecord.model_construct(seq=seq, ts=ts, kind=entry.kind, actor=entry.actor, client_id=entry.client_id,
+                                       session_id=entry.session_id, data=entry.data, prev_hash=prev_hash,
+                                       hash=chain_hash(prev_hash, fields))
+
+
+def _row(record: AuditRecord) -> dict[str, Any]:
+    return {"seq": record.seq, "ts": record.ts, "kind": record.kind, "actor": record.actor,
+            "client_id": record.client_id, "session_id": record.session_id, "data": record.data,
+            "prev_hash": record.prev_hash, "hash": record.hash}
+
+
+@dataclass(frozen=True)
 class _Tail:
     seq: int
     hash: str
@@ -152,6 +189,14 @@ class AuditLog:
         self._clock = clock
         self._mutex = threading.Lock()
         self._last_file: Path | None = None  # the day file last appended to: it exists, no need to look
+        self._pending: list[tuple[_Entry, Future[AuditRecord]]] = []  # for the writer thread
+        self._loop_pending: list[tuple[_Entry, asyncio.Future[AuditRecord]]] = []  # for the flusher task
+        self._flusher: asyncio.Task[None] | None = None
+        self._pending_ready = threading.Condition(threading.Lock())
+        self._writer: threading.Thread | None = None
+        self._writer_waiting = False
+        self._sync_after_commit = engine.dialect.name == "sqlite"
+        """fsync the day files after the commit (see :meth:`_write_batch`)."""
 
     @property
     def audit_dir(self) -> Path:
@@ -168,55 +213,161 @@ class AuditLog:
         session_id: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> AuditRecord:
-        """Record one event and return it with its ``seq`` and hashes.
+        """Record one event and return it with its ``seq`` and hashes, once it is durable.
 
-        Order of work, all under the append lock: read the tail (one indexed query), insert
-        the row, append and fsync the file line, commit. The file is written *inside* the
-        transaction, before the commit, because the lock is only held until the commit: a line
-        written afterwards could land in the file after a later event of another process.
-
-        * The row insert or the file write fails: the transaction rolls back and the file is
-          cut back to its previous length, so neither copy holds the event. :class:`StoreError`.
-        * The commit fails after the line was written: the line is cut off again and
-          :class:`StoreError` is raised. Should the database have committed after all (a
-          connection lost during COMMIT), the trail is not silently wrong: :meth:`verify`
-          reports the event as missing from the files.
-
-        ``ts`` never goes back: an event is stamped no earlier than the previous one, so day
-        files stay in ``seq`` order even when clocks of different writers disagree.
+        Blocks the calling thread until the event's batch is committed (see :meth:`record` for the
+        same without blocking an event loop). The work itself is the writer's (:meth:`_write_batch`).
         """
+        return self._submit(self._entry(kind, actor, client_id, session_id, data)).result()
+
+    async def record(
+        self,
+        kind: str,
+        *,
+        actor: str = "system",
+        client_id: str | None = None,
+        session_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> AuditRecord:
+        """:meth:`append` for coroutines: returns once the event is durable, and the event loop runs
+        meanwhile, so the events of concurrent tickets share one transaction and one fsync.
+
+        On SQLite the batches of a loop are written by a task on that loop (statements on the
+        loop's thread, which holds the GIL anyway; only the fsync goes to a thread), not by the
+        writer thread: that would have the loop and the writer trade the GIL and SQLite's write
+        lock back and forth. On PostgreSQL, whose fsync is inside the transaction, the writer
+        thread does it all."""
+        entry = self._entry(kind, actor, client_id, session_id, data)
+        loop = asyncio.get_running_loop()
+        if not self._sync_after_commit or (self._flusher is not None and self._flusher.get_loop() is not loop
+                                           and not self._flusher.done()):
+            return await asyncio.wrap_future(self._submit(entry))
+        waiter: asyncio.Future[AuditRecord] = loop.create_future()
+        self._loop_pending.append((entry, waiter))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop(), name="audit batches")
+        return await waiter
+
+    async def _flush_loop(self) -> None:
+        """Write the batches queued on this loop one after the other, until none is left."""
+        loop = asyncio.get_running_loop()
+        while self._loop_pending:
+            batch, self._loop_pending = self._loop_pending, []
+            try:
+                records, written = self._write_batch([entry for entry, _ in batch])
+                await loop.run_in_executor(None, self._sync, written)
+            except asyncio.CancelledError:
+                for _, waiter in batch + self._loop_pending:
+                    waiter.cancel()
+                self._loop_pending = []
+                raise
+            except Exception as exc:  # every caller of the batch gets the failure
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            for (_, waiter), record in zip(batch, records, strict=True):
+                if not waiter.done():
+                    waiter.set_result(record)
+
+    @staticmethod
+    def _entry(kind: str, actor: str, client_id: str | None, session_id: str | None,
+               data: Mapping[str, Any] | None) -> _Entry:
+        """Check and redact an event in the caller's thread: a bad one never reaches a batch."""
         given = {"kind": kind, "actor": actor, "client_id": client_id, "session_id": session_id}
         for name, value in given.items():
             if value is not None and len(value) > _LIMITS[name]:
                 raise ValueError(f"audit {name} longer than {_LIMITS[name]} characters: {value[:80]!r}")
         if not kind:
             raise ValueError("audit kind must not be empty")
-        payload = _json_data(data)
+        return _Entry(kind, actor, client_id, session_id, _json_data(data))
+
+    def _submit(self, entry: _Entry) -> Future[AuditRecord]:
+        done: Future[AuditRecord] = Future()
+        with self._pending_ready:
+            self._pending.append((entry, done))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+                self._writer.start()
+            elif self._writer_waiting:  # a busy writer looks at the queue again when its batch is done
+                self._pending_ready.notify()
+        return done
+
+    def _write_loop(self) -> None:
+        """The single writer of this instance: takes every event queued so far as one batch.
+
+        Exits after :data:`_WRITER_IDLE_S` without work; :meth:`_submit` starts a new one."""
+        while True:
+            with self._pending_ready:
+                while not self._pending:
+                    self._writer_waiting = True
+                    woken = self._pending_ready.wait(_WRITER_IDLE_S)
+                    self._writer_waiting = False
+                    if not woken and not self._pending:
+                        self._writer = None
+                        return
+                batch, self._pending = self._pending, []
+            try:
+                records, written = self._write_batch([entry for entry, _ in batch])
+                if self._sync_after_commit:
+                    self._sync(written)
+            except BaseException as exc:  # every caller of the batch gets the failure
+                for _, done in batch:
+                    done.set_exception(exc)
+            else:
+                for (_, done), record in zip(batch, records, strict=True):
+                    done.set_result(record)
+
+    def _write_batch(self, batch: list[_Entry]) -> tuple[list[AuditRecord], list[tuple[Path, bool]]]:
+        """Append a batch of events: one transaction, one write and one fsync per day file.
+
+        Order of work, all under the append lock: read the tail (one indexed query), insert
+        the rows, append the file lines, fsync them, commit. The file is written *inside* the
+        transaction, before the commit, because the lock is only held until the commit: a line
+        written afterwards could land in the file after a later event of another process.
+
+        On SQLite the fsync comes right *after* the commit instead (the caller does it with the
+        files returned, before it hands out the records), once the database's single
+        write lock is released: held through an fsync, that lock stalls every other write of the
+        process (the event loop's included) for as long as the disk takes. The lines are in the
+        file, in order, before the commit either way, and no caller proceeds before the fsync;
+        what SQLite gives up is only the order of the two syncs on power loss, which its own
+        ``synchronous=NORMAL`` commit never promised (a commit is on disk at the next checkpoint).
+
+        * A row insert or the file write fails: the transaction rolls back and the files are
+          cut back to their previous length, so neither copy holds any event of the batch.
+          :class:`StoreError`.
+        * The commit fails after the lines were written: the lines are cut off again and
+          :class:`StoreError` is raised. Should the database have committed after all (a
+          connection lost during COMMIT), the trail is not silently wrong: :meth:`verify`
+          reports the events as missing from the files.
+        * The fsync after a SQLite commit fails: the events stand in both copies, but the
+          callers get a :class:`StoreError` saying their lines may not be on disk.
+
+        ``ts`` never goes back: an event is stamped no earlier than the previous one, so day
+        files stay in ``seq`` order even when clocks of different writers disagree.
+        """
         with self._mutex:
             try:
                 with self._locked() as conn:
                     tail = self._tail(conn)
-                    now = self._clock()
-                    if now.tzinfo is None:
-                        raise ValueError("the audit clock must return aware datetimes")
-                    draft = AuditRecord(
-                        seq=tail.seq + 1,
-                        ts=max(now.astimezone(UTC), tail.ts) if tail.ts else now.astimezone(UTC),
-                        kind=kind,
-                        actor=actor,
-                        client_id=client_id,
-                        session_id=session_id,
-                        data=payload,
-                        prev_hash=tail.hash,
-                        hash="",
-                    )
-                    record = draft.model_copy(update={"hash": draft.computed_hash()})
-                    conn.execute(_INSERT, record.model_dump())
-                    with self._file_line(record):
+                    records: list[AuditRecord] = []
+                    for entry in batch:
+                        now = self._clock()
+                        if now.tzinfo is None:
+                            raise ValueError("the audit clock must return aware datetimes")
+                        ts = max(now.astimezone(UTC), tail.ts) if tail.ts else now.astimezone(UTC)
+                        record = _sealed(tail.seq + 1, ts, entry, tail.hash)
+                        records.append(record)
+                        tail = _Tail(record.seq, record.hash, ts)
+                    conn.execute(_INSERT, [_row(record) for record in records])
+                    with self._file_lines(records) as written:
+                        if not self._sync_after_commit:
+                            self._sync(written)
                         conn.exec_driver_sql("COMMIT")
             except SQLAlchemyError as exc:
                 raise StoreError(f"cannot append to the audit trail: {exc}") from exc
-        return record
+        return records, written
 
     def _locked(self) -> AbstractContextManager[Connection]:
         """A transaction holding the cross-process audit lock; the body must ``COMMIT`` it."""
@@ -230,31 +381,52 @@ class AuditLog:
         return _Tail(row.seq, row.hash, row.ts.astimezone(UTC))
 
     @contextmanager
-    def _file_line(self, record: AuditRecord) -> Iterator[None]:
-        """Append and fsync the record's line, run the body (the commit); undo the line if it fails."""
-        path = self._dir / f"{record.ts.astimezone(UTC).date().isoformat()}.jsonl"
-        size: int | None = None
+    def _file_lines(self, records: list[AuditRecord]) -> Iterator[list[tuple[Path, bool]]]:
+        """Append the records' lines, each to its day's file (written, not yet fsynced), and run the
+        body (the commit) with the files written and whether each was created; undo the lines if
+        anything fails."""
+        by_file: dict[Path, list[bytes]] = {}
+        for record in records:
+            path = self._dir / f"{record.ts.date().isoformat()}.jsonl"
+            by_file.setdefault(path, []).append(record.line().encode("ascii") + b"\n")
+        sizes: list[tuple[Path, int]] = []
+        written: list[tuple[Path, bool]] = []
         try:
-            created = path != self._last_file and not path.exists()
-            if created:
-                self._dir.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as fh:
-                size = fh.tell()
-                fh.write(record.line().encode("ascii") + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            if created:
-                _fsync_dir(self._dir)
-            self._last_file = path
+            for path, lines in by_file.items():
+                created = path != self._last_file and not path.exists()
+                if created:
+                    self._dir.mkdir(parents=True, exist_ok=True)
+                with path.open("ab") as fh:
+                    sizes.append((path, fh.tell()))
+                    fh.write(b"".join(lines))
+                written.append((path, created))
+                self._last_file = path
         except OSError as exc:
             self._last_file = None
-            _truncate(path, size)
+            for done, size in sizes:
+                _truncate(done, size)
             raise StoreError(f"cannot write audit file {path}: {exc}") from exc
         try:
-            yield
+            yield written
         except BaseException:
-            _truncate(path, size)
+            for done, size in sizes:
+                _truncate(done, size)
             raise
+
+    def _sync(self, written: list[tuple[Path, bool]]) -> None:
+        """fsync the day files just written (and the directory, for a file just created)."""
+        for path, created in written:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self._last_file = None
+                raise StoreError(f"cannot write audit file {path}: {exc}") from exc
+            if created:
+                _fsync_dir(self._dir)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -78,6 +78,8 @@ class DeviceMemory:
     def remember(self, device_id: str, facts: Mapping[str, Any], *, source: str) -> list[str]:
         """Store facts (newer values replace older ones); returns the keys that changed."""
         changed: list[str] = []
+        if all(raw is None or str(raw).strip() == "" for raw in facts.values()):
+            return changed  # nothing to store (most tool results tell nothing about the device): no transaction
         now = utcnow()
         with self._sessions.begin() as db:
             current = {r.key: r for r in db.scalars(select(DeviceFact).where(DeviceFact.device_id == device_id))}

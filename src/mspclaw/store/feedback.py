@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, orm, select, update
+from sqlalchemy import CursorResult, Engine, Table, insert, orm, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -17,20 +17,26 @@ Scope = Collection[str] | None
 ANSWER_STATUS = {"yes": "confirmed", "no": "failed", "partial": "partial"}
 
 
+_INSERT = insert(cast("Table", FeedbackRow.__table__))
+"""Built once: one per resolved ticket."""
+
+
 class FeedbackStore:
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
+        self._engine = cast("Engine", sessions.kw["bind"])
 
     def open(self, *, ticket_id: str, session_id: str, client_id: str, resolved_at: datetime,
              deadline: datetime, channel: str) -> FeedbackRow:
-        row = FeedbackRow(id=new_id("fb"), ticket_id=ticket_id, session_id=session_id, client_id=client_id,
-                          resolved_at=resolved_at, deadline=deadline, channel=channel)
+        values = {"id": new_id("fb"), "ticket_id": ticket_id, "session_id": session_id, "client_id": client_id,
+                  "status": "pending", "channel": channel, "comment": "", "resolved_at": resolved_at,
+                  "deadline": deadline, "answered_by": None, "answered_at": None}
         try:
-            with self._sessions.begin() as db:
-                db.add(row)
+            with self._engine.begin() as conn:
+                conn.execute(_INSERT, values)
         except IntegrityError as exc:
             raise Conflict(f"ticket {ticket_id} was already asked for feedback") from exc
-        return row
+        return FeedbackRow(**values)
 
     def for_ticket(self, ticket_id: str, scope: Scope = None) -> FeedbackRow:
         stmt = select(FeedbackRow).where(FeedbackRow.ticket_id == ticket_id)

@@ -5,8 +5,8 @@ cancelled; a process that dies loses no job, only the lease on the one it was ru
 
 * **Enqueue** is idempotent per ``dedupe_key`` (UNIQUE in the table): the same key again, from
   another thread, process or replica, at the same moment or a week later, returns the job that
-  already has it. An :class:`~sqlalchemy.exc.IntegrityError` from a concurrent insert means
-  "already queued".
+  already has it. The insert is ``ON CONFLICT (dedupe_key) DO NOTHING``: one statement queues the
+  first delivery, and one that inserts nothing means "already queued" (that job is then read).
 * **Claim** takes the oldest due job: queued with ``run_after`` reached, or running with its
   lease expired (its worker died). On PostgreSQL the candidate row is read with
   ``FOR UPDATE SKIP LOCKED``, so concurrent claimers each lock a different row and never wait
@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import Connection, Engine, Row, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -48,6 +48,26 @@ JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 _JOBS = cast("Table", JobRow.__table__)
 _ACCOUNTS = cast("Table", PSAAccountRow.__table__)
 _MAX_ERROR = 10_000
+
+# Built once: the statements every job runs (building one per call cost more than running it on SQLite).
+_INSERT_JOB = insert(_JOBS)
+_BY_DEDUPE_KEY = select(_JOBS).where(_JOBS.c.dedupe_key == bindparam("dedupe_key"))
+_DUE = select(_JOBS).where(or_(
+    and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= bindparam("now")),
+    and_(_JOBS.c.status == "running", _JOBS.c.lease_until < bindparam("now")),
+))
+_ORDER = (_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id)
+# SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
+_CLAIM_ANY = _DUE.order_by(*_ORDER).limit(1).with_for_update(skip_locked=True)
+_CLAIM_KINDS = (_DUE.where(_JOBS.c.kind.in_(bindparam("kinds", expanding=True)))
+                .order_by(*_ORDER).limit(1).with_for_update(skip_locked=True))
+_TAKE = update(_JOBS).where(_JOBS.c.id == bindparam("p_id")).values(
+    status="running", worker=bindparam("p_worker"), lease_until=bindparam("p_lease_until"),
+    attempts=bindparam("p_attempts"), updated_at=bindparam("p_now"), last_error=bindparam("p_last_error"))
+_HELD = and_(_JOBS.c.id == bindparam("p_id"), _JOBS.c.worker == bindparam("p_worker"), _JOBS.c.status == "running")
+_HEARTBEAT = update(_JOBS).where(_HELD).values(lease_until=bindparam("p_lease_until"), updated_at=bindparam("p_now"))
+_COMPLETE = update(_JOBS).where(_HELD).values(status="done", lease_until=None, finished_at=bindparam("p_now"),
+                                              updated_at=bindparam("p_now"))
 
 
 class Job(BaseModel):
@@ -131,6 +151,9 @@ class JobQueue:
         self._clock = clock
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._insert_new_key = (dialect.insert(_JOBS).on_conflict_do_nothing(index_elements=[_JOBS.c.dedupe_key])
+                                .returning(_JOBS.c.id))
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -164,10 +187,6 @@ class JobQueue:
             raise ValueError("max_attempts must be at least 1")
         if run_after is not None and run_after.tzinfo is None:
             raise ValueError("run_after must be an aware datetime")
-        if dedupe_key is not None:
-            existing = self._by_dedupe_key(dedupe_key)
-            if existing is not None:
-                return existing, False
         now = self._now()
         values: dict[str, Any] = {
             "id": new_id("jb"), "kind": kind, "payload": _plain_json(payload), "dedupe_key": dedupe_key,
@@ -176,22 +195,22 @@ class JobQueue:
             "worker": None, "last_error": None, "created_at": now, "updated_at": now, "finished_at": None,
         }
         with _store_errors("enqueue a job"):
-            try:
-                with _write(self._engine) as conn:
-                    conn.execute(insert(_JOBS).values(**values))
-            except IntegrityError:
-                # Another enqueue of the same key committed between our look-up and our insert.
+            # One statement: the key's first job is inserted, a later one does nothing (no read before it).
+            with _write(self._engine) as conn:
                 if dedupe_key is None:
-                    raise
+                    conn.execute(_INSERT_JOB, values)
+                    return _job(values), True
+                inserted = conn.execute(self._insert_new_key, values).first() is not None
+            if not inserted:
                 existing = self._by_dedupe_key(dedupe_key)
                 if existing is None:
-                    raise
+                    raise StoreError(f"job with dedupe key {dedupe_key!r} was neither inserted nor found")
                 return existing, False
         return _job(values), True
 
     def _by_dedupe_key(self, dedupe_key: str) -> Job | None:
         with _store_errors("read the job queue"), self._engine.connect() as conn:
-            row = conn.execute(select(_JOBS).where(_JOBS.c.dedupe_key == dedupe_key)).first()
+            row = conn.execute(_BY_DEDUPE_KEY, {"dedupe_key": dedupe_key}).first()
         return _job(row) if row is not None else None
 
     # --- working ---------------------------------------------------------------------------------
@@ -216,18 +235,10 @@ class JobQueue:
             # "now" is read once the write lock is held: read before waiting for it, it would miss a
             # job enqueued (and committed) during the wait, whose run_after is later than that "now".
             now = self._now()
-            due = or_(
-                and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= now),
-                and_(_JOBS.c.status == "running", _JOBS.c.lease_until < now),
-            )
-            stmt = select(_JOBS).where(due)
-            if kinds is not None:
-                stmt = stmt.where(_JOBS.c.kind.in_(list(kinds)))
-            # SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
-            stmt = stmt.order_by(_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id).limit(1)
-            stmt = stmt.with_for_update(skip_locked=True)
+            stmt, params = (_CLAIM_ANY, {"now": now}) if kinds is None else (_CLAIM_KINDS, {"now": now,
+                                                                                         "kinds": list(kinds)})
             while True:
-                row = conn.execute(stmt).first()
+                row = conn.execute(stmt, params).first()
                 if row is None:
                     return None
                 last_error = row.last_error
@@ -240,7 +251,8 @@ class JobQueue:
                         continue
                 values = {"status": "running", "worker": worker, "lease_until": now + timedelta(seconds=lease_s),
                           "attempts": row.attempts + 1, "updated_at": now, "last_error": last_error}
-                conn.execute(update(_JOBS).where(_JOBS.c.id == row.id).values(**values))
+                conn.execute(_TAKE, {"p_id": row.id, "p_worker": worker, "p_lease_until": values["lease_until"],
+                                     "p_attempts": values["attempts"], "p_now": now, "p_last_error": last_error})
                 return _job({**row._mapping, **values})
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float = 30.0) -> bool:
@@ -252,22 +264,15 @@ class JobQueue:
         _check_lease(lease_s)
         now = self._now()
         with _store_errors("extend a job's lease"), _write(self._engine) as conn:
-            result = conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id, _JOBS.c.worker == worker, _JOBS.c.status == "running")
-                .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)
-            )
+            result = conn.execute(_HEARTBEAT, {"p_id": job_id, "p_worker": worker,
+                                               "p_lease_until": now + timedelta(seconds=lease_s), "p_now": now})
             return result.rowcount == 1
 
     def complete(self, job_id: str, worker: str) -> bool:
         """Mark the job done; ``False`` (and no change) when ``worker`` no longer holds it."""
         now = self._now()
         with _store_errors("complete a job"), _write(self._engine) as conn:
-            result = conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id, _JOBS.c.worker == worker, _JOBS.c.status == "running")
-                .values(status="done", lease_until=None, finished_at=now, updated_at=now)
-            )
+            result = conn.execute(_COMPLETE, {"p_id": job_id, "p_worker": worker, "p_now": now})
             return result.rowcount == 1
 
     def fail(self, job_id: str, worker: str, error: str, *, retryable: bool = True) -> Job:

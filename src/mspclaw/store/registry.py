@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, orm, select, update
+from sqlalchemy import CursorResult, Engine, Table, bindparam, or_, orm, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -41,9 +41,26 @@ class EnrolledAgent:
     """Shown once, to the agent; only its digest is stored."""
 
 
+_CLIENTS = cast("Table", Client.__table__)
+_DEVICES = cast("Table", Device.__table__)
+# Built once: read for every ticket (routing), on a plain connection.
+_ALL_CLIENTS = select(_CLIENTS).order_by(_CLIENTS.c.name)
+_CLIENT_BY_REF = select(_CLIENTS).where(or_(_CLIENTS.c.id == bindparam("ref"), _CLIENTS.c.name == bindparam("ref")))
+_CLIENT_DEVICES = select(_DEVICES).where(_DEVICES.c.client_id == bindparam("client_id")).order_by(_DEVICES.c.hostname)
+
+
+def pick_device(devices: list[Device], ref: str) -> Device | None:
+    """The device of ``devices`` whose id or host name (case-insensitive) is ``ref``."""
+    for device in devices:
+        if device.id == ref or device.hostname.lower() == ref.lower():
+            return device
+    return None
+
+
 class Registry:
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
+        self._engine = cast("Engine", sessions.kw["bind"])
 
     # -- clients --------------------------------------------------------------------------------
     def add_client(self, name: str, psa_refs: dict[str, str] | None = None) -> Client:
@@ -59,13 +76,14 @@ class Registry:
         return client
 
     def clients(self) -> list[Client]:
-        with self._sessions() as db:
-            return list(db.scalars(select(Client).order_by(Client.name)))
+        with self._engine.connect() as conn:
+            return [Client(**row._mapping) for row in conn.execute(_ALL_CLIENTS)]
 
     def client(self, ref: str) -> Client:
         """Find a client by id or by exact name."""
-        with self._sessions() as db:
-            found = db.scalars(select(Client).where(or_(Client.id == ref, Client.name == ref))).first()
+        with self._engine.connect() as conn:
+            row = conn.execute(_CLIENT_BY_REF, {"ref": ref}).first()
+        found = Client(**row._mapping) if row is not None else None
         if found is None:
             raise NotFound(f"no client {ref!r}; list them with `mspclaw clients list`")
         return found
@@ -167,12 +185,9 @@ class Registry:
 
     # -- devices --------------------------------------------------------------------------------
     def devices(self, client_id: str) -> list[Device]:
-        with self._sessions() as db:
-            return list(db.scalars(select(Device).where(Device.client_id == client_id).order_by(Device.hostname)))
+        with self._engine.connect() as conn:
+            return [Device(**row._mapping) for row in conn.execute(_CLIENT_DEVICES, {"client_id": client_id})]
 
     def find_device(self, client_id: str, ref: str) -> Device | None:
         """A device of this client by id or host name (case-insensitive)."""
-        for device in self.devices(client_id):
-            if device.id == ref or device.hostname.lower() == ref.lower():
-                return device
-        return None
+        return pick_device(self.devices(client_id), ref)

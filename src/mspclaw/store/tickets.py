@@ -17,7 +17,20 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Insert, Select, Table, Update, bindparam, func, insert, orm, select, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    func,
+    insert,
+    orm,
+    select,
+    update,
+)
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
@@ -90,24 +103,49 @@ def _bound(values: dict[str, Any]) -> dict[str, Any]:
     return {f"p_{name}": value for name, value in values.items()}
 
 
+_FIND_EXTERNAL: Select[Any] = select(_TICKETS).where(_TICKETS.c.psa == bindparam("psa"),
+                                                     _TICKETS.c.external_id == bindparam("external_id")).limit(1)
+_TICKET_BY_ID: Select[Any] = select(_TICKETS).where(_TICKETS.c.id == bindparam("id"))
+_INSERT_TICKET: Insert = insert(_TICKETS)
+_INSERT_SESSION: Insert = insert(_SESSIONS)
+
+
 class TicketStore:
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
+        self._engine = cast("Engine", sessions.kw["bind"])
+        """For the per-ticket statements: a connection of its own, no ORM session around it."""
+
+    @property
+    def commits_wait_for_server(self) -> bool:
+        """Whether a commit waits for a database server's round trip and WAL flush (PostgreSQL),
+        rather than a local file write (SQLite)."""
+        return self._engine.dialect.name != "sqlite"
 
     # -- tickets and sessions -------------------------------------------------------------------
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
-                    device_id: str | None, psa: str | None = None,
-                    external_id: str | None = None) -> tuple[Ticket, Session]:
-        ticket = Ticket(id=new_id("tk"), client_id=client_id, subject=subject, body=body, requester=requester,
-                        device_id=device_id, psa=psa, external_id=external_id, status="in_progress")
-        session = Session(id=new_id("ss"), ticket_id=ticket.id, client_id=client_id)
-        with self._sessions.begin() as db:
-            db.add(ticket)
-            db.flush()
-            db.add(session)
-        return ticket, session
+                    device_id: str | None, psa: str | None = None, external_id: str | None = None,
+                    agent_id: str | None = None) -> tuple[Ticket, Session]:
+        """A new ticket and its session (bound to ``agent_id`` when the route already names it)."""
+        now = utcnow()
+        ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
+                  "requester": requester, "device_id": device_id, "psa": psa, "external_id": external_id,
+                  "status": "in_progress", "created_at": now, "updated_at": now}
+        session = {"id": new_id("ss"), "ticket_id": ticket["id"], "client_id": client_id, "agent_id": agent_id,
+                   "playbook": None, "model": "playbook", "status": "running", "outcome": None, "note": None,
+                   "reply": None, "reason": None, "created_at": now, "updated_at": now}
+        with self._engine.begin() as conn:
+            conn.execute(_INSERT_TICKET, ticket)
+            conn.execute(_INSERT_SESSION, session)
+        return Ticket(**ticket), Session(**session)
 
     def ticket(self, ticket_id: str, scope: Scope = None) -> Ticket:
+        if scope is None:
+            with self._engine.connect() as conn:
+                row = conn.execute(_TICKET_BY_ID, {"id": ticket_id}).first()
+            if row is None:
+                raise NotFound(f"no ticket {ticket_id!r}")
+            return Ticket(**row._mapping)
         with self._sessions() as db:
             stmt = _scoped(select(Ticket).where(Ticket.id == ticket_id), Ticket.client_id, scope)
             found = db.scalars(stmt).first()
@@ -121,8 +159,9 @@ class TicketStore:
             return list(db.scalars(stmt))
 
     def find_external(self, psa: str, external_id: str) -> Ticket | None:
-        with self._sessions() as db:
-            return db.scalars(select(Ticket).where(Ticket.psa == psa, Ticket.external_id == external_id)).first()
+        with self._engine.connect() as conn:
+            row = conn.execute(_FIND_EXTERNAL, {"psa": psa, "external_id": external_id}).first()
+        return Ticket(**row._mapping) if row is not None else None
 
     def session_for(self, ticket_id: str) -> Session:
         with self._sessions() as db:
@@ -143,13 +182,23 @@ class TicketStore:
 
     def update_session(self, session_id: str, **values: Any) -> None:
         stmt = _update_session(tuple(sorted(values)))
-        with self._sessions.begin() as db:
-            db.connection().execute(stmt, {"p_id": session_id, **_bound(values), "p_updated_at": utcnow()})
+        with self._engine.begin() as conn:
+            conn.execute(stmt, {"p_id": session_id, **_bound(values), "p_updated_at": utcnow()})
 
     def set_ticket_status(self, ticket_id: str, status: str) -> None:
-        with self._sessions.begin() as db:
-            db.connection().execute(_SET_TICKET_STATUS, {"p_id": ticket_id, "p_status": status,
+        with self._engine.begin() as conn:
+            conn.execute(_SET_TICKET_STATUS, {"p_id": ticket_id, "p_status": status,
                                                          "p_updated_at": utcnow()})
+
+    def close_session(self, session_id: str, ticket_id: str, *, outcome: str, note: str, reply: str,
+                      reason: str) -> None:
+        """A run's end in one transaction: the session's outcome, note and reply, and the ticket's status."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            conn.execute(_update_session(("note", "outcome", "reason", "reply", "status")), {
+                "p_id": session_id, "p_note": note, "p_outcome": outcome, "p_reason": reason, "p_reply": reply,
+                "p_status": outcome, "p_updated_at": now})
+            conn.execute(_SET_TICKET_STATUS, {"p_id": ticket_id, "p_status": outcome, "p_updated_at": now})
 
     def unfinished_sessions(self) -> list[Session]:
         with self._sessions() as db:
@@ -161,18 +210,37 @@ class TicketStore:
                  ok: bool | None, observation: dict[str, Any]) -> Step:
         values = {"session_id": session_id, "title": title, "tool": tool, "args": args, "ok": ok,
                   "observation": observation, "created_at": utcnow()}
-        with self._sessions.begin() as db:
-            row = db.connection().execute(_ADD_STEP, _bound(values)).one()
+        with self._engine.begin() as conn:
+            row = conn.execute(_ADD_STEP, _bound(values)).one()
         return Step(id=row.id, index=row.index, **values)
+
+    def add_step_and_event(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
+                           ok: bool | None, observation: dict[str, Any], event: str,
+                           data: dict[str, Any]) -> tuple[Step, SessionEvent]:
+        """:meth:`add_step` and :meth:`add_event` in one transaction (a step is announced as it is stored)."""
+        now = utcnow()
+        step = {"session_id": session_id, "title": title, "tool": tool, "args": args, "ok": ok,
+                "observation": observation, "created_at": now}
+        announced = {"session_id": session_id, "event": event, "data": data, "created_at": now}
+        with self._engine.begin() as conn:
+            step_row = conn.execute(_ADD_STEP, _bound(step)).one()
+            event_row = conn.execute(_ADD_EVENT, _bound(announced)).one()
+        return (Step(id=step_row.id, index=step_row.index, **step),
+                SessionEvent(id=event_row.id, seq=event_row.seq, **announced))
 
     def steps(self, session_id: str) -> list[Step]:
         with self._sessions() as db:
             return list(db.scalars(select(Step).where(Step.session_id == session_id).order_by(Step.index)))
 
-    def add_event(self, session_id: str, event: str, data: dict[str, Any]) -> SessionEvent:
+    def add_event(self, session_id: str, event: str, data: dict[str, Any], *,
+                  session_values: dict[str, Any] | None = None) -> SessionEvent:
+        """Append an event; ``session_values`` are session columns updated in the same transaction."""
         values = {"session_id": session_id, "event": event, "data": data, "created_at": utcnow()}
-        with self._sessions.begin() as db:
-            row = db.connection().execute(_ADD_EVENT, _bound(values)).one()
+        with self._engine.begin() as conn:
+            row = conn.execute(_ADD_EVENT, _bound(values)).one()
+            if session_values:
+                conn.execute(_update_session(tuple(sorted(session_values))),
+                             {"p_id": session_id, **_bound(session_values), "p_updated_at": values["created_at"]})
         return SessionEvent(id=row.id, seq=row.seq, **values)
 
     def events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
@@ -184,15 +252,15 @@ class TicketStore:
     # -- tool calls -----------------------------------------------------------------------------
     def record_call(self, *, call_id: str, session_id: str | None, client_id: str, agent_id: str, tool: str,
                     args: dict[str, Any], approval_id: str | None) -> None:
-        with self._sessions.begin() as db:
-            db.connection().execute(_RECORD_CALL, _bound({
+        with self._engine.begin() as conn:
+            conn.execute(_RECORD_CALL, _bound({
                 "call_id": call_id, "session_id": session_id, "client_id": client_id, "agent_id": agent_id,
                 "tool": tool, "args": args, "approval_id": approval_id, "status": "pending", "created_at": utcnow()}))
 
     def finish_call(self, call_id: str, *, ok: bool, output: dict[str, Any] | None, error_code: str | None,
                     error_message: str | None, duration_ms: int | None) -> None:
-        with self._sessions.begin() as db:
-            db.connection().execute(_FINISH_CALL, {"p_id": call_id, **_bound({
+        with self._engine.begin() as conn:
+            conn.execute(_FINISH_CALL, {"p_id": call_id, **_bound({
                 "status": "ok" if ok else "error", "output": output, "error_code": error_code,
                 "error_message": error_message, "duration_ms": duration_ms, "finished_at": utcnow()})})
 

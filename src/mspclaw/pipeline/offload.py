@@ -1,0 +1,26 @@
+"""Store calls that would hold the event loop while a database server commits.
+
+On PostgreSQL every write transaction ends with a round trip and the server's WAL flush; made on
+the event loop, each stalls every ticket of the process for that long. :func:`run_store` runs such
+a call on a worker thread instead, so other tickets go on meanwhile (and the server flushes their
+commits together). On SQLite a commit is a local file write that costs less than the thread hop,
+and it runs inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from mspclaw.store.tickets import TicketStore
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def run_store(store: TicketStore, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)``: on a thread when ``store``'s commits wait for a server, else inline."""
+    if store.commits_wait_for_server:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
