@@ -71,3 +71,16 @@ def test_session_frames_decode() -> None:
     assert decode_session_frame(encode(start)) == start
     with pytest.raises(UnknownKind):
         decode_session_frame(json.dumps({"kind": "tool_call"}))
+
+
+def test_encode_writes_what_model_dump_json_writes() -> None:
+    """``encode`` calls the serializer directly; its text must stay that of ``model_dump_json()``."""
+    frames = [
+        ToolCall(call_id="c1", tool="disk_usage", args={"paths": ["/"], "n": 1.5}, deadline=12.5,
+                 approval=Approval(approval_id="ap_1", approver="Dana", decided_at=3.0), signature="ab"),
+        ToolResult(call_id="c1", ok=False, output={"nested": [1, None, "é"]}, duration_ms=7),
+        Hello(protocol=1, agent_id="ag", client_id="cl", role="device", hostname="h", os="linux", tools=["a"]),
+        Start(client_id="cl", subject="s", body="b", requester="r"),
+    ]
+    for frame in frames:
+        assert encode(frame) == frame.model_dump_json()

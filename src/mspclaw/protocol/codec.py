@@ -84,5 +84,5 @@ def decode_session_frame(data: str | bytes, limit: int = MAX_FRAME_BYTES) -> Ses
 
 
 def encode(frame: BaseModel) -> str:
-    """Serialise a frame as compact JSON text."""
-    return frame.model_dump_json()
+    """Serialise a frame as compact JSON text (what ``model_dump_json()`` gives, without its keyword handling)."""
+    return type(frame).__pydantic_serializer__.to_json(frame).decode()
