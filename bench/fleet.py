@@ -1,12 +1,13 @@
 """Fleet benchmark: N simulated agents on one MSPclaw server process, against a bare WebSocket echo.
 
-    .venv/bin/python bench/fleet.py                 # 10,000 agents (about 90 s)
+    .venv/bin/python bench/fleet.py                 # 10,000 agents, 2 rounds in ABBA order (about 2 minutes)
     .venv/bin/python bench/fleet.py --quick         # 500 agents, a smoke run
     .venv/bin/python bench/fleet.py --layers        # also uvicorn alone, and the hub without uvicorn
 
 Diagnosis: ``--trace 1`` (tracemalloc in the server: what each connection keeps), ``--loop asyncio``,
 ``--ws IMPL`` (another uvicorn WebSocket implementation), ``FLEET_PROFILE=/tmp/prof`` (cProfile of
-each server during the concurrent calls), ``FLEET_PYSPY=/path/to/py-spy`` (sampled stacks instead).
+each server during the concurrent calls), ``FLEET_PYSPY=/path/to/py-spy`` (sampled stacks instead;
+``FLEET_PYSPY_PHASE=seq`` samples the sequential calls).
 
 Three kinds of process, all started from here:
 
