@@ -55,7 +55,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -63,7 +63,7 @@ import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import normalised, parse_iso_time, plain_text, utc
+from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -156,9 +156,7 @@ class AutotaskConnector(HttpConnector):
         found: list[PSATicket] = []
         for raw in await self._query("Tickets", [condition]):
             found.append(await self._ticket(raw))
-        if since is not None:
-            found = [t for t in found if t.updated_at is None or t.updated_at > utc(since)]
-        return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
+        return changed_after(found, since)
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """A note published to all Autotask users (customer-visible) or internal only, unless already there."""
@@ -360,10 +358,7 @@ def _zone(url: str) -> str:
 
 
 def _id(ticket_id: str) -> str:
-    text = str(ticket_id).strip()
-    if not text.isdigit():
-        raise PSANotFound(f"Autotask ticket ids are numbers, not {ticket_id!r}")
-    return text
+    return numeric_id(ticket_id, vendor="Autotask")
 
 
 

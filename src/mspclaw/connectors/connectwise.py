@@ -61,7 +61,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -69,13 +69,12 @@ import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import normalised, parse_iso_time, plain_text, utc
+from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
 from mspclaw.errors import (
     AuthError,
     ConfigError,
     MalformedWebhook,
     PSAError,
-    PSANotFound,
     PSARejected,
 )
 
@@ -175,9 +174,7 @@ class ConnectWiseConnector(HttpConnector):
             if len(batch) < PAGE_SIZE:
                 break
             page += 1
-        if since is not None:
-            found = [t for t in found if t.updated_at is None or t.updated_at > utc(since)]
-        return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
+        return changed_after(found, since)
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """An internal-analysis note or a customer-visible discussion note, unless already there."""
@@ -372,10 +369,7 @@ def _codebase(value: str) -> str:
 
 
 def _id(ticket_id: str) -> str:
-    text = str(ticket_id).strip()
-    if not text.isdigit():
-        raise PSANotFound(f"ConnectWise ticket ids are numbers, not {ticket_id!r}")
-    return text
+    return numeric_id(ticket_id, vendor="ConnectWise")
 
 
 def _quoted(value: str) -> str:

@@ -54,8 +54,8 @@ import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import normalised, parse_iso_time, plain_text, utc
-from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAError, PSANotFound
+from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
+from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAError
 
 PAGE_SIZE: Final = 100
 """Freshdesk's maximum ``per_page``."""
@@ -122,9 +122,7 @@ class FreshdeskConnector(HttpConnector):
             if len(batch) < PAGE_SIZE:
                 break
             page += 1
-        if since is not None:
-            found = [t for t in found if t.updated_at is None or t.updated_at > utc(since)]
-        return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
+        return changed_after(found, since)
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """A private note (internal) or a reply e-mailed to the requester, unless already there."""
@@ -224,10 +222,7 @@ def _html(text: str) -> str:
 
 
 def _id(ticket_id: str) -> str:
-    text = str(ticket_id).strip()
-    if not text.isdigit():
-        raise PSANotFound(f"Freshdesk ticket ids are numbers, not {ticket_id!r}")
-    return text
+    return numeric_id(ticket_id, vendor="Freshdesk")
 
 
 

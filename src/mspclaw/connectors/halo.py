@@ -52,7 +52,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -60,8 +60,8 @@ import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import normalised, parse_iso_time, plain_text, utc
-from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAAuthError, PSAError, PSANotFound, PSARejected
+from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
+from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAAuthError, PSAError, PSARejected
 
 PAGE_SIZE: Final = 100
 """Halo's maximum ``page_size``."""
@@ -143,9 +143,7 @@ class HaloConnector(HttpConnector):
             if not tickets or not isinstance(total, int) or page * PAGE_SIZE >= total:
                 break
             page += 1
-        if since is not None:
-            found = [t for t in found if t.updated_at is None or t.updated_at > utc(since)]
-        return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
+        return changed_after(found, since)
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """A hidden-from-user action (internal) or an e-mailed one (customer reply), unless already there."""
@@ -316,10 +314,7 @@ def _body(response: httpx.Response) -> Any:
 
 
 def _id(ticket_id: str) -> str:
-    text = str(ticket_id).strip()
-    if not text.isdigit():
-        raise PSANotFound(f"Halo ticket ids are numbers, not {ticket_id!r}")
-    return text
+    return numeric_id(ticket_id, vendor="Halo")
 
 
 

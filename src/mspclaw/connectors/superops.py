@@ -93,8 +93,8 @@ import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
+from mspclaw.connectors.text import changed_after, plain_text
 from mspclaw.connectors.text import normalised as _normalised
-from mspclaw.connectors.text import plain_text
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -253,10 +253,8 @@ class SuperOpsConnector(HttpConnector):
             if not batch or not (isinstance(info, dict) and info.get("hasMore") is True):
                 break
             page += 1
-        if since is not None:
-            # SuperOps' "after" is applied by the server; we drop anything at or before ``since`` too.
-            found = [t for t in found if t.updated_at is None or t.updated_at > _utc(since)]
-        return sorted(found, key=lambda t: t.updated_at or t.created_at or datetime.min.replace(tzinfo=UTC))
+        # SuperOps' "after" is applied by the server; we drop anything at or before ``since`` too.
+        return changed_after(found, since)
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """A ``PRIVATE`` or ``PUBLIC`` note (or a conversation reply, see ``public_reply``), unless the

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Final
 
-from mspclaw.errors import PSAError
+from mspclaw.connectors.base import PSATicket
+from mspclaw.errors import PSAError, PSANotFound
 
 _TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
 _BLOCKS: Final = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
@@ -67,3 +68,23 @@ def parse_iso_time(value: object, *, vendor: str) -> datetime | None:
         return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError as exc:
         raise PSAError(f"{vendor} sent a time that is not ISO-8601: {value!r}") from exc
+
+
+def changed_after(found: list[PSATicket], since: datetime | None) -> list[PSATicket]:
+    """What ``list_tickets`` returns: the tickets changed after ``since`` (all of them when None), oldest
+    change first. A PSA's own filter may be coarser than ours (dates only, or ``>=``), so it is applied here too."""
+    if since is not None:
+        after = utc(since)
+        found = [t for t in found if t.updated_at is None or t.updated_at > after]
+    return sorted(found, key=lambda t: t.updated_at or t.created_at or _EPOCH)
+
+
+_EPOCH: Final = datetime.min.replace(tzinfo=UTC)
+
+
+def numeric_id(ticket_id: str, *, vendor: str) -> str:
+    """A ticket id for a PSA whose ids are numbers; anything else is not one of its tickets."""
+    text = str(ticket_id).strip()
+    if not text.isdigit():
+        raise PSANotFound(f"{vendor} ticket ids are numbers, not {ticket_id!r}")
+    return text
