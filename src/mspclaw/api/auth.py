@@ -7,7 +7,9 @@ an admin of every client, named API keys and technician tokens carry their own r
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from mspclaw.api.rbac import authorize
 from mspclaw.pipeline.access import Principal
@@ -33,3 +35,13 @@ def require_caller(request: Request) -> Caller:
     request.state.caller_name = caller.name
     authorize(request, caller)
     return caller
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency: the app's :class:`~mspclaw.wiring.Services`."""
+    svc: Services = request.app.state.services
+    return svc
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+ServicesDep = Annotated[Services, Depends(services)]

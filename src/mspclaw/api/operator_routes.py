@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from mspclaw.api.auth import Caller, require_caller
+from mspclaw.api.auth import CallerDep, ServicesDep, require_caller
 from mspclaw.api.operator_schemas import (
     AuditOut,
     DailyOut,
@@ -41,19 +41,9 @@ from mspclaw.errors import Conflict, NotFound
 from mspclaw.pipeline.access import Tokens
 from mspclaw.store.stats import DIMENSIONS, StatsRow, aggregate, daily_rates
 from mspclaw.store.tables import ApiKeyRow, Device, utcnow
-from mspclaw.wiring import Services
 
 open_router = APIRouter()
 api = APIRouter(prefix="/api", dependencies=[Depends(require_caller)])
-CallerDep = Annotated[Caller, Depends(require_caller)]
-
-
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-ServicesDep = Annotated[Services, Depends(services)]
 
 
 def _remote(request: Request) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from mspclaw import __version__
-from mspclaw.api.auth import Caller, require_caller
+from mspclaw.api.auth import Caller, CallerDep, ServicesDep, require_caller
 from mspclaw.api.schemas import (
     AgentOut,
     AnswerIn,
@@ -35,15 +35,6 @@ from mspclaw.wiring import Services
 
 open_router = APIRouter()
 api = APIRouter(prefix="/api", dependencies=[Depends(require_caller)])
-CallerDep = Annotated[Caller, Depends(require_caller)]
-
-
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-ServicesDep = Annotated[Services, Depends(services)]
 
 
 def _client_in_scope(svc: Services, caller: Caller, ref: str) -> Client:
