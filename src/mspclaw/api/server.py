@@ -7,14 +7,11 @@ import gc
 import importlib.util
 import resource
 from collections.abc import Callable
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
-from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
 
 from mspclaw.api.app import create_app
 from mspclaw.api.sockets import AGENT_PATH, agent_socket_asgi
@@ -55,20 +52,6 @@ class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
         if not paused and self.queue.qsize() >= self.WINDOW:
             self.read_paused = True
             self.transport.pause_reading()
-
-    async def send(self, message: Any) -> None:
-        """A text frame on an open socket whose transport takes data goes straight out, as the base class
-        sends it (one write of the frame), without awaiting the ``writable`` event first; all else as the base."""
-        text = message.get("text") if message["type"] == "websocket.send" else None
-        if (text is None or not self.writable.is_set() or self.disconnected or not self.handshake_complete
-                or self.close_sent or self.initial_response is not None):
-            await super().send(message)
-            return
-        try:
-            self.conn.send_text(text.encode())
-        except InvalidState:
-            raise ClientDisconnected() from None
-        self.transport.write(b"".join(self.conn.data_to_send()))
 
 
 class AgentSocketFirst:

@@ -6,6 +6,7 @@ Decoding happens here and nowhere else; each failure raises the matching
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -57,29 +58,24 @@ def _explain(exc: ValidationError, kinds: frozenset[str]) -> MalformedFrame | Un
     return MalformedFrame(f"invalid {kind} frame: {_describe(exc)}")
 
 
-def _too_large(data: str | bytes, limit: int) -> FrameTooLarge:
-    return FrameTooLarge(f"frame of {len(data)} bytes is over the {limit}-byte limit")
+def _decode(data: str | bytes, validate: Callable[[str | bytes], Any], kinds: frozenset[str], limit: int) -> Any:
+    if len(data) > limit:
+        raise FrameTooLarge(f"frame of {len(data)} bytes is over the {limit}-byte limit")
+    try:
+        return validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, kinds) from exc
 
 
 def decode_agent_frame(data: str | bytes, limit: int = MAX_FRAME_BYTES) -> AgentFrame:
     """Parse one agent-channel frame or raise a :class:`~mspclaw.errors.ProtocolError`."""
-    if len(data) > limit:
-        raise _too_large(data, limit)
-    try:
-        frame: AgentFrame = _AGENT_JSON(data)
-    except ValidationError as exc:
-        raise _explain(exc, AGENT_KINDS) from exc
+    frame: AgentFrame = _decode(data, _AGENT_JSON, AGENT_KINDS, limit)
     return frame
 
 
 def decode_session_frame(data: str | bytes, limit: int = MAX_FRAME_BYTES) -> SessionFrame:
     """Parse one session-channel frame or raise a :class:`~mspclaw.errors.ProtocolError`."""
-    if len(data) > limit:
-        raise _too_large(data, limit)
-    try:
-        frame: SessionFrame = _SESSION_JSON(data)
-    except ValidationError as exc:
-        raise _explain(exc, SESSION_KINDS) from exc
+    frame: SessionFrame = _decode(data, _SESSION_JSON, SESSION_KINDS, limit)
     return frame
 
 
