@@ -618,7 +618,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--agent-kind", choices=["sim", "real"], default="sim",
                    help="agents in this process over real WebSockets (default), or `mspclaw agent` processes")
     p.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    p.add_argument("--workers", type=int, default=4, help="intake workers of the server (MSPCLAW_WORKERS, default 4)")
+    p.add_argument("--workers", type=int, default=Settings.model_fields["workers"].default,
+                   help="intake slots of the server (MSPCLAW_WORKERS; default: the server's own, %(default)s)")
     p.add_argument("--quick", action="store_true", help="60 tickets: a smoke run")
     p.add_argument("--postgres-url", default=os.environ.get("TEST_POSTGRES_URL", POSTGRES_URL),
                    help="PostgreSQL server; the bench creates and drops its own schema there")

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     tool_timeout_s: float = Field(60.0, gt=0)
     enrollment_ttl_hours: float = Field(24.0, gt=0)
     psa_token: SecretStr | None = Field(None, description="API token for `mspclaw psa add` without a prompt.")
-    workers: int = Field(4, ge=0, le=64, description="PSA tickets worked on at once by this process (0: none).")
+    workers: int = Field(32, ge=0, le=1024, description="PSA tickets worked on at once by this process (0: none); "
+                         "a ticket waiting for an approval or an answer holds one.")
     log_level: str = "INFO"
     max_steps: int = Field(12, ge=1, le=100, description="Model turns per ticket before the run escalates.")
     max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")

@@ -133,10 +133,8 @@ async def test_a_ticket_from_an_unknown_company_is_escalated_with_a_note_saying_
         stranger = await psa.connector.create_company("Unknown Co")
         ticket = await psa.connector.create_ticket(stranger, requester="x@y.example", subject="disk full")
 
-        async def noted() -> bool:
-            return bool((await psa.connector.get_ticket(ticket.id)).notes)
-
-        await wait_for(noted, 30)
+        # the note is written before the status: wait for the status, the last write
+        await wait_for(lambda: _has_status(psa, ticket.id, "escalated"), 30)
         done = await psa.connector.get_ticket(ticket.id)
         assert done.status == "escalated" and not done.notes[0].public
         assert f"mspclaw clients add NAME --psa local={stranger}" in done.notes[0].text

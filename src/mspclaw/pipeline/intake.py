@@ -142,10 +142,18 @@ class Intake:
 
 
 class Worker:
-    """Claims intake jobs and runs them, ``concurrency`` at a time, keeping each lease alive."""
+    """Claims intake jobs and runs them, ``concurrency`` at a time, keeping each lease alive.
 
-    def __init__(self, intake: Intake, *, concurrency: int = 4, lease_s: float = 30.0, idle_s: float = 0.5,
+    One claimer per worker: it claims a job whenever a slot is free and starts the ticket as a
+    task of its own. A ticket that waits (for an approval, up to five minutes, or for the end
+    user's answer) holds its slot but never the claimer, and an idle worker costs one claim
+    every ``idle_s`` however many slots it has.
+    """
+
+    def __init__(self, intake: Intake, *, concurrency: int = 32, lease_s: float = 30.0, idle_s: float = 0.5,
                  name: str | None = None) -> None:
+        if concurrency < 1:
+            raise ValueError(f"a worker needs at least one slot, not {concurrency}")
         self.intake = intake
         self.concurrency = concurrency
         self.lease_s = lease_s
@@ -154,21 +162,36 @@ class Worker:
 
     async def run(self) -> None:
         added = self.intake.listen()
+        slots = asyncio.Semaphore(self.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        claimed = 0
         try:
-            await asyncio.gather(*(self._slot(i, added) for i in range(self.concurrency)))
+            while True:
+                await slots.acquire()
+                added.clear()  # a job enqueued from here on sets it again, so no wake-up is missed
+                try:
+                    job = await asyncio.to_thread(self.intake.jobs.claim, self.name, kinds=[JOB_KIND],
+                                                  lease_s=self.lease_s)
+                except BaseException:
+                    slots.release()
+                    raise
+                if job is None:
+                    slots.release()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(added.wait(), self.idle_s)
+                    continue
+                claimed += 1
+                task = asyncio.get_running_loop().create_task(self.run_one(job, self.name),
+                                                              name=f"{self.name} job {job.id}")
+                running.add(task)
+                task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _: slots.release())
         finally:
             self.intake.unlisten(added)
-
-    async def _slot(self, index: int, added: asyncio.Event) -> None:
-        worker = f"{self.name}/{index}"
-        while True:
-            added.clear()  # a job enqueued from here on sets it again, so no wake-up is missed
-            job = await asyncio.to_thread(self.intake.jobs.claim, worker, kinds=[JOB_KIND], lease_s=self.lease_s)
-            if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(added.wait(), self.idle_s)
-                continue
-            await self.run_one(job, worker)
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
     async def run_one(self, job: Job, worker: str) -> None:
         beat = asyncio.get_running_loop().create_task(self._heartbeat(job.id, worker))
