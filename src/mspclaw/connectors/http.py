@@ -57,6 +57,7 @@ from typing import Any, Final, Self
 
 import httpx
 
+from mspclaw.connectors.transport import default_transport
 from mspclaw.errors import (
     PSAAuthError,
     PSAError,
@@ -165,7 +166,9 @@ def _excerpt(response: httpx.Response, limit: int = 300) -> str:
 class PSAHttp:
     """An ``httpx.AsyncClient`` with the retry, rate-limit and error rules of this module.
 
-    ``service`` names the PSA in messages only. ``transport`` replaces the network
+    ``service`` names the PSA in messages only. Requests go through
+    :class:`~mspclaw.connectors.transport.StreamTransport` (httpx's own transport when the
+    environment names a proxy). ``transport`` replaces the network
     (``httpx.MockTransport``, ``httpx.ASGITransport``); ``sleep``, ``random`` and ``now`` replace
     waiting, jitter and the wall clock so tests never really wait.
     """
@@ -188,7 +191,8 @@ class PSAHttp:
         self._sleep = sleep
         self._random = random
         self._now = now
-        self._client = httpx.AsyncClient(base_url=base_url, headers=dict(headers or {}), transport=transport,
+        self._client = httpx.AsyncClient(base_url=base_url, headers=dict(headers or {}),
+                                         transport=transport or default_transport(),
                                          timeout=httpx.Timeout(timeout), follow_redirects=False)
 
     async def __aenter__(self) -> PSAHttp:

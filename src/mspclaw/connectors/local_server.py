@@ -67,6 +67,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local import LocalPSAConnector, sample_tickets, sign_webhook
+from mspclaw.connectors.transport import default_transport
 from mspclaw.errors import ConfigError, Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -333,7 +334,7 @@ class WebhookSender:
 
     async def _deliver(self, delivery: Delivery) -> None:
         if self._http is None:
-            self._http = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+            self._http = httpx.AsyncClient(transport=self._transport or default_transport(), timeout=self._timeout)
         for delay in (0.0, *self._delays):
             await asyncio.sleep(delay)
             delivery.attempts += 1
