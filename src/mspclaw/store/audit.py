@@ -75,9 +75,6 @@ transaction cost about 140 µs of Python more than the statements themselves (me
 _json_str = json.encoder.encode_basestring_ascii
 """What :func:`canonical_json` writes for a ``str`` (a C function), without the call around it."""
 
-_fdatasync = getattr(os, "fdatasync", os.fsync)
-"""Enough for an appended line (the new length is flushed with the data) and cheaper than ``fsync``,
-which also flushes the modification time; macOS has no ``fdatasync``."""
 
 _WRITER_IDLE_S = 2.0
 """A writer thread with nothing to write for this long ends; the next append starts another."""
@@ -221,6 +218,16 @@ class _Written:
     file: _DayFile
     size: int
     created: bool
+
+
+def _fdatasync(fd: int) -> None:
+    """``fdatasync``: enough for an appended line (the file's new length is flushed with the data)
+    and cheaper than ``fsync``, which also flushes the modification time. macOS has no
+    ``fdatasync``: ``fsync`` there."""
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:
+        os.fsync(fd)
 
 
 def _same(value: Any) -> Any:
@@ -474,6 +481,7 @@ class AuditLog:
                             self._sync_fd(item.file.fd, item.file.path, item.created)
                     raw.commit()
                 copies = self._copies(written) if self._sync_after_commit else []
+                self._keep_only(written[-1].file.path)  # the batch's last day: records come in ts order
             except BaseException as exc:
                 try:
                     raw.rollback()
@@ -528,9 +536,7 @@ class AuditLog:
     @contextmanager
     def _file_lines(self, records: list[AuditRecord], lines: list[bytes]) -> Iterator[list[_Written]]:
         """Append the records' lines, each to its day's file (written, not yet fsynced), and run the
-        body (the commit) with the files written; undo the lines if anything fails.
-
-        The current day's file stays open for the next batch; any other is closed once written."""
+        body (the commit) with the files written; undo the lines if anything fails."""
         by_file: dict[Path, list[bytes]] = {}
         for record, line in zip(records, lines, strict=True):
             by_file.setdefault(self._dir / f"{record.ts.date().isoformat()}.jsonl", []).append(line)
@@ -552,10 +558,12 @@ class AuditLog:
                 _truncate(item.file.fd, item.size)
             _close_files(self._files)
             raise
-        current = written[-1].file.path  # the batch's last day: records come in ``ts`` order
-        for path in [path for path in self._files if path != current]:
+
+    def _keep_only(self, path: Path) -> None:
+        """Close the kept day files other than ``path`` (yesterday's, once today's is written)."""
+        for other in [other for other in self._files if other != path]:
             with suppress(OSError):
-                os.close(self._files.pop(path).fd)
+                os.close(self._files.pop(other).fd)
 
     def _copies(self, written: list[_Written]) -> list[tuple[int, Path | None]]:
         """Copies of the written files' descriptors for a sync after the lock is released (the
