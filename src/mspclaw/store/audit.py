@@ -444,9 +444,12 @@ class AuditLog:
                 raise StoreError(f"cannot append to the audit trail: {exc}") from exc
             try:
                 cur = raw.cursor()
-                if self._sync_after_commit:
+                if self._sync_after_commit:  # SQLite: the write lock from the first statement on
                     cur.execute("BEGIN IMMEDIATE")
-                else:  # psycopg opens the transaction itself
+                else:  # PostgreSQL: psycopg opens the transaction, unless in autocommit (not the pool's
+                    # default, but then the advisory lock would end with its own statement)
+                    if raw.driver_connection.autocommit:  # type: ignore[union-attr]
+                        raw.driver_connection.autocommit = False  # type: ignore[union-attr]
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
                 cur.execute(_RAW_TAIL)
                 row = cur.fetchone()
