@@ -16,6 +16,10 @@ Appends are group-committed: each :class:`AuditLog` has one writer thread, which
 queued since its last batch and appends them together (one transaction, one write and one fsync),
 while each caller waits until its own event is durable: :meth:`AuditLog.append` blocks its thread,
 :meth:`AuditLog.record` awaits without blocking the event loop, so concurrent tickets share a batch.
+A batch costs little beyond the database's own work: its statements go straight to the DB-API
+connection, each event's data is serialised once (its canonical JSON is part of both the hashed
+text and the line), and the current day's file stays open between batches (a ``stat`` per batch
+notices it deleted, rotated or replaced, and it is then opened by name again).
 
 Writers are serialised so the chain never forks: a :class:`threading.Lock` within the process and,
 across processes and replicas, the database: ``pg_advisory_xact_lock`` on PostgreSQL, a
