@@ -73,8 +73,8 @@ _RAW_INSERT = {  # the row's ``data`` is the canonical JSON text of the line, no
     "postgresql": "INSERT INTO audit_events (seq, ts, kind, actor, client_id, session_id, data, prev_hash, hash) "
                   "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s)",
 }
-"""The batch's statements, run on the DB-API connection: through SQLAlchemy's ``Connection`` each
-transaction cost about 140 µs of Python more than the statements themselves (measured on SQLite)."""
+"""The batch's statements, run on the DB-API connection: through SQLAlchemy's ``Connection`` a
+transaction cost about 140 µs of Python against 58 µs on the driver (SQLite, session 4 profile)."""
 
 _json_str = json.encoder.encode_basestring_ascii
 """What :func:`canonical_json` writes for a ``str`` (a C function), without the call around it."""
@@ -226,8 +226,9 @@ class _Written:
 
 def _fdatasync(fd: int) -> None:
     """``fdatasync``: enough for an appended line (the file's new length is flushed with the data)
-    and cheaper than ``fsync``, which also flushes the modification time. macOS has no
-    ``fdatasync``: ``fsync`` there."""
+    and cheaper than ``fsync``, which also flushes the modification time (on the bench VM, ext4:
+    49 against 79 µs of CPU, 0.13 against 0.49 ms median wall). macOS has no ``fdatasync``:
+    ``fsync`` there."""
     if hasattr(os, "fdatasync"):
         os.fdatasync(fd)
     else:
