@@ -636,15 +636,15 @@ async def test_concurrent_records_share_fsyncs_and_form_one_chain(
     engine: Engine, audit_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Forty coroutines record at once: every record is in the file when its await returns, the chain
-    is whole, and the events went to disk in batches (fewer fsyncs than events)."""
+    is whole, and the events went to disk in batches (fewer file syncs than events)."""
     fsyncs = []
-    real_fsync = os.fsync
+    real_fdatasync = os.fdatasync
 
-    def counting_fsync(fd: int) -> None:
+    def counting_fdatasync(fd: int) -> None:
         fsyncs.append(fd)
-        real_fsync(fd)
+        real_fdatasync(fd)
 
-    monkeypatch.setattr(os, "fsync", counting_fsync)
+    monkeypatch.setattr(os, "fdatasync", counting_fdatasync)
     audit = AuditLog(engine, audit_dir)
 
     async def one(i: int) -> AuditRecord:

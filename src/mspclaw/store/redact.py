@@ -132,3 +132,43 @@ def redact(data: Any) -> Any:
     if isinstance(data, str):
         return redact_text(data)
     return data
+
+
+class _NotPlain(Exception):
+    """Raised inside :func:`redact_plain` on a value that is not one of JSON's own types."""
+
+
+def redact_plain(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`redact` for data made only of JSON's own types, in one pass: the copy it returns holds
+    nothing but ``dict`` (string keys), ``list``, ``str``, ``int``, ``float``, ``bool`` and ``None``
+    (tuples become lists), so it needs no JSON round trip to be what a reader will parse back.
+
+    ``None`` when ``data`` holds anything else (other keys, other types, subclasses such as enums):
+    the caller then takes the general path, :func:`redact` and a conversion of its own.
+    """
+    try:
+        return _plain_dict(data) if type(data) is dict else None
+    except _NotPlain:
+        return None
+
+
+def _plain_dict(data: dict[Any, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if type(key) is not str:
+            raise _NotPlain
+        out[key] = REDACTED if value is not None and _is_secret_name(key) else _plain_value(value)
+    return out
+
+
+def _plain_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return redact_text(value)
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
+    if kind is dict:
+        return _plain_dict(value)
+    if kind is list or kind is tuple:
+        return [_plain_value(item) for item in value]
+    raise _NotPlain
