@@ -61,7 +61,10 @@ class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # upgraded: the app's task is created but has not run yet
-            scope["extensions"][PUSH_EXTENSION] = {"register": self._register_push}
+            extensions = scope.get("extensions")
+            if extensions is None:
+                scope["extensions"] = extensions = {}
+            extensions[PUSH_EXTENSION] = {"register": self._register_push}
 
     def _register_push(self, handler: Callable[[str], bool] | None) -> None:
         self.push = handler
