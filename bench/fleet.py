@@ -623,6 +623,19 @@ class Scenario:
         return self.conc_calls / self.conc_elapsed if self.conc_elapsed else 0.0
 
 
+def answer(conn: AgentConnection, signer: Signer, data: str | bytes) -> list[str]:
+    """One received frame through the agent's protocol end; returns the frames to send back."""
+    for event in conn.receive(data, time.time()):
+        if isinstance(event, FrameReceived) and isinstance(event.frame, ToolCall):
+            call = event.frame
+            if signer.verify(call):
+                conn.result(ToolResult(call_id=call.call_id, ok=True, output=OUTPUT, duration_ms=0))
+            else:
+                conn.result(ToolResult(call_id=call.call_id, ok=False, error=ErrorInfo(
+                    code="bad_signature", message="signature does not verify")))
+    return conn.data_to_send()
+
+
 class LoadGenerator:
     def __init__(self, opts: argparse.Namespace, msg_size: int) -> None:
         self.opts = opts
@@ -680,19 +693,16 @@ class LoadGenerator:
         await asyncio.gather(*(one(i, c) for i, c in enumerate(creds)))
 
     async def _agent(self, ws: ClientConnection, conn: AgentConnection, key: bytes) -> None:
-        """Answer tool calls the way an agent does: decode, verify the signature, reply."""
+        """Answer tool calls the way an agent does: decode, verify the signature, reply.
+
+        The frame is handled in :func:`answer`, whose locals go when it returns: the agent daemon's
+        handling (``_react``, then the call's own task) keeps nothing of a call either, and a loop
+        variable here would keep each agent's last call alive between calls.
+        """
         signer = Signer(key)
         try:
             async for data in ws:
-                for event in conn.receive(data, time.time()):
-                    if isinstance(event, FrameReceived) and isinstance(event.frame, ToolCall):
-                        call = event.frame
-                        if signer.verify(call):
-                            conn.result(ToolResult(call_id=call.call_id, ok=True, output=OUTPUT, duration_ms=0))
-                        else:
-                            conn.result(ToolResult(call_id=call.call_id, ok=False, error=ErrorInfo(
-                                code="bad_signature", message="signature does not verify")))
-                for text in conn.data_to_send():
+                for text in answer(conn, signer, data):
                     await ws.send(text)
         except ConnectionClosed:
             pass

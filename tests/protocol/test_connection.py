@@ -96,6 +96,39 @@ def test_tool_call_is_correlated_with_its_result() -> None:
     assert server.pending == {}
 
 
+def test_take_result_consumes_exactly_what_receive_would_complete() -> None:
+    server, agent = pair()
+    server.call(ToolCall(call_id="c1", tool="disk_usage", deadline=100))
+    server.data_to_send()
+    agent.result(ToolResult(call_id="c1", ok=True, output={"x": 1}))
+    (back,) = agent.data_to_send()
+    done = server.take_result(back, 7)
+    assert isinstance(done, CallCompleted) and done.call == PendingCall("c1", "disk_usage", 100.0)
+    assert done.result.output == {"x": 1}
+    assert server.pending == {} and server.last_seen == 7
+    assert server.data_to_send() == []
+    assert server.take_result(back, 8) is None, "a result is taken once"
+
+
+def test_take_result_leaves_everything_else_untouched_for_receive() -> None:
+    fresh = ServerConnection(now=0)
+    result = encode(ToolResult(call_id="c1", ok=True))
+    assert fresh.take_result(result, 1) is None and fresh.state is State.AWAITING_HELLO  # before the handshake
+    server, _ = pair()
+    server.call(ToolCall(call_id="c1", tool="disk_usage", deadline=100))
+    server.data_to_send()
+    for other in (encode(Ping(seq=1)), "{not json", encode(ToolResult(call_id="nobody", ok=True)), "x" * (2 << 20)):
+        assert server.take_result(other, 5) is None
+        assert server.last_seen == 0 and server.violations == 0 and server.data_to_send() == []
+        assert set(server.pending) == {"c1"}
+    # what it left is handled by receive, violations answered as always
+    assert [type(e) for e in server.receive(encode(ToolResult(call_id="nobody", ok=True)), 6)] == [ProtocolViolation]
+    (err,) = decoded(server.data_to_send())
+    assert isinstance(err, Error) and err.ref == "nobody"
+    server.receive(encode(Ping(seq=1)), 6)
+    assert decoded(server.data_to_send()) == [Pong(seq=1)]
+
+
 def test_result_for_unknown_call_is_an_error_not_a_crash() -> None:
     server, _ = pair()
     events = server.receive(encode(ToolResult(call_id="nobody", ok=True)), 1)

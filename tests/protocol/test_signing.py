@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mspclaw.protocol.codec import decode_agent_frame, encode
 from mspclaw.protocol.frames import Approval, ToolCall
-from mspclaw.protocol.signing import Signer, canonical_parts, encode_call, sign_call, verify_call
+from mspclaw.protocol.signing import Signer, canonical, canonical_parts, encode_call, sign_call, verify_call
 
 KEY = bytes(range(32))
 
@@ -82,3 +82,14 @@ def test_canonical_lines_cannot_run_into_each_other() -> None:
     a = canonical_parts('a"\n"b', "t", {}, 1.0, None)
     b = canonical_parts("a", 'b"\n"t', {}, 1.0, None)
     assert a != b and a.count(b"\n") == b.count(b"\n") == 4
+
+
+def test_the_canonical_form_and_the_frame_carry_the_same_deadline_text() -> None:
+    # the five documented lines, byte for byte; an integer deadline is signed as the float the agent decodes
+    assert canonical_parts("c1", "disk_usage", {"b": 1, "a": [1.5]}, 1700000000, None) == (
+        b'"c1"\n"disk_usage"\n{"a":[1.5],"b":1}\n1700000000.0\nnull')
+    text = encode_call(Signer(KEY), call_id="c1", tool="disk_usage", args={}, deadline=0.1 + 0.2)
+    assert '"deadline":0.30000000000000004,' in text
+    call = decode_agent_frame(text)
+    assert isinstance(call, ToolCall) and Signer(KEY).verify(call)
+    assert canonical(call).split(b"\n")[3] == b"0.30000000000000004"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib.util
+import logging
 import resource
 from collections.abc import Callable
 
@@ -12,11 +13,14 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 
 from mspclaw.api.app import create_app
-from mspclaw.api.sockets import AGENT_PATH, agent_socket_asgi
+from mspclaw.api.sockets import AGENT_PATH, PUSH_EXTENSION, agent_socket_asgi
 from mspclaw.protocol.frames import MAX_FRAME_BYTES
 from mspclaw.wiring import Services
+
+log = logging.getLogger(__name__)
 
 WS_HARD_LIMIT = 4 * MAX_FRAME_BYTES
 """Frames up to this size reach the codec, which answers an ``error`` frame when they are over
@@ -39,11 +43,55 @@ class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
     socket's poll registration (two system calls) for every result. Here reading stops only when
     :data:`WINDOW` messages wait unread, and restarts once the app has taken them all, so a socket
     still holds at most about ``WINDOW`` frames of ``ws_max_size`` before the peer is held back.
+
+    It also offers the app the :data:`~mspclaw.api.sockets.PUSH_EXTENSION` ASGI extension: a handler the
+    app registers is offered each text message as it is read, and a message it takes never goes through
+    the ``receive`` queue. The hub takes tool results this way, so a result resolves its caller's future
+    from the socket's read callback, without waking the connection's own task and the queue's getter
+    for it (what the ASGI path costs on every tool call). Everything else still arrives by ``receive``,
+    in order: a message is offered only when none waits unread before it.
     """
 
     WINDOW = 2
 
+    push: Callable[[str], bool] | None = None
+    """The app's push handler (:data:`~mspclaw.api.sockets.PUSH_EXTENSION`), if it registered one."""
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # upgraded: the app's task is created but has not run yet
+            extensions = scope.get("extensions")
+            if extensions is None:
+                scope["extensions"] = extensions = {}
+            extensions[PUSH_EXTENSION] = {"register": self._register_push}
+
+    def _register_push(self, handler: Callable[[str], bool] | None) -> None:
+        self.push = handler
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.push = None  # the handler refers back to this socket's transport: no cycle left behind
+        super().connection_lost(exc)
+
     def send_receive_event_to_app(self) -> None:
+        push = self.push
+        if push is not None and self.curr_msg_data_type == "text" and not self.close_sent and self.queue.empty():
+            # Nothing waits unread, so the app has seen every earlier message: offering this one to the
+            # push handler now keeps the order. One text frame per tool result goes this way.
+            frames = self.frames
+            try:
+                text = (frames[0] if len(frames) == 1 else b"".join(frames)).decode()
+            except UnicodeDecodeError:
+                pass  # the base class refuses it (close 1007)
+            else:
+                try:
+                    taken = push(text)
+                except Exception:  # a bug in the handler must not lose the message: the app reads it instead
+                    log.exception("push handler failed; the message goes through receive()")
+                    taken = False
+                if taken:
+                    self.frames = []
+                    return
         paused, self.read_paused = self.read_paused, True  # the base class pauses unless already paused
         try:
             super().send_receive_event_to_app()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
 from starlette.types import Receive, Scope, Send
@@ -27,6 +28,15 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 AGENT_PATH = "/ws/agent"
+
+PUSH_EXTENSION = "mspclaw.websocket.push"
+"""An ASGI server extension (``scope["extensions"]``) of :class:`~mspclaw.api.server.WindowedWebSocketProtocol`.
+
+Its value is ``{"register": fn}``; ``fn(handler)`` has the server call ``handler(text)`` with each text
+message as it is read, before it would be queued for ``receive``. A handler returns ``True`` when it has
+taken the message (it is then not queued), ``False`` to leave it to ``receive``; ``fn(None)`` stops.
+Other servers (in-process test clients) do not offer it, and every message arrives by ``receive``.
+"""
 
 
 class StarletteTransport:
@@ -69,11 +79,22 @@ class AsgiTransport:
     to each crossing that the hub does not need (it tracks the connection's state itself).
     """
 
-    __slots__ = ("_receive", "_send", "open")
+    __slots__ = ("_receive", "_register", "_send", "open")
 
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive, self._send = receive, send
+    def __init__(self, receive: Receive, send: Send,
+                 register: Callable[[Callable[[str], bool] | None], None] | None = None) -> None:
+        self._receive, self._send, self._register = receive, send, register
         self.open = True
+
+    def push(self, handler: Callable[[str], bool] | None) -> bool:
+        """Offer each received text message to ``handler`` first (:data:`PUSH_EXTENSION`); ``None`` stops.
+
+        ``False`` when the server does not offer the extension: every message then comes by :meth:`recv`.
+        """
+        if self._register is None:
+            return False
+        self._register(handler)
+        return True
 
     async def send(self, text: str) -> None:
         if not self.open:
@@ -113,7 +134,8 @@ async def agent_socket_asgi(svc: Services, scope: Scope, receive: Receive, send:
     header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
     client = scope.get("client")
     remote = client[0] if client else "unknown"
-    transport = AsgiTransport(receive, send)
+    push = (scope.get("extensions") or {}).get(PUSH_EXTENSION)
+    transport = AsgiTransport(receive, send, push.get("register") if push else None)
     try:
         identity = svc.fleet.authenticate(bearer(header.decode("latin-1") if header else None), remote=remote)
     except AuthError as exc:

@@ -65,11 +65,26 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
-    """One WebSocket, as the hub needs it. ``api`` adapts Starlette's; tests may use websockets'."""
+    """One WebSocket, as the hub needs it. ``api`` adapts Starlette's; tests may use websockets'.
+
+    A transport may also have ``push(handler) -> bool`` (:class:`PushTransport`): then the hub takes
+    tool results as they are read instead of through :meth:`recv` (see :meth:`Hub.serve`).
+    """
 
     async def send(self, text: str) -> None: ...
     async def recv(self) -> str | bytes: ...
     async def close(self, code: int, reason: str) -> None: ...
+
+
+PushHandler = Callable[[str], bool]
+"""Offered each received text message as it is read; ``True`` when it took it (then :meth:`Transport.recv`
+does not return it), ``False`` to leave it to ``recv``."""
+
+
+class PushTransport(Transport, Protocol):
+    def push(self, handler: PushHandler | None) -> bool:
+        """Offer received messages to ``handler`` before ``recv`` (``None``: stop); ``False`` if unsupported."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +129,20 @@ class AgentLink:
     tools: frozenset[str]
     signer: Signer
     waiters: dict[str, asyncio.Future[ToolResult]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+
+    def take(self, data: str) -> bool:
+        """The push handler: a tool result for a pending call resolves its caller here and now.
+
+        Anything else is left (``False``) to the connection's pump, which gets it from ``recv`` in order.
+        """
+        done = self.conn.take_result(data, self.clock())
+        if done is None:
+            return False
+        fut = self.waiters.get(done.call.call_id)
+        if fut is not None and not fut.done():
+            fut.set_result(done.result)
+        return True
 
     async def flush(self) -> None:
         for text in self.conn.data_to_send():
@@ -174,9 +203,16 @@ class Hub:
 
     # -- one connection -------------------------------------------------------------------------
     async def serve(self, identity: AgentIdentity, transport: Transport) -> None:
-        """Pump one authenticated agent connection until it closes."""
+        """Pump one authenticated agent connection until it closes.
+
+        Once the agent has said ``hello``, a transport that can push (:class:`PushTransport`) hands tool
+        results to :meth:`AgentLink.take` as they are read, which resolves the waiting caller at once;
+        this task then only wakes for the rest (pings, answers, bad frames, the close).
+        """
         conn = ServerConnection(now=self._clock(), heartbeat_interval=self.heartbeat_interval)
         link: AgentLink | None = None
+        push: Callable[[PushHandler | None], bool] | None = getattr(transport, "push", None)
+        pushing = False
         key = f"{identity.agent_id}:{secrets.token_hex(4)}"
         self._pending[key] = (conn, transport)
         reason = "closed by agent"
@@ -201,9 +237,10 @@ class Hub:
                                 reason = "identity mismatch"
                                 return
                             link = AgentLink(identity, hello, conn, transport, frozenset(hello.tools),
-                                             Signer(identity.signing_key))
+                                             Signer(identity.signing_key), clock=self._clock)
                             self._attach(link)
                             self.observer.connected(identity, hello)
+                            pushing = push is not None and push(link.take)
                         case CallExpired():
                             pass  # the waiting caller times out on its own clock
                         case ProtocolViolation(error=error):
@@ -222,6 +259,8 @@ class Hub:
         except TransportClosed:
             reason = "connection lost"
         finally:
+            if pushing and push is not None:
+                push(None)
             self._pending.pop(key, None)
             if link is not None:
                 self._detach(link, reason)

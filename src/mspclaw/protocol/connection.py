@@ -239,6 +239,29 @@ class ServerConnection(Connection):
             case _:
                 return [FrameReceived(frame)]
 
+    def take_result(self, data: str | bytes, now: float) -> CallCompleted | None:
+        """The tool-call fast path: consume ``data`` if it is the result of a pending call, else change nothing.
+
+        What :meth:`receive` does for such a frame, for a pump that resolves the caller right where the
+        frame arrives (the socket's read callback) instead of waking its own task for it. Anything else
+        (another kind, a bad frame, a result for no pending call, a connection not open) returns
+        ``None`` with the connection untouched: pass the same ``data`` to :meth:`receive`, which handles
+        it and answers the violations.
+        """
+        if self.state is not State.OPEN:
+            return None
+        try:
+            frame = decode_agent_frame(data, self.limit)
+        except ProtocolError:
+            return None
+        if type(frame) is not ToolResult:
+            return None
+        call = self.pending.pop(frame.call_id, None)
+        if call is None:
+            return None
+        self.last_seen = now
+        return CallCompleted(call, frame)
+
     def call(self, call: ToolCall) -> None:
         """Queue a tool call and remember it until its result or deadline."""
         self.call_encoded(PendingCall(call.call_id, call.tool, call.deadline), encode(call))

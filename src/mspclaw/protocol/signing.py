@@ -40,13 +40,15 @@ _BLOCK = 64  # SHA-256 block size
 def canonical_parts(call_id: str, tool: str, args: dict[str, Any], deadline: float,
                     approval: Approval | None) -> bytes:
     """The bytes a call's signature covers (see the module docstring)."""
-    return _canonical(_quote(call_id), _quote(tool), _SORTED(args) if args else "{}", float(deadline), approval)
+    return _canonical(_quote(call_id), _quote(tool), _SORTED(args) if args else "{}", repr(float(deadline)),
+                      approval)
 
 
-def _canonical(quoted_id: str, quoted_tool: str, encoded_args: str, deadline: float,
+def _canonical(quoted_id: str, quoted_tool: str, encoded_args: str, encoded_deadline: str,
                approval: Approval | None) -> bytes:
+    """``encoded_deadline`` is ``repr(float(deadline))``: :func:`encode_call` writes the same text into the frame."""
     encoded_approval = "null" if approval is None else _SORTED(approval.model_dump(mode="json"))
-    return f"{quoted_id}\n{quoted_tool}\n{encoded_args}\n{deadline!r}\n{encoded_approval}".encode()
+    return f"{quoted_id}\n{quoted_tool}\n{encoded_args}\n{encoded_deadline}\n{encoded_approval}".encode()
 
 
 def canonical(call: ToolCall) -> bytes:
@@ -79,7 +81,7 @@ class Signer:
     def verify(self, call: ToolCall) -> bool:
         args = call.args
         message = _canonical(_quote(call.call_id), _quote(call.tool), _SORTED(args) if args else "{}",
-                             float(call.deadline), call.approval)
+                             repr(float(call.deadline)), call.approval)
         return hmac.compare_digest(self.signature(message), call.signature)
 
 
@@ -95,13 +97,13 @@ def encode_call(signer: Signer, *, call_id: str, tool: str, args: dict[str, Any]
     ``args`` must be JSON values; the frame carries them in the canonical (sorted) form the signature
     covers, which is also what the agent decodes.
     """
-    deadline = float(deadline)
+    encoded_deadline = repr(float(deadline))  # once: the float-to-text conversion is not free
     quoted_id, quoted_tool = _quote(call_id), _quote(tool)
     encoded_args = _SORTED(args) if args else "{}"
-    sig = signer.signature(_canonical(quoted_id, quoted_tool, encoded_args, deadline, approval))
+    sig = signer.signature(_canonical(quoted_id, quoted_tool, encoded_args, encoded_deadline, approval))
     encoded_approval = "null" if approval is None else approval.model_dump_json()
     return (f'{{"kind":"tool_call","call_id":{quoted_id},"tool":{quoted_tool},"args":{encoded_args},'
-            f'"deadline":{deadline!r},"approval":{encoded_approval},"signature":"{sig}"}}')
+            f'"deadline":{encoded_deadline},"approval":{encoded_approval},"signature":"{sig}"}}')
 
 
 def signed_call(key: bytes, *, call_id: str, tool: str, args: dict[str, Any], deadline: float,
