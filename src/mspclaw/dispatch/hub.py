@@ -183,6 +183,8 @@ class Hub:
         self.observer: HubObserver = observer or NullObserver()
         self._clock = clock
         self._links: dict[str, AgentLink] = {}
+        self._by_client: dict[str, dict[str, AgentLink]] = {}
+        """The same links by client: a client's agents without a scan of the whole fleet."""
         self._pending: dict[str, tuple[ServerConnection, Transport]] = {}
         self._sweep: list[AgentLink] = []  # links still to check in this heartbeat sweep
         self._share = 1
@@ -268,6 +270,7 @@ class Hub:
     def _attach(self, link: AgentLink) -> None:
         old = self._links.get(link.identity.agent_id)
         self._links[link.identity.agent_id] = link
+        self._by_client.setdefault(link.identity.client_id, {})[link.identity.agent_id] = link
         if old is not None:
             _fail_waiters(old, "agent reconnected on a new connection")
             old.conn.close(CLOSE_REPLACED, "replaced by a newer connection")
@@ -278,6 +281,10 @@ class Hub:
     def _detach(self, link: AgentLink, reason: str) -> None:
         if self._links.get(link.identity.agent_id) is link:
             del self._links[link.identity.agent_id]
+            same_client = self._by_client.get(link.identity.client_id, {})
+            same_client.pop(link.identity.agent_id, None)
+            if not same_client:
+                self._by_client.pop(link.identity.client_id, None)
             self.observer.disconnected(link.identity, reason)
         _fail_waiters(link, reason)
 
@@ -356,7 +363,7 @@ class ClientDispatcher:
         self.client_id = client_id
 
     def online(self) -> list[AgentLink]:
-        return [link for link in self._hub._links.values() if link.identity.client_id == self.client_id]
+        return list(self._hub._by_client.get(self.client_id, {}).values())
 
     def _link(self, agent_id: str) -> AgentLink:
         link = self._hub._links.get(agent_id)
