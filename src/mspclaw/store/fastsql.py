@@ -179,11 +179,17 @@ class FastSQL:
         fairy = self._engine.raw_connection()
         raw: Any = fairy.driver_connection
         try:
-            if immediate and self._sqlite:
+            # pysqlite opens a deferred transaction itself before the first write, unless the connection
+            # is in autocommit mode (SQLAlchemy resets that when a connection returns to the pool; this
+            # does not rely on it: several statements here are one transaction or nothing)
+            begin = None
+            if self._sqlite:
+                begin = "BEGIN IMMEDIATE" if immediate else "BEGIN" if raw.isolation_level is None else None
+            if begin is not None:
                 try:
-                    raw.execute("BEGIN IMMEDIATE")
+                    raw.execute(begin)
                 except self._error as error:
-                    raise _translated(error, "BEGIN IMMEDIATE", None, self._dialect, fairy, self._hide) from error
+                    raise _translated(error, begin, None, self._dialect, fairy, self._hide) from error
             try:
                 yield Transaction(fairy, self._dialect, self._error, self._hide)
             except BaseException:
