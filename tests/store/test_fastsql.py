@@ -75,7 +75,7 @@ def test_none_in_a_json_column_is_stored_as_sqlalchemy_stores_it(engine: Engine)
     with engine.begin() as conn:
         conn.execute(_INSERT_CALL, call_values(client_id, session_id, "core"))
     with engine.connect() as conn:
-        raw = dict(conn.exec_driver_sql(
+        raw: dict[str, str] = dict(conn.exec_driver_sql(
             "SELECT call_id, CAST(output AS TEXT) FROM tool_calls ORDER BY call_id").all())
     assert raw["fast"] == raw["core"]
 
@@ -152,10 +152,14 @@ def test_an_immediate_transaction_holds_sqlites_write_lock_from_its_first_read(t
     client_id, session_id = a_session(engine)
     fast, other = FastSQL(engine), FastSQL(second)
     order: list[str] = []
+
+    def write() -> None:
+        other.run(other.prepare(_INSERT_CALL), call_values(client_id, session_id, "c2"))
+        order.append("other")
+
     with fast.transaction(immediate=True) as tx:
         tx.all(fast.prepare(_CALL), {"call_id": "c1"})  # a read only, yet the lock is held
-        writer = threading.Thread(target=lambda: (
-            other.run(other.prepare(_INSERT_CALL), call_values(client_id, session_id, "c2")), order.append("other")))
+        writer = threading.Thread(target=write)
         writer.start()
         time.sleep(0.3)
         order.append("first")
