@@ -204,3 +204,30 @@ def test_statements_of_a_transaction_stay_together_on_a_sqlite_connection_in_aut
         tx.execute(stmt, call_values(client_id, session_id, "c1"))
     assert fast.read(fast.prepare(_CALL), {"call_id": "c1"}) == []
     engine.dispose()
+
+
+def test_single_statements_leave_every_pooled_connection_ready_for_a_transaction(engine: Engine) -> None:
+    """On PostgreSQL ``run``/``read`` use autocommit mode; no connection may go back to the pool in it,
+    after a success or an error, or a later multi-statement transaction would commit piecemeal."""
+    client_id, session_id = a_session(engine)
+    fast = FastSQL(engine)
+    stmt = fast.prepare(_INSERT_CALL)
+    assert fast.run(stmt, call_values(client_id, session_id, "c1")) == 1
+    with pytest.raises(IntegrityError):
+        fast.run(stmt, call_values(client_id, session_id, "c1"))
+    assert fast.mapping(fast.prepare(_CALL), {"call_id": "c1"}) is not None
+    pooled = [engine.raw_connection() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
+    try:
+        for fairy in pooled:
+            driver: Any = fairy.driver_connection
+            if engine.dialect.name == "sqlite":
+                assert driver.isolation_level is not None
+            else:
+                assert driver.autocommit is False
+    finally:
+        for fairy in pooled:
+            fairy.close()
+    with pytest.raises(IntegrityError), fast.transaction() as tx:
+        tx.execute(stmt, call_values(client_id, session_id, "c2"))
+        tx.execute(stmt, call_values(client_id, session_id, "c1"))
+    assert fast.mapping(fast.prepare(_CALL), {"call_id": "c2"}) is None

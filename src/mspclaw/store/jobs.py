@@ -227,11 +227,10 @@ class JobQueue:
         }
         with _store_errors("enqueue a job"):
             # One statement: the key's first job is inserted, a later one does nothing (no read before it).
-            with self._fast.transaction(immediate=True) as tx:
-                if dedupe_key is None:
-                    tx.execute(self._insert_job, values)
-                    return _job(values), True
-                inserted = tx.first(self._insert_new_key, values) is not None
+            if dedupe_key is None:
+                self._fast.run(self._insert_job, values, immediate=True)
+                return _job(values), True
+            inserted = bool(self._fast.read(self._insert_new_key, values, immediate=True))
             if not inserted:
                 existing = self._by_dedupe_key(dedupe_key)
                 if existing is None:
@@ -240,8 +239,8 @@ class JobQueue:
         return _job(values), True
 
     def _by_dedupe_key(self, dedupe_key: str) -> Job | None:
-        with _store_errors("read the job queue"), self._fast.transaction() as tx:
-            row = tx.mapping(self._by_key, {"dedupe_key": dedupe_key})
+        with _store_errors("read the job queue"):
+            row = self._fast.mapping(self._by_key, {"dedupe_key": dedupe_key})
         return _job(row) if row is not None else None
 
     # --- working ---------------------------------------------------------------------------------
@@ -299,17 +298,18 @@ class JobQueue:
         """
         _check_lease(lease_s)
         now = self._now()
-        with _store_errors("extend a job's lease"), self._fast.transaction(immediate=True) as tx:
-            changed: int = tx.execute(self._heartbeat, {"p_id": job_id, "p_worker": worker,
-                                                        "p_lease_until": now + timedelta(seconds=lease_s),
-                                                        "p_now": now}).rowcount
+        with _store_errors("extend a job's lease"):
+            changed = self._fast.run(self._heartbeat, {"p_id": job_id, "p_worker": worker,
+                                                       "p_lease_until": now + timedelta(seconds=lease_s),
+                                                       "p_now": now}, immediate=True)
         return changed == 1
 
     def complete(self, job_id: str, worker: str) -> bool:
         """Mark the job done; ``False`` (and no change) when ``worker`` no longer holds it."""
         now = self._now()
-        with _store_errors("complete a job"), self._fast.transaction(immediate=True) as tx:
-            changed: int = tx.execute(self._complete, {"p_id": job_id, "p_worker": worker, "p_now": now}).rowcount
+        with _store_errors("complete a job"):
+            changed = self._fast.run(self._complete, {"p_id": job_id, "p_worker": worker, "p_now": now},
+                                     immediate=True)
         return changed == 1
 
     def fail(self, job_id: str, worker: str, error: str, *, retryable: bool = True) -> Job:

@@ -60,8 +60,7 @@ class RunStore:
     # -- tool calls and approvals by call id ----------------------------------------------------
     def call(self, call_id: str) -> ToolCallRow | None:
         """The call's row, detached (a plain read, no ORM session)."""
-        with self._fast.transaction() as tx:
-            row = tx.mapping(self._call_by_id, {"call_id": call_id})
+        row = self._fast.mapping(self._call_by_id, {"call_id": call_id})
         return ToolCallRow(**row) if row is not None else None
 
     def approval_for_call(self, call_id: str) -> ApprovalRow | None:

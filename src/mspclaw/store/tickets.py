@@ -149,8 +149,7 @@ class TicketStore:
 
     def ticket(self, ticket_id: str, scope: Scope = None) -> Ticket:
         if scope is None:
-            with self._fast.transaction() as tx:
-                row = tx.mapping(self._ticket_by_id, {"id": ticket_id})
+            row = self._fast.mapping(self._ticket_by_id, {"id": ticket_id})
             if row is None:
                 raise NotFound(f"no ticket {ticket_id!r}")
             return Ticket(**row)
@@ -167,8 +166,7 @@ class TicketStore:
             return list(db.scalars(stmt))
 
     def find_external(self, psa: str, external_id: str) -> Ticket | None:
-        with self._fast.transaction() as tx:
-            row = tx.mapping(self._find_external, {"psa": psa, "external_id": external_id})
+        row = self._fast.mapping(self._find_external, {"psa": psa, "external_id": external_id})
         return Ticket(**row) if row is not None else None
 
     def session_for(self, ticket_id: str) -> Session:
@@ -215,8 +213,7 @@ class TicketStore:
                  ok: bool | None, observation: dict[str, Any]) -> Step:
         values = {"session_id": session_id, "title": title, "tool": tool, "args": args, "ok": ok,
                   "observation": observation, "created_at": utcnow()}
-        with self._fast.transaction() as tx:
-            step_id, index = tx.one(self._add_step, _bound(values))
+        step_id, index = self._fast.one(self._add_step, _bound(values))
         return Step(id=step_id, index=index, **values)
 
     def add_step_and_event(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
@@ -240,12 +237,13 @@ class TicketStore:
                   session_values: dict[str, Any] | None = None) -> SessionEvent:
         """Append an event; ``session_values`` are session columns updated in the same transaction."""
         values = {"session_id": session_id, "event": event, "data": data, "created_at": utcnow()}
-        updating = self._fast.prepare(_update_session(tuple(sorted(session_values)))) if session_values else None
+        if not session_values:
+            event_id, seq = self._fast.one(self._add_event, _bound(values))
+            return SessionEvent(id=event_id, seq=seq, **values)
+        updating = self._fast.prepare(_update_session(tuple(sorted(session_values))))
         with self._fast.transaction() as tx:
             event_id, seq = tx.one(self._add_event, _bound(values))
-            if updating is not None and session_values:
-                tx.execute(updating, {"p_id": session_id, **_bound(session_values),
-                                      "p_updated_at": values["created_at"]})
+            tx.execute(updating, {"p_id": session_id, **_bound(session_values), "p_updated_at": values["created_at"]})
         return SessionEvent(id=event_id, seq=seq, **values)
 
     def events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
