@@ -142,6 +142,8 @@ def test_statements_it_cannot_run_are_refused_when_prepared(engine: Engine) -> N
         fast.prepare(update(tickets).where(tickets.c.id == bindparam("p_id")).values(status=bindparam("p_s")))
     with pytest.raises(ValueError, match="expanding"):
         fast.prepare(select(_CALLS).where(_CALLS.c.call_id.in_(bindparam("ids", expanding=True))))
+    with pytest.raises(ValueError, match="computed per execution"):
+        fast.prepare(select(_CALLS).where(_CALLS.c.created_at < bindparam("now", callable_=utcnow)))
 
 
 def test_an_immediate_transaction_holds_sqlites_write_lock_from_its_first_read(tmp_path: Path) -> None:
