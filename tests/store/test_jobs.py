@@ -168,6 +168,9 @@ def test_two_workers_never_run_one_job(database: TestDatabase) -> None:
         name = f"worker-{index}"
         start.wait()
         while (job := mine.claim(name, lease_s=120)) is not None:
+            # the job's work, with no lock held: without it one worker can drain the queue before the
+            # others' first wake-up from SQLite's busy wait (claim and complete take ~0.1 ms each)
+            time.sleep(0.002)
             claims.append((job.id, name, job.attempts, mine.complete(job.id, name)))
 
     with ThreadPoolExecutor(len(engines)) as pool:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from mspclaw.errors import AuthError, Conflict, EnrollmentError, NotFound
 from mspclaw.store.db import session_factory
 from mspclaw.store.registry import Registry
-from mspclaw.store.tables import utcnow
+from mspclaw.store.tables import Client, utcnow
 from mspclaw.store.tickets import TicketStore
 
 HELLO = {"hostname": "PC-01", "os": "linux", "os_version": "12", "agent_version": "0.1", "tools": ["disk_usage"]}
@@ -25,6 +25,27 @@ def test_clients_are_unique_and_found_by_id_or_name(engine: Engine) -> None:
         reg.add_client("Acme Dental")
     with pytest.raises(NotFound, match="mspclaw clients list"):
         reg.client("Nope Inc")
+
+
+def test_a_psa_company_finds_its_client_and_only_its_client(engine: Engine) -> None:
+    sessions = session_factory(engine)
+    reg = Registry(sessions)
+    acme = reg.add_client("Acme", {"superops": "4521", "local": "1"})
+    reg.add_client("Beta", {"superops": "45210", "autotask": "4521"})
+    reg.add_client("Gamma", {})
+    found = reg.client_by_psa_ref("superops", "4521")
+    assert found is not None and found.id == acme.id and found.psa_refs == {"superops": "4521", "local": "1"}
+    assert reg.client_by_psa_ref("superops", "452") is None  # no prefix match
+    assert reg.client_by_psa_ref("halo", "4521") is None  # another PSA's company ids do not count
+    local = reg.client_by_psa_ref("local", "1")
+    assert local is not None and local.id == acme.id
+    # references stored as JSON numbers or booleans (not through add_client) match as their str(), as always
+    with sessions.begin() as db:
+        db.add(Client(id="cl_num", name="Delta", psa_refs={"cw": 77, "flag": True}))
+    num = reg.client_by_psa_ref("cw", "77")
+    assert num is not None and num.id == "cl_num"
+    flag = reg.client_by_psa_ref("flag", "True")
+    assert flag is not None and flag.id == "cl_num"
 
 
 def test_enrollment_is_single_use_even_under_a_race(engine: Engine) -> None:

@@ -12,7 +12,8 @@ process stood, whatever the model:
   again by that id, with their stored deadlines.
 
 The deterministic playbook runner needs only the second; both are cheap on a fresh run (one
-primary-key read per call, one insert per turn).
+insert per turn, and no read per call: a session this process has just opened has no stored call,
+so :class:`CallLedger` is told it is fresh and the lookup is skipped).
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ from mspclaw.store.tables import ToolCallRow
 class CallLedger:
     """Numbers a session's tool calls (and questions) in order: the n-th gets the same id on every replay."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, *, fresh: bool = False) -> None:
+        """``fresh``: the session was opened by this run, so none of its calls can be stored yet (its ids
+        embed the session id, and only the session's one runner writes them); replays pass ``False``."""
         self._session_id = session_id
+        self.fresh = fresh
         self._n = 0
         self.current = ""
         self.stored: ToolCallRow | None = None
@@ -79,7 +83,7 @@ class DurableTools:
     async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
                        approval: Approval | None = None) -> dict[str, Any]:
         call_id = self._ledger.next()
-        row = self._ledger.stored = self._runs.call(call_id)
+        row = self._ledger.stored = None if self._ledger.fresh else self._runs.call(call_id)
         if row is not None and row.status == "ok":
             return row.output or {}
         if row is not None and row.status == "error":

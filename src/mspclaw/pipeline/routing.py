@@ -28,8 +28,8 @@ class Router:
         self._hub = hub
 
     def client_for(self, psa: str, company: str) -> Client | None:
-        """The client whose ``psa_refs[psa]`` is the PSA's company id."""
-        return next((c for c in self._registry.clients() if str(c.psa_refs.get(psa, "")) == company), None)
+        """The client whose ``psa_refs[psa]`` is the PSA's company id (the first by name if several are)."""
+        return self._registry.client_by_psa_ref(psa, company)
 
     def route(self, client_id: str, *, device: str | None, requester: str | None) -> Route:
         devices = self._registry.devices(client_id)

@@ -143,7 +143,7 @@ class _SessionApprovals:
 
     def _agent(self, tool: str) -> str:
         """The agent the grant binds: the one a call sent before a restart went to, else the one it will go to."""
-        sent = self._svc.runs.call(self._ledger.current) if self._ledger.current else None
+        sent = self._ledger.stored if self._ledger.current else None  # read by DurableTools just before
         return sent.agent_id if sent is not None else self._tools.agent_for(tool)
 
 
@@ -361,7 +361,7 @@ class TicketService:
             book = found.playbook
         plan = book.plan_for(route.device.os)
         dispatcher = self.hub.for_client(session.client_id)
-        ledger = CallLedger(session.id)
+        ledger = CallLedger(session.id, fresh=not resumed)
         session_tools = _SessionTools(self, session, dispatcher, route.agent_id, ledger)
         asker = _SessionApprovals(self, ticket, session, route.device.hostname, session_tools, ledger)
         gated = ApprovalGate(session_tools, asker, plan.requires_approval)

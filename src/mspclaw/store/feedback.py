@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
+from mspclaw.store.fastsql import FastSQL
 from mspclaw.store.tables import FeedbackRow, new_id, utcnow
 
 Scope = Collection[str] | None
@@ -25,6 +26,8 @@ class FeedbackStore:
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
         self._engine = cast("Engine", sessions.kw["bind"])
+        self._fast = FastSQL(self._engine)
+        self._insert = self._fast.prepare(_INSERT)
 
     def open(self, *, ticket_id: str, session_id: str, client_id: str, resolved_at: datetime,
              deadline: datetime, channel: str) -> FeedbackRow:
@@ -32,8 +35,7 @@ class FeedbackStore:
                   "status": "pending", "channel": channel, "comment": "", "resolved_at": resolved_at,
                   "deadline": deadline, "answered_by": None, "answered_at": None}
         try:
-            with self._engine.begin() as conn:
-                conn.execute(_INSERT, values)
+            self._fast.run(self._insert, values)
         except IntegrityError as exc:
             raise Conflict(f"ticket {ticket_id} was already asked for feedback") from exc
         return FeedbackRow(**values)

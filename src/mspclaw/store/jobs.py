@@ -26,6 +26,7 @@ Every time comes from the injected ``clock`` (aware UTC), so tests move time ins
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -34,11 +35,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import Connection, Engine, Row, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mspclaw.errors import Conflict, NotFound, StoreError
+from mspclaw.store.fastsql import FastSQL
 from mspclaw.store.locking import locked_transaction
 from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, new_id, utcnow
 
@@ -49,7 +65,8 @@ _JOBS = cast("Table", JobRow.__table__)
 _ACCOUNTS = cast("Table", PSAAccountRow.__table__)
 _MAX_ERROR = 10_000
 
-# Built once: the statements every job runs (building one per call cost more than running it on SQLite).
+# Built once: the statements every job runs (building one per call cost more than running it on SQLite),
+# run through FastSQL (the pool's driver connection, no SQLAlchemy Connection around it).
 _INSERT_JOB = insert(_JOBS)
 _BY_DEDUPE_KEY = select(_JOBS).where(_JOBS.c.dedupe_key == bindparam("dedupe_key"))
 _DUE = select(_JOBS).where(or_(
@@ -59,8 +76,18 @@ _DUE = select(_JOBS).where(or_(
 _ORDER = (_JOBS.c.run_after, _JOBS.c.created_at, _JOBS.c.id)
 # SKIP LOCKED on PostgreSQL; SQLite renders no FOR UPDATE and relies on BEGIN IMMEDIATE.
 _CLAIM_ANY = _DUE.order_by(*_ORDER).limit(1).with_for_update(skip_locked=True)
-_CLAIM_KINDS = (_DUE.where(_JOBS.c.kind.in_(bindparam("kinds", expanding=True)))
-                .order_by(*_ORDER).limit(1).with_for_update(skip_locked=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_kinds(count: int) -> Select[Any]:
+    """The claim among ``count`` kinds, bound as ``:kind_0`` ... (one statement per number of kinds)."""
+    kinds: list[Any] = [bindparam(f"kind_{i}") for i in range(count)]
+    return _DUE.where(_JOBS.c.kind.in_(kinds)).order_by(*_ORDER).limit(1).with_for_update(skip_locked=True)
+
+
+_DEAD = update(_JOBS).where(_JOBS.c.id == bindparam("p_id")).values(
+    status="dead", lease_until=None, finished_at=bindparam("p_now"), updated_at=bindparam("p_now"),
+    last_error=bindparam("p_last_error"))
 _TAKE = update(_JOBS).where(_JOBS.c.id == bindparam("p_id")).values(
     status="running", worker=bindparam("p_worker"), lease_until=bindparam("p_lease_until"),
     attempts=bindparam("p_attempts"), updated_at=bindparam("p_now"), last_error=bindparam("p_last_error"))
@@ -152,8 +179,12 @@ class JobQueue:
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._insert_new_key = (dialect.insert(_JOBS).on_conflict_do_nothing(index_elements=[_JOBS.c.dedupe_key])
-                                .returning(_JOBS.c.id))
+        self._fast = fast = FastSQL(engine)
+        self._insert_new_key = fast.prepare(dialect.insert(_JOBS).on_conflict_do_nothing(
+            index_elements=[_JOBS.c.dedupe_key]).returning(_JOBS.c.id))
+        self._insert_job, self._by_key = fast.prepare(_INSERT_JOB), fast.prepare(_BY_DEDUPE_KEY)
+        self._claim_any, self._take, self._dead = fast.prepare(_CLAIM_ANY), fast.prepare(_TAKE), fast.prepare(_DEAD)
+        self._heartbeat, self._complete = fast.prepare(_HEARTBEAT), fast.prepare(_COMPLETE)
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -196,11 +227,10 @@ class JobQueue:
         }
         with _store_errors("enqueue a job"):
             # One statement: the key's first job is inserted, a later one does nothing (no read before it).
-            with _write(self._engine) as conn:
-                if dedupe_key is None:
-                    conn.execute(_INSERT_JOB, values)
-                    return _job(values), True
-                inserted = conn.execute(self._insert_new_key, values).first() is not None
+            if dedupe_key is None:
+                self._fast.run(self._insert_job, values, immediate=True)
+                return _job(values), True
+            inserted = bool(self._fast.read(self._insert_new_key, values, immediate=True))
             if not inserted:
                 existing = self._by_dedupe_key(dedupe_key)
                 if existing is None:
@@ -209,8 +239,8 @@ class JobQueue:
         return _job(values), True
 
     def _by_dedupe_key(self, dedupe_key: str) -> Job | None:
-        with _store_errors("read the job queue"), self._engine.connect() as conn:
-            row = conn.execute(_BY_DEDUPE_KEY, {"dedupe_key": dedupe_key}).first()
+        with _store_errors("read the job queue"):
+            row = self._fast.mapping(self._by_key, {"dedupe_key": dedupe_key})
         return _job(row) if row is not None else None
 
     # --- working ---------------------------------------------------------------------------------
@@ -231,29 +261,34 @@ class JobQueue:
         _check_lease(lease_s)
         if kinds is not None and not kinds:
             return None
-        with _store_errors("claim a job"), _write(self._engine) as conn:
+        params: dict[str, Any]
+        if kinds is None:
+            stmt, params = self._claim_any, {}
+        else:
+            ordered = sorted(set(kinds))
+            stmt = self._fast.prepare(_claim_kinds(len(ordered)))
+            params = {f"kind_{i}": kind for i, kind in enumerate(ordered)}
+        with _store_errors("claim a job"), self._fast.transaction(immediate=True) as tx:
             # "now" is read once the write lock is held: read before waiting for it, it would miss a
             # job enqueued (and committed) during the wait, whose run_after is later than that "now".
-            now = self._now()
-            stmt, params = (_CLAIM_ANY, {"now": now}) if kinds is None else (_CLAIM_KINDS, {"now": now,
-                                                                                         "kinds": list(kinds)})
+            now = params["now"] = self._now()
             while True:
-                row = conn.execute(stmt, params).first()
+                row = tx.mapping(stmt, params)
                 if row is None:
                     return None
-                last_error = row.last_error
-                if row.status == "running":
-                    last_error = f"worker lost: {row.worker} let its lease expire during attempt {row.attempts}"
-                    if row.attempts >= row.max_attempts:
-                        conn.execute(update(_JOBS).where(_JOBS.c.id == row.id).values(
-                            status="dead", lease_until=None, finished_at=now, updated_at=now,
-                            last_error=f"{last_error}, the last of {row.max_attempts}"))
+                last_error = row["last_error"]
+                if row["status"] == "running":
+                    last_error = (f"worker lost: {row['worker']} let its lease expire during attempt "
+                                  f"{row['attempts']}")
+                    if row["attempts"] >= row["max_attempts"]:
+                        tx.execute(self._dead, {"p_id": row["id"], "p_now": now,
+                                                "p_last_error": f"{last_error}, the last of {row['max_attempts']}"})
                         continue
                 values = {"status": "running", "worker": worker, "lease_until": now + timedelta(seconds=lease_s),
-                          "attempts": row.attempts + 1, "updated_at": now, "last_error": last_error}
-                conn.execute(_TAKE, {"p_id": row.id, "p_worker": worker, "p_lease_until": values["lease_until"],
-                                     "p_attempts": values["attempts"], "p_now": now, "p_last_error": last_error})
-                return _job({**row._mapping, **values})
+                          "attempts": row["attempts"] + 1, "updated_at": now, "last_error": last_error}
+                tx.execute(self._take, {"p_id": row["id"], "p_worker": worker, "p_lease_until": values["lease_until"],
+                                        "p_attempts": values["attempts"], "p_now": now, "p_last_error": last_error})
+                return _job({**row, **values})
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float = 30.0) -> bool:
         """Extend the lease to ``now + lease_s``; ``False`` when ``worker`` no longer holds the job.
@@ -263,17 +298,19 @@ class JobQueue:
         """
         _check_lease(lease_s)
         now = self._now()
-        with _store_errors("extend a job's lease"), _write(self._engine) as conn:
-            result = conn.execute(_HEARTBEAT, {"p_id": job_id, "p_worker": worker,
-                                               "p_lease_until": now + timedelta(seconds=lease_s), "p_now": now})
-            return result.rowcount == 1
+        with _store_errors("extend a job's lease"):
+            changed = self._fast.run(self._heartbeat, {"p_id": job_id, "p_worker": worker,
+                                                       "p_lease_until": now + timedelta(seconds=lease_s),
+                                                       "p_now": now}, immediate=True)
+        return changed == 1
 
     def complete(self, job_id: str, worker: str) -> bool:
         """Mark the job done; ``False`` (and no change) when ``worker`` no longer holds it."""
         now = self._now()
-        with _store_errors("complete a job"), _write(self._engine) as conn:
-            result = conn.execute(_COMPLETE, {"p_id": job_id, "p_worker": worker, "p_now": now})
-            return result.rowcount == 1
+        with _store_errors("complete a job"):
+            changed = self._fast.run(self._complete, {"p_id": job_id, "p_worker": worker, "p_now": now},
+                                     immediate=True)
+        return changed == 1
 
     def fail(self, job_id: str, worker: str, error: str, *, retryable: bool = True) -> Job:
         """Record a failed attempt: queue the job again after a backoff, or dead-letter it.

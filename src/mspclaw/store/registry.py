@@ -7,6 +7,7 @@ constant time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Table, bindparam, or_, orm, select, update
+from sqlalchemy import CursorResult, Engine, Select, Table, bindparam, or_, orm, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import AuthError, Conflict, EnrollmentError, NotFound
+from mspclaw.store.fastsql import FastSQL, Prepared
 from mspclaw.store.tables import Agent, Client, Device, Enrollment, new_id, utcnow
 
 
@@ -43,10 +45,17 @@ class EnrolledAgent:
 
 _CLIENTS = cast("Table", Client.__table__)
 _DEVICES = cast("Table", Device.__table__)
-# Built once: read for every ticket (routing), on a plain connection.
+# Built once: read for every ticket (routing), through FastSQL.
 _ALL_CLIENTS = select(_CLIENTS).order_by(_CLIENTS.c.name)
 _CLIENT_BY_REF = select(_CLIENTS).where(or_(_CLIENTS.c.id == bindparam("ref"), _CLIENTS.c.name == bindparam("ref")))
 _CLIENT_DEVICES = select(_DEVICES).where(_DEVICES.c.client_id == bindparam("client_id")).order_by(_DEVICES.c.hostname)
+
+
+@functools.lru_cache(maxsize=64)
+def _clients_by_psa_ref(psa: str) -> Select[Any]:
+    """Clients whose ``psa_refs[psa]``, as text, is ``:company`` (one statement per PSA account name)."""
+    return select(_CLIENTS).where(_CLIENTS.c.psa_refs[psa].as_string() == bindparam("company")).order_by(
+        _CLIENTS.c.name)
 
 
 def pick_device(devices: list[Device], ref: str) -> Device | None:
@@ -61,6 +70,9 @@ class Registry:
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
         self._engine = cast("Engine", sessions.kw["bind"])
+        self._fast = FastSQL(self._engine)
+        self._all_clients, self._client_by_ref = self._fast.prepare(_ALL_CLIENTS), self._fast.prepare(_CLIENT_BY_REF)
+        self._client_devices = self._fast.prepare(_CLIENT_DEVICES)
 
     # -- clients --------------------------------------------------------------------------------
     def add_client(self, name: str, psa_refs: dict[str, str] | None = None) -> Client:
@@ -76,17 +88,34 @@ class Registry:
         return client
 
     def clients(self) -> list[Client]:
-        with self._engine.connect() as conn:
-            return [Client(**row._mapping) for row in conn.execute(_ALL_CLIENTS)]
+        return self._clients(self._all_clients, {})
+
+    def _clients(self, stmt: Prepared, params: dict[str, Any]) -> list[Client]:
+        columns = stmt.columns
+        return [Client(**dict(zip(columns, row, strict=True))) for row in self._fast.read(stmt, params)]
 
     def client(self, ref: str) -> Client:
         """Find a client by id or by exact name."""
-        with self._engine.connect() as conn:
-            row = conn.execute(_CLIENT_BY_REF, {"ref": ref}).first()
-        found = Client(**row._mapping) if row is not None else None
-        if found is None:
+        found = self._clients(self._client_by_ref, {"ref": ref})
+        if not found:
             raise NotFound(f"no client {ref!r}; list them with `mspclaw clients list`")
-        return found
+        return found[0]
+
+    def client_by_psa_ref(self, psa: str, company: str) -> Client | None:
+        """The first client (by name) whose ``psa_refs[psa]`` is the PSA's company id ``company``.
+
+        The database picks the candidates (``psa_refs[psa]`` as text equals ``company``), so a ticket
+        reads one client row, not every client. Each candidate is checked again here with the rule
+        routing has always used, ``str(psa_refs.get(psa, "")) == company``; when none passes (an
+        unknown company, or a reference the database renders differently as text, such as a JSON
+        ``true``) the rule is applied to every client, so whenever the rule finds a client, one is found.
+        """
+        def matches(client: Client) -> bool:
+            return str(client.psa_refs.get(psa, "")) == company
+
+        candidates = self._clients(self._fast.prepare(_clients_by_psa_ref(psa)), {"company": company})
+        return next((c for c in candidates if matches(c)), None) or next(
+            (c for c in self.clients() if matches(c)), None)
 
     # -- enrollment -----------------------------------------------------------------------------
     def issue_code(self, client_id: str, *, role: str = "device", ttl: timedelta) -> IssuedCode:
@@ -185,8 +214,9 @@ class Registry:
 
     # -- devices --------------------------------------------------------------------------------
     def devices(self, client_id: str) -> list[Device]:
-        with self._engine.connect() as conn:
-            return [Device(**row._mapping) for row in conn.execute(_CLIENT_DEVICES, {"client_id": client_id})]
+        stmt = self._client_devices
+        return [Device(**dict(zip(stmt.columns, row, strict=True)))
+                for row in self._fast.read(stmt, {"client_id": client_id})]
 
     def find_device(self, client_id: str, ref: str) -> Device | None:
         """A device of this client by id or host name (case-insensitive)."""

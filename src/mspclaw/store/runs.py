@@ -17,19 +17,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
+from mspclaw.store.fastsql import FastSQL
 from mspclaw.store.tables import ApprovalRow, DeviceFact, ModelTurn, QuestionRow, ToolCallRow, new_id, utcnow
 
 _CALLS = cast("Table", ToolCallRow.__table__)
 _FACTS = cast("Table", DeviceFact.__table__)
 _DEVICE_FACTS = select(_FACTS.c.key, _FACTS.c.value).where(_FACTS.c.device_id == bindparam("device_id"))
 _CALL_BY_ID = select(_CALLS).where(_CALLS.c.call_id == bindparam("call_id"))
-"""Built once: read for every tool call, twice (the ledger's replay check, then the in-flight check)."""
+"""Built once: read by a resumed session for each of its tool calls (the ledger's replay check)."""
 
 
 class RunStore:
     def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
         self._sessions = sessions
         self._engine = cast("Engine", sessions.kw["bind"])
+        self._fast = FastSQL(self._engine)
+        self._call_by_id, self._device_facts = self._fast.prepare(_CALL_BY_ID), self._fast.prepare(_DEVICE_FACTS)
 
     # -- model turns ----------------------------------------------------------------------------
     def turns(self, session_id: str) -> list[ModelTurn]:
@@ -57,9 +60,8 @@ class RunStore:
     # -- tool calls and approvals by call id ----------------------------------------------------
     def call(self, call_id: str) -> ToolCallRow | None:
         """The call's row, detached (a plain read, no ORM session)."""
-        with self._engine.connect() as conn:
-            row = conn.execute(_CALL_BY_ID, {"call_id": call_id}).first()
-        return ToolCallRow(**row._mapping) if row is not None else None
+        row = self._fast.mapping(self._call_by_id, {"call_id": call_id})
+        return ToolCallRow(**row) if row is not None else None
 
     def approval_for_call(self, call_id: str) -> ApprovalRow | None:
         with self._sessions() as db:
@@ -118,5 +120,4 @@ class RunStore:
 
     # -- device memory (read only here) ---------------------------------------------------------
     def device_facts(self, device_id: str) -> dict[str, str]:
-        with self._engine.connect() as conn:
-            return {key: value for key, value in conn.execute(_DEVICE_FACTS, {"device_id": device_id})}
+        return {key: value for key, value in self._fast.read(self._device_facts, {"device_id": device_id})}
