@@ -113,6 +113,7 @@ async def test_note_and_reply_go_back_to_the_psa_once(tmp_path: Path) -> None:
                                            requester="tom@acme.example", device=None, psa="local",
                                            external_id="77")
         ticket = await live.wait_ticket(sub.ticket.id)
+        await live.services.tickets.wait(sub.session.id)  # the status is stored before the PSA write-back
         psa_ticket = await psa.get_ticket("77")
         assert [n.public for n in psa_ticket.notes] == [False, True]
         assert psa_ticket.notes[0].text == ticket["note"] and psa_ticket.notes[1].text == ticket["reply"]
