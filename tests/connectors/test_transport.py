@@ -306,3 +306,17 @@ def test_a_configured_proxy_leaves_requests_to_httpx_own_transport() -> None:
     assert proxy_configured({"HTTPS_PROXY": "http://proxy:3128"})
     assert proxy_configured({"all_proxy": "socks5://proxy:1080"})
     assert not proxy_configured({"NO_PROXY": "*", "HTTPS_PROXY": ""})
+
+
+async def test_with_a_proxy_in_the_environment_psahttp_goes_through_the_proxy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy here is the raw server: it answers itself, and shows the absolute-form request line
+    httpx sends to a proxy (the PSA's host is never resolved)."""
+    async with raw_server(keep_answering) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with PSAHttp(service="Test PSA", base_url="http://psa.invalid:8080/api") as http:
+            r = await http.request("GET", "/tickets/7")
+        assert r.json() == {"ok": True}
+        assert proxy.requests[0].startswith(b"GET http://psa.invalid:8080/api/tickets/7 HTTP/1.1\r\n")
