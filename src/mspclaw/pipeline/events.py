@@ -41,6 +41,11 @@ class SessionEvents:
                                  args=args, ok=ok, observation=observation, event="step", data=data)
         return self._push(Event(session_id=session_id, seq=row.seq, event="step", data=data))
 
+    def announce(self, session_id: str, seq: int, event: str, data: dict[str, Any]) -> Event:
+        """Push an event that the store has already written (in the transaction of the change it
+        announces) to whoever watches the session."""
+        return self._push(Event(session_id=session_id, seq=seq, event=event, data=data))
+
     def _push(self, frame: Event) -> Event:
         for queue in self._watchers.get(frame.session_id, ()):
             queue.put_nowait(frame)

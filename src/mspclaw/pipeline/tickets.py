@@ -251,7 +251,9 @@ class TicketService:
         ticket, session = self.store.open_ticket(
             client_id=client_row.id, subject=subject, body=body, requester=requester,
             device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
-            agent_id=route.agent_id)
+            agent_id=route.agent_id, started=True)
+        # stored with the session (seq 1); pushed now, though no one can be watching a session this new
+        self.events.announce(session.id, 1, "started", {"ticket_id": ticket.id, "subject": ticket.subject})
         return ticket, session, route
 
     @staticmethod
@@ -310,8 +312,8 @@ class TicketService:
 
     # -- the run --------------------------------------------------------------------------------
     async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
-        await self.events.emit_async(session.id, "resumed" if resumed else "started",
-                                     {"ticket_id": ticket.id, "subject": ticket.subject})
+        if resumed:  # a new session's "started" was stored with it (_open)
+            await self.events.emit_async(session.id, "resumed", {"ticket_id": ticket.id, "subject": ticket.subject})
         try:
             await self._run(ticket, session, route, resumed=resumed)
         except asyncio.CancelledError:
@@ -437,8 +439,13 @@ class TicketService:
                                                approvals=approvals).note
             except MSPClawError:
                 log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
-        await run_store(self.store, self.store.close_session, session.id, ticket.id, outcome=outcome, note=note,
-                        reply=reply, reason=reason)
+        # the event that announces the end is stored with it, and pushed to watchers at once
+        event = "final_answer" if outcome == "resolved" else "escalation"
+        event_data = {"outcome": outcome, "reason": reason, "note": note, "reply": reply}
+        seq = await run_store(self.store, self.store.close_session, session.id, ticket.id, outcome=outcome,
+                              note=note, reply=reply, reason=reason, event=(event, event_data))
+        assert seq is not None
+        self.events.announce(session.id, seq, event, event_data)
         if session.id in self.untouched:
             self.untouched.discard(session.id)  # it asked no one anything: nothing can be pending
         else:
@@ -455,9 +462,6 @@ class TicketService:
                 await self.hub.for_client(session.client_id).notify_user(route.agent_id, reply)
             except AgentOffline:
                 pass
-        event = "final_answer" if outcome == "resolved" else "escalation"
-        await self.events.emit_async(session.id, event, {"outcome": outcome, "reason": reason, "note": note,
-                                                         "reply": reply})
         self._devices.pop(session.id, None)
         if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: ask whether the fix worked
             try:

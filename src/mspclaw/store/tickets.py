@@ -133,8 +133,11 @@ class TicketStore:
     # -- tickets and sessions -------------------------------------------------------------------
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
                     device_id: str | None, psa: str | None = None, external_id: str | None = None,
-                    agent_id: str | None = None) -> tuple[Ticket, Session]:
-        """A new ticket and its session (bound to ``agent_id`` when the route already names it)."""
+                    agent_id: str | None = None, started: bool = False) -> tuple[Ticket, Session]:
+        """A new ticket and its session (bound to ``agent_id`` when the route already names it).
+
+        ``started``: the session's first event, ``started`` with the ticket's id and subject, is
+        stored in the same transaction; being the first, its ``seq`` is 1."""
         now = utcnow()
         ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
                   "requester": requester, "device_id": device_id, "psa": psa, "external_id": external_id,
@@ -145,6 +148,9 @@ class TicketStore:
         with self._fast.transaction() as tx:
             tx.execute(self._insert_ticket, ticket)
             tx.execute(self._insert_session, session)
+            if started:
+                tx.one(self._add_event, _bound({"session_id": session["id"], "event": "started", "created_at": now,
+                                                "data": {"ticket_id": ticket["id"], "subject": subject}}))
         return Ticket(**ticket), Session(**session)
 
     def ticket(self, ticket_id: str, scope: Scope = None) -> Ticket:
@@ -194,14 +200,20 @@ class TicketStore:
         self._fast.run(self._set_ticket_status, {"p_id": ticket_id, "p_status": status, "p_updated_at": utcnow()})
 
     def close_session(self, session_id: str, ticket_id: str, *, outcome: str, note: str, reply: str,
-                      reason: str) -> None:
-        """A run's end in one transaction: the session's outcome, note and reply, and the ticket's status."""
+                      reason: str, event: tuple[str, dict[str, Any]] | None = None) -> int | None:
+        """A run's end in one transaction: the session's outcome, note and reply, the ticket's status
+        and, given ``(name, data)``, the session event that announces it (its ``seq`` is returned)."""
         now = utcnow()
+        seq: int | None = None
         closing = self._fast.prepare(_update_session(("note", "outcome", "reason", "reply", "status")))
         with self._fast.transaction() as tx:
             tx.execute(closing, {"p_id": session_id, "p_note": note, "p_outcome": outcome, "p_reason": reason,
                                  "p_reply": reply, "p_status": outcome, "p_updated_at": now})
             tx.execute(self._set_ticket_status, {"p_id": ticket_id, "p_status": outcome, "p_updated_at": now})
+            if event is not None:
+                _, seq = tx.one(self._add_event, _bound({"session_id": session_id, "event": event[0],
+                                                         "data": event[1], "created_at": now}))
+        return seq
 
     def unfinished_sessions(self) -> list[Session]:
         with self._sessions() as db:
