@@ -69,3 +69,23 @@ def test_a_question_is_settled_once_even_under_a_race(engine: Engine) -> None:
     assert runs.questions(session_id, status="pending") == []
     with pytest.raises(NotFound):
         runs.question(question.id, scope=["cl_other"])
+
+
+def test_what_a_closing_session_still_has_pending_is_its_own_undecided_approvals_and_questions(
+        engine: Engine) -> None:
+    runs, store, client_id, session_id = opened(engine)
+    _, other = store.open_ticket(client_id=client_id, subject="other", body="", requester="", device_id=None)
+    deadline = utcnow() + timedelta(minutes=5)
+    mine = [store.request_approval(session_id=session_id, client_id=client_id, tool="clear_temp_files", args={},
+                                   target="pc", reason="r", deadline=deadline) for _ in range(2)]
+    store.request_approval(session_id=other.id, client_id=client_id, tool="clear_temp_files", args={},
+                           target="pc", reason="r", deadline=deadline)
+    asked = [runs.add_question(session_id=sid, client_id=client_id, call_id=None, text="Is it on?", choices=[],
+                               channel="agent", deadline=deadline) for sid in (session_id, session_id, other.id)]
+    assert sorted(store.pending_approval_ids(session_id)) == sorted(a.id for a in mine)
+    assert sorted(runs.pending_question_ids(session_id)) == sorted(q.id for q in asked[:2])
+    store.decide(mine[0].id, status="approved", approver="dana")
+    runs.settle_question(asked[0].id, status="answered", answer="yes", answered_by="tom")
+    assert store.pending_approval_ids(session_id) == [mine[1].id]
+    assert runs.pending_question_ids(session_id) == [asked[1].id]
+    assert store.pending_approval_ids("ss_nobody") == [] and runs.pending_question_ids("ss_nobody") == []

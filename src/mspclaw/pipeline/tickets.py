@@ -471,14 +471,12 @@ class TicketService:
 
     def _expire_pending(self, session: Session, reason: str) -> None:
         """Nothing may stay pending for a closed run: its approvals and questions expire."""
-        for approval in self.store.approvals([session.client_id]):
-            if approval.session_id == session.id:
-                with contextlib.suppress(Conflict):
-                    self.store.decide(approval.id, status="expired", approver="mspclaw (ticket closed)",
-                                      reason=reason)
-        for question in self.runs.questions(session.id, status="pending"):
+        for approval_id in self.store.pending_approval_ids(session.id):
             with contextlib.suppress(Conflict):
-                self.runs.settle_question(question.id, status="expired", answer=None,
+                self.store.decide(approval_id, status="expired", approver="mspclaw (ticket closed)", reason=reason)
+        for question_id in self.runs.pending_question_ids(session.id):
+            with contextlib.suppress(Conflict):
+                self.runs.settle_question(question_id, status="expired", answer=None,
                                           answered_by="mspclaw (ticket closed)")
 
     async def _write_back(self, ticket: Ticket, note: str, reply: str, outcome: str) -> None:

@@ -23,6 +23,8 @@ from mspclaw.store.tables import ApprovalRow, DeviceFact, ModelTurn, QuestionRow
 _CALLS = cast("Table", ToolCallRow.__table__)
 _FACTS = cast("Table", DeviceFact.__table__)
 _DEVICE_FACTS = select(_FACTS.c.key, _FACTS.c.value).where(_FACTS.c.device_id == bindparam("device_id"))
+_PENDING_QUESTIONS = select(QuestionRow.id).where(QuestionRow.session_id == bindparam("session_id"),
+                                                  QuestionRow.status == "pending")
 _CALL_BY_ID = select(_CALLS).where(_CALLS.c.call_id == bindparam("call_id"))
 """Built once: read by a resumed session for each of its tool calls (the ledger's replay check)."""
 
@@ -33,6 +35,7 @@ class RunStore:
         self._engine = cast("Engine", sessions.kw["bind"])
         self._fast = FastSQL(self._engine)
         self._call_by_id, self._device_facts = self._fast.prepare(_CALL_BY_ID), self._fast.prepare(_DEVICE_FACTS)
+        self._pending_questions = self._fast.prepare(_PENDING_QUESTIONS)
 
     # -- model turns ----------------------------------------------------------------------------
     def turns(self, session_id: str) -> list[ModelTurn]:
@@ -104,6 +107,10 @@ class RunStore:
             stmt = stmt.where(QuestionRow.status == status)
         with self._sessions() as db:
             return list(db.scalars(stmt))
+
+    def pending_question_ids(self, session_id: str) -> list[str]:
+        """The ids of a session's questions still waiting for an answer."""
+        return [row[0] for row in self._fast.read(self._pending_questions, {"session_id": session_id})]
 
     def settle_question(self, question_id: str, *, status: str, answer: str | None, answered_by: str) -> QuestionRow:
         """Answer or expire a pending question once; a second settlement is a :class:`Conflict`."""

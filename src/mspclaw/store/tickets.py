@@ -110,6 +110,8 @@ _FIND_EXTERNAL: Select[Any] = select(_TICKETS).where(_TICKETS.c.psa == bindparam
 _TICKET_BY_ID: Select[Any] = select(_TICKETS).where(_TICKETS.c.id == bindparam("id"))
 _INSERT_TICKET: Insert = insert(_TICKETS)
 _INSERT_SESSION: Insert = insert(_SESSIONS)
+_PENDING_APPROVALS: Select[Any] = select(ApprovalRow.id).where(
+    ApprovalRow.session_id == bindparam("session_id"), ApprovalRow.status == "pending")
 
 
 class TicketStore:
@@ -123,6 +125,7 @@ class TicketStore:
         self._set_ticket_status = fast.prepare(_SET_TICKET_STATUS)
         self._find_external, self._ticket_by_id = fast.prepare(_FIND_EXTERNAL), fast.prepare(_TICKET_BY_ID)
         self._insert_ticket, self._insert_session = fast.prepare(_INSERT_TICKET), fast.prepare(_INSERT_SESSION)
+        self._pending_approvals = fast.prepare(_PENDING_APPROVALS)
 
     @property
     def commits_wait_for_server(self) -> bool:
@@ -290,6 +293,10 @@ class TicketStore:
         with self._sessions.begin() as db:
             db.add(row)
         return row
+
+    def pending_approval_ids(self, session_id: str) -> list[str]:
+        """The ids of a session's approvals still waiting for a decision."""
+        return [row[0] for row in self._fast.read(self._pending_approvals, {"session_id": session_id})]
 
     def approval(self, approval_id: str, scope: Scope = None) -> ApprovalRow:
         with self._sessions() as db:
