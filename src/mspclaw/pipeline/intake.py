@@ -23,6 +23,7 @@ from typing import Any
 
 from mspclaw.connectors.base import PreparesWebhooks, PSAConnector, PSATicket
 from mspclaw.errors import AuthError, MSPClawError, NotFound, PSAError
+from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.jobs import Job, JobQueue
@@ -170,8 +171,8 @@ class Worker:
                 await slots.acquire()
                 added.clear()  # a job enqueued from here on sets it again, so no wake-up is missed
                 try:
-                    job = await asyncio.to_thread(self.intake.jobs.claim, self.name, kinds=[JOB_KIND],
-                                                  lease_s=self.lease_s)
+                    job = await run_store(self.intake.jobs, self.intake.jobs.claim, self.name, kinds=[JOB_KIND],
+                                          lease_s=self.lease_s)
                 except BaseException:
                     slots.release()
                     raise
@@ -206,7 +207,7 @@ class Worker:
             log.exception("job %s crashed", job.id)
             self.intake.jobs.fail(job.id, worker, f"{type(exc).__name__}: {exc}")
         else:
-            self.intake.jobs.complete(job.id, worker)
+            await run_store(self.intake.jobs, self.intake.jobs.complete, job.id, worker)
             log.info("job %s: ticket %s %s", job.id, job.payload.get("ticket_id"), outcome)
         finally:
             beat.cancel()
@@ -216,7 +217,7 @@ class Worker:
     async def _heartbeat(self, job_id: str, worker: str) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            if not await asyncio.to_thread(self.intake.jobs.heartbeat, job_id, worker, lease_s=self.lease_s):
+            if not await run_store(self.intake.jobs, self.intake.jobs.heartbeat, job_id, worker, lease_s=self.lease_s):
                 log.warning("job %s: lease lost", job_id)
                 return
 

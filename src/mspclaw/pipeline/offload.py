@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
-
-from mspclaw.store.tickets import TicketStore
+from typing import ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-async def run_store(store: TicketStore, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+class Store(Protocol):
+    """A store that knows where its commits go (:class:`~mspclaw.store.tickets.TicketStore`,
+    :class:`~mspclaw.store.jobs.JobQueue`)."""
+
+    @property
+    def commits_wait_for_server(self) -> bool: ...
+
+
+async def run_store(store: Store, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)``: on a thread when ``store``'s commits wait for a server, else inline."""
     if store.commits_wait_for_server:
         return await asyncio.to_thread(fn, *args, **kwargs)

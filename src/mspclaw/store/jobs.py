@@ -186,6 +186,11 @@ class JobQueue:
         self._claim_any, self._take, self._dead = fast.prepare(_CLAIM_ANY), fast.prepare(_TAKE), fast.prepare(_DEAD)
         self._heartbeat, self._complete = fast.prepare(_HEARTBEAT), fast.prepare(_COMPLETE)
 
+    @property
+    def commits_wait_for_server(self) -> bool:
+        """Whether a commit waits for a database server (PostgreSQL) rather than a local file write."""
+        return self._engine.dialect.name != "sqlite"
+
     def _now(self) -> datetime:
         now = self._clock()
         if now.tzinfo is None:
