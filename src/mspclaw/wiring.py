@@ -40,7 +40,7 @@ from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
 from mspclaw.store.audit import AuditLog
-from mspclaw.store.db import make_engine, migrate, session_factory
+from mspclaw.store.db import WalCheckpointer, make_engine, migrate, session_factory
 from mspclaw.store.devices import DeviceMemory
 from mspclaw.store.escalations import EscalationStore
 from mspclaw.store.feedback import FeedbackStore
@@ -74,9 +74,14 @@ class Services:
     accounts: list[PSAAccount]
     ops: Operator
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _checkpointer: WalCheckpointer | None = None
 
     async def start(self, *, workers: bool = True) -> None:
-        """Begin background work (heartbeats, intake workers, pollers); settle what a crash left behind."""
+        """Begin background work (heartbeats, intake workers, pollers, SQLite's WAL checkpoints); settle
+        what a crash left behind."""
+        if self._checkpointer is None:
+            self._checkpointer = WalCheckpointer(self.engine)
+            self._checkpointer.start()
         self.tickets.recover()
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self.hub.run_ticker()))
@@ -103,6 +108,9 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._background.clear()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
 
     def close(self) -> None:
         self.engine.dispose()
