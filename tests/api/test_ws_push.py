@@ -12,25 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import uvicorn
-from tests.conftest import free_port
+from tests.api.test_ws_window import _serve
 from websockets.asyncio.client import ClientConnection, connect
 
 from mspclaw.api.server import WindowedWebSocketProtocol
 from mspclaw.api.sockets import PUSH_EXTENSION
 
 pytestmark = pytest.mark.anyio
-
-
-async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=WindowedWebSocketProtocol, log_level="critical",
-                            lifespan="off", ws_ping_interval=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return server, task, port
 
 
 async def recv(ws: ClientConnection) -> str | bytes:
