@@ -165,7 +165,6 @@ class Worker:
         added = self.intake.listen()
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
-        claimed = 0
         try:
             while True:
                 await slots.acquire()
@@ -181,7 +180,6 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(added.wait(), self.idle_s)
                     continue
-                claimed += 1
                 task = asyncio.get_running_loop().create_task(self.run_one(job, self.name),
                                                               name=f"{self.name} job {job.id}")
                 running.add(task)
