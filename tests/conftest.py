@@ -30,6 +30,10 @@ from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
 from mspclaw.wiring import Services, build
 
+# Real services shared by several folders, as plugins so each fixture is defined once: the Samba DC is
+# one per test session (its ports are fixed), and a module importing it would start a second one.
+pytest_plugins = ["tests.site.samba", "tests.site.graph_server"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

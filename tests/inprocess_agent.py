@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mspclaw.agent.daemon import AgentDaemon, AnswerSource
+from mspclaw.agent.daemon import AgentDaemon, AnswerSource, SecretDisplay
 from mspclaw.agent.enroll import EnrollRequest, enroll
 from mspclaw.agent.executor import Executor, offered_tools
 from mspclaw.agent.journal import Journal
@@ -33,7 +33,8 @@ class RunningAgent:
 @contextlib.asynccontextmanager
 async def inprocess_agent(server: str, code: str, tmp: Path, *, answers: AnswerSource | None = None,
                           tools: Mapping[str, ToolFn] | None = None, temp_root: Path | None = None,
-                          hostname: str = "acme-lt-07") -> AsyncIterator[RunningAgent]:
+                          hostname: str = "acme-lt-07",
+                          secrets: SecretDisplay | None = None) -> AsyncIterator[RunningAgent]:
     registry = tool_registry("linux") | dict(tools or {})
     request = EnrollRequest(code=code, hostname=hostname, os="linux", os_version="test", agent_version="test",
                             tools=offered_tools(registry))
@@ -43,7 +44,7 @@ async def inprocess_agent(server: str, code: str, tmp: Path, *, answers: AnswerS
     context = ToolContext(temp_roots=(temp_root,) if temp_root else ())
     executor = Executor(key=state.key, registry=registry, journal=journal, context=context,
                         approval_key=state.approval_public_key, agent_id=state.agent_id)
-    daemon = AgentDaemon(server=server, state=state, executor=executor, answers=answers,
+    daemon = AgentDaemon(server=server, state=state, executor=executor, answers=answers, secrets=secrets,
                          backoff_initial=0.05, backoff_max=0.3, tick_interval=0.1)
     task = asyncio.create_task(daemon.run())
     try:

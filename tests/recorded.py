@@ -28,7 +28,7 @@ order, the last one again and again, which is how a device's state changes betwe
 
 :class:`Recorded` is a :data:`~mspclaw.agent.tools.commands.CommandRunner`: a tool that builds
 an argument list nobody recorded fails the test, so the exact argv is checked on every call.
-JSON fixtures (``tests/fixtures/site/*.json``, the site tools' output contract and the portable
+JSON fixtures (``tests/fixtures/network/check_connectivity.json``, the portable
 ``check_connectivity``; ``tests/fixtures/linux/tools/*.json``, the Linux agent's own output on
 this machine) carry the same statement in a top-level ``"source"`` key; any other file (a macOS
 crash report) has it in a ``<name>.source`` file next to it. :func:`check_source` refuses a

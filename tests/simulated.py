@@ -6,23 +6,26 @@ the agent's own implementation for that OS (``agent/tools/macos.py``, ``windows.
 the shipped ones; files a tool reads or deletes (temp folders, browser caches, crash reports)
 live in a temporary home folder. What cannot come from a command is replayed from JSON:
 Linux's ``/proc``-based tools (recorded from a real run, ``tests/fixtures/linux/tools/``),
-``check_connectivity`` (no live network in tests) and the site tools (their output contract,
-``tests/fixtures/site/``).
+``check_connectivity`` (no live network in tests). Site tools run the site agent's real
+implementations (``site_tools``: a real directory behind them, see ``tests/site/``); a temporary
+password one returns is kept in ``secrets``, as the server's handover would take it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tests.recorded import FIXTURES, Recorded, load_json_fixture, sidecar_source
 
-from mspclaw.agent.tools import ToolContext, tool_registry
+from mspclaw.agent.tools import ToolContext, ToolFn, WithSecret, tool_registry
 from mspclaw.errors import ToolFailed, UnknownTool
-from mspclaw.protocol.frames import Approval
+from mspclaw.protocol.frames import Approval, Secret
 
 WINDOWS_TEMP = (Path("C:\\Users\\tom.becker\\AppData\\Local\\Temp"), Path("C:\\Windows\\Temp"))
 LINUX_RECORDED = {"system_info", "disk_usage", "top_processes", "network_status", "uptime"}
@@ -53,7 +56,7 @@ def seed_home(os_name: str, home: Path, temp: Path) -> None:
 
 
 class SimulatedDevice:
-    def __init__(self, os_name: str, home: Path, site: str | None = None) -> None:
+    def __init__(self, os_name: str, home: Path, site_tools: Mapping[str, ToolFn] | None = None) -> None:
         self.os_name = os_name
         self.home = home
         temp = home / "tmp"
@@ -63,18 +66,13 @@ class SimulatedDevice:
         self.context = ToolContext(temp_roots=WINDOWS_TEMP if os_name == "windows" else (temp,),
                                    run=self.runner, home=home)
         self.registry = tool_registry(os_name)  # type: ignore[arg-type]
-        self.site: dict[str, list[dict[str, Any]]] = {}
-        if site is not None and (FIXTURES / "site" / f"{site}.json").exists():
-            data = load_json_fixture(FIXTURES / "site" / f"{site}.json")
-            self.site = {tool: outputs for tool, outputs in data.items() if tool != "source"}
+        self.site = dict(site_tools or {})
+        self.secrets: list[Secret] = []
         self.calls: list[tuple[str, dict[str, Any], Approval | None]] = []
 
     def _replay(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        if tool in self.site:
-            queue = self.site[tool]
-            return dict(queue.pop(0) if len(queue) > 1 else queue[0])
         if tool == "check_connectivity":
-            out = load_json_fixture(FIXTURES / "site/check_connectivity.json")["output"]
+            out = load_json_fixture(FIXTURES / "network/check_connectivity.json")["output"]
             return {**out, "host": args["host"], "port": args.get("port", 443)}
         name = tool + (f"_{args.get('sort_by', 'cpu')}" if tool == "top_processes" else "")
         return dict(load_json_fixture(FIXTURES / "linux/tools" / f"{name}.json")["output"])
@@ -91,7 +89,11 @@ class SimulatedDevice:
         if spec.runs_on == "site":
             if tool not in self.site:
                 raise UnknownTool(f"no site agent offers {tool}")
-            return self._replay(tool, args)
+            result = await asyncio.to_thread(self.site[tool], parsed, self.context)
+            if isinstance(result, WithSecret):
+                self.secrets.append(result.secret)
+                return {**result.output, "handed_over": {"to": "device", "device": "simulated"}}
+            return result
         if tool == "check_connectivity" or (self.os_name == "linux" and tool in LINUX_RECORDED):
             return self._replay(tool, parsed.model_dump(mode="json"))
         implementation = self.registry.get(tool)

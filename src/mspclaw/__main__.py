@@ -1,6 +1,6 @@
 """``mspclaw`` entry point.
 
-``mspclaw agent ...`` runs the agent daemon without importing any server dependency, so an
+``mspclaw agent ...`` runs the agent daemon and ``mspclaw site ...`` configures a site agent without importing any server dependency, so an
 agent installed with only the ``agent`` extra (pydantic, websockets) works. Every other
 command goes to the Typer CLI.
 """
@@ -15,6 +15,10 @@ def main() -> None:
         from mspclaw.agent.main import main as agent_main
 
         sys.exit(agent_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "site":
+        from mspclaw.agent.site.cli import main as site_main
+
+        sys.exit(site_main(sys.argv[2:]))
     from mspclaw.cli.app import run
 
     run()

@@ -232,6 +232,64 @@ class ToolFailed(ToolError):
     code = "tool_failed"
 
 
+class IntegrationError(ToolFailed):
+    """A site integration (directory, Graph, Jamf, print server, VPN) failed. The message says what
+    failed, where, and what to do; ``changed`` and ``unchanged`` list what the call had and had not
+    changed when it stopped, so no partial change goes unreported."""
+
+    code = "integration_failed"
+
+    def __init__(self, message: str, *, changed: tuple[str, ...] = (), unchanged: tuple[str, ...] = ()) -> None:
+        if changed or unchanged:
+            message = (f"{message} (changed: {', '.join(changed) or 'nothing'}; "
+                       f"not changed: {', '.join(unchanged) or 'nothing'})")
+        super().__init__(message)
+        self.changed, self.unchanged = changed, unchanged
+
+
+class IntegrationUnreachable(IntegrationError):
+    """The service did not answer (down, slow, wrong address) or its TLS certificate did not verify."""
+
+    code = "integration_unreachable"
+
+
+class IntegrationAuthFailed(IntegrationError):
+    """The site's service credentials were refused, expired, or lack a permission the call needs."""
+
+    code = "integration_auth"
+
+
+class IntegrationThrottled(IntegrationError):
+    """The service kept answering 429 / throttling after the retries it allows."""
+
+    code = "integration_throttled"
+
+
+class AccountNotFound(IntegrationError):
+    """No account matches the name."""
+
+    code = "account_not_found"
+
+
+class AmbiguousAccount(IntegrationError):
+    """More than one account matches the name: nothing is changed on a guess."""
+
+    code = "ambiguous_account"
+
+
+class PrivilegedAccount(IntegrationError):
+    """The account is privileged (AD adminCount=1 or a protected group, an Entra directory role):
+    automation never changes it."""
+
+    code = "privileged_account"
+
+
+class NotRequesters(IntegrationError):
+    """The account to change is not the verified requester's own (nor one they manage, for a leaver)."""
+
+    code = "not_requesters_account"
+
+
 class CallInterrupted(ToolError):
     """The agent stopped while this call ran earlier; whether the tool finished is unknown.
 
@@ -271,7 +329,9 @@ class ToolRefused(DispatchError):
 
 TOOL_ERRORS_BY_CODE: dict[str, type[ToolError]] = {
     cls.code: cls
-    for cls in (UnknownTool, InvalidArguments, ApprovalRequired, BadSignature, ToolFailed, ToolTimeout)
+    for cls in (UnknownTool, InvalidArguments, ApprovalRequired, BadSignature, ToolFailed, ToolTimeout,
+                IntegrationError, IntegrationUnreachable, IntegrationAuthFailed, IntegrationThrottled,
+                AccountNotFound, AmbiguousAccount, PrivilegedAccount, NotRequesters)
 }
 """Agent-side error codes that map back to an exception class on the server."""
 

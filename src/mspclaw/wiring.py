@@ -29,6 +29,7 @@ from mspclaw.pipeline.escalation import Escalations
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.feedback import FeedbackService
 from mspclaw.pipeline.fleet import Fleet
+from mspclaw.pipeline.handover import Handover
 from mspclaw.pipeline.intake import Intake, Poller, Worker
 from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.notify import Notifier
@@ -223,7 +224,8 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                             tool_timeout_s=settings.tool_timeout_s, runs=runs, questions=questions,
                             model=model if model is not None else build_model(settings.model),
                             limits=Limits(max_steps=settings.max_steps, max_tokens=settings.max_tokens,
-                                          max_spend_usd=settings.max_spend_usd))
+                                          max_spend_usd=settings.max_spend_usd),
+                            handover=Handover(hub, public_url=settings.public_url or settings.server_url))
     jobs = JobQueue(engine)
     intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas)
     ops = build_operator(settings, api_key=api_key, engine=engine, audit=audit, registry=registry, store=store,

@@ -25,7 +25,9 @@ from mspclaw.tools import CATALOGUE
 
 def run(tool: str, args: dict[str, Any] | None = None, home: Path | None = None) -> dict[str, Any]:
     context = ToolContext(temp_roots=(), home=home)
-    return LINUX_TOOLS[tool](CATALOGUE[tool].validate(args or {}), context)
+    out = LINUX_TOOLS[tool](CATALOGUE[tool].validate(args or {}), context)
+    assert isinstance(out, dict)
+    return out
 
 
 def test_uptime_matches_proc() -> None:
@@ -117,10 +119,23 @@ def test_missing_programs_are_reported_plainly() -> None:
             with pytest.raises(ToolFailed, match=f"`{program}` is not installed on this machine"):
                 run(tool)
         else:
-            assert isinstance(run(tool), dict)
+            out = run(tool)
+            if tool == "printer_queues" and not out["scheduler_running"]:
+                assert out["finding"] == "the print service is not running" and out["printers"] == []
     flushed = run("flush_dns")
     if shutil.which("resolvectl") is None:
         assert flushed["flushed"] is False and "systemd-resolved is not in use" in flushed["reason"]
+
+
+@pytest.mark.skipif(shutil.which("lpstat") is None, reason="cups-client (lpstat) is not installed")
+def test_a_stopped_print_service_is_a_finding_with_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUPS_SERVER", "127.0.0.1:1")  # nothing listens there: the scheduler is "not running"
+    out = run("printer_queues")
+    assert out["scheduler_running"] is False and out["finding"] == "the print service is not running"
+    assert "start" in out["fix"] and "approval" in out["fix"]
+    assert out["printers"] == [] and out["attention"] == [] and out["paused"] == []
+    with pytest.raises(ToolFailed, match="the print service is not running"):
+        run("clear_print_queue", {"printer": "office"})
 
 
 def test_vpn_status_mail_and_crash_reports_run() -> None:

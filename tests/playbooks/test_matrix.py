@@ -3,21 +3,35 @@
 The device runs the agent's real macOS, Windows and Linux tool implementations over replayed
 command output (``tests/simulated.py``; most macOS and Windows fixtures are written to the
 documented format, not captured: see docs/playbooks.md), behind the real approval gate with a
-technician who approves. Each case asserts the outcome, the reply the user gets, and which
-steps waited for approval.
+technician who approves. The six account playbooks run the site agent's real account tools
+(``agent/site/identity.py``) against a real Samba AD domain controller on loopback and the local
+Graph tenant (spec-checked against Graph v1.0's metadata, not live), bound to the requester as the
+server binds them (``pipeline/requester.py``). Each case asserts the outcome, the reply the user
+gets, and which steps waited for approval.
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.simulated import SimulatedDevice
+from tests.site.graph_server import GraphTenant
+from tests.site.samba import SambaDC, add_group, add_ou, add_user, user_bind
 
+from mspclaw.agent.site.ad import ActiveDirectory
+from mspclaw.agent.site.config import ADConfig
+from mspclaw.agent.site.identity import Identity
+from mspclaw.agent.tools import ToolFn
 from mspclaw.engine.approval import ApprovalGate
 from mspclaw.engine.models.playbook import run_plan
 from mspclaw.engine.plan import RunResult, StepRecord
+from mspclaw.pipeline.requester import ActForRequester
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.protocol.frames import Approval
 
@@ -29,9 +43,8 @@ FACTS: dict[str, dict[str, Any]] = {
     "macos": {"software": "Slack", "package": "slack"},
     "windows": {"software": "Zoom", "package": "Zoom.Zoom"},
 }
-COMMON_FACTS = {"requester": "tom.becker@acme-dental.example", "share": "\\\\fs01\\Finance",
-                "leaver": "john.smith@acme-dental.example", "first_name": "Sarah", "last_name": "Jones",
-                "like_user": "maria.lopez@acme-dental.example"}
+SITE_BOOKS = {"password_reset", "account_locked", "mfa_reset", "onboarding", "offboarding", "shared_drive_access"}
+SHARE = "\\\\fs01\\Finance"
 
 # (playbook, os) -> (outcome, tools approved in order)
 EXPECTED: dict[tuple[str, str], tuple[str, list[str]]] = {}
@@ -84,9 +97,51 @@ class Technician:
         return Approval(approval_id=f"ap_{len(self.approved)}", approver="Dana", decided_at=1.0)
 
 
-async def run(book_id: str, os_name: str, home: Path) -> tuple[RunResult, SimulatedDevice, Technician]:
+@dataclass
+class Site:
+    """One client's directory for one case: a requester, the colleague a new hire copies, a leaver, a
+    share's group; the requester manages the other two. Real accounts in the shared Samba DC (unique
+    names per case) and, synced, in a fresh Graph tenant."""
+
+    tools: dict[str, ToolFn]
+    facts: dict[str, str]
+    requester: str
+    identity: Identity
+
+
+@contextlib.contextmanager
+def site_for(book_id: str, dc: SambaDC, tenant: GraphTenant) -> Iterator[Site]:
+    tag = secrets.token_hex(3)
+    requester, colleague, leaver, group = f"tom{tag}", f"maria{tag}", f"john{tag}", f"Finance-{tag}"
+    add_group(dc, group)
+    requester_dn = add_user(dc, requester, "Req-" + secrets.token_urlsafe(8) + "7x", mail=f"{requester}@example.com")
+    add_user(dc, colleague, "Col-" + secrets.token_urlsafe(8) + "7x", mail=f"{colleague}@example.com",
+             groups=(group,), manager=requester_dn)
+    add_user(dc, leaver, "Lvr-" + secrets.token_urlsafe(8) + "7x", mail=f"{leaver}@example.com",
+             manager=requester_dn)
+    if book_id == "account_locked":
+        for _ in range(3):
+            user_bind(dc, requester, "wrong-password")
+    for sam in (requester, colleague, leaver):
+        tenant.add_user(f"{sam}@test.local", mail=f"{sam}@example.com", synced=True, sam=sam,
+                        methods=("password", "microsoftAuthenticator"))
+    ad = ActiveDirectory(ADConfig(url=dc.url, base_dn=dc.base_dn, bind_user=dc.admin_user,
+                                  password_file=Path("/nonexistent"), ca_file=dc.ca_file, tls_name=dc.tls_name,
+                                  leavers_ou=add_ou(dc, "Leavers"), share_groups={SHARE: (group,)}),
+                         password=dc.admin_password)
+    identity = Identity(ad, tenant.entra())
+    facts = {"requester": f"{requester}@example.com", "share": SHARE, "leaver": f"{leaver}@example.com",
+             "first_name": "Sarah", "last_name": f"Jones{tag}", "like_user": f"{colleague}@example.com"}
+    try:
+        yield Site(identity.tools(), facts, f"{requester}@example.com", identity)
+    finally:
+        identity.close()
+
+
+async def run(book_id: str, os_name: str, home: Path, site: Site | None = None,
+              ) -> tuple[RunResult, SimulatedDevice, Technician]:
     book = BOOKS[book_id]
-    device = SimulatedDevice(os_name, home, site=book_id)
+    device = SimulatedDevice(os_name, home, site_tools=site.tools if site else None)
     tech = Technician()
     records: list[StepRecord] = []
 
@@ -94,8 +149,9 @@ async def run(book_id: str, os_name: str, home: Path) -> tuple[RunResult, Simula
         records.append(record)
 
     plan = book.plan_for(os_name)
-    result = await run_plan(plan, ApprovalGate(device, tech, plan.requires_approval), sink,
-                            facts={**COMMON_FACTS, **FACTS[os_name], "os": os_name})
+    port = ActForRequester(ApprovalGate(device, tech, plan.requires_approval),
+                           site.requester if site else "tom.becker@acme-dental.example")
+    result = await run_plan(plan, port, sink, facts={**(site.facts if site else {}), **FACTS[os_name], "os": os_name})
     return result, device, tech
 
 
@@ -105,8 +161,18 @@ def test_every_playbook_and_os_has_an_expectation() -> None:
 
 
 @pytest.mark.parametrize(("book_id", "os_name"), CASES)
-async def test_playbook_on_simulated_device(book_id: str, os_name: str, tmp_path: Path) -> None:
-    result, device, tech = await run(book_id, os_name, tmp_path)
+async def test_playbook_on_simulated_device(book_id: str, os_name: str, tmp_path: Path,
+                                            request: pytest.FixtureRequest) -> None:
+    if book_id in SITE_BOOKS:
+        dc: SambaDC = request.getfixturevalue("samba_dc")
+        tenant: GraphTenant = request.getfixturevalue("graph_tenant")
+        with site_for(book_id, dc, tenant) as site:
+            result, device, tech = await run(book_id, os_name, tmp_path, site)
+        if book_id in ("password_reset", "mfa_reset"):
+            assert [s.type for s in device.secrets] == (["temporary_password"] if book_id == "password_reset"
+                                                        else ["temporary_access_pass"])
+    else:
+        result, device, tech = await run(book_id, os_name, tmp_path)
     outcome, approved = EXPECTED[(book_id, os_name)]
     failed = [r for r in result.steps if r.ok is False]
     assert result.outcome == outcome, (result.reason, failed)

@@ -20,7 +20,7 @@ from mspclaw.protocol.frames import (
 
 def test_every_design_frame_kind_is_in_the_agent_union() -> None:
     assert {"hello", "welcome", "tool_call", "tool_result", "ask_user", "user_answer",
-                           "notify_user", "ping", "pong", "error"} == AGENT_KINDS
+            "notify_user", "show_secret", "secret_shown", "ping", "pong", "error"} == AGENT_KINDS
     assert {"start", "watch", "decide", "answer", "event", "error"} <= SESSION_KINDS
 
 

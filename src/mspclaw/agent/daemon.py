@@ -54,6 +54,8 @@ from mspclaw.protocol.frames import (
     AskUser,
     Hello,
     NotifyUser,
+    SecretShown,
+    ShowSecret,
     ToolCall,
     UserAnswer,
 )
@@ -73,6 +75,10 @@ T = TypeVar("T")
 AnswerSource = Callable[[AskUser], Awaitable[str | None]]
 """Gets the end user's answer to a question (a desktop dialog in service; scripted in tests).
 ``None`` means no answer (no desktop session, dismissed): nothing is sent and the server's timer decides."""
+
+SecretDisplay = Callable[[ShowSecret], Awaitable[bool]]
+"""Shows a temporary password to the user of this device (a desktop dialog in service; a test double in
+tests); ``True`` once shown. Never logs it."""
 
 
 class _RedactAuthorization(logging.Filter):
@@ -141,8 +147,10 @@ class AgentDaemon:
         tick_interval: float = 1.0,
         open_timeout: float = 10.0,
         answers: AnswerSource | None = None,
+        secrets: SecretDisplay | None = None,
     ) -> None:
         self._answers = answers
+        self._secrets = secrets
         self.ws_url = agent_ws_url(server)
         self.hello = build_hello(state, executor.offered_tools())
         self._state = state
@@ -284,6 +292,10 @@ class AgentDaemon:
                                  question.question_id)
                     else:
                         self._spawn(self._ask(question, ws, conn), f"question {question.question_id}")
+                case FrameReceived(frame=ShowSecret() as shown):
+                    log.info("a temporary password for %s to show to the user (delivery %s)",
+                             shown.secret.account, shown.delivery_id)
+                    self._spawn(self._show_secret(shown, ws, conn), f"secret {shown.delivery_id}")
                 case FrameReceived(frame=frame):
                     log.warning("ignoring a %r frame from the server", frame.kind)
                 case ProtocolViolation(error=error):
@@ -302,6 +314,14 @@ class AgentDaemon:
         if answer is None or conn.state is not State.OPEN:
             return  # the server asks again after a reconnect if it still waits
         conn.send(UserAnswer(question_id=question.question_id, answer=answer))
+        with contextlib.suppress(ConnectionClosed):
+            await self._flush(ws, conn)
+
+    async def _show_secret(self, frame: ShowSecret, ws: ClientConnection, conn: AgentConnection) -> None:
+        shown = await self._secrets(frame) if self._secrets is not None else False
+        if conn.state is not State.OPEN:
+            return  # the server falls back to a view-once link when it hears nothing
+        conn.send(SecretShown(delivery_id=frame.delivery_id, shown=shown))
         with contextlib.suppress(ConnectionClosed):
             await self._flush(ws, conn)
 

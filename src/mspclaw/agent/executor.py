@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mspclaw.agent.journal import Fresh, Interrupted, Journal, Recorded
-from mspclaw.agent.tools import ToolContext, ToolFn
+from mspclaw.agent.tools import ToolContext, ToolFn, WithSecret
 from mspclaw.errors import (
     ApprovalRequired,
     BadSignature,
@@ -211,13 +211,16 @@ def _elapsed_ms(started: float) -> int:
 
 
 def _success(call: ToolCall, output: Any, started: float) -> ToolResult:
+    secret = None
+    if isinstance(output, WithSecret):
+        output, secret = output.output, output.secret
     if not isinstance(output, dict):
         raise ToolFailed(f"{call.tool} returned {type(output).__name__}, not a JSON object")
     try:
         json.dumps(output, allow_nan=False)  # frames carry JSON; a tool's output is checked once, here
     except (TypeError, ValueError) as exc:
         raise ToolFailed(f"{call.tool} returned output that is not JSON: {exc}") from exc
-    return ToolResult(call_id=call.call_id, ok=True, output=output, duration_ms=_elapsed_ms(started))
+    return ToolResult(call_id=call.call_id, ok=True, output=output, duration_ms=_elapsed_ms(started), secret=secret)
 
 
 def _failure(call: ToolCall, exc: ToolError, started: float) -> ToolResult:

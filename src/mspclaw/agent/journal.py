@@ -106,7 +106,7 @@ class Journal:
         with _translated(self.path):
             self._db.execute(
                 "UPDATE calls SET status = 'done', result = ? WHERE call_id = ?",
-                (result.model_dump_json(), result.call_id),
+                (result.model_dump_json(exclude={"secret"}), result.call_id),  # a secret is never written
             )
 
     def close(self) -> None:

@@ -16,12 +16,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mspclaw
 from mspclaw.agent.daemon import EXIT_FATAL, EXIT_OK, AgentDaemon, desktop_answer
 from mspclaw.agent.enroll import EnrollRequest, enroll, server_base
 from mspclaw.agent.executor import Executor, offered_tools
 from mspclaw.agent.journal import Journal
+from mspclaw.agent.secret_dialog import desktop_secret
 from mspclaw.agent.state import (
     JOURNAL_FILE,
     AgentState,
@@ -31,8 +33,11 @@ from mspclaw.agent.state import (
     load_state,
     save_state,
 )
-from mspclaw.agent.tools import ToolContext, current_os, hostname, os_version, temp_roots, tool_registry
+from mspclaw.agent.tools import ToolContext, ToolFn, current_os, hostname, os_version, temp_roots, tool_registry
 from mspclaw.errors import MSPClawError
+
+if TYPE_CHECKING:
+    from mspclaw.agent.site.registry import SiteIntegrations
 
 log = logging.getLogger("mspclaw.agent")
 
@@ -150,6 +155,13 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if state.server and state.server != server:
         log.warning("this agent enrolled with %s but is now pointed at %s", state.server, server)
+    site = None
+    if state.role == "site":
+        try:
+            registry, site = _site_tools(state_dir)
+        except MSPClawError as exc:
+            log.error("%s", exc.message)
+            return EXIT_FAILED
     try:
         journal = Journal(ensure_state_dir(state_dir) / JOURNAL_FILE)
     except MSPClawError as exc:
@@ -161,11 +173,29 @@ def _run(args: argparse.Namespace) -> int:
                         approval_key=state.approval_public_key, agent_id=state.agent_id)
     log.info("temp roots for clear_temp_files: %s", ", ".join(map(str, context.temp_roots)) or "none")
     try:
-        return asyncio.run(_serve(AgentDaemon(server=server, state=state, executor=executor, answers=desktop_answer)))
+        return asyncio.run(_serve(AgentDaemon(server=server, state=state, executor=executor, answers=desktop_answer,
+                                                 secrets=desktop_secret)))
     except KeyboardInterrupt:  # a second Ctrl-C, or a platform without signal handlers
         return EXIT_OK
     finally:
         journal.close()
+        if site is not None:
+            site.close()
+
+
+def _site_tools(state_dir: Path) -> tuple[dict[str, ToolFn], SiteIntegrations]:
+    """A site agent offers exactly what the integrations in ``site.json`` can do (``mspclaw site add``)."""
+    from mspclaw.agent.site.config import load_site
+    from mspclaw.agent.site.registry import site_registry
+
+    config = load_site(state_dir)
+    registry, site = site_registry(config)
+    if not registry:
+        log.warning("site agent with no integrations: it offers no tools until you run `mspclaw site add "
+                    "ad|entra|jamf|cups|openvpn --state-dir %s` and restart it", state_dir)
+    else:
+        log.info("site integrations: %s; offering %d tools", ", ".join(config.integrations), len(registry))
+    return registry, site
 
 
 def _enroll(server: str, code: str, state_dir: Path, offered: list[str]) -> AgentState:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mspclaw import __version__
-from mspclaw.api import operator_routes, routes, sockets
+from mspclaw.api import handover_routes, operator_routes, routes, sockets
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -88,6 +88,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(routes.open_router)
     app.include_router(routes.api)
     app.include_router(sockets.router)
+    app.include_router(handover_routes.router)  # /s/{token}: view-once temporary passwords
     app.include_router(operator_routes.open_router)  # issue 5: /auth/*, /ui/approvals
     app.include_router(operator_routes.api)
     return app

@@ -31,6 +31,7 @@ from mspclaw.engine.plan import StepRecord
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.pipeline.notes import summarise
 from mspclaw.store.tables import Agent, ApprovalRow, Client
+from mspclaw.tools.site import ACCOUNT_TOOLS
 from mspclaw.wiring import Services
 
 open_router = APIRouter()
@@ -106,12 +107,15 @@ def list_agents(svc: ServicesDep, caller: CallerDep, client: str | None = None) 
 @api.get("/agents/lookup", response_model=LookupOut, tags=["agents"])
 def lookup_agent(svc: ServicesDep, caller: CallerDep, client: Annotated[str, Query()],
                  device: str | None = None, requester: str | None = None) -> LookupOut:
-    """Which device and agent would act on a ticket from this client (and why)."""
+    """Which agents would act on a ticket from this client, and why: the device agent for device
+    playbooks, the site agent for account and directory playbooks (which need no device)."""
     c = _client_in_scope(svc, caller, client)
     route = svc.router.route(c.id, device=device, requester=requester)
+    site = svc.router.site_agent(c.id, ACCOUNT_TOOLS)
     return LookupOut(client_id=c.id, device_id=route.device.id if route.device else None,
                      hostname=route.device.hostname if route.device else None, agent_id=route.agent_id,
-                     online=route.online, reason=route.reason)
+                     online=route.online, reason=route.reason, site_agent_id=site.agent_id,
+                     site_hostname=site.hostname, site_reason=site.reason)
 
 
 @api.post("/agents/{agent_id}/revoke", response_model=AgentOut, tags=["agents"])

@@ -77,6 +77,11 @@ class LookupOut(BaseModel):
     agent_id: str | None
     online: bool
     reason: str
+    site_agent_id: str | None = Field(None, description="The client's site agent that runs account and directory "
+                                      "tools (password, lockout, MFA, joiners, leavers, access): those tickets "
+                                      "need no device.")
+    site_hostname: str | None = None
+    site_reason: str = ""
 
 
 class TicketIn(BaseModel):

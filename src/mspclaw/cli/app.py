@@ -125,6 +125,15 @@ def agent(ctx: typer.Context) -> None:
     raise typer.Exit(agent_main(list(ctx.args)))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def site(ctx: typer.Context) -> None:
+    """Configure a site agent's integrations: add ad|entra|jamf|cups|openvpn, test, list, remove, policy
+    (`mspclaw site --help`)."""
+    from mspclaw.agent.site.cli import main as site_main
+
+    raise typer.Exit(site_main(list(ctx.args)))
+
+
 @app.command()
 def demo(
     once: Annotated[

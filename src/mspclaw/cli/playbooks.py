@@ -1,4 +1,4 @@
-"""``mspclaw playbooks validate|list|show|match|schema``: the playbook library from the command line.
+"""``mspclaw playbooks validate|list|show|match|eval|schema``: the playbook library from the command line.
 
 These commands work offline, on YAML files; no server is needed.
 """
@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mspclaw.playbooks.evaluation import LabelledFileError, Report, evaluate, fit_calibration, read_labelled
 from mspclaw.playbooks.loader import LIBRARY, PlaybookError, load_dir, load_file
 from mspclaw.playbooks.matcher import Matcher
 from mspclaw.playbooks.schema import Playbook, json_schema
@@ -118,7 +119,7 @@ def _decision(matcher: Matcher, subject: str, body: str, os_name: str | None) ->
     found = matcher.match(subject, body, os_name)
     return {"category": found.playbook.category if found.playbook else None,
             "playbook": found.playbook.id if found.playbook else None,
-            "score": found.score, "explanation": found.explanation}
+            "score": found.score, "confidence": found.confidence, "explanation": found.explanation}
 
 
 def _read_batch(path: Path) -> list[tuple[str, str, str | None]]:
@@ -185,6 +186,81 @@ def match_cmd(
         return
     target = decision["playbook"] or "no playbook (a model without a playbook, or a technician)"
     print(f"{target}  score {decision['score']:g}\n{decision['explanation']}")
+
+
+def _summary(report: Report) -> dict[str, Any]:
+    must_not = report.must_not
+    return {"tickets": len(report.outcomes), "top1_accuracy": round(report.accuracy, 4),
+            "must_not_automate": len(must_not), "false_automations": len(report.false_automations),
+            "false_automation_rate": round(len(report.false_automations) / len(must_not), 4) if must_not else 0.0,
+            "automated": len(report.automated), "precision_when_automated": round(report.precision, 4)}
+
+
+@playbooks_app.command("eval")
+def eval_cmd(
+    files: Annotated[list[Path], typer.Argument(help="JSON lines {subject, body, os, label}; label 'none' or "
+                                                     "'not_automatable' for a ticket no playbook may take.")],
+    worst: Annotated[int, typer.Option(help="How many of the worst decisions to show.")] = 15,
+    calibrate: Annotated[bool, typer.Option(help="Also fit the confidence calibration on these tickets.")] = False,
+    as_json: JsonOpt = False,
+    directory: DirOpt = None,
+) -> None:
+    """How the matcher does on your own labelled tickets: accuracy, false automation, confusion, worst cases."""
+    try:
+        tickets = [t for file in files for t in read_labelled(file)]
+    except (LabelledFileError, OSError) as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    if not tickets:
+        err.print("no tickets in the given files", markup=False)
+        raise typer.Exit(2)
+    books = _books(directory)
+    report = evaluate(Matcher(books), tickets)
+    summary = _summary(report)
+    sources = sorted({t.source for t in tickets})
+    per_source = {src: _summary(Report([o for o in report.outcomes if o.ticket.source == src])) for src in sources}
+    fitted = fit_calibration(evaluate(Matcher(books, min_confidence=0.0), tickets).outcomes) if calibrate else None
+    if as_json:
+        print(json.dumps({**summary, "per_file": per_source,
+                          "confusion": [[gold, got, n] for (gold, got), n in sorted(report.confusion().items())],
+                          "calibration": [list(row) for row in report.calibration()],
+                          "calibration_fit": fitted,
+                          "worst": [{"subject": o.ticket.subject, "label": o.ticket.label, "got": o.got,
+                                     "confidence": o.confidence, "explanation": o.explanation}
+                                    for o in report.worst(worst)]}, indent=2))
+        return
+    out.print(f"{summary['tickets']} tickets: top-1 accuracy {report.accuracy:.1%}; "
+              f"false automation {summary['false_automations']} of {summary['must_not_automate']} must-not-automate "
+              f"tickets ({summary['false_automation_rate']:.1%}); {summary['automated']} given a playbook, "
+              f"{report.precision:.1%} of them the right one", markup=False, highlight=False)
+    if len(sources) > 1:
+        for src, row in per_source.items():
+            out.print(f"  {src}: {row['tickets']} tickets, top-1 {row['top1_accuracy']:.1%}, false automation "
+                      f"{row['false_automations']}/{row['must_not_automate']}", markup=False, highlight=False)
+    confusion = report.confusion()
+    table = Table(title="confusion: each label, and what the matcher chose for it", title_justify="left")
+    for col, justify in (("label", "left"), ("tickets", "right"), ("right", "right"), ("chosen instead", "left")):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for gold in sorted({g for g, _ in confusion}):
+        row = {got: n for (g, got), n in confusion.items() if g == gold}
+        others = ", ".join(f"{got} {n}" for got, n in sorted(row.items(), key=lambda item: -item[1]) if got != gold)
+        table.add_row(gold, str(sum(row.values())), str(row.get(gold, 0)), others)
+    out.print(table)
+    bands = Table(title="confidence of the playbooks chosen", title_justify="left")
+    for col in ("confidence", "tickets", "right"):
+        bands.add_column(col, justify="right")
+    for low, high, count, right in report.calibration():
+        bands.add_row(f"{low:.1f}-{high:.1f}", str(count), f"{right:.0%}" if count else "-")
+    out.print(bands)
+    if fitted is not None:
+        out.print(f"calibration fitted on these tickets: CALIBRATION = ({fitted[0]:.2f}, {fitted[1]:.2f}, "
+                  f"{fitted[2]:.2f})", markup=False)
+    shown = report.worst(worst)
+    if shown:
+        out.print(f"worst {len(shown)} decisions (false automations first):", markup=False)
+        for o in shown:
+            out.print(f"- [{o.ticket.label or 'none'} -> {o.got or 'none'}, confidence {o.confidence:.2f}] "
+                      f"{o.ticket.subject[:70]!r}: {o.explanation[:160]}", markup=False, highlight=False)
 
 
 @playbooks_app.command("schema")

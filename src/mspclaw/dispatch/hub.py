@@ -45,7 +45,17 @@ from mspclaw.protocol.connection import (
     ServerConnection,
     State,
 )
-from mspclaw.protocol.frames import Approval, AskUser, Error, Hello, NotifyUser, ToolResult
+from mspclaw.protocol.frames import (
+    Approval,
+    AskUser,
+    Error,
+    Hello,
+    NotifyUser,
+    Secret,
+    SecretShown,
+    ShowSecret,
+    ToolResult,
+)
 from mspclaw.protocol.signing import Signer, encode_call
 
 log = logging.getLogger(__name__)
@@ -130,6 +140,8 @@ class AgentLink:
     signer: Signer
     waiters: dict[str, asyncio.Future[ToolResult]] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    shown: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
+    """Secrets handed to this device to show, by delivery id, until it says whether it could."""
 
     def take(self, data: str) -> bool:
         """The push handler: a tool result for a pending call resolves its caller here and now.
@@ -247,6 +259,10 @@ class Hub:
                             pass  # the waiting caller times out on its own clock
                         case ProtocolViolation(error=error):
                             self.observer.violation(identity, error)
+                        case FrameReceived(frame=SecretShown(delivery_id=delivery, shown=shown)):
+                            waiter = link.shown.get(delivery) if link else None
+                            if waiter is not None and not waiter.done():
+                                waiter.set_result(shown)
                         case FrameReceived(frame=frame):
                             self.observer.frame(identity, frame)
                         case PeerError(error=err):
@@ -428,6 +444,30 @@ class ClientDispatcher:
         except TransportClosed:
             raise AgentOffline(f"connection to {link.hello.hostname} dropped") from None
 
+    async def show_secret(self, agent_id: str, text: str, secret: Secret, *, timeout: float) -> bool:
+        """Show ``secret`` to the user of the agent's device; ``True`` once the device says it did.
+
+        ``False`` when the device could not (no desktop session, dialog dismissed unseen) or did not
+        answer within ``timeout``; :class:`AgentOffline` when it is not connected. The secret passes
+        through this process's memory only: nothing here stores or logs it.
+        """
+        link = self._link(agent_id)
+        delivery = "sd_" + secrets.token_hex(12)
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        link.shown[delivery] = waiter
+        try:
+            link.conn.send(ShowSecret(delivery_id=delivery, text=text, secret=secret))
+            try:
+                await link.flush()
+            except TransportClosed:
+                raise AgentOffline(f"connection to {link.hello.hostname} dropped") from None
+            try:
+                return await asyncio.wait_for(waiter, timeout)
+            except TimeoutError:
+                return False
+        finally:
+            link.shown.pop(delivery, None)
+
     async def notify_user(self, agent_id: str, text: str) -> None:
         """Show the user-facing reply on the agent's device."""
         link = self._link(agent_id)
@@ -459,3 +499,6 @@ def _fail_waiters(link: AgentLink, reason: str) -> None:
     for fut in link.waiters.values():
         if not fut.done():
             fut.set_exception(AgentOffline(f"{link.hello.hostname}: {reason}"))
+    for shown in link.shown.values():
+        if not shown.done():
+            shown.set_result(False)

@@ -7,6 +7,7 @@ because it ends up in the ticket's internal note.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from mspclaw.dispatch import Hub
@@ -19,6 +20,15 @@ class Route:
     device: Device | None
     agent_id: str | None
     online: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class SiteRoute:
+    """The client's site agent that would run a playbook's site tools, or why there is none."""
+
+    agent_id: str | None
+    hostname: str | None
     reason: str
 
 
@@ -63,3 +73,22 @@ class Router:
         online = self._hub.is_online(chosen.agent_id)
         state = "online" if online else "offline (check that the machine is on and the agent service runs)"
         return Route(chosen, chosen.agent_id, online, f"{why}; its agent is {state}")
+
+    def site_agent(self, client_id: str, tools: Collection[str]) -> SiteRoute:
+        """The client's online site agent that offers the most of ``tools`` (all of them, ideally)."""
+        wanted = set(tools)
+        sites = [link for link in self._hub.for_client(client_id).online() if link.identity.role == "site"]
+        if not sites:
+            return SiteRoute(None, None, "this client has no site agent online to run account and directory tools; "
+                                         "enroll one with `mspclaw enroll CLIENT --role site`, configure it with "
+                                         "`mspclaw site add ad|entra ...` and start it")
+        best = max(sites, key=lambda link: (len(wanted & link.tools), link.hello.hostname))
+        missing = sorted(wanted - best.tools)
+        if missing and not wanted & best.tools:
+            return SiteRoute(None, None, f"the client's site agent {best.hello.hostname} offers none of "
+                                         f"{', '.join(sorted(wanted))}; configure its directory with "
+                                         "`mspclaw site add ad|entra ...` and restart it")
+        why = f"site agent {best.hello.hostname} holds the client's directory"
+        if missing:
+            why += f" (it does not offer {', '.join(missing)})"
+        return SiteRoute(best.identity.agent_id, best.hello.hostname, why)

@@ -25,14 +25,16 @@ from mspclaw.engine.models.playbook import run_plan
 from mspclaw.engine.plan import PlanQuestion, RunResult, StepRecord
 from mspclaw.engine.questions import best_match
 from mspclaw.engine.toolset import Toolset
-from mspclaw.errors import AgentOffline, Conflict, MSPClawError, NotFound, ToolError
+from mspclaw.errors import AgentOffline, Conflict, IntegrationError, MSPClawError, NotFound, NotRequesters, ToolError
 from mspclaw.pipeline.approvals import Approvals
 from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.handover import Handover, Recipient
 from mspclaw.pipeline.notes import internal_note, summarise, user_reply
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
+from mspclaw.pipeline.requester import ActForRequester
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.playbooks.matcher import match
 from mspclaw.playbooks.schema import Playbook
@@ -40,9 +42,20 @@ from mspclaw.protocol.frames import Approval
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import Registry
 from mspclaw.store.runs import RunStore
-from mspclaw.store.tables import Session, Ticket
+from mspclaw.store.tables import Device, Session, Ticket
 from mspclaw.store.tickets import TicketStore
 from mspclaw.tools import get_tool
+
+
+def site_tools(book: Playbook) -> frozenset[str]:
+    """The playbook's tools that run on the client's site agent."""
+    return frozenset(t for t in book.tools if get_tool(t).runs_on == "site")
+
+
+def needs_device(book: Playbook) -> bool:
+    """Whether a required step of the playbook runs on the end user's device; an account playbook
+    (password, lockout, MFA, joiners, leavers, access) runs on the site agent alone."""
+    return any(get_tool(step.tool).runs_on == "device" for step in book.steps if step.required) or not site_tools(book)
 
 if TYPE_CHECKING:
     from mspclaw.pipeline.escalation import Escalations
@@ -63,9 +76,9 @@ class _SessionTools:
     """The engine's tool port for one session: record, audit, dispatch, record the result."""
 
     def __init__(self, svc: TicketService, session: Session, dispatcher: ClientDispatcher, agent_id: str,
-                 ledger: CallLedger) -> None:
+                 ledger: CallLedger, recipient: Recipient) -> None:
         self._svc, self._session, self._dispatcher, self._agent_id = svc, session, dispatcher, agent_id
-        self._ledger = ledger
+        self._ledger, self._recipient = ledger, recipient
 
     def agent_for(self, tool: str) -> str:
         """The ticket's device agent if it offers the tool, else the client's site agent that does."""
@@ -106,6 +119,18 @@ class _SessionTools:
                                      "message": exc.message})
             raise
         output = result.output if isinstance(result.output, dict) else {"value": result.output}
+        if result.secret is not None:  # for the user alone: handed on now, recorded nowhere
+            try:
+                output = {**output, "handed_over": await self._svc.handover.deliver(result.secret, self._recipient)}
+            except MSPClawError as exc:
+                failed = IntegrationError(f"{tool} took effect, but {exc.message}", changed=(tool,),
+                                          unchanged=("the user has not received it",))
+                await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=failed.code,
+                                error_message=failed.message, duration_ms=result.duration_ms)
+                await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                                   data={"call_id": call_id, "tool": tool, "ok": False, "error": failed.code,
+                                         "message": failed.message})
+                raise failed from exc
         await run_store(store, store.finish_call, call_id, ok=True, output=output, error_code=None,
                         error_message=None, duration_ms=result.duration_ms)
         learning, device_id = self._svc.learning, self._svc.device_of(session)
@@ -116,6 +141,42 @@ class _SessionTools:
                            data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
                                  "replayed": result.replayed})
         return output
+
+
+class _DeviceConfirmation:
+    """The second factor for an account change: the requester confirms on their own enrolled device
+    (only that device: a reply on the ticket would come through the very channel being verified)."""
+
+    def __init__(self, svc: TicketService, ticket: Ticket, session: Session, recipient: Recipient) -> None:
+        self._svc, self._ticket, self._session, self._recipient = svc, ticket, session, recipient
+        self.device = recipient.device_name
+
+    async def __call__(self, tool: str, target: str) -> bool:
+        agent_id = self._recipient.device_agent_id
+        if agent_id is None:
+            return False
+        key = f"{tool}/{target}"
+        question_id = "cf_" + hashlib.sha256(f"{self._session.id}/confirm/{key}".encode()).hexdigest()[:30]
+        action = get_tool(tool).description.split(".")[0].lower()
+        text = (f"Your IT help desk received a request from you ({self._ticket.requester}) to {action} "
+                f"(account {target or 'yours'}). Did you ask for this?")
+        try:
+            answer = await asyncio.wait_for(
+                self._svc.questions.ask_device(self._session.client_id, agent_id, question_id, text,
+                                               ["Yes, it was me", "No"]), self._svc.questions.timeout_s)
+        except TimeoutError:
+            answer = None
+        await self._svc.audit.record("requester_confirmation", client_id=self._session.client_id,
+                                     session_id=self._session.id,
+                                     data={"tool": tool, "device": self.device,
+                                           "answer": "no answer" if answer is None else answer[:40]})
+        if answer is None:
+            return False
+        if not answer.lower().startswith("yes"):
+            raise NotRequesters(f"{self._ticket.requester} said on their own device that they did not ask for "
+                                f"{tool}; nothing was changed. Treat this ticket as a possible social-engineering "
+                                "attempt")
+        return True
 
 
 class _SessionApprovals:
@@ -207,13 +268,15 @@ class TicketService:
                  events: SessionEvents, approvals: Approvals, playbooks: list[Playbook],
                  connectors: dict[str, PSAConnector], runs: RunStore, questions: Questions,
                  model: Model | None = None, limits: Limits = Limits(), tool_timeout_s: float = 60.0,
-                 reconnect_grace_s: float = 30.0) -> None:
+                 reconnect_grace_s: float = 30.0, handover: Handover | None = None) -> None:
         """``model`` is the reasoning model (a chain); ``None`` runs the deterministic playbook model."""
         self.registry, self.store, self.audit, self.hub = registry, store, audit, hub
         self.runs, self.questions, self.model, self.limits = runs, questions, model, limits
         self.router, self.events, self.approvals = router, events, approvals
         self.playbooks, self.connectors = playbooks, connectors
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
+        self.handover = handover or Handover(hub)
+        """Where a temporary password a site tool set goes: the user's device, or a view-once link."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._devices: dict[str, str] = {}
         self.untouched: set[str] = set()
@@ -327,22 +390,7 @@ class TicketService:
             self.untouched.discard(session.id)
 
     async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
-        if route.device is None or route.agent_id is None:
-            await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
-            return
-        if session.agent_id != route.agent_id:  # a new session has it from open_ticket
-            self.store.update_session(session.id, agent_id=route.agent_id)
-        self._devices[session.id] = route.device.id
-        known = self.runs.device_facts(route.device.id)
-        # issue 5 hook: the requester is the device's user unless known (read again only if that changed)
-        if self.learning is not None and await self.learning.learn_from_ticket(
-                route.device.id, ticket.requester, client_id=session.client_id, session_id=session.id, known=known):
-            known = self.runs.device_facts(route.device.id)
-        wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
-        if not route.online and not await self._wait_online(route.agent_id, wait_s):
-            await self._close(ticket, session, None, None,
-                              f"device {route.device.hostname} is offline ({route.reason})", route, [])
-            return
+        device = route.device if route.agent_id is not None else None
         if resumed and session.playbook:
             book = next((b for b in self.playbooks if b.id == session.playbook), None)
             if book is None:
@@ -350,7 +398,11 @@ class TicketService:
                                   f"playbook {session.playbook} is no longer installed; resume impossible", route, [])
                 return
         else:
-            found = match(self.playbooks, ticket.subject, ticket.body, route.device.os)
+            # what the ticket asks decides where it runs: an account playbook needs no device at all
+            found = match(self.playbooks, ticket.subject, ticket.body, device.os if device else None)
+            if device is None and (found.playbook is None or needs_device(found.playbook)):
+                await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
+                return
             chosen = {"playbook": found.playbook.id,
                       "model": self.model.name[:100] if self.model else "playbook"} if found.playbook else None
             await self.events.emit_async(session.id, "matched",
@@ -361,13 +413,48 @@ class TicketService:
                 await self._close(ticket, session, None, None, f"no playbook fits: {found.explanation}", route, [])
                 return
             book = found.playbook
-        plan = book.plan_for(route.device.os)
+        if needs_device(book):
+            if device is None or route.agent_id is None:
+                await self._close(ticket, session, book, None, f"cannot route: {route.reason}", route, [])
+                return
+            acting, target_name = route.agent_id, device.hostname
+        else:
+            site = self.router.site_agent(session.client_id, site_tools(book))
+            if site.agent_id is None:
+                await self._close(ticket, session, book, None, site.reason, route, [])
+                return
+            acting, target_name = site.agent_id, site.hostname or site.agent_id
+            if device is None or not route.online:  # the device is only a convenience here
+                route = Route(device, site.agent_id, True, site.reason)
+        if session.agent_id != acting:  # a new session has the device's from open_ticket
+            self.store.update_session(session.id, agent_id=acting)
+        known: dict[str, Any] = {}
+        if device is not None and route.agent_id == device.agent_id:
+            self._devices[session.id] = device.id
+            known = self.runs.device_facts(device.id)
+            # issue 5 hook: the requester is the device's user unless known (read again only if that changed)
+            if self.learning is not None and await self.learning.learn_from_ticket(
+                    device.id, ticket.requester, client_id=session.client_id, session_id=session.id, known=known):
+                known = self.runs.device_facts(device.id)
+            wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
+            if (needs_device(book) and not route.online and device.agent_id is not None
+                    and not await self._wait_online(device.agent_id, wait_s)):
+                await self._close(ticket, session, None, None,
+                                  f"device {device.hostname} is offline ({route.reason})", route, [])
+                return
+        else:
+            device = None
+        os_name = device.os if device is not None else book.os[0]
+        plan = book.plan_for(os_name)
         dispatcher = self.hub.for_client(session.client_id)
         ledger = CallLedger(session.id, fresh=not resumed)
-        session_tools = _SessionTools(self, session, dispatcher, route.agent_id, ledger)
-        asker = _SessionApprovals(self, ticket, session, route.device.hostname, session_tools, ledger)
+        recipient = self._recipient(ticket, device)
+        first = device.agent_id if device is not None and device.agent_id else acting
+        session_tools = _SessionTools(self, session, dispatcher, first, ledger, recipient)
+        asker = _SessionApprovals(self, ticket, session, target_name, session_tools, ledger)
         gated = ApprovalGate(session_tools, asker, plan.requires_approval)
-        tools = DurableTools(gated, self.runs, ledger)
+        tools = ActForRequester(DurableTools(gated, self.runs, ledger), ticket.requester,
+                                _DeviceConfirmation(self, ticket, session, recipient), device=recipient.device_name)
         already = len(self.store.steps(session.id)) if resumed else 0
 
         async def on_step(record: StepRecord) -> None:
@@ -389,17 +476,16 @@ class TicketService:
         result: RunResult
         if self.model is None:
             # what the device is known to be (device memory), then what this ticket says
-            facts = {**known, "requester": ticket.requester, "hostname": route.device.hostname,
-                     "os": route.device.os}
-            questions = _SessionQuestions(self, ticket, session, route.agent_id, ledger, plan.questions)
+            facts = {**known, "requester": ticket.requester, "os": os_name,
+                     **({"hostname": device.hostname} if device is not None else {})}
+            questions = _SessionQuestions(self, ticket, session, first, ledger, plan.questions)
             result = await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook)
         else:
             model = DurableModel(self.model, self.runs, session.id)
             toolset = Toolset(book.tools, tools,
-                              questions=_SessionQuestions(self, ticket, session, route.agent_id, ledger,
-                                                          plan.questions))
+                              questions=_SessionQuestions(self, ticket, session, first, ledger, plan.questions))
             prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
-                                  device={"hostname": route.device.hostname, "os": route.device.os},
+                                  device={"hostname": device.hostname if device else target_name, "os": os_name},
                                   plan=plan, facts=known)
             result = await run_loop(model, INSTRUCTIONS, prompt, toolset, on_step,
                                     replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
@@ -410,6 +496,17 @@ class TicketService:
                                   output_tokens=completion_tokens,
                                   cost_usd=(prompt_tokens * per_prompt + completion_tokens * per_completion) / 1e6)
         await self._close(ticket, session, book, result, result.reason, route, asker.decisions)
+
+    def _recipient(self, ticket: Ticket, device: Device | None) -> Recipient:
+        """Where a secret or a confirmation for the requester may go: their own device, when online."""
+        user = (device.primary_user or self.runs.device_facts(device.id).get("primary_user")) if device else None
+        own = (device is not None and device.agent_id is not None and user is not None
+               and user.lower() == ticket.requester.lower() and self.hub.is_online(device.agent_id))
+        psa = self.connectors.get(ticket.psa) if ticket.psa else None
+        return Recipient(client_id=ticket.client_id, requester=ticket.requester,
+                         device_agent_id=device.agent_id if own and device is not None else None,
+                         device_name=device.hostname if own and device is not None else None,
+                         psa=psa, external_id=ticket.external_id)
 
     async def _wait_online(self, agent_id: str, seconds: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -457,7 +554,8 @@ class TicketService:
             self.audit.record("status_changed", client_id=session.client_id, session_id=session.id,
                               data={"ticket_id": ticket.id, "status": outcome, "reason": reason}))
         await self._write_back(ticket, note, reply, outcome)
-        if route.agent_id and self.hub.is_online(route.agent_id):
+        link = self.hub.link(route.agent_id) if route.agent_id else None
+        if route.agent_id and link is not None and link.identity.role == "device":
             try:
                 await self.hub.for_client(session.client_id).notify_user(route.agent_id, reply)
             except AgentOffline:

@@ -24,96 +24,49 @@ word of the ticket, whatever the number of playbooks (``bench/matcher.py``: 10,0
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mspclaw.playbooks.cleaning import clean_body, clean_subject
+from mspclaw.playbooks.language import detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
+from mspclaw.playbooks.tokens import stem, stems, words
+from mspclaw.playbooks.triage import BREAK, Triage
+
+__all__ = ["Match", "MatchResult", "Matcher", "match", "matcher_for", "stem", "stems", "words"]
 
 THRESHOLD = 2.5
 SUBJECT_BOOST = 1.5
 FUZZY_FACTOR = 0.8
 PHRASE_FACTOR = 2.0
+MIN_CONFIDENCE = 0.5
+"""Below this calibrated confidence the ticket gets no playbook (a model or a technician takes it)."""
 
-VETOES: dict[str, tuple[str, ...]] = {
-    "a security report": (
-        "phishing", "phish", "phishy", "scam", "scammer", "suspicious", "fraud", "fraudulent", "malware",
-        "ransomware", "virus", "trojan", "hacked", "compromised", "breach", "spoofed", "spoofing",
-        "gift cards", "clicked a link", "clicked the link", "fake email", "fake invoice", "someone logged into",
-        "someone else logged", "unknown sign in", "encrypted my files", "bitcoin",
-    ),
-    "a hardware failure": (
-        "cracked", "smashed", "spilled", "spill", "water damage", "smoke", "burning smell", "sparks",
-        "wont turn on", "doesnt turn on", "does not turn on", "wont power on", "no power", "dead battery",
-        "battery swollen", "swollen", "broken screen", "screen is broken", "screen broke", "dropped my laptop",
-        "dropped it", "keyboard broken", "keys stopped working", "hinge", "clicking noise", "grinding noise",
-        "beeping", "paper jam", "jammed", "toner", "dead pixel", "flickering", "no display", "black screen",
-        "mouse", "headset", "webcam", "docking station", "speakers",
-    ),
-    "a billing question": (
-        "billing question", "billing issue", "our billing", "the billing for", "we were billed", "billed for",
-        "billed twice", "refund", "overcharged", "charged twice", "discuss pricing", "our pricing", "your invoice",
-        "our invoice", "last invoice", "monthly invoice", "invoice from you", "invoice number", "a quote for",
-        "price for",
-        "contract renewal", "our contract", "how much does", "how much would", "credit card", "purchase order",
-        "cancel our subscription", "hourly rate",
-    ),
+MAX_TOKENS = 600
+"""Words of a ticket read (subject first); with :mod:`cleaning`'s character bounds, the work per ticket
+is bounded whatever arrives."""
+FUZZY_MIN, FUZZY_MAX = 5, 20
+"""Typo tolerance for words of this many letters: at most ``FUZZY_MAX`` look-ups per word."""
+ALIAS_MIN = 4
+"""Shorter words (``de``, ``an``, ``pc``) are matched as written, never as another language's inflection."""
+UNSURE_WORDS = 40
+"""A ticket whose language is unknown is read in every language only up to this many words."""
+COMPOUND_MIN, COMPOUND_MAX = 8, 30
+"""German and Dutch compounds of this many letters are read by their parts (``Netzwerkdrucker``)."""
+
+PREFERRED: dict[frozenset[str], str] = {
+    frozenset({"password_reset", "account_locked"}): "account_locked",
+    frozenset({"email", "app_crash"}): "email",
 }
-"""Words and phrases that send a ticket to a person whatever else it says."""
+"""Close calls between two categories go to the one whose first steps diagnose both: the account
+lookup reads both the lock and the password's expiry; the mail-client check sees a hung Outlook
+and a mail server that does not answer."""
+CLOSE_CALL = 0.75
+"""The runner-up is a close call when it scores at least this share of the best."""
 
-_WORD = re.compile(r"[a-z0-9]+")
-_BREAK = "|"
+_BREAK = BREAK
 """Between subject and body, so a phrase never spans the two."""
-_JOIN = {("wi", "fi"): "wifi", ("e", "mail"): "email", ("e", "mails"): "emails", ("log", "in"): "login",
-         ("sign", "in"): "signin", ("lap", "top"): "laptop", ("pass", "word"): "password",
-         ("out", "look"): "outlook", ("two", "factor"): "2fa", ("2", "fa"): "2fa", ("multi", "factor"): "mfa",
-         ("2", "factor"): "2fa", ("web", "site"): "website", ("off", "line"): "offline", ("on", "line"): "online"}
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words; apostrophes vanish (``can't`` -> ``cant``) and split words are joined."""
-    raw = _WORD.findall(text.lower().replace("'", "").replace("\u2019", ""))
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        joined = _JOIN.get((raw[i], raw[i + 1])) if i + 1 < len(raw) else None
-        if joined is not None:
-            out.append(joined)
-            i += 2
-        else:
-            out.append(raw[i])
-            i += 1
-    return out
-
-
-_STEMS: dict[str, str] = {}
-
-
-def stem(word: str) -> str:
-    """A light, consistent suffix stripper: ``printing``/``printed``/``prints`` -> ``print``."""
-    cached = _STEMS.get(word)
-    if cached is not None:
-        return cached
-    w = word
-    if len(w) > 5 and w.endswith("ing"):
-        w = w[:-3]
-    elif len(w) > 4 and w.endswith(("ied", "ies")):
-        w = w[:-3] + "y"
-    elif len(w) > 4 and w.endswith(("ed", "ches", "shes", "sses", "xes")):
-        w = w[:-2]
-    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
-        w = w[:-1]
-    if w != word and len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
-        w = w[:-1]  # stopped -> stopp -> stop, quitting -> quitt -> quit
-    if len(w) > 4 and w.endswith("e"):
-        w = w[:-1]
-    if len(_STEMS) < 200_000:
-        _STEMS[word] = w
-    return w
-
-
-def stems(text: str) -> list[str]:
-    return [stem(w) for w in words(text)]
 
 
 def _deletions(word: str) -> set[str]:
@@ -127,6 +80,14 @@ class Match:
     explanation: str
     category: str | None = None
     runner_up: str | None = None
+    runner_up_score: float = 0.0
+    confidence: float = 0.0
+    """How likely the chosen playbook is the right one (0..1), calibrated on labelled tickets;
+    0 when no playbook is chosen for a must-not-automate reason."""
+    language: str | None = None
+
+
+MatchResult = Match
 
 
 Posting = dict[int, float]
@@ -208,8 +169,6 @@ class _Index:
     negative_phrases: dict[str, dict[tuple[str, ...], list[int]]] = field(default_factory=dict)
     fuzzy: dict[str, set[str]] = field(default_factory=dict)
     os_excluded: dict[str, list[int]] = field(default_factory=dict)
-    vetoes: dict[str, str] = field(default_factory=dict)
-    veto_phrases: dict[str, list[tuple[tuple[str, ...], str, str]]] = field(default_factory=dict)
     packed: dict[tuple[int, float], int] = field(default_factory=dict)
     masks: dict[int, int] = field(default_factory=dict)
     top_weight: dict[int, float] = field(default_factory=dict)
@@ -251,13 +210,6 @@ def _build(books: Sequence[Playbook]) -> _Index:
                 index.fuzzy.setdefault(variant, set()).add(key)
     for os_name in ("linux", "macos", "windows"):
         index.os_excluded[os_name] = [i for i, b in enumerate(books) if os_name not in b.os]
-    for reason, terms in VETOES.items():
-        for term in terms:
-            seq = tuple(stems(term))
-            if len(seq) == 1:
-                index.vetoes[seq[0]] = reason
-            elif seq:
-                index.veto_phrases.setdefault(seq[0], []).append((seq, reason, term))
     return index
 
 
@@ -283,19 +235,93 @@ class Matcher:
     cost of a match grows with the words of the ticket, hardly with the number of playbooks.
     """
 
-    def __init__(self, books: Sequence[Playbook], threshold: float = THRESHOLD) -> None:
+    def __init__(self, books: Sequence[Playbook], threshold: float = THRESHOLD,
+                 min_confidence: float = MIN_CONFIDENCE, triage: Triage | None = None) -> None:
         self.books = list(books)
         self.threshold = threshold
+        self.min_confidence = min_confidence
+        self.triage = triage or Triage()
         self._index = _build(self.books)
         self._fields = _Fields(len(self.books))
         self._typos: dict[str, str | None] = {}
+        self._keys: dict[tuple[str, str | None], str] = {}
+        self._vocab, self._aliases, self._heads = self._vocabulary()
+
+    def _vocabulary(self) -> tuple[set[str], dict[str, dict[str, str]], set[str]]:
+        """Every trigger and triage word's stem; per other language, its Snowball stem -> that stem.
+
+        A German ticket's ``Druckers`` has the Snowball stem ``druck``, which is also the stem of
+        the trigger ``drucker``: the ticket's word is read as that trigger, whatever its ending.
+        """
+        texts: dict[str, None] = {}
+        for book in self.books:
+            trig = book.triggers
+            texts.update(dict.fromkeys((*trig.keywords, *trig.phrases, *trig.negative)))
+        texts.update(dict.fromkeys(self.triage.vocabulary()))
+        raw = dict.fromkeys(w for text in texts for w in words(text))
+        vocab = {stem(w) for w in raw}
+        aliases: dict[str, dict[str, str]] = {}
+        for lang in stemmed_languages():
+            table = aliases[lang] = {}
+            for word in raw:
+                if len(word) >= ALIAS_MIN and word.isalpha():
+                    table.setdefault(snowball(lang, word), stem(word))
+        heads = {key for key in self._index.keywords if len(key) >= 5}
+        return vocab, aliases, heads
+
+    def _key(self, word: str, lang: str | None) -> str:
+        """The vocabulary stem a ticket word stands for: its own English stem when that is known,
+        else the trigger it inflects in the ticket's language (every language when unknown), else
+        the head or the first part of a compound, else its English stem."""
+        own = stem(word)
+        if lang == "en" or own in self._vocab:
+            return own
+        cached = self._keys.get((word, lang))
+        if cached is not None:
+            return cached
+        found = own
+        langs = (lang,) if lang is not None else stemmed_languages()
+        for each in langs:
+            alias = self._aliases[each].get(snowball(each, word))
+            if alias is not None:
+                found = alias
+                break
+        else:
+            if COMPOUND_MIN <= len(word) <= COMPOUND_MAX and lang in (None, "de", "nl"):
+                found = self._compound(word) or own
+        if len(self._keys) < 100_000:
+            self._keys[(word, lang)] = found
+        return found
+
+    def _compound(self, word: str) -> str | None:
+        """``netzwerkdrucker`` -> ``drucker``, ``passwortanderung`` -> ``passwort``: longest known part."""
+        for cut in range(1, len(word) - 4):
+            if word[cut:] in self._heads:
+                return word[cut:]
+        for cut in range(len(word) - 1, 4, -1):
+            if word[:cut] in self._heads:
+                return word[:cut]
+        return None
+
+    def tokens(self, subject: str, body: str) -> tuple[list[str], int, str | None]:
+        """The ticket's stemmed words (subject, a break, body; at most :data:`MAX_TOKENS`), how many
+        are the subject's, and the language detected."""
+        subject_words = words(clean_subject(subject))[:MAX_TOKENS // 4]
+        body_words = words(clean_body(body))[:MAX_TOKENS - len(subject_words)]
+        lang = detect(subject_words + body_words)
+        if lang is None and len(subject_words) + len(body_words) > UNSURE_WORDS:
+            lang = "en"  # many words and no function words of any language: a list of names, a log, noise
+        subject_keys = [self._key(w, lang) for w in subject_words]
+        return [*subject_keys, _BREAK, *(self._key(w, lang) for w in body_words)], len(subject_keys), lang
 
     def _near(self, token: str) -> str | None:
         """The trigger a word not in the index is a typo of, if any (cached: ticket words repeat)."""
         cached = self._typos.get(token, "")
         if cached != "":
             return cached
-        near = self._fuzzy(token) if len(token) >= 5 else self._swapped(token)
+        if len(token) > FUZZY_MAX:
+            return None
+        near = self._fuzzy(token) if len(token) >= FUZZY_MIN else self._swapped(token)
         if len(self._typos) < 100_000:
             self._typos[token] = near
         return near
@@ -315,17 +341,6 @@ class Matcher:
             candidate = token[:i] + token[i + 1] + token[i] + token[i + 2:]
             if candidate != token and candidate in self._index.keywords:
                 return candidate
-        return None
-
-    def _veto(self, tokens: list[str]) -> Match | None:
-        index = self._index
-        for pos, token in enumerate(tokens):
-            reason = index.vetoes.get(token)
-            if reason is not None:
-                return Match(None, 0.0, f"looks like {reason} ('{token}'): a technician handles it, no playbook")
-            for seq, why, term in index.veto_phrases.get(token, ()):
-                if tuple(tokens[pos:pos + len(seq)]) == seq:
-                    return Match(None, 0.0, f"looks like {why} ('{term}'): a technician handles it, no playbook")
         return None
 
     def _hits(self, tokens: list[str], subject_len: int
@@ -478,15 +493,47 @@ class Matcher:
                 reasons.append(f"{label} +{round(posting[book] * factor, 2):g}")
         return reasons
 
-    def match(self, subject: str, body: str, os: str | None) -> Match:
-        subject_tokens = stems(subject)
-        tokens = [*subject_tokens, _BREAK, *stems(body)]
-        vetoed = self._veto(tokens)
-        if vetoed is not None:
-            return vetoed
-        found, ruled, ruled_by = self._hits(tokens, len(subject_tokens))
+    def match(self, subject: str, body: str, os: str | None = None) -> Match:
+        """The playbook for a ticket on a device with ``os`` (None: any OS), or none and why."""
+        tokens, subject_len, lang = self.tokens(subject, body)
+        verdict = self.triage.check(tokens)
+        if verdict is not None:
+            return Match(None, 0.0, verdict.explain(), language=lang)
+        found, ruled, ruled_by = self._hits(tokens, subject_len)
         if os is not None and self._index.os_excluded.get(os):
             ruled.append(self._index.os_excluded[os])
+        best_points, winner, second_points, runner_at = self._best_two(found, ruled)
+        if best_points < self.threshold:
+            top = f" (best: {self.books[winner].id} at {best_points:g})" if best_points else ""
+            extra = f"; ruled out by {', '.join(repr(t) for t in dict.fromkeys(ruled_by))}" if ruled_by else ""
+            return Match(None, round(best_points, 2), f"no playbook scored {self.threshold:g} or more{top}{extra}",
+                         runner_up_score=round(second_points, 2), language=lang)
+        chosen = self.books[winner]
+        runner = self.books[runner_at] if second_points else None
+        shared = second_points if runner is not None else 0.0
+        note = ""
+        if runner is not None and second_points >= CLOSE_CALL * best_points:
+            preferred = PREFERRED.get(frozenset({chosen.category, runner.category}))
+            if preferred is not None and preferred != chosen.category:
+                note = f"; close call with {chosen.id}, {runner.id} checks both first"
+                chosen, runner, winner = runner, chosen, runner_at
+            if preferred is not None:
+                shared = 0.0  # the chosen playbook's first steps diagnose both
+        value = self._points(winner, found) if note else best_points
+        sure = confidence(value, shared)
+        tail = f"; next best: {runner.id} at {second_points if not note else best_points:g}" if runner else ""
+        reasons = f"{chosen.id} scored {value:g}: " + ", ".join(self._explain(winner, found)) + tail + note
+        if sure < self.min_confidence:
+            return Match(None, round(value, 2), f"not confident enough ({sure:.2f} < {self.min_confidence:g}) "
+                         f"to choose between playbooks: {reasons}", runner_up=runner.id if runner else None,
+                         runner_up_score=round(shared, 2), confidence=round(sure, 3), language=lang)
+        return Match(chosen, round(value, 2), reasons, category=chosen.category,
+                     runner_up=runner.id if runner else None, runner_up_score=round(shared, 2),
+                     confidence=round(sure, 3), language=lang)
+
+    def _best_two(self, found: dict[tuple[str, str], float], ruled: list[list[int]]
+                  ) -> tuple[float, int, float, int]:
+        """Points of the best and second-best playbooks (0 when none) and their indexes."""
         try:
             total, upper, sparse = self._scores(found, ruled)
             # first among the playbooks at the threshold or above (a runner-up too); below it, only
@@ -504,18 +551,21 @@ class Matcher:
             ranked = sorted(((v, -b) for b, v in exact.items()), reverse=True)[:2] + [(0.0, 0)] * 2
             (best_points, winner), (second_points, runner_at) = ranked[0], ranked[1]
             winner, runner_at = -winner, -runner_at
-            best, second = round(best_points * SCALE), round(second_points * SCALE)
-        if best_points < self.threshold:
-            top = f" (best: {self.books[winner].id} at {best_points:g})" if best else ""
-            extra = f"; ruled out by {', '.join(repr(t) for t in dict.fromkeys(ruled_by))}" if ruled_by else ""
-            return Match(None, round(best_points, 2), f"no playbook scored {self.threshold:g} or more{top}{extra}")
-        runner = self.books[runner_at].id if second else None
-        chosen = self.books[winner]
-        value = best_points
-        tail = f"; next best: {runner} at {second_points:g}" if runner else ""
-        return Match(chosen, round(value, 2),
-                     f"{chosen.id} scored {value:g}: " + ", ".join(self._explain(winner, found)) + tail,
-                     category=chosen.category, runner_up=runner)
+        return best_points, winner, second_points, runner_at
+
+
+CALIBRATION = (1.06, 2.63, -0.72)
+"""Logistic fit of "the top playbook is right" on (bias, log points, runner-up's share of the best),
+over the labelled tickets in ``tests/data`` (``mspclaw playbooks eval --calibrate`` refits it)."""
+
+
+def confidence(best: float, second: float) -> float:
+    """The calibrated probability that the best-scoring playbook is the right one."""
+    if best <= 0:
+        return 0.0
+    bias, log_weight, share_weight = CALIBRATION
+    z = bias + log_weight * math.log(best) + share_weight * (second / best)
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 _CACHE: dict[int, tuple[Sequence[Playbook], Matcher]] = {}
@@ -533,6 +583,6 @@ def matcher_for(books: Sequence[Playbook]) -> Matcher:
     return built
 
 
-def match(books: Sequence[Playbook], subject: str, body: str, os: str | None) -> Match:
+def match(books: Sequence[Playbook], subject: str, body: str, os: str | None = None) -> Match:
     """The best playbook for a ticket on a device with ``os``, or ``Match(None, ...)`` with the reason."""
     return matcher_for(books).match(subject, body, os)

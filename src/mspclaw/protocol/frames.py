@@ -90,6 +90,23 @@ class ErrorInfo(_Frame):
     message: str
 
 
+class Secret(_Frame):
+    """A temporary password or access pass meant for one person's eyes only.
+
+    A site tool that sets one returns it beside its result, never inside the output: the agent's
+    journal, the server's step records, notes, audit and logs only ever see the output. The server
+    hands it straight on to the user (:class:`ShowSecret` on their own device, or a view-once link)
+    and keeps no copy. ``repr`` hides the value.
+    """
+
+    type: Literal["temporary_password", "temporary_access_pass"]
+    account: str = Field(max_length=256)
+    """The account it opens (UPN or sAMAccountName), shown with it so the user knows which one."""
+    value: str = Field(min_length=1, max_length=256, repr=False)
+    expires_at: float | None = None
+    must_change: bool = True
+
+
 class ToolResult(_Frame):
     kind: Literal["tool_result"] = "tool_result"
     call_id: str
@@ -98,6 +115,8 @@ class ToolResult(_Frame):
     error: ErrorInfo | None = None
     duration_ms: int = 0
     replayed: bool = False
+    secret: Secret | None = Field(None, repr=False)
+    """For the user only: see :class:`Secret`. Never journaled; absent on a replayed result."""
 
 
 class AskUser(_Frame):
@@ -116,6 +135,23 @@ class UserAnswer(_Frame):
 class NotifyUser(_Frame):
     kind: Literal["notify_user"] = "notify_user"
     text: str
+
+
+class ShowSecret(_Frame):
+    """Show a :class:`Secret` to the user on this device (a dialog they dismiss); answered by :class:`SecretShown`."""
+
+    kind: Literal["show_secret"] = "show_secret"
+    delivery_id: str = Field(max_length=64)
+    text: str = Field(max_length=2000)
+    secret: Secret = Field(repr=False)
+
+
+class SecretShown(_Frame):
+    """Whether the device could show the secret (``False``: no desktop session, dismissed unseen)."""
+
+    kind: Literal["secret_shown"] = "secret_shown"
+    delivery_id: str = Field(max_length=64)
+    shown: bool
 
 
 class Ping(_Frame):
@@ -138,7 +174,8 @@ class Error(_Frame):
 
 
 AgentFrame = Annotated[
-    Hello | Welcome | ToolCall | ToolResult | AskUser | UserAnswer | NotifyUser | Ping | Pong | Error,
+    Hello | Welcome | ToolCall | ToolResult | AskUser | UserAnswer | NotifyUser | ShowSecret | SecretShown
+    | Ping | Pong | Error,
     Field(discriminator="kind"),
 ]
 

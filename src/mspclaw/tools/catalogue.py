@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mspclaw.errors import UnknownTool
 from mspclaw.tools.device import DEVICE_TOOLS, NoArgs
 from mspclaw.tools.site import SITE_TOOLS
+from mspclaw.tools.site_services import SITE_SERVICE_TOOLS
 from mspclaw.tools.spec import OS, ToolSpec
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
@@ -108,8 +109,9 @@ CATALOGUE: dict[str, ToolSpec] = {
 }
 
 
-# The device tools the playbook library needs and the site (directory) tools, described in their own modules.
-CATALOGUE.update({spec.name: spec for spec in (*DEVICE_TOOLS, *SITE_TOOLS)})
+# The device tools the playbook library needs, the site's account tools and its service tools (Jamf,
+# print server, VPN), each described in their own modules.
+CATALOGUE.update({spec.name: spec for spec in (*DEVICE_TOOLS, *SITE_TOOLS, *SITE_SERVICE_TOOLS)})
 
 
 def get_tool(name: str) -> ToolSpec:

@@ -113,8 +113,9 @@ DEVICE_TOOLS: tuple[ToolSpec, ...] = (
              destructive=True, idempotent=True, timeout_s=30),
     ToolSpec("resume_printer", "Resume a paused printer and let its queue accept jobs again.", PrinterArgs, _ALL,
              timeout_s=30),
-    ToolSpec("restart_print_spooler", "Restart the Windows Print Spooler service (clears a hung spooler).",
-             NoArgs, frozenset({"windows"}), destructive=True, idempotent=True, timeout_s=60),
+    ToolSpec("restart_print_spooler", "Start or restart the print service: the Print Spooler on Windows (clears a "
+             "hung spooler), CUPS on Linux and macOS (when its scheduler is stopped).",
+             NoArgs, _ALL, destructive=True, idempotent=True, timeout_s=60),
     ToolSpec("installed_software", "Installed applications and packages with their versions.",
              InstalledSoftwareArgs, _ALL, timeout_s=60),
     ToolSpec("install_package", "Install one package with the OS's package manager (apt, Homebrew, winget).",

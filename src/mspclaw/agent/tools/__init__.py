@@ -26,10 +26,19 @@ from pydantic import BaseModel
 
 from mspclaw.agent.tools.commands import CommandRunner, Completed, run_command
 from mspclaw.errors import ConfigError
-from mspclaw.protocol.frames import OSName
+from mspclaw.protocol.frames import OSName, Secret
 
 JsonObject = dict[str, Any]
 """What a tool returns: a JSON-serialisable object (checked when the result frame is built)."""
+
+
+@dataclass(frozen=True)
+class WithSecret:
+    """What a tool that sets a temporary password returns: its ``output`` (what everyone may read)
+    and the ``secret`` for the user alone, which the executor sends beside the result and never journals."""
+
+    output: JsonObject
+    secret: Secret = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -50,13 +59,13 @@ class ToolContext:
         return self.home or Path.home()
 
 
-ToolFn = Callable[[BaseModel, ToolContext], JsonObject]
+ToolFn = Callable[[BaseModel, ToolContext], "JsonObject | WithSecret"]
 """A registered tool: parsed arguments and the context in, a JSON object out."""
 
 A = TypeVar("A", bound=BaseModel)
 
 
-def tool_table(*fns: Callable[[Any, ToolContext], JsonObject]) -> dict[str, ToolFn]:
+def tool_table(*fns: Callable[[Any, ToolContext], JsonObject | WithSecret]) -> dict[str, ToolFn]:
     """An OS's tools, each under its function's name (the catalogue name) and bound to the arguments
     model its ``args`` parameter is annotated with (which the catalogue's must be: a test checks)."""
     table: dict[str, ToolFn] = {}
@@ -68,10 +77,10 @@ def tool_table(*fns: Callable[[Any, ToolContext], JsonObject]) -> dict[str, Tool
     return table
 
 
-def bind(args_type: type[A], fn: Callable[[A, ToolContext], JsonObject]) -> ToolFn:
+def bind(args_type: type[A], fn: Callable[[A, ToolContext], JsonObject | WithSecret]) -> ToolFn:
     """Register ``fn`` for arguments of ``args_type``: keeps each tool typed on its own model."""
 
-    def run(args: BaseModel, context: ToolContext) -> JsonObject:
+    def run(args: BaseModel, context: ToolContext) -> JsonObject | WithSecret:
         if not isinstance(args, args_type):
             raise TypeError(f"expected {args_type.__name__} arguments, got {type(args).__name__}")
         return fn(args, context)
@@ -183,6 +192,7 @@ __all__ = [
     "JsonObject",
     "ToolContext",
     "ToolFn",
+    "WithSecret",
     "bind",
     "current_os",
     "default_temp_roots",

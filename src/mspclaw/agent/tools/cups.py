@@ -29,8 +29,18 @@ _JOB = re.compile(r"^(?P<id>\S+)-(?P<num>\d+)\s+(?P<user>\S+)\s+(?P<size>\d+)\s+
 _ACCEPT = re.compile(r"^(?P<name>\S+) (?P<not>not )?accepting requests")
 
 
+SCHEDULER_STOPPED = "the print service is not running"
+SCHEDULER_FIX = ("start the CUPS scheduler with a technician's approval (`systemctl start cups` on Linux, "
+                 "`launchctl kickstart -k system/org.cups.cupsd` on macOS), then read the queues again")
+
+
 def _no_printers(done: Completed) -> bool:
     return done.returncode != 0 and "No destinations added" in (done.stderr + done.stdout)
+
+
+def _scheduler_stopped(done: Completed) -> bool:
+    """CUPS is installed but ``cupsd`` does not answer: lpstat says "Scheduler is not running."."""
+    return done.returncode != 0 and "scheduler is not running" in (done.stderr + done.stdout).lower()
 
 
 def parse_printers(text: str) -> list[JsonObject]:
@@ -67,13 +77,19 @@ def parse_accepting(text: str) -> dict[str, bool]:
 def printer_queues(run: CommandRunner) -> JsonObject:
     """Every CUPS printer with its state, whether it accepts jobs, and its waiting jobs.
 
+    When CUPS is installed but its scheduler is stopped, that is the finding (``scheduler_running``
+    false, ``finding`` and ``fix``), not an error: no queue can be read until it is started.
+
     ``attention`` lists printers a user would call "stuck": paused, refusing jobs, holding new
     jobs (``cupsdisable --hold``: nothing new prints until ``cupsenable --release``), or holding
     jobs while not printing.
     """
     printers_done = run(LPSTAT_PRINTERS, 10)
+    if _scheduler_stopped(printers_done):
+        return {"scheduler_running": False, "finding": SCHEDULER_STOPPED, "fix": SCHEDULER_FIX,
+                "printers": [], "jobs": 0, "attention": [], "paused": []}
     if _no_printers(printers_done):
-        return {"printers": [], "jobs": 0, "attention": [], "paused": []}
+        return {"scheduler_running": True, "printers": [], "jobs": 0, "attention": [], "paused": []}
     printers = parse_printers(printers_done.ok())
     jobs = parse_jobs(run(LPSTAT_JOBS, 10).ok())
     accepting = parse_accepting(run(LPSTAT_ACCEPTING, 10).ok())
@@ -84,6 +100,7 @@ def printer_queues(run: CommandRunner) -> JsonObject:
                  if not p["enabled"] or not p["accepting"] or p["state"] == "holding"
                  or (p["jobs"] and p["state"] != "printing")]
     return {
+        "scheduler_running": True,
         "printers": printers,
         "jobs": len(jobs),
         "attention": attention,
@@ -111,6 +128,22 @@ def resume_printer(run: CommandRunner, printer: str) -> JsonObject:
 
 def _known(run: CommandRunner, printer: str) -> None:
     done = run(LPSTAT_PRINTERS, 10)
+    if _scheduler_stopped(done):
+        raise ToolFailed(f"{SCHEDULER_STOPPED}; {SCHEDULER_FIX}")
     names = [] if _no_printers(done) else [p["name"] for p in parse_printers(done.ok())]
     if printer not in names:
         raise ToolFailed(f"no printer named {printer!r}; printers here: {', '.join(names) or 'none'}")
+
+
+LPSTAT_SCHEDULER = ["lpstat", "-r"]
+
+
+def start_print_service(run: CommandRunner, start: list[str]) -> JsonObject:
+    """Start (or restart) the CUPS scheduler with ``start`` (the OS's service manager), then ask it."""
+    run(start, 45).ok()
+    done = run(LPSTAT_SCHEDULER, 10)
+    running = done.returncode == 0 and "scheduler is running" in done.stdout.lower()
+    if not running:
+        raise ToolFailed(f"`{' '.join(start)}` ran but the print service is still not running; check its log "
+                         "(journalctl -u cups on Linux, /var/log/cups/error_log)")
+    return {"service": "cups", "started": True, "scheduler_running": True}

@@ -545,8 +545,9 @@ LINUX_TOOLS: dict[str, ToolFn] = tool_table(
     system_info, disk_usage, top_processes, network_status, check_connectivity, clear_temp_files, desktop.uptime,
     desktop.large_files, desktop.end_process, desktop.wifi_status, desktop.wifi_networks, desktop.renew_dhcp,
     desktop.flush_dns, desktop.vpn_status, desktop.restart_vpn, desktop.printer_queues, desktop.clear_print_queue,
-    desktop.resume_printer, desktop.installed_software, desktop.install_package, desktop.pending_updates,
+    desktop.resume_printer, desktop.restart_print_spooler, desktop.installed_software, desktop.install_package,
+    desktop.pending_updates,
     desktop.clear_browser_cache, desktop.mail_client_status, desktop.restart_app, desktop.crash_reports,
     desktop.reboot,
 )
-"""Every device tool of the catalogue that exists on Linux (all but restart_print_spooler, a Windows service)."""
+"""Every device tool of the catalogue, on Linux (restart_print_spooler starts CUPS through systemd)."""

@@ -217,6 +217,11 @@ def resume_printer(args: PrinterArgs, context: ToolContext) -> JsonObject:
     return cups.resume_printer(context.run, args.printer)
 
 
+def restart_print_spooler(args: NoArgs, context: ToolContext) -> JsonObject:
+    """Start or restart CUPS through systemd (the agent runs as a system service)."""
+    return cups.start_print_service(context.run, ["systemctl", "restart", "cups.service"])
+
+
 # --- software ----------------------------------------------------------------------------------
 
 

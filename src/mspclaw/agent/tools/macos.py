@@ -368,6 +368,11 @@ def resume_printer(args: PrinterArgs, context: ToolContext) -> JsonObject:
     return cups.resume_printer(context.run, args.printer)
 
 
+def restart_print_spooler(args: NoArgs, context: ToolContext) -> JsonObject:
+    """Start or restart CUPS through launchd."""
+    return cups.start_print_service(context.run, ["launchctl", "kickstart", "-k", "system/org.cups.cupsd"])
+
+
 def parse_applications(text: str) -> list[JsonObject]:
     data = json.loads(text)
     return [{"name": app.get("_name", "?"), "version": app.get("version"), "path": app.get("path"),
@@ -509,7 +514,8 @@ def clear_temp_files(args: ClearTempFilesArgs, context: ToolContext) -> JsonObje
 MACOS_TOOLS: dict[str, ToolFn] = tool_table(
     system_info, uptime, disk_usage, top_processes, network_status, check_connectivity, clear_temp_files,
     large_files, end_process, wifi_status, wifi_networks, renew_dhcp, flush_dns, vpn_status, restart_vpn,
-    printer_queues, clear_print_queue, resume_printer, installed_software, install_package, pending_updates,
+    printer_queues, clear_print_queue, resume_printer, restart_print_spooler, installed_software, install_package,
+    pending_updates,
     clear_browser_cache, mail_client_status, restart_app, crash_reports, reboot,
 )
-"""Every device tool of the catalogue that exists on macOS (all but restart_print_spooler)."""
+"""Every device tool of the catalogue, on macOS (restart_print_spooler starts CUPS through launchd)."""

@@ -1,0 +1,57 @@
+"""Account tools act for the ticket's verified requester, and for no one else (DESIGN section 3).
+
+:class:`ActForRequester` is the engine's outermost tool port. For a tool whose arguments carry
+``requested_by`` (the site's account tools), it sets ``requested_by`` and ``verified_by`` from the
+ticket, replacing whatever a playbook or a model passed: no ticket text, tool output or model
+output can aim a change at another account. The site agent then checks them against its own
+directory (their own account for a password, lockout or MFA; someone they manage for a leaver or
+a new hire's access) and refuses privileged accounts.
+
+Before a change it asks for a second factor when one is available (``confirm``: the requester
+confirms on their own enrolled device), and the technician's approval request says how the
+requester was verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mspclaw.engine.ports import ToolPort
+from mspclaw.protocol.frames import Approval
+from mspclaw.tools import get_tool
+
+Confirm = Callable[[str, str], Awaitable[bool]]
+"""``(tool, target account) -> True`` when the requester confirmed on their own device; ``False`` when
+there is no such device or no answer; raises when they said it was not them."""
+
+
+class ActForRequester:
+    def __init__(self, inner: ToolPort, requester: str, confirm: Confirm | None = None, *,
+                 device: str | None = None) -> None:
+        self._inner, self._requester, self._confirm, self._device = inner, requester, confirm, device
+        self._confirmed: dict[str, bool] = {}
+
+    async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
+                       approval: Approval | None = None) -> dict[str, Any]:
+        spec = get_tool(tool)
+        if "requested_by" not in spec.args.model_fields:
+            return await self._inner(tool, args, reason=reason, approval=approval)
+        verified = ["psa_contact"]
+        target = str(args.get("username") or args.get("like_user") or "")
+        if spec.destructive and await self._confirmed_for(tool, target):
+            verified.append("device_confirmation")
+        bound = {**args, "requested_by": self._requester, "verified_by": verified}
+        how = (f"the PSA contact on the ticket, and confirmed by them on their own device {self._device}"
+               if "device_confirmation" in verified
+               else "the PSA contact on the ticket only (no enrolled device of theirs was online to confirm on)")
+        return await self._inner(tool, bound, reason=f"{reason} Requester {self._requester} verified by {how}.",
+                                 approval=approval)
+
+    async def _confirmed_for(self, tool: str, target: str) -> bool:
+        if self._confirm is None:
+            return False
+        key = f"{tool}/{target}"
+        if key not in self._confirmed:
+            self._confirmed[key] = await self._confirm(tool, target)
+        return self._confirmed[key]

@@ -1,0 +1,92 @@
+"""The part of a ticket a person wrote about the problem: bounded, without mail furniture.
+
+Tickets arrive as e-mail more often than not, so the text carries mail headers (``From:``,
+``Gesendet:``), quoted earlier messages (``> ...``, ``On ... wrote:``), signatures, legal
+disclaimers and "external sender" banners. Their words (``click``, ``confidential``, a company's
+name, ``Server``) must not score or veto a playbook, so they are dropped before matching.
+
+Every step here is one pass over at most :data:`MAX_SUBJECT` / :data:`MAX_BODY` characters: the
+text is cut to those bounds first, whatever arrives. Matching reads the first few thousand words
+of a ticket; a 1 MB body costs the same as a 20 KB one.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_SUBJECT = 1_000
+"""Characters of the subject read; the rest is ignored."""
+MAX_BODY = 20_000
+"""Characters of the body read; the rest is ignored (a screen of text is a few thousand)."""
+
+_HEADER = re.compile(
+    r"^\s*(from|sent|to|cc|bcc|date|reply-to|importance|von|gesendet|an|datum|wichtigkeit|de|envoye|envoyé|"
+    r"à|a|cc|date|para|enviado|fecha|van|verzonden|aan|datum|ticket|priority|status|requester|"
+    r"created|category|assigned to)\s*:\s", re.IGNORECASE)
+_SUBJECT_HEADER = re.compile(r"^\s*(subject|betreff|objet|asunto|onderwerp|re|aw|fw|fwd|wg|tr)\s*:\s*",
+                             re.IGNORECASE)
+_QUOTE_START = re.compile(
+    r"^\s*(-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original|"
+    r"oorspronkelijk bericht|forwarded message|weitergeleitete nachricht)\s*-{2,}|_{10,}|"
+    r"on .{0,120} wrote:|am .{0,120} schrieb .{0,80}:|le .{0,120} a écrit\s*:|el .{0,120} escribió\s*:|"
+    r"op .{0,120} schreef .{0,80}:)\s*$", re.IGNORECASE)
+_CLOSING = re.compile(
+    r"^\s*(thanks( a lot| again| in advance)?|thank you( very much| in advance)?|thx|ty|cheers|regards|best|"
+    r"best regards|kind regards|warm regards|many thanks|br|rgds|"
+    r"mfg|mit freundlichen gr(ü|ue|u)(ß|ss)en|freundliche gr(ü|ue|u)(ß|ss)e|viele gr(ü|ue|u)(ß|ss)e|"
+    r"liebe gr(ü|ue|u)(ß|ss)e|beste gr(ü|ue|u)(ß|ss)e|gr(ü|ue|u)(ß|ss)e|gru(ß|ss)|vg|lg|danke( schön| schoen)?|"
+    r"vielen dank( im voraus)?|cordialement|bien cordialement|bien à vous|merci( d'avance| beaucoup)?|"
+    r"salutations|saludos( cordiales)?|un saludo|atentamente|muchas gracias|gracias|"
+    r"met vriendelijke groet(en)?|vriendelijke groet(en)?|groeten|groetjes|mvg|bedankt|alvast bedankt|"
+    r"dank je( wel)?|dank u( wel)?)\s*[,.!:;-]*\s*$", re.IGNORECASE)
+_DEVICE_FOOTER = re.compile(
+    r"^\s*(sent from my|get outlook for|von meinem .{0,30} gesendet|envoyé de mon|enviado desde mi|"
+    r"verzonden (vanaf|met) mijn)", re.IGNORECASE)
+_DISCLAIMER = re.compile(
+    r"^\s*(this (e-?mail|message|communication) (and any|is|may contain|contains)|confidentiality notice|"
+    r"disclaimer|diese (e-?mail|nachricht) (enthält|kann|ist)|ce (message|courriel) (et|est|peut)|"
+    r"este (mensaje|correo) (y|es|puede)|dit (bericht|e-?mailbericht) (is|kan|bevat)|"
+    r"the information (contained )?in this)", re.IGNORECASE)
+_BANNER = re.compile(
+    r"^\s*(\[?external\]?|caution|warning|achtung|attention|precaución|let op)\s*[:!-]?\s*.{0,40}"
+    r"(outside|external|extern|extérieur|externe|externo|buiten)", re.IGNORECASE)
+_TAG = re.compile(r"\[(external|extern|externe|externo|ext|spam\?*)\]\s*", re.IGNORECASE)
+_SIGNATURE_DASHES = re.compile(r"^\s*--\s*$")
+
+
+def clean_subject(subject: str) -> str:
+    """The subject without ``RE:``/``AW:``/``FW:`` prefixes and ``[EXTERNAL]`` tags."""
+    text = _TAG.sub("", subject[:MAX_SUBJECT])
+    for _ in range(5):
+        stripped = _SUBJECT_HEADER.sub("", text, count=1)
+        if stripped == text:
+            break
+        text = stripped
+    return text
+
+
+def clean_body(body: str) -> str:
+    """The body without headers, quoted replies, signatures, disclaimers and banners.
+
+    A cut (a quoted reply, a sign-off, a disclaimer) only drops what follows once some words were
+    kept before it: a forwarded message with nothing above it *is* the ticket.
+    """
+    kept: list[str] = []
+    words = 0
+    for line in body[:MAX_BODY].splitlines():
+        if line.lstrip().startswith(">") or _BANNER.match(line):
+            continue
+        if _HEADER.match(line):
+            continue
+        subject = _SUBJECT_HEADER.match(line)
+        if subject:
+            line = line[subject.end():]
+        ends = (_QUOTE_START.match(line) or _CLOSING.match(line) or _DEVICE_FOOTER.match(line)
+                or _DISCLAIMER.match(line) or _SIGNATURE_DASHES.match(line))
+        if ends:
+            if words >= 3:
+                break
+            continue
+        kept.append(line)
+        words += len(line.split())
+    return "\n".join(kept)

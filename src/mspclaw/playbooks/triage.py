@@ -1,0 +1,254 @@
+"""Tickets no playbook may take, whatever else they say: the must-not-automate layer.
+
+It runs before any playbook is scored. A playbook runs diagnostics and proposes fixes on one
+user's PC and tells the user their problem is being fixed; for an outage of a whole site, a
+machine-generated monitoring alert, a broken screen, a phishing report, an ERP error, a data
+restore or a purchase that is the wrong answer, and a worse one than no answer. Those tickets
+go to a technician (or, for triage, to a model) with the reason in the decision.
+
+A :class:`Rule` is data: terms (words or phrases, in any of the supported languages; each is
+stemmed like ticket text, so inflections match), optionally a second list of which one must occur
+within a few words of a term (``broken`` near ``screen``), and terms that cancel it (``everyone
+else``). :class:`Triage` indexes them once and checks a ticket in one pass over its words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mspclaw.playbooks.tokens import stems
+
+BREAK = "|"
+"""The token between a ticket's subject and its body: a term and its near word are on one side of it."""
+MAX_HITS = 32
+"""Positions remembered per rule and role: enough to judge nearness, bounded whatever the ticket."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    reason: str
+    terms: tuple[str, ...]
+    near: tuple[str, ...] = ()
+    """When given, a term counts only with one of these within :attr:`window` words of it."""
+    unless: tuple[str, ...] = ()
+    """Any of these anywhere in the ticket and the rule does not apply."""
+    window: int = 6
+    ordered: bool = False
+    """When true, the :attr:`near` word must come after the term (``router ... down``, not ``down
+    since the router``)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reason: str
+    term: str
+
+    def explain(self) -> str:
+        return f"looks like {self.reason} ('{self.term}'): not for automation, a technician handles it, no playbook"
+
+
+_MANY = ("all users", "all the users", "everyone", "everybody", "all staff", "all employees", "all of us",
+         "whole office", "entire office", "whole site", "entire site", "whole company", "entire company",
+         "company wide", "whole building", "entire building", "whole floor", "whole team", "entire team",
+         "whole department", "whole plant", "entire plant", "in the plant", "all computers", "all pcs",
+         "all machines", "all workstations", "all laptops", "multiple users", "several users", "many users",
+         "several people", "multiple people", "nobody can", "no one can", "noone can",
+         "none of us", "all sites", "all locations", "all branches", "every user", "site down", "site is down",
+         "outage", "widespread", "users are affected", "users affected", "affecting users",
+         "alle benutzer", "alle user", "alle mitarbeiter", "alle kollegen", "niemand kann", "keiner kann",
+         "ganze buro", "gesamte buro", "ganze firma", "ganzen standort", "gesamten standort", "ganze standort",
+         "bei allen", "alle rechner", "alle pcs",
+         "tous les utilisateurs", "tout le monde", "personne ne peut", "tout le bureau", "toute l equipe",
+         "tous les postes", "panne generale", "todos los usuarios", "todo el mundo", "nadie puede",
+         "toda la oficina", "todos los equipos", "caida general", "alle gebruikers", "alle medewerkers",
+         "iedereen", "niemand kan", "hele kantoor", "alle computers", "alle pc s")
+_ONLY_ME = ("everyone else", "everybody else", "others are fine", "others can", "colleagues can",
+            "other people can", "only me", "just me", "only mine", "only my", "only on my", "only i",
+            "nur bei mir", "nur ich", "alle anderen", "seulement moi", "sauf moi", "solo yo", "solo a mi",
+            "solo mi", "alleen ik", "alleen bij mij", "iedereen behalve", "except me", "but me", "but not me",
+            "ausser mir", "sauf moi", "menos yo", "behalve ik", "behalve mij")
+_INFRA = ("router", "firewall", "core switch", "network switch", "the switch", "access point", "access points",
+          "site to site", "site2site", "isp", "wan", "leased line", "fibre line", "fiber line", "circuit",
+          "internet provider", "provider outage", "modem at the office", "meraki", "fortigate", "sonicwall")
+_AUTOMATED = ("automatically generated", "auto generated", "automated message", "this is an automated",
+              "do not reply", "noreply", "no reply", "automatisch generiert", "automatisch erstellt",
+              "genere automatiquement", "generado automaticamente", "automatisch gegenereerd")
+_SERVERS = ("server", "servers", "serveur", "serveurs", "servidor", "servidores",
+            "srv", "host", "hosts", "vm", "vms", "virtual machine", "hypervisor", "esxi",
+            "vcenter", "hyper v", "datastore", "domain controller", "dc01", "dc1", "nas", "san", "sql server",
+            "exchange server", "cluster", "appliance", "volume", "lun", "raid")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("a security report", (
+        "phishing", "phish", "phishy", "scam", "scammer", "suspicious", "fraud", "fraudulent", "malware",
+        "ransomware", "virus", "trojan", "hacked", "hacker", "compromised", "breach", "spoofed", "spoofing",
+        "gift cards", "clicked a link", "clicked the link", "clicked on a link", "fake email", "fake invoice",
+        "someone logged into", "someone else logged", "unknown sign in", "unknown signin", "unknown login",
+        "encrypted my files", "bitcoin", "unauthorized", "unauthorised", "impersonating", "impersonation",
+        "unknown account", "account i dont recognize", "account i dont recognise",
+        "login from russia", "strange login", "weird login", "unusual sign in",
+        "unusual activity", "security alert", "data leak", "keylogger", "spyware", "adware", "is it real",
+        "is this real", "is it legit", "is this legit", "is this legitimate", "is it legitimate", "is it genuine",
+        "account suspended", "account has been suspended", "ist das echt", "ist die echt", "est ce un vrai",
+        "es real", "es legitimo", "is dit echt",
+        "verdachtig", "verdachtige", "betrug", "gehackt", "hackeado", "hameconnage", "frauduleux",
+        "sospechoso", "suplantacion", "estafa", "verdacht", "oplichting", "gehackt",
+    )),
+    Rule("a security report", (
+        "terminated", "fired", "former employee", "ex employee", "former staff", "former colleague",
+        "left the company", "no longer works", "no longer with us", "leaver", "dismissed",
+        "ehemaliger mitarbeiter", "ehemalige mitarbeiterin", "gekundigt", "ancien employe", "ex empleado",
+        "antiguo empleado", "voormalig medewerker", "oud medewerker",
+    ), near=("called", "calls", "calling", "phoned", "rang", "wants access", "asking for access",
+             "asked for access", "requesting access", "asks for access", "wants his", "wants her", "contacted us",
+             "trying to log", "tried to log", "still logging", "still logged", "logged in", "signed in",
+             "hat angerufen", "ruft an", "a appele", "llamo", "belde"), window=8),
+    Rule("a machine-generated monitoring alert", (
+        "nagios", "zabbix", "prtg", "solarwinds", "datto rmm", "ninjaone", "ninjarmm", "n able", "ncentral",
+        "connectwise automate", "labtech", "auvik", "checkmk", "icinga", "prometheus", "grafana", "pagerduty",
+        "opsgenie", "threshold", "thresholds", "alert id", "event id", "eventid", "severity", "snmp",
+        "automatically generated", "auto generated", "automated message", "this is an automated",
+        "backup job", "backup failed", "job failed", "job status",
+        "scheduled task", "task scheduler", "cron", "crontab", "veeam", "sql agent", "replication failed",
+        "heartbeat", "ping loss", "packet loss on", "is unreachable", "went down at", "cpu utilization",
+        "memory utilization", "critical alert", "warning alert", "alert triggered",
+        "monitoring alert", "monitor alert", "schwellwert", "schwellenwert", "seuil", "umbral", "drempel",
+    )),
+    Rule("a machine-generated monitoring alert", (
+        "alert", "alarm", "critical", "warning", "triggered", "monitoring", "monitor reports", "resolved",
+        "status changed", *_AUTOMATED,
+    ), near=_SERVERS, window=30),
+    Rule("a server or network outage", _SERVERS + _INFRA, near=(
+        "down", "offline", "unreachable", "outage", "rebooted", "crashed", "degraded",
+        "nicht erreichbar", "ausgefallen", "ist aus", "en panne", "hors service", "caido", "no responde",
+        "ne repond plus", "ne repond pas", "reagiert nicht", "antwortet nicht", "reageert niet", "not reachable",
+        "onbereikbaar", "plat", "uitgevallen",
+    ), unless=("my home router", "home router", "my router at home", "router at home"), window=7, ordered=True),
+    Rule("a server or network outage", (
+        "disk space", "low disk", "free space", "space", "full", "capacity", "storage", "speicherplatz", "voll",
+        "espace disque", "plein", "espacio", "lleno", "schijfruimte", "vol",
+    ), near=_SERVERS, window=5),
+    Rule("an outage affecting many users or a whole site", _MANY, unless=_ONLY_ME),
+    Rule("a hardware failure", (
+        "cracked", "smashed", "spilled", "spill", "water damage", "smoke", "burning smell", "sparks",
+        "wont turn on", "doesnt turn on", "does not turn on", "wont power on", "doesnt power on",
+        "will not turn on", "no power", "dead battery", "battery swollen", "swollen", "broken screen",
+        "screen is broken", "screen broke", "dropped my laptop", "dropped it", "keyboard broken",
+        "keys stopped working", "hinge", "clicking noise", "grinding noise", "beeping", "beeps",
+        "paper jam", "jammed", "toner", "dead pixel", "flickering", "flickers", "no display", "black screen",
+        "mouse", "headset", "webcam", "docking station", "speakers", "overheating", "overheat", "overheats",
+        "overheated", "too hot", "very hot", "burning hot", "hot to touch", "no post", "wont post",
+        "doesnt post", "will not post", "does not post", "not posting", "fails to post", "post error", "bios",
+        "wont boot", "doesnt boot", "will not boot", "does not boot", "no boot", "boot loop", "lines on the screen",
+        "usb port", "usb ports", "hdmi port", "charging port", "port is broken", "port broken", "ports broken",
+        "loose port", "hard drive failing", "hard drive failure", "disk failure", "smart error",
+        "power supply", "power button", "screen replacement", "keyboard replacement",
+        "uberhitzt", "uberhitzung", "zu heiss", "fahrt nicht hoch",
+        "lasst sich nicht einschalten", "bildschirm schwarz", "schwarzer bildschirm",
+        "display flackert", "flackert", "akku", "netzteil", "ladegerat", "tastatur defekt", "maus",
+        "surchauffe", "chauffe", "ne s allume pas", "ecran noir", "ecran casse", "ecran fissure",
+        "batterie gonflee", "souris", "se sobrecalienta", "sobrecalentamiento", "se calienta",
+        "no enciende", "pantalla negra", "pantalla rota", "raton", "oververhit", "oververhitting", "wordt heet",
+        "zwart scherm", "scherm kapot", "muis",
+    )),
+    Rule("a hardware failure", (
+        "start niet op", "gaat niet aan", "no arranca", "no prende", "startet nicht", "bootet nicht",
+        "geht nicht an", "ne demarre pas", "ne demarre plus", "boot niet", "wont start", "doesnt start",
+        "will not start",
+    ), near=("laptop", "pc", "computer", "rechner", "notebook", "ordinateur", "portable", "ordenador",
+             "portatil", "equipo", "mac", "macbook", "desktop", "workstation"), window=4),
+    Rule("a hardware failure", (
+        "broken", "damaged", "cracked", "kaputt", "defekt", "gebrochen", "zerbrochen", "gesprungen", "beschadigt",
+        "casse", "fissure", "endommage", "roto", "rota", "danado", "kapot", "stuk", "gebarsten", "physically",
+    ), near=("screen", "display", "monitor", "keyboard", "laptop lid", "port", "ports", "hinge", "charger",
+             "chargeur", "cargador", "oplader", "ladegerat", "netzteil",
+             "battery", "trackpad", "touchpad", "cable", "bildschirm", "tastatur", "anschluss", "buchse",
+             "ecran", "clavier", "pantalla", "teclado", "puerto", "scherm", "toetsenbord", "poort"), window=6),
+    Rule("a data restore", (
+        "accidentally deleted", "deleted by accident", "deleted by mistake", "accidentally removed",
+        "accidently deleted", "deleted accidentally", "i deleted", "got deleted", "was deleted", "were deleted",
+        "versehentlich geloscht", "geloscht", "supprime par erreur", "supprime", "borre", "borrado", "eliminado",
+        "per ongeluk verwijderd", "verwijderd", "overwrote", "overwritten", "uberschrieben", "ecrase",
+        "sobrescrito", "overschreven",
+    ), near=("file", "files", "folder", "folders", "document", "documents", "spreadsheet", "presentation",
+             "datei", "dateien", "ordner", "dokument", "fichier", "fichiers", "dossier", "archivo", "archivos",
+             "carpeta", "documento", "bestand", "bestanden", "map", "document", "work", "version"), window=6),
+    Rule("a data restore", (
+        "restore", "restoring", "previous version", "previous versions", "recover the file", "recover a file",
+        "recover files", "recover deleted", "recover my files", "lost my files", "lost files", "file is gone",
+        "files are gone", "files disappeared", "folder disappeared", "folder is gone", "from backup",
+        "from the backup", "wiederherstellen", "wiederherstellung", "aus dem backup", "restaurer", "recuperer",
+        "restaurar", "recuperar", "terugzetten",
+    ), unless=("authenticator",
+               "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe", "account",
+               "system restore", "restore access", "restore my access", "restore his access", "restore her access")),
+    Rule("a business application problem, not the user's PC", (
+        "erp", "sap", "crm", "navision", "dynamics", "salesforce", "oracle", "sage", "datev", "lexware",
+        "cerner", "ehr", "emr", "line of business", "terminal server", "citrix", "database", "sql",
+        "warehouse system", "payroll system", "hr system", "ticketing system", "booking system",
+        "practice management", "point of sale", "pos system",
+        "warenwirtschaft", "wawi",
+    )),
+    Rule("a purchase, licence or billing question", (
+        "billing question", "billing issue", "our billing", "the billing for", "we were billed", "billed for",
+        "billed twice", "refund", "overcharged", "charged twice", "discuss pricing", "our pricing",
+        "your invoice", "our invoice", "last invoice", "monthly invoice", "invoice from you", "invoice number",
+        "a quote for", "a quote", "quotation", "price for", "contract renewal", "our contract",
+        "how much does", "how much would", "how much is", "credit card", "purchase order", "purchase",
+        "purchasing", "cancel our subscription", "hourly rate", "buy", "buying", "order a", "order new",
+        "new laptop for", "need a new laptop", "need a new computer", "need a new pc",
+        "need a new monitor", "need a new phone", "additional license", "additional licence",
+        "more licenses", "more licences", "another license", "another licence", "extra license",
+        "extra licence", "renew our", "renewal", "kaufen", "bestellen", "bestellung", "angebot", "rechnung",
+        "kosten", "acheter", "commander", "devis", "facture", "comprar", "presupuesto", "factura", "pedido",
+        "kopen", "offerte", "factuur", "bestelling",
+    )),
+)
+"""First rule that applies wins; its reason goes in the decision."""
+
+_Entry = tuple[tuple[str, ...], int, str, str]
+"""(stemmed words, rule index, role: term/near/unless, the term as written)."""
+
+
+class Triage:
+    """The rules, indexed by the stem of their first word; :meth:`check` is one pass over a ticket."""
+
+    def __init__(self, rules: Sequence[Rule] = RULES) -> None:
+        self.rules = tuple(rules)
+        self._index: dict[str, list[_Entry]] = {}
+        for number, rule in enumerate(self.rules):
+            for role, terms in (("term", rule.terms), ("near", rule.near), ("unless", rule.unless)):
+                for term in terms:
+                    seq = tuple(stems(term))
+                    if seq:
+                        self._index.setdefault(seq[0], []).append((seq, number, role, term))
+
+    def vocabulary(self) -> list[str]:
+        """Every word of every rule, as written: the matcher maps other languages' inflections onto them."""
+        return [w for rule in self.rules for term in (*rule.terms, *rule.near, *rule.unless) for w in term.split()]
+
+    def check(self, tokens: Sequence[str]) -> Verdict | None:
+        """The first rule the ticket's stemmed words meet, or None."""
+        hits: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        split = next((pos for pos, token in enumerate(tokens) if token == BREAK), len(tokens))
+        for pos, token in enumerate(tokens):
+            for seq, number, role, term in self._index.get(token, ()):
+                if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
+                    found = hits.setdefault((number, role), [])
+                    if len(found) < MAX_HITS:
+                        found.append((pos, term))
+        for number, rule in enumerate(self.rules):
+            terms = hits.get((number, "term"))
+            if not terms or (number, "unless") in hits:
+                continue
+            if not rule.near:
+                return Verdict(rule.reason, terms[0][1])
+            near = hits.get((number, "near"), [])
+            for pos, term in terms:
+                for other, word in near:
+                    if (other != pos and abs(other - pos) <= rule.window and (other > pos or not rule.ordered)
+                            and (other < split) == (pos < split)):
+                        return Verdict(rule.reason, f"{term} ... {word}" if other > pos else f"{word} ... {term}")
+        return None
