@@ -1,8 +1,9 @@
 """``mspclaw`` entry point.
 
-``mspclaw agent ...`` runs the agent daemon and ``mspclaw site ...`` configures a site agent without importing any server dependency, so an
-agent installed with only the ``agent`` extra (pydantic, websockets) works. Every other
-command goes to the Typer CLI.
+``mspclaw agent ...`` runs the agent daemon and ``mspclaw site ...`` configures a site agent,
+both without importing any server dependency, so an agent installed with only the ``agent``
+extra (pydantic, websockets, plus ``site`` for a site agent) works. Every other command goes to
+the Typer CLI.
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     workers: int = Field(32, ge=0, le=1024, description="PSA tickets worked on at once by this process (0: none); "
                          "a ticket waiting for an approval or an answer holds one.")
     log_level: str = "INFO"
+    playbook_dirs: list[Path] = Field(default_factory=list, description="An MSP's own playbook directories, "
+                                      "loaded with the shipped library (JSON list in MSPCLAW_PLAYBOOK_DIRS).")
     max_steps: int = Field(12, ge=1, le=100, description="Model turns per ticket before the run escalates.")
     max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")
     max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")

@@ -37,6 +37,7 @@ from mspclaw.pipeline.questions import Questions
 from mspclaw.pipeline.routing import Router
 from mspclaw.pipeline.techs import TechRegistry
 from mspclaw.pipeline.tickets import TicketService
+from mspclaw.playbooks.catalogue import load_catalogue
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
@@ -212,7 +213,8 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s,
                           signer=approval_signer(settings), runs=runs)
     router = Router(registry, hub)
-    books = playbooks if playbooks is not None else (load_dir(playbook_dir) if playbook_dir else load_dir())
+    books = playbooks if playbooks is not None else (
+        load_dir(playbook_dir) if playbook_dir else load_catalogue(settings.playbook_dirs))
     accounts = PSAAccounts(engine).list()
     psas: dict[str, PSAConnector] = {a.name: connector_for(a) for a in accounts if a.enabled}
     psas.update(connectors or {})

@@ -13,7 +13,6 @@ from mspclaw.errors import ToolFailed
 from mspclaw.tools import get_tool
 
 
-
 class Machine:
     """CUPS stopped until the service manager starts it (or, with ``broken``, never)."""
 
@@ -52,5 +51,5 @@ def test_the_stopped_service_is_found_then_started(os_name: str, start: list[str
 
 def test_a_service_that_will_not_start_is_a_failure_that_says_where_to_look() -> None:
     context = ToolContext(temp_roots=(), run=Machine(broken=True))
-    with pytest.raises(ToolFailed, match="still not running.*journalctl"):
+    with pytest.raises(ToolFailed, match=r"still not running.*journalctl"):
         tool_registry("linux")["restart_print_spooler"](get_tool("restart_print_spooler").validate({}), context)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.agent.conftest import AGENT_ID, APPROVAL_SIGNER, grant
 
 from mspclaw.agent.executor import Executor

@@ -5,7 +5,6 @@ Runs the real command (``python -m mspclaw site ...``) in a temporary state dire
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
 import subprocess

@@ -9,8 +9,8 @@ import pytest
 
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.matcher import Matcher
-from mspclaw.playbooks.triage import RULES, Rule, Triage
 from mspclaw.playbooks.tokens import stems
+from mspclaw.playbooks.triage import RULES, Rule, Triage
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ MUST_NOT = [
     ("hardware", "Bildschirm", "Der Bildschirm meines Laptops ist gebrochen."),
     ("hardware", "portátil", "Mi portátil no enciende desde esta mañana."),
     ("hardware", "scherm", "Het scherm van mijn laptop is kapot gegaan."),
-    ("security", "strange mail", "Got a mail pretending to be from our CEO asking for an urgent bank transfer, looks like phishing"),
+    ("security", "strange mail", "Mail pretending to be our CEO asking for an urgent bank transfer, phishing?"),
     ("security", "leaver", "A terminated employee called and wants access to his old OneDrive."),
     ("security", "sign-ins", "My account shows an unusual sign in from another country."),
     ("security", "mail frauduleux", "J'ai reçu un mail frauduleux avec une pièce jointe bizarre."),

@@ -1,8 +1,8 @@
 """A real Samba Active Directory domain controller on loopback, one per test session.
 
-Tests import the fixtures into their module namespace::
-
-    from tests.site.samba import ad_user, samba_dc  # noqa: F401
+The root ``tests/conftest.py`` loads this module as a plugin, so every test may ask for ``samba_dc``
+and ``ad_user``; no module may import them into its own namespace (a second definition of the
+session fixture would wait for the first one's DC forever).
 
 ``samba_dc`` provisions the throwaway domain ``TEST.LOCAL`` (DC ``DC1.test.local``) into a private
 temporary folder, starts ``samba -i`` in its own process group, waits for LDAPS on 127.0.0.1:636,

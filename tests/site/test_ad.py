@@ -4,7 +4,7 @@ Every outcome is proven the way a user would meet it: by binding as the affected
 and reading the AD error code (775 locked, 533 disabled, 773 must change, 52e wrong password).
 """
 
-# ruff: noqa: F811 - the Samba fixtures are imported into this module and named as test parameters
+
 from __future__ import annotations
 
 import base64
@@ -23,14 +23,12 @@ import pytest
 from tests.site.samba import (
     DirUser,
     SambaDC,
-    ad_user,  # noqa: F401
     add_group,
     add_ou,
     add_user,
     attribute,
     group_dn,
     make_service_account,
-    samba_dc,  # noqa: F401
     user_bind,
 )
 

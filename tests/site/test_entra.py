@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from tests.site import graph_server
 from tests.site.graph_server import GraphTenant
 
 from mspclaw.agent.site.entra import EntraID
@@ -25,7 +24,6 @@ ALL_METHODS = ("password", "phone", "microsoftAuthenticator", "softwareOath", "f
                "windowsHelloForBusiness", "temporaryAccessPass")
 
 
-graph_tenant = graph_server.graph_tenant  # the shared fixture: fails a test on any spec violation
 
 
 @pytest.fixture

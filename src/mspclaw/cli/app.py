@@ -102,13 +102,24 @@ def server(
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://u@h/db.")
     ] = None,
+    playbooks: Annotated[
+        list[Path] | None, typer.Option("--playbooks", help="A directory of your own playbooks, loaded with the "
+                                        "shipped library (repeat for more) [env MSPCLAW_PLAYBOOK_DIRS].")
+    ] = None,
 ) -> None:
     """Run the MSPclaw server: REST API, agent and session WebSockets, the ticket pipeline."""
     from mspclaw.api.server import run as run_server
+    from mspclaw.playbooks.loader import PlaybookError
     from mspclaw.wiring import build
 
-    cfg = settings(host=host, port=port, data_dir=data_dir, database_url=database_url)
-    services = build(cfg)
+    cfg = settings(host=host, port=port, data_dir=data_dir, database_url=database_url, playbook_dirs=playbooks)
+    try:
+        services = build(cfg)
+    except PlaybookError as exc:
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False, soft_wrap=True)
+        err.print(f"{len(exc.problems)} playbook problem(s); the server did not start.", markup=False)
+        raise typer.Exit(1) from exc
     key_hint = "from MSPCLAW_API_KEY" if cfg.api_key else f"in {cfg.data_dir / 'api_key'}"
     err.print(f"MSPclaw server on http://{cfg.host}:{cfg.port}  (docs at /docs; API key {key_hint})")
     try:

@@ -55,12 +55,17 @@ class Questions:
         self._direct: dict[str, tuple[str, str, asyncio.Future[str]]] = {}  # ask_device: by question id
 
     async def ask(self, *, ticket: Ticket, session: Session, agent_id: str | None, call_id: str, text: str,
-                  choices: list[str] | None, answered: Sequence[tuple[str, str]] = ()) -> str:
+                  choices: list[str] | None, answered: Sequence[tuple[str, str]] = (),
+                  device_facts: bool = True) -> str:
         """Ask the end user, unless the answer is known: from this session, from device memory by the
-        fact's name, or from ``answered`` (questions whose facts device memory holds, with their answers)."""
+        fact's name, or from ``answered`` (questions whose facts device memory holds, with their answers).
+
+        ``device_facts=False`` for a question whose answer belongs to this ticket, not to the device
+        (a playbook question with ``remember: false``: "the e-mail address of the person leaving" must
+        never be answered with the device user's own address)."""
         row = self._runs.question_for_call(call_id)
         if row is None:
-            known = self._known(session, ticket, text, answered)
+            known = self._known(session, ticket, text, answered, device_facts=device_facts)
             if known is not None:
                 answer, source = known
                 self._runs.add_question(session_id=session.id, client_id=session.client_id, call_id=call_id,
@@ -87,7 +92,7 @@ class Questions:
         raise NoAnswer(f"the user did not answer {text!r} within {self.timeout_s:g} s")
 
     def _known(self, session: Session, ticket: Ticket, text: str,
-               answered: Sequence[tuple[str, str]] = ()) -> tuple[str, str] | None:
+               answered: Sequence[tuple[str, str]] = (), *, device_facts: bool = True) -> tuple[str, str] | None:
         earlier = [(q.text, q.answer) for q in self._runs.questions(session.id)
                    if q.answer is not None and q.status in ("answered", "reused")]
         found = best_match(text, earlier)
@@ -96,7 +101,7 @@ class Questions:
         found = best_match(text, answered)
         if found is not None:
             return found[1], f"device memory, for {found[0]!r} (similarity {found[2]:.2f})"
-        if ticket.device_id is not None:
+        if device_facts and ticket.device_id is not None:
             fact = fact_for(text, self._runs.device_facts(ticket.device_id))
             if fact is not None:
                 return fact[1], f"device fact {fact[0]}"

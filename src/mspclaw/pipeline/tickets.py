@@ -250,7 +250,7 @@ class _SessionQuestions:
         try:
             answer = await self._svc.questions.ask(ticket=self._ticket, session=self._session,
                                                    agent_id=self._agent_id, call_id=call_id, text=question.text,
-                                                   choices=question.choices or None)
+                                                   choices=question.choices or None, device_facts=question.remember)
         except NoAnswer:
             return None
         await self._remember(question, answer)

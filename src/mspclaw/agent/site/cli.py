@@ -47,7 +47,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _state_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, metavar="DIR",
-                        help=f"the site agent's state directory, as given to `mspclaw agent` (default: {default_state_dir()})")
+                        help="the site agent's state directory, as given to `mspclaw agent` "
+                             f"(default: {default_state_dir()})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--password-file", required=True, type=Path, metavar="FILE",
                     help="file (mode 600) holding the service account's password")
     ad.add_argument("--ca-file", type=Path, metavar="FILE", help="PEM CA bundle that signs the DC's certificate")
-    ad.add_argument("--tls-name", metavar="NAME", help="the name on the DC's certificate, if the URL names it otherwise")
+    ad.add_argument("--tls-name", metavar="NAME",
+                    help="the name on the DC's certificate, if the URL names it otherwise")
     ad.add_argument("--users-ou", metavar="DN", help="where new accounts are created")
     ad.add_argument("--leavers-ou", metavar="DN", help="where leavers' disabled accounts are moved")
     ad.add_argument("--upn-suffix", metavar="DOMAIN", help="UPN suffix for new accounts")
@@ -163,7 +165,8 @@ def _section(args: argparse.Namespace) -> Integration:
                 share, sep, groups = item.partition("=")
                 names = tuple(g.strip() for g in groups.split(",") if g.strip())
                 if not sep or not share.strip() or not names:
-                    raise ConfigError(f"--share {item!r}: write SHARE=GROUP[,GROUP], e.g. '\\\\fs01\\Finance=Finance-RW'")
+                    raise ConfigError(f"--share {item!r}: write SHARE=GROUP[,GROUP], "
+                                      "e.g. '\\\\fs01\\Finance=Finance-RW'")
                 shares[share.strip()] = names
             fields = {"url": args.url, "base_dn": args.base_dn, "bind_user": args.bind_user,
                       "password_file": args.password_file, "ca_file": args.ca_file, "tls_name": args.tls_name,
