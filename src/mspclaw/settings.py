@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_steps: int = Field(12, ge=1, le=100, description="Model turns per ticket before the run escalates.")
     max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")
     max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")
+    two_person_tools: list[str] = Field(default_factory=list, description="Tools whose approval needs two "
+                                        "different technicians (JSON list in MSPCLAW_TWO_PERSON_TOOLS), such as "
+                                        '["reset_password", "disable_account"].')
     question_timeout_s: float = Field(900.0, gt=0, description="No answer from the end user in this time: go on.")
     question_psa_poll_s: float = Field(30.0, gt=0, description="While a question asked on a PSA ticket waits, "
                                        "read the ticket for the user's reply this often.")
@@ -58,6 +61,15 @@ class Settings(BaseSettings):
     notify_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt.")
     public_url: str | None = Field(None, description="Where technicians reach this server (links in "
                                    "notifications); default: MSPCLAW_SERVER_URL.")
+    reply_link_hosts: list[str] = Field(default_factory=list, description="Hosts (and their subdomains) a reply "
+                                        "the model writes to an end user may link to, besides public_url (JSON "
+                                        'list in MSPCLAW_REPLY_LINK_HOSTS), such as ["status.msp.example"].')
+    # -- cost of untrusted input --
+    max_body_bytes: int = Field(1024 * 1024, ge=64 * 1024, description="Largest request body of any route, "
+                                "refused (413) while it is read, before authentication.")
+    webhook_rate_per_s: float = Field(5.0, gt=0, description="Webhook deliveries a second from one source "
+                                      "address (an IPv6 /64) after its burst; more are answered 429.")
+    webhook_burst: int = Field(60, ge=1, description="Webhook deliveries one source may send at once.")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mspclaw.db'}"

@@ -32,6 +32,7 @@ from mspclaw.pipeline.fleet import Fleet
 from mspclaw.pipeline.handover import Handover
 from mspclaw.pipeline.intake import Intake, Poller, Worker
 from mspclaw.pipeline.memory import DeviceLearning
+from mspclaw.pipeline.notes import ReplyCheck
 from mspclaw.pipeline.notify import Notifier
 from mspclaw.pipeline.questions import Questions
 from mspclaw.pipeline.routing import Router
@@ -227,13 +228,15 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                             model=model if model is not None else build_model(settings.model),
                             limits=Limits(max_steps=settings.max_steps, max_tokens=settings.max_tokens,
                                           max_spend_usd=settings.max_spend_usd),
-                            handover=Handover(hub, public_url=settings.public_url or settings.server_url))
+                            handover=Handover(hub, public_url=settings.public_url or settings.server_url),
+                            reply_check=ReplyCheck([settings.public_url or settings.server_url,
+                                                    *settings.reply_link_hosts]))
     jobs = JobQueue(engine)
     intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas)
     ops = build_operator(settings, api_key=api_key, engine=engine, audit=audit, registry=registry, store=store,
                          hub=hub, events=events, connectors=psas, notify_transport=notify_transport)
     # issue 5 hooks into the approval flow and the ticket loop (re-hook here after the engine merge)
-    approvals.policy = ApproverPolicy(ops.techs, store, registry)
+    approvals.policy = ApproverPolicy(ops.techs, store, registry, audit, two_person_tools=settings.two_person_tools)
     approvals.notifier = ops.notifier
     tickets.learning, tickets.escalations, tickets.feedback = ops.learning, ops.escalations, ops.feedback
     tickets.usage = ops.usage

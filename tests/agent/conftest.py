@@ -71,12 +71,16 @@ APPROVAL_SIGNER = ApprovalSigner(bytes(range(32)))
 AGENT_ID = "ag_test"
 
 
-def grant(tool: str, args: dict[str, Any], *, agent_id: str = AGENT_ID, expires_in: float = 60.0,
-          signer: ApprovalSigner = APPROVAL_SIGNER) -> Approval:
-    """A technician's approval as the server sends it: bound and signed."""
+APPROVED_CALL = "call-approved"
+"""The call id :func:`grant` binds by default; pass it to ``signed(..., call_id=APPROVED_CALL)``."""
+
+
+def grant(tool: str, args: dict[str, Any], *, call_id: str = APPROVED_CALL, agent_id: str = AGENT_ID,
+          expires_in: float = 60.0, signer: ApprovalSigner = APPROVAL_SIGNER) -> Approval:
+    """A technician's approval as the server sends it: bound to ``call_id`` and signed."""
     return signer.sign(Approval(approval_id="apr-1", approver="tech@msp", decided_at=time.time(), tool=tool,
                                 args_sha256=args_digest(args), agent_id=agent_id,
-                                expires_at=time.time() + expires_in))
+                                expires_at=time.time() + expires_in), call_id=call_id)
 
 
 @pytest.fixture

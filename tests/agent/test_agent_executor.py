@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.agent.conftest import grant
+from tests.agent.conftest import APPROVAL_SIGNER, APPROVED_CALL, grant
 
 from mspclaw.agent.executor import Executor
 from mspclaw.agent.journal import Journal
@@ -107,7 +107,8 @@ def test_dry_run_needs_no_approval_and_an_approved_call_deletes(
     preview = run(executor, signed("clear_temp_files", {"older_than_days": 7, "dry_run": True}))
     assert preview.ok and preview.output["files"] == 1 and old.exists()
     args = {"older_than_days": 7, "dry_run": False}
-    done = run(executor, signed("clear_temp_files", args, approval=grant("clear_temp_files", args)))
+    done = run(executor, signed("clear_temp_files", args, call_id=APPROVED_CALL,
+                                approval=grant("clear_temp_files", args)))
     assert done.ok and done.output["deleted"] == 1
     assert not old.exists()
 
@@ -127,14 +128,42 @@ def test_an_approval_must_be_signed_bound_to_this_call_and_this_agent_and_curren
         "expired": grant("clear_temp_files", args, expires_in=-5),
         "is for 'disk_usage'": grant("disk_usage", args),
         "altered after signing": good.model_copy(update={"approver": "mallory"}),
+        "given for another call": grant("clear_temp_files", args, call_id="call-other"),
+        "not bound to a tool call": unbound(good),
     }
     for why, approval in cases.items():
-        result = run(executor, signed("clear_temp_files", args, approval=approval))
+        result = run(executor, signed("clear_temp_files", args, call_id=APPROVED_CALL, approval=approval))
         assert error_code(result) == ApprovalRequired.code, why
         assert result.error is not None
         assert why.split()[-1].strip("'") in result.error.message or why == "altered after signing", (why, result)
     assert old.exists(), "no refused approval may delete anything"
-    done = run(executor, signed("clear_temp_files", args, approval=good))
+    done = run(executor, signed("clear_temp_files", args, call_id=APPROVED_CALL, approval=good))
+    assert done.ok and not old.exists()
+
+
+def unbound(approval: Approval) -> Approval:
+    """``approval`` as a server older than call binding signed it (``mspclaw-approval-v1``, no call id)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from mspclaw.protocol.signing import approval_message
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # APPROVAL_SIGNER's private half
+    assert key.public_key().public_bytes_raw() == APPROVAL_SIGNER.public_key
+    return approval.model_copy(update={"signature": key.sign(approval_message(approval)).hex()})
+
+
+def test_a_grant_for_one_call_is_refused_for_another_call_with_the_same_tool_args_and_agent(
+    executor: Executor, signed: SignCall, make_file: MakeFile, temp_root: Path
+) -> None:
+    old = make_file(temp_root / "old.log", 100, 30)
+    args = {"older_than_days": 7, "dry_run": False}
+    first = grant("clear_temp_files", args, call_id="call_s1_3")
+    # the same grant, lifted onto a second call with identical tool, arguments, agent and expiry
+    second = run(executor, signed("clear_temp_files", args, call_id="call_s1_4", approval=first))
+    assert error_code(second) == ApprovalRequired.code
+    assert second.error is not None and "another call" in second.error.message and "call_s1_4" in second.error.message
+    assert old.exists()
+    done = run(executor, signed("clear_temp_files", args, call_id="call_s1_3", approval=first))
     assert done.ok and not old.exists()
 
 

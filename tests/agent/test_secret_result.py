@@ -34,7 +34,7 @@ def test_the_secret_leaves_with_the_result_but_never_reaches_the_journal(tmp_pat
                         agent_id=AGENT_ID)
     args = {"username": "tom.becker", "requested_by": "tom.becker@acme.example", "verified_by": ["psa_contact"]}
     call = sign_call(key, ToolCall(call_id="c-secret", tool="reset_password", args=args, deadline=time.time() + 30,
-                                   approval=grant("reset_password", args)))
+                                   approval=grant("reset_password", args, call_id="c-secret")))
     result = asyncio.run(executor.execute(call))
     assert result.ok, result.error
     assert result.secret is not None and result.secret.value == PASSWORD

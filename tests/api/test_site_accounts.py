@@ -68,9 +68,11 @@ async def start_site_agent(live: Live, client: str, dc: SambaDC, *, tenant: Grap
         env["REQUESTS_CA_BUNDLE"] = str(tenant.ca_file)  # msal's requests honour it over verify=
     code = await live.code(client, role="site")
     before = {a.id for a in live.services.registry.agents()}
+    log = (live.tmp / "site-agent.log").open("ab")  # everything it logs, read back by assert_nowhere
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mspclaw", "agent", "--server", live.url, "--enroll", code, "--state-dir", str(state),
-        "--log-level", "warning", env=env)
+        "--log-level", "debug", env=env, stdout=log, stderr=log)
+    log.close()
     live.agents.append(proc)
     for _ in range(300):
         new = [a.id for a in live.services.registry.agents() if a.id not in before]
@@ -124,12 +126,13 @@ class UserDesk:
 
 
 def assert_nowhere(secret: str, live: Live, caplog: pytest.LogCaptureFixture) -> None:
-    """The secret is in no file of the data directory, no row of the database, no log line."""
-    data = live.services.settings.data_dir
-    for path in data.rglob("*"):
+    """The secret is in no file the test made (the server's data directory and database, the site agent's
+    state directory and call journal, its debug log), no row of the database, no server log line."""
+    for path in live.tmp.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"the secret is in {path}"
-    db = next(data.glob("*.db"), None)
+    assert (live.tmp / "site-agent.log").stat().st_size > 0, "the site agent's log was captured"
+    db = next(live.services.settings.data_dir.glob("*.db"), None)
     if db is not None:
         with contextlib.closing(sqlite3.connect(db)) as conn:
             dump = "\n".join(conn.iterdump())
@@ -147,6 +150,11 @@ async def test_a_locked_out_user_with_no_device_is_unlocked_by_the_site_agent(
         lookup = (await live.http.get("/api/agents/lookup", params={"client": client,
                                                                     "requester": ad_user.mail})).json()
         assert lookup["agent_id"] is None and lookup["site_agent_id"] == site
+        link = live.services.hub.link(site)
+        assert link is not None and link.identity.role == "site"
+        assert set(link.tools) == {"directory_user", "unlock_account", "reset_password", "disable_user",
+                                   "enable_user", "create_user", "add_to_group", "remove_from_group",
+                                   "share_access"}, "exactly what Active Directory can do: no device tools"
         ticket = await open_ticket(live, client, "Locked out of my account", ad_user.mail,
                                    body="It says my account is locked after I typed my password wrong.")
         approval = await approve_next(live)
@@ -362,3 +370,26 @@ async def test_a_new_hire_gets_an_account_like_a_colleague_of_the_requesting_man
         assert any(group in str(g) for g in entry.memberOf.values)
     finally:
         conn.unbind()
+
+
+async def test_a_reset_whose_password_never_came_back_escalates_and_says_so(tmp_path: Path) -> None:
+    """A site agent that answers a reset without the temporary password beside it (what a replay after a
+    restart looks like: its journal keeps no copy) must not end in "we gave it to you privately"."""
+    from mspclaw.agent.tools import JsonObject, ToolContext, bind
+    from mspclaw.tools.site import AccountArgs, UserArgs
+
+    def lookup(args: UserArgs, _: ToolContext) -> JsonObject:
+        return {"found": True, "username": args.username, "enabled": True, "locked_out": False}
+
+    def reset(args: AccountArgs, _: ToolContext) -> JsonObject:
+        return {"reset": True, "must_change_at_logon": True}
+
+    tools = {"directory_user": bind(UserArgs, lookup), "reset_password": bind(AccountArgs, reset)}
+    async with server(tmp_path) as (live, client):
+        code = await live.code(client, role="site")
+        async with inprocess_agent(live.url, code, tmp_path / "site", tools=tools, hostname="site-01"):
+            ticket = await open_ticket(live, client, "Forgot my password", "tom@acme.example",
+                                       body="please reset my password")
+            done = await _finish_approving(live, ticket)
+    assert done["status"] == "escalated"
+    assert "never delivered" in done["reason"]

@@ -64,8 +64,9 @@ def test_a_thousand_tickets_route_to_the_right_device_and_never_across_clients(t
             assert route.device is None and route.agent_id is None and "mspclaw enroll" in route.reason
         else:
             route = router.route(client.id, device=None, requester="stranger@example.com")
-            if len(mine) == 1:
-                assert route.device is not None and route.device.id == mine[0].id and "only device" in route.reason
+            if len(mine) == 1:  # the only device is user0's: never used for a stranger's ticket
+                assert route.device is None and route.agent_id is None, route
+                assert f"is user0@{client.id}.example's" in route.reason
             elif not mine:
                 assert route.device is None and "no enrolled device" in route.reason
             else:
@@ -76,4 +77,58 @@ def test_a_thousand_tickets_route_to_the_right_device_and_never_across_clients(t
     found = router.client_for("superops", "4007")
     assert found is not None and found.id == clients[7].id
     assert router.client_for("superops", "9999") is None
+    engine.dispose()
+
+
+def test_revoked_agents_never_route_and_the_only_device_is_used_only_for_its_own_user(tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    sessions = session_factory(engine)
+    registry = Registry(sessions)
+    router = Router(registry, Hub())
+
+    def enroll(client_id: str, hostname: str, owner: str | None = None) -> Device:
+        code = registry.issue_code(client_id, ttl=timedelta(hours=1)).code
+        agent = registry.enroll(code, hostname=hostname, os="linux", os_version="", agent_version="", tools=[]).agent
+        device = next(d for d in registry.devices(client_id) if d.agent_id == agent.id)
+        if owner is not None:
+            with sessions.begin() as db:
+                db.execute(update(Device).where(Device.id == device.id).values(primary_user=owner))
+        return device
+
+    # (b) the client's only device belongs to Tom: Maria's ticket must not run tools on it
+    solo = registry.add_client("Solo Dental").id
+    toms = enroll(solo, "tom-pc", owner="tom@solo.example")
+    for requester in ("maria@solo.example", "Maria <maria@solo.example>", "", None):
+        route = router.route(solo, device=None, requester=requester)
+        assert route.device is None and route.agent_id is None, (requester, route)
+        assert "tom-pc" in route.reason and "tom@solo.example's" in route.reason and "asset" in route.reason
+    for requester in ("tom@solo.example", "TOM@Solo.Example", "Tom Becker <tom@solo.example>"):
+        route = router.route(solo, device=None, requester=requester)
+        assert route.device is not None and route.device.id == toms.id, (requester, route)
+    # an only device with no recorded primary user is still the fallback
+    bare = registry.add_client("Bare Law").id
+    shared = enroll(bare, "front-desk")
+    route = router.route(bare, device=None, requester="anyone@bare.example")
+    assert route.device is not None and route.device.id == shared.id and "only device" in route.reason
+    # the named asset wins whoever owns it (the ticket says so)
+    route = router.route(solo, device="TOM-PC", requester="maria@solo.example")
+    assert route.device is not None and route.device.id == toms.id and "asset" in route.reason
+
+    # (a) a revoked agent's device routes by no rule: asset, primary user or only device
+    assert toms.agent_id is not None and shared.agent_id is not None
+    registry.revoke(toms.agent_id)
+    registry.revoke(shared.agent_id)
+    route = router.route(solo, device="tom-pc", requester=None)
+    assert route.device is None and route.agent_id is None and "revoked" in route.reason
+    route = router.route(solo, device=None, requester="tom@solo.example")
+    assert route.device is None and route.agent_id is None and "revoked" in route.reason
+    route = router.route(bare, device=None, requester="anyone@bare.example")
+    assert route.device is None and route.agent_id is None and "revoked" in route.reason
+    # a re-enrolled machine routes again, and the revoked one does not count as a second device
+    again = enroll(bare, "front-desk")
+    route = router.route(bare, device=None, requester="anyone@bare.example")
+    assert route.device is not None and route.device.id == again.id and route.agent_id == again.agent_id
+    route = router.route(bare, device="front-desk", requester=None)  # two rows share the host name
+    assert route.agent_id == again.agent_id, route
     engine.dispose()

@@ -6,7 +6,8 @@ In order (DESIGN section 4, "the agent itself refuses"):
 2. the deadline has not passed (``timeout``);
 3. the tool is in the catalogue and implemented on this OS (``unknown_tool``);
 4. the arguments validate against the tool's schema (``invalid_args``);
-5. a destructive call carries an approval (``approval_required``), which the signature covers;
+5. a destructive call carries an approval (``approval_required``), which the signature covers, signed by
+   the server's approval key for this call id, tool, arguments and agent, and not expired;
 6. the journal has not seen the call_id (else the recorded result, or ``interrupted``);
 7. the tool runs in a worker thread, bounded by its own timeout and the call's deadline.
 
@@ -142,8 +143,8 @@ class Executor:
             if self._approval_key is None:
                 raise ApprovalRequired(f"{call.tool} needs a signed approval, but this agent pinned no approval key "
                                        "at enrollment; enroll it again")
-            why = check_approval(self._approval_key, call.approval, tool=call.tool, args=call.args,
-                                 agent_id=self._agent_id, now=now)
+            why = check_approval(self._approval_key, call.approval, call_id=call.call_id, tool=call.tool,
+                                 args=call.args, agent_id=self._agent_id, now=now)
             if why is not None:
                 raise ApprovalRequired(f"{call.tool} refused: {why}")
         return spec, args

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mspclaw import __version__
-from mspclaw.api import handover_routes, operator_routes, routes, sockets
+from mspclaw.api import handover_routes, openapi, operator_routes, routes, sockets
+from mspclaw.api.body_limit import BodyLimit
+from mspclaw.api.rate_limit import SourceRateLimit, TokenBuckets
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -65,19 +69,34 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
                               "`Authorization: Bearer <key or token>`: the bootstrap `MSPCLAW_API_KEY`, a named "
                               "API key (`mspclaw keys create`) or a technician's access token (`POST /auth/login`).")
     app.state.services = services
+    settings = services.settings
+    refusals = app.state.refusals = services.intake.refusals  # counted, sampled into the audit trail
+    # Outermost first: a flooding source is refused before its body is read, any body over its limit
+    # while it is read; both before routing and authentication.
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes,
+                       limits=[(routes.WEBHOOK_PREFIX, routes.MAX_WEBHOOK_BYTES)])
+    app.state.webhook_buckets = TokenBuckets(rate=settings.webhook_rate_per_s, burst=settings.webhook_burst)
+    app.add_middleware(SourceRateLimit, prefix=routes.WEBHOOK_PREFIX, buckets=app.state.webhook_buckets)
 
     @app.exception_handler(MSPClawError)
     async def _domain_error(request: Request, exc: MSPClawError) -> JSONResponse:
         status = _status(exc)
-        if status == 401:
-            services.audit.append("api_refused", actor=request.client.host if request.client else "unknown",
-                                  data={"path": request.url.path, "reason": exc.message})
+        if status == 401 and not request.url.path.startswith(routes.WEBHOOK_PREFIX):  # intake counts those
+            await refusals.refused("api_refused", request.client.host if request.client else "unknown",
+                                   code=exc.code, data={"path": request.url.path[:200], "reason": exc.message})
         if status == 403:
             services.audit.append("api_forbidden", actor=getattr(request.state, "caller_name", "unknown"),
                                   data={"path": request.url.path, "method": request.method, "reason": exc.message})
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": {"code": exc.code, "message": exc.message}}, status_code=status,
                             headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's and FastAPI's own refusals (no route, wrong method, a body that is not JSON), in our shape."""
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        return JSONResponse({"detail": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,4 +110,5 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(handover_routes.router)  # /s/{token}: view-once temporary passwords
     app.include_router(operator_routes.open_router)  # issue 5: /auth/*, /ui/approvals
     app.include_router(operator_routes.api)
+    openapi.install(app)
     return app

@@ -39,6 +39,7 @@ from mspclaw.api.operator_schemas import (
 )
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.pipeline.access import Tokens
+from mspclaw.protocol.limits import SEQ_MAX
 from mspclaw.store.stats import DIMENSIONS, StatsRow, aggregate, daily_rates
 from mspclaw.store.tables import ApiKeyRow, Device, utcnow
 
@@ -125,7 +126,15 @@ async function call(method, path, body) {{
   return data;
 }}
 function show(a) {{
-  $("detail").textContent = JSON.stringify(a, null, 2);
+  const f = a.facts, lines = [
+    "Tool: " + f.tool + " (" + f.description + ")", "Effect: " + f.effect,
+    "Runs on: " + (f.target || "the device") + " (" + f.runs_on + " agent)", "Exact arguments:"];
+  for (const arg of f.arguments) lines.push("  " + arg.name + " = " + JSON.stringify(arg.value) +
+    (arg.meaning ? ": " + arg.meaning : ""));
+  if (f.requester) lines.push("Requester: " + f.requester.requested_by + ": " + f.requester.verified_by.join(", "));
+  lines.push("", "Status: " + a.status + (a.approver ? " by " + a.approver : ""), "",
+    "Context (the assistant's note in it is unverified model text):", a.reason || "none");
+  $("detail").textContent = lines.join("\n");
   $("act").hidden = a.status !== "pending";
 }}
 $("login").onsubmit = async e => {{
@@ -156,7 +165,8 @@ def _script_json(value: str) -> str:
 
 @open_router.get("/ui/approvals/{approval_id}", response_class=HTMLResponse, tags=["approvals"])
 def approval_page(approval_id: str) -> HTMLResponse:
-    """The page the Slack/Teams button opens: log in, review, approve or deny. Shows nothing before login."""
+    """The page the Slack/Teams button opens: log in, review, approve or deny. Shows nothing before login;
+    then the server's facts (effect, exact arguments, target, requester) first, the model's note last, labelled."""
     return HTMLResponse(_APPROVAL_PAGE.format(id=html.escape(approval_id), id_json=_script_json(approval_id)))
 
 
@@ -266,7 +276,8 @@ async def answer_feedback(ticket_id: str, body: FeedbackIn, svc: ServicesDep, ca
 # -- audit -----------------------------------------------------------------------------------------
 @api.get("/audit", response_model=list[AuditOut], tags=["audit"])
 def audit(svc: ServicesDep, caller: CallerDep, client: str | None = None, session: str | None = None,
-          kind: str | None = None, since: str | None = None, after_seq: int = 0,
+          kind: str | None = None, since: str | None = None,
+          after_seq: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
           limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditOut]:
     """Audit events of the caller's clients (an admin of every client also sees events of no client)."""
     ids = None if caller.scope is None else list(caller.scope)

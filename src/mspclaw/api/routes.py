@@ -28,7 +28,7 @@ from mspclaw.api.schemas import (
     TicketOut,
 )
 from mspclaw.engine.plan import StepRecord
-from mspclaw.errors import Conflict, NotFound
+from mspclaw.errors import NotFound
 from mspclaw.pipeline.notes import summarise
 from mspclaw.store.tables import Agent, ApprovalRow, Client
 from mspclaw.tools.site import ACCOUNT_TOOLS
@@ -203,16 +203,18 @@ def answer_question(question_id: str, body: AnswerIn, svc: ServicesDep, caller: 
 
 
 # -- PSA intake -----------------------------------------------------------------------------------
+WEBHOOK_PREFIX = "/webhooks/"
 MAX_WEBHOOK_BYTES = 1024 * 1024
+"""Enforced while the body is read, before the signature is checked (:mod:`mspclaw.api.body_limit`)."""
 
 
-@open_router.post("/webhooks/{psa}", status_code=202, tags=["webhooks"],
-                  responses={401: {"description": "bad or missing signature"}, 404: {"description": "unknown PSA"}})
+@open_router.post(WEBHOOK_PREFIX + "{psa}", status_code=202, tags=["webhooks"],
+                  responses={401: {"description": "bad or missing signature"}, 404: {"description": "unknown PSA"},
+                             413: {"description": f"body over {MAX_WEBHOOK_BYTES} bytes"},
+                             429: {"description": "too many deliveries from this address; see Retry-After"}})
 async def webhook(psa: str, request: Request, svc: ServicesDep) -> dict[str, object]:
     """Verify a PSA's webhook, enqueue the ticket once, and answer at once (the work runs in a worker)."""
-    body = await request.body()
-    if len(body) > MAX_WEBHOOK_BYTES:
-        raise Conflict(f"webhook body of {len(body)} bytes is over the {MAX_WEBHOOK_BYTES}-byte limit")
+    body = await request.body()  # at most MAX_WEBHOOK_BYTES: the app's BodyLimit answered 413 to more
     remote = request.client.host if request.client else "unknown"
     job, created = await svc.intake.accept_webhook(psa, request.headers, body, remote=remote)
     return {"job_id": job.id, "duplicate": not created}

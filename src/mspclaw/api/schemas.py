@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
+
+from mspclaw.pipeline.approval_view import ApprovalFacts, approval_facts
+from mspclaw.protocol.limits import (
+    ANSWER_MAX,
+    APPROVER_MAX,
+    BODY_MAX,
+    CLIENT_REF_MAX,
+    DEVICE_MAX,
+    REASON_MAX,
+    REQUESTER_MAX,
+    SUBJECT_MAX,
+)
 
 
 class ErrorBody(BaseModel):
@@ -85,11 +97,14 @@ class LookupOut(BaseModel):
 
 
 class TicketIn(BaseModel):
-    client: str = Field(description="Client id or exact name.")
-    subject: str = Field(min_length=1, max_length=500)
-    body: str = Field("", max_length=100_000)
-    requester: str = Field("", max_length=255)
-    device: str | None = Field(None, description="Device id or host name; default: routed (DESIGN section 3).")
+    """A ticket's fields have the same limits here, on the session socket and (clipped) from a PSA."""
+
+    client: str = Field(max_length=CLIENT_REF_MAX, description="Client id or exact name.")
+    subject: str = Field(min_length=1, max_length=SUBJECT_MAX)
+    body: str = Field("", max_length=BODY_MAX)
+    requester: str = Field("", max_length=REQUESTER_MAX)
+    device: str | None = Field(None, max_length=DEVICE_MAX,
+                               description="Device id or host name; default: routed (DESIGN section 3).")
 
 
 class TicketCreated(BaseModel):
@@ -115,13 +130,22 @@ class ApprovalOut(BaseModel):
     tool: str
     args: dict[str, Any]
     target: str
-    reason: str
+    reason: str = Field(description="The server's verification sentence, then the latest finding and the "
+                        "assistant's note, each labelled; the assistant's note is unverified model text.")
     status: str
     approver: str | None
     decision_reason: str | None
     deadline: datetime
     created_at: datetime
     decided_at: datetime | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="What the server states about this call: tool, catalogue description, the "
+                    "effect of these exact arguments, each argument's meaning, where it runs, and how the "
+                    "requester was verified. Nothing in it comes from the model.")
+    @property
+    def facts(self) -> ApprovalFacts:
+        return approval_facts(self.tool, self.args, self.target)
 
 
 class TicketOut(BaseModel):
@@ -150,9 +174,10 @@ class TicketOut(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    approver: str = Field("", max_length=255, description="The registered technician deciding (name or e-mail); "
+    approver: str = Field("", max_length=APPROVER_MAX,
+                          description="The registered technician deciding (name or e-mail); "
                           "a logged-in technician decides as themselves and may leave it empty.")
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=REASON_MAX)
 
 
 class JobOut(BaseModel):
@@ -184,5 +209,11 @@ class QuestionOut(BaseModel):
 
 
 class AnswerIn(BaseModel):
-    answer: str = Field(min_length=1, max_length=2000, description="The end user's answer, as they gave it.")
+    answer: str = Field(min_length=1, max_length=ANSWER_MAX, description="The end user's answer, as they gave it.")
     by: str = Field("end user", min_length=1, max_length=255, description="Who relayed the answer (audited).")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API, 422 included (``api/app.py``'s exception handlers)."""
+
+    detail: ErrorBody

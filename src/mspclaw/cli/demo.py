@@ -6,6 +6,11 @@ tickets are opened. Each ticket goes through the whole loop: the PSA's signed we
 durable job queue, routing, matching, tool calls on the agent, approvals, the note and the
 reply written back to the PSA. Approvals are asked on the terminal, or given by
 a named demo technician with ``--auto-approve`` (and always under ``--once``).
+
+When this machine can run a throwaway Samba AD domain controller (``demo_directory.py``), a site
+agent configured with ``mspclaw site add ad`` resolves two account tickets against it, a lockout and
+a password reset, and the demo proves both the way the users would: by signing in. Otherwise it
+says in one line why it skipped them.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import html
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -22,12 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import uvicorn
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from mspclaw.api.server import uvicorn_config
+from mspclaw.cli.demo_directory import DemoDirectory, RunningDirectory
 from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local_server import RunningPSA, run_local_psa
 from mspclaw.settings import Settings
@@ -35,6 +44,9 @@ from mspclaw.wiring import Services, build
 
 DEMO_TECH = "Dana Whitfield (demo technician)"
 DEMO_CLIENT = "Acme Dental (demo)"
+SKIP_HINT = "install Samba (`make demo` does it as root with apt) to see them"
+_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]+")
+"""A view-once link to a temporary password in a PSA reply (``pipeline/handover.py``)."""
 console = Console()
 
 
@@ -96,7 +108,8 @@ async def _wait_closed(psa: RunningPSA, tickets: list[PSATicket], seconds: float
     deadline = time.monotonic() + seconds
     while True:
         current = [await psa.connector.get_ticket(t.id) for t in tickets]
-        done = [t for t in current if t.status in ("resolved", "escalated") and len(t.notes) >= 2]
+        done = [t for t in current if t.status in ("resolved", "escalated")
+                and sum(not _LINK.search(n.text) for n in t.notes) >= 2]
         if len(done) == len(current):
             return current
         if time.monotonic() > deadline:
@@ -122,8 +135,84 @@ def _report(services: Services, psa_ticket: PSATicket) -> None:
     table.add_row("outcome", Text(psa_ticket.status, colour))
     note = next((n.text for n in psa_ticket.notes if not n.public), "(no note)")
     table.add_row("note (internal)", Text(note))
-    table.add_row("reply to user", Text(next((n.text for n in psa_ticket.notes if n.public), "(no reply)")))
+    public = [n.text for n in psa_ticket.notes if n.public]
+    if any(_LINK.search(text) for text in public):
+        table.add_row("temporary password", "sent to the requester as a view-once link in a public reply "
+                                            "(the link is not shown here)")
+    replies = [text for text in public if not _LINK.search(text)]
+    table.add_row("reply to user", Text(replies[0] if replies else "(no reply)"))
     console.print(table)
+
+
+async def _site_cli(*argv: str) -> None:
+    """``mspclaw site ...`` as the docs tell an administrator to run it."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mspclaw", "site", *argv,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"mspclaw site {' '.join(argv[:2])} failed: {(out + err).decode(errors='replace').strip()}")
+
+
+async def _start_site_agent(services: Services, client_id: str, dc: RunningDirectory, tmp: Path,
+                            url: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Configure a site agent for the demo DC with ``mspclaw site add ad``, enroll it with a site code and
+    start it as its own process; returns it and its hostname once it is online."""
+    state = tmp / "site-state"
+    password_file = tmp / "ad.pw"
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(dc.service_password + "\n")
+    await _site_cli("add", "ad", "--state-dir", str(state), "--url", dc.url, "--base-dn", dc.base_dn,
+                    "--bind-user", dc.service_user, "--password-file", str(password_file),
+                    "--ca-file", str(dc.ca_file), "--tls-name", dc.tls_name)
+    code = services.fleet.issue_code(client_id, role="site", ttl_hours=1, actor="demo")
+    before = {a.id for a in services.registry.agents()}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mspclaw", "agent", "--server", url, "--enroll", code.code,
+        "--state-dir", str(state), "--log-level", "warning")
+    deadline = time.monotonic() + 30
+    with console.status("waiting for the site agent to enroll and connect..."):
+        while time.monotonic() < deadline:
+            new = [a for a in services.registry.agents() if a.id not in before and services.hub.is_online(a.id)]
+            if new:
+                return proc, new[0].hostname
+            if proc.returncode is not None:
+                raise RuntimeError(f"the site agent exited with code {proc.returncode}")
+            await asyncio.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("the site agent did not connect within 30 s")
+
+
+async def _prove_accounts(directory: DemoDirectory, dc: RunningDirectory, reset: PSATicket) -> None:
+    """Sign in as the two users, as they would after reading their replies. No password is printed."""
+    locked = dc.locked_out
+    code = await asyncio.to_thread(directory.bind, locked.sam, locked.password)
+    print(f"proof: {locked.mail} signs in again with their own password" if code == "" else
+          f"proof FAILED: {locked.mail} still cannot sign in with their own password (AD data code {code})")
+    forgot = dc.forgot_password
+    link = next((m.group(0) for n in reset.notes if n.public and (m := _LINK.search(n.text))), None)
+    if link is None:
+        print(f"proof FAILED: no view-once link reached {forgot.mail} on the PSA ticket")
+        return
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:  # the user's browser: GET, then the button
+        page = await http.get(link)
+        revealed = await http.post(link)
+        again = await http.post(link)
+    offered = page.status_code == 200 and "Show my temporary password" in page.text
+    found = re.search(r'<p class="secret">(.*?)</p>', revealed.text, re.S) if revealed.status_code == 200 else None
+    if not offered or found is None:
+        print(f"proof FAILED: the view-once link answered GET {page.status_code}, POST {revealed.status_code}")
+        return
+    temporary = await asyncio.to_thread(directory.bind, forgot.sam, html.unescape(found.group(1)))
+    old = await asyncio.to_thread(directory.bind, forgot.sam, forgot.password)
+    print(f"proof: {forgot.mail} opens the view-once link from the reply: the page only shows a button "
+          f"(opening it used nothing up), the button shows the password once (pressed again: HTTP {again.status_code})")
+    if temporary == "773":
+        print("temporary password: delivered by view-once link, works, must be changed at first sign-in "
+              f"(AD data code 773); the old password {'no longer works' if old == '52e' else 'says ' + repr(old)}")
+    else:
+        print(f"proof FAILED: signing in with the temporary password gave AD data code {temporary or 'none (ok)'}, "
+              "not 773 (must change password)")
 
 
 async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
@@ -140,7 +229,10 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
     if not auto_approve and not interactive:
         console.print("stdin is not a terminal: the demo technician will answer approvals")
     proc: asyncio.subprocess.Process | None = None
+    site_proc: asyncio.subprocess.Process | None = None
     services: Services | None = None
+    directory = DemoDirectory(tmp / "directory", say=lambda line: console.print(line, markup=False))
+    dc_task = asyncio.create_task(asyncio.to_thread(directory.start))  # provisions while the rest starts
     try:
         async with run_local_psa(webhook_url=f"{url}/webhooks/local", webhook_secret=secret) as psa:
             services = build(settings, connectors={"local": psa.connector})
@@ -167,10 +259,37 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
                 tickets = await psa.open_samples(DEMO_CLIENT, hostname)
                 for t in tickets:
                     console.print(f"PSA ticket #{t.id} from {t.requester}: {t.subject}")
+                account: list[PSATicket] = []
+                with console.status("starting a throwaway Samba AD domain controller..."):
+                    dc = await dc_task
+                if dc is None:
+                    print(f"skipped the lockout and password-reset tickets: {directory.reason}; {SKIP_HINT}")
+                else:
+                    console.print(f"\nSamba AD domain controller for ACME.LOCAL on {dc.url} (throwaway, in {tmp}); "
+                                  f"{dc.locked_out.mail} has locked themselves out with 3 wrong passwords",
+                                  markup=False)
+                    site_proc, site_host = await _start_site_agent(services, client.id, dc, tmp, url)
+                    console.print(f"site agent on [bold]{site_host}[/bold] configured with `mspclaw site add ad` "
+                                  f"(as {dc.service_user}, helpdesk rights only), enrolled for {client.name} "
+                                  "and online\n")
+                    account = [
+                        await psa.connector.create_ticket(
+                            company, requester=dc.locked_out.mail, subject="Locked out of my account",
+                            body="It says my account is locked after I typed my password wrong a few times."),
+                        await psa.connector.create_ticket(
+                            company, requester=dc.forgot_password.mail,
+                            subject="Forgot my password / password expired",
+                            body="After the holidays I can't remember my password and it says it has expired."),
+                    ]
+                    for t in account:
+                        console.print(f"PSA ticket #{t.id} from {t.requester}: {t.subject}")
+                    tickets = tickets + account
                 with console.status("MSPclaw is working on the tickets..."):
                     closed = await _wait_closed(psa, tickets, 600)
                 for ticket in closed:
                     _report(services, ticket)
+                if dc is not None:
+                    await _prove_accounts(directory, dc, closed[-1])
                 resolved = sum(t.status == "resolved" for t in closed)
                 print(f"demo: {len(closed)} tickets, {resolved} resolved, {len(closed) - resolved} escalated")
                 if not once:
@@ -184,14 +303,19 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
             finally:
                 if approver is not None:
                     approver.cancel()
-                if proc is not None and proc.returncode is None:
-                    proc.terminate()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(proc.wait(), 10)
+                for agent in (proc, site_proc):
+                    if agent is not None and agent.returncode is None:
+                        agent.terminate()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(agent.wait(), 10)
                 server.should_exit = True
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(server_task, 10)
     finally:
+        directory.cancel()
+        with contextlib.suppress(Exception):
+            await dc_task
+        await asyncio.to_thread(directory.stop)
         if services is not None:
             services.close()
         if keep:

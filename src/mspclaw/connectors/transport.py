@@ -1,9 +1,9 @@
-"""A lean HTTP/1.1 transport for httpx: keep-alive connections on plain asyncio streams.
+"""A lean HTTP/1.1 transport for httpx: keep-alive connections on asyncio, framed by llhttp.
 
 httpx's default transport (httpcore on anyio, with h11) costs about 0.9 ms of CPU per request on
 top of httpx's own request and response models (measured on loopback, `docs/benchmarks.md`,
 Pipeline); a ticket makes four PSA requests, so that was a tenth of the server's CPU per
-ticket. :class:`StreamTransport` speaks the same HTTP/1.1 on asyncio's streams and keeps httpx's
+ticket. :class:`StreamTransport` speaks the same HTTP/1.1 on an asyncio protocol and keeps httpx's
 API, errors and models above it, so connectors, retries and tests do not change.
 
 What it does, per origin (scheme, host, port):
@@ -15,9 +15,14 @@ What it does, per origin (scheme, host, port):
   connection within the pool timeout fails with :class:`httpx.PoolTimeout`;
 * TLS with httpx's own default context (the same trust store and ``SSL_CERT_FILE``), SNI, ALPN
   ``http/1.1``;
-* response bodies framed by ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the
-  connection, as RFC 9112 section 6.3 orders them; no body for HEAD, 1xx, 204 and 304; interim
-  1xx answers skipped; ``Content-Encoding`` is decoded by httpx as usual;
+* answers framed by llhttp (``httptools``, the parser uvicorn uses) with the stricter rules of
+  :mod:`mspclaw.connectors.framing`: RFC 9112 section 6.3 in full (conflicting or repeated
+  ``Content-Length``, ``Transfer-Encoding`` other than a single final ``chunked``, with
+  ``Content-Length``, or on HTTP/1.0 are refused), at most 8 interim 1xx answers, bounded head,
+  chunk framing and body; no body for HEAD, 1xx, 204 and 304; ``Content-Encoding`` is decoded by
+  httpx as usual;
+* a connection carries one answer per request: bytes that arrive after an answer, or while the
+  connection is idle, close it (they would otherwise be read as the answer to the next request);
 * a request on a reused connection that the server had closed meanwhile (no byte of an answer)
   is sent again once on a new connection when its method is idempotent; otherwise it fails
   with :class:`httpx.RemoteProtocolError`, as with httpx's own transport, and
@@ -43,32 +48,97 @@ from typing import Final
 
 import httpx
 
-MAX_HEAD_BYTES: Final = 64 * 1024
-"""Status line and headers of one answer."""
-MAX_BODY_BYTES: Final = 64 * 1024 * 1024
-"""One answer's body: a PSA's JSON never comes near it."""
+from mspclaw.connectors.framing import MAX_BODY_BYTES, MAX_HEAD_BYTES, FramingError, ResponseReader
+
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "StreamTransport", "default_transport", "proxy_configured"]
+
 _IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _PROXY_VARIABLES: Final = ("http_proxy", "https_proxy", "all_proxy")
 
 Origin = tuple[bytes, bytes, int]
 
 
-class _Connection:
-    __slots__ = ("idle_since", "reader", "used", "writer")
+class _Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection: bytes go to the :class:`ResponseReader` of the request in flight.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    Bytes that arrive while no request is in flight (left over from an answer, or sent unasked)
+    make the connection unusable: it is closed and never reused.
+    """
+
+    __slots__ = ("failure", "idle_since", "lost", "reader", "transport", "_paused", "_waiter")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.reader: ResponseReader | None = None
+        self.failure: FramingError | None = None
+        self.lost: BaseException | None = None
         self.idle_since = 0.0
-        self.used = False
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
 
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        if reader is None or self.failure is not None:
+            self.close()  # nobody asked: a desynchronised or misbehaving peer
+            return
+        try:
+            reader.feed(data)
+        except FramingError as exc:
+            self.failure = exc
+            self.close()
+        if reader.extra:
+            self.close()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.lost = self.lost or EOFError()
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or self.lost or EOFError()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    # -- for the transport ----------------------------------------------------------------------
     def usable(self, now: float, keepalive_s: float) -> bool:
-        return (now - self.idle_since < keepalive_s and not self.reader.at_eof()
-                and not self.writer.transport.is_closing())
+        return (now - self.idle_since < keepalive_s and self.lost is None and self.failure is None
+                and self.transport is not None and not self.transport.is_closing())
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.close()
+
+    async def wait(self) -> None:
+        """Until bytes arrive, the peer closes, or writing may go on."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def drain(self) -> None:
+        while self._paused and self.lost is None:
+            await self.wait()
+        if self.lost is not None and not isinstance(self.lost, EOFError):
+            raise ConnectionError(str(self.lost) or type(self.lost).__name__)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class _ServerClosed(Exception):
@@ -87,7 +157,7 @@ def default_transport() -> StreamTransport | None:
 
 
 class StreamTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 with keep-alive over asyncio streams (see the module docstring)."""
+    """HTTP/1.1 with keep-alive over asyncio (see the module docstring)."""
 
     def __init__(self, *, max_connections: int = 100, max_idle_per_origin: int = 20, keepalive_s: float = 4.0,
                  ssl_context: ssl.SSLContext | None = None,
@@ -122,7 +192,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
         if self._closed:
             raise RuntimeError("the transport is closed")
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # streams belong to the loop that opened them
+        if loop is not self._loop:  # connections belong to the loop that opened them
             self._idle.clear()
             self._slots = asyncio.Semaphore(self._slots_total)
             self._loop = loop
@@ -191,79 +261,64 @@ class StreamTransport(httpx.AsyncBaseTransport):
 
     async def _connect(self, origin: Origin, request: httpx.Request, timeout: float | None) -> _Connection:
         scheme, host, port = origin
-        name = host.decode("ascii")
+        name = host.decode("ascii").strip("[]")
         tls = self._ssl_context() if scheme == b"https" else None
+        conn = _Connection()
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    name.strip("[]"), port, ssl=tls, server_hostname=name.strip("[]") if tls else None,
-                    limit=MAX_HEAD_BYTES)
+                await asyncio.get_running_loop().create_connection(
+                    lambda: conn, name, port, ssl=tls, server_hostname=name if tls else None)
         except TimeoutError:
+            conn.close()
             raise httpx.ConnectTimeout(f"connecting to {name}:{port} timed out", request=request) from None
         except (OSError, ssl.SSLError) as exc:
             raise httpx.ConnectError(f"cannot connect to {name}:{port}: {exc}", request=request) from exc
-        return _Connection(reader, writer)
+        return conn
 
     # -- one request and its answer -------------------------------------------------------------
     async def _exchange(self, conn: _Connection, request: httpx.Request, data: bytes,
                         timeouts: dict[str, float | None], *, reused: bool) -> tuple[httpx.Response, bool]:
+        reader = conn.reader = ResponseReader(head_request=request.method == "HEAD")
+        transport = conn.transport
+        assert transport is not None
         try:
-            conn.writer.write(data)
+            if conn.lost is not None:
+                raise ConnectionResetError("the connection was closed")
+            transport.write(data)
             async with asyncio.timeout(timeouts.get("write")):
-                await conn.writer.drain()
+                await conn.drain()
         except TimeoutError:
             raise httpx.WriteTimeout("sending the request timed out", request=request) from None
         except (ConnectionError, OSError) as exc:
-            if reused:
+            if reused and not reader.started:
                 raise _ServerClosed from exc
             raise httpx.WriteError(f"the connection failed while sending: {exc}", request=request) from exc
         read_timeout = timeouts.get("read")
-        head_request = request.method == "HEAD"
-        while True:
+        while not reader.complete:
+            if conn.failure is not None:
+                raise httpx.RemoteProtocolError(str(conn.failure), request=request) from conn.failure
+            lost = conn.lost
+            if lost is not None:
+                if reused and not reader.started:
+                    raise _ServerClosed from lost
+                if not isinstance(lost, EOFError) and not reader.started:
+                    raise httpx.ReadError(f"the connection failed while reading: {lost}", request=request) from lost
+                try:
+                    reader.feed_eof()
+                except FramingError as exc:
+                    raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+                break
             try:
                 async with asyncio.timeout(read_timeout):
-                    raw = await conn.reader.readuntil(b"\r\n\r\n")
+                    await conn.wait()
             except TimeoutError:
-                raise httpx.ReadTimeout("no answer within the read timeout", request=request) from None
-            except asyncio.IncompleteReadError as exc:
-                if not exc.partial and reused:
-                    raise _ServerClosed from exc
-                raise httpx.RemoteProtocolError("the server closed the connection without a complete answer",
-                                                request=request) from exc
-            except asyncio.LimitOverrunError as exc:
-                raise httpx.RemoteProtocolError(f"answer headers over {MAX_HEAD_BYTES} bytes",
-                                                request=request) from exc
-            except (ConnectionError, OSError) as exc:
-                if reused:
-                    raise _ServerClosed from exc
-                raise httpx.ReadError(f"the connection failed while reading: {exc}", request=request) from exc
-            version, status, reason, headers = _parse_head(raw, request)
-            if 100 <= status < 200 and status != 101:
-                continue  # an interim answer (100 Continue, 103 Early Hints): the real one follows
-            break
-        fields = {name.lower(): value for name, value in headers}
-        keep = _keeps_alive(version, fields.get(b"connection", b""))
-        try:
-            async with asyncio.timeout(read_timeout):
-                if head_request or status in (204, 304) or 100 <= status < 200:
-                    content = b""
-                elif b"chunked" in fields.get(b"transfer-encoding", b"").lower():
-                    content = await _read_chunked(conn.reader, request)
-                elif b"content-length" in fields:
-                    content = await conn.reader.readexactly(_content_length(fields[b"content-length"], request))
-                else:
-                    content = await _read_to_end(conn.reader, request)
-                    keep = False
-        except TimeoutError:
-            raise httpx.ReadTimeout("the answer's body did not arrive within the read timeout",
-                                    request=request) from None
-        except asyncio.IncompleteReadError as exc:
-            raise httpx.RemoteProtocolError("the server closed the connection in the middle of the answer",
-                                            request=request) from exc
-        except (ConnectionError, OSError) as exc:
-            raise httpx.ReadError(f"the connection failed while reading: {exc}", request=request) from exc
-        response = httpx.Response(status, headers=headers, content=content, request=request,
-                                  extensions={"http_version": version, "reason_phrase": reason})
+                what = "the answer's body" if reader.status else "an answer"
+                raise httpx.ReadTimeout(f"{what} did not arrive within the read timeout", request=request) from None
+        conn.reader = None
+        keep = reader.keep_alive and not reader.extra and conn.failure is None and conn.lost is None
+        response = httpx.Response(reader.status, headers=reader.headers, content=b"".join(reader.body),
+                                  request=request,
+                                  extensions={"http_version": reader.version, "reason_phrase": reader.reason})
         return response, keep
 
 
@@ -275,68 +330,3 @@ def _request_head(request: httpx.Request) -> bytes:
             raise httpx.LocalProtocolError(f"header {name!r} holds a line break", request=request)
         lines.append(name + b": " + value)
     return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-def _parse_head(raw: bytes, request: httpx.Request) -> tuple[bytes, int, bytes, list[tuple[bytes, bytes]]]:
-    lines = raw[:-4].split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
-        raise httpx.RemoteProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}", request=request)
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip():
-            raise httpx.RemoteProtocolError(f"malformed header line {line[:80]!r}", request=request)
-        headers.append((name, value.strip()))
-    return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else b"", headers
-
-
-def _keeps_alive(version: bytes, connection: bytes) -> bool:
-    tokens = {token.strip().lower() for token in connection.split(b",")}
-    if version == b"HTTP/1.0":
-        return b"keep-alive" in tokens
-    return b"close" not in tokens
-
-
-def _content_length(value: bytes, request: httpx.Request) -> int:
-    values = {v.strip() for v in value.split(b",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
-        raise httpx.RemoteProtocolError(f"bad Content-Length {value[:40]!r}", request=request)
-    length = int(next(iter(values)))
-    if length > MAX_BODY_BYTES:
-        raise httpx.RemoteProtocolError(f"an answer of {length} bytes is over the {MAX_BODY_BYTES} limit",
-                                        request=request)
-    return length
-
-
-async def _read_chunked(reader: asyncio.StreamReader, request: httpx.Request) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        size_text = line[:-2].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise httpx.RemoteProtocolError(f"bad chunk size {size_text[:20]!r}", request=request) from None
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, ignored
-                pass
-            return b"".join(parts)
-        total += size
-        if total > MAX_BODY_BYTES:
-            raise httpx.RemoteProtocolError(f"an answer over the {MAX_BODY_BYTES}-byte limit", request=request)
-        parts.append(await reader.readexactly(size))
-        if await reader.readexactly(2) != b"\r\n":
-            raise httpx.RemoteProtocolError("a chunk does not end with CRLF", request=request)
-
-
-async def _read_to_end(reader: asyncio.StreamReader, request: httpx.Request) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    while chunk := await reader.read(65536):
-        total += len(chunk)
-        if total > MAX_BODY_BYTES:
-            raise httpx.RemoteProtocolError(f"an answer over the {MAX_BODY_BYTES}-byte limit", request=request)
-        parts.append(chunk)
-    return b"".join(parts)

@@ -8,10 +8,12 @@ agent, and every refusal is a :class:`~mspclaw.errors.ToolError` the loop tells 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from mspclaw.engine.asking import QuestionGate, QuestionPort
 from mspclaw.engine.messages import ToolDef
+from mspclaw.engine.plan import PlanQuestion
 from mspclaw.engine.ports import ToolPort
 from mspclaw.errors import InvalidArguments, UnknownTool
 from mspclaw.tools import CATALOGUE
@@ -21,16 +23,11 @@ RESOLVE = "resolve"
 ESCALATE = "escalate"
 
 
-class QuestionPort(Protocol):
-    """Asks the end user; returns the answer or raises a ToolError (no answer in time)."""
-
-    async def ask(self, text: str, choices: list[str] | None) -> str: ...
-
-
 ASK_USER_DEF = ToolDef(
     name=ASK_USER,
     description="Ask the end user one short question (on their device or as a reply on the ticket) and wait "
-                "for the answer. Do not ask what you already know.",
+                "for the answer. Do not ask what you already know. Prefer the playbook's questions; never ask "
+                "for a password, code, PIN, key or card number (such questions are refused).",
     parameters={"type": "object", "properties": {
         "question": {"type": "string", "minLength": 3, "maxLength": 500},
         "choices": {"type": "array", "items": {"type": "string"}, "maxItems": 6}},
@@ -48,12 +45,16 @@ FINISH_DEFS = (
 
 
 class Toolset:
-    """The allowed catalogue tools over a :class:`ToolPort`, plus ``ask_user`` when a port is given."""
+    """The allowed catalogue tools over a :class:`ToolPort`, plus ``ask_user`` when a port is given.
 
-    def __init__(self, allowed: Iterable[str], port: ToolPort, *, questions: QuestionPort | None = None) -> None:
+    ``ask_user`` always goes through a :class:`~mspclaw.engine.asking.QuestionGate` over ``declared``
+    (the playbook's questions by the fact each fills)."""
+
+    def __init__(self, allowed: Iterable[str], port: ToolPort, *, questions: QuestionPort | None = None,
+                 declared: Mapping[str, PlanQuestion] | None = None) -> None:
         self.allowed = [name for name in dict.fromkeys(allowed) if name in CATALOGUE]
         self._port = port
-        self._questions = questions
+        self._questions = QuestionGate(questions, declared) if questions is not None else None
         self._defs = [ToolDef(name=n, description=CATALOGUE[n].description, parameters=CATALOGUE[n].json_schema())
                       for n in self.allowed]
         if questions is not None:

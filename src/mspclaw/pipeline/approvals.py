@@ -6,7 +6,7 @@ approval racing the expiry has exactly one winner. An approval is bound to its t
 after a restart the same call finds the same row and waits for the same stored deadline again
 (or takes the decision made meanwhile), so a restart neither re-asks nor extends the time.
 
-A granted approval goes to the agent bound to the exact tool, arguments, agent and expiry, and
+A granted approval goes to the agent bound to the exact call id, tool, arguments, agent and expiry, and
 signed with the server's Ed25519 key (:class:`ApprovalSigner`), whose public half the agent
 pinned at enrollment.
 """
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mspclaw.errors import ApprovalDenied, Conflict
+from mspclaw.pipeline.approval_view import approval_facts, approval_statement
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.protocol.frames import Approval
 from mspclaw.protocol.signing import approval_message, args_digest
@@ -51,8 +52,9 @@ class ApprovalSigner:
 
         return Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
-    def sign(self, approval: Approval) -> Approval:
-        return approval.model_copy(update={"signature": self._key.sign(approval_message(approval)).hex()})
+    def sign(self, approval: Approval, *, call_id: str) -> Approval:
+        """Sign ``approval`` for the one tool call ``call_id`` (the agent refuses it for any other call)."""
+        return approval.model_copy(update={"signature": self._key.sign(approval_message(approval, call_id)).hex()})
 
 
 class Approvals:
@@ -79,10 +81,13 @@ class Approvals:
 
     async def request(self, *, session_id: str, client_id: str, ticket_id: str, target: str, tool: str,
                       args: dict[str, Any], reason: str, call_id: str | None = None,
-                      agent_id: str = "") -> Approval:
+                      agent_id: str = "", verification: str = "", finding: str = "") -> Approval:
+        """``reason`` is the model's note, stored labelled as such after the server's ``verification``
+        sentence and the latest ``finding`` (:func:`~mspclaw.pipeline.approval_view.approval_statement`)."""
         row = self._runs.approval_for_call(call_id) if call_id else None
         if row is None:
             deadline = utcnow() + timedelta(seconds=self.timeout_s)
+            reason = approval_statement(verification=verification, finding=finding, note=reason)
             row = self._store.request_approval(session_id=session_id, client_id=client_id, tool=tool, args=args,
                                                target=target, reason=reason, deadline=deadline, call_id=call_id)
             self._audit.append("approval_requested", client_id=client_id, session_id=session_id,
@@ -90,7 +95,8 @@ class Approvals:
                                      "reason": reason, "deadline": deadline.isoformat(), "call_id": call_id})
             self._events.emit(session_id, "approval_request", {
                 "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
-                "reason": reason, "deadline": deadline.isoformat()})
+                "reason": reason, "deadline": deadline.isoformat(),
+                "facts": approval_facts(tool, args, target).model_dump(mode="json")})
             if self.notifier is not None:  # issue 5 hook: never blocks, never fails the request
                 self.notifier.approval_requested(row, ticket_id)
         if row.status == "pending":
@@ -106,7 +112,7 @@ class Approvals:
         grant = Approval(approval_id=decided.id, approver=decided.approver or "",
                          decided_at=decided.decided_at.timestamp(), tool=tool, args_sha256=args_digest(args),
                          agent_id=agent_id, expires_at=utcnow().timestamp() + self.grant_ttl_s)
-        return self._signer.sign(grant)
+        return self._signer.sign(grant, call_id=call_id or "")  # no call id: bound to none, so refused by the agent
 
     async def _wait(self, row: ApprovalRow, session_id: str) -> None:
         """Sleep until a decision or the stored deadline, whichever comes first."""
@@ -140,7 +146,14 @@ class Approvals:
         approver = approver.strip()
         pending = self._store.approval(approval_id, scope)
         if self.policy is not None and principal is not None:  # issue 5 hook: who may approve
-            approver = self.policy.resolve(pending, principal, approver).label()
+            who = self.policy.resolve(pending, principal, approver)
+            decider = self.policy.second_approval(pending, who) if approve else who
+            if decider is None:  # the first of two approvals (two-person rule): recorded, still pending
+                self._events.emit(pending.session_id, "approval_decision", {
+                    "approval_id": pending.id, "status": "pending", "approver": who.label(),
+                    "reason": f"first of two approvals of {pending.tool}; a second technician must approve"})
+                return pending
+            approver = decider.label()
         if not approver:
             raise Conflict("an approval decision needs the approver's name")
         row = self._store.decide(approval_id, status="approved" if approve else "denied", approver=approver,

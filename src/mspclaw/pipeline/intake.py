@@ -24,7 +24,9 @@ from typing import Any
 from mspclaw.connectors.base import PreparesWebhooks, PSAConnector, PSATicket
 from mspclaw.errors import AuthError, MSPClawError, NotFound, PSAError
 from mspclaw.pipeline.offload import run_store
+from mspclaw.pipeline.refusals import Refusals
 from mspclaw.pipeline.tickets import TicketService
+from mspclaw.protocol.limits import TICKET_LIMITS, Clipped, clip
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.jobs import Job, JobQueue
 
@@ -39,8 +41,10 @@ def dedupe_key(psa: str, ticket_id: str) -> str:
 
 class Intake:
     def __init__(self, *, jobs: JobQueue, tickets: TicketService, audit: AuditLog,
-                 connectors: Mapping[str, PSAConnector]) -> None:
+                 connectors: Mapping[str, PSAConnector], refusals: Refusals | None = None) -> None:
         self.jobs, self.tickets, self.audit, self.connectors = jobs, tickets, audit, connectors
+        self.refusals = refusals or Refusals(audit)
+        """Refused deliveries, counted and sampled into the audit trail; the API's refusals share it."""
         self._listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     def listen(self) -> asyncio.Event:
@@ -66,7 +70,8 @@ class Intake:
     # -- triggers -------------------------------------------------------------------------------
     async def accept_webhook(self, psa: str, headers: Mapping[str, str], body: bytes, *,
                              remote: str) -> tuple[Job, bool]:
-        """Verify, enqueue, return ``(job, created)``. A refused webhook is audited and creates nothing.
+        """Verify, enqueue, return ``(job, created)``. A refused webhook is counted, audited as a sample
+        (:class:`~mspclaw.pipeline.refusals.Refusals`) and creates nothing.
 
         A connector that needs I/O to verify (a signing key to fetch) does it first in
         ``prepare_webhook``; its failures are refused and audited the same way."""
@@ -76,7 +81,8 @@ class Intake:
                 await connector.prepare_webhook(headers, body)
             event = connector.parse_webhook(headers, body)
         except (AuthError, MSPClawError) as exc:
-            await self.audit.record("webhook_refused", actor=remote, data={"psa": psa, "reason": exc.message})
+            await self.refusals.refused("webhook_refused", remote, code=exc.code,
+                                        data={"psa": psa, "reason": exc.message})
             raise
         job, created = self.enqueue(psa, event.ticket_id, source="webhook", delivery_id=event.delivery_id)
         await self.audit.record("webhook_received", actor=remote, data={
@@ -126,11 +132,34 @@ class Intake:
         if client is None:
             await self._unknown_company(connector, psa, psa_ticket)
             return "escalated"
-        sub = await self.tickets.submit_async(client=client.id, subject=psa_ticket.subject, body=psa_ticket.body,
-                                              requester=psa_ticket.requester, device=psa_ticket.asset, psa=psa,
+        fields = {name: clip(value, TICKET_LIMITS[name]) for name, value in (
+            ("subject", psa_ticket.subject), ("body", psa_ticket.body), ("requester", psa_ticket.requester),
+            ("device", psa_ticket.asset or ""))}
+        sub = await self.tickets.submit_async(client=client.id, subject=fields["subject"].text,
+                                              body=fields["body"].text, requester=fields["requester"].text,
+                                              device=fields["device"].text or None, psa=psa,
                                               external_id=psa_ticket.id, actor=f"psa:{psa}")
+        cut = {name: c for name, c in fields.items() if c.cut}
+        if cut:
+            await self._truncated(connector, psa, psa_ticket.id, sub.session.id, client.id, cut)
         await self.tickets.wait(sub.session.id)
         return self.tickets.store.ticket(sub.ticket.id).status
+
+    async def _truncated(self, connector: PSAConnector, psa: str, ticket_id: str, session_id: str,
+                         client_id: str, cut: Mapping[str, Clipped]) -> None:
+        """A PSA ticket over the field limits was clipped (a visible mark ends each cut field): say so
+        in the audit trail and, for the technician, in a private note on the PSA ticket."""
+        what = ", ".join(f"{name} {c.original_length:,} > {TICKET_LIMITS[name]:,}" for name, c in cut.items())
+        await self.audit.record("ticket_truncated", actor=f"psa:{psa}", client_id=client_id, session_id=session_id,
+                                data={"psa": psa, "external_id": ticket_id, "fields": {
+                                    name: {"length": c.original_length, "limit": TICKET_LIMITS[name],
+                                           "kept": len(c.text)} for name, c in cut.items()}})
+        note = (f"MSPclaw: this ticket is longer than MSPclaw reads ({what} characters); it worked on the "
+                "beginning of each of these fields. The whole text stays here in the PSA.")
+        try:
+            await connector.add_note(ticket_id, note, public=False)
+        except PSAError as exc:  # the audit event above keeps the fact; the ticket is still worked on
+            log.warning("ticket %s: could not add the truncation note: %s", ticket_id, exc.message)
 
     async def _unknown_company(self, connector: PSAConnector, psa: str, ticket: PSATicket) -> None:
         note = (f"MSPclaw: ESCALATED\nNo MSPclaw client maps to {psa} company {ticket.company!r}, so nothing was "

@@ -2,15 +2,22 @@
 
 Tool outputs are summarised per tool into one line each, so the note stays readable in a
 PSA; nothing from the outputs is copied that could carry a secret.
+
+A reply the model wrote reaches the user only when :class:`ReplyCheck` finds nothing in it: no
+address outside the allow-list (the server's own public URL and the hosts the MSP configured),
+no credential, no request for a secret. Otherwise the playbook's own reply is sent instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mspclaw.connectors.base import PSANote
+from mspclaw.engine.content import asks_for_secret, foreign_links, host_of
 from mspclaw.engine.plan import RunResult, StepRecord
+from mspclaw.store.redact import redact_text
 
 
 def _size(n: Any) -> str:
@@ -103,14 +110,42 @@ def internal_note(*, playbook: str | None, device: str, result: RunResult | None
     return "\n".join(lines)
 
 
-def user_reply(result: RunResult | None, requester: str) -> str:
+_REQUEST = re.compile(r"(?i)\?|\b(?:send|tell|reply|give|share|enter|type|provide|confirm|let us know|schick|sende|"
+                      r"nenne|geben|teilen|envoy|donne|indique|saisi|env[ií]a|d[ií]ga|dime|escrib|indique|stuur|"
+                      r"geef|vul|typ)")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?\n]?")
+
+
+class ReplyCheck:
+    """What the model's reply to the end user must not carry."""
+
+    def __init__(self, allowed_hosts: Iterable[str] = ()) -> None:
+        self.allowed_hosts = sorted({h for h in (host_of(x) for x in allowed_hosts) if h})
+
+    def problems(self, text: str) -> list[str]:
+        """Why ``text`` may not be sent to the end user (empty: it may)."""
+        found = [f"a link to {address} (not on the allow-list {', '.join(self.allowed_hosts) or '(empty)'})"
+                 for address in foreign_links(text, self.allowed_hosts)]
+        if redact_text(text) != text:
+            found.append("a credential")
+        for sentence in _SENTENCE.findall(text[:20_000]):
+            secret = asks_for_secret(sentence)
+            if secret is not None and _REQUEST.search(sentence):
+                found.append(f"a request for {secret}")
+                break
+        return found
+
+
+def user_reply(result: RunResult | None, requester: str, *, template: str = "", refused: bool = False) -> str:
+    """The reply: the run's own, or ``template`` (the playbook's) when the run's was ``refused``."""
     parts = [p for p in requester.split("@")[0].replace("_", ".").split(".") if p]
     if len(parts) > 1 and parts[0].lower() in ("dr", "mr", "mrs", "ms", "prof"):
         name = f"{parts[0].capitalize()} {parts[1].capitalize()}"
     else:
         name = parts[0].capitalize() if parts and parts[0].isalpha() else "there"
-    if result and result.reply:
-        return f"Hi {name}, {result.reply}"
+    text = template if refused else (result.reply if result else "")
+    if text:
+        return f"Hi {name}, {text}"
     return (f"Hi {name}, thanks for your request. We could not fix this automatically, so one of our "
             "technicians is taking it over and will get back to you soon.")
 

@@ -6,6 +6,9 @@ is recorded on the row. Retryable failures (network, 429, 5xx) are retried with 
 backoff (honouring ``Retry-After``); a refusal (400, 403, 404) is final at once. Nothing here
 raises into the ticket's run: a channel that is down costs a failed row and an audit event,
 never a ticket. Webhook URLs are secrets: they are never stored on the row, logged or audited.
+
+An approval request says what the server knows (:func:`~mspclaw.pipeline.approval_view.approval_facts`):
+its headline is the effect of the exact arguments, never the model's words, which come last, labelled.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from mspclaw.connectors.notify.message import Mention, Message, Sender
 from mspclaw.connectors.notify.slack import SlackSender
 from mspclaw.connectors.notify.teams import TeamsSender
 from mspclaw.errors import DeliveryError, MSPClawError
+from mspclaw.pipeline.approval_view import approval_facts, argument_lines
 from mspclaw.pipeline.techs import Channel, Tech, TechRegistry
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.escalations import EscalationStore
@@ -52,12 +56,21 @@ class Notifier:
         try:
             client = self._registry.client(row.client_id)
             who = self.techs.on_duty(client.id, client.name, utcnow())
+            facts = approval_facts(row.tool, row.args, row.target)
+            requester = facts.requester
             message = Message(
                 title=f"Approval needed: {row.tool} on {row.target or 'the device'}",
-                summary=row.reason or "A destructive step waits for a technician's decision.",
+                summary=facts.effect,
                 facts=[("Client", client.name), ("Ticket", ticket_id), ("Approval", row.id),
+                       ("Tool", f"{facts.tool}: {facts.description}"),
+                       ("Runs on", f"{row.target or 'the device'} ({facts.runs_on} agent)"),
+                       *([("Requester", f"{requester.requested_by}: " + ", ".join(requester.verified_by))]
+                         if requester is not None else []),
                        ("Auto-deny at", row.deadline.strftime("%Y-%m-%d %H:%M UTC"))],
-                sections=[("To decide", [f"mspclaw approvals approve {row.id} --as NAME",
+                sections=[("Exact arguments", argument_lines(facts)),
+                          ("Context (the assistant's note in it is unverified model text)",
+                           row.reason.splitlines() or ["none"]),
+                          ("To decide", [f"mspclaw approvals approve {row.id} --as NAME",
                                          f"mspclaw approvals deny {row.id} --as NAME --reason WHY"])],
                 mention=mention_of(who.tech),
                 link=("Review and approve", f"{self.public_url}/ui/approvals/{row.id}"))

@@ -7,6 +7,11 @@ device (``ask_user`` to the device agent) or, without one online, as a public re
 ticket; an answer from the device, the API or the session socket settles it once. Like approvals,
 a question is bound to its tool call's id: after a restart the same call waits for the same row
 until the same stored deadline.
+
+An answer is kept only as :func:`kept_answer` makes it: the answer to a question that asks for a
+secret (a playbook may declare one; the model's own are refused before they are asked) is never
+kept, and any other answer is redacted, before the row, the audit, the events, device memory, the
+model and the notes see it.
 """
 
 from __future__ import annotations
@@ -19,17 +24,29 @@ from datetime import timedelta
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import Hub
+from mspclaw.engine.content import asks_for_secret
 from mspclaw.engine.questions import best_match, fact_for
 from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolFailed
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import reply_after
 from mspclaw.protocol.frames import UserAnswer
 from mspclaw.store.audit import AuditLog
+from mspclaw.store.redact import redact_text
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import QuestionRow, Session, Ticket, utcnow
 from mspclaw.store.tickets import TicketStore
 
 log = logging.getLogger(__name__)
+
+
+WITHHELD = "[withheld: the answer to a question about a secret is not kept]"
+
+
+def kept_answer(question: str, answer: str) -> str:
+    """What of the user's ``answer`` to ``question`` may be stored, told to the model and written anywhere."""
+    if asks_for_secret(question) is not None:
+        return WITHHELD
+    return redact_text(answer.strip())
 
 
 QUESTION_PREFIX = "A question for you: "
@@ -183,8 +200,9 @@ class Questions:
         """Record the user's answer (from the API, the session socket or the device); once only."""
         if not answer.strip():
             raise Conflict("an answer needs some text")
-        self._runs.question(question_id, scope)
-        row = self._runs.settle_question(question_id, status="answered", answer=answer.strip(), answered_by=by)
+        asked = self._runs.question(question_id, scope)
+        row = self._runs.settle_question(question_id, status="answered", answer=kept_answer(asked.text, answer),
+                                         answered_by=by)
         self._audit.append("question_answered", actor=by, client_id=row.client_id, session_id=row.session_id,
                            data={"question_id": row.id})
         self._events.emit(row.session_id, "question", {"question_id": row.id, "status": "answered", "by": by})
@@ -213,7 +231,7 @@ class Questions:
         if direct is not None:
             asked_client, asked_agent, future = direct
             if (asked_client, asked_agent) == (client_id, agent_id) and not future.done():
-                future.set_result(frame.answer)
+                future.set_result(redact_text(frame.answer))
             return
         try:
             self.answer(frame.question_id, frame.answer, by=f"end user on {agent_id}", scope=[client_id])

@@ -8,17 +8,20 @@ directory (their own account for a password, lockout or MFA; someone they manage
 a new hire's access) and refuses privileged accounts.
 
 Before a change it asks for a second factor when one is available (``confirm``: the requester
-confirms on their own enrolled device), and the technician's approval request says how the
-requester was verified.
+confirms on their own enrolled device), and records how the requester was verified in
+:class:`Verifications`, which the approval request reads to state it as a fact of the server (not
+as text appended to the model's reason).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mspclaw.engine.ports import ToolPort
 from mspclaw.protocol.frames import Approval
+from mspclaw.protocol.signing import args_digest
 from mspclaw.tools import get_tool
 
 Confirm = Callable[[str, str], Awaitable[bool]]
@@ -26,10 +29,39 @@ Confirm = Callable[[str, str], Awaitable[bool]]
 there is no such device or no answer; raises when they said it was not them."""
 
 
+@dataclass(frozen=True)
+class Verification:
+    requester: str
+    methods: tuple[str, ...]
+    """``psa_contact``, and ``device_confirmation`` when they confirmed on their own device."""
+    device: str | None = None
+
+    def sentence(self) -> str:
+        how = (f"the PSA contact on the ticket, and confirmed by them on their own device {self.device}"
+               if "device_confirmation" in self.methods
+               else "the PSA contact on the ticket only (no enrolled device of theirs was online to confirm on)")
+        return f"Requester {self.requester} verified by {how}."
+
+
+class Verifications:
+    """How the requester was verified for each bound call (by tool and exact arguments), for the approval."""
+
+    def __init__(self) -> None:
+        self._by_call: dict[tuple[str, str], Verification] = {}
+
+    def record(self, tool: str, args: dict[str, Any], verification: Verification) -> None:
+        self._by_call[(tool, args_digest(get_tool(tool).validate(args).model_dump(mode="json")))] = verification
+
+    def for_call(self, tool: str, args: dict[str, Any]) -> Verification | None:
+        """``args`` as validated by the catalogue (what the approval gate asks about)."""
+        return self._by_call.get((tool, args_digest(args)))
+
+
 class ActForRequester:
     def __init__(self, inner: ToolPort, requester: str, confirm: Confirm | None = None, *,
-                 device: str | None = None) -> None:
+                 device: str | None = None, verifications: Verifications | None = None) -> None:
         self._inner, self._requester, self._confirm, self._device = inner, requester, confirm, device
+        self.verifications = verifications if verifications is not None else Verifications()
         self._confirmed: dict[str, bool] = {}
 
     async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
@@ -42,11 +74,9 @@ class ActForRequester:
         if spec.destructive and await self._confirmed_for(tool, target):
             verified.append("device_confirmation")
         bound = {**args, "requested_by": self._requester, "verified_by": verified}
-        how = (f"the PSA contact on the ticket, and confirmed by them on their own device {self._device}"
-               if "device_confirmation" in verified
-               else "the PSA contact on the ticket only (no enrolled device of theirs was online to confirm on)")
-        return await self._inner(tool, bound, reason=f"{reason} Requester {self._requester} verified by {how}.",
-                                 approval=approval)
+        self.verifications.record(tool, bound, Verification(
+            self._requester, tuple(verified), self._device if "device_confirmation" in verified else None))
+        return await self._inner(tool, bound, reason=reason, approval=approval)
 
     async def _confirmed_for(self, tool: str, target: str) -> bool:
         if self._confirm is None:

@@ -1,8 +1,11 @@
 """Which device and which agent act on a ticket (DESIGN section 3).
 
 The device comes from, in order: the ticket's asset, the requester's primary device (device
-memory), the client's only device. Every refusal says what a technician should do about it,
-because it ends up in the ticket's internal note.
+memory), the client's only device (only when it has no recorded primary user or is the
+requester's, so one user's ticket never runs tools on another user's machine). A device whose
+agent was revoked is never chosen. Requester and primary user are compared as e-mail addresses
+(``Name <addr>`` and case do not matter). Every refusal says what a technician should do about
+it, because it ends up in the ticket's internal note.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from mspclaw.dispatch import Hub
+from mspclaw.pipeline.identity import address
 from mspclaw.store.registry import Registry, pick_device
 from mspclaw.store.tables import Client, Device
 
@@ -32,6 +36,11 @@ class SiteRoute:
     reason: str
 
 
+def _may_fall_back(device: Device, requester: str) -> bool:
+    """The only device serves a ticket only if it has no recorded primary user or is the requester's own."""
+    return not (device.primary_user or "").strip() or address(device.primary_user) == requester
+
+
 class Router:
     def __init__(self, registry: Registry, hub: Hub) -> None:
         self._registry = registry
@@ -42,26 +51,39 @@ class Router:
         return self._registry.client_by_psa_ref(psa, company)
 
     def route(self, client_id: str, *, device: str | None, requester: str | None) -> Route:
-        devices = self._registry.devices(client_id)
+        everyone = self._registry.devices(client_id)
+        revoked = self._registry.revoked_agents(client_id)
+        devices = [d for d in everyone if d.agent_id is None or d.agent_id not in revoked]
         chosen: Device | None = None
         why = ""
         if device:
             chosen = pick_device(devices, device)
+            if chosen is None and (gone := pick_device(everyone, device)) is not None:
+                return Route(None, None, False,
+                             f"the ticket names device {gone.hostname}, whose agent {gone.agent_id} was revoked; "
+                             "enroll the machine again with `mspclaw enroll CLIENT` if it is trusted again")
             if chosen is None:
                 return Route(None, None, False,
                              f"the ticket names device {device!r}, which has no MSPclaw agent at this client; "
                              "install one with `mspclaw enroll CLIENT` on that machine, or correct the ticket's asset")
             why = f"asset {device!r} on the ticket"
-        if chosen is None and requester:
-            owned = [d for d in devices if d.primary_user and d.primary_user.lower() == requester.lower()]
+        wanted = address(requester) if requester and requester.strip() else ""
+        if chosen is None and wanted:
+            owned = [d for d in devices if d.primary_user and address(d.primary_user) == wanted]
             if len(owned) == 1:
                 chosen, why = owned[0], f"primary device of {requester}"
         if chosen is None:
-            if len(devices) == 1:
+            if len(devices) == 1 and _may_fall_back(devices[0], wanted):
                 chosen, why = devices[0], "the client's only device"
-            elif not devices:
+            elif len(devices) == 1:
                 return Route(None, None, False,
-                             "this client has no enrolled device; "
+                             f"the client's only device, {devices[0].hostname}, is {devices[0].primary_user}'s and "
+                             f"the ticket is from {requester or 'an unnamed requester'}; set the ticket's asset, or "
+                             "record the requester's primary device")
+            elif not devices:
+                revoked_note = f" ({len(everyone)} with a revoked agent)" if everyone else ""
+                return Route(None, None, False,
+                             f"this client has no enrolled device{revoked_note}; "
                              "enroll the user's machine with `mspclaw enroll CLIENT`")
             else:
                 return Route(None, None, False,

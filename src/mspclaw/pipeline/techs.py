@@ -21,6 +21,7 @@ Example::
         clients: ["Acme Dental"]   # client names or ids; "*" is every client
         on_duty: ["mon-fri 08:00-18:00"]   # empty: always on duty
         timezone: Europe/Berlin
+        aliases: ["dana.scully@gmail.com", "D. Scully"]  # also her: never approves tickets from these
     channels:
       - name: acme-slack
         kind: slack                # slack (incoming webhook) | teams (Workflows webhook)
@@ -46,6 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mspclaw.errors import ConfigError, Conflict, NotFound
+from mspclaw.pipeline.identity import identity_keys, keys_of
 
 FILE_NAME = "techs.yaml"
 Role = Literal["admin", "tech", "viewer"]
@@ -95,6 +97,18 @@ class Tech(_Model):
     clients: list[str] = Field(min_length=1, description="Client names or ids; '*' is every client.")
     on_duty: list[str] = Field(default_factory=list)
     timezone: str = "UTC"
+    aliases: list[str] = Field(default_factory=list, max_length=50, description=(
+        "Other addresses, display names or PSA contact ids this technician goes by; a ticket requested or "
+        "opened under any of them is theirs, so they cannot approve its destructive steps."))
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip() or len(item) > 255:
+                raise ValueError(f"alias {item[:40]!r}: write a non-empty address, name or id of at most 255 "
+                                 "characters")
+        return value
 
     @field_validator("email")
     @classmethod
@@ -124,6 +138,10 @@ class Tech(_Model):
     def serves(self, client_id: str, client_name: str) -> bool:
         names = {c.lower() for c in self.clients}
         return "*" in names or client_id.lower() in names or client_name.lower() in names
+
+    def identity_keys(self) -> frozenset[str]:
+        """The normalised identities this technician goes by: e-mail, name and every alias."""
+        return keys_of([self.email, self.name, *self.aliases])
 
     def on_duty_at(self, when: datetime) -> bool:
         if not self.on_duty:
@@ -215,6 +233,8 @@ def dump(doc: TechsFile) -> str:
         for key in ("slack_id", "teams_id"):
             if tech[key] is None:
                 del tech[key]
+        if not tech["aliases"]:
+            del tech["aliases"]
     header = "# MSPclaw technician registry; edit by hand or with `mspclaw tech add|remove`.\n"
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
@@ -250,6 +270,12 @@ class TechRegistry:
         """A technician by e-mail or exact name (case-insensitive)."""
         ref = ref.strip().lower()
         return next((t for t in self.techs() if t.email == ref or t.name.lower() == ref), None)
+
+    def matching(self, text: str) -> list[Tech]:
+        """Every technician whose e-mail, name or aliases name the same person as ``text``, in any form
+        (``Name <addr>``, case, ``+tags``: :mod:`mspclaw.pipeline.identity`)."""
+        keys = identity_keys(text)
+        return [t for t in self.techs() if keys & t.identity_keys()] if keys else []
 
     def on_duty(self, client_id: str, client_name: str, when: datetime) -> Assignment:
         """The technician who takes this client's escalations now: the first on duty in file order."""

@@ -31,10 +31,10 @@ from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.escalation import classify
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.handover import Handover, Recipient
-from mspclaw.pipeline.notes import internal_note, summarise, user_reply
+from mspclaw.pipeline.notes import ReplyCheck, internal_note, summarise, user_reply
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
-from mspclaw.pipeline.requester import ActForRequester
+from mspclaw.pipeline.requester import ActForRequester, Verifications
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.playbooks.matcher import match
 from mspclaw.playbooks.schema import Playbook
@@ -119,6 +119,13 @@ class _SessionTools:
                                      "message": exc.message})
             raise
         output = result.output if isinstance(result.output, dict) else {"value": result.output}
+        if spec.hands_over_secret and result.secret is None:  # a replay after a restart: the agent keeps no copy
+            lost = IntegrationError(f"{tool} took effect before a restart, and its temporary password was never "
+                                    "delivered (nothing keeps a copy of it); run it again to set a new one",
+                                    changed=(tool,), unchanged=("the user has not received it",))
+            await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=lost.code,
+                            error_message=lost.message, duration_ms=result.duration_ms)
+            raise lost
         if result.secret is not None:  # for the user alone: handed on now, recorded nowhere
             try:
                 output = {**output, "handed_over": await self._svc.handover.deliver(result.secret, self._recipient)}
@@ -181,9 +188,9 @@ class _DeviceConfirmation:
 
 class _SessionApprovals:
     def __init__(self, svc: TicketService, ticket: Ticket, session: Session, target: str, tools: _SessionTools,
-                 ledger: CallLedger) -> None:
+                 ledger: CallLedger, verifications: Verifications) -> None:
         self._svc, self._ticket, self._session, self._target = svc, ticket, session, target
-        self._tools, self._ledger = tools, ledger
+        self._tools, self._ledger, self._verifications = tools, ledger, verifications
         self.decisions: list[str] = []
         self.evidence = ""
         """The latest finding, shown with the request so the technician decides on facts."""
@@ -193,8 +200,8 @@ class _SessionApprovals:
         try:
             grant = await self._svc.approvals.request(
                 session_id=self._session.id, client_id=self._session.client_id, ticket_id=self._ticket.id,
-                target=self._target, tool=tool, args=args,
-                reason=f"{reason} Latest finding: {self.evidence}." if self.evidence else reason,
+                target=self._target, tool=tool, args=args, reason=reason, finding=self.evidence,
+                verification=verified.sentence() if (verified := self._verifications.for_call(tool, args)) else "",
                 call_id=self._ledger.current or None, agent_id=self._agent(tool))
         except MSPClawError as exc:
             self.decisions.append(exc.message if tool in exc.message else f"{tool}: {exc.message}")
@@ -268,7 +275,8 @@ class TicketService:
                  events: SessionEvents, approvals: Approvals, playbooks: list[Playbook],
                  connectors: dict[str, PSAConnector], runs: RunStore, questions: Questions,
                  model: Model | None = None, limits: Limits = Limits(), tool_timeout_s: float = 60.0,
-                 reconnect_grace_s: float = 30.0, handover: Handover | None = None) -> None:
+                 reconnect_grace_s: float = 30.0, handover: Handover | None = None,
+                 reply_check: ReplyCheck | None = None) -> None:
         """``model`` is the reasoning model (a chain); ``None`` runs the deterministic playbook model."""
         self.registry, self.store, self.audit, self.hub = registry, store, audit, hub
         self.runs, self.questions, self.model, self.limits = runs, questions, model, limits
@@ -276,6 +284,8 @@ class TicketService:
         self.playbooks, self.connectors = playbooks, connectors
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
         self.handover = handover or Handover(hub)
+        self.reply_check = reply_check or ReplyCheck()
+        """What a reply the model wrote may carry (links on allowed hosts only, no credentials)."""
         """Where a temporary password a site tool set goes: the user's device, or a view-once link."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._devices: dict[str, str] = {}
@@ -399,7 +409,9 @@ class TicketService:
                 return
         else:
             # what the ticket asks decides where it runs: an account playbook needs no device at all
-            found = match(self.playbooks, ticket.subject, ticket.body, device.os if device else None)
+            # CPU work that grows with the ticket's length: off the event loop (sockets, heartbeats)
+            found = await asyncio.to_thread(match, self.playbooks, ticket.subject, ticket.body,
+                                            device.os if device else None)
             if device is None and (found.playbook is None or needs_device(found.playbook)):
                 await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
                 return
@@ -451,10 +463,12 @@ class TicketService:
         recipient = self._recipient(ticket, device)
         first = device.agent_id if device is not None and device.agent_id else acting
         session_tools = _SessionTools(self, session, dispatcher, first, ledger, recipient)
-        asker = _SessionApprovals(self, ticket, session, target_name, session_tools, ledger)
+        verifications = Verifications()
+        asker = _SessionApprovals(self, ticket, session, target_name, session_tools, ledger, verifications)
         gated = ApprovalGate(session_tools, asker, plan.requires_approval)
         tools = ActForRequester(DurableTools(gated, self.runs, ledger), ticket.requester,
-                                _DeviceConfirmation(self, ticket, session, recipient), device=recipient.device_name)
+                                _DeviceConfirmation(self, ticket, session, recipient), device=recipient.device_name,
+                                verifications=verifications)
         already = len(self.store.steps(session.id)) if resumed else 0
 
         async def on_step(record: StepRecord) -> None:
@@ -482,7 +496,7 @@ class TicketService:
             result = await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook)
         else:
             model = DurableModel(self.model, self.runs, session.id)
-            toolset = Toolset(book.tools, tools,
+            toolset = Toolset(book.tools, tools, declared=plan.questions,
                               questions=_SessionQuestions(self, ticket, session, first, ledger, plan.questions))
             prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
                                   device={"hostname": device.hostname if device else target_name, "os": os_name},
@@ -523,7 +537,10 @@ class TicketService:
         device = f"{route.device.hostname} ({route.device.os})" if route.device else "unknown"
         note = internal_note(playbook=book.id if book else None, device=device, result=result, reason=reason,
                              approvals=approvals)
-        reply = user_reply(result, ticket.requester)
+        template = (book.reply.resolved if outcome == "resolved" else book.reply.escalated) if book else ""
+        refused = (self.reply_check.problems(result.reply) if result is not None and result.reply
+                   and result.reply != template else [])
+        reply = user_reply(result, ticket.requester, template=template, refused=bool(refused))
         if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: the reply asks "did it work?"
             reply = f"{reply}\n\n{self.feedback.question}"
         if outcome == "escalated" and self.escalations is not None:  # issue 5 hook: structured escalation
@@ -536,6 +553,9 @@ class TicketService:
                                                approvals=approvals).note
             except MSPClawError:
                 log.exception("ticket %s: structured escalation failed; the plain note stands", ticket.id)
+        if refused:
+            note += (f"\nReply: the assistant's reply was not sent (it carried {'; '.join(refused)}); "
+                     "the playbook's was.")
         # the event that announces the end is stored with it, and pushed to watchers at once
         event = "final_answer" if outcome == "resolved" else "escalation"
         event_data = {"outcome": outcome, "reason": reason, "note": note, "reply": reply}

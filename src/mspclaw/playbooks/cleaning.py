@@ -22,7 +22,7 @@ MAX_BODY = 20_000
 _HEADER = re.compile(
     r"^\s*(from|sent|to|cc|bcc|date|reply-to|importance|von|gesendet|an|datum|wichtigkeit|de|envoye|envoyé|"
     r"à|a|cc|date|para|enviado|fecha|van|verzonden|aan|datum|ticket|priority|status|requester|"
-    r"created|category|assigned to)\s*:\s", re.IGNORECASE)
+    r"created|category|assigned to|received from|sender|reply to)\s*:\s", re.IGNORECASE)
 _SUBJECT_HEADER = re.compile(r"^\s*(subject|betreff|objet|asunto|onderwerp|re|aw|fw|fwd|wg|tr)\s*:\s*",
                              re.IGNORECASE)
 _QUOTE_START = re.compile(
@@ -32,7 +32,8 @@ _QUOTE_START = re.compile(
     r"op .{0,120} schreef .{0,80}:)\s*$", re.IGNORECASE)
 _CLOSING = re.compile(
     r"^\s*(thanks( a lot| again| in advance)?|thank you( very much| in advance)?|thx|ty|cheers|regards|best|"
-    r"best regards|kind regards|warm regards|many thanks|br|rgds|"
+    r"best regards|kind regards|warm regards|with regards|many thanks|br|rgds|"
+    r"(thanks|thank you|many thanks)( and| &) (best |kind )?regards|"
     r"mfg|mit freundlichen gr(ü|ue|u)(ß|ss)en|freundliche gr(ü|ue|u)(ß|ss)e|viele gr(ü|ue|u)(ß|ss)e|"
     r"liebe gr(ü|ue|u)(ß|ss)e|beste gr(ü|ue|u)(ß|ss)e|gr(ü|ue|u)(ß|ss)e|gru(ß|ss)|vg|lg|danke( schön| schoen)?|"
     r"vielen dank( im voraus)?|cordialement|bien cordialement|bien à vous|merci( d'avance| beaucoup)?|"

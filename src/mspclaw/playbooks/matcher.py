@@ -85,6 +85,9 @@ class Match:
     """How likely the chosen playbook is the right one (0..1), calibrated on labelled tickets;
     0 when no playbook is chosen for a must-not-automate reason."""
     language: str | None = None
+    triage_reason: str | None = None
+    """Set when the must-not-automate layer stopped the ticket (``"a hardware failure"``): no model
+    may give it a playbook either."""
 
 
 MatchResult = Match
@@ -498,7 +501,7 @@ class Matcher:
         tokens, subject_len, lang = self.tokens(subject, body)
         verdict = self.triage.check(tokens)
         if verdict is not None:
-            return Match(None, 0.0, verdict.explain(), language=lang)
+            return Match(None, 0.0, verdict.explain(), language=lang, triage_reason=verdict.reason)
         found, ruled, ruled_by = self._hits(tokens, subject_len)
         if os is not None and self._index.os_excluded.get(os):
             ruled.append(self._index.os_excluded[os])

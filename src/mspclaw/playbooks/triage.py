@@ -53,16 +53,22 @@ _MANY = ("all users", "all the users", "everyone", "everybody", "all staff", "al
          "company wide", "whole building", "entire building", "whole floor", "whole team", "entire team",
          "whole department", "whole plant", "entire plant", "in the plant", "all computers", "all pcs",
          "all machines", "all workstations", "all laptops", "multiple users", "several users", "many users",
-         "several people", "multiple people", "nobody can", "no one can", "noone can",
+         "several people", "multiple people",
          "none of us", "all sites", "all locations", "all branches", "every user", "site down", "site is down",
          "outage", "widespread", "users are affected", "users affected", "affecting users",
-         "alle benutzer", "alle user", "alle mitarbeiter", "alle kollegen", "niemand kann", "keiner kann",
+         "alle benutzer", "alle user", "alle mitarbeiter", "alle kollegen",
          "ganze buro", "gesamte buro", "ganze firma", "ganzen standort", "gesamten standort", "ganze standort",
          "bei allen", "alle rechner", "alle pcs",
-         "tous les utilisateurs", "tout le monde", "personne ne peut", "tout le bureau", "toute l equipe",
-         "tous les postes", "panne generale", "todos los usuarios", "todo el mundo", "nadie puede",
+         "tous les utilisateurs", "tout le monde", "tout le bureau", "toute l equipe",
+         "tous les postes", "panne generale", "todos los usuarios", "todo el mundo",
          "toda la oficina", "todos los equipos", "caida general", "alle gebruikers", "alle medewerkers",
-         "iedereen", "niemand kan", "hele kantoor", "alle computers", "alle pc s")
+         "iedereen", "hele kantoor", "alle computers", "alle pc s")
+_NOBODY = ("nobody", "no one", "noone", "none of the users", "niemand", "keiner", "personne", "nadie", "ninguno")
+_WORK = ("work", "works", "print", "log", "login", "logon", "access", "connect", "get", "open", "send", "receive",
+         "use", "reach", "browse", "arbeiten", "drucken", "anmelden", "zugreifen", "verbinden", "travailler",
+         "imprimer", "connecter", "acceder", "trabajar", "imprimir", "conectar", "acceder", "werken", "printen",
+         "inloggen", "verbinden")
+"""After "nobody can": the office's work stops (not "nobody can hear me" on a call)."""
 _ONLY_ME = ("everyone else", "everybody else", "others are fine", "others can", "colleagues can",
             "other people can", "only me", "just me", "only mine", "only my", "only on my", "only i",
             "nur bei mir", "nur ich", "alle anderen", "seulement moi", "sauf moi", "solo yo", "solo a mi",
@@ -110,12 +116,16 @@ RULES: tuple[Rule, ...] = (
         "connectwise automate", "labtech", "auvik", "checkmk", "icinga", "prometheus", "grafana", "pagerduty",
         "opsgenie", "threshold", "thresholds", "alert id", "event id", "eventid", "severity", "snmp",
         "automatically generated", "auto generated", "automated message", "this is an automated",
-        "backup job", "backup failed", "job failed", "job status",
+        "backup job", "job scheduler", "jobscheduler", "scheduler", "batch job", "backup failed", "job failed",
+        "job status",
         "scheduled task", "task scheduler", "cron", "crontab", "veeam", "sql agent", "replication failed",
         "heartbeat", "ping loss", "packet loss on", "is unreachable", "went down at", "cpu utilization",
         "memory utilization", "critical alert", "warning alert", "alert triggered",
         "monitoring alert", "monitor alert", "schwellwert", "schwellenwert", "seuil", "umbral", "drempel",
     )),
+    Rule("a machine-generated monitoring alert", ("job", "jobs", "batch"), near=(
+        "failed", "failure", "aborted", "abended", "fehlgeschlagen", "echoue", "fallido", "mislukt",
+    ), unless=("print job", "print jobs", "printing job", "druckauftrag", "impression", "impresion"), window=4),
     Rule("a machine-generated monitoring alert", (
         "alert", "alarm", "critical", "warning", "triggered", "monitoring", "monitor reports", "resolved",
         "status changed", *_AUTOMATED,
@@ -131,6 +141,8 @@ RULES: tuple[Rule, ...] = (
         "espace disque", "plein", "espacio", "lleno", "schijfruimte", "vol",
     ), near=_SERVERS, window=5),
     Rule("an outage affecting many users or a whole site", _MANY, unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", _NOBODY, near=_WORK, unless=_ONLY_ME, window=4,
+         ordered=True),
     Rule("a hardware failure", (
         "cracked", "smashed", "spilled", "spill", "water damage", "smoke", "burning smell", "sparks",
         "wont turn on", "doesnt turn on", "does not turn on", "wont power on", "doesnt power on",

@@ -11,6 +11,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from mspclaw.protocol.limits import (
+    ANSWER_MAX,
+    APPROVER_MAX,
+    BODY_MAX,
+    CLIENT_REF_MAX,
+    DEVICE_MAX,
+    ID_MAX,
+    REASON_MAX,
+    REQUESTER_MAX,
+    SEQ_MAX,
+    SUBJECT_MAX,
+)
+
 PROTOCOL_VERSION = 1
 """Bumped on any change an older peer could not read. ``hello`` carries it."""
 
@@ -186,35 +199,35 @@ class Start(_Frame):
     """Open a ticket from a chat front end or bridge and follow its session."""
 
     kind: Literal["start"] = "start"
-    client_id: str
-    subject: str
-    body: str = ""
-    requester: str = ""
-    device: str | None = None
+    client_id: str = Field(max_length=CLIENT_REF_MAX)
+    subject: str = Field(min_length=1, max_length=SUBJECT_MAX)
+    body: str = Field("", max_length=BODY_MAX)
+    requester: str = Field("", max_length=REQUESTER_MAX)
+    device: str | None = Field(None, max_length=DEVICE_MAX)
 
 
 class Watch(_Frame):
     """Follow an existing session from after event ``after_seq`` (0 = from the start)."""
 
     kind: Literal["watch"] = "watch"
-    session_id: str
-    after_seq: int = 0
+    session_id: str = Field(max_length=ID_MAX)
+    after_seq: int = Field(0, ge=0, le=SEQ_MAX)
 
 
 class Decide(_Frame):
     """Approve or deny a pending approval from the socket."""
 
     kind: Literal["decide"] = "decide"
-    approval_id: str
+    approval_id: str = Field(max_length=ID_MAX)
     approve: bool
-    approver: str
-    reason: str = ""
+    approver: str = Field(max_length=APPROVER_MAX)
+    reason: str = Field("", max_length=REASON_MAX)
 
 
 class Answer(_Frame):
     kind: Literal["answer"] = "answer"
-    question_id: str
-    answer: str
+    question_id: str = Field(max_length=ID_MAX)
+    answer: str = Field(min_length=1, max_length=ANSWER_MAX)
 
 
 class Event(_Frame):

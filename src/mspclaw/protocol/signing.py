@@ -130,22 +130,39 @@ def args_digest(args: dict[str, Any]) -> str:
     return hashlib.sha256(_SORTED(args).encode()).hexdigest()
 
 
-def approval_message(approval: Approval) -> bytes:
-    """The bytes the server signs: every field of the grant but the signature itself."""
-    return b"mspclaw-approval-v1:" + _SORTED(approval.model_dump(mode="json", exclude={"signature"})).encode()
+def approval_message(approval: Approval, call_id: str | None = None) -> bytes:
+    """The bytes the server signs: the call id the grant is for, then every field but the signature.
+
+    ``mspclaw-approval-v2`` binds the grant to one tool call (``call_id``), so a grant for one call
+    cannot let another call with the same tool, arguments and agent run. ``call_id=None`` gives the
+    unbound ``mspclaw-approval-v1`` form older servers signed; :func:`check_approval` recognises it
+    only to refuse it with a reason that says so.
+    """
+    fields = _SORTED(approval.model_dump(mode="json", exclude={"signature"}))
+    if call_id is None:
+        return b"mspclaw-approval-v1:" + fields.encode()
+    return f"mspclaw-approval-v2:{_quote(call_id)}\n{fields}".encode()
 
 
-def check_approval(public_key: bytes, approval: Approval, *, tool: str, args: dict[str, Any], agent_id: str,
-                   now: float) -> str | None:
-    """Why this grant does not let ``tool(args)`` run on ``agent_id`` now, or ``None`` when it does."""
+def check_approval(public_key: bytes, approval: Approval, *, call_id: str, tool: str, args: dict[str, Any],
+                   agent_id: str, now: float) -> str | None:
+    """Why this grant does not let call ``call_id``, ``tool(args)``, run on ``agent_id`` now, or ``None``.
+
+    Only grants bound to ``call_id`` (``mspclaw-approval-v2``) are accepted. A grant in the unbound v1
+    form is refused explicitly (its server predates call binding and must be upgraded), not silently.
+    """
     if not approval.signature:
         return "the approval is not signed by the server"
     try:
         sig = bytes.fromhex(approval.signature)
     except ValueError:
         return "the approval signature is not hex"
-    if not ed25519.verify(public_key, approval_message(approval), sig):
-        return "the approval signature does not verify against the pinned server key"
+    if not ed25519.verify(public_key, approval_message(approval, call_id), sig):
+        if ed25519.verify(public_key, approval_message(approval), sig):
+            return ("the approval is not bound to a tool call (the unbound v1 form of a server older than this "
+                    "agent); upgrade the MSPclaw server, which then signs approvals for one call each")
+        return (f"the approval signature does not verify for call {call_id!r} against the pinned server key "
+                "(it was given for another call, or signed by another key)")
     if approval.tool != tool:
         return f"the approval is for {approval.tool!r}, not {tool!r}"
     if approval.args_sha256 != args_digest(args):

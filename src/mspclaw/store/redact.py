@@ -1,4 +1,4 @@
-"""Keep secrets out of the audit trail and the logs.
+"""Keep secrets out of everything MSPclaw stores, logs or sends to a model provider.
 
 :func:`redact` returns a copy of JSON-like data (dicts, lists, tuples, scalars) in which
 
@@ -16,14 +16,32 @@
    * or the whole key is one of :data:`SECRET_KEYS` (``code``, ``enrollment_code``, ``pin``,
      ``otp``, ``pwd``, ``auth``), words too short or too common to match inside other keys.
 
-2. **secrets inside strings are scrubbed** wherever they occur, under any key:
-   ``Bearer <token>`` becomes ``Bearer [redacted]``; an ``Authorization: <scheme> <value>``
-   header line keeps only its scheme; the password of a URL (``scheme://user:pw@host``) is
-   replaced; ``password=...``, ``token: ...``, ``api_key=...`` style pairs (query strings,
-   command lines, log text) keep the name and lose the value.
+2. **secrets inside strings are scrubbed** wherever they occur, under any key (:func:`redact_text`):
 
-The rule errs on the side of hiding: a value wrongly redacted costs a little detail in the
-audit trail, a secret wrongly kept cannot be taken back. Keys themselves are never changed.
+   * *by shape*, whatever the text around them: PEM private key blocks (also JSON-escaped, as in
+     a GCP service-account file), AWS access key ids and 40-character secret keys, Azure storage
+     account keys, GitHub (``ghp_``, ``github_pat_``), Slack (``xox?-``, webhook URLs), OpenAI,
+     Anthropic, Stripe and Google API keys, JWTs, and MSPclaw's own credentials (``mck_<id>_<secret>``
+     keeps its id, ``msp_``/``enr_``/``whsec_``/``test_``/``demo_`` tokens, login links);
+   * *by label*: ``Bearer <token>``, an ``Authorization:`` header (its scheme is kept), the
+     password of a URL, and ``<label> [:=] <value>`` pairs whose label names a secret in English,
+     German, French, Spanish, Dutch, Portuguese, Polish or Finnish (``password``, ``pw``, ``pass``,
+     ``passwort``, ``mot de passe``, ``contraseña``, ``wachtwoord``, ``secret``, ``token``,
+     ``api key``, ``AccountKey``, ``SharedAccessSignature``, ``sig``, recovery/verification
+     codes...): the label stays, the value (quoted values whole, spaces and all) goes;
+   * *in prose*: ``my password is <value>``, ``mein Passwort ist <value>``, ``the password for
+     the VPN is <value>``, ``PIN 4821``. A value in prose is taken only if it looks like a secret
+     (quoted, or holding a digit, a symbol or a capital letter) and is not an ordinary word
+     (:data:`_ORDINARY`), so "my password is not working" stays as it is.
+
+The patterns follow ``detect-secrets``' plugin list (AWS, Azure, GitHub, Slack, JWT, private
+keys, Stripe, basic auth, keywords) with MSPclaw's own token formats and the prose rules added;
+every one runs in time linear in the text (a bare token's pattern cannot start again inside a run
+of its own characters, every repetition after a label is bounded or single-character), which
+``tests/store/test_redact.py`` holds to a time budget on 1 MB adversarial inputs.
+
+The rule errs on the side of hiding: a value wrongly redacted costs a little detail, a secret
+wrongly kept cannot be taken back. Keys themselves are never changed.
 """
 
 from __future__ import annotations
@@ -38,6 +56,11 @@ REDACTED = "[redacted]"
 SECRET_STEMS: tuple[str, ...] = (
     "password",
     "passwd",
+    "passwort",
+    "kennwort",
+    "wachtwoord",
+    "contrasena",
+    "contraseña",
     "passphrase",
     "secret",
     "credential",
@@ -51,27 +74,96 @@ SECRET_STEMS: tuple[str, ...] = (
     "server_key",
     "session_key",
     "access_key",
+    "account_key",
+    "accountkey",
+    "shared_access",
+    "connection_string",
+    "recovery_key",
     "bearer",
 )
 """Substrings that make a normalised key secret wherever they appear in it."""
 
-SECRET_KEYS: frozenset[str] = frozenset({"code", "enrollment_code", "pin", "otp", "pwd", "auth"})
+SECRET_KEYS: frozenset[str] = frozenset({"code", "enrollment_code", "pin", "pin_code", "otp", "pwd", "pw", "pass",
+                                         "auth", "sig", "mdp"})
 """Normalised keys that are secret only as a whole."""
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[\s\-.]+")
 
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
-_AUTH_HEADER = re.compile(r"(?im)\b((?:proxy-)?authorization\s*[:=]\s*)(?:([A-Za-z][\w-]*)\s+)?[^\s,;'\"]+")
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)[^/\s@]+(@)")
-_SECRET_PAIR = re.compile(
-    r"(?i)(?<![a-z])((?:password|passwd|passphrase|pwd|secret|client[_-]?secret|token|access[_-]?token"
-    r"|refresh[_-]?token|api[_-]?key|apikey)\s*[:=]\s*)(?!\[redacted\])[\"']?[^\s\"'&,;]+[\"']?"
+# --- by label --------------------------------------------------------------------------------------
+_BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*")
+_AUTH_HEADER = re.compile(r"(?im)\b((?:proxy-)?authorization\s*[:=]\s*)(?:([A-Za-z][\w-]*)\s+)?(?!\[redacted\])"
+                          r"[^\s,;'\"]+")
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?!\[redacted\]@)[^/\s@]+(@)")
+
+_SEP = r"[ _.\-]?"
+_LONG_LABELS = (  # no boundary before them: ``db_password``, ``newPassword``, ``client_secret``, ``x-access-token``
+    r"pass(?:wor[dt]|wd|phrase|code)s?|kennwort|wachtwoord|contrase(?:ñ|n)a|senha|salasana|has(?:ł|l)o|lozinka"
+    r"|mot[ ]de[ ]passe|secret|token|api" + _SEP + "key|access" + _SEP + r"key(?:" + _SEP + "id)?|account" + _SEP
+    + "key|shared" + _SEP + "access" + _SEP + r"(?:key|signature)|private" + _SEP + r"key(?:" + _SEP + r"id)?"
+    r"|connection" + _SEP + r"string"
+    r"|(?:enrol?ment|recovery|backup|verification|security|mfa|2fa|one[ -]time|unlock|activation|auth)"
+    + _SEP + r"(?:code|key|pin)"
 )
+_SHORT_LABELS = r"pw|pwd|pass|mdp|pin|otp|sig"  # whole words only: not ``bypass``, ``spin``, ``design``
+_VALUE = (  # one value: quoted (spaces and all, up to 256 characters), or a run of value characters
+    r"(?:\"[^\"\n]{1,256}\"|'[^'\n]{1,256}'|“[^”\n]{1,256}”|(?:[^\s\"'&;,<>]"
+    r"|[&;,](?![A-Za-z_][\w.\-]{0,40}=|\s|$))+)"
+)
+_SECRET_PAIR = re.compile(
+    r"(?i)((?:(?:" + _LONG_LABELS + r")|(?<![a-z0-9])(?:" + _SHORT_LABELS + r"))[\"']?\s{0,5}(?:[:=]|=>)\s{0,5})"
+    r"(?!\[redacted\])(" + _VALUE + ")"
+)
+_PROSE = re.compile(
+    r"(?i)((?:(?:" + _LONG_LABELS + r")|(?<![a-z0-9])pin)"
+    r"(?:\s{1,3}(?:for|für|pour|para|voor|of|von|de)\s{1,3}[^\s:=]{1,40}(?:\s{1,3}[^\s:=]{1,40}){0,2}?)?"
+    r"\s{1,3}(?:is|ist|est|es|era|was|war|are|sind|lautet|is\s{1,3}now|ist\s{1,3}jetzt|is\s{1,3}still"
+    r"|(?:was\s{1,3})?(?:set|changed|reset)\s{1,3}to|geändert\s{1,3}auf)\s{0,3}:?\s{1,3})"
+    r"(?!\[redacted\])(" + _VALUE + ")"
+)
+_PIN_DIGITS = re.compile(r"(?i)((?<![a-z0-9])pin(?:[ _-]?(?:code|number|nummer|-nr\.?))?[\"']?\s{1,3})(\d{4,12})(?!\d)")
 
+_ORDINARY = frozenset("""
+a an the my your his her our their this that it its is was are be been being not no none nicht kein keine pas
+expired abgelaufen expiré expirado verlopen wrong incorrect invalid falsch faux incorrecte incorrecto fout locked
+gesperrt bloqué bloqueado geblokkeerd reset zurückgesetzt required missing empty blank unknown forgotten vergessen
+oublié olvidado vergeten same changed geändert please help problem issue issues change update updated ok okay fine
+working correct right still also too and or for to in on at with of by from n/a na none null nil yes true false set
+unset hidden secret sensitive below above attached here there correctly anymore again now being needed new old
+doesn't don't can't cannot won't isn't wasn't didn't does do did will would should could might must has have had
+rejected blocked disabled enabled accepted case-sensitive
+""".split())
+"""Words that follow ``password is`` / ``password:`` in ordinary tickets: never taken as the secret."""
 
-_MAY_HOLD_SECRET = re.compile(r"(?i)bearer|authorization|://|pass|pwd|secret|token|api[_-]?key")
-"""Text without any of these holds nothing the four patterns above would scrub."""
+# --- by shape --------------------------------------------------------------------------------------
+_PEM_BEGIN = re.compile(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY( BLOCK)?-----")
+_PEM_END = re.compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY( BLOCK)?-----")
+_PEM_BODY_TAIL = re.compile(r"[A-Za-z0-9+/=\s\\:,-]*")
+"""With no END line: the base64 lines (and ``\\n`` escapes, header fields) after BEGIN go."""
+
+_TOKEN_SHAPES = re.compile(
+    r"(?<![A-Z0-9])(?P<aws_id>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})(?![A-Z0-9])"
+    r"|(?<![A-Za-z0-9_])(?P<github>gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244})(?![A-Za-z0-9_])"
+    r"|(?<![A-Za-z0-9-])(?P<slack>xox[abposr]-[A-Za-z0-9-]{10,250})"
+    r"|(?P<slack_hook>hooks\.slack\.com/services/)[A-Za-z0-9/_-]{10,200}"
+    r"|(?<![A-Za-z0-9_-])(?P<jwt>eyJ[A-Za-z0-9_-]{5,8192}\.eyJ[A-Za-z0-9_-]{5,16384}\.[A-Za-z0-9_-]{0,8192})"
+    r"|(?<![A-Za-z0-9_-])(?P<sk>sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,300})"
+    r"|(?<![A-Za-z0-9_])(?P<stripe>[rs]k_(?:live|test)_[A-Za-z0-9]{16,247})(?![A-Za-z0-9_])"
+    r"|(?<![A-Za-z0-9_-])(?P<google>AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])"
+    r"|(?<![A-Za-z0-9_-])(?P<mck>mck_[0-9a-f]{12}_)[A-Za-z0-9_-]{16,200}"
+    r"|(?<![A-Za-z0-9_-])(?P<ours>(?:msp|enr|whsec|test|demo)_[A-Za-z0-9_-]{16,200})(?![A-Za-z0-9_-])"
+    r"|(?P<link>/auth/link/)[A-Za-z0-9_.~-]{16,512}"
+    r"|(?<![A-Za-z0-9/+=_-])(?P<b64>[A-Za-z0-9/+]{40}|[A-Za-z0-9/+]{86}==)(?![A-Za-z0-9/+=_-])"
+)
+_KEEP_PREFIX = frozenset({"slack_hook", "mck", "link"})
+"""Shapes whose first group is a prefix worth keeping (``mck_<id>_`` names the key, not its secret)."""
+
+_MAY_HOLD_SECRET = re.compile(
+    r"(?i)bearer|authori[sz]ation|://|pass|pw|pwd|secret|token|key|code|pin|otp|sig|mdp|senha|kennwort|wachtwoord"
+    r"|contrase|has[lł]o|lozinka|salasana|private|AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|xox|eyJ|sk-|[rs]k_"
+    r"|AIza|mck_|msp_|enr_|whsec_|test_|demo_|/auth/link/|[A-Za-z0-9/+]{40}"
+)
+"""Text without any of these holds nothing the patterns above would scrub (one scan for the usual text)."""
 
 
 def normalise_key(key: object) -> str:
@@ -102,18 +194,86 @@ def _is_secret(key: object) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Scrub bearer tokens, authorization headers, URL passwords and ``name=value`` secrets."""
+    """``text`` with every secret the rules of the module docstring find replaced by :data:`REDACTED`."""
     if not _MAY_HOLD_SECRET.search(text):
-        return text  # one scan instead of four for the usual text (each pattern needs one of these words)
+        return text
+    if "PRIVATE KEY" in text:
+        text = _redact_pem(text)
+    text = _TOKEN_SHAPES.sub(_shape_repl, text)
     text = _AUTH_HEADER.sub(_auth_header_repl, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", text)
-    return _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _PIN_DIGITS.sub(_keep_label, text)
+    text = _PROSE.sub(_prose_repl, text)
+    return _SECRET_PAIR.sub(_pair_repl, text)
+
+
+def _redact_pem(text: str) -> str:
+    """Each PEM private key block, BEGIN to END line (or to the end of its base64 without one)."""
+    out: list[str] = []
+    pos = 0
+    while (begin := _PEM_BEGIN.search(text, pos)) is not None:
+        out.append(text[pos:begin.start()])
+        end = _PEM_END.search(text, begin.end())
+        stop = end.end() if end is not None else _match_end(_PEM_BODY_TAIL, text, begin.end())
+        out.append(REDACTED)
+        pos = stop
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    match = pattern.match(text, pos)
+    return match.end() if match is not None else pos
+
+
+def _shape_repl(match: re.Match[str]) -> str:
+    kind = match.lastgroup or ""
+    if kind in _KEEP_PREFIX:
+        return f"{match.group(kind)}{REDACTED}"
+    token = match.group(0)
+    if kind == "b64" and not _looks_random(token, slashes=2):
+        return token
+    if kind == "ours" and not _looks_random(token.partition("_")[2], slashes=0):
+        return token
+    return REDACTED
+
+
+def _looks_random(token: str, *, slashes: int) -> bool:
+    """Upper and lower case letters and a digit (a key, not a word, path or hex hash)."""
+    if token.startswith("/") or token.count("/") > slashes:
+        return False
+    return (any(c.isupper() for c in token) and any(c.islower() for c in token)
+            and any(c.isdigit() for c in token))
 
 
 def _auth_header_repl(match: re.Match[str]) -> str:
     scheme = match.group(2)
     return f"{match.group(1)}{scheme} {REDACTED}" if scheme else f"{match.group(1)}{REDACTED}"
+
+
+def _keep_label(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{REDACTED}"
+
+
+def _value_word(value: str) -> str:
+    return value.strip("\"'“”").rstrip(".!?)").lower()
+
+
+def _pair_repl(match: re.Match[str]) -> str:
+    value = match.group(2)
+    if value[0] not in "\"'“" and _value_word(value) in _ORDINARY:
+        return match.group(0)
+    return f"{match.group(1)}{REDACTED}"
+
+
+def _prose_repl(match: re.Match[str]) -> str:
+    value = match.group(2)
+    quoted = value[0] in "\"'“"
+    word = value.rstrip(".,!?)")
+    if not quoted and (_value_word(value) in _ORDINARY or word.isalpha() and word.islower() or len(word) < 4):
+        return match.group(0)
+    return f"{match.group(1)}{REDACTED}"
 
 
 def redact(data: Any) -> Any:
@@ -133,6 +293,16 @@ def redact(data: Any) -> Any:
         return redact_text(data)
     return data
 
+
+def redact_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`redact` of a JSON object, as a ``dict``: :func:`redact_plain` when it can, else :func:`redact`."""
+    plain = redact_plain(data)
+    return plain if plain is not None else dict(redact(data))
+
+
+def redact_optional(text: str | None) -> str | None:
+    """:func:`redact_text`, with ``None`` passed through (nullable columns)."""
+    return None if text is None else redact_text(text)
 
 class _NotPlain(Exception):
     """Raised inside :func:`redact_plain` on a value that is not one of JSON's own types."""

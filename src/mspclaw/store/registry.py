@@ -49,6 +49,9 @@ _DEVICES = cast("Table", Device.__table__)
 _ALL_CLIENTS = select(_CLIENTS).order_by(_CLIENTS.c.name)
 _CLIENT_BY_REF = select(_CLIENTS).where(or_(_CLIENTS.c.id == bindparam("ref"), _CLIENTS.c.name == bindparam("ref")))
 _CLIENT_DEVICES = select(_DEVICES).where(_DEVICES.c.client_id == bindparam("client_id")).order_by(_DEVICES.c.hostname)
+_AGENTS = cast("Table", Agent.__table__)
+_REVOKED_AGENTS = select(_AGENTS.c.id).where(_AGENTS.c.client_id == bindparam("client_id"),
+                                             _AGENTS.c.revoked_at.is_not(None))
 
 
 @functools.lru_cache(maxsize=64)
@@ -73,6 +76,7 @@ class Registry:
         self._fast = FastSQL(self._engine)
         self._all_clients, self._client_by_ref = self._fast.prepare(_ALL_CLIENTS), self._fast.prepare(_CLIENT_BY_REF)
         self._client_devices = self._fast.prepare(_CLIENT_DEVICES)
+        self._revoked_agents = self._fast.prepare(_REVOKED_AGENTS)
 
     # -- clients --------------------------------------------------------------------------------
     def add_client(self, name: str, psa_refs: dict[str, str] | None = None) -> Client:
@@ -217,6 +221,10 @@ class Registry:
         stmt = self._client_devices
         return [Device(**dict(zip(stmt.columns, row, strict=True)))
                 for row in self._fast.read(stmt, {"client_id": client_id})]
+
+    def revoked_agents(self, client_id: str) -> frozenset[str]:
+        """The ids of this client's agents whose credential was revoked: their devices must not be routed to."""
+        return frozenset(row[0] for row in self._fast.read(self._revoked_agents, {"client_id": client_id}))
 
     def find_device(self, client_id: str, ref: str) -> Device | None:
         """A device of this client by id or host name (case-insensitive)."""

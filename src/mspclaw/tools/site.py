@@ -76,10 +76,10 @@ SITE_TOOLS: tuple[ToolSpec, ...] = (
              runs_on="site", destructive=True, idempotent=True, timeout_s=30),
     ToolSpec("reset_password", "Set a random temporary password on the requester's own account that must be "
              "changed at next sign-in; it is shown to the user only and returned to nobody.", AccountArgs, _ALL,
-             runs_on="site", destructive=True, idempotent=False, timeout_s=30),
+             runs_on="site", destructive=True, idempotent=False, timeout_s=30, hands_over_secret=True),
     ToolSpec("reset_mfa", "Remove the requester's registered MFA methods, revoke their sign-in sessions and issue a "
              "Temporary Access Pass (shown to the user only) so they can register again.", AccountArgs, _ALL,
-             runs_on="site", destructive=True, idempotent=False, timeout_s=60),
+             runs_on="site", destructive=True, idempotent=False, timeout_s=60, hands_over_secret=True),
     ToolSpec("revoke_sessions", "Sign the user out everywhere (revoke refresh tokens and sessions).", AccountArgs,
              _ALL, runs_on="site", destructive=True, idempotent=True, timeout_s=30),
     ToolSpec("create_user", "Create a directory account for a new hire, copying groups and licences from a "

@@ -30,6 +30,9 @@ class ToolSpec:
     preview_flag: str | None = None
     """For a destructive tool: the boolean argument that, when true, only reports what
     would change. Such a preview call needs no approval."""
+    hands_over_secret: bool = False
+    """The tool sets a temporary password or access pass and returns it beside its result for the
+    user alone (``protocol.frames.Secret``); a result without it was not delivered to anyone."""
 
     def json_schema(self) -> dict[str, Any]:
         return self.args.model_json_schema()

@@ -330,32 +330,28 @@ class Identity:
                 "source": "the share-to-group mapping kept in this site's configuration"}
 
     def add_to_group(self, args: GroupArgs) -> JsonObject:
-        with self._lock:
-            account = self.find(args.username)
-            verified = self._authorise(account, args, "self_or_manager", f"adding to group {args.group}")
-            if account.ad is not None:
-                changed = self._require_ad().add_to_group(account.ad, args.group)
-                directory = "ad"
-            else:
-                assert account.entra is not None
-                changed = self._require_entra().add_to_group(account.entra, args.group)
-                directory = "entra"
-            return {"username": account.label(), "group": args.group, "added": changed, "member": True,
-                    "directory": directory, "verification": verified}
+        return self._membership(args, add=True)
 
     def remove_from_group(self, args: GroupArgs) -> JsonObject:
+        return self._membership(args, add=False)
+
+    def _membership(self, args: GroupArgs, *, add: bool) -> JsonObject:
+        """A group change in the directory that holds the user: AD when they are in it, else Entra ID."""
+        what = f"{'adding to' if add else 'removing from'} group {args.group}"
         with self._lock:
             account = self.find(args.username)
-            verified = self._authorise(account, args, "self_or_manager", f"removing from group {args.group}")
+            verified = self._authorise(account, args, "self_or_manager", what)
             if account.ad is not None:
-                changed = self._require_ad().remove_from_group(account.ad, args.group)
+                ad = self._require_ad()
+                changed = (ad.add_to_group if add else ad.remove_from_group)(account.ad, args.group)
                 directory = "ad"
             else:
                 assert account.entra is not None
-                changed = self._require_entra().remove_from_group(account.entra, args.group)
+                entra = self._require_entra()
+                changed = (entra.add_to_group if add else entra.remove_from_group)(account.entra, args.group)
                 directory = "entra"
-            return {"username": account.label(), "group": args.group, "removed": changed, "member": False,
-                    "directory": directory, "verification": verified}
+            return {"username": account.label(), "group": args.group, "added" if add else "removed": changed,
+                    "member": add, "directory": directory, "verification": verified}
 
     def assign_licence(self, args: LicenceArgs) -> JsonObject:
         with self._lock:
