@@ -35,6 +35,12 @@ from mspclaw.wiring import Services, build
 pytest_plugins = ["tests.site.samba", "tests.site.graph_server"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a Samba DC of their own (``own_samba_dc``: the demo's) run first, before the
+    session's shared DC takes the fixed ports it would need."""
+    items.sort(key=lambda item: item.get_closest_marker("own_samba_dc") is None)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

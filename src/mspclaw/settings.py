@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")
     two_person_tools: list[str] = Field(default_factory=list, description="Tools whose approval needs two "
                                         "different technicians (JSON list in MSPCLAW_TWO_PERSON_TOOLS), such as "
-                                        '["reset_password", "disable_account"].')
+                                        '["reset_password", "disable_user"].')
     question_timeout_s: float = Field(900.0, gt=0, description="No answer from the end user in this time: go on.")
     question_psa_poll_s: float = Field(30.0, gt=0, description="While a question asked on a PSA ticket waits, "
                                        "read the ticket for the user's reply this often.")

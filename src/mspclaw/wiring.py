@@ -35,6 +35,7 @@ from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.notes import ReplyCheck
 from mspclaw.pipeline.notify import Notifier
 from mspclaw.pipeline.questions import Questions
+from mspclaw.pipeline.refusals import Refusals
 from mspclaw.pipeline.routing import Router
 from mspclaw.pipeline.techs import TechRegistry
 from mspclaw.pipeline.tickets import TicketService
@@ -42,7 +43,9 @@ from mspclaw.playbooks.catalogue import load_catalogue
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
+from mspclaw.store import log_redaction
 from mspclaw.store.audit import AuditLog
+from mspclaw.store.audit_checkpoint import Checkpoints
 from mspclaw.store.db import WalCheckpointer, make_engine, migrate, session_factory
 from mspclaw.store.devices import DeviceMemory
 from mspclaw.store.escalations import EscalationStore
@@ -86,6 +89,7 @@ class Services:
             self._checkpointer = WalCheckpointer(self.engine)
             self._checkpointer.start()
         self.tickets.recover()
+        await asyncio.to_thread(self.audit.seal)  # the head a previous run (or an offline command) left
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self.hub.run_ticker()))
         self._background.append(loop.create_task(self.ops.feedback.run()))
@@ -114,6 +118,7 @@ class Services:
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
+        await asyncio.to_thread(self.audit.close)  # seal the head a last time
 
     def close(self) -> None:
         self.engine.dispose()
@@ -140,13 +145,15 @@ class Operator:
 
 def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: AuditLog, registry: Registry,
                    store: TicketStore, hub: Hub, events: SessionEvents, connectors: dict[str, PSAConnector],
-                   notify_transport: httpx.AsyncBaseTransport | None = None) -> Operator:
+                   notify_transport: httpx.AsyncBaseTransport | None = None,
+                   refusals: Refusals | None = None) -> Operator:
     sessions = session_factory(engine)
     techs = TechRegistry(settings.techs_file())
     keys, logins = ApiKeys(sessions), Logins(sessions)
     access = Access(bootstrap_key=api_key, keys=keys, logins=logins, techs=techs, registry=registry, audit=audit,
                     jwt_secret=settings.load_jwt_secret(), access_ttl_s=settings.access_token_ttl_s,
-                    refresh_ttl_s=settings.refresh_token_ttl_s, link_ttl_s=settings.login_link_ttl_s)
+                    refresh_ttl_s=settings.refresh_token_ttl_s, link_ttl_s=settings.login_link_ttl_s,
+                    refusals=refusals)
     devices = DeviceMemory(sessions)
     learning = DeviceLearning(devices, audit)
     escalation_store = EscalationStore(sessions)
@@ -181,7 +188,7 @@ def open_store(settings: Settings) -> tuple[Engine, AuditLog]:
     settings.ensure_data_dir()
     engine = make_engine(settings.resolved_database_url())
     migrate(engine)
-    return engine, AuditLog(engine, settings.audit_dir())
+    return engine, AuditLog(engine, settings.audit_dir(), checkpoints=Checkpoints.in_data_dir(settings.data_dir))
 
 
 def approval_signer(settings: Settings) -> ApprovalSigner:
@@ -203,12 +210,14 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
           model: Model | None = None, notify_transport: httpx.AsyncBaseTransport | None = None) -> Services:
     """``model`` replaces the chain ``MSPCLAW_MODEL`` names (tests pass a ``FunctionModel``)."""
     api_key = settings.load_api_key(create=True)
+    log_redaction.install()  # no secret in any mspclaw log line, whichever handler writes it
     engine, audit = open_store(settings)
     sessions = session_factory(engine)
     registry = Registry(sessions)
     store = TicketStore(sessions)
     hub = Hub(heartbeat_interval=settings.heartbeat_interval_s)
-    fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours)
+    refusals = Refusals(audit)  # one count of refused requests for every door: agents, logins, webhooks
+    fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours, refusals=refusals)
     events = SessionEvents(store)
     runs = RunStore(sessions)
     approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s,
@@ -232,9 +241,10 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                             reply_check=ReplyCheck([settings.public_url or settings.server_url,
                                                     *settings.reply_link_hosts]))
     jobs = JobQueue(engine)
-    intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas)
+    intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas, refusals=refusals)
     ops = build_operator(settings, api_key=api_key, engine=engine, audit=audit, registry=registry, store=store,
-                         hub=hub, events=events, connectors=psas, notify_transport=notify_transport)
+                         hub=hub, events=events, connectors=psas, notify_transport=notify_transport,
+                         refusals=refusals)
     # issue 5 hooks into the approval flow and the ticket loop (re-hook here after the engine merge)
     approvals.policy = ApproverPolicy(ops.techs, store, registry, audit, two_person_tools=settings.two_person_tools)
     approvals.notifier = ops.notifier

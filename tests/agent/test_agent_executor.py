@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.agent.conftest import APPROVAL_SIGNER, APPROVED_CALL, grant
 
 from mspclaw.agent.executor import Executor
@@ -16,7 +17,7 @@ from mspclaw.agent.tools import JsonObject, ToolContext, bind, tool_registry
 from mspclaw.errors import ApprovalRequired, BadSignature, InvalidArguments, ToolFailed, ToolTimeout, UnknownTool
 from mspclaw.pipeline.approvals import ApprovalSigner
 from mspclaw.protocol.frames import Approval, ToolCall, ToolResult
-from mspclaw.protocol.signing import sign_call
+from mspclaw.protocol.signing import approval_message, sign_call
 from mspclaw.tools.catalogue import NoArgs
 
 if TYPE_CHECKING:
@@ -143,10 +144,6 @@ def test_an_approval_must_be_signed_bound_to_this_call_and_this_agent_and_curren
 
 def unbound(approval: Approval) -> Approval:
     """``approval`` as a server older than call binding signed it (``mspclaw-approval-v1``, no call id)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from mspclaw.protocol.signing import approval_message
-
     key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # APPROVAL_SIGNER's private half
     assert key.public_key().public_bytes_raw() == APPROVAL_SIGNER.public_key
     return approval.model_copy(update={"signature": key.sign(approval_message(approval)).hex()})

@@ -159,7 +159,10 @@ async def test_a_locked_out_user_with_no_device_is_unlocked_by_the_site_agent(
                                    body="It says my account is locked after I typed my password wrong.")
         approval = await approve_next(live)
         assert approval["tool"] == "unlock_account"
-        assert "verified by the PSA contact" in approval["reason"]
+        assert approval["facts"]["requester"] == {"requested_by": ad_user.mail,
+                                                  "verified_by": ["is the PSA contact on the ticket"]}
+        assert approval["reason"].startswith(f"Requester {ad_user.mail} verified by the PSA contact"), \
+            "the server's own sentence, before any text of the model"
         done = await live.wait_ticket(ticket, seconds=60)
     assert done["status"] == "resolved", done["reason"]
     assert user_bind(samba_dc, ad_user.sam, ad_user.password) == (True, "")
@@ -180,7 +183,9 @@ async def test_a_password_reset_is_confirmed_and_shown_on_the_users_own_device_o
         steps = (await live.http.get(f"/api/tickets/{ticket}")).json()
         assert done["status"] == "resolved", done["reason"]
         assert approval["tool"] == "reset_password"
-        assert "confirmed by them on their own device acme-lt-11" in approval["reason"]
+        assert approval["facts"]["requester"]["verified_by"] == [
+            "is the PSA contact on the ticket", "confirmed the request on their own enrolled device"]
+        assert "confirmed by them on their own device acme-lt-11" in approval["reason"].splitlines()[0]
         assert any("Did you ask for this?" in q for q in desk.asked)
         [secret] = desk.shown
         assert secret.type == "temporary_password" and secret.account.startswith(ad_user.sam)
@@ -393,3 +398,30 @@ async def test_a_reset_whose_password_never_came_back_escalates_and_says_so(tmp_
             done = await _finish_approving(live, ticket)
     assert done["status"] == "escalated"
     assert "never delivered" in done["reason"]
+
+
+async def test_site_test_checks_the_real_directory_and_lists_what_the_agent_will_offer(
+        tmp_path: Path, samba_dc: SambaDC) -> None:
+    state = tmp_path / "state"
+    password = _secret_file(tmp_path / "ad.pw", samba_dc.admin_password)
+    await _site_cli("add", "ad", "--state-dir", str(state), "--url", samba_dc.url, "--base-dn", samba_dc.base_dn,
+                    "--bind-user", samba_dc.admin_user, "--password-file", str(password),
+                    "--ca-file", str(samba_dc.ca_file), "--tls-name", samba_dc.tls_name)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mspclaw", "site", "test", "--state-dir",
+                                                str(state), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    text = out.decode()
+    assert proc.returncode == 0, text + err.decode()
+    assert "ad       ok" in text and "ldaps" in text
+    assert "unlock_account" in text and "reset_password" in text
+    assert samba_dc.admin_password not in text + err.decode()
+    wrong = _secret_file(tmp_path / "wrong.pw", "not-the-password")
+    await _site_cli("add", "ad", "--state-dir", str(state), "--url", samba_dc.url, "--base-dn", samba_dc.base_dn,
+                    "--bind-user", samba_dc.admin_user, "--password-file", str(wrong),
+                    "--ca-file", str(samba_dc.ca_file), "--tls-name", samba_dc.tls_name)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mspclaw", "site", "test", "--state-dir",
+                                                str(state), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 1 and "FAILED" in out.decode()

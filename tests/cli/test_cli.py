@@ -32,14 +32,18 @@ def test_help_lists_every_command() -> None:
 
 
 def test_demo_once_runs_every_sample_ticket_through_the_loop() -> None:
-    result = mspclaw("demo", "--once", timeout=180)
+    """The sample tickets only: the demo's own directory (lockout, password reset) is tested on its own,
+    in tests/cli/test_demo_directory.py, since its Samba DC needs ports another test may hold."""
+    result = mspclaw("demo", "--once", env={"MSPCLAW_DEMO_SAMBA": "/nonexistent/samba"}, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     last = result.stdout.strip().splitlines()[-1]
     match = re.fullmatch(r"demo: (\d+) tickets, (\d+) resolved, (\d+) escalated", last)
     assert match, last
     total, resolved, escalated = map(int, match.groups())
     assert total >= 5 and resolved + escalated == total
-    assert resolved >= 2 and escalated >= 2  # both disk tickets resolve; printer and phishing never match
+    # the user's full disk resolves; the forwarded monitoring alert, the jammed printer and the phishing
+    # report never get a playbook (whether the network and slowness tickets resolve depends on this machine)
+    assert resolved >= 1 and escalated >= 3
     assert "approved by Dana Whitfield (demo technician)" in result.stdout
     assert "deleted 24 old temp files" in result.stdout
 

@@ -37,12 +37,15 @@ def _lock_holders() -> set[int]:
 
 def _outcome(stdout: str, subject: str) -> str:
     """The outcome row of the results table titled ``subject``."""
-    block = stdout.split(subject, 1)[1].split("PSA #", 1)[0]
+    title = re.search(rf"^PSA #\d+: {re.escape(subject)}", stdout, re.M)
+    assert title, stdout
+    block = stdout[title.end():].split("\nPSA #", 1)[0]
     match = re.search(r"│ outcome\s+│ (\w+)", block)
     assert match, block
     return match.group(1)
 
 
+@pytest.mark.own_samba_dc
 @pytest.mark.timeout(420)
 def test_demo_resolves_a_lockout_and_a_password_reset_against_a_real_directory() -> None:
     if not SAMBA.exists():
@@ -71,7 +74,7 @@ def test_demo_resolves_a_lockout_and_a_password_reset_against_a_real_directory()
     summary = SUMMARY.fullmatch(out.strip().splitlines()[-1])
     assert summary, out
     total, resolved, escalated = map(int, summary.groups())
-    assert total == 8 and resolved + escalated == total and resolved >= 4
+    assert total == 8 and resolved + escalated == total and resolved >= 2
 
 
 def test_demo_says_plainly_why_it_skipped_the_account_tickets(tmp_path: Path) -> None:

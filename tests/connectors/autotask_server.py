@@ -112,11 +112,11 @@ class FakeAutotask(RestFake):
                                    "priority": 2, "queueID": 8}
         return ticket_id
 
-    def delivery(self, ticket_id: int, *, secret: str, action: str = "Create",
-                 tamper: bool = False) -> tuple[dict[str, str], bytes]:
+    def delivery(self, ticket_id: int, *, secret: str, action: str = "Create", tamper: bool = False,
+                 sent: datetime | None = None) -> tuple[dict[str, str], bytes]:
         body = json.dumps({"Action": action, "Guid": "5b4f3c7e-0d7f-4d2b-9a67-2d2f3b1e9c11", "EntityType": "Ticket",
                            "Id": ticket_id, "Fields": {"14": "1"}, "SequenceNumber": secrets.randbelow(10**6),
-                           "EventTime": at_time(datetime.now(UTC)), "PersonID": 29682885}).encode()
+                           "EventTime": at_time(sent or datetime.now(UTC)), "PersonID": 29682885}).encode()
         signature = sign_hook(secret, body)
         if tamper:
             body = body.replace(b'"Create"', b'"Delete"')

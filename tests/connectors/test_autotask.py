@@ -15,6 +15,7 @@ from tests.connectors.autotask_server import FakeAutotask, run_autotask
 
 from mspclaw.connectors.autotask import AutotaskConnector, sign_hook
 from mspclaw.connectors.base import PSAConnector, RegistersWebhooks
+from mspclaw.connectors.freshness import REPLAY_WINDOW_S
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -219,6 +220,23 @@ async def test_a_signed_delivery_is_an_event_and_a_tampered_one_is_refused(at: F
     headers, body = at.delivery(4001, secret="someone-else")
     with pytest.raises(AuthError, match="does not match"):
         hook().parse_webhook(headers, body)
+
+
+async def test_a_delivery_outside_the_replay_window_is_refused(at: FakeAutotask) -> None:
+    """EventTime is under the signature: a captured delivery stops working after the window."""
+    sent = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    headers, body = at.delivery(4001, secret=SECRET, sent=sent)
+    for later in (0, REPLAY_WINDOW_S - 1, -(REPLAY_WINDOW_S - 1)):
+        assert hook(now=lambda later=later: sent.timestamp() + later).parse_webhook(headers, body).ticket_id == "4001"
+    with pytest.raises(AuthError, match=r"is 301s old, outside the 300s replay window"):
+        hook(now=lambda: sent.timestamp() + REPLAY_WINDOW_S + 1).parse_webhook(headers, body)
+    with pytest.raises(AuthError, match=r"in the future"):
+        hook(now=lambda: sent.timestamp() - REPLAY_WINDOW_S - 1).parse_webhook(headers, body)
+    broken = body.replace(b'"EventTime": "', b'"EventTime": "not ')
+    with pytest.raises(MalformedWebhook, match=r"EventTime is not a time"):
+        hook().parse_webhook({"X-Hook-Signature": sign_hook(SECRET, broken)}, broken)
+    unsigned_time = json.dumps({"EntityType": "Ticket", "Id": 4001}).encode()  # no EventTime: nothing to check
+    assert hook().parse_webhook({"X-Hook-Signature": sign_hook(SECRET, unsigned_time)}, unsigned_time).ticket_id
 
 
 def test_missing_signature_or_secret_is_refused() -> None:

@@ -5,6 +5,7 @@ as not following those shapes."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,14 @@ import pytest
 from tests.connectors.connectwise_server import FakeConnectWise, run_connectwise
 
 from mspclaw.connectors.base import PreparesWebhooks, PSAConnector, RegistersWebhooks
-from mspclaw.connectors.connectwise import ConnectWiseConnector, sign_callback, site_origin
+from mspclaw.connectors.connectwise import (
+    KEY_FETCHES_PER_MINUTE,
+    KEY_REFETCH_S,
+    MAX_CACHED_KEYS,
+    ConnectWiseConnector,
+    sign_callback,
+    site_origin,
+)
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -214,14 +222,15 @@ async def test_a_tampered_callback_is_refused(cw: FakeConnectWise, make: Make) -
     ticket_id = cw.add_ticket()
     connector = make()
     headers, body = cw.callback(ticket_id, tamper=True)
-    await connector.prepare_webhook(headers, body)
     with pytest.raises(AuthError, match=r"does not match"):
+        await connector.prepare_webhook(headers, body)
+    with pytest.raises(AuthError, match=r"not been fetched and verified"):
         connector.parse_webhook(headers, body)
     with pytest.raises(AuthError, match=r"no x-content-signature"):
         connector.parse_webhook({}, body)
 
 
-async def test_a_rotated_key_is_fetched_again(cw: FakeConnectWise, make: Make) -> None:
+async def test_a_rotated_key_is_fetched_again(cw: FakeConnectWise, make: Make, fake_time: FakeTime) -> None:
     ticket_id = cw.add_ticket()
     connector = make()
     key_id = cw.rotate_key()
@@ -229,36 +238,127 @@ async def test_a_rotated_key_is_fetched_again(cw: FakeConnectWise, make: Make) -
     await connector.prepare_webhook(headers, body)
     old = cw.signing_keys[key_id]
     cw.signing_keys[key_id] = "rotated-" + old  # same key_url, new key
+    fake_time.now += KEY_REFETCH_S
     headers, body = cw.callback(ticket_id)
     await connector.prepare_webhook(headers, body)
     assert connector.parse_webhook(headers, body).ticket_id == str(ticket_id)
     assert len(cw.requests("GET", "/system/callbacks/keys/")) == 2
 
 
-async def test_a_key_url_off_the_configured_site_is_never_fetched(cw: FakeConnectWise, make: Make) -> None:
+async def test_forged_signatures_cannot_make_us_refetch_the_key_again_and_again(cw: FakeConnectWise, make: Make,
+                                                                               fake_time: FakeTime) -> None:
     ticket_id = cw.add_ticket()
     connector = make()
-    for url in ("https://evil.example/key", cw.url.replace("127.0.0.1", "localhost") + "/k",
-                cw.url.replace("http://", "https://") + "/k"):
-        headers, body = cw.callback(ticket_id, key_url=url)
-        with pytest.raises(AuthError, match=r"not on the configured site"):
-            await connector.prepare_webhook(headers, body)
-        with pytest.raises(AuthError, match=r"not been fetched"):
-            connector.parse_webhook(headers, body)
-    assert cw.requests("GET", "/system/callbacks/keys/") == []
+    headers, body = cw.callback(ticket_id)
+    await connector.prepare_webhook(headers, body)  # the key, fetched and verified
+    forged = {**headers, "x-content-signature": base64.b64encode(b"f" * 32).decode()}
+    for _ in range(50):
+        with pytest.raises(AuthError, match=r"does not match"):
+            await connector.prepare_webhook(forged, body)
+        fake_time.now += 2
+    assert len(cw.requests("GET", "/system/callbacks/keys/")) == 2  # 100 s of forgeries: one refetch a minute
+    await connector.prepare_webhook(headers, body)  # the genuine delivery still verifies, from the cache
+    assert connector.parse_webhook(headers, body).ticket_id == str(ticket_id)
+
+
+async def test_made_up_key_ids_are_fetched_within_a_budget_and_never_evict_a_good_key(
+        cw: FakeConnectWise, make: Make, fake_time: FakeTime) -> None:
+    ticket_id = cw.add_ticket()
+    connector = make()
+    headers, body = cw.callback(ticket_id)
+    await connector.prepare_webhook(headers, body)
+    for i in range(MAX_CACHED_KEYS * 3):
+        forged_headers, forged = cw.callback(ticket_id, key_url=f"{cw.api}/system/callbacks/keys/made-up-{i}")
+        with pytest.raises(AuthError, match=r"no signing key|fetched in the last minute"):
+            await connector.prepare_webhook(forged_headers, forged)
+        fake_time.now += 0.5
+    fetches = len(cw.requests("GET", "/system/callbacks/keys/")) - 1
+    assert fetches <= KEY_FETCHES_PER_MINUTE * 2  # 96 seconds of forgeries: at most two minutes' budget
+    before = len(cw.seen)
+    await connector.prepare_webhook(headers, body)
+    assert connector.parse_webhook(headers, body).ticket_id == str(ticket_id)
+    assert len(cw.seen) == before  # the good key is still cached: no request
+
+
+@pytest.mark.parametrize("key_url", [
+    "https://evil.example/key",
+    "{localhost}/v2025_1/apis/3.0/system/callbacks/keys/k",
+    "{https}/v2025_1/apis/3.0/system/callbacks/keys/k",
+    "{other_port}/v2025_1/apis/3.0/system/callbacks/keys/k",
+    "{user}/v2025_1/apis/3.0/system/callbacks/keys/k",
+    "{site}/v2025_1/apis/3.0/service/tickets/1001",
+    "{site}/v2025_1/apis/3.0/system/members",
+    "{site}/v2025_1/apis/3.0/system/callbacks/keys/../../../service/tickets",
+    "{site}/v2025_1/apis/3.0/system/callbacks/keys/k?conditions=x",
+    "{site}/v2025_1/apis/3.0/system/callbacks/keys/k#x",
+    "{site}/v2025_1/apis/3.0/system/callbacks/keys/k%2F..",
+    "{site}/v2025_1/apis/3.0/system/callbacks/keys/",
+    "{site}//apis/3.0/system/callbacks/keys/k",
+    "{site}/login/companyinfo/acmemsp",
+    "ftp://127.0.0.1/k",
+    "not a url",
+])
+async def test_a_key_url_other_than_the_site_key_endpoint_is_never_fetched(cw: FakeConnectWise, make: Make,
+                                                                          key_url: str) -> None:
+    ticket_id = cw.add_ticket()
+    connector = make()
+    port = int(cw.url.rsplit(":", 1)[1])
+    url = key_url.format(site=cw.url, localhost=cw.url.replace("127.0.0.1", "localhost"),
+                         https=cw.url.replace("http://", "https://"), other_port=f"http://127.0.0.1:{port + 1}",
+                         user=cw.url.replace("http://", "http://admin@"))
+    headers, body = cw.callback(ticket_id, key_url=url)
+    with pytest.raises(AuthError, match=r"not on the configured site|not the site's signing-key endpoint|no Metadata"):
+        await connector.prepare_webhook(headers, body)
+    with pytest.raises(AuthError):
+        connector.parse_webhook(headers, body)
+    assert cw.seen == []
+
+
+async def test_implausible_callbacks_are_refused_without_any_request(cw: FakeConnectWise, make: Make) -> None:
+    ticket_id = cw.add_ticket()
+    connector = make()
+    headers, body = cw.callback(ticket_id)
+    with pytest.raises(MalformedWebhook, match=r"not JSON"):
+        await connector.prepare_webhook(headers, b"{nope")
+    with pytest.raises(AuthError, match=r"no x-content-signature"):
+        await connector.prepare_webhook({}, body)
+    for bad in ("not base64!", base64.b64encode(b"short").decode(), ""):
+        with pytest.raises(AuthError, match=r"not base64 of an HMAC-SHA256|no x-content-signature"):
+            await connector.prepare_webhook({"x-content-signature": bad}, body)
+    with pytest.raises(AuthError, match=r"no Metadata.key_url"):
+        await connector.prepare_webhook(headers, b'{"ID": 1, "Type": "ticket"}')
+    with pytest.raises(MalformedWebhook, match=r"not a ticket"):
+        await connector.prepare_webhook(headers, body.replace(b'"Type": "ticket"', b'"Type": "company"'))
+    with pytest.raises(MalformedWebhook, match=r'no ticket "ID"'):
+        await connector.prepare_webhook(headers, body.replace(b'"ID": %d' % ticket_id, b'"ID": null'))
+    with pytest.raises(MalformedWebhook, match=r"Metadata"):
+        await connector.prepare_webhook(headers, b'{"ID": 1, "Type": "ticket", "Metadata": [1]}')
+    with pytest.raises(AuthError, match=r"for company 'othermsp', not the configured"):
+        await connector.prepare_webhook(headers, body.replace(cw.company.encode(), b"othermsp"))
+    assert cw.seen == []
+
+
+async def test_key_fetch_failures_are_refusals_or_psa_errors(cw: FakeConnectWise, make: Make) -> None:
+    ticket_id = cw.add_ticket()
+    connector = make(max_retries=0)
+    headers, body = cw.callback(ticket_id, key_url=f"{cw.api}/system/callbacks/keys/gone")
+    with pytest.raises(AuthError, match=r"no signing key at the callback's key_url"):
+        await connector.prepare_webhook(headers, body)
+    headers, body = cw.callback(ticket_id)
+    cw.fail("GET", "/system/callbacks/keys/", status=503)
+    with pytest.raises(PSAUnavailable, match=r"ConnectWise failed \(503\)"):
+        await connector.prepare_webhook(headers, body)
 
 
 async def test_unreadable_or_foreign_callbacks(cw: FakeConnectWise, make: Make) -> None:
+    ticket_id = cw.add_ticket()
     connector = make()
-    with pytest.raises(MalformedWebhook, match=r"not JSON"):
-        await connector.prepare_webhook({}, b"{nope")
-    with pytest.raises(AuthError, match=r"no Metadata.key_url"):
-        await connector.prepare_webhook({}, b'{"ID": 1, "Type": "ticket"}')
-    body = (b'{"ID": 5, "Type": "company", "Action": "added", "Metadata": {"key_url": "' + cw.api.encode()
-            + b'/system/callbacks/keys/zz"}}')
-    connector._keys[cw.api + "/system/callbacks/keys/zz"] = "k"
+    headers, body = cw.callback(ticket_id)
+    await connector.prepare_webhook(headers, body)
+    foreign = body.replace(b'"Type": "ticket"', b'"Type": "company"')
     with pytest.raises(MalformedWebhook, match=r"not a ticket"):
-        connector.parse_webhook({"x-content-signature": sign_callback("k", body)}, body)
+        connector.parse_webhook({"x-content-signature": sign_callback(next(iter(cw.signing_keys.values())),
+                                                                       foreign)}, foreign)
 
 
 async def test_register_webhook_creates_one_owner_level_ticket_callback(cw: FakeConnectWise, make: Make) -> None:

@@ -19,6 +19,7 @@ from tests.cli.test_cli import mspclaw
 from tests.conftest import Live, free_port, live_server, make_old_files
 
 from mspclaw.connectors.local_server import RunningPSA, run_local_psa
+from mspclaw.store.audit import AuditLog
 
 pytestmark = pytest.mark.anyio
 SECRET = "whsec_test"
@@ -164,3 +165,25 @@ async def test_run_ticket_by_hand_after_adding_the_missing_client(tmp_path: Path
 
 async def _has_status(psa: RunningPSA, ticket_id: str, status: str) -> bool:
     return (await psa.connector.get_ticket(ticket_id)).status == status
+
+
+def test_refused_agents_and_logins_are_counted_and_only_sampled_into_the_audit(tmp_path: Path) -> None:
+    """A credential-guessing run against the agent channel costs the server a counter, not an fsynced,
+    hash-chained audit event per attempt: one event per source and minute says how many were suppressed."""
+    from mspclaw.dispatch import Hub
+    from mspclaw.errors import AuthError
+    from mspclaw.pipeline.fleet import Fleet
+    from mspclaw.store.db import make_engine, migrate, session_factory
+    from mspclaw.store.registry import Registry
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    audit = AuditLog(engine, tmp_path / "audit")
+    fleet = Fleet(Registry(session_factory(engine)), audit, Hub(), enrollment_ttl_hours=1)
+    for _ in range(50):
+        with pytest.raises(AuthError):
+            fleet.authenticate("ag_nobody.wrong", remote="203.0.113.9")
+    events = [e for e in audit.query() if e.kind == "agent_refused"]
+    assert len(events) == 1 and fleet.refusals.counts()["agent_refused"] == 50
+    audit.close()
+    engine.dispose()

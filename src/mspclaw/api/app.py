@@ -85,8 +85,9 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
             await refusals.refused("api_refused", request.client.host if request.client else "unknown",
                                    code=exc.code, data={"path": request.url.path[:200], "reason": exc.message})
         if status == 403:
-            services.audit.append("api_forbidden", actor=getattr(request.state, "caller_name", "unknown"),
-                                  data={"path": request.url.path, "method": request.method, "reason": exc.message})
+            await services.audit.record("api_forbidden", actor=getattr(request.state, "caller_name", "unknown"),
+                                        data={"path": request.url.path, "method": request.method,
+                                              "reason": exc.message})
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": {"code": exc.code, "message": exc.message}}, status_code=status,
                             headers=headers)

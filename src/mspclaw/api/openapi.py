@@ -7,10 +7,11 @@ FastAPI documents each route's success and a 422 in its own shape; MSPclaw's err
 * the bearer scheme, required by every ``/api`` operation (the open routes are ``/healthz``,
   ``/enroll``, ``/webhooks/{psa}``, ``/auth/*``, ``/ui/*`` and the undocumented ``/s/{token}``);
 * 401 on every ``/api`` operation, 403 where the route's rule in :mod:`mspclaw.api.rbac` asks more
-  than a viewer, 404 where a path names a record, 422 where there is a parameter or a body;
+  than a viewer, 404 where an ``/api`` path names a record, 422 where there is a parameter or a
+  body, 400 (not JSON) and 413 (over the size limit, ``api/body_limit.py``) where there is a body;
 * the statuses a route's services raise (:data:`RAISES`), kept true by
-  ``tests/api/test_api_conformance.py``, which fuzzes every operation and fails on a status the
-  document does not list.
+  ``tests/api/test_api_conformance.py``, which fuzzes every operation and fails on a status or a
+  body the document does not describe.
 """
 
 from __future__ import annotations
@@ -118,9 +119,10 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             responses: dict[str, Any] = operation["responses"]
-            if (method.upper(), path) in _PAGES:
+            statuses = _statuses(method.upper(), path, operation)
+            if 422 not in statuses:
                 responses.pop("422", None)
-            for status in sorted(_statuses(method.upper(), path, operation)):
+            for status in sorted(statuses):
                 responses[str(status)] = _error(status, responses.get(str(status)))
             if path.startswith("/api/"):
                 operation["security"] = [{SCHEME: []}]

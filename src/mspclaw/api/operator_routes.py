@@ -60,13 +60,14 @@ def parse_since(value: str | None) -> datetime | None:
     if not value:
         return None
     units = {"m": 60, "h": 3600, "d": 86400}
-    if value[:-1].isdigit() and value[-1] in units:
-        return utcnow() - timedelta(seconds=int(value[:-1]) * units[value[-1]])
     try:
+        if value[:-1].isdigit() and value[-1] in units:
+            return utcnow() - timedelta(seconds=int(value[:-1]) * units[value[-1]])
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise Conflict(f"since={value!r}: use an ISO time (2026-11-23T10:00) or an age like 30m, 12h, 7d") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # not a time, or one outside years 1 to 9999 in UTC
+        raise Conflict(f"since={value[:40]!r}: use an ISO time (2026-11-23T10:00) or an age like 30m, 12h, "
+                       "7d") from None
 
 
 # -- logins (no bearer: these make one) ----------------------------------------------------------
@@ -134,7 +135,7 @@ function show(a) {{
   if (f.requester) lines.push("Requester: " + f.requester.requested_by + ": " + f.requester.verified_by.join(", "));
   lines.push("", "Status: " + a.status + (a.approver ? " by " + a.approver : ""), "",
     "Context (the assistant's note in it is unverified model text):", a.reason || "none");
-  $("detail").textContent = lines.join("\n");
+  $("detail").textContent = lines.join("\\n");
   $("act").hidden = a.status !== "pending";
 }}
 $("login").onsubmit = async e => {{

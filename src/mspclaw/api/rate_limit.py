@@ -36,6 +36,10 @@ class TokenBuckets:
         self.refused = 0
         """Requests refused since start (for metrics)."""
 
+    def __len__(self) -> int:
+        """Buckets kept now (at most ``max_keys``)."""
+        return len(self._buckets)
+
     def take(self, key: str) -> float:
         """Take one token for ``key``: 0.0 when it was there, else the seconds until one will be."""
         now = self._clock()

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mspclaw.cli import operator as operator_cli
@@ -81,11 +82,13 @@ def _main(
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    """Print a table of data. Every cell and the title are text, never Rich markup: a client named
+    ``[red]x`` or an audit value ``[redacted]`` shows as written (``rich.markup.escape``)."""
+    table = Table(title=escape(title), title_justify="left")
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(escape(col), overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*[escape("" if v is None else str(v)) for v in row])
     out.print(table)
 
 
@@ -245,13 +248,14 @@ def tickets_submit(
 
 
 def _show_ticket(t: dict[str, Any]) -> None:
-    out.print(f"[bold]{t['id']}[/bold]  {t['subject']}  -> {t['status']}"
-              + (f"  (playbook {t['playbook']})" if t["playbook"] else ""))
+    out.print(f"[bold]{escape(t['id'])}[/bold]  {escape(t['subject'])}  -> {escape(t['status'])}"
+              + (f"  (playbook {escape(t['playbook'])})" if t["playbook"] else ""))
     if t["steps"]:
         _table("Steps", ["#", "step", "tool", "result"],
                [[s["index"], s["title"], s["tool"], s["summary"]] for s in t["steps"]])
     for a in t["approvals"]:
-        out.print(f"approval {a['id']}: {a['tool']} {a['status']}" + (f" by {a['approver']}" if a["approver"] else ""))
+        out.print(f"approval {a['id']}: {a['tool']} {a['status']}" + (f" by {a['approver']}" if a["approver"] else ""),
+                  markup=False, highlight=False)
     for title, key in (("Internal note", "note"), ("Reply to the user", "reply")):
         if t[key]:
             out.print(f"\n[bold]{title}[/bold]")
@@ -286,7 +290,10 @@ def approvals_approve(approval_id: str,
                       reason: Annotated[str, typer.Option(help="Optional note.")] = "") -> None:
     """Approve a pending destructive step."""
     row = api().post(f"/api/approvals/{approval_id}/approve", {"approver": approver, "reason": reason})
-    print(f"{row['id']}: {row['status']} by {row['approver']}")
+    if row["status"] == "pending":  # a two-person tool (MSPCLAW_TWO_PERSON_TOOLS): one of two approvals
+        print(f"{row['id']}: first approval of {row['tool']} recorded; a second, different technician must approve")
+    else:
+        print(f"{row['id']}: {row['status']} by {row['approver']}")
 
 
 @approvals_app.command("deny")
@@ -345,19 +352,25 @@ def audit(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain of every audit file against the database; exit 1 at the first bad line."""
+def audit_verify(
+    checkpoint: Annotated[str | None, typer.Option(
+        help="A checkpoint line kept off this host (from the log): the chain must reach it too.")] = None,
+) -> None:
+    """Check the hash chain of every audit file against the database, and that it reaches its newest
+    signed checkpoint (a cut tail); exit 1 at the first fault."""
     from mspclaw.wiring import open_store
 
     engine, log = open_store(settings())
     try:
-        report = log.verify()
+        report = log.verify(checkpoint=checkpoint)
     except AuditIntegrityError as exc:
         err.print(f"audit verify: FAILED at {exc.location}: {exc.message}", markup=False)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
-    print(f"audit verify: ok, {report.events} events in {report.files} files, chain intact")
+    sealed = (f", sealed up to seq {report.sealed.seq} at {report.sealed.sealed_at.isoformat()}"
+              if report.sealed else "")
+    print(f"audit verify: ok, {report.events} events in {report.files} files, chain intact{sealed}")
 
 
 # -- PSA intake -----------------------------------------------------------------------------------

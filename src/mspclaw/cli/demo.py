@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -44,7 +45,6 @@ from mspclaw.wiring import Services, build
 
 DEMO_TECH = "Dana Whitfield (demo technician)"
 DEMO_CLIENT = "Acme Dental (demo)"
-SKIP_HINT = "install Samba (`make demo` does it as root with apt) to see them"
 _LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]+")
 """A view-once link to a temporary password in a PSA reply (``pipeline/handover.py``)."""
 console = Console()
@@ -119,7 +119,7 @@ async def _wait_closed(psa: RunningPSA, tickets: list[PSATicket], seconds: float
 
 def _report(services: Services, psa_ticket: PSATicket) -> None:
     ticket_id = services.tickets.find_external("local", psa_ticket.id)
-    table = Table(title=f"PSA #{psa_ticket.id}: {psa_ticket.subject}", title_justify="left", show_header=False)
+    table = Table(title=escape(f"PSA #{psa_ticket.id}: {psa_ticket.subject}"), title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     if ticket_id is not None:
@@ -129,8 +129,8 @@ def _report(services: Services, psa_ticket: PSATicket) -> None:
         table.add_row("playbook", session.playbook or "none")
         table.add_row("tools run", ", ".join(f"{c.tool}{'' if c.status == 'ok' else ' (' + c.status + ')'}"
                                              for c in calls) or "none")
-        table.add_row("approval", "; ".join(f"{a.tool}: {a.status} by {a.approver}" for a in approvals)
-                      or "none needed")
+        table.add_row("approval", Text("; ".join(f"{a.tool}: {a.status} by {a.approver}" for a in approvals)
+                                       or "none needed"))
     colour = "green" if psa_ticket.status == "resolved" else "yellow"
     table.add_row("outcome", Text(psa_ticket.status, colour))
     note = next((n.text for n in psa_ticket.notes if not n.public), "(no note)")
@@ -263,7 +263,8 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
                 with console.status("starting a throwaway Samba AD domain controller..."):
                     dc = await dc_task
                 if dc is None:
-                    print(f"skipped the lockout and password-reset tickets: {directory.reason}; {SKIP_HINT}")
+                    hint = f"; {directory.hint}" if directory.hint else ""
+                    print(f"skipped the lockout and password-reset tickets: {directory.reason}{hint}")
                 else:
                     console.print(f"\nSamba AD domain controller for ACME.LOCAL on {dc.url} (throwaway, in {tmp}); "
                                   f"{dc.locked_out.mail} has locked themselves out with 3 wrong passwords",

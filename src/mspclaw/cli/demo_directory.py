@@ -96,6 +96,8 @@ class DemoDirectory:
         self.root = root
         self.samba = samba or (Path(env) if env else SAMBA)
         self.reason = ""
+        self.hint = ""
+        """What to do about :attr:`reason`, e.g. install Samba."""
         self._say, self._lock_wait = say, lock_wait_s
         self._lock: IO[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -111,9 +113,10 @@ class DemoDirectory:
         try:
             return self._start()
         except _Unavailable as exc:
-            self.reason = str(exc)
+            self.reason, self.hint = str(exc), exc.hint
         except Exception as exc:  # anything else: say it, and let the rest of the demo run
             self.reason = f"the demo's domain controller failed: {exc}"
+            self.hint = f"run the demo with --keep to look at the DC's files in {self.root}"
         self.stop()
         return None
 
@@ -128,9 +131,10 @@ class DemoDirectory:
             with _quiet():
                 import ldap3  # noqa: F401
         except ImportError:
-            raise _Unavailable("ldap3 is not installed (pip install 'mspclaw[site]')") from None
+            raise _Unavailable("ldap3 is not installed", "pip install 'mspclaw[site]' to see them") from None
         if os.geteuid() != 0:
-            raise _Unavailable("a Samba domain controller needs root to listen on its ports, and this is not root")
+            raise _Unavailable("a Samba domain controller needs root to listen on its ports, and this is not root",
+                               "run `make demo` as root to see them")
         self._take_lock()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "log").mkdir(exist_ok=True)
@@ -146,7 +150,7 @@ class DemoDirectory:
         if provision.returncode != 0:
             FAILURE_LOG.write_bytes(provision.stdout + provision.stderr)
             raise _Unavailable(f"provisioning the demo domain failed (samba-tool exit {provision.returncode}); "
-                               f"its output is in {FAILURE_LOG}")
+                               f"its output is in {FAILURE_LOG}", "")
         conf = self.root / "etc" / "smb.conf"
         with (self.root / "log" / "samba.out").open("wb") as out:
             self._proc = subprocess.Popen([str(self.samba), "-s", str(conf), "-i"], stdout=out,
@@ -191,12 +195,12 @@ class DemoDirectory:
             except BlockingIOError:
                 if self._cancelled.is_set():
                     handle.close()
-                    raise _Unavailable("the demo stopped before the domain controller could start") from None
+                    raise _Unavailable("the demo stopped before the domain controller could start", "") from None
                 if time.monotonic() > deadline:
                     handle.close()
                     raise _Unavailable(f"another run (a test session or a demo) is using this machine's Samba DC: "
                                        f"it has held {LOCK_FILE} for {self._lock_wait:.0f} s and the DC's ports "
-                                       "are fixed") from None
+                                       "are fixed", "run the demo again when that run is done to see them") from None
                 if not told:
                     self._say(f"waiting for another run's Samba DC to finish (it holds {LOCK_FILE}; "
                               "the DC's ports are fixed, so one runs at a time)")
@@ -206,7 +210,8 @@ class DemoDirectory:
         port_deadline = time.monotonic() + 15  # a DC that is still shutting down frees it in seconds
         while _port_busy(636):
             if time.monotonic() > port_deadline:
-                raise _Unavailable("127.0.0.1:636 (LDAPS) is taken by another LDAP server")
+                raise _Unavailable("127.0.0.1:636 (LDAPS) is taken by another LDAP server",
+                                   "stop that server to see them")
             time.sleep(0.5)
 
     def _stragglers(self, pgid: int) -> list[int]:
@@ -231,7 +236,7 @@ class DemoDirectory:
             if self._proc is not None and self._proc.poll() is not None:
                 shutil.copyfile(self.root / "log" / "samba.out", FAILURE_LOG)
                 raise _Unavailable(f"samba exited with code {self._proc.returncode} while starting; its output is "
-                                   f"in {FAILURE_LOG}")
+                                   f"in {FAILURE_LOG}", "")
             try:
                 if not ca.exists():
                     raise OSError("no CA certificate yet")
@@ -240,7 +245,8 @@ class DemoDirectory:
             except Exception as exc:
                 last = str(exc)
                 time.sleep(0.3)
-        raise _Unavailable(f"the demo DC's LDAPS on 127.0.0.1:636 did not answer within 60 s ({last})")
+        raise _Unavailable(f"the demo DC's LDAPS on 127.0.0.1:636 did not answer within 60 s ({last})",
+                           f"run the demo with --keep to read its log in {self.root / 'log'}")
 
     # -- LDAP -----------------------------------------------------------------------------------
     def _server(self) -> Any:
@@ -318,8 +324,15 @@ class DemoDirectory:
                                 locked_out=locked, forgot_password=forgot)
 
 
+INSTALL_HINT = "install Samba (`make demo` does it as root with apt) to see them"
+
+
 class _Unavailable(Exception):
-    """The DC cannot run here; the message is the plain reason."""
+    """The DC cannot run here; the message is the plain reason, ``hint`` what to do about it."""
+
+    def __init__(self, reason: str, hint: str = INSTALL_HINT) -> None:
+        super().__init__(reason)
+        self.hint = hint
 
 
 def _port_busy(port: int) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from mspclaw.cli.client import CLIError
 
@@ -62,8 +63,8 @@ def devices_show(device_id: str, as_json: JsonOpt = False) -> None:
     if as_json:
         main._print_json(d)
         return
-    main.out.print(f"[bold]{d['id']}[/bold]  {d['hostname']} ({d['os']})  client {d['client_id']}  "
-                   f"primary user: {d['primary_user'] or '-'}")
+    main.out.print(f"[bold]{escape(d['id'])}[/bold]  {escape(d['hostname'])} ({escape(d['os'])})  client "
+                   f"{escape(d['client_id'])}  primary user: {escape(d['primary_user'] or '-')}")
     main._table("Facts", ["fact", "value", "source", "updated"],
                 [[f["key"], f["value"], f["source"], f["updated_at"]] for f in d["known"]])
 
@@ -161,7 +162,7 @@ def stats(
         main.err.print("resolution rate = confirmed by the user / tickets; 'unconfirmed' is never counted as success")
     if chart is not None:
         render_chart(data["daily"], chart, "MSPclaw resolution rate" + (f" since {since}" if since else ""))
-        main.err.print(f"chart written to {chart}")
+        main.err.print(f"chart written to {chart}", markup=False)
 
 
 # -- escalations and feedback ------------------------------------------------------------------------
@@ -186,7 +187,8 @@ def escalations_show(escalation_id: str, as_json: JsonOpt = False) -> None:
         main._print_json(e)
         return
     body = e["body"]
-    main.out.print(f"[bold]{e['id']}[/bold]  ticket {e['ticket_id']}  {e['kind']}  -> {e['assigned_to'] or '-'}")
+    main.out.print(f"[bold]{escape(e['id'])}[/bold]  ticket {escape(e['ticket_id'])}  {escape(e['kind'])}  -> "
+                   f"{escape(e['assigned_to'] or '-')}")
     main.out.print(f"Why: {e['reason']}", markup=False)
     main._table("Tried", ["#", "step", "tool", "result"],
                 [[s["index"], s["title"], s["tool"], s["result"]] for s in body.get("tried", [])])
@@ -227,7 +229,8 @@ def keys_create(
                                         "all_clients": all_clients})
     print(row["key"])
     scope = "every client" if row["all_clients"] else ", ".join(row["clients"])
-    main.err.print(f"key {row['id']} ({row['name']}): {row['role']} on {scope}. Shown once: only its digest is kept.")
+    main.err.print(f"key {row['id']} ({row['name']}): {row['role']} on {scope}. Shown once: only its digest is kept.",
+                   markup=False, highlight=False)
 
 
 @keys_app.command("list")

@@ -43,7 +43,11 @@ listing the labels when one is missing).
 ``Status`` field, unless one for the URL exists. A delivery is JSON with ``Action``
 (``Create|Update|Delete``), ``Guid``, ``EntityType`` (``Ticket``), ``Id`` and ``Fields``;
 ``X-Hook-Signature: sha1=<base64 HMAC-SHA1(secret, body)>`` is checked in constant time (the
-``sha1=`` prefix is optional).
+``sha1=`` prefix is optional). The body's ``EventTime`` is under that signature, so a delivery
+whose ``EventTime`` is outside the replay window (:mod:`mspclaw.connectors.freshness`, five
+minutes) is refused as a replay; a delivery without one is accepted (Autotask documents the field
+loosely, and a replayer cannot remove it from a signed body). ``Guid:SequenceNumber`` is the
+delivery id.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.freshness import check_fresh
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
 from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
 from mspclaw.errors import (
@@ -114,6 +119,7 @@ class AutotaskConnector(HttpConnector):
         self.internal_publish = internal_publish
         self.notification_email = notification_email
         self._webhook_secret = webhook_secret
+        self._now = now
         self._picklists: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
         self.rate_limiter = RateLimiter(hourly_limit, 3600.0, clock=clock, sleep=sleep)
@@ -194,6 +200,12 @@ class AutotaskConnector(HttpConnector):
         ident = data.get("Id")
         if isinstance(ident, bool) or not isinstance(ident, int | str) or not str(ident).strip().isdigit():
             raise MalformedWebhook('the Autotask webhook has no numeric ticket "Id"')
+        try:
+            sent = parse_iso_time(data.get("EventTime"), vendor="Autotask")
+        except PSAError as exc:
+            raise MalformedWebhook(f"the Autotask webhook's EventTime is not a time: {exc.message}") from None
+        if sent is not None:
+            check_fresh(sent, self._now(), what=f"the Autotask webhook for ticket {str(ident).strip()} (EventTime)")
         action = str(data.get("Action") or "Update").lower()
         guid, sequence = data.get("Guid"), data.get("SequenceNumber")
         delivery = f"{guid}:{sequence}" if guid and sequence is not None else None

@@ -44,28 +44,52 @@ absent), then ``PATCH /service/tickets/{id}`` with
 **Callbacks.** :meth:`~ConnectWiseConnector.register_webhook` posts a ``CallbackEntry`` to
 ``/system/callbacks`` (type ``Ticket``, level ``Owner`` for every ticket, or ``Board`` with
 ``callback_board_id``), unless one for the URL exists. A delivery is JSON with ``ID``, ``Type``,
-``Action`` (``added|updated|deleted``), ``MessageId`` and ``Metadata.key_url``. It is verified by
-``x-content-signature: base64(HMAC-SHA256(key=SHA-256(signing_key), body))`` where
-``signing_key`` is fetched from ``key_url`` — **only** when ``key_url`` is on the configured site
-(same scheme, host and port; anything else is refused without a request, as a forged callback
-could otherwise make us fetch any URL). Keys are cached per ``key_url``; a signature that fails
-with a cached key refetches it once (ConnectWise rotates keys).
+``Action`` (``added|updated|deleted``), ``MessageId`` and ``Metadata.key_url``.
+It is verified by ``x-content-signature: base64(HMAC-SHA256(key=SHA-256(signing_key), body))``
+where ``signing_key`` is fetched from ``key_url``. That fetch is an authenticated request that an
+unauthenticated caller triggers, so :meth:`~ConnectWiseConnector.prepare_webhook` makes it only
+for a delivery that is otherwise plausible, and to one place only:
+
+* the body is a ticket callback (``Type`` ticket, an ``ID``), its ``CompanyId`` (when present)
+  is the configured company, and ``x-content-signature`` is base64 of 32 bytes; anything else is
+  refused without a request;
+* ``key_url`` is the configured site's key endpoint exactly: same scheme, host and port, path
+  ``/{codebase}apis/3.0/system/callbacks/keys/{id}`` (:data:`KEY_PATH`; no query, fragment,
+  user info or escapes). The GET goes to that path rebuilt on the configured origin;
+* keys are cached by that path, only after a delivery verified with them (so an attacker, who
+  cannot sign, cannot add entries nor evict good ones), at most :data:`MAX_CACHED_KEYS`, least
+  recently verified first out;
+* a signature that fails with a cached key refetches that key (ConnectWise rotates keys), at most
+  once per :data:`KEY_REFETCH_S` per key, and at most :data:`KEY_FETCHES_PER_MINUTE` key fetches
+  happen in any minute whatever the key ids: beyond that a delivery is refused (401) without a
+  request, so forged callbacks cannot spend the API member's rate limit;
+* a key ConnectWise does not have (404, 401/403, 400) refuses the delivery
+  (:class:`~mspclaw.errors.AuthError`); ConnectWise unreachable or rate limiting is
+  :class:`~mspclaw.errors.PSAUnavailable` / :class:`~mspclaw.errors.PSARateLimited` (503/429,
+  so ConnectWise retries the delivery).
+
+ConnectWise signs no delivery time, so a captured delivery cannot be refused by age; see
+``docs/psa/connectwise.md`` (Replays) for what bounds a replay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
@@ -74,7 +98,9 @@ from mspclaw.errors import (
     AuthError,
     ConfigError,
     MalformedWebhook,
+    PSAAuthError,
     PSAError,
+    PSANotFound,
     PSARejected,
 )
 
@@ -84,6 +110,13 @@ PAGE_SIZE: Final = 1000
 DEFAULT_STATUS_MAP: Final[dict[str, str]] = {"resolved": "Closed (resolved)", "escalated": "New"}
 SIGNATURE_HEADER: Final = "x-content-signature"
 MAX_CACHED_KEYS: Final = 64
+"""Verified signing keys kept (ConnectWise uses one at a time; a few survive a rotation)."""
+KEY_PATH: Final = re.compile(r"/[A-Za-z0-9_.]{1,40}/apis/3\.0/system/callbacks/keys/[A-Za-z0-9_-]{1,80}")
+"""The path of a callback's signing key on the configured site: ``/{codebase}apis/3.0/system/callbacks/keys/{id}``."""
+KEY_REFETCH_S: Final = 60.0
+"""A key whose signature failed is fetched again at most this often (a rotation needs one refetch)."""
+KEY_FETCHES_PER_MINUTE: Final = 10
+"""Key fetches in any 60 seconds, whatever the key: the most forged callbacks can cost ConnectWise."""
 ACTIONS: Final[dict[str, str]] = {"added": "ticket.created", "updated": "ticket.updated", "deleted": "ticket.deleted"}
 
 
@@ -131,7 +164,7 @@ class ConnectWiseConnector(HttpConnector):
         self.status_map: dict[str, str] = {**DEFAULT_STATUS_MAP, **(status_map or {})}
         self.asset_field = asset_field
         self.callback_board_id = callback_board_id
-        self._keys: dict[str, str] = {}
+        self._keys = _SigningKeys(clock)
         credentials = base64.b64encode(f"{company}+{public_key}:{private_key}".encode()).decode()
         limiter = RateLimiter(rate_per_minute, 60.0, clock=clock, sleep=sleep) if rate_per_minute else None
         self._http = PSAHttp(
@@ -207,39 +240,50 @@ class ConnectWiseConnector(HttpConnector):
         await self._json("PATCH", f"/service/tickets/{_id(ticket_id)}", json=patch, idempotent=True)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
-        """Verify the ``x-content-signature`` with the key cached by :meth:`prepare_webhook`; read the event."""
-        data = _callback(body)
-        key_url = _key_url(data)
-        signing_key = self._keys.get(key_url)
+        """Verify the ``x-content-signature`` with the key :meth:`prepare_webhook` verified; read the event."""
+        callback = _callback(body)
+        signature = _signature(headers)
+        signing_key = self._keys.get(self._key_path(callback))
         if signing_key is None:
-            raise AuthError("the ConnectWise callback's signing key has not been fetched; refusing it")
-        self._verify(headers, body, signing_key)
-        return self._event(data)
+            raise AuthError("the ConnectWise callback's signing key has not been fetched and verified; refusing it")
+        if not _signed(signing_key, body, signature):
+            raise AuthError("the ConnectWise callback's x-content-signature does not match its signing key")
+        return self._event(callback)
 
     # --- beyond the protocol -------------------------------------------------------------------
 
     async def prepare_webhook(self, headers: Mapping[str, str], body: bytes) -> None:
-        """Fetch (or reuse) the signing key the callback's ``key_url`` names, from the configured site only."""
-        data = _callback(body)
-        key_url = _key_url(data)
-        parts, mine = urlsplit(key_url), urlsplit(self.origin)
-        if (parts.scheme, parts.netloc.lower()) != (mine.scheme, mine.netloc.lower()):
-            raise AuthError(f"the ConnectWise callback names a signing key on {parts.netloc or key_url!r}, not "
-                            f"on the configured site {mine.netloc}; refusing it without fetching anything")
-        cached = self._keys.get(key_url)
-        if cached is not None:
-            try:
-                self._verify(headers, body, cached)
-                return
-            except AuthError:
-                pass  # the key may have been rotated: fetch it again, once
-        answer = _body(await self._http.request("GET", key_url))
+        """Fetch (or reuse) the callback's signing key, for a plausible delivery and from the configured
+        site's key endpoint only, and verify the delivery with it (the rules are in the module docstring)."""
+        callback = _callback(body)
+        signature = _signature(headers)
+        self._event(callback)
+        if callback.CompanyId is not None and callback.CompanyId.strip().casefold() != self.company.casefold():
+            raise AuthError(f"the ConnectWise callback is for company {callback.CompanyId[:40]!r}, not the configured "
+                            f"{self.company!r}; refusing it without fetching its key")
+        path = self._key_path(callback)
+        cached = self._keys.get(path)
+        if cached is not None and _signed(cached, body, signature):
+            self._keys.verified(path, cached)
+            return
+        refusal = self._keys.refuse_fetch(path)
+        if refusal is not None:
+            why = "does not match the cached signing key" if cached is not None else "names a key we do not have"
+            raise AuthError(f"the ConnectWise callback {why}, and {refusal}; refusing it without a request")
+        self._keys.fetching(path)
+        try:
+            answer = _body(await self._http.request("GET", self.origin + path))
+        except (PSANotFound, PSAAuthError, PSARejected) as exc:
+            self._keys.fetched(path)
+            raise AuthError(f"ConnectWise has no signing key at the callback's key_url {path} ({exc.message}); "
+                            "refusing it") from exc
+        self._keys.fetched(path)
         key = answer.get("signing_key") if isinstance(answer, dict) else None
         if not isinstance(key, str) or not key:
-            raise PSAError("ConnectWise answered the callback's key_url without a signing_key")
-        if len(self._keys) >= MAX_CACHED_KEYS:
-            self._keys.pop(next(iter(self._keys)))
-        self._keys[key_url] = key
+            raise PSAError(f"ConnectWise answered the callback's key_url {path} without a signing_key")
+        if not _signed(key, body, signature):
+            raise AuthError("the ConnectWise callback's x-content-signature does not match its signing key")
+        self._keys.verified(path, key)
 
     async def register_webhook(self, url: str) -> str:
         """A ``Ticket`` callback to ``url`` at level ``Owner`` (or ``Board``), unless one exists."""
@@ -319,42 +363,131 @@ class ConnectWiseConnector(HttpConnector):
         escalated = self.status_map["escalated"].casefold()
         return "escalated" if name == escalated and escalated != "new" else "open"
 
-    def _verify(self, headers: Mapping[str, str], body: bytes, signing_key: str) -> None:
-        given = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
-        if not given:
-            raise AuthError("the ConnectWise callback has no x-content-signature header")
-        if not hmac.compare_digest(sign_callback(signing_key, body).encode(), given.strip().encode()):
-            raise AuthError("the ConnectWise callback's x-content-signature does not match its signing key")
+    def _key_path(self, callback: _Callback) -> str:
+        """The key_url's path when it is the configured site's key endpoint; otherwise AuthError."""
+        key_url = callback.Metadata.key_url if callback.Metadata is not None else None
+        if not key_url:
+            raise AuthError("the ConnectWise callback has no Metadata.key_url to verify its signature with")
+        try:
+            parts, mine = urlsplit(key_url), urlsplit(self.origin)
+            port, my_port = parts.port, mine.port
+        except ValueError:
+            raise AuthError(f"the ConnectWise callback's key_url {key_url[:80]!r} is not a URL") from None
+        if (parts.scheme, parts.hostname, port) != (mine.scheme, mine.hostname, my_port) or parts.username \
+                or parts.password is not None:
+            raise AuthError(f"the ConnectWise callback names a signing key on {parts.netloc[:80] or key_url[:80]!r}, "
+                            f"not on the configured site {mine.netloc}; refusing it without fetching anything")
+        if parts.query or parts.fragment or "#" in key_url or "?" in key_url or not KEY_PATH.fullmatch(parts.path):
+            raise AuthError(f"the ConnectWise callback's key_url path {parts.path[:80]!r} is not the site's "
+                            "signing-key endpoint /{codebase}apis/3.0/system/callbacks/keys/{id}; refusing it "
+                            "without fetching anything")
+        return parts.path
 
-    def _event(self, data: dict[str, Any]) -> WebhookEvent:
-        kind, ident = str(data.get("Type") or "").lower(), data.get("ID")
+    def _event(self, callback: _Callback) -> WebhookEvent:
+        kind, ident = (callback.Type or "").lower(), callback.ID
         if kind != "ticket":
-            raise MalformedWebhook(f"the ConnectWise callback is about a {data.get('Type')!r}, not a ticket; "
+            raise MalformedWebhook(f"the ConnectWise callback is about a {callback.Type!r}, not a ticket; "
                                    "register the callback with type Ticket")
-        if isinstance(ident, bool) or not isinstance(ident, int | str) or not str(ident).strip():
+        if ident is None or not str(ident).strip():
             raise MalformedWebhook('the ConnectWise callback has no ticket "ID"')
-        action = str(data.get("Action") or "updated").lower()
-        message = data.get("MessageId")
+        action = (callback.Action or "updated").lower()
         return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(), event=ACTIONS.get(action, f"ticket.{action}"),
-                            delivery_id=str(message) if message else None)
+                            delivery_id=callback.MessageId or None)
 
 
-def _callback(body: bytes) -> dict[str, Any]:
+class _KeyMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    key_url: str | None = None
+
+
+class _Callback(BaseModel):
+    """The fields of a ConnectWise callback delivery that we read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ID: int | str | None = None
+    Type: str | None = None
+    Action: str | None = None
+    MessageId: str | None = None
+    CompanyId: str | None = None
+    Metadata: _KeyMetadata | None = None
+
+
+class _SigningKeys:
+    """Signing keys by key path, only once a delivery verified with them; and the budget of key fetches."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._keys: OrderedDict[str, str] = OrderedDict()
+        self._fetched: OrderedDict[str, float] = OrderedDict()
+        self._recent: deque[float] = deque()
+
+    def get(self, path: str) -> str | None:
+        return self._keys.get(path)
+
+    def verified(self, path: str, key: str) -> None:
+        self._keys[path] = key
+        self._keys.move_to_end(path)
+        while len(self._keys) > MAX_CACHED_KEYS:
+            self._keys.popitem(last=False)
+
+    def refuse_fetch(self, path: str) -> str | None:
+        """Why the key must not be fetched now, or ``None``."""
+        now = self._clock()
+        while self._recent and self._recent[0] <= now - 60.0:
+            self._recent.popleft()
+        last = self._fetched.get(path)
+        if last is not None and now - last < KEY_REFETCH_S:
+            return f"its key was fetched {now - last:.0f}s ago (at most once per {KEY_REFETCH_S:.0f}s)"
+        if len(self._recent) >= KEY_FETCHES_PER_MINUTE:
+            return f"{KEY_FETCHES_PER_MINUTE} signing keys were fetched in the last minute already"
+        return None
+
+    def fetching(self, path: str) -> None:
+        """A fetch is about to be made: it counts against the budget whatever its outcome."""
+        self._recent.append(self._clock())
+
+    def fetched(self, path: str) -> None:
+        """ConnectWise answered for the key (a failure to reach it does not hold the next attempt back)."""
+        self._fetched[path] = self._clock()
+        self._fetched.move_to_end(path)
+        while len(self._fetched) > 4 * KEY_FETCHES_PER_MINUTE:
+            self._fetched.popitem(last=False)
+
+
+def _callback(body: bytes) -> _Callback:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedWebhook(f"the ConnectWise callback body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise MalformedWebhook("the ConnectWise callback body is not a JSON object")
-    return data
+    try:
+        return _Callback.model_validate(data)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        raise MalformedWebhook(f"the ConnectWise callback's {where} is not what ConnectWise sends: "
+                               f"{exc.errors()[0]['msg']}") from None
 
 
-def _key_url(data: dict[str, Any]) -> str:
-    meta = data.get("Metadata")
-    key_url = meta.get("key_url") if isinstance(meta, dict) else None
-    if not isinstance(key_url, str) or not key_url.startswith(("https://", "http://")):
-        raise AuthError("the ConnectWise callback has no Metadata.key_url to verify its signature with")
-    return key_url
+def _signature(headers: Mapping[str, str]) -> bytes:
+    """The ``x-content-signature`` digest: base64 of an HMAC-SHA256 (32 bytes), else AuthError."""
+    given = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
+    if not given:
+        raise AuthError("the ConnectWise callback has no x-content-signature header")
+    try:
+        digest = base64.b64decode(given.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != hashlib.sha256().digest_size:
+        raise AuthError("the ConnectWise callback's x-content-signature is not base64 of an HMAC-SHA256")
+    return digest
+
+
+def _signed(signing_key: str, body: bytes, digest: bytes) -> bool:
+    key = hashlib.sha256(signing_key.encode()).digest()
+    return hmac.compare_digest(hmac.digest(key, body, hashlib.sha256), digest)
 
 
 def _body(response: httpx.Response) -> Any:

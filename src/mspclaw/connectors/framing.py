@@ -15,9 +15,10 @@ refuses:
   response whose chunked is not last would be read to the end of the connection;
 * ``Transfer-Encoding`` in an HTTP/1.0 answer, and ``101 Switching Protocols`` (never asked for);
 * more than :data:`MAX_INTERIM` interim ``1xx`` answers before the final one;
-* a head (status line and headers, interim answers included) over ``max_head`` bytes, framing
-  (chunk-size lines, extensions, trailers) over ``max_head`` bytes beyond the body's own size,
-  and a body over ``max_body`` bytes, the declared ``Content-Length`` included.
+* a head (status line and headers, interim answers included) over ``max_head`` bytes; in a
+  chunked answer, framing (head, chunk-size lines, extensions, trailers) over ``max_head`` bytes
+  more than the body's own size (llhttp streams chunk extensions and would accept a size line of
+  any length); a body over ``max_body`` bytes, the declared ``Content-Length`` included.
 
 Bytes after the final answer (a second answer the server sent unasked, or garbage) never become
 the answer to the next request: :attr:`ResponseReader.extra` is set and the connection must not
@@ -45,9 +46,27 @@ class FramingError(Exception):
 class ResponseReader:
     """Reads the answer to one request (see the module docstring). Feed bytes, then EOF if the peer closed."""
 
-    __slots__ = ("body", "complete", "extra", "headers", "keep_alive", "reason", "started", "status", "version",
-                 "_body_bytes", "_chunked", "_fed_after_head", "_head_bytes", "_head_done", "_head_request",
-                 "_interim", "_max_body", "_max_head", "_parser", "_te")
+    __slots__ = (
+        "_body_bytes",
+        "_chunked",
+        "_fed",
+        "_head_done",
+        "_head_request",
+        "_interim",
+        "_max_body",
+        "_max_head",
+        "_parser",
+        "_te",
+        "body",
+        "complete",
+        "extra",
+        "headers",
+        "keep_alive",
+        "reason",
+        "started",
+        "status",
+        "version",
+    )
 
     def __init__(self, *, head_request: bool = False, max_head: int = MAX_HEAD_BYTES,
                  max_body: int = MAX_BODY_BYTES) -> None:
@@ -68,8 +87,7 @@ class ResponseReader:
         self.body: list[bytes] = []
         self._interim = 0
         self._head_done = False
-        self._head_bytes = 0
-        self._fed_after_head = 0
+        self._fed = 0
         self._body_bytes = 0
         self._chunked = False
         self._te: list[bytes] = []
@@ -83,24 +101,22 @@ class ResponseReader:
         if self.complete:
             self.extra = True
             return
+        self._fed += len(data)
         if not self._head_done:
-            room = self._max_head - self._head_bytes
+            room = self._max_head - self._fed + len(data)
             first = data[:room]
-            self._head_bytes += len(first)
             self._parse(first)
             if not self._head_done:
-                if self._head_bytes >= self._max_head:
+                if self._fed >= self._max_head:
                     raise FramingError(f"the answer's status line and headers are over {self._max_head} bytes")
                 return
-            if len(first) == len(data):
-                return
-            data = data[len(first):]
-            self._fed_after_head += len(data)
+            if len(first) < len(data):
+                self._parse(data[len(first):])
         else:
-            self._fed_after_head += len(data)
-        self._parse(data)
-        if self._chunked and self._fed_after_head - self._body_bytes > self._max_head + self._body_bytes:
-            raise FramingError(f"the answer's chunk framing (size lines, extensions, trailers) is over "
+            self._parse(data)
+        if self._chunked and self._fed - self._body_bytes > self._max_head + self._body_bytes:
+            self.complete = False  # whatever llhttp made of it
+            raise FramingError(f"the answer's framing (headers, chunk-size lines, extensions, trailers) is over "
                                f"{self._max_head} bytes beyond its {self._body_bytes}-byte body")
 
     def feed_eof(self) -> None:

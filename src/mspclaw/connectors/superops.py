@@ -69,10 +69,13 @@ admin configures, body and headers included. MSPclaw defines the contract (also 
 
 * ``"hmac"`` (default): ``X-MSPclaw-Timestamp`` (unix seconds) and ``X-MSPclaw-Signature:
   sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`` (the ``sha256=`` prefix is optional);
-  the timestamp must be within five minutes of our clock.
+  the timestamp must be within the replay window of our clock (:mod:`mspclaw.connectors.freshness`,
+  five minutes either way): a captured delivery is refused once it is older.
 * ``"shared_secret"``: for workflows that cannot compute an HMAC, ``X-MSPclaw-Secret: <secret>``;
   a timestamp header, when sent, is checked the same way. Only when the account is configured so:
-  an ``"hmac"`` account refuses a bare secret.
+  an ``"hmac"`` account refuses a bare secret. This mode cannot refuse replays: the secret travels
+  in every delivery and signs nothing, so whoever captured one can send it again with a fresh
+  timestamp, or send anything else (``docs/psa/superops.md``, Replays).
 
 Secrets are compared in constant time. Any failure raises :class:`~mspclaw.errors.AuthError`; a
 correctly authenticated body that is not such an event raises :class:`~mspclaw.errors.MalformedWebhook`.
@@ -92,6 +95,7 @@ from typing import Any, Final, Literal
 import httpx
 
 from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.freshness import REPLAY_WINDOW_S, check_fresh
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
 from mspclaw.connectors.text import changed_after, plain_text
 from mspclaw.connectors.text import normalised as _normalised
@@ -116,7 +120,7 @@ OPEN_STATES: Final = frozenset({"new", "open"})
 TIMESTAMP_HEADER: Final = "x-mspclaw-timestamp"
 SIGNATURE_HEADER: Final = "x-mspclaw-signature"
 SECRET_HEADER: Final = "x-mspclaw-secret"  # noqa: S105 (a header name)
-WEBHOOK_TOLERANCE_S: Final = 300
+WEBHOOK_TOLERANCE_S: Final = REPLAY_WINDOW_S
 
 _TICKET_FIELDS = "ticketId displayId subject status client requester customFields createdTime updatedTime"
 GET_TICKET: Final = f"""
@@ -378,12 +382,10 @@ class SuperOpsConnector(HttpConnector):
 
     def _check_timestamp(self, timestamp: str) -> None:
         try:
-            sent = int(timestamp.strip())
-        except ValueError:
-            raise AuthError(f"the SuperOps webhook timestamp {timestamp!r} is not unix seconds") from None
-        if abs(self._now() - sent) > WEBHOOK_TOLERANCE_S:
-            raise AuthError("the SuperOps webhook timestamp is more than five minutes off: "
-                            "a stale or replayed delivery")
+            sent = datetime.fromtimestamp(int(timestamp.strip()), UTC)
+        except (ValueError, OverflowError, OSError):
+            raise AuthError(f"the SuperOps webhook timestamp {timestamp[:40]!r} is not unix seconds") from None
+        check_fresh(sent, self._now(), what="the SuperOps webhook (X-MSPclaw-Timestamp)")
 
     def _event(self, body: bytes) -> WebhookEvent:
         try:

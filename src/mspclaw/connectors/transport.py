@@ -65,7 +65,7 @@ class _Connection(asyncio.Protocol):
     make the connection unusable: it is closed and never reused.
     """
 
-    __slots__ = ("failure", "idle_since", "lost", "reader", "transport", "_paused", "_waiter")
+    __slots__ = ("_paused", "_waiter", "failure", "idle_since", "lost", "reader", "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -314,6 +314,8 @@ class StreamTransport(httpx.AsyncBaseTransport):
             except TimeoutError:
                 what = "the answer's body" if reader.status else "an answer"
                 raise httpx.ReadTimeout(f"{what} did not arrive within the read timeout", request=request) from None
+        if conn.failure is not None:
+            raise httpx.RemoteProtocolError(str(conn.failure), request=request) from conn.failure
         conn.reader = None
         keep = reader.keep_alive and not reader.extra and conn.failure is None and conn.lost is None
         response = httpx.Response(reader.status, headers=reader.headers, content=b"".join(reader.body),

@@ -68,10 +68,11 @@ class Toolset:
         if name == ASK_USER and self._questions is not None:
             question = args.get("question")
             choices = args.get("choices")
-            if not isinstance(question, str) or len(question.strip()) < 3:
-                raise InvalidArguments("ask_user: question: a question of at least 3 characters is required")
-            if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
-                raise InvalidArguments("ask_user: choices: a list of strings")
+            if not isinstance(question, str) or not 3 <= len(question.strip()) <= 500:
+                raise InvalidArguments("ask_user: question: a question of 3 to 500 characters is required")
+            if choices is not None and not (isinstance(choices, list) and len(choices) <= 6
+                                            and all(isinstance(c, str) and len(c) <= 200 for c in choices)):
+                raise InvalidArguments("ask_user: choices: at most 6 strings of at most 200 characters")
             return {"answer": await self._questions.ask(question.strip(), choices)}
         if name not in self.allowed:
             offered = ", ".join(d.name for d in self._defs)

@@ -26,6 +26,7 @@ import jwt
 
 from mspclaw.errors import AuthError, ConfigError, NotFound, TooManyAttempts
 from mspclaw.pipeline.techs import Tech, TechRegistry
+from mspclaw.pipeline.refusals import Refusals
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.keys import KEY_PREFIX, ApiKeys
 from mspclaw.store.logins import Logins
@@ -93,12 +94,14 @@ class Access:
     def __init__(self, *, bootstrap_key: str, keys: ApiKeys, logins: Logins, techs: TechRegistry,
                  registry: Registry, audit: AuditLog, jwt_secret: str, access_ttl_s: float = 900.0,
                  refresh_ttl_s: float = 7 * 86400.0, link_ttl_s: float = 900.0,
-                 max_failures_per_remote: int = MAX_FAILURES_PER_REMOTE) -> None:
+                 max_failures_per_remote: int = MAX_FAILURES_PER_REMOTE, refusals: Refusals | None = None) -> None:
         if len(jwt_secret.encode()) < 32:
             raise ConfigError("the JWT secret (MSPCLAW_JWT_SECRET) needs at least 32 bytes; unset it to let MSPclaw "
                               "generate one in the data directory")
         self._bootstrap = bootstrap_key
         self.keys, self.logins, self.techs, self._registry, self._audit = keys, logins, techs, registry, audit
+        self._refusals = refusals or Refusals(audit)
+        """Failed logins: counted, and only sampled into the audit trail (a guessing run costs no fsync each)."""
         self._secret = jwt_secret
         self.access_ttl_s, self.refresh_ttl_s, self.link_ttl_s = access_ttl_s, refresh_ttl_s, link_ttl_s
         self._throttle = _Throttle()
@@ -162,7 +165,7 @@ class Access:
         except AuthError:
             self._throttle.fail(key)
             self._remote_throttle.fail(remote)
-            self._audit.append("login_failed", actor=remote, data={"email": key, "method": "password"})
+            self._refusals.note("login_failed", remote, code="password", data={"email": key[:320], "method": "password"})
             raise
         self._throttle.clear(key)
         self._audit.append("login", actor=tech.email, data={"method": "password", "remote": remote})
@@ -192,7 +195,7 @@ class Access:
         try:
             row = self.logins.spend("login_link", token)
         except AuthError as exc:
-            self._audit.append("login_failed", actor=remote, data={"method": "link", "reason": exc.message})
+            self._refusals.note("login_failed", remote, code="link", data={"method": "link", "reason": exc.message})
             raise
         tech = self.techs.find(row.email)
         if tech is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from mspclaw.errors import ConfigError, Forbidden
+from mspclaw.errors import ConfigError, Conflict, Forbidden
 from mspclaw.pipeline.access import Principal
 from mspclaw.pipeline.identity import identity_keys
 from mspclaw.pipeline.techs import TechRegistry
@@ -92,6 +92,9 @@ class ApproverPolicy:
                 if not principal.at_least("admin"):
                     raise Forbidden("only an admin may decide while techs.yaml lists no technician")
                 name = claimed.strip()
+                if not name:
+                    raise Conflict("an approval decision needs the approver's name while techs.yaml lists no "
+                                   "technician (`--as NAME`, or add technicians with `mspclaw tech add`)")
                 return Approver(name, None, registered=False, keys=identity_keys(name))
             found = self._techs.find(claimed)
             if found is None:

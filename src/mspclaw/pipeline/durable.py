@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mspclaw.engine.messages import RESPONSE, Message, ModelResponse, ToolDef
+from mspclaw.engine.messages import MESSAGES, RESPONSE, Message, ModelResponse, ToolDef
 from mspclaw.engine.models.base import Model
 from mspclaw.engine.ports import ToolPort
 from mspclaw.errors import TOOL_ERRORS_BY_CODE, ToolFailed
 from mspclaw.protocol.frames import Approval
+from mspclaw.store.redact import redact
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import ToolCallRow
 
@@ -67,11 +68,17 @@ class DurableModel:
         self._n += 1
         if self._n <= len(self._stored):
             return self._stored[self._n - 1]
-        response = await self._inner.request(messages, tools)
+        response = await self._inner.request(_redacted(messages), tools)  # no secret leaves for a provider
         self._runs.add_turn(self._session_id, self._n, model=response.model or self._inner.name,
                             response=response.model_dump(mode="json"), prompt_tokens=response.usage.prompt_tokens,
                             completion_tokens=response.usage.completion_tokens)
         return response
+
+
+def _redacted(messages: Sequence[Message]) -> list[Message]:
+    """The conversation with every secret :func:`~mspclaw.store.redact.redact` finds replaced: what a
+    model provider receives (the stored turn is redacted by :meth:`RunStore.add_turn` too)."""
+    return MESSAGES.validate_python(redact(MESSAGES.dump_python(list(messages), mode="json")))
 
 
 class DurableTools:

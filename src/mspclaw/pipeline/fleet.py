@@ -14,15 +14,19 @@ from mspclaw.dispatch import AgentIdentity, Hub
 from mspclaw.errors import AuthError, EnrollmentError, ProtocolError
 from mspclaw.protocol.connection import CLOSE_UNAUTHORIZED
 from mspclaw.protocol.frames import Hello, UserAnswer
+from mspclaw.pipeline.refusals import Refusals
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import EnrolledAgent, IssuedCode, Registry
 from mspclaw.store.tables import Agent
 
 
 class Fleet:
-    def __init__(self, registry: Registry, audit: AuditLog, hub: Hub, *, enrollment_ttl_hours: float) -> None:
+    def __init__(self, registry: Registry, audit: AuditLog, hub: Hub, *, enrollment_ttl_hours: float,
+                 refusals: Refusals | None = None) -> None:
         self.registry = registry
         self.audit = audit
+        self.refusals = refusals or Refusals(audit)
+        """Refused upgrades and enrollments: counted, and only sampled into the audit trail."""
         self.hub = hub
         self.ttl = timedelta(hours=enrollment_ttl_hours)
         hub.observer = self
@@ -41,8 +45,8 @@ class Fleet:
         try:
             enrolled = self.registry.enroll(code, **hello)
         except EnrollmentError as exc:
-            self.audit.append("enrollment_refused", actor=remote,
-                              data={"reason": exc.message, "hostname": hello.get("hostname")})
+            self.refusals.note("enrollment_refused", remote, code=exc.code,
+                               data={"reason": exc.message, "hostname": str(hello.get("hostname"))[:255]})
             raise
         agent = enrolled.agent
         self.audit.append("agent_enrolled", actor=remote, client_id=agent.client_id,
@@ -51,13 +55,13 @@ class Fleet:
 
     def authenticate(self, bearer: str | None, *, remote: str) -> AgentIdentity:
         if not bearer:
-            self.audit.append("agent_refused", actor=remote, data={"reason": "no credential"})
+            self.refusals.note("agent_refused", remote, code="no_credential", data={"reason": "no credential"})
             raise AuthError("the agent channel needs 'Authorization: Bearer AGENT_ID.CREDENTIAL'")
         try:
             agent = self.registry.authenticate(bearer)
         except AuthError as exc:
-            self.audit.append("agent_refused", actor=remote,
-                              data={"agent_id": bearer.partition(".")[0][:40], "reason": exc.message})
+            self.refusals.note("agent_refused", remote, code=exc.code,
+                               data={"agent_id": bearer.partition(".")[0][:40], "reason": exc.message})
             raise
         return AgentIdentity(agent.id, agent.client_id, agent.role, bytes.fromhex(agent.signing_key))
 

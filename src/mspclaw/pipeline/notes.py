@@ -112,7 +112,7 @@ def internal_note(*, playbook: str | None, device: str, result: RunResult | None
 
 _REQUEST = re.compile(r"(?i)\?|\b(?:send|tell|reply|give|share|enter|type|provide|confirm|let us know|schick|sende|"
                       r"nenne|geben|teilen|envoy|donne|indique|saisi|env[ií]a|d[ií]ga|dime|escrib|indique|stuur|"
-                      r"geef|vul|typ)")
+                      r"geef|vul|typ|antwort|schreib|mitteil|repond|respond|antwoord)")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?\n]?")
 
 

@@ -12,6 +12,7 @@ Sources are IP addresses; an IPv6 address counts as its /64 network, which one h
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -54,6 +55,7 @@ class Refusals:
         self._counts: Counter[str] = Counter()
         self._global = _Window(clock())
         self._global_events = 0
+        self._writing: set[asyncio.Task[Any]] = set()
 
     def counts(self) -> dict[str, int]:
         """Refusals by kind since start, and how many were audited and suppressed (a copy)."""
@@ -61,6 +63,30 @@ class Refusals:
 
     async def refused(self, kind: str, host: str, *, code: str, data: Mapping[str, Any]) -> bool:
         """Count one refusal of ``kind`` from ``host``; audit it if its window allows. True when audited."""
+        event = self._admit(kind, host, code, data)
+        if event is None:
+            return False
+        await self._audit.record(kind, actor=event[0], data=event[1])
+        return True
+
+    def note(self, kind: str, host: str, *, code: str, data: Mapping[str, Any]) -> bool:
+        """:meth:`refused` for code that is not a coroutine (an agent's upgrade, a login): the sampled
+        event is written in the background on the running loop, or at once without one."""
+        event = self._admit(kind, host, code, data)
+        if event is None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._audit.append(kind, actor=event[0], data=event[1])
+            return True
+        task = loop.create_task(self._audit.record(kind, actor=event[0], data=event[1]))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+        return True
+
+    def _admit(self, kind: str, host: str, code: str, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """Count the refusal; the audit event to write (actor, data) when its window allows, else None."""
         now = self._clock()
         source = source_of(host)
         self._counts[kind] += 1
@@ -72,7 +98,7 @@ class Refusals:
             if window is not None:
                 window.suppressed += 1
             self._counts["suppressed"] += 1
-            return False
+            return None
         suppressed = window.suppressed if window is not None else 0
         self._windows[key] = _Window(now)
         self._windows.move_to_end(key)
@@ -82,6 +108,4 @@ class Refusals:
         self._counts["audited"] += 1
         log.warning("%s from %s (%s): %s; %d more from it in the %d s before were counted, not audited",
                     kind, source, code, data.get("reason", ""), suppressed, int(self.window_s))
-        await self._audit.record(kind, actor=source, data={**data, "code": code, "suppressed_before": suppressed,
-                                                           "window_s": self.window_s})
-        return True
+        return source, {**data, "code": code, "suppressed_before": suppressed, "window_s": self.window_s}

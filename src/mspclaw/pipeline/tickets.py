@@ -36,7 +36,8 @@ from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
 from mspclaw.pipeline.requester import ActForRequester, Verifications
 from mspclaw.pipeline.routing import Route, Router
-from mspclaw.playbooks.matcher import match
+from mspclaw.playbooks.matcher import match, matcher_for
+from mspclaw.playbooks.model_triage import ModelTriage
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.audit import AuditLog
@@ -283,6 +284,9 @@ class TicketService:
         self.router, self.events, self.approvals = router, events, approvals
         self.playbooks, self.connectors = playbooks, connectors
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
+        self.triage = ModelTriage(model, matcher_for(playbooks)) if model is not None else None
+        """Sorts a ticket no playbook matched confidently, when a model is configured (never before the
+        must-not-automate layer: a ticket it stops is never offered to the model)."""
         self.handover = handover or Handover(hub)
         self.reply_check = reply_check or ReplyCheck()
         """What a reply the model wrote may carry (links on allowed hosts only, no credentials)."""
@@ -412,19 +416,25 @@ class TicketService:
             # CPU work that grows with the ticket's length: off the event loop (sockets, heartbeats)
             found = await asyncio.to_thread(match, self.playbooks, ticket.subject, ticket.body,
                                             device.os if device else None)
-            if device is None and (found.playbook is None or needs_device(found.playbook)):
+            picked, explanation, triaged = found.playbook, found.explanation, None
+            if picked is None and found.triage_reason is None and self.triage is not None:
+                # no confident match, and nothing says "never automate": the configured model sorts it
+                picked, triaged = await self._model_triage(ticket, session, device.os if device else None)
+                explanation = f"{explanation}; {triaged}"
+            if device is None and (picked is None or needs_device(picked)):
                 await self._close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
                 return
-            chosen = {"playbook": found.playbook.id,
-                      "model": self.model.name[:100] if self.model else "playbook"} if found.playbook else None
+            chosen = {"playbook": picked.id,
+                      "model": self.model.name[:100] if self.model else "playbook"} if picked else None
             await self.events.emit_async(session.id, "matched",
-                                         {"playbook": found.playbook.id if found.playbook else None,
-                                          "score": found.score, "explanation": found.explanation},
+                                         {"playbook": picked.id if picked else None, "score": found.score,
+                                          "confidence": found.confidence, "explanation": explanation,
+                                          **({"model_triage": triaged} if triaged else {})},
                                          session_values=chosen)
-            if found.playbook is None:
-                await self._close(ticket, session, None, None, f"no playbook fits: {found.explanation}", route, [])
+            if picked is None:
+                await self._close(ticket, session, None, None, f"no playbook fits: {explanation}", route, [])
                 return
-            book = found.playbook
+            book = picked
         if needs_device(book):
             if device is None or route.agent_id is None:
                 await self._close(ticket, session, book, None, f"cannot route: {route.reason}", route, [])
@@ -510,6 +520,24 @@ class TicketService:
                                   output_tokens=completion_tokens,
                                   cost_usd=(prompt_tokens * per_prompt + completion_tokens * per_completion) / 1e6)
         await self._close(ticket, session, book, result, result.reason, route, asker.decisions)
+
+    async def _model_triage(self, ticket: Ticket, session: Session, os_name: str | None) -> tuple[Playbook | None, str]:
+        """The configured model's category for a ticket the matcher left without a playbook, recorded with its
+        tokens; a provider failure leaves it to a technician, as without a model."""
+        assert self.triage is not None
+        try:
+            verdict = await self.triage.classify(ticket.subject, ticket.body)
+        except MSPClawError as exc:
+            return None, f"the model could not sort it ({exc.message})"
+        book = verdict.playbook(self.playbooks, os_name)
+        await self.audit.record("model_triage", client_id=session.client_id, session_id=session.id,
+                                data={"ticket_id": ticket.id, "model": verdict.model[:100],
+                                      "category": verdict.category, "playbook": book.id if book else None,
+                                      "reason": verdict.reason, "input_tokens": verdict.usage.prompt_tokens,
+                                      "output_tokens": verdict.usage.completion_tokens})
+        if verdict.category is not None and book is None:
+            return None, f"{verdict.reason} (no playbook of that category for {os_name})"
+        return book, verdict.reason
 
     def _recipient(self, ticket: Ticket, device: Device | None) -> Recipient:
         """Where a secret or a confirmation for the requester may go: their own device, when online."""

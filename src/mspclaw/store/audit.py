@@ -9,7 +9,11 @@ Each event is stored twice: as a row of ``audit_events`` and as one line of
 * ``hash``: ``sha256(prev_hash + canonical JSON of every other field)`` in hex,
 
 so changing, removing or inserting any event breaks the chain from that point on, and
-:meth:`AuditLog.verify` names the first place where it breaks. Event data passes through
+:meth:`AuditLog.verify` names the first place where it breaks. Removing the *last* events leaves a
+shorter chain that is intact: given :class:`~mspclaw.store.audit_checkpoint.Checkpoints`, the log
+seals its head (a signed checkpoint) every ``seal_interval_s`` while events come in and on
+:meth:`AuditLog.close`, and :meth:`AuditLog.verify` fails when the chain does not reach the newest
+checkpoint with the hash it sealed. Event data passes through
 :func:`mspclaw.store.redact.redact` before it is hashed, so secrets are never written anywhere.
 
 Appends are group-committed: each :class:`AuditLog` has one writer thread, which takes every event
@@ -31,9 +35,11 @@ miss the others' lines and ``verify`` will say so.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import json.encoder
+import logging
 import os
 import re
 import threading
@@ -51,9 +57,12 @@ from sqlalchemy import Connection, Engine, Row, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import AuditIntegrityError, ConfigError, StoreError
+from mspclaw.store.audit_checkpoint import Checkpoint, Checkpoints
 from mspclaw.store.locking import locked_transaction
 from mspclaw.store.redact import redact, redact_plain
 from mspclaw.store.tables import AuditEvent
+
+_log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of the first event."""
@@ -118,6 +127,8 @@ class VerifyReport:
     files: int
     last_seq: int
     last_hash: str
+    sealed: Checkpoint | None = None
+    """The newest checkpoint, which the chain reaches (``None``: the log keeps no checkpoints)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -262,6 +273,8 @@ class AuditLog:
         audit_dir: Path,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        checkpoints: Checkpoints | None = None,
+        seal_interval_s: float = 5.0,
     ) -> None:
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise ConfigError(f"the audit log supports SQLite and PostgreSQL, not {engine.dialect.name}")
@@ -286,10 +299,43 @@ class AuditLog:
         self._writer_waiting = False
         self._sync_after_commit = engine.dialect.name == "sqlite"
         """fsync the day files after the commit (see :meth:`_write_batch`)."""
+        self.checkpoints = checkpoints
+        self._head_seq = 0
+        """The ``seq`` of the last event this instance committed; the sealer compares it with the last sealed."""
+        self._sealed_seq = 0
+        self._stop_sealer = threading.Event()
+        if checkpoints is not None:
+            weakref.finalize(self, self._stop_sealer.set)
+            threading.Thread(target=_seal_loop, args=(weakref.ref(self), self._stop_sealer, seal_interval_s),
+                             name="audit-sealer", daemon=True).start()
 
     @property
     def audit_dir(self) -> Path:
         return self._dir
+
+    # --- sealing ---------------------------------------------------------------------------------
+
+    def seal(self) -> Checkpoint | None:
+        """Write a signed checkpoint of the chain's head as the database holds it now (every
+        process's events), unless it is already sealed; ``None`` then, or without checkpoints."""
+        if self.checkpoints is None:
+            return None
+        try:
+            with self._engine.connect() as conn:
+                tail = self._tail(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the audit trail's head to seal it: {exc}") from exc
+        self._sealed_seq = max(self._sealed_seq, tail.seq)
+        return self.checkpoints.write(tail.seq, tail.hash) if tail.seq else None
+
+    def close(self) -> None:
+        """Stop the periodic sealing and seal the head a last time (at shutdown)."""
+        self._stop_sealer.set()
+        self.seal()
+
+    def _seal_if_moved(self) -> None:
+        if self._head_seq > self._sealed_seq:
+            self.seal()
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -489,6 +535,7 @@ class AuditLog:
                             self._sync_fd(item.file.fd, item.file.path, item.created)
                     raw.commit()
                 copies = self._copies(written) if self._sync_after_commit else []
+                self._head_seq = seq
                 self._keep_only(written[-1].file.path)  # the batch's last day: records come in ts order
             except BaseException as exc:
                 try:
@@ -638,7 +685,7 @@ class AuditLog:
 
     # --- verifying -------------------------------------------------------------------------------
 
-    def verify(self) -> VerifyReport:
+    def verify(self, *, checkpoint: str | None = None) -> VerifyReport:
         """Check every file line and every row; raise :class:`AuditIntegrityError` at the first fault.
 
         Files are read in day order and line order. Each line must be canonical JSON of a
@@ -647,7 +694,15 @@ class AuditLog:
         then matched against the row of the same ``seq``, whose own hash is recomputed too; rows
         left over are events missing from the files. The check covers the trail as it stood
         when it began: appends made meanwhile are left for the next run.
+
+        With checkpoints, the chain must also reach the newest one (of the file, or ``checkpoint``:
+        a checkpoint line kept elsewhere) and have its hash there: a trail cut at its end fails
+        with the checkpoint's ``seq`` and time, as does a trail with events but no checkpoint.
         """
+        sealed: tuple[Checkpoint, str] | None = None
+        if self.checkpoints is not None:
+            given = [self.checkpoints.parse(checkpoint, "the checkpoint given")] if checkpoint else []
+            sealed = self.checkpoints.newest(given)
         try:
             with self._mutex, self._locked() as conn:
                 last_seq = self._tail(conn).seq
@@ -658,11 +713,28 @@ class AuditLog:
                     select(_EVENTS).where(_EVENTS.c.seq <= last_seq).order_by(_EVENTS.c.seq)
                 )
                 try:
-                    return self._check(files, (_from_row(row) for row in rows))
+                    report = self._check(files, (_from_row(row) for row in rows), sealed[0] if sealed else None)
                 finally:
                     rows.close()  # a server-side cursor on PostgreSQL, left open when a check fails
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the audit trail: {exc}") from exc
+        if self.checkpoints is None:
+            return report
+        if sealed is None:
+            if report.last_seq:
+                raise AuditIntegrityError(
+                    f"no checkpoint seals this trail ({self.checkpoints.path} is missing or empty), so a cut at "
+                    f"its end (seq {report.last_seq}) would go unnoticed; if the trail predates checkpoints, "
+                    "start the server once to seal it, else the checkpoints were deleted",
+                    self.checkpoints.path.name)
+            return report
+        cp, where = sealed
+        if report.last_seq < cp.seq:
+            raise AuditIntegrityError(
+                f"the chain ends at seq {report.last_seq} but checkpoint says seq {cp.seq} was sealed at "
+                f"{cp.sealed_at.isoformat()}: events {report.last_seq + 1} to {cp.seq} were cut from both the "
+                "database and the files", where)
+        return dataclasses.replace(report, sealed=cp)
 
     def _snapshot_files(self) -> list[tuple[Path, int]]:
         if not self._dir.is_dir():
@@ -670,8 +742,10 @@ class AuditLog:
         found = [p for p in self._dir.iterdir() if _FILE_NAME.match(p.name) and p.is_file()]
         return [(p, p.stat().st_size) for p in sorted(found, key=lambda p: p.name)]
 
-    def _check(self, files: list[tuple[Path, int]], rows: Iterator[AuditRecord]) -> VerifyReport:
+    def _check(self, files: list[tuple[Path, int]], rows: Iterator[AuditRecord],
+               sealed: Checkpoint | None = None) -> VerifyReport:
         prev = _Tail(0, GENESIS_HASH, None)
+        sealed_seq = sealed.seq if sealed is not None else -1
         for path, size in files:
             day = date.fromisoformat(path.name.removesuffix(".jsonl"))
             for lineno, raw in enumerate(_lines(path, size), start=1):
@@ -693,11 +767,29 @@ class AuditLog:
                         f"seq {record.seq} is dated {record.ts.isoformat()}, not in this day's file", where
                     )
                 _match_row(record, next(rows, None), where)
+                if record.seq == sealed_seq and sealed is not None and record.hash != sealed.hash:
+                    raise AuditIntegrityError(
+                        f"seq {record.seq} is not the event sealed at {sealed.sealed_at.isoformat()}: the trail "
+                        "was cut and written again from there", where)
                 prev = _Tail(record.seq, record.hash, record.ts)
         leftover = next(rows, None)
         if leftover is not None:
             raise _missing_from_files(leftover.seq)
         return VerifyReport(events=prev.seq, files=len(files), last_seq=prev.seq, last_hash=prev.hash)
+
+
+def _seal_loop(ref: weakref.ref[AuditLog], stop: threading.Event, interval_s: float) -> None:
+    """The sealer thread: every ``interval_s``, seal the head if this log appended since the last seal.
+    Ends with :meth:`AuditLog.close` or when the log is garbage-collected."""
+    while not stop.wait(interval_s):
+        audit = ref()
+        if audit is None:
+            return
+        try:
+            audit._seal_if_moved()
+        except Exception as exc:  # a full disk must not end the sealing: the next round tries again
+            _log.warning("audit checkpoint not written: %s", exc)
+        del audit
 
 
 def _match_row(record: AuditRecord, row: AuditRecord | None, where: str) -> None:

@@ -4,9 +4,13 @@ A job lives in the ``jobs`` table from the moment it is enqueued until it is don
 cancelled; a process that dies loses no job, only the lease on the one it was running.
 
 * **Enqueue** is idempotent per ``dedupe_key`` (UNIQUE in the table): the same key again, from
-  another thread, process or replica, at the same moment or a week later, returns the job that
-  already has it. The insert is ``ON CONFLICT (dedupe_key) DO NOTHING``: one statement queues the
-  first delivery, and one that inserts nothing means "already queued" (that job is then read).
+  another thread, process or replica, returns the job that already has it while that job is
+  queued or running, and for ``dedupe_for`` (:data:`DEDUPE_KEEP`, a day) after it finished; then
+  the old job gives the key up (its ``dedupe_key`` becomes NULL) and a new job is queued. The
+  key outlives the PSA webhooks' replay window (``mspclaw.connectors.freshness``), so a replayed
+  delivery that is still fresh finds its job. The insert is ``ON CONFLICT (dedupe_key) DO
+  NOTHING``: one statement queues the first delivery, and one that inserts nothing means
+  "already queued" (that job is then read).
 * **Claim** takes the oldest due job: queued with ``run_after`` reached, or running with its
   lease expired (its worker died). On PostgreSQL the candidate row is read with
   ``FOR UPDATE SKIP LOCKED``, so concurrent claimers each lock a different row and never wait
@@ -32,7 +36,7 @@ import random
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast, get_args
+from typing import Any, Final, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import (
@@ -60,6 +64,10 @@ from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, new_id, utcno
 
 JobStatus = Literal["queued", "running", "done", "dead", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+
+DEDUPE_KEEP: Final = timedelta(days=1)
+"""How long a finished job keeps its dedupe key: later deliveries of the key make a new job."""
+_FINISHED: Final = ("done", "dead", "cancelled")
 
 _JOBS = cast("Table", JobRow.__table__)
 _ACCOUNTS = cast("Table", PSAAccountRow.__table__)
@@ -91,6 +99,11 @@ _DEAD = update(_JOBS).where(_JOBS.c.id == bindparam("p_id")).values(
 _TAKE = update(_JOBS).where(_JOBS.c.id == bindparam("p_id")).values(
     status="running", worker=bindparam("p_worker"), lease_until=bindparam("p_lease_until"),
     attempts=bindparam("p_attempts"), updated_at=bindparam("p_now"), last_error=bindparam("p_last_error"))
+# A finished job (not queued, not running) gives its dedupe key up once it finished before ``p_before``.
+_RELEASE_KEY = update(_JOBS).where(
+    _JOBS.c.id == bindparam("p_id"), _JOBS.c.dedupe_key == bindparam("p_key"), _JOBS.c.status != "queued",
+    _JOBS.c.status != "running", _JOBS.c.finished_at <= bindparam("p_before"),
+).values(dedupe_key=None, updated_at=bindparam("p_now"))
 _HELD = and_(_JOBS.c.id == bindparam("p_id"), _JOBS.c.worker == bindparam("p_worker"), _JOBS.c.status == "running")
 _HEARTBEAT = update(_JOBS).where(_HELD).values(lease_until=bindparam("p_lease_until"), updated_at=bindparam("p_now"))
 _COMPLETE = update(_JOBS).where(_HELD).values(status="done", lease_until=None, finished_at=bindparam("p_now"),
@@ -183,6 +196,7 @@ class JobQueue:
         self._insert_new_key = fast.prepare(dialect.insert(_JOBS).on_conflict_do_nothing(
             index_elements=[_JOBS.c.dedupe_key]).returning(_JOBS.c.id))
         self._insert_job, self._by_key = fast.prepare(_INSERT_JOB), fast.prepare(_BY_DEDUPE_KEY)
+        self._release_key = fast.prepare(_RELEASE_KEY)
         self._claim_any, self._take, self._dead = fast.prepare(_CLAIM_ANY), fast.prepare(_TAKE), fast.prepare(_DEAD)
         self._heartbeat, self._complete = fast.prepare(_HEARTBEAT), fast.prepare(_COMPLETE)
 
@@ -208,11 +222,13 @@ class JobQueue:
         client_id: str | None = None,
         max_attempts: int = 5,
         run_after: datetime | None = None,
+        dedupe_for: timedelta = DEDUPE_KEEP,
     ) -> tuple[Job, bool]:
         """Queue a job; return it and whether it was created.
 
-        With a ``dedupe_key`` that some job already has (whatever its status), nothing is
-        queued and that job is returned with ``False``.
+        With a ``dedupe_key`` that some job already has, nothing is queued and that job is
+        returned with ``False``, unless that job finished more than ``dedupe_for`` ago: then it
+        gives the key up and the new job is queued.
         """
         if not kind:
             raise ValueError("a job needs a kind")
@@ -238,10 +254,22 @@ class JobQueue:
             inserted = bool(self._fast.read(self._insert_new_key, values, immediate=True))
             if not inserted:
                 existing = self._by_dedupe_key(dedupe_key)
-                if existing is None:
-                    raise StoreError(f"job with dedupe key {dedupe_key!r} was neither inserted nor found")
-                return existing, False
+                if existing is not None and not self._expired(existing, now, dedupe_for):
+                    return existing, False
+                if existing is not None:
+                    self._fast.run(self._release_key, {"p_id": existing.id, "p_key": dedupe_key, "p_now": now,
+                                                       "p_before": now - dedupe_for}, immediate=True)
+                # The key was free, or given up just now (or by a concurrent enqueue): one more try.
+                if not self._fast.read(self._insert_new_key, values, immediate=True):
+                    existing = self._by_dedupe_key(dedupe_key)
+                    if existing is None:
+                        raise StoreError(f"job with dedupe key {dedupe_key!r} was neither inserted nor found")
+                    return existing, False
         return _job(values), True
+
+    @staticmethod
+    def _expired(job: Job, now: datetime, dedupe_for: timedelta) -> bool:
+        return job.status in _FINISHED and job.finished_at is not None and now - job.finished_at >= dedupe_for
 
     def _by_dedupe_key(self, dedupe_key: str) -> Job | None:
         with _store_errors("read the job queue"):

@@ -94,7 +94,7 @@ _SEPARATORS = re.compile(r"[\s\-.]+")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*")
 _AUTH_HEADER = re.compile(r"(?im)\b((?:proxy-)?authorization\s*[:=]\s*)(?:([A-Za-z][\w-]*)\s+)?(?!\[redacted\])"
                           r"[^\s,;'\"]+")
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?!\[redacted\]@)[^/\s@]+(@)")
+_URL_PASSWORD = re.compile(r"((?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^/\s:@]*:)(?!\[redacted\]@)[^/\s@]+(@)")
 
 _SEP = r"[ _.\-]?"
 _LONG_LABELS = (  # no boundary before them: ``db_password``, ``newPassword``, ``client_secret``, ``x-access-token``
@@ -108,22 +108,22 @@ _LONG_LABELS = (  # no boundary before them: ``db_password``, ``newPassword``, `
 _SHORT_LABELS = r"pw|pwd|pass|mdp|pin|otp|sig"  # whole words only: not ``bypass``, ``spin``, ``design``
 _VALUE = (  # one value: quoted (spaces and all, up to 256 characters), or a run of value characters
     r"(?:\"[^\"\n]{1,256}\"|'[^'\n]{1,256}'|“[^”\n]{1,256}”|(?:[^\s\"'&;,<>]"
-    r"|[&;,](?![A-Za-z_][\w.\-]{0,40}=|\s|$))+)"
+    r"|[&;,](?![A-Za-z_][\w.\-]{0,40}=|\s|$)){1,512})"
 )
-_SECRET_PAIR = re.compile(
-    r"(?i)((?:(?:" + _LONG_LABELS + r")|(?<![a-z0-9])(?:" + _SHORT_LABELS + r"))[\"']?\s{0,5}(?:[:=]|=>)\s{0,5})"
-    r"(?!\[redacted\])(" + _VALUE + ")"
-)
-_PROSE = re.compile(
-    r"(?i)((?:(?:" + _LONG_LABELS + r")|(?<![a-z0-9])pin)"
-    r"(?:\s{1,3}(?:for|für|pour|para|voor|of|von|de)\s{1,3}[^\s:=]{1,40}(?:\s{1,3}[^\s:=]{1,40}){0,2}?)?"
+_LABELLED = re.compile(  # run on the lower-cased text: no (?i), which makes every position cost twice
+    r"(?P<label>(?:" + _LONG_LABELS + r")|(?<![a-z0-9])(?:" + _SHORT_LABELS + r"))"
+    r"(?:(?P<pair>[\"']?\s{0,5}(?:[:=]|=>)\s{0,5})"
+    r"|(?P<prose>(?:\s{1,3}(?:for|für|pour|para|voor|of|von|de)\s{1,3}[^\s:=]{1,40}(?:\s{1,3}[^\s:=]{1,40}){0,2}?)?"
     r"\s{1,3}(?:is|ist|est|es|era|was|war|are|sind|lautet|is\s{1,3}now|ist\s{1,3}jetzt|is\s{1,3}still"
-    r"|(?:was\s{1,3})?(?:set|changed|reset)\s{1,3}to|geändert\s{1,3}auf)\s{0,3}:?\s{1,3})"
-    r"(?!\[redacted\])(" + _VALUE + ")"
+    r"|(?:was\s{1,3})?(?:set|changed|reset)\s{1,3}to|geändert\s{1,3}auf)\s{0,3}:?\s{1,3}))"
+    r"(?!\[redacted\])(?P<value>" + _VALUE + ")"
 )
+"""``<label>: <value>``, ``<label>=<value>``, ``<label> is <value>``: one scan for the pairs and the prose."""
+_LABELLED_ANY_CASE = re.compile(_LABELLED.pattern, re.IGNORECASE)
+"""For the rare text whose lower-case form has another length (``İ``): positions would not match."""
 _PIN_DIGITS = re.compile(r"(?i)((?<![a-z0-9])pin(?:[ _-]?(?:code|number|nummer|-nr\.?))?[\"']?\s{1,3})(\d{4,12})(?!\d)")
 
-_ORDINARY = frozenset("""
+_ORDINARY_WORDS = """
 a an the my your his her our their this that it its is was are be been being not no none nicht kein keine pas
 expired abgelaufen expiré expirado verlopen wrong incorrect invalid falsch faux incorrecte incorrecto fout locked
 gesperrt bloqué bloqueado geblokkeerd reset zurückgesetzt required missing empty blank unknown forgotten vergessen
@@ -132,7 +132,8 @@ working correct right still also too and or for to in on at with of by from n/a 
 unset hidden secret sensitive below above attached here there correctly anymore again now being needed new old
 doesn't don't can't cannot won't isn't wasn't didn't does do did will would should could might must has have had
 rejected blocked disabled enabled accepted case-sensitive
-""".split())
+"""
+_ORDINARY = frozenset(_ORDINARY_WORDS.split())
 """Words that follow ``password is`` / ``password:`` in ordinary tickets: never taken as the secret."""
 
 # --- by shape --------------------------------------------------------------------------------------
@@ -141,29 +142,32 @@ _PEM_END = re.compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY( BLOCK)?-----")
 _PEM_BODY_TAIL = re.compile(r"[A-Za-z0-9+/=\s\\:,-]*")
 """With no END line: the base64 lines (and ``\\n`` escapes, header fields) after BEGIN go."""
 
-_TOKEN_SHAPES = re.compile(
-    r"(?<![A-Z0-9])(?P<aws_id>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})(?![A-Z0-9])"
-    r"|(?<![A-Za-z0-9_])(?P<github>gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244})(?![A-Za-z0-9_])"
-    r"|(?<![A-Za-z0-9-])(?P<slack>xox[abposr]-[A-Za-z0-9-]{10,250})"
+_TOKEN_SHAPES = re.compile(  # each branch starts with its literal prefix, which re finds fast
+    r"(?P<aws_id>(?:AKIA|ASIA|ABIA|ACCA)(?<![A-Z0-9].{4})[A-Z0-9]{16})(?![A-Z0-9])"
+    r"|(?P<github>gh[pousr]_(?<![A-Za-z0-9_].{4})[A-Za-z0-9]{36,251}"
+    r"|github_pat_(?<![A-Za-z0-9_].{11})[A-Za-z0-9_]{22,244})(?![A-Za-z0-9_])"
+    r"|(?P<slack>xox[abposr]-(?<![A-Za-z0-9-].{5})[A-Za-z0-9-]{10,250})"
     r"|(?P<slack_hook>hooks\.slack\.com/services/)[A-Za-z0-9/_-]{10,200}"
-    r"|(?<![A-Za-z0-9_-])(?P<jwt>eyJ[A-Za-z0-9_-]{5,8192}\.eyJ[A-Za-z0-9_-]{5,16384}\.[A-Za-z0-9_-]{0,8192})"
-    r"|(?<![A-Za-z0-9_-])(?P<sk>sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,300})"
-    r"|(?<![A-Za-z0-9_])(?P<stripe>[rs]k_(?:live|test)_[A-Za-z0-9]{16,247})(?![A-Za-z0-9_])"
-    r"|(?<![A-Za-z0-9_-])(?P<google>AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])"
-    r"|(?<![A-Za-z0-9_-])(?P<mck>mck_[0-9a-f]{12}_)[A-Za-z0-9_-]{16,200}"
-    r"|(?<![A-Za-z0-9_-])(?P<ours>(?:msp|enr|whsec|test|demo)_[A-Za-z0-9_-]{16,200})(?![A-Za-z0-9_-])"
+    r"|(?P<jwt>eyJ(?<![A-Za-z0-9_-].{3})[A-Za-z0-9_-]{5,8192}\.eyJ[A-Za-z0-9_-]{5,16384}\.[A-Za-z0-9_-]{0,8192})"
+    r"|(?P<sk>sk-(?<![A-Za-z0-9_-].{3})(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,300})"
+    r"|(?P<stripe>[rs]k_(?:live|test)_(?<![A-Za-z0-9_].{8})[A-Za-z0-9]{16,247})(?![A-Za-z0-9_])"
+    r"|(?P<google>AIza(?<![A-Za-z0-9_-].{4})[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])"
+    r"|(?P<mck>mck_(?<![A-Za-z0-9_-].{4})[0-9a-f]{12}_)[A-Za-z0-9_-]{16,200}"
+    r"|(?P<ours>(?:msp|enr|whsec|test|demo)_(?<![A-Za-z0-9_-]msp_)(?<![A-Za-z0-9_-]enr_)(?<![A-Za-z0-9_-]whsec_)"
+    r"(?<![A-Za-z0-9_-]test_)(?<![A-Za-z0-9_-]demo_)[A-Za-z0-9_-]{16,200})(?![A-Za-z0-9_-])"
     r"|(?P<link>/auth/link/)[A-Za-z0-9_.~-]{16,512}"
-    r"|(?<![A-Za-z0-9/+=_-])(?P<b64>[A-Za-z0-9/+]{40}|[A-Za-z0-9/+]{86}==)(?![A-Za-z0-9/+=_-])"
 )
+_KEY_SHAPE = re.compile(r"(?<![A-Za-z0-9/+=_-])(?:[A-Za-z0-9/+]{40}|[A-Za-z0-9/+]{86}==)(?![A-Za-z0-9/+=_-])")
+"""AWS secret access keys (40 characters) and Azure storage keys (88, ending ``==``), by shape."""
 _KEEP_PREFIX = frozenset({"slack_hook", "mck", "link"})
 """Shapes whose first group is a prefix worth keeping (``mck_<id>_`` names the key, not its secret)."""
 
 _MAY_HOLD_SECRET = re.compile(
-    r"(?i)bearer|authori[sz]ation|://|pass|pw|pwd|secret|token|key|code|pin|otp|sig|mdp|senha|kennwort|wachtwoord"
-    r"|contrase|has[lł]o|lozinka|salasana|private|AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|xox|eyJ|sk-|[rs]k_"
-    r"|AIza|mck_|msp_|enr_|whsec_|test_|demo_|/auth/link/|[A-Za-z0-9/+]{40}"
+    r"bearer|authori[sz]ation|://|pass|pw|pwd|secret|token|key|code|pin|otp|sig|mdp|senha|kennwort|wachtwoord"
+    r"|contrase|has[lł]o|lozinka|salasana|private|akia|asia|abia|acca|gh[pousr]_|github_pat_|xox|eyj|sk-|[rs]k_"
+    r"|aiza|mck_|msp_|enr_|whsec_|test_|demo_|/auth/link/|[a-z0-9/+]{40}"
 )
-"""Text without any of these holds nothing the patterns above would scrub (one scan for the usual text)."""
+"""Run on the lower-cased text: text with none of these holds nothing the patterns above would scrub."""
 
 
 def normalise_key(key: object) -> str:
@@ -195,17 +199,49 @@ def _is_secret(key: object) -> bool:
 
 def redact_text(text: str) -> str:
     """``text`` with every secret the rules of the module docstring find replaced by :data:`REDACTED`."""
-    if not _MAY_HOLD_SECRET.search(text):
+    if not _MAY_HOLD_SECRET.search(text.lower()):
         return text
     if "PRIVATE KEY" in text:
         text = _redact_pem(text)
     text = _TOKEN_SHAPES.sub(_shape_repl, text)
+    text = _KEY_SHAPE.sub(_key_shape_repl, text)
     text = _AUTH_HEADER.sub(_auth_header_repl, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", text)
     text = _PIN_DIGITS.sub(_keep_label, text)
-    text = _PROSE.sub(_prose_repl, text)
-    return _SECRET_PAIR.sub(_pair_repl, text)
+    return _redact_labelled(text)
+
+
+def _redact_labelled(text: str) -> str:
+    """The values of :data:`_LABELLED` matches, found in the lower-cased text, cut from ``text`` itself."""
+    low = text.lower()
+    matches = _LABELLED.finditer(low) if len(low) == len(text) else _LABELLED_ANY_CASE.finditer(text)
+    out: list[str] = []
+    pos = 0
+    for match in matches:
+        start, end = match.span("value")
+        if _takes(match, text[start:end]):
+            out.append(text[pos:start])
+            out.append(REDACTED)
+            pos = end
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _takes(match: re.Match[str], value: str) -> bool:
+    """Whether the value after a label is a secret (see :data:`_ORDINARY` and the prose rule)."""
+    if value[0] in "\"'“":
+        return True
+    if _value_word(value) in _ORDINARY:
+        return False
+    if match.group("pair") is not None:
+        return True
+    if match.group("label") in ("pw", "pwd", "pass", "mdp", "otp", "sig"):
+        return False  # "pass is ..." is English, not a credential
+    word = value.rstrip(".,!?)")
+    return len(word) >= 4 and not (word.isalpha() and word.islower())
 
 
 def _redact_pem(text: str) -> str:
@@ -232,11 +268,13 @@ def _shape_repl(match: re.Match[str]) -> str:
     if kind in _KEEP_PREFIX:
         return f"{match.group(kind)}{REDACTED}"
     token = match.group(0)
-    if kind == "b64" and not _looks_random(token, slashes=2):
-        return token
     if kind == "ours" and not _looks_random(token.partition("_")[2], slashes=0):
         return token
     return REDACTED
+
+
+def _key_shape_repl(match: re.Match[str]) -> str:
+    return REDACTED if _looks_random(match.group(0), slashes=2) else match.group(0)
 
 
 def _looks_random(token: str, *, slashes: int) -> bool:
@@ -257,23 +295,7 @@ def _keep_label(match: re.Match[str]) -> str:
 
 
 def _value_word(value: str) -> str:
-    return value.strip("\"'“”").rstrip(".!?)").lower()
-
-
-def _pair_repl(match: re.Match[str]) -> str:
-    value = match.group(2)
-    if value[0] not in "\"'“" and _value_word(value) in _ORDINARY:
-        return match.group(0)
-    return f"{match.group(1)}{REDACTED}"
-
-
-def _prose_repl(match: re.Match[str]) -> str:
-    value = match.group(2)
-    quoted = value[0] in "\"'“"
-    word = value.rstrip(".,!?)")
-    if not quoted and (_value_word(value) in _ORDINARY or word.isalpha() and word.islower() or len(word) < 4):
-        return match.group(0)
-    return f"{match.group(1)}{REDACTED}"
+    return value.strip("\"'“”").rstrip(".,!?)").lower()
 
 
 def redact(data: Any) -> Any:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.fastsql import FastSQL
+from mspclaw.store.redact import redact_json, redact_optional, redact_text
 from mspclaw.store.tables import ApprovalRow, DeviceFact, ModelTurn, QuestionRow, ToolCallRow, new_id, utcnow
 
 _CALLS = cast("Table", ToolCallRow.__table__)
@@ -47,7 +48,7 @@ class RunStore:
                  completion_tokens: int) -> None:
         try:
             with self._sessions.begin() as db:
-                db.add(ModelTurn(session_id=session_id, seq=seq, model=model, response=response,
+                db.add(ModelTurn(session_id=session_id, seq=seq, model=model, response=redact_json(response),
                                  prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
         except IntegrityError as exc:  # another process is running this session too
             raise Conflict(f"turn {seq} of session {session_id} is already stored") from exc
@@ -75,6 +76,7 @@ class RunStore:
     def add_question(self, *, session_id: str, client_id: str, call_id: str | None, text: str,
                      choices: list[str] | None, channel: str, deadline: datetime, status: str = "pending",
                      answer: str | None = None, answered_by: str | None = None) -> QuestionRow:
+        text, answer = redact_text(text), redact_optional(answer)
         row = QuestionRow(id=new_id("q"), session_id=session_id, client_id=client_id, call_id=call_id, text=text,
                           choices=choices, channel=channel, deadline=deadline, status=status, answer=answer,
                           answered_by=answered_by, answered_at=utcnow() if answer is not None else None)
@@ -114,6 +116,7 @@ class RunStore:
 
     def settle_question(self, question_id: str, *, status: str, answer: str | None, answered_by: str) -> QuestionRow:
         """Answer or expire a pending question once; a second settlement is a :class:`Conflict`."""
+        answer = redact_optional(answer)
         with self._sessions.begin() as db:
             result = cast("CursorResult[Any]", db.execute(
                 update(QuestionRow).where(QuestionRow.id == question_id, QuestionRow.status == "pending")

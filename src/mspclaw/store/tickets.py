@@ -36,6 +36,7 @@ from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.fastsql import FastSQL
+from mspclaw.store.redact import redact_json, redact_optional, redact_text
 from mspclaw.store.tables import (
     ApprovalRow,
     Session,
@@ -142,6 +143,7 @@ class TicketStore:
         ``started``: the session's first event, ``started`` with the ticket's id and subject, is
         stored in the same transaction; being the first, its ``seq`` is 1."""
         now = utcnow()
+        subject, body = redact_text(subject), redact_text(body)  # users paste passwords into tickets
         ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
                   "requester": requester, "device_id": device_id, "psa": psa, "external_id": external_id,
                   "status": "in_progress", "created_at": now, "updated_at": now}
@@ -196,6 +198,7 @@ class TicketStore:
         return found
 
     def update_session(self, session_id: str, **values: Any) -> None:
+        values = {key: redact_text(value) if isinstance(value, str) else value for key, value in values.items()}
         stmt = self._fast.prepare(_update_session(tuple(sorted(values))))
         self._fast.run(stmt, {"p_id": session_id, **_bound(values), "p_updated_at": utcnow()})
 
@@ -208,6 +211,8 @@ class TicketStore:
         and, given ``(name, data)``, the session event that announces it (its ``seq`` is returned)."""
         now = utcnow()
         seq: int | None = None
+        note, reply, reason = redact_text(note), redact_text(reply), redact_text(reason)
+        event = (event[0], redact_json(event[1])) if event is not None else None
         closing = self._fast.prepare(_update_session(("note", "outcome", "reason", "reply", "status")))
         with self._fast.transaction() as tx:
             tx.execute(closing, {"p_id": session_id, "p_note": note, "p_outcome": outcome, "p_reason": reason,
@@ -226,8 +231,8 @@ class TicketStore:
     # -- steps and events -----------------------------------------------------------------------
     def add_step(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
                  ok: bool | None, observation: dict[str, Any]) -> Step:
-        values = {"session_id": session_id, "title": title, "tool": tool, "args": args, "ok": ok,
-                  "observation": observation, "created_at": utcnow()}
+        values = {"session_id": session_id, "title": redact_text(title), "tool": tool, "args": redact_json(args),
+                  "ok": ok, "observation": redact_json(observation), "created_at": utcnow()}
         step_id, index = self._fast.one(self._add_step, _bound(values))
         return Step(id=step_id, index=index, **values)
 
@@ -236,9 +241,9 @@ class TicketStore:
                            data: dict[str, Any]) -> tuple[Step, SessionEvent]:
         """:meth:`add_step` and :meth:`add_event` in one transaction (a step is announced as it is stored)."""
         now = utcnow()
-        step = {"session_id": session_id, "title": title, "tool": tool, "args": args, "ok": ok,
-                "observation": observation, "created_at": now}
-        announced = {"session_id": session_id, "event": event, "data": data, "created_at": now}
+        step = {"session_id": session_id, "title": redact_text(title), "tool": tool, "args": redact_json(args),
+                "ok": ok, "observation": redact_json(observation), "created_at": now}
+        announced = {"session_id": session_id, "event": event, "data": redact_json(data), "created_at": now}
         with self._fast.transaction() as tx:
             step_id, index = tx.one(self._add_step, _bound(step))
             event_id, seq = tx.one(self._add_event, _bound(announced))
@@ -251,7 +256,9 @@ class TicketStore:
     def add_event(self, session_id: str, event: str, data: dict[str, Any], *,
                   session_values: dict[str, Any] | None = None) -> SessionEvent:
         """Append an event; ``session_values`` are session columns updated in the same transaction."""
-        values = {"session_id": session_id, "event": event, "data": data, "created_at": utcnow()}
+        values = {"session_id": session_id, "event": event, "data": redact_json(data), "created_at": utcnow()}
+        if session_values:
+            session_values = {k: redact_text(v) if isinstance(v, str) else v for k, v in session_values.items()}
         if not session_values:
             event_id, seq = self._fast.one(self._add_event, _bound(values))
             return SessionEvent(id=event_id, seq=seq, **values)
@@ -272,13 +279,15 @@ class TicketStore:
                     args: dict[str, Any], approval_id: str | None) -> None:
         self._fast.run(self._record_call, _bound({
             "call_id": call_id, "session_id": session_id, "client_id": client_id, "agent_id": agent_id,
-            "tool": tool, "args": args, "approval_id": approval_id, "status": "pending", "created_at": utcnow()}))
+            "tool": tool, "args": redact_json(args), "approval_id": approval_id, "status": "pending",
+            "created_at": utcnow()}))
 
     def finish_call(self, call_id: str, *, ok: bool, output: dict[str, Any] | None, error_code: str | None,
                     error_message: str | None, duration_ms: int | None) -> None:
         self._fast.run(self._finish_call, {"p_id": call_id, **_bound({
-            "status": "ok" if ok else "error", "output": output, "error_code": error_code,
-            "error_message": error_message, "duration_ms": duration_ms, "finished_at": utcnow()})})
+            "status": "ok" if ok else "error", "output": redact_json(output) if output is not None else None,
+            "error_code": error_code, "error_message": redact_optional(error_message), "duration_ms": duration_ms,
+            "finished_at": utcnow()})})
 
     def calls(self, session_id: str) -> list[ToolCallRow]:
         with self._sessions() as db:
