@@ -2,17 +2,19 @@
 
     .venv/bin/python bench/fleet.py                 # 10,000 agents, 2 rounds in ABBA order (about 2 minutes)
     .venv/bin/python bench/fleet.py --quick         # 500 agents, a smoke run
-    .venv/bin/python bench/fleet.py --layers        # also uvicorn alone, and the hub without uvicorn
+    .venv/bin/python bench/fleet.py --layers        # also uvicorn alone, and the hub on websockets' server
 
 Diagnosis: ``--trace 1`` (tracemalloc in the server: what each connection keeps), ``--loop asyncio``,
-``--ws IMPL`` (another uvicorn WebSocket implementation), ``FLEET_PROFILE=/tmp/prof`` (cProfile of
-each server during the concurrent calls), ``FLEET_PYSPY=/path/to/py-spy`` (sampled stacks instead;
-``FLEET_PYSPY_PHASE=seq`` samples the sequential calls).
+``--ws IMPL`` (another uvicorn WebSocket implementation for the ``--layers`` uvicorn echo),
+``FLEET_PROFILE=/tmp/prof`` (cProfile of each server during the concurrent calls),
+``FLEET_PYSPY=/path/to/py-spy`` (sampled stacks instead; ``FLEET_PYSPY_PHASE=seq`` samples the
+sequential calls).
 
 Three kinds of process, all started from here:
 
 * the **server** (``fleet.py _serve mspclaw``): ``wiring.build(Settings(...))`` served by
-  ``mspclaw.api.server.serve`` (the real app under the real uvicorn config), plus a control socket
+  ``mspclaw.api.server.serve`` (the app under uvicorn, and the agents on the product's agent listener,
+  :mod:`mspclaw.api.agent_listener`, whose port the agents connect to), plus a control socket
   that only this bench opens. On command it calls ``hub.for_client(c).call_tool(agent, "system_info")``
   through the dispatcher, sequentially (round trip p50/p99) and from C concurrent callers (calls/s),
   and reports its own RSS after ``gc.collect()``.
@@ -20,9 +22,9 @@ Three kinds of process, all started from here:
   process (same loop, open-files limit, ``gc.freeze()``, compression off). On command it sends a
   JSON message the size of a signed ``tool_call`` to one connection and awaits the echo: the same
   round trip, timed at the same place.
-* with ``--layers``, two more in the middle: a raw ASGI echo under the product's uvicorn settings
-  (``asgi-echo``: what uvicorn alone adds), and the same services and hub served by the
-  ``websockets`` server instead of uvicorn and Starlette (``hub-ws``: what the hub alone adds).
+* with ``--layers``, two more in the middle: a raw ASGI echo under uvicorn (``asgi-echo``: what an
+  ASGI server would add), and the same services and hub served by the ``websockets`` asyncio server
+  instead of the agent listener (``hub-ws``: the listener against websockets' own I/O layer).
 * the **load generator**, this process: opens N WebSockets (``websockets.asyncio.client``,
   compression off) with the agents' credentials, says ``hello`` through the sans-I/O
   :class:`~mspclaw.protocol.connection.AgentConnection`, and answers each ``tool_call`` with a
@@ -316,17 +318,8 @@ async def serve_mspclaw(args: argparse.Namespace) -> None:
     try:
         if args.kind == "hub-ws":
             await serve_hub_on_websockets(services, args.port)
-        elif args.ws:
-            import uvicorn
-
-            api_server.raise_open_files_limit()
-            config = api_server.uvicorn_config(services, host=HOST, port=args.port, log_level="warning")
-            config.ws = args.ws
-            server = uvicorn.Server(config)
-            gc.freeze()
-            await server.serve()
-        else:
-            await api_server.serve(services, host=HOST, port=args.port, log_level="warning")
+        else:  # the agents connect to the agent listener; the app gets a port of its own
+            await api_server.serve(services, host=HOST, port=free_port(), agent_port=args.port, log_level="warning")
     finally:
         services.close()
 
@@ -420,7 +413,7 @@ async def serve_asgi_echo(args: argparse.Namespace) -> None:
     """A raw ASGI app under the product's uvicorn settings: what uvicorn alone costs."""
     import uvicorn
 
-    from mspclaw.api.server import WS_HARD_LIMIT
+    from mspclaw.api.agent_listener import WS_HARD_LIMIT
 
     raise_nofile()
     conns: dict[int, tuple[Callable[[dict[str, Any]], Awaitable[None]], list[asyncio.Future[Any] | None]]] = {}
@@ -745,7 +738,7 @@ async def start_server(kind: str, opts: argparse.Namespace, work: Path, msg_size
            "--msg-size", str(msg_size)]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir), "--api-key", api_key]
-    if opts.ws:
+    if opts.ws and kind == "asgi-echo":
         cmd += ["--ws", opts.ws]
     cmd += ["--loop", opts.loop] + (["--cpu", "0"] if opts.pin else [])
     if opts.trace and kind == "mspclaw":
@@ -1032,7 +1025,7 @@ def main() -> None:
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                    help="event loop of every process (default uvloop, as the product's uvicorn config)")
     p.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and the load generator to CPU 1")
-    p.add_argument("--ws", default="", help="override uvicorn's WebSocket implementation (diagnosis)")
+    p.add_argument("--ws", default="", help="uvicorn's WebSocket implementation for the --layers echo (diagnosis)")
     p.add_argument("--trace", type=int, default=0, help="tracemalloc frames in the MSPclaw server (diagnosis)")
     p.add_argument("--trace-top", type=int, default=25, help="allocation sites to print with --trace")
     opts = p.parse_args()

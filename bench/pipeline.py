@@ -191,7 +191,7 @@ class SimAgent:
         r.raise_for_status()
         enrolled = r.json()
         self.agent_id, key = enrolled["agent_id"], bytes.fromhex(enrolled["server_key"])
-        ws = await connect(base_url.replace("http://", "ws://") + "/ws/agent", compression=None, ping_interval=None,
+        ws = await connect(enrolled["agent_url"], compression=None, ping_interval=None,
                            additional_headers={"Authorization": f"Bearer {self.agent_id}.{enrolled['credential']}"})
         conn = AgentConnection(now=time.time())
         conn.start(Hello(protocol=PROTOCOL_VERSION, agent_id=self.agent_id, client_id=enrolled["client_id"],
@@ -331,7 +331,8 @@ def prepare_database(url: str, data_dir: Path, api_key: str, psa_url: str, psa_t
 @contextlib.asynccontextmanager
 async def mspclaw_server(url: str, data_dir: Path, api_key: str, port: int, workers: int,
                          log: Path, cprofile: Path | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "MSPCLAW_API_KEY": api_key, "MSPCLAW_WORKERS": str(workers), "MSPCLAW_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "MSPCLAW_API_KEY": api_key, "MSPCLAW_WORKERS": str(workers), "MSPCLAW_LOG_LEVEL": "WARNING",
+           "MSPCLAW_AGENT_PORT": str(free_port())}
     python = [sys.executable] + (["-m", "cProfile", "-o", str(cprofile)] if cprofile else [])
     with log.open("wb") as out:
         proc = subprocess.Popen([*python, "-m", "mspclaw", "server", "--host", HOST, "--port", str(port),

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import uvicorn
 
-from mspclaw.api.server import uvicorn_config
+from mspclaw.api.server import start_agent_listener, uvicorn_config
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.engine.models.base import Model
 from mspclaw.playbooks.schema import Playbook
@@ -59,6 +59,8 @@ class Live:
     services: Services
     http: httpx.AsyncClient
     tmp: Path
+    agent_url: str = ""
+    """The agent channel, ``ws://127.0.0.1:PORT/ws/agent`` (its own listener)."""
     agents: list[asyncio.subprocess.Process] = field(default_factory=list)
 
     @property
@@ -118,18 +120,21 @@ class Live:
 async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None = None, model: Model | None = None,
                       playbooks: list[Playbook] | None = None, **overrides: Any) -> AsyncIterator[Live]:
     port = int(overrides.pop("port", 0)) or free_port()
+    agent_port = int(overrides.pop("agent_port", 0))  # 0: a free one; a restarted server passes the old one
     key = "test_" + secrets.token_urlsafe(16)
     settings = Settings(data_dir=tmp / "data", api_key=key, port=port, server_url=f"http://127.0.0.1:{port}",
                         **overrides)
     services = build(settings, connectors=connectors, model=model, playbooks=playbooks)
-    server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning"))
+    listener = await start_agent_listener(services, host="127.0.0.1", port=agent_port)
+    server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning",
+                                           agent_port=listener.port))
     task = asyncio.create_task(server.serve())
     while not server.started:
         assert not task.done(), "server failed to start"
         await asyncio.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-        live = Live(url, key, services, http, tmp)
+        live = Live(url, key, services, http, tmp, f"ws://127.0.0.1:{listener.port}/ws/agent")
         try:
             yield live
         finally:
@@ -140,6 +145,7 @@ async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None =
                         await asyncio.wait_for(proc.wait(), 10)
             server.should_exit = True
             await asyncio.wait_for(task, 15)
+            await listener.close()
             services.close()
 
 

@@ -7,9 +7,7 @@ restarted process continues any session; the scenario is named in the ticket bod
 
 from __future__ import annotations
 
-import uvicorn
-
-from mspclaw.api.server import uvicorn_config
+from mspclaw.api.server import run
 from mspclaw.engine.messages import Message, ModelRequest, ModelResponse, ToolDef, ToolReturn, UserPrompt
 from mspclaw.engine.models.function import FunctionModel, call
 from mspclaw.settings import Settings
@@ -33,7 +31,7 @@ def script(messages: list[Message], tools: list[ToolDef]) -> ModelResponse:
 def main() -> None:
     settings = Settings()
     services = build(settings, model=FunctionModel(script, name="function:resume"))
-    uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=settings.port, log_level="warning")).run()
+    run(services, host="127.0.0.1", port=settings.port, log_level="warning")  # agents on MSPCLAW_AGENT_PORT
 
 
 if __name__ == "__main__":

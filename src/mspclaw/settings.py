@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8700
     server_url: str = Field("http://127.0.0.1:8700", description="Where CLI commands find the server.")
+    agent_port: int = Field(8701, ge=0, le=65535, description="Port of the agent WebSocket listener (/ws/agent), "
+                            "on the same host address; 0 picks a free one.")
+    agent_url: str | None = Field(None, pattern=r"^wss?://", description="Where agents reach /ws/agent, told to "
+                                  "them at enrollment, e.g. wss://msp.example.com/ws/agent behind a reverse proxy; "
+                                  "default: ws(s)://<the host they enrolled with>:<agent_port>/ws/agent.")
     model: str = Field("playbook", description="provider:model[,provider:model...]; 'playbook' needs no LLM.")
     approval_timeout_s: float = Field(300.0, gt=0, description="No decision in this time is a deny.")
     heartbeat_interval_s: float = Field(30.0, gt=0)

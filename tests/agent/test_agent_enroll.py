@@ -47,7 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif code == "good" and code not in self.server.used:
             self.server.used.add(code)
             self._reply(200, {"agent_id": "agt_42", "client_id": "acme", "role": "device",
-                              "credential": "cred-" + "z" * 40, "server_key": SERVER_KEY})
+                              "credential": "cred-" + "z" * 40, "server_key": SERVER_KEY,
+                              "agent_url": "ws://127.0.0.1:8701/ws/agent"})
         else:
             self._reply(401, {"detail": {"code": "bad_enrollment",
                                          "message": "enrollment code is unknown, expired or already used"}})
@@ -98,6 +99,7 @@ def test_enrollment_stores_a_private_identity(enroll_server: EnrollServer, tmp_p
     assert (loaded.agent_id, loaded.client_id, loaded.role) == ("agt_42", "acme", "device")
     assert loaded.key == bytes.fromhex(SERVER_KEY)
     assert loaded.server == enroll_server.url
+    assert loaded.agent_url == "ws://127.0.0.1:8701/ws/agent"
     assert loaded.credential not in repr(loaded)
 
 

@@ -53,7 +53,7 @@ class Peer:
         self.errors: list[Error] = []
 
     async def open(self) -> ClientConnection:
-        ws = await connect(self.live.ws_url + "/ws/agent", compression=None,
+        ws = await connect(self.live.agent_url, compression=None,
                            additional_headers={"Authorization": f"Bearer {self.agent_id}.{self.credential}"})
         await ws.send(encode(Hello(protocol=self.version, agent_id=self.agent_id, client_id=self.client_id,
                                    role=self.role, hostname=self.host, os="linux",  # type: ignore[arg-type]
@@ -253,7 +253,7 @@ async def test_a_silent_agent_and_a_socket_that_never_says_hello_are_closed(tmp_
         quiet, mute, chatty = (Peer(live, client, host) for host in ("quiet", "mute", "chatty"))
         quiet_ws = await quiet.open()
         assert isinstance(decode_agent_frame(await quiet_ws.recv()), Welcome)
-        mute_ws = await connect(live.ws_url + "/ws/agent", compression=None,
+        mute_ws = await connect(live.agent_url, compression=None,
                                 additional_headers={"Authorization": f"Bearer {mute.agent_id}.{mute.credential}"})
         chatty_ws = await chatty.open()
         assert isinstance(decode_agent_frame(await chatty_ws.recv()), Welcome)

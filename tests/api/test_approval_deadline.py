@@ -11,6 +11,7 @@ import contextlib
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from tests.conftest import live_server
@@ -34,7 +35,7 @@ async def test_the_stored_deadline_still_fires_after_a_restart(tmp_path: Path) -
     async with contextlib.AsyncExitStack() as stack:
         async with live_server(tmp_path, model=model, approval_timeout_s=2.5) as live:
             client = await live.client()
-            port = int(live.url.rsplit(":", 1)[1])
+            port, agent_port = int(live.url.rsplit(":", 1)[1]), urlsplit(live.agent_url).port
             agent = await stack.enter_async_context(
                 inprocess_agent(live.url, await live.code(client), tmp_path / "agent"))
             created = (await live.http.post("/api/tickets", json={"client": client, "subject": "disk full",
@@ -44,7 +45,8 @@ async def test_the_stored_deadline_still_fires_after_a_restart(tmp_path: Path) -
         assert deadline - time.time() > 0.3, "the first server stopped before the deadline"
         agent.daemon.connected.clear()
         # started again with a much longer timeout: the stored deadline, not the new setting, decides
-        async with live_server(tmp_path, model=model, approval_timeout_s=300, port=port) as live:
+        async with live_server(tmp_path, model=model, approval_timeout_s=300, port=port,
+                               agent_port=agent_port) as live:
             ticket = await live.wait_ticket(created["ticket_id"], seconds=20)
             [approval] = live.services.store.approvals(status=None)
     assert approval.id == first["id"] and approval.status == "expired"

@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from tests.conftest import live_server
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from mspclaw.api.routes import api as api_router
 
@@ -37,11 +37,21 @@ async def test_every_api_route_needs_the_key(tmp_path: Path) -> None:
         assert refused and all(live.api_key not in json.dumps(e.data) for e in refused)
 
 
-@pytest.mark.parametrize("path", ["/ws/agent", "/ws/sessions"])
-async def test_sockets_close_4401_without_credential(tmp_path: Path, path: str) -> None:
+async def test_session_socket_closes_4401_without_credential(tmp_path: Path) -> None:
     async with live_server(tmp_path) as live:
         for headers in ({}, {"Authorization": "Bearer ag_nobody.secret"}):
-            async with connect(live.ws_url + path, additional_headers=headers) as ws:
+            async with connect(live.ws_url + "/ws/sessions", additional_headers=headers) as ws:
                 with pytest.raises(ConnectionClosed) as info:
                     await ws.recv()
             assert info.value.rcvd is not None and info.value.rcvd.code == 4401
+
+
+async def test_agent_channel_refuses_the_upgrade_401_without_credential(tmp_path: Path) -> None:
+    """The agent listener authenticates before upgrading: no WebSocket, a 401 with the reason."""
+    async with live_server(tmp_path) as live:
+        for headers, reason in (({}, b"AGENT_ID.CREDENTIAL"), ({"Authorization": "Bearer ag_nobody.secret"}, b"")):
+            with pytest.raises(InvalidStatus) as info:
+                await connect(live.agent_url, additional_headers=headers)
+            assert info.value.response.status_code == 401 and reason in info.value.response.body
+        refused = live.services.audit.query(kind="agent_refused")
+        assert refused and all("secret" not in json.dumps(e.data) for e in refused)

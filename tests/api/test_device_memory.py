@@ -149,7 +149,9 @@ async def test_a_model_asking_a_playbook_question_in_its_own_words_fills_device_
             second = await ticket(live, client, "disk full again")
         assert first["status"] == second["status"] == "resolved", (first["reason"], second["reason"])
         assert first["reason"] == second["reason"] == "user on 3rd floor"
-        assert asked == ["Which floor are you on?"], "asked once, answered from memory the second time"
+        # the user sees the playbook's own wording of the question the model paraphrased (a model's free
+        # text never reaches the user as a question when a declared one means the same)
+        assert asked == ["Which floor is your desk on?"], "asked once, answered from memory the second time"
         assert "location: 3rd floor" not in prompts[0] and "location: 3rd floor" in prompts[1]
         # the engine's token counts reach the stats, per model
         stats = (await live.http.get("/api/stats", params={"by": "model"})).json()

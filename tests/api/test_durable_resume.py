@@ -50,8 +50,9 @@ class CountingCleaner:
         return {"deleted": 3, "freed_bytes": 300, "dry_run": False}
 
 
-def start_server(data: Path, port: int, key: str, log: Path) -> subprocess.Popen[bytes]:
+def start_server(data: Path, port: int, key: str, log: Path, agent_port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MSPCLAW_DATA_DIR": str(data), "MSPCLAW_PORT": str(port), "MSPCLAW_API_KEY": key,
+           "MSPCLAW_AGENT_PORT": str(agent_port),
            "MSPCLAW_APPROVAL_TIMEOUT_S": "120", "MSPCLAW_QUESTION_TIMEOUT_S": "120", "MSPCLAW_WORKERS": "0"}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "tests.resume_server"], cwd=ROOT, env=env, stdout=out,
@@ -70,10 +71,10 @@ async def until(check: Any, what: str, seconds: float = 30) -> Any:
 
 
 async def test_sigkill_with_sessions_paused_and_a_call_in_flight_then_restart_completes_each(tmp_path: Path) -> None:
-    port, key = free_port(), "test_" + secrets.token_urlsafe(12)
+    port, agent_port, key = free_port(), free_port(), "test_" + secrets.token_urlsafe(12)
     data, log = tmp_path / "data", tmp_path / "server.log"
     cleaner = CountingCleaner()
-    server = start_server(data, port, key, log)
+    server = start_server(data, port, key, log, agent_port)
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
@@ -101,7 +102,7 @@ async def test_sigkill_with_sessions_paused_and_a_call_in_flight_then_restart_co
                 server.send_signal(signal.SIGKILL)  # no shutdown of any kind
                 server.wait(10)
                 agent.daemon.connected.clear()
-                server = start_server(data, port, key, log)
+                server = start_server(data, port, key, log, agent_port)
                 await until(lambda: _ok(http, "/healthz"), "the server to start again")
                 await until(lambda: _true(agent.daemon.connected.is_set()), "the agent to reconnect")
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from tests.conftest import live_server
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import InvalidStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +26,7 @@ async def test_code_works_once_and_stores_only_digests(tmp_path: Path) -> None:
             assert first.status_code == 200
             body = first.json()
             assert body["client_id"] == client and len(bytes.fromhex(body["server_key"])) == 32
+            assert body["agent_url"] == live.agent_url, "enrollment names where the agent channel listens"
             again = await anon.post("/enroll", json={"code": code, **HELLO})
             assert again.status_code == 401 and "already used" in again.json()["detail"]["message"]
             unknown = await anon.post("/enroll", json={"code": "enr_made_up", **HELLO})
@@ -72,11 +73,9 @@ async def test_revoked_agent_is_disconnected_and_refused(tmp_path: Path) -> None
             await asyncio.sleep(0.1)
         assert not live.services.hub.is_online(agent_id)
         bearer = f"{state['agent_id']}.{state['credential']}"
-        async with connect(live.ws_url + "/ws/agent", additional_headers={"Authorization": f"Bearer {bearer}"}) as ws:
-            with pytest.raises(ConnectionClosed) as info:
-                await ws.recv()
-        assert info.value.rcvd is not None and info.value.rcvd.code == 4401
-        assert "revoked" in info.value.rcvd.reason
+        with pytest.raises(InvalidStatus) as info:  # refused before the upgrade
+            await connect(live.agent_url, additional_headers={"Authorization": f"Bearer {bearer}"})
+        assert info.value.response.status_code == 401 and b"revoked" in info.value.response.body
         # the real agent process gives up with a clear exit code instead of retrying forever
         proc = live.agents[0]
         assert await asyncio.wait_for(proc.wait(), 30) == 3

@@ -1,6 +1,6 @@
 """The hub's two ways of taking a tool result: pushed from the socket's read callback, or through ``recv``.
 
-The transport here is an in-memory socket that behaves like the server's (``api/server.py``): a message
+The transport here is an in-memory socket that behaves like the server's (``api/agent_listener.py``): a message
 is offered to the registered push handler when nothing waits unread before it, else queued for
 ``recv``. The agent end is the real sans-I/O ``AgentConnection`` and the real ``Signer``.
 """

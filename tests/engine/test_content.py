@@ -18,6 +18,8 @@ ASKS_FOR_A_SECRET = [
     "What is your p a s s w 0 r d", "passw0rd please", "Type your P@SSWORD", "Your one-time code?",
     "What is the passcode of your phone?", "Send me your login credentials", "Ihre Zugangsdaten bitte",
     "Vos identifiants, s'il vous plaît", "Sus credenciales, por favor", "Uw inloggegevens graag",
+    "What is your \u0440\u0430ssword?", "pass\u200bword?", "\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44",
+    "Ваш пароль?", "Qual é a sua senha?", "Bitte nennen Sie den Code aus der SMS", "What code did we text you?",
 ]
 ORDINARY = [
     "What error code do you see?", "Which printer is your default?", "When did the problem start?",

@@ -4,7 +4,8 @@ The protocol (handshake, heartbeats, validation, error frames) lives in
 :mod:`mspclaw.protocol.connection`; this module only moves text between it and the socket,
 runs the tool calls it hands over, and reconnects. One connection at a time:
 
-* connect to ``ws(s)://host/ws/agent`` with ``Authorization: Bearer {agent_id}.{credential}``,
+* connect to the ``agent_url`` the server gave at enrollment (:func:`agent_ws_url`) with
+  ``Authorization: Bearer {agent_id}.{credential}``,
   compression off, websockets' own keepalive off (heartbeats are protocol pings from ``tick``);
 * send ``hello``; on ``welcome`` the connection is up and the reconnect backoff resets;
 * each ``tool_call`` runs in its own task through the :class:`Executor`, so calls overlap;
@@ -95,8 +96,14 @@ _ws_log = logging.getLogger("mspclaw.agent.websocket")
 _ws_log.addFilter(_RedactAuthorization())
 
 
-def agent_ws_url(server: str) -> str:
-    """``http://host:8700/prefix`` -> ``ws://host:8700/prefix/ws/agent`` (https -> wss)."""
+def agent_ws_url(server: str, state: AgentState | None = None) -> str:
+    """Where to connect: the ``agent_url`` the server gave at enrollment, when ``server`` is the one enrolled with.
+
+    Else ``http://host:8700/prefix`` -> ``ws://host:8700/prefix/ws/agent`` (https -> wss): the agent
+    channel on the server URL itself, which a reverse proxy routes to the agent listener.
+    """
+    if state is not None and state.agent_url and (not state.server or state.server == server_base(server)):
+        return state.agent_url
     parts = urlsplit(server_base(server))
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws/agent", "", ""))
@@ -151,7 +158,7 @@ class AgentDaemon:
     ) -> None:
         self._answers = answers
         self._secrets = secrets
-        self.ws_url = agent_ws_url(server)
+        self.ws_url = agent_ws_url(server, state)
         self.hello = build_hello(state, executor.offered_tools())
         self._state = state
         self._executor = executor

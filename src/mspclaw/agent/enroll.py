@@ -2,9 +2,9 @@
 
 One HTTP request with the standard library (the agent carries no HTTP client dependency):
 ``POST {server}/enroll`` with the code and what this machine is; the server answers with the
-agent's id, its client, its role, a credential (stored hashed on the server) and the key the
-agent pins to verify tool-call signatures. The caller stores the answer with
-:func:`mspclaw.agent.state.save_state`.
+agent's id, its client, its role, a credential (stored hashed on the server), the key the agent
+pins to verify tool-call signatures, and where the agent channel listens (``agent_url``). The
+caller stores the answer with :func:`mspclaw.agent.state.save_state`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class _EnrollResponse(BaseModel):
     credential: str = Field(min_length=1)
     server_key: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
     approval_key: str = Field("", pattern=r"^([0-9a-fA-F]{64})?$")
+    agent_url: str = Field("", pattern=r"^(wss?://[^\s]+)?$")
 
 
 def server_base(server: str) -> str:
@@ -108,4 +109,5 @@ def enroll(server: str, request: EnrollRequest, *, timeout: float = ENROLL_TIMEO
         server_key=answer.server_key.lower(),
         approval_key=answer.approval_key.lower(),
         server=server_base(server),
+        agent_url=answer.agent_url,
     )

@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--server",
         required=True,
         metavar="URL",
-        help="http(s) URL of the MSPclaw server, e.g. http://127.0.0.1:8700 (the agent connects to "
-        "ws(s)://.../ws/agent on the same host)",
+        help="http(s) URL of the MSPclaw server, e.g. http://127.0.0.1:8700 (the agent then connects "
+        "to the agent channel the server names at enrollment)",
     )
     parser.add_argument(
         "--enroll",

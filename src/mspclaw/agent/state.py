@@ -41,6 +41,9 @@ class AgentState(BaseModel):
     """The server's Ed25519 public key, hex: approvals of destructive calls must verify with it."""
     server: str = ""
     """The server URL it enrolled with, to warn when later pointed at another one."""
+    agent_url: str = ""
+    """Where the server said its agent channel listens (``ws(s)://host:port/ws/agent``); empty for an agent
+    enrolled before servers said so, which then connects to ``/ws/agent`` on the server URL's host."""
 
     @property
     def key(self) -> bytes:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from mspclaw import __version__
+from mspclaw.api.agent_listener import AGENT_PATH
 from mspclaw.api.auth import Caller, CallerDep, ServicesDep, require_caller
 from mspclaw.api.schemas import (
     AgentOut,
@@ -60,7 +61,16 @@ def enroll(body: EnrollRequest, request: Request, svc: ServicesDep) -> EnrollRes
     agent = enrolled.agent
     return EnrollResponse(agent_id=agent.id, client_id=agent.client_id, role=agent.role,
                           credential=enrolled.credential, server_key=agent.signing_key,
-                          approval_key=svc.approvals.public_key_hex)
+                          approval_key=svc.approvals.public_key_hex, agent_url=_agent_url(request, svc))
+
+
+def _agent_url(request: Request, svc: Services) -> str:
+    """``MSPCLAW_AGENT_URL``, else the agent listener's port on the host the agent enrolled with."""
+    if svc.settings.agent_url:
+        return svc.settings.agent_url
+    port = getattr(request.app.state, "agent_port", None) or svc.settings.agent_port
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return str(request.url.replace(scheme=scheme, port=port, path=AGENT_PATH, query="", fragment=""))
 
 
 # -- clients --------------------------------------------------------------------------------------

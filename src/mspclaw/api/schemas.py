@@ -66,6 +66,7 @@ class EnrollResponse(BaseModel):
     credential: str
     server_key: str
     approval_key: str = Field("", description="The server's Ed25519 public key (hex) that signs approvals.")
+    agent_url: str = Field(description="Where the agent opens its WebSocket: ws(s)://host:port/ws/agent.")
 
 
 class AgentOut(BaseModel):

@@ -1,7 +1,8 @@
-"""The two WebSocket endpoints: ``/ws/agent`` (agent credential) and ``/ws/sessions`` (API key).
+"""The session WebSocket, ``/ws/sessions`` (API key or technician token).
 
-Both authenticate from the upgrade request's ``Authorization`` header. A refused socket is
-accepted and closed at once with code 4401 and the reason, so the client learns why.
+It authenticates from the upgrade request's ``Authorization`` header. A refused socket is
+accepted and closed at once with code 4401 and the reason, so the client learns why. Agents
+connect elsewhere: :mod:`mspclaw.api.agent_listener`.
 """
 
 from __future__ import annotations
@@ -9,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from mspclaw.api.auth import Caller, authenticate, bearer
+from mspclaw.api.auth import Caller, authenticate
 from mspclaw.api.rbac import SOCKET_FRAMES, check
 from mspclaw.dispatch import TransportClosed
 from mspclaw.errors import AuthError, MSPClawError, ProtocolError
@@ -27,20 +26,8 @@ from mspclaw.wiring import Services
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-AGENT_PATH = "/ws/agent"
-
-PUSH_EXTENSION = "mspclaw.websocket.push"
-"""An ASGI server extension (``scope["extensions"]``) of :class:`~mspclaw.api.server.WindowedWebSocketProtocol`.
-
-Its value is ``{"register": fn}``; ``fn(handler)`` has the server call ``handler(text)`` with each text
-message as it is read, before it would be queued for ``receive``. A handler returns ``True`` when it has
-taken the message (it is then not queued), ``False`` to leave it to ``receive``; ``fn(None)`` stops.
-Other servers (in-process test clients) do not offer it, and every message arrives by ``receive``.
-"""
-
-
 class StarletteTransport:
-    """Adapts Starlette's WebSocket to the hub's :class:`~mspclaw.dispatch.Transport`."""
+    """Starlette's WebSocket as a message transport (the hub's :class:`~mspclaw.dispatch.Transport` shape)."""
 
     __slots__ = ("ws",)
 
@@ -71,97 +58,9 @@ class StarletteTransport:
                 await self.ws.close(code, reason[:120])
 
 
-class AsgiTransport:
-    """The hub's :class:`~mspclaw.dispatch.Transport` straight over the ASGI ``receive``/``send`` pair.
-
-    What :class:`AgentSocketFirst <mspclaw.api.server.AgentSocketFirst>` gives an agent socket: every
-    tool call crosses it twice, and Starlette's ``WebSocket`` adds a state machine and two more awaits
-    to each crossing that the hub does not need (it tracks the connection's state itself).
-    """
-
-    __slots__ = ("_receive", "_register", "_send", "open")
-
-    def __init__(self, receive: Receive, send: Send,
-                 register: Callable[[Callable[[str], bool] | None], None] | None = None) -> None:
-        self._receive, self._send, self._register = receive, send, register
-        self.open = True
-
-    def push(self, handler: Callable[[str], bool] | None) -> bool:
-        """Offer each received text message to ``handler`` first (:data:`PUSH_EXTENSION`); ``None`` stops.
-
-        ``False`` when the server does not offer the extension: every message then comes by :meth:`recv`.
-        """
-        if self._register is None:
-            return False
-        self._register(handler)
-        return True
-
-    async def send(self, text: str) -> None:
-        if not self.open:
-            raise TransportClosed("socket closed")
-        try:
-            await self._send({"type": "websocket.send", "text": text})
-        except (RuntimeError, OSError) as exc:
-            self.open = False
-            raise TransportClosed(str(exc)) from exc
-
-    async def recv(self) -> str | bytes:
-        try:
-            message = await self._receive()
-        except (RuntimeError, OSError) as exc:
-            self.open = False
-            raise TransportClosed(str(exc)) from exc
-        text = message.get("text")
-        if text is not None:
-            return str(text)
-        if message["type"] == "websocket.disconnect":
-            self.open = False
-            raise TransportClosed("peer closed")
-        return bytes(message.get("bytes") or b"")
-
-    async def close(self, code: int, reason: str) -> None:
-        if self.open:
-            self.open = False
-            with contextlib.suppress(RuntimeError, OSError):
-                await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
-
-
-async def agent_socket_asgi(svc: Services, scope: Scope, receive: Receive, send: Send) -> None:
-    """``/ws/agent`` as a bare ASGI endpoint: the same checks as :func:`agent_socket`, fewer layers."""
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-    client = scope.get("client")
-    remote = client[0] if client else "unknown"
-    push = (scope.get("extensions") or {}).get(PUSH_EXTENSION)
-    transport = AsgiTransport(receive, send, push.get("register") if push else None)
-    try:
-        identity = svc.fleet.authenticate(bearer(header.decode("latin-1") if header else None), remote=remote)
-    except AuthError as exc:
-        await send({"type": "websocket.accept"})
-        await transport.close(CLOSE_UNAUTHORIZED, exc.message)
-        return
-    await send({"type": "websocket.accept"})
-    await svc.hub.serve(identity, transport)
-
-
 async def _refuse(ws: WebSocket, reason: str) -> None:
     await ws.accept()
     await ws.close(CLOSE_UNAUTHORIZED, reason[:120])
-
-
-@router.websocket(AGENT_PATH)
-async def agent_socket(ws: WebSocket) -> None:
-    svc: Services = ws.app.state.services
-    remote = ws.client.host if ws.client else "unknown"
-    try:
-        identity = svc.fleet.authenticate(bearer(ws.headers.get("authorization")), remote=remote)
-    except AuthError as exc:
-        await _refuse(ws, exc.message)
-        return
-    await ws.accept()
-    await svc.hub.serve(identity, StarletteTransport(ws))
 
 
 @router.websocket("/ws/sessions")

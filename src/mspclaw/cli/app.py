@@ -124,7 +124,8 @@ def server(
         err.print(f"{len(exc.problems)} playbook problem(s); the server did not start.", markup=False)
         raise typer.Exit(1) from exc
     key_hint = "from MSPCLAW_API_KEY" if cfg.api_key else f"in {cfg.data_dir / 'api_key'}"
-    err.print(f"MSPclaw server on http://{cfg.host}:{cfg.port}  (docs at /docs; API key {key_hint})")
+    err.print(f"MSPclaw server on http://{cfg.host}:{cfg.port}, agents on port {cfg.agent_port}  "
+              f"(docs at /docs; API key {key_hint})")
     try:
         run_server(services, host=cfg.host, port=cfg.port, log_level=cfg.log_level)
     finally:
@@ -362,7 +363,7 @@ def audit_verify(
 
     engine, log = open_store(settings())
     try:
-        report = log.verify(checkpoint=checkpoint)
+        report = log.verify(checkpoint=checkpoint, require_checkpoint=True)
     except AuditIntegrityError as exc:
         err.print(f"audit verify: FAILED at {exc.location}: {exc.message}", markup=False)
         raise typer.Exit(1) from None

@@ -36,7 +36,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mspclaw.api.server import uvicorn_config
+from mspclaw.api.server import start_agent_listener, uvicorn_config
 from mspclaw.cli.demo_directory import DemoDirectory, RunningDirectory
 from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local_server import RunningPSA, run_local_psa
@@ -236,7 +236,9 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
     try:
         async with run_local_psa(webhook_url=f"{url}/webhooks/local", webhook_secret=secret) as psa:
             services = build(settings, connectors={"local": psa.connector})
-            server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning"))
+            listener = await start_agent_listener(services, host="127.0.0.1", port=0)  # told at enrollment
+            server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning",
+                                                   agent_port=listener.port))
             server_task = asyncio.create_task(server.serve())
             approver: asyncio.Task[None] | None = None
             try:
@@ -312,6 +314,7 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
                 server.should_exit = True
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(server_task, 10)
+                await listener.close()
     finally:
         directory.cancel()
         with contextlib.suppress(Exception):

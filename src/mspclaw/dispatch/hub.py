@@ -75,7 +75,7 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
-    """One WebSocket, as the hub needs it. ``api`` adapts Starlette's; tests may use websockets'.
+    """One WebSocket, as the hub needs it: ``api.agent_listener.AgentSocket`` in the server; tests may adapt others.
 
     A transport may also have ``push(handler) -> bool`` (:class:`PushTransport`): then the hub takes
     tool results as they are read instead of through :meth:`recv` (see :meth:`Hub.serve`).

@@ -25,8 +25,8 @@ from datetime import timedelta
 import jwt
 
 from mspclaw.errors import AuthError, ConfigError, NotFound, TooManyAttempts
-from mspclaw.pipeline.techs import Tech, TechRegistry
 from mspclaw.pipeline.refusals import Refusals
+from mspclaw.pipeline.techs import Tech, TechRegistry
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.keys import KEY_PREFIX, ApiKeys
 from mspclaw.store.logins import Logins
@@ -165,7 +165,8 @@ class Access:
         except AuthError:
             self._throttle.fail(key)
             self._remote_throttle.fail(remote)
-            self._refusals.note("login_failed", remote, code="password", data={"email": key[:320], "method": "password"})
+            self._refusals.note("login_failed", remote, code="password",
+                                data={"email": key[:320], "method": "password"})
             raise
         self._throttle.clear(key)
         self._audit.append("login", actor=tech.email, data={"method": "password", "remote": remote})

@@ -23,6 +23,7 @@ from mspclaw.errors import InvalidArguments
 from mspclaw.tools import CATALOGUE
 
 NOTE_LABEL = "The assistant's note (unverified): "
+PLAYBOOK_LABEL = "The playbook's reason for this step: "
 FINDING_LABEL = "Latest finding (summarised from tool output): "
 NOTE_LIMIT = 300
 _VERIFIED_BY = {"psa_contact": "is the PSA contact on the ticket",
@@ -106,13 +107,17 @@ def one_line(text: str, limit: int = NOTE_LIMIT) -> str:
     return '"' + (flat if len(flat) <= limit else flat[: limit - 1] + "…") + '"'
 
 
-def approval_statement(*, verification: str = "", finding: str = "", note: str = "") -> str:
-    """The stored ``reason``: the server's own sentence first, then outside text, labelled and quoted."""
+def approval_statement(*, verification: str = "", finding: str = "", note: str = "",
+                       note_label: str = NOTE_LABEL) -> str:
+    """The stored ``reason``: the server's own sentence first, then outside text, labelled and quoted.
+
+    ``note_label`` says whose the note is: the model's (:data:`NOTE_LABEL`, the default) or, for the
+    deterministic runner, the playbook's (:data:`PLAYBOOK_LABEL`)."""
     lines = [verification] if verification else []
     if finding:
         lines.append(FINDING_LABEL + one_line(finding))
     if note:
-        lines.append(NOTE_LABEL + one_line(note))
+        lines.append(note_label + one_line(note))
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mspclaw.errors import ApprovalDenied, Conflict
-from mspclaw.pipeline.approval_view import approval_facts, approval_statement
+from mspclaw.pipeline.approval_view import NOTE_LABEL, approval_facts, approval_statement
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.protocol.frames import Approval
 from mspclaw.protocol.signing import approval_message, args_digest
@@ -81,13 +81,15 @@ class Approvals:
 
     async def request(self, *, session_id: str, client_id: str, ticket_id: str, target: str, tool: str,
                       args: dict[str, Any], reason: str, call_id: str | None = None,
-                      agent_id: str = "", verification: str = "", finding: str = "") -> Approval:
+                      agent_id: str = "", verification: str = "", finding: str = "",
+                      note_label: str = NOTE_LABEL) -> Approval:
         """``reason`` is the model's note, stored labelled as such after the server's ``verification``
         sentence and the latest ``finding`` (:func:`~mspclaw.pipeline.approval_view.approval_statement`)."""
         row = self._runs.approval_for_call(call_id) if call_id else None
         if row is None:
             deadline = utcnow() + timedelta(seconds=self.timeout_s)
-            reason = approval_statement(verification=verification, finding=finding, note=reason)
+            reason = approval_statement(verification=verification, finding=finding, note=reason,
+                                        note_label=note_label)
             row = self._store.request_approval(session_id=session_id, client_id=client_id, tool=tool, args=args,
                                                target=target, reason=reason, deadline=deadline, call_id=call_id)
             self._audit.append("approval_requested", client_id=client_id, session_id=session_id,

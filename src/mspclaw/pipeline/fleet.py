@@ -12,9 +12,9 @@ from typing import Any
 
 from mspclaw.dispatch import AgentIdentity, Hub
 from mspclaw.errors import AuthError, EnrollmentError, ProtocolError
+from mspclaw.pipeline.refusals import Refusals
 from mspclaw.protocol.connection import CLOSE_UNAUTHORIZED
 from mspclaw.protocol.frames import Hello, UserAnswer
-from mspclaw.pipeline.refusals import Refusals
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import EnrolledAgent, IssuedCode, Registry
 from mspclaw.store.tables import Agent

@@ -26,6 +26,7 @@ from mspclaw.engine.plan import PlanQuestion, RunResult, StepRecord
 from mspclaw.engine.questions import best_match
 from mspclaw.engine.toolset import Toolset
 from mspclaw.errors import AgentOffline, Conflict, IntegrationError, MSPClawError, NotFound, NotRequesters, ToolError
+from mspclaw.pipeline.approval_view import NOTE_LABEL, PLAYBOOK_LABEL
 from mspclaw.pipeline.approvals import Approvals
 from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.escalation import classify
@@ -202,6 +203,7 @@ class _SessionApprovals:
             grant = await self._svc.approvals.request(
                 session_id=self._session.id, client_id=self._session.client_id, ticket_id=self._ticket.id,
                 target=self._target, tool=tool, args=args, reason=reason, finding=self.evidence,
+                note_label=NOTE_LABEL if self._svc.model is not None else PLAYBOOK_LABEL,
                 verification=verified.sentence() if (verified := self._verifications.for_call(tool, args)) else "",
                 call_id=self._ledger.current or None, agent_id=self._agent(tool))
         except MSPClawError as exc:

@@ -685,7 +685,7 @@ class AuditLog:
 
     # --- verifying -------------------------------------------------------------------------------
 
-    def verify(self, *, checkpoint: str | None = None) -> VerifyReport:
+    def verify(self, *, checkpoint: str | None = None, require_checkpoint: bool = False) -> VerifyReport:
         """Check every file line and every row; raise :class:`AuditIntegrityError` at the first fault.
 
         Files are read in day order and line order. Each line must be canonical JSON of a
@@ -697,7 +697,9 @@ class AuditLog:
 
         With checkpoints, the chain must also reach the newest one (of the file, or ``checkpoint``:
         a checkpoint line kept elsewhere) and have its hash there: a trail cut at its end fails
-        with the checkpoint's ``seq`` and time, as does a trail with events but no checkpoint.
+        with the checkpoint's ``seq`` and time. ``require_checkpoint``: a trail with events but no
+        checkpoint at all fails too (deleting the checkpoint file must not hide a cut); ``mspclaw
+        audit verify`` asks for it, as the server seals at start and shutdown.
         """
         sealed: tuple[Checkpoint, str] | None = None
         if self.checkpoints is not None:
@@ -721,7 +723,7 @@ class AuditLog:
         if self.checkpoints is None:
             return report
         if sealed is None:
-            if report.last_seq:
+            if report.last_seq and require_checkpoint:
                 raise AuditIntegrityError(
                     f"no checkpoint seals this trail ({self.checkpoints.path} is missing or empty), so a cut at "
                     f"its end (seq {report.last_seq}) would go unnoticed; if the trail predates checkpoints, "

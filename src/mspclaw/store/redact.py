@@ -83,8 +83,8 @@ SECRET_STEMS: tuple[str, ...] = (
 )
 """Substrings that make a normalised key secret wherever they appear in it."""
 
-SECRET_KEYS: frozenset[str] = frozenset({"code", "enrollment_code", "pin", "pin_code", "otp", "pwd", "pw", "pass",
-                                         "auth", "sig", "mdp"})
+SECRET_KEYS: frozenset[str] = frozenset({"code", "enrollment_code", "pin", "pin_code", "otp", "pwd", "pw", "auth",
+                                         "sig", "mdp"})
 """Normalised keys that are secret only as a whole."""
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -92,8 +92,8 @@ _SEPARATORS = re.compile(r"[\s\-.]+")
 
 # --- by label --------------------------------------------------------------------------------------
 _BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*")
-_AUTH_HEADER = re.compile(r"(?im)\b((?:proxy-)?authorization\s*[:=]\s*)(?:([A-Za-z][\w-]*)\s+)?(?!\[redacted\])"
-                          r"[^\s,;'\"]+")
+_AUTH_HEADER = re.compile(r"(?im)\b((?:proxy-)?authorization\s*[:=]\s*)(?!(?:[A-Za-z][\w-]*\s+)?\[redacted\])"
+                          r"(?:([A-Za-z][\w-]*)\s+)?[^\s,;'\"]+")
 _URL_PASSWORD = re.compile(r"((?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^/\s:@]*:)(?!\[redacted\]@)[^/\s@]+(@)")
 
 _SEP = r"[ _.\-]?"
@@ -114,8 +114,8 @@ _LABELLED = re.compile(  # run on the lower-cased text: no (?i), which makes eve
     r"(?P<label>(?:" + _LONG_LABELS + r")|(?<![a-z0-9])(?:" + _SHORT_LABELS + r"))"
     r"(?:(?P<pair>[\"']?\s{0,5}(?:[:=]|=>)\s{0,5})"
     r"|(?P<prose>(?:\s{1,3}(?:for|für|pour|para|voor|of|von|de)\s{1,3}[^\s:=]{1,40}(?:\s{1,3}[^\s:=]{1,40}){0,2}?)?"
-    r"\s{1,3}(?:is|ist|est|es|era|was|war|are|sind|lautet|is\s{1,3}now|ist\s{1,3}jetzt|is\s{1,3}still"
-    r"|(?:was\s{1,3})?(?:set|changed|reset)\s{1,3}to|geändert\s{1,3}auf)\s{0,3}:?\s{1,3}))"
+    r"\s{1,3}(?:is\s{1,3}now|ist\s{1,3}jetzt|is\s{1,3}still|(?:was\s{1,3})?(?:set|changed|reset)\s{1,3}to"
+    r"|geändert\s{1,3}auf|is|ist|est|es|era|was|war|are|sind|lautet)\s{0,3}:?\s{1,3}))"
     r"(?!\[redacted\])(?P<value>" + _VALUE + ")"
 )
 """``<label>: <value>``, ``<label>=<value>``, ``<label> is <value>``: one scan for the pairs and the prose."""
@@ -274,12 +274,13 @@ def _shape_repl(match: re.Match[str]) -> str:
 
 
 def _key_shape_repl(match: re.Match[str]) -> str:
-    return REDACTED if _looks_random(match.group(0), slashes=2) else match.group(0)
+    token = match.group(0)  # 88 characters ending "==" is no path: any number of slashes
+    return REDACTED if _looks_random(token, slashes=88 if token.endswith("==") else 2) else token
 
 
 def _looks_random(token: str, *, slashes: int) -> bool:
     """Upper and lower case letters and a digit (a key, not a word, path or hex hash)."""
-    if token.startswith("/") or token.count("/") > slashes:
+    if (slashes < 88 and token.startswith("/")) or token.count("/") > slashes:
         return False
     return (any(c.isupper() for c in token) and any(c.islower() for c in token)
             and any(c.isdigit() for c in token))
