@@ -48,6 +48,15 @@ async def _site_cli(*argv: str) -> None:
     assert proc.returncode == 0, (out + err).decode()
 
 
+async def _site_test(state: Path) -> tuple[int | None, str, str]:
+    """``mspclaw site test`` as a user runs it: exit code, standard output, standard error."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mspclaw", "site", "test", "--state-dir",
+                                                str(state), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def start_site_agent(live: Live, client: str, dc: SambaDC, *, tenant: GraphTenant | None = None,
                            extra: tuple[str, ...] = ()) -> str:
     """Configure a site agent exactly as the docs say (``mspclaw site add ...``), enroll it with a site
@@ -407,21 +416,14 @@ async def test_site_test_checks_the_real_directory_and_lists_what_the_agent_will
     await _site_cli("add", "ad", "--state-dir", str(state), "--url", samba_dc.url, "--base-dn", samba_dc.base_dn,
                     "--bind-user", samba_dc.admin_user, "--password-file", str(password),
                     "--ca-file", str(samba_dc.ca_file), "--tls-name", samba_dc.tls_name)
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mspclaw", "site", "test", "--state-dir",
-                                                str(state), stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    text = out.decode()
-    assert proc.returncode == 0, text + err.decode()
+    code, text, err = await _site_test(state)
+    assert code == 0, text + err
     assert "ad       ok" in text and "ldaps" in text
     assert "unlock_account" in text and "reset_password" in text
-    assert samba_dc.admin_password not in text + err.decode()
+    assert samba_dc.admin_password not in text + err
     wrong = _secret_file(tmp_path / "wrong.pw", "not-the-password")
     await _site_cli("add", "ad", "--state-dir", str(state), "--url", samba_dc.url, "--base-dn", samba_dc.base_dn,
                     "--bind-user", samba_dc.admin_user, "--password-file", str(wrong),
                     "--ca-file", str(samba_dc.ca_file), "--tls-name", samba_dc.tls_name)
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mspclaw", "site", "test", "--state-dir",
-                                                str(state), stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    out, _ = await proc.communicate()
-    assert proc.returncode == 1 and "FAILED" in out.decode()
+    code, text, _ = await _site_test(state)
+    assert code == 1 and "FAILED" in text
