@@ -177,3 +177,20 @@ async def test_after_a_window_the_next_event_says_how_many_were_suppressed(tmp_p
         events = live.services.audit.query(kind="api_refused")
         assert [e.data["suppressed_before"] for e in events] == [0, 49, 0, 0]
         assert refusals.counts() == {"api_refused": 71, "audited": 4, "suppressed": 67}
+
+
+async def test_accepted_deliveries_give_their_token_back_so_only_refusals_spend_a_sources_budget() -> None:
+    """A PSA sending a genuine backlog is never throttled; a source sending forgeries is, after its burst."""
+    from mspclaw.api.rate_limit import SourceRateLimit
+
+    async def psa_route(scope: Any, receive: Any, send: Any) -> None:
+        status = 202 if scope["path"].endswith("/genuine") else 401
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = SourceRateLimit(psa_route, prefix="/webhooks/", buckets=TokenBuckets(rate=0.001, burst=3))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://psa") as client:
+        genuine = [(await client.post("/webhooks/x/genuine")).status_code for _ in range(50)]
+        forged = [(await client.post("/webhooks/x/forged")).status_code for _ in range(5)]
+    assert genuine == [202] * 50
+    assert forged == [401, 401, 401, 429, 429]

@@ -3,8 +3,10 @@
 A webhook route is open to the internet: its caller is only known once its body has been read
 and its signature checked. :class:`SourceRateLimit` is a pure ASGI middleware that gives each
 source address (an IPv6 /64 counts as one) a token bucket, and answers 429 with ``Retry-After``
-when a source's bucket is empty, before the body is read or a connector runs. A PSA's real
-deliveries come a few a second at most; the default burst lets a backlog through at once.
+when a source's bucket is empty, before the body is read or a connector runs. A delivery the
+route accepts (any answer below 400) gives its token back: only refused or failed deliveries
+(forged signatures, oversized bodies) spend a source's budget, so a PSA sending a genuine backlog
+is never slowed, while a source that sends forgeries is held to ``rate`` a second after its burst.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mspclaw.pipeline.refusals import source_of
 
@@ -39,6 +41,12 @@ class TokenBuckets:
     def __len__(self) -> int:
         """Buckets kept now (at most ``max_keys``)."""
         return len(self._buckets)
+
+    def refund(self, key: str) -> None:
+        """Give back the token a request took (it was accepted)."""
+        found = self._buckets.get(key)
+        if found is not None:
+            self._buckets[key] = (min(float(self.burst), found[0] + 1.0), found[1])
 
     def take(self, key: str) -> float:
         """Take one token for ``key``: 0.0 when it was there, else the seconds until one will be."""
@@ -67,7 +75,8 @@ class SourceRateLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self.prefix):
             client = scope.get("client")
-            wait = self.buckets.take(source_of(client[0] if client else "unknown"))
+            source = source_of(client[0] if client else "unknown")
+            wait = self.buckets.take(source)
             if wait > 0:
                 retry = max(1, math.ceil(wait))
                 body = json.dumps({"detail": {"code": "rate_limited", "message": (
@@ -78,4 +87,12 @@ class SourceRateLimit:
                     (b"retry-after", str(retry).encode()), (b"connection", b"close")]})
                 await send({"type": "http.response.body", "body": body})
                 return
+
+            async def watch(message: Message) -> None:
+                if message["type"] == "http.response.start" and message["status"] < 400:
+                    self.buckets.refund(source)
+                await send(message)
+
+            await self.app(scope, receive, watch)
+            return
         await self.app(scope, receive, send)

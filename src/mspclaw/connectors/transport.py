@@ -44,7 +44,7 @@ import contextlib
 import os
 import ssl
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 import httpx
 
@@ -78,8 +78,8 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream connection's transport (uvloop's is not a subclass of asyncio.Transport, but has its API)
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader

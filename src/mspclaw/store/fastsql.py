@@ -29,10 +29,12 @@ What it does not do, checked when a statement is prepared: Python-side column de
 (``default=``/``onupdate=`` callables, every value must be given), parameters with a callable
 value, expanding ``IN`` parameters, and executemany.
 
-It reads three attributes SQLAlchemy keeps for its own execution path (``_bind_processors``,
-``_result_columns``, ``_cached_result_processor``); the version is pinned in ``constraints.txt``,
-and ``tests/store/test_fastsql.py`` checks on both databases that what is written here reads back
-the same through the ORM.
+Everything it asks SQLAlchemy is public API: each parameter's processor is
+``bind.type.dialect_impl(dialect).bind_processor(dialect)``, the result columns are the statement's
+``exported_columns`` (the selected or ``RETURNING`` columns) and their processors
+``type.dialect_impl(dialect).result_processor(dialect, coltype)``, all computed once per statement
+and engine, so the per-execution cost is what it was. ``tests/store/test_fastsql.py`` checks on both
+databases that what is written here reads back the same through the ORM.
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ class Prepared:
             raise ValueError(f"FastSQL runs no Python-side defaults; give these columns a value: {names}")
         self.sql = compiled.string
         self._dialect = dialect
-        processors = cast("Mapping[str, Processor]", compiled._bind_processors)
+        processors: dict[str, Processor] = {}
+        for bind, name in compiled.bind_names.items():
+            found = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if found is not None:
+                processors[name] = found
         fixed: dict[str, Any] = {}
         for bind, name in compiled.bind_names.items():
             if bind.expanding:
@@ -70,8 +76,8 @@ class Prepared:
                 raise ValueError(f"FastSQL cannot run the parameter {name!r}, whose value is computed per execution")
             if not bind.required:
                 value = bind.value
-                processor = processors.get(name)
-                fixed[name] = processor(value) if processor is not None else value
+                fixed_processor = processors.get(name)
+                fixed[name] = fixed_processor(value) if fixed_processor is not None else value
         self._fixed = fixed
         """Parameters with a value in the statement (``coalesce(max(seq), 0) + 1``), processed once."""
         self._positional = compiled.positiontup is not None
@@ -80,10 +86,11 @@ class Prepared:
         self._params: tuple[tuple[str, Processor | None], ...] = tuple(
             (name, processors.get(name)) for name in names)
         """(name, bind processor) in the driver's order; a name repeats where the SQL repeats it."""
-        self.columns: tuple[str, ...] = tuple(c.keyname for c in compiled._result_columns)
+        exported = list(getattr(stmt, "exported_columns", ()))
+        self.columns: tuple[str, ...] = tuple(str(c.key) for c in exported)
         self._result: Sequence[Processor | None] | None = None
         """Result processors, built at the first execution from the driver's column types."""
-        self._result_types = [c.type for c in compiled._result_columns]
+        self._result_types = [c.type for c in exported]
 
     def parameters(self, given: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """The driver's parameters: ``given`` by name, plus the fixed ones, each processed as SQLAlchemy would."""
@@ -104,7 +111,7 @@ class Prepared:
         """SQLAlchemy's result processor of each column (for the driver's column type), built once."""
         if self._result is None:
             codes = [d[1] for d in description] if description else [None] * len(self._result_types)
-            self._result = [t._cached_result_processor(self._dialect, code)
+            self._result = [t.dialect_impl(self._dialect).result_processor(self._dialect, code)
                             for t, code in zip(self._result_types, codes, strict=True)]
         return self._result
 
