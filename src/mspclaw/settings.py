@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     question_timeout_s: float = Field(900.0, gt=0, description="No answer from the end user in this time: go on.")
     question_psa_poll_s: float = Field(30.0, gt=0, description="While a question asked on a PSA ticket waits, "
                                        "read the ticket for the user's reply this often.")
-    # -- operator features (issue 5) --
+    # -- operator features: technicians, tokens, notifications, feedback --
     jwt_secret: SecretStr | None = Field(None, description="Signs technician tokens; default: generated in the "
                                          "data directory. Replicas behind one load balancer must share it.")
     access_token_ttl_s: float = Field(900.0, gt=0, le=86400, description="Lifetime of a technician's JWT.")

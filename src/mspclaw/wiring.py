@@ -126,7 +126,8 @@ class Services:
 
 @dataclass
 class Operator:
-    """Issue 5: technicians, keys and logins, device memory, escalation, notifications, feedback, stats."""
+    """The operators' services: technicians, keys and logins, device memory, escalation, notifications,
+    feedback, stats."""
 
     techs: TechRegistry
     keys: ApiKeys
@@ -245,7 +246,7 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     ops = build_operator(settings, api_key=api_key, engine=engine, audit=audit, registry=registry, store=store,
                          hub=hub, events=events, connectors=psas, notify_transport=notify_transport,
                          refusals=refusals)
-    # issue 5 hooks into the approval flow and the ticket loop (re-hook here after the engine merge)
+    # the operators' services hooked into the approval flow and the ticket loop
     approvals.policy = ApproverPolicy(ops.techs, store, registry, audit, two_person_tools=settings.two_person_tools)
     approvals.notifier = ops.notifier
     tickets.learning, tickets.escalations, tickets.feedback = ops.learning, ops.escalations, ops.feedback

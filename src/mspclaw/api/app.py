@@ -109,7 +109,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(routes.api)
     app.include_router(sockets.router)
     app.include_router(handover_routes.router)  # /s/{token}: view-once temporary passwords
-    app.include_router(operator_routes.open_router)  # issue 5: /auth/*, /ui/approvals
+    app.include_router(operator_routes.open_router)  # /auth/*, /ui/approvals
     app.include_router(operator_routes.api)
     openapi.install(app)
     return app

@@ -1,4 +1,4 @@
-"""Operator routes (issue 5): logins, API keys, technicians, devices, escalations, feedback,
+"""Operator routes: logins, API keys, technicians, devices, escalations, feedback,
 stats, audit. Every ``/api`` route here runs through :func:`~mspclaw.api.auth.require_caller`
 (role rule in :mod:`mspclaw.api.rbac`) and scopes its query to the caller's clients.
 """

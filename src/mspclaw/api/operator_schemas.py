@@ -1,4 +1,4 @@
-"""Request and response bodies of the operator routes (issue 5)."""
+"""Request and response bodies of the operator routes: logins, keys, technicians, devices, escalations, feedback."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ psa_app = typer.Typer(help="PSA accounts MSPclaw takes tickets from (stored in t
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(psa_app, name="psa")
 app.add_typer(playbooks_app, name="playbooks")
-# issue 5: operator features (mspclaw/cli/operator.py)
+# operator features (mspclaw/cli/operator.py)
 app.add_typer(operator_cli.devices_app, name="devices")
 app.add_typer(operator_cli.tech_app, name="tech")
 app.add_typer(operator_cli.keys_app, name="keys")

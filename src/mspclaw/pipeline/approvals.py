@@ -63,8 +63,8 @@ class Approvals:
                  policy: ApproverPolicy | None = None, notifier: Notifier | None = None) -> None:
         self._store = store
         self._runs = runs
-        self.policy = policy  # issue 5: approver must be a registered technician, not the requester
-        self.notifier = notifier  # issue 5: approval requests to Slack/Teams
+        self.policy = policy  # who may approve: a registered technician, not the requester
+        self.notifier = notifier  # approval requests to Slack/Teams
         self._audit = audit
         self._events = events
         self._signer = signer
@@ -99,7 +99,7 @@ class Approvals:
                 "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
                 "reason": reason, "deadline": deadline.isoformat(),
                 "facts": approval_facts(tool, args, target).model_dump(mode="json")})
-            if self.notifier is not None:  # issue 5 hook: never blocks, never fails the request
+            if self.notifier is not None:  # never blocks, never fails the request
                 self.notifier.approval_requested(row, ticket_id)
         if row.status == "pending":
             await self._wait(row, session_id)
@@ -147,7 +147,7 @@ class Approvals:
         """Record a technician's decision; raises NotFound outside the caller's clients."""
         approver = approver.strip()
         pending = self._store.approval(approval_id, scope)
-        if self.policy is not None and principal is not None:  # issue 5 hook: who may approve
+        if self.policy is not None and principal is not None:  # who may approve
             who = self.policy.resolve(pending, principal, approver)
             decider = self.policy.second_approval(pending, who) if approve else who
             if decider is None:  # the first of two approvals (two-person rule): recorded, still pending

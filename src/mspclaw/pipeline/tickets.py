@@ -143,7 +143,8 @@ class _SessionTools:
         await run_store(store, store.finish_call, call_id, ok=True, output=output, error_code=None,
                         error_message=None, duration_ms=result.duration_ms)
         learning, device_id = self._svc.learning, self._svc.device_of(session)
-        if learning is not None and device_id is not None and agent_id == self._agent_id:  # issue 5 hook
+        # device memory learns from the device's own tool output
+        if learning is not None and device_id is not None and agent_id == self._agent_id:
             await learning.learn_from_tool(device_id, tool, output, client_id=session.client_id,
                                            session_id=session.id)
         await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
@@ -268,7 +269,7 @@ class _SessionQuestions:
 
 
 class TicketService:
-    # issue 5 hooks, set by wiring: device memory, structured escalation, resolution feedback
+    # optional services, set by wiring: device memory, structured escalation, resolution feedback, usage
     learning: DeviceLearning | None = None
     escalations: Escalations | None = None
     feedback: FeedbackService | None = None
@@ -456,7 +457,7 @@ class TicketService:
         if device is not None and route.agent_id == device.agent_id:
             self._devices[session.id] = device.id
             known = self.runs.device_facts(device.id)
-            # issue 5 hook: the requester is the device's user unless known (read again only if that changed)
+            # device memory: the requester is the device's user unless known (read again only if that changed)
             if self.learning is not None and await self.learning.learn_from_ticket(
                     device.id, ticket.requester, client_id=session.client_id, session_id=session.id, known=known):
                 known = self.runs.device_facts(device.id)
@@ -515,7 +516,7 @@ class TicketService:
                                   plan=plan, facts=known)
             result = await run_loop(model, INSTRUCTIONS, prompt, toolset, on_step,
                                     replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
-            if self.usage is not None:  # issue 5 hook: tokens and cost per session, for the stats
+            if self.usage is not None:  # tokens and cost per session, for the stats
                 prompt_tokens, completion_tokens = self.runs.token_totals(session.id)
                 per_prompt, per_completion = self.model.price_per_mtok
                 self.usage.record(session.id, model=self.model.name[:100], input_tokens=prompt_tokens,
@@ -571,9 +572,9 @@ class TicketService:
         refused = (self.reply_check.problems(result.reply) if result is not None and result.reply
                    and result.reply != template else [])
         reply = user_reply(result, ticket.requester, template=template, refused=bool(refused))
-        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: the reply asks "did it work?"
+        if outcome == "resolved" and self.feedback is not None:  # the reply asks "did it work?"
             reply = f"{reply}\n\n{self.feedback.question}"
-        if outcome == "escalated" and self.escalations is not None:  # issue 5 hook: structured escalation
+        if outcome == "escalated" and self.escalations is not None:  # structured escalation
             kind = classify(reason, routed=route.agent_id is not None, matched=book is not None,
                             ran=result is not None)
             try:
@@ -611,7 +612,7 @@ class TicketService:
             except AgentOffline:
                 pass
         self._devices.pop(session.id, None)
-        if outcome == "resolved" and self.feedback is not None:  # issue 5 hook: ask whether the fix worked
+        if outcome == "resolved" and self.feedback is not None:  # ask whether the fix worked
             try:
                 await self.feedback.ask(ticket, session.id, route.agent_id)
             except MSPClawError:

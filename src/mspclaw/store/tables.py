@@ -316,7 +316,7 @@ class QuestionRow(Base):
     answered_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-# -- operator features (issue 5): keys, technician logins, escalations, notifications, feedback ----
+# -- operator features: keys, technician logins, escalations, notifications, feedback ----
 class ApiKeyRow(Base):
     """A named API key. Only the SHA-256 digest of its secret is stored (the secret is 256 random
     bits, so a slow KDF adds nothing); ``clients`` empty with ``all_clients`` means every client."""
