@@ -14,7 +14,7 @@ SECRET = Secret(type="temporary_password", account="tom@acme.example", value="Vb
 
 def test_a_link_reveals_once_then_says_it_was_used() -> None:
     links = ViewOnceLinks()
-    token, _ = links.create(SECRET, "cl_1")
+    token, _ = links.create(SECRET)
     assert links.peek(token) == SECRET  # the page with the button: nothing used up
     assert links.reveal(token) == SECRET
     with pytest.raises(NotFound, match="expired or was already used"):
@@ -25,7 +25,7 @@ def test_a_link_reveals_once_then_says_it_was_used() -> None:
 def test_a_link_expires() -> None:
     now = [1000.0]
     links = ViewOnceLinks(ttl_s=600, clock=lambda: now[0])
-    token, expires = links.create(SECRET, "cl_1")
+    token, expires = links.create(SECRET)
     assert expires == 1600.0
     now[0] = 1601.0
     with pytest.raises(NotFound):
@@ -36,6 +36,6 @@ def test_a_link_expires() -> None:
 
 def test_an_unknown_token_reveals_nothing() -> None:
     links = ViewOnceLinks()
-    links.create(SECRET, "cl_1")
+    links.create(SECRET)
     with pytest.raises(NotFound):
         links.reveal("not-a-token-at-all-0000000")

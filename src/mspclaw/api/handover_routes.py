@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from mspclaw.api.auth import ServicesDep
 from mspclaw.errors import NotFound
+from mspclaw.pipeline.handover import describe
 
 router = APIRouter()
 
@@ -44,7 +45,7 @@ def offer(svc: ServicesDep, token: str = _TOKEN) -> HTMLResponse:
         secret = svc.tickets.handover.links.peek(token)
     except NotFound as exc:
         return _gone(exc.message)
-    what = "temporary password" if secret.type == "temporary_password" else "Temporary Access Pass"
+    what = describe(secret)
     return _page(f"<h1>Your {what}</h1><p>For the account <b>{html.escape(secret.account)}</b>. It can be shown "
                  "<b>once</b>: have your sign-in screen ready, then press the button.</p>"
                  f'<form method="post"><button type="submit">Show my {what}</button></form>'
@@ -57,7 +58,7 @@ def reveal(svc: ServicesDep, token: str = _TOKEN) -> HTMLResponse:
         secret = svc.tickets.handover.links.reveal(token)
     except NotFound as exc:
         return _gone(exc.message)
-    what = "temporary password" if secret.type == "temporary_password" else "Temporary Access Pass"
+    what = describe(secret)
     after = ("You will be asked to choose a new password as soon as you sign in with it."
              if secret.must_change else "Use it to sign in and register your new authentication method.")
     return _page(f"<h1>Your {what}</h1><p>Account: <b>{html.escape(secret.account)}</b></p>"

@@ -38,7 +38,11 @@ SHOW_TIMEOUT_S = 120.0
 class _Held:
     secret: Secret = field(repr=False)
     expires_at: float
-    client_id: str
+
+
+def describe(secret: Secret) -> str:
+    """What the secret is, in the user's words."""
+    return "temporary password" if secret.type == "temporary_password" else "Temporary Access Pass"
 
 
 class ViewOnceLinks:
@@ -53,7 +57,7 @@ class ViewOnceLinks:
     def _key(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
-    def create(self, secret: Secret, client_id: str) -> tuple[str, float]:
+    def create(self, secret: Secret) -> tuple[str, float]:
         """A new token for ``secret`` and when it expires."""
         token = secrets.token_urlsafe(32)
         expires = self._clock() + self._ttl
@@ -61,7 +65,7 @@ class ViewOnceLinks:
             self._prune()
             if len(self._held) >= MAX_LINKS:
                 raise MSPClawError("too many temporary passwords are waiting to be viewed; try again in a few minutes")
-            self._held[self._key(token)] = _Held(secret, expires, client_id)
+            self._held[self._key(token)] = _Held(secret, expires)
         return token, expires
 
     def peek(self, token: str) -> Secret:
@@ -97,7 +101,6 @@ class Recipient:
     """Who the secret is for and how to reach them."""
 
     client_id: str
-    requester: str
     device_agent_id: str | None
     """The requester's own device agent, when it is online; ``None`` otherwise."""
     device_name: str | None
@@ -114,7 +117,7 @@ class Handover:
     async def deliver(self, secret: Secret, to: Recipient) -> dict[str, Any]:
         """Get ``secret`` to the user; returns where it went (safe to record). Raises :class:`MSPClawError`
         when no way worked: the caller escalates, and the secret is gone with this frame."""
-        what = "temporary password" if secret.type == "temporary_password" else "Temporary Access Pass"
+        what = describe(secret)
         if to.device_agent_id is not None:
             text = (f"Your IT team has set a {what} for your account, as you asked in your ticket. "
                     "Only you can see it here.")
@@ -125,7 +128,7 @@ class Handover:
                 shown = False
             if shown:
                 return {"to": "device", "device": to.device_name, "what": what}
-        token, expires = self.links.create(secret, to.client_id)
+        token, expires = self.links.create(secret)
         url = f"{self._public_url}/s/{token}"
         minutes = max(1, round((expires - time.time()) / 60))
         message = (f"Your {what} is ready. Open this link within {minutes} minutes to see it; it works once, "

@@ -548,7 +548,7 @@ class TicketService:
         own = (device is not None and device.agent_id is not None and user is not None
                and user.lower() == ticket.requester.lower() and self.hub.is_online(device.agent_id))
         psa = self.connectors.get(ticket.psa) if ticket.psa else None
-        return Recipient(client_id=ticket.client_id, requester=ticket.requester,
+        return Recipient(client_id=ticket.client_id,
                          device_agent_id=device.agent_id if own and device is not None else None,
                          device_name=device.hostname if own and device is not None else None,
                          psa=psa, external_id=ticket.external_id)

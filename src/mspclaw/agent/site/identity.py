@@ -302,13 +302,12 @@ class Identity:
             verified = self._authorise(like, args, "manager", "creating an account like this colleague's")
             if self._ad is not None and like.ad is not None:
                 user, _password = self._ad.create_user(args.first_name, args.last_name, like=like.ad)
-                created = Account(user.upn or user.sam, user, None)
                 licences = list(like.entra.licences) if like.entra is not None else []
                 return {"created": True, "username": user.upn or user.sam, "sam": user.sam, "directory": "ad",
                         "groups": list(user.groups), "licences_pending_sync": licences,
                         "why": "created in Active Directory like its colleague; Entra ID gets it at the next sync, "
                                "then its licences are assigned", "first_password": "random, known to nobody",
-                        "verification": verified, **{"enabled": _summary(created)["enabled"]}}
+                        "verification": verified, "enabled": user.enabled}
             entra = self._require_entra()
             if like.entra is None:
                 raise AccountNotFound(f"{like.label()} has no Entra ID account to copy")
