@@ -93,7 +93,7 @@ def test_vetoes_win_over_any_playbook_and_say_why() -> None:
 
 
 def test_below_the_threshold_there_is_no_playbook_and_the_best_is_named() -> None:
-    found = match(load_dir(), "hello", "quick question about the printer?", "windows")
+    found = match(load_dir(), "hello", "a problem with the printer?", "windows")
     assert found.playbook is None and found.explanation.startswith("no playbook scored 2.5 or more")
 
 

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mspclaw.playbooks.cleaning import clean_body, clean_subject
+from mspclaw.playbooks.intent import Intent
 from mspclaw.playbooks.language import detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.playbooks.tokens import stem, stems, words
@@ -239,11 +240,13 @@ class Matcher:
     """
 
     def __init__(self, books: Sequence[Playbook], threshold: float = THRESHOLD,
-                 min_confidence: float = MIN_CONFIDENCE, triage: Triage | None = None) -> None:
+                 min_confidence: float = MIN_CONFIDENCE, triage: Triage | None = None,
+                 intent: Intent | None = None) -> None:
         self.books = list(books)
         self.threshold = threshold
         self.min_confidence = min_confidence
         self.triage = triage or Triage()
+        self.intent = intent or Intent()
         self._index = _build(self.books)
         self._fields = _Fields(len(self.books))
         self._typos: dict[str, str | None] = {}
@@ -261,6 +264,7 @@ class Matcher:
             trig = book.triggers
             texts.update(dict.fromkeys((*trig.keywords, *trig.phrases, *trig.negative)))
         texts.update(dict.fromkeys(self.triage.vocabulary()))
+        texts.update(dict.fromkeys(self.intent.vocabulary()))
         raw = dict.fromkeys(w for text in texts for w in words(text))
         vocab = {stem(w) for w in raw}
         aliases: dict[str, dict[str, str]] = {}
@@ -502,6 +506,9 @@ class Matcher:
         verdict = self.triage.check(tokens)
         if verdict is not None:
             return Match(None, 0.0, verdict.explain(), language=lang, triage_reason=verdict.reason)
+        ask = self.intent.read(tokens)
+        if not ask.actionable:
+            return Match(None, 0.0, ask.explain(), language=lang)
         found, ruled, ruled_by = self._hits(tokens, subject_len)
         if os is not None and self._index.os_excluded.get(os):
             ruled.append(self._index.os_excluded[os])

@@ -1,0 +1,172 @@
+"""What a ticket asks for: a fix, a piece of work, or only an answer.
+
+A playbook diagnoses and fixes one user's problem, or does a piece of work someone asked for
+(reset a password, install an application, give access to a share). A ticket that names a
+product and states neither ("Outlook rule to move sent items to another folder", "Conversation
+archiving with Outlook 2013"), or asks how to do something without saying that anything is wrong
+("How can I print a batch of files with custom settings?"), is a question for a person: running
+diagnostics on the user's PC and telling them their problem is being fixed would be the wrong
+answer. Such tickets get no playbook; a model (when one is configured) or a technician answers.
+
+Two word lists, in every supported language, decide it:
+
+* :data:`FAULTS`: words that say something is wrong (``not``, ``error``, ``cannot``, ``locked``,
+  ``forgot``, ``slow``, ``fehler``, ``bloque``, ``no funciona``, ``werkt niet``...);
+* :data:`REQUESTS`: words that ask for work to be done (``please``, ``reset``, ``install``,
+  ``access``, ``new starter``, ``bitte``, ``besoin``, ``necesito``, ``graag``...).
+
+A ticket with a fault word is actionable. A ticket phrased as a how-to question
+(:data:`QUESTIONS`: ``how do I``, ``is it possible``, ``wie kann ich``...) with no fault word is a
+question, whatever it requests in passing. Any other ticket is actionable when it has a request
+word. Words are matched on the stems the matcher reads (other languages' inflections are mapped
+onto these words by the matcher's vocabulary, as for the triage rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mspclaw.playbooks.tokens import stems
+from mspclaw.playbooks.triage import BREAK
+
+FAULTS: tuple[str, ...] = (
+    # English
+    "not", "no", "never", "nothing", "cant", "cannot", "unable", "wont", "doesnt", "didnt", "isnt", "arent",
+    "couldnt", "wasnt", "werent", "havent", "hasnt", "aint", "dont", "error", "errors", "fail", "fails", "failed",
+    "failing", "failure", "issue", "issues", "problem", "problems", "trouble", "broken", "broke", "stuck",
+    "freeze", "freezes", "freezing", "frozen", "hang", "hangs", "hanging", "hung", "crash", "crashes", "crashed",
+    "crashing", "slow", "slowly", "slower", "sluggish", "lag", "lagging", "laggy", "stopped", "stops",
+    "keeps", "lost", "lose", "losing", "missing", "disappeared", "vanished", "gone", "locked", "lockout",
+    "expired", "expire", "expires", "expiring", "forgot", "forgotten", "denied", "blocked", "wrong", "incorrect",
+    "invalid", "urgent", "asap", "down", "offline", "disconnect", "disconnects", "disconnected", "disconnecting",
+    "dropping", "drops", "dropped", "full", "corrupt", "corrupted", "bounce", "bounced", "bounces", "rejected",
+    "unreachable", "timeout", "timed out", "weird", "strange", "suddenly", "anymore", "no longer", "randomly",
+    "glitch", "bug", "unresponsive", "not responding", "blank", "empty", "greyed out", "grayed out", "prompt",
+    "prompts", "prompting", "asking for", "asks for", "keeps asking", "cut out", "cuts out", "wrong password",
+    "refuses", "refused", "fix", "repair", "help", "weak", "forever", "takes ages", "low", "warning", "warns",
+    "too many", "quit", "quits", "quitting", "unexpectedly", "paused", "unlicensed", "pending", "constantly",
+    "every time", "whenever", "again", "flaky", "unstable", "intermittent", "intermittently",
+    # German
+    "nicht", "kein", "keine", "keinen", "keiner", "nie", "fehler", "fehlermeldung", "problem", "probleme",
+    "storung", "gestort", "gesperrt", "sperre", "vergessen", "abgelaufen", "langsam", "hangt", "haengt",
+    "absturz", "sturzt", "abgesturzt", "kaputt", "defekt", "fehlt", "fehlen", "verschwunden", "verloren",
+    "falsch", "ungultig", "dringend", "hilfe", "geht nicht", "klappt nicht", "funktioniert nicht", "voll",
+    "bricht", "abbricht", "standig", "dauernd", "immer wieder", "warnung", "schwach", "ewig",
+    # French
+    "pas", "plus", "jamais", "rien", "impossible", "erreur", "probleme", "souci", "soucis", "panne", "bloque",
+    "bloquee", "verrouille", "oublie", "expire", "lent", "lente", "plante", "fige", "disparu", "perdu", "manque",
+    "urgent", "aide", "depanner", "deconnecte", "plein", "pleine", "sature", "saturee", "lenteur", "lenteurs",
+    "rame", "sans arret", "quitte", "ferme", "avertissement", "faible",
+    # Spanish
+    "nunca", "nada", "error", "errores", "problema", "problemas", "fallo", "falla", "bloqueado", "bloqueada",
+    "olvide", "olvidado", "caducado", "caducada", "expirado", "lento", "lenta", "cuelga", "colgado", "congelado",
+    "desaparecido", "perdido", "falta", "urgente", "ayuda", "no funciona", "no puedo", "lleno", "llena",
+    "desconecta", "cierra", "constantemente", "advertencia", "debil", "tarda", "lentitud",
+    # Dutch
+    "niet", "geen", "nooit", "niets", "fout", "foutmelding", "probleem", "problemen", "storing", "geblokkeerd",
+    "vergrendeld", "vergeten", "verlopen", "traag", "langzaam", "vast", "crasht", "verdwenen", "kwijt",
+    "ontbreekt", "dringend", "hulp", "niks", "vol", "valt weg", "steeds", "waarschuwing", "zwak", "duurt lang",
+    "sluit af",
+)
+"""Words that say something is wrong."""
+
+REQUESTS: tuple[str, ...] = (
+    # English
+    "please", "pls", "plz", "kindly", "need", "needs", "needed", "require", "requires", "request",
+    "requesting", "reset", "unlock", "install", "reinstall", "uninstall", "setup", "set up", "access",
+    "permission", "permissions", "grant", "add", "remove", "enable", "disable", "new", "starter", "joiner",
+    "joining", "leaver", "leaving", "onboard", "onboarding", "offboard", "offboarding", "create", "change",
+    "update", "map", "want", "clear", "can you", "could you", "would you",
+    # German
+    "bitte", "brauche", "benotige", "zurucksetzen", "entsperren", "installieren", "einrichten", "zugriff",
+    "berechtigung", "berechtigungen", "freischalten", "neu", "neuer", "neue", "anlegen", "andern",
+    # French
+    "svp", "merci de", "besoin", "reinitialiser", "debloquer", "installer", "acces", "droits", "nouveau",
+    "nouvelle", "creer", "changer",
+    # Spanish
+    "por favor", "necesito", "necesita", "restablecer", "desbloquear", "instalar", "acceso", "permisos",
+    "nuevo", "nueva", "crear", "cambiar",
+    # Dutch
+    "graag", "aub", "nodig", "resetten", "deblokkeren", "installeren", "toegang", "rechten", "nieuw",
+    "nieuwe", "aanmaken", "wijzigen",
+)
+"""Words that ask for work to be done."""
+
+QUESTIONS: tuple[str, ...] = (
+    "how do i", "how do you", "how can i", "how can we", "how could i", "how to", "how would i", "how should i",
+    "how do we", "why does", "why do", "why is", "why are", "what is", "what are", "is it possible",
+    "is there a way", "is there any way", "is there an easy way", "what is the best",
+    "whats the best", "what is a good", "which is better", "best way to", "can i", "should i",
+    "wie kann ich", "wie kann man", "wie richte ich", "ist es moglich", "gibt es eine moglichkeit",
+    "comment faire", "comment puis je", "est il possible", "como puedo", "como hago", "es posible",
+    "hoe kan ik", "hoe moet ik", "is het mogelijk",
+)
+"""A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What the ticket asks for; ``word`` is the first word that decided it (for the explanation)."""
+
+    actionable: bool
+    kind: str
+    """``fault``, ``request``, ``question`` or ``nothing``."""
+    word: str = ""
+
+    def explain(self) -> str:
+        if self.kind == "question":
+            return (f"a how-to question ('{self.word}') with nothing said to be wrong: "
+                    "a person answers it, no playbook")
+        return "no fault and no request stated (only a product or a topic named): a person reads it, no playbook"
+
+
+def _index(terms: Sequence[str]) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for term in terms:
+        seq = tuple(stems(term))
+        if seq:
+            index.setdefault(seq[0], []).append((seq, term))
+    return index
+
+
+class Intent:
+    """The three lists indexed once; :meth:`read` is one pass over a ticket's stemmed words."""
+
+    def __init__(self, faults: Sequence[str] = FAULTS, requests: Sequence[str] = REQUESTS,
+                 questions: Sequence[str] = QUESTIONS) -> None:
+        self._lists = {"fault": _index(faults), "request": _index(requests), "question": _index(questions)}
+        self._terms = (*faults, *requests, *questions)
+
+    def vocabulary(self) -> list[str]:
+        """Every word of every list, as written (the matcher maps other languages' inflections onto them)."""
+        return [w for term in self._terms for w in term.split()]
+
+    def read(self, tokens: Sequence[str]) -> Ask:
+        """What the ticket asks for. A how-to question in the subject with no fault word in the subject
+        decides for the whole ticket (the body then explains the set-up, and says "problem" in passing)."""
+        first: dict[str, str] = {}
+        in_subject: set[str] = set()
+        subject = True
+        for pos, token in enumerate(tokens):
+            if token == BREAK:
+                subject = False
+                continue
+            for kind, index in self._lists.items():
+                if kind in first:
+                    continue
+                for seq, term in index.get(token, ()):
+                    if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
+                        first[kind] = term
+                        if subject:
+                            in_subject.add(kind)
+                        break
+        if "question" in in_subject and "fault" not in in_subject:
+            return Ask(False, "question", first["question"])
+        if "fault" in first:
+            return Ask(True, "fault", first["fault"])
+        if "question" in first:
+            return Ask(False, "question", first["question"])
+        if "request" in first:
+            return Ask(True, "request", first["request"])
+        return Ask(False, "nothing")
