@@ -64,12 +64,18 @@ def test_the_matcher_gives_no_playbook_to_a_question_and_says_why(library_matche
 
 
 def test_a_bare_topic_gets_no_playbook(library_matcher: Matcher) -> None:
-    result = library_matcher.match("Outlook rule to move sent items to another person's folder", "", "windows")
+    result = library_matcher.match("Conversation archiving with Outlook 2013",
+                                   "Archiving whole conversations in Outlook 2013 with the built-in options", "windows")
     assert result.playbook is None
     assert "no fault and no request" in result.explanation
 
 
+def test_a_terse_ticket_naming_a_product_is_read_as_a_problem_with_it(library_matcher: Matcher) -> None:
+    assert _read(library_matcher, "outlook", "outlook") == "terse"
+    assert library_matcher.match("outlook", "outlook", "windows").category == "email"
+
+
 def test_custom_lists_replace_the_shipped_ones(library: list[Playbook]) -> None:
     strict = Matcher(library, intent=Intent(faults=("kaputt",), requests=(), questions=()))
-    assert strict.match("printer not printing", "", "windows").playbook is None
+    assert strict.match("printer not printing", "since this morning, nothing comes out of it", "windows").playbook is None
     assert strict.match("printer kaputt", "", "windows").category == "printer"

@@ -105,13 +105,19 @@ QUESTIONS: tuple[str, ...] = (
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
 
 
+TERSE = 8
+"""A ticket of fewer words that names only a product ("outlook", "VPN again") is read as a problem with
+it: people do not open a ticket to discuss a product, and a terse ticket leaves its fault unsaid. A
+longer one had room to say what is wrong and did not."""
+
+
 @dataclass(frozen=True)
 class Ask:
     """What the ticket asks for; ``word`` is the first word that decided it (for the explanation)."""
 
     actionable: bool
     kind: str
-    """``fault``, ``request``, ``question`` or ``nothing``."""
+    """``fault``, ``request``, ``question``, ``terse`` (a product named, nothing else) or ``nothing``."""
     word: str = ""
 
     def explain(self) -> str:
@@ -169,4 +175,6 @@ class Intent:
             return Ask(False, "question", first["question"])
         if "request" in first:
             return Ask(True, "request", first["request"])
+        if len(tokens) - (BREAK in tokens) < TERSE:
+            return Ask(True, "terse")
         return Ask(False, "nothing")
