@@ -77,5 +77,6 @@ def test_a_terse_ticket_naming_a_product_is_read_as_a_problem_with_it(library_ma
 
 def test_custom_lists_replace_the_shipped_ones(library: list[Playbook]) -> None:
     strict = Matcher(library, intent=Intent(faults=("kaputt",), requests=(), questions=()))
-    assert strict.match("printer not printing", "since this morning, nothing comes out of it", "windows").playbook is None
+    longer = strict.match("printer not printing", "since this morning, nothing comes out of it", "windows")
+    assert longer.playbook is None
     assert strict.match("printer kaputt", "", "windows").category == "printer"
