@@ -80,3 +80,27 @@ def test_custom_lists_replace_the_shipped_ones(library: list[Playbook]) -> None:
     longer = strict.match("printer not printing", "since this morning, nothing comes out of it", "windows")
     assert longer.playbook is None
     assert strict.match("printer kaputt", "", "windows").category == "printer"
+
+
+def test_a_long_ticket_that_only_names_the_product_gets_no_playbook(library_matcher: Matcher) -> None:
+    """Context triggers (``firefox``, ``browser``) alone do not choose a playbook for a ticket that had room to
+    name a symptom; a fault word right after one ("the VPN doesn't connect") is a symptom."""
+    long_ = library_matcher.match(
+        "Firefox start page", "When Firefox starts it opens in English, and I would like the browser to open in "
+        "German for the whole family from now on please", "windows")
+    assert long_.playbook is None and "only on words that name what it is about" in long_.explanation
+    fault = library_matcher.match(
+        "vpn and slow laptop", "The VPN doesn't connect since this morning, and my laptop is a bit slow too, but "
+        "mostly the VPN.", "windows")
+    assert fault.category == "vpn"
+    short = library_matcher.match("Internet Explorer not working", "", "windows")
+    assert short.category == "browser"
+
+
+def test_context_must_name_a_trigger_of_the_playbook() -> None:
+    from pydantic import ValidationError
+
+    from mspclaw.playbooks.schema import Triggers
+
+    with pytest.raises(ValidationError, match="context: 'chrome' is neither a keyword nor a phrase"):
+        Triggers(keywords=["cache"], context=["chrome"])

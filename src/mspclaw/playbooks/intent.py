@@ -105,6 +105,8 @@ QUESTIONS: tuple[str, ...] = (
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
 
 
+MAX_POSITIONS = 64
+"""Fault words remembered per ticket to judge nearness: enough for any real ticket, bounded for any input."""
 TERSE = 8
 """A ticket of fewer words that names only a product ("outlook", "VPN again") is read as a problem with
 it: people do not open a ticket to discuss a product, and a terse ticket leaves its fault unsaid. A
@@ -147,6 +149,19 @@ class Intent:
     def vocabulary(self) -> list[str]:
         """Every word of every list, as written (the matcher maps other languages' inflections onto them)."""
         return [w for term in self._terms for w in term.split()]
+
+    def faults_at(self, tokens: Sequence[str]) -> list[int]:
+        """Positions of the fault words in the ticket (at most :data:`MAX_POSITIONS`)."""
+        index = self._lists["fault"]
+        found: list[int] = []
+        for pos, token in enumerate(tokens):
+            for seq, _term in index.get(token, ()):
+                if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
+                    found.append(pos)
+                    break
+            if len(found) >= MAX_POSITIONS:
+                break
+        return found
 
     def read(self, tokens: Sequence[str]) -> Ask:
         """What the ticket asks for. A how-to question in the subject with no fault word in the subject

@@ -63,6 +63,12 @@ PREFERRED: dict[frozenset[str], str] = {
 """Close calls between two categories go to the one whose first steps diagnose both: the account
 lookup reads both the lock and the password's expiry; the mail-client check sees a hung Outlook
 and a mail server that does not answer."""
+CONTEXT_ONLY_WORDS = 16
+"""A ticket of more words than this whose best playbook scored only on context triggers (``firefox``,
+``outlook``) gets no playbook: it had room to name a symptom the playbook treats and named none. A
+shorter one ("IE not working") is read as a problem with what it names."""
+NEAR_FAULT = 3
+"""A fault word this close to a context trigger makes it evidence."""
 CLOSE_CALL = 0.75
 """The runner-up is a close call when it scores at least this share of the best."""
 
@@ -177,12 +183,16 @@ class _Index:
     masks: dict[int, int] = field(default_factory=dict)
     top_weight: dict[int, float] = field(default_factory=dict)
     sets: dict[int, frozenset[int]] = field(default_factory=dict)
+    context: set[tuple[int, str]] = field(default_factory=set)
+    """(book, keyword stem or tab-joined phrase stems) of the book's context triggers."""
 
 
 def _build(books: Sequence[Playbook]) -> _Index:
     index = _Index(list(books))
     for i, book in enumerate(books):
         trig = book.triggers
+        for word in trig.context:
+            index.context.add((i, "\t".join(stems(word))))
         for keyword in trig.keywords:
             key = stem(keyword.lower().replace("'", ""))
             posting = index.keywords.setdefault(key, {})
@@ -482,6 +492,21 @@ class Matcher:
         return sum(posting[book] * factor for (kind, key), factor in found.items() if kind != "typo"
                    for posting in (self._posting(kind, key),) if book in posting)
 
+    def _evidence(self, book: int, found: dict[tuple[str, str], float], tokens: list[str]) -> bool:
+        """True when one of the book's triggers found is not a context trigger (it names a symptom or a need),
+        or a fault word follows one within :data:`NEAR_FAULT` words ("the VPN doesn't connect")."""
+        context = self._index.context
+        if any(kind != "typo" and book in self._posting(kind, key) and (book, key) not in context
+               for (kind, key) in found):
+            return True
+        faults = self.intent.faults_at(tokens)
+        if not faults:
+            return False
+        heads = {key.split("\t")[0] for (each, key) in context if each == book}
+        split = tokens.index(_BREAK) if _BREAK in tokens else len(tokens)
+        return any(token in heads and 0 < at - pos <= NEAR_FAULT and (pos < split) == (at < split)
+                   for pos, token in enumerate(tokens) for at in faults)
+
     def _explain(self, book: int, found: dict[tuple[str, str], float]) -> list[str]:
         index = self._index
         reasons = []
@@ -529,6 +554,10 @@ class Matcher:
                 chosen, runner, winner = runner, chosen, runner_at
             if preferred is not None:
                 shared = 0.0  # the chosen playbook's first steps diagnose both
+        if len(tokens) - 1 > CONTEXT_ONLY_WORDS and not self._evidence(winner, found, tokens):
+            return Match(None, round(best_points, 2), f"{chosen.id} scored {best_points:g} only on words that "
+                         f"name what it is about ({', '.join(self._explain(winner, found))}), not on anything "
+                         "it treats: a person reads it, no playbook", language=lang)
         value = self._points(winner, found) if note else best_points
         sure = confidence(value, shared)
         tail = f"; next best: {runner.id} at {second_points if not note else best_points:g}" if runner else ""

@@ -31,10 +31,17 @@ class Triggers(_Model):
     phrases: list[str] = Field(default_factory=list, description="Multi-word phrases; each hit adds twice.")
     negative: list[str] = Field(default_factory=list, description="Any hit rules the playbook out.")
     weights: dict[str, float] = Field(default_factory=dict, description="Per keyword or phrase weight (default 1).")
+    context: list[str] = Field(default_factory=list, description=(
+        "Keywords or phrases that name what the playbook is about (a product, an object) without saying "
+        "anything is wrong with it. A longer ticket whose only hits for this playbook are these gets no "
+        "playbook: it is about something the playbook does not treat."))
 
     @model_validator(mode="after")
     def _weights_name_triggers(self) -> Triggers:
         known = set(self.keywords) | set(self.phrases)
+        for word in self.context:
+            if word not in known:
+                raise ValueError(f"context: {word!r} is neither a keyword nor a phrase of this playbook")
         for key, weight in self.weights.items():
             if key not in known:
                 raise ValueError(f"weights: {key!r} is neither a keyword nor a phrase of this playbook")
