@@ -59,10 +59,12 @@ COMPOUND_MIN, COMPOUND_MAX = 8, 30
 PREFERRED: dict[frozenset[str], str] = {
     frozenset({"password_reset", "account_locked"}): "account_locked",
     frozenset({"email", "app_crash"}): "email",
+    frozenset({"app_crash", "slow_computer"}): "slow_computer",
 }
 """Close calls between two categories go to the one whose first steps diagnose both: the account
 lookup reads both the lock and the password's expiry; the mail-client check sees a hung Outlook
-and a mail server that does not answer."""
+and a mail server that does not answer; the performance check sees a whole PC that hangs and the
+one program that takes it down."""
 CONTEXT_ONLY_WORDS = 16
 """A ticket of more words than this whose best playbook scored only on context triggers (``firefox``,
 ``outlook``) gets no playbook: it had room to name a symptom the playbook treats and named none. A
