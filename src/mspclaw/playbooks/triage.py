@@ -86,6 +86,11 @@ _SERVERS = ("server", "servers", "serveur", "serveurs", "servidor", "servidores"
             "exchange server", "cluster", "appliance", "volume", "lun", "raid")
 
 
+_RESTORE_UNLESS = ("authenticator", "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe",
+                   "account", "system restore", "restore access", "restore my access", "restore his access",
+                   "restore her access")
+
+
 RULES: tuple[Rule, ...] = (
     Rule("a security report", (
         "phishing", "phish", "phishy", "scam", "scammer", "suspicious", "fraud", "fraudulent", "malware",
@@ -144,7 +149,17 @@ RULES: tuple[Rule, ...] = (
         "disk space", "low disk", "free space", "space", "full", "capacity", "storage", "speicherplatz", "voll",
         "espace disque", "plein", "espacio", "lleno", "schijfruimte", "vol",
     ), near=_SERVERS, window=5),
-    Rule("an outage affecting many users or a whole site", _MANY, unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", _MANY,
+         unless=(*_ONLY_ME, "user accounts", "user profiles", "benutzerkonten", "comptes utilisateurs",
+                 "cuentas de usuario", "gebruikersaccounts")),
+    Rule("an outage affecting many users or a whole site", (
+        "public wifi", "guest wifi", "guest network", "visitor wifi", "both wired and wireless", "wired and wifi",
+        "hardline and wifi", "cable and wifi", "sent the team home", "sent team home", "sent everyone home",
+    )),
+    Rule("an outage affecting many users or a whole site", ("building", "gebaude", "batiment", "edificio",
+                                                            "gebouw"), near=(
+        "no internet", "internet is out", "internet access is out", "internet down", "network down", "wifi down",
+        "kein internet", "pas d internet", "sin internet", "geen internet", "outage", "is out"), window=6),
     Rule("an outage affecting many users or a whole site", (
         "all our", "all of our", "none of our", "not one of our", "not one of", "each of our", "every one of our",
         "alle unsere", "keiner unserer", "tous nos", "toutes nos", "aucun de nos", "todos nuestros",
@@ -163,7 +178,7 @@ RULES: tuple[Rule, ...] = (
         "screen is broken", "screen broke", "dropped my laptop", "dropped it", "keyboard broken",
         "keys stopped working", "hinge", "clicking noise", "grinding noise", "beeping", "beeps",
         "paper jam", "jammed", "toner", "dead pixel", "flickering", "flickers", "no display", "black screen",
-        "mouse", "headset", "webcam", "docking station", "speakers", "overheating", "overheat", "overheats",
+        "overheating", "overheat", "overheats",
         "overheated", "too hot", "very hot", "burning hot", "hot to touch", "no post", "wont post",
         "doesnt post", "will not post", "does not post", "not posting", "fails to post", "post error", "bios",
         "wont boot", "doesnt boot", "will not boot", "does not boot", "no boot", "boot loop", "lines on the screen",
@@ -185,6 +200,13 @@ RULES: tuple[Rule, ...] = (
     ), near=("laptop", "pc", "computer", "rechner", "notebook", "ordinateur", "portable", "ordenador",
              "portatil", "equipo", "mac", "macbook", "desktop", "workstation"), window=4),
     Rule("a hardware failure", (
+        "mouse", "headset", "webcam", "docking station", "dock", "speakers", "monitor", "monitors", "keyboard",
+        "charger", "maus", "souris", "raton", "muis", "tastatur", "clavier", "teclado", "toetsenbord",
+    ), near=("not working", "doesnt work", "dont work", "stopped working", "broken", "dead", "not detected",
+             "not recognized", "not recognised", "no signal", "powers on", "power on", "turn on", "turns on",
+             "wont work", "barely", "defekt", "kaputt", "funktioniert nicht", "ne marche pas", "ne fonctionne pas",
+             "no funciona", "werkt niet", "kapot"), window=6),
+    Rule("a hardware failure", (
         "broken", "damaged", "cracked", "kaputt", "defekt", "gebrochen", "zerbrochen", "gesprungen", "beschadigt",
         "casse", "fissure", "endommage", "roto", "rota", "danado", "kapot", "stuk", "gebarsten", "physically",
     ), near=("screen", "display", "monitor", "keyboard", "laptop lid", "port", "ports", "hinge", "charger",
@@ -202,8 +224,8 @@ RULES: tuple[Rule, ...] = (
         "carte graphique", "carte mere", "tarjeta grafica", "placa base", "videokaart", "moederbord",
     )),
     Rule("a question about using an application's features, not a fault", (
-        "formula", "formulas", "macro", "macros", "vba", "pivot", "pivot table", "cell", "cells", "column",
-        "columns", "rows", "dropdown", "drop down list", "bullets", "bullet points", "font size", "fonts",
+        "formula", "formulas", "macro", "macros", "vba", "pivot", "pivot table", "column",
+        "columns", "dropdown", "drop down list", "bullets", "bullet points", "font size", "fonts",
         "table of contents", "footnote", "footnotes", "mail merge", "conditional formatting", "chart",
         "charts", "slide", "slides", "animation", "header and footer", "page numbers", "track changes",
         "spreadsheet formula", "shortcut key", "keyboard shortcut", "hotkey", "bookmark", "bookmarks",
@@ -253,19 +275,25 @@ RULES: tuple[Rule, ...] = (
              "datei", "dateien", "ordner", "dokument", "fichier", "fichiers", "dossier", "archivo", "archivos",
              "carpeta", "documento", "bestand", "bestanden", "map", "document", "work", "version"), window=6),
     Rule("a data restore", (
-        "restore", "restoring", "previous version", "previous versions", "recover the file", "recover a file",
+        "previous version", "previous versions", "recover the file", "recover a file",
         "recover files", "recover deleted", "recover my files", "lost my files", "lost files", "file is gone",
         "files are gone", "files disappeared", "folder disappeared", "folder is gone", "from backup",
-        "from the backup", "wiederherstellen", "wiederherstellung", "aus dem backup", "restaurer", "recuperer",
-        "restaurar", "recuperar", "terugzetten",
-    ), unless=("authenticator",
-               "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe", "account",
-               "system restore", "restore access", "restore my access", "restore his access", "restore her access")),
+        "from the backup", "aus dem backup",
+    ), unless=_RESTORE_UNLESS),
+    Rule("a data restore", (
+        "restore", "restoring", "wiederherstellen", "wiederherstellung", "restaurer", "recuperer", "restaurar",
+        "recuperar", "terugzetten",
+    ), near=("file", "files", "folder", "folders", "document", "documents", "data", "email", "emails", "mailbox",
+             "version", "backup", "deleted", "spreadsheet", "datei", "dateien", "ordner", "daten", "fichier",
+             "fichiers", "dossier", "donnees", "archivo", "archivos", "carpeta", "datos", "bestand", "bestanden",
+             "map", "gegevens"), window=6, unless=_RESTORE_UNLESS),
     Rule("a business application problem, not the user's PC", (
         "erp", "sap", "crm", "navision", "dynamics", "salesforce", "oracle", "sage", "datev", "lexware",
         "cerner", "ehr", "emr", "line of business", "terminal server", "citrix", "database", "sql",
         "warehouse system", "payroll system", "hr system", "ticketing system", "booking system",
         "practice management", "point of sale", "pos system", "administrative system", "administration system",
+        "maximo", "workday", "peoplesoft", "kronos", "servicenow", "netsuite", "accela", "munis", "athenahealth",
+        "meditech", "epic", "prod", "production environment", "uat", "test environment",
         "warenwirtschaft", "wawi",
     )),
     Rule("a purchase, licence or billing question", (
@@ -274,7 +302,10 @@ RULES: tuple[Rule, ...] = (
         "your invoice", "our invoice", "last invoice", "monthly invoice", "invoice from you", "invoice number",
         "a quote for", "a quote", "quotation", "price for", "contract renewal", "our contract",
         "how much does", "how much would", "how much is", "credit card", "purchase order", "purchase",
-        "purchasing", "cancel our subscription", "paypal", "donation", "contribution", "payment", "paid for",
+        "purchasing", "cancel our subscription", "a license for", "a licence for", "license for", "licence for",
+        "assign a license", "assign a licence", "assign an", "need a license", "need a licence", "new license",
+        "new licence", "license request", "licence request", "procure", "procurement", "paypal", "donation",
+        "contribution", "payment", "paid for",
         "debit card", "card payment",
         "subscription", "zahlung", "bezahlt", "abonnement", "paiement", "pago", "suscripcion", "betaling",
         "abonnement", "hourly rate", "buy", "buying", "order a", "order new",
