@@ -39,8 +39,10 @@ CODEBASE = "v2025_1/"
 NOTE_FIELDS = {"text", "detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag", "issueFlag",
                "customerUpdatedFlag", "processNotifications", "member", "contact", "internalFlag", "externalFlag"}
 CALLBACK_LEVELS = {"Owner", "Board", "Status", "Company", "Ticket"}
-BOARD_STATUSES = [(1, "New"), (2, "In Progress"), (3, "Waiting Customer"), (4, "Closed (resolved)"),
-                  (5, "Closed (cancelled)", True)]
+BOARD_STATUSES: list[tuple[int, str, bool]] = [
+    (1, "New", False), (2, "In Progress", False), (3, "Waiting Customer", False), (4, "Closed (resolved)", False),
+    (5, "Closed (cancelled)", True)]
+"""(id, name, inactive) of the one board's statuses."""
 
 
 def cw_time(moment: datetime) -> str:
@@ -173,7 +175,7 @@ class FakeConnectWise(RestFake):
                 return self._add_note(ticket_id, body)
             case ("GET", ["service", "boards", board_id, "statuses"]):
                 return JSONResponse([{"id": s[0], "name": s[1], "board": {"id": int(board_id)},
-                                      "inactive": len(s) > 2, "closedStatus": "Closed" in s[1]}
+                                      "inactive": s[2], "closedStatus": "Closed" in s[1]}
                                      for s in BOARD_STATUSES])
             case ("GET", ["system", "callbacks"]):
                 wanted = re.fullmatch(r'url="(.*)"', query.get("conditions", ""))

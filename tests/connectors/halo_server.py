@@ -176,10 +176,10 @@ class FakeHalo(RestFake):
             case ("POST", ["Tickets"]):
                 return self._update(body)
             case ("GET", ["Actions"]):
-                ticket_id = int(query.get("ticket_id", "0"))
-                if ticket_id not in self.tickets:
+                wanted = int(query.get("ticket_id", "0"))
+                if wanted not in self.tickets:
                     return JSONResponse("Ticket not found", status_code=404)
-                found = self.notes(ticket_id)
+                found = self.notes(wanted)
                 return JSONResponse({"record_count": len(found), "actions": found})
             case ("POST", ["Actions"]):
                 return self._add_actions(body)

@@ -89,7 +89,8 @@ class Resolvers:
         for rule in reversed(input.get("sort") or []):
             if rule.get("order") not in ("ASC", "DESC"):
                 raise client_error("type_validation_failed", "sort order must be ASC or DESC", field="order")
-            items.sort(key=lambda t, a=rule["attribute"]: str(t.get(a) or ""), reverse=rule["order"] == "DESC")
+            attribute: str = rule["attribute"]
+            items.sort(key=lambda t: str(t.get(attribute) or ""), reverse=rule["order"] == "DESC")
         start = (page - 1) * size
         return {"tickets": items[start:start + size],
                 "listInfo": {"page": page, "pageSize": size, "hasMore": start + size < len(items),
@@ -132,7 +133,8 @@ class Resolvers:
 
     def createTicketConversation(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         ticket = self._ticket(input["ticket"])
-        reply = {"conversationId": str(next(self.s.ids)), "content": input.get("content"), "time": self.s.now(),
+        reply: dict[str, Any] = {"conversationId": str(next(self.s.ids)), "content": input.get("content"),
+                                 "time": self.s.now(),
                  "user": {"userId": "1", "name": "API"}, "attachments": [], "type": "TECH_REPLY",
                  "sendMail": input.get("sendMail")}
         self.s.conversations.setdefault(ticket["ticketId"], []).append(reply)

@@ -3,22 +3,32 @@
 The same cases run over real sockets in ``test_transport_conformance.py``; here they also run
 split at every byte, and hypothesis throws broken and random answers at the reader: it must
 never raise anything but FramingError, and where the answer is cut must not change the result.
-Last, a smaller fuzz over a loopback socket: the transport answers or raises httpx's
-RemoteProtocolError/ReadError (which PSAHttp turns into PSAUnavailable), never anything else.
+Last, smaller fuzzes over a loopback socket: the transport answers or raises httpx's
+RemoteProtocolError/ReadError, never anything else; and through the whole PSA client (PSAHttp,
+with compressed bodies that may not decode, and a connector's payload model reading the body)
+nothing but a PSA error ever comes out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mspclaw.connectors.framing import MAX_INTERIM, FramingError, ResponseReader
+from mspclaw.connectors.http import PSAHttp
+from mspclaw.connectors.payload import Payload, read
 from mspclaw.connectors.transport import StreamTransport
+from mspclaw.errors import PSAError
 
 FUZZ_EXAMPLES = 400
 
@@ -40,7 +50,7 @@ def every_split(data: bytes, **kwargs: bool) -> set[str]:
     """The outcome kind and, for answers, the answer, for the data whole and cut at each byte."""
     seen: set[str] = set()
     for cut in range(len(data) + 1):
-        kind, detail = outcome([data[:cut], data[cut:]], **kwargs)  # type: ignore[arg-type]
+        kind, detail = outcome([data[:cut], data[cut:]], **kwargs)
         seen.add(kind if kind == "refused" else f"{kind} {detail!r}")
     return seen
 
@@ -143,8 +153,9 @@ def test_fuzz_random_bytes_raise_only_framing_errors(data: bytes, cuts: list[int
 SOCKET_FUZZ_EXAMPLES = 60
 
 
-async def _serve_once(data: bytes, cut: int) -> tuple[str, object]:
-    """One GET through StreamTransport to a server that writes ``data`` in two writes, then closes."""
+@asynccontextmanager
+async def _writing_once(data: bytes, cut: int) -> AsyncIterator[int]:
+    """A loopback server that answers one request with ``data`` in two writes, then closes; its port."""
     handlers: list[asyncio.Task[object]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -164,17 +175,23 @@ async def _serve_once(data: bytes, cut: int) -> tuple[str, object]:
                 await writer.wait_closed()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     try:
-        async with httpx.AsyncClient(transport=StreamTransport(), base_url=f"http://127.0.0.1:{port}",
-                                     timeout=2) as client:
-            response = await client.get("/")
-            return "answer", response.status_code
-    except httpx.TransportError as exc:
-        return "refused", type(exc).__name__
+        yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
         await asyncio.gather(*handlers, return_exceptions=True)
+
+
+async def _serve_once(data: bytes, cut: int) -> tuple[str, object]:
+    """One GET through StreamTransport to a server that writes ``data`` in two writes, then closes."""
+    async with _writing_once(data, cut) as port:
+        try:
+            async with httpx.AsyncClient(transport=StreamTransport(), base_url=f"http://127.0.0.1:{port}",
+                                         timeout=2) as client:
+                response = await client.get("/")
+                return "answer", response.status_code
+        except httpx.TransportError as exc:
+            return "refused", type(exc).__name__
 
 
 @settings(max_examples=SOCKET_FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -182,3 +199,70 @@ async def _serve_once(data: bytes, cut: int) -> tuple[str, object]:
 def test_fuzz_over_a_socket_the_transport_answers_or_raises_a_transport_error(data: bytes, cut: int) -> None:
     kind, detail = asyncio.run(asyncio.wait_for(_serve_once(data, min(cut, len(data))), 10))
     assert kind == "answer" or detail in ("RemoteProtocolError", "ReadError"), detail
+
+
+class _Record(Payload):
+    id: int
+    name: str
+
+
+_JSON_BODIES = st.one_of(
+    st.sampled_from([b'{"id": 7, "name": "x"}', b'{"id": "7"}', b"[]", b"null", b'{"id": 1e999}', b"{", b"\xff"]),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["id", "name", "x"]),
+                                                                              inner, max_size=3),
+                 max_leaves=6).map(lambda value: json.dumps(value).encode()))
+
+
+@st.composite
+def psa_answers(draw: st.DrawFn) -> bytes:
+    """An answer with a JSON (or broken) body, maybe compressed (or claiming to be), maybe mutated."""
+    body = draw(_JSON_BODIES)
+    coding = draw(st.sampled_from([None, b"gzip", b"deflate", b"gzip", b"br", b"identity, gzip"]))
+    if coding == b"gzip" and draw(st.booleans()):
+        body = gzip.compress(body)
+    elif coding == b"deflate" and draw(st.booleans()):
+        body = zlib.compress(body)
+    status = draw(st.sampled_from([b"200 OK", b"200 OK", b"201 Created", b"404 Not Found", b"429 Slow",
+                                   b"500 Oops", b"302 Found", b"418 Teapot"]))
+    framing = draw(st.sampled_from(["length", "chunked", "close"]))
+    head = [b"HTTP/1.1 " + status, b"content-type: application/json"]
+    if coding is not None:
+        head.append(b"content-encoding: " + coding)
+    if framing == "length":
+        head.append(b"content-length: %d" % len(body))
+    elif framing == "chunked":
+        head.append(b"transfer-encoding: chunked")
+        body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+    data = b"\r\n".join(head) + b"\r\n\r\n" + body
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(data) - 1))
+        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
+    return data
+
+
+async def _through_the_psa_client(data: bytes, cut: int) -> str:
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    async with _writing_once(data, cut) as port, PSAHttp(service="Fuzz PSA", base_url=f"http://127.0.0.1:{port}",
+                                                         timeout=2, max_retries=0, sleep=no_wait) as http:
+        try:
+            response = await http.request("POST", "/tickets/query", json={})
+            read(_Record, response, service="Fuzz PSA")
+        except PSAError as exc:
+            return type(exc).__name__
+        return "read"
+
+
+@settings(max_examples=SOCKET_FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(psa_answers(), answers()), st.integers(0, 400))
+@example(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 5\r\n\r\nhello", 3)  # does not decode
+@example(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=" + b"a" * (70 * 1024) + b"\r\nhello\r\n0\r\n\r\n",
+         40)  # a chunk-size line over 64 KiB
+def test_fuzz_through_the_psa_client_only_psa_errors_come_out(data: bytes, cut: int) -> None:
+    """Whatever a PSA (or something pretending to be one) answers, a connector meets a PSAError or a
+    record: never httpx's, zlib's, JSON's or pydantic's exceptions."""
+    outcome = asyncio.run(asyncio.wait_for(_through_the_psa_client(data, min(cut, len(data))), 10))
+    assert outcome in ("read", "PSAError", "PSAUnavailable", "PSANotFound", "PSARateLimited", "PSARejected",
+                       "PSAAuthError"), outcome

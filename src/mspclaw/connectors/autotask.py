@@ -18,6 +18,7 @@ honoured by :mod:`mspclaw.connectors.http`.
 
 * ``company`` ← ``companyID`` (``mspclaw clients add … --psa autotask=<company id>``);
 * ``requester`` ← the contact's ``emailAddress`` (``GET /Contacts/{contactID}``), else their name;
+  ``requester_name`` ← the contact's ``firstName`` and ``lastName``;
 * ``subject`` ← ``title``; ``body`` ← ``description``;
 * ``asset`` ← the configuration item's ``referenceTitle`` (``GET /ConfigurationItems/{id}``);
 * ``status`` ← the ticket's ``status`` value compared with the values of the ``status_map`` labels
@@ -56,18 +57,19 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel, Field
 
-from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.base import CloseStatus, NoteFormat, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.freshness import check_fresh
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
+from mspclaw.connectors.payload import Id, Key, Name, Payload, Text, Time, read, webhook_body
 from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
 from mspclaw.errors import (
     AuthError,
@@ -89,6 +91,99 @@ ACTIONS: Final[dict[str, str]] = {"create": "ticket.created", "update": "ticket.
 NOTE_TITLE: Final = "MSPclaw"
 
 
+# --- what the connector reads from Autotask's answers -----------------------------------------------
+# Autotask sends every field of an entity, null or not: a field it renamed is one clear error.
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=Payload)
+"""A record of an entity (a ticket, a note)."""
+
+
+class _Ticket(Payload):
+    id: Id
+    title: Text
+    description: Text
+    status: int | None
+    company_id: int | None = Field(alias="companyID")
+    contact_id: int | None = Field(alias="contactID")
+    item_id: int | None = Field(alias="configurationItemID")
+    created: Time = Field(alias="createDate")
+    updated: Time = Field(alias="lastActivityDate")
+
+
+class _Contact(Payload):
+    first_name: Name = Field(None, alias="firstName")
+    last_name: Name = Field(None, alias="lastName")
+    email: Name = Field(None, alias="emailAddress")
+
+
+class _ConfigurationItem(Payload):
+    title: Name = Field(None, alias="referenceTitle")
+
+
+class _Item(Payload, Generic[R]):
+    """``GET /{Entity}/{id}``: ``{"item": …}``, ``null`` when there is none."""
+
+    item: R | None
+
+
+class _Note(Payload):
+    description: Text
+    publish: int | None
+
+
+class _Webhook(Payload):
+    id: Id
+
+
+class _PageDetails(Payload):
+    next_page_url: str | None = Field(None, alias="nextPageUrl")
+
+
+class _Page(Payload, Generic[R]):
+    items: list[R]
+    page_details: _PageDetails | None = Field(None, alias="pageDetails")
+
+
+class _PicklistValue(Payload):
+    value: int
+    label: Text
+    is_active: bool | None = Field(None, alias="isActive")
+    is_default: bool | None = Field(None, alias="isDefaultValue")
+
+
+class _Field(Payload):
+    name: Text
+    picklist: list[_PicklistValue] | None = Field(None, alias="picklistValues")
+
+
+class _Fields(Payload):
+    fields: list[_Field]
+
+
+class _Created(Payload):
+    item_id: int | None = Field(None, alias="itemId")
+
+
+class _Zone(Payload):
+    url: Name = None
+
+
+class _Errors(Payload):
+    errors: list[Any] | None = None
+
+
+class _Delivery(Payload):
+    """A ticket webhook's delivery (the fields we read)."""
+
+    entity_type: str | None = Field(None, alias="EntityType")
+    id: Key | None = Field(None, alias="Id")
+    event_time: str | None = Field(None, alias="EventTime")
+    action: str | None = Field(None, alias="Action")
+    guid: str | None = Field(None, alias="Guid")
+    sequence: Key | None = Field(None, alias="SequenceNumber")
+
+
 def sign_hook(secret: str, body: bytes) -> str:
     """The ``X-Hook-Signature`` Autotask sends: ``sha1=`` and the base64 HMAC-SHA1 of the body."""
     return "sha1=" + base64.b64encode(hmac.digest(secret.encode(), body, hashlib.sha1)).decode()
@@ -98,6 +193,8 @@ class AutotaskConnector(HttpConnector):
     """The Autotask connector (every mapping and rule is in the module docstring)."""
 
     name = "autotask"
+    note_format: NoteFormat = "text"
+    """Autotask keeps only the plain text of notes written through the API."""
 
     def __init__(self, *, username: str, integration_code: str, secret: str, zone_url: str | None = None,
                  webhook_secret: str | None = None, status_map: Mapping[str, str] | None = None,
@@ -120,7 +217,7 @@ class AutotaskConnector(HttpConnector):
         self.notification_email = notification_email
         self._webhook_secret = webhook_secret
         self._now = now
-        self._picklists: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._picklists: dict[str, dict[str, list[_PicklistValue]]] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
         self.rate_limiter = RateLimiter(hourly_limit, 3600.0, clock=clock, sleep=sleep)
         """Spent by every attempt; share it between connectors on the same Autotask database."""
@@ -139,28 +236,26 @@ class AutotaskConnector(HttpConnector):
     # --- the PSAConnector protocol -------------------------------------------------------------
 
     async def get_ticket(self, ticket_id: str) -> PSATicket:
-        raw = await self._item(f"/Tickets/{_id(ticket_id)}", what=f"ticket {ticket_id}")
+        raw = await self._item(_Ticket, f"/Tickets/{_id(ticket_id)}", what=f"ticket {ticket_id}")
         ticket = await self._ticket(raw)
-        contact = raw.get("contactID")
-        if isinstance(contact, int) and contact > 0:
-            person = await self._item(f"/Contacts/{contact}", what=f"contact {contact}")
-            name = " ".join(str(person.get(k) or "") for k in ("firstName", "lastName")).strip()
-            ticket.requester = str(person.get("emailAddress") or name)
-        item = raw.get("configurationItemID")
-        if isinstance(item, int) and item > 0:
-            ci = await self._item(f"/ConfigurationItems/{item}", what=f"configuration item {item}")
-            title = str(ci.get("referenceTitle") or "").strip()
-            ticket.asset = title or None
+        if raw.contact_id is not None and raw.contact_id > 0:
+            person = await self._item(_Contact, f"/Contacts/{raw.contact_id}", what=f"contact {raw.contact_id}")
+            name = " ".join(part for part in (person.first_name, person.last_name) if part)
+            ticket.requester = person.email or name
+            ticket.requester_name = name or None
+        if raw.item_id is not None and raw.item_id > 0:
+            ci = await self._item(_ConfigurationItem, f"/ConfigurationItems/{raw.item_id}",
+                                  what=f"configuration item {raw.item_id}")
+            ticket.asset = ci.title
         public = await self._publish(PUBLIC_PUBLISH)
-        ticket.notes = [PSANote(plain_text(str(n.get("description") or "")), n.get("publish") == public)
-                        for n in await self._notes(ticket.id)]
+        ticket.notes = [PSANote(plain_text(n.description), n.publish == public) for n in await self._notes(ticket.id)]
         return ticket
 
     async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
         condition = ({"op": "gt", "field": "lastActivityDate", "value": format_time(since)} if since is not None
                      else {"op": "exist", "field": "id"})
         found: list[PSATicket] = []
-        for raw in await self._query("Tickets", [condition]):
+        for raw in await self._query(_Ticket, "Tickets", [condition]):
             found.append(await self._ticket(raw))
         return changed_after(found, since)
 
@@ -168,16 +263,16 @@ class AutotaskConnector(HttpConnector):
         """A note published to all Autotask users (customer-visible) or internal only, unless already there."""
         publish = await self._publish(PUBLIC_PUBLISH if public else self.internal_publish)
         wanted = normalised(text)
-        for note in await self._notes(_id(ticket_id)):
-            if note.get("publish") == publish and normalised(str(note.get("description") or "")) == wanted:
+        for known in await self._notes(_id(ticket_id)):
+            if known.publish == publish and normalised(known.description) == wanted:
                 return
         note_type = await self._default_value("TicketNotes", "noteType")
-        await self._json("POST", f"/Tickets/{_id(ticket_id)}/Notes", json={
+        await self._send("POST", f"/Tickets/{_id(ticket_id)}/Notes", json={
             "title": NOTE_TITLE, "description": text, "noteType": note_type, "publish": publish})
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
         value = await self._value("Tickets", "status", self.status_map[status], ours=status)
-        await self._json("PATCH", "/Tickets", json={"id": int(_id(ticket_id)), "status": value}, idempotent=True)
+        await self._send("PATCH", "/Tickets", json={"id": int(_id(ticket_id)), "status": value}, idempotent=True)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """Verify ``X-Hook-Signature`` (HMAC-SHA1 with the webhook's secret key); read the event."""
@@ -189,27 +284,21 @@ class AutotaskConnector(HttpConnector):
         expected = sign_hook(self._webhook_secret, body).removeprefix("sha1=")
         if not hmac.compare_digest(expected.encode(), given.strip().removeprefix("sha1=").encode()):
             raise AuthError("the Autotask webhook's X-Hook-Signature does not match the configured secret")
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedWebhook(f"the Autotask webhook body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise MalformedWebhook("the Autotask webhook body is not a JSON object")
-        if str(data.get("EntityType") or "").lower() != "ticket":
-            raise MalformedWebhook(f"the Autotask webhook is about a {data.get('EntityType')!r}, not a Ticket")
-        ident = data.get("Id")
-        if isinstance(ident, bool) or not isinstance(ident, int | str) or not str(ident).strip().isdigit():
+        hook = webhook_body(_Delivery, body, service="Autotask")
+        if (hook.entity_type or "").lower() != "ticket":
+            raise MalformedWebhook(f"the Autotask webhook is about a {hook.entity_type!r}, not a Ticket")
+        ident = str(hook.id).strip() if hook.id is not None else ""
+        if not ident.isdigit():
             raise MalformedWebhook('the Autotask webhook has no numeric ticket "Id"')
         try:
-            sent = parse_iso_time(data.get("EventTime"), vendor="Autotask")
+            sent = parse_iso_time(hook.event_time, vendor="Autotask")
         except PSAError as exc:
             raise MalformedWebhook(f"the Autotask webhook's EventTime is not a time: {exc.message}") from None
         if sent is not None:
-            check_fresh(sent, self._now(), what=f"the Autotask webhook for ticket {str(ident).strip()} (EventTime)")
-        action = str(data.get("Action") or "Update").lower()
-        guid, sequence = data.get("Guid"), data.get("SequenceNumber")
-        delivery = f"{guid}:{sequence}" if guid and sequence is not None else None
-        return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(),
+            check_fresh(sent, self._now(), what=f"the Autotask webhook for ticket {ident} (EventTime)")
+        action = (hook.action or "Update").lower()
+        delivery = f"{hook.guid}:{hook.sequence}" if hook.guid and hook.sequence is not None else None
+        return WebhookEvent(psa=self.name, ticket_id=ident,
                             event=ACTIONS.get(action, f"ticket.{action}"), delivery_id=delivery)
 
     # --- beyond the protocol -------------------------------------------------------------------
@@ -218,31 +307,30 @@ class AutotaskConnector(HttpConnector):
         """A ticket webhook for create and update events to ``url``, with a subscribed Status field."""
         if not self._webhook_secret:
             raise ConfigError("this Autotask account has no webhook secret; add it again with --webhook-secret")
-        existing = await self._query("TicketWebhooks", [{"op": "eq", "field": "WebhookUrl", "value": url}])
+        existing = await self._query(_Webhook, "TicketWebhooks", [{"op": "eq", "field": "WebhookUrl", "value": url}])
         if existing:
-            return f"Autotask ticket webhook {existing[0].get('id')} already posts to {url}"
+            return f"Autotask ticket webhook {existing[0].id} already posts to {url}"
         hook: dict[str, Any] = {
             "Name": "MSPclaw", "WebhookUrl": url, "DeactivationUrl": url, "SecretKey": self._webhook_secret,
             "IsActive": True, "IsSubscribedToCreateEvents": True, "IsSubscribedToUpdateEvents": True,
             "IsSubscribedToDeleteEvents": False, "SendThresholdExceededNotification": False}
         if self.notification_email:
             hook["NotificationEmailAddress"] = self.notification_email
-        created = await self._json("POST", "/TicketWebhooks", json=hook)
-        ident = created.get("itemId") if isinstance(created, dict) else None
-        if not isinstance(ident, int):
+        ident = (await self._read(_Created, "POST", "/TicketWebhooks", json=hook)).item_id
+        if ident is None:
             raise PSAError("Autotask created the ticket webhook without saying its itemId")
         field_id = await self._value("TicketWebhookFields", "fieldID", "Status", ours="webhook field")
-        await self._json("POST", f"/TicketWebhooks/{ident}/Fields",
+        await self._send("POST", f"/TicketWebhooks/{ident}/Fields",
                          json={"FieldID": field_id, "IsSubscribedField": True, "IsDisplayAlwaysField": False})
         return f"Autotask ticket webhook {ident} created: ticket create and update events go to {url}"
 
     async def base(self) -> str:
         """``{zone url}v1.0``, discovering the zone once when it was not configured."""
         if self.zone_url is None:
-            answer = _json(await self._discovery.request("GET", "/atservicesrest/v1.0/zoneInformation",
-                                                         params={"user": self.username}))
-            url = answer.get("url") if isinstance(answer, dict) else None
-            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            answer = await self._discovery.request("GET", "/atservicesrest/v1.0/zoneInformation",
+                                                   params={"user": self.username})
+            url = read(_Zone, answer, service="Autotask").url
+            if url is None or not url.startswith(("https://", "http://")):
                 raise PSAError(f"Autotask did not say the zone of API user {self.username!r} (zoneInformation); "
                                "check the user name")
             self.zone_url = _zone(url)
@@ -250,76 +338,68 @@ class AutotaskConnector(HttpConnector):
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    async def _json(self, method: str, path: str, *, json: Any = None, idempotent: bool | None = None) -> Any:
+    async def _send(self, method: str, path: str, *, json: Any = None,
+                    idempotent: bool | None = None) -> httpx.Response:
         url = path if path.startswith(("https://", "http://")) else await self.base() + path
         async with self._slots:
-            answer = await self._http.request(method, url, json=json, idempotent=idempotent)
-        return _json(answer)
+            return await self._http.request(method, url, json=json, idempotent=idempotent)
 
-    async def _item(self, path: str, *, what: str) -> dict[str, Any]:
-        answer = await self._json("GET", path)
-        item = answer.get("item") if isinstance(answer, dict) else None
-        if not isinstance(item, dict):
+    async def _read(self, model: type[M], method: str, path: str, *, json: Any = None,
+                    idempotent: bool | None = None) -> M:
+        return read(model, await self._send(method, path, json=json, idempotent=idempotent), service="Autotask")
+
+    async def _item(self, model: type[R], path: str, *, what: str) -> R:
+        item = (await self._read(_Item[model], "GET", path)).item  # type: ignore[valid-type]
+        if item is None:
             raise PSANotFound(f"Autotask has no {what}")
         return item
 
-    async def _query(self, entity: str, conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        answer = await self._json("POST", f"/{entity}/query", json={"MaxRecords": PAGE_SIZE, "filter": conditions},
-                                  idempotent=True)
+    async def _query(self, model: type[R], entity: str, conditions: list[dict[str, Any]]) -> list[R]:
+        page_model = _Page[model]  # type: ignore[valid-type]
+        found: list[R] = []
+        answer = await self._read(page_model, "POST", f"/{entity}/query",
+                                  json={"MaxRecords": PAGE_SIZE, "filter": conditions}, idempotent=True)
         while True:
-            items = answer.get("items") if isinstance(answer, dict) else None
-            found += [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-            details = answer.get("pageDetails") if isinstance(answer, dict) else None
-            following = details.get("nextPageUrl") if isinstance(details, dict) else None
+            found += answer.items
+            following = answer.page_details.next_page_url if answer.page_details else None
             if not following:
                 return found
-            zone, there = urlsplit(await self.base()), urlsplit(str(following))
+            zone, there = urlsplit(await self.base()), urlsplit(following)
             if (zone.scheme, zone.netloc) != (there.scheme, there.netloc):
                 raise PSAError(f"Autotask's nextPageUrl points to {there.netloc!r}, not to the zone {zone.netloc}")
-            answer = await self._json("GET", str(following))
+            answer = await self._read(page_model, "GET", following)
 
-    async def _notes(self, ticket_id: str) -> list[dict[str, Any]]:
-        return await self._query("TicketNotes", [{"op": "eq", "field": "ticketID", "value": int(ticket_id)}])
+    async def _notes(self, ticket_id: str) -> list[_Note]:
+        return await self._query(_Note, "TicketNotes", [{"op": "eq", "field": "ticketID", "value": int(ticket_id)}])
 
-    async def _ticket(self, raw: dict[str, Any]) -> PSATicket:
-        ticket_id = raw.get("id")
-        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
-            raise PSAError("Autotask sent a ticket without a numeric id")
-        company = raw.get("companyID")
+    async def _ticket(self, raw: _Ticket) -> PSATicket:
         return PSATicket(
-            id=str(ticket_id), company=str(company) if isinstance(company, int) else "", requester="",
-            subject=str(raw.get("title") or ""), body=plain_text(str(raw.get("description") or "")),
-            status=await self._our_status(raw.get("status")), created_at=parse_time(raw.get("createDate")),
-            updated_at=parse_time(raw.get("lastActivityDate")))
+            id=str(raw.id), company=str(raw.company_id) if raw.company_id is not None else "", requester="",
+            subject=raw.title, body=plain_text(raw.description), status=await self._our_status(raw.status),
+            created_at=raw.created, updated_at=raw.updated)
 
-    async def _our_status(self, value: object) -> str:
-        if not isinstance(value, int):
+    async def _our_status(self, value: int | None) -> str:
+        if value is None:
             return "open"
         for ours in ("resolved", "escalated"):
             picklist = await self._picklist("Tickets", "status")
             wanted = self.status_map[ours].casefold()
-            if any(_int(p.get("value")) == value and str(p.get("label", "")).casefold() == wanted for p in picklist):
+            if any(p.value == value and p.label.casefold() == wanted for p in picklist):
                 return ours
         return "open"
 
-    async def _picklist(self, entity: str, field: str) -> list[dict[str, Any]]:
+    async def _picklist(self, entity: str, field: str) -> list[_PicklistValue]:
         if entity not in self._picklists:
-            answer = await self._json("GET", f"/{entity}/entityInformation/fields")
-            fields = answer.get("fields") if isinstance(answer, dict) else None
-            self._picklists[entity] = {
-                str(f.get("name", "")).casefold(): [p for p in f.get("picklistValues") or [] if isinstance(p, dict)]
-                for f in fields or [] if isinstance(f, dict)}
+            answer = await self._read(_Fields, "GET", f"/{entity}/entityInformation/fields")
+            self._picklists[entity] = {f.name.casefold(): f.picklist or [] for f in answer.fields}
         return self._picklists[entity].get(field.casefold(), [])
 
     async def _value(self, entity: str, field: str, label: str, *, ours: str) -> int:
-        picklist = await self._picklist(entity, field)
-        for item in picklist:
-            value = _int(item.get("value"))
-            if str(item.get("label", "")).casefold() == label.casefold() and item.get("isActive") is not False \
-                    and value is not None:
-                return value
-        labels = ", ".join(repr(p.get("label")) for p in picklist if p.get("isActive") is not False) or "none"
+        active = [p for p in await self._picklist(entity, field) if p.is_active is not False]
+        for item in active:
+            if item.label.casefold() == label.casefold():
+                return item.value
+        labels = ", ".join(repr(p.label) for p in active) or "none"
         raise PSARejected(f"Autotask's {entity}.{field} picklist has no active {label!r} (for {ours!r}); it has: "
                           f"{labels}. Fix the account's configuration.")
 
@@ -327,42 +407,23 @@ class AutotaskConnector(HttpConnector):
         return await self._value("TicketNotes", "publish", label, ours="note visibility")
 
     async def _default_value(self, entity: str, field: str) -> int:
-        picklist = [p for p in await self._picklist(entity, field) if p.get("isActive") is not False]
-        chosen = next((p for p in picklist if p.get("isDefaultValue") is True), picklist[0] if picklist else None)
-        value = _int(chosen.get("value")) if chosen else None
-        if value is None:
+        picklist = [p for p in await self._picklist(entity, field) if p.is_active is not False]
+        chosen = next((p for p in picklist if p.is_default is True), picklist[0] if picklist else None)
+        if chosen is None:
             raise PSARejected(f"Autotask's {entity}.{field} picklist has no active value")
-        return value
+        return chosen.value
 
 
 def _server_error(response: httpx.Response) -> PSAError:
     """Autotask answers validation failures with HTTP 500 and ``{"errors": [...]}``: a rejection, not an outage."""
     try:
-        data = response.json()
-    except ValueError:
-        data = None
-    errors = data.get("errors") if isinstance(data, dict) else None
+        errors = read(_Errors, response, service="Autotask").errors
+    except PSAError:
+        errors = None
     where = f"{response.request.method} {response.request.url.path}"
-    if isinstance(errors, list) and errors:
+    if errors:
         return PSARejected(f"Autotask rejected {where}: {'; '.join(str(e) for e in errors)}")
     return PSAUnavailable(f"Autotask failed (500) on {where}: {' '.join(response.text.split())[:300]}")
-
-
-def _json(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise PSAError(f"Autotask answered {response.request.url.path} with something that is not JSON") from exc
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    return int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else None
 
 
 def _zone(url: str) -> str:
@@ -376,7 +437,3 @@ def _id(ticket_id: str) -> str:
 
 def format_time(moment: datetime) -> str:
     return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> datetime | None:
-    return parse_iso_time(value, vendor="Autotask")

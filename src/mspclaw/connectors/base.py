@@ -2,7 +2,17 @@
 
 A connector turns its PSA's API into these few calls. Shared HTTP plumbing (timeouts, retries
 with backoff honouring ``Retry-After``, client-side rate limits, error translation) lives in
-:mod:`mspclaw.connectors.http`, never in a connector.
+:mod:`mspclaw.connectors.http`, never in a connector; which proxy carries a request, in
+:mod:`mspclaw.connectors.proxies`.
+
+A connector reads its PSA's JSON through small private pydantic models at the top of its file
+(:mod:`mspclaw.connectors.payload`), validated once where the answer arrives. Its calls raise
+only the PSA branch of :mod:`mspclaw.errors`: :class:`~mspclaw.errors.PSAAuthError`,
+:class:`~mspclaw.errors.PSANotFound`, :class:`~mspclaw.errors.PSARateLimited`,
+:class:`~mspclaw.errors.PSAUnavailable` and :class:`~mspclaw.errors.PSARejected` for what the
+PSA said or failed to say, and :class:`~mspclaw.errors.PSAError` itself for an answer that does
+not fit the model (a vendor's API change), naming the PSA, the request and the field path; no
+ticket is built and nothing is written from such an answer.
 """
 
 from __future__ import annotations
@@ -14,6 +24,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 CloseStatus = Literal["resolved", "escalated"]
 """Our words for the outcome; each connector maps them to its PSA's status names."""
+
+NoteFormat = Literal["html", "text"]
+"""How a PSA shows a note's body: ``html`` renders markup, ``text`` shows the characters as written."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,9 @@ class PSATicket:
     body: str
     asset: str | None = None
     """The PSA's asset / configuration item: our device's host name or id."""
+    requester_name: str | None = None
+    """The contact's name as the PSA holds it (the reply greets them by it); ``None`` when the PSA
+    gives none. Never derived from an e-mail address."""
     status: str = "open"
     notes: list[PSANote] = field(default_factory=list)
     created_at: datetime | None = None
@@ -52,6 +68,9 @@ class WebhookEvent:
 
 class PSAConnector(Protocol):
     name: str
+    note_format: NoteFormat
+    """How this PSA shows note bodies; ``add_note`` renders the text it is given accordingly
+    (:func:`mspclaw.connectors.note_format.render`)."""
 
     async def get_ticket(self, ticket_id: str) -> PSATicket: ...
 
@@ -60,8 +79,10 @@ class PSAConnector(Protocol):
         ...
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
-        """Post an internal (``public=False``) or customer-visible note. Idempotent: when the
-        same text is already on the ticket (a retry after a timeout), nothing is posted again."""
+        """Post an internal (``public=False``) or customer-visible note. ``text`` is plain text in
+        the layout of :mod:`mspclaw.connectors.note_format`; a PSA that renders HTML receives it as
+        escaped HTML. Idempotent: when the same text is already on the ticket (a retry after a
+        timeout), nothing is posted again."""
         ...
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None: ...

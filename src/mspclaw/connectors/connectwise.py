@@ -19,7 +19,8 @@ unless ``rate_per_minute`` is given).
 **Mapping a ticket** (``GET /service/tickets/{id}`` and its notes):
 
 * ``company`` ← ``company.identifier`` (e.g. ``ACME``; ``mspclaw clients add … --psa connectwise=ACME``);
-* ``requester`` ← ``contactEmailAddress``, else ``contact.name``;
+* ``requester`` ← ``contactEmailAddress``, else ``contact.name``; ``requester_name`` ← ``contact.name``,
+  else ``contactName``;
 * ``subject`` ← ``summary``; ``body`` ← ``initialDescription``, else the first
   ``detailDescriptionFlag`` note;
 * ``asset`` ← the custom field whose ``caption`` is ``asset_field`` when configured and non-empty;
@@ -79,21 +80,21 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field, RootModel
 
-from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.base import CloseStatus, NoteFormat, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
+from mspclaw.connectors.payload import Id, Key, Name, Payload, Text, Time, read, webhook_body
+from mspclaw.connectors.text import changed_after, normalised, numeric_id, plain_text, utc
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -120,6 +121,115 @@ KEY_FETCHES_PER_MINUTE: Final = 10
 ACTIONS: Final[dict[str, str]] = {"added": "ticket.created", "updated": "ticket.updated", "deleted": "ticket.deleted"}
 
 
+# --- what the connector reads from ConnectWise's answers --------------------------------------------
+# ConnectWise leaves null fields out of its answers, so only what every ticket has is required.
+
+M = TypeVar("M", bound=Payload | RootModel[Any])
+
+
+class _Company(Payload):
+    identifier: Name = None
+    id: int | None = None
+
+
+class _Named(Payload):
+    name: Name = None
+
+
+class _Info(Payload):
+    date_entered: Time = Field(None, alias="dateEntered")
+    last_updated: Time = Field(None, alias="lastUpdated")
+
+
+class _CustomField(Payload):
+    caption: Text = ""
+    value: str | int | float | None = None
+
+
+class _Ticket(Payload):
+    id: Id
+    summary: Text
+    company: _Company
+    status: _Named
+    info: _Info = Field(alias="_info")
+    contact: _Named | None = None
+    contact_email: Name = Field(None, alias="contactEmailAddress")
+    contact_name: Name = Field(None, alias="contactName")
+    initial_description: Text = Field("", alias="initialDescription")
+    custom_fields: list[_CustomField] | None = Field(None, alias="customFields")
+    closed: bool | None = Field(None, alias="closedFlag")
+    date_entered: Time = Field(None, alias="dateEntered")
+
+
+class _Tickets(RootModel[list[_Ticket]]):
+    pass
+
+
+class _Note(Payload):
+    text: Text
+    detail: bool | None = Field(None, alias="detailDescriptionFlag")
+    internal: bool | None = Field(None, alias="internalAnalysisFlag")
+
+
+class _Notes(RootModel[list[_Note]]):
+    pass
+
+
+class _Board(Payload):
+    id: Id
+
+
+class _TicketBoard(Payload):
+    board: _Board | None = None
+
+
+class _BoardStatus(Payload):
+    id: Id
+    name: Text
+    inactive: bool | None = None
+
+
+class _BoardStatuses(RootModel[list[_BoardStatus]]):
+    pass
+
+
+class _CallbackEntry(Payload):
+    id: int | None = None
+    url: str | None = None
+    type: str | None = None
+
+
+class _CallbackEntries(RootModel[list[_CallbackEntry]]):
+    pass
+
+
+class _Created(Payload):
+    id: int | None = None
+
+
+class _CompanyInfo(Payload):
+    codebase: Name = Field(None, alias="Codebase")
+
+
+class _SigningKey(Payload):
+    signing_key: Name = None
+
+
+class _KeyMetadata(Payload):
+    key_url: str | None = None
+
+
+class _Callback(Payload):
+    """The fields of a ConnectWise callback delivery that we read."""
+
+    ID: Key | None = None
+    Type: str | None = None
+    Action: str | None = None
+    MessageId: str | None = None
+    CompanyId: str | None = None
+    Metadata: _KeyMetadata | None = None
+
+
 def site_origin(site: str) -> str:
     """``https://{site}`` for a bare host, or the origin of a URL given in full; no trailing slash."""
     text = site.strip().rstrip("/")
@@ -141,6 +251,8 @@ class ConnectWiseConnector(HttpConnector):
     """The ConnectWise Manage connector (every mapping and rule is in the module docstring)."""
 
     name = "connectwise"
+    note_format: NoteFormat = "text"
+    """ConnectWise service notes are text (``text``); no markup is sent."""
 
     def __init__(self, *, site: str, company: str, public_key: str, private_key: str, client_id: str,
                  codebase: str | None = None, conditions: str | None = None,
@@ -177,17 +289,14 @@ class ConnectWiseConnector(HttpConnector):
     # --- the PSAConnector protocol -------------------------------------------------------------
 
     async def get_ticket(self, ticket_id: str) -> PSATicket:
-        raw = await self._json("GET", f"/service/tickets/{_id(ticket_id)}")
-        if not isinstance(raw, dict):
-            raise PSAError(f"ConnectWise answered ticket {ticket_id} with something that is not a ticket")
+        raw = await self._read(_Ticket, "GET", f"/service/tickets/{_id(ticket_id)}")
         ticket = self._ticket(raw)
         notes = await self._notes(ticket.id)
-        ticket.notes = [PSANote(plain_text(str(n.get("text") or "")), n.get("detailDescriptionFlag") is True)
-                        for n in notes]
+        ticket.notes = [PSANote(plain_text(n.text), n.detail is True) for n in notes]
         if not ticket.body:
-            described = [n for n in notes if n.get("detailDescriptionFlag") is True]
+            described = [n for n in notes if n.detail is True]
             if described:
-                ticket.body = plain_text(str(described[0].get("text") or ""))
+                ticket.body = plain_text(described[0].text)
         return ticket
 
     async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
@@ -200,10 +309,8 @@ class ConnectWiseConnector(HttpConnector):
             params: dict[str, str | int] = {"orderBy": "id asc", "page": page, "pageSize": PAGE_SIZE}
             if clauses:
                 params["conditions"] = " and ".join(clauses)
-            batch = await self._json("GET", "/service/tickets", params=params)
-            if not isinstance(batch, list):
-                raise PSAError("ConnectWise answered the ticket list with something that is not a list")
-            found += [self._ticket(t) for t in batch if isinstance(t, dict)]
+            batch = (await self._read(_Tickets, "GET", "/service/tickets", params=params)).root
+            found += [self._ticket(t) for t in batch]
             if len(batch) < PAGE_SIZE:
                 break
             page += 1
@@ -211,33 +318,31 @@ class ConnectWiseConnector(HttpConnector):
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """An internal-analysis note or a customer-visible discussion note, unless already there."""
-        flag = "detailDescriptionFlag" if public else "internalAnalysisFlag"
         wanted = normalised(text)
-        for note in await self._notes(_id(ticket_id)):
-            if note.get(flag) is True and normalised(str(note.get("text") or "")) == wanted:
+        for known in await self._notes(_id(ticket_id)):
+            if (known.detail if public else known.internal) is True and normalised(known.text) == wanted:
                 return
         note = {"text": text, "detailDescriptionFlag": public, "internalAnalysisFlag": not public,
                 "resolutionFlag": False, "customerUpdatedFlag": False, "processNotifications": public}
-        await self._json("POST", f"/service/tickets/{_id(ticket_id)}/notes", json=note)
+        await self._send("POST", f"/service/tickets/{_id(ticket_id)}/notes", json=note)
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
-        raw = await self._json("GET", f"/service/tickets/{_id(ticket_id)}", params={"fields": "id,board,status"})
-        board = raw.get("board") if isinstance(raw, dict) else None
-        board_id = board.get("id") if isinstance(board, dict) else None
-        if not isinstance(board_id, int):
+        raw = await self._read(_TicketBoard, "GET", f"/service/tickets/{_id(ticket_id)}",
+                               params={"fields": "id,board,status"})
+        if raw.board is None:
             raise PSAError(f"ConnectWise ticket {ticket_id} has no board, so its statuses cannot be looked up")
+        board_id = raw.board.id
         wanted = self.status_map[status]
-        statuses = await self._json("GET", f"/service/boards/{board_id}/statuses",
+        statuses = await self._read(_BoardStatuses, "GET", f"/service/boards/{board_id}/statuses",
                                     params={"pageSize": PAGE_SIZE, "fields": "id,name,inactive"})
-        names = [s for s in statuses if isinstance(s, dict)] if isinstance(statuses, list) else []
-        match = next((s for s in names if str(s.get("name", "")).casefold() == wanted.casefold()
-                      and s.get("inactive") is not True), None)
+        active = [s for s in statuses.root if s.inactive is not True]
+        match = next((s for s in active if s.name.casefold() == wanted.casefold()), None)
         if match is None:
-            available = ", ".join(repr(s.get("name")) for s in names if s.get("inactive") is not True) or "none"
+            available = ", ".join(repr(s.name) for s in active) or "none"
             raise PSARejected(f"ConnectWise board {board_id} has no active status {wanted!r} (mapped from "
                               f"{status!r}); it has: {available}. Fix the account's status_map.")
-        patch = [{"op": "replace", "path": "status", "value": {"id": match["id"]}}]
-        await self._json("PATCH", f"/service/tickets/{_id(ticket_id)}", json=patch, idempotent=True)
+        patch = [{"op": "replace", "path": "status", "value": {"id": match.id}}]
+        await self._send("PATCH", f"/service/tickets/{_id(ticket_id)}", json=patch, idempotent=True)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """Verify the ``x-content-signature`` with the key :meth:`prepare_webhook` verified; read the event."""
@@ -272,14 +377,14 @@ class ConnectWiseConnector(HttpConnector):
             raise AuthError(f"the ConnectWise callback {why}, and {refusal}; refusing it without a request")
         self._keys.fetching(path)
         try:
-            answer = _body(await self._http.request("GET", self.origin + path))
+            response = await self._http.request("GET", self.origin + path)
         except (PSANotFound, PSAAuthError, PSARejected) as exc:
             self._keys.fetched(path)
             raise AuthError(f"ConnectWise has no signing key at the callback's key_url {path} ({exc.message}); "
                             "refusing it") from exc
         self._keys.fetched(path)
-        key = answer.get("signing_key") if isinstance(answer, dict) else None
-        if not isinstance(key, str) or not key:
+        key = read(_SigningKey, response, service="ConnectWise").signing_key
+        if key is None:
             raise PSAError(f"ConnectWise answered the callback's key_url {path} without a signing_key")
         if not _signed(key, body, signature):
             raise AuthError("the ConnectWise callback's x-content-signature does not match its signing key")
@@ -287,25 +392,23 @@ class ConnectWiseConnector(HttpConnector):
 
     async def register_webhook(self, url: str) -> str:
         """A ``Ticket`` callback to ``url`` at level ``Owner`` (or ``Board``), unless one exists."""
-        existing = await self._json("GET", "/system/callbacks",
+        existing = await self._read(_CallbackEntries, "GET", "/system/callbacks",
                                     params={"conditions": f'url="{_quoted(url)}"', "pageSize": PAGE_SIZE})
-        for entry in existing if isinstance(existing, list) else []:
-            if isinstance(entry, dict) and entry.get("url") == url and str(entry.get("type")).lower() == "ticket":
-                return f"ConnectWise callback {entry.get('id')} already sends ticket events to {url}"
+        for known in existing.root:
+            if known.url == url and (known.type or "").lower() == "ticket":
+                return f"ConnectWise callback {known.id} already sends ticket events to {url}"
         level, object_id = ("Board", self.callback_board_id) if self.callback_board_id else ("Owner", 0)
         entry = {"description": "MSPclaw ticket events", "url": url, "objectId": object_id, "type": "Ticket",
                  "level": level, "inactiveFlag": False}
-        created = await self._json("POST", "/system/callbacks", json=entry)
-        ident = created.get("id") if isinstance(created, dict) else None
-        return f"ConnectWise callback {ident} created: {level} ticket events go to {url}"
+        created = await self._read(_Created, "POST", "/system/callbacks", json=entry)
+        return f"ConnectWise callback {created.id} created: {level} ticket events go to {url}"
 
     async def api_base(self) -> str:
         """``/{codebase}apis/3.0``, discovering the codebase once when it was not configured."""
         if self.codebase is None:
             answer = await self._http.request("GET", f"/login/companyinfo/{quote(self.company, safe='')}")
-            info = _body(answer)
-            found = info.get("Codebase") if isinstance(info, dict) else None
-            if not isinstance(found, str) or not found.strip():
+            found = read(_CompanyInfo, answer, service="ConnectWise").codebase
+            if found is None:
                 raise PSAError(f"ConnectWise did not say the codebase of company {self.company!r} "
                                f"(GET /login/companyinfo); check the company id and site")
             self.codebase = _codebase(found)
@@ -313,52 +416,49 @@ class ConnectWiseConnector(HttpConnector):
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    async def _json(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str | int] | None = None,
-                    idempotent: bool | None = None) -> Any:
-        answer = await self._http.request(method, await self.api_base() + path, json=json, params=params,
-                                          idempotent=idempotent)
-        return _body(answer)
+    async def _send(self, method: str, path: str, *, json: Any = None,
+                    params: Mapping[str, str | int] | None = None, idempotent: bool | None = None) -> httpx.Response:
+        return await self._http.request(method, await self.api_base() + path, json=json, params=params,
+                                        idempotent=idempotent)
 
-    async def _notes(self, ticket_id: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
+    async def _read(self, model: type[M], method: str, path: str, *, json: Any = None,
+                    params: Mapping[str, str | int] | None = None, idempotent: bool | None = None) -> M:
+        answer = await self._send(method, path, json=json, params=params, idempotent=idempotent)
+        return read(model, answer, service="ConnectWise")
+
+    async def _notes(self, ticket_id: str) -> list[_Note]:
+        found: list[_Note] = []
         page = 1
         while True:
-            batch = await self._json("GET", f"/service/tickets/{ticket_id}/notes",
+            batch = await self._read(_Notes, "GET", f"/service/tickets/{ticket_id}/notes",
                                      params={"orderBy": "id asc", "page": page, "pageSize": PAGE_SIZE})
-            items = [n for n in batch if isinstance(n, dict)] if isinstance(batch, list) else []
-            found += items
-            if len(items) < PAGE_SIZE:
+            found += batch.root
+            if len(batch.root) < PAGE_SIZE:
                 return found
             page += 1
 
-    def _ticket(self, raw: dict[str, Any]) -> PSATicket:
-        ticket_id = raw.get("id")
-        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
-            raise PSAError("ConnectWise sent a ticket without a numeric id")
-        company, contact, info = raw.get("company"), raw.get("contact"), raw.get("_info")
-        requester = raw.get("contactEmailAddress") or (contact.get("name") if isinstance(contact, dict) else None)
-        info = info if isinstance(info, dict) else {}
+    def _ticket(self, raw: _Ticket) -> PSATicket:
+        company = raw.company.identifier or (str(raw.company.id) if raw.company.id is not None else "")
+        requester = raw.contact_email or (raw.contact.name if raw.contact else None)
         return PSATicket(
-            id=str(ticket_id),
-            company=str(company.get("identifier") or company.get("id") or "") if isinstance(company, dict) else "",
-            requester=str(requester or ""), subject=str(raw.get("summary") or ""),
-            body=plain_text(str(raw.get("initialDescription") or "")), asset=self._asset(raw.get("customFields")),
-            status=self._our_status(raw), created_at=parse_time(info.get("dateEntered") or raw.get("dateEntered")),
-            updated_at=parse_time(info.get("lastUpdated")))
+            id=str(raw.id), company=company, requester=requester or "", subject=raw.summary,
+            requester_name=(raw.contact.name if raw.contact else None) or raw.contact_name,
+            body=plain_text(raw.initial_description), asset=self._asset(raw.custom_fields),
+            status=self._our_status(raw), created_at=raw.info.date_entered or raw.date_entered,
+            updated_at=raw.info.last_updated)
 
-    def _asset(self, fields: object) -> str | None:
-        if not self.asset_field or not isinstance(fields, list):
+    def _asset(self, fields: list[_CustomField] | None) -> str | None:
+        if not self.asset_field or fields is None:
             return None
         for item in fields:
-            if isinstance(item, dict) and str(item.get("caption", "")).casefold() == self.asset_field.casefold():
-                value = item.get("value")
+            if item.caption.casefold() == self.asset_field.casefold():
+                value = item.value
                 return str(value).strip() if isinstance(value, str | int) and str(value).strip() else None
         return None
 
-    def _our_status(self, raw: dict[str, Any]) -> str:
-        status = raw.get("status")
-        name = str(status.get("name") or "").casefold() if isinstance(status, dict) else ""
-        if raw.get("closedFlag") is True or name == self.status_map["resolved"].casefold():
+    def _our_status(self, raw: _Ticket) -> str:
+        name = (raw.status.name or "").casefold()
+        if raw.closed is True or name == self.status_map["resolved"].casefold():
             return "resolved"
         escalated = self.status_map["escalated"].casefold()
         return "escalated" if name == escalated and escalated != "new" else "open"
@@ -393,25 +493,6 @@ class ConnectWiseConnector(HttpConnector):
         action = (callback.Action or "updated").lower()
         return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(), event=ACTIONS.get(action, f"ticket.{action}"),
                             delivery_id=callback.MessageId or None)
-
-
-class _KeyMetadata(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    key_url: str | None = None
-
-
-class _Callback(BaseModel):
-    """The fields of a ConnectWise callback delivery that we read."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    ID: int | str | None = None
-    Type: str | None = None
-    Action: str | None = None
-    MessageId: str | None = None
-    CompanyId: str | None = None
-    Metadata: _KeyMetadata | None = None
 
 
 class _SigningKeys:
@@ -457,18 +538,7 @@ class _SigningKeys:
 
 
 def _callback(body: bytes) -> _Callback:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedWebhook(f"the ConnectWise callback body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise MalformedWebhook("the ConnectWise callback body is not a JSON object")
-    try:
-        return _Callback.model_validate(data)
-    except ValidationError as exc:
-        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
-        raise MalformedWebhook(f"the ConnectWise callback's {where} is not what ConnectWise sends: "
-                               f"{exc.errors()[0]['msg']}") from None
+    return webhook_body(_Callback, body, service="ConnectWise")
 
 
 def _signature(headers: Mapping[str, str]) -> bytes:
@@ -490,13 +560,6 @@ def _signed(signing_key: str, body: bytes, digest: bytes) -> bool:
     return hmac.compare_digest(hmac.digest(key, body, hashlib.sha256), digest)
 
 
-def _body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise PSAError(f"ConnectWise answered {response.request.url.path} with something that is not JSON") from exc
-
-
 def _codebase(value: str) -> str:
     return value.strip().strip("/") + "/"
 
@@ -513,7 +576,3 @@ def _quoted(value: str) -> str:
 def format_time(moment: datetime) -> str:
     """ConnectWise's condition date: UTC ISO-8601 with ``Z`` (the caller wraps it in ``[...]``)."""
     return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> datetime | None:
-    return parse_iso_time(value, vendor="ConnectWise")

@@ -13,6 +13,7 @@ the Growth plan's account-wide limit; Pro allows 400, Enterprise 700) keeps us u
 
 * ``company`` ← ``company_id`` (``mspclaw clients add … --psa freshdesk=<company id>``);
 * ``requester`` ← ``requester.email``, else ``requester.name``, else ``requester_id``;
+* ``requester_name`` ← ``requester.name`` (the contact's name the reply greets);
 * ``subject`` ← ``subject``; ``body`` ← ``description_text`` (else ``description`` as text);
 * ``asset`` ← ``custom_fields[asset_field]`` when configured and non-empty;
 * ``status`` ← 4 Resolved and 5 Closed are ``resolved``; ``status_map["escalated"]`` is
@@ -43,19 +44,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from html import escape
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
+from pydantic import BaseModel, RootModel
 
-from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.base import CloseStatus, NoteFormat, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
-from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAError
+from mspclaw.connectors.note_format import render
+from mspclaw.connectors.payload import Id, Key, Name, Payload, Text, Time, read, webhook_body
+from mspclaw.connectors.text import changed_after, normalised, numeric_id, plain_text, utc
+from mspclaw.errors import AuthError, ConfigError, MalformedWebhook
 
 PAGE_SIZE: Final = 100
 """Freshdesk's maximum ``per_page``."""
@@ -66,10 +68,65 @@ SECRET_HEADER: Final = "x-mspclaw-secret"  # noqa: S105 (a header name)
 LIST_WINDOW: Final = timedelta(days=30)
 
 
+# --- what the connector reads from Freshdesk's answers ----------------------------------------------
+# The ticket list leaves out the description; everything else we read is in every ticket.
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Requester(Payload):
+    email: Name = None
+    name: Name = None
+
+
+class _Ticket(Payload):
+    id: Id
+    subject: Text
+    status: int
+    requester_id: int | None
+    created_at: Time
+    updated_at: Time
+    company_id: int | None = None
+    requester: _Requester | None = None
+    description_text: Text = ""
+    description: Text = ""
+    custom_fields: dict[str, Any] | None = None
+
+
+class _Tickets(RootModel[list[_Ticket]]):
+    pass
+
+
+class _Conversation(Payload):
+    body_text: Text = ""
+    body: Text = ""
+    private: bool | None = None
+
+    def text(self) -> str:
+        return self.body_text.strip() or plain_text(self.body)
+
+
+class _Conversations(RootModel[list[_Conversation]]):
+    pass
+
+
+class _SimpleHook(Payload):
+    ticket_id: Key | None = None
+    event: str | None = None
+
+
+class _Hook(_SimpleHook):
+    """The automation rule's body: ours (``ticket_id``, ``event``) or Freshdesk's simple one."""
+
+    freshdesk_webhook: _SimpleHook | None = None
+
+
 class FreshdeskConnector(HttpConnector):
     """The Freshdesk connector (every mapping and rule is in the module docstring)."""
 
     name = "freshdesk"
+    note_format: NoteFormat = "html"
+    """Freshdesk stores note and reply bodies as HTML."""
 
     def __init__(self, *, domain: str, api_key: str, webhook_secret: str | None = None,
                  status_map: Mapping[str, int] | None = None, asset_field: str | None = None,
@@ -101,11 +158,9 @@ class FreshdeskConnector(HttpConnector):
     # --- the PSAConnector protocol -------------------------------------------------------------
 
     async def get_ticket(self, ticket_id: str) -> PSATicket:
-        raw = await self._json("GET", f"/tickets/{_id(ticket_id)}", params={"include": "requester"})
-        if not isinstance(raw, dict):
-            raise PSAError(f"Freshdesk answered ticket {ticket_id} with something that is not a ticket")
+        raw = await self._read(_Ticket, "GET", f"/tickets/{_id(ticket_id)}", params={"include": "requester"})
         ticket = self._ticket(raw)
-        ticket.notes = [PSANote(_text(c), c.get("private") is not True) for c in await self._conversations(ticket.id)]
+        ticket.notes = [PSANote(c.text(), c.private is not True) for c in await self._conversations(ticket.id)]
         return ticket
 
     async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
@@ -113,12 +168,10 @@ class FreshdeskConnector(HttpConnector):
         found: list[PSATicket] = []
         page = 1
         while True:
-            batch = await self._json("GET", "/tickets", params={
+            batch = (await self._read(_Tickets, "GET", "/tickets", params={
                 "updated_since": format_time(after), "order_by": "updated_at", "order_type": "asc",
-                "per_page": PAGE_SIZE, "page": page})
-            if not isinstance(batch, list):
-                raise PSAError("Freshdesk answered the ticket list with something that is not a list")
-            found += [self._ticket(t) for t in batch if isinstance(t, dict)]
+                "per_page": PAGE_SIZE, "page": page})).root
+            found += [self._ticket(t) for t in batch]
             if len(batch) < PAGE_SIZE:
                 break
             page += 1
@@ -126,18 +179,18 @@ class FreshdeskConnector(HttpConnector):
 
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """A private note (internal) or a reply e-mailed to the requester, unless already there."""
-        wanted = normalised(text)
+        html = render(text, self.note_format)
+        wanted = {normalised(text), normalised(html)}  # Freshdesk's body_text, or our HTML read back
         for conversation in await self._conversations(_id(ticket_id)):
-            if (conversation.get("private") is not True) == public and normalised(_text(conversation)) == wanted:
+            if (conversation.private is not True) == public and normalised(conversation.text()) in wanted:
                 return
-        html = _html(text)
         if public:
-            await self._json("POST", f"/tickets/{_id(ticket_id)}/reply", json={"body": html})
+            await self._send("POST", f"/tickets/{_id(ticket_id)}/reply", json={"body": html})
         else:
-            await self._json("POST", f"/tickets/{_id(ticket_id)}/notes", json={"body": html, "private": True})
+            await self._send("POST", f"/tickets/{_id(ticket_id)}/notes", json={"body": html, "private": True})
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
-        await self._json("PUT", f"/tickets/{_id(ticket_id)}", json={"status": self.status_map[status]})
+        await self._send("PUT", f"/tickets/{_id(ticket_id)}", json={"status": self.status_map[status]})
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """Check the ``X-MSPclaw-Secret`` header the automation rule sends; read the ticket id."""
@@ -149,76 +202,50 @@ class FreshdeskConnector(HttpConnector):
                             "Trigger Webhook action as a custom header)")
         if not hmac.compare_digest(given.strip().encode(), self._webhook_secret.encode()):
             raise AuthError("the Freshdesk webhook's X-MSPclaw-Secret does not match the configured secret")
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedWebhook(f"the Freshdesk webhook body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise MalformedWebhook("the Freshdesk webhook body is not a JSON object")
-        simple = data.get("freshdesk_webhook")
-        source = simple if isinstance(simple, dict) else data
-        ident = source.get("ticket_id")
-        if isinstance(ident, bool) or not isinstance(ident, int | str) or not str(ident).strip().isdigit():
+        hook = webhook_body(_Hook, body, service="Freshdesk")
+        source: _SimpleHook = hook.freshdesk_webhook or hook
+        ident = str(source.ticket_id).strip() if source.ticket_id is not None else ""
+        if not ident.isdigit():
             raise MalformedWebhook('the Freshdesk webhook body has no numeric "ticket_id"')
-        event = source.get("event") or "ticket.created"
-        return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(), event=str(event))
+        return WebhookEvent(psa=self.name, ticket_id=ident, event=source.event or "ticket.created")
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    async def _json(self, method: str, path: str, *, json: Any = None,
-                    params: Mapping[str, str | int] | None = None) -> Any:
-        answer = await self._http.request(method, self.base_url + path, json=json, params=params)
-        if not answer.content:
-            return None
-        try:
-            return answer.json()
-        except ValueError as exc:
-            raise PSAError(f"Freshdesk answered {method} {path} with something that is not JSON") from exc
+    async def _send(self, method: str, path: str, *, json: Any = None,
+                    params: Mapping[str, str | int] | None = None) -> httpx.Response:
+        return await self._http.request(method, self.base_url + path, json=json, params=params)
 
-    async def _conversations(self, ticket_id: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
+    async def _read(self, model: type[M], method: str, path: str, *,
+                    params: Mapping[str, str | int] | None = None) -> M:
+        return read(model, await self._send(method, path, params=params), service="Freshdesk")
+
+    async def _conversations(self, ticket_id: str) -> list[_Conversation]:
+        found: list[_Conversation] = []
         page = 1
         while True:
-            batch = await self._json("GET", f"/tickets/{ticket_id}/conversations",
-                                     params={"per_page": PAGE_SIZE, "page": page})
-            items = [c for c in batch if isinstance(c, dict)] if isinstance(batch, list) else []
-            found += items
-            if len(items) < PAGE_SIZE:
+            batch = (await self._read(_Conversations, "GET", f"/tickets/{ticket_id}/conversations",
+                                      params={"per_page": PAGE_SIZE, "page": page})).root
+            found += batch
+            if len(batch) < PAGE_SIZE:
                 return found
             page += 1
 
-    def _ticket(self, raw: dict[str, Any]) -> PSATicket:
-        ticket_id = raw.get("id")
-        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
-            raise PSAError("Freshdesk sent a ticket without a numeric id")
-        requester = raw.get("requester")
-        who = next((str(requester[k]) for k in ("email", "name") if isinstance(requester, dict) and requester.get(k)),
-                   str(raw.get("requester_id") or ""))
-        custom = raw.get("custom_fields")
-        asset = custom.get(self.asset_field) if self.asset_field and isinstance(custom, dict) else None
-        company = raw.get("company_id")
+    def _ticket(self, raw: _Ticket) -> PSATicket:
+        who = raw.requester.email or raw.requester.name if raw.requester else None
+        asset = (raw.custom_fields or {}).get(self.asset_field) if self.asset_field else None
         return PSATicket(
-            id=str(ticket_id), company=str(company) if isinstance(company, int) else "", requester=who,
-            subject=str(raw.get("subject") or ""),
-            body=str(raw.get("description_text") or "").strip() or plain_text(str(raw.get("description") or "")),
+            id=str(raw.id), company=str(raw.company_id) if raw.company_id is not None else "",
+            requester=who or (str(raw.requester_id) if raw.requester_id else ""), subject=raw.subject,
+            requester_name=raw.requester.name if raw.requester else None,
+            body=raw.description_text.strip() or plain_text(raw.description),
             asset=str(asset).strip() if isinstance(asset, str | int) and str(asset).strip() else None,
-            status=self._our_status(raw.get("status")), created_at=parse_time(raw.get("created_at")),
-            updated_at=parse_time(raw.get("updated_at")))
+            status=self._our_status(raw.status), created_at=raw.created_at, updated_at=raw.updated_at)
 
-    def _our_status(self, status: object) -> str:
+    def _our_status(self, status: int) -> str:
         if status in (RESOLVED, CLOSED) or status == self.status_map["resolved"]:
             return "resolved"
         escalated = self.status_map["escalated"]
         return "escalated" if status == escalated and escalated != OPEN else "open"
-
-
-def _text(conversation: dict[str, Any]) -> str:
-    return str(conversation.get("body_text") or "").strip() or plain_text(str(conversation.get("body") or ""))
-
-
-def _html(text: str) -> str:
-    """Plain text as the HTML body Freshdesk stores (line breaks kept, markup escaped)."""
-    return "<div>" + "<br>".join(escape(line) for line in text.splitlines()) + "</div>"
 
 
 def _id(ticket_id: str) -> str:
@@ -229,7 +256,3 @@ def _id(ticket_id: str) -> str:
 def format_time(moment: datetime) -> str:
     """Freshdesk's ``updated_since``: UTC ISO-8601 with ``Z``."""
     return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> datetime | None:
-    return parse_iso_time(value, vendor="Freshdesk")

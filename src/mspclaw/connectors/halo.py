@@ -12,7 +12,7 @@ the call once with a fresh one (a token revoked early). A refused token request 
 **Mapping a ticket** (``GET /api/Tickets/{id}?includedetails=true``, ``Faults``):
 
 * ``company`` ← ``client_id`` (``mspclaw clients add … --psa halo=<client id>``);
-* ``requester`` ← ``user_email``, else ``user_name``;
+* ``requester`` ← ``user_email``, else ``user_name``; ``requester_name`` ← ``user_name``;
 * ``subject`` ← ``summary``; ``body`` ← ``details`` (HTML reduced to text, ``details_html`` when
   ``details`` is empty);
 * ``asset`` ← the first ``assets[].inventory_number`` (Halo's asset tag), else ``None``;
@@ -28,7 +28,8 @@ before ``since`` on our side.
 **Writing back.** ``POST /api/Actions`` with one action: the technical trail with
 ``hiddenfromuser: true``, ``sendemail: false`` and the ``outcome`` named ``internal_outcome``
 (``Private Note``); the customer reply with ``hiddenfromuser: false``, ``sendemail: true`` and
-``public_outcome`` (``Email User``). Both first read the ticket's actions and skip text already
+``public_outcome`` (``Email User``). Each action carries the text in ``note`` and the same note as
+escaped HTML in ``note_html`` (what Halo shows). Both first read the ticket's actions and skip text already
 there. Status: ``GET /api/Status`` names are searched for ``status_map`` (case-insensitive;
 :class:`PSARejected` listing them when absent), then ``POST /api/Tickets [{"id", "status_id"}]``.
 
@@ -49,18 +50,20 @@ import asyncio
 import base64
 import binascii
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel, RootModel, model_validator
 
-from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.base import CloseStatus, NoteFormat, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import changed_after, normalised, numeric_id, parse_iso_time, plain_text, utc
+from mspclaw.connectors.note_format import render
+from mspclaw.connectors.payload import Id, Key, Name, Payload, Text, Time, read, webhook_body
+from mspclaw.connectors.text import changed_after, normalised, numeric_id, plain_text, utc
 from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAAuthError, PSAError, PSARejected
 
 PAGE_SIZE: Final = 100
@@ -68,6 +71,98 @@ PAGE_SIZE: Final = 100
 DEFAULT_STATUS_MAP: Final[dict[str, str]] = {"resolved": "Closed", "escalated": "In Progress"}
 WEBHOOK_AUTH_BASIC: Final = 1
 """``Webhook.authentication_type`` for Basic credentials (unverified: see docs/psa/halo.md)."""
+
+
+# --- what the connector reads from Halo's answers ---------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Asset(Payload):
+    inventory_number: Name = None
+
+
+class _Ticket(Payload):
+    id: Id
+    summary: Text
+    client_id: int | None
+    details: Text = ""
+    details_html: Text = ""
+    user_email: Name = None
+    user_name: Name = None
+    status_name: Name = None
+    hasbeenclosed: bool | None = None
+    assets: list[_Asset] | None = None
+    datecreated: Time = None
+    lastactiondate: Time = None
+
+
+class _TicketPage(Payload):
+    tickets: list[_Ticket]
+    record_count: int | None = None
+
+
+class _Action(Payload):
+    note: Text = ""
+    note_html: Text = ""
+    hiddenfromuser: bool | None = None
+
+    def text(self) -> str:
+        return plain_text(self.note or self.note_html)
+
+
+class _Actions(Payload):
+    """``GET /api/Actions``: a page (``{"record_count", "actions"}``), or the bare list some versions send."""
+
+    actions: list[_Action]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_list(cls, data: Any) -> Any:
+        return {"actions": data} if isinstance(data, list) else data
+
+
+class _Status(Payload):
+    id: Id
+    name: Text
+
+
+class _Statuses(RootModel[list[_Status]]):
+    pass
+
+
+class _Webhook(Payload):
+    id: Key | None = None
+    url: str | None = None
+
+
+class _Webhooks(RootModel[list[_Webhook]]):
+    pass
+
+
+class _Created(Payload):
+    id: Key | None = None
+
+
+class _Token(Payload):
+    access_token: Name = None
+    expires_in: float | None = None
+
+
+class _OAuthError(Payload):
+    error: Name = None
+    error_description: Name = None
+
+
+class _HookTicket(Payload):
+    id: Key | None = None
+
+
+class _Hook(Payload):
+    ticket: _HookTicket | None = None
+    ticket_id: Key | None = None
+    id: Key | None = None
+    event: str | None = None
 
 
 def instance_origin(host: str) -> str:
@@ -84,6 +179,8 @@ class HaloConnector(HttpConnector):
     """The HaloPSA connector (every mapping and rule is in the module docstring)."""
 
     name = "halo"
+    note_format: NoteFormat = "html"
+    """Halo shows an action's ``note_html``."""
 
     def __init__(self, *, host: str, client_id: str, client_secret: str, tenant: str | None = None,
                  scope: str = "all", webhook_username: str | None = None, webhook_password: str | None = None,
@@ -109,7 +206,7 @@ class HaloConnector(HttpConnector):
         self._token: str | None = None
         self._expires = 0.0
         self._token_lock = asyncio.Lock()
-        self._statuses: list[dict[str, Any]] | None = None
+        self._statuses: list[_Status] | None = None
         self.rate_limiter = RateLimiter(rate_per_5min, 300.0, clock=clock, sleep=sleep)
         self._http = PSAHttp(service="Halo", base_url=self.origin, timeout=timeout, max_retries=max_retries,
                              headers={"Accept": "application/json"}, rate_limiter=self.rate_limiter,
@@ -118,12 +215,9 @@ class HaloConnector(HttpConnector):
     # --- the PSAConnector protocol -------------------------------------------------------------
 
     async def get_ticket(self, ticket_id: str) -> PSATicket:
-        raw = await self._call("GET", f"/api/Tickets/{_id(ticket_id)}", params={"includedetails": "true"})
-        if not isinstance(raw, dict):
-            raise PSAError(f"Halo answered ticket {ticket_id} with something that is not a ticket")
+        raw = await self._read(_Ticket, "GET", f"/api/Tickets/{_id(ticket_id)}", params={"includedetails": "true"})
         ticket = self._ticket(raw)
-        ticket.notes = [PSANote(_action_text(a), a.get("hiddenfromuser") is not True)
-                        for a in await self._actions(ticket.id)]
+        ticket.notes = [PSANote(a.text(), a.hiddenfromuser is not True) for a in await self._actions(ticket.id)]
         return ticket
 
     async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
@@ -134,13 +228,10 @@ class HaloConnector(HttpConnector):
                                             "order": "id", "orderdesc": "false"}
             if since is not None:
                 params["lastupdatefromdate"] = format_time(since)
-            answer = await self._call("GET", "/api/Tickets", params=params)
-            tickets = answer.get("tickets") if isinstance(answer, dict) else None
-            if not isinstance(tickets, list):
-                raise PSAError("Halo answered the ticket list without a 'tickets' list")
-            found += [self._ticket(t) for t in tickets if isinstance(t, dict)]
-            total = answer.get("record_count")
-            if not tickets or not isinstance(total, int) or page * PAGE_SIZE >= total:
+            answer = await self._read(_TicketPage, "GET", "/api/Tickets", params=params)
+            found += [self._ticket(t) for t in answer.tickets]
+            total = answer.record_count
+            if not answer.tickets or total is None or page * PAGE_SIZE >= total:
                 break
             page += 1
         return changed_after(found, since)
@@ -148,11 +239,12 @@ class HaloConnector(HttpConnector):
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """A hidden-from-user action (internal) or an e-mailed one (customer reply), unless already there."""
         wanted = normalised(text)
-        for action in await self._actions(_id(ticket_id)):
-            if (action.get("hiddenfromuser") is not True) == public and normalised(_action_text(action)) == wanted:
+        for known in await self._actions(_id(ticket_id)):
+            if (known.hiddenfromuser is not True) == public and normalised(known.text()) == wanted:
                 return
         action = {"ticket_id": int(_id(ticket_id)), "outcome": self.public_outcome if public else self.internal_outcome,
-                  "note": text, "hiddenfromuser": not public, "sendemail": public}
+                  "note": text, "note_html": render(text, self.note_format), "hiddenfromuser": not public,
+                  "sendemail": public}
         await self._call("POST", "/api/Actions", json=[action])
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
@@ -184,16 +276,15 @@ class HaloConnector(HttpConnector):
         """A Halo webhook posting JSON to ``url`` with the configured Basic credentials, unless one exists."""
         if not self._webhook_username or not self._webhook_password:
             raise ConfigError("this Halo account has no webhook credentials; add it again with --webhook-secret")
-        existing = await self._call("GET", "/api/Webhook")
-        for hook in existing if isinstance(existing, list) else []:
-            if isinstance(hook, dict) and hook.get("url") == url:
-                return f"Halo webhook {hook.get('id')} already posts to {url}"
+        existing = await self._read(_Webhooks, "GET", "/api/Webhook")
+        for known in existing.root:
+            if known.url == url:
+                return f"Halo webhook {known.id} already posts to {url}"
         hook = {"name": "MSPclaw", "url": url, "content_type": "application/json", "active": True,
                 "authentication_type": WEBHOOK_AUTH_BASIC, "basic_username": self._webhook_username,
                 "basic_password": self._webhook_password}
-        created = await self._call("POST", "/api/Webhook", json=[hook])
-        ident = created.get("id") if isinstance(created, dict) else None
-        return (f"Halo webhook {ident} created for {url}; choose its events (e.g. 'New Ticket Logged') in "
+        created = await self._read(_Created, "POST", "/api/Webhook", json=[hook])
+        return (f"Halo webhook {created.id} created for {url}; choose its events (e.g. 'New Ticket Logged') in "
                 "Configuration > Integrations > Webhooks")
 
     async def token(self) -> str:
@@ -212,19 +303,22 @@ class HaloConnector(HttpConnector):
                         raise PSAAuthError(f"Halo refused the API application's client id/secret: "
                                            f"{_oauth_error(exc.__cause__.response)}") from exc
                     raise
-                data = _body(answer)
-                token, lifetime = (data.get("access_token"), data.get("expires_in")) if isinstance(data, dict) \
-                    else (None, None)
-                if not isinstance(token, str) or not token:
+                granted = read(_Token, answer, service="Halo")
+                if granted.access_token is None:
                     raise PSAError("Halo answered the token request without an access_token")
-                self._token = token
-                self._expires = self._clock() + (float(lifetime) if isinstance(lifetime, int | float) else 3600.0)
+                self._token = granted.access_token
+                self._expires = self._clock() + (granted.expires_in if granted.expires_in is not None else 3600.0)
             return self._token
 
     # --- plumbing ------------------------------------------------------------------------------
 
+    async def _read(self, model: type[M], method: str, path: str, *, json: Any = None,
+                    params: Mapping[str, str | int] | None = None, idempotent: bool | None = None) -> M:
+        answer = await self._call(method, path, json=json, params=params, idempotent=idempotent)
+        return read(model, answer, service="Halo")
+
     async def _call(self, method: str, path: str, *, json: Any = None,
-                    params: Mapping[str, str | int] | None = None, idempotent: bool | None = None) -> Any:
+                    params: Mapping[str, str | int] | None = None, idempotent: bool | None = None) -> httpx.Response:
         for attempt in (0, 1):
             token = await self.token()
             try:
@@ -235,82 +329,57 @@ class HaloConnector(HttpConnector):
                     raise
                 self._token = None  # revoked or expired early: one more try with a fresh token
                 continue
-            return _body(answer) if answer.content else None
+            return answer
         raise AssertionError("unreachable")
 
-    async def _actions(self, ticket_id: str) -> list[dict[str, Any]]:
-        answer = await self._call("GET", "/api/Actions", params={"ticket_id": ticket_id, "excludesys": "true"})
-        actions = answer.get("actions") if isinstance(answer, dict) else answer
-        return [a for a in actions if isinstance(a, dict)] if isinstance(actions, list) else []
+    async def _actions(self, ticket_id: str) -> list[_Action]:
+        answer = await self._read(_Actions, "GET", "/api/Actions",
+                                  params={"ticket_id": ticket_id, "excludesys": "true"})
+        return answer.actions
 
     async def _status_id(self, wanted: str, ours: str) -> int:
         for refresh in (False, True):
             if self._statuses is None or refresh:
-                answer = await self._call("GET", "/api/Status")
-                self._statuses = [s for s in answer if isinstance(s, dict)] if isinstance(answer, list) else []
+                self._statuses = (await self._read(_Statuses, "GET", "/api/Status")).root
             for status in self._statuses:
-                if str(status.get("name", "")).casefold() == wanted.casefold() and isinstance(status.get("id"), int):
-                    return int(status["id"])
-        available = ", ".join(repr(s.get("name")) for s in self._statuses or []) or "none"
+                if status.name.casefold() == wanted.casefold():
+                    return status.id
+        available = ", ".join(repr(s.name) for s in self._statuses or []) or "none"
         raise PSARejected(f"Halo has no ticket status {wanted!r} (mapped from {ours!r}); this instance defines: "
                           f"{available}. Fix the account's status_map.")
 
-    def _ticket(self, raw: dict[str, Any]) -> PSATicket:
-        ticket_id = raw.get("id")
-        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
-            raise PSAError("Halo sent a ticket without a numeric id")
-        client = raw.get("client_id")
-        body = plain_text(str(raw.get("details") or "")) or plain_text(str(raw.get("details_html") or ""))
-        assets = raw.get("assets")
-        tags = [str(a.get("inventory_number")).strip() for a in assets if isinstance(a, dict)
-                and str(a.get("inventory_number") or "").strip()] if isinstance(assets, list) else []
+    def _ticket(self, raw: _Ticket) -> PSATicket:
+        tags = [a.inventory_number for a in raw.assets or [] if a.inventory_number]
         return PSATicket(
-            id=str(ticket_id), company=str(client) if isinstance(client, int) and client > 0 else "",
-            requester=str(raw.get("user_email") or raw.get("user_name") or ""), subject=str(raw.get("summary") or ""),
-            body=body, asset=tags[0] if tags else None, status=self._our_status(raw),
-            created_at=parse_time(raw.get("datecreated")), updated_at=parse_time(raw.get("lastactiondate")))
+            id=str(raw.id), company=str(raw.client_id) if raw.client_id and raw.client_id > 0 else "",
+            requester=raw.user_email or raw.user_name or "", subject=raw.summary, requester_name=raw.user_name,
+            body=plain_text(raw.details) or plain_text(raw.details_html), asset=tags[0] if tags else None,
+            status=self._our_status(raw), created_at=raw.datecreated, updated_at=raw.lastactiondate)
 
-    def _our_status(self, raw: dict[str, Any]) -> str:
-        name = str(raw.get("status_name") or "").casefold()
-        if raw.get("hasbeenclosed") is True or name == self.status_map["resolved"].casefold():
+    def _our_status(self, raw: _Ticket) -> str:
+        name = (raw.status_name or "").casefold()
+        if raw.hasbeenclosed is True or name == self.status_map["resolved"].casefold():
             return "resolved"
         escalated = self.status_map["escalated"].casefold()
         return "escalated" if name == escalated and escalated != "new" else "open"
 
     def _event(self, body: bytes) -> WebhookEvent:
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedWebhook(f"the Halo webhook body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise MalformedWebhook("the Halo webhook body is not a JSON object")
-        ticket = data.get("ticket")
-        ident = ticket.get("id") if isinstance(ticket, dict) else data.get("ticket_id", data.get("id"))
-        if isinstance(ident, bool) or not isinstance(ident, int | str) or not str(ident).strip().isdigit():
+        hook = webhook_body(_Hook, body, service="Halo")
+        ident = hook.ticket.id if hook.ticket is not None else (hook.ticket_id if hook.ticket_id is not None
+                                                                 else hook.id)
+        if ident is None or not str(ident).strip().isdigit():
             raise MalformedWebhook('the Halo webhook body has no ticket id ("ticket": {"id": …}, or "ticket_id")')
-        event = data.get("event") or "ticket.updated"
-        return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(), event=str(event))
-
-
-def _action_text(action: dict[str, Any]) -> str:
-    return plain_text(str(action.get("note") or action.get("note_html") or ""))
+        return WebhookEvent(psa=self.name, ticket_id=str(ident).strip(), event=hook.event or "ticket.updated")
 
 
 def _oauth_error(response: httpx.Response) -> str:
     try:
-        data = response.json()
-    except ValueError:
+        said = read(_OAuthError, response, service="Halo")
+    except PSAError:
         return f"HTTP {response.status_code}"
-    if isinstance(data, dict) and data.get("error"):
-        return f"{data['error']}: {data.get('error_description') or ''}".strip(": ")
+    if said.error:
+        return f"{said.error}: {said.error_description or ''}".strip(": ")
     return f"HTTP {response.status_code}"
-
-
-def _body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise PSAError(f"Halo answered {response.request.url.path} with something that is not JSON") from exc
 
 
 def _id(ticket_id: str) -> str:
@@ -321,7 +390,3 @@ def _id(ticket_id: str) -> str:
 def format_time(moment: datetime) -> str:
     """Halo's date parameter: UTC ISO-8601 to the second, without zone."""
     return utc(moment).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def parse_time(value: object) -> datetime | None:
-    return parse_iso_time(value, vendor="Halo")

@@ -21,7 +21,7 @@ HTTP 429, or ``check`` raised PSARateLimited     retried                     ret
                                                                              not act on it)
 read/write timeout, connection lost mid-way      retried                     **not** retried
 HTTP 500/502/503/504, ``check`` raised           retried                     **not** retried
-PSAUnavailable
+PSAUnavailable, a body that does not decode
 any other status                                 not retried                 not retried
 ===============================================  ==========================  ===========================
 
@@ -36,8 +36,10 @@ period) is waited on before every attempt, retries included, so we never exceed 
 **Errors.** After the retries, failures become the PSA branch of :mod:`mspclaw.errors`, always
 chained to the foreign exception: 401/403 → :class:`~mspclaw.errors.PSAAuthError`, 404 →
 :class:`~mspclaw.errors.PSANotFound`, 429 → :class:`~mspclaw.errors.PSARateLimited`, 5xx,
-timeouts and connection failures → :class:`~mspclaw.errors.PSAUnavailable`, any other 4xx →
-:class:`~mspclaw.errors.PSARejected`.
+timeouts, connection failures (a proxy's included), broken HTTP framing and a body that does
+not decode → :class:`~mspclaw.errors.PSAUnavailable`, any other 4xx →
+:class:`~mspclaw.errors.PSARejected`. An answer whose JSON does not fit the connector's model is
+:class:`~mspclaw.errors.PSAError` (:mod:`mspclaw.connectors.payload`).
 
 **Secrets.** Headers are never logged nor put into messages, and URLs appear without their
 query string; log lines and errors name the method and the path only.
@@ -66,6 +68,7 @@ from mspclaw.errors import (
     PSARejected,
     PSAUnavailable,
 )
+from mspclaw.observability.metrics import psa_request
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +170,8 @@ class PSAHttp:
     """An ``httpx.AsyncClient`` with the retry, rate-limit and error rules of this module.
 
     ``service`` names the PSA in messages only. Requests go through
-    :class:`~mspclaw.connectors.transport.StreamTransport` (httpx's own transport when the
-    environment names a proxy). ``transport`` replaces the network
+    :class:`~mspclaw.connectors.transport.StreamTransport`, or through the proxy the environment
+    names for the PSA's host (:mod:`mspclaw.connectors.proxies`). ``transport`` replaces the network
     (``httpx.MockTransport``, ``httpx.ASGITransport``); ``sleep``, ``random`` and ``now`` replace
     waiting, jitter and the wall clock so tests never really wait.
     """
@@ -192,7 +195,7 @@ class PSAHttp:
         self._random = random
         self._now = now
         self._transport = transport or default_transport()
-        """Requests go straight to it (see :meth:`_send`); ``None``: through httpx's client (a proxy)."""
+        """Requests go straight to it (see :meth:`_send`)."""
         self._client = httpx.AsyncClient(base_url=base_url, headers=dict(headers or {}),
                                          transport=self._transport,
                                          timeout=httpx.Timeout(timeout), follow_redirects=False)
@@ -207,6 +210,7 @@ class PSAHttp:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @psa_request  # requests, errors and latency per PSA, for /metrics
     async def request(self, method: str, url: str = "", *, json: Any = None,
                       params: Mapping[str, str | int] | None = None, headers: Mapping[str, str] | None = None,
                       idempotent: bool | None = None, check: ResponseCheck | None = None,
@@ -240,6 +244,10 @@ class PSAHttp:
                 cause, may_retry = exc, safe
             except httpx.TransportError as exc:
                 failure = PSAUnavailable(f"{self.service} connection failed during {where}: {exc!r}")
+                cause, may_retry = exc, safe
+            except httpx.DecodingError as exc:
+                failure = PSAUnavailable(f"{self.service} answered {where} with a body its Content-Encoding "
+                                         f"does not decode: {exc!r}")
                 cause, may_retry = exc, safe
             else:
                 if response.is_success:
@@ -287,10 +295,8 @@ class PSAHttp:
         With a transport of ours (or a test's), the request goes straight to it: what
         ``AsyncClient.send`` adds on top is redirects (off here), auth flows (our credentials are
         headers, already on the request) and a cookie jar (no PSA API uses cookies), and it cost
-        a third of the CPU of each request. With a proxy configured, httpx's client routes it.
+        a third of the CPU of each request.
         """
-        if self._transport is None:
-            return await self._client.send(request)
         response = await self._transport.handle_async_request(request)
         response.request = request
         try:

@@ -4,7 +4,7 @@ Two ways to have a PSA on this machine:
 
 * :class:`LocalPSA` holds tickets in memory and records notes: the quick fake for tests at the
   PSA edge.
-* :class:`LocalPSAConnector` talks to the simulator of :mod:`mspclaw.connectors.local_server`
+* :class:`LocalPSAConnector` talks to the simulator of :mod:`mspclaw.simulators.local_psa`
   over its REST API, the way a real connector talks to a real PSA (ids and timestamps assigned
   by the PSA, paging, HTTP errors, signed webhooks). ``mspclaw demo`` runs against it.
 
@@ -25,15 +25,12 @@ from typing import Any, Final, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
-from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.base import CloseStatus, NoteFormat, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import HttpConnector, PSAHttp
-from mspclaw.errors import (
-    AuthError,
-    MalformedWebhook,
-    PSAError,
-    PSANotFound,
-)
+from mspclaw.connectors.payload import Key, Moment, Payload, read, webhook_body
+from mspclaw.errors import AuthError, PSANotFound
 
 TIMESTAMP_HEADER: Final = "x-localpsa-timestamp"
 SIGNATURE_HEADER: Final = "x-localpsa-signature"
@@ -48,6 +45,61 @@ STATUS_NAMES: Final[dict[CloseStatus, str]] = {"resolved": "Resolved", "escalate
 """Our close words → the simulator's status names."""
 OUR_STATUS: Final[dict[str, str]] = {"Resolved": "resolved", "Closed": "resolved", "Escalated": "escalated"}
 """The simulator's status names → our words; every other status is ``open``."""
+
+
+# --- what the connector reads from the simulator's answers -------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Note(Payload):
+    text: str
+    public: bool
+
+
+class _Notes(Payload):
+    notes: list[_Note]
+
+    def psa_notes(self) -> list[PSANote]:
+        return [PSANote(n.text, n.public) for n in self.notes]
+
+
+class _Ticket(Payload):
+    id: str
+    company_id: str
+    requester: str
+    subject: str
+    body: str
+    status: str
+    created_at: Moment
+    updated_at: Moment
+    asset: str | None = None
+    requester_name: str | None = None
+
+    def psa_ticket(self) -> PSATicket:
+        return PSATicket(id=self.id, company=self.company_id, requester=self.requester, subject=self.subject,
+                         body=self.body, asset=self.asset, requester_name=self.requester_name,
+                         status=OUR_STATUS.get(self.status, "open"),
+                         created_at=self.created_at, updated_at=self.updated_at)
+
+
+class _TicketWithNotes(_Ticket, _Notes):
+    pass
+
+
+class _Page(Payload):
+    tickets: list[_Ticket]
+    has_more: bool
+
+
+class _Created(Payload):
+    id: str
+
+
+class _Hook(Payload):
+    event: str
+    ticket_id: Key
+    delivery_id: str
 
 
 class SampleTicket(TypedDict):
@@ -81,6 +133,7 @@ class LocalPSA:
     """An in-memory PSA: tickets are the objects handed to :meth:`add`, changed in place."""
 
     name = "local"
+    note_format: NoteFormat = "text"
 
     def __init__(self, tickets: list[PSATicket] | None = None) -> None:
         self._tickets: dict[str, PSATicket] = {}
@@ -143,6 +196,7 @@ class LocalPSAConnector(HttpConnector):
     """
 
     name = "local"
+    note_format: NoteFormat = "text"
 
     def __init__(self, base_url: str, api_token: str, *, webhook_secret: str | None = None,
                  transport: httpx.AsyncBaseTransport | None = None, page_size: int = 100,
@@ -162,8 +216,9 @@ class LocalPSAConnector(HttpConnector):
     async def get_ticket(self, ticket_id: str) -> PSATicket:
         """The ticket with its notes, oldest note first (one request: ``?include=notes``)."""
         read_at = self._clock()
-        data = await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}", params={"include": "notes"})
-        ticket = _ticket(data)
+        data = await self._call(_TicketWithNotes, "GET", f"/tickets/{quote(ticket_id, safe='')}",
+                                params={"include": "notes"})
+        ticket = data.psa_ticket()
         ticket.notes = self._remember_notes(ticket_id, read_at, data)
         return ticket
 
@@ -176,9 +231,9 @@ class LocalPSAConnector(HttpConnector):
         found: list[PSATicket] = []
         page = 1
         while True:
-            data = await self._call("GET", "/tickets", params={**params, "page": page})
-            found += [_ticket(item) for item in _field(data, "tickets", list)]
-            if not _field(data, "has_more", bool):
+            data = await self._call(_Page, "GET", "/tickets", params={**params, "page": page})
+            found += [item.psa_ticket() for item in data.tickets]
+            if not data.has_more:
                 return found
             page += 1
 
@@ -195,8 +250,8 @@ class LocalPSAConnector(HttpConnector):
         if note in await self._known_notes(ticket_id):
             return
         try:
-            await self._call("POST", f"/tickets/{quote(ticket_id, safe='')}/notes", json={"text": text,
-                                                                                           "public": public})
+            await self._http.request("POST", f"/tickets/{quote(ticket_id, safe='')}/notes",
+                                     json={"text": text, "public": public})
         except BaseException:
             self._seen.pop(ticket_id, None)
             raise
@@ -205,7 +260,8 @@ class LocalPSAConnector(HttpConnector):
             seen[1].append(note)
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
-        await self._call("PATCH", f"/tickets/{quote(ticket_id, safe='')}", json={"status": STATUS_NAMES[status]})
+        await self._http.request("PATCH", f"/tickets/{quote(ticket_id, safe='')}",
+                                 json={"status": STATUS_NAMES[status]})
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """Verify the signature and the timestamp window, then read the event.
@@ -229,39 +285,32 @@ class LocalPSAConnector(HttpConnector):
             raise AuthError(f"the webhook timestamp {timestamp!r} is not unix seconds") from None
         if abs(time.time() - sent) > WEBHOOK_TOLERANCE_S:
             raise AuthError("the webhook timestamp is more than five minutes off: a stale or replayed delivery")
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedWebhook(f"the local PSA webhook body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise MalformedWebhook("the local PSA webhook body is not a JSON object")
-        event, ticket_id, delivery_id = data.get("event"), data.get("ticket_id"), data.get("delivery_id")
-        if not isinstance(event, str) or not isinstance(ticket_id, str | int) or not isinstance(delivery_id, str):
-            raise MalformedWebhook("the local PSA webhook lacks event, ticket_id or delivery_id")
-        return WebhookEvent(psa=self.name, ticket_id=str(ticket_id), event=event, delivery_id=delivery_id)
+        hook = webhook_body(_Hook, body, service="local PSA")
+        return WebhookEvent(psa=self.name, ticket_id=str(hook.ticket_id), event=hook.event,
+                            delivery_id=hook.delivery_id)
 
     # beyond the protocol: what a person does in the PSA (the demo and tests use these)
 
     async def create_company(self, name: str) -> str:
         """Create a company and return the id the PSA gave it."""
-        return str(_field(await self._call("POST", "/companies", json={"name": name}), "id", str))
+        return (await self._call(_Created, "POST", "/companies", json={"name": name})).id
 
     async def create_ticket(self, company: str, *, requester: str, subject: str, body: str = "",
                             asset: str | None = None) -> PSATicket:
         """Open a ticket as an end user would; the simulator sends its ``ticket.created`` webhook."""
         payload = {"company_id": company, "requester": requester, "subject": subject, "body": body, "asset": asset}
-        return _ticket(await self._call("POST", "/tickets", json=payload))
+        return (await self._call(_Ticket, "POST", "/tickets", json=payload)).psa_ticket()
 
     # plumbing
 
     async def _notes(self, ticket_id: str) -> list[PSANote]:
         """The ticket's notes as the simulator has them now, remembered for :meth:`add_note`."""
         read_at = self._clock()
-        data = await self._call("GET", f"/tickets/{quote(ticket_id, safe='')}/notes")
+        data = await self._call(_Notes, "GET", f"/tickets/{quote(ticket_id, safe='')}/notes")
         return self._remember_notes(ticket_id, read_at, data)
 
-    def _remember_notes(self, ticket_id: str, read_at: float, data: dict[str, Any]) -> list[PSANote]:
-        notes = [PSANote(_field(n, "text", str), _field(n, "public", bool)) for n in _field(data, "notes", list)]
+    def _remember_notes(self, ticket_id: str, read_at: float, data: _Notes) -> list[PSANote]:
+        notes = data.psa_notes()
         self._seen[ticket_id] = (read_at, list(notes))
         self._seen.move_to_end(ticket_id)
         while len(self._seen) > NOTES_REMEMBERED:
@@ -274,41 +323,7 @@ class LocalPSAConnector(HttpConnector):
             return seen[1]
         return await self._notes(ticket_id)
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """One request through the shared plumbing (retries, ``Retry-After``, error translation)."""
-        response = await self._http.request(method, path, **kwargs)
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise PSAError(f"the local PSA answered {method} {path} with something that is not JSON") from exc
-        if not isinstance(data, dict):
-            raise PSAError(f"the local PSA answered {method} {path} with a JSON {type(data).__name__}")
-        return data
-
-
-T = TypeVar("T")
-
-
-def _field(data: Any, key: str, kind: type[T]) -> T:
-    value = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(value, kind):
-        raise PSAError(f"the local PSA sent a record whose {key!r} is not a {kind.__name__}")
-    return value
-
-
-def _moment(data: dict[str, Any], key: str) -> datetime:
-    try:
-        return _utc(datetime.fromisoformat(_field(data, key, str)))
-    except ValueError as exc:
-        raise PSAError(f"the local PSA sent a {key!r} that is not an ISO timestamp") from exc
-
-
-def _ticket(data: dict[str, Any]) -> PSATicket:
-    asset = data.get("asset")
-    return PSATicket(
-        id=_field(data, "id", str), company=_field(data, "company_id", str),
-        requester=_field(data, "requester", str), subject=_field(data, "subject", str),
-        body=_field(data, "body", str), asset=asset if isinstance(asset, str) else None,
-        status=OUR_STATUS.get(_field(data, "status", str), "open"),
-        created_at=_moment(data, "created_at"), updated_at=_moment(data, "updated_at"),
-    )
+    async def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """One request through the shared plumbing (retries, ``Retry-After``, error translation), its
+        answer read as ``model``."""
+        return read(model, await self._http.request(method, path, **kwargs), service="the local PSA")

@@ -31,6 +31,7 @@ live in :mod:`mspclaw.connectors.http`; queries are retried after a timeout, mut
 * ``id`` ← ``ticketId``; ``company`` ← ``client.accountId`` (empty when the ticket has no client,
   which the intake escalates as an unknown company);
 * ``requester`` ← the requester's ``email`` when SuperOps includes one, else ``name``, else ``userId``;
+* ``requester_name`` ← the requester's ``name`` (the contact's name the reply greets);
 * ``body`` ← the ticket's first conversation of type ``DESCRIPTION`` (``getTicket`` has no
   description field), HTML reduced to plain text; empty when there is none;
 * ``asset`` ← the custom field named by ``asset_field`` (e.g. ``"udf1text"``, holding the device's
@@ -86,18 +87,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar
 
 import httpx
+from pydantic import ConfigDict, Field
 
-from mspclaw.connectors.base import CloseStatus, PSANote, PSATicket, WebhookEvent
+from mspclaw.connectors.base import CloseStatus, NoteFormat, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.freshness import REPLAY_WINDOW_S, check_fresh
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
-from mspclaw.connectors.text import changed_after, plain_text
+from mspclaw.connectors.note_format import render
+from mspclaw.connectors.payload import Key, Name, Payload, Text, Time, read, webhook_body
+from mspclaw.connectors.text import changed_after, plain_text, utc
 from mspclaw.connectors.text import normalised as _normalised
 from mspclaw.errors import (
     AuthError,
@@ -166,6 +169,128 @@ DOCUMENTS: Final = (GET_TICKET, GET_TICKET_LIST, GET_NOTES, CREATE_NOTE, GET_CON
 """Every GraphQL document this connector sends."""
 
 
+# --- what the connector reads from SuperOps' answers -----------------------------------------------
+# A field a document selects is always in the answer (GraphQL), so it is required here: a field
+# SuperOps renamed is one clear error, not an empty value. ``client``, ``requester`` and
+# ``customFields`` are SuperOps' scalar ``JSON`` type: we read the keys we need from them.
+
+D = TypeVar("D", bound=Payload)
+
+
+class _Client(Payload):
+    account_id: str = Field(alias="accountId")
+
+
+class _Person(Payload):
+    email: Name = None
+    name: Name = None
+    user_id: Key | None = Field(None, alias="userId")
+
+    def best(self) -> str:
+        user = str(self.user_id).strip() if self.user_id is not None else ""
+        return self.email or self.name or user
+
+
+class _Ticket(Payload):
+    ticket_id: Key = Field(alias="ticketId")
+    subject: Text
+    status: str | None
+    client: _Client | None
+    requester: _Person | str | None
+    custom_fields: dict[str, Any] | None = Field(alias="customFields")
+    created: Time = Field(alias="createdTime")
+    updated: Time = Field(alias="updatedTime")
+
+
+class _Conversation(Payload):
+    content: Text
+    time: Time
+    type: str | None
+
+
+class _Note(Payload):
+    content: Text
+    privacy: str | None = Field(alias="privacyType")
+
+
+class _TicketAnswer(Payload):
+    ticket: _Ticket | None = Field(alias="getTicket")
+    conversations: list[_Conversation] | None = Field(alias="getTicketConversationList")
+    notes: list[_Note] | None = Field(alias="getTicketNoteList")
+
+
+class _ListInfo(Payload):
+    has_more: bool | None = Field(alias="hasMore")
+
+
+class _TicketList(Payload):
+    tickets: list[_Ticket] | None
+    list_info: _ListInfo | None = Field(alias="listInfo")
+
+
+class _TicketListAnswer(Payload):
+    listing: _TicketList = Field(alias="getTicketList")
+
+
+class _NotesAnswer(Payload):
+    notes: list[_Note] | None = Field(alias="getTicketNoteList")
+
+
+class _ConversationsAnswer(Payload):
+    conversations: list[_Conversation] | None = Field(alias="getTicketConversationList")
+
+
+class _Status(Payload):
+    name: Name
+
+
+class _StatusesAnswer(Payload):
+    statuses: list[_Status] | None = Field(alias="getStatusList")
+
+
+class _Written(Payload):
+    """The answer to a mutation: only whether the record came back."""
+
+    created_note: dict[str, Any] | None = Field(None, alias="createTicketNote")
+    created_conversation: dict[str, Any] | None = Field(None, alias="createTicketConversation")
+    updated: dict[str, Any] | None = Field(None, alias="updateTicket")
+
+
+class _AnyData(Payload):
+    """``data`` as it came, for :meth:`SuperOpsConnector.graphql` callers with their own documents."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Data(Payload, Generic[D]):
+    data: D
+
+
+class _ClientError(Payload):
+    code: str | None = None
+
+
+class _Extensions(Payload):
+    client_error: list[_ClientError | None] | _ClientError | None = Field(None, alias="clientError")
+
+
+class _GraphQLError(Payload):
+    message: str | None = None
+    extensions: _Extensions | None = None
+
+
+class _Errors(Payload):
+    errors: list[_GraphQLError | str] | _GraphQLError | None = None
+
+
+class _Hook(Payload):
+    """The body of a SuperOps workflow's webhook (the contract in the module docstring)."""
+
+    ticket_id: Key | None = Field(None, alias="ticketId")
+    event: str | None = "ticket.created"
+    delivery_id: str | None = Field(None, alias="deliveryId")
+
+
 def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
     """The ``X-MSPclaw-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -182,6 +307,8 @@ class SuperOpsConnector(HttpConnector):
     """
 
     name = "superops"
+    note_format: NoteFormat = "html"
+    """SuperOps notes and conversations are rich text (HTML)."""
 
     def __init__(self, *, subdomain: str, token: str, region: Region = "us", webhook_secret: str | None = None,
                  webhook_auth: Literal["hmac", "shared_secret"] = "hmac",
@@ -223,17 +350,15 @@ class SuperOpsConnector(HttpConnector):
 
     async def get_ticket(self, ticket_id: str) -> PSATicket:
         """The ticket, its description as ``body`` and its notes (one GraphQL request)."""
-        data = await self.graphql(GET_TICKET, {"input": {"ticketId": ticket_id}}, idempotent=True)
-        raw = data.get("getTicket")
-        if not isinstance(raw, dict):
+        data = await self._run(_TicketAnswer, GET_TICKET, {"input": {"ticketId": ticket_id}}, idempotent=True)
+        if data.ticket is None:
             raise PSANotFound(f"SuperOps has no ticket {ticket_id!r}")
-        ticket = self._ticket(raw)
-        conversations = [c for c in _records(data, "getTicketConversationList") if c.get("type") == "DESCRIPTION"]
-        conversations.sort(key=lambda c: str(c.get("time") or ""))
-        if conversations:
-            ticket.body = plain_text(str(conversations[0].get("content") or ""))
-        ticket.notes = [PSANote(plain_text(str(n.get("content") or "")), n.get("privacyType") == "PUBLIC")
-                        for n in _records(data, "getTicketNoteList")]
+        ticket = self._ticket(data.ticket)
+        described = sorted((c for c in data.conversations or [] if c.type == "DESCRIPTION"),
+                           key=lambda c: c.time or _EPOCH)
+        if described:
+            ticket.body = plain_text(described[0].content)
+        ticket.notes = [PSANote(plain_text(n.content), n.privacy == "PUBLIC") for n in data.notes or []]
         return ticket
 
     async def list_tickets(self, since: datetime | None = None) -> list[PSATicket]:
@@ -247,14 +372,12 @@ class SuperOpsConnector(HttpConnector):
         found: list[PSATicket] = []
         page = 1
         while True:
-            data = await self.graphql(GET_TICKET_LIST, {"input": {**base, "page": page}}, idempotent=True)
-            listing = data.get("getTicketList")
-            if not isinstance(listing, dict):
-                raise PSAError("SuperOps answered getTicketList without a ticket list")
-            batch = [self._ticket(t) for t in listing.get("tickets") or [] if isinstance(t, dict)]
+            data = await self._run(_TicketListAnswer, GET_TICKET_LIST, {"input": {**base, "page": page}},
+                                   idempotent=True)
+            batch = [self._ticket(t) for t in data.listing.tickets or []]
             found += batch
-            info = listing.get("listInfo")
-            if not batch or not (isinstance(info, dict) and info.get("hasMore") is True):
+            info = data.listing.list_info
+            if not batch or info is None or info.has_more is not True:
                 break
             page += 1
         # SuperOps' "after" is applied by the server; we drop anything at or before ``since`` too.
@@ -264,29 +387,28 @@ class SuperOpsConnector(HttpConnector):
         """A ``PRIVATE`` or ``PUBLIC`` note (or a conversation reply, see ``public_reply``), unless the
         same text with the same visibility is already on the ticket."""
         ident = {"ticketId": ticket_id}
-        wanted = _normalised(text)
+        wanted = {_normalised(text), _normalised(render(text, self.note_format))}
+        text = render(text, self.note_format)
         if public and self.public_reply == "conversation":
-            data = await self.graphql(GET_CONVERSATIONS, {"input": ident}, idempotent=True)
-            if any(c.get("type") != "DESCRIPTION" and _normalised(str(c.get("content") or "")) == wanted
-                   for c in _records(data, "getTicketConversationList")):
+            replies = await self._run(_ConversationsAnswer, GET_CONVERSATIONS, {"input": ident}, idempotent=True)
+            if any(c.type != "DESCRIPTION" and _normalised(c.content) in wanted for c in replies.conversations or []):
                 return
-            await self.graphql(CREATE_CONVERSATION, {"input": {"ticket": ident, "content": text, "sendMail": True}},
-                               idempotent=False)
+            await self._run(_Written, CREATE_CONVERSATION,
+                            {"input": {"ticket": ident, "content": text, "sendMail": True}}, idempotent=False)
             return
         privacy = "PUBLIC" if public else "PRIVATE"
-        data = await self.graphql(GET_NOTES, {"input": ident}, idempotent=True)
-        if any((n.get("privacyType") or "PRIVATE") == privacy and _normalised(str(n.get("content") or "")) == wanted
-               for n in _records(data, "getTicketNoteList")):
+        notes = await self._run(_NotesAnswer, GET_NOTES, {"input": ident}, idempotent=True)
+        if any((n.privacy or "PRIVATE") == privacy and _normalised(n.content) in wanted for n in notes.notes or []):
             return
-        await self.graphql(CREATE_NOTE, {"input": {"ticket": ident, "content": text, "privacyType": privacy}},
-                           idempotent=False)
+        await self._run(_Written, CREATE_NOTE, {"input": {"ticket": ident, "content": text, "privacyType": privacy}},
+                        idempotent=False)
 
     async def set_status(self, ticket_id: str, status: CloseStatus) -> None:
         """Set the status ``status_map[status]`` names, after checking the instance defines it."""
         name = await self._status_name(self.status_map[status], status)
-        data = await self.graphql(UPDATE_TICKET, {"input": {"ticketId": ticket_id, "status": name}},
-                                  idempotent=False)
-        if not isinstance(data.get("updateTicket"), dict):
+        data = await self._run(_Written, UPDATE_TICKET, {"input": {"ticketId": ticket_id, "status": name}},
+                               idempotent=False)
+        if data.updated is None:
             raise PSANotFound(f"SuperOps has no ticket {ticket_id!r} to set to {name!r}")
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
@@ -323,18 +445,21 @@ class SuperOpsConnector(HttpConnector):
         ``idempotent`` says whether the operation may be repeated after a timeout: true for
         queries, false for mutations.
         """
+        answer = await self._run(_AnyData, document, variables, idempotent=idempotent)
+        return dict(answer.model_extra or {})
+
+    async def _run(self, model: type[D], document: str, variables: Mapping[str, Any] | None = None, *,
+                   idempotent: bool) -> D:
+        """Run one GraphQL operation; its ``data`` read as ``model`` (GraphQL ``errors`` raise first)."""
         payload = {"query": document, "variables": dict(variables or {})}
         response = await self._http.request("POST", "", json=payload, idempotent=idempotent, check=_check_graphql)
-        data = _json(response).get("data")
-        if not isinstance(data, dict):
-            raise PSAError("SuperOps answered without GraphQL data or errors")
-        return data
+        return read(_Data[model], response, service="SuperOps").data  # type: ignore[valid-type]
 
     async def status_names(self) -> list[str]:
         """The status names this SuperOps instance defines (``getStatusList``), fetched once."""
         if self._statuses is None:
-            data = await self.graphql(GET_STATUSES, idempotent=True)
-            self._statuses = [str(s["name"]) for s in _records(data, "getStatusList") if s.get("name")]
+            data = await self._run(_StatusesAnswer, GET_STATUSES, idempotent=True)
+            self._statuses = [s.name for s in data.statuses or [] if s.name]
         return self._statuses
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -355,22 +480,17 @@ class SuperOpsConnector(HttpConnector):
                             f"{self.subdomain!r} is not the account's sub-domain (Settings > MSP Information). "
                             f"Answer: {' '.join(response.text.split())[:200]}")
 
-    def _ticket(self, raw: dict[str, Any]) -> PSATicket:
-        ticket_id = raw.get("ticketId")
-        if not isinstance(ticket_id, str | int) or isinstance(ticket_id, bool):
-            raise PSAError("SuperOps sent a ticket without a ticketId")
-        client, custom = raw.get("client"), raw.get("customFields")
-        company = client.get("accountId") if isinstance(client, dict) else None
-        asset = custom.get(self.asset_field) if self.asset_field and isinstance(custom, dict) else None
+    def _ticket(self, raw: _Ticket) -> PSATicket:
+        asset = (raw.custom_fields or {}).get(self.asset_field) if self.asset_field else None
+        requester = raw.requester.best() if isinstance(raw.requester, _Person) else (raw.requester or "")
         return PSATicket(
-            id=str(ticket_id), company=str(company or ""), requester=_requester(raw.get("requester")),
-            subject=str(raw.get("subject") or ""), body="",
-            asset=asset.strip() if isinstance(asset, str) and asset.strip() else None,
-            status=self._our_status(raw.get("status")),
-            created_at=parse_time(raw.get("createdTime")), updated_at=parse_time(raw.get("updatedTime")))
+            id=str(raw.ticket_id), company=raw.client.account_id if raw.client else "", requester=requester,
+            requester_name=raw.requester.name if isinstance(raw.requester, _Person) else None,
+            subject=raw.subject, body="", asset=asset.strip() if isinstance(asset, str) and asset.strip() else None,
+            status=self._our_status(raw.status), created_at=raw.created, updated_at=raw.updated)
 
-    def _our_status(self, name: object) -> str:
-        if not isinstance(name, str):
+    def _our_status(self, name: str | None) -> str:
+        if name is None:
             return "open"
         folded = name.casefold()
         if folded in (self.status_map["resolved"].casefold(), "closed"):
@@ -388,20 +508,13 @@ class SuperOpsConnector(HttpConnector):
         check_fresh(sent, self._now(), what="the SuperOps webhook (X-MSPclaw-Timestamp)")
 
     def _event(self, body: bytes) -> WebhookEvent:
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedWebhook(f"the SuperOps webhook body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise MalformedWebhook("the SuperOps webhook body is not a JSON object")
-        ticket_id, event, delivery = data.get("ticketId"), data.get("event", "ticket.created"), data.get("deliveryId")
-        if isinstance(ticket_id, bool) or not isinstance(ticket_id, str | int) or not str(ticket_id).strip():
+        hook = webhook_body(_Hook, body, service="SuperOps")
+        ticket_id = str(hook.ticket_id).strip() if hook.ticket_id is not None else ""
+        if not ticket_id:
             raise MalformedWebhook('the SuperOps webhook body has no "ticketId"')
-        if not isinstance(event, str) or not event:
+        if not hook.event:
             raise MalformedWebhook('the SuperOps webhook "event" is not a non-empty string')
-        if delivery is not None and not isinstance(delivery, str):
-            raise MalformedWebhook('the SuperOps webhook "deliveryId" is not a string')
-        return WebhookEvent(psa=self.name, ticket_id=str(ticket_id).strip(), event=event, delivery_id=delivery)
+        return WebhookEvent(psa=self.name, ticket_id=ticket_id, event=hook.event, delivery_id=hook.delivery_id)
 
 
 # --- GraphQL answers -------------------------------------------------------------------------------
@@ -409,37 +522,25 @@ class SuperOpsConnector(HttpConnector):
 _REJECTED_CODES: Final = frozenset({"referred_value_does_not_exist", "value_length_exceeds_limit"})
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = response.json()
-    except ValueError as exc:
-        raise PSAError("SuperOps answered with something that is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise PSAError(f"SuperOps answered with a JSON {type(payload).__name__}, not an object")
-    return payload
-
-
 def _check_graphql(response: httpx.Response) -> None:
     """Raise for GraphQL ``errors`` in a 2xx answer (the http layer retries PSARateLimited)."""
-    errors = _json(response).get("errors")
+    errors = read(_Errors, response, service="SuperOps").errors
     if errors:
         raise graphql_error(errors if isinstance(errors, list) else [errors])
 
 
-def graphql_error(errors: list[Any]) -> PSAError:
+def graphql_error(errors: list[_GraphQLError | str]) -> PSAError:
     """The exception for a GraphQL ``errors`` list, by ``extensions.clientError[].code``."""
     messages: list[str] = []
     codes: list[str] = []
     for error in errors:
-        if not isinstance(error, dict):
-            messages.append(str(error))
+        if isinstance(error, str):
+            messages.append(error)
             continue
-        messages.append(str(error.get("message") or "no message"))
-        extensions = error.get("extensions")
-        client = extensions.get("clientError") if isinstance(extensions, dict) else None
-        for item in client if isinstance(client, list) else [client]:
-            if isinstance(item, dict) and isinstance(item.get("code"), str):
-                codes.append(item["code"])
+        messages.append(error.message or "no message")
+        client = error.extensions.client_error if error.extensions else None
+        codes += [item.code for item in (client if isinstance(client, list) else [client])
+                  if item is not None and item.code]
     said = "; ".join(dict.fromkeys(messages))
     named = f" [{', '.join(dict.fromkeys(codes))}]" if codes else ""
     if "rate_limit_exceeded" in codes:
@@ -457,40 +558,12 @@ def graphql_error(errors: list[Any]) -> PSAError:
     return PSAError(f"SuperOps answered with errors{named}: {said}")
 
 
-def _records(data: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
-    value = data.get(field)
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
 # --- values ----------------------------------------------------------------------------------------
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def format_time(moment: datetime) -> str:
     """SuperOps' date format: UTC ISO-8601 to the second, without zone (a naive ``moment`` is UTC)."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S")
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def parse_time(value: object) -> datetime | None:
-    """A SuperOps time (UTC ISO-8601 without zone) as an aware UTC datetime; ``None`` when absent."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise PSAError(f"SuperOps sent a time that is not a string: {value!r}")
-    try:
-        return _utc(datetime.fromisoformat(value))
-    except ValueError as exc:
-        raise PSAError(f"SuperOps sent a time that is not ISO-8601: {value!r}") from exc
-
-
-def _requester(value: object) -> str:
-    if isinstance(value, dict):
-        for key in ("email", "name", "userId"):
-            found = value.get(key)
-            if isinstance(found, str | int) and not isinstance(found, bool) and str(found).strip():
-                return str(found).strip()
-        return ""
-    return str(value) if isinstance(value, str) else ""
+_EPOCH: Final = datetime.min.replace(tzinfo=UTC)

@@ -1,10 +1,10 @@
 """A lean HTTP/1.1 transport for httpx: keep-alive connections on asyncio, framed by llhttp.
 
-httpx's default transport (httpcore on anyio, with h11) costs about 0.9 ms of CPU per request on
-top of httpx's own request and response models (measured on loopback, `docs/benchmarks.md`,
-Pipeline); a ticket makes four PSA requests, so that was a tenth of the server's CPU per
-ticket. :class:`StreamTransport` speaks the same HTTP/1.1 on an asyncio protocol and keeps httpx's
-API, errors and models above it, so connectors, retries and tests do not change.
+httpx's default transport (httpcore on anyio, with h11) costs more than twice this one's CPU per
+request on top of httpx's own request and response models (figures: `docs/benchmarks.md`,
+Pipeline), and a ticket makes four PSA requests. :class:`StreamTransport` speaks the same
+HTTP/1.1 on an asyncio protocol and keeps httpx's API, errors and models above it, so connectors,
+retries and tests do not change.
 
 What it does, per origin (scheme, host, port):
 
@@ -33,15 +33,16 @@ What it does, per origin (scheme, host, port):
   :class:`httpx.WriteError`; a connection that failed or was cancelled mid-request is closed,
   never reused.
 
-It does not do proxies or HTTP/2: :func:`default_transport` returns ``None`` (httpx's own
-transport) when the environment names a proxy.
+It does not do HTTP/2, nor proxies itself: when the environment names a proxy,
+:func:`default_transport` wraps it in a :class:`~mspclaw.connectors.proxies.RoutingTransport`,
+which sends the requests a proxy applies to (``NO_PROXY`` honoured, ``CONNECT`` for ``https``)
+through httpx's own transport and every other one here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
 from collections.abc import Callable
 from typing import Final, cast
@@ -49,11 +50,11 @@ from typing import Final, cast
 import httpx
 
 from mspclaw.connectors.framing import MAX_BODY_BYTES, MAX_HEAD_BYTES, FramingError, ResponseReader
+from mspclaw.connectors.proxies import ProxySettings, RoutingTransport
 
 __all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "StreamTransport", "default_transport", "proxy_configured"]
 
 _IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-_PROXY_VARIABLES: Final = ("http_proxy", "https_proxy", "all_proxy")
 
 Origin = tuple[bytes, bytes, int]
 
@@ -146,14 +147,15 @@ class _ServerClosed(Exception):
 
 
 def proxy_configured(environ: dict[str, str] | None = None) -> bool:
-    """Whether the environment names an HTTP proxy (which httpx would use and this transport does not)."""
-    env = os.environ if environ is None else environ
-    return any(env.get(name) or env.get(name.upper()) for name in _PROXY_VARIABLES)
+    """Whether the environment names a proxy that some request could go through (not all hosts exempt)."""
+    return ProxySettings.from_environ(environ).configured
 
 
-def default_transport() -> StreamTransport | None:
-    """A :class:`StreamTransport`, or ``None`` (httpx's own) when a proxy is configured."""
-    return None if proxy_configured() else StreamTransport()
+def default_transport() -> httpx.AsyncBaseTransport:
+    """A :class:`StreamTransport`, behind a :class:`~mspclaw.connectors.proxies.RoutingTransport`
+    when the environment names a proxy (read now, once)."""
+    settings = ProxySettings.from_environ()
+    return RoutingTransport(StreamTransport(), settings) if settings.configured else StreamTransport()
 
 
 class StreamTransport(httpx.AsyncBaseTransport):

@@ -25,7 +25,11 @@ class Message:
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
     mention: Mention | None = None
     link: tuple[str, str] | None = None
-    """(label, url) of the one button."""
+    """(label, url) of the button that opens MSPclaw."""
+    decision: str | None = None
+    """An approval's opaque reference: a channel that can carry them shows Approve and Deny buttons posting it back."""
+    outcome: str | None = None
+    """What was decided (who, when), shown where the buttons were."""
 
 
 class Sender(Protocol):

@@ -6,6 +6,11 @@ The body is a message with one attachment of content type
 ``TextBlock``/``FactSet`` body, ``Action.OpenUrl``). A mention is ``<at>Name</at>`` in a text
 block plus an entity under ``msteams.entities``. The workflow answers ``202 Accepted``
 (some tenants ``200``).
+
+A Workflows webhook cannot receive a card's clicks, so an approval request's card carries no
+Approve/Deny of its own: its one button (``Action.OpenUrl``) opens the approval in MSPclaw's web
+view, where the technician signs in and decides through the same decision path as everywhere.
+A message's ``decision`` reference is therefore not rendered here.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class TeamsSender:
                          "separator": True})
             body.append({"type": "TextBlock", "text": clip("\n".join(f"- {line}" for line in lines) or "none", 5000),
                          "wrap": True})
+        if message.outcome is not None:
+            body.append({"type": "TextBlock", "text": clip(message.outcome, 1000), "weight": "Bolder", "wrap": True,
+                         "separator": True})
         if message.link is not None:
             card["actions"] = [{"type": "Action.OpenUrl", "title": clip(message.link[0], 100),
                                 "url": message.link[1]}]
