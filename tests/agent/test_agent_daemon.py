@@ -35,7 +35,7 @@ from mspclaw.protocol.signing import sign_call
 from mspclaw.tools.catalogue import CATALOGUE, NoArgs
 
 if TYPE_CHECKING:
-    from conftest import SignCall
+    from tests.agent.conftest import SignCall
 
 pytestmark = pytest.mark.anyio
 
@@ -204,7 +204,7 @@ async def test_a_signed_call_gets_its_result_and_a_forged_one_is_refused(
     deadline = time.time() + 10
     result = await peer.call(ToolCall(call_id="c-disk", tool="disk_usage", args={"paths": ["/"]}, deadline=deadline))
     assert result.ok and result.call_id == "c-disk"
-    assert result.output["filesystems"][0]["mount_point"] == "/"  # type: ignore[index,call-overload]
+    assert result.output["filesystems"][0]["mount_point"] == "/"
     forged = ToolCall(call_id="c-forged", tool="system_info", deadline=deadline, signature="00" * 32)
     refused = await peer.call(forged, sign=False)
     assert not refused.ok and refused.error is not None and refused.error.code == "bad_signature"

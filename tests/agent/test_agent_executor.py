@@ -21,7 +21,7 @@ from mspclaw.protocol.signing import approval_message, sign_call
 from mspclaw.tools.catalogue import NoArgs
 
 if TYPE_CHECKING:
-    from conftest import MakeFile, SignCall
+    from tests.agent.conftest import MakeFile, SignCall
 
 
 def run(executor: Executor, call: ToolCall) -> ToolResult:
@@ -31,6 +31,11 @@ def run(executor: Executor, call: ToolCall) -> ToolResult:
 def error_code(result: ToolResult) -> str:
     assert result.ok is False and result.error is not None
     return result.error.code
+
+
+def error_message(result: ToolResult) -> str:
+    assert result.error is not None
+    return result.error.message
 
 
 def test_a_signed_call_runs_the_real_tool(executor: Executor, signed: SignCall) -> None:
@@ -66,13 +71,13 @@ def test_an_approval_added_after_signing_is_refused(
 def test_an_expired_deadline_is_a_timeout(executor: Executor, signed: SignCall) -> None:
     result = run(executor, signed("system_info", deadline_in=-1))
     assert error_code(result) == ToolTimeout.code
-    assert "deadline" in result.error.message
+    assert "deadline" in error_message(result)
 
 
 def test_an_unknown_tool_is_refused(executor: Executor, signed: SignCall) -> None:
     result = run(executor, signed("format_disk"))
     assert error_code(result) == UnknownTool.code
-    assert "format_disk" in result.error.message
+    assert "format_disk" in error_message(result)
 
 
 def test_a_catalogue_tool_not_implemented_here_is_unknown(
@@ -86,10 +91,10 @@ def test_a_catalogue_tool_not_implemented_here_is_unknown(
 def test_invalid_arguments_name_the_field(executor: Executor, signed: SignCall) -> None:
     result = run(executor, signed("top_processes", {"sort_by": "colour", "limit": 10}))
     assert error_code(result) == InvalidArguments.code
-    assert "sort_by" in result.error.message
+    assert "sort_by" in error_message(result)
     extra = run(executor, signed("clear_temp_files", {"dry_run": True, "path": "/etc"}))
     assert error_code(extra) == InvalidArguments.code
-    assert "path" in extra.error.message
+    assert "path" in error_message(extra)
 
 
 def test_destructive_call_without_approval_is_refused_and_deletes_nothing(
@@ -194,7 +199,7 @@ def test_tool_failures_become_results_not_crashes(
     executor = Executor(key=key, registry=registry, journal=journal, context=context)
     failed = run(executor, signed("system_info"))
     assert error_code(failed) == ToolFailed.code
-    assert failed.error.message == "the printer spooler is not installed"
+    assert error_message(failed) == "the printer spooler is not installed"
     crashed = run(executor, signed("network_status"))
     assert error_code(crashed) == ToolFailed.code
-    assert crashed.error.message.startswith("ZeroDivisionError")
+    assert error_message(crashed).startswith("ZeroDivisionError")

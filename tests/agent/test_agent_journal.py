@@ -17,7 +17,7 @@ from mspclaw.protocol.frames import ToolResult
 from mspclaw.tools.catalogue import NoArgs
 
 if TYPE_CHECKING:
-    from conftest import SignCall
+    from tests.agent.conftest import SignCall
 
 
 class CountingTool:

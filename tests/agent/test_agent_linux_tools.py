@@ -16,6 +16,7 @@ import pytest
 
 from mspclaw.agent.tools import ToolContext, temp_roots, tool_registry
 from mspclaw.agent.tools import linux as lt
+from mspclaw.agent.tools.portable import check_connectivity
 from mspclaw.errors import ConfigError, ToolFailed
 from mspclaw.tools.catalogue import (
     CATALOGUE,
@@ -152,7 +153,7 @@ def listener() -> Iterator[int]:
 
 
 def test_check_connectivity_reaches_an_open_port(context: ToolContext, listener: int) -> None:
-    out = lt.check_connectivity(CheckConnectivityArgs(host="127.0.0.1", port=listener, timeout_s=2), context)
+    out = check_connectivity(CheckConnectivityArgs(host="127.0.0.1", port=listener, timeout_s=2), context)
     assert out["reachable"] is True
     assert out["dns"] == {"ok": True, "addresses": ["127.0.0.1"], "ms": out["dns"]["ms"], "error": None}
     assert out["tcp"]["ok"] is True and out["tcp"]["address"] == "127.0.0.1" and out["tcp"]["error"] is None
@@ -160,7 +161,7 @@ def test_check_connectivity_reaches_an_open_port(context: ToolContext, listener:
 
 
 def test_check_connectivity_resolves_localhost_by_name(context: ToolContext, listener: int) -> None:
-    out = lt.check_connectivity(CheckConnectivityArgs(host="localhost", port=listener, timeout_s=2), context)
+    out = check_connectivity(CheckConnectivityArgs(host="localhost", port=listener, timeout_s=2), context)
     assert out["dns"]["ok"] is True
     assert out["dns"]["addresses"]
 
@@ -169,7 +170,7 @@ def test_check_connectivity_reports_a_closed_port(context: ToolContext) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: connections are refused
-        out = lt.check_connectivity(CheckConnectivityArgs(host="127.0.0.1", port=port, timeout_s=2), context)
+        out = check_connectivity(CheckConnectivityArgs(host="127.0.0.1", port=port, timeout_s=2), context)
     assert out["reachable"] is False
     assert out["dns"]["ok"] is True
     assert out["tcp"]["ok"] is False
@@ -177,7 +178,7 @@ def test_check_connectivity_reports_a_closed_port(context: ToolContext) -> None:
 
 
 def test_check_connectivity_reports_a_failed_lookup_as_output(context: ToolContext) -> None:
-    out = lt.check_connectivity(CheckConnectivityArgs(host="no-such-host.invalid", port=443, timeout_s=2), context)
+    out = check_connectivity(CheckConnectivityArgs(host="no-such-host.invalid", port=443, timeout_s=2), context)
     assert out["reachable"] is False
     assert out["dns"]["ok"] is False
     assert out["dns"]["addresses"] == []

@@ -10,6 +10,7 @@ import pytest
 from mspclaw.agent.tools import ToolContext, tool_registry
 from mspclaw.agent.tools.commands import Completed
 from mspclaw.errors import ToolFailed
+from mspclaw.protocol.frames import OSName
 from mspclaw.tools import get_tool
 
 
@@ -17,7 +18,8 @@ class Machine:
     """CUPS stopped until the service manager starts it (or, with ``broken``, never)."""
 
     def __init__(self, broken: bool = False) -> None:
-        self.running, self.broken, self.ran = False, broken, []
+        self.running, self.broken = False, broken
+        self.ran: list[list[str]] = []
 
     def __call__(self, argv: list[str], timeout: float) -> Completed:
         self.ran.append(argv)
@@ -34,10 +36,10 @@ class Machine:
 
 @pytest.mark.parametrize(("os_name", "start"), [("linux", ["systemctl", "restart", "cups.service"]),
                                                 ("macos", ["launchctl", "kickstart", "-k", "system/org.cups.cupsd"])])
-def test_the_stopped_service_is_found_then_started(os_name: str, start: list[str]) -> None:
+def test_the_stopped_service_is_found_then_started(os_name: OSName, start: list[str]) -> None:
     machine = Machine()
     context = ToolContext(temp_roots=(), run=machine)
-    tools = tool_registry(os_name)  # type: ignore[arg-type]
+    tools = tool_registry(os_name)
     found = tools["printer_queues"](get_tool("printer_queues").validate({}), context)
     assert isinstance(found, dict) and found["scheduler_running"] is False
     assert "not running" in found["finding"] and "approval" in found["fix"]

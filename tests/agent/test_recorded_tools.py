@@ -18,19 +18,22 @@ import pytest
 from tests.recorded import FIXTURES, SOURCE_KINDS, Recorded, load_json_fixture, read_fixture, sidecar_source
 from tests.simulated import WINDOWS_TEMP, seed_home
 
-from mspclaw.agent.tools import ToolContext, tool_registry
+from mspclaw.agent.tools import ToolContext, WithSecret, tool_registry
 from mspclaw.agent.tools.commands import POWERSHELL
 from mspclaw.errors import ToolFailed
+from mspclaw.protocol.frames import OSName
 from mspclaw.tools import CATALOGUE
 
 
-def call(os_name: str, tool: str, args: dict[str, Any] | None = None, home: Path | None = None,
+def call(os_name: OSName, tool: str, args: dict[str, Any] | None = None, home: Path | None = None,
          runner: Recorded | None = None) -> tuple[dict[str, Any], Recorded]:
     runner = runner or Recorded(os_name)
     temp = (home / "tmp",) if home else (Path("/nonexistent"),)
     context = ToolContext(temp_roots=WINDOWS_TEMP if os_name == "windows" else temp, run=runner, home=home)
     parsed = CATALOGUE[tool].validate(args or {})
-    return tool_registry(os_name)[tool](parsed, context), runner  # type: ignore[arg-type]
+    output = tool_registry(os_name)[tool](parsed, context)
+    assert not isinstance(output, WithSecret), f"{tool} is a device tool: it hands over no secret"
+    return output, runner
 
 
 @pytest.mark.parametrize("os_name", ["macos", "windows", "linux"])
@@ -62,7 +65,7 @@ def test_every_other_fixture_says_where_it_comes_from() -> None:
 
 def fixture_kinds() -> dict[str, dict[str, int]]:
     """How many fixtures of each source kind each fixture folder holds."""
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, int | None]] = {}
     for path in sorted(FIXTURES.rglob("*")):
         if not path.is_file() or path.suffix in (".md", ".source"):
             continue
@@ -108,8 +111,8 @@ def test_a_fixture_without_a_source_line_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("os_name", ["macos", "windows", "linux"])
-def test_at_least_twenty_device_tools_per_os_all_in_the_catalogue(os_name: str) -> None:
-    registry = tool_registry(os_name)  # type: ignore[arg-type]
+def test_at_least_twenty_device_tools_per_os_all_in_the_catalogue(os_name: OSName) -> None:
+    registry = tool_registry(os_name)
     assert len(registry) >= 20
     device_tools = {n for n, s in CATALOGUE.items() if s.runs_on == "device" and os_name in s.os}
     assert set(registry) == device_tools  # every catalogue device tool exists on this OS, nothing else

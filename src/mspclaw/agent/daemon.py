@@ -21,6 +21,7 @@ import contextlib
 import logging
 import random
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -35,6 +36,7 @@ import mspclaw
 from mspclaw.agent.enroll import server_base
 from mspclaw.agent.executor import Executor
 from mspclaw.agent.state import AgentState
+from mspclaw.agent.tls import verify_failure
 from mspclaw.agent.tools import current_os, hostname, os_version
 from mspclaw.protocol.connection import (
     CLOSE_NORMAL,
@@ -155,8 +157,10 @@ class AgentDaemon:
         open_timeout: float = 10.0,
         answers: AnswerSource | None = None,
         secrets: SecretDisplay | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._answers = answers
+        self._ssl = ssl_context  # how a wss:// server's certificate is verified (agent/tls.py); default: system store
         self._secrets = secrets
         self.ws_url = agent_ws_url(server, state)
         self.hello = build_hello(state, executor.offered_tools())
@@ -231,6 +235,7 @@ class AgentDaemon:
                 open_timeout=self._open_timeout,
                 close_timeout=CLOSE_TIMEOUT_S,
                 logger=_ws_log,
+                ssl=self._ssl if self.ws_url.startswith("wss://") else None,  # None: the system store
             ) as ws:
                 return await self._serve(ws)
         except InvalidStatus as exc:
@@ -239,6 +244,8 @@ class AgentDaemon:
             return _Ended(code, f"server refused the upgrade with HTTP {status}")
         except ConnectionClosed as exc:
             return _closed(exc)
+        except ssl.SSLCertVerificationError as exc:
+            return _Ended(None, verify_failure(exc, self.ws_url))
         except (OSError, TimeoutError, WebSocketException) as exc:
             return _Ended(None, f"cannot connect: {exc}")
 

@@ -10,6 +10,7 @@ caller stores the answer with :func:`mspclaw.agent.state.save_state`.
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mspclaw.agent.state import AgentState
+from mspclaw.agent.tls import verify_failure
 from mspclaw.errors import ConfigError, EnrollmentError, MSPClawError, ProtocolError
 from mspclaw.protocol.frames import OSName, Role
 
@@ -67,12 +69,14 @@ def _server_message(body: bytes, status: int) -> str:
     return f"HTTP {status}"
 
 
-def enroll(server: str, request: EnrollRequest, *, timeout: float = ENROLL_TIMEOUT_S) -> AgentState:
+def enroll(server: str, request: EnrollRequest, *, timeout: float = ENROLL_TIMEOUT_S,
+           ssl_context: ssl.SSLContext | None = None) -> AgentState:
     """POST the enrollment and return the identity to store; never logs the credential.
 
     Raises :class:`EnrollmentError` when the server refuses the code (unknown, expired, used),
     :class:`ConfigError` when the server cannot be reached, :class:`ProtocolError` when the
-    answer is not an enrollment.
+    answer is not an enrollment. ``ssl_context``: how an ``https://`` server's certificate is verified
+    (default: the system's trust store; ``agent/tls.py``); one that does not verify is a :class:`ConfigError`.
     """
     url = server_base(server) + "/enroll"  # http(s) only: server_base refuses file: and other schemes
     http_request = urllib.request.Request(  # noqa: S310
@@ -82,7 +86,7 @@ def enroll(server: str, request: EnrollRequest, *, timeout: float = ENROLL_TIMEO
         method="POST",
     )
     try:
-        with urllib.request.urlopen(http_request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(http_request, timeout=timeout, context=ssl_context) as response:  # noqa: S310
             body = response.read()
     except urllib.error.HTTPError as exc:
         message = _server_message(exc.read(), exc.code)
@@ -90,6 +94,8 @@ def enroll(server: str, request: EnrollRequest, *, timeout: float = ENROLL_TIMEO
             raise EnrollmentError(f"enrollment refused by {url}: {message}") from exc
         raise MSPClawError(f"enrollment failed at {url}: HTTP {exc.code}: {message}") from exc
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            raise ConfigError(verify_failure(exc.reason, url)) from exc
         reason = getattr(exc.reason, "strerror", None) or str(exc.reason)
         raise ConfigError(f"cannot reach the MSPclaw server at {url}: {reason}; check --server") from exc
     except (TimeoutError, OSError) as exc:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from mspclaw.agent.state import (
     load_state,
     save_state,
 )
+from mspclaw.agent.tls import client_context, pin_ca, pinned_ca
 from mspclaw.agent.tools import ToolContext, ToolFn, current_os, hostname, os_version, temp_roots, tool_registry
 from mspclaw.errors import MSPClawError
 
@@ -81,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--enroll",
         metavar="CODE",
         help="enroll with this single-use code from `mspclaw enroll CLIENT`, store the credential, then connect",
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="CA certificate that signed the server's certificate (self-signed or private CA): pinned in the "
+        "state directory and trusted instead of the system's store from then on (default: the pinned CA, "
+        "else the system's trust store)",
     )
     parser.add_argument(
         "--state-dir",
@@ -133,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir or default_state_dir()
     try:
         server = server_base(args.server)
+        tls = client_context(args.ca_file or pinned_ca(state_dir))
         context = ToolContext(temp_roots=temp_roots(args.temp_root))
         registry = tool_registry()
     except MSPClawError as exc:
@@ -140,9 +151,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         if args.enroll:
-            state = _enroll(server, args.enroll, state_dir, offered=offered_tools(registry))
+            state = _enroll(server, args.enroll, state_dir, offered=offered_tools(registry), tls=tls)
         else:
             state = load_state(state_dir)
+        if args.ca_file is not None:
+            pin_ca(ensure_state_dir(state_dir), args.ca_file)
     except NotEnrolled as exc:
         log.error(
             "not enrolled (%s): run `mspclaw agent --server URL --enroll CODE` with a code from "
@@ -174,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     log.info("temp roots for clear_temp_files: %s", ", ".join(map(str, context.temp_roots)) or "none")
     try:
         return asyncio.run(_serve(AgentDaemon(server=server, state=state, executor=executor, answers=desktop_answer,
-                                                 secrets=desktop_secret)))
+                                                 secrets=desktop_secret, ssl_context=tls)))
     except KeyboardInterrupt:  # a second Ctrl-C, or a platform without signal handlers
         return EXIT_OK
     finally:
@@ -198,7 +211,7 @@ def _site_tools(state_dir: Path) -> tuple[dict[str, ToolFn], SiteIntegrations]:
     return registry, site
 
 
-def _enroll(server: str, code: str, state_dir: Path, offered: list[str]) -> AgentState:
+def _enroll(server: str, code: str, state_dir: Path, offered: list[str], tls: ssl.SSLContext) -> AgentState:
     request = EnrollRequest(
         code=code,
         hostname=hostname(),
@@ -208,7 +221,7 @@ def _enroll(server: str, code: str, state_dir: Path, offered: list[str]) -> Agen
         tools=offered,
     )
     log.info("enrolling with %s as %s", server, request.hostname)
-    state = enroll(server, request)
+    state = enroll(server, request, ssl_context=tls)
     path = save_state(state_dir, state)
     log.info("enrolled as agent %s of client %s (role %s); identity saved in %s",
              state.agent_id, state.client_id, state.role, path)

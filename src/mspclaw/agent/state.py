@@ -2,15 +2,27 @@
 
 It holds the agent's credential and the server key it pinned at enrollment, so it is written
 atomically (a crash mid-write leaves the old file, never half a file) and readable by its owner
-only: file 0600 in a directory 0700. Nothing here logs the credential or the key.
+only: on POSIX file 0600 in a directory 0700; on Windows the directory's ACL grants SYSTEM and the
+Administrators (plus the user, for an agent run by a user) and nobody else, inherited by its files.
+Nothing here logs the credential or the key.
+
+Where it lives follows each system's convention (``platformdirs``): an agent run as a system service
+(root, or an elevated Windows process) keeps it in ``/var/lib/mspclaw-agent`` on Linux,
+``/Library/Application Support/mspclaw-agent`` on macOS and ``%ProgramData%\\mspclaw-agent`` on Windows;
+an agent run by a user in that user's state folder (``~/.local/state/mspclaw-agent`` on Linux,
+``~/Library/Application Support/mspclaw-agent`` on macOS, ``%LOCALAPPDATA%\\mspclaw-agent`` on Windows).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mspclaw.errors import ConfigError
@@ -18,6 +30,15 @@ from mspclaw.protocol.frames import Role
 
 STATE_FILE = "agent.json"
 JOURNAL_FILE = "journal.db"
+APP_NAME = "mspclaw-agent"
+LINUX_SERVICE_STATE_DIR = Path("/var/lib") / APP_NAME
+
+# Well-known SIDs, the same in every Windows language: LocalSystem and the built-in Administrators group.
+SYSTEM_SID = "*S-1-5-18"
+ADMINISTRATORS_SID = "*S-1-5-32-544"
+
+CommandRunner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+"""Runs a command and returns its completed process; injected so the Windows ACL path can be tested anywhere."""
 
 
 class NotEnrolled(ConfigError):
@@ -59,21 +80,82 @@ class AgentState(BaseModel):
         return f"Bearer {self.agent_id}.{self.credential}"
 
 
-def default_state_dir() -> Path:
-    """``/var/lib/mspclaw-agent`` for root (a system service), else ``~/.local/state/mspclaw-agent``."""
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/lib/mspclaw-agent")
-    return Path.home() / ".local" / "state" / "mspclaw-agent"
+def is_elevated() -> bool:
+    """Whether this process runs as a system service would: root on POSIX, an administrator on Windows."""
+    if sys.platform == "win32":
+        import ctypes
+
+        try:
+            return bool(ctypes.windll.shell32.IsUserAnAdmin())
+        except OSError:
+            return False
+    return os.geteuid() == 0
 
 
-def ensure_state_dir(state_dir: Path) -> Path:
-    """Create the state directory if needed and make it private (0700)."""
+def default_state_dir(*, elevated: bool | None = None) -> Path:
+    """The system's conventional state folder of the agent: the service's when elevated, else the user's."""
+    system = is_elevated() if elevated is None else elevated
+    if system and sys.platform.startswith("linux"):
+        return LINUX_SERVICE_STATE_DIR  # the FHS place of a service's state; platformdirs has none
+    if system:  # macOS: /Library/Application Support/...; Windows: %ProgramData%\\...
+        return Path(platformdirs.site_data_dir(APP_NAME, appauthor=False))
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
+def _run(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), capture_output=True, text=True, timeout=60, check=False)
+
+
+def windows_acl_command(state_dir: Path, *, user: str | None) -> list[str]:
+    """``icacls`` arguments that leave ``state_dir`` to SYSTEM, the Administrators and ``user`` only.
+
+    Inherited entries are removed (``/inheritance:r``) and full control is granted, inherited by every
+    file and folder created inside (``(OI)(CI)``), to exactly these accounts.
+    """
+    grants = [SYSTEM_SID, ADMINISTRATORS_SID] + ([user] if user else [])
+    command = ["icacls", str(state_dir), "/inheritance:r"]
+    for who in grants:
+        command += ["/grant:r", f"{who}:(OI)(CI)F"]
+    return command
+
+
+def restrict_windows_acl(state_dir: Path, *, user: str | None, run: CommandRunner = _run) -> None:
+    """Apply :func:`windows_acl_command`; :class:`ConfigError` when ``icacls`` fails or is missing."""
+    try:
+        done = run(windows_acl_command(state_dir, user=user))
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"cannot restrict access to {state_dir}: icacls did not run ({exc})") from exc
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout or "").strip()[:300]
+        raise ConfigError(f"cannot restrict access to {state_dir}: icacls exited {done.returncode}: {detail}")
+
+
+def ensure_state_dir(state_dir: Path, *, platform: str = sys.platform, elevated: bool | None = None,
+                     run: CommandRunner = _run) -> Path:
+    """Create the state directory if needed and make it private.
+
+    POSIX: mode 0700. Windows: an ACL for SYSTEM and the Administrators only, plus the current user
+    when the agent is not elevated (an agent run by hand must still read its own credential).
+    """
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(state_dir, 0o700)
+        if platform != "win32":
+            os.chmod(state_dir, 0o700)
     except OSError as exc:
         raise ConfigError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from exc
+    if platform == "win32":
+        system = is_elevated() if elevated is None else elevated
+        user = None if system else _windows_user()
+        restrict_windows_acl(state_dir, user=user, run=run)
     return state_dir
+
+
+def _windows_user() -> str | None:
+    name = os.environ.get("USERNAME", "")
+    if not name:
+        return None
+    domain = os.environ.get("USERDOMAIN", "")
+    return f"{domain}\\{name}" if domain else name
 
 
 def save_state(state_dir: Path, state: AgentState) -> Path:
