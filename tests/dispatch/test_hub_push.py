@@ -145,7 +145,8 @@ async def test_a_result_the_handler_leaves_is_refused_by_the_pump_as_before() ->
         assert isinstance(error, Error) and error.ref == "nobody"
         with pytest.raises(ToolTimeout):  # the call is sent, nobody answers: the caller's own timer
             await hub.for_client("cl_1").call_tool("ag_1", "system_info", {}, timeout=0.05)
-        assert hub.link("ag_1") is not None and hub.link("ag_1").waiters == {}  # type: ignore[union-attr]
+        link = hub.link("ag_1")
+        assert link is not None and link.waiters == {}
     finally:
         sock.inbox.put_nowait(None)
         await serving

@@ -24,12 +24,15 @@ from typing import Any, Protocol
 
 from mspclaw.errors import (
     AgentOffline,
+    MSPClawError,
     ProtocolError,
     ToolFailed,
     ToolRefused,
     ToolTimeout,
     UnknownTool,
 )
+from mspclaw.observability import logs
+from mspclaw.observability.metrics import observe_tool_call
 from mspclaw.protocol.connection import (
     CLOSE_REPLACED,
     CLOSE_UNAUTHORIZED,
@@ -65,6 +68,11 @@ TICK_SLICE = 500
 
 SWEEP_PERIOD = 5.0
 """Every link's heartbeat is checked at least this often (more often when the interval is shorter)."""
+
+_OUTCOMES: dict[type[MSPClawError], str] = {ToolRefused: "refused", ToolTimeout: "timeout",
+                                            AgentOffline: "offline", UnknownTool: "refused"}
+"""The ``outcome`` label of a tool call's latency, by the error that ended it (else ``failed``; ``ok`` for a
+result, ``cancelled`` for a caller that stopped waiting)."""
 
 REFUSALS = frozenset({"bad_signature", "approval_required", "invalid_args", "unknown_tool", "timeout"})
 """Agent error codes that mean the tool never ran."""
@@ -160,6 +168,11 @@ class AgentLink:
         for text in self.conn.data_to_send():
             await self.transport.send(text)
 
+    @property
+    def agent_version(self) -> str:
+        """The version the agent said it runs (its hello; empty from an agent too old to say)."""
+        return self.hello.agent_version
+
 
 _call_prefix = ""
 _call_numbers = itertools.count(1)
@@ -212,6 +225,10 @@ class Hub:
     def online_count(self) -> int:
         return len(self._links)
 
+    def connected(self) -> list[AgentLink]:
+        """Every live link (a snapshot): who is connected, with its role and agent version."""
+        return list(self._links.values())
+
     def for_client(self, client_id: str) -> ClientDispatcher:
         return ClientDispatcher(self, client_id)
 
@@ -228,6 +245,7 @@ class Hub:
         push: Callable[[PushHandler | None], bool] | None = getattr(transport, "push", None)
         pushing = False
         key = f"{identity.agent_id}:{secrets.token_hex(4)}"
+        logs.bind(agent_id=identity.agent_id, client_id=identity.client_id)  # this connection's task only
         self._pending[key] = (conn, transport)
         reason = "closed by agent"
         try:
@@ -399,27 +417,39 @@ class ClientDispatcher:
         running it twice.
         """
         call_id = call_id or new_call_id()
-        link = self._hub._links.get(agent_id)
-        if link is not None and link.identity.client_id == self.client_id:
-            try:  # the hot path: the agent is connected
-                result = await self._hub._call(link, tool, args, timeout=timeout, call_id=call_id, approval=approval)
-            except AgentOffline:
-                if reconnect_grace <= 0:
-                    raise
+        started, outcome = time.perf_counter(), "failed"
+        try:
+            link = self._hub._links.get(agent_id)
+            if link is not None and link.identity.client_id == self.client_id:
+                try:  # the hot path: the agent is connected
+                    result = await self._hub._call(link, tool, args, timeout=timeout, call_id=call_id,
+                                                   approval=approval)
+                except AgentOffline:
+                    if reconnect_grace <= 0:
+                        raise
+                    result = await self._call_after_reconnect(agent_id, tool, args, timeout, call_id, approval,
+                                                              reconnect_grace)
+            elif reconnect_grace > 0:
                 result = await self._call_after_reconnect(agent_id, tool, args, timeout, call_id, approval,
                                                           reconnect_grace)
-        elif reconnect_grace > 0:
-            result = await self._call_after_reconnect(agent_id, tool, args, timeout, call_id, approval,
-                                                      reconnect_grace)
-        else:
-            raise AgentOffline(f"agent {agent_id} is not connected")
-        if result.ok:
-            return result
-        err = result.error
-        code, message = (err.code, err.message) if err else ("tool_failed", "no error detail")
-        if code in REFUSALS:
-            raise ToolRefused(f"agent refused {tool}: {message}", code)
-        raise ToolFailed(f"{tool} failed: {message}")
+            else:
+                raise AgentOffline(f"agent {agent_id} is not connected")
+            if result.ok:
+                outcome = "ok"
+                return result
+            err = result.error
+            code, message = (err.code, err.message) if err else ("tool_failed", "no error detail")
+            if code in REFUSALS:
+                raise ToolRefused(f"agent refused {tool}: {message}", code)
+            raise ToolFailed(f"{tool} failed: {message}")
+        except MSPClawError as exc:
+            outcome = _OUTCOMES.get(type(exc), "failed")
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            observe_tool_call(tool[:64], outcome, time.perf_counter() - started)
 
     async def _call_after_reconnect(self, agent_id: str, tool: str, args: dict[str, Any], timeout: float,
                                     call_id: str, approval: Approval | None, grace: float) -> ToolResult:

@@ -55,7 +55,8 @@ class Hello(_Frame):
     hostname: str
     os: OSName
     os_version: str = ""
-    agent_version: str = ""
+    agent_version: str = Field("", max_length=50)
+    """The agent's ``mspclaw --version``; optional, so a hello from an agent that predates it still decodes."""
     tools: list[str] = Field(default_factory=list)
 
 
