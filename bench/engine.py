@@ -9,7 +9,7 @@ engine's own overhead per model turn. Sessions run one after another on one even
     .venv/bin/pip install -c constraints.txt -e '.[bench]'     # pydantic-ai, for this script only
     .venv/bin/python bench/engine.py [--sessions 2000] [--tools 5]
 
-Target (issue "The engine"): our overhead per step at most half of pydantic-ai's (ratio <= 0.5).
+Target: our overhead per step at most half of pydantic-ai's (ratio <= 0.5).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A real agent daemon run inside the test's event loop, with injected edges.
 
 It enrolls over HTTP like ``mspclaw agent --enroll`` and connects over a real WebSocket; what a
-test injects is only what the issue says is injectable: the end user's answer source, and tool
+test injects is only what a deployment's edges provide: the end user's answer source, and tool
 implementations that count their runs (registered under catalogue names, so every gate of the
 executor still applies: signature, schema, Ed25519 approval, journal).
 """

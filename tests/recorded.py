@@ -42,8 +42,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mspclaw.agent.capture import split_fixture
 from mspclaw.agent.tools.commands import Completed, NotInstalled
+from mspclaw.devtools.capture import split_fixture
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

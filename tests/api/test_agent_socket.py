@@ -104,6 +104,7 @@ async def test_each_bad_frame_gets_an_error_frame_is_audited_and_harms_nobody(tm
         result = await live.services.hub.for_client(client).call_tool(good.agent_id, "system_info", {}, timeout=5)
         assert result.ok and result.output == {"h": 1}
         assert live.services.hub.is_online(bad.agent_id)
+        await live.services.activity.drain()  # audited off the agent's reading loop
         audited = [e.data["error_code"] for e in live.services.audit.query(kind="protocol_error")]
         assert audited == codes
         await bad_ws.close()

@@ -59,7 +59,7 @@ def _seed(live: Live) -> Target:
     agent = svc.registry.enroll(svc.registry.issue_code(a, ttl=timedelta(hours=1)).code, hostname="pc-1",
                                 os="linux", os_version="", agent_version="", tools=[]).agent
     device = next(d for d in svc.registry.devices(a) if d.agent_id == agent.id)
-    svc.ops.devices.remember(device.id, {"department": "Billing"}, source="answer:department")
+    svc.staff.devices.remember(device.id, {"department": "Billing"}, source="answer:department")
     ticket, session = svc.store.open_ticket(client_id=a, subject="printer jams", body="",
                                             requester="maria@acme.example", device_id=None)
     svc.store.update_session(session.id, status="resolved", outcome="resolved", playbook="printer")
@@ -70,12 +70,12 @@ def _seed(live: Live) -> Target:
     question = svc.tickets.runs.add_question(session_id=session.id, client_id=a, call_id=None,
                                              text="Which printer?", choices=None, channel="agent",
                                              deadline=now + timedelta(minutes=5))
-    svc.ops.feedback.store.open(ticket_id=ticket.id, session_id=session.id, client_id=a, resolved_at=now,
+    svc.staff.feedback.store.open(ticket_id=ticket.id, session_id=session.id, client_id=a, resolved_at=now,
                                 deadline=now + timedelta(hours=1), channel="api")
-    escalation = svc.ops.escalation_store.add(ticket_id=ticket.id, session_id=session.id, client_id=a,
+    escalation = svc.staff.escalation_store.add(ticket_id=ticket.id, session_id=session.id, client_id=a,
                                               kind="failed", reason="x", body={}, assigned_to=None)
     job, _ = svc.jobs.enqueue("psa_ticket", {"psa": "none", "ticket_id": "1"}, dedupe_key="seed")
-    _, viewer = svc.ops.keys.create("viewer-a", role="viewer", clients=[a], all_clients=False, created_by="test")
+    _, viewer = svc.staff.keys.create("viewer-a", role="viewer", clients=[a], all_clients=False, created_by="test")
     return Target(
         live.url,
         callers={"admin": {"Authorization": f"Bearer {live.api_key}"}, "viewer": {"Authorization": f"Bearer {viewer}"}},

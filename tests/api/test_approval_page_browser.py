@@ -55,7 +55,7 @@ async def test_technician_approves_and_denies_in_a_real_browser(tmp_path: Path) 
         client = await live.client("Acme Dental")
         await live.client("Beta Law")
         for tech in (DANA, EVE):
-            live.services.ops.logins.set_password(tech["email"], PASSWORD)  # as `mspclaw tech passwd`
+            live.services.staff.logins.set_password(tech["email"], PASSWORD)  # as `mspclaw tech passwd`
         await live.start_agent(client, temp_root=temp)
         ticket_id, approval = await _ticket_waiting_for_approval(live, client, temp)
         url = f"{live.url}/ui/approvals/{approval['id']}"

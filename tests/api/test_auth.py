@@ -12,14 +12,14 @@ from tests.conftest import live_server
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from mspclaw.api.routes import api as api_router
+from mspclaw.api.routes import API_ROUTERS
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_every_api_route_needs_the_key(tmp_path: Path) -> None:
     async with live_server(tmp_path) as live:
-        routes = [r for r in api_router.routes if isinstance(r, APIRoute)]
+        routes = [r for router in API_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
         assert len(routes) >= 12
         async with httpx.AsyncClient(base_url=live.url) as anon:
             for route in routes:

@@ -124,9 +124,9 @@ async def test_a_question_on_a_psa_ticket_is_also_posted_as_a_public_reply(tmp_p
         psa.add(PSATicket(id="91", company="acme", requester="tom@acme.example", subject="disk full",
                           body="no space left"))
         async with inprocess_agent(live.url, code, tmp_path / "agent"):  # the device cannot show a dialog
-            sub = live.services.tickets.submit(client=client, subject="disk full", body="no space left",
-                                               requester="tom@acme.example", device=None, psa="local",
-                                               external_id="91")
+            sub = await live.services.tickets.submit(client=client, subject="disk full", body="no space left",
+                                                     requester="tom@acme.example", device=None, psa="local",
+                                                     external_id="91")
             for _ in range(100):
                 notes = (await psa.get_ticket("91")).notes
                 if notes:
@@ -158,9 +158,9 @@ async def test_the_users_reply_on_the_psa_ticket_answers_the_question(tmp_path: 
         psa.add(PSATicket(id="92", company="acme", requester="tom@acme.example", subject="printer",
                           body="cannot print"))
         async with inprocess_agent(live.url, code, tmp_path / "agent"):  # the device cannot show a dialog
-            sub = live.services.tickets.submit(client=client, subject="printer", body="cannot print",
-                                               requester="tom@acme.example", device=None, psa="local",
-                                               external_id="92")
+            sub = await live.services.tickets.submit(client=client, subject="printer", body="cannot print",
+                                                     requester="tom@acme.example", device=None, psa="local",
+                                                     external_id="92")
             for _ in range(100):
                 if (await psa.get_ticket("92")).notes:
                     break

@@ -207,8 +207,8 @@ async def _on_own_device(live: Live, client: str, desk: Desk, payload: Payload, 
                                tools=_desk_tools(desk)):
         devices = (await live.http.get("/api/devices")).json()
         device = next(d for d in devices if d["hostname"] == hostname)
-        submitted = await live.services.tickets.submit_async(client=client, device=device["id"], psa="local",
-                                                             external_id=external, **fields)
+        submitted = await live.services.tickets.submit(client=client, device=device["id"], psa="local",
+                                                       external_id=external, **fields)
         return await live.wait_ticket(submitted.ticket.id)
 
 
@@ -270,9 +270,9 @@ async def test_the_injection_corpus_through_every_channel(path: str, tmp_path: P
                 for channel in CHANNELS:
                     for payload in PAYLOADS:
                         desk.current = (channel, payload)
-                        live.services.ops.devices.forget(device["id"], None)
+                        live.services.staff.devices.forget(device["id"], None)
                         if channel == "device_facts":
-                            live.services.ops.devices.remember(
+                            live.services.staff.devices.remember(
                                 device["id"], {"model": payload.text, "serial": f"SN-{payload.key}"},
                                 source="test")
                         fields = _ticket_fields(channel, payload)
@@ -283,7 +283,7 @@ async def test_the_injection_corpus_through_every_channel(path: str, tmp_path: P
                             done = await _on_own_device(live, client, desk, payload, external, fields,
                                                         live.tmp / f"host-{path}-{payload.key}")
                         else:
-                            submitted = await live.services.tickets.submit_async(
+                            submitted = await live.services.tickets.submit(
                                 client=client, device="acme-1", psa="local", external_id=external, **fields)
                             done = await live.wait_ticket(submitted.ticket.id)
                         runs.append((path, channel, payload.key, done))

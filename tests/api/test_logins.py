@@ -17,7 +17,7 @@ from tests.conftest import Live, live_server
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from mspclaw.api.operator_routes import api as operator_api
+from mspclaw.api.routes import audit, auth, devices, escalations, feedback, keys, stats, techs
 from mspclaw.protocol.codec import decode_session_frame, encode
 from mspclaw.protocol.frames import Decide, Error, Start, Watch
 from mspclaw.store.tables import ApiKeyRow, AuthToken, TechCredential, utcnow
@@ -36,7 +36,7 @@ async def setup(live: Live, *logins: str) -> tuple[str, str]:
     """Write techs.yaml; give a password to those who log in (Argon2id costs ~0.3 s a hash here)."""
     (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(TECHS))
     for email in logins:
-        live.services.ops.logins.set_password(email, PASSWORD)
+        live.services.staff.logins.set_password(email, PASSWORD)
     return await live.client("Acme Dental"), await live.client("Beta Law")
 
 
@@ -51,7 +51,7 @@ def bearer(token: str) -> dict[str, str]:
 async def test_password_login_jwt_refresh_rotation_and_reuse(tmp_path: Path) -> None:
     async with live_server(tmp_path, workers=0) as live, httpx.AsyncClient(base_url=live.url) as anon:
         a, _ = await setup(live, "dana@msp.example")
-        stored = live.services.ops.logins
+        stored = live.services.staff.logins
         with live.services.engine.connect() as conn:
             (hashed,) = conn.execute(TechCredential.__table__.select()
                                      .where(TechCredential.email == "dana@msp.example")).one()[1:2]
@@ -128,7 +128,7 @@ async def test_failed_logins_are_throttled(tmp_path: Path) -> None:
         assert r.status_code == 429 and "too many failed logins" in r.json()["detail"]["message"]
         assert (await login(anon, "dana@msp.example")).status_code == 200, "other accounts are not affected"
         # one address trying many accounts is stopped too
-        live.services.ops.access._remote_throttle.limit = 7
+        live.services.staff.access._remote_throttle.limit = 7
         for n in range(2):
             assert (await login(anon, f"guess{n}@msp.example")).status_code == 401
         r = await login(anon, "dana@msp.example")
@@ -150,7 +150,7 @@ async def test_one_time_login_link(tmp_path: Path) -> None:
         again = await anon.post(path)
         assert again.status_code == 401
         # an expired link
-        token, _ = live.services.ops.logins.issue("login_link", "vic@msp.example", timedelta(seconds=-1))
+        token, _ = live.services.staff.logins.issue("login_link", "vic@msp.example", timedelta(seconds=-1))
         assert (await anon.post(f"/auth/link/{token}")).status_code == 401
         assert (await live.http.post("/api/techs/nobody@x.example/login-link")).status_code == 404
 
@@ -182,11 +182,12 @@ async def test_api_keys_are_hashed_scoped_and_revocable(tmp_path: Path) -> None:
         assert key not in json.dumps([e.data for e in live.services.audit.query()])
 
 
-async def test_operator_routes_need_a_credential(tmp_path: Path) -> None:
+async def test_staff_routes_need_a_credential(tmp_path: Path) -> None:
     from fastapi.routing import APIRoute
 
+    staff_api = [m.api for m in (auth, devices, stats, escalations, feedback, audit, keys, techs)]
     async with live_server(tmp_path, workers=0) as live, httpx.AsyncClient(base_url=live.url) as anon:
-        for route in [r for r in operator_api.routes if isinstance(r, APIRoute)]:
+        for route in [r for router in staff_api for r in router.routes if isinstance(r, APIRoute)]:
             path = route.path.replace("{", "").replace("}", "")
             for method in route.methods:
                 r = await anon.request(method, path, json={})

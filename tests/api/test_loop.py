@@ -109,9 +109,9 @@ async def test_note_and_reply_go_back_to_the_psa_once(tmp_path: Path) -> None:
         await live.start_agent(client)
         psa.add(PSATicket(id="77", company="acme", requester="tom@acme.example", subject="computer very slow",
                           body="it freezes"))
-        sub = live.services.tickets.submit(client=client, subject="computer very slow", body="it freezes",
-                                           requester="tom@acme.example", device=None, psa="local",
-                                           external_id="77")
+        sub = await live.services.tickets.submit(client=client, subject="computer very slow", body="it freezes",
+                                                 requester="tom@acme.example", device=None, psa="local",
+                                                 external_id="77")
         ticket = await live.wait_ticket(sub.ticket.id)
         await live.services.tickets.wait(sub.session.id)  # the status is stored before the PSA write-back
         psa_ticket = await psa.get_ticket("77")

@@ -63,7 +63,7 @@ class World:
     def device(self, client: str | None = None) -> str:
         agent = self.agent(client)
         dev = next(d for d in self.live.services.registry.devices(client or self.a) if d.agent_id == agent)
-        self.live.services.ops.devices.remember(dev.id, {"department": "Billing", "location": "2nd floor"},
+        self.live.services.staff.devices.remember(dev.id, {"department": "Billing", "location": "2nd floor"},
                                                 source="answer:department")
         return dev.id
 
@@ -89,13 +89,13 @@ class World:
     def feedback(self) -> str:
         ticket, session = self.ticket()
         now = utcnow()
-        self.live.services.ops.feedback.store.open(ticket_id=ticket, session_id=session, client_id=self.a,
+        self.live.services.staff.feedback.store.open(ticket_id=ticket, session_id=session, client_id=self.a,
                                                    resolved_at=now, deadline=now + timedelta(hours=1), channel="api")
         return ticket
 
     def escalation(self, client: str | None = None) -> str:
         ticket, session = self.ticket(client)
-        return self.live.services.ops.escalation_store.add(
+        return self.live.services.staff.escalation_store.add(
             ticket_id=ticket, session_id=session, client_id=client or self.a, kind="failed", reason="x", body={},
             assigned_to=None).id
 
@@ -107,7 +107,7 @@ class World:
         return job.id
 
     def key(self) -> str:
-        row, _ = self.live.services.ops.keys.create(uniq("spare"), role="viewer", clients=[self.a],
+        row, _ = self.live.services.staff.keys.create(uniq("spare"), role="viewer", clients=[self.a],
                                                     all_clients=False, created_by="test")
         return row.id
 
@@ -212,7 +212,7 @@ async def setup_world(live: Live) -> tuple[World, list[Who]]:
         callers.append(Who(name, r.json()["key"], role, scope))
     async with httpx.AsyncClient(base_url=live.url) as anon:
         for tech in TECHS["techs"]:
-            svc.ops.logins.set_password(tech["email"], PASSWORD)
+            svc.staff.logins.set_password(tech["email"], PASSWORD)
             r = await anon.post("/auth/login", json={"email": tech["email"], "password": PASSWORD})
             assert r.status_code == 200, r.text
             callers.append(Who(tech["email"], r.json()["access_token"], tech["role"],
@@ -271,6 +271,6 @@ async def test_every_route_as_every_role_and_as_another_clients_tech(tmp_path: P
 
 
 def _api_routes() -> list[APIRoute]:
-    from mspclaw.api import operator_routes, routes
+    from mspclaw.api.routes import API_ROUTERS
 
-    return [r for r in [*routes.api.routes, *operator_routes.api.routes] if isinstance(r, APIRoute)]
+    return [r for router in API_ROUTERS for r in router.routes if isinstance(r, APIRoute)]

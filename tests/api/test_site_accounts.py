@@ -215,9 +215,9 @@ async def test_a_password_reset_without_a_device_goes_out_as_a_view_once_link(
     async with live_server(tmp_path, connectors={"local": psa}) as live:
         client = await live.client()
         await start_site_agent(live, client, samba_dc)
-        sub = live.services.tickets.submit(client=client, subject="Password expired, need a reset",
-                                           body="please help", requester=ad_user.mail, device=None, psa="local",
-                                           external_id="41")
+        sub = await live.services.tickets.submit(client=client, subject="Password expired, need a reset",
+                                                 body="please help", requester=ad_user.mail, device=None,
+                                                 psa="local", external_id="41")
         await approve_next(live)
         done = await live.wait_ticket(sub.ticket.id, seconds=60)
         await live.services.tickets.wait(sub.session.id)

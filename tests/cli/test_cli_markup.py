@@ -41,8 +41,8 @@ async def test_markup_in_client_names_tickets_approvals_and_audit_is_shown_liter
         live.services.store.request_approval(session_id=ticket["session_id"], client_id=client_id,
                                              tool="clear_temp_files", args={"older_than_days": 7}, target="[u]pc",
                                              reason=REASON, deadline=utcnow() + timedelta(minutes=5))
-        live.services.audit.append("note_added", actor="[bold]mallory[/bold]", client_id=client_id,
-                                   data={"text": AUDITED})
+        await live.services.audit.record("note_added", actor="[bold]mallory[/bold]", client_id=client_id,
+                                         data={"text": AUDITED})
         clients = (await run("clients", "list")).stdout
         assert CLIENT in clients, clients
         shown = (await run("tickets", "show", ticket["ticket_id"])).stdout

@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
+from ssl import SSLContext
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
@@ -309,11 +310,14 @@ class AgentListener:
         self.sockets: set[AgentSocket] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int, *, backlog: int = 4096) -> AgentListener:
-        """Listen on ``host:port`` (``0``: a free port, see :attr:`port`)."""
+    async def start(self, host: str, port: int, *, backlog: int = 4096,
+                    ssl: SSLContext | None = None) -> AgentListener:
+        """Listen on ``host:port`` (``0``: a free port, see :attr:`port`); with ``ssl``, agents connect with
+        ``wss://`` (``api/tls.py``: the context picks up a renewed certificate for new connections)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: AgentSocket(self._authenticate, self._serve, self),
-                                                host, port, backlog=backlog)
+                                                host, port, backlog=backlog, ssl=ssl,
+                                                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if ssl else None)
         return self
 
     @property

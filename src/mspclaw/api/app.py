@@ -12,10 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mspclaw import __version__
-from mspclaw.api import handover_routes, openapi, operator_routes, routes, sockets
+from mspclaw import __version__, console
+from mspclaw.api import health, metrics, openapi, sockets
 from mspclaw.api.body_limit import BodyLimit
 from mspclaw.api.rate_limit import SourceRateLimit, TokenBuckets
+from mspclaw.api.routes import ROUTERS
+from mspclaw.api.routes.integrations import SLACK_INTERACTIONS
+from mspclaw.api.routes.webhooks import MAX_WEBHOOK_BYTES, WEBHOOK_PREFIX
+from mspclaw.connectors.notify.slack import MAX_INTERACTION_BYTES
 from mspclaw.errors import (
     AuthError,
     ConfigError,
@@ -64,7 +68,8 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
             if manage_lifecycle:
                 await services.stop()
 
-    app = FastAPI(title="MSPclaw", version=__version__, lifespan=lifespan,
+    # /docs is the console's own page (no CDN): FastAPI's Swagger UI and ReDoc load from one
+    app = FastAPI(title="MSPclaw", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Resolves level-1 IT helpdesk tickets for MSPs. Every /api route needs "
                               "`Authorization: Bearer <key or token>`: the bootstrap `MSPCLAW_API_KEY`, a named "
                               "API key (`mspclaw keys create`) or a technician's access token (`POST /auth/login`).")
@@ -74,14 +79,14 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     # Outermost first: a flooding source is refused before its body is read, any body over its limit
     # while it is read; both before routing and authentication.
     app.add_middleware(BodyLimit, default=settings.max_body_bytes,
-                       limits=[(routes.WEBHOOK_PREFIX, routes.MAX_WEBHOOK_BYTES)])
+                       limits=[(WEBHOOK_PREFIX, MAX_WEBHOOK_BYTES), (SLACK_INTERACTIONS, MAX_INTERACTION_BYTES)])
     app.state.webhook_buckets = TokenBuckets(rate=settings.webhook_rate_per_s, burst=settings.webhook_burst)
-    app.add_middleware(SourceRateLimit, prefix=routes.WEBHOOK_PREFIX, buckets=app.state.webhook_buckets)
+    app.add_middleware(SourceRateLimit, prefix=WEBHOOK_PREFIX, buckets=app.state.webhook_buckets)
 
     @app.exception_handler(MSPClawError)
     async def _domain_error(request: Request, exc: MSPClawError) -> JSONResponse:
         status = _status(exc)
-        if status == 401 and not request.url.path.startswith(routes.WEBHOOK_PREFIX):  # intake counts those
+        if status == 401 and not request.url.path.startswith(WEBHOOK_PREFIX):  # intake counts those
             await refusals.refused("api_refused", request.client.host if request.client else "unknown",
                                    code=exc.code, data={"path": request.url.path[:200], "reason": exc.message})
         if status == 403:
@@ -105,11 +110,11 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10])
         return JSONResponse({"detail": {"code": "invalid_request", "message": problems}}, status_code=422)
 
-    app.include_router(routes.open_router)
-    app.include_router(routes.api)
+    health.install(app)  # /healthz, /readyz; 503 while the database does not answer
+    app.include_router(metrics.router)  # /metrics
+    for router in ROUTERS:  # one per domain: api/routes/
+        app.include_router(router)
     app.include_router(sockets.router)
-    app.include_router(handover_routes.router)  # /s/{token}: view-once temporary passwords
-    app.include_router(operator_routes.open_router)  # /auth/*, /ui/approvals
-    app.include_router(operator_routes.api)
     openapi.install(app)
+    console.install(app)  # the technicians' console at / with its assets (no CDN), and /docs
     return app

@@ -26,7 +26,7 @@ def bearer(header: str | None) -> str | None:
 
 
 def authenticate(services: Services, header: str | None) -> Caller:
-    return services.ops.access.authenticate(bearer(header))
+    return services.staff.access.authenticate(bearer(header))
 
 
 def require_caller(request: Request) -> Caller:

@@ -1,7 +1,7 @@
 """The OpenAPI document at ``/openapi.json``, made true to what the app answers.
 
 FastAPI documents each route's success and a 422 in its own shape; MSPclaw's error handlers
-(``api/app.py``) answer every error, 422 included, as :class:`~mspclaw.api.schemas.ErrorOut`.
+(``api/app.py``) answer every error, 422 included, as :class:`~mspclaw.api.schemas.errors.ErrorOut`.
 :func:`document` starts from FastAPI's document and adds what the routes' code decides:
 
 * the bearer scheme, required by every ``/api`` operation (the open routes are ``/healthz``,
@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mspclaw.api.rbac import POLICY
-from mspclaw.api.schemas import ErrorOut
+from mspclaw.api.schemas.errors import ErrorOut
 
 SCHEME = "bearer"
 

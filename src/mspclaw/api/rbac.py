@@ -59,7 +59,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/jobs/{job_id}"): GLOBAL_ADMIN,
     ("POST", "/api/jobs/{job_id}/retry"): GLOBAL_ADMIN,
     ("POST", "/api/jobs/{job_id}/cancel"): GLOBAL_ADMIN,
-    # operator features
+    # the technicians' own: who am I, device memory, stats, escalations, feedback, audit, keys, techs
     ("GET", "/api/me"): VIEWER,
     ("GET", "/api/devices"): VIEWER,
     ("GET", "/api/devices/{device_id}"): VIEWER,

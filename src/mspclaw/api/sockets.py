@@ -106,19 +106,20 @@ class _SessionSocket:
         check(SOCKET_FRAMES.get(frame.kind), self.caller, f"a {frame.kind!r} frame")
         match frame:
             case Start():
-                sub = self.svc.tickets.submit(client=frame.client_id, subject=frame.subject, body=frame.body,
-                                              requester=frame.requester, device=frame.device,
-                                              scope=self.caller.scope, actor=self.caller.name)
+                sub = await self.svc.tickets.submit(client=frame.client_id, subject=frame.subject, body=frame.body,
+                                                    requester=frame.requester, device=frame.device,
+                                                    scope=self.caller.scope, actor=self.caller.name)
                 self.follow(sub.session.id, 0)
             case Watch():
                 self.svc.store.session(frame.session_id, self.caller.scope)
                 self.follow(frame.session_id, frame.after_seq)
             case Decide():
-                self.svc.approvals.decide(frame.approval_id, approve=frame.approve, approver=frame.approver,
-                                          reason=frame.reason, scope=self.caller.scope, principal=self.caller)
+                await self.svc.approvals.decide_async(frame.approval_id, approve=frame.approve,
+                                                      approver=frame.approver, reason=frame.reason,
+                                                      scope=self.caller.scope, principal=self.caller)
             case Answer():
-                self.svc.tickets.questions.answer(frame.question_id, frame.answer, by=self.caller.name,
-                                                  scope=self.caller.scope)
+                await self.svc.tickets.questions.answer_async(frame.question_id, frame.answer,
+                                                              by=self.caller.name, scope=self.caller.scope)
             case Ping(seq=seq):
                 await self.send(Pong(seq=seq))
             case _:

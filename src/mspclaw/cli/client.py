@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from mspclaw.cli.config import settings
 from mspclaw.errors import ConfigError, MSPClawError
 from mspclaw.settings import Settings
 
@@ -52,3 +53,8 @@ class ApiClient:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, json=body or {})
+
+
+def api() -> ApiClient:
+    """A client of the server the global options and the environment name, with their API key."""
+    return ApiClient(settings())

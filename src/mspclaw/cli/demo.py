@@ -39,8 +39,8 @@ from rich.text import Text
 from mspclaw.api.server import start_agent_listener, uvicorn_config
 from mspclaw.cli.demo_directory import DemoDirectory, RunningDirectory
 from mspclaw.connectors.base import PSATicket
-from mspclaw.connectors.local_server import RunningPSA, run_local_psa
 from mspclaw.settings import Settings
+from mspclaw.simulators.local_psa import RunningPSA, run_local_psa
 from mspclaw.wiring import Services, build
 
 DEMO_TECH = "Dana Whitfield (demo technician)"
@@ -98,8 +98,8 @@ async def _approver(services: Services, auto: bool) -> None:
                 ok, who = True, DEMO_TECH
             else:
                 ok, who = await _ask("  approve? [y/N] "), getpass.getuser()
-            services.approvals.decide(row.id, approve=ok, approver=who,
-                                      reason="" if ok else "declined at the demo prompt", scope=None)
+            await services.approvals.decide_async(row.id, approve=ok, approver=who,
+                                                  reason="" if ok else "declined at the demo prompt", scope=None)
         await asyncio.sleep(0.1)
 
 
@@ -165,7 +165,7 @@ async def _start_site_agent(services: Services, client_id: str, dc: RunningDirec
     await _site_cli("add", "ad", "--state-dir", str(state), "--url", dc.url, "--base-dn", dc.base_dn,
                     "--bind-user", dc.service_user, "--password-file", str(password_file),
                     "--ca-file", str(dc.ca_file), "--tls-name", dc.tls_name)
-    code = services.fleet.issue_code(client_id, role="site", ttl_hours=1, actor="demo")
+    code = await services.fleet.issue_code_async(client_id, role="site", ttl_hours=1, actor="demo")
     before = {a.id for a in services.registry.agents()}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mspclaw", "agent", "--server", url, "--enroll", code.code,
@@ -249,7 +249,7 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
                     await asyncio.sleep(0.05)
                 company = await psa.connector.create_company(DEMO_CLIENT)
                 client = services.registry.add_client(DEMO_CLIENT, {"local": company})
-                code = services.fleet.issue_code(client.id, ttl_hours=1, actor="demo")
+                code = await services.fleet.issue_code_async(client.id, ttl_hours=1, actor="demo")
                 console.print(f"MSPclaw server on {url}, data in {settings.data_dir}\n"
                               f"local PSA simulator on {psa.base_url}, sending signed webhooks to /webhooks/local")
                 proc = await asyncio.create_subprocess_exec(

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mspclaw.cli.output import JsonOpt, err, out
 from mspclaw.playbooks.evaluation import LabelledFileError, Report, evaluate, fit_calibration, read_labelled
 from mspclaw.playbooks.loader import LIBRARY, PlaybookError, load_dir, load_file
 from mspclaw.playbooks.matcher import Matcher
@@ -21,11 +21,7 @@ from mspclaw.playbooks.schema import Playbook, json_schema
 
 playbooks_app = typer.Typer(help="The playbook library: check, list, show and match playbooks (offline).",
                             no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Playbook directory [default: the shipped library].")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 OS_NAMES = ("linux", "macos", "windows")
 
 

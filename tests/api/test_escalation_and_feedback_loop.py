@@ -1,5 +1,5 @@
-"""Operator features on the whole loop: real server, real agent process, real Linux tools; Slack
-and Teams are a local webhook server checking the Block Kit and Adaptive Card shapes.
+"""Announcing, approving, feedback and escalation on the whole loop: real server, real agent process,
+real Linux tools; Slack and Teams are a local webhook server checking the Block Kit and Adaptive Card shapes.
 
 A disk-full ticket is announced to the on-duty technician, approved by a registered technician,
 resolved, and its user asked whether it worked; "no" reopens it with a structured escalation.
@@ -103,7 +103,7 @@ async def test_approval_feedback_no_and_denial_escalate_with_the_whole_story(tmp
             assert part in note, (part, note.splitlines())
         (esc2,) = (await live.http.get(f"/api/escalations?ticket={ticket2['id']}")).json()
         assert esc2["kind"] == "denied" and esc2["body"]["evidence"]
-        await live.services.ops.notifier.drain(10)
+        await live.services.staff.notifier.drain(10)
         assert len(sink.received["slack"]) == 4 and len(sink.received["teams"]) == 4
         for message in sink.received["teams"]:
             check_adaptive_card(message)

@@ -1,5 +1,5 @@
-"""``mspclaw tech | keys | devices | stats | escalations | tickets feedback`` as an operator runs them,
-against a running server. Commands run in-process (typer's runner, in a thread beside the server);
+"""``mspclaw tech | keys | devices | stats | escalations | tickets feedback`` as technicians and admins
+run them, against a running server. Commands run in-process (typer's runner, in a thread beside the server);
 one runs as a real process to check the entry point."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-async def test_operator_commands(tmp_path: Path) -> None:
+async def test_technician_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     async with live_server(tmp_path, workers=0) as live:
         env = {"MSPCLAW_SERVER_URL": live.url, "MSPCLAW_API_KEY": live.api_key,
@@ -67,8 +67,8 @@ async def test_operator_commands(tmp_path: Path) -> None:
         issued = reg.issue_code(client, ttl=timedelta(hours=1))
         agent = reg.enroll(issued.code, hostname="pc-7", os="linux", os_version="", agent_version="", tools=[])
         device = next(d for d in reg.devices(client) if d.agent_id == agent.agent.id)
-        live.services.ops.learning.learn(device.id, {"department": "Billing", "location": "2nd floor"},
-                                         source="answer:department", client_id=client)
+        await live.services.staff.learning.record(device.id, {"department": "Billing", "location": "2nd floor"},
+                                                  source="answer:department", client_id=client)
         code, out, _ = await run("devices", "list")
         assert code == 0 and "pc-7" in out and "2" in out
         code, out, _ = await run("devices", "show", device.id)
@@ -87,7 +87,7 @@ async def test_operator_commands(tmp_path: Path) -> None:
             store.update_session(s.id, playbook="disk_full", outcome="resolved", status="resolved")
             store.set_ticket_status(t.id, "resolved")
             now = utcnow()
-            live.services.ops.feedback.store.open(ticket_id=t.id, session_id=s.id, client_id=client,
+            live.services.staff.feedback.store.open(ticket_id=t.id, session_id=s.id, client_id=client,
                                                   resolved_at=now, deadline=now + timedelta(hours=1), channel="api")
             if answer:
                 code, out, err = await run("tickets", "feedback", t.id, answer, "--comment", "checked")
