@@ -25,18 +25,23 @@ from mspclaw.errors import ConfigError
 from mspclaw.pipeline.access import Access
 from mspclaw.pipeline.approvals import Approvals, ApprovalSigner
 from mspclaw.pipeline.approvers import ApproverPolicy
+from mspclaw.pipeline.closing import Closing, RunObserver
+from mspclaw.pipeline.closing_observers import AskFeedbackOnClose, EscalateOnClose, RecordUsageOnClose
 from mspclaw.pipeline.escalation import Escalations
 from mspclaw.pipeline.events import SessionEvents
-from mspclaw.pipeline.feedback import FeedbackService
-from mspclaw.pipeline.fleet import Fleet
+from mspclaw.pipeline.feedback import AskPort, FeedbackService
+from mspclaw.pipeline.fleet import AgentActivity, Fleet
 from mspclaw.pipeline.handover import Handover
 from mspclaw.pipeline.intake import Intake, Poller, Worker
 from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.notes import ReplyCheck
-from mspclaw.pipeline.notify import Notifier
-from mspclaw.pipeline.questions import Questions
+from mspclaw.pipeline.notify import ApprovalReferences, Notifier
+from mspclaw.pipeline.questions import Answers, Questions
 from mspclaw.pipeline.refusals import Refusals
 from mspclaw.pipeline.routing import Router
+from mspclaw.pipeline.run import TicketRun
+from mspclaw.pipeline.session_ports import QuietSessions
+from mspclaw.pipeline.submission import Submissions
 from mspclaw.pipeline.techs import TechRegistry
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.playbooks.catalogue import load_catalogue
@@ -44,17 +49,21 @@ from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
 from mspclaw.store import log_redaction
+from mspclaw.store.account_secrets import AccountSecrets
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.audit_checkpoint import Checkpoints
-from mspclaw.store.db import WalCheckpointer, make_engine, migrate, session_factory
+from mspclaw.store.database import Database
+from mspclaw.store.db import WalCheckpointer
 from mspclaw.store.devices import DeviceMemory
 from mspclaw.store.escalations import EscalationStore
 from mspclaw.store.feedback import FeedbackStore
-from mspclaw.store.jobs import JobQueue, PSAAccount, PSAAccounts
+from mspclaw.store.jobs import JobQueue, PSAAccount
 from mspclaw.store.keys import ApiKeys
 from mspclaw.store.logins import Logins
+from mspclaw.store.private_files import private_database_file
 from mspclaw.store.registry import Registry
 from mspclaw.store.runs import RunStore
+from mspclaw.store.secretbox import KEY_FILE, SecretBox
 from mspclaw.store.stats import StatsQuery, UsageLog
 from mspclaw.store.tickets import TicketStore
 
@@ -78,7 +87,9 @@ class Services:
     jobs: JobQueue
     intake: Intake
     accounts: list[PSAAccount]
-    ops: Operator
+    staff: StaffServices
+    activity: AgentActivity
+    """What the hub reports of live agents, kept (registry, audit, users' answers)."""
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _checkpointer: WalCheckpointer | None = None
 
@@ -88,13 +99,13 @@ class Services:
         if self._checkpointer is None:
             self._checkpointer = WalCheckpointer(self.engine)
             self._checkpointer.start()
-        self.tickets.recover()
+        await self.tickets.recover()
         await asyncio.to_thread(self.audit.seal)  # the head a previous run (or an offline command) left
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self.hub.run_ticker()))
-        self._background.append(loop.create_task(self.ops.feedback.run()))
+        self._background.append(loop.create_task(self.staff.feedback.run()))
         try:
-            self.ops.notifier.resume()
+            self.staff.notifier.resume()
         except ConfigError as exc:  # a broken techs.yaml must not keep the server from starting
             log.warning("pending notifications not resumed: %s", exc.message)
         if workers and self.settings.workers > 0:
@@ -108,8 +119,9 @@ class Services:
 
     async def stop(self) -> None:
         await self.tickets.shutdown()
-        await self.ops.feedback.aclose()
-        await self.ops.notifier.aclose()
+        await self.activity.aclose()
+        await self.staff.feedback.aclose()
+        await self.staff.notifier.aclose()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -125,9 +137,9 @@ class Services:
 
 
 @dataclass
-class Operator:
-    """The operators' services: technicians, keys and logins, device memory, escalation, notifications,
-    feedback, stats."""
+class StaffServices:
+    """What serves the MSP's technicians: who they are (techs, keys, logins, access), what is known of
+    devices, escalations and their notifications, resolution feedback, stats and usage."""
 
     techs: TechRegistry
     keys: ApiKeys
@@ -144,52 +156,64 @@ class Operator:
     """Each session's model tokens and cost (``usage.record`` when its run ends), for ``mspclaw stats``."""
 
 
-def build_operator(settings: Settings, *, api_key: str, engine: Engine, audit: AuditLog, registry: Registry,
-                   store: TicketStore, hub: Hub, events: SessionEvents, connectors: dict[str, PSAConnector],
-                   notify_transport: httpx.AsyncBaseTransport | None = None,
-                   refusals: Refusals | None = None) -> Operator:
-    sessions = session_factory(engine)
+def build_staff(settings: Settings, *, api_key: str, db: Database, audit: AuditLog, registry: Registry,
+                store: TicketStore, hub: Hub, events: SessionEvents, connectors: dict[str, PSAConnector],
+                refusals: Refusals, ask_port: AskPort,
+                notify_transport: httpx.AsyncBaseTransport | None = None) -> StaffServices:
+    """``ask_port`` puts "did it work?" to the user as a dialog on their device."""
     techs = TechRegistry(settings.techs_file())
-    keys, logins = ApiKeys(sessions), Logins(sessions)
+    keys, logins = ApiKeys(db), Logins(db)
+    jwt_secret = settings.load_jwt_secret()
     access = Access(bootstrap_key=api_key, keys=keys, logins=logins, techs=techs, registry=registry, audit=audit,
-                    jwt_secret=settings.load_jwt_secret(), access_ttl_s=settings.access_token_ttl_s,
+                    jwt_secret=jwt_secret, access_ttl_s=settings.access_token_ttl_s,
                     refresh_ttl_s=settings.refresh_token_ttl_s, link_ttl_s=settings.login_link_ttl_s,
                     refusals=refusals)
-    devices = DeviceMemory(sessions)
+    devices = DeviceMemory(db)
     learning = DeviceLearning(devices, audit)
-    escalation_store = EscalationStore(sessions)
+    escalation_store = EscalationStore(db)
     notifier = Notifier(techs=techs, registry=registry, store=escalation_store, audit=audit,
                         public_url=settings.public_url or settings.server_url, retries=settings.notify_retries,
-                        backoff_s=settings.notify_backoff_s, transport=notify_transport)
+                        backoff_s=settings.notify_backoff_s, transport=notify_transport, tickets=store,
+                        references=ApprovalReferences(jwt_secret.encode()),
+                        slack_buttons=bool(settings.slack_signing_secret
+                                           and settings.slack_signing_secret.get_secret_value()),
+                        slack_response_prefixes=settings.slack_response_url_prefixes)
     escalations = Escalations(store=store, escalations=escalation_store, learning=learning, registry=registry,
                               techs=techs, notifier=notifier, audit=audit)
-    feedback = FeedbackService(store=FeedbackStore(sessions), tickets=store, escalations=escalations, hub=hub,
+    feedback = FeedbackService(store=FeedbackStore(db), tickets=store, escalations=escalations, hub=hub,
                                registry=registry, connectors=connectors, events=events, audit=audit,
-                               timeout_s=settings.feedback_timeout_s, notifier=notifier, techs=techs)
-    return Operator(techs, keys, logins, access, devices, learning, escalation_store, notifier, escalations,
-                    feedback, StatsQuery(sessions), UsageLog(sessions))
+                               timeout_s=settings.feedback_timeout_s, notifier=notifier, techs=techs,
+                               ask_port=ask_port)
+    return StaffServices(techs, keys, logins, access, devices, learning, escalation_store, notifier, escalations,
+                         feedback, StatsQuery(db), UsageLog(db))
 
 
 def build_login_link(settings: Settings, ref: str) -> str:
     """A one-time login link for a technician, made offline from the data directory (``mspclaw tech link``)."""
-    engine, audit = open_store(settings)
+    db, audit = open_store(settings)
     try:
-        sessions = session_factory(engine)
-        access = Access(bootstrap_key="", keys=ApiKeys(sessions), logins=Logins(sessions),
-                        techs=TechRegistry(settings.techs_file()), registry=Registry(sessions), audit=audit,
+        access = Access(bootstrap_key="", keys=ApiKeys(db), logins=Logins(db),
+                        techs=TechRegistry(settings.techs_file()), registry=Registry(db), audit=audit,
                         jwt_secret=settings.load_jwt_secret(), link_ttl_s=settings.login_link_ttl_s)
         token = access.issue_link(ref, actor="cli")
     finally:
-        engine.dispose()
+        db.dispose()
     return f"{(settings.public_url or settings.server_url).rstrip('/')}/auth/link/{token}"
 
 
-def open_store(settings: Settings) -> tuple[Engine, AuditLog]:
+def open_store(settings: Settings) -> tuple[Database, AuditLog]:
     """The database (migrated) and the audit log: what CLI commands that work offline need."""
     settings.ensure_data_dir()
-    engine = make_engine(settings.resolved_database_url())
-    migrate(engine)
-    return engine, AuditLog(engine, settings.audit_dir(), checkpoints=Checkpoints.in_data_dir(settings.data_dir))
+    private_database_file(settings.resolved_database_url())  # a new SQLite file is created 0600
+    db = Database.open(settings.resolved_database_url())
+    return db, AuditLog(db, settings.audit_dir(), checkpoints=Checkpoints.in_data_dir(settings.data_dir))
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """What encrypts secrets at rest: keys from MSPCLAW_SECRET_KEY(_FILE), else the data directory's key file."""
+    key = settings.secret_key.get_secret_value() if settings.secret_key is not None else None
+    return SecretBox.open(key_text=key, key_file=settings.secret_key_file,
+                          data_dir_key_file=settings.data_dir / KEY_FILE)
 
 
 def approval_signer(settings: Settings) -> ApprovalSigner:
@@ -212,48 +236,65 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     """``model`` replaces the chain ``MSPCLAW_MODEL`` names (tests pass a ``FunctionModel``)."""
     api_key = settings.load_api_key(create=True)
     log_redaction.install()  # no secret in any mspclaw log line, whichever handler writes it
-    engine, audit = open_store(settings)
-    sessions = session_factory(engine)
-    registry = Registry(sessions)
-    store = TicketStore(sessions)
-    hub = Hub(heartbeat_interval=settings.heartbeat_interval_s)
+    db, audit = open_store(settings)
+    registry = Registry(db)
+    store = TicketStore(db)
     refusals = Refusals(audit)  # one count of refused requests for every door: agents, logins, webhooks
-    fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours, refusals=refusals)
     events = SessionEvents(store)
-    runs = RunStore(sessions)
-    approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s,
-                          signer=approval_signer(settings), runs=runs)
+    runs = RunStore(db)
+    answers = Answers(runs, audit, events)
+    activity = AgentActivity(registry, audit, answers)  # the hub's observer: built first, it needs no hub
+    hub = Hub(heartbeat_interval=settings.heartbeat_interval_s, observer=activity)
+    fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours, refusals=refusals)
     router = Router(registry, hub)
     books = playbooks if playbooks is not None else (
         load_dir(playbook_dir) if playbook_dir else load_catalogue(settings.playbook_dirs))
-    accounts = PSAAccounts(engine).list()
+    accounts = AccountSecrets(db, secret_box(settings)).seal_and_list()  # rows in clear are encrypted first
     psas: dict[str, PSAConnector] = {a.name: connector_for(a) for a in accounts if a.enabled}
     psas.update(connectors or {})
-    questions = Questions(runs, store, audit, events, hub, psas, timeout_s=settings.question_timeout_s,
+    questions = Questions(runs, store, audit, events, hub, psas, answers, timeout_s=settings.question_timeout_s,
                           psa_poll_s=settings.question_psa_poll_s)
-    fleet.on_answer = questions.from_agent
-    tickets = TicketService(registry=registry, store=store, audit=audit, hub=hub, router=router, events=events,
-                            approvals=approvals, playbooks=books, connectors=psas,
-                            tool_timeout_s=settings.tool_timeout_s, runs=runs, questions=questions,
-                            model=model if model is not None else build_model(settings.model),
-                            limits=Limits(max_steps=settings.max_steps, max_tokens=settings.max_tokens,
-                                          max_spend_usd=settings.max_spend_usd),
-                            handover=Handover(hub, public_url=settings.public_url or settings.server_url),
-                            reply_check=ReplyCheck([settings.public_url or settings.server_url,
-                                                    *settings.reply_link_hosts]))
-    jobs = JobQueue(engine)
+    staff = build_staff(settings, api_key=api_key, db=db, audit=audit, registry=registry, store=store,
+                        hub=hub, events=events, connectors=psas, refusals=refusals,
+                        ask_port=questions.ask_device, notify_transport=notify_transport)
+    approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s,
+                          signer=approval_signer(settings), runs=runs, notifier=staff.notifier,
+                          policy=ApproverPolicy(staff.techs, store, registry, audit,
+                                                two_person_tools=settings.two_person_tools))
+    tickets = build_tickets(settings, store=store, runs=runs, audit=audit, hub=hub, registry=registry,
+                            router=router, events=events, approvals=approvals, questions=questions, staff=staff,
+                            playbooks=books, connectors=psas,
+                            model=model if model is not None else build_model(settings.model))
+    jobs = JobQueue(db)
     intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas, refusals=refusals)
-    ops = build_operator(settings, api_key=api_key, engine=engine, audit=audit, registry=registry, store=store,
-                         hub=hub, events=events, connectors=psas, notify_transport=notify_transport,
-                         refusals=refusals)
-    # the operators' services hooked into the approval flow and the ticket loop
-    approvals.policy = ApproverPolicy(ops.techs, store, registry, audit, two_person_tools=settings.two_person_tools)
-    approvals.notifier = ops.notifier
-    tickets.learning, tickets.escalations, tickets.feedback = ops.learning, ops.escalations, ops.feedback
-    tickets.usage = ops.usage
-    ops.feedback.ask_port = questions.ask_device  # "did it work?" as a dialog on the user's device
-    return Services(settings, api_key, engine, registry, store, audit, hub, fleet, events, approvals, router,
-                    tickets, jobs, intake, accounts, ops)
+    return Services(settings, api_key, db.engine, registry, store, audit, hub, fleet, events, approvals, router,
+                    tickets, jobs, intake, accounts, staff, activity)
+
+
+def build_tickets(settings: Settings, *, store: TicketStore, runs: RunStore, audit: AuditLog, hub: Hub,
+                  registry: Registry, router: Router, events: SessionEvents, approvals: Approvals,
+                  questions: Questions, staff: StaffServices, playbooks: list[Playbook],
+                  connectors: dict[str, PSAConnector], model: Model | None) -> TicketService:
+    """The ticket pipeline: its closing (with the observers a finished run sets off), its run, and the
+    submissions that start and resume runs."""
+    public_url = settings.public_url or settings.server_url
+    observers: list[RunObserver] = [EscalateOnClose(staff.escalations), AskFeedbackOnClose(staff.feedback)]
+    if model is not None:
+        observers.append(RecordUsageOnClose(runs, staff.usage, model))
+    quiet = QuietSessions()
+    closing = Closing(store=store, runs=runs, audit=audit, hub=hub, events=events, connectors=connectors,
+                      reply_check=ReplyCheck([public_url, *settings.reply_link_hosts]), quiet=quiet,
+                      observers=observers)
+    run = TicketRun(store=store, runs=runs, audit=audit, hub=hub, router=router, events=events,
+                    approvals=approvals, questions=questions, learning=staff.learning,
+                    handover=Handover(hub, public_url=public_url), closing=closing, quiet=quiet,
+                    playbooks=playbooks, connectors=connectors, model=model,
+                    limits=Limits(max_steps=settings.max_steps, max_tokens=settings.max_tokens,
+                                  max_spend_usd=settings.max_spend_usd),
+                    tool_timeout_s=settings.tool_timeout_s)
+    submissions = Submissions(registry=registry, store=store, router=router, events=events, audit=audit, hub=hub,
+                              run=run, quiet=quiet)
+    return TicketService(submissions=submissions, run=run)
 
 
 def connector_for(account: PSAAccount) -> PSAConnector:

@@ -16,7 +16,7 @@ import pytest
 from tests.pipeline.test_notify import write_techs
 from tests.webhook_sink import check_adaptive_card, check_block_kit, webhook_sink
 
-from mspclaw.api.schemas import ApprovalOut
+from mspclaw.api.schemas.approvals import ApprovalOut
 from mspclaw.errors import ApprovalDenied
 from mspclaw.pipeline.approval_view import NOTE_LABEL, approval_facts, approval_statement
 from mspclaw.settings import Settings
@@ -32,7 +32,7 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20, notify_backoff_s=0.01, notify_retries=3,
                          approval_timeout_s=5))
     yield svc
-    await svc.ops.notifier.aclose()
+    await svc.staff.notifier.aclose()
     svc.close()
 
 
@@ -76,10 +76,10 @@ async def test_an_injected_preview_claim_reaches_slack_teams_and_the_api_only_as
         while not services.approvals.pending(None):
             await asyncio.sleep(0.01)
         [row] = services.approvals.pending(None)
-        services.approvals.decide(row.id, approve=False, approver="Sam", reason="no", scope=None)
+        await services.approvals.decide_async(row.id, approve=False, approver="Sam", reason="no", scope=None)
         with pytest.raises(ApprovalDenied):
             await request
-        await services.ops.notifier.drain(10)
+        await services.staff.notifier.drain(10)
         (slack,) = sink.received["slack-acme"]
         check_block_kit(slack)
         card = check_adaptive_card(sink.received["teams-acme"][0])

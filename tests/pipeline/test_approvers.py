@@ -59,15 +59,15 @@ async def setup(live: Live) -> str:
     return await live.client("Acme Dental")
 
 
-def opener(live: Live, client_id: str, *, requester: str = "maria@acme.example", opened_by: str | None = "admin",
-           tool: str = "clear_temp_files") -> str:
+async def opener(live: Live, client_id: str, *, requester: str = "maria@acme.example",
+                 opened_by: str | None = "admin", tool: str = "clear_temp_files") -> str:
     """A pending approval on a new ticket ``opened_by`` someone (as the ticket service records it)."""
     svc = live.services
     ticket, session = svc.store.open_ticket(client_id=client_id, subject="disk full", body="", requester=requester,
                                             device_id=None)
     if opened_by is not None:
-        svc.audit.append("ticket_opened", actor=opened_by, client_id=client_id, session_id=session.id,
-                         data={"ticket_id": ticket.id, "subject": ticket.subject, "requester": requester})
+        await svc.audit.record("ticket_opened", actor=opened_by, client_id=client_id, session_id=session.id,
+                               data={"ticket_id": ticket.id, "subject": ticket.subject, "requester": requester})
     return svc.store.request_approval(session_id=session.id, client_id=client_id, tool=tool, args={},
                                       target="pc", reason="r", deadline=utcnow() + timedelta(minutes=5)).id
 
@@ -92,16 +92,16 @@ async def test_the_requester_never_approves_in_any_form_of_their_identity(tmp_pa
         failures: list[str] = []
         for approver in ("dana@msp.example", "Dana Scully", "DANA@MSP.EXAMPLE"):
             for requester in DANA_AS_REQUESTER:
-                r = await decide(opener(live, acme, requester=requester), approver)
+                r = await decide(await opener(live, acme, requester=requester), approver)
                 if r.status_code != 403 or "requested this ticket" not in r.json()["detail"]["message"]:
                     failures.append(f"{approver} approved for requester {requester!r}: {r.status_code} {r.text}")
             for requester in OTHERS_AS_REQUESTER:
-                r = await decide(opener(live, acme, requester=requester), approver)
+                r = await decide(await opener(live, acme, requester=requester), approver)
                 if r.status_code != 200 or r.json()["approver"] != DANA:
                     failures.append(f"{approver} refused for requester {requester!r}: {r.status_code} {r.text}")
         assert not failures, "\n".join(failures)
         # the refusal says who, what, and what to do
-        r = await decide(opener(live, acme, requester='"Scully, Dana" <DANA@msp.example>'), "dana@msp.example")
+        r = await decide(await opener(live, acme, requester='"Scully, Dana" <DANA@msp.example>'), "dana@msp.example")
         message = r.json()["detail"]["message"]
         assert "Dana Scully requested this ticket" in message and "another technician must decide" in message
 
@@ -115,17 +115,17 @@ async def test_the_opener_never_approves_and_a_shared_key_or_the_psa_is_no_perso
         allowed = ["admin", "key:cli", "key:slack-bridge", "psa:halo", "api", "Fox Mulder", "fox@msp.example"]
         failures: list[str] = []
         for who in refused:
-            r = await decide(opener(live, acme, opened_by=who), "Dana Scully")
+            r = await decide(await opener(live, acme, opened_by=who), "Dana Scully")
             if r.status_code != 403 or "opened this ticket" not in r.json()["detail"]["message"]:
                 failures.append(f"opener {who!r} approved their own ticket: {r.status_code} {r.text}")
         for who in [*allowed, None]:
-            r = await decide(opener(live, acme, opened_by=who), "Dana Scully")
+            r = await decide(await opener(live, acme, opened_by=who), "Dana Scully")
             if r.status_code != 200:
                 failures.append(f"Dana refused on a ticket opened by {who!r}: {r.status_code} {r.text}")
         assert not failures, "\n".join(failures)
 
         # the real path: Dana logs in, opens a ticket through the API, and cannot approve its step
-        live.services.ops.logins.set_password("dana@msp.example", PASSWORD)
+        live.services.staff.logins.set_password("dana@msp.example", PASSWORD)
         token = (await anon.post("/auth/login", json={"email": "dana@msp.example", "password": PASSWORD})
                  ).json()["access_token"]
         opened = await anon.post("/api/tickets", json={"client": "Acme Dental", "subject": "printer jammed",
@@ -148,7 +148,7 @@ async def test_two_person_tools_need_two_different_technicians(tmp_path: Path) -
         acme = await setup(live)
         decide = decider(live)
         svc = live.services
-        ap = opener(live, acme)
+        ap = await opener(live, acme)
         r = await decide(ap, "Dana Scully")
         assert r.status_code == 200 and r.json()["status"] == "pending" and r.json()["approver"] is None
         firsts = svc.audit.query(kind=FIRST_APPROVAL)
@@ -165,21 +165,21 @@ async def test_two_person_tools_need_two_different_technicians(tmp_path: Path) -
         assert (await decide(ap, "ada@msp.example")).status_code == 409  # decided once
 
         # a denial by either person is final at once
-        ap = opener(live, acme)
+        ap = await opener(live, acme)
         assert (await decide(ap, "Dana Scully")).json()["status"] == "pending"
         r = await decide(ap, "fox@msp.example", approve=False)
         assert r.status_code == 200 and r.json()["status"] == "denied"
-        ap = opener(live, acme)
+        ap = await opener(live, acme)
         r = await decide(ap, "fox@msp.example", approve=False)
         assert r.status_code == 200 and r.json()["status"] == "denied"
         # the second person is checked like the first: the requester cannot be the second approver
-        ap = opener(live, acme, requester="Fox Mulder <FOX@msp.example>")
+        ap = await opener(live, acme, requester="Fox Mulder <FOX@msp.example>")
         assert (await decide(ap, "Dana Scully")).json()["status"] == "pending"
         r = await decide(ap, "fox@msp.example")
         assert r.status_code == 403 and "requested this ticket" in r.json()["detail"]["message"]
         assert (await decide(ap, "ada@msp.example")).json()["status"] == "approved"
         # a tool not on the list still takes one approval
-        ap = opener(live, acme, tool="reboot")
+        ap = await opener(live, acme, tool="reboot")
         r = await decide(ap, "Dana Scully")
         assert r.status_code == 200 and r.json()["status"] == "approved" and r.json()["approver"] == DANA
 
@@ -248,10 +248,10 @@ async def test_bootstrap_mode_compares_the_named_approver_the_same_way(tmp_path:
         refused = {"maria@acme.example": "requested", "MARIA@ACME.EXAMPLE": "requested", "Maria Lopez": "requested",
                    "Lopez, Maria": "requested", "maria+it@acme.example": "requested", "Oscar Opener": "opened"}
         for approver, why in refused.items():
-            r = await decide(opener(live, acme, requester="Maria Lopez <Maria@Acme.example>",
+            r = await decide(await opener(live, acme, requester="Maria Lopez <Maria@Acme.example>",
                                     opened_by="Oscar Opener"), approver)
             assert r.status_code == 403 and f"{why} this ticket" in r.json()["detail"]["message"], approver
-        ap = opener(live, acme, requester="Maria Lopez <Maria@Acme.example>")
+        ap = await opener(live, acme, requester="Maria Lopez <Maria@Acme.example>")
         r = await decide(ap, "")
         assert r.status_code == 409 and "approver's name" in r.json()["detail"]["message"]
         assert (await decide(ap, "Dana")).json()["status"] == "pending"

@@ -11,7 +11,8 @@ from sqlalchemy import event
 
 from mspclaw.errors import ToolFailed
 from mspclaw.pipeline.durable import CallLedger, DurableTools
-from mspclaw.store.db import make_engine, migrate, session_factory, sqlite_url
+from mspclaw.store.database import Database
+from mspclaw.store.db import make_engine, migrate, sqlite_url
 from mspclaw.store.registry import Registry
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tickets import TicketStore
@@ -41,11 +42,11 @@ def setup(tmp_path: Path) -> Any:
         dbapi_conn.set_trace_callback(statements.append)  # what SQLite runs, whichever path sent it
 
     engine.dispose()
-    sessions = session_factory(engine)
-    client = Registry(sessions).add_client("Acme")
-    store = TicketStore(sessions)
+    db = Database(engine)
+    client = Registry(db).add_client("Acme")
+    store = TicketStore(db)
     _, session = store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=None)
-    yield store, RunStore(sessions), client.id, session.id, statements
+    yield store, RunStore(db), client.id, session.id, statements
     engine.dispose()
 
 

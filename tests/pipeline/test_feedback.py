@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mspclaw.pipeline.feedback import FeedbackService
 from mspclaw.settings import Settings
 from mspclaw.store.tables import Ticket
 from mspclaw.wiring import Services, build
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.anyio
 async def services(tmp_path: Path) -> AsyncIterator[Services]:
     svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20, feedback_timeout_s=0.3))
     yield svc
-    await svc.ops.feedback.aclose()
-    await svc.ops.notifier.aclose()
+    await svc.staff.feedback.aclose()
+    await svc.staff.notifier.aclose()
     svc.close()
 
 
@@ -35,7 +36,7 @@ def resolved(svc: Services) -> tuple[Ticket, str]:
 
 
 async def test_no_answer_in_time_counts_as_unconfirmed(services: Services) -> None:
-    feedback = services.ops.feedback
+    feedback = services.staff.feedback
     ticket, session = resolved(services)
     row = await feedback.ask(ticket, session, None)
     assert row.status == "pending" and row.channel == "api"
@@ -50,7 +51,7 @@ async def test_no_answer_in_time_counts_as_unconfirmed(services: Services) -> No
     assert feedback.store.for_ticket(ticket.id).status == "unconfirmed"
     (event,) = services.audit.query(kind="feedback_unconfirmed")
     assert event.data["ticket_id"] == ticket.id
-    (row,) = services.ops.stats.by("playbook", None)
+    (row,) = services.staff.stats.by("playbook", None)
     assert (row.unconfirmed, row.confirmed) == (1, 0)
     kinds = [e.event for e in services.events.history(session)]
     assert kinds == ["feedback_requested"]
@@ -64,16 +65,21 @@ async def test_an_answer_on_the_device_through_the_ask_port(services: Services) 
         asked.append((text, choices))
         return "Partly"
 
-    services.ops.feedback.ask_port = ask_user
+    staff = services.staff
+    feedback = FeedbackService(store=staff.feedback.store, tickets=services.store, escalations=staff.escalations,
+                               hub=services.hub, registry=services.registry, connectors={}, events=services.events,
+                               audit=services.audit, timeout_s=0.3, notifier=staff.notifier, techs=staff.techs,
+                               ask_port=ask_user)
     ticket, session = resolved(services)
-    await services.ops.feedback.ask(ticket, session, "ag_1")
+    await feedback.ask(ticket, session, "ag_1")
     for _ in range(100):
-        if services.ops.feedback.store.for_ticket(ticket.id).status != "pending":
+        if feedback.store.for_ticket(ticket.id).status != "pending":
             break
         await asyncio.sleep(0.01)
-    row = services.ops.feedback.store.for_ticket(ticket.id)
+    row = feedback.store.for_ticket(ticket.id)
     assert (row.status, row.answered_by) == ("partial", "end user (device)")
-    assert asked == [(services.ops.feedback.question, ("yes", "no", "partial"))]
+    assert asked == [(feedback.question, ("yes", "no", "partial"))]
+    await feedback.aclose()
 
 
 async def test_no_reopens_with_an_escalation(services: Services) -> None:
@@ -81,11 +87,11 @@ async def test_no_reopens_with_an_escalation(services: Services) -> None:
     services.store.add_step(session, title="Measure disk usage", tool="disk_usage", args={}, ok=True,
                             observation={"output": {"filesystems": [{"mount_point": "/", "percent_used": 97.0,
                                                                      "free_bytes": 1000}]}})
-    await services.ops.feedback.ask(ticket, session, None)
-    row = await services.ops.feedback.answer(ticket.id, "no", by="maria", comment="still full", scope=None)
+    await services.staff.feedback.ask(ticket, session, None)
+    row = await services.staff.feedback.answer(ticket.id, "no", by="maria", comment="still full", scope=None)
     assert row.status == "failed"
     assert services.store.ticket(ticket.id).status == "reopened"
-    (esc,) = services.ops.escalation_store.escalations(None, ticket_id=ticket.id)
+    (esc,) = services.staff.escalation_store.escalations(None, ticket_id=ticket.id)
     assert esc.kind == "user_said_no" and "still full" in esc.reason
     assert esc.body["tried"][0]["result"] == "/ 97% used, 1000 B free"
     assert [e.event for e in services.events.history(session)][-2:] == ["feedback", "escalation"]
@@ -112,24 +118,24 @@ async def test_a_reply_on_the_psa_ticket_answers_and_no_reopens_it_there(tmp_pat
         ticket, session = svc.store.open_ticket(client_id=client.id, subject="disk", body="",
                                                 requester="maria@acme.example", device_id=None, psa="local",
                                                 external_id="501")
-        reply = f"Hi Maria, we freed space.\n\n{svc.ops.feedback.question}"
+        reply = f"Hi Maria, we freed space.\n\n{svc.staff.feedback.question}"
         svc.store.update_session(session.id, status="resolved", outcome="resolved", reply=reply)
         psa.add(PSATicket(id="501", company="acme", requester="maria@acme.example", subject="disk", body="",
                           notes=[PSANote("MSPclaw: RESOLVED", False), PSANote("an older public note: no", True),
                                  PSANote(reply, True)]))
-        await svc.ops.feedback.ask(svc.store.ticket(ticket.id), session.id, None)
-        assert await svc.ops.feedback.check_psa_replies() == 0, "nothing after our reply yet"
+        await svc.staff.feedback.ask(svc.store.ticket(ticket.id), session.id, None)
+        assert await svc.staff.feedback.check_psa_replies() == 0, "nothing after our reply yet"
         await psa.add_note("501", "Still cannot save, sorry", public=True)
-        assert await svc.ops.feedback.check_psa_replies() == 1
-        row = svc.ops.feedback.store.for_ticket(ticket.id)
+        assert await svc.staff.feedback.check_psa_replies() == 1
+        row = svc.staff.feedback.store.for_ticket(ticket.id)
         assert (row.status, row.answered_by) == ("failed", "end user (reply on local)")
         assert svc.store.ticket(ticket.id).status == "reopened"
         psa_ticket = await psa.get_ticket("501")
         assert psa_ticket.status == "escalated"
         assert "ESCALATED (user said no)" in psa_ticket.notes[-1].text and not psa_ticket.notes[-1].public
-        assert await svc.ops.feedback.check_psa_replies() == 0
+        assert await svc.staff.feedback.check_psa_replies() == 0
     finally:
-        await svc.ops.notifier.aclose()
+        await svc.staff.notifier.aclose()
         svc.close()
 
 
@@ -149,12 +155,12 @@ async def test_psa_replies_are_read_in_turns(tmp_path: Path) -> None:
             svc.store.update_session(session.id, status="resolved", outcome="resolved", reply="Did it work?")
             psa.add(PSATicket(id=str(n), company="acme", requester="m@a.b", subject="disk", body="",
                               notes=[PSANote("Did it work?", True), PSANote("yes thanks", True)]))
-            await svc.ops.feedback.ask(svc.store.ticket(ticket.id), session.id, None)
+            await svc.staff.feedback.ask(svc.store.ticket(ticket.id), session.id, None)
             ids.append(ticket.id)
-        assert await svc.ops.feedback.check_psa_replies(limit=2) == 2
-        assert await svc.ops.feedback.check_psa_replies(limit=2) == 2
-        assert await svc.ops.feedback.check_psa_replies(limit=2) == 1
-        assert {svc.ops.feedback.store.for_ticket(t).status for t in ids} == {"confirmed"}
+        assert await svc.staff.feedback.check_psa_replies(limit=2) == 2
+        assert await svc.staff.feedback.check_psa_replies(limit=2) == 2
+        assert await svc.staff.feedback.check_psa_replies(limit=2) == 1
+        assert {svc.staff.feedback.store.for_ticket(t).status for t in ids} == {"confirmed"}
     finally:
-        await svc.ops.notifier.aclose()
+        await svc.staff.notifier.aclose()
         svc.close()

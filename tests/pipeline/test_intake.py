@@ -18,7 +18,7 @@ import pytest
 from tests.cli.test_cli import mspclaw
 from tests.conftest import Live, free_port, live_server, make_old_files
 
-from mspclaw.connectors.local_server import RunningPSA, run_local_psa
+from mspclaw.simulators.local_psa import RunningPSA, run_local_psa
 from mspclaw.store.audit import AuditLog
 
 pytestmark = pytest.mark.anyio
@@ -173,17 +173,17 @@ def test_refused_agents_and_logins_are_counted_and_only_sampled_into_the_audit(t
     from mspclaw.dispatch import Hub
     from mspclaw.errors import AuthError
     from mspclaw.pipeline.fleet import Fleet
-    from mspclaw.store.db import make_engine, migrate, session_factory
+    from mspclaw.pipeline.refusals import Refusals
+    from mspclaw.store.database import Database
     from mspclaw.store.registry import Registry
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    migrate(engine)
-    audit = AuditLog(engine, tmp_path / "audit")
-    fleet = Fleet(Registry(session_factory(engine)), audit, Hub(), enrollment_ttl_hours=1)
+    db = Database.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    audit = AuditLog(db, tmp_path / "audit")
+    fleet = Fleet(Registry(db), audit, Hub(), enrollment_ttl_hours=1, refusals=Refusals(audit))
     for _ in range(50):
         with pytest.raises(AuthError):
             fleet.authenticate("ag_nobody.wrong", remote="203.0.113.9")
     events = [e for e in audit.query() if e.kind == "agent_refused"]
     assert len(events) == 1 and fleet.refusals.counts()["agent_refused"] == 50
     audit.close()
-    engine.dispose()
+    db.dispose()

@@ -48,38 +48,38 @@ def write_techs(data_dir: Path, sink: Sink | None, *, channels: list[dict[str, A
 async def services(tmp_path: Path) -> AsyncIterator[Services]:
     svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20, notify_backoff_s=0.01, notify_retries=3))
     yield svc
-    await svc.ops.notifier.aclose()
+    await svc.staff.notifier.aclose()
     svc.close()
 
 
-def escalate(svc: Services, client_name: str = "Acme Dental") -> str:
+async def escalate(svc: Services, client_name: str = "Acme Dental") -> str:
     client = svc.registry.add_client(client_name)
     ticket, session = svc.store.open_ticket(client_id=client.id, subject="printer jams", body="",
                                             requester="maria@acme.example", device_id=None)
     svc.store.add_step(session.id, title="Check disk", tool="disk_usage", args={}, ok=False,
                        observation={"output": None, "error": "tool_failed: df exited 1", "skipped": False})
-    recorded = svc.ops.escalations.record(ticket, session_id=session.id, kind="failed",
-                                          reason="step disk_usage failed", device=None)
+    recorded = await svc.staff.escalations.record(ticket, session_id=session.id, kind="failed",
+                                                reason="step disk_usage failed", device=None)
     return recorded.row.id
 
 
 async def test_escalation_goes_to_the_clients_slack_and_teams_with_the_on_duty_tech(services: Services) -> None:
     async with webhook_sink() as sink:
         write_techs(services.settings.data_dir, sink)
-        es_id = escalate(services)
-        await services.ops.notifier.drain(10)
+        es_id = await escalate(services)
+        await services.staff.notifier.drain(10)
         (slack,) = sink.received["slack-acme"]
         check_block_kit(slack)
         text = "\n".join(b["text"]["text"] for b in slack["blocks"] if "text" in b and b["type"] == "section")
         assert "<@U0DANA>" in text and "step disk_usage failed" in text
         assert "disk_usage" in slack["blocks"][-2]["text"]["text"] or "Check disk" in str(slack["blocks"])
         assert slack["blocks"][-1]["elements"][0]["url"].endswith("/api/tickets/" +
-                                                                  services.ops.escalation_store.get(es_id, None)
+                                                                  services.staff.escalation_store.get(es_id, None)
                                                                   .ticket_id)
         card = check_adaptive_card(sink.received["teams-acme"][0])
         assert card["msteams"]["entities"][0]["mentioned"] == {"id": "dana@msp.example", "name": "Dana Scully"}
         assert "slack-global" not in sink.received, "a client with its own channels does not use the global one"
-        rows = services.ops.escalation_store.notifications(None, ref_id=es_id)
+        rows = services.staff.escalation_store.notifications(None, ref_id=es_id)
         assert {(r.channel, r.status, r.attempts, r.recipient) for r in rows} == {
             ("acme-slack", "sent", 1, "dana@msp.example"), ("acme-teams", "sent", 1, "dana@msp.example")}
         assert all(sink.url not in str(r.payload) for r in rows)
@@ -88,8 +88,8 @@ async def test_escalation_goes_to_the_clients_slack_and_teams_with_the_on_duty_t
 async def test_a_client_without_channels_uses_the_global_one(services: Services) -> None:
     async with webhook_sink() as sink:
         write_techs(services.settings.data_dir, sink)
-        escalate(services, "Beta Law")
-        await services.ops.notifier.drain(10)
+        await escalate(services, "Beta Law")
+        await services.staff.notifier.drain(10)
         (msg,) = sink.received["slack-global"]
         check_block_kit(msg)
         assert "<@U0FOX>" in str(msg["blocks"])
@@ -99,10 +99,10 @@ async def test_retries_with_backoff_until_delivered_and_records_each_attempt(ser
     async with webhook_sink() as sink:
         write_techs(services.settings.data_dir, sink)
         sink.script["slack-acme"] = [(500, {}), (429, {"Retry-After": "0"})]
-        es_id = escalate(services)
-        await services.ops.notifier.drain(10)
+        es_id = await escalate(services)
+        await services.staff.notifier.drain(10)
         assert sink.attempts["slack-acme"] == 3
-        row = next(r for r in services.ops.escalation_store.notifications(None, ref_id=es_id)
+        row = next(r for r in services.staff.escalation_store.notifications(None, ref_id=es_id)
                    if r.channel == "acme-slack")
         assert (row.status, row.attempts, row.last_error) == ("sent", 3, None)
 
@@ -112,9 +112,9 @@ async def test_a_refusal_is_final_and_an_outage_gives_up_after_the_retries(servi
         write_techs(services.settings.data_dir, sink)
         sink.script["slack-acme"] = [(400, {})]
         sink.script["teams-acme"] = [(503, {})] * 5
-        es_id = escalate(services)
-        await services.ops.notifier.drain(10)
-        rows = {r.channel: r for r in services.ops.escalation_store.notifications(None, ref_id=es_id)}
+        es_id = await escalate(services)
+        await services.staff.notifier.drain(10)
+        rows = {r.channel: r for r in services.staff.escalation_store.notifications(None, ref_id=es_id)}
         assert (rows["acme-slack"].status, rows["acme-slack"].attempts) == ("failed", 1)
         assert "400" in (rows["acme-slack"].last_error or "")
         assert (rows["acme-teams"].status, rows["acme-teams"].attempts) == ("failed", 3)
@@ -127,13 +127,13 @@ async def test_an_unreachable_channel_never_blocks_the_escalation(services: Serv
 
     dead = f"http://127.0.0.1:{free_port()}/hook"
     write_techs(services.settings.data_dir, None, channels=[{"name": "dead", "kind": "slack", "url": dead}])
-    es_id = escalate(services)
+    es_id = await escalate(services)
     # record() returned with the escalation stored and the note written, before any delivery attempt
-    (row,) = services.ops.escalation_store.notifications(None, ref_id=es_id)
+    (row,) = services.staff.escalation_store.notifications(None, ref_id=es_id)
     assert (row.status, row.attempts) == ("pending", 0)
-    assert services.ops.escalation_store.get(es_id, None).kind == "failed"
-    await services.ops.notifier.drain(10)
-    (row,) = services.ops.escalation_store.notifications(None, ref_id=es_id)
+    assert services.staff.escalation_store.get(es_id, None).kind == "failed"
+    await services.staff.notifier.drain(10)
+    (row,) = services.staff.escalation_store.notifications(None, ref_id=es_id)
     assert (row.status, row.attempts) == ("failed", 3) and "cannot reach" in (row.last_error or "")
 
 
@@ -146,8 +146,8 @@ async def test_approval_request_is_announced_with_a_link(services: Services) -> 
         row = services.store.request_approval(session_id=session.id, client_id=client.id, tool="clear_temp_files",
                                               args={"dry_run": False}, target="pc-1", reason="free space",
                                               deadline=utcnow() + timedelta(minutes=5))
-        services.ops.notifier.approval_requested(row, ticket.id)
-        await services.ops.notifier.drain(10)
+        services.staff.notifier.approval_requested(row, ticket.id)
+        await services.staff.notifier.drain(10)
         (slack,) = sink.received["slack-acme"]
         check_block_kit(slack)
         button = slack["blocks"][-1]["elements"][0]
@@ -160,18 +160,18 @@ async def test_messages_left_pending_by_a_stopped_process_are_sent_on_start(serv
                                                                              tmp_path: Path) -> None:
     async with webhook_sink() as sink:
         write_techs(services.settings.data_dir, sink)
-        es_id = escalate(services)
-        await services.ops.notifier.aclose()  # the process stops before any attempt
-        rows = services.ops.escalation_store.notifications(None, ref_id=es_id)
+        es_id = await escalate(services)
+        await services.staff.notifier.aclose()  # the process stops before any attempt
+        rows = services.staff.escalation_store.notifications(None, ref_id=es_id)
         assert {(r.status, r.attempts) for r in rows} == {("pending", 0)}
         restarted = build(services.settings)
         try:
-            assert restarted.ops.notifier.resume() == 2
-            await restarted.ops.notifier.drain(10)
+            assert restarted.staff.notifier.resume() == 2
+            await restarted.staff.notifier.drain(10)
         finally:
-            await restarted.ops.notifier.aclose()
+            await restarted.staff.notifier.aclose()
             restarted.close()
-        rows = services.ops.escalation_store.notifications(None, ref_id=es_id)
+        rows = services.staff.escalation_store.notifications(None, ref_id=es_id)
         assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
         check_block_kit(sink.received["slack-acme"][0])
 
@@ -182,9 +182,9 @@ async def test_partial_feedback_tells_the_technician(services: Services) -> None
         client = services.registry.add_client("Acme Dental")
         ticket, session = services.store.open_ticket(client_id=client.id, subject="printer", body="",
                                                      requester="maria@acme.example", device_id=None)
-        await services.ops.feedback.ask(ticket, session.id, None)
-        await services.ops.feedback.answer(ticket.id, "partial", by="maria", comment="scanner still off", scope=None)
-        await services.ops.notifier.drain(10)
+        await services.staff.feedback.ask(ticket, session.id, None)
+        await services.staff.feedback.answer(ticket.id, "partial", by="maria", comment="scanner still off", scope=None)
+        await services.staff.notifier.drain(10)
         (slack,) = sink.received["slack-acme"]
         check_block_kit(slack)
         assert "scanner still off" in slack["text"] and "<@U0DANA>" in str(slack["blocks"])

@@ -14,7 +14,8 @@ from sqlalchemy import update
 
 from mspclaw.dispatch import Hub
 from mspclaw.pipeline.routing import Router
-from mspclaw.store.db import make_engine, migrate, session_factory, sqlite_url
+from mspclaw.store.database import Database
+from mspclaw.store.db import make_engine, migrate, sqlite_url
 from mspclaw.store.registry import Registry
 from mspclaw.store.tables import Device
 
@@ -22,8 +23,9 @@ from mspclaw.store.tables import Device
 def test_a_thousand_tickets_route_to_the_right_device_and_never_across_clients(tmp_path: Path) -> None:
     engine = make_engine(sqlite_url(tmp_path))
     migrate(engine)
-    sessions = session_factory(engine)
-    registry = Registry(sessions)
+    database = Database(engine)
+    sessions = database.sessions
+    registry = Registry(database)
     rng = random.Random(7)
     clients = [registry.add_client(f"Client {i:02d}", {"superops": str(4000 + i)}) for i in range(50)]
     devices: dict[str, list[Device]] = {}
@@ -83,8 +85,9 @@ def test_a_thousand_tickets_route_to_the_right_device_and_never_across_clients(t
 def test_revoked_agents_never_route_and_the_only_device_is_used_only_for_its_own_user(tmp_path: Path) -> None:
     engine = make_engine(sqlite_url(tmp_path))
     migrate(engine)
-    sessions = session_factory(engine)
-    registry = Registry(sessions)
+    database = Database(engine)
+    sessions = database.sessions
+    registry = Registry(database)
     router = Router(registry, Hub())
 
     def enroll(client_id: str, hostname: str, owner: str | None = None) -> Device:

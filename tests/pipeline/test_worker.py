@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from mspclaw.pipeline.intake import JOB_KIND, Intake, Worker
-from mspclaw.store.db import make_engine, migrate, sqlite_url
+from mspclaw.store.database import Database
+from mspclaw.store.db import sqlite_url
 from mspclaw.store.jobs import Job, JobQueue
 
 pytestmark = pytest.mark.anyio
@@ -40,9 +41,7 @@ class HeldIntake(Intake):
 
 
 def queue(tmp_path: Path) -> JobQueue:
-    engine = make_engine(sqlite_url(tmp_path))
-    migrate(engine)
-    return JobQueue(engine)
+    return JobQueue(Database.open(sqlite_url(tmp_path)))
 
 
 async def until(predicate: object, seconds: float = 10.0) -> None:

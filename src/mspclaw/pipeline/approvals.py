@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mspclaw.errors import ApprovalDenied, Conflict
 from mspclaw.pipeline.approval_view import NOTE_LABEL, approval_facts, approval_statement
+from mspclaw.pipeline.approvers import FIRST_APPROVAL, ApproverPolicy
+from mspclaw.pipeline.audit_entry import AuditEntry
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.protocol.frames import Approval
 from mspclaw.protocol.signing import approval_message, args_digest
@@ -33,7 +35,6 @@ from mspclaw.store.tickets import TicketStore
 
 if TYPE_CHECKING:
     from mspclaw.pipeline.access import Principal
-    from mspclaw.pipeline.approvers import ApproverPolicy
     from mspclaw.pipeline.notify import Notifier
 
 EXPIRED_BY = "mspclaw (no decision in time)"
@@ -59,12 +60,14 @@ class ApprovalSigner:
 
 class Approvals:
     def __init__(self, store: TicketStore, audit: AuditLog, events: SessionEvents, *, timeout_s: float,
-                 signer: ApprovalSigner, runs: RunStore, grant_ttl_s: float = 300.0,
-                 policy: ApproverPolicy | None = None, notifier: Notifier | None = None) -> None:
+                 signer: ApprovalSigner, runs: RunStore, policy: ApproverPolicy, notifier: Notifier,
+                 grant_ttl_s: float = 300.0) -> None:
         self._store = store
         self._runs = runs
-        self.policy = policy  # who may approve: a registered technician, not the requester
-        self.notifier = notifier  # approval requests to Slack/Teams
+        self.policy = policy
+        """Who may approve: a registered technician, not the requester; the two-person rule."""
+        self.notifier = notifier
+        """Approval requests to Slack/Teams (it sends nothing where techs.yaml names no channel)."""
         self._audit = audit
         self._events = events
         self._signer = signer
@@ -92,15 +95,14 @@ class Approvals:
                                         note_label=note_label)
             row = self._store.request_approval(session_id=session_id, client_id=client_id, tool=tool, args=args,
                                                target=target, reason=reason, deadline=deadline, call_id=call_id)
-            self._audit.append("approval_requested", client_id=client_id, session_id=session_id,
-                               data={"approval_id": row.id, "tool": tool, "args": args, "target": target,
-                                     "reason": reason, "deadline": deadline.isoformat(), "call_id": call_id})
+            await self._audit.record("approval_requested", client_id=client_id, session_id=session_id,
+                                     data={"approval_id": row.id, "tool": tool, "args": args, "target": target,
+                                           "reason": reason, "deadline": deadline.isoformat(), "call_id": call_id})
             self._events.emit(session_id, "approval_request", {
                 "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
                 "reason": reason, "deadline": deadline.isoformat(),
                 "facts": approval_facts(tool, args, target).model_dump(mode="json")})
-            if self.notifier is not None:  # never blocks, never fails the request
-                self.notifier.approval_requested(row, ticket_id)
+            self.notifier.approval_requested(row, ticket_id)  # never blocks, never fails the request
         if row.status == "pending":
             await self._wait(row, session_id)
         decided = self._store.approval(row.id)
@@ -127,44 +129,75 @@ class Approvals:
                 try:
                     await asyncio.wait_for(wake.wait(), max(remaining, 0.0))
                 except TimeoutError:
-                    self._expire(row)
+                    await self._expire(row)
         finally:
             self._wakeups.pop(row.id, None)
         self._store.update_session(session_id, status="running")
 
-    def _expire(self, row: ApprovalRow) -> None:
+    async def _expire(self, row: ApprovalRow) -> None:
         try:
             self._store.decide(row.id, status="expired", approver=EXPIRED_BY, reason="no decision before the deadline")
         except Conflict:
             return  # a decision landed just in time
-        self._audit.append("approval_expired", client_id=row.client_id, session_id=row.session_id,
-                           data={"approval_id": row.id, "tool": row.tool})
+        await self._audit.record("approval_expired", client_id=row.client_id, session_id=row.session_id,
+                                 data={"approval_id": row.id, "tool": row.tool})
         self._events.emit(row.session_id, "approval_decision",
                           {"approval_id": row.id, "status": "expired", "approver": EXPIRED_BY})
 
     def decide(self, approval_id: str, *, approve: bool, approver: str, reason: str,
-               scope: Collection[str] | None, principal: Principal | None = None) -> ApprovalRow:
-        """Record a technician's decision; raises NotFound outside the caller's clients."""
+               scope: Collection[str] | None, principal: Principal | None = None, via: str = "") -> ApprovalRow:
+        """Record a technician's decision, from a thread that runs no event loop (a synchronous API
+        route); raises NotFound outside the caller's clients. ``via`` names the channel it came through
+        (``slack``), recorded with the decision in the audit trail and the session's events."""
+        row, entry = self._settle(approval_id, approve=approve, approver=approver, reason=reason, scope=scope,
+                                  principal=principal, via=via)
+        entry.append(self._audit)
+        return self._announce(row, entry)
+
+    async def decide_async(self, approval_id: str, *, approve: bool, approver: str, reason: str,
+                           scope: Collection[str] | None, principal: Principal | None = None,
+                           via: str = "") -> ApprovalRow:
+        """:meth:`decide` from the event loop (the session socket, Slack, the demo's technician)."""
+        row, entry = self._settle(approval_id, approve=approve, approver=approver, reason=reason, scope=scope,
+                                  principal=principal, via=via)
+        await entry.record(self._audit)
+        return self._announce(row, entry)
+
+    def _settle(self, approval_id: str, *, approve: bool, approver: str, reason: str,
+                scope: Collection[str] | None, principal: Principal | None,
+                via: str = "") -> tuple[ApprovalRow, AuditEntry]:
+        """The decision stored, and the audit event that records it (a first of two approvals stays pending)."""
         approver = approver.strip()
+        channel = {"via": via} if via else {}
         pending = self._store.approval(approval_id, scope)
-        if self.policy is not None and principal is not None:  # who may approve
+        if principal is not None:  # who may approve
             who = self.policy.resolve(pending, principal, approver)
             decider = self.policy.second_approval(pending, who) if approve else who
             if decider is None:  # the first of two approvals (two-person rule): recorded, still pending
-                self._events.emit(pending.session_id, "approval_decision", {
-                    "approval_id": pending.id, "status": "pending", "approver": who.label(),
-                    "reason": f"first of two approvals of {pending.tool}; a second technician must approve"})
-                return pending
+                return pending, AuditEntry(FIRST_APPROVAL, actor=who.label(), client_id=pending.client_id,
+                                           session_id=pending.session_id,
+                                           data={"approval_id": pending.id, "tool": pending.tool, **channel})
             approver = decider.label()
         if not approver:
             raise Conflict("an approval decision needs the approver's name")
         row = self._store.decide(approval_id, status="approved" if approve else "denied", approver=approver,
                                  reason=reason)
-        self._audit.append("approval_decided", actor=approver, client_id=row.client_id, session_id=row.session_id,
-                           data={"approval_id": row.id, "tool": row.tool, "status": row.status, "reason": reason})
-        self._events.emit(row.session_id, "approval_decision",
-                          {"approval_id": row.id, "status": row.status, "approver": approver, "reason": reason})
-        wake = self._wakeups.get(approval_id)
+        return row, AuditEntry("approval_decided", actor=approver, client_id=row.client_id,
+                               session_id=row.session_id,
+                               data={"approval_id": row.id, "tool": row.tool, "status": row.status, "reason": reason,
+                                     **channel})
+
+    def _announce(self, row: ApprovalRow, entry: AuditEntry) -> ApprovalRow:
+        channel = {"via": entry.data["via"]} if "via" in entry.data else {}
+        if entry.kind == FIRST_APPROVAL:
+            self._events.emit(row.session_id, "approval_decision", {
+                "approval_id": row.id, "status": "pending", "approver": entry.actor,
+                "reason": f"first of two approvals of {row.tool}; a second technician must approve", **channel})
+            return row
+        self._events.emit(row.session_id, "approval_decision", {"approval_id": row.id, "status": row.status,
+                                                               "approver": entry.actor,
+                                                               "reason": entry.data["reason"], **channel})
+        wake = self._wakeups.get(row.id)
         if wake is not None:
             wake.set()
         return row

@@ -128,16 +128,15 @@ class ApproverPolicy:
         """Apply the two-person rule to ``approver``'s approval of ``row``.
 
         Returns who decides: ``approver`` alone for a tool without the rule; ``None`` when this is the
-        first of two approvals (recorded in the audit trail; the request stays pending); both people
-        when a different person approved first. The same person approving twice is :class:`Forbidden`.
+        first of two approvals (the caller records it in the audit trail as ``FIRST_APPROVAL``; the
+        request stays pending); both people when a different person approved first. The same person
+        approving twice is :class:`Forbidden`.
         """
         if row.tool not in self.two_person_tools or row.status != "pending":
             return approver  # a decided row: the store refuses the decision with what it was
         firsts = [e for e in self._audit.query(session_id=row.session_id, kind=FIRST_APPROVAL)
                   if e.data.get("approval_id") == row.id]
         if not firsts:
-            self._audit.append(FIRST_APPROVAL, actor=approver.label(), client_id=row.client_id,
-                               session_id=row.session_id, data={"approval_id": row.id, "tool": row.tool})
             return None
         first = firsts[0].actor
         if approver.keys & identity_keys(first):

@@ -2,17 +2,17 @@
 everything they need, so nobody starts from zero.
 
 An :class:`Escalation` says what was tried (each step and its result), why it failed (a kind
-and the reason), what to do next (suggestions by kind, plus the playbook's own hint), the
-evidence (the relevant tool output, redacted and trimmed), and the device's known facts. It is
-stored, rendered as the ticket's internal note, and sent to the client's on-duty technician on
-the configured Slack/Teams channels. It is built from the persisted steps and tool calls, not
+and the reason), what to do next (suggestions by kind, plus the playbook's own hint, and which
+steps not to repeat), the evidence (each step's finding in words, the failed step's error first),
+and the device's known facts. It is stored, rendered as the ticket's internal note in the same
+sections as every note (:func:`mspclaw.pipeline.notes.internal_note`: what was reported, checked
+and done, the result, the next steps), and sent to the client's on-duty technician on the
+configured Slack/Teams channels. Nothing in it is raw JSON. It is built from the persisted steps and tool calls, not
 from the engine's memory, so any engine can escalate through it.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,18 +21,31 @@ from pydantic import BaseModel, Field
 from mspclaw.connectors.notify.message import Message
 from mspclaw.engine.plan import StepRecord
 from mspclaw.pipeline.memory import DeviceLearning
-from mspclaw.pipeline.notes import summarise
+from mspclaw.pipeline.notes import (
+    CHECKED,
+    DONE,
+    NEXT,
+    REPORTED,
+    RESULT,
+    check_label,
+    compose,
+    findings,
+    reported,
+    section,
+)
 from mspclaw.pipeline.notify import Notifier, mention_of
 from mspclaw.pipeline.techs import TechRegistry
+from mspclaw.pipeline.tool_summaries import changes, clean, named, size, summarise
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.escalations import EscalationStore
-from mspclaw.store.redact import redact
+from mspclaw.store.redact import redact_text
 from mspclaw.store.registry import Registry
 from mspclaw.store.tables import Device, EscalationRow, Ticket, utcnow
 from mspclaw.store.tickets import TicketStore
 
 Kind = Literal["no_playbook", "unknown_device", "offline", "denied", "limits", "failed", "error", "user_said_no"]
-EVIDENCE_CHARS = 1500
+EVIDENCE_CHARS = 500
+"""The longest evidence line (a step's finding or its error, in words)."""
 
 NEXT_STEPS: dict[str, list[str]] = {
     "no_playbook": ["Read the ticket and fix it by hand; no playbook covers it.",
@@ -56,11 +69,15 @@ class TriedStep(BaseModel):
     tool: str | None
     ok: bool | None
     result: str
+    changed: bool = False
+    """The step changed something (a destructive call that was no preview) rather than looked."""
 
 
 class Evidence(BaseModel):
     tool: str
     excerpt: str
+    """What the step found, or why it failed, in words (never the raw output)."""
+    failed: bool = False
 
 
 class Escalation(BaseModel):
@@ -73,22 +90,26 @@ class Escalation(BaseModel):
     approvals: list[str] = Field(default_factory=list)
     assigned_to: str | None = None
 
-    def note(self, *, playbook: str | None) -> str:
-        lines = [f"MSPclaw: ESCALATED ({self.kind.replace('_', ' ')})"
-                 + (f" after playbook {playbook}" if playbook else ""),
-                 f"Why: {self.reason}"]
-        if self.device:
-            lines.append("Device: " + ", ".join(f"{k}={v}" for k, v in self.device.items()))
-        lines.append("What was tried:" if self.tried else "What was tried: nothing ran on the device.")
-        lines += [f"  {s.index}. {s.title} [{s.tool or '-'}]: {s.result}" for s in self.tried]
-        lines += [f"Approval: {a}" for a in self.approvals]
-        if self.evidence:
-            lines.append("Evidence:")
-            lines += [f"  {e.tool}: {e.excerpt}" for e in self.evidence]
-        lines.append("Suggested next steps:")
-        lines += [f"  - {s}" for s in self.next_steps]
-        lines.append(f"Assigned to: {self.assigned_to or 'no technician on duty; see the escalation queue'}")
-        return "\n".join(lines)
+    def note(self, *, playbook: str | None, ticket: Ticket | None = None) -> str:
+        """The hand-off as the ticket's internal note: the sections of every note, with the evidence."""
+        checked, done = findings([(s.title, s.tool, s.result, s.changed) for s in self.tried], self.approvals)
+        failed = [e for e in self.evidence if e.failed]
+        result = [f"Escalated ({self.kind.replace('_', ' ')}): {clean(self.reason, 500)}"]
+        result += [f"Evidence: {e.tool}: {e.excerpt}" for e in failed[:3]]
+        repeat = [check_label(s.title, s.tool) for s in self.tried if s.ok]
+        next_steps = [f"- {clean(step, 500)}" for step in self.next_steps]
+        if repeat:
+            next_steps.append(f"- Already done, no need to repeat: {'; '.join(repeat)}.")
+        next_steps.append(f"Assigned to: {self.assigned_to or 'no technician on duty; see the escalation queue'}")
+        device = ", ".join(f"{_label(k)} {_value(k, v)}" for k, v in self.device.items()) or "unknown"
+        return compose(
+            f"MSPclaw: ESCALATED ({self.kind.replace('_', ' ')})" + (f" after playbook {playbook}" if playbook else ""),
+            section(REPORTED, reported(subject=ticket.subject if ticket else "", body=ticket.body if ticket else "",
+                                       requester=ticket.requester if ticket else "", device=device)),
+            section(CHECKED, checked or ["Nothing was checked on a device or in a directory."]),
+            section(DONE, done or ["Nothing was changed."]),
+            section(RESULT, result),
+            section(NEXT, next_steps))
 
     def message(self, ticket: Ticket, client_name: str) -> Message:
         return Message(
@@ -96,8 +117,9 @@ class Escalation(BaseModel):
             summary=f"{self.reason}",
             facts=[("Client", client_name), ("Ticket", ticket.external_id or ticket.id),
                    ("Requester", ticket.requester or "unknown"), ("Why", self.kind.replace("_", " "))]
-                  + [(k, str(v)) for k, v in list(self.device.items())[:4]],
-            sections=[("What was tried", [f"{s.index}. {s.title}: {s.result}" for s in self.tried] or ["nothing"]),
+                  + [(_label(k).capitalize(), _value(k, v)) for k, v in list(self.device.items())[:4]],
+            sections=[("What was tried", [f"{s.index}. {clean(s.title, 120)}: {s.result}" for s in self.tried]
+                       or ["nothing"]),
                       ("Suggested next steps", self.next_steps)]
                      + ([("Evidence", [f"{e.tool}: {e.excerpt[:400]}" for e in self.evidence[:3]])]
                         if self.evidence else []))
@@ -119,10 +141,17 @@ def classify(reason: str, *, routed: bool, matched: bool, ran: bool) -> Kind:
     return "failed"
 
 
-def _excerpt(output: Any) -> str:
-    text = json.dumps(redact(output), default=str, separators=(",", ":"))
-    text = re.sub(r"\s+", " ", text)
-    return text if len(text) <= EVIDENCE_CHARS else text[:EVIDENCE_CHARS] + "…"
+def _label(key: str) -> str:
+    """A device fact's key in words: ``primary_user`` → ``primary user``, ``memory_bytes`` → ``memory``."""
+    return clean(key.removesuffix("_bytes").replace("_", " "), 40)
+
+
+def _value(key: str, value: Any) -> str:
+    if key.endswith("_bytes") and isinstance(value, int | float):
+        return size(value)
+    if isinstance(value, list):
+        return named([clean(v, 60) for v in value])
+    return clean(value, 120)
 
 
 @dataclass(frozen=True)
@@ -146,12 +175,14 @@ class Escalations:
             obs = s.observation or {}
             rec = StepRecord(s.index, "", s.title, s.tool, s.args, s.ok, obs.get("output"), obs.get("error"),
                              bool(obs.get("skipped")))
-            tried.append(TriedStep(index=s.index, title=s.title, tool=s.tool, ok=s.ok, result=summarise(rec)))
+            result = summarise(rec)
+            tried.append(TriedStep(index=s.index, title=s.title, tool=s.tool, ok=s.ok, result=result,
+                                   changed=changes(rec)))
             if s.tool and not rec.skipped and (rec.output or rec.error):
-                evidence.append(Evidence(tool=s.tool, excerpt=_excerpt(rec.output if rec.ok else
-                                                                       {"error": rec.error})))
-        # the failed step's output first: it is what the technician looks at
-        evidence.sort(key=lambda e: 0 if any(t.tool == e.tool and t.ok is False for t in tried) else 1)
+                excerpt = redact_text(clean(result if rec.ok else rec.error or result, EVIDENCE_CHARS))
+                evidence.append(Evidence(tool=s.tool, excerpt=excerpt, failed=not rec.ok))
+        # the failed step's error first: it is what the technician looks at
+        evidence.sort(key=lambda e: 0 if e.failed else 1)
         steps = list(NEXT_STEPS[kind])
         if playbook_hint:
             steps.append(f"Playbook hint: {playbook_hint}")
@@ -161,8 +192,9 @@ class Escalations:
         return Escalation(kind=kind, reason=reason, tried=tried, next_steps=steps, evidence=evidence[:5],
                           device=facts)
 
-    def record(self, ticket: Ticket, *, session_id: str, kind: Kind, reason: str, device: Device | None,
-               playbook: str | None = None, playbook_hint: str = "", approvals: list[str] | None = None) -> Recorded:
+    async def record(self, ticket: Ticket, *, session_id: str, kind: Kind, reason: str, device: Device | None,
+                     playbook: str | None = None, playbook_hint: str = "",
+                     approvals: list[str] | None = None) -> Recorded:
         """Build, assign to the on-duty technician, store, audit and send; returns the note to write."""
         escalation = self.build(session_id=session_id, kind=kind, reason=reason, device=device,
                                 playbook_hint=playbook_hint)
@@ -173,15 +205,12 @@ class Escalations:
         row = self.escalations.add(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
                                    kind=kind, reason=reason, body=escalation.model_dump(mode="json"),
                                    assigned_to=who.tech.email if who.tech else None)
-        self._audit.append("escalated", client_id=ticket.client_id, session_id=session_id,
-                           data={"escalation_id": row.id, "ticket_id": ticket.id, "kind": kind,
-                                 "assigned_to": row.assigned_to, "assignment": who.why})
+        await self._audit.record("escalated", client_id=ticket.client_id, session_id=session_id,
+                                 data={"escalation_id": row.id, "ticket_id": ticket.id, "kind": kind,
+                                       "assigned_to": row.assigned_to, "assignment": who.why})
         message = escalation.message(ticket, client.name)
         message = Message(message.title, message.summary, message.facts, message.sections,
                           mention=mention_of(who.tech),
                           link=("Open the ticket", f"{self._notifier.public_url}/api/tickets/{ticket.id}"))
-        try:
-            self._notifier.send(client.id, client.name, "escalation", row.id, message, who.tech)
-        except RuntimeError:  # no running event loop (a synchronous caller): stored, not sent
-            pass
-        return Recorded(row, escalation, escalation.note(playbook=playbook))
+        self._notifier.send(client.id, client.name, "escalation", row.id, message, who.tech)
+        return Recorded(row, escalation, escalation.note(playbook=playbook, ticket=ticket))

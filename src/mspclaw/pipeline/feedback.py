@@ -4,7 +4,7 @@ The question ends the resolved ticket's reply, so it reaches the user's device (
 agent) and, for PSA tickets, the public reply on the ticket. The answer (yes, no, partial) comes
 back as the user's reply on the PSA ticket (read by :meth:`FeedbackService.check_psa_replies`),
 through ``POST /api/tickets/{id}/feedback`` (a chat bridge, a technician recording a phone call),
-or through an ``ask_user`` port once the engine offers one (``FeedbackService.ask_port``).
+or as a two-way question on the user's device (the ``ask_port`` the composition root passes in).
 
 * ``yes``: confirmed. ``partial``: recorded, with an internal note for the technician.
 * ``no``: the ticket is reopened for a technician with a structured escalation holding the
@@ -66,14 +66,16 @@ AskPort = Callable[[str, str, str, str, tuple[str, ...]], Awaitable[str | None]]
 class FeedbackService:
     def __init__(self, *, store: FeedbackStore, tickets: TicketStore, escalations: Escalations, hub: Hub,
                  registry: Registry, connectors: dict[str, PSAConnector], events: SessionEvents, audit: AuditLog,
-                 timeout_s: float, notifier: Notifier | None = None, techs: TechRegistry | None = None) -> None:
+                 timeout_s: float, notifier: Notifier, techs: TechRegistry, ask_port: AskPort) -> None:
         self.store, self._tickets, self._escalations, self._hub = store, tickets, escalations, hub
         self._registry, self._connectors, self._events, self._audit = registry, connectors, events, audit
         self.timeout_s = timeout_s
         self._notifier, self._techs = notifier, techs
         self.question = QUESTION
         """Appended to the resolved ticket's public reply, so the PSA ticket asks it too."""
-        self.ask_port: AskPort | None = None
+        self._ask_port = ask_port
+        """The question as a two-way dialog on the user's device
+        (:meth:`~mspclaw.pipeline.questions.Questions.ask_device`)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._psa_turn = 0
 
@@ -94,18 +96,17 @@ class FeedbackService:
         self._events.emit(session_id, "feedback_requested", {"ticket_id": ticket.id, "question": QUESTION,
                                                              "choices": list(CHOICES),
                                                              "deadline": row.deadline.isoformat()})
-        if agent_id and self.ask_port is not None:
-            # a two-way question on the device (the port waits for the agent to come online); without
-            # the port the reply, which ends with the question, was shown there by notify_user
+        if agent_id:
+            # a two-way question on the device (the port waits for the agent to come online); the reply,
+            # which ends with the question, was shown there too
             self._spawn(self._ask_on_device(ticket, agent_id, row.id))
-        # on the PSA the question is the last paragraph of the public reply (TicketService appends it)
+        # on the PSA the question is the last paragraph of the public reply (the closing appends it)
         return row
 
     async def _ask_on_device(self, ticket: Ticket, agent_id: str, question_id: str) -> None:
-        assert self.ask_port is not None
         try:
             answer = await asyncio.wait_for(
-                self.ask_port(ticket.client_id, agent_id, question_id, QUESTION, CHOICES), self.timeout_s)
+                self._ask_port(ticket.client_id, agent_id, question_id, QUESTION, CHOICES), self.timeout_s)
         except (TimeoutError, MSPClawError):
             return
         if answer is not None:
@@ -122,8 +123,8 @@ class FeedbackService:
         answer = {"partly": "partial", "y": "yes", "n": "no"}.get(answer, answer)
         row = self.store.answer(ticket_id, answer, by=by, comment=comment, scope=scope)
         ticket = self._tickets.ticket(ticket_id)
-        self._audit.append("feedback_answered", actor=by, client_id=row.client_id, session_id=row.session_id,
-                           data={"ticket_id": ticket_id, "answer": answer, "status": row.status})
+        await self._audit.record("feedback_answered", actor=by, client_id=row.client_id, session_id=row.session_id,
+                                 data={"ticket_id": ticket_id, "answer": answer, "status": row.status})
         self._events.emit(row.session_id, "feedback", {"ticket_id": ticket_id, "answer": answer,
                                                        "status": row.status})
         if answer == "no":
@@ -136,8 +137,6 @@ class FeedbackService:
         return row
 
     def _tell_technician(self, ticket: Ticket, row: FeedbackRow, text: str) -> None:
-        if self._notifier is None or self._techs is None:
-            return
         try:
             client = self._registry.client(ticket.client_id)
             who = self._techs.on_duty(client.id, client.name, utcnow())
@@ -156,11 +155,11 @@ class FeedbackService:
         if ticket.device_id is not None:
             device = next((d for d in self._registry.devices(ticket.client_id) if d.id == ticket.device_id), None)
         reason = "the user says the fix did not work" + (f": {comment}" if comment else "")
-        recorded = self._escalations.record(ticket, session_id=session.id, kind="user_said_no", reason=reason,
+        recorded = await self._escalations.record(ticket, session_id=session.id, kind="user_said_no", reason=reason,
                                             device=device, playbook=session.playbook)
         self._tickets.set_ticket_status(ticket.id, "reopened")
-        self._audit.append("status_changed", client_id=ticket.client_id, session_id=session.id,
-                           data={"ticket_id": ticket.id, "status": "reopened", "reason": reason})
+        await self._audit.record("status_changed", client_id=ticket.client_id, session_id=session.id,
+                                 data={"ticket_id": ticket.id, "status": "reopened", "reason": reason})
         self._events.emit(session.id, "escalation", {"outcome": "reopened", "reason": reason,
                                                      "note": recorded.note})
         await self._psa_note(ticket, recorded.note, status="escalated")
@@ -174,8 +173,8 @@ class FeedbackService:
             if status:
                 await connector.set_status(ticket.external_id, status)
         except MSPClawError as exc:
-            self._audit.append("psa_writeback_failed", client_id=ticket.client_id,
-                               data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})
+            await self._audit.record("psa_writeback_failed", client_id=ticket.client_id,
+                                     data={"ticket_id": ticket.id, "psa": ticket.psa, "error": exc.message})
 
     async def check_psa_replies(self, *, limit: int = 25) -> int:
         """Read users' replies on PSA tickets whose feedback is pending: the first public note after
@@ -211,12 +210,12 @@ class FeedbackService:
                     answered += 1
         return answered
 
-    def expire_due(self) -> int:
+    async def expire_due(self) -> int:
         """Count every request past its deadline as unconfirmed (never as success)."""
         expired = self.store.expire_due()
         for row in expired:
-            self._audit.append("feedback_unconfirmed", client_id=row.client_id, session_id=row.session_id,
-                               data={"ticket_id": row.ticket_id, "deadline": row.deadline.isoformat()})
+            await self._audit.record("feedback_unconfirmed", client_id=row.client_id, session_id=row.session_id,
+                                     data={"ticket_id": row.ticket_id, "deadline": row.deadline.isoformat()})
         return len(expired)
 
     async def run(self, *, max_sleep_s: float = 60.0, psa_every_s: float = 60.0) -> None:
@@ -230,7 +229,7 @@ class FeedbackService:
                 except MSPClawError as exc:
                     log.warning("reading PSA replies failed: %s", exc.message)
                 next_psa = loop.time() + psa_every_s
-            self.expire_due()
+            await self.expire_due()
             nxt = self.store.next_deadline()
             wait = max_sleep_s if nxt is None else (nxt - utcnow()).total_seconds()
             await asyncio.sleep(min(max(wait, 0.05), max_sleep_s))

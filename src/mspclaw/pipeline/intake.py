@@ -22,7 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from mspclaw.connectors.base import PreparesWebhooks, PSAConnector, PSATicket
-from mspclaw.errors import AuthError, MSPClawError, NotFound, PSAError
+from mspclaw.errors import AuthError, MSPClawError, NotFound, PSAError, StoreError
+from mspclaw.observability import logs
+from mspclaw.observability.polls import record_poll
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.refusals import Refusals
 from mspclaw.pipeline.tickets import TicketService
@@ -135,10 +137,10 @@ class Intake:
         fields = {name: clip(value, TICKET_LIMITS[name]) for name, value in (
             ("subject", psa_ticket.subject), ("body", psa_ticket.body), ("requester", psa_ticket.requester),
             ("device", psa_ticket.asset or ""))}
-        sub = await self.tickets.submit_async(client=client.id, subject=fields["subject"].text,
-                                              body=fields["body"].text, requester=fields["requester"].text,
-                                              device=fields["device"].text or None, psa=psa,
-                                              external_id=psa_ticket.id, actor=f"psa:{psa}")
+        sub = await self.tickets.submit(client=client.id, subject=fields["subject"].text,
+                                        body=fields["body"].text, requester=fields["requester"].text,
+                                        device=fields["device"].text or None, psa=psa,
+                                        external_id=psa_ticket.id, actor=f"psa:{psa}")
         cut = {name: c for name, c in fields.items() if c.cut}
         if cut:
             await self._truncated(connector, psa, psa_ticket.id, sub.session.id, client.id, cut)
@@ -201,6 +203,11 @@ class Worker:
                 try:
                     job = await run_store(self.intake.jobs, self.intake.jobs.claim, self.name, kinds=[JOB_KIND],
                                           lease_s=self.lease_s)
+                except StoreError as exc:  # the database is down: keep going, claim again once it is back
+                    slots.release()
+                    log.warning("%s cannot claim a job: %s", self.name, exc.message)
+                    await asyncio.sleep(max(self.idle_s, 1.0))
+                    continue
                 except BaseException:
                     slots.release()
                     raise
@@ -222,6 +229,7 @@ class Worker:
                 await asyncio.gather(*running, return_exceptions=True)
 
     async def run_one(self, job: Job, worker: str) -> None:
+        logs.bind(job_id=job.id)  # this job's task, and the ticket's task it starts, log with its id
         beat = asyncio.get_running_loop().create_task(self._heartbeat(job.id, worker))
         try:
             outcome = await self.intake.process(job)
@@ -257,9 +265,11 @@ class Poller:
         while True:
             try:
                 created = await self.intake.poll(self.psa)
+                record_poll(self.psa)  # the poller's health, for /readyz and /metrics
                 if created:
                     log.info("poll %s: %d new tickets", self.psa, created)
-            except PSAError as exc:
+            except MSPClawError as exc:  # the PSA failed, or the database is down: the next round tries again
+                record_poll(self.psa, exc.message)
                 log.warning("poll %s failed: %s", self.psa, exc.message)
             await asyncio.sleep(self.interval_s)
 

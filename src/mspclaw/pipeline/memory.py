@@ -51,17 +51,10 @@ class DeviceLearning:
     def __init__(self, memory: DeviceMemory, audit: AuditLog) -> None:
         self.memory, self._audit = memory, audit
 
-    def learn(self, device_id: str, facts: Mapping[str, Any], *, source: str, client_id: str,
-              session_id: str | None = None) -> list[str]:
-        changed = self.memory.remember(device_id, facts, source=source)
-        if changed:
-            self._audit.append("device_facts_learned", client_id=client_id, session_id=session_id,
-                               data={"device_id": device_id, "keys": changed, "source": source})
-        return changed
-
     async def record(self, device_id: str, facts: Mapping[str, Any], *, source: str, client_id: str,
                      session_id: str | None = None) -> list[str]:
-        """:meth:`learn` for coroutines: the event loop runs while the audit line is made durable."""
+        """Remember ``facts`` of a device and audit which keys changed; the event loop runs while the
+        audit line is made durable."""
         changed = self.memory.remember(device_id, facts, source=source)
         if changed:
             await self._audit.record("device_facts_learned", client_id=client_id, session_id=session_id,

@@ -1,7 +1,13 @@
 """The internal note for the technician's trail and the plain-words reply for the end user.
 
-Tool outputs are summarised per tool into one line each, so the note stays readable in a
-PSA; nothing from the outputs is copied that could carry a secret.
+The note is readable text in five sections: what was reported, what was checked (each check with
+what it found), what was done (each change with who approved it), the result, and the next steps.
+Tool outputs are summarised per tool into one line each (:mod:`mspclaw.pipeline.tool_summaries`),
+never pasted as JSON; text from the ticket or a tool is quoted on single inert lines. The connector
+renders the note as its PSA shows notes (:mod:`mspclaw.connectors.note_format`).
+
+The reply greets the user by the PSA contact's first name when the PSA gives a name, and with a
+neutral "Hello," otherwise: never a name guessed from a mailbox such as ``front.desk@``.
 
 A reply the model wrote reaches the user only when :class:`ReplyCheck` finds nothing in it: no
 address outside the allow-list (the server's own public URL and the hosts the MSP configured),
@@ -12,102 +18,105 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from mspclaw.connectors.base import PSANote
 from mspclaw.engine.content import asks_for_secret, foreign_links, host_of
 from mspclaw.engine.plan import RunResult, StepRecord
+from mspclaw.pipeline.tool_summaries import SUMMARIES, changes, clean, summarise
 from mspclaw.store.redact import redact_text
+from mspclaw.tools import CATALOGUE
+
+__all__ = ["SUMMARIES", "ReplyCheck", "first_name", "internal_note", "reply_after", "summarise", "user_reply"]
 
 
-def _size(n: Any) -> str:
-    value = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
+# A note is plain text laid out for :mod:`mspclaw.connectors.note_format`: a title line, then sections
+# (a flush-left heading, indented lines; "- " starts an item). The connector renders it per PSA.
+REPORTED, CHECKED, DONE, RESULT, NEXT = "What was reported", "What was checked", "What was done", "Result", "Next steps"
+BODY_CHARS = 300
+"""How much of the ticket's text the note quotes (one line): the ticket itself holds the rest."""
 
 
-def _disk(out: dict[str, Any]) -> str:
-    parts = [f"{fs.get('mount_point', '?')} {fs.get('percent_used', 0):.0f}% used, {_size(fs.get('free_bytes'))} free"
-             for fs in out.get("filesystems", [])[:4]]
-    return "; ".join(parts) or "no filesystems reported"
+def section(heading: str, lines: Iterable[str]) -> str:
+    """A heading and its indented lines (items start with ``- ``); empty when there are no lines."""
+    body = [f"  {line}" for line in lines if line]
+    return "\n".join([heading, *body]) if body else ""
 
 
-def _temp(out: dict[str, Any]) -> str:
-    if out.get("dry_run", True):
-        return f"would delete {out.get('files', 0)} old temp files ({_size(out.get('bytes'))})"
-    return f"deleted {out.get('deleted', 0)} old temp files, freed {_size(out.get('freed_bytes'))}"
+def compose(title: str, *sections: str) -> str:
+    """The note: its title line and its non-empty sections, a blank line apart; secrets redacted."""
+    return redact_text("\n\n".join([clean(title, 200), *[s for s in sections if s]]))
 
 
-def _connectivity(out: dict[str, Any]) -> str:
-    dns, tcp = out.get("dns", {}), out.get("tcp", {})
-    if not dns.get("ok"):
-        return f"DNS lookup of {out.get('host')} failed: {dns.get('error')}"
-    if not tcp.get("ok"):
-        return f"{out.get('host')} resolves but TCP port {out.get('port')} is unreachable: {tcp.get('error')}"
-    return f"{out.get('host')}:{out.get('port')} reachable (DNS {dns.get('ms')} ms, connect {tcp.get('ms')} ms)"
+def reported(*, subject: str, body: str, requester: str, device: str) -> list[str]:
+    """What the ticket says, quoted on single inert lines."""
+    lines = [f"Subject: {clean(subject, 200) or '(none)'}", f"From: {clean(requester, 200) or 'unknown'}"]
+    if body.strip():
+        lines.append(f"Text: {clean(body, BODY_CHARS)}")
+    lines.append(f"Device: {clean(device, 200)}")
+    return lines
 
 
-def _network(out: dict[str, Any]) -> str:
-    route = out.get("default_route") or {}
-    gateway = route.get("gateway") or "none"
-    dns = ", ".join((out.get("dns") or {}).get("servers", [])) or "none"
-    up = [i.get("name") for i in out.get("interfaces", []) if i.get("state") == "up"]
-    return f"default gateway {gateway}; DNS servers {dns}; interfaces up: {', '.join(map(str, up)) or 'none'}"
+def check_label(title: str, tool: str | None) -> str:
+    """What a step checked or did: its title (or the tool's description when the title is only the call)."""
+    name = clean(tool or "?", 60)
+    text = clean(title, 120)
+    if not text or text == f"call {tool}":
+        spec = CATALOGUE.get(tool or "")
+        text = clean(spec.description.split(". ")[0].rstrip("."), 120) if spec else name
+    return f"{text} ({name})"
 
 
-def _processes(out: dict[str, Any]) -> str:
-    procs = out.get("processes", [])[:3]
-    return ", ".join(f"{p.get('name')} ({p.get('cpu_percent', 0):.0f}% CPU, {_size(p.get('rss_bytes'))})"
-                     for p in procs) or "no processes reported"
+def finding(title: str, tool: str | None, result: str, approval: str = "") -> str:
+    """One item: the check and its evidence (and, for a change, who approved it)."""
+    return f"- {check_label(title, tool)}: {result}" + (f"; {approval}" if approval else "")
 
 
-def _system(out: dict[str, Any]) -> str:
-    mem = out.get("memory", {})
-    load = (out.get("load_average") or {}).get("1m")
-    load = f"{load:.2f}" if isinstance(load, int | float) else "?"
-    cpus = (out.get("cpu") or {}).get("count", "?")
-    return (f"{(out.get('os') or {}).get('pretty_name', '?')}; {_size(mem.get('available_bytes'))} of "
-            f"{_size(mem.get('total_bytes'))} memory free; load {load} on {cpus} CPUs")
+Step = tuple[str, str | None, str, bool]
+"""A step as a note tells it: its title, its tool, its result line, whether it changed something."""
 
 
-SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "disk_usage": _disk,
-    "clear_temp_files": _temp,
-    "check_connectivity": _connectivity,
-    "network_status": _network,
-    "top_processes": _processes,
-    "system_info": _system,
-}
+def findings(steps: Sequence[Step], approvals: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(checked, done)`` items from ``(title, tool, result, changed)`` steps; each approval is told with
+    the change it allowed, and any other decision (a denial) after the changes."""
+    left = [clean(a, 300) for a in approvals]
+    checked: list[str] = []
+    done: list[str] = []
+    for title, tool, result, changed in steps:
+        if not changed:
+            checked.append(finding(title, tool, result))
+            continue
+        allowed = next((a for a in left if tool and a.startswith(f"{tool} approved by ")), None)
+        if allowed is not None:
+            left.remove(allowed)
+        done.append(finding(title, tool, result, allowed.removeprefix(f"{tool} ") if allowed else ""))
+    done += [f"- Approval: {a}" for a in left]
+    return checked, done
 
 
-def summarise(step: StepRecord) -> str:
-    if step.skipped:
-        return "skipped (not needed)"
-    if not step.ok:
-        return f"failed: {step.error}"
-    summary = SUMMARIES.get(step.tool or "")
-    try:
-        return summary(step.output or {}) if summary else "ok"
-    except (TypeError, ValueError, AttributeError):
-        return "ok (output not summarised)"
+def step_findings(steps: Sequence[StepRecord], approvals: Sequence[str]) -> tuple[list[str], list[str]]:
+    return findings([(s.title, s.tool, summarise(s), changes(s)) for s in steps], approvals)
 
 
 def internal_note(*, playbook: str | None, device: str, result: RunResult | None, reason: str,
-                  approvals: list[str]) -> str:
+                  approvals: list[str], subject: str = "", body: str = "", requester: str = "") -> str:
+    """The technician's note: what was reported, checked and done, the result and what comes next."""
     outcome = result.outcome if result else "escalated"
-    lines = [f"MSPclaw: {outcome.upper()}" + (f" by playbook {playbook}" if playbook else ""),
-             f"Device: {device}"]
-    if result and result.steps:
-        lines.append("Steps:")
-        lines += [f"  {s.index}. {s.title} [{s.tool}]: {summarise(s)}" for s in result.steps]
-    lines += [f"Approval: {a}" for a in approvals]
-    lines.append(f"Outcome: {outcome}: {reason}")
-    if outcome == "escalated":
-        lines.append("Next: a technician should take this ticket over; the steps above are already done.")
-    return "\n".join(lines)
+    steps = result.steps if result else []
+    checked, done = step_findings(steps, approvals)
+    if outcome == "resolved":
+        next_steps = ["- Nothing more to do unless the user says the problem is back."]
+    else:
+        repeat = [check_label(s.title, s.tool) for s in steps if s.ok and not s.skipped]
+        next_steps = ["- A technician takes this ticket over from here."]
+        if repeat:
+            next_steps.append(f"- Already done, no need to repeat: {'; '.join(repeat)}.")
+    return compose(
+        f"MSPclaw: {outcome.upper()}" + (f" by playbook {playbook}" if playbook else ""),
+        section(REPORTED, reported(subject=subject, body=body, requester=requester, device=device)),
+        section(CHECKED, checked or ["Nothing was checked on a device or in a directory."]),
+        section(DONE, done or ["Nothing was changed."]),
+        section(RESULT, [f"{outcome.capitalize()}: {clean(reason, 500)}"]),
+        section(NEXT, next_steps))
 
 
 _REQUEST = re.compile(r"(?i)\?|\b(?:send|tell|reply|give|share|enter|type|provide|confirm|let us know|schick|sende|"
@@ -136,17 +145,59 @@ class ReplyCheck:
         return found
 
 
-def user_reply(result: RunResult | None, requester: str, *, template: str = "", refused: bool = False) -> str:
-    """The reply: the run's own, or ``template`` (the playbook's) when the run's was ``refused``."""
-    parts = [p for p in requester.split("@")[0].replace("_", ".").split(".") if p]
-    if len(parts) > 1 and parts[0].lower() in ("dr", "mr", "mrs", "ms", "prof"):
-        name = f"{parts[0].capitalize()} {parts[1].capitalize()}"
-    else:
-        name = parts[0].capitalize() if parts and parts[0].isalpha() else "there"
+_TITLES = frozenset({"mr", "mrs", "ms", "mx", "dr", "prof", "sir", "herr", "frau", "mme", "mlle", "m"})
+_ROLE_WORDS = """
+    front desk frontdesk reception office admin administrator administration info it support helpdesk help
+    service services team sales accounts accounting billing finance hr operations ops noreply no-reply
+    general user users unknown shared mailbox contact guest printer scanner system test security
+    marketing postmaster webmaster hello mail
+    """
+_NOT_A_PERSON = frozenset(_ROLE_WORDS.split())
+"""First words of contact names that belong to a role or a shared mailbox, not a person."""
+_NAME_WORD = re.compile(r"[^\W\d_][^\W\d_'’.-]*(?:['’-][^\W\d_]+)*\.?")
+
+
+def first_name(contact: str | None) -> str | None:
+    """The name to greet a PSA contact by (``"Maria Lopez"`` → ``Maria``, ``"Lopez, Maria"`` → ``Maria``,
+    ``"Dr Chen"`` → ``Dr Chen``), or ``None`` when there is none to trust: no name, an address, a
+    role or shared mailbox (``Front Desk``, ``IT Support``), anything that is not a word."""
+    if not contact or "@" in contact:
+        return None
+    text = clean(contact, 100)
+    if "," in text:
+        last, _, first = text.partition(",")
+        text = first.strip() or last.strip()
+    words = text.split()
+    if not words:
+        return None
+    if words[0].rstrip(".").lower() in _TITLES:
+        if len(words) == 2 and _NAME_WORD.fullmatch(words[1]):
+            return f"{words[0].rstrip('.').capitalize()} {_cased(words[1])}"
+        words = words[1:]
+    if not words or not _NAME_WORD.fullmatch(words[0]) or len(words[0]) > 40:
+        return None
+    if words[0].rstrip(".").lower() in _NOT_A_PERSON:
+        return None
+    return _cased(words[0].rstrip("."))
+
+
+def _cased(word: str) -> str:
+    return word.capitalize() if word.islower() or word.isupper() else word
+
+
+def greeting(contact: str | None) -> str:
+    """``Hi Maria,`` for a named contact, else the neutral ``Hello,``."""
+    name = first_name(contact)
+    return f"Hi {name}," if name else "Hello,"
+
+
+def user_reply(result: RunResult | None, contact: str | None, *, template: str = "", refused: bool = False) -> str:
+    """The reply, greeting the PSA contact by name (``contact``: their name as the PSA holds it, never an
+    address): the run's own, or ``template`` (the playbook's) when the run's was ``refused``."""
     text = template if refused else (result.reply if result else "")
     if text:
-        return f"Hi {name}, {text}"
-    return (f"Hi {name}, thanks for your request. We could not fix this automatically, so one of our "
+        return f"{greeting(contact)} {text}"
+    return (f"{greeting(contact)} thanks for your request. We could not fix this automatically, so one of our "
             "technicians is taking it over and will get back to you soon.")
 
 

@@ -27,6 +27,7 @@ from mspclaw.dispatch import Hub
 from mspclaw.engine.content import asks_for_secret
 from mspclaw.engine.questions import best_match, fact_for
 from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolFailed
+from mspclaw.pipeline.audit_entry import AuditEntry
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import reply_after
 from mspclaw.protocol.frames import UserAnswer
@@ -59,17 +60,85 @@ class NoAnswer(ToolFailed):
     code = "no_answer"
 
 
+class Answers:
+    """Where the end user's answers arrive (the API, the session socket, the device agent, a PSA reply),
+    and who waits for them. It needs no hub: the hub's observer hands it the answers devices send."""
+
+    def __init__(self, runs: RunStore, audit: AuditLog, events: SessionEvents) -> None:
+        self._runs, self._audit, self._events = runs, audit, events
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._direct: dict[str, tuple[str, str, asyncio.Future[str]]] = {}  # asked outside a session
+
+    def wakeup(self, question_id: str) -> asyncio.Event:
+        """Set when the question is answered (until :meth:`forget`)."""
+        return self._wakeups.setdefault(question_id, asyncio.Event())
+
+    def forget(self, question_id: str) -> None:
+        self._wakeups.pop(question_id, None)
+
+    def expect(self, client_id: str, agent_id: str, question_id: str) -> asyncio.Future[str]:
+        """The answer to a question outside any session, from that one agent of that one client."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._direct[question_id] = (client_id, agent_id, future)
+        return future
+
+    def stop_expecting(self, question_id: str) -> None:
+        self._direct.pop(question_id, None)
+
+    def answer(self, question_id: str, answer: str, *, by: str, scope: Collection[str] | None) -> QuestionRow:
+        """Record the user's answer, from a thread that runs no event loop (a synchronous API route)."""
+        row, entry = self._settle(question_id, answer, by=by, scope=scope)
+        entry.append(self._audit)
+        return self._announce(row, by)
+
+    async def answer_async(self, question_id: str, answer: str, *, by: str,
+                           scope: Collection[str] | None) -> QuestionRow:
+        """Record the user's answer, from the event loop (the session socket, a device, a PSA reply); once only."""
+        row, entry = self._settle(question_id, answer, by=by, scope=scope)
+        await entry.record(self._audit)
+        return self._announce(row, by)
+
+    def _settle(self, question_id: str, answer: str, *, by: str,
+                scope: Collection[str] | None) -> tuple[QuestionRow, AuditEntry]:
+        if not answer.strip():
+            raise Conflict("an answer needs some text")
+        asked = self._runs.question(question_id, scope)
+        row = self._runs.settle_question(question_id, status="answered", answer=kept_answer(asked.text, answer),
+                                         answered_by=by)
+        return row, AuditEntry("question_answered", actor=by, client_id=row.client_id, session_id=row.session_id,
+                               data={"question_id": row.id})
+
+    def _announce(self, row: QuestionRow, by: str) -> QuestionRow:
+        self._events.emit(row.session_id, "question", {"question_id": row.id, "status": "answered", "by": by})
+        wake = self._wakeups.get(row.id)
+        if wake is not None:
+            wake.set()
+        return row
+
+    async def from_agent(self, client_id: str, agent_id: str, frame: UserAnswer) -> None:
+        """An answer from a device agent: only for a question of that agent's own client."""
+        direct = self._direct.get(frame.question_id)
+        if direct is not None:
+            asked_client, asked_agent, future = direct
+            if (asked_client, asked_agent) == (client_id, agent_id) and not future.done():
+                future.set_result(redact_text(frame.answer))
+            return
+        try:
+            await self.answer_async(frame.question_id, frame.answer, by=f"end user on {agent_id}", scope=[client_id])
+        except MSPClawError as exc:
+            log.info("answer from %s to %s not taken: %s", agent_id, frame.question_id, exc.message)
+
+
 class Questions:
     def __init__(self, runs: RunStore, store: TicketStore, audit: AuditLog, events: SessionEvents,
-                 hub: Hub, connectors: dict[str, PSAConnector], *, timeout_s: float,
+                 hub: Hub, connectors: dict[str, PSAConnector], answers: Answers, *, timeout_s: float,
                  psa_poll_s: float = 30.0) -> None:
         self._runs, self._store, self._audit = runs, store, audit
         self._events, self._hub, self._connectors = events, hub, connectors
+        self.answers = answers
         self.timeout_s = timeout_s
         self.psa_poll_s = psa_poll_s
         """How often a PSA ticket is read for the user's reply while a question waits."""
-        self._wakeups: dict[str, asyncio.Event] = {}
-        self._direct: dict[str, tuple[str, str, asyncio.Future[str]]] = {}  # ask_device: by question id
 
     async def ask(self, *, ticket: Ticket, session: Session, agent_id: str | None, call_id: str, text: str,
                   choices: list[str] | None, answered: Sequence[tuple[str, str]] = (),
@@ -88,16 +157,16 @@ class Questions:
                 self._runs.add_question(session_id=session.id, client_id=session.client_id, call_id=call_id,
                                         text=text, choices=choices, channel="known", deadline=utcnow(),
                                         status="reused", answer=answer, answered_by=source)
-                self._audit.append("question_skipped", client_id=session.client_id, session_id=session.id,
-                                   data={"question": text, "known_from": source})
+                await self._audit.record("question_skipped", client_id=session.client_id, session_id=session.id,
+                                         data={"question": text, "known_from": source})
                 return answer
             channels = [name for name, ok in (("agent", bool(agent_id)), ("psa", self._psa_for(ticket) is not None))
                         if ok]
             row = self._runs.add_question(
                 session_id=session.id, client_id=session.client_id, call_id=call_id, text=text, choices=choices,
                 channel="+".join(channels) or "api", deadline=utcnow() + timedelta(seconds=self.timeout_s))
-            self._audit.append("question_asked", client_id=session.client_id, session_id=session.id,
-                               data={"question_id": row.id, "question": text, "channel": row.channel})
+            await self._audit.record("question_asked", client_id=session.client_id, session_id=session.id,
+                                     data={"question_id": row.id, "question": text, "channel": row.channel})
             self._events.emit(session.id, "question", {"question_id": row.id, "text": text, "choices": choices,
                                                        "deadline": row.deadline.isoformat(), "status": "pending"})
         if row.status == "pending":
@@ -147,7 +216,7 @@ class Questions:
                 log.warning("could not post question %s to %s: %s", row.id, ticket.psa, exc.message)
 
     async def _wait(self, row: QuestionRow, session_id: str, ticket: Ticket | None = None) -> None:
-        wake = self._wakeups.setdefault(row.id, asyncio.Event())
+        wake = self.answers.wakeup(row.id)
         self._store.update_session(session_id, status="awaiting_answer")
         reader = None
         if ticket is not None and "psa" in row.channel.split("+") and self._psa_for(ticket) is not None:
@@ -163,7 +232,7 @@ class Questions:
                     except Conflict:
                         pass  # answered just in time
         finally:
-            self._wakeups.pop(row.id, None)
+            self.answers.forget(row.id)
             if reader is not None:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
@@ -188,7 +257,8 @@ class Questions:
             reply = reply_after(notes, posted, lambda text: bool(text.strip()) and not text.startswith(QUESTION_PREFIX))
             if reply is not None:
                 with contextlib.suppress(MSPClawError):
-                    self.answer(row.id, reply[:2000], by=f"end user (reply on {ticket.psa})", scope=[row.client_id])
+                    await self.answers.answer_async(row.id, reply[:2000], by=f"end user (reply on {ticket.psa})",
+                                                    scope=[row.client_id])
                 return
 
     @staticmethod
@@ -197,43 +267,23 @@ class Questions:
         return f"{QUESTION_PREFIX}{row.text}{choices}"
 
     def answer(self, question_id: str, answer: str, *, by: str, scope: Collection[str] | None) -> QuestionRow:
-        """Record the user's answer (from the API, the session socket or the device); once only."""
-        if not answer.strip():
-            raise Conflict("an answer needs some text")
-        asked = self._runs.question(question_id, scope)
-        row = self._runs.settle_question(question_id, status="answered", answer=kept_answer(asked.text, answer),
-                                         answered_by=by)
-        self._audit.append("question_answered", actor=by, client_id=row.client_id, session_id=row.session_id,
-                           data={"question_id": row.id})
-        self._events.emit(row.session_id, "question", {"question_id": row.id, "status": "answered", "by": by})
-        wake = self._wakeups.get(question_id)
-        if wake is not None:
-            wake.set()
-        return row
+        """:meth:`Answers.answer`: the user's answer, from a thread that runs no event loop."""
+        return self.answers.answer(question_id, answer, by=by, scope=scope)
+
+    async def answer_async(self, question_id: str, answer: str, *, by: str,
+                           scope: Collection[str] | None) -> QuestionRow:
+        """:meth:`Answers.answer_async`: the user's answer, from the event loop."""
+        return await self.answers.answer_async(question_id, answer, by=by, scope=scope)
 
     async def ask_device(self, client_id: str, agent_id: str, question_id: str, text: str,
                          choices: Sequence[str]) -> str | None:
         """A question outside any session (the "did it work?" after a resolve), straight to the user's
         device: their answer, or ``None`` when the device is offline. The caller bounds the wait."""
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._direct[question_id] = (client_id, agent_id, future)
+        future = self.answers.expect(client_id, agent_id, question_id)
         try:
             await self._hub.for_client(client_id).ask_user(agent_id, question_id, text, list(choices) or None)
             return await future
         except AgentOffline:
             return None
         finally:
-            self._direct.pop(question_id, None)
-
-    def from_agent(self, client_id: str, agent_id: str, frame: UserAnswer) -> None:
-        """An answer from a device agent: only for a question of that agent's own client."""
-        direct = self._direct.get(frame.question_id)
-        if direct is not None:
-            asked_client, asked_agent, future = direct
-            if (asked_client, asked_agent) == (client_id, agent_id) and not future.done():
-                future.set_result(redact_text(frame.answer))
-            return
-        try:
-            self.answer(frame.question_id, frame.answer, by=f"end user on {agent_id}", scope=[client_id])
-        except MSPClawError as exc:
-            log.info("answer from %s to %s not taken: %s", agent_id, frame.question_id, exc.message)
+            self.answers.stop_expecting(question_id)

@@ -1,0 +1,260 @@
+"""One ticket's run: route it to an agent, match a playbook, run the engine, hand the end to the closing.
+
+Every step is persisted before the next is taken and every tool call is recorded before it
+is sent. A failure anywhere ends in an escalation with the reason, never in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from mspclaw.connectors.base import PSAConnector
+from mspclaw.dispatch import Hub
+from mspclaw.engine.approval import ApprovalGate
+from mspclaw.engine.context import INSTRUCTIONS, build_prompt
+from mspclaw.engine.loop import Limits, run_loop
+from mspclaw.engine.models.base import Model
+from mspclaw.engine.models.playbook import run_plan
+from mspclaw.engine.plan import RunResult, StepRecord
+from mspclaw.engine.toolset import Toolset
+from mspclaw.errors import MSPClawError
+from mspclaw.pipeline.approval_view import NOTE_LABEL, PLAYBOOK_LABEL
+from mspclaw.pipeline.approvals import Approvals
+from mspclaw.pipeline.closing import Closing
+from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
+from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.handover import Handover, Recipient
+from mspclaw.pipeline.memory import DeviceLearning
+from mspclaw.pipeline.notes import summarise
+from mspclaw.pipeline.questions import Questions
+from mspclaw.pipeline.requester import ActForRequester, Verifications
+from mspclaw.pipeline.routing import Route, Router
+from mspclaw.pipeline.session_ports import (
+    DeviceConfirmation,
+    QuietSessions,
+    RunContext,
+    SessionApprovals,
+    SessionQuestions,
+    SessionTools,
+)
+from mspclaw.playbooks.matcher import match, matcher_for
+from mspclaw.playbooks.model_triage import ModelTriage
+from mspclaw.playbooks.schema import Playbook
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.runs import RunStore
+from mspclaw.store.tables import Device, Session, Ticket
+from mspclaw.store.tickets import TicketStore
+from mspclaw.tools import get_tool
+
+log = logging.getLogger(__name__)
+
+
+def site_tools(book: Playbook) -> frozenset[str]:
+    """The playbook's tools that run on the client's site agent."""
+    return frozenset(t for t in book.tools if get_tool(t).runs_on == "site")
+
+
+def needs_device(book: Playbook) -> bool:
+    """Whether a required step of the playbook runs on the end user's device; an account playbook
+    (password, lockout, MFA, joiners, leavers, access) runs on the site agent alone."""
+    return any(get_tool(step.tool).runs_on == "device" for step in book.steps if step.required) or not site_tools(book)
+
+
+class TicketRun:
+    def __init__(self, *, store: TicketStore, runs: RunStore, audit: AuditLog, hub: Hub, router: Router,
+                 events: SessionEvents, approvals: Approvals, questions: Questions, learning: DeviceLearning,
+                 handover: Handover, closing: Closing, quiet: QuietSessions, playbooks: list[Playbook],
+                 connectors: Mapping[str, PSAConnector], model: Model | None, limits: Limits = Limits(),
+                 tool_timeout_s: float = 60.0, reconnect_grace_s: float = 30.0) -> None:
+        """``model`` is the reasoning model (a chain); ``None`` runs the deterministic playbook model."""
+        self.store, self.runs, self.audit, self.hub, self.router = store, runs, audit, hub, router
+        self.events, self.approvals, self.questions, self.learning = events, approvals, questions, learning
+        self.handover, self.closing, self.quiet = handover, closing, quiet
+        self.playbooks, self.connectors, self.model, self.limits = playbooks, connectors, model, limits
+        self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
+        self.triage = ModelTriage(model, matcher_for(playbooks)) if model is not None else None
+        """Sorts a ticket no playbook matched confidently, when a model is configured (never before the
+        must-not-automate layer: a ticket it stops is never offered to the model)."""
+
+    async def process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
+        """Run the ticket to its close; any failure closes it as an escalation with the reason."""
+        if resumed:  # a new session's "started" was stored with it
+            await self.events.emit_async(session.id, "resumed", {"ticket_id": ticket.id, "subject": ticket.subject})
+        try:
+            await self._run(ticket, session, route, resumed=resumed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the last line of defence: escalate, never lose the ticket
+            log.exception("ticket %s failed", ticket.id)
+            await self.closing.close(ticket, session, None, None, f"internal error: {type(exc).__name__}: {exc}",
+                                     route, [])
+
+    async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
+        close = self.closing.close
+        device = route.device if route.agent_id is not None else None
+        if resumed and session.playbook:
+            book = next((b for b in self.playbooks if b.id == session.playbook), None)
+            if book is None:
+                await close(ticket, session, None, None,
+                            f"playbook {session.playbook} is no longer installed; resume impossible", route, [])
+                return
+        else:
+            picked, explanation = await self._match(ticket, session, device)
+            if device is None and (picked is None or needs_device(picked)):
+                await close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
+                return
+            if picked is None:
+                await close(ticket, session, None, None, f"no playbook fits: {explanation}", route, [])
+                return
+            book = picked
+        if needs_device(book):
+            if device is None or route.agent_id is None:
+                await close(ticket, session, book, None, f"cannot route: {route.reason}", route, [])
+                return
+            acting, target_name = route.agent_id, device.hostname
+        else:
+            site = self.router.site_agent(session.client_id, site_tools(book))
+            if site.agent_id is None:
+                await close(ticket, session, book, None, site.reason, route, [])
+                return
+            acting, target_name = site.agent_id, site.hostname or site.agent_id
+            if device is None or not route.online:  # the device is only a convenience here
+                route = Route(device, site.agent_id, True, site.reason)
+        if session.agent_id != acting:  # a new session has the device's from open_ticket
+            self.store.update_session(session.id, agent_id=acting)
+        known: dict[str, Any] = {}
+        if device is not None and route.agent_id == device.agent_id:
+            known = self.runs.device_facts(device.id)
+            # device memory: the requester is the device's user unless known (read again only if that changed)
+            if await self.learning.learn_from_ticket(device.id, ticket.requester, client_id=session.client_id,
+                                                     session_id=session.id, known=known):
+                known = self.runs.device_facts(device.id)
+            wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
+            if (needs_device(book) and not route.online and device.agent_id is not None
+                    and not await self._wait_online(device.agent_id, wait_s)):
+                await close(ticket, session, None, None, f"device {device.hostname} is offline ({route.reason})",
+                            route, [])
+                return
+        else:
+            device = None
+        result, decisions = await self._engine(ticket, session, book, device, acting, target_name, known,
+                                               resumed=resumed)
+        await close(ticket, session, book, result, result.reason, route, decisions)
+
+    async def _match(self, ticket: Ticket, session: Session,
+                     device: Device | None) -> tuple[Playbook | None, str]:
+        """The playbook for the ticket and why (announced as ``matched`` when it can run): what the ticket
+        asks decides where it runs, since an account playbook needs no device at all."""
+        # CPU work that grows with the ticket's length: off the event loop (sockets, heartbeats)
+        found = await asyncio.to_thread(match, self.playbooks, ticket.subject, ticket.body,
+                                        device.os if device else None)
+        picked, explanation, triaged = found.playbook, found.explanation, None
+        if picked is None and found.triage_reason is None and self.triage is not None:
+            # no confident match, and nothing says "never automate": the configured model sorts it
+            picked, triaged = await self._model_triage(ticket, session, device.os if device else None)
+            explanation = f"{explanation}; {triaged}"
+        if device is None and (picked is None or needs_device(picked)):
+            return picked, explanation  # nowhere to run it: closed by the caller, unannounced
+        chosen = {"playbook": picked.id,
+                  "model": self.model.name[:100] if self.model else "playbook"} if picked else None
+        await self.events.emit_async(session.id, "matched",
+                                     {"playbook": picked.id if picked else None, "score": found.score,
+                                      "confidence": found.confidence, "explanation": explanation,
+                                      **({"model_triage": triaged} if triaged else {})},
+                                     session_values=chosen)
+        return picked, explanation
+
+    async def _engine(self, ticket: Ticket, session: Session, book: Playbook, device: Device | None, acting: str,
+                      target_name: str, known: dict[str, Any], *, resumed: bool) -> tuple[RunResult, list[str]]:
+        """Run the playbook (deterministically, or with the reasoning model) through the session's ports."""
+        os_name = device.os if device is not None else book.os[0]
+        plan = book.plan_for(os_name)
+        first = device.agent_id if device is not None and device.agent_id else acting
+        ctx = RunContext(ticket, session, device.id if device is not None else None, first,
+                         CallLedger(session.id, fresh=not resumed), self._recipient(ticket, device), self.quiet)
+        session_tools = SessionTools(ctx, dispatcher=self.hub.for_client(session.client_id), store=self.store,
+                                     runs=self.runs, audit=self.audit, handover=self.handover,
+                                     learning=self.learning, tool_timeout_s=self.tool_timeout_s,
+                                     reconnect_grace_s=self.reconnect_grace_s)
+        verifications = Verifications()
+        asker = SessionApprovals(ctx, approvals=self.approvals, target=target_name, tools=session_tools,
+                                 verifications=verifications,
+                                 note_label=NOTE_LABEL if self.model is not None else PLAYBOOK_LABEL)
+        gated = ApprovalGate(session_tools, asker, plan.requires_approval)
+        tools = ActForRequester(DurableTools(gated, self.runs, ctx.ledger), ticket.requester,
+                                DeviceConfirmation(ctx, questions=self.questions, audit=self.audit),
+                                device=ctx.recipient.device_name, verifications=verifications)
+        questions = SessionQuestions(ctx, questions=self.questions, runs=self.runs, learning=self.learning,
+                                     playbook_questions=plan.questions)
+        already = len(self.store.steps(session.id)) if resumed else 0
+
+        async def on_step(record: StepRecord) -> None:
+            if record.ok:
+                asker.evidence = summarise(record)
+            if record.index <= already:
+                return  # replayed after a restart: stored and announced before
+            if record.ok is False:
+                # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
+                await self.audit.record("step_failed", client_id=session.client_id, session_id=session.id,
+                                        data={"step": record.step_id, "tool": record.tool, "error": record.error})
+            await self.events.emit_step(session.id, title=record.title, tool=record.tool, args=record.args,
+                                        ok=record.ok, observation={"output": record.output, "error": record.error,
+                                                                   "skipped": record.skipped},
+                                        data={"index": record.index, "title": record.title, "tool": record.tool,
+                                              "ok": record.ok, "skipped": record.skipped,
+                                              "summary": summarise(record)})
+
+        if self.model is None:
+            # what the device is known to be (device memory), then what this ticket says
+            facts = {**known, "requester": ticket.requester, "os": os_name,
+                     **({"hostname": device.hostname} if device is not None else {})}
+            return await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook), asker.decisions
+        toolset = Toolset(book.tools, tools, declared=plan.questions, questions=questions)
+        prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
+                              device={"hostname": device.hostname if device else target_name, "os": os_name},
+                              plan=plan, facts=known)
+        result = await run_loop(DurableModel(self.model, self.runs, session.id), INSTRUCTIONS, prompt, toolset,
+                                on_step, replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
+        return result, asker.decisions
+
+    async def _model_triage(self, ticket: Ticket, session: Session, os_name: str | None) -> tuple[Playbook | None, str]:
+        """The configured model's category for a ticket the matcher left without a playbook, recorded with its
+        tokens; a provider failure leaves it to a technician, as without a model."""
+        assert self.triage is not None
+        try:
+            verdict = await self.triage.classify(ticket.subject, ticket.body)
+        except MSPClawError as exc:
+            return None, f"the model could not sort it ({exc.message})"
+        book = verdict.playbook(self.playbooks, os_name)
+        await self.audit.record("model_triage", client_id=session.client_id, session_id=session.id,
+                                data={"ticket_id": ticket.id, "model": verdict.model[:100],
+                                      "category": verdict.category, "playbook": book.id if book else None,
+                                      "reason": verdict.reason, "input_tokens": verdict.usage.prompt_tokens,
+                                      "output_tokens": verdict.usage.completion_tokens})
+        if verdict.category is not None and book is None:
+            return None, f"{verdict.reason} (no playbook of that category for {os_name})"
+        return book, verdict.reason
+
+    def _recipient(self, ticket: Ticket, device: Device | None) -> Recipient:
+        """Where a secret or a confirmation for the requester may go: their own device, when online."""
+        user = (device.primary_user or self.runs.device_facts(device.id).get("primary_user")) if device else None
+        own = (device is not None and device.agent_id is not None and user is not None
+               and user.lower() == ticket.requester.lower() and self.hub.is_online(device.agent_id))
+        psa = self.connectors.get(ticket.psa) if ticket.psa else None
+        return Recipient(client_id=ticket.client_id,
+                         device_agent_id=device.agent_id if own and device is not None else None,
+                         device_name=device.hostname if own and device is not None else None,
+                         psa=psa, external_id=ticket.external_id)
+
+    async def _wait_online(self, agent_id: str, seconds: float) -> bool:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while loop.time() < until:
+            if self.hub.is_online(agent_id):
+                return True
+            await asyncio.sleep(0.2)
+        return False

@@ -1,0 +1,270 @@
+"""The engine's ports for one session: tools, approvals, questions, the requester's confirmation.
+
+Each port is built for one run from the session's facts (:class:`RunContext`) and the services it
+needs, passed in; none reaches back into the ticket service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mspclaw.dispatch import ClientDispatcher
+from mspclaw.engine.plan import PlanQuestion
+from mspclaw.engine.questions import best_match
+from mspclaw.errors import IntegrationError, MSPClawError, NotRequesters, ToolError
+from mspclaw.pipeline.approvals import Approvals
+from mspclaw.pipeline.durable import CallLedger
+from mspclaw.pipeline.handover import Handover, Recipient
+from mspclaw.pipeline.memory import DeviceLearning
+from mspclaw.pipeline.offload import run_store
+from mspclaw.pipeline.questions import NoAnswer, Questions
+from mspclaw.pipeline.requester import Verifications
+from mspclaw.protocol.frames import Approval
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.runs import RunStore
+from mspclaw.store.tables import Session, Ticket
+from mspclaw.store.tickets import TicketStore
+from mspclaw.tools import get_tool
+
+
+class QuietSessions:
+    """Sessions opened by this process that have asked for no approval and no answer (yet): when they
+    close there is nothing of theirs to expire. Resumed sessions are never in it."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+
+    def opened(self, session_id: str) -> None:
+        self._ids.add(session_id)
+
+    def asked(self, session_id: str) -> None:
+        """The session asked someone something: at its close, what it asked may still be pending."""
+        self._ids.discard(session_id)
+
+    def closed(self, session_id: str) -> bool:
+        """Forget the session; whether it asked no one anything."""
+        quiet = session_id in self._ids
+        self._ids.discard(session_id)
+        return quiet
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._ids
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one run knows of its session, shared by its ports."""
+
+    ticket: Ticket
+    session: Session
+    device_id: str | None
+    """The device the run acts on (device memory learns about it); ``None`` for a site-only run."""
+    agent_id: str
+    """The ticket's device agent, or the acting (site) agent without one."""
+    ledger: CallLedger
+    recipient: Recipient
+    quiet: QuietSessions
+
+
+class SessionTools:
+    """The engine's tool port for one session: record, audit, dispatch, record the result."""
+
+    def __init__(self, ctx: RunContext, *, dispatcher: ClientDispatcher, store: TicketStore, runs: RunStore,
+                 audit: AuditLog, handover: Handover, learning: DeviceLearning, tool_timeout_s: float,
+                 reconnect_grace_s: float) -> None:
+        self._ctx, self._dispatcher, self._store, self._runs, self._audit = ctx, dispatcher, store, runs, audit
+        self._handover, self._learning = handover, learning
+        self._tool_timeout_s, self._reconnect_grace_s = tool_timeout_s, reconnect_grace_s
+
+    def agent_for(self, tool: str) -> str:
+        """The ticket's device agent if it offers the tool, else the client's site agent that does."""
+        links = self._dispatcher.online()
+        device = next((link for link in links if link.identity.agent_id == self._ctx.agent_id), None)
+        if device is not None and tool in device.tools:
+            return self._ctx.agent_id
+        site = next((link for link in links if link.identity.role == "site" and tool in link.tools), None)
+        return site.identity.agent_id if site is not None else self._ctx.agent_id
+
+    async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
+                       approval: Approval | None = None) -> dict[str, Any]:
+        spec = get_tool(tool)
+        args = spec.validate(args).model_dump(mode="json")
+        store, audit, session, ledger = self._store, self._audit, self._ctx.session, self._ctx.ledger
+        agent_id = self.agent_for(tool)
+        call_id = ledger.current or "call_" + secrets.token_hex(8)
+        # DurableTools read this call's row just before (no one else writes it: one runner per session)
+        in_flight = ledger.stored if ledger.current else self._runs.call(call_id)
+        if in_flight is not None:  # sent before a restart: send it again with the same id, never a new one
+            agent_id = in_flight.agent_id
+        else:
+            await run_store(store, store.record_call, call_id=call_id, session_id=session.id,
+                            client_id=session.client_id, agent_id=agent_id, tool=tool, args=args,
+                            approval_id=approval.approval_id if approval else None)
+            await audit.record("tool_call", client_id=session.client_id, session_id=session.id,
+                               data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
+                                     "approval_id": approval.approval_id if approval else None})
+        try:
+            result = await self._dispatcher.call_tool(
+                agent_id, tool, args, timeout=min(spec.timeout_s, self._tool_timeout_s) + 5,
+                call_id=call_id, approval=approval, reconnect_grace=self._reconnect_grace_s)
+        except ToolError as exc:
+            await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=exc.code,
+                            error_message=exc.message, duration_ms=None)
+            await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                               data={"call_id": call_id, "tool": tool, "ok": False, "error": exc.code,
+                                     "message": exc.message})
+            raise
+        output = result.output if isinstance(result.output, dict) else {"value": result.output}
+        if spec.hands_over_secret and result.secret is None:  # a replay after a restart: the agent keeps no copy
+            lost = IntegrationError(f"{tool} took effect before a restart, and its temporary password was never "
+                                    "delivered (nothing keeps a copy of it); run it again to set a new one",
+                                    changed=(tool,), unchanged=("the user has not received it",))
+            await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=lost.code,
+                            error_message=lost.message, duration_ms=result.duration_ms)
+            raise lost
+        if result.secret is not None:  # for the user alone: handed on now, recorded nowhere
+            try:
+                output = {**output, "handed_over": await self._handover.deliver(result.secret, self._ctx.recipient)}
+            except MSPClawError as exc:
+                failed = IntegrationError(f"{tool} took effect, but {exc.message}", changed=(tool,),
+                                          unchanged=("the user has not received it",))
+                await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=failed.code,
+                                error_message=failed.message, duration_ms=result.duration_ms)
+                await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                                   data={"call_id": call_id, "tool": tool, "ok": False, "error": failed.code,
+                                         "message": failed.message})
+                raise failed from exc
+        await run_store(store, store.finish_call, call_id, ok=True, output=output, error_code=None,
+                        error_message=None, duration_ms=result.duration_ms)
+        # device memory learns from the device's own tool output
+        if self._ctx.device_id is not None and agent_id == self._ctx.agent_id:
+            await self._learning.learn_from_tool(self._ctx.device_id, tool, output, client_id=session.client_id,
+                                                 session_id=session.id)
+        await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
+                           data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
+                                 "replayed": result.replayed})
+        return output
+
+
+class DeviceConfirmation:
+    """The second factor for an account change: the requester confirms on their own enrolled device
+    (only that device: a reply on the ticket would come through the very channel being verified)."""
+
+    def __init__(self, ctx: RunContext, *, questions: Questions, audit: AuditLog) -> None:
+        self._ctx, self._questions, self._audit = ctx, questions, audit
+        self.device = ctx.recipient.device_name
+
+    async def __call__(self, tool: str, target: str) -> bool:
+        agent_id = self._ctx.recipient.device_agent_id
+        if agent_id is None:
+            return False
+        ticket, session = self._ctx.ticket, self._ctx.session
+        key = f"{tool}/{target}"
+        question_id = "cf_" + hashlib.sha256(f"{session.id}/confirm/{key}".encode()).hexdigest()[:30]
+        action = get_tool(tool).description.split(".")[0].lower()
+        text = (f"Your IT help desk received a request from you ({ticket.requester}) to {action} "
+                f"(account {target or 'yours'}). Did you ask for this?")
+        try:
+            answer = await asyncio.wait_for(
+                self._questions.ask_device(session.client_id, agent_id, question_id, text,
+                                           ["Yes, it was me", "No"]), self._questions.timeout_s)
+        except TimeoutError:
+            answer = None
+        await self._audit.record("requester_confirmation", client_id=session.client_id, session_id=session.id,
+                                 data={"tool": tool, "device": self.device,
+                                       "answer": "no answer" if answer is None else answer[:40]})
+        if answer is None:
+            return False
+        if not answer.lower().startswith("yes"):
+            raise NotRequesters(f"{ticket.requester} said on their own device that they did not ask for "
+                                f"{tool}; nothing was changed. Treat this ticket as a possible social-engineering "
+                                "attempt")
+        return True
+
+
+class SessionApprovals:
+    """The engine's approval port for one session: a technician's grant, bound to the call and its agent."""
+
+    def __init__(self, ctx: RunContext, *, approvals: Approvals, target: str, tools: SessionTools,
+                 verifications: Verifications, note_label: str) -> None:
+        self._ctx, self._approvals, self._target, self._tools = ctx, approvals, target, tools
+        self._verifications, self._note_label = verifications, note_label
+        self.decisions: list[str] = []
+        self.evidence = ""
+        """The latest finding, shown with the request so the technician decides on facts."""
+
+    async def request(self, tool: str, args: dict[str, Any], *, reason: str) -> Approval:
+        ticket, session = self._ctx.ticket, self._ctx.session
+        self._ctx.quiet.asked(session.id)
+        try:
+            grant = await self._approvals.request(
+                session_id=session.id, client_id=session.client_id, ticket_id=ticket.id,
+                target=self._target, tool=tool, args=args, reason=reason, finding=self.evidence,
+                note_label=self._note_label,
+                verification=verified.sentence() if (verified := self._verifications.for_call(tool, args)) else "",
+                call_id=self._ctx.ledger.current or None, agent_id=self._agent(tool))
+        except MSPClawError as exc:
+            self.decisions.append(exc.message if tool in exc.message else f"{tool}: {exc.message}")
+            raise
+        self.decisions.append(f"{tool} approved by {grant.approver}")
+        return grant
+
+    def _agent(self, tool: str) -> str:
+        """The agent the grant binds: the one a call sent before a restart went to, else the one it will go to."""
+        ledger = self._ctx.ledger
+        sent = ledger.stored if ledger.current else None  # read by DurableTools just before
+        return sent.agent_id if sent is not None else self._tools.agent_for(tool)
+
+
+class SessionQuestions:
+    """``ask_user`` for one session: numbered by the same ledger as tool calls, so a restart finds it again."""
+
+    def __init__(self, ctx: RunContext, *, questions: Questions, runs: RunStore, learning: DeviceLearning,
+                 playbook_questions: Mapping[str, PlanQuestion] | None = None) -> None:
+        self._ctx, self._questions, self._runs, self._learning = ctx, questions, runs, learning
+        self._playbook_questions = dict(playbook_questions or {})
+
+    async def ask(self, text: str, choices: list[str] | None) -> str:
+        """The model's ``ask_user``. When it asks what one of the playbook's questions asks (by meaning),
+        the answer fills that question's fact, in device memory when the playbook says so."""
+        ctx = self._ctx
+        ctx.quiet.asked(ctx.session.id)
+        facts = self._runs.device_facts(ctx.device_id) if ctx.device_id else {}
+        answered = [(q.text, facts[fact]) for fact, q in self._playbook_questions.items() if fact in facts]
+        answer = await self._questions.ask(ticket=ctx.ticket, session=ctx.session, agent_id=ctx.agent_id,
+                                           call_id=ctx.ledger.next(), text=text, choices=choices, answered=answered)
+        found = best_match(text, [(q.text, fact) for fact, q in self._playbook_questions.items()])
+        if found is not None:
+            await self._remember(self._playbook_questions[found[1]], answer)
+        return answer
+
+    async def _remember(self, question: PlanQuestion, answer: str) -> None:
+        device_id = self._ctx.device_id
+        if question.remember and device_id is not None:
+            await self._learning.learn_from_answer(device_id, question.fact, answer,
+                                                   client_id=self._ctx.session.client_id,
+                                                   session_id=self._ctx.session.id)
+
+    async def ask_playbook(self, question: PlanQuestion) -> str | None:
+        """A playbook's question, for the deterministic runner: the answer fills ``facts.<fact>``, and
+        goes into the device's memory when the playbook says it belongs to the device.
+
+        Its id comes from the fact, not the call ledger, so a resumed run finds the same question
+        whether or not the answer is in device memory by then.
+        """
+        ctx = self._ctx
+        ctx.quiet.asked(ctx.session.id)
+        call_id = "q_" + hashlib.sha256(f"{ctx.session.id}/{question.fact}".encode()).hexdigest()[:30]
+        try:
+            answer = await self._questions.ask(ticket=ctx.ticket, session=ctx.session, agent_id=ctx.agent_id,
+                                               call_id=call_id, text=question.text,
+                                               choices=question.choices or None, device_facts=question.remember)
+        except NoAnswer:
+            return None
+        await self._remember(question, answer)
+        return answer

@@ -1,0 +1,127 @@
+"""Submitting and resuming tickets: open a ticket and its session, start its run as a task, resume
+what a stopped process left unfinished, and know which runs are under way here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mspclaw.dispatch import Hub
+from mspclaw.errors import Conflict, NotFound
+from mspclaw.observability import logs
+from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.routing import Route, Router
+from mspclaw.pipeline.session_ports import QuietSessions
+from mspclaw.store.audit import AuditLog
+from mspclaw.store.registry import Registry
+from mspclaw.store.tables import Session, Ticket
+from mspclaw.store.tickets import TicketStore
+
+UNFINISHED = ("running", "awaiting_approval", "awaiting_answer")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    ticket: Ticket
+    session: Session
+
+
+class Runner(Protocol):
+    """What runs a ticket to its close (:class:`~mspclaw.pipeline.run.TicketRun`)."""
+
+    async def process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None: ...
+
+
+class Submissions:
+    def __init__(self, *, registry: Registry, store: TicketStore, router: Router, events: SessionEvents,
+                 audit: AuditLog, hub: Hub, run: Runner, quiet: QuietSessions) -> None:
+        self._registry, self._store, self._router, self._events = registry, store, router, events
+        self._audit, self._hub, self._run, self._quiet = audit, hub, run, quiet
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
+                     scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
+                     actor: str = "api") -> Submitted:
+        """Open a ticket (``client`` outside ``scope`` is :class:`NotFound`) and start its run; returns at
+        once, with ``ticket_opened`` durable in the audit trail."""
+        client_row = self._registry.client(client)
+        if scope is not None and client_row.id not in scope:
+            raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
+        if not subject.strip():
+            raise Conflict("a ticket needs a subject")
+        route = self._router.route(client_row.id, device=device, requester=requester)
+        ticket, session = self._store.open_ticket(
+            client_id=client_row.id, subject=subject, body=body, requester=requester,
+            device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
+            agent_id=route.agent_id, started=True)
+        # stored with the session (seq 1); pushed now, though no one can be watching a session this new
+        self._events.announce(session.id, 1, "started", {"ticket_id": ticket.id, "subject": ticket.subject})
+        await self._audit.record("ticket_opened", **_opened(ticket, session, actor))
+        self._quiet.opened(session.id)
+        self._start(ticket, session, route, resumed=False)
+        return Submitted(ticket, session)
+
+    def _start(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool) -> None:
+        self._tasks[session.id] = asyncio.get_running_loop().create_task(
+            self._process(ticket, session, route, resumed=resumed))
+
+    async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool) -> None:
+        logs.bind(ticket_id=ticket.id, session_id=session.id, client_id=ticket.client_id, agent_id=route.agent_id)
+        try:
+            await self._run.process(ticket, session, route, resumed=resumed)
+        finally:
+            self._tasks.pop(session.id, None)
+            self._quiet.closed(session.id)
+
+    def running(self, session_id: str) -> bool:
+        return session_id in self._tasks
+
+    async def wait(self, session_id: str) -> None:
+        task = self._tasks.get(session_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def shutdown(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def find_external(self, psa: str, external_id: str) -> str | None:
+        """Our ticket id for a PSA ticket we have already opened."""
+        found = self._store.find_external(psa, external_id)
+        return found.id if found else None
+
+    async def wait_or_recover(self, ticket_id: str) -> None:
+        """Wait for a ticket running here; settle one a dead process left unfinished."""
+        session = self._store.session_for(ticket_id)
+        if session.id not in self._tasks and session.status in UNFINISHED:
+            await self._resume(session)
+        await self.wait(session.id)
+
+    async def recover(self) -> int:
+        """Resume the sessions a previous process left unfinished, each from its last persisted step."""
+        orphans = self._store.unfinished_sessions()
+        for session in orphans:
+            await self._resume(session)
+        return len(orphans)
+
+    async def _resume(self, session: Session) -> None:
+        if session.id in self._tasks:
+            return
+        ticket = self._store.ticket(session.ticket_id)
+        device = self._registry.find_device(ticket.client_id, ticket.device_id) if ticket.device_id else None
+        agent_id = session.agent_id or (device.agent_id if device else None)
+        route = Route(device, agent_id, bool(agent_id and self._hub.is_online(agent_id)), "resumed after a restart")
+        # started before the first await, so a second caller finds it running; the audit line is queued
+        # before the run's first step can be
+        self._start(ticket, session, route, resumed=True)
+        await self._audit.record("session_resumed", client_id=session.client_id, session_id=session.id,
+                                 data={"ticket_id": ticket.id, "status": session.status})
+
+
+def _opened(ticket: Ticket, session: Session, actor: str) -> dict[str, Any]:
+    return {"actor": actor, "client_id": ticket.client_id, "session_id": session.id,
+            "data": {"ticket_id": ticket.id, "subject": ticket.subject, "requester": ticket.requester,
+                     "psa": ticket.psa, "external_id": ticket.external_id}}
