@@ -1,8 +1,8 @@
 """The deterministic ``playbook`` model: runs a plan's steps through the tool port, in order.
 
-It needs no LLM, so scripted fixes work offline and cost nothing. The issue "The engine"
-adds the provider-agnostic reasoning loop beside it; this runner stays as the ``playbook``
-model.
+It needs no LLM, so scripted fixes work offline and cost nothing. The provider-agnostic
+reasoning loop (:mod:`mspclaw.engine.loop`) runs the LLM providers beside it; this runner is the
+``playbook`` model.
 """
 
 from __future__ import annotations
