@@ -123,7 +123,8 @@ RULES: tuple[Rule, ...] = (
     Rule("a machine-generated monitoring alert", (
         "nagios", "zabbix", "prtg", "solarwinds", "datto rmm", "ninjaone", "ninjarmm", "n able", "ncentral",
         "connectwise automate", "labtech", "auvik", "checkmk", "icinga", "prometheus", "grafana", "pagerduty",
-        "opsgenie", "threshold", "thresholds", "alert id", "event id", "eventid", "severity", "snmp",
+        "opsgenie", "threshold", "thresholds", "alert id", "event id", "eventid", "severity critical",
+        "severity high", "severity warning", "severity major", "severity minor", "snmp",
         "automatically generated", "auto generated", "automated message", "this is an automated",
         "backup job", "job scheduler", "jobscheduler", "scheduler", "batch job", "backup failed", "job failed",
         "job status",
@@ -153,9 +154,14 @@ RULES: tuple[Rule, ...] = (
          unless=(*_ONLY_ME, "user accounts", "user profiles", "benutzerkonten", "comptes utilisateurs",
                  "cuentas de usuario", "gebruikersaccounts")),
     Rule("an outage affecting many users or a whole site", (
-        "public wifi", "guest wifi", "guest network", "visitor wifi", "both wired and wireless", "wired and wifi",
-        "hardline and wifi", "cable and wifi", "sent the team home", "sent team home", "sent everyone home",
+        "both wired and wireless", "wired and wifi", "hardline and wifi", "cable and wifi", "sent the team home",
+        "sent team home", "sent everyone home",
     )),
+    Rule("an outage affecting many users or a whole site", (
+        "public wifi", "guest wifi", "guest network", "visitor wifi", "gaste wlan", "wifi invites", "wifi publico",
+        "gastenwifi",
+    ), near=("down", "out", "gone out", "not working", "offline", "no internet", "doesnt work", "isnt working",
+             "ausgefallen", "en panne", "caido", "no funciona", "werkt niet", "plat"), window=6),
     Rule("an outage affecting many users or a whole site", ("building", "gebaude", "batiment", "edificio",
                                                             "gebouw"), near=(
         "no internet", "internet is out", "internet access is out", "internet down", "network down", "wifi down",
@@ -184,7 +190,9 @@ RULES: tuple[Rule, ...] = (
         "wont boot", "doesnt boot", "will not boot", "does not boot", "no boot", "boot loop", "lines on the screen",
         "usb port", "usb ports", "hdmi port", "charging port", "port is broken", "port broken", "ports broken",
         "loose port", "hard drive failing", "hard drive failure", "disk failure", "smart error",
-        "power supply", "power button", "screen replacement", "keyboard replacement",
+        "screen replacement", "keyboard replacement", "does not charge", "doesnt charge", "wont charge",
+        "will not charge", "not charging", "stopped charging", "charging problem", "charging issue", "ladt nicht",
+        "ne charge pas", "ne charge plus", "no carga", "laadt niet op",
         "uberhitzt", "uberhitzung", "zu heiss", "fahrt nicht hoch",
         "lasst sich nicht einschalten", "bildschirm schwarz", "schwarzer bildschirm",
         "display flackert", "flackert", "akku", "netzteil", "ladegerat", "tastatur defekt", "maus",
@@ -201,7 +209,8 @@ RULES: tuple[Rule, ...] = (
              "portatil", "equipo", "mac", "macbook", "desktop", "workstation"), window=4),
     Rule("a hardware failure", (
         "mouse", "headset", "webcam", "docking station", "dock", "speakers", "monitor", "monitors", "keyboard",
-        "charger", "maus", "souris", "raton", "muis", "tastatur", "clavier", "teclado", "toetsenbord",
+        "charger", "power supply", "power button", "maus", "souris", "raton", "muis", "tastatur", "clavier",
+        "teclado", "toetsenbord",
     ), near=("not working", "doesnt work", "dont work", "stopped working", "broken", "dead", "not detected",
              "not recognized", "not recognised", "no signal", "powers on", "power on", "turn on", "turns on",
              "wont work", "barely", "defekt", "kaputt", "funktioniert nicht", "ne marche pas", "ne fonctionne pas",
