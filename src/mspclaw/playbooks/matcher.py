@@ -300,7 +300,9 @@ class Matcher:
         if cached is not None:
             return cached
         found = own
-        langs = (lang,) if lang is not None else stemmed_languages()
+        # German "Ton" is no inflection of "toner": short words are read as written
+        langs: tuple[str, ...] = () if len(word) < ALIAS_MIN else (lang,) if lang is not None else tuple(
+            stemmed_languages())
         for each in langs:
             alias = self._aliases[each].get(snowball(each, word))
             if alias is not None:

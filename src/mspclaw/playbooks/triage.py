@@ -110,7 +110,8 @@ RULES: tuple[Rule, ...] = (
         "es real", "es legitimo", "is dit echt",
         "verdachtig", "verdachtige", "betrug", "gehackt", "hackeado", "hameconnage", "frauduleux",
         "sospechoso", "suplantacion", "estafa", "verdacht", "oplichting", "gehackt",
-    )),
+    ), unless=("no virus", "not a virus", "no malware", "no tengo virus", "kein virus", "keinen virus",
+               "pas de virus", "geen virus", "virus free", "virus scan is clean", "scan found nothing")),
     Rule("a security report", (
         "terminated", "fired", "former employee", "ex employee", "former staff", "former colleague",
         "left the company", "no longer works", "no longer with us", "leaver", "dismissed",
