@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,7 +43,10 @@ class Settings(BaseSettings):
     psa_token: SecretStr | None = Field(None, description="API token for `mspclaw psa add` without a prompt.")
     workers: int = Field(32, ge=0, le=1024, description="PSA tickets worked on at once by this process (0: none); "
                          "a ticket waiting for an approval or an answer holds one.")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$",
+                           description="Lowest level of the server's log lines (MSPCLAW_LOG_LEVEL).")
+    log_format: Literal["auto", "json", "text"] = Field("auto", description="Log lines as JSON objects or as "
+                                                        "text; auto: text on a terminal, JSON otherwise.")
     playbook_dirs: list[Path] = Field(default_factory=list, description="An MSP's own playbook directories, "
                                       "loaded with the shipped library (JSON list in MSPCLAW_PLAYBOOK_DIRS).")
     max_steps: int = Field(12, ge=1, le=100, description="Model turns per ticket before the run escalates.")
@@ -66,6 +70,13 @@ class Settings(BaseSettings):
     notify_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt.")
     public_url: str | None = Field(None, description="Where technicians reach this server (links in "
                                    "notifications); default: MSPCLAW_SERVER_URL.")
+    slack_signing_secret: SecretStr | None = Field(None, description="The Slack app's signing secret: turns on "
+                                                   "Approve/Deny buttons in Slack approval messages and verifies "
+                                                   "their clicks at POST /integrations/slack/interactions.")
+    slack_response_url_prefixes: list[str] = Field(
+        default_factory=lambda: ["https://hooks.slack.com/", "https://hooks.slack-gov.com/"],
+        description="Where a Slack interaction's response_url may point (JSON list); MSPclaw updates the message "
+                    "there and posts nowhere else.")
     reply_link_hosts: list[str] = Field(default_factory=list, description="Hosts (and their subdomains) a reply "
                                         "the model writes to an end user may link to, besides public_url (JSON "
                                         'list in MSPCLAW_REPLY_LINK_HOSTS), such as ["status.msp.example"].')
@@ -75,6 +86,38 @@ class Settings(BaseSettings):
     webhook_rate_per_s: float = Field(5.0, gt=0, description="Webhook deliveries a second from one source "
                                       "address (an IPv6 /64) after its burst; more are answered 429.")
     webhook_burst: int = Field(60, ge=1, description="Webhook deliveries one source may send at once.")
+
+    # -- readiness (/readyz) and start-up --
+    ready_poll_failures: int = Field(3, ge=1, le=1000, description="Consecutive failed polls of one PSA after "
+                                     "which /readyz reports the server not ready.")
+    ready_queue_stuck_s: float = Field(900.0, gt=0, description="A PSA ticket due in the queue for longer than "
+                                       "this, unclaimed, makes /readyz report the queue stuck.")
+    ready_timeout_s: float = Field(5.0, gt=0, le=60, description="Longest /readyz waits for the database.")
+    database_retry_s: float = Field(30.0, gt=0, le=3600, description="Longest wait between two attempts to "
+                                    "reach the database while the server starts without it (doubling from 1 s).")
+
+    # -- TLS, secrets at rest, retention (docs/security.md, docs/backup.md) --
+    tls_cert_file: Path | None = Field(None, description="PEM certificate chain: the API port and the agent port "
+                                       "serve HTTPS/WSS with it (reloaded when the file changes).")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file (default: in the "
+                                      "certificate file).")
+    tls_reload_check_s: float = Field(5.0, gt=0, le=3600, description="At most this often, a new connection "
+                                      "checks whether the certificate or key file changed.")
+    proxy_headers: bool = Field(True, description="Take the client address and scheme from X-Forwarded-For/"
+                                "-Proto, from the addresses in forwarded_allow_ips only.")
+    forwarded_allow_ips: str = Field("127.0.0.1", max_length=2000, description="Comma-separated addresses or "
+                                     "networks of the reverse proxies whose X-Forwarded-* headers are trusted.")
+    secret_key: SecretStr | None = Field(None, description="Key(s) that encrypt PSA credentials in the database, "
+                                         "comma-separated, the first encrypts (`mspclaw secrets new-key`).")
+    secret_key_file: Path | None = Field(None, description="A file of such keys, one a line (containers); "
+                                         "default: secret.key in the data directory, created 0600.")
+    retention_jobs_days: int = Field(30, ge=0, le=36500, description="Finished jobs older than this are deleted "
+                                     "by `mspclaw prune` (0: kept).")
+    retention_sessions_days: int = Field(0, ge=0, le=36500, description="Finished sessions older than this are "
+                                         "deleted with everything recorded under them, except the audit trail "
+                                         "(0: kept).")
+    retention_steps_days: int = Field(0, ge=0, le=36500, description="Step records of finished sessions older "
+                                      "than this are deleted; the sessions stay (0: kept).")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mspclaw.db'}"

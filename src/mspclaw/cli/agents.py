@@ -8,9 +8,10 @@ import typer
 
 from mspclaw.cli.client import api
 from mspclaw.cli.config import settings
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, err, print_json, table
 
-agents_app = typer.Typer(help="Enrolled agents and whether they are online.", no_args_is_help=True)
+agents_app = typer.Typer(help="Enrolled agents and whether they are online.")
 
 
 def enroll(
@@ -36,3 +37,6 @@ def agents_list(client: Annotated[str | None, typer.Option(help="Only this clien
           [[a["id"], a["client_id"], a["hostname"], a["os"], a["role"],
             "revoked" if a["revoked"] else ("online" if a["online"] else "offline"), a["last_seen_at"]]
            for a in rows])
+
+
+runs_bare(agents_app, agents_list)

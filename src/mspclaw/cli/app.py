@@ -19,9 +19,11 @@ from mspclaw.cli.agents import agents_app, enroll
 from mspclaw.cli.approvals import approvals_app
 from mspclaw.cli.audit import audit_app
 from mspclaw.cli.backup import register as register_data_commands
+from mspclaw.cli.client import CLIError
 from mspclaw.cli.clients import clients_app
 from mspclaw.cli.devices import devices_app
 from mspclaw.cli.escalations import escalations_app
+from mspclaw.cli.exits import ExitCode
 from mspclaw.cli.jobs import jobs_app, run_ticket
 from mspclaw.cli.keys import keys_app
 from mspclaw.cli.output import err
@@ -30,7 +32,7 @@ from mspclaw.cli.psa import psa_app
 from mspclaw.cli.stats import stats
 from mspclaw.cli.techs import tech_app
 from mspclaw.cli.tickets import tickets_app
-from mspclaw.errors import MSPClawError
+from mspclaw.errors import ConfigError, MSPClawError
 
 app = typer.Typer(
     help="MSPclaw resolves level-1 helpdesk tickets on its own.\n\n"
@@ -76,7 +78,7 @@ def server(
     """Run the MSPclaw server: REST API, agent and session WebSockets, the ticket pipeline."""
     import functools
 
-    from mspclaw.api.server import Build, database_unreachable
+    from mspclaw.api.server import Build, check_can_listen, database_unreachable
     from mspclaw.api.server import run as run_server
     from mspclaw.api.tls import ListenOptions
     from mspclaw.playbooks.loader import PlaybookError
@@ -85,6 +87,11 @@ def server(
     cfg = config.settings(host=host, port=port, data_dir=data_dir, database_url=database_url,
                           playbook_dirs=playbooks)
     listen = ListenOptions.from_settings(cfg)  # a missing or unreadable certificate stops here, named
+    try:
+        check_can_listen(cfg.host, (cfg.port, cfg.agent_port))  # a port in use: one line, before any banner
+    except ConfigError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.CANNOT_LISTEN) from exc
     services: Services | Build
     try:
         try:
@@ -171,4 +178,4 @@ def run() -> None:
         app()
     except MSPClawError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False)
-        sys.exit(1)
+        sys.exit(exc.exit_code if isinstance(exc, CLIError) else ExitCode.ERROR)

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from mspclaw.cli.client import api
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, print_json, table
 
-approvals_app = typer.Typer(help="Destructive steps waiting for a technician.", no_args_is_help=True)
+approvals_app = typer.Typer(help="Destructive steps waiting for a technician.")
 
 
 @approvals_app.command("list")
@@ -45,3 +46,6 @@ def approvals_deny(approval_id: str,
     """Deny a pending destructive step; the ticket is escalated."""
     row = api().post(f"/api/approvals/{approval_id}/deny", {"approver": approver, "reason": reason})
     print(f"{row['id']}: {row['status']} by {row['approver']}")
+
+
+runs_bare(approvals_app, approvals_list)

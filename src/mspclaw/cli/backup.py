@@ -97,11 +97,10 @@ def prune(
                           steps_days=cfg.retention_steps_days)
     db, audit = open_store(cfg)
     try:
-        report = Pruner(db, retention).prune()
+        pruner = Pruner(db, retention)
+        report = pruner.prune()
         if report.rows:
-            audit.append("records_pruned", actor="cli", data={"rows": report.rows, "jobs_days": retention.jobs_days,
-                                                              "sessions_days": retention.sessions_days,
-                                                              "steps_days": retention.steps_days})
+            audit.append("records_pruned", actor="cli", data=pruner.audit_data(report))
     finally:
         audit.close()  # seal the head now; no sealer left running on a closed database
         db.dispose()

@@ -7,14 +7,23 @@ from typing import Any
 import httpx
 
 from mspclaw.cli.config import settings
+from mspclaw.cli.exits import ExitCode
 from mspclaw.errors import ConfigError, MSPClawError
 from mspclaw.settings import Settings
 
 
 class CLIError(MSPClawError):
-    """Printed as ``error: ...`` and exits 1."""
+    """Printed as ``error: ...``; the command exits with :attr:`exit_code`."""
 
     code = "cli"
+    exit_code: ExitCode = ExitCode.ERROR
+
+
+class WaitTimedOut(CLIError):
+    """``--wait`` ran out of time before the work ended (it goes on on the server)."""
+
+    code = "cli_timeout"
+    exit_code = ExitCode.TIMEOUT
 
 
 class ApiClient:

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 
 from mspclaw.cli.client import CLIError, api
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, print_json, table
 
-clients_app = typer.Typer(help="Client companies of the MSP.", no_args_is_help=True)
+clients_app = typer.Typer(help="Client companies of the MSP.")
 
 
 @clients_app.command("add")
@@ -37,3 +38,6 @@ def clients_list(as_json: JsonOpt = False) -> None:
     if as_json:
         return print_json(rows)
     table("Clients", ["id", "name", "psa ids"], [[c["id"], c["name"], c["psa_refs"] or ""] for c in rows])
+
+
+runs_bare(clients_app, clients_list)

@@ -9,9 +9,10 @@ import typer
 from rich.markup import escape
 
 from mspclaw.cli.client import api
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, out, print_json, table
 
-devices_app = typer.Typer(help="What MSPclaw remembers about each device (device memory).", no_args_is_help=True)
+devices_app = typer.Typer(help="What MSPclaw remembers about each device (device memory).")
 
 
 @devices_app.command("list")
@@ -48,3 +49,6 @@ def devices_forget(device_id: str,
     result = api().post(f"/api/devices/{device_id}/forget")
     print(f"{result['device_id']}: forgot {len(result['forgotten'])} facts"
           + (f" ({', '.join(result['forgotten'])})" if result["forgotten"] else ""))
+
+
+runs_bare(devices_app, devices_list)

@@ -8,10 +8,10 @@ import typer
 from rich.markup import escape
 
 from mspclaw.cli.client import api
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, out, print_json, table
 
-escalations_app = typer.Typer(help="Structured hand-offs to technicians and their notifications.",
-                              no_args_is_help=True)
+escalations_app = typer.Typer(help="Structured hand-offs to technicians and their notifications.")
 
 
 @escalations_app.command("list")
@@ -48,3 +48,6 @@ def escalations_show(escalation_id: str, as_json: JsonOpt = False) -> None:
     for n in notes:
         out.print(f"notified {n['channel']} ({n['channel_kind']}): {n['status']} after {n['attempts']} "
                   f"attempt(s)" + (f": {n['last_error']}" if n["last_error"] else ""), markup=False)
+
+
+runs_bare(escalations_app, escalations_list)

@@ -7,17 +7,21 @@ from typing import Annotated
 
 import typer
 
-from mspclaw.cli.client import CLIError, api
+from mspclaw.cli.client import CLIError, WaitTimedOut, api
+from mspclaw.cli.exits import ExitCode
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, err, print_json, table
-from mspclaw.cli.tickets import show_ticket
+from mspclaw.cli.tickets import FINISHED, POLL_S, TimeoutOpt, show_ticket, wait_for_ticket
 
-jobs_app = typer.Typer(help="The durable intake queue: PSA tickets waiting, running, failed.", no_args_is_help=True)
+jobs_app = typer.Typer(help="The durable intake queue: PSA tickets waiting, running, failed.")
 
 
 def run_ticket(
     psa: Annotated[str, typer.Option(help="PSA account name, e.g. superops.")],
     ticket: Annotated[str, typer.Option(help="The ticket's id in that PSA.")],
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the outcome.")] = True,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the outcome; exit 5 when the ticket "
+                                                                "is escalated.")] = True,
+    timeout: TimeoutOpt = 300.0,
 ) -> None:
     """Process one PSA ticket by hand, through the running server's queue."""
     client_api = api()
@@ -25,18 +29,29 @@ def run_ticket(
     print(job["id"])
     if not wait:
         return
-    with err.status(f"job {job['id']}: waiting for {psa} ticket {ticket}..."):
-        while job["status"] in ("queued", "running"):
-            time.sleep(0.5)
-            job = client_api.get(f"/api/jobs/{job['id']}")
+    deadline = time.monotonic() + timeout
+    err.print(f"job {job['id']}: {job['status']}, {psa} ticket {ticket}", markup=False, highlight=False)
+    while job["status"] in ("queued", "running"):
+        if time.monotonic() >= deadline:
+            raise WaitTimedOut(f"job {job['id']} is still {job['status']} after {timeout:g} s; it goes on on "
+                               "the server: mspclaw jobs list")
+        time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        status, job = job["status"], client_api.get(f"/api/jobs/{job['id']}")
+        if job["status"] != status:
+            err.print(f"job {job['id']}: {job['status']}", markup=False, highlight=False)
     if job["status"] != "done":
         raise CLIError(f"job {job['id']} is {job['status']}: {job['last_error']}")
     tickets = client_api.get("/api/tickets", limit=500)
     mine = next((t for t in tickets if t.get("external_id") == ticket and t.get("psa") == psa), None)
     if mine is None:
         print(f"{psa} ticket {ticket}: escalated in the PSA (see its internal note)")
-    else:
-        show_ticket(mine)
+        raise typer.Exit(ExitCode.NOT_RESOLVED)
+    remaining = max(1.0, deadline - time.monotonic())
+    if mine["status"] not in FINISHED:
+        mine = wait_for_ticket(client_api, mine["id"], remaining)
+    show_ticket(mine)
+    if mine["status"] != "resolved":
+        raise typer.Exit(ExitCode.NOT_RESOLVED)
 
 
 @jobs_app.command("list")
@@ -64,3 +79,6 @@ def jobs_cancel(job_id: str) -> None:
     """Cancel a queued or running job."""
     job = api().post(f"/api/jobs/{job_id}/cancel")
     print(f"{job['id']}: {job['status']}")
+
+
+runs_bare(jobs_app, jobs_list)

@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from mspclaw.cli.client import api
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, err, print_json, table
 
-keys_app = typer.Typer(help="Named API keys: scoped to a role and clients, stored hashed, revocable.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(help="Named API keys: scoped to a role and clients, stored hashed, revocable.")
 
 
 @keys_app.command("create")
@@ -46,3 +46,6 @@ def keys_revoke(ref: Annotated[str, typer.Argument(help="Key id or name.")]) -> 
     """Revoke an API key at once."""
     row = api().post(f"/api/keys/{ref}/revoke")
     print(f"{row['id']} ({row['name']}): revoked")
+
+
+runs_bare(keys_app, keys_list)

@@ -28,8 +28,24 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for col in columns:
         shown.add_column(escape(col), overflow="fold")
     for row in rows:
-        shown.add_row(*[escape("" if v is None else str(v)) for v in row])
+        shown.add_row(*[escape(cell(v)) for v in row])
     out.print(shown)
+
+
+def cell(value: Any) -> str:
+    """A value as a table shows it: nothing for ``None``, yes/no, ``key=value, ...`` for a mapping,
+    ``a, b`` for a list; never a Python repr."""
+    match value:
+        case None:
+            return ""
+        case bool():
+            return "yes" if value else "no"
+        case dict():
+            return ", ".join(f"{k}={cell(v)}" for k, v in value.items())
+        case list() | tuple() | set() | frozenset():
+            return ", ".join(cell(v) for v in value)
+        case _:
+            return str(value)
 
 
 def print_json(data: Any) -> None:

@@ -13,14 +13,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, err, out
 from mspclaw.playbooks.evaluation import LabelledFileError, Report, evaluate, fit_calibration, read_labelled
 from mspclaw.playbooks.loader import LIBRARY, PlaybookError, load_dir, load_file
 from mspclaw.playbooks.matcher import Matcher
 from mspclaw.playbooks.schema import Playbook, json_schema
 
-playbooks_app = typer.Typer(help="The playbook library: check, list, show and match playbooks (offline).",
-                            no_args_is_help=True)
+playbooks_app = typer.Typer(help="The playbook library: check, list, show and match playbooks (offline).")
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Playbook directory [default: the shipped library].")]
 OS_NAMES = ("linux", "macos", "windows")
 
@@ -268,3 +268,6 @@ def schema(output: Annotated[Path | None, typer.Option(help="Write to this file 
     else:
         output.write_text(text, encoding="utf-8")
         print(f"wrote {output}")
+
+
+runs_bare(playbooks_app, list_playbooks)

@@ -11,10 +11,10 @@ import typer
 
 from mspclaw.cli.client import CLIError
 from mspclaw.cli.config import settings
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, print_json, table
 
-psa_app = typer.Typer(help="PSA accounts MSPclaw takes tickets from (stored in the data directory's database).",
-                      no_args_is_help=True)
+psa_app = typer.Typer(help="PSA accounts MSPclaw takes tickets from (stored in the data directory's database).")
 
 
 @psa_app.command("add")
@@ -146,3 +146,6 @@ def psa_register_webhook(
     finally:
         db.dispose()
     print(said)
+
+
+runs_bare(psa_app, psa_list)

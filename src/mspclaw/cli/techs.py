@@ -14,6 +14,7 @@ import typer
 
 from mspclaw.cli.client import CLIError
 from mspclaw.cli.config import settings
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, print_json, table
 
 if TYPE_CHECKING:
@@ -21,8 +22,7 @@ if TYPE_CHECKING:
     from mspclaw.store.audit import AuditLog
     from mspclaw.store.database import Database
 
-tech_app = typer.Typer(help="The technician registry (techs.yaml in the data directory) and their logins.",
-                       no_args_is_help=True)
+tech_app = typer.Typer(help="The technician registry (techs.yaml in the data directory) and their logins.")
 
 
 def _registry() -> TechRegistry:
@@ -127,3 +127,6 @@ def _audit(kind: str, data: dict[str, Any]) -> None:
         log.append(kind, actor="cli", data=data)
     finally:
         db.dispose()
+
+
+runs_bare(tech_app, tech_list)
