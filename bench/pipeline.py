@@ -8,7 +8,7 @@ What runs, for each database:
 
 * the **MSPclaw server**, the real ``python -m mspclaw server`` in its own process (``MSPCLAW_WORKERS``
   intake workers, the deterministic playbook model), with a ``local`` PSA account pointing at
-* the **local PSA simulator** (:func:`~mspclaw.connectors.local_server.run_local_psa`) in this
+* the **local PSA simulator** (:func:`~mspclaw.simulators.local_psa.run_local_psa`) in this
   process: tickets are opened through its REST API, it sends each one's signed ``ticket.created``
   webhook to ``/webhooks/local``, and MSPclaw reads the ticket and writes its notes back over the
   same REST API;
@@ -62,14 +62,16 @@ from websockets.exceptions import ConnectionClosed
 
 from mspclaw.agent.tools import ToolContext
 from mspclaw.agent.tools.linux import LINUX_TOOLS
-from mspclaw.connectors.local_server import Note, PSAStore, RunningPSA, Ticket, run_local_psa
 from mspclaw.protocol.connection import AgentConnection, FrameReceived
 from mspclaw.protocol.frames import PROTOCOL_VERSION, ErrorInfo, Hello, ToolCall, ToolResult
 from mspclaw.protocol.signing import verify_call
 from mspclaw.settings import Settings
-from mspclaw.store.db import make_engine, migrate, sqlite_url
+from mspclaw.simulators.local_psa import Note, PSAStore, RunningPSA, Ticket, run_local_psa
+from mspclaw.store.database import Database
+from mspclaw.store.db import make_engine, sqlite_url
 from mspclaw.store.jobs import JobQueue, PSAAccounts
 from mspclaw.tools import get_tool
+from mspclaw.wiring import secret_box
 
 HOST = "127.0.0.1"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -319,13 +321,12 @@ def prepare_database(url: str, data_dir: Path, api_key: str, psa_url: str, psa_t
     """Migrate and add the ``local`` PSA account, as ``mspclaw psa add local`` would."""
     settings = Settings(data_dir=data_dir, database_url=url, api_key=api_key)
     settings.ensure_data_dir()
-    engine = make_engine(settings.resolved_database_url())
+    db = Database.open(settings.resolved_database_url())
     try:
-        migrate(engine)
-        PSAAccounts(engine).add("local", "local", {"base_url": psa_url, "poll_interval_s": 0},
-                                {"token": psa_token, "webhook_secret": secret})
+        PSAAccounts(db, secret_box(settings)).add("local", "local", {"base_url": psa_url, "poll_interval_s": 0},
+                                                  {"token": psa_token, "webhook_secret": secret})
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 @contextlib.asynccontextmanager
@@ -457,11 +458,11 @@ async def run_pipeline(opts: argparse.Namespace, kind: str, url: str, work: Path
                 outcomes[s] = outcomes.get(s, 0) + 1
         finally:
             await agents.stop()
-    engine = make_engine(url)  # the server has stopped: count its jobs (the baseline's come later)
+    db = Database(make_engine(url))  # the server has stopped: count its jobs (the baseline's come later)
     try:
-        jobs = {status: n for status, n in JobQueue(engine).stats().items() if n}
+        jobs = {status: n for status, n in JobQueue(db).stats().items() if n}
     finally:
-        engine.dispose()
+        db.dispose()
     return PipelineResult(len(measured), end - start, latencies, lone, server_cpu, agents_cpu, bench_cpu, outcomes,
                           jobs)
 
@@ -489,8 +490,8 @@ async def run_baseline(url: str, count: int, workers: int) -> BaselineResult:
     loop. A slot claims once per job enqueued (a semaphore counts them), so no slot polls an empty
     queue: the figure is the queue's own capacity, not an idle interval.
     """
-    engine = make_engine(url)
-    jobs = JobQueue(engine)
+    db = Database(make_engine(url))
+    jobs = JobQueue(db)
     queued = asyncio.Semaphore(0)
     done = 0
     finished = asyncio.Event()
@@ -529,7 +530,7 @@ async def run_baseline(url: str, count: int, workers: int) -> BaselineResult:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        engine.dispose()
+        db.dispose()
     return BaselineResult(count, elapsed)
 
 

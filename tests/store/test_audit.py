@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, event, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from mspclaw.errors import AuditIntegrityError, StoreError
 from mspclaw.store.audit import GENESIS_HASH, PG_LOCK_KEY, AuditLog, AuditRecord
+from mspclaw.store.database import Database
 from mspclaw.store.redact import REDACTED, is_secret_key, redact, redact_text
 from mspclaw.store.tables import AuditEvent
 
@@ -57,7 +58,7 @@ def audit_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def audit(engine: Engine, audit_dir: Path, clock: FakeClock) -> AuditLog:
-    return AuditLog(engine, audit_dir, clock=clock)
+    return AuditLog(Database(engine), audit_dir, clock=clock)
 
 
 def append_five(audit: AuditLog, clock: FakeClock) -> list[AuditRecord]:
@@ -121,10 +122,10 @@ def test_an_empty_trail_verifies(audit: AuditLog) -> None:
 
 
 def test_the_chain_continues_across_instances(engine: Engine, audit_dir: Path, clock: FakeClock) -> None:
-    first = AuditLog(engine, audit_dir, clock=clock).append("a")
-    second = AuditLog(engine, audit_dir, clock=clock).append("b")
+    first = AuditLog(Database(engine), audit_dir, clock=clock).append("a")
+    second = AuditLog(Database(engine), audit_dir, clock=clock).append("b")
     assert (second.seq, second.prev_hash) == (2, first.hash)
-    assert AuditLog(engine, audit_dir).verify().events == 2
+    assert AuditLog(Database(engine), audit_dir).verify().events == 2
 
 
 # --- tampering -----------------------------------------------------------------------------------
@@ -441,11 +442,11 @@ def test_a_failed_file_write_leaves_no_trace(engine: Engine, tmp_path: Path, clo
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
     with pytest.raises(StoreError, match="cannot write audit file"):
-        AuditLog(engine, blocked, clock=clock).append("lost")
+        AuditLog(Database(engine), blocked, clock=clock).append("lost")
 
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0
-    audit = AuditLog(engine, tmp_path / "audit", clock=clock)
+    audit = AuditLog(Database(engine), tmp_path / "audit", clock=clock)
     assert audit.append("kept").seq == 1
     assert audit.verify().events == 1
 
@@ -496,8 +497,31 @@ def assert_one_unbroken_chain(audit: AuditLog, total: int) -> None:
     assert [r.prev_hash for r in records] == [GENESIS_HASH] + [r.hash for r in records[:-1]]
 
 
+def test_the_chains_head_is_read_again_only_after_another_writer_moved_it(engine: Engine, audit_dir: Path) -> None:
+    """On SQLite a log continues from where its own last batch left the chain (one statement per batch);
+    another writer's events in between make its insert collide, and it reads the head and goes on."""
+    heads: list[str] = []
+
+    def count_heads(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM audit_events" in statement:
+            heads.append(statement)
+
+    first, second = AuditLog(Database(engine), audit_dir), AuditLog(Database(engine), audit_dir)
+    event.listen(engine, "before_cursor_execute", count_heads)
+    try:
+        first.append("a")
+        first.append("b")
+        second.append("c")
+        first.append("d")  # its known end (seq 2) is stale: seq 3 is taken
+    finally:
+        event.remove(engine, "before_cursor_execute", count_heads)
+    assert len(heads) == (3 if engine.dialect.name == "sqlite" else 4), heads
+    assert [r.kind for r in first.query()] == ["a", "b", "c", "d"]
+    assert_one_unbroken_chain(first, 4)
+
+
 def test_concurrent_threads_form_one_chain(engine: Engine, audit_dir: Path) -> None:
-    audit = AuditLog(engine, audit_dir)
+    audit = AuditLog(Database(engine), audit_dir)
     results = run_threads([(audit, 50)] * 4, "thread")
 
     assert sorted(r.seq for r in results) == list(range(1, 201))
@@ -506,8 +530,8 @@ def test_concurrent_threads_form_one_chain(engine: Engine, audit_dir: Path) -> N
 
 def test_two_instances_on_separate_engines_form_one_chain(database: TestDatabase, audit_dir: Path) -> None:
     """Two AuditLogs share no Python lock: only the database lock keeps their chain whole."""
-    first = AuditLog(database.new_engine(), audit_dir)
-    second = AuditLog(database.new_engine(), audit_dir)
+    first = AuditLog(Database(database.new_engine()), audit_dir)
+    second = AuditLog(Database(database.new_engine()), audit_dir)
     results = run_threads([(first, 50), (second, 50), (first, 50), (second, 50)], "instance")
 
     assert sorted(r.seq for r in results) == list(range(1, 201))
@@ -521,7 +545,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.db import make_engine
-log = AuditLog(make_engine(sys.argv[1]), Path(sys.argv[2]))
+from mspclaw.store.database import Database
+log = AuditLog(Database(make_engine(sys.argv[1])), Path(sys.argv[2]))
 sys.stdin.readline()
 for i in range(int(sys.argv[3])):
     log.append("process", data={"i": i})
@@ -548,7 +573,7 @@ def test_two_processes_form_one_chain(database: TestDatabase, audit_dir: Path) -
         _, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
 
-    assert_one_unbroken_chain(AuditLog(database.new_engine(), audit_dir), 200)
+    assert_one_unbroken_chain(AuditLog(Database(database.new_engine()), audit_dir), 200)
 
 
 def test_the_tail_is_read_only_under_the_lock(
@@ -564,7 +589,7 @@ def test_the_tail_is_read_only_under_the_lock(
 
     def run() -> None:
         try:
-            outcome.append(AuditLog(engine, audit_dir).append("waiting"))
+            outcome.append(AuditLog(Database(engine), audit_dir).append("waiting"))
         except BaseException as exc:  # reported below
             outcome.append(exc)
 
@@ -603,14 +628,14 @@ def hold_audit_lock(database: TestDatabase) -> Iterator[Callable[[str], object]]
 
 
 def test_verify_during_appends_sees_no_false_tampering(engine: Engine, audit_dir: Path) -> None:
-    audit = AuditLog(engine, audit_dir)
+    audit = AuditLog(Database(engine), audit_dir)
     stop = threading.Event()
 
     def writer() -> None:
         while not stop.is_set():
             audit.append("busy")
 
-    other = AuditLog(engine, audit_dir)
+    other = AuditLog(Database(engine), audit_dir)
     thread = threading.Thread(target=writer)
     thread.start()
     try:
@@ -645,7 +670,7 @@ async def test_concurrent_records_share_fsyncs_and_form_one_chain(
         real_fdatasync(fd)
 
     monkeypatch.setattr(os, "fdatasync", counting_fdatasync)
-    audit = AuditLog(engine, audit_dir)
+    audit = AuditLog(Database(engine), audit_dir)
 
     async def one(i: int) -> AuditRecord:
         record = await audit.record("tool_call", client_id="cl_acme", data={"i": i})
@@ -662,7 +687,7 @@ async def test_concurrent_records_share_fsyncs_and_form_one_chain(
 
 @pytest.mark.anyio
 async def test_records_and_appends_from_threads_interleave_into_one_chain(engine: Engine, audit_dir: Path) -> None:
-    audit = AuditLog(engine, audit_dir)
+    audit = AuditLog(Database(engine), audit_dir)
     thread = threading.Thread(target=lambda: [audit.append("from a thread", data={"i": i}) for i in range(30)])
     thread.start()
     await asyncio.gather(*(audit.record("from the loop", data={"i": i}) for i in range(30)))
@@ -675,21 +700,38 @@ async def test_records_and_appends_from_threads_interleave_into_one_chain(engine
 async def test_a_failed_batch_fails_every_record_in_it_and_leaves_no_trace(engine: Engine, tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
-    audit = AuditLog(engine, blocked)
+    audit = AuditLog(Database(engine), blocked)
     outcomes = await asyncio.gather(*(audit.record("lost", data={"i": i}) for i in range(5)), return_exceptions=True)
 
     assert all(isinstance(o, StoreError) and "cannot write audit file" in o.message for o in outcomes), outcomes
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0
-    later = AuditLog(engine, tmp_path / "audit")
+    later = AuditLog(Database(engine), tmp_path / "audit")
     assert (await later.record("kept")).seq == 1
 
 
 @pytest.mark.anyio
 async def test_records_gathered_together_keep_their_order(engine: Engine, audit_dir: Path) -> None:
     """The pipeline records a ticket's note and its status change with one gather: one batch, in order."""
-    audit = AuditLog(engine, audit_dir)
+    audit = AuditLog(Database(engine), audit_dir)
     for _ in range(5):
         note, status = await asyncio.gather(audit.record("note_written"), audit.record("status_changed"))
         assert status.seq == note.seq + 1
     assert_one_unbroken_chain(audit, 10)
+
+
+@pytest.mark.anyio
+async def test_a_blocking_append_on_a_running_loop_fails_loudly_and_writes_nothing(
+        engine: Engine, audit_dir: Path) -> None:
+    """``append`` waits for an fsync: on the event loop's thread it would stall every coroutine, so it
+    refuses, naming what to call instead; a thread of the loop's executor may still append."""
+    audit = AuditLog(Database(engine), audit_dir)
+    with pytest.raises(RuntimeError, match=r"append\(\) blocks; use `await audit.record\(...\)` from async code"):
+        audit.append("on_the_loop")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0
+
+    from_thread = await asyncio.to_thread(audit.append, "from_a_worker_thread")
+    awaited = await audit.record("awaited")
+    assert (from_thread.seq, awaited.seq) == (1, 2)
+    assert_one_unbroken_chain(audit, 2)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from mspclaw.errors import AuditIntegrityError
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.audit_checkpoint import CHECKPOINT_FILE, Checkpoints
+from mspclaw.store.database import Database
 from mspclaw.store.db import make_engine, migrate, sqlite_url
 
 
@@ -23,7 +24,8 @@ from mspclaw.store.db import make_engine, migrate, sqlite_url
 def setup(tmp_path: Path) -> Iterator[tuple[Engine, AuditLog, Path]]:
     engine = make_engine(sqlite_url(tmp_path))
     migrate(engine)
-    audit = AuditLog(engine, tmp_path / "audit", checkpoints=Checkpoints.in_data_dir(tmp_path), seal_interval_s=3600)
+    audit = AuditLog(Database(engine), tmp_path / "audit", checkpoints=Checkpoints.in_data_dir(tmp_path),
+                     seal_interval_s=3600)
     yield engine, audit, tmp_path
     engine.dispose()
 
@@ -61,7 +63,8 @@ def test_a_tail_cut_from_both_the_database_and_the_files_fails_with_the_checkpoi
     assert (f"the chain ends at seq 7 but checkpoint says seq 10 was sealed at {sealed.sealed_at.isoformat()}"
             in caught.value.message)
     assert caught.value.location == f"{CHECKPOINT_FILE}:1"
-    assert AuditLog(engine, tmp / "audit").verify().last_seq == 7, "without checkpoints the cut goes unnoticed"
+    unchecked = AuditLog(Database(engine), tmp / "audit")
+    assert unchecked.verify().last_seq == 7, "without checkpoints the cut goes unnoticed"
 
 
 def test_a_tail_cut_and_written_again_past_the_checkpoint_fails(setup: Any) -> None:
@@ -69,7 +72,7 @@ def test_a_tail_cut_and_written_again_past_the_checkpoint_fails(setup: Any) -> N
     fill(audit, 10)
     audit.seal()
     cut_tail(engine, tmp / "audit", keep=6)
-    fill(AuditLog(engine, tmp / "audit"), 6)  # the chain is whole again, and longer
+    fill(AuditLog(Database(engine), tmp / "audit"), 6)  # the chain is whole again, and longer
     with pytest.raises(AuditIntegrityError, match=r"seq 10 is not the event sealed at .*cut and written again"):
         audit.verify()
 
@@ -113,7 +116,7 @@ def test_the_head_is_sealed_periodically_while_events_come_in(tmp_path: Path) ->
     engine = make_engine(sqlite_url(tmp_path))
     migrate(engine)
     try:
-        audit = AuditLog(engine, tmp_path / "audit", checkpoints=Checkpoints.in_data_dir(tmp_path),
+        audit = AuditLog(Database(engine), tmp_path / "audit", checkpoints=Checkpoints.in_data_dir(tmp_path),
                          seal_interval_s=0.05)
         fill(audit, 3)
         deadline = time.monotonic() + 10

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, insert, select, text
 
 from mspclaw.errors import AuditIntegrityError, StoreError
 from mspclaw.store.audit import AuditLog, AuditRecord, canonical_json, chain_hash
+from mspclaw.store.database import Database
 from mspclaw.store.redact import REDACTED, redact, redact_plain
 from mspclaw.store.tables import AuditEvent
 
@@ -77,7 +78,7 @@ DATA: list[dict[str, Any] | None] = [
 def test_lines_are_the_records_canonical_json(engine: Engine, audit_dir: Path, data: dict[str, Any] | None) -> None:
     """The line and hash put together from parts equal the documented rule, for plain and odd data;
     the data is what one JSON round trip of the redacted data gives; the row reads back the same."""
-    audit = AuditLog(engine, audit_dir, clock=Clock())
+    audit = AuditLog(Database(engine), audit_dir, clock=Clock())
     record = audit.append("kind \"q\" é", actor="tech:zoë", client_id=None, session_id="se_1", data=data)
 
     (line,) = lines_of(audit_dir)
@@ -102,7 +103,7 @@ def test_redact_plain_matches_redact_on_plain_data() -> None:
 
 @pytest.mark.parametrize("bad", [{"x": math.nan}, {"x": [math.inf]}, {1: "a", "b": 2}])
 def test_data_that_is_not_json_is_refused(engine: Engine, audit_dir: Path, bad: dict[Any, Any]) -> None:
-    audit = AuditLog(engine, audit_dir)
+    audit = AuditLog(Database(engine), audit_dir)
     with pytest.raises(ValueError, match="audit data must be JSON"):
         audit.append("bad", data=bad)
     assert audit.verify().events == 0
@@ -110,7 +111,8 @@ def test_data_that_is_not_json_is_refused(engine: Engine, audit_dir: Path, bad: 
 
 def test_rows_are_stored_as_sqlalchemy_stores_them(engine: Engine, audit_dir: Path) -> None:
     """The batch's statements bypass SQLAlchemy: ``ts`` must be stored in the column's own format."""
-    record = AuditLog(engine, audit_dir, clock=Clock(START.replace(microsecond=123456))).append("a", data={"k": 1})
+    audit = AuditLog(Database(engine), audit_dir, clock=Clock(START.replace(microsecond=123456)))
+    record = audit.append("a", data={"k": 1})
     with engine.begin() as conn:
         conn.execute(insert(AuditEvent).values(seq=99, ts=record.ts, kind="copy", actor="system", data={"k": 1},
                                                prev_hash=record.hash, hash="f" * 64))
@@ -126,7 +128,7 @@ def test_rows_are_stored_as_sqlalchemy_stores_them(engine: Engine, audit_dir: Pa
 
 
 def test_a_day_file_deleted_while_kept_open_is_created_again(engine: Engine, audit_dir: Path) -> None:
-    audit = AuditLog(engine, audit_dir, clock=Clock())
+    audit = AuditLog(Database(engine), audit_dir, clock=Clock())
     audit.append("first")
     (audit_dir / f"{DAY}.jsonl").unlink()
     audit.append("second")
@@ -137,7 +139,7 @@ def test_a_day_file_deleted_while_kept_open_is_created_again(engine: Engine, aud
 
 
 def test_a_day_file_rotated_while_kept_open_gets_no_more_lines(engine: Engine, audit_dir: Path) -> None:
-    audit = AuditLog(engine, audit_dir, clock=Clock())
+    audit = AuditLog(Database(engine), audit_dir, clock=Clock())
     audit.append("one")
     audit.append("two")
     rotated = audit_dir / f"{DAY}.jsonl.1"
@@ -155,7 +157,7 @@ def test_a_day_file_rotated_while_kept_open_gets_no_more_lines(engine: Engine, a
 
 def test_a_day_file_replaced_by_a_copy_gets_the_next_line(engine: Engine, audit_dir: Path) -> None:
     """An editor or a restore writes a new file over the old name: the next line goes to the new file."""
-    audit = AuditLog(engine, audit_dir, clock=Clock())
+    audit = AuditLog(Database(engine), audit_dir, clock=Clock())
     audit.append("one")
     path = audit_dir / f"{DAY}.jsonl"
     copy = audit_dir / "copy.tmp"
@@ -169,7 +171,8 @@ def test_a_day_file_replaced_by_a_copy_gets_the_next_line(engine: Engine, audit_
 
 def test_another_instance_appending_to_the_kept_file_is_not_overwritten(engine: Engine, audit_dir: Path) -> None:
     """Two logs (two processes, say) each keep the same day file open: appends stay in seq order."""
-    first, second = AuditLog(engine, audit_dir, clock=Clock()), AuditLog(engine, audit_dir, clock=Clock())
+    first = AuditLog(Database(engine), audit_dir, clock=Clock())
+    second = AuditLog(Database(engine), audit_dir, clock=Clock())
     for i in range(6):
         (first if i % 2 else second).append("turn", data={"i": i})
     assert [json.loads(line)["seq"] for line in lines_of(audit_dir)] == [1, 2, 3, 4, 5, 6]
@@ -179,7 +182,7 @@ def test_another_instance_appending_to_the_kept_file_is_not_overwritten(engine: 
 def test_a_day_file_that_cannot_be_opened_again_fails_the_batch_without_trace(
     engine: Engine, audit_dir: Path
 ) -> None:
-    audit = AuditLog(engine, audit_dir, clock=Clock())
+    audit = AuditLog(Database(engine), audit_dir, clock=Clock())
     audit.append("one")
     path = audit_dir / f"{DAY}.jsonl"
     kept = path.read_bytes()
@@ -207,7 +210,7 @@ def test_a_failed_insert_cuts_the_kept_file_back(database: TestDatabase, engine:
                               "IF NEW.kind = 'boom' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"))
             conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON audit_events FOR EACH ROW "
                               "EXECUTE FUNCTION refuse()"))
-    audit = AuditLog(engine, audit_dir, clock=Clock())
+    audit = AuditLog(Database(engine), audit_dir, clock=Clock())
     audit.append("one")
     with pytest.raises(StoreError, match="refused"):
         audit.append("boom")
@@ -221,7 +224,7 @@ async def test_a_new_day_starting_mid_batch_splits_the_batch_over_two_files(engi
     """One batch whose events straddle midnight: each line in its own day's file, both synced, and
     the next day's file is the one kept open afterwards."""
     clock = Clock(datetime(2026, 11, 23, 23, 59, 59, 999_998, tzinfo=UTC), step=timedelta(microseconds=1))
-    audit = AuditLog(engine, audit_dir, clock=clock)
+    audit = AuditLog(Database(engine), audit_dir, clock=clock)
     records = await asyncio.gather(*(audit.record("tick", data={"i": i}) for i in range(4)))
 
     assert [r.ts.date().isoformat() for r in records] == [DAY, DAY, "2026-11-24", "2026-11-24"]

@@ -1,6 +1,6 @@
 """FastSQL on SQLite and PostgreSQL: rows it writes read back the same through the ORM and Core,
-its transactions commit or roll back as a ``Connection``'s do, and driver errors come out as the
-SQLAlchemy exceptions the stores already translate."""
+its transactions commit or roll back as a ``Connection``'s do, driver errors come out as the
+SQLAlchemy exceptions the stores already translate, and its statements pass the engine's events."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from mspclaw.store.db import make_engine, migrate, session_factory, sqlite_url
+from mspclaw.store.database import Database
+from mspclaw.store.db import make_engine, migrate, sqlite_url
 from mspclaw.store.fastsql import FastSQL
 from mspclaw.store.registry import Registry
 from mspclaw.store.tables import Client, Session, Ticket, ToolCallRow, utcnow
@@ -29,10 +30,10 @@ _FINISH = update(_CALLS).where(_CALLS.c.call_id == bindparam("p_id")).values(
 
 
 def a_session(engine: Engine) -> tuple[str, str]:
-    sessions = session_factory(engine)
-    client = Registry(sessions).add_client("Acme", {"local": "7"})
-    _, session = TicketStore(sessions).open_ticket(client_id=client.id, subject="s", body="", requester="",
-                                                   device_id=None)
+    db = Database(engine)
+    client = Registry(db).add_client("Acme", {"local": "7"})
+    _, session = TicketStore(db).open_ticket(client_id=client.id, subject="s", body="", requester="",
+                                             device_id=None)
     return client.id, session.id
 
 
@@ -51,7 +52,7 @@ def test_a_row_written_by_fastsql_reads_back_the_same_through_the_orm(engine: En
     created = datetime(2026, 11, 24, 5, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
     with fast.transaction() as tx:
         tx.execute(fast.prepare(_INSERT_CALL), call_values(client_id, session_id, "c1", created_at=created))
-    with session_factory(engine)() as db:
+    with Database(engine).sessions() as db:
         row = db.get(ToolCallRow, "c1")
         assert row is not None
         assert row.args == {"path": "/", "nested": {"list": [1, 2.5, None, "é"]}}
@@ -88,7 +89,7 @@ def test_an_update_counts_its_rows_and_stores_json_and_times(engine: Engine) -> 
     finish = fast.prepare(_FINISH)
     assert fast.run(finish, {"p_id": "c1", "p_output": {"free_bytes": 2**40, "ok": True}, "p_at": at}) == 1
     assert fast.run(finish, {"p_id": "nope", "p_output": {}, "p_at": at}) == 0
-    with session_factory(engine)() as db:
+    with Database(engine).sessions() as db:
         row = db.get(ToolCallRow, "c1")
     assert row is not None and row.status == "ok"
     assert row.output == {"free_bytes": 2**40, "ok": True} and row.finished_at == at
@@ -173,15 +174,16 @@ def test_an_immediate_transaction_holds_sqlites_write_lock_from_its_first_read(t
 
 
 def test_a_session_and_ticket_written_by_the_store_read_back_through_the_orm(engine: Engine) -> None:
-    sessions = session_factory(engine)
-    client = Registry(sessions).add_client("Acme")
-    store = TicketStore(sessions)
+    db = Database(engine)
+    sessions = db.sessions
+    client = Registry(db).add_client("Acme")
+    store = TicketStore(db)
     ticket, session = store.open_ticket(client_id=client.id, subject="disk full", body="", requester="a@b.c",
                                         device_id=None, psa="local", external_id="42")
     store.close_session(session.id, ticket.id, outcome="resolved", note="n", reply="r", reason="done")
-    with sessions() as db:
-        stored = db.get(Ticket, ticket.id)
-        run = db.get(Session, session.id)
+    with sessions() as orm:
+        stored = orm.get(Ticket, ticket.id)
+        run = orm.get(Session, session.id)
     assert stored is not None and run is not None
     assert stored.status == "resolved" and stored.created_at == ticket.created_at
     assert stored.updated_at >= stored.created_at and stored.updated_at.tzinfo is not None

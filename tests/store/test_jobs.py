@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from mspclaw.errors import Conflict, NotFound
+from mspclaw.store.database import Database
 from mspclaw.store.db import make_engine, migrate, sqlite_url
 from mspclaw.store.jobs import Job, JobQueue, PSAAccounts
+from mspclaw.store.secretbox import SecretBox
 from mspclaw.store.tables import JobRow
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ def row_count(engine: Engine) -> int:
 
 
 def test_the_same_dedupe_key_makes_one_job(engine: Engine) -> None:
-    queue = JobQueue(engine)
+    queue = JobQueue(Database(engine))
     first, created = queue.enqueue("psa_ticket", {"ticket_id": "42"}, dedupe_key="superops:42", client_id="cl_1")
     again, created_again = queue.enqueue("psa_ticket", {"ticket_id": "42", "source": "poll"}, dedupe_key="superops:42")
 
@@ -73,7 +75,7 @@ def test_concurrent_enqueues_of_one_key_make_one_job(database: TestDatabase) -> 
 
     def deliver(engine: Engine) -> tuple[Job, bool]:
         start.wait()
-        return JobQueue(engine).enqueue("psa_ticket", {"ticket_id": "7"}, dedupe_key="superops:7")
+        return JobQueue(Database(engine)).enqueue("psa_ticket", {"ticket_id": "7"}, dedupe_key="superops:7")
 
     with ThreadPoolExecutor(len(engines)) as pool:
         results = list(pool.map(deliver, engines))
@@ -84,7 +86,7 @@ def test_concurrent_enqueues_of_one_key_make_one_job(database: TestDatabase) -> 
 
 
 def test_enqueue_refuses_what_the_table_cannot_hold(engine: Engine) -> None:
-    queue = JobQueue(engine)
+    queue = JobQueue(Database(engine))
     with pytest.raises(ValueError, match="max_attempts"):
         queue.enqueue("k", {}, max_attempts=0)
     with pytest.raises(ValueError, match="dedupe key longer than 200"):
@@ -101,7 +103,7 @@ def test_enqueue_refuses_what_the_table_cannot_hold(engine: Engine) -> None:
 
 def test_claim_takes_the_oldest_due_job_of_the_asked_kinds(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     later, _ = queue.enqueue("psa_ticket", {"n": 0}, run_after=T0 + timedelta(minutes=5))
     ids = []
     for n in range(3):
@@ -132,7 +134,7 @@ def test_a_claim_waiting_for_the_sqlite_write_lock_takes_the_job_committed_meanw
     engine = make_engine(sqlite_url(tmp_path))
     migrate(engine)
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     holder = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     holder.exec_driver_sql("BEGIN IMMEDIATE")
     with ThreadPoolExecutor(1) as pool:
@@ -158,13 +160,13 @@ def test_two_workers_never_run_one_job(database: TestDatabase) -> None:
     """
     jobs = 200
     engines = [database.new_engine() for _ in range(4)]
-    queue = JobQueue(engines[0])
+    queue = JobQueue(Database(engines[0]))
     expected = {queue.enqueue("psa_ticket", {"n": n})[0].id for n in range(jobs)}
     claims: list[tuple[str, str, int, bool]] = []  # job, worker, attempt, completed
     start = threading.Barrier(len(engines))
 
     def work(index: int) -> None:
-        mine = JobQueue(engines[index])
+        mine = JobQueue(Database(engines[index]))
         name = f"worker-{index}"
         start.wait()
         while (job := mine.claim(name, lease_s=120)) is not None:
@@ -189,8 +191,9 @@ CHILD = """
 import sys, time
 from mspclaw.store.db import make_engine
 from mspclaw.store.jobs import JobQueue
+from mspclaw.store.database import Database
 
-job = JobQueue(make_engine(sys.argv[1])).claim("doomed-worker", lease_s=float(sys.argv[2]))
+job = JobQueue(Database(make_engine(sys.argv[1]))).claim("doomed-worker", lease_s=float(sys.argv[2]))
 print(job.id if job else "none", flush=True)
 time.sleep(600)
 """
@@ -198,7 +201,7 @@ time.sleep(600)
 
 def test_a_killed_workers_job_is_picked_up_after_its_lease(database: TestDatabase) -> None:
     engine = database.engines[0]
-    queue = JobQueue(engine)
+    queue = JobQueue(Database(engine))
     victim = queue.enqueue("psa_ticket", {"n": 0})[0]
     others = [queue.enqueue("psa_ticket", {"n": n})[0] for n in (1, 2)]
 
@@ -214,7 +217,7 @@ def test_a_killed_workers_job_is_picked_up_after_its_lease(database: TestDatabas
             child.stdout.close()
     assert child.returncode == -signal.SIGKILL
 
-    survivor = JobQueue(database.new_engine())
+    survivor = JobQueue(Database(database.new_engine()))
     # While the dead worker's lease runs, only the other jobs are handed out.
     for expected in others:
         job = survivor.claim("survivor", lease_s=30)
@@ -235,7 +238,7 @@ def test_a_killed_workers_job_is_picked_up_after_its_lease(database: TestDatabas
 
 def test_a_lost_worker_on_its_last_attempt_dead_letters_the_job(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     job = queue.enqueue("psa_ticket", {}, max_attempts=1)[0]
     assert queue.claim("w1", lease_s=10) is not None
     clock.advance(11)
@@ -252,7 +255,7 @@ def test_a_lost_worker_on_its_last_attempt_dead_letters_the_job(engine: Engine) 
 
 def test_heartbeat_keeps_the_lease_and_a_lost_lease_is_refused(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     job = queue.enqueue("psa_ticket", {})[0]
     assert queue.claim("w1", lease_s=10) is not None
 
@@ -280,7 +283,7 @@ def test_heartbeat_keeps_the_lease_and_a_lost_lease_is_refused(engine: Engine) -
 
 def test_failures_back_off_exponentially_then_dead_letter(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock, backoff_base_s=10, backoff_max_s=25)
+    queue = JobQueue(Database(engine), clock=clock, backoff_base_s=10, backoff_max_s=25)
     job = queue.enqueue("psa_ticket", {}, max_attempts=4)[0]
 
     # attempt n waits min(25, 10 * 2**(n-1)) seconds times a jitter in [0.5, 1]
@@ -309,7 +312,7 @@ def test_failures_back_off_exponentially_then_dead_letter(engine: Engine) -> Non
 
 
 def test_a_non_retryable_failure_is_dead_at_once(engine: Engine) -> None:
-    queue = JobQueue(engine)
+    queue = JobQueue(Database(engine))
     job = queue.enqueue("psa_ticket", {})[0]
     assert queue.claim("w") is not None
     dead = queue.fail(job.id, "w", "psa_auth: token refused", retryable=False)
@@ -321,7 +324,7 @@ def test_a_non_retryable_failure_is_dead_at_once(engine: Engine) -> None:
 
 def test_cancel_stops_a_job_for_good_and_retry_brings_it_back(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     queued = queue.enqueue("psa_ticket", {"n": 1})[0]
     running = queue.enqueue("psa_ticket", {"n": 2})[0]
 
@@ -352,7 +355,7 @@ def test_cancel_stops_a_job_for_good_and_retry_brings_it_back(engine: Engine) ->
 
 def test_list_and_stats(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     made = []
     for kind in ("psa_ticket", "psa_ticket", "report"):
         made.append(queue.enqueue(kind, {})[0])
@@ -370,19 +373,19 @@ def test_list_and_stats(engine: Engine) -> None:
 
 
 def test_cursors_round_trip(engine: Engine, database: TestDatabase) -> None:
-    queue = JobQueue(engine)
+    queue = JobQueue(Database(engine))
     assert queue.get_cursor("poll:superops") is None
     queue.set_cursor("poll:superops", "2026-11-24T09:00:00+00:00")
     queue.set_cursor("poll:local", "a")
     queue.set_cursor("poll:superops", "2026-11-24T10:00:00+00:00")
 
-    other = JobQueue(database.new_engine())
+    other = JobQueue(Database(database.new_engine()))
     assert other.get_cursor("poll:superops") == "2026-11-24T10:00:00+00:00"
     assert other.get_cursor("poll:local") == "a"
 
 
 def test_psa_accounts_round_trip_and_never_show_secrets(engine: Engine) -> None:
-    accounts = PSAAccounts(engine)
+    accounts = PSAAccounts(Database(engine), SecretBox.ephemeral())
     token, hook = "sk-live-0123456789abcdef", "whsec-fedcba9876543210"
     added = accounts.add("superops", "superops", {"subdomain": "acme", "region": "eu"},
                          {"token": token, "webhook_secret": hook})

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from mspclaw.store.database import Database
 from mspclaw.store.jobs import DEDUPE_KEEP, JobQueue
 
 
@@ -19,7 +20,7 @@ class Clock:
 
 def test_a_finished_jobs_key_expires_and_a_running_ones_never(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     first, created = queue.enqueue("psa_ticket", {"n": 1}, dedupe_key="connectwise:7")
     assert created
     claimed = queue.claim("w1")
@@ -41,7 +42,7 @@ def test_a_finished_jobs_key_expires_and_a_running_ones_never(engine: Engine) ->
 
 def test_a_shorter_keep_for_one_call(engine: Engine) -> None:
     clock = Clock()
-    queue = JobQueue(engine, clock=clock)
+    queue = JobQueue(Database(engine), clock=clock)
     first, _ = queue.enqueue("k", {}, dedupe_key="halo:1")
     assert queue.cancel(first.id) is not None
     clock.now += timedelta(minutes=10)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from mspclaw.errors import AuthError, Conflict, NotFound
-from mspclaw.store.db import session_factory
+from mspclaw.store.database import Database
 from mspclaw.store.devices import DeviceMemory
 from mspclaw.store.feedback import FeedbackStore
 from mspclaw.store.keys import ApiKeys
@@ -21,7 +21,7 @@ from mspclaw.store.tickets import TicketStore
 
 
 def _device(engine: Engine, client_name: str = "Acme") -> tuple[str, str]:
-    reg = Registry(session_factory(engine))
+    reg = Registry(Database(engine))
     client = reg.add_client(client_name)
     code = reg.issue_code(client.id, ttl=timedelta(hours=1))
     agent = reg.enroll(code.code, hostname="pc-1", os="linux", os_version="", agent_version="", tools=[]).agent
@@ -29,7 +29,7 @@ def _device(engine: Engine, client_name: str = "Acme") -> tuple[str, str]:
 
 
 def test_device_memory_remembers_with_source_scopes_and_forgets(engine: Engine) -> None:
-    mem = DeviceMemory(session_factory(engine))
+    mem = DeviceMemory(Database(engine))
     a, dev = _device(engine)
     b, other = _device(engine, "Beta")
     assert mem.remember(dev, {"department": "Billing", "location": "", "primary_user": "Maria@acme.example"},
@@ -51,7 +51,7 @@ def test_device_memory_remembers_with_source_scopes_and_forgets(engine: Engine) 
 
 
 def test_api_keys_authenticate_only_while_live(engine: Engine) -> None:
-    keys = ApiKeys(session_factory(engine))
+    keys = ApiKeys(Database(engine))
     row, key = keys.create("bridge", role="tech", clients=["cl_a"], all_clients=False, created_by="t")
     assert key.startswith("mck_") and row.secret_hash not in key
     assert keys.authenticate(key).name == "bridge"
@@ -91,7 +91,7 @@ def _race(logins: Logins, token: str, n: int) -> tuple[int, list[str]]:
 
 
 def test_a_one_time_token_is_spent_once_even_when_raced(engine: Engine) -> None:
-    logins = Logins(session_factory(engine))
+    logins = Logins(Database(engine))
     for _ in range(3):
         token, _ = logins.issue("login_link", "dana@msp.example", timedelta(minutes=5))
         won, lost = _race(logins, token, 4)
@@ -101,9 +101,9 @@ def test_a_one_time_token_is_spent_once_even_when_raced(engine: Engine) -> None:
 
 
 def test_feedback_is_answered_once_and_expires_unconfirmed(engine: Engine) -> None:
-    sessions = session_factory(engine)
+    store_db = Database(engine)
     a, _ = _device(engine)
-    store, tickets = FeedbackStore(sessions), TicketStore(sessions)
+    store, tickets = FeedbackStore(store_db), TicketStore(store_db)
     t1, s1 = tickets.open_ticket(client_id=a, subject="x", body="", requester="", device_id=None)
     t2, s2 = tickets.open_ticket(client_id=a, subject="y", body="", requester="", device_id=None)
     now = utcnow()
@@ -127,10 +127,10 @@ def test_feedback_is_answered_once_and_expires_unconfirmed(engine: Engine) -> No
 
 
 def test_stats_count_each_ticket_once_and_never_unconfirmed_as_success(engine: Engine) -> None:
-    sessions = session_factory(engine)
+    store_db = Database(engine)
     a, _ = _device(engine)
     b, _ = _device(engine, "Beta")
-    tickets, feedback = TicketStore(sessions), FeedbackStore(sessions)
+    tickets, feedback = TicketStore(store_db), FeedbackStore(store_db)
 
     def ticket(client: str, playbook: str | None, outcome: str, answer: str | None, minutes: float,
                model: str = "playbook", tokens: int = 0) -> None:
@@ -145,7 +145,7 @@ def test_stats_count_each_ticket_once_and_never_unconfirmed_as_success(engine: E
                 feedback.answer(t.id, answer, by="u", comment="", scope=None)
         if tokens:  # the run's totals (two model calls of half each); recorded twice, as a resumed run does
             for _ in range(2):
-                UsageLog(sessions).record(s.id, model=model, input_tokens=tokens, output_tokens=tokens // 2,
+                UsageLog(store_db).record(s.id, model=model, input_tokens=tokens, output_tokens=tokens // 2,
                                           cost_usd=tokens / 1e6)
 
     ticket(a, "disk_full", "resolved", "yes", 2)
@@ -154,7 +154,7 @@ def test_stats_count_each_ticket_once_and_never_unconfirmed_as_success(engine: E
     ticket(a, "disk_full", "escalated", None, 0)
     ticket(b, "printer", "resolved", "partial", 10, model="openai:gpt-4.1-mini", tokens=1000)
     ticket(b, None, "escalated", None, 0)
-    stats = StatsQuery(sessions)
+    stats = StatsQuery(store_db)
     rows = {r.key: r for r in stats.by("playbook", None)}
     disk = rows["disk_full"]
     assert (disk.tickets, disk.confirmed, disk.failed, disk.unconfirmed, disk.escalated) == (4, 1, 1, 1, 1)

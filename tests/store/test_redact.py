@@ -24,7 +24,8 @@ from mspclaw.engine.models.function import FunctionModel, answer
 from mspclaw.pipeline.durable import DurableModel
 from mspclaw.store import log_redaction
 from mspclaw.store.audit import AuditLog
-from mspclaw.store.db import make_engine, migrate, session_factory, sqlite_url
+from mspclaw.store.database import Database
+from mspclaw.store.db import make_engine, migrate, sqlite_url
 from mspclaw.store.redact import REDACTED, redact, redact_text
 from mspclaw.store.registry import Registry
 from mspclaw.store.runs import RunStore
@@ -120,9 +121,9 @@ def test_one_megabyte_of_adversarial_text_is_redacted_in_linear_time(shape: str)
 def stores(tmp_path: Path) -> Iterator[tuple[TicketStore, RunStore, AuditLog, str, Path]]:
     engine = make_engine(sqlite_url(tmp_path))
     migrate(engine)
-    sessions = session_factory(engine)
-    client = Registry(sessions).add_client("Acme")
-    yield TicketStore(sessions), RunStore(sessions), AuditLog(engine, tmp_path / "audit"), client.id, tmp_path
+    store_db = Database(engine)
+    client = Registry(store_db).add_client("Acme")
+    yield TicketStore(store_db), RunStore(store_db), AuditLog(Database(engine), tmp_path / "audit"), client.id, tmp_path
     engine.dispose()
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from mspclaw.errors import AuthError, Conflict, EnrollmentError, NotFound
-from mspclaw.store.db import session_factory
+from mspclaw.store.database import Database
 from mspclaw.store.registry import Registry
 from mspclaw.store.tables import Client, utcnow
 from mspclaw.store.tickets import TicketStore
@@ -18,7 +18,7 @@ HELLO = {"hostname": "PC-01", "os": "linux", "os_version": "12", "agent_version"
 
 
 def test_clients_are_unique_and_found_by_id_or_name(engine: Engine) -> None:
-    reg = Registry(session_factory(engine))
+    reg = Registry(Database(engine))
     acme = reg.add_client("Acme Dental", {"superops": "4521"})
     assert reg.client(acme.id).name == "Acme Dental" and reg.client("Acme Dental").id == acme.id
     with pytest.raises(Conflict, match="already exists"):
@@ -28,8 +28,9 @@ def test_clients_are_unique_and_found_by_id_or_name(engine: Engine) -> None:
 
 
 def test_a_psa_company_finds_its_client_and_only_its_client(engine: Engine) -> None:
-    sessions = session_factory(engine)
-    reg = Registry(sessions)
+    store_db = Database(engine)
+    sessions = store_db.sessions
+    reg = Registry(store_db)
     acme = reg.add_client("Acme", {"superops": "4521", "local": "1"})
     reg.add_client("Beta", {"superops": "45210", "autotask": "4521"})
     reg.add_client("Gamma", {})
@@ -49,7 +50,7 @@ def test_a_psa_company_finds_its_client_and_only_its_client(engine: Engine) -> N
 
 
 def test_enrollment_is_single_use_even_under_a_race(engine: Engine) -> None:
-    reg = Registry(session_factory(engine))
+    reg = Registry(Database(engine))
     client = reg.add_client("Acme")
     issued = reg.issue_code(client.id, ttl=timedelta(hours=1))
     results: list[object] = []
@@ -71,7 +72,7 @@ def test_enrollment_is_single_use_even_under_a_race(engine: Engine) -> None:
 
 
 def test_expired_code_and_credentials(engine: Engine) -> None:
-    reg = Registry(session_factory(engine))
+    reg = Registry(Database(engine))
     client = reg.add_client("Acme")
     expired = reg.issue_code(client.id, ttl=timedelta(seconds=-1))
     with pytest.raises(EnrollmentError, match="expired"):
@@ -89,8 +90,8 @@ def test_expired_code_and_credentials(engine: Engine) -> None:
 
 
 def test_ticket_reads_are_scoped_to_the_callers_clients(engine: Engine) -> None:
-    sessions = session_factory(engine)
-    reg, store = Registry(sessions), TicketStore(sessions)
+    store_db = Database(engine)
+    reg, store = Registry(store_db), TicketStore(store_db)
     a, b = reg.add_client("A"), reg.add_client("B")
     ticket, session = store.open_ticket(client_id=a.id, subject="s", body="", requester="", device_id=None)
     assert store.ticket(ticket.id, [a.id]).id == ticket.id
@@ -107,8 +108,8 @@ def test_ticket_reads_are_scoped_to_the_callers_clients(engine: Engine) -> None:
 
 
 def test_an_approval_is_decided_once(engine: Engine) -> None:
-    sessions = session_factory(engine)
-    reg, store = Registry(sessions), TicketStore(sessions)
+    store_db = Database(engine)
+    reg, store = Registry(store_db), TicketStore(store_db)
     a = reg.add_client("A")
     _, session = store.open_ticket(client_id=a.id, subject="s", body="", requester="", device_id=None)
     row = store.request_approval(session_id=session.id, client_id=a.id, tool="clear_temp_files", args={},
@@ -132,8 +133,8 @@ def test_an_approval_is_decided_once(engine: Engine) -> None:
 
 
 def test_events_and_steps_are_numbered_in_order(engine: Engine) -> None:
-    sessions = session_factory(engine)
-    reg, store = Registry(sessions), TicketStore(sessions)
+    store_db = Database(engine)
+    reg, store = Registry(store_db), TicketStore(store_db)
     a = reg.add_client("A")
     _, session = store.open_ticket(client_id=a.id, subject="s", body="", requester="", device_id=None)
     for i in range(3):

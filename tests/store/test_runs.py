@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from mspclaw.errors import Conflict, NotFound
-from mspclaw.store.db import session_factory
+from mspclaw.store.database import Database
 from mspclaw.store.registry import Registry
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import utcnow
@@ -17,11 +17,11 @@ from mspclaw.store.tickets import TicketStore
 
 
 def opened(engine: Engine) -> tuple[RunStore, TicketStore, str, str]:
-    sessions = session_factory(engine)
-    client = Registry(sessions).add_client("Acme")
-    store = TicketStore(sessions)
+    store_db = Database(engine)
+    client = Registry(store_db).add_client("Acme")
+    store = TicketStore(store_db)
     _, session = store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=None)
-    return RunStore(sessions), store, client.id, session.id
+    return RunStore(store_db), store, client.id, session.id
 
 
 def test_turns_replay_in_order_and_tokens_add_up(engine: Engine) -> None:

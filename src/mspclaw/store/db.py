@@ -1,4 +1,6 @@
-"""Engine creation and migrations. SQLite (WAL, busy timeout) by default, PostgreSQL by URL."""
+"""Engine creation and migrations. SQLite (WAL, busy timeout) by default, PostgreSQL by URL.
+
+Stores do not take an engine: wiring wraps it in a :class:`~mspclaw.store.database.Database`."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, orm
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import StoreError
 
@@ -67,19 +68,24 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 0x6D7370636C6177  # PostgreSQL advisory lock key held while migrating ("mspclaw")
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent).
+
+    On PostgreSQL the migration runs under a transaction-scoped advisory lock: replicas starting
+    together wait for the first one, then find the schema current, instead of racing on its DDL.
+    """
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg = alembic_config(engine)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         raise StoreError(f"database migration failed on {_redact(str(engine.url))}: {exc}") from exc
-
-
-def session_factory(engine: Engine) -> sessionmaker[orm.Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 class WalCheckpointer:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, orm, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import delete, func, select, update
 
 from mspclaw.errors import NotFound
+from mspclaw.store.database import Database
 from mspclaw.store.tables import Device, DeviceFact, utcnow
 
 Scope = Collection[str] | None
@@ -42,8 +42,8 @@ class DeviceFacts:
 
 
 class DeviceMemory:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
 
     def devices(self, scope: Scope, client_id: str | None = None) -> list[tuple[Device, int]]:
         """Devices the caller may see, each with its number of facts."""

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import orm, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select, update
 
 from mspclaw.errors import NotFound
+from mspclaw.store.database import Database
 from mspclaw.store.tables import EscalationRow, NotificationRow, new_id, utcnow
 
 Scope = Collection[str] | None
 
 
 class EscalationStore:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
 
     def add(self, *, ticket_id: str, session_id: str, client_id: str, kind: str, reason: str,
             body: dict[str, Any], assigned_to: str | None) -> EscalationRow:

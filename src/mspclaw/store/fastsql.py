@@ -1,54 +1,50 @@
-"""The store's hot statements, compiled once and run on the pool's DB-API connection.
+"""The store's hot statements, compiled once per engine and run as driver SQL on a ``Connection``.
 
-Every ticket runs a few dozen small prebuilt statements. Through a SQLAlchemy ``Connection`` each
-one pays for an execution context, a compiled-cache lookup, parameter processing, a ``Row`` per
-result row and the connection's begin/commit bookkeeping: an ``INSERT ... RETURNING`` in a
-transaction of its own cost 103 µs of CPU that way on SQLite here and 56 µs through this module
-(on PostgreSQL 353 and 250 µs, most of it the driver's round trips). :class:`FastSQL` does the
-part of that work these statements need, and the rest once per statement and engine:
+Every ticket runs a few dozen small prebuilt statements. ``Connection.execute`` of a Core statement
+pays each time for a compiled-cache lookup, the construction of its parameters and an execution
+context for a compiled statement. :class:`FastSQL` does that part once per statement and engine:
 
 * :meth:`FastSQL.prepare` compiles a Core statement for the engine's dialect and keeps its SQL
   text, the order of its parameters (pysqlite's ``?``) or their names (psycopg's ``%(name)s``),
   the values of its fixed parameters, and SQLAlchemy's own bind processors for each parameter
-  (JSON, ``UTCDateTime``), so a row written here is stored exactly as SQLAlchemy would store it and
-  reads back the same through the ORM. Result columns go through SQLAlchemy's result processors
-  the same way.
-* :meth:`FastSQL.transaction` checks a connection out of the engine's pool (its events, pre-ping
-  and reset on return still run), runs the statements on the driver connection and commits, or
-  rolls back if the body raises. ``immediate=True`` opens it with ``BEGIN IMMEDIATE`` on SQLite,
-  which takes the database's write lock before the first read (see :mod:`.locking`); otherwise
-  the driver's own transaction begins at the first write (pysqlite) or statement (psycopg), as
-  it does under a SQLAlchemy ``Connection``. :meth:`FastSQL.run` and :meth:`FastSQL.read` run one
+  (``bind.type.dialect_impl(dialect).bind_processor(dialect)``: JSON, ``UTCDateTime``), so a row
+  written here is stored exactly as SQLAlchemy would store it and reads back the same through the
+  ORM. Result columns (the statement's ``exported_columns``) go through SQLAlchemy's result
+  processors (``type.dialect_impl(dialect).result_processor(dialect, coltype)``) the same way.
+* Statements run through ``Connection.exec_driver_sql``: the engine's events
+  (``before_cursor_execute``: tracing, SQL echo), SQLAlchemy's translation of driver errors
+  (:class:`~sqlalchemy.exc.IntegrityError`, ...) and the invalidation of a dropped connection all
+  apply, as to any statement. What it saves against ``Connection.execute``: ``docs/benchmarks.md``
+  (Pipeline); ``tests/store/test_database.py`` holds both paths to the same rows.
+* :meth:`FastSQL.transaction` is one transaction on a pooled ``Connection``. ``immediate=True``
+  opens it with ``BEGIN IMMEDIATE`` on SQLite, which takes the database's write lock before the
+  first read; ``pg_advisory_key`` takes ``pg_advisory_xact_lock(key)`` first on PostgreSQL.
+  :meth:`FastSQL.run`, :meth:`FastSQL.read`, :meth:`FastSQL.one` and :meth:`FastSQL.mapping` run one
   statement by itself; on PostgreSQL in autocommit mode, one round trip instead of three.
-* Driver errors become the same SQLAlchemy exceptions a ``Connection`` raises
-  (:class:`~sqlalchemy.exc.IntegrityError`, :class:`~sqlalchemy.exc.OperationalError`, ...), and
-  a connection the dialect calls disconnected is invalidated in the pool, so callers translate
-  them to :class:`~mspclaw.errors.StoreError` or :class:`~mspclaw.errors.Conflict` as before.
 
 What it does not do, checked when a statement is prepared: Python-side column defaults
 (``default=``/``onupdate=`` callables, every value must be given), parameters with a callable
-value, expanding ``IN`` parameters, and executemany.
-
-Everything it asks SQLAlchemy is public API: each parameter's processor is
-``bind.type.dialect_impl(dialect).bind_processor(dialect)``, the result columns are the statement's
-``exported_columns`` (the selected or ``RETURNING`` columns) and their processors
-``type.dialect_impl(dialect).result_processor(dialect, coltype)``, all computed once per statement
-and engine, so the per-execution cost is what it was. ``tests/store/test_fastsql.py`` checks on both
-databases that what is written here reads back the same through the ORM.
+value and expanding ``IN`` parameters. Prepare only statements built once (module level or an
+``lru_cache``): each prepared statement is kept for the engine's lifetime.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, exc
+from sqlalchemy import BigInteger, Connection, CursorResult, Engine, bindparam, exc, func, select
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 Processor = Callable[[Any], Any]
+R = TypeVar("R")
+
+_COUNTED = {"preserve_rowcount": True}
+"""SQLAlchemy keeps the driver's ``rowcount`` for UPDATE and DELETE only, unless asked to (an INSERT's too)."""
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 
 
 class Prepared:
@@ -117,34 +113,42 @@ class Prepared:
 
 
 class Transaction:
-    """Statements run on one driver connection inside one transaction (see :meth:`FastSQL.transaction`)."""
+    """Statements run on one ``Connection`` inside one transaction (see :meth:`FastSQL.transaction`)."""
 
-    __slots__ = ("_dialect", "_error", "_fairy", "_hide", "_raw")
+    __slots__ = ("_conn", "_hide")
 
-    def __init__(self, fairy: Any, dialect: Dialect, error: type[Exception], hide: bool) -> None:
-        self._raw, self._fairy = fairy.driver_connection, fairy
-        self._dialect, self._error, self._hide = dialect, error, hide
+    def __init__(self, conn: Connection, hide: bool) -> None:
+        self._conn, self._hide = conn, hide
 
-    def execute(self, stmt: Prepared, params: Mapping[str, Any]) -> Any:
-        """Run the statement; returns the driver's cursor (``rowcount``, unprocessed rows)."""
+    @property
+    def connection(self) -> Connection:
+        """The transaction's ``Connection``, for Core statements that are not prepared."""
+        return self._conn
+
+    def execute(self, stmt: Prepared, params: Mapping[str, Any]) -> CursorResult[Any]:
+        """Run the statement; returns its result (``rowcount``, unprocessed rows)."""
+        return self._conn.exec_driver_sql(stmt.sql, self.parameters(stmt, params))
+
+    def execute_many(self, stmt: Prepared, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per parameter set, as the driver's ``executemany``."""
+        if len(params) == 1:
+            self.execute(stmt, params[0])
+            return
+        self._conn.exec_driver_sql(stmt.sql, [self.parameters(stmt, p) for p in params])
+
+    def parameters(self, stmt: Prepared, params: Mapping[str, Any]) -> Any:
+        """The driver's parameters of ``stmt`` (:meth:`Prepared.parameters`); a bad one is a ``StatementError``."""
         try:
-            driver_params = stmt.parameters(params)
+            return stmt.parameters(params)
         except (KeyError, TypeError, ValueError) as error:
             raise exc.StatementError(f"({type(error).__module__}.{type(error).__name__}) {error}",
                                      stmt.sql, dict(params), error, hide_parameters=self._hide) from error
-        try:
-            return self._raw.execute(stmt.sql, driver_params)
-        except self._error as error:
-            raise _translated(error, stmt.sql, driver_params, self._dialect, self._fairy, self._hide) from error
 
     def all(self, stmt: Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Every result row, each column through SQLAlchemy's result processor for its type."""
-        cursor = self.execute(stmt, params)
-        try:
-            rows = cursor.fetchall()
-        except self._error as error:
-            raise _translated(error, stmt.sql, None, self._dialect, self._fairy, self._hide) from error
-        processors = stmt.processors(cursor.description)
+        result = self.execute(stmt, params)
+        processors = stmt.processors(result.cursor.description if result.cursor is not None else None)
+        rows = result.fetchall()
         if not any(processors):
             return [tuple(row) for row in rows]
         return [tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
@@ -168,13 +172,12 @@ class Transaction:
 
 
 class FastSQL:
-    """Prepared statements of one engine, run on its pooled DB-API connections."""
+    """Prepared statements of one engine, run as driver SQL on its connections."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
-        self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._hide = bool(getattr(engine, "hide_parameters", False))
         self._prepared: dict[int, tuple[ClauseElement, Prepared]] = {}
 
@@ -186,99 +189,68 @@ class FastSQL:
         return found[1]
 
     @contextmanager
-    def transaction(self, *, immediate: bool = False) -> Iterator[Transaction]:
+    def transaction(self, *, immediate: bool = False, pg_advisory_key: int | None = None) -> Iterator[Transaction]:
         """One transaction on a pooled connection: committed when the body returns, rolled back if it raises.
 
-        ``immediate``: on SQLite, ``BEGIN IMMEDIATE`` first, so the write lock is held from the first
-        read to the commit (on PostgreSQL the transaction is the same either way; take row locks with
-        ``FOR UPDATE``)."""
-        fairy = self._engine.raw_connection()
-        raw: Any = fairy.driver_connection
-        try:
-            # pysqlite opens a deferred transaction itself before the first write, unless the connection
-            # is in autocommit mode (SQLAlchemy resets that when a connection returns to the pool; this
-            # does not rely on it: several statements here are one transaction or nothing)
-            begin = None
-            if self._sqlite:
-                begin = "BEGIN IMMEDIATE" if immediate else "BEGIN" if raw.isolation_level is None else None
-            if begin is not None:
-                try:
-                    raw.execute(begin)
-                except self._error as error:
-                    raise _translated(error, begin, None, self._dialect, fairy, self._hide) from error
+        The body may commit earlier itself (``tx.connection.commit()``). ``immediate``: on SQLite,
+        ``BEGIN IMMEDIATE`` first, so the write lock is held from the first read to the commit (on
+        PostgreSQL the transaction is the same either way; take row locks with ``FOR UPDATE``).
+        ``pg_advisory_key``: on PostgreSQL, ``pg_advisory_xact_lock(key)`` first, which every other
+        transaction taking the same key waits for until this one ends."""
+        with self._engine.connect() as conn:
+            self._begin(conn, immediate, pg_advisory_key)
             try:
-                yield Transaction(fairy, self._dialect, self._error, self._hide)
+                yield Transaction(conn, self._hide)
             except BaseException:
-                try:
-                    raw.rollback()
-                except self._error:
-                    pass  # the connection is gone or invalidated; the error that got here matters
+                conn.rollback()
                 raise
-            try:
-                raw.commit()
-            except self._error as error:
-                raise _translated(error, "COMMIT", None, self._dialect, fairy, self._hide) from error
-        finally:
-            fairy.close()
+            conn.commit()
 
-    @contextmanager
-    def _alone(self, immediate: bool = False) -> Iterator[Transaction]:
-        """A connection for one statement that is a transaction by itself.
+    def _begin(self, conn: Connection, immediate: bool, pg_advisory_key: int | None) -> None:
+        if self._sqlite:
+            # pysqlite opens a deferred transaction itself before the first write, unless the
+            # connection is in autocommit mode (SQLAlchemy resets that when a connection returns
+            # to the pool; this does not rely on it: several statements here are one transaction
+            # or nothing); an explicit BEGIN is committed by the driver's commit all the same
+            driver: Any = conn.connection.driver_connection
+            begin = "BEGIN IMMEDIATE" if immediate else "BEGIN" if driver.isolation_level is None else None
+            if begin is not None:
+                conn.exec_driver_sql(begin)
+        elif pg_advisory_key is not None:
+            conn.execute(_ADVISORY_LOCK, {"key": pg_advisory_key})
+
+    def _alone(self, immediate: bool, work: Callable[[Transaction], R]) -> R:
+        """``work`` on a connection for one statement that is a transaction by itself.
 
         On PostgreSQL the statement runs in autocommit mode: the server commits it as it runs it, so
         it costs one round trip instead of three (``BEGIN``, the statement, ``COMMIT``), with the same
-        atomicity and durability. The connection goes back to the pool out of autocommit mode, or
-        is invalidated if it cannot be. On SQLite it is :meth:`transaction` (``immediate`` there)."""
-        if self._sqlite:
-            with self.transaction(immediate=immediate) as tx:
-                yield tx
-            return
-        fairy = self._engine.raw_connection()
-        raw: Any = fairy.driver_connection
-        try:
-            raw.autocommit = True
-            try:
-                yield Transaction(fairy, self._dialect, self._error, self._hide)
-            finally:
-                try:
-                    raw.autocommit = False
-                except self._error as error:
-                    if fairy.is_valid:
-                        fairy.invalidate(error)
-        finally:
-            fairy.close()
+        atomicity and durability; SQLAlchemy puts the connection back out of autocommit mode when it
+        returns to the pool. On SQLite it is a transaction (``BEGIN IMMEDIATE`` with ``immediate``).
+        If ``work`` raises, closing the connection rolls its transaction back."""
+        with self._engine.connect() as conn:
+            if not self._sqlite:
+                return work(Transaction(conn.execution_options(isolation_level="AUTOCOMMIT"), self._hide))
+            self._begin(conn, immediate, None)
+            result = work(Transaction(conn, self._hide))
+            conn.commit()
+            return result
 
     def run(self, stmt: Prepared, params: Mapping[str, Any], *, immediate: bool = False) -> int:
-        """One statement, committed by itself; returns the rows it changed."""
-        with self._alone(immediate) as tx:
-            rowcount: int = tx.execute(stmt, params).rowcount
-        return rowcount
+        """One statement, committed by itself; returns the rows it changed (an INSERT's too)."""
+        def work(tx: Transaction) -> int:
+            result = tx.connection.exec_driver_sql(stmt.sql, tx.parameters(stmt, params), execution_options=_COUNTED)
+            return int(result.rowcount)
+
+        return self._alone(immediate, work)
 
     def read(self, stmt: Prepared, params: Mapping[str, Any], *, immediate: bool = False) -> list[tuple[Any, ...]]:
         """The rows of one statement (a query, or a write with ``RETURNING``), run by itself."""
-        with self._alone(immediate) as tx:
-            return tx.all(stmt, params)
+        return self._alone(immediate, lambda tx: tx.all(stmt, params))
 
     def one(self, stmt: Prepared, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The one row of one statement (an ``INSERT ... RETURNING``), run by itself."""
-        with self._alone() as tx:
-            return tx.one(stmt, params)
+        return self._alone(False, lambda tx: tx.one(stmt, params))
 
     def mapping(self, stmt: Prepared, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of one query, run by itself, as ``{column: value}``; ``None`` without a row."""
-        with self._alone() as tx:
-            return tx.mapping(stmt, params)
-
-
-def _translated(error: Exception, sql: str, params: Any, dialect: Dialect, connection: Any,
-                hide: bool) -> BaseException:
-    """The SQLAlchemy exception a ``Connection`` would raise; a disconnected connection is invalidated."""
-    disconnected = False
-    try:
-        disconnected = dialect.is_disconnect(cast("Any", error), connection.driver_connection, None)
-    except Exception:  # deciding must not hide the error itself
-        disconnected = False
-    if disconnected:
-        connection.invalidate(error)
-    return exc.DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error, hide_parameters=hide,
-                                   connection_invalidated=disconnected, dialect=dialect)
+        return self._alone(False, lambda tx: tx.mapping(stmt, params))

@@ -6,12 +6,11 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Table, insert, orm, select, update
+from sqlalchemy import CursorResult, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
-from mspclaw.store.fastsql import FastSQL
+from mspclaw.store.database import Database
 from mspclaw.store.tables import FeedbackRow, new_id, utcnow
 
 Scope = Collection[str] | None
@@ -23,10 +22,9 @@ _INSERT = insert(cast("Table", FeedbackRow.__table__))
 
 
 class FeedbackStore:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
-        self._engine = cast("Engine", sessions.kw["bind"])
-        self._fast = FastSQL(self._engine)
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
+        self._fast = db.fast
         self._insert = self._fast.prepare(_INSERT)
 
     def open(self, *, ticket_id: str, session_id: str, client_id: str, resolved_at: datetime,

@@ -41,7 +41,6 @@ from typing import Any, Final, Literal, cast, get_args
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import (
     Connection,
-    Engine,
     Row,
     Select,
     Table,
@@ -58,8 +57,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mspclaw.errors import Conflict, NotFound, StoreError
-from mspclaw.store.fastsql import FastSQL
-from mspclaw.store.locking import locked_transaction
+from mspclaw.store.database import Database
+from mspclaw.store.secretbox import SecretBox, open_map, seal_map
 from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, new_id, utcnow
 
 JobStatus = Literal["queued", "running", "done", "dead", "cancelled"]
@@ -74,7 +73,7 @@ _ACCOUNTS = cast("Table", PSAAccountRow.__table__)
 _MAX_ERROR = 10_000
 
 # Built once: the statements every job runs (building one per call cost more than running it on SQLite),
-# run through FastSQL (the pool's driver connection, no SQLAlchemy Connection around it).
+# prepared once (FastSQL, the database's fast path).
 _INSERT_JOB = insert(_JOBS)
 _BY_DEDUPE_KEY = select(_JOBS).where(_JOBS.c.dedupe_key == bindparam("dedupe_key"))
 _DUE = select(_JOBS).where(or_(
@@ -143,14 +142,6 @@ def _store_errors(action: str) -> Iterator[None]:
         raise StoreError(f"cannot {action}: {exc}") from exc
 
 
-@contextmanager
-def _write(engine: Engine) -> Iterator[Connection]:
-    """A transaction holding the write lock (SQLite) that commits when the body ends normally."""
-    with locked_transaction(engine) as conn:
-        yield conn
-        conn.exec_driver_sql("COMMIT")
-
-
 def _job(row: Row[Any] | Mapping[str, Any]) -> Job:
     return Job.model_validate(dict(row._mapping) if isinstance(row, Row) else dict(row))
 
@@ -179,7 +170,7 @@ class JobQueue:
 
     def __init__(
         self,
-        engine: Engine,
+        db: Database,
         *,
         clock: Callable[[], datetime] = utcnow,
         backoff_base_s: float = 5.0,
@@ -187,12 +178,12 @@ class JobQueue:
     ) -> None:
         if backoff_base_s < 0 or backoff_max_s < 0:
             raise ValueError("backoff times must not be negative")
-        self._engine = engine
+        self._db = db
         self._clock = clock
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._fast = fast = FastSQL(engine)
+        dialect = postgresql if db.dialect == "postgresql" else sqlite
+        self._fast = fast = db.fast
         self._insert_new_key = fast.prepare(dialect.insert(_JOBS).on_conflict_do_nothing(
             index_elements=[_JOBS.c.dedupe_key]).returning(_JOBS.c.id))
         self._insert_job, self._by_key = fast.prepare(_INSERT_JOB), fast.prepare(_BY_DEDUPE_KEY)
@@ -203,7 +194,7 @@ class JobQueue:
     @property
     def commits_wait_for_server(self) -> bool:
         """Whether a commit waits for a database server (PostgreSQL) rather than a local file write."""
-        return self._engine.dialect.name != "sqlite"
+        return self._db.commits_wait_for_server
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -355,7 +346,7 @@ class JobQueue:
         """
         now = self._now()
         error = error[:_MAX_ERROR]
-        with _store_errors("record a failed job"), _write(self._engine) as conn:
+        with _store_errors("record a failed job"), self._db.transaction(immediate=True) as conn:
             row = self._locked_row(conn, job_id)
             if row.status != "running" or row.worker != worker:
                 raise Conflict(f"job {job_id} is not held by {worker} (it is {row.status}, worker {row.worker})")
@@ -381,7 +372,7 @@ class JobQueue:
     # --- operating -------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
-        with _store_errors("read the job queue"), self._engine.connect() as conn:
+        with _store_errors("read the job queue"), self._db.engine.connect() as conn:
             row = conn.execute(select(_JOBS).where(_JOBS.c.id == job_id)).first()
         if row is None:
             raise NotFound(f"no job {job_id!r}; list them with `mspclaw jobs list`")
@@ -394,13 +385,13 @@ class JobQueue:
             stmt = stmt.where(_JOBS.c.status == status)
         if kind is not None:
             stmt = stmt.where(_JOBS.c.kind == kind)
-        with _store_errors("read the job queue"), self._engine.connect() as conn:
+        with _store_errors("read the job queue"), self._db.engine.connect() as conn:
             return [_job(row) for row in conn.execute(stmt)]
 
     def stats(self) -> dict[str, int]:
         """How many jobs have each status (every status is present, zero or not)."""
         stmt = select(_JOBS.c.status, func.count()).group_by(_JOBS.c.status)
-        with _store_errors("read the job queue"), self._engine.connect() as conn:
+        with _store_errors("read the job queue"), self._db.engine.connect() as conn:
             counts: dict[str, int] = dict.fromkeys(JOB_STATUSES, 0)
             for status, count in conn.execute(stmt):
                 counts[status] = count
@@ -413,7 +404,7 @@ class JobQueue:
         (cancel it first).
         """
         now = self._now()
-        with _store_errors("retry a job"), _write(self._engine) as conn:
+        with _store_errors("retry a job"), self._db.transaction(immediate=True) as conn:
             row = self._locked_row(conn, job_id)
             if row.status == "running":
                 raise Conflict(f"job {job_id} is running on {row.worker}; cancel it before retrying it")
@@ -429,7 +420,7 @@ class JobQueue:
         :class:`Conflict` for a job that is already done.
         """
         now = self._now()
-        with _store_errors("cancel a job"), _write(self._engine) as conn:
+        with _store_errors("cancel a job"), self._db.transaction(immediate=True) as conn:
             row = self._locked_row(conn, job_id)
             if row.status == "done":
                 raise Conflict(f"job {job_id} is already done")
@@ -443,7 +434,7 @@ class JobQueue:
 
     def get_cursor(self, name: str) -> str | None:
         """The stored value of a poller's cursor, ``None`` before the first :meth:`set_cursor`."""
-        with _store_errors("read a cursor"), self._engine.connect() as conn:
+        with _store_errors("read a cursor"), self._db.engine.connect() as conn:
             value: str | None = conn.execute(select(PSACursor.value).where(PSACursor.name == name)).scalar()
         return value
 
@@ -452,11 +443,16 @@ class JobQueue:
         _check_length("cursor name", name, 100)
         _check_length("cursor value", value, 100)
         now = self._now()
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
         stmt = dialect.insert(PSACursor).values(name=name, value=value, updated_at=now)
         stmt = stmt.on_conflict_do_update(index_elements=[PSACursor.name], set_={"value": value, "updated_at": now})
-        with _store_errors("store a cursor"), self._engine.begin() as conn:
+        with _store_errors("store a cursor"), self._db.engine.begin() as conn:
             conn.execute(stmt)
+
+
+def account_context(account_id: str) -> str:
+    """What a PSA account's sealed secrets are bound to: decrypting them in another row fails."""
+    return f"psa_accounts.secrets of {account_id}"
 
 
 class PSAAccount(BaseModel):
@@ -478,10 +474,17 @@ class PSAAccount(BaseModel):
 
 
 class PSAAccounts:
-    """Add, read and remove PSA accounts. Secrets are stored here and nowhere else."""
+    """Add, read and remove PSA accounts. Secrets are stored here and nowhere else, encrypted by ``box``
+    (``store/secretbox.py``; ``store/account_secrets.py`` encrypts old rows and re-encrypts on rotation)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self._db = db
+        self._box = box
+
+    def _account(self, row: Row[Any]) -> PSAAccount:
+        values = dict(row._mapping)
+        values["secrets"] = open_map(self._box, values["secrets"] or {}, context=account_context(values["id"]))
+        return PSAAccount.model_validate(values)
 
     def add(self, name: str, kind: str, config: Mapping[str, Any], secrets: Mapping[str, str], *,
             enabled: bool = True) -> PSAAccount:
@@ -497,27 +500,28 @@ class PSAAccounts:
                                   "secrets": dict(secrets), "enabled": enabled, "created_at": utcnow()}
         with _store_errors("add a PSA account"):
             try:
-                with self._engine.begin() as conn:
-                    conn.execute(insert(_ACCOUNTS).values(**values))
+                with self._db.engine.begin() as conn:
+                    conn.execute(insert(_ACCOUNTS).values(**{**values, "secrets": seal_map(
+                        self._box, secrets, context=account_context(values["id"]))}))
             except IntegrityError as exc:
                 raise Conflict(f"a PSA account named {name!r} already exists") from exc
         return PSAAccount.model_validate(values)
 
     def get(self, name: str) -> PSAAccount:
-        with _store_errors("read PSA accounts"), self._engine.connect() as conn:
+        with _store_errors("read PSA accounts"), self._db.engine.connect() as conn:
             row = conn.execute(select(_ACCOUNTS).where(_ACCOUNTS.c.name == name)).first()
         if row is None:
             raise NotFound(f"no PSA account {name!r}; list them with `mspclaw psa list`")
-        return PSAAccount.model_validate(dict(row._mapping))
+        return self._account(row)
 
     def list(self) -> list[PSAAccount]:
-        with _store_errors("read PSA accounts"), self._engine.connect() as conn:
+        with _store_errors("read PSA accounts"), self._db.engine.connect() as conn:
             rows = conn.execute(select(_ACCOUNTS).order_by(_ACCOUNTS.c.name)).all()
-        return [PSAAccount.model_validate(dict(row._mapping)) for row in rows]
+        return [self._account(row) for row in rows]
 
     def remove(self, name: str) -> None:
         """Delete an account and its secrets; :class:`NotFound` if there is none of that name."""
-        with _store_errors("remove a PSA account"), self._engine.begin() as conn:
+        with _store_errors("remove a PSA account"), self._db.engine.begin() as conn:
             result = conn.execute(delete(_ACCOUNTS).where(_ACCOUNTS.c.name == name))
         if result.rowcount != 1:
             raise NotFound(f"no PSA account {name!r}; list them with `mspclaw psa list`")

@@ -11,11 +11,11 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import orm, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import AuthError, Conflict, NotFound
+from mspclaw.store.database import Database
 from mspclaw.store.registry import digest
 from mspclaw.store.tables import ApiKeyRow, new_id, utcnow
 
@@ -25,8 +25,8 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 
 class ApiKeys:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
 
     def create(self, name: str, *, role: str, clients: Sequence[str], all_clients: bool,
                created_by: str) -> tuple[ApiKeyRow, str]:

@@ -14,10 +14,10 @@ from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import CursorResult, delete, orm, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import CursorResult, delete, select, update
 
 from mspclaw.errors import AuthError, Conflict
+from mspclaw.store.database import Database
 from mspclaw.store.registry import digest
 from mspclaw.store.tables import AuthToken, TechCredential, new_id, utcnow
 
@@ -33,8 +33,8 @@ def hash_password(password: str) -> str:
 
 
 class Logins:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
 
     # -- passwords ------------------------------------------------------------------------------
     def set_password(self, email: str, password: str) -> None:

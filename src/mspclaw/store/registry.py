@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Select, Table, bindparam, or_, orm, select, update
+from sqlalchemy import CursorResult, Select, Table, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import AuthError, Conflict, EnrollmentError, NotFound
-from mspclaw.store.fastsql import FastSQL, Prepared
+from mspclaw.store.database import Database
+from mspclaw.store.fastsql import Prepared
 from mspclaw.store.tables import Agent, Client, Device, Enrollment, new_id, utcnow
 
 
@@ -70,10 +70,9 @@ def pick_device(devices: list[Device], ref: str) -> Device | None:
 
 
 class Registry:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
-        self._engine = cast("Engine", sessions.kw["bind"])
-        self._fast = FastSQL(self._engine)
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
+        self._fast = db.fast
         self._all_clients, self._client_by_ref = self._fast.prepare(_ALL_CLIENTS), self._fast.prepare(_CLIENT_BY_REF)
         self._client_devices = self._fast.prepare(_CLIENT_DEVICES)
         self._revoked_agents = self._fast.prepare(_REVOKED_AGENTS)

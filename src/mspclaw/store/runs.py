@@ -12,12 +12,11 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Table, bindparam, func, orm, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
-from mspclaw.store.fastsql import FastSQL
+from mspclaw.store.database import Database
 from mspclaw.store.redact import redact_json, redact_optional, redact_text
 from mspclaw.store.tables import ApprovalRow, DeviceFact, ModelTurn, QuestionRow, ToolCallRow, new_id, utcnow
 
@@ -31,10 +30,9 @@ _CALL_BY_ID = select(_CALLS).where(_CALLS.c.call_id == bindparam("call_id"))
 
 
 class RunStore:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
-        self._engine = cast("Engine", sessions.kw["bind"])
-        self._fast = FastSQL(self._engine)
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
+        self._fast = db.fast
         self._call_by_id, self._device_facts = self._fast.prepare(_CALL_BY_ID), self._fast.prepare(_DEVICE_FACTS)
         self._pending_questions = self._fast.prepare(_PENDING_QUESTIONS)
 

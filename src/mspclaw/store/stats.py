@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import orm, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select
 
+from mspclaw.store.database import Database
 from mspclaw.store.tables import Client, FeedbackRow, Session, SessionUsage, Ticket
 
 Scope = Collection[str] | None
@@ -70,8 +70,8 @@ def _result(session: Session | None, feedback: FeedbackRow | None) -> str:
 class UsageLog:
     """What a session's model spent: the totals of the run, set when the reasoning loop ends."""
 
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
 
     def record(self, session_id: str, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         """Set a session's totals (the engine's own count of the whole run: idempotent on resume)."""
@@ -86,8 +86,8 @@ class UsageLog:
 
 
 class StatsQuery:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
 
     def outcomes(self, scope: Scope, *, since: datetime | None = None) -> list[TicketOutcome]:
         stmt = (select(Ticket, Client.name, Session, FeedbackRow, SessionUsage)

@@ -425,3 +425,17 @@ class SessionUsage(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(default=0.0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TechSecondFactor(Base):
+    """A technician's TOTP second factor for the console: the shared secret sealed by the secret box,
+    recovery codes as SHA-256 digests (each spent once), the last time step a code was accepted for
+    (a code is never accepted twice). ``confirmed_at`` is empty until the first code proves the enrolment."""
+
+    __tablename__ = "tech_second_factors"
+    email: Mapped[str] = mapped_column(String(255), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    recovery_hashes: Mapped[list[Any]] = mapped_column(default=list)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,8 +7,7 @@ The writes the pipeline makes for every ticket (session updates, steps, events, 
 prebuilt Core statements with bound parameters, each one transaction: building an ORM unit of
 work and a fresh statement for every row cost two to three times the write itself. A step's
 ``index`` and an event's ``seq`` are computed by the INSERT itself (one statement, no read
-before it). They run through :class:`~mspclaw.store.fastsql.FastSQL`, on the pool's DB-API
-connection without a SQLAlchemy ``Connection`` around it (half the CPU of a transaction on SQLite).
+before it). They are prepared once (:class:`~mspclaw.store.fastsql.FastSQL`, the database's fast path).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     CursorResult,
-    Engine,
     Insert,
     Select,
     Table,
@@ -28,14 +26,12 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    orm,
     select,
     update,
 )
-from sqlalchemy.orm import sessionmaker
 
 from mspclaw.errors import Conflict, NotFound
-from mspclaw.store.fastsql import FastSQL
+from mspclaw.store.database import Database
 from mspclaw.store.redact import redact_json, redact_optional, redact_text
 from mspclaw.store.tables import (
     ApprovalRow,
@@ -116,11 +112,11 @@ _PENDING_APPROVALS: Select[Any] = select(ApprovalRow.id).where(
 
 
 class TicketStore:
-    def __init__(self, sessions: sessionmaker[orm.Session]) -> None:
-        self._sessions = sessions
-        self._engine = cast("Engine", sessions.kw["bind"])
-        self._fast = fast = FastSQL(self._engine)
-        """For the per-ticket statements: the driver's connection, no ORM session or ``Connection`` around it."""
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._sessions = db.sessions
+        self._fast = fast = db.fast
+        """For the per-ticket statements, prepared once."""
         self._add_event, self._add_step = fast.prepare(_ADD_EVENT), fast.prepare(_ADD_STEP)
         self._record_call, self._finish_call = fast.prepare(_RECORD_CALL), fast.prepare(_FINISH_CALL)
         self._set_ticket_status = fast.prepare(_SET_TICKET_STATUS)
@@ -132,7 +128,7 @@ class TicketStore:
     def commits_wait_for_server(self) -> bool:
         """Whether a commit waits for a database server's round trip and WAL flush (PostgreSQL),
         rather than a local file write (SQLite)."""
-        return self._engine.dialect.name != "sqlite"
+        return self._db.commits_wait_for_server
 
     # -- tickets and sessions -------------------------------------------------------------------
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
@@ -171,10 +167,22 @@ class TicketStore:
             raise NotFound(f"no ticket {ticket_id!r}")
         return found
 
-    def tickets(self, scope: Scope = None, limit: int = 100) -> list[Ticket]:
+    def tickets(self, scope: Scope = None, limit: int = 100, *, status: str | None = None,
+                client_id: str | None = None, since: datetime | None = None,
+                playbook: str | None = None) -> list[Ticket]:
+        """The newest ``limit`` tickets the scope may see, optionally only those with this status, of
+        this client, opened at or after ``since``, or worked by this playbook."""
+        stmt = _scoped(select(Ticket), Ticket.client_id, scope)
+        if status is not None:
+            stmt = stmt.where(Ticket.status == status)
+        if client_id is not None:
+            stmt = stmt.where(Ticket.client_id == client_id)
+        if since is not None:
+            stmt = stmt.where(Ticket.created_at >= since)
+        if playbook is not None:
+            stmt = stmt.where(Ticket.id.in_(select(Session.ticket_id).where(Session.playbook == playbook)))
         with self._sessions() as db:
-            stmt = _scoped(select(Ticket), Ticket.client_id, scope).order_by(Ticket.created_at.desc()).limit(limit)
-            return list(db.scalars(stmt))
+            return list(db.scalars(stmt.order_by(Ticket.created_at.desc()).limit(limit)))
 
     def find_external(self, psa: str, external_id: str) -> Ticket | None:
         row = self._fast.mapping(self._find_external, {"psa": psa, "external_id": external_id})
