@@ -62,6 +62,7 @@ from mspclaw.store.keys import ApiKeys
 from mspclaw.store.logins import Logins
 from mspclaw.store.private_files import private_database_file
 from mspclaw.store.registry import Registry
+from mspclaw.store.retention import Pruner, Retention
 from mspclaw.store.runs import RunStore
 from mspclaw.store.secretbox import KEY_FILE, SecretBox
 from mspclaw.store.stats import StatsQuery, UsageLog
@@ -90,6 +91,8 @@ class Services:
     staff: StaffServices
     activity: AgentActivity
     """What the hub reports of live agents, kept (registry, audit, users' answers)."""
+    pruner: Pruner
+    """Deletes finished work past the retention settings, hourly; the audit trail is kept."""
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _checkpointer: WalCheckpointer | None = None
 
@@ -104,6 +107,7 @@ class Services:
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self.hub.run_ticker()))
         self._background.append(loop.create_task(self.staff.feedback.run()))
+        self._background.append(loop.create_task(self.pruner.run(self.audit)))
         try:
             self.staff.notifier.resume()
         except ConfigError as exc:  # a broken techs.yaml must not keep the server from starting
@@ -267,8 +271,11 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                             model=model if model is not None else build_model(settings.model))
     jobs = JobQueue(db)
     intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas, refusals=refusals)
+    pruner = Pruner(db, Retention(jobs_days=settings.retention_jobs_days,
+                                  sessions_days=settings.retention_sessions_days,
+                                  steps_days=settings.retention_steps_days))
     return Services(settings, api_key, db.engine, registry, store, audit, hub, fleet, events, approvals, router,
-                    tickets, jobs, intake, accounts, staff, activity)
+                    tickets, jobs, intake, accounts, staff, activity, pruner)
 
 
 def build_tickets(settings: Settings, *, store: TicketStore, runs: RunStore, audit: AuditLog, hub: Hub,

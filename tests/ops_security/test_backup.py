@@ -320,3 +320,27 @@ async def test_the_periodic_pruner_prunes_and_records_it(tmp_path: Path) -> None
     finally:
         audit.close()
         db.dispose()
+
+
+@pytest.mark.anyio
+async def test_the_server_prunes_by_its_retention_settings(tmp_path: Path) -> None:
+    """The composition root builds the pruner from the settings and the server's start runs it."""
+    from mspclaw.wiring import build
+
+    settings = Settings(data_dir=tmp_path / "data", retention_jobs_days=30, retention_sessions_days=30)
+    services = build(settings)
+    seeding = Database.open(settings.resolved_database_url())
+    try:
+        seed_history(seeding, datetime.now(UTC))
+        await services.start(workers=False)
+        try:
+            for _ in range(100):
+                if services.audit.query(kind="records_pruned"):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await services.stop()
+        assert ids(seeding, JobRow.id) == {"job_new_done", "job_old_queued"}
+        assert ids(seeding, Session.id) == {"new_done", "old_open"}
+    finally:
+        seeding.dispose()
