@@ -149,7 +149,8 @@ async def test_private_and_public_notes_are_recorded_with_their_privacy(server: 
     await connector.add_note(ticket_id, "Cleared the print queue on ACME-LT-7.", public=False)
     await connector.add_note(ticket_id, "Your printer works again.", public=True)
     assert [(n["content"], n["privacyType"]) for n in server.notes[ticket_id]] == [
-        ("Cleared the print queue on ACME-LT-7.", "PRIVATE"), ("Your printer works again.", "PUBLIC")]
+        ("<div>Cleared the print queue on ACME-LT-7.</div>", "PRIVATE"),
+        ("<div>Your printer works again.</div>", "PUBLIC")]
     assert (await connector.get_ticket(ticket_id)).notes == [
         PSANote("Cleared the print queue on ACME-LT-7.", False), PSANote("Your printer works again.", True)]
 
@@ -172,7 +173,7 @@ async def test_a_note_whose_answer_timed_out_is_not_posted_again_on_retry(server
         await connector.add_note(ticket_id, "Rebooted the spooler", public=False)
     assert len(server.calls("createTicketNote")) == 1  # a mutation is not resent after a timeout
     await connector.add_note(ticket_id, "Rebooted the spooler", public=False)  # the job's retry
-    assert [n["content"] for n in server.notes[ticket_id]] == ["Rebooted the spooler"]
+    assert [n["content"] for n in server.notes[ticket_id]] == ["<div>Rebooted the spooler</div>"]
     assert len(server.calls("createTicketNote")) == 1
 
 
@@ -183,9 +184,9 @@ async def test_public_replies_can_go_out_as_conversations(server: FakeSuperOps, 
         await connector.add_note(ticket_id, "Your VPN is fixed.", public=True)
     await connector.add_note(ticket_id, "Renewed the VPN profile.", public=False)
     replies = [c for c in server.conversations[ticket_id] if c["type"] == "TECH_REPLY"]
-    assert [(c["content"], c["sendMail"]) for c in replies] == [("Your VPN is fixed.", True)]
+    assert [(c["content"], c["sendMail"]) for c in replies] == [("<div>Your VPN is fixed.</div>", True)]
     assert [(n["content"], n["privacyType"]) for n in server.notes[ticket_id]] == [
-        ("Renewed the VPN profile.", "PRIVATE")]
+        ("<div>Renewed the VPN profile.</div>", "PRIVATE")]
 
 
 async def test_a_note_on_a_missing_ticket_is_psa_not_found(server: FakeSuperOps, make: Make) -> None:

@@ -36,8 +36,8 @@ def test_an_ordinary_reply_passes(reply: str) -> None:
 
 def test_a_refused_reply_is_replaced_by_the_playbooks() -> None:
     result = RunResult("resolved", "done", "sign in at http://login.evil.example", [], {})
-    assert user_reply(result, "bob.smith@acme.example", template="we fixed it.", refused=True) == "Hi Bob, we fixed it."
-    assert "evil" in user_reply(result, "bob.smith@acme.example"), "unchanged unless refused"
+    assert user_reply(result, "Bob Smith", template="we fixed it.", refused=True) == "Hi Bob, we fixed it."
+    assert "evil" in user_reply(result, "Bob Smith"), "unchanged unless refused"
 
 
 def test_an_answer_to_a_question_about_a_secret_is_never_kept_and_others_are_redacted() -> None:

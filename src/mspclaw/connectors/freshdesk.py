@@ -180,9 +180,12 @@ class FreshdeskConnector(HttpConnector):
     async def add_note(self, ticket_id: str, text: str, *, public: bool) -> None:
         """A private note (internal) or a reply e-mailed to the requester, unless already there."""
         html = render(text, self.note_format)
-        wanted = {normalised(text), normalised(html)}  # Freshdesk's body_text, or our HTML read back
+        # body_text is already text: compared as it is (parsing it again would drop an escaped "<tag>")
+        wanted = {normalised(text), " ".join(plain_text(html).split())}
         for conversation in await self._conversations(_id(ticket_id)):
-            if (conversation.private is not True) == public and normalised(conversation.text()) in wanted:
+            known = conversation.text()
+            if (conversation.private is not True) == public and (" ".join(known.split()) in wanted
+                                                                   or normalised(known) in wanted):
                 return
         if public:
             await self._send("POST", f"/tickets/{_id(ticket_id)}/reply", json={"body": html})

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from mspclaw.connectors.notify.message import Message
 from mspclaw.engine.plan import StepRecord
+from mspclaw.errors import NotFound
 from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.notes import (
     CHECKED,
@@ -57,7 +58,8 @@ NEXT_STEPS: dict[str, list[str]] = {
     "denied": ["Review why the destructive step was denied or not decided in time.",
                "Do the step by hand if it is right, or tell the user what else to try."],
     "limits": ["The run hit its step limit: review the steps below and continue from the last one."],
-    "failed": ["Look at the failed step's error below, fix the cause on the device, and verify with the user."],
+    "failed": ["Look at the failed step's error and the findings above, fix the cause on the device, and verify "
+               "with the user."],
     "error": ["MSPclaw hit an internal error; work the ticket by hand and report the error to the MSPclaw admin."],
     "user_said_no": ["The user says the fix did not work: call them, and start from the steps already done."],
 }
@@ -71,6 +73,11 @@ class TriedStep(BaseModel):
     result: str
     changed: bool = False
     """The step changed something (a destructive call that was no preview) rather than looked."""
+    by_model: bool = False
+    """A reasoning model's call: its title is the model's thinking, so the note names the tool's purpose."""
+
+    def label(self) -> str:
+        return "" if self.by_model else self.title
 
 
 class Evidence(BaseModel):
@@ -92,11 +99,11 @@ class Escalation(BaseModel):
 
     def note(self, *, playbook: str | None, ticket: Ticket | None = None) -> str:
         """The hand-off as the ticket's internal note: the sections of every note, with the evidence."""
-        checked, done = findings([(s.title, s.tool, s.result, s.changed) for s in self.tried], self.approvals)
+        checked, done = findings([(s.label(), s.tool, s.result, s.changed) for s in self.tried], self.approvals)
         failed = [e for e in self.evidence if e.failed]
         result = [f"Escalated ({self.kind.replace('_', ' ')}): {clean(self.reason, 500)}"]
         result += [f"Evidence: {e.tool}: {e.excerpt}" for e in failed[:3]]
-        repeat = [check_label(s.title, s.tool) for s in self.tried if s.ok]
+        repeat = [check_label(s.label(), s.tool) for s in self.tried if s.ok]
         next_steps = [f"- {clean(step, 500)}" for step in self.next_steps]
         if repeat:
             next_steps.append(f"- Already done, no need to repeat: {'; '.join(repeat)}.")
@@ -147,8 +154,8 @@ def _label(key: str) -> str:
 
 
 def _value(key: str, value: Any) -> str:
-    if key.endswith("_bytes") and isinstance(value, int | float):
-        return size(value)
+    if key.endswith("_bytes") and (isinstance(value, int | float) or (isinstance(value, str) and value.isdigit())):
+        return size(float(value))
     if isinstance(value, list):
         return named([clean(v, 60) for v in value])
     return clean(value, 120)
@@ -171,13 +178,17 @@ class Escalations:
               playbook_hint: str = "") -> Escalation:
         tried: list[TriedStep] = []
         evidence: list[Evidence] = []
+        try:
+            by_model = self._store.session(session_id).model != "playbook"
+        except NotFound:
+            by_model = False
         for s in self._store.steps(session_id):
             obs = s.observation or {}
             rec = StepRecord(s.index, "", s.title, s.tool, s.args, s.ok, obs.get("output"), obs.get("error"),
                              bool(obs.get("skipped")))
             result = summarise(rec)
             tried.append(TriedStep(index=s.index, title=s.title, tool=s.tool, ok=s.ok, result=result,
-                                   changed=changes(rec)))
+                                   changed=changes(rec), by_model=by_model))
             if s.tool and not rec.skipped and (rec.output or rec.error):
                 excerpt = redact_text(clean(result if rec.ok else rec.error or result, EVIDENCE_CHARS))
                 evidence.append(Evidence(tool=s.tool, excerpt=excerpt, failed=not rec.ok))

@@ -93,8 +93,14 @@ def findings(steps: Sequence[Step], approvals: Sequence[str]) -> tuple[list[str]
     return checked, done
 
 
+def step_title(step: StepRecord) -> str:
+    """A playbook step's title; none for a model's call, whose title is only its thinking aloud (the
+    tool's description then says what was checked)."""
+    return "" if step.thought else step.title
+
+
 def step_findings(steps: Sequence[StepRecord], approvals: Sequence[str]) -> tuple[list[str], list[str]]:
-    return findings([(s.title, s.tool, summarise(s), changes(s)) for s in steps], approvals)
+    return findings([(step_title(s), s.tool, summarise(s), changes(s)) for s in steps], approvals)
 
 
 def internal_note(*, playbook: str | None, device: str, result: RunResult | None, reason: str,
@@ -106,7 +112,7 @@ def internal_note(*, playbook: str | None, device: str, result: RunResult | None
     if outcome == "resolved":
         next_steps = ["- Nothing more to do unless the user says the problem is back."]
     else:
-        repeat = [check_label(s.title, s.tool) for s in steps if s.ok and not s.skipped]
+        repeat = [check_label(step_title(s), s.tool) for s in steps if s.ok and not s.skipped]
         next_steps = ["- A technician takes this ticket over from here."]
         if repeat:
             next_steps.append(f"- Already done, no need to repeat: {'; '.join(repeat)}.")
