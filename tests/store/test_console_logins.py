@@ -1,5 +1,5 @@
-"""The console's stored second factor (SQLite and PostgreSQL): sealed under the secret box, codes accepted once, recovery codes spent once,
-re-sealed on key rotation, reset for a technician who lost their phone."""
+"""The console's stored second factor (SQLite and PostgreSQL): sealed under the secret box, codes accepted
+once, recovery codes spent once, re-sealed on key rotation, reset for a technician who lost their phone."""
 
 from __future__ import annotations
 
