@@ -16,6 +16,7 @@ from mspclaw.cli import config
 from mspclaw.cli.app import app
 from mspclaw.settings import Settings
 from mspclaw.store.account_secrets import AccountSecrets
+from mspclaw.store.console_logins import SecondFactors
 from mspclaw.store.database import Database
 from mspclaw.store.jobs import PSAAccounts
 from mspclaw.store.secretbox import KEY_FILE, SEALED, SecretBox, SecretKey, SecretKeyError
@@ -206,11 +207,13 @@ def test_rotate_re_encrypts_everything_under_a_new_key(tmp_path: Path, database:
     db, _ = open_store(settings)
     PSAAccounts(db, secret_box(settings)).add("one", "local", {}, {"token": TOKEN})
     PSAAccounts(db, secret_box(settings)).add("two", "local", {}, {"token": HOOK})
+    SecondFactors(db, secret_box(settings)).begin("tech@example.com", "JBSWY3DPEHPK3PXP")
     db.dispose()
     old_id = secret_box(settings).current_id
 
     result = cli.invoke(app, ["secrets", "rotate"])
     assert result.exit_code == 0, result.output
+    assert "1 second factor(s)" in result.output
     box = secret_box(settings)
     assert box.key_ids != [old_id] and len(box.key_ids) == 1  # the old key is gone from the file
     assert old_id not in (settings.data_dir / KEY_FILE).read_text()
@@ -222,6 +225,8 @@ def test_rotate_re_encrypts_everything_under_a_new_key(tmp_path: Path, database:
     try:
         assert {a.name: a.secret_values()["token"] for a in PSAAccounts(db, box).list()} == {"one": TOKEN,
                                                                                               "two": HOOK}
+        # a technician's TOTP secret was sealed again too, or they could not sign in once the old key is gone
+        assert SecondFactors(db, box).secret("tech@example.com") == "JBSWY3DPEHPK3PXP"
     finally:
         db.dispose()
 

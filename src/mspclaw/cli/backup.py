@@ -121,6 +121,7 @@ def secrets_rotate(
     """Re-encrypt every stored secret under a new key (data directory key file), or under the first key of
     MSPCLAW_SECRET_KEY / MSPCLAW_SECRET_KEY_FILE; one transaction, the old key kept until it is done."""
     from mspclaw.store.account_secrets import AccountSecrets
+    from mspclaw.store.console_logins import SecondFactors
     from mspclaw.store.jobs import PSAAccounts
     from mspclaw.wiring import open_store, secret_box
 
@@ -128,22 +129,23 @@ def secrets_rotate(
     db, audit = open_store(cfg)
     try:
         box = secret_box(cfg)
-        accounts = AccountSecrets(db, box)
+        accounts, factors = AccountSecrets(db, box), SecondFactors(db, box)
         PSAAccounts(db, box).list()  # everything decrypts with the keys at hand, or nothing changes
         dropped: list[str] = []
         if box.key_file is not None:
             box.begin_rotation()
-            count = accounts.reencrypt()
-            if not keep_old:
-                dropped = box.finish_rotation()
-        else:
-            count = accounts.reencrypt()
+        count = accounts.reencrypt()
+        second_factors = factors.reencrypt()  # technicians' TOTP secrets, or they could not sign in again
+        if box.key_file is not None and not keep_old:
+            dropped = box.finish_rotation()
         audit.append("secret_key_rotated", actor="cli", data={"key_id": box.current_id, "accounts": count,
+                                                              "second_factors": second_factors,
                                                               "dropped": dropped})
     finally:
         audit.close()
         db.dispose()
-    print(f"{count} PSA account(s) encrypted under key {box.current_id} ({box.origin})"
+    print(f"{count} PSA account(s) and {second_factors} second factor(s) encrypted under key {box.current_id} "
+          f"({box.origin})"
           + (f"; removed old key(s) {', '.join(dropped)}" if dropped else "")
           + ("" if box.key_file is not None else "; now remove the old key(s) from where they are set"))
 
