@@ -18,11 +18,13 @@ connections before use, so the server recovers by itself once the database is ba
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import importlib.util
 import logging
 import resource
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from ssl import SSLContext
 from typing import Any
@@ -37,6 +39,7 @@ from mspclaw.api.auth import bearer
 from mspclaw.api.health import starting_app
 from mspclaw.api.tls import ListenOptions
 from mspclaw.dispatch import AgentIdentity
+from mspclaw.errors import ConfigError
 from mspclaw.observability import logs
 from mspclaw.observability.logs import LogFormat
 from mspclaw.store.log_redaction import redact_record
@@ -83,6 +86,36 @@ async def start_agent_listener(services: Services, *, host: str, port: int,
         return fleet.authenticate(bearer(header), remote=remote)
 
     return await AgentListener(authenticate, services.hub.serve).start(host, port, ssl=ssl)
+
+
+_CANNOT_LISTEN = {
+    errno.EADDRINUSE: "the port is in use by another program (another `mspclaw server`?); stop it or choose "
+                      "another with --port or MSPCLAW_PORT / MSPCLAW_AGENT_PORT",
+    errno.EACCES: "not permitted (ports below 1024 need privileges); use a port from 1024 up, or a reverse proxy",
+    errno.EADDRNOTAVAIL: "this machine has no such address; check --host or MSPCLAW_HOST",
+}
+
+
+def check_can_listen(host: str, ports: Iterable[int]) -> None:
+    """Bind each port on ``host`` and let it go again, as uvicorn and the agent listener will bind it
+    (``SO_REUSEADDR``), so that a port in use or not permitted is reported before the server starts;
+    :class:`~mspclaw.errors.ConfigError` naming the address and the cause. Port 0 (any free one) is skipped."""
+    for port in ports:
+        if port == 0:
+            continue
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: no such address ({exc})") from exc
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+                probe.listen(1)
+            except OSError as exc:
+                cause = _CANNOT_LISTEN.get(exc.errno or 0, exc.strerror or str(exc))
+                raise ConfigError(f"cannot listen on {host}:{port}: {cause}") from exc
 
 
 Build = Callable[[], Services]

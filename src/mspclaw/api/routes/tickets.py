@@ -8,10 +8,13 @@ from fastapi import APIRouter, Depends, Query
 
 from mspclaw.api.auth import CallerDep, ServicesDep, require_caller
 from mspclaw.api.routes.scope import client_in_scope
+from mspclaw.api.routes.since import parse_since
 from mspclaw.api.schemas.approvals import ApprovalOut
+from mspclaw.api.schemas.errors import ErrorOut
 from mspclaw.api.schemas.tickets import StepOut, TicketCreated, TicketIn, TicketOut
 from mspclaw.engine.plan import StepRecord
 from mspclaw.pipeline.notes import summarise
+from mspclaw.protocol.limits import CLIENT_REF_MAX
 
 api = APIRouter(prefix="/api", dependencies=[Depends(require_caller)])
 
@@ -26,10 +29,22 @@ async def create_ticket(body: TicketIn, svc: ServicesDep, caller: CallerDep) -> 
     return TicketCreated(ticket_id=sub.ticket.id, session_id=sub.session.id, status=sub.ticket.status)
 
 
-@api.get("/tickets", response_model=list[TicketOut], tags=["tickets"])
-def list_tickets(svc: ServicesDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 ) -> list[TicketOut]:
-    return [show_ticket(t.id, svc, caller) for t in svc.store.tickets(caller.scope, limit)]
+@api.get("/tickets", response_model=list[TicketOut], tags=["tickets"], responses={
+    404: {"model": ErrorOut, "description": "No such client, or not one the caller may see."},
+    409: {"model": ErrorOut, "description": "`since` is neither an ISO time nor an age."}})
+def list_tickets(
+    svc: ServicesDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: Annotated[str | None, Query(max_length=32, description="in_progress, resolved, escalated, "
+                                        "reopened...")] = None,
+    client: Annotated[str | None, Query(max_length=CLIENT_REF_MAX, description="Client id or exact name.")] = None,
+    since: Annotated[str | None, Query(max_length=40, description="ISO time or age (30m, 12h, 7d).")] = None,
+    playbook: Annotated[str | None, Query(max_length=100, description="Worked by this playbook.")] = None,
+) -> list[TicketOut]:
+    """The newest tickets the caller may see, newest first, optionally filtered."""
+    client_id = client_in_scope(svc, caller, client).id if client is not None else None
+    found = svc.store.tickets(caller.scope, limit, status=status, client_id=client_id, since=parse_since(since),
+                              playbook=playbook)
+    return [show_ticket(t.id, svc, caller) for t in found]
 
 
 @api.get("/tickets/{ticket_id}", response_model=TicketOut, tags=["tickets"])
