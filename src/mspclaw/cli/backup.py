@@ -13,10 +13,11 @@ from typing import Annotated
 import typer
 
 from mspclaw.cli.config import settings
+from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, err, print_json, table
 
-secrets_app = typer.Typer(help="The key that encrypts PSA credentials in the database (docs/security.md).",
-                          no_args_is_help=True)
+secrets_app = typer.Typer(help="The key that encrypts PSA credentials and second factors in the database "
+                          "(docs/security.md); run bare it shows the status.")
 
 
 def backup(
@@ -177,6 +178,9 @@ def secrets_new_key() -> None:
     from mspclaw.store.secretbox import SecretKey
 
     print(SecretKey.generate().encoded())
+
+
+runs_bare(secrets_app, secrets_status)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""``mspclaw tech add|list|remove|passwd|link``: the technician registry and their logins.
+"""``mspclaw tech add|list|remove|passwd|link|reset-2fa``: the technician registry and their logins.
 
 ``tech`` edits ``techs.yaml`` in the data directory and keeps passwords in its database, so it
 works without a running server.
@@ -112,6 +112,27 @@ def tech_link(ref: Annotated[str, typer.Argument(help="E-mail or name.")]) -> No
     from mspclaw.wiring import build_login_link
 
     print(build_login_link(settings(), ref))
+
+
+@tech_app.command("reset-2fa")
+def tech_reset_2fa(ref: Annotated[str, typer.Argument(help="E-mail or name.")]) -> None:
+    """Forget a technician's console second factor (a lost phone and no recovery code left): they enrol a new
+    one at their next sign-in, after their password."""
+    tech = _registry().find(ref)
+    if tech is None:
+        raise CLIError(f"no technician {ref!r} in techs.yaml; see `mspclaw tech list`")
+    from mspclaw.store.console_logins import SecondFactors
+    from mspclaw.wiring import secret_box
+
+    db, log = _store()
+    try:
+        had = SecondFactors(db, secret_box(settings())).reset(tech.email)
+        log.append("tech_second_factor_reset", actor="cli", data={"email": tech.email, "had_one": had})
+    finally:
+        log.close()
+        db.dispose()
+    print(f"{tech.email}: second factor reset, a new one is enrolled at the next sign-in" if had
+          else f"{tech.email}: had no second factor")
 
 
 def _store() -> tuple[Database, AuditLog]:
