@@ -188,3 +188,24 @@ async def test_the_reply_greets_the_psa_contact_never_the_mailbox(services: Serv
                               Route(None, None, False, "no device"), [])
     assert run.reply == f"{greeting}we cleared old temporary files."
     assert (await local.get_ticket("41")).notes[1].text == run.reply
+
+
+@pytest.mark.parametrize(("stored", "greeting"), [("Maria Lopez", "Hi Maria, "), ("", "Hello, ")])
+async def test_the_name_read_at_intake_is_used_without_asking_the_psa_again(services: Services, stored: str,
+                                                                            greeting: str) -> None:
+    """Intake keeps the contact's name with the ticket ("" when the PSA gave none): the closing greets by it
+    and does not read the ticket from the PSA a second time (here the PSA now says another name)."""
+    local = LocalPSA([PSATicket(id="42", company="acme", requester="front.desk@acme.example", subject="disk",
+                                body="", requester_name="Somebody Else")])
+    closing = Closing(store=services.store, runs=services.tickets.runs, audit=services.audit, hub=services.hub,
+                      events=services.events, connectors={"local": local}, reply_check=ReplyCheck([]),
+                      quiet=QuietSessions(), observers=[])
+    client = services.registry.add_client("Acme")
+    ticket, session = services.store.open_ticket(client_id=client.id, subject="disk full", body="",
+                                                 requester="front.desk@acme.example", device_id=None,
+                                                 psa="local", external_id="42", requester_name=stored)
+    assert services.store.ticket(ticket.id).requester_name == stored
+    result = RunResult("resolved", "success check passed", "we cleared old temporary files.", [])
+    run = await closing.close(ticket, session, None, result, "success check passed",
+                              Route(None, None, False, "no device"), [])
+    assert run.reply == f"{greeting}we cleared old temporary files."

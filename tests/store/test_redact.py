@@ -206,3 +206,30 @@ def test_log_records_of_the_mspclaw_tree_are_redacted(caplog: pytest.LogCaptureF
     assert not [s.name for s in SECRETS if leaked(s, text)]
     assert "password=kept-as-is1" in text, "other loggers are not touched"
     assert "ValueError" in text and REDACTED in text
+
+
+def test_redaction_is_idempotent_so_a_redacted_text_can_be_remembered_as_clean() -> None:
+    """``redact_text`` remembers the texts it returned (a note is redacted where it is written, then by the
+    store and the audit log): that is sound only if redacting a redacted text changes nothing."""
+    from mspclaw.store import redact as module
+
+    for secret in SECRETS:
+        once = redact_text(secret.text)
+        assert redact_text(once) == once, secret.name
+        module._clean.clear()
+        assert module._redact_text(once) == once, secret.name
+
+
+def test_the_clean_texts_remembered_are_bounded_and_never_pass_a_secret() -> None:
+    from mspclaw.store import redact as module
+
+    module._clean.clear()
+    for i in range(module._CLEAN_TEXTS * 3):
+        redact_text(f"ticket {i}: password: hunter{i}x{i}")
+    assert len(module._clean) == module._CLEAN_TEXTS
+    redact_text("token " + "A" * (module._CLEAN_TEXT_CHARS + 10))  # too long to remember
+    assert all(len(text) <= module._CLEAN_TEXT_CHARS for text in module._clean)
+    for secret in SECRETS:  # remembered outputs are outputs: an input with a secret is never among them
+        for value in secret.values:
+            assert all(value not in text for text in module._clean), secret.name
+            assert value not in redact_text(secret.text), secret.name

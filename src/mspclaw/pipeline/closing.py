@@ -120,8 +120,11 @@ class Closing:
                                            answered_by="mspclaw (ticket closed)")
 
     async def _contact_name(self, ticket: Ticket) -> str | None:
-        """The name of the ticket's contact as its PSA holds it (the reply greets them by it); ``None``
-        for a ticket from no PSA, or when the PSA gives none or cannot be read now."""
+        """The name of the ticket's contact as its PSA holds it (the reply greets them by it), read at intake;
+        for a PSA ticket opened before that was kept, read from the PSA now. ``None`` for a ticket from no
+        PSA, or when the PSA gives none or cannot be read now."""
+        if ticket.requester_name is not None:
+            return ticket.requester_name or None
         connector = self._connectors.get(ticket.psa) if ticket.psa is not None else None
         if connector is None or ticket.external_id is None:
             return None

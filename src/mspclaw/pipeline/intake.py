@@ -140,7 +140,8 @@ class Intake:
         sub = await self.tickets.submit(client=client.id, subject=fields["subject"].text,
                                         body=fields["body"].text, requester=fields["requester"].text,
                                         device=fields["device"].text or None, psa=psa,
-                                        external_id=psa_ticket.id, actor=f"psa:{psa}")
+                                        external_id=psa_ticket.id, actor=f"psa:{psa}",
+                                        requester_name=(psa_ticket.requester_name or "")[:255])
         cut = {name: c for name, c in fields.items() if c.cut}
         if cut:
             await self._truncated(connector, psa, psa_ticket.id, sub.session.id, client.id, cut)

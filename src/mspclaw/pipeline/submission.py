@@ -43,7 +43,7 @@ class Submissions:
 
     async def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
                      scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
-                     actor: str = "api") -> Submitted:
+                     actor: str = "api", requester_name: str | None = None) -> Submitted:
         """Open a ticket (``client`` outside ``scope`` is :class:`NotFound`) and start its run; returns at
         once, with ``ticket_opened`` durable in the audit trail."""
         client_row = self._registry.client(client)
@@ -55,7 +55,7 @@ class Submissions:
         ticket, session = self._store.open_ticket(
             client_id=client_row.id, subject=subject, body=body, requester=requester,
             device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
-            agent_id=route.agent_id, started=True)
+            agent_id=route.agent_id, started=True, requester_name=requester_name)
         # stored with the session (seq 1); pushed now, though no one can be watching a session this new
         self._events.announce(session.id, 1, "started", {"ticket_id": ticket.id, "subject": ticket.subject})
         await self._audit.record("ticket_opened", **_opened(ticket, session, actor))

@@ -59,11 +59,11 @@ class TicketService:
 
     async def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
                      scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
-                     actor: str = "api") -> Submitted:
+                     actor: str = "api", requester_name: str | None = None) -> Submitted:
         """Open a ticket and start working on it (:meth:`Submissions.submit`)."""
         return await self.submissions.submit(client=client, subject=subject, body=body, requester=requester,
                                              device=device, scope=scope, psa=psa, external_id=external_id,
-                                             actor=actor)
+                                             actor=actor, requester_name=requester_name)
 
     async def wait(self, session_id: str) -> None:
         await self.submissions.wait(session_id)

@@ -197,10 +197,34 @@ def _is_secret(key: object) -> bool:
     return any("token" in word and not (word == "tokens" and i == len(words) - 1) for i, word in enumerate(words))
 
 
+_CLEAN_TEXTS = 256
+"""Texts of :data:`_CLEAN_TEXT_CHARS` or fewer that :func:`redact_text` returned last, remembered: a ticket's
+note is redacted where it is written, then again by the store and the audit log, and it comes back clean.
+Bounded in count and size whatever arrives."""
+_CLEAN_TEXT_CHARS = 16_384
+_clean: dict[str, None] = {}
+
+
 def redact_text(text: str) -> str:
     """``text`` with every secret the rules of the module docstring find replaced by :data:`REDACTED`."""
+    if text in _clean:
+        return text
     if not _MAY_HOLD_SECRET.search(text.lower()):
         return text
+    redacted = _redact_text(text)
+    if len(redacted) <= _CLEAN_TEXT_CHARS:
+        # a redacted text holds nothing more to redact: the rules replace a secret by REDACTED, which no
+        # rule matches again (tests/store/test_redact.py checks redact_text(redact_text(x)) == redact_text(x))
+        if len(_clean) >= _CLEAN_TEXTS:
+            try:
+                _clean.pop(next(iter(_clean)), None)
+            except (RuntimeError, StopIteration):  # another thread changed it meanwhile: start afresh
+                _clean.clear()
+        _clean[redacted] = None
+    return redacted
+
+
+def _redact_text(text: str) -> str:
     if "PRIVATE KEY" in text:
         text = _redact_pem(text)
     text = _TOKEN_SHAPES.sub(_shape_repl, text)

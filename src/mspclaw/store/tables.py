@@ -126,6 +126,9 @@ class Ticket(Base):
     subject: Mapped[str] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text, default="")
     requester: Mapped[str] = mapped_column(String(255), default="")
+    requester_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The contact's name as the PSA holds it (the reply greets them by it); "" when the PSA gives none,
+    None when not read (a ticket from the API, or one opened before this column)."""
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), default=None)
     status: Mapped[str] = mapped_column(String(32), default="new")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -133,7 +133,8 @@ class TicketStore:
     # -- tickets and sessions -------------------------------------------------------------------
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
                     device_id: str | None, psa: str | None = None, external_id: str | None = None,
-                    agent_id: str | None = None, started: bool = False) -> tuple[Ticket, Session]:
+                    agent_id: str | None = None, started: bool = False,
+                    requester_name: str | None = None) -> tuple[Ticket, Session]:
         """A new ticket and its session (bound to ``agent_id`` when the route already names it).
 
         ``started``: the session's first event, ``started`` with the ticket's id and subject, is
@@ -141,8 +142,8 @@ class TicketStore:
         now = utcnow()
         subject, body = redact_text(subject), redact_text(body)  # users paste passwords into tickets
         ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
-                  "requester": requester, "device_id": device_id, "psa": psa, "external_id": external_id,
-                  "status": "in_progress", "created_at": now, "updated_at": now}
+                  "requester": requester, "requester_name": requester_name, "device_id": device_id, "psa": psa,
+                  "external_id": external_id, "status": "in_progress", "created_at": now, "updated_at": now}
         session = {"id": new_id("ss"), "ticket_id": ticket["id"], "client_id": client_id, "agent_id": agent_id,
                    "playbook": None, "model": "playbook", "status": "running", "outcome": None, "note": None,
                    "reply": None, "reason": None, "created_at": now, "updated_at": now}
