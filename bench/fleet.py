@@ -985,7 +985,7 @@ async def bench(opts: argparse.Namespace) -> bool:
         data_dir = work / "data"
         api_key = "msp_bench_" + secrets.token_hex(16)
         t0 = time.perf_counter()
-        creds = prepare_agents(data_dir, api_key, opts.agents, opts.per_client)
+        creds = await asyncio.to_thread(prepare_agents, data_dir, api_key, opts.agents, opts.per_client)
         prep_s = time.perf_counter() - t0
         gc.collect()
         gc.freeze()
