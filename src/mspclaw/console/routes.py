@@ -358,10 +358,10 @@ def approval(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Respon
     return _html(pages.approval_page(page, user=principal, csrf=sign.csrf(token)))
 
 
-@router.post("/approvals/{approval_id}/decide")
-async def decide(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    """Approve or deny through the one decision path (:meth:`~mspclaw.pipeline.approvals.Approvals.decide_async`):
-    the approver rules apply; a second decision (a double click, a colleague first) changes nothing."""
+async def _staff_form(request: Request, sign: ConsoleSignIn, *, expired: str, not_tech: str | None = None
+                      ) -> tuple[dict[str, str], Principal, str] | Response:
+    """A state-changing form of the signed-in technician with a valid CSRF token: ``(form, principal, csrf)``;
+    else the response that refuses it (``not_tech``: the refusal for a viewer, when only technicians may)."""
     try:
         form = await _form(request)
     except Forbidden as exc:
@@ -372,8 +372,21 @@ async def decide(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Re
     principal, token = current
     csrf = sign.csrf(token)
     if not sign.csrf_ok(token, form.get("csrf", "")):
-        return _html(pages.error_page(403, "The form expired or did not come from this console; open the approval "
-                                           "again.", user=principal, csrf=csrf), 403)
+        return _html(pages.error_page(403, expired, user=principal, csrf=csrf), 403)
+    if not_tech is not None and not principal.at_least("tech"):
+        return _html(pages.error_page(403, not_tech, user=principal, csrf=csrf), 403)
+    return form, principal, csrf
+
+
+@router.post("/approvals/{approval_id}/decide")
+async def decide(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+    """Approve or deny through the one decision path (:meth:`~mspclaw.pipeline.approvals.Approvals.decide_async`):
+    the approver rules apply; a second decision (a double click, a colleague first) changes nothing."""
+    checked = await _staff_form(request, sign, expired="The form expired or did not come from this console; open "
+                                                       "the approval again.")
+    if isinstance(checked, Response):
+        return checked
+    form, principal, csrf = checked
     decision, reason = form.get("decision", ""), form.get("reason", "").strip()[:500]
     try:
         page = await run_in_threadpool(views.approval_page, svc, principal, approval_id)
@@ -402,21 +415,11 @@ async def decide(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Re
 @router.post("/devices/{device_id}/forget")
 async def forget_device(device_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
     """Forget what MSPclaw remembers about a device (technicians and admins; audited), then back to the ticket."""
-    try:
-        form = await _form(request)
-    except Forbidden as exc:
-        return _refused(exc.message)
-    current = await run_in_threadpool(_current, request, sign)
-    if current is None:
-        return _to_login(request)
-    principal, token = current
-    csrf = sign.csrf(token)
-    if not sign.csrf_ok(token, form.get("csrf", "")):
-        return _html(pages.error_page(403, "The form expired or did not come from this console.", user=principal,
-                                      csrf=csrf), 403)
-    if not principal.at_least("tech"):
-        return _html(pages.error_page(403, "Only technicians and admins make MSPclaw forget a device.",
-                                      user=principal, csrf=csrf), 403)
+    checked = await _staff_form(request, sign, expired="The form expired or did not come from this console.",
+                                not_tech="Only technicians and admins make MSPclaw forget a device.")
+    if isinstance(checked, Response):
+        return checked
+    form, principal, csrf = checked
     try:
         await run_in_threadpool(views.forget_device, svc, principal, device_id)
     except NotFound as exc:
@@ -429,21 +432,11 @@ async def forget_device(device_id: str, request: Request, svc: Svc, sign: Sign) 
 async def answer_question(question_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
     """Relay the end user's answer to a pending question (given by phone, in a chat), once; then back to the
     ticket. The same path as ``POST /api/questions/{id}/answer``."""
-    try:
-        form = await _form(request)
-    except Forbidden as exc:
-        return _refused(exc.message)
-    current = await run_in_threadpool(_current, request, sign)
-    if current is None:
-        return _to_login(request)
-    principal, token = current
-    csrf = sign.csrf(token)
-    if not sign.csrf_ok(token, form.get("csrf", "")):
-        return _html(pages.error_page(403, "The form expired or did not come from this console.", user=principal,
-                                      csrf=csrf), 403)
-    if not principal.at_least("tech"):
-        return _html(pages.error_page(403, "Only technicians and admins relay answers.", user=principal,
-                                      csrf=csrf), 403)
+    checked = await _staff_form(request, sign, expired="The form expired or did not come from this console.",
+                                not_tech="Only technicians and admins relay answers.")
+    if isinstance(checked, Response):
+        return checked
+    form, principal, csrf = checked
     by = form.get("by", "").strip()[:200] or "the user"
     try:
         await svc.tickets.questions.answer_async(question_id[:64], form.get("answer", "")[:1000],
