@@ -65,6 +65,7 @@ class SimulatedDevice:
         self.runner = Recorded(os_name)
         self.context = ToolContext(temp_roots=WINDOWS_TEMP if os_name == "windows" else (temp,),
                                    run=self.runner, home=home)
+        # os_name is one of the catalogue's OS names; the playbook matrix passes them as plain strings
         self.registry = tool_registry(os_name)  # type: ignore[arg-type]
         self.site = dict(site_tools or {})
         self.secrets: list[Secret] = []
@@ -100,6 +101,8 @@ class SimulatedDevice:
         if implementation is None:
             raise UnknownTool(f"{tool} is not implemented on {self.os_name}")
         try:
-            return implementation(parsed, self.context)
+            output = implementation(parsed, self.context)
         except ToolFailed:
             raise
+        assert not isinstance(output, WithSecret), f"{tool} is a device tool: it hands over no secret"
+        return output

@@ -56,7 +56,7 @@ class Peer:
         ws = await connect(self.live.agent_url, compression=None,
                            additional_headers={"Authorization": f"Bearer {self.agent_id}.{self.credential}"})
         await ws.send(encode(Hello(protocol=self.version, agent_id=self.agent_id, client_id=self.client_id,
-                                   role=self.role, hostname=self.host, os="linux",  # type: ignore[arg-type]
+                                   role=self.role, hostname=self.host, os="linux",
                                    tools=self.tools)))
         return ws
 

@@ -22,8 +22,8 @@ from tests.browser import Page, chromium
 from tests.conftest import Live, live_server, make_old_files
 
 pytestmark = pytest.mark.anyio
-DANA = {"name": "Dana Scully", "email": "dana@msp.example", "role": "tech", "clients": ["Acme Dental"]}
-EVE = {"name": "Eve Other", "email": "eve@beta.example", "role": "tech", "clients": ["Beta Law"]}
+DANA: dict[str, Any] = {"name": "Dana Scully", "email": "dana@msp.example", "role": "tech", "clients": ["Acme Dental"]}
+EVE: dict[str, Any] = {"name": "Eve Other", "email": "eve@beta.example", "role": "tech", "clients": ["Beta Law"]}
 PASSWORD = "correct horse battery staple"
 DISK = {"subject": "disk almost full", "body": "I cannot save files, it says the disk is full",
         "requester": "maria@acme.example"}

@@ -24,6 +24,7 @@ async def test_every_api_route_needs_the_key(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=live.url) as anon:
             for route in routes:
                 path = route.path.replace("{", "").replace("}", "")
+                assert route.methods, path
                 for method in route.methods:
                     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": live.api_key}):
                         r = await anon.request(method, path, headers=headers, json={})

@@ -190,7 +190,7 @@ def expected(case: Case, who: Who) -> int:
     return case.ok
 
 
-TECHS = {"techs": [
+TECHS: dict[str, list[dict[str, Any]]] = {"techs": [
     {"name": "Tech A", "email": "tech-a@msp.example", "role": "tech", "clients": ["Acme Dental"]},
     {"name": "Viewer A", "email": "viewer-a@msp.example", "role": "viewer", "clients": ["Acme Dental"]},
     {"name": "Tech B", "email": "tech-b@msp.example", "role": "tech", "clients": ["Beta Law"]},
@@ -236,7 +236,7 @@ def visible_ids(body: Any, key: str) -> set[str]:
 async def test_every_route_as_every_role_and_as_another_clients_tech(tmp_path: Path) -> None:
     async with live_server(tmp_path, workers=0) as live:
         world, callers = await setup_world(live)
-        app_routes = {(m, r.path) for r in _api_routes() for m in r.methods}
+        app_routes = {(m, r.path) for r in _api_routes() for m in r.methods or ()}
         assert {(c.method, c.route) for c in CASES} == app_routes, "every /api route is in the matrix"
         assert set(POLICY) == app_routes, "every /api route has an access rule, and no rule is stale"
         for case in CASES:
@@ -266,8 +266,8 @@ async def test_every_route_as_every_role_and_as_another_clients_tech(tmp_path: P
                         if "Acme Dental" in keys:
                             failures.append("stats leaked client A to a tech of client B")
         assert not failures, "\n".join(failures)
-        forbidden = live.services.audit.query(kind="api_forbidden")
-        assert forbidden and all(e.actor != "unknown" for e in forbidden)
+        refusals = live.services.audit.query(kind="api_forbidden")
+        assert refusals and all(e.actor != "unknown" for e in refusals)
 
 
 def _api_routes() -> list[APIRoute]:

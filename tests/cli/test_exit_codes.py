@@ -34,7 +34,7 @@ def commands() -> dict[str, Any]:
         else:
             found[path] = command
 
-    root = typer.main.get_command(app)
+    root: Any = typer.main.get_command(app)  # a group: walked like its subgroups
     ctx = typer.Context(root)
     for name in root.list_commands(ctx):
         walk(root.get_command(ctx, name), f"mspclaw {name}")
@@ -89,7 +89,7 @@ def test_server_on_a_port_in_use_says_so_in_one_line_before_any_banner(tmp_path:
         port = holder.getsockname()[1]
         result = mspclaw("server", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data"),
                          env={"MSPCLAW_AGENT_PORT": "0"}, timeout=60)
-    assert result.returncode == ExitCode.CANNOT_LISTEN == 3, result.stderr
+    assert result.returncode == ExitCode.CANNOT_LISTEN and int(ExitCode.CANNOT_LISTEN) == 3, result.stderr
     assert result.stderr.splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: the port is in use by another program (another `mspclaw "
         "server`?); stop it or choose another with --port or MSPCLAW_PORT / MSPCLAW_AGENT_PORT"]

@@ -29,7 +29,7 @@ async def test_run_ticket_exits_5_when_escalated_and_4_when_its_timeout_runs_out
         lost = await psa.connector.create_ticket(stranger, requester="x@nobody.example", subject="disk full")
         await wait_for(lambda: _escalated(psa, lost.id), 30)
         again = await asyncio.to_thread(mspclaw, "run-ticket", "--psa", "local", "--ticket", lost.id, env=env)
-        assert again.returncode == ExitCode.NOT_RESOLVED == 5, again.stderr
+        assert again.returncode == ExitCode.NOT_RESOLVED and int(ExitCode.NOT_RESOLVED) == 5, again.stderr
         assert f"local ticket {lost.id}: escalated in the PSA" in again.stdout
 
         make_old_files(tmp_path / "temp", 2)
@@ -39,5 +39,5 @@ async def test_run_ticket_exits_5_when_escalated_and_4_when_its_timeout_runs_out
         await live.wait_approval()  # the webhook started it; its delete step waits for a technician
         waited = await asyncio.to_thread(mspclaw, "run-ticket", "--psa", "local", "--ticket", ticket.id,
                                          "--timeout", "3", env=env)
-        assert waited.returncode == ExitCode.TIMEOUT == 4, waited.stderr
+        assert waited.returncode == ExitCode.TIMEOUT and int(ExitCode.TIMEOUT) == 4, waited.stderr
         assert "after 3 s; it goes on on the server" in waited.stderr

@@ -50,8 +50,9 @@ class SpecCheck:
         if errata is not None:
             errata(spec)
         self.spec = spec
-        # The spec itself is not re-validated (a third party's document; seconds for each load).
-        self.api = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
+        # The spec itself is not re-validated (a third party's document; seconds for each load). openapi-core
+        # skips the check for None (OpenAPI.check_spec), which its annotation of the field leaves out.
+        self.api = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))  # type: ignore[arg-type]
         validator = OAS31Validator if str(spec.get("openapi", "")).startswith("3.1") else OAS30Validator
         self._validator_cls = validator
         self._validators: dict[str, Any] = {}

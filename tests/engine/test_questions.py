@@ -36,8 +36,9 @@ def test_different_questions_are_not(a: str, b: str) -> None:
 
 def test_best_match_picks_the_closest_known_answer() -> None:
     known = [("Which printer do you use?", "HP LaserJet 4"), ("What is your PC called?", "ACME-LT-07")]
-    assert best_match("what's the name of your laptop", known) == ("What is your PC called?", "ACME-LT-07",
-                                                                  pytest.approx(1.0))
+    found = best_match("what's the name of your laptop", known)
+    assert found is not None
+    assert found[:2] == ("What is your PC called?", "ACME-LT-07") and found[2] == pytest.approx(1.0)
     assert best_match("Which browser do you use?", known) is None
 
 

@@ -291,7 +291,7 @@ async def test_two_technicians_on_two_replicas_one_decision_in_postgresql(tmp_pa
     first decision and the other server answers with who decided."""
     from tests.store.conftest import provision
 
-    shared = {"slack_signing_secret": SECRET, "jwt_secret": "j" * 48, "workers": 0}
+    shared: dict[str, Any] = {"slack_signing_secret": SECRET, "jwt_secret": "j" * 48, "workers": 0}
     with provision("postgres", tmp_path) as db:
         async with slack_workspace(SECRET) as ws, \
                 live_server(tmp_path / "a", database_url=db.url, slack_response_url_prefixes=[f"{ws.url}/"],

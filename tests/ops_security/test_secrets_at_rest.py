@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from typer.testing import CliRunner
 
 from mspclaw.cli import config
@@ -110,7 +110,7 @@ def _plaintext_account(settings: Settings) -> None:
     db, _audit = open_store(settings)
     try:
         with db.engine.begin() as conn:
-            conn.execute(PSAAccountRow.__table__.insert().values(
+            conn.execute(insert(PSAAccountRow).values(
                 id="pa_old", name="old", kind="local", config={"base_url": "http://127.0.0.1:9"},
                 secrets={"token": TOKEN, "webhook_secret": HOOK}, enabled=False))
     finally:
@@ -163,8 +163,8 @@ def test_a_wrong_key_writes_nothing_to_either_database(tmp_path: Path, database:
     right = SecretBox.ephemeral()
     PSAAccounts(db, right).add("a", "local", {}, {"token": TOKEN})
     with db.engine.begin() as conn:  # and one row in clear, as an older MSPclaw wrote it
-        conn.execute(PSAAccountRow.__table__.insert().values(id="pa_old", name="old", kind="local", config={},
-                                                             secrets={"token": HOOK}, enabled=False))
+        conn.execute(insert(PSAAccountRow).values(id="pa_old", name="old", kind="local", config={},
+                                                  secrets={"token": HOOK}, enabled=False))
     before = raw_rows(db.engine)
     wrong = AccountSecrets(db, SecretBox.ephemeral())
     for attempt in (wrong.seal_plaintext, wrong.reencrypt, wrong.seal_and_list):
@@ -210,6 +210,7 @@ def test_rotate_re_encrypts_everything_under_a_new_key(tmp_path: Path, database:
     SecondFactors(db, secret_box(settings)).begin("tech@example.com", "JBSWY3DPEHPK3PXP")
     db.dispose()
     old_id = secret_box(settings).current_id
+    assert old_id is not None
 
     result = cli.invoke(app, ["secrets", "rotate"])
     assert result.exit_code == 0, result.output

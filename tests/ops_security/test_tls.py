@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -100,7 +100,8 @@ def peer_issuer(port: int, ca: CA) -> str:
             ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         cert = tls.getpeercert()
     assert cert is not None
-    return str(dict(item[0] for item in cert["issuer"])["commonName"])
+    issuer = cast("tuple[tuple[tuple[str, str], ...], ...]", cert["issuer"])  # relative names of (key, value) pairs
+    return str(dict(item[0] for item in issuer)["commonName"])
 
 
 async def test_https_api_and_an_agent_enrolled_and_connected_over_wss_with_a_pinned_ca(tmp_path: Path) -> None:
@@ -154,7 +155,7 @@ async def test_a_wrong_ca_is_refused_with_a_clear_error(tmp_path: Path, caplog: 
     cert, key = ca.issue(tmp_path / "ca")
     async with serving(tmp_path, tls_cert_file=cert, tls_key_file=key) as served:
         code = await new_code(served, ca)
-        request = EnrollRequest(code=code, **HELLO)  # type: ignore[arg-type]
+        request = EnrollRequest(code=code, **HELLO)
         with pytest.raises(ConfigError, match="did not verify") as caught:
             await asyncio.to_thread(enroll, served.url, request, ssl_context=client_context(other.path))
         assert "--ca-file" in caught.value.message

@@ -118,10 +118,10 @@ async def test_the_opener_never_approves_and_a_shared_key_or_the_psa_is_no_perso
             r = await decide(await opener(live, acme, opened_by=who), "Dana Scully")
             if r.status_code != 403 or "opened this ticket" not in r.json()["detail"]["message"]:
                 failures.append(f"opener {who!r} approved their own ticket: {r.status_code} {r.text}")
-        for who in [*allowed, None]:
-            r = await decide(await opener(live, acme, opened_by=who), "Dana Scully")
+        for other in [*allowed, None]:
+            r = await decide(await opener(live, acme, opened_by=other), "Dana Scully")
             if r.status_code != 200:
-                failures.append(f"Dana refused on a ticket opened by {who!r}: {r.status_code} {r.text}")
+                failures.append(f"Dana refused on a ticket opened by {other!r}: {r.status_code} {r.text}")
         assert not failures, "\n".join(failures)
 
         # the real path: Dana logs in, opens a ticket through the API, and cannot approve its step

@@ -51,8 +51,8 @@ async def test_no_answer_in_time_counts_as_unconfirmed(services: Services) -> No
     assert feedback.store.for_ticket(ticket.id).status == "unconfirmed"
     (event,) = services.audit.query(kind="feedback_unconfirmed")
     assert event.data["ticket_id"] == ticket.id
-    (row,) = services.staff.stats.by("playbook", None)
-    assert (row.unconfirmed, row.confirmed) == (1, 0)
+    (stats,) = services.staff.stats.by("playbook", None)
+    assert (stats.unconfirmed, stats.confirmed) == (1, 0)
     kinds = [e.event for e in services.events.history(session)]
     assert kinds == ["feedback_requested"]
 

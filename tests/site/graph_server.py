@@ -337,7 +337,7 @@ def _cert(subject: str, key: Any, issuer_name: x509.Name | None, issuer_key: Any
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _pem_key(key: Any) -> bytes:
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -753,9 +753,10 @@ class GraphTenant:
                 thumb = jwt.utils.base64url_decode(header["x5t#S256"]).hex()
                 cert = next((c for c in self._certificates.values()
                              if c.fingerprint(hashes.SHA256()).hex() == thumb), None)
-            if cert is None:
+            public_key = cert.public_key() if cert is not None else None
+            if not isinstance(public_key, rsa.RSAPublicKey):  # make_certificate registers RSA keys only
                 return "Key was not found."
-            claims = jwt.decode(assertion, cert.public_key(), algorithms=["RS256", "PS256"], audience=audience,
+            claims = jwt.decode(assertion, public_key, algorithms=["RS256", "PS256"], audience=audience,
                                 issuer=self.client_id)
         except jwt.PyJWTError as exc:
             return f"Invalid assertion: {type(exc).__name__}."

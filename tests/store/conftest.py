@@ -6,7 +6,7 @@
 * ``blank_database``: a private, empty database (no tables), for migration tests;
   ``blank_postgres``: the same on PostgreSQL only.
 
-Test modules annotate with ``TestDatabase`` imported under ``TYPE_CHECKING`` (``from conftest
+Test modules annotate with ``TestDatabase`` imported under ``TYPE_CHECKING`` (``from tests.store.conftest
 import TestDatabase``); fixtures are found by name, so nothing imports this module at run time.
 
 SQLite is a file in ``tmp_path``. PostgreSQL is the server at ``TEST_POSTGRES_URL`` (default

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event, func, select, text, update
+from sqlalchemy import Engine, delete, event, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from mspclaw.errors import AuditIntegrityError, StoreError
@@ -29,7 +29,7 @@ from mspclaw.store.redact import REDACTED, is_secret_key, redact, redact_text
 from mspclaw.store.tables import AuditEvent
 
 if TYPE_CHECKING:
-    from conftest import TestDatabase
+    from tests.store.conftest import TestDatabase
 
 DAY = "2026-11-23"
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -253,7 +253,7 @@ def test_a_row_rewritten_with_a_fresh_hash_is_caught(
 def test_a_row_deleted_is_caught(audit: AuditLog, engine: Engine, clock: FakeClock) -> None:
     append_five(audit, clock)
     with engine.begin() as conn:
-        conn.execute(AuditEvent.__table__.delete().where(AuditEvent.seq == 3))
+        conn.execute(delete(AuditEvent).where(AuditEvent.seq == 3))
 
     assert_tampered(audit, f"{DAY}.jsonl:3", "not in the database")
 

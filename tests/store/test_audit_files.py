@@ -27,7 +27,7 @@ from mspclaw.store.redact import REDACTED, redact, redact_plain
 from mspclaw.store.tables import AuditEvent
 
 if TYPE_CHECKING:
-    from conftest import TestDatabase
+    from tests.store.conftest import TestDatabase
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 DAY = "2026-11-23"
@@ -62,7 +62,7 @@ def lines_of(audit_dir: Path, day: str = DAY) -> list[str]:
     return (audit_dir / f"{day}.jsonl").read_text("ascii").splitlines(keepends=True)
 
 
-DATA: list[dict[str, Any] | None] = [
+DATA: list[dict[Any, Any] | None] = [  # non-string keys too
     None,
     {},
     {"call_id": "call_1", "args": {"path": "/", "depth": 2}, "approval_id": None, "ok": True, "pct": 97.5},
@@ -75,7 +75,7 @@ DATA: list[dict[str, Any] | None] = [
 
 
 @pytest.mark.parametrize("data", DATA, ids=range(len(DATA)))
-def test_lines_are_the_records_canonical_json(engine: Engine, audit_dir: Path, data: dict[str, Any] | None) -> None:
+def test_lines_are_the_records_canonical_json(engine: Engine, audit_dir: Path, data: dict[Any, Any] | None) -> None:
     """The line and hash put together from parts equal the documented rule, for plain and odd data;
     the data is what one JSON round trip of the redacted data gives; the row reads back the same."""
     audit = AuditLog(Database(engine), audit_dir, clock=Clock())
@@ -95,9 +95,11 @@ def test_lines_are_the_records_canonical_json(engine: Engine, audit_dir: Path, d
 def test_redact_plain_matches_redact_on_plain_data() -> None:
     data = {"user": "alice", "token": "t0k", "list": [{"secret": 1, "x": None}, ("a", "password=pw")],
             "usage": {"input_tokens": 3}, "n": 1.5, "b": False}
-    assert redact_plain(data) == json.loads(json.dumps(redact(data)))
-    assert redact_plain(data)["token"] == REDACTED
-    for odd in ({1: "x"}, {"e": Colour.RED}, {"d": datetime.now(UTC)}, {"s": {1, 2}}):
+    plain = redact_plain(data)
+    assert plain == json.loads(json.dumps(redact(data)))
+    assert plain is not None and plain["token"] == REDACTED
+    odds: tuple[dict[Any, Any], ...] = ({1: "x"}, {"e": Colour.RED}, {"d": datetime.now(UTC)}, {"s": {1, 2}})
+    for odd in odds:
         assert redact_plain(odd) is None  # left to the general path
 
 

@@ -24,7 +24,7 @@ from mspclaw.store.secretbox import SecretBox
 from mspclaw.store.tables import JobRow
 
 if TYPE_CHECKING:
-    from conftest import TestDatabase
+    from tests.store.conftest import TestDatabase
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

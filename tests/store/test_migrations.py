@@ -10,13 +10,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, inspect, select, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, insert, inspect, select, text
 
 from mspclaw.store.db import alembic_config, migrate
 from mspclaw.store.tables import AuditEvent, Base, Client, UTCDateTime
 
 if TYPE_CHECKING:
-    from conftest import TestDatabase
+    from tests.store.conftest import TestDatabase
 
 
 def schema_diff(engine: Engine, metadata: MetaData = Base.metadata) -> list[Any]:
@@ -59,11 +59,12 @@ def test_utc_datetime_columns_round_trip_aware(engine: Engine) -> None:
     """The UTCDateTime columns hold what they are given, as aware UTC, on both databases."""
     stamp = datetime(2026, 11, 23, 23, 59, 58, 123456, tzinfo=UTC)
     with engine.begin() as conn:
-        conn.execute(Client.__table__.insert().values(id="cl_1", name="Acme", psa_refs={}, created_at=stamp))
+        conn.execute(insert(Client).values(id="cl_1", name="Acme", psa_refs={}, created_at=stamp))
     with engine.connect() as conn:
         got = conn.execute(select(Client.created_at)).scalar_one()
     assert got == stamp
-    assert got.utcoffset() is not None and got.utcoffset().total_seconds() == 0
+    offset = got.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
 
 
 def _copy_of_tables() -> MetaData:
@@ -151,8 +152,8 @@ def test_a_timestamp_without_time_zone_is_a_difference_on_postgres(blank_postgre
 
 def test_migrating_twice_is_harmless(engine: Engine, database: TestDatabase) -> None:
     with engine.begin() as conn:
-        conn.execute(Client.__table__.insert().values(id="cl_1", name="Acme", psa_refs={"halo": "7"},
-                                                      created_at=datetime.now(UTC)))
+        conn.execute(insert(Client).values(id="cl_1", name="Acme", psa_refs={"halo": "7"},
+                                           created_at=datetime.now(UTC)))
 
     migrate(engine)
     migrate(database.new_engine())

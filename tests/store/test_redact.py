@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def test_what_stays_and_what_goes(text_in: str, text_out: str) -> None:
 # --- bounded cost --------------------------------------------------------------------------------
 
 MB = 1_000_000
-ADVERSARIAL = {
+ADVERSARIAL: dict[str, Callable[[int], str]] = {
     "letters": lambda n: "a" * n,
     "base64 run": lambda n: "Ab1/" * (n // 4),
     "label=": lambda n: "password=" * (n // 9),

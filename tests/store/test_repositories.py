@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -14,7 +15,8 @@ from mspclaw.store.registry import Registry
 from mspclaw.store.tables import Client, utcnow
 from mspclaw.store.tickets import TicketStore
 
-HELLO = {"hostname": "PC-01", "os": "linux", "os_version": "12", "agent_version": "0.1", "tools": ["disk_usage"]}
+HELLO: dict[str, Any] = {"hostname": "PC-01", "os": "linux", "os_version": "12", "agent_version": "0.1",
+                         "tools": ["disk_usage"]}
 
 
 def test_clients_are_unique_and_found_by_id_or_name(engine: Engine) -> None:
