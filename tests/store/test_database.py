@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, Table, bindparam, event, insert, select
 from sqlalchemy.exc import IntegrityError
+from tests.store.test_fastsql import a_session, call_values
 
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.database import Database
 from mspclaw.store.db import make_engine, migrate, sqlite_url
-from mspclaw.store.registry import Registry
 from mspclaw.store.tables import ToolCallRow
 from mspclaw.store.tickets import TicketStore
 
@@ -26,24 +25,9 @@ _INSERT_CALL = insert(_CALLS)
 _CALL = select(_CALLS).where(_CALLS.c.call_id == bindparam("call_id"))
 
 
-def a_session(db: Database) -> tuple[str, str]:
-    client = Registry(db).add_client("Acme", {"local": "7"})
-    _, session = TicketStore(db).open_ticket(client_id=client.id, subject="s", body="", requester="",
-                                             device_id=None)
-    return client.id, session.id
-
-
-def call_values(client_id: str, session_id: str, call_id: str, **changes: Any) -> dict[str, Any]:
-    return {"call_id": call_id, "session_id": session_id, "client_id": client_id, "agent_id": "ag_1",
-            "tool": "disk_usage", "args": {"path": "/", "nested": {"list": [1, 2.5, None, "é"]}},
-            "approval_id": None, "status": "pending", "output": None, "error_code": None, "error_message": None,
-            "duration_ms": None, "created_at": datetime(2026, 11, 24, 3, 4, 5, 678901, tzinfo=UTC),
-            "finished_at": None, **changes}
-
-
 def test_a_core_transaction_commits_as_a_whole_or_not_at_all(engine: Engine) -> None:
     db = Database(engine)
-    client_id, session_id = a_session(db)
+    client_id, session_id = a_session(db.engine)
     with pytest.raises(IntegrityError), db.transaction() as conn:
         conn.execute(_INSERT_CALL, call_values(client_id, session_id, "c1"))
         conn.execute(_INSERT_CALL, call_values(client_id, session_id, "c1"))
@@ -57,7 +41,7 @@ def test_a_core_transaction_commits_as_a_whole_or_not_at_all(engine: Engine) -> 
 
 def test_the_fast_path_and_core_store_the_same_row(engine: Engine) -> None:
     db = Database(engine)
-    client_id, session_id = a_session(db)
+    client_id, session_id = a_session(db.engine)
     db.fast.run(db.fast.prepare(_INSERT_CALL), call_values(client_id, session_id, "fast"))
     with db.transaction() as conn:
         conn.execute(_INSERT_CALL, call_values(client_id, session_id, "core"))
@@ -71,7 +55,7 @@ def test_an_immediate_core_transaction_holds_sqlites_write_lock_from_its_first_r
     engine, second = make_engine(sqlite_url(tmp_path)), make_engine(sqlite_url(tmp_path))
     migrate(engine)
     db, other = Database(engine), Database(second)
-    client_id, session_id = a_session(db)
+    client_id, session_id = a_session(db.engine)
     order: list[str] = []
 
     def write() -> None:
@@ -104,7 +88,7 @@ def test_event_hooks_see_the_stores_statements_and_the_audit_insert(engine: Engi
     event.listen(engine, "before_cursor_execute", hook)
     try:
         db = Database(engine)
-        client_id, session_id = a_session(db)  # TicketStore.open_ticket: the fast path
+        client_id, session_id = a_session(db.engine)  # TicketStore.open_ticket: the fast path
         TicketStore(db).add_event(session_id, "step", {"n": 1})
         with db.transaction() as conn:
             conn.execute(_INSERT_CALL, call_values(client_id, session_id, "c1"))
@@ -120,7 +104,7 @@ def test_event_hooks_see_the_stores_statements_and_the_audit_insert(engine: Engi
 
 def test_sql_echo_logs_the_fast_paths_statements(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     db = Database(engine)
-    _, session_id = a_session(db)
+    _, session_id = a_session(db.engine)
     engine.echo = True
     try:
         with caplog.at_level("INFO", logger="sqlalchemy.engine"):
