@@ -196,8 +196,9 @@ def _signed_in(request: Request, token: str, body: str | None = None) -> Respons
     return response
 
 
-@router.post("/login/code")
-async def code(request: Request, sign: Sign) -> Response:
+async def _second_factor_form(request: Request, sign: ConsoleSignIn) -> tuple[dict[str, str], str] | Response:
+    """A form of the second-factor step (code or enrolment) with its CSRF token bound to the pending sign-in:
+    ``(form, due)``; else the response that refuses it."""
     try:
         form = await _form(request)
     except Forbidden as exc:
@@ -205,6 +206,15 @@ async def code(request: Request, sign: Sign) -> Response:
     due = request.cookies.get(DUE_COOKIE, "")
     if not sign.csrf_ok(due, form.get("csrf", "")):
         return _refused("The form expired or did not come from this console; sign in again.")
+    return form, due
+
+
+@router.post("/login/code")
+async def code(request: Request, sign: Sign) -> Response:
+    checked = await _second_factor_form(request, sign)
+    if isinstance(checked, Response):
+        return checked
+    form, due = checked
     try:
         signed = await run_in_threadpool(sign.verify, due, form.get("code", ""), remote=_remote(request))
     except AuthError as exc:
@@ -235,13 +245,10 @@ def enrol_form(request: Request, sign: Sign) -> Response:
 
 @router.post("/login/enrol")
 async def enrol(request: Request, sign: Sign) -> Response:
-    try:
-        form = await _form(request)
-    except Forbidden as exc:
-        return _refused(exc.message)
-    due = request.cookies.get(DUE_COOKIE, "")
-    if not sign.csrf_ok(due, form.get("csrf", "")):
-        return _refused("The form expired or did not come from this console; sign in again.")
+    checked = await _second_factor_form(request, sign)
+    if isinstance(checked, Response):
+        return checked
+    form, due = checked
     tech = sign.due(due)
     try:
         signed = await run_in_threadpool(sign.confirm_enrolment, due, form.get("code", ""), remote=_remote(request))
