@@ -114,6 +114,8 @@ async def test_samples_are_listed_oldest_first_with_psa_ids_and_timestamps() -> 
         assert {t.company for t in tickets} == {psa.company_id}
         assert {t.asset for t in tickets} == {"ACME-WS-07"}
         assert tickets[0].requester == "maria.lopez@acme-dental.example"
+        # a person's mailbox has a contact name; the shared front-desk mailbox has none
+        assert (tickets[0].requester_name, tickets[3].requester_name) == ("Maria Lopez", None)
         assert all(t.created_at and t.created_at.tzinfo is not None for t in tickets)
         stamps = [t.updated_at or datetime.min for t in tickets]
         assert stamps == sorted(stamps) and len(set(stamps)) == 6
@@ -127,13 +129,14 @@ async def test_a_created_ticket_gets_the_next_id_and_real_timestamps() -> None:
         company = await psa.connector.create_company("Beta Law")
         before = datetime.now(UTC)
         made = await psa.connector.create_ticket(company, requester="ann@beta.example", subject="VPN drops",
-                                                 body="every hour", asset="BETA-LT-2")
+                                                 body="every hour", asset="BETA-LT-2", requester_name="Ann Ito")
         assert made.id == "1001" and made.company == company and made.status == "open"
         assert made.created_at is not None and before <= made.created_at <= datetime.now(UTC)
         again = await psa.connector.create_ticket(company, requester="bob@beta.example", subject="printer")
         assert again.id == "1002" and again.asset is None
         got = await psa.connector.get_ticket("1001")
         assert (got.subject, got.body, got.asset, got.notes) == ("VPN drops", "every hour", "BETA-LT-2", [])
+        assert got.requester_name == "Ann Ito" and again.requester_name is None
 
 
 async def test_listing_follows_pages_and_filters_on_updated_since() -> None:

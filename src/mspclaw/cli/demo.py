@@ -277,10 +277,12 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
                                   "and online\n")
                     account = [
                         await psa.connector.create_ticket(
-                            company, requester=dc.locked_out.mail, subject="Locked out of my account",
+                            company, requester=dc.locked_out.mail, requester_name=dc.locked_out.name or None,
+                            subject="Locked out of my account",
                             body="It says my account is locked after I typed my password wrong a few times."),
                         await psa.connector.create_ticket(
                             company, requester=dc.forgot_password.mail,
+                            requester_name=dc.forgot_password.name or None,
                             subject="Forgot my password / password expired",
                             body="After the holidays I can't remember my password and it says it has expired."),
                     ]

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Final, TypedDict, TypeVar
+from typing import Any, Final, NotRequired, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -107,6 +107,7 @@ class SampleTicket(TypedDict):
     requester: str
     subject: str
     body: str
+    requester_name: NotRequired[str]
 
 
 def sample_tickets() -> list[SampleTicket]:
@@ -296,9 +297,10 @@ class LocalPSAConnector(HttpConnector):
         return (await self._call(_Created, "POST", "/companies", json={"name": name})).id
 
     async def create_ticket(self, company: str, *, requester: str, subject: str, body: str = "",
-                            asset: str | None = None) -> PSATicket:
+                            asset: str | None = None, requester_name: str | None = None) -> PSATicket:
         """Open a ticket as an end user would; the simulator sends its ``ticket.created`` webhook."""
-        payload = {"company_id": company, "requester": requester, "subject": subject, "body": body, "asset": asset}
+        payload = {"company_id": company, "requester": requester, "subject": subject, "body": body, "asset": asset,
+                   "requester_name": requester_name}
         return (await self._call(_Ticket, "POST", "/tickets", json=payload)).psa_ticket()
 
     # plumbing

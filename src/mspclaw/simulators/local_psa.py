@@ -100,6 +100,8 @@ class Ticket:
     status: str
     created_at: datetime
     updated_at: datetime
+    requester_name: str | None = None
+    """The contact's name as the PSA's contact record has it (None: the ticket came from an unknown address)."""
 
 
 @dataclass
@@ -149,7 +151,8 @@ class PSAStore:
     # tickets
 
     def create_ticket(self, company_id: str, *, requester: str, subject: str, body: str = "",
-                      asset: str | None = None, status: str = "New", ticket_id: str | None = None) -> Ticket:
+                      asset: str | None = None, status: str = "New", ticket_id: str | None = None,
+                      requester_name: str | None = None) -> Ticket:
         """A new ticket; ``ticket_id`` is for loading samples, the PSA picks ids otherwise."""
         if company_id not in self._companies:
             raise NotFound(f"no company {company_id!r}")
@@ -160,7 +163,7 @@ class PSAStore:
         elif ticket_id.isdigit():
             self._next["ticket"] = max(self._next["ticket"], int(ticket_id) + 1)
         now = self._now()
-        ticket = Ticket(ticket_id, company_id, requester, subject, body, asset, status, now, now)
+        ticket = Ticket(ticket_id, company_id, requester, subject, body, asset, status, now, now, requester_name)
         self._tickets[ticket.id] = ticket
         self._notes[ticket.id] = []
         self._save()
@@ -210,7 +213,8 @@ class PSAStore:
         for item in sample_tickets():
             if item["id"] not in self._tickets:
                 self.create_ticket(company.id, requester=item["requester"], subject=item["subject"],
-                                   body=item["body"], asset=asset, ticket_id=item["id"])
+                                   body=item["body"], asset=asset, ticket_id=item["id"],
+                                   requester_name=item.get("requester_name"))
         return company
 
     # plumbing
@@ -380,6 +384,7 @@ class _TicketIn(_In):
     body: Annotated[str, Field(max_length=100_000)] = ""
     asset: str | None = None
     status: Status = "New"
+    requester_name: Annotated[str, Field(max_length=200)] | None = None
 
 
 class _TicketPatch(_In):
@@ -465,7 +470,8 @@ class _API:
         data = _TicketIn.model_validate(await _body(request))
         try:
             ticket = self.store.create_ticket(data.company_id, requester=data.requester, subject=data.subject,
-                                              body=data.body, asset=data.asset, status=data.status)
+                                              body=data.body, asset=data.asset, status=data.status,
+                                              requester_name=data.requester_name)
         except NotFound as exc:
             raise _BadRequest(f"company_id: {exc.message}") from exc
         if self.webhooks is not None:
@@ -602,7 +608,8 @@ class RunningPSA:
         company = next((c for c in self.store.companies() if c.name == company_name), None)
         self.company_id = company.id if company else await self.connector.create_company(company_name)
         return [await self.connector.create_ticket(self.company_id, requester=item["requester"],
-                                                   subject=item["subject"], body=item["body"], asset=asset)
+                                                   subject=item["subject"], body=item["body"], asset=asset,
+                                                   requester_name=item.get("requester_name"))
                 for item in sample_tickets()]
 
 
