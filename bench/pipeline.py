@@ -153,9 +153,10 @@ class TimedStore(PSAStore):
         self.all_noted = asyncio.Event()
 
     def create_ticket(self, company_id: str, *, requester: str, subject: str, body: str = "",
-                      asset: str | None = None, status: str = "New", ticket_id: str | None = None) -> Ticket:
+                      asset: str | None = None, status: str = "New", ticket_id: str | None = None,
+                      requester_name: str | None = None) -> Ticket:
         ticket = super().create_ticket(company_id, requester=requester, subject=subject, body=body, asset=asset,
-                                       status=status, ticket_id=ticket_id)
+                                       status=status, ticket_id=ticket_id, requester_name=requester_name)
         self.opened[ticket.id] = time.perf_counter()
         self.waiting.add(ticket.id)
         self.all_noted.clear()
