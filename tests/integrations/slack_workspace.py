@@ -30,12 +30,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from tests.conftest import free_port
+from tests.connectors.rest_server import serve
 
 INTERACTIONS_PATH = "/integrations/slack/interactions"
 
@@ -116,29 +115,22 @@ class SlackWorkspace:
 
 @contextlib.asynccontextmanager
 async def slack_workspace(secret: str | None = None) -> AsyncIterator[SlackWorkspace]:
-    port = free_port()
-    ws = SlackWorkspace(f"http://127.0.0.1:{port}", secret or "8f742231b10e8888abcd99yyyzzz85a5")
+    """The stand-in served on a free loopback port (``tests.connectors.rest_server.serve``) until the block ends."""
+    messages: dict[str, list[dict[str, Any]]] = {}
+    responses: dict[str, list[dict[str, Any]]] = {}
 
     async def hook(request: Request) -> Response:
-        ws.messages.setdefault(request.path_params["name"], []).append(json.loads(await request.body()))
+        messages.setdefault(request.path_params["name"], []).append(json.loads(await request.body()))
         return PlainTextResponse("ok")
 
     async def action(request: Request) -> Response:
-        ws.responses.setdefault(request.path_params["name"], []).append(json.loads(await request.body()))
+        responses.setdefault(request.path_params["name"], []).append(json.loads(await request.body()))
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/hooks/{name}", hook, methods=["POST"]),
                             Route("/actions/{name}", action, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the Slack stand-in failed to start"
-        await asyncio.sleep(0.01)
-    try:
-        yield ws
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serve(app) as origin:
+        yield SlackWorkspace(origin, secret or "8f742231b10e8888abcd99yyyzzz85a5", messages, responses)
 
 
 # -- what a message must look like ----------------------------------------------------------------------
