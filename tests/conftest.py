@@ -47,9 +47,27 @@ def anyio_backend() -> str:
 
 
 def free_port() -> int:
+    """A port nobody listened on a moment ago. Only for a server in another process, or an address that
+    must refuse connections: between this close and the other bind the port may be taken (a later
+    connection's ephemeral source port, say). A server in this process binds with ``listening_socket``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A TCP socket listening on loopback (``0``: the kernel picks a free port), to hand to
+    ``uvicorn.Server.serve(sockets=...)``: the port is held from the bind on, so nothing can take it
+    in between. ``SO_REUSEADDR`` lets a restarted server take its predecessor's port back."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(4096)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @dataclass
@@ -119,7 +137,8 @@ class Live:
 @contextlib.asynccontextmanager
 async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None = None, model: Model | None = None,
                       playbooks: list[Playbook] | None = None, **overrides: Any) -> AsyncIterator[Live]:
-    port = int(overrides.pop("port", 0)) or free_port()
+    sock = listening_socket(int(overrides.pop("port", 0)))
+    port = int(sock.getsockname()[1])
     agent_port = int(overrides.pop("agent_port", 0))  # 0: a free one; a restarted server passes the old one
     key = "test_" + secrets.token_urlsafe(16)
     settings = Settings(data_dir=tmp / "data", api_key=key, port=port, server_url=f"http://127.0.0.1:{port}",
@@ -128,7 +147,7 @@ async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None =
     listener = await start_agent_listener(services, host="127.0.0.1", port=agent_port)
     server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning",
                                            agent_port=listener.port))
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         assert not task.done(), "server failed to start"
         await asyncio.sleep(0.02)
@@ -147,6 +166,7 @@ async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None =
             await asyncio.wait_for(task, 15)
             await listener.close()
             services.close()
+            sock.close()
 
 
 def make_old_files(root: Path, count: int, size: int = 4096, age_days: int = 30) -> list[Path]:

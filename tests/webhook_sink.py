@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from tests.conftest import free_port
+from tests.conftest import listening_socket
 
 
 @dataclass
@@ -45,8 +45,8 @@ class Sink:
 
 @contextlib.asynccontextmanager
 async def webhook_sink() -> AsyncIterator[Sink]:
-    port = free_port()
-    sink = Sink(f"http://127.0.0.1:{port}")
+    sock = listening_socket()
+    sink = Sink(f"http://127.0.0.1:{sock.getsockname()[1]}")
 
     async def hook(request: Request) -> Response:
         name = request.path_params["name"]
@@ -63,8 +63,8 @@ async def webhook_sink() -> AsyncIterator[Sink]:
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/hooks/{name}", hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         assert not task.done(), "webhook sink failed to start"
         await asyncio.sleep(0.01)
@@ -73,6 +73,7 @@ async def webhook_sink() -> AsyncIterator[Sink]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+        sock.close()
 
 
 # -- payload shapes ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.conftest import free_port
+from tests.conftest import free_port, listening_socket
 
 from mspclaw.connectors.http import PSAHttp
 from mspclaw.connectors.transport import StreamTransport, proxy_configured
@@ -123,9 +123,10 @@ async def test_against_real_uvicorn_with_gzip_and_chunked_answers() -> None:
         await send({"type": "http.response.body", "body": b"echo:", "more_body": True})
         await send({"type": "http.response.body", "body": body})
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.get_running_loop().create_task(server.serve())
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             await asyncio.sleep(0.01)

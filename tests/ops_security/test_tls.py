@@ -20,7 +20,7 @@ from typing import Any, cast
 import httpx
 import pytest
 import uvicorn
-from tests.conftest import free_port
+from tests.conftest import free_port, listening_socket
 from tests.ops_security.certs import CA, make_ca
 from typer.testing import CliRunner
 
@@ -55,7 +55,8 @@ class Served:
 @contextlib.asynccontextmanager
 async def serving(tmp: Path, **overrides: Any) -> AsyncIterator[Served]:
     """The real app under uvicorn and the agent listener, with the listen options the settings give."""
-    port = free_port()
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
     scheme = "https" if overrides.get("tls_cert_file") else "http"
     settings = Settings(data_dir=tmp / "data", api_key=KEY, port=port, server_url=f"{scheme}://127.0.0.1:{port}",
                         **overrides)
@@ -64,7 +65,7 @@ async def serving(tmp: Path, **overrides: Any) -> AsyncIterator[Served]:
     listener = await start_agent_listener(services, host="127.0.0.1", port=0, ssl=listen.ssl_context)
     server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning",
                                            agent_port=listener.port, listen=listen))
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             assert not task.done(), "server failed to start"
@@ -75,6 +76,7 @@ async def serving(tmp: Path, **overrides: Any) -> AsyncIterator[Served]:
         await asyncio.wait_for(task, 15)
         await listener.close()
         services.close()
+        sock.close()
 
 
 def api(served: Served, ca: CA | None) -> httpx.AsyncClient:

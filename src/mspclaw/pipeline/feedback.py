@@ -213,10 +213,14 @@ class FeedbackService:
     async def expire_due(self) -> int:
         """Count every request past its deadline as unconfirmed (never as success)."""
         expired = self.store.expire_due()
+        if expired:  # the rows are already committed: their audit records are written even if the loop stops now
+            await asyncio.shield(self._audit_expired(expired))
+        return len(expired)
+
+    async def _audit_expired(self, expired: list[FeedbackRow]) -> None:
         for row in expired:
             await self._audit.record("feedback_unconfirmed", client_id=row.client_id, session_id=row.session_id,
                                      data={"ticket_id": row.ticket_id, "deadline": row.deadline.isoformat()})
-        return len(expired)
 
     async def run(self, *, max_sleep_s: float = 60.0, psa_every_s: float = 60.0) -> None:
         """Background loop: read PSA replies now and then; expire requests as their deadlines pass."""
