@@ -36,7 +36,9 @@ def countdown(deadline: datetime, now: datetime | None = None) -> str:
 def layout(title: str, body: str, *, user: Principal | None = None, csrf: str = "", page: str = "") -> str:
     nav = ""
     if user is not None:
-        nav = (f'<nav><a href="/">Home</a> <a href="/docs">API</a> <span class="who">{e(user.name)} '
+        admin = ' <a href="/admin">Admin</a>' if user.at_least("admin") else ""
+        nav = (f'<nav><a href="/">Home</a> <a href="/escalations">Escalations</a> <a href="/audit">Audit</a> '
+               f'<a href="/stats">Stats</a>{admin} <a href="/docs">API</a> <span class="who">{e(user.name)} '
                f'({e(user.role)})</span> <form method="post" action="/logout" class="inline">'
                f'<input type="hidden" name="csrf" value="{e(csrf)}"><button type="submit" id="sign-out">Sign out'
                f"</button></form></nav>")

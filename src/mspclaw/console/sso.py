@@ -1,0 +1,7 @@
+"""Single sign-on through OpenID Connect (Entra ID, Google Workspace)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
