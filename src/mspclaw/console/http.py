@@ -1,8 +1,9 @@
 """What every console page and form shares: the session cookie, the security headers, the bounded form
 reader with its same-origin check, the signed-in technician, the CSRF-checked staff form.
 
-Route modules (``routes``, ``signin_routes``, ``sso``, ``work``, ``admin``, ``psa_accounts``) build on these;
-a page answers HTML through :func:`html`, a refusal through :func:`refused` or :func:`error`.
+Route modules (``routes``, ``signin_routes``, ``sso``, ``escalations``, ``records``, ``admin``,
+``psa_accounts``) build on these; a page answers HTML through :func:`html`, a refusal through
+:func:`refused` or :func:`error`.
 """
 
 from __future__ import annotations
