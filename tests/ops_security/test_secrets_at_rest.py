@@ -20,6 +20,7 @@ from mspclaw.store.console_logins import SecondFactors
 from mspclaw.store.database import Database
 from mspclaw.store.jobs import PSAAccounts
 from mspclaw.store.secretbox import KEY_FILE, SEALED, SecretBox, SecretKey, SecretKeyError
+from mspclaw.store.sso import Provider, Providers
 from mspclaw.store.tables import PSAAccountRow
 from mspclaw.wiring import build, open_store, secret_box
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 TOKEN = "sk-live-0123456789abcdef-TOKEN"
 HOOK = "whsec-fedcba9876543210-HOOK"
+SSO_SECRET = "oidc-client-secret-0123456789-SSO"
 
 
 def raw_rows(engine: Engine) -> list[str]:
@@ -208,13 +210,15 @@ def test_rotate_re_encrypts_everything_under_a_new_key(tmp_path: Path, database:
     PSAAccounts(db, secret_box(settings)).add("one", "local", {}, {"token": TOKEN})
     PSAAccounts(db, secret_box(settings)).add("two", "local", {}, {"token": HOOK})
     SecondFactors(db, secret_box(settings)).begin("tech@example.com", "JBSWY3DPEHPK3PXP")
+    Providers(db, secret_box(settings)).add(Provider("entra", "Entra ID", "https://login.example/t/v2.0", "app-id",
+                                                     SSO_SECRET, ("msp.example",)))
     db.dispose()
     old_id = secret_box(settings).current_id
     assert old_id is not None
 
     result = cli.invoke(app, ["secrets", "rotate"])
     assert result.exit_code == 0, result.output
-    assert "1 second factor(s)" in result.output
+    assert "1 second factor(s) and 1 single sign-on provider(s)" in result.output
     box = secret_box(settings)
     assert box.key_ids != [old_id] and len(box.key_ids) == 1  # the old key is gone from the file
     assert old_id not in (settings.data_dir / KEY_FILE).read_text()
@@ -228,6 +232,7 @@ def test_rotate_re_encrypts_everything_under_a_new_key(tmp_path: Path, database:
                                                                                               "two": HOOK}
         # a technician's TOTP secret was sealed again too, or they could not sign in once the old key is gone
         assert SecondFactors(db, box).secret("tech@example.com") == "JBSWY3DPEHPK3PXP"
+        assert Providers(db, box).get("entra").client_secret == SSO_SECRET  # single sign-on keeps working
     finally:
         db.dispose()
 

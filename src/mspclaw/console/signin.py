@@ -139,6 +139,23 @@ class ConsoleSignIn:
         self._audit.append("console_signed_in", actor=tech.email, data={"remote": remote, "second_factor": method})
         return self.sessions.issue(SESSION, tech.email, self.session_ttl)
 
+    # -- single sign-on (console/sso.py) --------------------------------------------------------
+    def single_sign_on(self, email: str, *, provider: str, remote: str) -> str:
+        """A session for a technician whose identity an OpenID Connect provider proved (signature, audience,
+        nonce checked by :mod:`mspclaw.console.oidc`); the provider's own MFA stands for the second factor.
+        Only a technician registered in techs.yaml under exactly this e-mail: never created here."""
+        email = email.strip().lower()[:320]
+        tech = next((t for t in self._access.techs.techs() if t.email == email), None)
+        if tech is None:
+            self._audit.append("console_signin_refused", actor=email,
+                               data={"remote": remote, "method": "oidc", "provider": provider,
+                                     "reason": "no technician with this e-mail"})
+            raise AuthError(f"{email} is not a registered technician of this MSPclaw; ask an admin to add you "
+                            "(`mspclaw tech add`) with exactly this e-mail address")
+        self._audit.append("console_signed_in", actor=tech.email,
+                           data={"remote": remote, "method": "oidc", "provider": provider, "second_factor": "oidc"})
+        return self.sessions.issue(SESSION, tech.email, self.session_ttl)
+
     # -- sessions -------------------------------------------------------------------------------
     def principal(self, token: str) -> Principal | None:
         """The signed-in technician's role and clients as techs.yaml says now; ``None``: not signed in."""

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from mspclaw.console import pages, totp
+from mspclaw.console import pages, sso, totp
 from mspclaw.console.http import (
     DUE_COOKIE,
     PRE_COOKIE,
@@ -41,7 +41,7 @@ def login_form(request: Request, sign: Sign) -> Response:
     if signed_in_as(request, sign) is not None:
         return redirect("/")
     pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
-    response = html(pages.login_page(sign.csrf(pre)))
+    response = html(pages.login_page(sign.csrf(pre), providers=sso.buttons(request)))
     set_cookie(response, request, PRE_COOKIE, pre)
     return response
 
@@ -60,7 +60,8 @@ async def login(request: Request, sign: Sign) -> Response:
         due = await run_in_threadpool(sign.password, email, form.get("password", ""), remote=remote(request))
     except (AuthError, TooManyAttempts) as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
-        return html(pages.login_page(sign.csrf(pre), error=exc.message, email=email), status)
+        return html(pages.login_page(sign.csrf(pre), error=exc.message, email=email,
+                                     providers=await run_in_threadpool(sso.buttons, request)), status)
     return _second_factor(request, sign, due)
 
 
