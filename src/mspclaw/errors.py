@@ -111,6 +111,13 @@ class Conflict(MSPClawError):
     code = "conflict"
 
 
+class InvalidRequest(MSPClawError):
+    """A request the service cannot act on as given (an empty or oversized text); the message says what to
+    change."""
+
+    code = "invalid_request"
+
+
 class StoreError(MSPClawError):
     """The database failed or is unreachable."""
 

@@ -47,6 +47,8 @@ RAISES: dict[tuple[str, str], tuple[int, ...]] = {
     # /api: statuses beyond 401, 403 by rule, 404 by path and 422
     ("POST", "/api/clients"): (409,),
     ("POST", "/api/enrollments"): (404, 409),
+    ("GET", "/api/enrollments"): (404,),
+    ("POST", "/api/enrollments/{code_id}/revoke"): (409,),
     ("GET", "/api/agents"): (404,),
     ("GET", "/api/agents/lookup"): (404,),
     ("POST", "/api/agents/{agent_id}/revoke"): (409,),
@@ -54,6 +56,9 @@ RAISES: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/approvals/{approval_id}/approve"): (409,),
     ("POST", "/api/approvals/{approval_id}/deny"): (409,),
     ("POST", "/api/questions/{question_id}/answer"): (409,),
+    ("POST", "/api/escalations/{escalation_id}/take"): (409,),
+    ("POST", "/api/escalations/{escalation_id}/hand-over"): (409,),
+    ("POST", "/api/escalations/{escalation_id}/close"): (409,),
     ("POST", "/api/psa/{psa}/tickets/{ticket_id}/run"): (409,),
     ("POST", "/api/jobs/{job_id}/retry"): (409,),
     ("POST", "/api/jobs/{job_id}/cancel"): (409,),
@@ -63,6 +68,9 @@ RAISES: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/api/audit"): (404, 409),
     ("POST", "/api/keys"): (404, 409),
     ("POST", "/api/keys/{ref}/revoke"): (409,),
+    ("POST", "/api/techs"): (409,),
+    ("PATCH", "/api/techs/{ref}"): (409,),
+    ("DELETE", "/api/techs/{ref}"): (409,),
 }
 """Statuses a route's services raise that the generic rules do not cover."""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from mspclaw.errors import NotFound
 from mspclaw.store.database import Database
@@ -26,12 +26,18 @@ class EscalationStore:
             db.add(row)
         return row
 
-    def escalations(self, scope: Scope, *, ticket_id: str | None = None, limit: int = 100) -> list[EscalationRow]:
+    def escalations(self, scope: Scope, *, ticket_id: str | None = None, limit: int = 100,
+                    states: Collection[str] | None = None, held_by: str | None = None) -> list[EscalationRow]:
+        """Newest first; ``states`` and ``held_by`` (a technician's e-mail) narrow the list."""
         stmt = select(EscalationRow).order_by(EscalationRow.created_at.desc()).limit(limit)
         if scope is not None:
             stmt = stmt.where(EscalationRow.client_id.in_(list(scope)))
         if ticket_id is not None:
             stmt = stmt.where(EscalationRow.ticket_id == ticket_id)
+        if states is not None:
+            stmt = stmt.where(EscalationRow.state.in_(list(states)))
+        if held_by is not None:
+            stmt = stmt.where(EscalationRow.held_by == held_by)
         with self._sessions() as db:
             return list(db.scalars(stmt))
 
@@ -44,6 +50,17 @@ class EscalationStore:
         if row is None:
             raise NotFound(f"no escalation {escalation_id!r}")
         return row
+
+    def change(self, escalation_id: str, *, version: int, values: dict[str, Any]) -> EscalationRow | None:
+        """Apply ``values`` only if the escalation is still at ``version`` (nobody changed it since it was read),
+        bumping the version: the changed row, or ``None`` when another change came first."""
+        with self._sessions.begin() as db:
+            result = cast("CursorResult[Any]", db.execute(
+                update(EscalationRow).where(EscalationRow.id == escalation_id, EscalationRow.version == version)
+                .values(**values, version=version + 1)))
+            if result.rowcount != 1:
+                return None
+            return db.get(EscalationRow, escalation_id)
 
     # -- notifications --------------------------------------------------------------------------
     def add_notification(self, *, client_id: str | None, channel: str, channel_kind: str, subject: str,
