@@ -26,7 +26,11 @@ from fastapi.routing import APIRoute
 from tests.conftest import Live, live_server
 
 from mspclaw.api.rbac import POLICY
+from mspclaw.pipeline.techs import Tech
+from mspclaw.store.database import Database
+from mspclaw.store.jobs import PSAAccounts
 from mspclaw.store.tables import utcnow
+from mspclaw.wiring import secret_box
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery staple"
@@ -111,6 +115,28 @@ class World:
                                                     all_clients=False, created_by="test")
         return row.id
 
+    def code(self, client: str | None = None) -> str:
+        """A fresh enrollment code of client A (its id)."""
+        return self.live.services.registry.issue_code(client or self.a, ttl=timedelta(hours=1)).id
+
+    def codes(self) -> str:
+        """Open codes of both clients, for the list."""
+        self.code(self.a), self.code(self.b)
+        return "/api/enrollments"
+
+    def spare_tech(self) -> str:
+        """A fresh technician in techs.yaml (its e-mail)."""
+        email = f"{uniq('spare')}@msp.example"
+        self.live.services.staff.techs.add(Tech(name=email, email=email, clients=["Acme Dental"]))
+        return email
+
+    def psa(self) -> str:
+        """A disabled PSA account whose PSA does not answer (its credential test says so, 200)."""
+        svc = self.live.services
+        return PSAAccounts(Database(svc.engine), secret_box(svc.settings)).add(
+            uniq("psa"), "local", {"base_url": "http://127.0.0.1:9", "poll_interval_s": 0}, {"token": "t"},
+            enabled=False).name
+
 
 @dataclass
 class Case:
@@ -158,6 +184,12 @@ CASES = [
     Case("GET", "/api/stats", "viewer", lambda w: ("/api/stats?by=client", None), scoped="none"),
     Case("GET", "/api/escalations", "viewer", lambda w: ("/api/escalations", None), scoped="list"),
     Case("GET", "/api/escalations/{escalation_id}", "viewer", lambda w: (f"/api/escalations/{w.escalation()}", None)),
+    Case("POST", "/api/escalations/{escalation_id}/take", "tech",
+         lambda w: (f"/api/escalations/{w.escalation()}/take", None)),
+    Case("POST", "/api/escalations/{escalation_id}/hand-over", "tech",
+         lambda w: (f"/api/escalations/{w.escalation()}/hand-over", {"to": "tech-a@msp.example", "note": "yours"})),
+    Case("POST", "/api/escalations/{escalation_id}/close", "tech",
+         lambda w: (f"/api/escalations/{w.escalation()}/close", {"resolution": "fixed by hand"})),
     Case("GET", "/api/notifications", "tech", lambda w: ("/api/notifications", None), scoped="list"),
     Case("GET", "/api/tickets/{ticket_id}/feedback", "viewer",
          lambda w: (f"/api/tickets/{w.feedback()}/feedback", None)),
@@ -174,6 +206,28 @@ CASES = [
     Case("GET", "/api/techs", "admin*", lambda w: ("/api/techs", None), scoped="none"),
     Case("POST", "/api/techs/{ref}/login-link", "admin*",
          lambda w: ("/api/techs/tech-a@msp.example/login-link", None), 201, "none"),
+    Case("POST", "/api/techs", "admin*", lambda w: ("/api/techs", {"name": "New", "email": f"{uniq('new')}@x.example",
+                                                                   "clients": ["Acme Dental"]}), 201, "none"),
+    Case("PATCH", "/api/techs/{ref}", "admin*", lambda w: (f"/api/techs/{w.spare_tech()}", {"role": "viewer"}),
+         scoped="none"),
+    Case("DELETE", "/api/techs/{ref}", "admin*", lambda w: (f"/api/techs/{w.spare_tech()}", None), 204, "none"),
+    Case("POST", "/api/techs/{ref}/reset-2fa", "admin*", lambda w: (f"/api/techs/{w.spare_tech()}/reset-2fa", None),
+         scoped="none"),
+    Case("GET", "/api/enrollments", "admin", lambda w: (w.codes(), None), scoped="list"),
+    Case("POST", "/api/enrollments/{code_id}/revoke", "admin",
+         lambda w: (f"/api/enrollments/{w.code()}/revoke", None)),
+    Case("GET", "/api/psa-accounts", "admin*", lambda w: ("/api/psa-accounts", None), scoped="none"),
+    Case("POST", "/api/psa-accounts", "admin*",
+         lambda w: ("/api/psa-accounts", {"name": uniq("psa"), "kind": "local", "poll_interval_s": 0,
+                                          "fields": {"base_url": "http://127.0.0.1:9", "token": "t"}}), 201, "none"),
+    Case("POST", "/api/psa-accounts/{name}/test", "admin*", lambda w: (f"/api/psa-accounts/{w.psa()}/test", None),
+         scoped="none"),
+    Case("POST", "/api/psa-accounts/{name}/enable", "admin*",
+         lambda w: (f"/api/psa-accounts/{w.psa()}/enable", None), scoped="none"),
+    Case("POST", "/api/psa-accounts/{name}/disable", "admin*",
+         lambda w: (f"/api/psa-accounts/{w.psa()}/disable", None), scoped="none"),
+    Case("DELETE", "/api/psa-accounts/{name}", "admin*", lambda w: (f"/api/psa-accounts/{w.psa()}", None), 204,
+         "none"),
 ]
 
 

@@ -6,7 +6,8 @@ Roles, each scoped to a set of clients (``None``: every client):
 * ``tech``: a viewer who also opens tickets, decides approvals (as a registered technician who
   did not request the ticket), records feedback, forgets device facts, reads its clients' audit.
 * ``admin``: a tech who also enrolls and revokes agents of its clients. An admin of **every**
-  client also manages clients, API keys, technicians' login links, PSA jobs.
+  client also manages clients, API keys, technicians (their entries, login links and second
+  factors), PSA jobs.
 
 :data:`POLICY` names the rule of every route by method and path template. A route missing from
 it is refused to everyone but an admin of every client (fail closed), and a test checks that
@@ -40,6 +41,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/clients/{ref}"): VIEWER,
     # agents and enrollment
     ("POST", "/api/enrollments"): ADMIN,
+    ("GET", "/api/enrollments"): ADMIN,
+    ("POST", "/api/enrollments/{code_id}/revoke"): ADMIN,
     ("GET", "/api/agents"): VIEWER,
     ("GET", "/api/agents/lookup"): VIEWER,
     ("POST", "/api/agents/{agent_id}/revoke"): ADMIN,
@@ -67,6 +70,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/stats"): VIEWER,
     ("GET", "/api/escalations"): VIEWER,
     ("GET", "/api/escalations/{escalation_id}"): VIEWER,
+    ("POST", "/api/escalations/{escalation_id}/take"): TECH,
+    ("POST", "/api/escalations/{escalation_id}/hand-over"): TECH,
+    ("POST", "/api/escalations/{escalation_id}/close"): TECH,
     ("GET", "/api/notifications"): TECH,
     ("GET", "/api/tickets/{ticket_id}/feedback"): VIEWER,
     ("POST", "/api/tickets/{ticket_id}/feedback"): TECH,
@@ -76,6 +82,17 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/keys/{ref}/revoke"): GLOBAL_ADMIN,
     ("GET", "/api/techs"): GLOBAL_ADMIN,
     ("POST", "/api/techs/{ref}/login-link"): GLOBAL_ADMIN,
+    # PSA accounts (config and secrets of the MSP's own PSA: not client-scoped)
+    ("GET", "/api/psa-accounts"): GLOBAL_ADMIN,
+    ("POST", "/api/psa-accounts"): GLOBAL_ADMIN,
+    ("POST", "/api/psa-accounts/{name}/test"): GLOBAL_ADMIN,
+    ("POST", "/api/psa-accounts/{name}/enable"): GLOBAL_ADMIN,
+    ("POST", "/api/psa-accounts/{name}/disable"): GLOBAL_ADMIN,
+    ("DELETE", "/api/psa-accounts/{name}"): GLOBAL_ADMIN,
+    ("POST", "/api/techs"): GLOBAL_ADMIN,
+    ("PATCH", "/api/techs/{ref}"): GLOBAL_ADMIN,
+    ("DELETE", "/api/techs/{ref}"): GLOBAL_ADMIN,
+    ("POST", "/api/techs/{ref}/reset-2fa"): GLOBAL_ADMIN,
     ("POST", "/api/logout"): VIEWER,
 }
 

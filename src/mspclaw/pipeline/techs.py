@@ -329,6 +329,19 @@ class TechRegistry:
             self._write(doc)
         return tech
 
+    def replace(self, email: str, tech: Tech) -> Tech:
+        """Change the technician with this e-mail (locked, validated, atomic); their e-mail stays."""
+        with self._locked() as doc:
+            email = email.strip().lower()
+            at = next((i for i, t in enumerate(doc.techs) if t.email == email), None)
+            if at is None:
+                raise NotFound(f"no technician {email!r} in {self.path}")
+            if tech.email != email:
+                raise Conflict("a technician's e-mail is who they are: remove them and add the new address")
+            doc.techs[at] = tech
+            self._write(doc)
+        return tech
+
     def remove(self, ref: str) -> Tech:
         with self._locked() as doc:
             ref_l = ref.strip().lower()

@@ -34,6 +34,30 @@ class IssuedCode:
     client_id: str
     role: str
     expires_at: datetime
+    id: str = ""
+    """The code's id, which lists and revokes it (the code itself is stored only as a digest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCredential:
+    """What an agent's verified credential establishes: who it is, whose it is, and its signing key."""
+
+    agent_id: str
+    client_id: str
+    role: str
+    signing_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSeen:
+    """One agent's hello (``hostname`` and the rest set) or disconnect (only ``seen_at``), to be written."""
+
+    agent_id: str
+    seen_at: datetime
+    hostname: str | None = None
+    os_version: str = ""
+    agent_version: str = ""
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +76,17 @@ _CLIENT_DEVICES = select(_DEVICES).where(_DEVICES.c.client_id == bindparam("clie
 _AGENTS = cast("Table", Agent.__table__)
 _REVOKED_AGENTS = select(_AGENTS.c.id).where(_AGENTS.c.client_id == bindparam("client_id"),
                                              _AGENTS.c.revoked_at.is_not(None))
+# An agent's upgrade: one prepared read by primary key, fresh from the database each time (a revocation made
+# through any replica is seen by the next upgrade on every replica).
+_AGENT_CREDENTIAL = select(_AGENTS.c.client_id, _AGENTS.c.role, _AGENTS.c.signing_key, _AGENTS.c.credential_hash,
+                           _AGENTS.c.revoked_at).where(_AGENTS.c.id == bindparam("agent_id"))
+# What the hub reports of live agents, written in batches (``executemany`` in one transaction).
+_AGENT_HELLO = update(_AGENTS).where(_AGENTS.c.id == bindparam("agent_id")).values(
+    hostname=bindparam("seen_hostname"), os_version=bindparam("seen_os_version"),
+    agent_version=bindparam("seen_agent_version"), tools=bindparam("seen_tools"), last_seen_at=bindparam("seen_at"))
+_AGENT_TOUCH = update(_AGENTS).where(_AGENTS.c.id == bindparam("agent_id")).values(last_seen_at=bindparam("seen_at"))
+MAX_BEARER_CHARS = 200
+"""Longer ``Authorization`` bearers are refused before any lookup (an agent's is about 80 characters)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -76,6 +111,8 @@ class Registry:
         self._all_clients, self._client_by_ref = self._fast.prepare(_ALL_CLIENTS), self._fast.prepare(_CLIENT_BY_REF)
         self._client_devices = self._fast.prepare(_CLIENT_DEVICES)
         self._revoked_agents = self._fast.prepare(_REVOKED_AGENTS)
+        self._agent_credential = self._fast.prepare(_AGENT_CREDENTIAL)
+        self._agent_hello, self._agent_touch = self._fast.prepare(_AGENT_HELLO), self._fast.prepare(_AGENT_TOUCH)
 
     # -- clients --------------------------------------------------------------------------------
     def add_client(self, name: str, psa_refs: dict[str, str] | None = None) -> Client:
@@ -126,13 +163,44 @@ class Registry:
             raise Conflict(f"role must be 'device' or 'site', not {role!r}")
         code = "enr_" + secrets.token_urlsafe(24)
         expires = utcnow() + ttl
+        code_id = new_id("en")
         with self._sessions.begin() as db:
             db.add(
                 Enrollment(
-                    id=new_id("en"), client_id=client_id, code_hash=digest(code), role=role, expires_at=expires
+                    id=code_id, client_id=client_id, code_hash=digest(code), role=role, expires_at=expires
                 )
             )
-        return IssuedCode(code, client_id, role, expires)
+        return IssuedCode(code, client_id, role, expires, code_id)
+
+    def open_codes(self, client_id: str | None = None, *, limit: int = 500) -> list[Enrollment]:
+        """Codes not yet spent and not expired (newest first); the code itself is not kept, only its digest."""
+        stmt = (select(Enrollment).where(Enrollment.used_at.is_(None), Enrollment.expires_at > utcnow())
+                .order_by(Enrollment.created_at.desc()).limit(limit))
+        if client_id is not None:
+            stmt = stmt.where(Enrollment.client_id == client_id)
+        with self._sessions() as db:
+            return list(db.scalars(stmt))
+
+    def code(self, code_id: str) -> Enrollment:
+        with self._sessions() as db:
+            enr = db.get(Enrollment, code_id)
+        if enr is None:
+            raise NotFound(f"no enrollment code {code_id!r}")
+        return enr
+
+    def revoke_code(self, code_id: str) -> Enrollment:
+        """Make an unspent code expire now, so no agent can enroll with it (:class:`Conflict` if it was already
+        spent or had expired)."""
+        now = utcnow()
+        with self._sessions.begin() as db:
+            done = cast("CursorResult[Any]", db.execute(
+                update(Enrollment).where(Enrollment.id == code_id, Enrollment.used_at.is_(None),
+                                         Enrollment.expires_at > now).values(expires_at=now)))
+        enr = self.code(code_id)
+        if done.rowcount != 1:
+            state = "was already used" if enr.used_at is not None else "has already expired"
+            raise Conflict(f"enrollment code {code_id!r} {state}; nothing to revoke")
+        return enr
 
     def enroll(self, code: str, *, hostname: str, os: str, os_version: str, agent_version: str,
                tools: list[str]) -> EnrolledAgent:
@@ -178,6 +246,36 @@ class Registry:
         if agent.revoked_at is not None:
             raise AuthError("this agent's credential was revoked; enroll it again with a new code")
         return agent
+
+    def verify_agent(self, bearer: str) -> AgentCredential:
+        """:meth:`authenticate` for an agent's upgrade: one prepared primary-key read, no ORM object.
+
+        Raises :class:`AuthError` when the bearer is too long, unknown, wrong or revoked."""
+        if len(bearer) > MAX_BEARER_CHARS:
+            raise AuthError(f"the agent credential is longer than {MAX_BEARER_CHARS} characters; "
+                            "use the one `mspclaw agent enroll` stored")
+        agent_id, _, credential = bearer.partition(".")
+        rows = self._fast.read(self._agent_credential, {"agent_id": agent_id}) if agent_id and credential else []
+        if not rows or not hmac.compare_digest(rows[0][3], digest(credential)):
+            raise AuthError("unknown agent or wrong credential")
+        client_id, role, signing_key, _hash, revoked_at = rows[0]
+        if revoked_at is not None:
+            raise AuthError("this agent's credential was revoked; enroll it again with a new code")
+        return AgentCredential(agent_id, client_id, role, signing_key)
+
+    def record_seen(self, seen: list[AgentSeen]) -> None:
+        """Write a batch of hellos and disconnects in one transaction (last one per agent wins)."""
+        hellos = [{"agent_id": s.agent_id, "seen_hostname": s.hostname, "seen_os_version": s.os_version,
+                   "seen_agent_version": s.agent_version, "seen_tools": list(s.tools), "seen_at": s.seen_at}
+                  for s in seen if s.hostname is not None]
+        touches = [{"agent_id": s.agent_id, "seen_at": s.seen_at} for s in seen if s.hostname is None]
+        if not hellos and not touches:
+            return
+        with self._fast.transaction() as tx:
+            if hellos:
+                tx.execute_many(self._agent_hello, hellos)
+            if touches:
+                tx.execute_many(self._agent_touch, touches)
 
     def agents(self, client_id: str | None = None) -> list[Agent]:
         stmt = select(Agent).order_by(Agent.client_id, Agent.hostname)

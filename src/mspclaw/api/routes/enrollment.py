@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Request
 from mspclaw.api.agent_listener import AGENT_PATH
 from mspclaw.api.auth import CallerDep, ServicesDep, require_caller
 from mspclaw.api.routes.scope import client_in_scope
-from mspclaw.api.schemas.enrollment import EnrollmentIn, EnrollmentOut, EnrollRequest, EnrollResponse
+from mspclaw.api.schemas.enrollment import (
+    EnrollmentCodeOut,
+    EnrollmentIn,
+    EnrollmentOut,
+    EnrollRequest,
+    EnrollResponse,
+)
+from mspclaw.errors import NotFound
 from mspclaw.wiring import Services
 
 open_router = APIRouter()
@@ -41,5 +48,23 @@ def _agent_url(request: Request, svc: Services) -> str:
 def create_enrollment(body: EnrollmentIn, svc: ServicesDep, caller: CallerDep) -> EnrollmentOut:
     client = client_in_scope(svc, caller, body.client)
     issued = svc.fleet.issue_code(client.id, role=body.role, ttl_hours=body.ttl_hours, actor=caller.name)
-    return EnrollmentOut(code=issued.code, client_id=issued.client_id, role=issued.role,
+    return EnrollmentOut(id=issued.id, code=issued.code, client_id=issued.client_id, role=issued.role,
                          expires_at=issued.expires_at)
+
+
+@api.get("/enrollments", response_model=list[EnrollmentCodeOut], tags=["agents"])
+def list_enrollments(svc: ServicesDep, caller: CallerDep, client: str | None = None) -> list[EnrollmentCodeOut]:
+    """Enrollment codes that can still be spent (not used, not expired), newest first; never the code."""
+    client_id = client_in_scope(svc, caller, client).id if client else None
+    return [EnrollmentCodeOut.model_validate(c, from_attributes=True) for c in svc.fleet.open_codes(client_id)
+            if caller.scope is None or c.client_id in caller.scope]
+
+
+@api.post("/enrollments/{code_id}/revoke", response_model=EnrollmentCodeOut, tags=["agents"])
+def revoke_enrollment(code_id: str, svc: ServicesDep, caller: CallerDep) -> EnrollmentCodeOut:
+    """Revoke an unspent enrollment code: it expires now."""
+    code = svc.registry.code(code_id[:64])
+    if caller.scope is not None and code.client_id not in caller.scope:
+        raise NotFound(f"no enrollment code {code_id!r}")
+    revoked = svc.fleet.revoke_code(code.id, actor=caller.name)
+    return EnrollmentCodeOut.model_validate(revoked, from_attributes=True)

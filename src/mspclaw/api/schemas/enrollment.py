@@ -15,10 +15,21 @@ class EnrollmentIn(BaseModel):
 
 
 class EnrollmentOut(BaseModel):
+    id: str = Field("", description="The code's id: lists and revokes it.")
     code: str = Field(description="Single-use; give it to `mspclaw agent --enroll`.")
     client_id: str
     role: str
     expires_at: datetime
+
+
+class EnrollmentCodeOut(BaseModel):
+    """An enrollment code that can still be spent: never the code itself (only its digest is stored)."""
+
+    id: str
+    client_id: str
+    role: str
+    expires_at: datetime
+    created_at: datetime
 
 
 class EnrollRequest(BaseModel):
