@@ -8,7 +8,10 @@
   worker that dies loses its lease and another one picks the job up; a ticket that already has
   a session is never run twice.
 * An idle worker polls the queue every ``idle_s``, and is woken at once when this process
-  enqueues a job (jobs enqueued by other processes wait for the next poll).
+  enqueues a job. On PostgreSQL, jobs enqueued by other replicas wake it too (``NOTIFY``, see
+  ``store/job_wakeups.py``), and it then polls only every ``JobWakeups.fallback_s``.
+* With an :class:`~mspclaw.pipeline.ownership.Ownership`, each PSA's poller runs on one replica at
+  a time (the holder of the lease ``poller:<account>``).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from typing import Any
 from mspclaw.connectors.base import PreparesWebhooks, PSAConnector, PSATicket
 from mspclaw.errors import AuthError, MSPClawError, NotFound, PSAError, StoreError
 from mspclaw.observability import logs
-from mspclaw.observability.polls import record_poll
+from mspclaw.observability.polls import POLL_HEALTH, record_poll
+from mspclaw.pipeline.connector_set import AccountUnavailable
 from mspclaw.pipeline.offload import run_store
+from mspclaw.pipeline.ownership import Ownership, owned
 from mspclaw.pipeline.refusals import Refusals
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.protocol.limits import TICKET_LIMITS, Clipped, clip
 from mspclaw.store.audit import AuditLog
+from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
@@ -43,8 +49,11 @@ def dedupe_key(psa: str, ticket_id: str) -> str:
 
 class Intake:
     def __init__(self, *, jobs: JobQueue, tickets: TicketService, audit: AuditLog,
-                 connectors: Mapping[str, PSAConnector], refusals: Refusals | None = None) -> None:
+                 connectors: Mapping[str, PSAConnector], refusals: Refusals | None = None,
+                 ownership: Ownership | None = None) -> None:
         self.jobs, self.tickets, self.audit, self.connectors = jobs, tickets, audit, connectors
+        self.ownership = ownership
+        """When set, the pollers of this intake run only on the replica that holds their lease."""
         self.refusals = refusals or Refusals(audit)
         """Refused deliveries, counted and sampled into the audit trail; the API's refusals share it."""
         self._listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
@@ -66,6 +75,8 @@ class Intake:
     def connector(self, psa: str) -> PSAConnector:
         try:
             return self.connectors[psa]
+        except AccountUnavailable as exc:  # a disabled account: refused with its own reason
+            raise exc.error from None
         except KeyError:
             raise NotFound(f"no PSA account {psa!r} is configured") from None
 
@@ -184,7 +195,7 @@ class Worker:
     """
 
     def __init__(self, intake: Intake, *, concurrency: int = 32, lease_s: float = 30.0, idle_s: float = 0.5,
-                 name: str | None = None) -> None:
+                 name: str | None = None, wakeups: JobWakeups | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"a worker needs at least one slot, not {concurrency}")
         self.intake = intake
@@ -192,9 +203,13 @@ class Worker:
         self.lease_s = lease_s
         self.idle_s = idle_s
         self.name = name or f"worker-{secrets.token_hex(3)}"
+        self.wakeups = wakeups
+        """Jobs enqueued on other replicas wake this worker (PostgreSQL's NOTIFY), if given."""
 
     async def run(self) -> None:
         added = self.intake.listen()
+        if self.wakeups is not None:
+            self.wakeups.subscribe(added)
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
         try:
@@ -215,7 +230,8 @@ class Worker:
                 if job is None:
                     slots.release()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(added.wait(), self.idle_s)
+                        await asyncio.wait_for(added.wait(), self.wakeups.idle_s(self.idle_s)
+                                               if self.wakeups is not None else self.idle_s)
                     continue
                 task = asyncio.get_running_loop().create_task(self.run_one(job, self.name),
                                                               name=f"{self.name} job {job.id}")
@@ -224,6 +240,8 @@ class Worker:
                 task.add_done_callback(lambda _: slots.release())
         finally:
             self.intake.unlisten(added)
+            if self.wakeups is not None:
+                self.wakeups.unsubscribe(added)
             for task in running:
                 task.cancel()
             if running:
@@ -263,6 +281,16 @@ class Poller:
         self.intake, self.psa, self.interval_s = intake, psa, interval_s
 
     async def run(self) -> None:
+        """Poll every ``interval_s``; with the intake's ownership, only while this replica holds ``poller:<psa>``."""
+        await owned(self.intake.ownership, f"poller:{self.psa}", self._poll_here)
+
+    async def _poll_here(self) -> None:
+        try:
+            await self._poll_forever()
+        finally:  # stopped, or its lease moved to another replica: this one reports nothing of it now
+            POLL_HEALTH.forget(self.psa)
+
+    async def _poll_forever(self) -> None:
         while True:
             try:
                 created = await self.intake.poll(self.psa)

@@ -58,6 +58,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mspclaw.errors import Conflict, NotFound, StoreError
 from mspclaw.store.database import Database
+from mspclaw.store.job_wakeups import CHANNEL as WAKE_CHANNEL
 from mspclaw.store.secretbox import SecretBox, open_map, seal_map
 from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, new_id, utcnow
 
@@ -107,6 +108,7 @@ _HELD = and_(_JOBS.c.id == bindparam("p_id"), _JOBS.c.worker == bindparam("p_wor
 _HEARTBEAT = update(_JOBS).where(_HELD).values(lease_until=bindparam("p_lease_until"), updated_at=bindparam("p_now"))
 _COMPLETE = update(_JOBS).where(_HELD).values(status="done", lease_until=None, finished_at=bindparam("p_now"),
                                               updated_at=bindparam("p_now"))
+_NOTIFY = select(func.pg_notify(bindparam("p_channel"), bindparam("p_kind")))
 
 
 class Job(BaseModel):
@@ -190,6 +192,8 @@ class JobQueue:
         self._release_key = fast.prepare(_RELEASE_KEY)
         self._claim_any, self._take, self._dead = fast.prepare(_CLAIM_ANY), fast.prepare(_TAKE), fast.prepare(_DEAD)
         self._heartbeat, self._complete = fast.prepare(_HEARTBEAT), fast.prepare(_COMPLETE)
+        # PostgreSQL wakes idle workers on every replica (store/job_wakeups.py); SQLite's wake in-process.
+        self._notify = fast.prepare(_NOTIFY) if db.dialect == "postgresql" else None
 
     @property
     def commits_wait_for_server(self) -> bool:
@@ -241,6 +245,7 @@ class JobQueue:
             # One statement: the key's first job is inserted, a later one does nothing (no read before it).
             if dedupe_key is None:
                 self._fast.run(self._insert_job, values, immediate=True)
+                self._wake_workers(kind)
                 return _job(values), True
             inserted = bool(self._fast.read(self._insert_new_key, values, immediate=True))
             if not inserted:
@@ -256,7 +261,13 @@ class JobQueue:
                     if existing is None:
                         raise StoreError(f"job with dedupe key {dedupe_key!r} was neither inserted nor found")
                     return existing, False
+            self._wake_workers(kind)
         return _job(values), True
+
+    def _wake_workers(self, kind: str) -> None:
+        """``NOTIFY mspclaw_jobs`` on PostgreSQL, once the new job is committed (nothing on SQLite)."""
+        if self._notify is not None:
+            self._fast.read(self._notify, {"p_channel": WAKE_CHANNEL, "p_kind": kind})
 
     @staticmethod
     def _expired(job: Job, now: datetime, dedupe_for: timedelta) -> bool:
@@ -411,7 +422,9 @@ class JobQueue:
             values = {"status": "queued", "attempts": 0, "run_after": now, "lease_until": None, "worker": None,
                       "finished_at": None, "updated_at": now}
             conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(**values))
-            return _job({**row._mapping, **values})
+            job = _job({**row._mapping, **values})
+        self._wake_workers(job.kind)
+        return job
 
     def cancel(self, job_id: str) -> Job:
         """Stop a job: it is never claimed again, and a worker running it loses its lease.

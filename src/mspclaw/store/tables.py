@@ -283,6 +283,11 @@ class PSAAccountRow(Base):
     secrets: Mapped[dict[str, Any]] = mapped_column(default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_test_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When an admin last tested the credentials (``POST /api/psa-accounts/{name}/test``)."""
+    last_test_ok: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    last_test_message: Mapped[str | None] = mapped_column(String(500), default=None)
+    """What the PSA answered, in plain words (never a secret)."""
 
 
 class ModelTurn(Base):
@@ -377,6 +382,21 @@ class EscalationRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(default=dict)
     assigned_to: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # handling (pipeline/escalation_handling.py): open -> taken -> handed_over ... -> closed
+    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    """``open``, ``taken``, ``handed_over`` (held by the technician it was handed to) or ``closed``."""
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    """Bumped by every change of hands, so two technicians acting at once cannot both win."""
+    held_by: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    """Who holds it now: a technician's e-mail, or the name of the API key that took it."""
+    held_by_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    taken_at: Mapped[datetime | None] = mapped_column(default=None)
+    handed_over_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    handed_over_at: Mapped[datetime | None] = mapped_column(default=None)
+    handover_note: Mapped[str | None] = mapped_column(Text, default=None)
+    closed_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolution: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class NotificationRow(Base):
@@ -442,3 +462,46 @@ class TechSecondFactor(Base):
     last_step: Mapped[int] = mapped_column(BigInteger, default=0)
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SSOProviderRow(Base):
+    """An OpenID Connect provider technicians may sign in to the console with (Entra ID, Google Workspace...):
+    its issuer, this MSP's client id there, the client secret sealed by the secret box, and the e-mail domains
+    whose technicians it may sign in (docs/sso.md)."""
+
+    __tablename__ = "sso_providers"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    label: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret: Mapped[str] = mapped_column(Text)
+    domains: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SSOPendingRow(Base):
+    """A single sign-on started in one browser and not yet finished: the digest of its ``state``, the digest of
+    the browser's binding cookie, the digest of the ``nonce`` and the sealed PKCE verifier; spent once."""
+
+    __tablename__ = "sso_pending"
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    nonce_hash: Mapped[str] = mapped_column(String(64))
+    verifier: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OwnershipLease(Base):
+    """Which replica owns a named piece of background work (a PSA poller, a timer loop) until ``expires_at``.
+
+    ``token`` (the fencing token) goes up by one each time the lease changes hands; a released lease
+    keeps its row with no ``holder``, so the next holder's token is higher still (``store/leases.py``)."""
+
+    __tablename__ = "ownership_leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(100), default=None)
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,6 +7,11 @@ Create Date: 2026-12-06 14:30:00.000000
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
+import mspclaw.store.tables
+
 revision = '0008'
 down_revision = '0007'
 branch_labels = None
@@ -14,8 +19,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('ownership_leases',
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('holder', sa.String(length=100), nullable=True),
+    sa.Column('token', sa.BigInteger(), nullable=False),
+    sa.Column('expires_at', mspclaw.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', mspclaw.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('ownership_leases')

@@ -1,0 +1,114 @@
+"""Waking idle workers the moment a job is queued, on any replica.
+
+On PostgreSQL, :meth:`~mspclaw.store.jobs.JobQueue.enqueue` sends ``NOTIFY mspclaw_jobs`` (the payload
+is the job's kind) once the job is committed. :class:`JobWakeups` keeps one dedicated psycopg
+connection per process in ``LISTEN mspclaw_jobs`` and sets every subscribed worker's event on each
+notification, so an idle worker claims at once instead of at its next poll.
+
+A notification can be lost (the listening connection drops, the server restarts): a worker then
+still finds the job at its slow fallback poll (:attr:`JobWakeups.fallback_s`), so a lost notification
+delays a job and never loses it. After reconnecting, the listener wakes every worker once, for
+whatever was queued while it was away. While it is not listening (not started, reconnecting, or on
+SQLite), :meth:`JobWakeups.idle_s` gives the worker's own short poll interval back.
+
+SQLite has no notifications and runs one process: jobs queued in this process wake its workers
+in-process (``Intake.listen``), as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+import psycopg
+from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+
+CHANNEL: Final = "mspclaw_jobs"
+MAX_RETRY_S: Final = 30.0
+"""The longest wait between two attempts to connect the listener."""
+
+
+def listen_conninfo(engine: Engine) -> str | None:
+    """The libpq connection string of ``engine``'s PostgreSQL database, ``None`` for SQLite."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class JobWakeups:
+    """One ``LISTEN`` connection per process, fanned out to the idle workers' events."""
+
+    def __init__(self, conninfo: str | None, *, fallback_s: float = 5.0, retry_s: float = 1.0,
+                 connect_timeout_s: float = 10.0) -> None:
+        if fallback_s <= 0 or retry_s <= 0 or connect_timeout_s <= 0:
+            raise ValueError("the wake-ups' fallback poll, retry and connect timeout must be over 0 seconds")
+        self._conninfo = conninfo
+        self.fallback_s = fallback_s
+        """How often an idle worker claims anyway while notifications work (a lost one costs this much)."""
+        self._retry_s = retry_s
+        self._connect_timeout_s = connect_timeout_s
+        self._events: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._listening = False
+        self.received = 0
+        """Notifications received so far (for tests and metrics)."""
+
+    @classmethod
+    def for_engine(cls, engine: Engine, **options: float) -> JobWakeups:
+        return cls(listen_conninfo(engine), **options)
+
+    @property
+    def listening(self) -> bool:
+        """Whether ``LISTEN`` is active now, so idle workers may wait :attr:`fallback_s` between claims."""
+        return self._listening
+
+    def idle_s(self, poll_s: float) -> float:
+        """How long an idle worker whose own poll interval is ``poll_s`` waits for a wake-up before claiming."""
+        return max(self.fallback_s, poll_s) if self._listening else poll_s
+
+    def subscribe(self, event: asyncio.Event) -> None:
+        """Set ``event`` (on the running loop) at every notification."""
+        self._events.append((asyncio.get_running_loop(), event))
+
+    def unsubscribe(self, event: asyncio.Event) -> None:
+        self._events = [(loop, e) for loop, e in self._events if e is not event]
+
+    def wake(self) -> None:
+        """Set every subscribed event; safe from any thread."""
+        for loop, event in self._events:
+            with contextlib.suppress(RuntimeError):  # a loop that has closed meanwhile
+                loop.call_soon_threadsafe(event.set)
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting when the connection is lost: after ``retry_s``, doubled
+        on each failed attempt up to :data:`MAX_RETRY_S`. Without PostgreSQL (SQLite) it returns at
+        once: workers poll and wake in-process."""
+        if self._conninfo is None:
+            return
+        delay = self._retry_s
+        while True:
+            try:
+                await self._listen(self._conninfo)
+            except (psycopg.Error, OSError) as exc:
+                delay = self._retry_s if self._listening else delay  # a lost connection starts again at retry_s
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                log.warning("job wake-ups: not listening for new jobs (%s); retrying in %g s, idle workers poll "
+                            "at their own pace meanwhile", reason, delay)
+            finally:
+                self._listening = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_S)
+
+    async def _listen(self, conninfo: str) -> None:
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True,
+                                                     connect_timeout=max(int(self._connect_timeout_s), 1))
+        async with conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            self._listening = True
+            self.wake()  # anything queued while nobody listened is claimed now, not at the next fallback poll
+            async for _ in conn.notifies():
+                self.received += 1
+                self.wake()
