@@ -324,6 +324,12 @@ class AutotaskConnector(HttpConnector):
                          json={"FieldID": field_id, "IsSubscribedField": True, "IsDisplayAlwaysField": False})
         return f"Autotask ticket webhook {ident} created: ticket create and update events go to {url}"
 
+    async def check(self) -> str:
+        """The credential test: the zone (discovered if not configured) and the ticket entity's field list."""
+        answer = await self._read(_Fields, "GET", "/tickets/entityInformation/fields")
+        return (f"Autotask accepted the API user at {await self.base()}; "
+                f"the ticket entity has {len(answer.fields)} fields")
+
     async def base(self) -> str:
         """``{zone url}v1.0``, discovering the zone once when it was not configured."""
         if self.zone_url is None:

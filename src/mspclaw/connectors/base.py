@@ -114,3 +114,14 @@ class RegistersWebhooks(Protocol):
         """Subscribe ``url`` (``https://…/webhooks/NAME``) to ticket events, unless a subscription for
         it already exists; return a line saying what was done (the PSA's id for it)."""
         ...
+
+
+@runtime_checkable
+class ChecksCredentials(Protocol):
+    """A connector that can prove its account's credentials with one cheap authenticated read."""
+
+    async def check(self) -> str:
+        """Make one cheap authenticated read and say in plain words what the PSA answered. Raises
+        :class:`~mspclaw.errors.PSAAuthError` when the PSA refuses the credentials, the other PSA errors
+        when it cannot be reached or answers something unexpected."""
+        ...

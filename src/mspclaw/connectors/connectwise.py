@@ -403,6 +403,13 @@ class ConnectWiseConnector(HttpConnector):
         created = await self._read(_Created, "POST", "/system/callbacks", json=entry)
         return f"ConnectWise callback {created.id} created: {level} ticket events go to {url}"
 
+    async def check(self) -> str:
+        """The credential test: the codebase (discovered if not configured) and one ticket of the service board."""
+        batch = (await self._read(_Tickets, "GET", "/service/tickets",
+                                  params={"orderBy": "id asc", "page": 1, "pageSize": 1})).root
+        seen = "at least one ticket" if batch else "no tickets yet"
+        return f"ConnectWise accepted the API member's keys for company {self.company}; it shows {seen}"
+
     async def api_base(self) -> str:
         """``/{codebase}apis/3.0``, discovering the codebase once when it was not configured."""
         if self.codebase is None:

@@ -214,6 +214,12 @@ class FreshdeskConnector(HttpConnector):
 
     # --- plumbing ------------------------------------------------------------------------------
 
+    async def check(self) -> str:
+        """The credential test: one ticket of the help desk (``GET /tickets?per_page=1``)."""
+        batch = (await self._read(_Tickets, "GET", "/tickets", params={"per_page": 1, "page": 1})).root
+        seen = "at least one ticket" if batch else "no tickets yet"
+        return f"Freshdesk accepted the API key for {self.domain}.freshdesk.com; it shows {seen}"
+
     async def _send(self, method: str, path: str, *, json: Any = None,
                     params: Mapping[str, str | int] | None = None) -> httpx.Response:
         return await self._http.request(method, self.base_url + path, json=json, params=params)

@@ -287,6 +287,11 @@ class HaloConnector(HttpConnector):
         return (f"Halo webhook {created.id} created for {url}; choose its events (e.g. 'New Ticket Logged') in "
                 "Configuration > Integrations > Webhooks")
 
+    async def check(self) -> str:
+        """The credential test: a token from the client credentials, then the ticket statuses (``GET /api/Status``)."""
+        statuses = (await self._read(_Statuses, "GET", "/api/Status")).root
+        return f"Halo issued a token for this client id and lists {len(statuses)} ticket statuses"
+
     async def token(self) -> str:
         """A bearer token, fetched when there is none or it expires within ``refresh_margin_s``."""
         async with self._token_lock:

@@ -325,6 +325,12 @@ class LocalPSAConnector(HttpConnector):
             return seen[1]
         return await self._notes(ticket_id)
 
+    async def check(self) -> str:
+        """The credential test: one ticket of the list (``GET /tickets?page_size=1``)."""
+        data = await self._call(_Page, "GET", "/tickets", params={"page_size": 1, "page": 1})
+        seen = "at least one ticket" if data.tickets else "no tickets yet"
+        return f"the local PSA accepted the API token; it shows {seen}"
+
     async def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         """One request through the shared plumbing (retries, ``Retry-After``, error translation), its
         answer read as ``model``."""

@@ -455,6 +455,12 @@ class SuperOpsConnector(HttpConnector):
         response = await self._http.request("POST", "", json=payload, idempotent=idempotent, check=_check_graphql)
         return read(_Data[model], response, service="SuperOps").data  # type: ignore[valid-type]
 
+    async def check(self) -> str:
+        """The credential test: the instance's ticket statuses (``getStatusList``), one small authenticated query."""
+        data = await self._run(_StatusesAnswer, GET_STATUSES, idempotent=True)
+        return (f"SuperOps accepted the API token for sub-domain {self.subdomain}; "
+                f"it defines {len(data.statuses or [])} ticket statuses")
+
     async def status_names(self) -> list[str]:
         """The status names this SuperOps instance defines (``getStatusList``), fetched once."""
         if self._statuses is None:

@@ -94,7 +94,7 @@ def _admin_nav(current: str, user: Principal) -> str:
     if user.at_least("admin"):
         links.append(("/admin/enrollment", "Enrollment codes"))
     if user.at_least("admin") and user.scope is None:
-        links += [("/admin/techs", "Technicians"), ("/admin/keys", "API keys")]
+        links += [("/admin/techs", "Technicians"), ("/admin/keys", "API keys"), ("/admin/psa", "PSA accounts")]
     items = " ".join(f'<a href="{href}"' + (' aria-current="page"' if href == current else "") + f">{e(text)}</a>"
                      for href, text in links)
     return f'<nav class="admin-nav" aria-label="Administration">{items}</nav>'

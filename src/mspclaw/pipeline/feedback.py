@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
 from typing import Literal
 
@@ -65,7 +65,7 @@ AskPort = Callable[[str, str, str, str, tuple[str, ...]], Awaitable[str | None]]
 
 class FeedbackService:
     def __init__(self, *, store: FeedbackStore, tickets: TicketStore, escalations: Escalations, hub: Hub,
-                 registry: Registry, connectors: dict[str, PSAConnector], events: SessionEvents, audit: AuditLog,
+                 registry: Registry, connectors: Mapping[str, PSAConnector], events: SessionEvents, audit: AuditLog,
                  timeout_s: float, notifier: Notifier, techs: TechRegistry, ask_port: AskPort) -> None:
         self.store, self._tickets, self._escalations, self._hub = store, tickets, escalations, hub
         self._registry, self._connectors, self._events, self._audit = registry, connectors, events, audit

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
 
 from mspclaw.connectors.base import PSAConnector
@@ -131,7 +131,7 @@ class Answers:
 
 class Questions:
     def __init__(self, runs: RunStore, store: TicketStore, audit: AuditLog, events: SessionEvents,
-                 hub: Hub, connectors: dict[str, PSAConnector], answers: Answers, *, timeout_s: float,
+                 hub: Hub, connectors: Mapping[str, PSAConnector], answers: Answers, *, timeout_s: float,
                  psa_poll_s: float = 30.0) -> None:
         self._runs, self._store, self._audit = runs, store, audit
         self._events, self._hub, self._connectors = events, hub, connectors

@@ -24,6 +24,7 @@ from mspclaw.api.routes import (
     integrations,
     jobs,
     keys,
+    psa_accounts,
     questions,
     stats,
     techs,
@@ -57,6 +58,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     audit.api,
     keys.api,
     techs.api,
+    psa_accounts.api,
 )
 """The ``/api`` routes: every one needs a bearer credential and passes its role rule."""
 

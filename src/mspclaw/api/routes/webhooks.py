@@ -15,6 +15,7 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 
 @open_router.post(WEBHOOK_PREFIX + "{psa}", status_code=202, tags=["webhooks"],
                   responses={401: {"description": "bad or missing signature"}, 404: {"description": "unknown PSA"},
+                             409: {"description": "the PSA account is disabled"},
                              413: {"description": f"body over {MAX_WEBHOOK_BYTES} bytes"},
                              429: {"description": "too many deliveries from this address; see Retry-After"}})
 async def webhook(psa: str, request: Request, svc: ServicesDep) -> dict[str, object]:
