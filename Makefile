@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: demo test lint typecheck layers pytest bench bench-engine clean browser services samba containers
+.PHONY: sign-library playbook-snapshots demo test lint typecheck layers pytest bench bench-engine clean browser services samba containers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,17 @@ typecheck: $(STAMP)
 
 layers: $(STAMP)
 	$(BIN)/lint-imports
+
+# The shipped library is signed with the official key (docs/playbook-registry.md); its public half is
+# src/mspclaw/playbooks/official_keys.json. Run after changing a library playbook; only changed ones get a
+# new signature. The contribution check's snapshots are recorded again with Samba and the local Graph tenant.
+OFFICIAL_KEY ?= $(HOME)/.config/mspclaw/official-playbooks.key
+sign-library: $(STAMP)
+	$(BIN)/mspclaw playbooks sign src/mspclaw/playbooks/library --key $(OFFICIAL_KEY) --signee "MSPclaw official playbooks"
+	$(BIN)/mspclaw playbooks verify src/mspclaw/playbooks/library
+
+playbook-snapshots: $(STAMP) services
+	$(BIN)/python -m pytest -q tests/playbooks/record_playbook_snapshots.py
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from mspclaw.cli.groups import runs_bare
 from mspclaw.cli.output import JsonOpt, err, out
+from mspclaw.cli.playbook_registry import register as register_registry_commands
 from mspclaw.playbooks.evaluation import LabelledFileError, Report, evaluate, fit_calibration, read_labelled
 from mspclaw.playbooks.loader import LIBRARY, PlaybookError, load_dir, load_file
 from mspclaw.playbooks.matcher import Matcher
@@ -270,4 +271,5 @@ def schema(output: Annotated[Path | None, typer.Option(help="Write to this file 
         print(f"wrote {output}")
 
 
+register_registry_commands(playbooks_app)  # keygen, sign, verify, registry, search, install, ...
 runs_bare(playbooks_app, list_playbooks)

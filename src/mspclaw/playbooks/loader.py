@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from mspclaw.errors import ConditionError, ConfigError, ToolError
+from mspclaw.playbooks.canonical import MAX_FILE_BYTES, CanonicalError, check_yaml
 from mspclaw.playbooks.schema import Playbook
 
 LIBRARY = Path(__file__).parent / "library"
@@ -47,9 +48,16 @@ def _line_of(node: yaml.Node | None, loc: Iterable[int | str]) -> int:
 
 def load_file(path: Path) -> Playbook:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:  # not read at all
+            raise PlaybookError([f"{path}: {path.stat().st_size} bytes is over the {MAX_FILE_BYTES}-byte limit "
+                                 "for a playbook"])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlaybookError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    try:
+        check_yaml(text, str(path))  # size, aliases, depth: refused before anything is built
+    except CanonicalError as exc:
+        raise PlaybookError([str(exc)]) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text)

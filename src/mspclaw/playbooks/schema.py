@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -123,11 +124,37 @@ class Replies(_Model):
     needs_action: str = Field("", description="When the user must do something (restart, sign in again).")
 
 
+PSAName = Literal["superops", "connectwise", "halo", "autotask", "freshdesk", "local"]
+IdentityName = Literal["active_directory", "entra_id"]
+SEMVER = re.compile(r"^(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?(?:\.(0|[1-9][0-9]*))?"
+                    r"(-[0-9A-Za-z.-]{1,40})?(\+[0-9A-Za-z.-]{1,40})?$")
+
+
+def semver(value: str) -> str:
+    """``value`` as MAJOR.MINOR.PATCH[-pre][+build]; a missing minor or patch is 0."""
+    found = SEMVER.match(value) if len(value) <= 100 else None
+    if found is None:
+        raise ValueError(f"version {value[:40]!r} is not a semantic version such as 1.2.0")
+    major, minor, patch, pre, build = found.groups()
+    return f"{major}.{minor or 0}.{patch or 0}{pre or ''}{build or ''}"
+
+
+class Compatibility(_Model):
+    """What a playbook was tried with before it was shared: the registry shows it, nothing enforces it."""
+
+    psa: list[PSAName] = Field(default_factory=list, max_length=6)
+    identity: list[IdentityName] = Field(default_factory=list, max_length=2, description="Directories the account "
+                                         "steps ran against; the contribution check runs each one it lists.")
+
+
 class Playbook(_Model):
     id: str = Field(pattern=r"^[a-z][a-z0-9_.-]*$")
     name: str
-    version: str = "1"
+    version: str = Field("1.0.0", description="Semantic version (MAJOR.MINOR.PATCH); \"1\" or \"1.2\" read as "
+                         "1.0.0 and 1.2.0. The registry refuses an install that goes down.")
     category: Category
+    tested_against: Compatibility = Field(default_factory=lambda: Compatibility(), description="The PSAs and "
+                                          "identity systems this playbook was tested with (shown in the registry).")
     description: str
     os: list[OSName] = Field(min_length=1)
     triggers: Triggers
@@ -149,6 +176,11 @@ class Playbook(_Model):
             if tool not in CATALOGUE:
                 raise ValueError(f"unknown tool {tool!r}; known tools: {', '.join(sorted(CATALOGUE))}")
         return tools
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        return semver(value)
 
     @field_validator("success_check")
     @classmethod
