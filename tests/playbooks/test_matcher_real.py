@@ -31,14 +31,21 @@ WHY = frozenset({"outage", "alert", "hardware", "security", "business_app", "pur
 # prints them). Raise these as the matcher improves.
 # Per language the user wrote in: (rows, top-1 floor, false-automation ceiling).
 SUMO_HELD_OUT_FLOORS: dict[str, tuple[int, float, int]] = {
-    "en": (243, 0.65, 30),
-    "es": (97, 0.64, 9),
-    "nl": (93, 0.61, 9),
-    "de": (61, 0.73, 4),
+    "en": (243, 0.66, 28),
+    "es": (97, 0.64, 8),
+    "nl": (93, 0.62, 8),
+    "de": (61, 0.77, 3),
     "fr": (55, 0.65, 4),
 }
 # All SUMO rows (every language), same date: top-1 floor and false-automation ceiling.
-SUMO_WHOLE_FLOOR = (0.64, 163)
+SUMO_WHOLE_FLOOR = (0.65, 154)
+# German questions from the en-US forum gathered later (``tickets_real_sumo_german.jsonl``, 116 rows, none of
+# them in the SUMO file above), labelled before the matcher saw them: (rows, top-1 floor, false-automation
+# ceiling) for folds 3-4 and for the whole file. Measured 2026-12-06: held-out 75.6 % / 2 of 33 (before this
+# round's changes: 71.1 % / 2), whole 75.0 % / 4 of 79 (before: 71.6 % / 4).
+GERMAN = DATA / "tickets_real_sumo_german.jsonl"
+GERMAN_HELD_OUT_FLOOR = (45, 0.75, 2)
+GERMAN_WHOLE_FLOOR = (116, 0.75, 4)
 # Monitoring alerts (awesome-prometheus-alerts, every row must-not), same date: how many got a playbook.
 ALERTS = DATA / "tickets_real_alerts.jsonl"
 ALERTS_FALSE_AUTOMATION_CEILING = 0
@@ -69,19 +76,21 @@ def test_real_corpus_is_labelled_and_attributed() -> None:
 
 
 def test_held_out_folds() -> None:
-    # measured 2026-12-06: top-1 56.2%, 73 of 163 must-not automated (before the tuning: 35.2%, 110/163)
+    # measured 2026-12-06: top-1 56.2%, 73 of 163 must-not automated (before the tuning: 35.2%, 110/163);
+    # later the same day 84.7 %, 20 of 163 (the rules and vocabulary in five languages, calibration refitted)
     accuracy, false_automations, must_not = _figures(held_out=True)
     assert must_not == 163
-    assert accuracy >= 0.54
-    assert false_automations <= 76
+    assert accuracy >= 0.84
+    assert false_automations <= 20
 
 
 def test_whole_real_corpus() -> None:
-    # measured 2026-12-06: top-1 61.6%, 158 of 390 must-not automated (before: 40.7%, 249/390)
+    # measured 2026-12-06: top-1 61.6%, 158 of 390 must-not automated (before: 40.7%, 249/390);
+    # later the same day 84.9 %, 45 of 390
     accuracy, false_automations, must_not = _figures(held_out=None)
     assert must_not == 390
-    assert accuracy >= 0.60
-    assert false_automations <= 162
+    assert accuracy >= 0.84
+    assert false_automations <= 45
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("tickets_real_*.jsonl")), ids=lambda p: p.stem)
@@ -141,3 +150,14 @@ def test_monitoring_alerts_never_get_a_playbook() -> None:
         _, false_automations, must_not = _figures(held_out=held_out, path=ALERTS)
         assert must_not == sum((row["fold"] >= 3) == held_out for row in rows)
         assert false_automations <= ALERTS_FALSE_AUTOMATION_CEILING
+
+
+def test_later_german_questions_held_out_and_whole() -> None:
+    rows = _rows(GERMAN)
+    assert all(row["source"] == "sumo" and row["lang"] == "de" for row in rows)
+    assert not {row["ref"] for row in rows} & {row["ref"] for row in _rows(SUMO)}, "no question in both files"
+    for held_out, (count, floor, ceiling) in ((True, GERMAN_HELD_OUT_FLOOR), (None, GERMAN_WHOLE_FLOOR)):
+        assert len(_chosen(GERMAN, held_out)) == count
+        accuracy, false_automations, _ = _figures(held_out=held_out, path=GERMAN)
+        assert accuracy >= floor
+        assert false_automations <= ceiling

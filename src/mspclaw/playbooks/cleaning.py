@@ -39,7 +39,10 @@ _CLOSING = re.compile(
     r"vielen dank( im voraus)?|cordialement|bien cordialement|bien à vous|merci( d'avance| beaucoup)?|"
     r"salutations|saludos( cordiales)?|un saludo|atentamente|muchas gracias|gracias|"
     r"met vriendelijke groet(en)?|vriendelijke groet(en)?|groeten|groetjes|mvg|bedankt|alvast bedankt|"
-    r"dank je( wel)?|dank u( wel)?)\s*[,.!:;-]*\s*$", re.IGNORECASE)
+    r"dank je( wel)?|dank u( wel)?)(?=$|[\s,.!:;/&-])", re.IGNORECASE)
+CLOSING_TAIL = 4
+"""Words a sign-off line may carry after its greeting ("Best regards, John Smith", "Danke und Gruß",
+"Mit freundlichen Grüßen / Best regards") and still be a sign-off, not a sentence about the problem."""
 _DEVICE_FOOTER = re.compile(
     r"^\s*(sent from my|get outlook for|von meinem .{0,30} gesendet|envoyé de mon|enviado desde mi|"
     r"verzonden (vanaf|met) mijn)", re.IGNORECASE)
@@ -53,6 +56,36 @@ _BANNER = re.compile(
     r"(outside|external|extern|extérieur|externe|externo|buiten)", re.IGNORECASE)
 _TAG = re.compile(r"\[(external|extern|externe|externo|ext|spam\?*)\]\s*", re.IGNORECASE)
 _SIGNATURE_DASHES = re.compile(r"^\s*--\s*$")
+_QUOTED_HEADER = re.compile(r"^\s*(from|von|de|van|sent|gesendet|envoy(e|é)|enviado|verzonden)\s*:\s", re.IGNORECASE)
+"""The first header of a quoted earlier message (``Von: ... Gesendet: ...``): once the user's own words
+are read, what follows is the thread they replied to."""
+_CONTACT = re.compile(
+    r"^\s*((tel|tel\.|phone|ph|mobile|mob|cell|direct|fax|m|t|f|p|telefon|telefoon|handy|mobil|portable|"
+    r"m(o|ó)vil|tél|tél\.|fon|telefax)\s*[:.]?\s*[+(]?\d|"
+    r"(geschäftsführer|geschaeftsfuehrer|geschäftsführung|amtsgericht|registergericht|sitz der gesellschaft|"
+    r"ust-idnr|ust-id|steuernummer|hrb \d|registered office|registered in|company (registration )?number|"
+    r"vat (no|number|reg)|siret|siège social|kvk|cif)\b)", re.IGNORECASE)
+"""A signature's contact or company-register line (``Tel: +49 ...``, ``M: 555 ...``, ``Geschäftsführer:``,
+``Registered office:``); a web address alone is no sign of one: users paste the address of the page that
+fails."""
+SIGNATURE_LINES = 4
+"""Short lines just above a contact line, after a blank line, are the signature's name and title."""
+
+
+HOST_MARK = "hostname"
+"""What a machine's name (``DESKTOP-4F7K2LM``, ``SRV-FS01``, ``ws01``) is read as: the word a monitoring
+rule looks for, whatever the name."""
+_HOST = re.compile(r"\b(?:desktop|laptop|notebook|ws|wks|pc|nb|srv|svr|server|vm|dc|fs|ts|sql|exch|host|node)"
+                   r"-?[a-z0-9]*\d[a-z0-9-]*\b", re.IGNORECASE)
+
+
+def mark_hosts(text: str) -> str:
+    """``Low disk space on LAPTOP-8HJ3K2`` -> ``Low disk space on hostname``: machine names as one word.
+
+    A name is a machine prefix, an optional hyphen and letters and digits with at least one digit, as RMM
+    and monitoring tools print them; one pass, each candidate starts at a word boundary.
+    """
+    return _HOST.sub(HOST_MARK, text)
 
 
 def clean_subject(subject: str) -> str:
@@ -78,16 +111,36 @@ def clean_body(body: str) -> str:
         if line.lstrip().startswith(">") or _BANNER.match(line):
             continue
         if _HEADER.match(line):
+            if words >= 3 and _QUOTED_HEADER.match(line):
+                break
             continue
         subject = _SUBJECT_HEADER.match(line)
         if subject:
             line = line[subject.end():]
-        ends = (_QUOTE_START.match(line) or _CLOSING.match(line) or _DEVICE_FOOTER.match(line)
-                or _DISCLAIMER.match(line) or _SIGNATURE_DASHES.match(line))
+        closing = _CLOSING.match(line)
+        ends = ((closing is not None and len(line[closing.end():].split()) <= CLOSING_TAIL)
+                or _QUOTE_START.match(line) or _DEVICE_FOOTER.match(line) or _DISCLAIMER.match(line)
+                or _SIGNATURE_DASHES.match(line))
         if ends:
             if words >= 3:
                 break
             continue
+        if words >= 3 and _CONTACT.match(line):
+            _drop_signature(kept)
+            break
         kept.append(line)
         words += len(line.split())
     return "\n".join(kept)
+
+
+def _drop_signature(kept: list[str]) -> None:
+    """Drop the name and title lines above a contact line: at most :data:`SIGNATURE_LINES` short lines
+    back to a blank line, and only when some text stands above that blank line."""
+    block = 0
+    while block < len(kept) and kept[-1 - block].strip():
+        block += 1
+    above = kept[:len(kept) - block]
+    if 0 < block <= SIGNATURE_LINES and any(line.strip() for line in above) and all(
+            len(line.split()) <= 6 and not line.rstrip().endswith((".", "?", "!"))
+            for line in kept[len(kept) - block:]):
+        del kept[len(kept) - block:]

@@ -53,21 +53,26 @@ FAULTS: tuple[str, ...] = (
     "absturz", "sturzt", "abgesturzt", "kaputt", "defekt", "fehlt", "fehlen", "verschwunden", "verloren",
     "falsch", "ungultig", "dringend", "hilfe", "geht nicht", "klappt nicht", "funktioniert nicht", "voll",
     "bricht", "abbricht", "standig", "dauernd", "immer wieder", "warnung", "schwach", "ewig",
+    "nicht verbunden", "getrennt", "hangt sich auf", "lahm", "instabil", "leere seiten", "schlagt fehl",
+    "fehlgeschlagen",
     # French
     "pas", "plus", "jamais", "rien", "impossible", "erreur", "probleme", "souci", "soucis", "panne", "bloque",
     "bloquee", "verrouille", "oublie", "expire", "lent", "lente", "plante", "fige", "disparu", "perdu", "manque",
     "urgent", "aide", "depanner", "deconnecte", "plein", "pleine", "sature", "saturee", "lenteur", "lenteurs",
-    "rame", "sans arret", "quitte", "ferme", "avertissement", "faible",
+    "rame", "sans arret", "quitte", "ferme", "avertissement", "faible", "hors ligne", "deconnectee", "instable",
+    "echoue", "echec",
     # Spanish
     "nunca", "nada", "error", "errores", "problema", "problemas", "fallo", "falla", "bloqueado", "bloqueada",
     "olvide", "olvidado", "caducado", "caducada", "expirado", "lento", "lenta", "cuelga", "colgado", "congelado",
     "desaparecido", "perdido", "falta", "urgente", "ayuda", "no funciona", "no puedo", "lleno", "llena",
-    "desconecta", "cierra", "constantemente", "advertencia", "debil", "tarda", "lentitud",
+    "desconecta", "cierra", "constantemente", "advertencia", "debil", "tarda", "lentitud", "fuera de linea",
+    "desconectado", "desconectada", "sin conexion", "inestable", "congela", "se congela", "se traba",
+    "se bloquea",
     # Dutch
     "niet", "geen", "nooit", "niets", "fout", "foutmelding", "probleem", "problemen", "storing", "geblokkeerd",
     "vergrendeld", "vergeten", "verlopen", "traag", "langzaam", "vast", "crasht", "verdwenen", "kwijt",
     "ontbreekt", "dringend", "hulp", "niks", "vol", "valt weg", "steeds", "waarschuwing", "zwak", "duurt lang",
-    "sluit af",
+    "sluit af", "niet verbonden", "verbroken", "instabiel", "mislukt", "lukt niet",
 )
 """Words that say something is wrong."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mspclaw.playbooks.cleaning import HOST_MARK
 from mspclaw.playbooks.tokens import stems
 
 BREAK = "|"
@@ -86,6 +87,37 @@ _SERVERS = ("server", "servers", "serveur", "serveurs", "servidor", "servidores"
             "exchange server", "cluster", "appliance", "volume", "lun", "raid")
 
 
+_WHOLE = ("whole", "entire", "complete", "ganze", "ganzen", "gesamte", "gesamten", "komplette", "kompletten",
+          "tout", "toute", "todo", "toda", "entera", "entero", "hele", "heel", "gehele")
+"""Before a place ("the whole branch", "im ganzen Büro"): the scope is the place, not one PC."""
+_PLACES = ("office", "branch", "clinic", "warehouse", "plant", "factory", "site", "campus", "school", "building",
+           "floor", "department", "store", "shop", "practice", "location", "network", "house", "company", "team",
+           "buro", "filiale", "standort", "niederlassung", "zweigstelle", "praxis", "lager", "werk", "halle",
+           "etage", "stockwerk", "abteilung", "haus", "gebaude", "firma", "netzwerk", "netz",
+           "bureau", "agence", "succursale", "magasin", "usine", "entrepot", "etage", "service", "batiment",
+           "societe", "reseau", "oficina", "sucursal", "tienda", "almacen", "fabrica", "planta", "sede", "edificio",
+           "empresa", "red", "kantoor", "vestiging", "filiaal", "winkel", "magazijn", "fabriek", "verdieping",
+           "afdeling", "gebouw", "bedrijf", "netwerk")
+_SITES = ("branch", "clinic", "warehouse", "plant", "factory", "campus", "branch office", "remote site",
+          "filiale", "standort", "niederlassung", "zweigstelle", "praxis", "werk", "agence", "succursale",
+          "usine", "entrepot", "sucursal", "fabrica", "sede", "vestiging", "filiaal", "fabriek")
+"""A named place of the client's: a connection problem "at the branch" is the branch's line, not one PC."""
+_CUT_OFF = ("no internet", "internet down", "internet is down", "internet is out", "internet out", "network down",
+            "network is down", "offline", "outage", "no connection", "no network", "cant connect", "cannot connect",
+            "lost connection", "is down", "went down", "kein internet", "kein netz", "keine verbindung",
+            "kein netzwerk", "ausgefallen", "ausfall", "stoerung", "storung", "pas d internet", "plus d internet",
+            "en panne", "panne", "sin internet", "sin conexion", "caido", "caida", "geen internet",
+            "geen verbinding", "storing", "ligt plat", "uitgevallen")
+_GROUPS = ("printers", "phones", "computers", "pcs", "laptops", "desktops", "users", "staff", "employees",
+           "colleagues", "machines", "workstations", "devices", "people", "offices", "branches", "locations",
+           "sites", "clients", "terminals", "screens",
+           "drucker", "telefone", "rechner", "benutzer", "user", "mitarbeiter", "mitarbeitern", "kollegen",
+           "arbeitsplatze", "gerate", "standorte", "filialen", "imprimantes", "telephones", "ordinateurs", "postes",
+           "utilisateurs", "collegues", "impresoras", "telefonos", "ordenadores", "equipos", "usuarios",
+           "companeros", "telefoons", "gebruikers", "collegas", "medewerkers")
+"""After "all" (``all printers``, ``alle Drucker``, ``tous les postes``): a request or a fault for a group."""
+
+
 _RESTORE_UNLESS = ("authenticator", "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe",
                    "account", "system restore", "restore access", "restore my access", "restore his access",
                    "restore her access")
@@ -98,7 +130,10 @@ RULES: tuple[Rule, ...] = (
         "browser hijacker", "malwarebytes", "exploit", "threat detected", "threat found", "tampered",
         "antivirus warning", "antivirus alert", "defender warning", "ongebruikelijke aanmelding",
         "ungewohnliche anmeldung", "connexion inhabituelle", "inicio de sesion inusual", "actividad inusual", "breach",
-        "spoofed", "spoofing",
+        "spoofed", "spoofing", "infected", "infection", "infiziert", "infektion", "infecte", "infectado",
+        "infectada", "geinfecteerd", "besmet", "call this number", "call the number", "tech support scam",
+        "fake microsoft", "fake support", "flagged as dangerous", "marked as dangerous", "as dangerous",
+        "als gefahrlich", "comme dangereux", "como peligroso", "als gevaarlijk",
         "gift cards", "clicked a link", "clicked the link", "clicked on a link", "fake email", "fake invoice",
         "someone logged into", "someone else logged", "unknown sign in", "unknown signin", "unknown login",
         "encrypted my files", "bitcoin", "unauthorized", "unauthorised", "impersonating", "impersonation",
@@ -121,6 +156,12 @@ RULES: tuple[Rule, ...] = (
              "asked for access", "requesting access", "asks for access", "wants his", "wants her", "contacted us",
              "trying to log", "tried to log", "still logging", "still logged", "logged in", "signed in",
              "hat angerufen", "ruft an", "a appele", "llamo", "belde"), window=8),
+    Rule("a security report", (
+        "terminated user", "terminated employee", "former employee", "ex employee", "former staff", "leaver",
+        "the leaver", "ehemaliger mitarbeiter", "ehemalige mitarbeiterin", "ancien employe", "ex empleado",
+        "voormalig medewerker",
+    ), near=("asked", "asks", "asking", "wants", "wanted", "requested", "requests", "would like", "mochte",
+             "will", "demande", "pide", "wil"), window=3, ordered=True),
     Rule("a machine-generated monitoring alert", (
         "nagios", "zabbix", "prtg", "solarwinds", "datto rmm", "ninjaone", "ninjarmm", "n able", "ncentral",
         "connectwise automate", "labtech", "auvik", "checkmk", "icinga", "prometheus", "grafana", "pagerduty",
@@ -133,6 +174,27 @@ RULES: tuple[Rule, ...] = (
         "heartbeat", "ping loss", "packet loss on", "is unreachable", "went down at", "cpu utilization",
         "memory utilization", "critical alert", "warning alert", "alert triggered",
         "monitoring alert", "monitor alert", "schwellwert", "schwellenwert", "seuil", "umbral", "drempel",
+        *(f"firing {n}" for n in range(1, 10)), *(f"resolved {n}" for n in range(1, 10)), "alertname",
+    )),
+    Rule("a machine-generated monitoring alert", (HOST_MARK,), near=(
+        "alert", "alarm", "warning", "critical", "monitor", "monitoring", "threshold", "status", "agent",
+        "offline", "detected", "failed", "failure", "failing", "degraded", "stopped", "usage", "utilization",
+        "not responding", "down", "reached", "exceeded", "predicted", "patch", "low disk space", "free space",
+        "checked in", "heartbeat", "cpu", "memory", "warnung", "kritisch", "fehlgeschlagen", "alerte",
+        "avertissement", "echec", "alerta", "advertencia", "fallo", "waarschuwing", "mislukt",
+    ), window=10),
+    Rule("a machine-generated monitoring alert", (
+        "certificate", "certificates", "ssl", "tls", "domain", "zertifikat", "certificat", "certificado",
+        "certificaat",
+    ), near=("expires in", "will expire", "expiring soon", "expiry notice", "expiration notice", "due to expire",
+             "lauft ab in", "lauft in", "expire dans", "expirera", "caduca en", "vence en", "verloopt over",
+             "verloopt binnenkort"), window=6),
+    Rule("a machine-generated monitoring alert", ("ping",), near=(
+        "failed", "failure", "timeout", "timed out", "loss", "lost", "unreachable", "not responding",
+        "no response", "fehlgeschlagen", "echoue", "fallido", "mislukt"), window=4),
+    Rule("an outage affecting many users or a whole site", (
+        "service incident", "service health", "service degradation", "service advisory", "service outage",
+        "users may be unable", "users may experience", "some users may", "incident id",
     )),
     Rule("a machine-generated monitoring alert", ("job", "jobs", "batch"), near=(
         "failed", "failure", "aborted", "abended", "fehlgeschlagen", "echoue", "fallido", "mislukt",
@@ -154,6 +216,32 @@ RULES: tuple[Rule, ...] = (
     Rule("an outage affecting many users or a whole site", _MANY,
          unless=(*_ONLY_ME, "user accounts", "user profiles", "benutzerkonten", "comptes utilisateurs",
                  "cuentas de usuario", "gebruikersaccounts")),
+    Rule("an outage affecting many users or a whole site", _WHOLE, near=_PLACES, window=2, ordered=True,
+         unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", ("all", "alle", "allen", "tous", "toutes", "todos",
+                                                            "todas"),
+         near=_GROUPS, window=2, ordered=True, unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", ("all", "alle", "allen", "tous", "toutes", "todos",
+                                                            "todas"),
+         near=("accounts", "mailboxes", "postfacher", "konten", "comptes", "cuentas", "buzones", "mailboxen"),
+         window=2, ordered=True,
+         unless=(*_ONLY_ME, "all my", "all of my", "alle meine", "tous mes", "toutes mes", "todos mis", "todas mis",
+                 "al mijn")),
+    Rule("an outage affecting many users or a whole site", (
+        "several", "multiple", "many", "numerous", "various", "mehrere", "viele", "verschiedene", "plusieurs",
+        "nombreux", "varios", "varias", "muchos", "meerdere", "veel"), near=_GROUPS, window=2, ordered=True,
+         unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", _SITES, near=_CUT_OFF, window=6, unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", (
+        "for anyone", "for anybody", "for any user", "for everyone", "anyone in the office", "organisation wide",
+        "organization wide", "org wide", "tenant wide", "across the company", "across the organisation",
+        "across the organization", "firmenweit", "unternehmensweit", "toute l entreprise", "toda la empresa",
+        "bedrijfsbreed", "fur niemanden",
+        "bei niemandem", "pour personne", "para nadie", "voor niemand", "phones and internet",
+        "internet and phones", "internet and phone", "phone and internet", "telefon und internet",
+        "internet und telefon", "phone system", "phone lines", "telephone system", "telefonanlage",
+        "standard telephonique", "centralita", "telefooncentrale",
+    ), unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", (
         "both wired and wireless", "wired and wifi", "hardline and wifi", "cable and wifi", "sent the team home",
         "sent team home", "sent everyone home",
@@ -192,16 +280,22 @@ RULES: tuple[Rule, ...] = (
         "usb port", "usb ports", "hdmi port", "charging port", "port is broken", "port broken", "ports broken",
         "loose port", "hard drive failing", "hard drive failure", "disk failure", "smart error",
         "screen replacement", "keyboard replacement", "does not charge", "doesnt charge", "wont charge",
-        "will not charge", "not charging", "stopped charging", "charging problem", "charging issue", "ladt nicht",
-        "ne charge pas", "ne charge plus", "no carga", "laadt niet op",
+        "will not charge", "not charging", "stopped charging", "charging problem", "charging issue",
+        "no carga la bateria", "bateria no carga", "laadt niet op",
         "uberhitzt", "uberhitzung", "zu heiss", "fahrt nicht hoch",
         "lasst sich nicht einschalten", "bildschirm schwarz", "schwarzer bildschirm",
-        "display flackert", "flackert", "akku", "netzteil", "ladegerat", "tastatur defekt", "maus",
+        "display flackert", "flackert", "akku", "netzteil", "ladegerat", "tastatur defekt",
         "surchauffe", "chauffe", "ne s allume pas", "ecran noir", "ecran casse", "ecran fissure",
-        "batterie gonflee", "souris", "se sobrecalienta", "sobrecalentamiento", "se calienta",
-        "no enciende", "pantalla negra", "pantalla rota", "raton", "oververhit", "oververhitting", "wordt heet",
-        "zwart scherm", "scherm kapot", "muis",
+        "batterie gonflee", "se sobrecalienta", "sobrecalentamiento", "se calienta",
+        "no enciende", "pantalla negra", "pantalla rota", "oververhit", "oververhitting", "wordt heet",
+        "zwart scherm", "scherm kapot",
     )),
+    Rule("a hardware failure", (
+        "ladt nicht", "ladt nicht mehr", "ladt nicht auf", "ne charge pas", "ne charge plus", "ne se charge pas",
+        "ne se charge plus", "no carga", "laadt niet",
+    ), near=("akku", "laptop", "notebook", "batterie", "battery", "bateria", "accu", "portable", "portatil",
+             "ladegerat", "chargeur", "cargador", "oplader", "netzteil", "tablet", "handy", "telephone", "movil"),
+         window=4),
     Rule("a hardware failure", (
         "start niet op", "gaat niet aan", "no arranca", "no prende", "startet nicht", "bootet nicht",
         "geht nicht an", "ne demarre pas", "ne demarre plus", "boot niet", "wont start", "doesnt start",
@@ -264,7 +358,8 @@ RULES: tuple[Rule, ...] = (
         "clone the drive", "clone my drive", "cloning", "new ssd", "new hard drive", "replace the hard drive",
         "replacing the hard drive", "second hard drive", "external hard drive", "boot disk", "boot from usb",
         "bootable usb", "boot from cd", "live cd", "live usb", "ntldr", "bootmgr", "lvm", "fstab", "mount point",
-        "windows neu installieren", "neuinstallation", "reinstaller windows", "reinstalar windows",
+        "windows neu installieren", "neuinstallation von windows", "windows neuinstallation",
+        "reinstaller windows", "reinstalar windows",
         "windows opnieuw installeren",
     )),
     Rule("network equipment or virtual machine configuration, not the user's PC", (
@@ -285,7 +380,13 @@ RULES: tuple[Rule, ...] = (
              "datei", "dateien", "ordner", "dokument", "fichier", "fichiers", "dossier", "archivo", "archivos",
              "carpeta", "documento", "bestand", "bestanden", "map", "document", "work", "version"), window=6),
     Rule("a data restore", (
-        "previous version", "previous versions", "recover the file", "recover a file",
+        "previous version", "previous versions", "older version", "earlier version", "vorherige version",
+        "fruhere version", "version precedente", "version anterior", "vorige versie", "eerdere versie",
+    ), near=("file", "files", "document", "documents", "spreadsheet", "presentation", "folder", "datei", "dokument",
+             "ordner", "fichier", "document", "dossier", "archivo", "documento", "carpeta", "bestand", "map",
+             "excel file", "word file"), window=6, unless=_RESTORE_UNLESS),
+    Rule("a data restore", (
+        "recover the file", "recover a file",
         "recover files", "recover deleted", "recover my files", "lost my files", "lost files", "file is gone",
         "files are gone", "files disappeared", "folder disappeared", "folder is gone", "from backup",
         "from the backup", "aus dem backup",
