@@ -9,7 +9,10 @@ database is down. ``/readyz`` answers 200 only when every check passes, else 503
 * ``pollers``: no PSA poller has failed ``MSPCLAW_READY_POLL_FAILURES`` times in a row (the
   reason names the account and its last error);
 * ``queue``: no intake job has been due, unclaimed, for longer than ``MSPCLAW_READY_QUEUE_STUCK_S``
-  (only while this process runs workers).
+  (only while this process runs workers);
+* ``redis`` (only with ``MSPCLAW_REDIS_URL``): this replica reaches the Redis the replicas share. Without
+  it the replica still serves its own agents, but calls for agents on other replicas fail (and
+  ``/healthz`` says so too).
 
 :func:`install` also answers a request that failed because the database did not answer with 503
 (``database_unavailable``, ``Retry-After``), not 500: the outage is temporary and the server
@@ -133,7 +136,18 @@ async def readiness(svc: Services) -> list[Check]:
         reason = f"database unreachable: no answer within {settings.ready_timeout_s:g} s"
         checks = [Check("database", False, reason), Check("migrations", False, "not checked: " + reason),
                   Check("queue", False, "not checked: " + reason)]
-    return [*checks, poller_check(svc)]
+    return [*checks, poller_check(svc), *redis_check(svc)]
+
+
+def redis_check(svc: Services) -> list[Check]:
+    """Whether the replicas' shared Redis answers this replica (from memory: its heartbeat's last outcome)."""
+    cluster = svc.cluster
+    if cluster is None:
+        return []
+    if cluster.healthy:
+        return [Check("redis", True, f"replica {cluster.replica_id} shares agents with the other replicas")]
+    return [Check("redis", False, f"replica {cluster.replica_id}: {cluster.problem}; its own agents are still "
+                  "served, calls for agents on other replicas fail")]
 
 
 def _answer(checks: list[Check]) -> JSONResponse:
@@ -145,8 +159,12 @@ def _answer(checks: list[Check]) -> JSONResponse:
 
 @router.get("/healthz")
 async def healthz(svc: ServicesDep) -> dict[str, object]:
-    """The process is alive: its version and the agents connected to it (no database read)."""
-    return {"status": "ok", "version": __version__, "agents_online": svc.hub.online_count()}
+    """The process is alive: its version and the agents connected to it (no database read); with Redis, the
+    ``redis`` check too (this replica keeps serving its own agents without it)."""
+    body: dict[str, object] = {"status": "ok", "version": __version__, "agents_online": svc.hub.online_count()}
+    for check in redis_check(svc):
+        body[check.name] = check.as_dict()
+    return body
 
 
 @router.get("/readyz", include_in_schema=False)  # an operations probe, documented in docs/operations.md

@@ -8,6 +8,10 @@ Client isolation is structural: the only way to call a tool is through
 :meth:`Hub.for_client`, whose :class:`ClientDispatcher` can reach only links whose
 authenticated ``client_id`` is its own. An id of another client's agent is, to it, an
 offline agent.
+
+With several server replicas (``MSPCLAW_REDIS_URL``), a :class:`RemoteAgents` (``dispatch/cluster.py``) is
+told of every agent this hub attaches and detaches, and a call for an agent this hub does not hold goes to
+it; a call for a local agent never touches it.
 """
 
 from __future__ import annotations
@@ -124,6 +128,16 @@ class HubObserver(Protocol):
     def frame(self, identity: AgentIdentity, frame: Any) -> None: ...
 
 
+class RemoteAgents(Protocol):
+    """The agents other server replicas hold (:class:`mspclaw.dispatch.cluster.Cluster`): told of each agent
+    this hub attaches and detaches, asked to call an agent this hub does not hold."""
+
+    def attached(self, identity: AgentIdentity) -> None: ...
+    def detached(self, identity: AgentIdentity) -> None: ...
+    async def call(self, client_id: str, agent_id: str, tool: str, args: dict[str, Any], *, timeout: float,
+                   call_id: str, approval: Approval | None = None) -> ToolResult: ...
+
+
 class NullObserver:
     def connected(self, identity: AgentIdentity, hello: Hello) -> None:
         pass
@@ -203,9 +217,12 @@ class Hub:
         heartbeat_interval: float = 30.0,
         observer: HubObserver | None = None,
         clock: Callable[[], float] = time.time,
+        cluster: RemoteAgents | None = None,
     ) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.observer: HubObserver = observer or NullObserver()
+        self.cluster = cluster
+        """Other replicas' agents (``MSPCLAW_REDIS_URL``); ``None``: this process holds the whole fleet."""
         self._clock = clock
         self._links: dict[str, AgentLink] = {}
         self._by_client: dict[str, dict[str, AgentLink]] = {}
@@ -305,6 +322,8 @@ class Hub:
         old = self._links.get(link.identity.agent_id)
         self._links[link.identity.agent_id] = link
         self._by_client.setdefault(link.identity.client_id, {})[link.identity.agent_id] = link
+        if self.cluster is not None:
+            self.cluster.attached(link.identity)
         if old is not None:
             _fail_waiters(old, "agent reconnected on a new connection")
             old.conn.close(CLOSE_REPLACED, "replaced by a newer connection")
@@ -319,6 +338,8 @@ class Hub:
             same_client.pop(link.identity.agent_id, None)
             if not same_client:
                 self._by_client.pop(link.identity.client_id, None)
+            if self.cluster is not None:
+                self.cluster.detached(link.identity)
             self.observer.disconnected(link.identity, reason)
         _fail_waiters(link, reason)
 
@@ -433,7 +454,7 @@ class ClientDispatcher:
                 result = await self._call_after_reconnect(agent_id, tool, args, timeout, call_id, approval,
                                                           reconnect_grace)
             else:
-                raise AgentOffline(f"agent {agent_id} is not connected")
+                result = await self._elsewhere(agent_id, tool, args, timeout, call_id, approval)
             if result.ok:
                 outcome = "ok"
                 return result
@@ -458,12 +479,23 @@ class ClientDispatcher:
         give_up = loop.time() + grace
         while True:
             try:
-                return await self._hub._call(self._link(agent_id), tool, args, timeout=timeout, call_id=call_id,
-                                             approval=approval)
+                link = self._hub._links.get(agent_id)
+                if link is not None and link.identity.client_id == self.client_id:
+                    return await self._hub._call(link, tool, args, timeout=timeout, call_id=call_id,
+                                                 approval=approval)
+                return await self._elsewhere(agent_id, tool, args, timeout, call_id, approval)
             except AgentOffline:
                 if loop.time() >= give_up:
                     raise
                 await asyncio.sleep(0.2)
+
+    async def _elsewhere(self, agent_id: str, tool: str, args: dict[str, Any], timeout: float, call_id: str,
+                         approval: Approval | None) -> ToolResult:
+        """The call for an agent this hub does not hold: forwarded to the replica that does, if any."""
+        if self._hub.cluster is None:
+            raise AgentOffline(f"agent {agent_id} is not connected")
+        return await self._hub.cluster.call(self.client_id, agent_id, tool, args, timeout=timeout, call_id=call_id,
+                                            approval=approval)
 
     async def ask_user(self, agent_id: str, question_id: str, text: str, choices: list[str] | None) -> None:
         """Put a question to the user of the agent's device; the answer comes back as a ``user_answer``."""
