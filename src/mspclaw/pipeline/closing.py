@@ -96,7 +96,7 @@ class Closing:
         assert seq is not None
         self._events.announce(session.id, seq, event, event_data)
         if not self._quiet.closed(session.id):  # it asked someone something: it may still be pending
-            self._expire_pending(session, reason)
+            await run_store(self._store, self._expire_pending, session, reason)
         # both in one batch, in this order (each is queued when its coroutine starts, and gather starts them in turn)
         await asyncio.gather(
             self._audit.record("note_written", client_id=session.client_id, session_id=session.id,

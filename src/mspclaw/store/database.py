@@ -16,14 +16,37 @@ every statement, the audit log's included.
 
 from __future__ import annotations
 
+import functools
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection, Engine, orm
+from sqlalchemy import Connection, Engine, create_engine, event, exc, orm
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from mspclaw.errors import StoreError
 from mspclaw.store.db import make_engine, migrate
 from mspclaw.store.fastsql import FastSQL
+
+POOL_SIZE = min(32, (os.cpu_count() or 1) + 4) + 4
+"""Connections a server process keeps open to a database server (PostgreSQL). Every thread that runs
+store calls holds one at a time: the default executor's ``min(32, CPUs + 4)`` (``run_store``), the
+event loop, the audit writer, the job wake-up listener; a pool smaller than that opens a fresh
+connection (a new PostgreSQL backend process) for each call beyond it and closes it on return.
+Replicas times (this plus :data:`MAX_OVERFLOW`) must stay under the server's ``max_connections``."""
+MAX_OVERFLOW = 8
+"""Connections beyond :data:`POOL_SIZE` under a burst; closed as they are returned."""
+PREPARE_THRESHOLD = 1
+"""psycopg prepares a statement on the server at its second execution on a connection (psycopg's default:
+the sixth). The hot statements are a few dozen, run over every pooled connection: by psycopg's
+default, several thousand executions of a burst would each be parsed and planned again first."""
+PING_AFTER_IDLE_S = 10.0
+"""A pooled connection idle for this long is pinged (``SELECT 1``) when taken, and replaced if dead
+(a database restart, a failover, an idle timeout); one in steady use is not (see :func:`server_engine`)."""
 
 
 class Database:
@@ -39,8 +62,8 @@ class Database:
 
     @classmethod
     def open(cls, url: str, *, migrated: bool = True) -> Database:
-        """The database at ``url``, migrated to the newest schema unless ``migrated=False``."""
-        db = cls(make_engine(url))
+        """The database at ``url`` (:func:`server_engine`), migrated to the newest schema unless ``migrated=False``."""
+        db = cls(server_engine(url))
         if migrated:
             migrate(db.engine)
         return db
@@ -71,3 +94,65 @@ class Database:
         The same transaction as :meth:`.FastSQL.transaction`, for Core statements."""
         with self.fast.transaction(immediate=immediate, pg_advisory_key=pg_advisory_key) as tx:
             yield tx.connection
+
+
+def server_engine(url: str, *, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> Engine:
+    """The engine of a process that works tickets: SQLite as :func:`~mspclaw.store.db.make_engine` builds it;
+    PostgreSQL with a pool of :data:`POOL_SIZE` (the threads that hold a connection) and a liveness
+    check only on connections idle for ``ping_after_idle_s`` (default :data:`PING_AFTER_IDLE_S`).
+
+    ``pool_pre_ping`` pings on every checkout: a ``SELECT 1`` round trip before each store call,
+    about a third of all round trips of a ticket (``docs/benchmarks.md``, Pipeline). A connection
+    that was in use a moment ago is alive or its failure is SQLAlchemy's to handle: a statement on a
+    dropped connection raises, and the pool then discards every connection made before the drop.
+    What the ping protects is the connection that sat idle across a restart or an idle timeout;
+    this pings those, with SQLAlchemy's documented "pessimistic" checkout hook: a dead one raises
+    ``DisconnectionError`` and the pool takes another. psycopg prepares each statement at its second
+    execution on a connection (:data:`PREPARE_THRESHOLD`)."""
+    if url.startswith("sqlite"):
+        return make_engine(url)
+    try:
+        engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_pre_ping=False,
+                               connect_args={"prepare_threshold": PREPARE_THRESHOLD}
+                               if make_url(url).get_driver_name() == "psycopg" else {})
+    except (exc.SQLAlchemyError, ImportError, ValueError) as error:
+        raise StoreError(f"cannot use database URL {_shown(url)}: {error}; give a URL such as "
+                         "postgresql+psycopg://user@host:5432/db (MSPCLAW_DATABASE_URL)") from error
+    event.listen(engine, "checkin", _note_idle)
+    event.listen(engine, "checkout", functools.partial(_ping_if_idle, ping_after_idle_s))
+    return engine
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password, for a message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "(not a database URL)"
+
+
+def _note_idle(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(after_s: float, dbapi: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+    """On checkout: ``SELECT 1`` in autocommit mode (no transaction left open) on a connection idle for
+    ``after_s``; a driver error there means a dead connection, which the pool replaces."""
+    idle_since = record.info.get("idle_since")
+    idle_for = time.monotonic() - idle_since if idle_since is not None else 0.0
+    if idle_since is None or idle_for < after_s:
+        return  # new, or in use a moment ago
+    try:
+        autocommit = dbapi.autocommit
+        dbapi.autocommit = True
+        try:
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        finally:
+            if not dbapi.closed:
+                dbapi.autocommit = autocommit
+    except Exception as error:  # the driver's own error class, whichever driver: replace the connection
+        raise exc.DisconnectionError(f"a pooled connection idle for {idle_for:.0f} s is dead: {error}") from error

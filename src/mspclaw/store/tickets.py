@@ -102,6 +102,59 @@ def _bound(values: dict[str, Any]) -> dict[str, Any]:
     return {f"p_{name}": value for name, value in values.items()}
 
 
+# PostgreSQL: the writes of one store call as ONE statement (data-modifying CTEs), run in autocommit
+# mode: one round trip and the server's commit, instead of BEGIN, a round trip per statement and
+# COMMIT. A statement is atomic, as the transaction was; every sub-statement sees the same snapshot,
+# and foreign keys are checked at the statement's end, so a session may reference the ticket inserted
+# beside it. SQLite has no INSERT or UPDATE inside WITH: there the writes stay one transaction.
+
+
+def _columns_insert(table: Table, prefix: str, columns: tuple[str, ...]) -> Insert:
+    """``INSERT INTO table (columns) VALUES (:prefix_column, ...)``, each parameter of its column's type."""
+    return insert(table).values({c: bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns})
+
+
+@functools.cache
+def _open_ticket_pg(ticket: tuple[str, ...], session: tuple[str, ...], started: bool) -> Select[Any]:
+    """A ticket (``t_`` parameters), its session (``s_``) and, if ``started``, its first event (``p_``)."""
+    new_ticket = _columns_insert(_TICKETS, "t_", ticket).returning(_TICKETS.c.id).cte("new_ticket")
+    new_session = _columns_insert(_SESSIONS, "s_", session).returning(_SESSIONS.c.id).cte("new_session")
+    if not started:
+        return select(new_session.c.id).add_cte(new_ticket)
+    new_event = _ADD_EVENT.cte("new_event")
+    return select(new_event.c.seq).add_cte(new_ticket, new_session)
+
+
+@functools.cache
+def _step_and_event_pg() -> Select[Any]:
+    """:data:`_ADD_STEP` and :data:`_ADD_EVENT` (the same ``p_session_id`` and ``p_created_at``)."""
+    new_step, new_event = _ADD_STEP.cte("new_step"), _ADD_EVENT.cte("new_event")
+    return select(new_step.c.id, new_step.c.index, new_event.c.id.label("event_id"), new_event.c.seq)
+
+
+@functools.cache
+def _event_and_session_pg(columns: tuple[str, ...]) -> Select[Any]:
+    """:data:`_ADD_EVENT` and the UPDATE of these session columns (``p_id``, ``p_updated_at``)."""
+    new_event = _ADD_EVENT.cte("new_event")
+    updated = _update_session(columns).returning(_SESSIONS.c.id).cte("updated_session")
+    return select(new_event.c.id, new_event.c.seq).add_cte(updated)
+
+
+_CLOSE_TICKET: Update = update(_TICKETS).where(_TICKETS.c.id == bindparam("p_ticket_id")).values(
+    **_params(_TICKETS, "status", "updated_at"))
+_CLOSING_COLUMNS = ("note", "outcome", "reason", "reply", "status")
+
+
+@functools.cache
+def _close_session_pg() -> Select[Any]:
+    """The session's end (``p_id``), the ticket's status (``p_ticket_id``, the same ``p_status``) and the
+    event that announces it."""
+    closed = _update_session(_CLOSING_COLUMNS).returning(_SESSIONS.c.id).cte("closed_session")
+    ticket = _CLOSE_TICKET.returning(_TICKETS.c.id).cte("closed_ticket")
+    new_event = _ADD_EVENT.cte("new_event")
+    return select(new_event.c.seq).add_cte(closed, ticket)
+
+
 _FIND_EXTERNAL: Select[Any] = select(_TICKETS).where(_TICKETS.c.psa == bindparam("psa"),
                                                      _TICKETS.c.external_id == bindparam("external_id")).limit(1)
 _TICKET_BY_ID: Select[Any] = select(_TICKETS).where(_TICKETS.c.id == bindparam("id"))
@@ -123,6 +176,8 @@ class TicketStore:
         self._find_external, self._ticket_by_id = fast.prepare(_FIND_EXTERNAL), fast.prepare(_TICKET_BY_ID)
         self._insert_ticket, self._insert_session = fast.prepare(_INSERT_TICKET), fast.prepare(_INSERT_SESSION)
         self._pending_approvals = fast.prepare(_PENDING_APPROVALS)
+        self._one_statement = db.dialect == "postgresql"
+        """Several writes of one call as one statement (``_..._pg``), or as one transaction (SQLite)."""
 
     @property
     def commits_wait_for_server(self) -> bool:
@@ -147,12 +202,18 @@ class TicketStore:
         session = {"id": new_id("ss"), "ticket_id": ticket["id"], "client_id": client_id, "agent_id": agent_id,
                    "playbook": None, "model": "playbook", "status": "running", "outcome": None, "note": None,
                    "reply": None, "reason": None, "created_at": now, "updated_at": now}
+        event = _bound({"session_id": session["id"], "event": "started", "created_at": now,
+                        "data": {"ticket_id": ticket["id"], "subject": subject}})
+        if self._one_statement:
+            stmt = self._fast.prepare(_open_ticket_pg(tuple(ticket), tuple(session), started))
+            self._fast.one(stmt, {**{f"t_{k}": v for k, v in ticket.items()},
+                                  **{f"s_{k}": v for k, v in session.items()}, **(event if started else {})})
+            return Ticket(**ticket), Session(**session)
         with self._fast.transaction() as tx:
             tx.execute(self._insert_ticket, ticket)
             tx.execute(self._insert_session, session)
             if started:
-                tx.one(self._add_event, _bound({"session_id": session["id"], "event": "started", "created_at": now,
-                                                "data": {"ticket_id": ticket["id"], "subject": subject}}))
+                tx.one(self._add_event, event)
         return Ticket(**ticket), Session(**session)
 
     def ticket(self, ticket_id: str, scope: Scope = None) -> Ticket:
@@ -222,7 +283,13 @@ class TicketStore:
         seq: int | None = None
         note, reply, reason = redact_text(note), redact_text(reply), redact_text(reason)
         event = (event[0], redact_json(event[1])) if event is not None else None
-        closing = self._fast.prepare(_update_session(("note", "outcome", "reason", "reply", "status")))
+        if event is not None and self._one_statement:
+            (seq,) = self._fast.one(self._fast.prepare(_close_session_pg()), {
+                "p_id": session_id, "p_ticket_id": ticket_id, "p_note": note, "p_outcome": outcome,
+                "p_reason": reason, "p_reply": reply, "p_status": outcome, "p_updated_at": now,
+                **_bound({"session_id": session_id, "event": event[0], "data": event[1], "created_at": now})})
+            return int(seq)
+        closing = self._fast.prepare(_update_session(_CLOSING_COLUMNS))
         with self._fast.transaction() as tx:
             tx.execute(closing, {"p_id": session_id, "p_note": note, "p_outcome": outcome, "p_reason": reason,
                                  "p_reply": reply, "p_status": outcome, "p_updated_at": now})
@@ -253,6 +320,10 @@ class TicketStore:
         step = {"session_id": session_id, "title": redact_text(title), "tool": tool, "args": redact_json(args),
                 "ok": ok, "observation": redact_json(observation), "created_at": now}
         announced = {"session_id": session_id, "event": event, "data": redact_json(data), "created_at": now}
+        if self._one_statement:
+            step_id, index, event_id, seq = self._fast.one(self._fast.prepare(_step_and_event_pg()),
+                                                           {**_bound(step), **_bound(announced)})
+            return (Step(id=step_id, index=index, **step), SessionEvent(id=event_id, seq=seq, **announced))
         with self._fast.transaction() as tx:
             step_id, index = tx.one(self._add_step, _bound(step))
             event_id, seq = tx.one(self._add_event, _bound(announced))
@@ -271,7 +342,13 @@ class TicketStore:
         if not session_values:
             event_id, seq = self._fast.one(self._add_event, _bound(values))
             return SessionEvent(id=event_id, seq=seq, **values)
-        updating = self._fast.prepare(_update_session(tuple(sorted(session_values))))
+        columns = tuple(sorted(session_values))
+        if self._one_statement:
+            event_id, seq = self._fast.one(self._fast.prepare(_event_and_session_pg(columns)), {
+                **_bound(values), "p_id": session_id, **_bound(session_values),
+                "p_updated_at": values["created_at"]})
+            return SessionEvent(id=event_id, seq=seq, **values)
+        updating = self._fast.prepare(_update_session(columns))
         with self._fast.transaction() as tx:
             event_id, seq = tx.one(self._add_event, _bound(values))
             tx.execute(updating, {"p_id": session_id, **_bound(session_values), "p_updated_at": values["created_at"]})

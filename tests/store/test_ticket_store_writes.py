@@ -1,0 +1,168 @@
+"""The ticket store's multi-row writes on SQLite and PostgreSQL (real servers: a SQLite file, the
+PostgreSQL at ``TEST_POSTGRES_URL`` on loopback): what each stores, that each is all or nothing,
+and that on PostgreSQL each is one statement with no transaction around it (one round trip).
+Also :func:`~mspclaw.store.database.server_engine`'s pool: a dead idle connection is replaced."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from mspclaw.errors import StoreError
+from mspclaw.store.database import Database, server_engine
+from mspclaw.store.registry import Registry
+from mspclaw.store.tables import Session, SessionEvent, Step, Ticket
+from mspclaw.store.tickets import TicketStore
+
+if TYPE_CHECKING:
+    from tests.store.conftest import TestDatabase
+
+
+class Statements:
+    """Statements and commits on an engine, through its public event hooks."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sql: list[str] = []
+        self.commits = 0
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        self.sql.append(" ".join(statement.split()))
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._commit)
+
+
+def rows(engine: Engine, model: Any, session_id: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(model.__table__).where(model.__table__.c.session_id == session_id)))
+
+
+def test_a_tickets_writes_store_every_row_and_number_steps_and_events(engine: Engine) -> None:
+    db = Database(engine)
+    store = TicketStore(db)
+    client = Registry(db).add_client("Acme", {"local": "7"})
+    with Statements(engine) as seen:
+        ticket, session = store.open_ticket(client_id=client.id, subject="disk full", body="b", requester="u@x",
+                                            device_id=None, started=True)
+        step1, event1 = store.add_step_and_event(session.id, title="look", tool="disk_usage", args={"a": 1}, ok=True,
+                                                 observation={"o": 1}, event="step", data={"i": 1})
+        step2, event2 = store.add_step_and_event(session.id, title="again", tool=None, args={}, ok=None,
+                                                 observation={}, event="step", data={"i": 2})
+        matched = store.add_event(session.id, "matched", {"playbook": "disk_full"},
+                                  session_values={"playbook": "disk_full", "model": "playbook"})
+        seq = store.close_session(session.id, ticket.id, outcome="resolved", note="note", reply="reply",
+                                  reason="done", event=("final_answer", {"outcome": "resolved"}))
+    assert (step1.index, step2.index) == (1, 2)
+    assert (event1.seq, event2.seq, matched.seq, seq) == (2, 3, 4, 5)
+    assert [e.event for e in store.events(session.id)] == ["started", "step", "step", "matched", "final_answer"]
+    assert store.events(session.id)[0].data == {"ticket_id": ticket.id, "subject": "disk full"}
+    assert [s.title for s in store.steps(session.id)] == ["look", "again"]
+    assert store.steps(session.id)[0].observation == {"o": 1}
+    stored = store.session(session.id)
+    assert (stored.playbook, stored.status, stored.outcome, stored.note, stored.reply) == (
+        "disk_full", "resolved", "resolved", "note", "reply")
+    assert store.ticket(ticket.id).status == "resolved"
+    if db.dialect == "postgresql":  # five calls: five statements, each committed by the server as it ran
+        assert len(seen.sql) == 5, seen.sql
+        assert seen.commits == 0
+        assert all(s.startswith("WITH ") for s in seen.sql), seen.sql
+    else:  # SQLite: each call one transaction
+        assert seen.commits == 5
+
+
+def test_each_write_is_all_or_nothing(engine: Engine) -> None:
+    """A step and event for a session that does not exist, a ticket of a client that does not exist:
+    the foreign key fails and no row of the call stays."""
+    db = Database(engine)
+    store = TicketStore(db)
+    with pytest.raises(IntegrityError):
+        store.add_step_and_event("ss_missing", title="t", tool=None, args={}, ok=None, observation={},
+                                 event="step", data={})
+    assert rows(engine, Step, "ss_missing") == [] and rows(engine, SessionEvent, "ss_missing") == []
+    with pytest.raises(IntegrityError):
+        store.open_ticket(client_id="cl_missing", subject="s", body="", requester="", device_id=None, started=True)
+    with engine.connect() as conn:
+        assert conn.execute(select(Ticket.__table__)).all() == []
+        assert conn.execute(select(Session.__table__)).all() == []
+        assert conn.execute(select(SessionEvent.__table__)).all() == []
+
+
+def test_an_event_and_its_session_update_stand_or_fall_together(engine: Engine) -> None:
+    """:meth:`TicketStore.add_event` with session columns: the UPDATE fails (a client that does not
+    exist) after the event's INSERT: the event is not stored either."""
+    db = Database(engine)
+    store = TicketStore(db)
+    client = Registry(db).add_client("Acme", {"local": "7"})
+    _, session = store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=None)
+    with pytest.raises(IntegrityError):
+        store.add_event(session.id, "matched", {}, session_values={"client_id": "cl_missing"})
+    assert store.events(session.id) == []
+    assert store.session(session.id).client_id == client.id
+
+
+def test_the_server_pool_replaces_a_dead_idle_connection(blank_postgres: TestDatabase) -> None:
+    """PostgreSQL ends the backend of a pooled connection while it is idle (a restart, an idle
+    timeout): the next checkout pings it, finds it dead and hands out a fresh one."""
+    engine = server_engine(blank_postgres.url, ping_after_idle_s=0.0)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin = blank_postgres.new_engine()
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_in_steady_use_is_not_pinged(blank_postgres: TestDatabase) -> None:
+    """Without the idle time, the dead connection is handed out as it is: the statement fails (this is
+    what the ping costs nothing for), and the pool recovers on the next checkout."""
+    engine = server_engine(blank_postgres.url, ping_after_idle_s=3600.0)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with blank_postgres.new_engine().connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(DBAPIError) as raised, engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert raised.value.connection_invalidated  # SQLAlchemy saw a dropped connection
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_the_server_pool_prepares_a_statement_at_its_second_execution(blank_postgres: TestDatabase) -> None:
+    """psycopg's server-side prepared statements (``pg_prepared_statements`` of the connection)."""
+    engine = server_engine(blank_postgres.url)
+    try:
+        with engine.connect() as conn:
+            prepared = text("SELECT count(*) FROM pg_prepared_statements WHERE statement = :probe")
+            probe = "SELECT 40 + 2"
+            assert conn.exec_driver_sql(probe).scalar_one() == 42
+            assert conn.execute(prepared, {"probe": probe}).scalar_one() == 0
+            conn.exec_driver_sql(probe)
+            assert conn.execute(prepared, {"probe": probe}).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_bad_url_is_a_store_error_without_the_password() -> None:
+    with pytest.raises(StoreError, match=r"postgresql\+nodriver://u:\*\*\*@h/db") as raised:
+        server_engine("postgresql+nodriver://u:secret@h/db")
+    assert "secret" not in str(raised.value)
