@@ -13,6 +13,13 @@ Several server replicas behind one load balancer each hold some of the fleet's W
   scope checked again there) and publishes the result or the error back on the caller's channel. The
   ``call_id`` is the same on both replicas, so a retry after a lost message reaches the agent's journal
   as the same call and a destructive tool runs once.
+* **Messages to an agent's user** (a question, a secret to show, the final reply) go the same way to the
+  holder, which hands them to the device and says whether it could (for a secret: whether the device showed
+  it). The user's answer to a question asked from another replica is sent back to the replica that asked,
+  whose observer settles it as if the device were its own (the holder settles it itself when the asker
+  is gone). :meth:`Cluster.online` answers "is it connected anywhere" with one ``MGET``;
+  :meth:`Cluster.disconnect` closes a revoked agent's connection on its holder and marks its presence
+  revoked at once (a holder's heartbeat does not renew a record that is not its own).
 
 Pub/sub carries calls and results, never state: the database row of a session stays the source of
 truth, and a lost message ends as a timeout or :class:`~mspclaw.errors.AgentOffline` that the caller's
@@ -35,6 +42,8 @@ import logging
 import os
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Collection, Coroutine
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -44,7 +53,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from mspclaw.dispatch.hub import AgentIdentity, Hub
+from mspclaw.dispatch.hub import AgentIdentity, Hub, Transport, TransportClosed
+from mspclaw.dispatch.relay import PeerLink, RelayUnavailable, ReplicaRelay, Send
 from mspclaw.errors import (
     AgentOffline,
     ConfigError,
@@ -54,7 +64,16 @@ from mspclaw.errors import (
     ToolTimeout,
     UnknownTool,
 )
-from mspclaw.protocol.frames import MAX_FRAME_BYTES, Approval, ToolResult
+from mspclaw.protocol.connection import CLOSE_UNAUTHORIZED
+from mspclaw.protocol.frames import (
+    MAX_FRAME_BYTES,
+    Approval,
+    AskUser,
+    NotifyUser,
+    ShowSecret,
+    ToolResult,
+    UserAnswer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +89,16 @@ MAX_INBOUND = 10_000
 
 REFRESH_BATCH = 500
 """Agents whose presence one heartbeat script call renews."""
+
+MAX_ASKED = 10_000
+"""Questions from other replicas whose answers a holder remembers to send back (the oldest are forgotten first)."""
+
+ASKED_TTL_S = 86_400.0
+"""How long a holder sends an answer back to the replica that asked (longer than any question's deadline)."""
+
+REVOKED = "-"
+"""The replica named by the presence record of a revoked agent until it expires: no replica's heartbeat renews
+it, and every replica reads the agent as offline."""
 
 # Renew each agent this replica holds, unless another replica has taken it meanwhile (the newest connection
 # wins; an old holder that has not noticed yet must not take it back). KEYS: agent keys; ARGV: ttl ms, values.
@@ -123,7 +152,47 @@ class _Reply(_Message):
     refusal_code: str = ""
 
 
-_RELAYED: TypeAdapter[_Call | _Reply] = TypeAdapter(Annotated[_Call | _Reply, Field(discriminator="kind")])
+class _Deliver(_Message):
+    """A message for the user of an agent the receiving replica holds."""
+
+    kind: Literal["deliver"] = "deliver"
+    delivery_id: str = Field(min_length=1, max_length=128)
+    client_id: str = Field(min_length=1, max_length=128)
+    agent_id: str = Field(min_length=1, max_length=128)
+    frame: Annotated[AskUser | NotifyUser | ShowSecret, Field(discriminator="kind")]
+    timeout: float = Field(gt=0, le=86400)
+    reply_to: str = Field(min_length=1, max_length=256)
+
+
+class _Delivered(_Message):
+    """What became of a :class:`_Deliver`: handed to the device (``ok``: for a secret, shown), or ``offline``."""
+
+    kind: Literal["delivered"] = "delivered"
+    delivery_id: str = Field(min_length=1, max_length=128)
+    ok: bool = False
+    offline: str = ""
+
+
+class _Answered(_Message):
+    """A user's answer, sent back by the holder to the replica that asked the question."""
+
+    kind: Literal["answered"] = "answered"
+    client_id: str = Field(min_length=1, max_length=128)
+    agent_id: str = Field(min_length=1, max_length=128)
+    frame: UserAnswer
+
+
+class _Drop(_Message):
+    """Close the agent's connection (its credential was revoked)."""
+
+    kind: Literal["drop"] = "drop"
+    client_id: str = Field(min_length=1, max_length=128)
+    agent_id: str = Field(min_length=1, max_length=128)
+    reason: str = Field(max_length=200)
+
+
+_Relayed = _Call | _Reply | _Deliver | _Delivered | _Answered | _Drop
+_RELAYED: TypeAdapter[_Relayed] = TypeAdapter(Annotated[_Relayed, Field(discriminator="kind")])
 
 _ERROR_KINDS: list[tuple[type[MSPClawError], _ErrorKind]] = [
     (AgentOffline, "offline"), (ToolTimeout, "timeout"), (UnknownTool, "unknown_tool"), (ToolRefused, "refused")]
@@ -169,7 +238,7 @@ class Cluster:
     """
 
     def __init__(self, redis: Redis, *, replica_id: str | None = None, prefix: str = "mspclaw:",
-                 heartbeat_s: float = 1.0, ttl_s: float = 5.0) -> None:
+                 heartbeat_s: float = 1.0, ttl_s: float = 5.0, relay: ReplicaRelay | None = None) -> None:
         if not 0 < heartbeat_s < ttl_s:
             raise ConfigError(f"cluster heartbeat ({heartbeat_s:g} s) must be positive and shorter than the "
                               f"presence TTL ({ttl_s:g} s)")
@@ -179,6 +248,9 @@ class Cluster:
         self.heartbeat_s, self.ttl_s = heartbeat_s, ttl_s
         self.channel = self._channel(self.replica_id)
         self._live_key = f"{prefix}replica:{self.replica_id}"
+        self.relay = relay
+        """Direct connections to the other replicas for forwarded calls (``None``: through Redis only)."""
+        self._no_relay: dict[str, float] = {}  # replica -> until when it is called through Redis
         self._renew = redis.register_script(_RENEW)
         self._forget = redis.register_script(_FORGET)
         self._held: dict[str, AgentIdentity] = {}
@@ -187,6 +259,10 @@ class Cluster:
         self._wake = asyncio.Event()
         self._waiters: dict[str, asyncio.Future[_Reply]] = {}
         self._holders: dict[str, tuple[str, str, float]] = {}  # agent id -> (replica, client, until): a short cache
+        self._deliveries: dict[str, asyncio.Future[_Delivered]] = {}
+        self._asked: OrderedDict[str, tuple[str, str, str, float]] = OrderedDict()
+        """Question id -> (channel of the replica that asked, client, agent, until): where its answer goes."""
+        self._hub: Hub | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._heartbeat_ok = False
         self._subscribed = False
@@ -235,15 +311,14 @@ class Cluster:
 
     async def holder(self, agent_id: str) -> tuple[str, str] | None:
         """``(replica id, client id)`` of the replica holding the agent, or ``None`` when none does."""
-        value = await self.redis.get(self._agent_key(agent_id))
-        if value is None:
-            return None
-        replica, _, client = (value.decode() if isinstance(value, bytes) else str(value)).partition(" ")
-        return replica, client
+        return self._parse(await self.redis.get(self._agent_key(agent_id)))
 
     # -- background ----------------------------------------------------------------------------
     async def run(self, hub: Hub) -> None:
         """Heartbeat, presence writes and the inbound channel, until cancelled; survives Redis outages."""
+        self._hub = hub
+        if self.relay is not None:
+            await self.relay.start(self.replica_id, lambda data, send: self._received(hub, data, send))
         loops = [asyncio.create_task(self._beat()), asyncio.create_task(self._listen(hub))]
         try:
             await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)  # only a bug ends one of them
@@ -258,9 +333,11 @@ class Cluster:
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
             self._fail_waiters(f"replica {self.replica_id} is shutting down")
+            if self.relay is not None:
+                await self.relay.aclose()
             try:  # leave at once rather than after the TTL
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.delete(self._live_key)
+                    pipe.delete(self._live_key, self._relay_key(self.replica_id))
                     for identity in self._held.values():
                         await self._forget(keys=[self._agent_key(identity.agent_id)], args=[self._value(identity)],
                                            client=pipe)
@@ -318,6 +395,8 @@ class Cluster:
         """Say this replica is alive, write pending changes, and renew every held agent's presence."""
         ttl_ms = int(self.ttl_s * 1000)
         await self.redis.set(self._live_key, str(time.time()), px=ttl_ms)
+        if self.relay is not None and self.relay.address:
+            await self.redis.set(self._relay_key(self.replica_id), self.relay.address, px=ttl_ms)
         await self._write_changes()
         held = list(self._held.values())
         for start in range(0, len(held), REFRESH_BATCH):
@@ -367,7 +446,8 @@ class Cluster:
                     pass
             await asyncio.sleep(min(self.heartbeat_s, 1.0))
 
-    def _received(self, hub: Hub, data: bytes | str) -> None:
+    def _received(self, hub: Hub, data: bytes | str, answer: Send | None = None) -> None:
+        """A message from another replica; ``answer`` sends a reply on the direct connection it came by."""
         if len(data) > MAX_MESSAGE_BYTES:
             log.warning("cluster: dropped a relayed message of %d bytes (limit %d)", len(data), MAX_MESSAGE_BYTES)
             return
@@ -383,17 +463,19 @@ class Cluster:
                 if fut is not None and not fut.done():
                     fut.set_result(message)
             case _Call() if len(self._running) >= MAX_INBOUND:
-                task = asyncio.create_task(self._answer(message.reply_to, _Reply(
+                task = asyncio.create_task(self._answer(message.reply_to, answer, _Reply(
                     call_id=message.call_id, error="failed", message=f"replica {self.replica_id} is running "
                     f"{MAX_INBOUND} forwarded calls already; the call was not run, try again shortly")))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             case _Call():
-                task = asyncio.create_task(self._serve_call(hub, message))
+                task = asyncio.create_task(self._serve_call(hub, message, answer))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
+            case _:
+                self._received_message(hub, message)
 
-    async def _serve_call(self, hub: Hub, call: _Call) -> None:
+    async def _serve_call(self, hub: Hub, call: _Call, answer: Send | None = None) -> None:
         """Run a forwarded call on the agent held here, and publish what came of it to the caller."""
         reply: _Reply
         link = hub.link(call.agent_id)
@@ -412,9 +494,16 @@ class Cluster:
                 kind = next((k for cls, k in _ERROR_KINDS if isinstance(exc, cls)), "failed")
                 reply = _Reply(call_id=call.call_id, error=kind, message=exc.message,
                                refusal_code=exc.refusal_code if isinstance(exc, ToolRefused) else "")
-        await self._answer(call.reply_to, reply)
+        await self._answer(call.reply_to, answer, reply)
 
-    async def _answer(self, channel: str, reply: _Reply) -> None:
+    async def _answer(self, channel: str, direct: Send | None, reply: _Reply) -> None:
+        if direct is not None:  # back on the connection the call came by; if it broke, the caller knows
+            try:
+                await direct(reply.model_dump_json().encode())
+            except (RelayUnavailable, OSError) as exc:
+                log.warning("cluster: the result of forwarded call %s could not be sent back: %s", reply.call_id,
+                            _short(exc))
+            return
         try:
             await self.redis.publish(channel, reply.model_dump_json())
         except (RedisError, OSError) as exc:
@@ -425,6 +514,9 @@ class Cluster:
         for fut in self._waiters.values():
             if not fut.done():
                 fut.set_exception(AgentOffline(reason))
+        for delivery in self._deliveries.values():
+            if not delivery.done():
+                delivery.set_exception(AgentOffline(reason))
 
     # -- calls -----------------------------------------------------------------------------------
     async def call(self, client_id: str, agent_id: str, tool: str, args: dict[str, Any], *, timeout: float,
@@ -481,17 +573,23 @@ class Cluster:
         fut: asyncio.Future[_Reply] = loop.create_future()
         self._waiters[call_id] = fut
         try:
-            if await self.redis.publish(self._channel(replica), message) == 0:
+            link = await self._send_direct(replica, message)
+            if link is None and await self.redis.publish(self._channel(replica), message) == 0:
                 raise _Unheard(f"agent {agent_id} is held by replica {replica}, which is not listening")
+            watched: tuple[asyncio.Future[Any], ...] = (fut,) if link is None else (fut, link.closed)
             give_up = loop.time() + timeout + REPLY_MARGIN_S
             while True:
                 left = give_up - loop.time()
                 if left <= 0:
                     raise ToolTimeout(f"{tool} on agent {agent_id} (replica {replica}): no result within "
                                       f"{timeout:g} s")
-                done, _ = await asyncio.wait((fut,), timeout=min(left, self.heartbeat_s))
-                if done:
+                done, _ = await asyncio.wait(watched, timeout=min(left, self.heartbeat_s),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if fut.done():
                     break
+                if done:  # the direct connection closed before the result came back
+                    raise AgentOffline(f"the connection to replica {replica}, which holds agent {agent_id}, "
+                                       f"was lost while running {tool}")
                 if not await self.redis.exists(f"{self.prefix}replica:{replica}"):
                     raise AgentOffline(f"replica {replica}, which held agent {agent_id}, stopped answering "
                                        f"while running {tool}")
@@ -504,6 +602,224 @@ class Cluster:
         if reply.result is None:
             raise ToolFailed(f"{tool} on agent {agent_id}: replica {replica} answered without a result")
         return reply.result
+
+    def _relay_key(self, replica_id: str) -> str:
+        return f"{self.prefix}replica:{replica_id}:relay"
+
+    async def _send_direct(self, replica: str, message: str) -> PeerLink | None:
+        """Send ``message`` to ``replica`` over the direct connection: the link it went by, or ``None`` when
+        there is none to use (no relay here or there, or it cannot be reached: the caller publishes instead)."""
+        if self.relay is None or self._no_relay.get(replica, 0.0) > time.monotonic():
+            return None
+        try:
+            link = self.relay.connected(replica)
+            if link is None:
+                address = await self.redis.get(self._relay_key(replica))
+                if address is None:  # a replica without a relay: through Redis until it may have one
+                    self._no_relay[replica] = time.monotonic() + self.heartbeat_s
+                    return None
+                link = await self.relay.link(replica, address.decode() if isinstance(address, bytes) else address)
+            await link.send(message.encode())
+            return link
+        except RelayUnavailable as exc:
+            log.warning("cluster: calls to replica %s go through Redis for %g s: %s", replica, self.ttl_s, exc)
+            self._no_relay[replica] = time.monotonic() + self.ttl_s
+            return None
+
+    # -- online checks, messages to an agent's user, revocation -----------------------------------
+    def _parse(self, value: bytes | str | None) -> tuple[str, str] | None:
+        """``(replica, client)`` of a presence record; ``None`` for none, or for a revoked agent's."""
+        if value is None:
+            return None
+        replica, _, client = (value.decode() if isinstance(value, bytes) else str(value)).partition(" ")
+        return None if replica == REVOKED else (replica, client)
+
+    async def online(self, client_id: str, agent_ids: Collection[str]) -> frozenset[str]:
+        """Which of the client's ``agent_ids`` another replica holds now: one ``MGET`` of their presence.
+
+        Nothing is cached, so an agent is offline here within the presence TTL of its disconnect, and at once
+        when revoked. Without Redis (or without this replica's inbound channel, so nothing could reach them)
+        every one is offline: a ticket routed to them could not be run.
+        """
+        ids = list(agent_ids)
+        if not ids or not self.healthy:
+            return frozenset()
+        try:
+            values = await self.redis.mget([self._agent_key(a) for a in ids])
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: presence of %d agents unknown, Redis did not answer: %s", len(ids), _short(exc))
+            return frozenset()
+        found = (self._parse(value) for value in values)
+        return frozenset(agent for agent, held in zip(ids, found, strict=True)
+                         if held is not None and held[1] == client_id and held[0] != self.replica_id)
+
+    async def deliver(self, client_id: str, agent_id: str, frame: AskUser | NotifyUser | ShowSecret, *,
+                      timeout: float) -> bool:
+        """Hand ``frame`` to the agent another replica holds and wait until the holder says it did.
+
+        For ``show_secret``, whether the device showed the secret (``False`` also when it did not say so
+        within ``timeout``); ``True`` otherwise. :class:`AgentOffline` when no replica holds the agent for
+        this client, the holder stopped answering, or Redis is unreachable.
+        """
+        if not self.healthy:
+            raise AgentOffline(f"agent {agent_id} is not connected to this replica, and other replicas cannot be "
+                               f"reached: {self.problem or 'the cluster is not running'}")
+        try:
+            found = await self.holder(agent_id)
+        except (RedisError, OSError) as exc:
+            raise AgentOffline(f"agent {agent_id} is not connected to this replica, and Redis did not answer: "
+                               f"{_short(exc)}") from None
+        if found is None or found[1] != client_id or found[0] == self.replica_id:
+            raise AgentOffline(f"agent {agent_id} is not connected")
+        replica = found[0]
+        delivery_id = "dl_" + secrets.token_hex(12)
+        message = _Deliver(delivery_id=delivery_id, client_id=client_id, agent_id=agent_id, frame=frame,
+                           timeout=timeout, reply_to=self.channel).model_dump_json()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[_Delivered] = loop.create_future()
+        self._deliveries[delivery_id] = fut
+        try:
+            try:
+                heard = await self.redis.publish(self._channel(replica), message)
+            except (RedisError, OSError) as exc:
+                raise AgentOffline(f"agent {agent_id} is on replica {replica}, and Redis did not answer: "
+                                   f"{_short(exc)}") from None
+            if heard == 0:
+                raise AgentOffline(f"agent {agent_id} is held by replica {replica}, which is not listening")
+            give_up = loop.time() + timeout + REPLY_MARGIN_S
+            while True:
+                left = give_up - loop.time()
+                if left <= 0:
+                    raise AgentOffline(f"replica {replica} did not say whether it reached agent {agent_id} "
+                                       f"within {timeout + REPLY_MARGIN_S:g} s")
+                done, _ = await asyncio.wait((fut,), timeout=min(left, self.heartbeat_s))
+                if done:
+                    break
+                if not await self.redis.exists(f"{self.prefix}replica:{replica}"):
+                    raise AgentOffline(f"replica {replica}, which held agent {agent_id}, stopped answering")
+            reply = fut.result()
+        except (RedisError, OSError) as exc:
+            raise AgentOffline(f"Redis did not answer while agent {agent_id} was reached: {_short(exc)}") from None
+        finally:
+            self._deliveries.pop(delivery_id, None)
+        if reply.offline:
+            raise AgentOffline(reply.offline)
+        return reply.ok
+
+    def answer_elsewhere(self, identity: AgentIdentity, frame: UserAnswer) -> bool:
+        """Whether the answer is to a question another replica asked this agent; then it is sent back there."""
+        asked = self._asked.get(frame.question_id)
+        if asked is None:
+            return False
+        reply_to, client_id, agent_id, until = asked
+        if (client_id, agent_id) != (identity.client_id, identity.agent_id):
+            return False  # not the device it was put to: that device's answer is its own replica's business
+        del self._asked[frame.question_id]
+        if until < time.monotonic():
+            return False
+        self._spawn(self._send_answer(reply_to, identity, frame))
+        return True
+
+    async def disconnect(self, client_id: str, agent_id: str, reason: str) -> None:
+        """Close the agent's connection on the replica that holds it, and mark it revoked in its presence at
+        once (until the presence TTL ends: no heartbeat renews that mark). If Redis is unreachable the holder
+        keeps the connection until the agent reconnects, which its revoked credential then fails."""
+        try:
+            found = await self.holder(agent_id)
+            if found is None or found[1] != client_id:
+                return
+            await self.redis.set(self._agent_key(agent_id), f"{REVOKED} {client_id}", px=int(self.ttl_s * 1000))
+            self._holders.pop(agent_id, None)
+            if found[0] != self.replica_id:
+                await self.redis.publish(self._channel(found[0]), _Drop(
+                    client_id=client_id, agent_id=agent_id, reason=reason[:200]).model_dump_json())
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: could not close agent %s on its replica (%s): %s; it is refused when it "
+                        "reconnects", agent_id, reason, _short(exc))
+
+    def _received_message(self, hub: Hub, message: _Deliver | _Delivered | _Answered | _Drop | _Call | _Reply) -> None:
+        match message:
+            case _Delivered(delivery_id=delivery_id):
+                fut = self._deliveries.get(delivery_id)
+                if fut is not None and not fut.done():
+                    fut.set_result(message)
+            case _Deliver() if len(self._running) >= MAX_INBOUND:
+                self._spawn(self._answer_delivery(message.reply_to, _Delivered(
+                    delivery_id=message.delivery_id, offline=f"replica {self.replica_id} is too busy to reach "
+                    f"agent {message.agent_id}; try again shortly")))
+            case _Deliver():
+                self._spawn(self._serve_delivery(hub, message))
+            case _Answered(client_id=client_id, agent_id=agent_id, frame=frame):
+                # the holder authenticated the device; this replica has no key of it, and needs none
+                hub.observer.frame(AgentIdentity(agent_id, client_id, "device", b""), frame)
+            case _Drop(client_id=client_id, agent_id=agent_id, reason=reason):
+                link = hub.link(agent_id)
+                if link is not None and link.identity.client_id == client_id:
+                    self._spawn(_close(link.transport, reason))
+            case _:
+                pass
+
+    async def _serve_delivery(self, hub: Hub, message: _Deliver) -> None:
+        link = hub.link(message.agent_id)
+        reply = _Delivered(delivery_id=message.delivery_id, offline=f"agent {message.agent_id} is not connected "
+                                                                    f"(it left replica {self.replica_id})")
+        if link is not None and link.identity.client_id == message.client_id:
+            dispatcher = hub.for_client(message.client_id)
+            shown = False
+            try:
+                match message.frame:
+                    case AskUser(question_id=question_id, text=text, choices=choices):
+                        self._remember_question(question_id, message)
+                        await dispatcher.ask_user(message.agent_id, question_id, text, choices)
+                        shown = True
+                    case NotifyUser(text=text):
+                        await dispatcher.notify_user(message.agent_id, text)
+                        shown = True
+                    case ShowSecret(text=text, secret=secret):
+                        shown = await dispatcher.show_secret(message.agent_id, text, secret, timeout=message.timeout)
+                reply = _Delivered(delivery_id=message.delivery_id, ok=shown)
+            except AgentOffline as exc:
+                reply = _Delivered(delivery_id=message.delivery_id, offline=exc.message)
+        await self._answer_delivery(message.reply_to, reply)
+
+    def _remember_question(self, question_id: str, message: _Deliver) -> None:
+        self._asked[question_id] = (message.reply_to, message.client_id, message.agent_id,
+                                    time.monotonic() + ASKED_TTL_S)
+        self._asked.move_to_end(question_id)
+        while len(self._asked) > MAX_ASKED:
+            self._asked.popitem(last=False)
+
+    async def _answer_delivery(self, channel: str, reply: _Delivered) -> None:
+        try:
+            await self.redis.publish(channel, reply.model_dump_json())
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: could not say whether delivery %s reached its agent: %s", reply.delivery_id,
+                        _short(exc))
+
+    async def _send_answer(self, channel: str, identity: AgentIdentity, frame: UserAnswer) -> None:
+        """Send the answer to the replica that asked; settle it here if that replica is gone."""
+        try:
+            heard = await self.redis.publish(channel, _Answered(client_id=identity.client_id,
+                                                                agent_id=identity.agent_id,
+                                                                frame=frame).model_dump_json())
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: the answer to question %s stays on this replica: %s", frame.question_id,
+                        _short(exc))
+            heard = 0
+        if heard == 0 and self._hub is not None:  # the asker is gone: the question's row is settled here
+            self._hub.observer.frame(identity, frame)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+
+async def _close(transport: Transport, reason: str) -> None:
+    try:
+        await transport.close(CLOSE_UNAUTHORIZED, reason)
+    except (TransportClosed, RuntimeError, OSError):
+        pass
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -11,7 +11,9 @@ offline agent.
 
 With several server replicas (``MSPCLAW_REDIS_URL``), a :class:`RemoteAgents` (``dispatch/cluster.py``) is
 told of every agent this hub attaches and detaches, and a call for an agent this hub does not hold goes to
-it; a call for a local agent never touches it.
+it; a call for a local agent never touches it. The same holds for every other message bound for an agent
+(a question to its user, a secret to show, the final reply) and for "is this agent online?"
+(:meth:`Hub.online_anywhere`): the local answer first, the cluster only for an agent held elsewhere.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +64,7 @@ from mspclaw.protocol.frames import (
     SecretShown,
     ShowSecret,
     ToolResult,
+    UserAnswer,
 )
 from mspclaw.protocol.signing import Signer, encode_call
 
@@ -77,6 +80,9 @@ _OUTCOMES: dict[type[MSPClawError], str] = {ToolRefused: "refused", ToolTimeout:
                                             AgentOffline: "offline", UnknownTool: "refused"}
 """The ``outcome`` label of a tool call's latency, by the error that ended it (else ``failed``; ``ok`` for a
 result, ``cancelled`` for a caller that stopped waiting)."""
+
+DELIVERY_TIMEOUT_S = 10.0
+"""How long a question or reply for an agent on another replica may take to reach it."""
 
 REFUSALS = frozenset({"bad_signature", "approval_required", "invalid_args", "unknown_tool", "timeout"})
 """Agent error codes that mean the tool never ran."""
@@ -136,6 +142,19 @@ class RemoteAgents(Protocol):
     def detached(self, identity: AgentIdentity) -> None: ...
     async def call(self, client_id: str, agent_id: str, tool: str, args: dict[str, Any], *, timeout: float,
                    call_id: str, approval: Approval | None = None) -> ToolResult: ...
+    async def online(self, client_id: str, agent_ids: Collection[str]) -> frozenset[str]:
+        """Which of the client's ``agent_ids`` another replica holds now (one presence lookup)."""
+        ...
+    async def deliver(self, client_id: str, agent_id: str, frame: AskUser | NotifyUser | ShowSecret, *,
+                      timeout: float) -> bool:
+        """Hand ``frame`` to the agent another replica holds; for ``show_secret``, whether the device showed it."""
+        ...
+    def answer_elsewhere(self, identity: AgentIdentity, frame: UserAnswer) -> bool:
+        """``True`` when the question was asked from another replica (the answer is sent back to it)."""
+        ...
+    async def disconnect(self, client_id: str, agent_id: str, reason: str) -> None:
+        """Close the agent's connection on whichever replica holds it, and its presence at once."""
+        ...
 
 
 class NullObserver:
@@ -234,7 +253,31 @@ class Hub:
 
     # -- queries --------------------------------------------------------------------------------
     def is_online(self, agent_id: str) -> bool:
+        """Whether *this* replica holds the agent (see :meth:`online_anywhere` for the whole fleet)."""
         return agent_id in self._links
+
+    async def online_anywhere(self, agent_id: str, client_id: str) -> bool:
+        """Whether the client's agent is connected to this replica or, with a cluster, to any other.
+
+        A local agent costs a dictionary lookup; another replica's one Redis ``GET`` of its presence, which
+        lapses within the presence TTL of a disconnect and at once on a revocation. Another client's agent is
+        offline for the caller.
+        """
+        link = self._links.get(agent_id)
+        if link is not None:
+            return link.identity.client_id == client_id
+        if self.cluster is None:
+            return False
+        return agent_id in await self.cluster.online(client_id, (agent_id,))
+
+    async def disconnect(self, agent_id: str, client_id: str, reason: str) -> None:
+        """Close the agent's connection wherever it is (a revoked credential): here, or on the replica that
+        holds it; its presence is marked revoked at once, so no replica routes to it meanwhile."""
+        link = self._links.get(agent_id)
+        if link is not None and link.identity.client_id == client_id:
+            await _quiet_close(link.transport, CLOSE_UNAUTHORIZED, reason)
+        if self.cluster is not None:
+            await self.cluster.disconnect(client_id, agent_id, reason)
 
     def link(self, agent_id: str) -> AgentLink | None:
         return self._links.get(agent_id)
@@ -298,6 +341,9 @@ class Hub:
                             waiter = link.shown.get(delivery) if link else None
                             if waiter is not None and not waiter.done():
                                 waiter.set_result(shown)
+                        case FrameReceived(frame=UserAnswer() as answer) if (
+                                self.cluster is not None and self.cluster.answer_elsewhere(identity, answer)):
+                            pass  # asked from another replica: sent back there, and settled there
                         case FrameReceived(frame=frame):
                             self.observer.frame(identity, frame)
                         case PeerError(error=err):
@@ -418,13 +464,29 @@ class ClientDispatcher:
         self.client_id = client_id
 
     def online(self) -> list[AgentLink]:
+        """The client's agents connected to *this* replica (:meth:`reachable` asks the whole fleet)."""
         return list(self._hub._by_client.get(self.client_id, {}).values())
 
-    def _link(self, agent_id: str) -> AgentLink:
+    async def reachable(self, agent_ids: Collection[str]) -> frozenset[str]:
+        """Which of ``agent_ids`` (the client's) are connected here or to another replica: one Redis ``MGET``
+        for those not held here, none when all are."""
+        local = self._hub._by_client.get(self.client_id, {})
+        here = frozenset(a for a in agent_ids if a in local)
+        rest = [a for a in agent_ids if a not in local]
+        if not rest or self._hub.cluster is None:
+            return here
+        return here | await self._hub.cluster.online(self.client_id, rest)
+
+    def _local(self, agent_id: str) -> AgentLink | None:
         link = self._hub._links.get(agent_id)
-        if link is None or link.identity.client_id != self.client_id:
+        return link if link is not None and link.identity.client_id == self.client_id else None
+
+    async def _deliver_elsewhere(self, agent_id: str, frame: AskUser | NotifyUser | ShowSecret, *,
+                                 timeout: float) -> bool:
+        """A message for an agent this hub does not hold: handed to the replica that does, if any."""
+        if self._hub.cluster is None:
             raise AgentOffline(f"agent {agent_id} is not connected")
-        return link
+        return await self._hub.cluster.deliver(self.client_id, agent_id, frame, timeout=timeout)
 
     async def call_tool(self, agent_id: str, tool: str, args: dict[str, Any], *, timeout: float,
                         call_id: str | None = None, approval: Approval | None = None,
@@ -498,8 +560,13 @@ class ClientDispatcher:
                                             approval=approval)
 
     async def ask_user(self, agent_id: str, question_id: str, text: str, choices: list[str] | None) -> None:
-        """Put a question to the user of the agent's device; the answer comes back as a ``user_answer``."""
-        link = self._link(agent_id)
+        """Put a question to the user of the agent's device; the answer comes back as a ``user_answer``
+        (to the observer of the replica that asked, when another replica holds the agent)."""
+        link = self._local(agent_id)
+        if link is None:
+            await self._deliver_elsewhere(agent_id, AskUser(question_id=question_id, text=text, choices=choices),
+                                          timeout=DELIVERY_TIMEOUT_S)
+            return
         link.conn.send(AskUser(question_id=question_id, text=text, choices=choices))
         try:
             await link.flush()
@@ -511,10 +578,14 @@ class ClientDispatcher:
 
         ``False`` when the device could not (no desktop session, dialog dismissed unseen) or did not
         answer within ``timeout``; :class:`AgentOffline` when it is not connected. The secret passes
-        through this process's memory only: nothing here stores or logs it.
+        through this process's memory only: nothing here stores or logs it (held by another replica, it
+        crosses the replicas' private Redis in one pub/sub message, which Redis does not store).
         """
-        link = self._link(agent_id)
         delivery = "sd_" + secrets.token_hex(12)
+        link = self._local(agent_id)
+        if link is None:
+            return await self._deliver_elsewhere(
+                agent_id, ShowSecret(delivery_id=delivery, text=text, secret=secret), timeout=timeout)
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         link.shown[delivery] = waiter
         try:
@@ -532,7 +603,10 @@ class ClientDispatcher:
 
     async def notify_user(self, agent_id: str, text: str) -> None:
         """Show the user-facing reply on the agent's device."""
-        link = self._link(agent_id)
+        link = self._local(agent_id)
+        if link is None:
+            await self._deliver_elsewhere(agent_id, NotifyUser(text=text), timeout=DELIVERY_TIMEOUT_S)
+            return
         link.conn.send(NotifyUser(text=text))
         try:
             await link.flush()

@@ -153,6 +153,7 @@ class Closing:
     async def _show_on_device(self, session: Session, route: Route, reply: str) -> None:
         """The reply on the user's device, when the run was routed to one that is online."""
         link = self._hub.link(route.agent_id) if route.agent_id else None
-        if route.agent_id and link is not None and link.identity.role == "device":
+        device_route = route.device is not None and route.device.agent_id == route.agent_id  # held elsewhere too
+        if route.agent_id and (link.identity.role == "device" if link is not None else device_route):
             with contextlib.suppress(AgentOffline):
                 await self._hub.for_client(session.client_id).notify_user(route.agent_id, reply)

@@ -83,7 +83,7 @@ class FeedbackService:
         """Open the feedback request of a resolved ticket and put the question to the user."""
         now = utcnow()
         channels = []
-        if agent_id and self._hub.is_online(agent_id):
+        if agent_id and await self._hub.online_anywhere(agent_id, ticket.client_id):
             channels.append("agent")
         if ticket.psa and ticket.external_id and ticket.psa in self._connectors:
             channels.append("psa")

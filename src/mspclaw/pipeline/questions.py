@@ -203,11 +203,11 @@ class Questions:
         Both are idempotent, so a resumed session may deliver again: the agent shows the question
         anew and the PSA connectors do not post the same public note twice.
         """
-        if agent_id and self._hub.is_online(agent_id):
+        if agent_id:  # on whichever server replica holds the device's agent (its answer comes back here)
             try:
                 await self._hub.for_client(row.client_id).ask_user(agent_id, row.id, row.text, row.choices)
-            except AgentOffline:
-                log.info("question %s: device agent %s went offline", row.id, agent_id)
+            except AgentOffline as exc:
+                log.info("question %s: not asked on device agent %s: %s", row.id, agent_id, exc.message)
         connector = self._psa_for(ticket)
         if connector is not None and ticket.external_id is not None:
             try:

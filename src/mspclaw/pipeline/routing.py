@@ -6,17 +6,22 @@ requester's, so one user's ticket never runs tools on another user's machine). A
 agent was revoked is never chosen. Requester and primary user are compared as e-mail addresses
 (``Name <addr>`` and case do not matter). Every refusal says what a technician should do about
 it, because it ends up in the ticket's internal note.
+
+With several server replicas, :meth:`Router.route` (synchronous, it may run off the event loop) sees the
+agents of this replica; :meth:`Router.confirm` then asks the hub whether an agent it found offline here is
+online on another replica, and :meth:`Router.find_site_agent` looks for a site agent on every replica.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mspclaw.dispatch import Hub
 from mspclaw.pipeline.identity import address
 from mspclaw.store.registry import Registry, pick_device
-from mspclaw.store.tables import Client, Device
+from mspclaw.store.tables import Agent, Client, Device
 
 
 @dataclass(frozen=True)
@@ -93,24 +98,68 @@ class Router:
             return Route(chosen, None, False,
                          f"{why}: {chosen.hostname} has no agent; install one with `mspclaw enroll CLIENT`")
         online = self._hub.is_online(chosen.agent_id)
-        state = "online" if online else "offline (check that the machine is on and the agent service runs)"
+        state = "online" if online else OFFLINE
         return Route(chosen, chosen.agent_id, online, f"{why}; its agent is {state}")
 
+    async def confirm(self, route: Route) -> Route:
+        """``route``, online if its agent, offline on this replica, is connected to another one.
+
+        A route found online, or with no agent, is returned as it is, without a lookup."""
+        if route.online or route.agent_id is None or route.device is None:
+            return route
+        if not await self._hub.online_anywhere(route.agent_id, route.device.client_id):
+            return route
+        why = route.reason.removesuffix(f"; its agent is {OFFLINE}")
+        return replace(route, online=True, reason=f"{why}; its agent is online (on another server replica)")
+
     def site_agent(self, client_id: str, tools: Collection[str]) -> SiteRoute:
-        """The client's online site agent that offers the most of ``tools`` (all of them, ideally)."""
-        wanted = set(tools)
-        sites = [link for link in self._hub.for_client(client_id).online() if link.identity.role == "site"]
-        if not sites:
-            return SiteRoute(None, None, "this client has no site agent online to run account and directory tools; "
-                                         "enroll one with `mspclaw enroll CLIENT --role site`, configure it with "
-                                         "`mspclaw site add ad|entra ...` and start it")
-        best = max(sites, key=lambda link: (len(wanted & link.tools), link.hello.hostname))
-        missing = sorted(wanted - best.tools)
-        if missing and not wanted & best.tools:
-            return SiteRoute(None, None, f"the client's site agent {best.hello.hostname} offers none of "
-                                         f"{', '.join(sorted(wanted))}; configure its directory with "
-                                         "`mspclaw site add ad|entra ...` and restart it")
-        why = f"site agent {best.hello.hostname} holds the client's directory"
-        if missing:
-            why += f" (it does not offer {', '.join(missing)})"
-        return SiteRoute(best.identity.agent_id, best.hello.hostname, why)
+        """The client's site agent online on this replica that offers the most of ``tools`` (all, ideally)."""
+        sites = [_Site(link.identity.agent_id, link.hello.hostname, link.tools)
+                 for link in self._hub.for_client(client_id).online() if link.identity.role == "site"]
+        return _best_site(sites, set(tools))
+
+    async def find_site_agent(self, client_id: str, tools: Collection[str]) -> SiteRoute:
+        """:meth:`site_agent` over every replica: this one's site agents first; without one, the client's
+        enrolled, unrevoked site agents (tools as they last said in their hello) that another replica holds."""
+        here = self.site_agent(client_id, tools)
+        if here.agent_id is not None or self._hub.cluster is None:
+            return here
+        enrolled = {a.id: a for a in await asyncio.to_thread(self._site_agents, client_id)}
+        online = await self._hub.for_client(client_id).reachable(list(enrolled)) if enrolled else frozenset()
+        sites = [_Site(a.id, a.hostname, frozenset(str(t) for t in a.tools or ())) for a in enrolled.values()
+                 if a.id in online]
+        return _best_site(sites, set(tools)) if sites else here
+
+    def _site_agents(self, client_id: str) -> list[Agent]:
+        return [a for a in self._registry.agents(client_id)[:MAX_SITE_AGENTS]
+                if a.role == "site" and a.revoked_at is None]
+
+
+OFFLINE = "offline (check that the machine is on and the agent service runs)"
+
+MAX_SITE_AGENTS = 1000
+"""A client's agents looked at for a site agent on another replica (one presence ``MGET`` for all)."""
+
+
+@dataclass(frozen=True)
+class _Site:
+    agent_id: str
+    hostname: str
+    tools: frozenset[str]
+
+
+def _best_site(sites: list[_Site], wanted: set[str]) -> SiteRoute:
+    if not sites:
+        return SiteRoute(None, None, "this client has no site agent online to run account and directory tools; "
+                                     "enroll one with `mspclaw enroll CLIENT --role site`, configure it with "
+                                     "`mspclaw site add ad|entra ...` and start it")
+    best = max(sites, key=lambda site: (len(wanted & site.tools), site.hostname))
+    missing = sorted(wanted - best.tools)
+    if missing and not wanted & best.tools:
+        return SiteRoute(None, None, f"the client's site agent {best.hostname} offers none of "
+                                     f"{', '.join(sorted(wanted))}; configure its directory with "
+                                     "`mspclaw site add ad|entra ...` and restart it")
+    why = f"site agent {best.hostname} holds the client's directory"
+    if missing:
+        why += f" (it does not offer {', '.join(missing)})"
+    return SiteRoute(best.agent_id, best.hostname, why)

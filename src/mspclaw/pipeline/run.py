@@ -30,9 +30,11 @@ from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.handover import Handover, Recipient
 from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.notes import summarise
+from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import Questions
 from mspclaw.pipeline.requester import ActForRequester, Verifications
 from mspclaw.pipeline.routing import Route, Router
+from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import (
     DeviceConfirmation,
     QuietSessions,
@@ -69,13 +71,16 @@ class TicketRun:
                  events: SessionEvents, approvals: Approvals, questions: Questions, learning: DeviceLearning,
                  handover: Handover, closing: Closing, quiet: QuietSessions, playbooks: list[Playbook],
                  connectors: Mapping[str, PSAConnector], model: Model | None, limits: Limits = Limits(),
-                 tool_timeout_s: float = 60.0, reconnect_grace_s: float = 30.0) -> None:
+                 tool_timeout_s: float = 60.0, reconnect_grace_s: float = 30.0,
+                 sessions: SessionOwnership | None = None) -> None:
         """``model`` is the reasoning model (a chain); ``None`` runs the deterministic playbook model."""
         self.store, self.runs, self.audit, self.hub, self.router = store, runs, audit, hub, router
         self.events, self.approvals, self.questions, self.learning = events, approvals, questions, learning
         self.handover, self.closing, self.quiet = handover, closing, quiet
         self.playbooks, self.connectors, self.model, self.limits = playbooks, connectors, model, limits
         self.tool_timeout_s, self.reconnect_grace_s = tool_timeout_s, reconnect_grace_s
+        self.sessions = sessions
+        """The session leases (``session_ownership.py``): no tool call once another replica holds the session."""
         self.triage = ModelTriage(model, matcher_for(playbooks)) if model is not None else None
         """Sorts a ticket no playbook matched confidently, when a model is configured (never before the
         must-not-automate layer: a ticket it stops is never offered to the model)."""
@@ -95,6 +100,7 @@ class TicketRun:
 
     async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
         close = self.closing.close
+        route = await self.router.confirm(route)  # its agent may be on another server replica
         device = route.device if route.agent_id is not None else None
         if resumed and session.playbook:
             book = next((b for b in self.playbooks if b.id == session.playbook), None)
@@ -117,7 +123,7 @@ class TicketRun:
                 return
             acting, target_name = route.agent_id, device.hostname
         else:
-            site = self.router.site_agent(session.client_id, site_tools(book))
+            site = await self.router.find_site_agent(session.client_id, site_tools(book))
             if site.agent_id is None:
                 await close(ticket, session, book, None, site.reason, route, [])
                 return
@@ -125,17 +131,17 @@ class TicketRun:
             if device is None or not route.online:  # the device is only a convenience here
                 route = Route(device, site.agent_id, True, site.reason)
         if session.agent_id != acting:  # a new session has the device's from open_ticket
-            self.store.update_session(session.id, agent_id=acting)
+            await run_store(self.store, self.store.update_session, session.id, agent_id=acting)
         known: dict[str, Any] = {}
         if device is not None and route.agent_id == device.agent_id:
-            known = self.runs.device_facts(device.id)
+            known = await run_store(self.store, self.runs.device_facts, device.id)
             # device memory: the requester is the device's user unless known (read again only if that changed)
             if await self.learning.learn_from_ticket(device.id, ticket.requester, client_id=session.client_id,
                                                      session_id=session.id, known=known):
-                known = self.runs.device_facts(device.id)
+                known = await run_store(self.store, self.runs.device_facts, device.id)
             wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
             if (needs_device(book) and not route.online and device.agent_id is not None
-                    and not await self._wait_online(device.agent_id, wait_s)):
+                    and not await self._wait_online(device.agent_id, device.client_id, wait_s)):
                 await close(ticket, session, None, None, f"device {device.hostname} is offline ({route.reason})",
                             route, [])
                 return
@@ -175,16 +181,18 @@ class TicketRun:
         plan = book.plan_for(os_name)
         first = device.agent_id if device is not None and device.agent_id else acting
         ctx = RunContext(ticket, session, device.id if device is not None else None, first,
-                         CallLedger(session.id, fresh=not resumed), self._recipient(ticket, device), self.quiet)
+                         CallLedger(session.id, fresh=not resumed), await self._recipient(ticket, device), self.quiet)
         session_tools = SessionTools(ctx, dispatcher=self.hub.for_client(session.client_id), store=self.store,
                                      runs=self.runs, audit=self.audit, handover=self.handover,
                                      learning=self.learning, tool_timeout_s=self.tool_timeout_s,
-                                     reconnect_grace_s=self.reconnect_grace_s)
+                                     reconnect_grace_s=self.reconnect_grace_s,
+                                     find_site=self.router.find_site_agent)
         verifications = Verifications()
         asker = SessionApprovals(ctx, approvals=self.approvals, target=target_name, tools=session_tools,
                                  verifications=verifications,
                                  note_label=NOTE_LABEL if self.model is not None else PLAYBOOK_LABEL)
-        gated = ApprovalGate(session_tools, asker, plan.requires_approval)
+        dispatching = self.sessions.fenced(session.id, session_tools) if self.sessions is not None else session_tools
+        gated = ApprovalGate(dispatching, asker, plan.requires_approval)
         tools = ActForRequester(DurableTools(gated, self.runs, ctx.ledger), ticket.requester,
                                 DeviceConfirmation(ctx, questions=self.questions, audit=self.audit),
                                 device=ctx.recipient.device_name, verifications=verifications)
@@ -239,22 +247,23 @@ class TicketRun:
             return None, f"{verdict.reason} (no playbook of that category for {os_name})"
         return book, verdict.reason
 
-    def _recipient(self, ticket: Ticket, device: Device | None) -> Recipient:
+    async def _recipient(self, ticket: Ticket, device: Device | None) -> Recipient:
         """Where a secret or a confirmation for the requester may go: their own device, when online."""
         user = (device.primary_user or self.runs.device_facts(device.id).get("primary_user")) if device else None
         own = (device is not None and device.agent_id is not None and user is not None
-               and user.lower() == ticket.requester.lower() and self.hub.is_online(device.agent_id))
+               and user.lower() == ticket.requester.lower()
+               and await self.hub.online_anywhere(device.agent_id, ticket.client_id))
         psa = self.connectors.get(ticket.psa) if ticket.psa else None
         return Recipient(client_id=ticket.client_id,
                          device_agent_id=device.agent_id if own and device is not None else None,
                          device_name=device.hostname if own and device is not None else None,
                          psa=psa, external_id=ticket.external_id)
 
-    async def _wait_online(self, agent_id: str, seconds: float) -> bool:
+    async def _wait_online(self, agent_id: str, client_id: str, seconds: float) -> bool:
         loop = asyncio.get_running_loop()
         until = loop.time() + seconds
         while loop.time() < until:
-            if self.hub.is_online(agent_id):
+            if await self.hub.online_anywhere(agent_id, client_id):
                 return True
             await asyncio.sleep(0.2)
         return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
 from mspclaw.pipeline.requester import Verifications
+from mspclaw.pipeline.routing import SiteRoute
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
@@ -71,31 +72,46 @@ class RunContext:
     quiet: QuietSessions
 
 
+SiteFinder = Callable[[str, Collection[str]], Awaitable[SiteRoute]]
+"""The client's site agent for some tools on any server replica
+(:meth:`~mspclaw.pipeline.routing.Router.find_site_agent`)."""
+
+
 class SessionTools:
     """The engine's tool port for one session: record, audit, dispatch, record the result."""
 
     def __init__(self, ctx: RunContext, *, dispatcher: ClientDispatcher, store: TicketStore, runs: RunStore,
                  audit: AuditLog, handover: Handover, learning: DeviceLearning, tool_timeout_s: float,
-                 reconnect_grace_s: float) -> None:
+                 reconnect_grace_s: float, find_site: SiteFinder | None = None) -> None:
+        """``find_site``: where a site tool goes when no agent of this replica offers it (several replicas)."""
         self._ctx, self._dispatcher, self._store, self._runs, self._audit = ctx, dispatcher, store, runs, audit
-        self._handover, self._learning = handover, learning
+        self._handover, self._learning, self._find_site = handover, learning, find_site
         self._tool_timeout_s, self._reconnect_grace_s = tool_timeout_s, reconnect_grace_s
 
-    def agent_for(self, tool: str) -> str:
-        """The ticket's device agent if it offers the tool, else the client's site agent that does."""
+    async def agent_for(self, tool: str) -> str:
+        """The ticket's device agent if it offers the tool, else the client's site agent that does.
+
+        Agents on this replica are known with their tools at no cost; only when none of them fits, and a
+        ``find_site`` is given, is a site agent on another replica looked for (its tools as it last said)."""
         links = self._dispatcher.online()
         device = next((link for link in links if link.identity.agent_id == self._ctx.agent_id), None)
         if device is not None and tool in device.tools:
             return self._ctx.agent_id
         site = next((link for link in links if link.identity.role == "site" and tool in link.tools), None)
-        return site.identity.agent_id if site is not None else self._ctx.agent_id
+        if site is not None:
+            return site.identity.agent_id
+        if self._find_site is not None and get_tool(tool).runs_on == "site":
+            elsewhere = await self._find_site(self._ctx.session.client_id, (tool,))
+            if elsewhere.agent_id is not None:
+                return elsewhere.agent_id
+        return self._ctx.agent_id
 
     async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
                        approval: Approval | None = None) -> dict[str, Any]:
         spec = get_tool(tool)
         args = spec.validate(args).model_dump(mode="json")
         store, audit, session, ledger = self._store, self._audit, self._ctx.session, self._ctx.ledger
-        agent_id = self.agent_for(tool)
+        agent_id = await self.agent_for(tool)
         call_id = ledger.current or "call_" + secrets.token_hex(8)
         # DurableTools read this call's row just before (no one else writes it: one runner per session)
         in_flight = ledger.stored if ledger.current else self._runs.call(call_id)
@@ -207,18 +223,18 @@ class SessionApprovals:
                 target=self._target, tool=tool, args=args, reason=reason, finding=self.evidence,
                 note_label=self._note_label,
                 verification=verified.sentence() if (verified := self._verifications.for_call(tool, args)) else "",
-                call_id=self._ctx.ledger.current or None, agent_id=self._agent(tool))
+                call_id=self._ctx.ledger.current or None, agent_id=await self._agent(tool))
         except MSPClawError as exc:
             self.decisions.append(exc.message if tool in exc.message else f"{tool}: {exc.message}")
             raise
         self.decisions.append(f"{tool} approved by {grant.approver}")
         return grant
 
-    def _agent(self, tool: str) -> str:
+    async def _agent(self, tool: str) -> str:
         """The agent the grant binds: the one a call sent before a restart went to, else the one it will go to."""
         ledger = self._ctx.ledger
         sent = ledger.stored if ledger.current else None  # read by DurableTools just before
-        return sent.agent_id if sent is not None else self._tools.agent_for(tool)
+        return sent.agent_id if sent is not None else await self._tools.agent_for(tool)
 
 
 class SessionQuestions:
