@@ -7,6 +7,7 @@
 Diagnosis: ``--trace 1`` (tracemalloc in the server: what each connection keeps), ``--loop asyncio``,
 ``--ws IMPL`` (another uvicorn WebSocket implementation for the ``--layers`` uvicorn echo),
 ``FLEET_PROFILE=/tmp/prof`` (cProfile of each server during the concurrent calls),
+``FLEET_CPROFILE=DIR`` (each server process under cProfile from start to stop),
 ``FLEET_PYSPY=/path/to/py-spy`` (sampled stacks instead; ``FLEET_PYSPY_PHASE=seq`` samples the
 sequential calls).
 
@@ -219,6 +220,18 @@ class ControlServer:
         self.trace = trace
         self.snapshot: Any = None
         self.server: asyncio.AbstractServer | None = None
+        self.profiler: Any = None
+        self.collections = [0, 0, 0]  # garbage collections by generation since start, and their seconds
+        self.gc_s = 0.0
+        self._gc_t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            self.collections[info["generation"]] += 1
+            self.gc_s += time.perf_counter() - self._gc_t0
 
     async def start(self, path: str) -> None:
         self.server = await asyncio.start_unix_server(self._client, path=path, limit=CTL_LIMIT)  # keep a reference
@@ -241,9 +254,13 @@ class ControlServer:
         t0 = time.perf_counter()
         if collect:
             gc.collect()
-        out: dict[str, Any] = {"rss": rss_bytes(), "online": self.online(), "gc_frozen": gc.get_freeze_count(),
+        # gc.get_freeze_count() walks the whole permanent generation (30 ms with a million frozen objects):
+        # only with a collection, never in a poll
+        out: dict[str, Any] = {"rss": rss_bytes(), "online": self.online(),
+                               "gc_frozen": gc.get_freeze_count() if collect else 0,
                                "cpu": time.process_time(), "gc_full_s": time.perf_counter() - t0,
-                               "gc_tracked": len(gc.get_objects()) if collect else 0}
+                               "gc_tracked": len(gc.get_objects()) if collect else 0,
+                               "collections": list(self.collections), "gc_s": self.gc_s}
         if self.trace and (top or mark):
             import tracemalloc
 
@@ -255,6 +272,19 @@ class ControlServer:
             if mark:
                 self.snapshot = snap
         return out
+
+    async def op_profile(self, path: str = "") -> dict[str, Any]:
+        """Diagnosis: cProfile this server from now until asked again with ``path`` (where the stats go)."""
+        import cProfile
+
+        if not path:
+            self.profiler = cProfile.Profile()
+            self.profiler.enable()
+        elif self.profiler is not None:
+            self.profiler.disable()
+            self.profiler.dump_stats(path)
+            self.profiler = None
+        return {}
 
     async def op_calls(self, targets: list[Any], n: int, concurrency: int, timeout: float) -> dict[str, Any]:
         """``n`` calls from ``concurrency`` callers; caller ``w`` uses only ``targets[w::concurrency]``.
@@ -731,11 +761,15 @@ class LoadGenerator:
 
 
 async def start_server(kind: str, opts: argparse.Namespace, work: Path, msg_size: int,
-                       data_dir: Path | None = None, api_key: str = "") -> tuple[subprocess.Popen[bytes], Control, int]:
-    port = free_port()
-    ctl_path = str(work / f"ctl-{kind}-{port}.sock")
+                       data_dir: Path | None = None, api_key: str = "",
+                       port: int | None = None) -> tuple[subprocess.Popen[bytes], Control, int]:
+    """Start one server process (on ``port``, else a free one) and open its control socket."""
+    port = port or free_port()
+    ctl_path = str(work / f"ctl-{kind}-{port}-{time.monotonic_ns() % 10**9}.sock")  # a restart gets a new one
     cmd = [sys.executable, __file__, "_serve", kind, "--port", str(port), "--ctl", ctl_path,
            "--msg-size", str(msg_size)]
+    if profile_dir := os.environ.get("FLEET_CPROFILE"):  # diagnosis: the whole server process under cProfile
+        cmd[1:1] = ["-m", "cProfile", "-o", str(Path(profile_dir) / f"{kind}-{port}-{time.monotonic_ns()}.prof")]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir), "--api-key", api_key]
     if opts.ws and kind == "asgi-echo":

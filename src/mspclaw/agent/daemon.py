@@ -125,9 +125,18 @@ def build_hello(state: AgentState, tools: list[str]) -> Hello:
     )
 
 
+BACKOFF_INITIAL_S = 1.0
+"""The first retry after a connection ends waits uniformly in [0, this]: when a replica restarts, its
+agents come back spread over a second (10,000 of them: about 10,000 upgrades a second at most, which
+the listener's accept backlog and the server absorb), not all in the same millisecond."""
+BACKOFF_MAX_S = 30.0
+"""The retry window stops doubling here: after a long outage an agent is back at most this long after
+the server (the window of a 60 s cap kept agents away for up to a minute after the server was up)."""
+
+
 def full_jitter(attempt: int, initial: float, cap: float) -> float:
     """Backoff for the ``attempt``-th retry (0-based): uniform in [0, min(cap, initial * 2**attempt)]."""
-    return random.uniform(0.0, min(cap, initial * 2.0 ** min(attempt, 32)))
+    return random.uniform(0.0, min(cap, initial * 2.0 ** min(max(attempt, 0), 32)))
 
 
 @dataclass(frozen=True)
@@ -141,8 +150,10 @@ class _Ended:
 class AgentDaemon:
     """Keeps this agent connected to its server and answers tool calls until stopped.
 
-    ``backoff_initial`` / ``backoff_max`` bound the reconnect delay (1 s and 60 s in service;
-    tests pass tiny ones). ``tick_interval`` caps how long the protocol clock may stand still.
+    ``backoff_initial`` / ``backoff_max`` bound the reconnect delay (:data:`BACKOFF_INITIAL_S` and
+    :data:`BACKOFF_MAX_S` in service; tests pass tiny ones): the ``n``-th retry in a row waits uniformly
+    in [0, min(max, initial * 2**n)], and a welcomed connection starts the count over.
+    ``tick_interval`` caps how long the protocol clock may stand still.
     """
 
     def __init__(
@@ -151,8 +162,8 @@ class AgentDaemon:
         server: str,
         state: AgentState,
         executor: Executor,
-        backoff_initial: float = 1.0,
-        backoff_max: float = 60.0,
+        backoff_initial: float = BACKOFF_INITIAL_S,
+        backoff_max: float = BACKOFF_MAX_S,
         tick_interval: float = 1.0,
         open_timeout: float = 10.0,
         answers: AnswerSource | None = None,
@@ -166,6 +177,9 @@ class AgentDaemon:
         self.hello = build_hello(state, executor.offered_tools())
         self._state = state
         self._executor = executor
+        if not 0 < backoff_initial <= backoff_max:
+            raise ValueError(f"reconnect backoff: need 0 < backoff_initial <= backoff_max, got {backoff_initial} "
+                             f"and {backoff_max} seconds")
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._tick_interval = tick_interval

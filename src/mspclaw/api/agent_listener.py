@@ -20,6 +20,7 @@ they are all taken; a sender waits while the socket's write buffer is over the t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -50,8 +51,11 @@ HANDSHAKE_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
 """After sending a close frame, how long the peer has to answer before the socket is dropped."""
 
-Authenticate = Callable[[str | None, str], AgentIdentity]
-"""``(Authorization header or None, remote address) -> identity``; raises :class:`AuthError` to refuse."""
+Authenticate = Callable[[str | None, str], "AgentIdentity | asyncio.Future[AgentIdentity]"]
+"""``(Authorization header or None, remote address) -> identity``; raises :class:`AuthError` to refuse. It may
+instead return a future of the identity (or of the :class:`AuthError`): the upgrade is answered when it is
+done, so that many upgrades can share one database round trip off the event loop
+(:meth:`Fleet.authenticate_soon <mspclaw.pipeline.fleet.Fleet.authenticate_soon>`)."""
 
 Serve = Callable[[AgentIdentity, "AgentSocket"], Coroutine[Any, Any, None]]
 """Pumps one authenticated socket until it closes: :meth:`Hub.serve <mspclaw.dispatch.hub.Hub.serve>`."""
@@ -109,6 +113,8 @@ class AgentSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._push = None  # the handler refers back to the hub's link: no cycle left behind
+        self._transport = None  # nothing may be written to a closed transport (uvloop raises), e.g. when the
+        # pump ends after the peer vanished without a close frame, as agents do that give up during a storm
         self._end()
         if self._timer is not None:
             self._timer.cancel()
@@ -150,7 +156,7 @@ class AgentSocket(asyncio.Protocol):
         return message
 
     async def send(self, text: str) -> None:
-        if self._ws.state is not State.OPEN:
+        if self._ws.state is not State.OPEN or self._transport is None:
             raise TransportClosed("socket closed")
         self._ws.send_text(text.encode())
         self._flush()
@@ -191,9 +197,26 @@ class AgentSocket(asyncio.Protocol):
                 except AuthError as exc:
                     response = ws.reject(401, exc.message + "\n")
                 else:
-                    self._open(response, identity)
+                    if isinstance(identity, asyncio.Future):
+                        identity.add_done_callback(functools.partial(self._authenticated, response))
+                    else:
+                        self._open(response, identity)
                     return
         _refuse(ws, response)
+
+    def _authenticated(self, response: Response, verdict: asyncio.Future[AgentIdentity]) -> None:
+        """A deferred authentication is done: open the socket, or refuse it (unless the agent left meanwhile)."""
+        exc = None if verdict.cancelled() else verdict.exception()
+        if self._transport is None:  # gone while it waited (the handshake timer, or the agent gave up)
+            return
+        if verdict.cancelled() or exc is not None:
+            message = exc.message if isinstance(exc, AuthError) else "the server could not check the credential"
+            if exc is not None and not isinstance(exc, AuthError):
+                log.error("agent authentication failed", exc_info=exc)
+            _refuse(self._ws, self._ws.reject(401 if isinstance(exc, AuthError) else 503, message + "\n"))
+        else:
+            self._open(response, verdict.result())
+        self._flush()
 
     def _open(self, response: Response, identity: AgentIdentity) -> None:
         self._ws.send_response(response)

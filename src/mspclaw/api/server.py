@@ -82,8 +82,8 @@ async def start_agent_listener(services: Services, *, host: str, port: int,
     """Listen for agents on ``host:port`` (``0``: a free port): each authenticated socket goes to the hub."""
     fleet = services.fleet
 
-    def authenticate(header: str | None, remote: str) -> AgentIdentity:
-        return fleet.authenticate(bearer(header), remote=remote)
+    def authenticate(header: str | None, remote: str) -> asyncio.Future[AgentIdentity]:
+        return fleet.authenticate_soon(bearer(header), remote=remote)  # upgrades in a storm share one read
 
     return await AgentListener(authenticate, services.hub.serve).start(host, port, ssl=ssl)
 
