@@ -130,19 +130,11 @@ class _SessionSocket:
             self.followers[session_id] = asyncio.get_running_loop().create_task(self._follow(session_id, after_seq))
 
     async def _follow(self, session_id: str, after_seq: int) -> None:
-        events = self.svc.events
-        queue = events.subscribe(session_id)
-        last = after_seq
+        # in seq order, once each; a session run by another replica arrives through the broadcast (Redis) or,
+        # without it, from the store within events.CATCH_UP_S
         try:
-            for event in events.history(session_id, after_seq):
-                await self.send(event)
-                last = event.seq
-            while True:
-                event = await queue.get()
-                if event.seq > last:
+            async with contextlib.aclosing(self.svc.events.follow(session_id, after_seq)) as events:
+                async for event in events:
                     await self.send(event)
-                    last = event.seq
         except TransportClosed:
             pass
-        finally:
-            events.unsubscribe(session_id, queue)

@@ -2,23 +2,36 @@
 
 A watcher that reconnects asks for the events after the last ``seq`` it saw; the database
 answers the past and the live queue the rest, so nothing is missed or seen twice.
+
+With several replicas, ``share`` (:meth:`mspclaw.dispatch.broadcast.Broadcast.share`) publishes each event
+to the others, which hand it to their own watchers with :meth:`SessionEvents.deliver`; a watcher that
+follows a session (:meth:`SessionEvents.follow`) still reads the store after a gap in ``seq`` or a quiet
+spell, so a lost message only delays an event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import Event
 from mspclaw.store.tickets import TicketStore
 
+CATCH_UP_S = 5.0
+"""How long a follower waits for a pushed event before it reads the store anyway."""
+
 
 class SessionEvents:
-    def __init__(self, store: TicketStore) -> None:
+    def __init__(self, store: TicketStore, *, share: Callable[[Event], None] | None = None) -> None:
+        """``share`` gets every event this process writes, after its commit (the other replicas' watchers)."""
         self._store = store
-        self._watchers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        self._share = share
+        self._watchers: dict[str, dict[asyncio.Queue[Event], asyncio.AbstractEventLoop]] = defaultdict(dict)
+        """Each session's watchers, with the loop each waits on (events come from worker threads too)."""
 
     def emit(self, session_id: str, event: str, data: dict[str, Any], *,
              session_values: dict[str, Any] | None = None) -> Event:
@@ -47,9 +60,49 @@ class SessionEvents:
         return self._push(Event(session_id=session_id, seq=seq, event=event, data=data))
 
     def _push(self, frame: Event) -> Event:
-        for queue in self._watchers.get(frame.session_id, ()):
-            queue.put_nowait(frame)
+        self.deliver(frame)
+        if self._share is not None:
+            self._share(frame)
         return frame
+
+    def deliver(self, frame: Event) -> None:
+        """Hand an event to this process's watchers of its session only (one another replica wrote); safe
+        from any thread (a synchronous route's decision is emitted from a worker thread)."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for queue, loop in list(self._watchers.get(frame.session_id, {}).items()):
+            if loop is running:
+                queue.put_nowait(frame)
+            else:
+                with contextlib.suppress(RuntimeError):  # that watcher's loop has closed: nobody to tell
+                    loop.call_soon_threadsafe(queue.put_nowait, frame)
+
+    async def follow(self, session_id: str, after_seq: int = 0, *,
+                     catch_up_s: float = CATCH_UP_S) -> AsyncGenerator[Event, None]:
+        """Every event of the session after ``after_seq``, in ``seq`` order and once each, until the caller
+        stops: the store's first, then pushed ones. A pushed event out of order, or none for ``catch_up_s``,
+        makes it read the store again (an event whose push was lost, or another replica's without Redis)."""
+        queue = self.subscribe(session_id)
+        last, read = after_seq, True
+        try:
+            while True:
+                if read:
+                    for event in await run_store(self._store, self.history, session_id, last):
+                        last = event.seq
+                        yield event
+                try:
+                    event = await asyncio.wait_for(queue.get(), catch_up_s)
+                except TimeoutError:
+                    read = True
+                    continue
+                read = event.seq > last + 1  # a gap: the store has what is missing
+                if event.seq == last + 1:
+                    last = event.seq
+                    yield event
+        finally:
+            self.unsubscribe(session_id, queue)
 
     def history(self, session_id: str, after_seq: int = 0) -> list[Event]:
         return [
@@ -59,12 +112,12 @@ class SessionEvents:
 
     def subscribe(self, session_id: str) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._watchers[session_id].add(queue)
+        self._watchers[session_id][queue] = asyncio.get_running_loop()
         return queue
 
     def unsubscribe(self, session_id: str, queue: asyncio.Queue[Event]) -> None:
         watchers = self._watchers.get(session_id)
         if watchers is not None:
-            watchers.discard(queue)
+            watchers.pop(queue, None)
             if not watchers:
                 del self._watchers[session_id]

@@ -5,6 +5,10 @@ the services hold (an added or enabled account's webhooks are accepted at once, 
 then the account's poller is started or stopped and a replaced connector's HTTP client closed. The API
 and the console both change accounts through :class:`PSAAccountService`; each change is audited with the
 account's config, never its secrets.
+
+With several replicas, each change is also announced (``announce``: the Redis broadcast of
+``dispatch/broadcast.py``) and every other replica calls :meth:`PSAAccountService.reload`, which brings its
+connectors and pollers to what the database holds.
 """
 
 from __future__ import annotations
@@ -109,11 +113,13 @@ class PSAAccountService:
 
     def __init__(self, *, accounts: PSAAccounts, states: PSAAccountStates, connectors: ConnectorSet,
                  listing: list[PSAAccount], build: ConnectorFactory, intake: Intake, audit: AuditLog,
-                 public_url: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        """``listing`` is the list of stored accounts the health checks and metrics read: kept current here."""
+                 public_url: str, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 announce: Callable[[], None] = lambda: None) -> None:
+        """``listing`` is the list of stored accounts the health checks and metrics read: kept current here.
+        ``announce`` tells the other replicas that the accounts changed (after each change is stored)."""
         self._accounts, self._states, self.connectors = accounts, states, connectors
         self._listing, self._build, self._intake, self._audit = listing, build, intake, audit
-        self._public_url, self._now = public_url.rstrip("/"), now
+        self._public_url, self._now, self._announce = public_url.rstrip("/"), now, announce
         self._pollers: dict[str, asyncio.Task[None]] = {}
         self._polling = False
         self._lock = asyncio.Lock()
@@ -166,6 +172,7 @@ class PSAAccountService:
                 await self._close(connector)
                 self.connectors.pause(account.name)
             await self._refresh()
+        self._announce()
         await self._audit.record("psa_account_added", actor=actor,
                                  data={"name": account.name, "kind": kind, "config": config, "enabled": enabled})
         return await asyncio.to_thread(self.view, account.name)
@@ -214,6 +221,7 @@ class PSAAccountService:
                 await self._close(self.connectors.put(account.name, connector))
             self._start_poller(account)
             await self._refresh()
+        self._announce()
         await self._audit.record("psa_account_enabled", actor=actor, data={"name": account.name})
         return await asyncio.to_thread(self.view, account.name)
 
@@ -226,6 +234,7 @@ class PSAAccountService:
             await self._stop_poller(account.name)
             self.connectors.pause(account.name)
             await self._refresh()
+        self._announce()
         await self._audit.record("psa_account_disabled", actor=actor, data={"name": account.name})
         return await asyncio.to_thread(self.view, account.name)
 
@@ -237,8 +246,44 @@ class PSAAccountService:
             await self._stop_poller(account.name)
             await self._close(self.connectors.drop(account.name))
             await self._refresh()
+        self._announce()
         await self._audit.record("psa_account_removed", actor=actor, data={"name": account.name,
                                                                           "kind": account.kind})
+
+    async def reload(self) -> None:
+        """Bring the live connectors and pollers to what the database holds: another replica added, enabled,
+        disabled or removed accounts. Connectors given to :func:`~mspclaw.wiring.build` directly (never
+        stored) are left alone; an account removed and added again under its name gets a new connector."""
+        async with self._lock:
+            before = {account.name: account for account in self._listing}
+            stored = await asyncio.to_thread(self._accounts.list)
+            now = {account.name: account for account in stored}
+            for name in before.keys() - now.keys():
+                await self._stop_poller(name)
+                await self._close(self.connectors.drop(name))
+            for name, account in now.items():
+                old = before.get(name)
+                if not account.enabled:
+                    await self._stop_poller(name)
+                    if old is not None and old.id != account.id:
+                        await self._close(self.connectors.drop(name))
+                    self.connectors.pause(name)
+                    continue
+                if old is not None and old.id != account.id:
+                    await self._stop_poller(name)
+                    await self._close(self.connectors.drop(name))
+                if name not in self.connectors:
+                    try:
+                        connector = self._build(account)
+                    except ConfigError as exc:
+                        log.warning("PSA account %s changed on another replica and cannot be served here: %s",
+                                    name, exc.message)
+                        continue
+                    await self._close(self.connectors.put(name, connector))
+                else:
+                    self.connectors.resume(name)
+                self._start_poller(account)
+            self._listing[:] = stored
 
     # --- pollers -------------------------------------------------------------------------------
 
