@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from mspclaw.pipeline.notify import Notifier
 
 EXPIRED_BY = "mspclaw (no decision in time)"
+RECHECK_S = 5.0
+"""A waiting approval reads its row again at least this often (a decision on another replica whose event was lost)."""
 
 
 class ApprovalSigner:
@@ -119,19 +121,32 @@ class Approvals:
         return self._signer.sign(grant, call_id=call_id or "")  # no call id: bound to none, so refused by the agent
 
     async def _wait(self, row: ApprovalRow, session_id: str) -> None:
-        """Sleep until a decision or the stored deadline, whichever comes first."""
+        """Sleep until a decision or the stored deadline, whichever comes first. A decision taken in this
+        process wakes the waiter at once; one taken on another replica arrives as the session's
+        ``approval_decision`` event (through Redis), and the stored row is read again at least every
+        :data:`RECHECK_S` seconds, so a lost message delays the run, never loses the decision."""
         wake = self._wakeups.setdefault(row.id, asyncio.Event())
+        events = self._events.subscribe(session_id)
         self._store.update_session(session_id, status="awaiting_approval")
         try:
             current = self._store.approval(row.id)  # a decision may have landed before the event existed
-            if current.status == "pending":
+            while current.status == "pending" and not wake.is_set():
                 remaining = (row.deadline - utcnow()).total_seconds()
-                try:
-                    await asyncio.wait_for(wake.wait(), max(remaining, 0.0))
-                except TimeoutError:
+                if remaining <= 0:
                     await self._expire(row)
+                    break
+                woken, pushed = asyncio.ensure_future(wake.wait()), asyncio.ensure_future(events.get())
+                try:
+                    await asyncio.wait((woken, pushed), timeout=min(remaining, RECHECK_S),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                    pushed.cancel()
+                if not wake.is_set():
+                    current = self._store.approval(row.id)
         finally:
             self._wakeups.pop(row.id, None)
+            self._events.unsubscribe(session_id, events)
         self._store.update_session(session_id, status="running")
 
     async def _expire(self, row: ApprovalRow) -> None:
