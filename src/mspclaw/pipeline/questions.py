@@ -51,6 +51,9 @@ def kept_answer(question: str, answer: str) -> str:
 
 
 QUESTION_PREFIX = "A question for you: "
+RECHECK_S = 5.0
+"""A pending question's row is read again at least this often while its session waits (an answer settled on
+another replica whose event was lost)."""
 """How a question starts when it is posted as a public reply on the PSA ticket."""
 
 
@@ -221,17 +224,29 @@ class Questions:
         reader = None
         if ticket is not None and "psa" in row.channel.split("+") and self._psa_for(ticket) is not None:
             reader = asyncio.ensure_future(self._read_psa_reply(row, ticket))
+        events = self._events.subscribe(session_id)  # an answer settled on another replica arrives as an event
         try:
-            if self._runs.question(row.id).status == "pending":
-                try:
-                    await asyncio.wait_for(wake.wait(), max((row.deadline - utcnow()).total_seconds(), 0.0))
-                except TimeoutError:
+            pending = self._runs.question(row.id).status == "pending"
+            while pending and not wake.is_set():
+                remaining = (row.deadline - utcnow()).total_seconds()
+                if remaining <= 0:
                     try:
                         self._runs.settle_question(row.id, status="expired", answer=None,
                                                    answered_by="mspclaw (no answer in time)")
                     except Conflict:
                         pass  # answered just in time
+                    break
+                woken, pushed = asyncio.ensure_future(wake.wait()), asyncio.ensure_future(events.get())
+                try:
+                    await asyncio.wait((woken, pushed), timeout=min(remaining, RECHECK_S),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                    pushed.cancel()
+                if not wake.is_set():  # the stored row is the truth: a lost event only delays the answer
+                    pending = self._runs.question(row.id).status == "pending"
         finally:
+            self._events.unsubscribe(session_id, events)
             self.answers.forget(row.id)
             if reader is not None:
                 reader.cancel()
