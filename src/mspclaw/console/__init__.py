@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from mspclaw.console import admin, escalations, psa_accounts, records, routes, signin_routes, sso
+from mspclaw.console import admin, builder, escalations, psa_accounts, records, routes, signin_routes, sso
 from mspclaw.console.signin import ConsoleSignIn
 from mspclaw.store.console_logins import ConsoleSessions, SecondFactors
 from mspclaw.store.database import Database
@@ -31,5 +31,5 @@ def install(app: FastAPI) -> None:
                                       audit=services.audit,
                                       csrf_key=services.settings.load_jwt_secret().encode())
     app.mount("/static/console", StaticFiles(directory=STATIC_DIR), name="console-static")
-    for module in (signin_routes, sso, routes, escalations, records, admin, psa_accounts):
+    for module in (signin_routes, sso, routes, escalations, records, admin, psa_accounts, builder):
         app.include_router(module.router)

@@ -4,7 +4,7 @@ script (the page's behaviour is ``static/console.js``), every asset from ``/stat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -19,8 +19,13 @@ DENY_EFFECT = ("The step is not run. MSPclaw stops this fix, writes what it foun
                "escalates the ticket to a technician; the user is told a technician will follow up.")
 
 
+BIDI_CONTROLS = {c: f"<U+{c:04X}>" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+"""Invisible direction controls a PSA, an agent or a user may slip into text (``invoice\u202efdp.exe`` reads as
+``invoiceexe.pdf``): shown as their code point, so what a technician approves is what runs."""
+
+
 def e(value: object) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    return escape(("" if value is None else str(value)).translate(BIDI_CONTROLS), quote=True)
 
 
 def _when(moment: datetime | None) -> str:
@@ -36,9 +41,13 @@ def countdown(deadline: datetime, now: datetime | None = None) -> str:
 def layout(title: str, body: str, *, user: Principal | None = None, csrf: str = "", page: str = "") -> str:
     nav = ""
     if user is not None:
-        admin = ' <a href="/admin">Admin</a>' if user.at_least("admin") else ""
-        nav = (f'<nav><a href="/">Home</a> <a href="/escalations">Escalations</a> <a href="/audit">Audit</a> '
-               f'<a href="/stats">Stats</a>{admin} <a href="/docs">API</a> <span class="who">{e(user.name)} '
+        staff = user.at_least("tech")  # a viewer reads; the audit trail and administration are for staff
+        audit = ' <a href="/audit">Audit</a>' if staff else ""
+        admin = ' <a href="/admin">Admin</a>' if staff else ""
+        nav = (f'<nav><a href="/">Home</a> <a href="/escalations">Escalations</a> <a href="/questions">Questions</a>'
+               f'{audit} <a href="/stats">Stats</a> <a href="/devices">Devices</a> '
+               f'<a href="/playbooks">Playbooks</a>{admin} <a href="/docs">API</a> '
+               f'<span class="who">{e(user.name)} '
                f'({e(user.role)})</span> <form method="post" action="/logout" class="inline">'
                f'<input type="hidden" name="csrf" value="{e(csrf)}"><button type="submit" id="sign-out">Sign out'
                f"</button></form></nav>")
@@ -56,8 +65,12 @@ def _error(message: str) -> str:
     return f'<p class="error" role="alert" id="error">{e(message)}</p>' if message else ""
 
 
-def login_page(csrf: str, *, error: str = "", email: str = "") -> str:
-    body = (f'<section class="card narrow"><h1>Sign in</h1>{_error(error)}'
+def login_page(csrf: str, *, error: str = "", email: str = "", providers: Sequence[tuple[str, str]] = ()) -> str:
+    """``providers``: ``(name, label)`` of the single sign-on providers (docs/sso.md), one button each."""
+    sso = "".join(f'<a class="button sso" id="sso-{e(name)}" href="/login/sso/{e(name)}">Sign in with {e(label)}</a>'
+                  for name, label in providers)
+    sso = f'<div class="buttons" id="sso">{sso}</div><p class="hint">Or with your password:</p>' if sso else ""
+    body = (f'<section class="card narrow"><h1>Sign in</h1>{_error(error)}{sso}'
             f'<form method="post" action="/login" id="login"><input type="hidden" name="csrf" value="{e(csrf)}">'
             f'<label>E-mail <input id="email" name="email" type="email" autocomplete="username" required '
             f'maxlength="320" value="{e(email)}" autofocus></label>'
