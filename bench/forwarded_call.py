@@ -1,18 +1,21 @@
 """Forwarded-call benchmark: a tool call relayed to another replica through Redis against a local call.
 
-    .venv/bin/python bench/forwarded_call.py                     # 2,000 calls of each kind, 4 rounds ABBA
+    .venv/bin/python bench/forwarded_call.py                     # 4,000 calls of each kind, 4 rounds ABBA
     .venv/bin/python bench/forwarded_call.py --calls 300 --rounds 2   # a smoke run
     .venv/bin/python bench/forwarded_call.py --redis redis://10.0.0.5:6379/0   # another Redis
+    .venv/bin/python bench/forwarded_call.py --transport redis   # forwarded through Redis pub/sub only
 
 Two server replicas run in this process, each a :class:`~mspclaw.dispatch.hub.Hub` with a
-:class:`~mspclaw.dispatch.cluster.Cluster` on the same Redis (a random key prefix, deleted at the end).
+:class:`~mspclaw.dispatch.cluster.Cluster` on the same Redis (a random key prefix, deleted at the end) and
+a :class:`~mspclaw.dispatch.relay.ReplicaRelay` on a loopback port (unless ``--transport redis``).
 One agent connects to replica A over a real WebSocket on loopback, through the product's agent listener
 (``api/agent_listener.py``); it runs in a process of its own (an agent is on another machine: a local call
 crosses a network too), the sans-I/O ``AgentConnection`` answering each signed ``tool_call`` after checking
 its signature, as the agent's executor does. The **local** call is
 ``A.for_client(c).call_tool(...)``; the **forwarded** call is ``B.for_client(c).call_tool(...)``: B
-looks the holder up, publishes the call on A's channel, A runs it through its hub and publishes the
-result back. Calls are sequential (round trip), in rounds alternating local and forwarded (ABBA).
+looks the holder up and sends the call over its authenticated TCP connection to A (or publishes it on
+A's channel), A runs it through its hub and answers the same way. Calls are sequential (round trip), in
+rounds alternating local and forwarded (ABBA).
 Target: forwarded p50 at most 2x the local p50 of the same run.
 """
 
@@ -37,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from mspclaw.api.agent_listener import AgentListener
 from mspclaw.dispatch.cluster import Cluster
 from mspclaw.dispatch.hub import AgentIdentity, Hub
+from mspclaw.dispatch.relay import ReplicaRelay
 from mspclaw.errors import AuthError
 from mspclaw.protocol.connection import AgentConnection, FrameReceived
 from mspclaw.protocol.frames import MAX_FRAME_BYTES, PROTOCOL_VERSION, Hello, ToolCall, ToolResult
@@ -85,8 +89,11 @@ async def timed(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
 
 async def main(opts: argparse.Namespace) -> dict[str, object]:
     prefix = f"bench-{secrets.token_hex(4)}:"
-    a = Cluster.from_url(opts.redis, replica_id="replica-a", prefix=prefix)
-    b = Cluster.from_url(opts.redis, replica_id="replica-b", prefix=prefix)
+    secret = secrets.token_bytes(32)  # the replicas' shared relay secret
+    relays = {name: ReplicaRelay(secret, host=HOST) if opts.transport == "direct" else None
+              for name in ("replica-a", "replica-b")}
+    a = Cluster.from_url(opts.redis, replica_id="replica-a", prefix=prefix, relay=relays["replica-a"])
+    b = Cluster.from_url(opts.redis, replica_id="replica-b", prefix=prefix, relay=relays["replica-b"])
     hub_a, hub_b = Hub(cluster=a), Hub(cluster=b)
     tasks = [asyncio.create_task(a.run(hub_a)), asyncio.create_task(b.run(hub_b))]
     identity = AgentIdentity("ag_bench", "cl_bench", "device", secrets.token_bytes(32))
@@ -142,7 +149,7 @@ async def main(opts: argparse.Namespace) -> dict[str, object]:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-    figures: dict[str, object] = {}
+    figures: dict[str, object] = {"transport": opts.transport}
     for kind, values in samples.items():
         values.sort()
         figures[kind] = {"n": len(values), "p50_us": round(pct(values, 0.5) * 1e6),
@@ -162,6 +169,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=4000, help="calls of each kind, over all rounds")
     parser.add_argument("--rounds", type=int, default=4, help="rounds per kind, alternated ABBA")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--transport", choices=["direct", "redis"], default="direct",
+                        help="forwarded calls over the replicas' direct connection, or through Redis pub/sub only")
     return parser.parse_args()
 
 

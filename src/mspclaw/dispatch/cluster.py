@@ -12,7 +12,10 @@ Several server replicas behind one load balancer each hold some of the fleet's W
   holder's channel ``{prefix}replica:{replica_id}:in``; the holder runs it through its own hub (client
   scope checked again there) and publishes the result or the error back on the caller's channel. The
   ``call_id`` is the same on both replicas, so a retry after a lost message reaches the agent's journal
-  as the same call and a destructive tool runs once.
+  as the same call and a destructive tool runs once. With a :class:`~mspclaw.dispatch.relay.ReplicaRelay`
+  (``Cluster(relay=...)``), calls and results go over a direct, authenticated connection between the two
+  replicas instead (two process hops instead of four); its address is ``{prefix}replica:{replica_id}:relay``,
+  and pub/sub stays the fallback for a replica that has none or cannot be reached.
 * **Messages to an agent's user** (a question, a secret to show, the final reply) go the same way to the
   holder, which hands them to the device and says whether it could (for a secret: whether the device showed
   it). The user's answer to a question asked from another replica is sent back to the replica that asked,
@@ -318,7 +321,12 @@ class Cluster:
         """Heartbeat, presence writes and the inbound channel, until cancelled; survives Redis outages."""
         self._hub = hub
         if self.relay is not None:
-            await self.relay.start(self.replica_id, lambda data, send: self._received(hub, data, send))
+            try:
+                await self.relay.start(self.replica_id, lambda data, send: self._received(hub, data, send))
+            except OSError as error:  # a port in use or an address not of this host: still a working replica
+                log.error("cluster: replica %s cannot listen for direct calls (%s); the other replicas forward "
+                          "calls to it through Redis", self.replica_id, _short(error))
+                self.relay = None
         loops = [asyncio.create_task(self._beat()), asyncio.create_task(self._listen(hub))]
         try:
             await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)  # only a bug ends one of them

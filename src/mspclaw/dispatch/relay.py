@@ -12,7 +12,9 @@ pub/sub as before.
 handshake over a secret every replica shares (at least 32 bytes): each side sends a fresh 32-byte nonce,
 and each proves knowledge of the secret over both nonces, both replica ids and its role. A peer that
 fails, or takes longer than :data:`HANDSHAKE_TIMEOUT_S`, is disconnected; the secret never crosses the
-wire. Give ``ssl`` contexts to encrypt the channel too (tool arguments and results cross it), as with
+wire. Until the listener has accepted a peer's proof (it says so with an ``ok`` frame, the caller's cue
+to send calls), it takes two frames of at most 1 KiB from it, and at most :data:`MAX_PENDING_HANDSHAKES`
+connections at once. Give ``ssl`` contexts to encrypt the channel too (tool arguments and results cross it), as with
 ``rediss://`` for Redis.
 
 **Frames.** A 4-byte big-endian length, then the payload (the cluster's JSON message); a length above
@@ -22,7 +24,6 @@ wire. Give ``ssl`` contexts to encrypt the channel too (tool arguments and resul
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -30,8 +31,9 @@ import logging
 import secrets
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 from mspclaw.errors import ConfigError
 from mspclaw.protocol.frames import MAX_FRAME_BYTES
@@ -81,13 +83,6 @@ def _proof(secret: bytes, role: bytes, client_nonce: bytes, server_nonce: bytes,
     return hmac.new(secret, text, hashlib.sha256).hexdigest()
 
 
-async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
-    size = int.from_bytes(await reader.readexactly(4), "big")
-    if size > limit:
-        raise ValueError(f"a relay frame of {size} bytes (limit {limit})")
-    return await reader.readexactly(size)
-
-
 def _frame(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
@@ -100,30 +95,124 @@ def _hello(data: bytes) -> dict[str, str]:
     return {str(k): str(v) for k, v in decoded.items()}
 
 
-@dataclass(eq=False)
-class PeerLink:
-    """One authenticated connection to a peer replica, opened by this one."""
+class PeerLink(asyncio.Protocol):
+    """One relay connection, either way: frames in (to a handler once authenticated) and frames out.
 
-    peer_id: str
-    writer: asyncio.StreamWriter
-    closed: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    """Done when the connection is gone: a call still waiting for its result over it gets none."""
+    Before the handshake ends, at most two frames of at most ``_HELLO_MAX`` bytes are taken (the handshake's
+    own); anything else closes the connection, so an unauthenticated peer can make this replica hold a few
+    kilobytes at most. Frames are parsed in :meth:`data_received`, without a task per read.
+    """
+
+    def __init__(self, max_frame: int, on_open: Callable[[PeerLink], None] | None = None) -> None:
+        self.peer_id = ""
+        self.max_frame = max_frame
+        self._on_open = on_open
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self._opened: asyncio.Future[None] = loop.create_future()  # uvloop may call connection_made late
+        self.closed: asyncio.Future[None] = loop.create_future()
+        """Done when the connection is gone: a call still waiting for its result over it gets none."""
+        self._handler: Handler | None = None
+        self._early: deque[bytes] = deque()
+        self._arrived: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is no subclass)
+        self._opened.set_result(None)
+        if self._on_open is not None:
+            self._on_open(self)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 4 and not self.closed.done():
+            size = int.from_bytes(buffer[:4], "big")
+            if size > (self.max_frame if self._handler is not None else _HELLO_MAX):
+                log.warning("relay: closed the connection with %s, which sent a frame of %d bytes",
+                            self.peer_id or self.peername, size)
+                self.close()
+                return
+            if len(buffer) < 4 + size:
+                return
+            frame = bytes(buffer[4:4 + size])
+            del buffer[:4 + size]
+            if self._handler is not None:
+                self._handler(frame, self.send)
+            elif len(self._early) >= 2:  # more than a handshake before it ended
+                self.close()
+                return
+            else:
+                self._early.append(frame)
+                self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # -- use --------------------------------------------------------------------------------------
+    @property
+    def peername(self) -> object:
+        return self._transport.get_extra_info("peername") if self._transport is not None else None
+
+    def write(self, data: bytes) -> None:
+        """Queue one frame (the handshake's, or after :meth:`send`'s check)."""
+        assert self._transport is not None
+        self._transport.write(_frame(data))
 
     async def send(self, data: bytes) -> None:
-        if self.closed.done():
+        """Send one frame, waiting while the peer reads slower than this replica writes."""
+        if self.closed.done() or self._transport is None or self._transport.is_closing():
             raise RelayUnavailable(f"the connection to replica {self.peer_id} is closed")
-        try:
-            self.writer.write(_frame(data))
-            await self.writer.drain()
-        except (OSError, RuntimeError) as exc:
-            self.close()
-            raise RelayUnavailable(f"the connection to replica {self.peer_id} failed: {exc}") from exc
+        self._transport.write(_frame(data))
+        if self._writable is not None and not self._writable.done():
+            await self._writable
+
+    async def opened(self) -> None:
+        """Until the connection is made (``create_connection`` may return before it says so)."""
+        await self._opened
+
+    async def handshake_frame(self) -> bytes:
+        """The next frame of the handshake; :class:`ConnectionResetError` when the connection closes first."""
+        while not self._early:
+            if self.closed.done():
+                raise ConnectionResetError("the peer closed the connection")
+            self._arrived = asyncio.get_running_loop().create_future()
+            await self._arrived
+        return self._early.popleft()
+
+    def authenticated(self, peer_id: str, handler: Handler) -> None:
+        """The handshake passed: every frame from now on goes to ``handler``."""
+        self.peer_id = peer_id
+        self._handler = handler
+        while self._early:
+            handler(self._early.popleft(), self.send)
+        if self._buffer:  # frames that came with the last handshake frame
+            self.data_received(b"")
 
     def close(self) -> None:
         """Close the connection; a call waiting on it fails at once."""
-        if not self.closed.done():
-            self.closed.set_result(None)
-        self.writer.close()
+        if self._transport is not None:
+            self._transport.close()
+        else:
+            self.connection_lost(None)
+
+    def _wake(self) -> None:
+        if self._arrived is not None and not self._arrived.done():
+            self._arrived.set_result(None)
 
 
 class ReplicaRelay:
@@ -154,7 +243,7 @@ class ReplicaRelay:
         self._links: dict[str, PeerLink] = {}
         self._opening: dict[str, asyncio.Future[PeerLink]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._accepted: set[asyncio.StreamWriter] = set()
+        self._accepted: set[PeerLink] = set()
         self._pending = 0
         self.address = ""
         """``host:port`` peers reach this replica at (empty until :meth:`start`)."""
@@ -172,8 +261,9 @@ class ReplicaRelay:
         Returns :attr:`address`."""
         self.replica_id = replica_id
         self._handler = handler
-        self._server = await asyncio.start_server(self._accept, self._host, self._port, ssl=self._server_ssl,
-                                                  limit=self.max_frame + 4)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: PeerLink(self.max_frame, self._accepted_link),
+                                                self._host, self._port, ssl=self._server_ssl)
         host, port = self._server.sockets[0].getsockname()[:2]
         if self._host in ("", "0.0.0.0", "::"):  # noqa: S104 (a check, not a bind): peers use the host's name
             host = socket.gethostname()
@@ -184,10 +274,8 @@ class ReplicaRelay:
         """Stop listening and close every connection."""
         if self._server is not None:
             self._server.close()
-        for link in list(self._links.values()):
+        for link in [*self._links.values(), *self._accepted]:
             link.close()
-        for writer in list(self._accepted):
-            writer.close()
         self._links.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -204,8 +292,8 @@ class ReplicaRelay:
 
     async def link(self, peer_id: str, address: str) -> PeerLink:
         """The open connection to ``peer_id`` at ``address``, opened (and authenticated) if there is none."""
-        link = self._links.get(peer_id)
-        if link is not None and not link.closed.done():
+        link = self.connected(peer_id)
+        if link is not None:
             return link
         opening = self._opening.get(peer_id)
         if opening is None:  # one connection attempt per peer, however many calls wait for it
@@ -215,105 +303,88 @@ class ReplicaRelay:
         return await asyncio.shield(opening)
 
     async def _open(self, peer_id: str, address: str) -> PeerLink:
+        assert self._handler is not None, "start the relay first"
         try:
             host, port = _split(address, f"the address replica {peer_id} advertised")
         except ConfigError as exc:
             raise RelayUnavailable(exc.message) from None
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                host, port, ssl=self._client_ssl, limit=self.max_frame + 4),
-                self.connect_timeout_s)
+            _, link = await asyncio.wait_for(loop.create_connection(
+                lambda: PeerLink(self.max_frame), host, port, ssl=self._client_ssl), self.connect_timeout_s)
         except (OSError, TimeoutError) as exc:
-            raise RelayUnavailable(f"replica {peer_id} at {address} cannot be reached: {exc or 'timeout'}") from exc
+            raise RelayUnavailable(f"replica {peer_id} at {address} cannot be reached: "
+                                   f"{str(exc) or 'timeout'}") from exc
         try:
-            await asyncio.wait_for(self._prove_to(reader, writer, peer_id), HANDSHAKE_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
-            writer.close()
+            await asyncio.wait_for(self._prove_to(link, peer_id), HANDSHAKE_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            link.close()
             raise RelayUnavailable(f"replica {peer_id} at {address} failed the relay handshake: "
-                                   f"{exc or type(exc).__name__}") from exc
-        link = PeerLink(peer_id, writer)
+                                   f"{str(exc) or type(exc).__name__}") from exc
+        link.authenticated(peer_id, self._handler)
         self._links[peer_id] = link
-        self._spawn(self._read_replies(link, reader))
+        link.closed.add_done_callback(lambda _: self._forget(link))
         return link
 
-    async def _prove_to(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_id: str) -> None:
+    def _forget(self, link: PeerLink) -> None:
+        if self._links.get(link.peer_id) is link:
+            del self._links[link.peer_id]
+
+    async def _prove_to(self, link: PeerLink, peer_id: str) -> None:
+        await link.opened()
         nonce = secrets.token_bytes(32)
-        writer.write(_frame(json.dumps({"v": _VERSION, "replica": self.replica_id, "nonce": nonce.hex()}).encode()))
-        answer = _hello(await _read_frame(reader, _HELLO_MAX))
+        link.write(json.dumps({"v": _VERSION, "replica": self.replica_id, "nonce": nonce.hex()}).encode())
+        answer = _hello(await link.handshake_frame())
         server_nonce = bytes.fromhex(answer.get("nonce", ""))
         if answer.get("replica") != peer_id:
             raise ValueError(f"it says it is replica {answer.get('replica')!r}")
         expected = _proof(self._secret, b"server", nonce, server_nonce, self.replica_id, peer_id)
         if len(server_nonce) != 32 or not hmac.compare_digest(answer.get("proof", ""), expected):
             raise ValueError("it does not know the replicas' relay secret")
-        proof = _proof(self._secret, b"client", nonce, server_nonce, self.replica_id, peer_id)
-        writer.write(_frame(json.dumps({"proof": proof}).encode()))
-        await writer.drain()
-
-    async def _read_replies(self, link: PeerLink, reader: asyncio.StreamReader) -> None:
-        try:
-            await self._pump(reader, link.send)
-        finally:
-            link.close()
-            if self._links.get(link.peer_id) is link:
-                del self._links[link.peer_id]
+        link.write(json.dumps({"proof": _proof(self._secret, b"client", nonce, server_nonce, self.replica_id,
+                                               peer_id)}).encode())
+        if _hello(await link.handshake_frame()).get("ok") != "1":
+            raise ValueError("it did not accept this replica's proof")
 
     # -- answering peers -----------------------------------------------------------------------
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accepted_link(self, link: PeerLink) -> None:
         if self._pending >= MAX_PENDING_HANDSHAKES:
-            writer.close()
+            link.close()
             return
         self._pending += 1
+        self._spawn(self._accept(link))
+
+    async def _accept(self, link: PeerLink) -> None:
+        assert self._handler is not None
         try:
-            peer = await asyncio.wait_for(self._check_peer(reader, writer), HANDSHAKE_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
-            log.warning("relay: replica %s refused a connection from %s: %s", self.replica_id,
-                        writer.get_extra_info("peername"), exc or type(exc).__name__)
-            writer.close()
+            peer = await asyncio.wait_for(self._check_peer(link), HANDSHAKE_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.warning("relay: replica %s refused a connection from %s: %s", self.replica_id, link.peername,
+                        str(exc) or type(exc).__name__)
+            link.close()
             return
         finally:
             self._pending -= 1
+        link.authenticated(peer, self._handler)
+        self._accepted.add(link)
+        link.closed.add_done_callback(lambda _: self._accepted.discard(link))
 
-        async def answer(data: bytes) -> None:
-            writer.write(_frame(data))
-            await writer.drain()
-
-        self._accepted.add(writer)  # closed by aclose, which ends this pump (never cancelled: asyncio's stream
-        try:  # server logs a cancelled handler as an error)
-            await self._pump(reader, answer)
-        finally:
-            self._accepted.discard(writer)
-            writer.close()
-            log.debug("relay: replica %s closed the connection from %s", self.replica_id, peer)
-
-    async def _check_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
-        hello = _hello(await _read_frame(reader, _HELLO_MAX))
+    async def _check_peer(self, link: PeerLink) -> str:
+        hello = _hello(await link.handshake_frame())
         peer, client_nonce = hello.get("replica", ""), bytes.fromhex(hello.get("nonce", ""))
         if hello.get("v") != str(_VERSION) or not 0 < len(peer) <= 256 or len(client_nonce) != 32:
             raise ValueError("not a relay handshake of this version")
         nonce = secrets.token_bytes(32)
         proof = _proof(self._secret, b"server", client_nonce, nonce, peer, self.replica_id)
-        writer.write(_frame(json.dumps({"replica": self.replica_id, "nonce": nonce.hex(), "proof": proof}).encode()))
-        await writer.drain()
-        answer = _hello(await _read_frame(reader, _HELLO_MAX))
+        link.write(json.dumps({"replica": self.replica_id, "nonce": nonce.hex(), "proof": proof}).encode())
+        answer = _hello(await link.handshake_frame())
         expected = _proof(self._secret, b"client", client_nonce, nonce, peer, self.replica_id)
         if not hmac.compare_digest(answer.get("proof", ""), expected):
             raise ValueError(f"the peer calling itself replica {peer!r} does not know the replicas' relay secret")
+        link.write(json.dumps({"ok": 1}).encode())
         return peer
 
-    async def _pump(self, reader: asyncio.StreamReader, send: Send) -> None:
-        """Hand every frame the connection delivers to the handler, until it closes or breaks the limit."""
-        assert self._handler is not None
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while True:
-                try:
-                    data = await _read_frame(reader, self.max_frame)
-                except ValueError as exc:
-                    log.warning("relay: replica %s closed a connection that sent %s", self.replica_id, exc)
-                    return
-                self._handler(data, send)
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
