@@ -295,3 +295,19 @@ def test_a_database_file_left_readable_by_an_older_version_is_narrowed(tmp_path:
     db_file.chmod(0o644)  # as an older MSPclaw created it
     build(settings).close()
     assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
+
+
+def test_a_replica_started_before_the_key_file_existed_reads_it_when_it_meets_its_key(tmp_path: Path) -> None:
+    """Replicas sharing a data directory: the first to store a secret makes the key file; one that opened its box
+    before that reads the file again when it meets the unknown key id, and then encrypts under the same key."""
+    key_file = tmp_path / KEY_FILE
+    early = SecretBox.open(key_text=None, key_file=None, data_dir_key_file=key_file)
+    later = SecretBox.open(key_text=None, key_file=None, data_dir_key_file=key_file)
+    assert early.key_ids == [] and not key_file.exists()
+    sealed = later.encrypt(TOKEN, context="psa_accounts.secrets of pa_1")
+    assert early.decrypt(sealed, context="psa_accounts.secrets of pa_1") == TOKEN
+    assert early.key_ids == later.key_ids
+    assert later.decrypt(early.encrypt(HOOK, context="c"), context="c") == HOOK
+    other = SecretBox.ephemeral().encrypt(TOKEN, context="c")  # a key no file holds: still refused clearly
+    with pytest.raises(SecretKeyError, match="was encrypted with secret key"):
+        early.decrypt(other, context="c")

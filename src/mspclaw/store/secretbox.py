@@ -210,6 +210,8 @@ class SecretBox:
             raise SecretKeyError(f"{context}: the stored value is not a secret sealed by MSPclaw")
         _version, key_id, body = ciphertext.split(":", 2)
         key = next((k for k in self._keys if k.id == key_id), None)
+        if key is None and self.key_file is not None:
+            key = self._reread(key_id)
         if key is None:
             held = ", ".join(self.key_ids) or "none"
             where = (f"{self.origin} does not exist" if self.key_file is not None and not self._keys
@@ -226,6 +228,18 @@ class SecretBox:
                 f"{context} does not decrypt with secret key {key_id} from {self.origin}: the stored value was "
                 "changed or belongs to another row; nothing was decrypted or changed") from None
         return plain.decode()
+
+    def _reread(self, key_id: str) -> SecretKey | None:
+        """Read the data directory's key file again for a key this process has not seen: another replica
+        sharing the data directory made the file after this one started, or added a key to it."""
+        assert self.key_file is not None
+        try:
+            keys = read_key_file(self.key_file)
+        except FileNotFoundError:
+            return None
+        known = set(self.key_ids)
+        self._keys = self._keys + [k for k in keys if k.id not in known]
+        return next((k for k in self._keys if k.id == key_id), None)
 
     # --- rotation of the data directory's key file ----------------------------------------------
 
