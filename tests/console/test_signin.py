@@ -145,11 +145,14 @@ async def test_one_time_link_lands_in_the_console_once(tmp_path: Path) -> None:
             page = await browser.get(path)  # a mail scanner's GET spends nothing
             assert page.status_code == 200 and 'action="/login/link"' in page.text
             assert "access_token" not in page.text
-            landed = await browser.post("/login/link", data={"token": token})
+            bare = await browser.post("/login/link", data={"token": token})  # not from the link's page
+            assert bare.status_code == 403 and "mspclaw_console_2fa" not in bare.headers.get("set-cookie", "")
+            landed = await browser.post("/login/link", data={"token": token, "csrf": csrf_of(page.text)})
             assert landed.status_code == 303 and landed.headers["location"] == "/login/enrol"
             assert (await browser.get("/login/enrol")).status_code == 200
         async with httpx.AsyncClient(base_url=live.url) as replayer:
-            replayed = await replayer.post("/login/link", data={"token": token})
+            again = await replayer.get(path)
+            replayed = await replayer.post("/login/link", data={"token": token, "csrf": csrf_of(again.text)})
             assert replayed.status_code == 401 and "already used" in replayed.text
             assert "mspclaw_console_2fa" not in replayed.headers.get("set-cookie", "")
         async with httpx.AsyncClient(base_url=live.url) as forged:

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mspclaw import __version__, console
 from mspclaw.api import health, metrics, openapi, sockets
 from mspclaw.api.body_limit import BodyLimit
+from mspclaw.api.nul_refusal import RefuseNul
 from mspclaw.api.rate_limit import SourceRateLimit, TokenBuckets
 from mspclaw.api.routes import ROUTERS
 from mspclaw.api.routes.integrations import SLACK_INTERACTIONS
@@ -78,6 +79,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     refusals = app.state.refusals = services.intake.refusals  # counted, sampled into the audit trail
     # Outermost first: a flooding source is refused before its body is read, any body over its limit
     # while it is read; both before routing and authentication.
+    app.add_middleware(RefuseNul, exempt=[WEBHOOK_PREFIX, SLACK_INTERACTIONS])  # inside BodyLimit: bounded body
     app.add_middleware(BodyLimit, default=settings.max_body_bytes,
                        limits=[(WEBHOOK_PREFIX, MAX_WEBHOOK_BYTES), (SLACK_INTERACTIONS, MAX_INTERACTION_BYTES)])
     app.state.webhook_buckets = TokenBuckets(rate=settings.webhook_rate_per_s, burst=settings.webhook_burst)

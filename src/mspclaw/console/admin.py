@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mspclaw.console import admin_pages as ap
 from mspclaw.console.http import Sign, Svc, error, html, redirect, staff_form, viewer
+from mspclaw.console.presence import online_agents
 from mspclaw.errors import ConfigError, Conflict, NotFound
 from mspclaw.pipeline.access import Principal
 from mspclaw.pipeline.roster import Roster
@@ -84,14 +85,19 @@ def _base(svc: Services) -> str:
 
 # -- overview ----------------------------------------------------------------------------------------------------
 @router.get("/admin")
-def overview(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "tech")
+async def overview(request: Request, svc: Svc, sign: Sign) -> Response:
+    found = await run_in_threadpool(_page, request, sign, "tech")
     if not isinstance(found, tuple):
         return found
     principal, csrf = found
+    reachable = await online_agents(svc, principal)
+    return await run_in_threadpool(_overview, svc, principal, csrf, reachable)
+
+
+def _overview(svc: Services, principal: Principal, csrf: str, reachable: frozenset[str]) -> Response:
     clients = {c.id for c in _clients(svc, principal)}
     live = [a for a in svc.registry.agents() if a.client_id in clients and a.revoked_at is None]
-    online = sum(1 for a in live if svc.hub.is_online(a.id))
+    online = sum(1 for a in live if a.id in reachable)
     is_admin, is_global = principal.at_least("admin"), principal.at_least("admin") and principal.scope is None
     codes = len([c for c in svc.fleet.open_codes() if c.client_id in clients]) if is_admin else None
     counts = ap.Landing(clients=len(clients), agents_online=online, agents_offline=len(live) - online,
@@ -101,22 +107,24 @@ def overview(request: Request, svc: Svc, sign: Sign) -> Response:
 
 
 # -- clients ------------------------------------------------------------------------------------------------------
-def _client_lines(svc: Services, principal: Principal) -> list[ap.ClientLine]:
+def _client_lines(svc: Services, principal: Principal, online: frozenset[str]) -> list[ap.ClientLine]:
+    """``online``: the agents connected to any replica (:func:`console.presence.online_agents`)."""
     counts: dict[str, list[int]] = {}
     for agent in svc.registry.agents():
         if agent.revoked_at is None:
-            counts.setdefault(agent.client_id, [0, 0])[0 if svc.hub.is_online(agent.id) else 1] += 1
+            counts.setdefault(agent.client_id, [0, 0])[0 if agent.id in online else 1] += 1
     return [ap.ClientLine(c, *counts.get(c.id, [0, 0])) for c in _clients(svc, principal)]
 
 
 @router.get("/admin/clients")
-def clients(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "tech")
+async def clients(request: Request, svc: Svc, sign: Sign) -> Response:
+    found = await run_in_threadpool(_page, request, sign, "tech")
     if not isinstance(found, tuple):
         return found
     principal, csrf = found
-    return html(ap.clients_page(_client_lines(svc, principal), user=principal, csrf=csrf,
-                                may_create=_refusal(principal, "global") is None))
+    online = await online_agents(svc, principal)
+    lines = await run_in_threadpool(_client_lines, svc, principal, online)
+    return html(ap.clients_page(lines, user=principal, csrf=csrf, may_create=_refusal(principal, "global") is None))
 
 
 @router.post("/admin/clients")
@@ -127,8 +135,10 @@ async def add_client(request: Request, svc: Svc, sign: Sign) -> Response:
     form, principal, csrf = checked
     name, psa, company = (form.get(k, "").strip() for k in ("name", "psa", "company"))
 
+    online = await online_agents(svc, principal)
+
     def again(message: str) -> Response:
-        page = ap.clients_page(_client_lines(svc, principal), user=principal, csrf=csrf, may_create=True,
+        page = ap.clients_page(_client_lines(svc, principal, online), user=principal, csrf=csrf, may_create=True,
                                message=message, name=name[:200], psa=psa[:100], company=company[:200])
         return html(page, 400)
 
@@ -147,16 +157,21 @@ async def add_client(request: Request, svc: Svc, sign: Sign) -> Response:
 
 # -- agents ----------------------------------------------------------------------------------------------------------
 @router.get("/admin/agents")
-def agents(request: Request, svc: Svc, sign: Sign, client: str = "") -> Response:
-    found = _page(request, sign, "tech")
+async def agents(request: Request, svc: Svc, sign: Sign, client: str = "") -> Response:
+    found = await run_in_threadpool(_page, request, sign, "tech")
     if not isinstance(found, tuple):
         return found
     principal, csrf = found
+    online = await online_agents(svc, principal)
+    return await run_in_threadpool(_agents_page, svc, principal, csrf, client, online)
+
+
+def _agents_page(svc: Services, principal: Principal, csrf: str, client: str, online: frozenset[str]) -> Response:
     mine = {c.id: c for c in _clients(svc, principal)}
     chosen = mine.get(client[:64]) if client else None
     if client and chosen is None:
         return error(404, f"no client {client[:64]!r}", principal, csrf)
-    lines = [ap.AgentLine(a, mine[a.client_id], svc.hub.is_online(a.id))
+    lines = [ap.AgentLine(a, mine[a.client_id], a.id in online)
              for a in svc.registry.agents(chosen.id if chosen else None) if a.client_id in mine]
     return html(ap.agents_page(lines, list(mine.values()), user=principal, csrf=csrf, client=chosen,
                                may_revoke=_refusal(principal, "admin") is None))
@@ -236,7 +251,7 @@ async def create_code(request: Request, svc: Svc, sign: Sign) -> Response:
         page = await run_in_threadpool(lambda: _enrollment(svc, principal, csrf, message="Choose the client whose "
                                                            "agent will enroll with the code."))
         return html(page, 400)
-    if role not in ("device", "site") or not hours.isdigit() or int(hours) not in ap.ENROLL_HOURS:
+    if role not in ("device", "site") or not (hours.isascii() and hours.isdigit()) or int(hours) not in ap.ENROLL_HOURS:
         page = await run_in_threadpool(lambda: _enrollment(
             svc, principal, csrf, client_id=client_id, message="Choose a kind (device or site) and one of the "
             f"offered expiries ({', '.join(f'{h} h' for h in ap.ENROLL_HOURS)})."))

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from mspclaw.console.pages import BIDI_CONTROLS
+
 WIDTH = 720
 """The default width of a chart's drawing (a full-width card); a chart in half a card draws narrower, so its
 text stays as large on the screen."""
@@ -35,7 +37,7 @@ class Series:
 
 
 def _x(value: object) -> str:
-    return escape(str(value), quote=True)
+    return escape(str(value).translate(BIDI_CONTROLS), quote=True)
 
 
 def _num(value: float) -> str:

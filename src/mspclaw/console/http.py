@@ -26,6 +26,7 @@ DUE_COOKIE = "mspclaw_console_2fa"
 PRE_COOKIE = "mspclaw_console_pre"
 NEXT_COOKIE = "mspclaw_console_next"
 MAX_FORM_BYTES = 16_384
+MAX_FORM_FIELDS = 20
 STREAM_S = 3600.0
 """A live timeline stream ends after this long (the browser reconnects where it stopped)."""
 CATCH_UP_S = 5.0
@@ -85,7 +86,12 @@ async def read_form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise Forbidden("the form is too large")
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than allowed
+        raise Forbidden(f"the form has more than {MAX_FORM_FIELDS} fields; send the console's own form") from None
+    if any("\x00" in k or "\x00" in v for k, values in fields.items() for v in values):
+        raise Forbidden("the form holds a NUL character, which no field of the console takes; remove it")
     return {k: v[0] for k, v in fields.items() if v}
 
 

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -99,7 +99,7 @@ def audit_query(params: Mapping[str, str]) -> tuple[AuditQuery, list[str]]:
                 errors.append(f"{label} {value!r}: a year from 2000 to 9000")
     if "since" in days and "until" in days and days["since"] > days["until"]:
         errors.append(f"From ({q.since}) is after To ({q.until}): swap them")
-    if q.before and (not q.before.isdigit() or not 1 <= int(q.before) <= SEQ_MAX):
+    if q.before and (not (q.before.isascii() and q.before.isdigit()) or not 1 <= int(q.before) <= SEQ_MAX):
         errors.append(f"before {q.before!r}: the page link's cursor is an event number; start again from the "
                       "first page")
     return q, errors
@@ -315,28 +315,29 @@ def _agents(svc: Services) -> dict[str, Agent]:
     return {a.id: a for a in svc.registry.agents()}
 
 
-def _line(svc: Services, device: Device, facts: int, names: Mapping[str, str], agents: Mapping[str, Agent]
-          ) -> DeviceLine:
+def _line(device: Device, facts: int, names: Mapping[str, str], agents: Mapping[str, Agent],
+          online_ids: Collection[str]) -> DeviceLine:
     agent = agents.get(device.agent_id) if device.agent_id else None
-    online = agent is not None and agent.revoked_at is None and svc.hub.is_online(agent.id)
+    online = agent is not None and agent.revoked_at is None and agent.id in online_ids
     return DeviceLine(device, names.get(device.client_id, device.client_id), facts, agent, online)
 
 
-def devices_view(svc: Services, principal: Principal, client: str = "") -> DevicesView:
+def devices_view(svc: Services, principal: Principal, online: Collection[str], client: str = "") -> DevicesView:
+    """``online``: the agents connected to any replica (:func:`console.presence.online_agents`)."""
     clients = visible_clients(svc, principal)
     names = {c.id: c.name for c in clients}
     chosen = _client_ref(svc, principal, client) if client else None
     agents = _agents(svc)
-    lines = [_line(svc, d, n, names, agents)
+    lines = [_line(d, n, names, agents, online)
              for d, n in svc.staff.devices.devices(principal.scope, chosen.id if chosen else None)]
     return DevicesView(lines=lines, clients=clients, client=chosen)
 
 
-def device_page(svc: Services, principal: Principal, device_id: str) -> DevicePage:
+def device_page(svc: Services, principal: Principal, device_id: str, online: Collection[str]) -> DevicePage:
     found = svc.staff.devices.device(device_id[:64], principal.scope)
     device = found.device
     names = {c.id: c.name for c in visible_clients(svc, principal)}
-    line = _line(svc, device, len(found.facts), names, _agents(svc))
+    line = _line(device, len(found.facts), names, _agents(svc), online)
     tickets = [t for t in svc.store.tickets(principal.scope, TICKETS_READ, client_id=device.client_id)
                if t.device_id == device.id][:DEVICE_TICKETS]
     return DevicePage(line=line, facts=found.facts, tickets=tickets)

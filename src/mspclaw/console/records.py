@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mspclaw.console import record_pages, record_views
 from mspclaw.console.http import Sign, Svc, error, html, viewer
+from mspclaw.console.presence import online_agents
 from mspclaw.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,7 @@ async def stats(request: Request, svc: Svc, sign: Sign) -> Response:
         return current
     principal, csrf = current
     raw = request.query_params.get("days", "30")[:10]
-    days = int(raw) if raw.isdigit() else 0
+    days = int(raw) if raw.isascii() and raw.isdigit() else 0
     if days not in record_views.WINDOWS:
         view = await run_in_threadpool(record_views.stats_view, svc, principal, 30)
         message = (f"days={raw!r}: choose a window of " + ", ".join(map(str, record_views.WINDOWS))
@@ -78,7 +79,8 @@ async def devices(request: Request, svc: Svc, sign: Sign) -> Response:
     if len(client) > 200:
         return error(400, "client: at most 200 characters (choose one from the list).", principal, csrf)
     try:
-        view = await run_in_threadpool(record_views.devices_view, svc, principal, client)
+        online = await online_agents(svc, principal)
+        view = await run_in_threadpool(record_views.devices_view, svc, principal, online, client)
     except NotFound as exc:
         return error(404, exc.message, principal, csrf)
     return html(record_pages.devices_page(view, user=principal, csrf=csrf))
@@ -92,7 +94,8 @@ async def device(device_id: str, request: Request, svc: Svc, sign: Sign) -> Resp
         return current
     principal, csrf = current
     try:
-        page = await run_in_threadpool(record_views.device_page, svc, principal, device_id)
+        online = await online_agents(svc, principal)
+        page = await run_in_threadpool(record_views.device_page, svc, principal, device_id, online)
     except NotFound as exc:
         return error(404, exc.message, principal, csrf)
     return html(record_pages.device_page(page, user=principal, csrf=csrf))

@@ -30,6 +30,7 @@ from mspclaw.console.http import (
     staff_form,
     to_login,
 )
+from mspclaw.console.presence import online_agents
 from mspclaw.errors import Conflict, Forbidden, NotFound
 from mspclaw.protocol.frames import Event
 
@@ -37,12 +38,14 @@ router = APIRouter(include_in_schema=False)
 
 # -- pages ---------------------------------------------------------------------------------------------
 @router.get("/")
-def home(request: Request, svc: Svc, sign: Sign) -> Response:
-    current = signed_in_as(request, sign)
+async def home(request: Request, svc: Svc, sign: Sign) -> Response:
+    current = await run_in_threadpool(signed_in_as, request, sign)
     if current is None:
         return to_login(request)
     principal, token = current
-    return html(pages.home_page(views.home(svc, principal), user=principal, csrf=sign.csrf(token)))
+    online = await online_agents(svc, principal)
+    page = await run_in_threadpool(views.home, svc, principal, online)
+    return html(pages.home_page(page, user=principal, csrf=sign.csrf(token)))
 
 
 @router.get("/tickets/{ticket_id}")
@@ -77,7 +80,7 @@ async def ticket_events(ticket_id: str, request: Request, svc: Svc, sign: Sign, 
         return Response(status_code=404, headers=HEADERS)
     session = await run_in_threadpool(svc.store.session_for, found.id)
     last = request.headers.get("last-event-id", "")
-    start = int(last) if last.isdigit() and len(last) < 12 else max(0, min(after, 2**31))
+    start = int(last) if last.isascii() and last.isdigit() and len(last) < 12 else max(0, min(after, 2**31))
 
     async def stream() -> AsyncIterator[str]:
         queue = svc.events.subscribe(session.id)
@@ -168,7 +171,8 @@ async def forget_device(device_id: str, request: Request, svc: Svc, sign: Sign) 
     except NotFound as exc:
         return html(pages.error_page(404, exc.message, user=principal, csrf=csrf), 404)
     back = form.get("back", "/")
-    return redirect(back if back.startswith("/tickets/") and len(back) < 100 else "/")
+    return redirect(back if back.startswith(("/tickets/", "/devices/")) and "//" not in back and len(back) < 100
+                    else "/")
 
 
 @router.post("/questions/{question_id}/answer")

@@ -76,11 +76,14 @@ def _second_factor(request: Request, sign: ConsoleSignIn, due: str) -> Response:
 @router.post("/login/link")
 async def login_link(request: Request, sign: Sign) -> Response:
     """Spend a one-time login link (the page at ``/auth/link/{token}`` posts here): the second factor follows.
-    The link itself is the unguessable credential; a replayed or expired one is refused."""
+    The link itself is the unguessable credential; a replayed or expired one is refused, and so is a form
+    without the CSRF token of the link's page (another site cannot sign this browser in as someone else)."""
     try:
         form = await read_form(request)
     except Forbidden as exc:
         return refused(exc.message)
+    if not sign.csrf_ok(request.cookies.get(PRE_COOKIE, ""), form.get("csrf", "")):
+        return refused("This sign-in page expired or did not come from this console; open the login link again.")
     try:
         due = await run_in_threadpool(sign.link, form.get("token", ""), remote=remote(request))
     except AuthError as exc:

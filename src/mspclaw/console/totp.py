@@ -44,7 +44,7 @@ def code_at(secret: str, now: float) -> str:
 def matching_step(secret: str, code: str, now: float) -> int | None:
     """The time step ``code`` belongs to (within :data:`WINDOW` of now), or ``None``."""
     code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):  # not "¹²³⁴⁵⁶"
         return None
     current = step_at(now)
     for step in range(current - WINDOW, current + WINDOW + 1):

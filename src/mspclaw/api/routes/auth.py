@@ -3,13 +3,15 @@ these make one), and for a caller who has one, ``/api/me`` and ``/api/logout``."
 
 from __future__ import annotations
 
-import html
+import secrets
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from mspclaw.api.auth import CallerDep, ServicesDep, require_caller
 from mspclaw.api.schemas.auth import LoginIn, MeOut, RefreshIn, TokensOut
+from mspclaw.console import pages
+from mspclaw.console.http import PRE_COOKIE, html, set_cookie, signin_of
 from mspclaw.pipeline.access import Tokens
 
 open_router = APIRouter()
@@ -37,21 +39,17 @@ def refresh(body: RefreshIn, request: Request, svc: ServicesDep) -> TokensOut:
     return _tokens(svc.staff.access.refresh(body.refresh_token, remote=_remote(request)))
 
 
-_LINK_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · MSPclaw</title>
-<link rel="stylesheet" href="/static/console/console.css"></head>
-<body data-page="link"><header><a class="brand" href="/">MSPclaw</a></header><main>
-<section class="card narrow"><h1>Sign in with a one-time link</h1>
-<p>This link signs you in to the console once; your second factor follows.</p>
-<form method="post" action="/login/link"><input type="hidden" name="token" value="{token}">
-<button type="submit" id="use-link">Sign in</button></form></section></main></body></html>"""
-
-
 @open_router.get("/auth/link/{token}", response_class=HTMLResponse, tags=["auth"])
-def link_page(token: str) -> HTMLResponse:
+def link_page(token: str, request: Request) -> HTMLResponse:
     """A page with one button that lands in the console (``POST /login/link``); the link is spent only by that
-    POST (mail scanners only GET). ``POST /auth/link/{token}`` still trades it for tokens, for API clients."""
-    return HTMLResponse(_LINK_PAGE.format(token=html.escape(token[:512])),
-                        headers={"Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+    POST (mail scanners only GET). ``POST /auth/link/{token}`` still trades it for tokens, for API clients.
+    The button's form carries a CSRF token bound to this browser's pending sign-in (no login CSRF)."""
+    sign = signin_of(request)
+    pre = request.cookies.get(PRE_COOKIE, "")
+    pre = pre if 20 <= len(pre) <= 100 else secrets.token_urlsafe(24)
+    response = html(pages.link_page(sign.csrf(pre), token[:512]))
+    set_cookie(response, request, PRE_COOKIE, pre)
+    return response
 
 
 @open_router.post("/auth/link/{token}", response_model=TokensOut, tags=["auth"])

@@ -124,7 +124,7 @@ def verify_request(secret: str, *, timestamp: str | None, signed: str | None, bo
     """:class:`AuthError` unless Slack signed ``body`` with ``secret`` within five minutes of ``now``."""
     if not timestamp or not signed:
         raise AuthError("missing X-Slack-Request-Timestamp or X-Slack-Signature header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise AuthError("X-Slack-Request-Timestamp is not a Unix time")
     if abs(now - int(timestamp)) > MAX_CLOCK_SKEW_S:
         raise AuthError("the Slack request's timestamp is more than five minutes from the server's clock "
