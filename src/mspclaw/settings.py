@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     model: str = Field("playbook", description="provider:model[,provider:model...]; 'playbook' needs no LLM.")
     approval_timeout_s: float = Field(300.0, gt=0, description="No decision in this time is a deny.")
     heartbeat_interval_s: float = Field(30.0, gt=0)
+    redis_url: SecretStr | None = Field(None, description="Redis that server replicas share (redis://[:password@]"
+                                        "host:6379/0, rediss:// for TLS): which replica holds which agent, and tool "
+                                        "calls forwarded between them (docs/operations.md); unset: one process "
+                                        "serves every agent.")
+    relay_listen: str | None = Field(None, max_length=300, description="With MSPCLAW_REDIS_URL: host:port where "
+                                     "this replica takes tool calls forwarded by the other replicas over a direct "
+                                     "connection (authenticated with a key derived from the JWT secret they "
+                                     "share), e.g. 0.0.0.0:7401; unset: forwarded calls go through Redis only.")
+    relay_advertise: str | None = Field(None, max_length=300, description="host:port the other replicas reach "
+                                        "MSPCLAW_RELAY_LISTEN at (default: the listening address).")
     tool_timeout_s: float = Field(60.0, gt=0)
     enrollment_ttl_hours: float = Field(24.0, gt=0)
     psa_token: SecretStr | None = Field(None, description="API token for `mspclaw psa add` without a prompt.")
@@ -49,6 +59,19 @@ class Settings(BaseSettings):
                                                         "text; auto: text on a terminal, JSON otherwise.")
     playbook_dirs: list[Path] = Field(default_factory=list, description="An MSP's own playbook directories, "
                                       "loaded with the shipped library (JSON list in MSPCLAW_PLAYBOOK_DIRS).")
+    playbook_trust: Literal["off", "warn", "enforce"] = Field("off", description="Signature checks on the "
+                                                              "playbooks loaded: off, warn (load, log each "
+                                                              "untrusted one) or enforce (refuse unsigned, altered, "
+                                                              "revoked or untrusted-key playbooks; "
+                                                              "docs/playbook-registry.md).")
+    playbook_trusted_keys: Path | None = Field(None, description="The MSP's trust file: the public keys it trusts "
+                                               "per tier (official, community, local) and revoked playbooks; the "
+                                               "official key that signs the shipped library is always trusted.")
+    playbook_reload_s: float = Field(5.0, ge=0, le=3600, description="How often the server looks for changed "
+                                     "playbook files and reloads them without a restart (0: never).")
+    playbook_signing_key: Path | None = Field(None, description="The MSP's own Ed25519 key (`mspclaw playbooks "
+                                              "keygen`): a playbook saved in the console's builder is signed with "
+                                              "it into its directory's signatures.json.")
     max_steps: int = Field(12, ge=1, le=100, description="Model turns per ticket before the run escalates.")
     max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")
     max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")
@@ -70,6 +93,8 @@ class Settings(BaseSettings):
     notify_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt.")
     public_url: str | None = Field(None, description="Where technicians reach this server (links in "
                                    "notifications); default: MSPCLAW_SERVER_URL.")
+    sso_timeout_s: float = Field(10.0, gt=0, le=60, description="Longest the console waits for a single sign-on "
+                                 "provider (discovery, token, keys) before it says the provider is down.")
     slack_signing_secret: SecretStr | None = Field(None, description="The Slack app's signing secret: turns on "
                                                    "Approve/Deny buttons in Slack approval messages and verifies "
                                                    "their clicks at POST /integrations/slack/interactions.")

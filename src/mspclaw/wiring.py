@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from sqlalchemy import Engine
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import Hub
+from mspclaw.dispatch.broadcast import Broadcast
+from mspclaw.dispatch.cluster import Cluster
+from mspclaw.dispatch.relay import ReplicaRelay
 from mspclaw.engine.loop import Limits
 from mspclaw.engine.models.base import Model
 from mspclaw.engine.models.selection import build_model
@@ -27,26 +31,33 @@ from mspclaw.pipeline.approvals import Approvals, ApprovalSigner
 from mspclaw.pipeline.approvers import ApproverPolicy
 from mspclaw.pipeline.closing import Closing, RunObserver
 from mspclaw.pipeline.closing_observers import AskFeedbackOnClose, EscalateOnClose, RecordUsageOnClose
+from mspclaw.pipeline.connector_set import ConnectorSet
 from mspclaw.pipeline.escalation import Escalations
+from mspclaw.pipeline.escalation_handling import EscalationHandling
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.feedback import AskPort, FeedbackService
 from mspclaw.pipeline.fleet import AgentActivity, Fleet
 from mspclaw.pipeline.handover import Handover
-from mspclaw.pipeline.intake import Intake, Poller, Worker
+from mspclaw.pipeline.intake import Intake, Worker
 from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.notes import ReplyCheck
 from mspclaw.pipeline.notify import ApprovalReferences, Notifier
+from mspclaw.pipeline.ownership import Ownership, owned, replica_id
+from mspclaw.pipeline.playbook_authoring import AuthoringConfig, PlaybookAuthoring
+from mspclaw.pipeline.psa_accounts import PSAAccountService
 from mspclaw.pipeline.questions import Answers, Questions
 from mspclaw.pipeline.refusals import Refusals
 from mspclaw.pipeline.routing import Router
 from mspclaw.pipeline.run import TicketRun
+from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
 from mspclaw.pipeline.submission import Submissions
 from mspclaw.pipeline.techs import TechRegistry
 from mspclaw.pipeline.tickets import TicketService
-from mspclaw.playbooks.catalogue import load_catalogue
 from mspclaw.playbooks.loader import load_dir
+from mspclaw.playbooks.reload import PlaybookReloader
 from mspclaw.playbooks.schema import Playbook
+from mspclaw.playbooks.verified import load_verified_catalogue
 from mspclaw.settings import Settings
 from mspclaw.store import log_redaction
 from mspclaw.store.account_secrets import AccountSecrets
@@ -57,14 +68,18 @@ from mspclaw.store.db import WalCheckpointer
 from mspclaw.store.devices import DeviceMemory
 from mspclaw.store.escalations import EscalationStore
 from mspclaw.store.feedback import FeedbackStore
-from mspclaw.store.jobs import JobQueue, PSAAccount
+from mspclaw.store.job_wakeups import JobWakeups
+from mspclaw.store.jobs import JobQueue, PSAAccount, PSAAccounts
 from mspclaw.store.keys import ApiKeys
+from mspclaw.store.leases import Leases
 from mspclaw.store.logins import Logins
 from mspclaw.store.private_files import private_database_file
+from mspclaw.store.psa_account_state import PSAAccountStates
 from mspclaw.store.registry import Registry
 from mspclaw.store.retention import Pruner, Retention
 from mspclaw.store.runs import RunStore
 from mspclaw.store.secretbox import KEY_FILE, SecretBox
+from mspclaw.store.session_leases import SessionLeaseStore
 from mspclaw.store.stats import StatsQuery, UsageLog
 from mspclaw.store.tickets import TicketStore
 
@@ -93,8 +108,21 @@ class Services:
     """What the hub reports of live agents, kept (registry, audit, users' answers)."""
     pruner: Pruner
     """Deletes finished work past the retention settings, hourly; the audit trail is kept."""
+    psa_accounts: PSAAccountService
+    """PSA accounts added, tested, enabled and disabled while the server runs (with their pollers)."""
+    cluster: Cluster | None = None
+    """The replicas sharing agents through Redis (``MSPCLAW_REDIS_URL``); ``None``: a single process."""
+    broadcast: Broadcast | None = None
+    """Session events and configuration changes shared with the other replicas (with :attr:`cluster`)."""
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _checkpointer: WalCheckpointer | None = None
+
+    @property
+    def authoring(self) -> PlaybookAuthoring:
+        """The MSP's playbooks read, checked, matched, dry-run and saved (the console's builder, /api/playbooks)."""
+        s = self.settings
+        config = AuthoringConfig(tuple(s.playbook_dirs), s.playbook_signing_key, s.playbook_trust, s.playbook_reload_s)
+        return PlaybookAuthoring(config, self.audit, lambda: self.tickets.playbooks)
 
     async def start(self, *, workers: bool = True) -> None:
         """Begin background work (heartbeats, intake workers, pollers, SQLite's WAL checkpoints); settle
@@ -106,23 +134,40 @@ class Services:
         await asyncio.to_thread(self.audit.seal)  # the head a previous run (or an offline command) left
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self.hub.run_ticker()))
-        self._background.append(loop.create_task(self.staff.feedback.run()))
-        self._background.append(loop.create_task(self.pruner.run(self.audit)))
+        if self.cluster is not None:
+            self._background.append(loop.create_task(self.cluster.run(self.hub)))
+        if self.broadcast is not None:  # other replicas' session events to our watchers; their config changes
+            self._background.append(loop.create_task(self.broadcast.run(
+                self.events.deliver, {"psa_accounts": self.psa_accounts.reload})))
+        # one replica at a time runs these loops, and each PSA's poller (store/leases.py, pipeline/ownership.py)
+        self._background.append(loop.create_task(owned(self.intake.ownership, "feedback", self.staff.feedback.run)))
+        if self.settings.playbook_dirs and self.settings.playbook_reload_s > 0:  # installs picked up without a restart
+            tickets = self.tickets
+            reloader = PlaybookReloader(self.settings.playbook_dirs, lambda: load_playbooks(self.settings),
+                                        lambda books: setattr(tickets, "playbooks", books),
+                                        interval_s=self.settings.playbook_reload_s)
+            self._background.append(loop.create_task(reloader.run()))
+        self._background.append(loop.create_task(owned(self.intake.ownership, "retention",
+                                                       lambda: self.pruner.run(self.audit))))
+        sessions = self.tickets.submissions.sessions
+        if sessions is not None:  # each session's lease renewed here; the dead replicas' sessions resumed
+            self._background.append(loop.create_task(sessions.renew_forever()))
+            self._background.append(loop.create_task(owned(self.intake.ownership, "session-recovery",
+                                                           lambda: sessions.recover_forever(self.tickets.recover))))
         try:
             self.staff.notifier.resume()
         except ConfigError as exc:  # a broken techs.yaml must not keep the server from starting
             log.warning("pending notifications not resumed: %s", exc.message)
         if workers and self.settings.workers > 0:
-            worker = Worker(self.intake, concurrency=self.settings.workers)
+            wakeups = JobWakeups.for_engine(self.engine)  # PostgreSQL: a job queued on any replica wakes it
+            self._background.append(loop.create_task(wakeups.run()))
+            worker = Worker(self.intake, concurrency=self.settings.workers, wakeups=wakeups)
             self._background.append(loop.create_task(worker.run()))
-            for account in self.accounts:
-                interval = float(account.config.get("poll_interval_s", 0) or 0)
-                if account.enabled and interval > 0:
-                    self._background.append(loop.create_task(Poller(self.intake, account.name,
-                                                                     interval_s=interval).run()))
+            self.psa_accounts.start_pollers()  # and as accounts are added or enabled
 
     async def stop(self) -> None:
         await self.tickets.shutdown()
+        await self.psa_accounts.aclose()
         await self.activity.aclose()
         await self.staff.feedback.aclose()
         await self.staff.notifier.aclose()
@@ -131,6 +176,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._background.clear()
+        if self.cluster is not None:
+            await self.cluster.aclose()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
@@ -158,10 +205,12 @@ class StaffServices:
     stats: StatsQuery
     usage: UsageLog
     """Each session's model tokens and cost (``usage.record`` when its run ends), for ``mspclaw stats``."""
+    handling: EscalationHandling
+    """Technicians working escalations: take, hand over, close."""
 
 
 def build_staff(settings: Settings, *, api_key: str, db: Database, audit: AuditLog, registry: Registry,
-                store: TicketStore, hub: Hub, events: SessionEvents, connectors: dict[str, PSAConnector],
+                store: TicketStore, hub: Hub, events: SessionEvents, connectors: Mapping[str, PSAConnector],
                 refusals: Refusals, ask_port: AskPort,
                 notify_transport: httpx.AsyncBaseTransport | None = None) -> StaffServices:
     """``ask_port`` puts "did it work?" to the user as a dialog on their device."""
@@ -189,7 +238,10 @@ def build_staff(settings: Settings, *, api_key: str, db: Database, audit: AuditL
                                timeout_s=settings.feedback_timeout_s, notifier=notifier, techs=techs,
                                ask_port=ask_port)
     return StaffServices(techs, keys, logins, access, devices, learning, escalation_store, notifier, escalations,
-                         feedback, StatsQuery(db), UsageLog(db))
+                         feedback, StatsQuery(db), UsageLog(db),
+                         handling=EscalationHandling(escalations=escalation_store, tickets=store, registry=registry,
+                                                     techs=techs, notifier=notifier, audit=audit,
+                                                     connectors=connectors))
 
 
 def build_login_link(settings: Settings, ref: str) -> str:
@@ -234,6 +286,13 @@ def approval_signer(settings: Settings) -> ApprovalSigner:
                           "(agents must then enroll again)") from exc
 
 
+def load_playbooks(settings: Settings) -> list[Playbook]:
+    """The shipped library and the MSP's playbook directories, checked as ``MSPCLAW_PLAYBOOK_TRUST`` says."""
+    return load_verified_catalogue(settings.playbook_dirs, mode=settings.playbook_trust,
+                                   trust_files=[settings.playbook_trusted_keys] if settings.playbook_trusted_keys
+                                   else [])
+
+
 def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = None,
           playbooks: list[Playbook] | None = None, playbook_dir: Path | None = None,
           model: Model | None = None, notify_transport: httpx.AsyncBaseTransport | None = None) -> Services:
@@ -244,18 +303,24 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     registry = Registry(db)
     store = TicketStore(db)
     refusals = Refusals(audit)  # one count of refused requests for every door: agents, logins, webhooks
-    events = SessionEvents(store)
+    relay = (ReplicaRelay.listening_on(settings.relay_listen, settings.load_jwt_secret(),
+                                       advertise=settings.relay_advertise) if settings.relay_listen else None)
+    cluster = (Cluster.from_url(settings.redis_url.get_secret_value(), relay=relay)
+               if settings.redis_url else None)
+    broadcast = (Broadcast(cluster.redis, replica_id=cluster.replica_id, prefix=cluster.prefix)
+                 if cluster is not None else None)
+    events = SessionEvents(store, share=broadcast.share if broadcast is not None else None)
     runs = RunStore(db)
     answers = Answers(runs, audit, events)
     activity = AgentActivity(registry, audit, answers)  # the hub's observer: built first, it needs no hub
-    hub = Hub(heartbeat_interval=settings.heartbeat_interval_s, observer=activity)
+    hub = Hub(heartbeat_interval=settings.heartbeat_interval_s, observer=activity, cluster=cluster)
     fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours, refusals=refusals)
     router = Router(registry, hub)
     books = playbooks if playbooks is not None else (
-        load_dir(playbook_dir) if playbook_dir else load_catalogue(settings.playbook_dirs))
+        load_dir(playbook_dir) if playbook_dir else load_playbooks(settings))
     accounts = AccountSecrets(db, secret_box(settings)).seal_and_list()  # rows in clear are encrypted first
-    psas: dict[str, PSAConnector] = {a.name: connector_for(a) for a in accounts if a.enabled}
-    psas.update(connectors or {})
+    psas = ConnectorSet({**{a.name: connector_for(a) for a in accounts if a.enabled}, **(connectors or {})},
+                        disabled=frozenset(a.name for a in accounts if not a.enabled))
     questions = Questions(runs, store, audit, events, hub, psas, answers, timeout_s=settings.question_timeout_s,
                           psa_poll_s=settings.question_psa_poll_s)
     staff = build_staff(settings, api_key=api_key, db=db, audit=audit, registry=registry, store=store,
@@ -265,23 +330,33 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                           signer=approval_signer(settings), runs=runs, notifier=staff.notifier,
                           policy=ApproverPolicy(staff.techs, store, registry, audit,
                                                 two_person_tools=settings.two_person_tools))
+    ownership = Ownership(Leases(db), replica=replica_id())
+    sessions = SessionOwnership(Leases(db), SessionLeaseStore(db), replica=ownership.replica, ttl_s=ownership.ttl_s)
     tickets = build_tickets(settings, store=store, runs=runs, audit=audit, hub=hub, registry=registry,
                             router=router, events=events, approvals=approvals, questions=questions, staff=staff,
                             playbooks=books, connectors=psas,
-                            model=model if model is not None else build_model(settings.model))
+                            model=model if model is not None else build_model(settings.model), sessions=sessions)
     jobs = JobQueue(db)
-    intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas, refusals=refusals)
+    intake = Intake(jobs=jobs, tickets=tickets, audit=audit, connectors=psas.taking, refusals=refusals,
+                    ownership=ownership)
     pruner = Pruner(db, Retention(jobs_days=settings.retention_jobs_days,
                                   sessions_days=settings.retention_sessions_days,
                                   steps_days=settings.retention_steps_days))
+    psa_accounts = PSAAccountService(accounts=PSAAccounts(db, secret_box(settings)), states=PSAAccountStates(db),
+                                     connectors=psas, listing=accounts, build=connector_for, intake=intake,
+                                     audit=audit, public_url=settings.public_url or settings.server_url,
+                                     announce=(lambda: broadcast.changed("psa_accounts")) if broadcast is not None
+                                     else lambda: None)
     return Services(settings, api_key, db.engine, registry, store, audit, hub, fleet, events, approvals, router,
-                    tickets, jobs, intake, accounts, staff, activity, pruner)
+                    tickets, jobs, intake, accounts, staff, activity, pruner, psa_accounts,
+                    cluster=cluster, broadcast=broadcast)
 
 
 def build_tickets(settings: Settings, *, store: TicketStore, runs: RunStore, audit: AuditLog, hub: Hub,
                   registry: Registry, router: Router, events: SessionEvents, approvals: Approvals,
                   questions: Questions, staff: StaffServices, playbooks: list[Playbook],
-                  connectors: dict[str, PSAConnector], model: Model | None) -> TicketService:
+                  connectors: Mapping[str, PSAConnector], model: Model | None,
+                  sessions: SessionOwnership | None = None) -> TicketService:
     """The ticket pipeline: its closing (with the observers a finished run sets off), its run, and the
     submissions that start and resume runs."""
     public_url = settings.public_url or settings.server_url
@@ -298,9 +373,9 @@ def build_tickets(settings: Settings, *, store: TicketStore, runs: RunStore, aud
                     playbooks=playbooks, connectors=connectors, model=model,
                     limits=Limits(max_steps=settings.max_steps, max_tokens=settings.max_tokens,
                                   max_spend_usd=settings.max_spend_usd),
-                    tool_timeout_s=settings.tool_timeout_s)
+                    tool_timeout_s=settings.tool_timeout_s, sessions=sessions)
     submissions = Submissions(registry=registry, store=store, router=router, events=events, audit=audit, hub=hub,
-                              run=run, quiet=quiet)
+                              run=run, quiet=quiet, sessions=sessions)
     return TicketService(submissions=submissions, run=run)
 
 

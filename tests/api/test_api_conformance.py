@@ -184,6 +184,7 @@ def test_the_document_declares_bearer_auth_and_one_error_shape(target: Target) -
     assert "HTTPValidationError" not in doc["components"]["schemas"]
 
 
+@pytest.mark.timeout(900)  # every operation fuzzed in turn: minutes, not a unit test
 def test_every_operation_answers_as_documented(target: Target) -> None:
     config = schemathesis.Config.from_dict({"generation": {"max-examples": MAX_EXAMPLES}})
     schema = schemathesis.openapi.from_url(f"{target.url}/openapi.json", config=config)

@@ -228,6 +228,15 @@ CASES = [
          lambda w: (f"/api/psa-accounts/{w.psa()}/disable", None), scoped="none"),
     Case("DELETE", "/api/psa-accounts/{name}", "admin*", lambda w: (f"/api/psa-accounts/{w.psa()}", None), 204,
          "none"),
+    Case("GET", "/api/playbooks", "viewer", lambda w: ("/api/playbooks", None), scoped="none"),
+    Case("GET", "/api/playbooks/{book_id}", "viewer", lambda w: ("/api/playbooks/printer", None), scoped="none"),
+    # no MSPCLAW_PLAYBOOK_DIRS here: an admin of every client passes the rule and is told to configure one (409)
+    Case("PUT", "/api/playbooks/{book_id}", "admin*",
+         lambda w: ("/api/playbooks/printer_local", {"yaml": "id: printer_local\n"}), 409, "none"),
+    Case("POST", "/api/playbooks/{book_id}/match", "tech",
+         lambda w: ("/api/playbooks/printer/match", {"subject": "the printer is jammed"}), scoped="none"),
+    Case("POST", "/api/playbooks/{book_id}/dry-run", "tech", lambda w: ("/api/playbooks/printer/dry-run", {}),
+         scoped="none"),
 ]
 
 

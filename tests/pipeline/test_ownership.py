@@ -318,14 +318,14 @@ async def test_two_replicas_pollers_of_one_psa_account_poll_from_one_replica(
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_two_servers_on_one_database_run_the_timer_loops_once(database_url: str, tmp_path: Path) -> None:
     """Two servers built as ``mspclaw serve`` builds them (``wiring.build``), sharing one PostgreSQL
-    database: one runs the feedback and retention loops; when it stops, the other takes them over."""
+    database: one runs the feedback, retention and session-recovery loops; when it stops, the other takes them over."""
     servers = [build(Settings(data_dir=tmp_path / name, api_key=f"test_{name}", database_url=database_url))
                for name in ("one", "two")]
     owners: list[Ownership] = []
     for server in servers:
         assert server.intake.ownership is not None
         owners.append(server.intake.ownership)
-    loops = {"feedback", "retention"}
+    loops = {"feedback", "retention", "session-recovery"}
     started = []
     try:
         for server in servers:

@@ -35,12 +35,14 @@ DESCRIPTIONS: dict[int, str] = {
     413: "The body is over the route's size limit (enforced while it is read, before authentication).",
     422: "The path, query or body does not match this document; `detail.message` lists the fields.",
     429: "Too many attempts or deliveries from this source; wait and try again.",
+    503: "A store the request needs (a directory, the recorded snapshots) cannot be used now; `detail.message` "
+         "says which.",
 }
 
 RAISES: dict[tuple[str, str], tuple[int, ...]] = {
     # open routes
     ("POST", "/enroll"): (401,),
-    ("POST", "/webhooks/{psa}"): (400, 401, 404, 413, 429),
+    ("POST", "/webhooks/{psa}"): (400, 401, 404, 409, 413, 429),
     ("POST", "/auth/login"): (401, 429),
     ("POST", "/auth/refresh"): (401,),
     ("POST", "/auth/link/{token}"): (401,),
@@ -71,19 +73,24 @@ RAISES: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/techs"): (409,),
     ("PATCH", "/api/techs/{ref}"): (409,),
     ("DELETE", "/api/techs/{ref}"): (409,),
+    ("POST", "/api/psa-accounts"): (409,),
+    ("POST", "/api/psa-accounts/{name}/enable"): (409,),
+    ("PUT", "/api/playbooks/{book_id}"): (409, 503),
+    ("POST", "/api/playbooks/{book_id}/match"): (400,),
+    ("POST", "/api/playbooks/{book_id}/dry-run"): (400, 503),
 }
 """Statuses a route's services raise that the generic rules do not cover."""
 
 _PAGES = {("GET", "/auth/link/{token}"), ("GET", "/ui/approvals/{approval_id}")}
-"""HTML pages that answer 200 whatever the path holds."""
+"""HTML pages that answer 200 whatever the path holds (but a NUL character, refused by ``RefuseNul``)."""
 
 
 def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     found = set(RAISES.get((method, path), ()))
-    if "422" in operation["responses"]:
+    if "422" in operation["responses"] or "{" in path:  # a NUL in the address is refused with 422 (nul_refusal)
         found.add(422)
     if (method, path) in _PAGES:
-        return found - {422}
+        return found
     if "requestBody" in operation:
         found |= {400, 413}
     if path.startswith("/api/"):

@@ -94,6 +94,12 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/techs/{ref}"): GLOBAL_ADMIN,
     ("POST", "/api/techs/{ref}/reset-2fa"): GLOBAL_ADMIN,
     ("POST", "/api/logout"): VIEWER,
+    # playbooks (not client-scoped: one works on every client's tickets)
+    ("GET", "/api/playbooks"): VIEWER,
+    ("GET", "/api/playbooks/{book_id}"): VIEWER,
+    ("PUT", "/api/playbooks/{book_id}"): GLOBAL_ADMIN,
+    ("POST", "/api/playbooks/{book_id}/match"): TECH,
+    ("POST", "/api/playbooks/{book_id}/dry-run"): TECH,
 }
 
 SOCKET_FRAMES: dict[str, Rule] = {

@@ -29,6 +29,7 @@ from mspclaw.cli.keys import keys_app
 from mspclaw.cli.output import err
 from mspclaw.cli.playbooks import playbooks_app
 from mspclaw.cli.psa import psa_app
+from mspclaw.cli.sso import sso_app
 from mspclaw.cli.stats import stats
 from mspclaw.cli.techs import tech_app
 from mspclaw.cli.tickets import tickets_app
@@ -168,6 +169,7 @@ app.add_typer(psa_app, name="psa")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(devices_app, name="devices")
 app.add_typer(tech_app, name="tech")
+app.add_typer(sso_app, name="sso")
 app.add_typer(keys_app, name="keys")
 app.add_typer(escalations_app, name="escalations")
 register_data_commands(app)  # backup, restore, prune, secrets

@@ -11,20 +11,9 @@ from typing import Any
 from mspclaw.console.pages import STATIC, e, layout
 from mspclaw.console.playbook_drafts import CATEGORIES, MAX_QUESTIONS, MAX_STEPS, OS_NAMES, DryRun, tool_fields
 from mspclaw.pipeline.access import Principal
+from mspclaw.pipeline.playbook_authoring import Listed
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.tools import CATALOGUE
-
-
-@dataclass(frozen=True)
-class Listed:
-    book_id: str
-    name: str
-    category: str
-    os: list[str]
-    version: str
-    library: bool
-    filename: str
-    running: bool
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ exactly as the API scopes them: a record of another client raises :class:`~mspcl
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,7 +67,8 @@ def _clients(svc: Services, principal: Principal) -> dict[str, Client]:
     return {c.id: c for c in svc.registry.clients() if principal.sees(c.id)}
 
 
-def home(svc: Services, principal: Principal, now: datetime | None = None) -> Home:
+def home(svc: Services, principal: Principal, online: Collection[str], now: datetime | None = None) -> Home:
+    """The home page; ``online``: the agents connected to any replica (:func:`console.presence.online_agents`)."""
     now = now or utcnow()
     scope = principal.scope
     page = Home()
@@ -96,8 +98,8 @@ def home(svc: Services, principal: Principal, now: datetime | None = None) -> Ho
     by_client: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for agent in svc.registry.agents():
         if agent.client_id in clients and agent.revoked_at is None:
-            online, offline = by_client[agent.client_id]
-            (online if svc.hub.is_online(agent.id) else offline).append(f"{agent.hostname} ({agent.role})")
+            online_names, offline = by_client[agent.client_id]
+            (online_names if agent.id in online else offline).append(f"{agent.hostname} ({agent.role})")
     page.agents = [AgentLine(c, *by_client[c.id]) for c in sorted(clients.values(), key=lambda c: c.name)]
     page.week = aggregate(svc.staff.stats.outcomes(scope, since=now - timedelta(days=7)), None)[0]
     return page

@@ -1,7 +1,7 @@
 """One ticket's run: route it to an agent, match a playbook, run the engine, hand the end to the closing.
 
-Every step is persisted before the next is taken and every tool call is recorded before it
-is sent. A failure anywhere ends in an escalation with the reason, never in silence.
+Every step is persisted before the next is taken; every tool call is audited before it is sent
+and stored, with its result, in the write of the step that reports it. A failure anywhere ends in an escalation with the reason, never in silence.
 """
 
 from __future__ import annotations
@@ -209,24 +209,28 @@ class TicketRun:
                 # refusals before dispatch (bad arguments, unknown tool, denial) leave a trace too
                 await self.audit.record("step_failed", client_id=session.client_id, session_id=session.id,
                                         data={"step": record.step_id, "tool": record.tool, "error": record.error})
-            await self.events.emit_step(session.id, title=record.title, tool=record.tool, args=record.args,
-                                        ok=record.ok, observation={"output": record.output, "error": record.error,
-                                                                   "skipped": record.skipped},
-                                        data={"index": record.index, "title": record.title, "tool": record.tool,
-                                              "ok": record.ok, "skipped": record.skipped,
-                                              "summary": summarise(record)})
+            # the step with the rows of the calls it reports: one write (SessionTools.save_step)
+            await session_tools.save_step(self.events, title=record.title, tool=record.tool, args=record.args,
+                                          ok=record.ok, observation={"output": record.output, "error": record.error,
+                                                                     "skipped": record.skipped},
+                                          data={"index": record.index, "title": record.title, "tool": record.tool,
+                                                "ok": record.ok, "skipped": record.skipped,
+                                                "summary": summarise(record)})
 
         if self.model is None:
             # what the device is known to be (device memory), then what this ticket says
             facts = {**known, "requester": ticket.requester, "os": os_name,
                      **({"hostname": device.hostname} if device is not None else {})}
-            return await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook), asker.decisions
+            planned = await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook)
+            await session_tools.save_unsaved()  # none left when every call had its step
+            return planned, asker.decisions
         toolset = Toolset(book.tools, tools, declared=plan.questions, questions=questions)
         prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
                               device={"hostname": device.hostname if device else target_name, "os": os_name},
                               plan=plan, facts=known)
         result = await run_loop(DurableModel(self.model, self.runs, session.id), INSTRUCTIONS, prompt, toolset,
                                 on_step, replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
+        await session_tools.save_unsaved()
         return result, asker.decisions
 
     async def _model_triage(self, ticket: Ticket, session: Session, os_name: str | None) -> tuple[Playbook | None, str]:

@@ -12,7 +12,9 @@ from mspclaw.dispatch import Hub
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.observability import logs
 from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.routing import Route, Router
+from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import Registry
@@ -36,26 +38,36 @@ class Runner(Protocol):
 
 class Submissions:
     def __init__(self, *, registry: Registry, store: TicketStore, router: Router, events: SessionEvents,
-                 audit: AuditLog, hub: Hub, run: Runner, quiet: QuietSessions) -> None:
+                 audit: AuditLog, hub: Hub, run: Runner, quiet: QuietSessions,
+                 sessions: SessionOwnership | None = None) -> None:
+        """``sessions``: each run under its session's lease, so one replica drives it (``None``: one process)."""
         self._registry, self._store, self._router, self._events = registry, store, router, events
         self._audit, self._hub, self._run, self._quiet = audit, hub, run, quiet
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.sessions = sessions
 
     async def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
                      scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
                      actor: str = "api", requester_name: str | None = None) -> Submitted:
         """Open a ticket (``client`` outside ``scope`` is :class:`NotFound`) and start its run; returns at
         once, with ``ticket_opened`` durable in the audit trail."""
-        client_row = self._registry.client(client)
-        if scope is not None and client_row.id not in scope:
-            raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
         if not subject.strip():
             raise Conflict("a ticket needs a subject")
-        route = self._router.route(client_row.id, device=device, requester=requester)
-        ticket, session = self._store.open_ticket(
-            client_id=client_row.id, subject=subject, body=body, requester=requester,
-            device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
-            agent_id=route.agent_id, started=True, requester_name=requester_name)
+
+        def open_it() -> tuple[Ticket, Session, Route]:
+            """The client, the route and the stored ticket: reads and one write, in one go off the loop when
+            the database is a server (``run_store``), so no round trip of them holds the event loop."""
+            client_row = self._registry.client(client)
+            if scope is not None and client_row.id not in scope:
+                raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
+            route = self._router.route(client_row.id, device=device, requester=requester)
+            ticket, session = self._store.open_ticket(
+                client_id=client_row.id, subject=subject, body=body, requester=requester,
+                device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
+                agent_id=route.agent_id, started=True, requester_name=requester_name)
+            return ticket, session, route
+
+        ticket, session, route = await run_store(self._store, open_it)
         # stored with the session (seq 1); pushed now, though no one can be watching a session this new
         self._events.announce(session.id, 1, "started", {"ticket_id": ticket.id, "subject": ticket.subject})
         await self._audit.record("ticket_opened", **_opened(ticket, session, actor))
@@ -70,7 +82,11 @@ class Submissions:
     async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool) -> None:
         logs.bind(ticket_id=ticket.id, session_id=session.id, client_id=ticket.client_id, agent_id=route.agent_id)
         try:
-            await self._run.process(ticket, session, route, resumed=resumed)
+            if self.sessions is None:
+                await self._run.process(ticket, session, route, resumed=resumed)
+            else:  # a resumed session's lease was taken before it was resumed
+                await self.sessions.run(session.id, lambda: self._run.process(ticket, session, route, resumed=resumed),
+                                        claimed=resumed)
         finally:
             self._tasks.pop(session.id, None)
             self._quiet.closed(session.id)
@@ -84,6 +100,8 @@ class Submissions:
             await asyncio.shield(task)
 
     async def shutdown(self) -> None:
+        if self.sessions is not None:
+            self.sessions.stop()  # resumes nothing more here: what this replica releases now is for the others
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
@@ -96,12 +114,15 @@ class Submissions:
     async def wait_or_recover(self, ticket_id: str) -> None:
         """Wait for a ticket running here; settle one a dead process left unfinished."""
         session = self._store.session_for(ticket_id)
-        if session.id not in self._tasks and session.status in UNFINISHED:
+        if session.id not in self._tasks and session.status in UNFINISHED and (
+                self.sessions is None or await self.sessions.claim(session.id)):  # not while another replica runs it
             await self._resume(session)
         await self.wait(session.id)
 
     async def recover(self) -> int:
         """Resume the sessions a previous process left unfinished, each from its last persisted step."""
+        if self.sessions is not None:  # only those no live replica holds, each leased here first
+            return await self.sessions.recover(self._tasks, lambda sid: self._resume(self._store.session(sid)))
         orphans = self._store.unfinished_sessions()
         for session in orphans:
             await self._resume(session)

@@ -24,6 +24,7 @@ from mspclaw.api.routes import (
     integrations,
     jobs,
     keys,
+    playbooks,
     psa_accounts,
     questions,
     stats,
@@ -59,6 +60,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     keys.api,
     techs.api,
     psa_accounts.api,
+    playbooks.api,
 )
 """The ``/api`` routes: every one needs a bearer credential and passes its role rule."""
 
