@@ -88,6 +88,7 @@ TOOLS = ["disk_usage", "clear_temp_files"]
 BASELINE_KIND = "bench_noop"
 CREATE_CONCURRENCY = 16  # tickets being opened on the PSA at once
 LONE_TICKETS = 5  # tickets opened one at a time on an idle server, for the latency of one ticket
+SQL_SHAPES_SHOWN = 24  # kinds of statement listed with --count-sql, the most frequent first
 IDLE_GAP_S = 1.0  # longer than the intake worker's idle poll (0.5 s): the workers are asleep
 
 
@@ -621,7 +622,7 @@ def report(opts: argparse.Namespace, runs: list[Run], total_s: float, load: tupl
                  ["pool checkouts per ticket"] + [per(r, "checkouts") for r in runs]]
         shapes = sorted({k for r in runs for k in r.pipeline.sql if k.startswith("sql: ")},
                         key=lambda k: -max(r.pipeline.sql.get(k, 0) for r in runs))
-        rows += [[f"  {k[5:]} per ticket"] + [per(r, k) for r in runs] for k in shapes[:12]]
+        rows += [[f"  {k[5:]} per ticket"] + [per(r, k) for r in runs] for k in shapes[:SQL_SHAPES_SHOWN]]
     if opts.agent_kind == "real":
         rows.insert(7, ["agent processes' CPU per ticket"] + [ms(r.pipeline.agents_cpu / r.pipeline.tickets)
                                                                for r in runs])

@@ -1,7 +1,8 @@
 """One ticket's run: route it to an agent, match a playbook, run the engine, hand the end to the closing.
 
 Every step is persisted before the next is taken; every tool call is audited before it is sent
-and stored, with its result, in the write of the step that reports it. A failure anywhere ends in an escalation with the reason, never in silence.
+and stored, with its result, in the write of the step that reports it. A failure anywhere ends
+in an escalation with the reason, never in silence.
 """
 
 from __future__ import annotations

@@ -19,17 +19,18 @@ from mspclaw.engine.questions import best_match
 from mspclaw.errors import IntegrationError, MSPClawError, NotRequesters, ToolError
 from mspclaw.pipeline.approvals import Approvals
 from mspclaw.pipeline.durable import CallLedger
+from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.handover import Handover, Recipient
 from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
 from mspclaw.pipeline.requester import Verifications
 from mspclaw.pipeline.routing import SiteRoute
-from mspclaw.protocol.frames import Approval
+from mspclaw.protocol.frames import Approval, Event
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
-from mspclaw.store.tables import Session, Ticket
-from mspclaw.store.tickets import TicketStore
+from mspclaw.store.tables import Session, Ticket, utcnow
+from mspclaw.store.tickets import MAX_CALLS_PER_WRITE, FinishedCall, TicketStore
 from mspclaw.tools import get_tool
 
 
@@ -78,7 +79,14 @@ SiteFinder = Callable[[str, Collection[str]], Awaitable[SiteRoute]]
 
 
 class SessionTools:
-    """The engine's tool port for one session: record, audit, dispatch, record the result."""
+    """The engine's tool port for one session: audit, dispatch, then one write per call.
+
+    A call is audited (``tool_call``, durable) before it is sent; its row, with its result, is stored
+    in the same write as the step that reports it (:meth:`save_step`: one statement on PostgreSQL)
+    instead of an insert before the call and an update after it. A run that stops between the result
+    and its step (a crash, a lost lease) leaves no row: the replay sends the call again with the same
+    id (``pipeline/durable.py``), and the agent's journal answers it without running the tool twice,
+    as it did for a row left pending."""
 
     def __init__(self, ctx: RunContext, *, dispatcher: ClientDispatcher, store: TicketStore, runs: RunStore,
                  audit: AuditLog, handover: Handover, learning: DeviceLearning, tool_timeout_s: float,
@@ -87,6 +95,10 @@ class SessionTools:
         self._ctx, self._dispatcher, self._store, self._runs, self._audit = ctx, dispatcher, store, runs, audit
         self._handover, self._learning, self._find_site = handover, learning, find_site
         self._tool_timeout_s, self._reconnect_grace_s = tool_timeout_s, reconnect_grace_s
+        self._unsaved: list[FinishedCall] = []
+        """Calls with their result whose row goes with the next step (:meth:`save_step`)."""
+        self._audits: list[asyncio.Future[Any]] = []
+        """``tool_result`` audit records under way, awaited with the next step's write."""
 
     async def agent_for(self, tool: str) -> str:
         """The ticket's device agent if it offers the tool, else the client's site agent that does.
@@ -110,27 +122,36 @@ class SessionTools:
                        approval: Approval | None = None) -> dict[str, Any]:
         spec = get_tool(tool)
         args = spec.validate(args).model_dump(mode="json")
-        store, audit, session, ledger = self._store, self._audit, self._ctx.session, self._ctx.ledger
+        audit, session, ledger = self._audit, self._ctx.session, self._ctx.ledger
+        if self._unsaved or self._audits:  # a call with no step after it (not from the engines): stored first
+            await self.save_unsaved()
         agent_id = await self.agent_for(tool)
         call_id = ledger.current or "call_" + secrets.token_hex(8)
         # DurableTools read this call's row just before (no one else writes it: one runner per session)
         in_flight = ledger.stored if ledger.current else self._runs.call(call_id)
-        if in_flight is not None:  # sent before a restart: send it again with the same id, never a new one
+        if in_flight is not None:  # left pending by an earlier version: sent again with its id and agent
             agent_id = in_flight.agent_id
         else:
-            await run_store(store, store.record_call, call_id=call_id, session_id=session.id,
-                            client_id=session.client_id, agent_id=agent_id, tool=tool, args=args,
-                            approval_id=approval.approval_id if approval else None)
             await audit.record("tool_call", client_id=session.client_id, session_id=session.id,
                                data={"call_id": call_id, "agent_id": agent_id, "tool": tool, "args": args,
                                      "approval_id": approval.approval_id if approval else None})
+        sent = in_flight.created_at if in_flight is not None else utcnow()
+
+        def finished(ok: bool, output: dict[str, Any] | None, error: MSPClawError | None,
+                     duration_ms: int | None) -> FinishedCall:
+            return FinishedCall(call_id=call_id, session_id=session.id, client_id=session.client_id,
+                                agent_id=agent_id, tool=tool, args=args,
+                                approval_id=approval.approval_id if approval else None, ok=ok, output=output,
+                                error_code=error.code if error else None,
+                                error_message=error.message if error else None, duration_ms=duration_ms,
+                                created_at=sent)
+
         try:
             result = await self._dispatcher.call_tool(
                 agent_id, tool, args, timeout=min(spec.timeout_s, self._tool_timeout_s) + 5,
                 call_id=call_id, approval=approval, reconnect_grace=self._reconnect_grace_s)
         except ToolError as exc:
-            await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=exc.code,
-                            error_message=exc.message, duration_ms=None)
+            self._unsaved.append(finished(False, None, exc, None))  # the engine records the failed step next
             await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
                                data={"call_id": call_id, "tool": tool, "ok": False, "error": exc.code,
                                      "message": exc.message})
@@ -140,8 +161,7 @@ class SessionTools:
             lost = IntegrationError(f"{tool} took effect before a restart, and its temporary password was never "
                                     "delivered (nothing keeps a copy of it); run it again to set a new one",
                                     changed=(tool,), unchanged=("the user has not received it",))
-            await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=lost.code,
-                            error_message=lost.message, duration_ms=result.duration_ms)
+            await self.save_unsaved(finished(False, None, lost, result.duration_ms))
             raise lost
         if result.secret is not None:  # for the user alone: handed on now, recorded nowhere
             try:
@@ -149,22 +169,51 @@ class SessionTools:
             except MSPClawError as exc:
                 failed = IntegrationError(f"{tool} took effect, but {exc.message}", changed=(tool,),
                                           unchanged=("the user has not received it",))
-                await run_store(store, store.finish_call, call_id, ok=False, output=None, error_code=failed.code,
-                                error_message=failed.message, duration_ms=result.duration_ms)
+                await self.save_unsaved(finished(False, None, failed, result.duration_ms))
                 await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
                                    data={"call_id": call_id, "tool": tool, "ok": False, "error": failed.code,
                                          "message": failed.message})
                 raise failed from exc
-        await run_store(store, store.finish_call, call_id, ok=True, output=output, error_code=None,
-                        error_message=None, duration_ms=result.duration_ms)
+        self._unsaved.append(finished(True, output, None, result.duration_ms))
         # device memory learns from the device's own tool output
         if self._ctx.device_id is not None and agent_id == self._ctx.agent_id:
             await self._learning.learn_from_tool(self._ctx.device_id, tool, output, client_id=session.client_id,
                                                  session_id=session.id)
-        await audit.record("tool_result", client_id=session.client_id, session_id=session.id,
-                           data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
-                                 "replayed": result.replayed})
+        # durable before the step is (save_step awaits it), but written while the step's row is
+        self._audits.append(asyncio.ensure_future(audit.record(
+            "tool_result", client_id=session.client_id, session_id=session.id,
+            data={"call_id": call_id, "tool": tool, "ok": True, "duration_ms": result.duration_ms,
+                  "replayed": result.replayed})))
         return output
+
+    async def save_step(self, events: SessionEvents, *, title: str, tool: str | None, args: dict[str, Any],
+                        ok: bool | None, observation: dict[str, Any], data: dict[str, Any]) -> Event:
+        """Store a step, its ``step`` event and the rows of the calls finished since the last step, in one
+        write (one statement on PostgreSQL), then announce the event."""
+        calls, self._unsaved = self._unsaved[:MAX_CALLS_PER_WRITE], self._unsaved[MAX_CALLS_PER_WRITE:]
+        session_id, store = self._ctx.session.id, self._store
+        try:
+            _, row = await run_store(store, store.add_step_and_event, session_id, title=title, tool=tool, args=args,
+                                     ok=ok, observation=observation, event="step", data=data, calls=calls)
+        except BaseException:
+            self._unsaved[:0] = calls  # not stored: kept for the next write
+            raise
+        await self._audited()
+        return events.announce(session_id, row.seq, "step", data)
+
+    async def _audited(self) -> None:
+        """Wait for the ``tool_result`` records under way (a failed one raises here, as it did inline)."""
+        audits, self._audits = self._audits, []
+        if audits:
+            await asyncio.gather(*audits)
+
+    async def save_unsaved(self, *more: FinishedCall) -> None:
+        """Store the rows of finished calls no step has reported (and ``more``) by themselves; nothing
+        to do after a run whose every call was followed by its step."""
+        calls, self._unsaved = [*self._unsaved, *more], []
+        if calls:
+            await run_store(self._store, self._store.save_calls, calls)
+        await self._audited()
 
 
 class DeviceConfirmation:

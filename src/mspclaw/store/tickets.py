@@ -13,7 +13,8 @@ before it). They are prepared once (:class:`~mspclaw.store.fastsql.FastSQL`, the
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -29,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.database import Database
@@ -87,6 +89,54 @@ _RECORD_CALL: Insert = insert(_CALLS).values(**_params(
     _CALLS, "call_id", "session_id", "client_id", "agent_id", "tool", "args", "approval_id", "status", "created_at"))
 _FINISH_CALL: Update = update(_CALLS).where(_CALLS.c.call_id == bindparam("p_id")).values(**_params(
     _CALLS, "status", "output", "error_code", "error_message", "duration_ms", "finished_at"))
+MAX_CALLS_PER_WRITE = 16
+"""Finished calls stored with one step, at most (a step reports one; the bound keeps the statement small)."""
+_CALL_COLUMNS = ("call_id", "session_id", "client_id", "agent_id", "tool", "args", "approval_id", "status", "output",
+                 "error_code", "error_message", "duration_ms", "created_at", "finished_at")
+_CALL_RESULT = ("status", "output", "error_code", "error_message", "duration_ms", "finished_at")
+
+
+@functools.cache
+def _save_call(dialect: str, prefix: str = "c_") -> Insert:
+    """A finished call's row (``prefix`` parameters), its result replacing that of a row already there
+    (a call recorded as pending by an earlier version, sent again after a restart)."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = make(_CALLS).values({c: bindparam(f"{prefix}{c}", type_=_CALLS.c[c].type) for c in _CALL_COLUMNS})
+    return stmt.on_conflict_do_update(index_elements=[_CALLS.c.call_id],
+                                      set_={c: stmt.excluded[c] for c in _CALL_RESULT})
+
+
+@dataclass(frozen=True)
+class FinishedCall:
+    """A tool call that has its result: stored in one write with the step that reports it
+    (:meth:`TicketStore.add_step_and_event`), or by itself (:meth:`TicketStore.save_calls`)."""
+
+    call_id: str
+    session_id: str | None
+    client_id: str
+    agent_id: str
+    tool: str
+    args: dict[str, Any]
+    approval_id: str | None
+    ok: bool
+    output: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    duration_ms: int | None
+    created_at: datetime
+    """When it was sent."""
+
+    def values(self, prefix: str = "c_") -> dict[str, Any]:
+        """Its row's columns as ``prefix`` parameters, redacted."""
+        row = {"call_id": self.call_id, "session_id": self.session_id, "client_id": self.client_id,
+               "agent_id": self.agent_id, "tool": self.tool, "args": redact_json(self.args),
+               "approval_id": self.approval_id, "status": "ok" if self.ok else "error",
+               "output": redact_json(self.output) if self.output is not None else None,
+               "error_code": self.error_code, "error_message": redact_optional(self.error_message),
+               "duration_ms": self.duration_ms, "created_at": self.created_at, "finished_at": utcnow()}
+        return {f"{prefix}{name}": value for name, value in row.items()}
+
+
 _SET_TICKET_STATUS: Update = update(_TICKETS).where(_TICKETS.c.id == bindparam("p_id")).values(
     **_params(_TICKETS, "status", "updated_at"))
 
@@ -126,10 +176,14 @@ def _open_ticket_pg(ticket: tuple[str, ...], session: tuple[str, ...], started: 
 
 
 @functools.cache
-def _step_and_event_pg() -> Select[Any]:
-    """:data:`_ADD_STEP` and :data:`_ADD_EVENT` (the same ``p_session_id`` and ``p_created_at``)."""
+def _step_and_event_pg(calls: int = 0) -> Select[Any]:
+    """:data:`_ADD_STEP` and :data:`_ADD_EVENT` (the same ``p_session_id`` and ``p_created_at``), and the
+    rows of ``calls`` finished calls (``c0_``, ``c1_``, ... parameters)."""
     new_step, new_event = _ADD_STEP.cte("new_step"), _ADD_EVENT.cte("new_event")
-    return select(new_step.c.id, new_step.c.index, new_event.c.id.label("event_id"), new_event.c.seq)
+    saved = [_save_call("postgresql", f"c{i}_").returning(_CALLS.c.call_id).cte(f"saved_call_{i}")
+             for i in range(calls)]
+    stmt = select(new_step.c.id, new_step.c.index, new_event.c.id.label("event_id"), new_event.c.seq)
+    return stmt.add_cte(*saved) if saved else stmt
 
 
 @functools.cache
@@ -172,6 +226,7 @@ class TicketStore:
         """For the per-ticket statements, prepared once."""
         self._add_event, self._add_step = fast.prepare(_ADD_EVENT), fast.prepare(_ADD_STEP)
         self._record_call, self._finish_call = fast.prepare(_RECORD_CALL), fast.prepare(_FINISH_CALL)
+        self._save_call = fast.prepare(_save_call(db.dialect))
         self._set_ticket_status = fast.prepare(_SET_TICKET_STATUS)
         self._find_external, self._ticket_by_id = fast.prepare(_FIND_EXTERNAL), fast.prepare(_TICKET_BY_ID)
         self._insert_ticket, self._insert_session = fast.prepare(_INSERT_TICKET), fast.prepare(_INSERT_SESSION)
@@ -313,18 +368,26 @@ class TicketStore:
         return Step(id=step_id, index=index, **values)
 
     def add_step_and_event(self, session_id: str, *, title: str, tool: str | None, args: dict[str, Any],
-                           ok: bool | None, observation: dict[str, Any], event: str,
-                           data: dict[str, Any]) -> tuple[Step, SessionEvent]:
-        """:meth:`add_step` and :meth:`add_event` in one transaction (a step is announced as it is stored)."""
+                           ok: bool | None, observation: dict[str, Any], event: str, data: dict[str, Any],
+                           calls: Sequence[FinishedCall] = ()) -> tuple[Step, SessionEvent]:
+        """:meth:`add_step` and :meth:`add_event` in one transaction (a step is announced as it is stored),
+        with the rows of the tool ``calls`` the step reports (one write per tool call: its row, its result
+        and its step; on PostgreSQL one statement)."""
+        if len(calls) > MAX_CALLS_PER_WRITE:
+            raise ValueError(f"{len(calls)} calls for one step; at most {MAX_CALLS_PER_WRITE} (store them with "
+                             "save_calls first)")
         now = utcnow()
         step = {"session_id": session_id, "title": redact_text(title), "tool": tool, "args": redact_json(args),
                 "ok": ok, "observation": redact_json(observation), "created_at": now}
         announced = {"session_id": session_id, "event": event, "data": redact_json(data), "created_at": now}
         if self._one_statement:
-            step_id, index, event_id, seq = self._fast.one(self._fast.prepare(_step_and_event_pg()),
-                                                           {**_bound(step), **_bound(announced)})
+            saved = {k: v for i, call in enumerate(calls) for k, v in call.values(f"c{i}_").items()}
+            step_id, index, event_id, seq = self._fast.one(self._fast.prepare(_step_and_event_pg(len(calls))),
+                                                           {**_bound(step), **_bound(announced), **saved})
             return (Step(id=step_id, index=index, **step), SessionEvent(id=event_id, seq=seq, **announced))
         with self._fast.transaction() as tx:
+            for call in calls:
+                tx.execute(self._save_call, call.values())
             step_id, index = tx.one(self._add_step, _bound(step))
             event_id, seq = tx.one(self._add_event, _bound(announced))
         return (Step(id=step_id, index=index, **step), SessionEvent(id=event_id, seq=seq, **announced))
@@ -374,6 +437,15 @@ class TicketStore:
             "status": "ok" if ok else "error", "output": redact_json(output) if output is not None else None,
             "error_code": error_code, "error_message": redact_optional(error_message), "duration_ms": duration_ms,
             "finished_at": utcnow()})})
+
+    def save_calls(self, calls: Sequence[FinishedCall]) -> None:
+        """Finished calls' rows with no step to go with (a call whose failure ends the run)."""
+        if len(calls) == 1:
+            self._fast.run(self._save_call, calls[0].values())
+            return
+        with self._fast.transaction() as tx:
+            for call in calls:
+                tx.execute(self._save_call, call.values())
 
     def calls(self, session_id: str) -> list[ToolCallRow]:
         with self._sessions() as db:
