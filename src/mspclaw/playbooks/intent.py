@@ -107,9 +107,29 @@ QUESTIONS: tuple[str, ...] = (
     "can i make", "can i use", "can i configure", "can i replace", "can i run", "can i create", "can i turn",
     "wie kann ich", "wie kann man", "wie richte ich", "ist es moglich", "gibt es eine moglichkeit",
     "comment faire", "comment puis je", "est il possible", "como puedo", "como hago", "es posible",
-    "hoe kan ik", "hoe moet ik", "is het mogelijk",
+    "hoe kan ik", "hoe moet ik", "is het mogelijk", "where is", "where are", "where can i find", "where do i find",
+    "how does it work", "wo finde ich", "wo ist", "wie geht das", "wie funktioniert", "ou se trouve", "ou trouver",
+    "comment ca marche", "donde esta", "donde encuentro", "como funciona", "waar is", "waar vind ik", "hoe werkt",
 )
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
+
+SETTING_QUESTIONS: tuple[str, ...] = (
+    "how can i set", "how do i set", "how to set", "how can i configure", "how do i configure", "how to configure",
+    "how can i make", "how do i make", "how to make", "how can i stop", "how do i stop", "how to stop",
+    "how can i prevent", "how do i prevent", "how to prevent", "how can i disable", "how do i disable",
+    "how to disable", "how can i hide", "how do i hide", "how to hide", "how can i change", "how do i change",
+    "how to change", "how do i know", "how can i tell", "how do i choose", "how to choose", "how can i get rid",
+    "wie stelle ich", "wie kann ich einstellen", "wie deaktiviere ich", "wie verhindere ich", "comment configurer",
+    "comment desactiver", "comment empecher", "como configuro", "como configurar", "como desactivo",
+    "como desactivar", "como evito", "hoe stel ik", "hoe schakel ik", "hoe voorkom ik",
+)
+"""A how-to about settings ("How can I set up Outlook to send but not receive"): in the subject it
+outweighs the subject's :data:`WEAK_FAULTS`, which then describe the wanted setting, not a fault."""
+WEAK_FAULTS: frozenset[str] = frozenset({
+    "not", "no", "never", "nothing", "dont", "doesnt", "isnt", "arent", "anymore", "again", "every time",
+    "whenever", "keeps", "asking for", "asks for", "prompt", "prompts", "prompting", "nicht", "kein", "keine",
+    "pas", "plus", "rien", "nunca", "nada", "niet", "geen", "niets", "nooit",
+})
 
 
 MAX_POSITIONS = 64
@@ -151,7 +171,8 @@ class Intent:
     def __init__(self, faults: Sequence[str] = FAULTS, requests: Sequence[str] = REQUESTS,
                  questions: Sequence[str] = QUESTIONS) -> None:
         self._lists = {"fault": _index(faults), "request": _index(requests), "question": _index(questions)}
-        self._terms = (*faults, *requests, *questions)
+        self._setting = _index(SETTING_QUESTIONS)
+        self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS)
 
     def vocabulary(self) -> list[str]:
         """Every word of every list, as written (the matcher maps other languages' inflections onto them)."""
@@ -175,11 +196,20 @@ class Intent:
         decides for the whole ticket (the body then explains the set-up, and says "problem" in passing)."""
         first: dict[str, str] = {}
         in_subject: set[str] = set()
+        subject_faults: set[str] = set()
+        setting = ""
         subject = True
         for pos, token in enumerate(tokens):
             if token == BREAK:
                 subject = False
                 continue
+            if subject:
+                for seq, term in self._setting.get(token, ()):
+                    if not setting and tuple(tokens[pos:pos + len(seq)]) == seq:
+                        setting = term
+                for seq, term in self._lists["fault"].get(token, ()):
+                    if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
+                        subject_faults.add(term)
             for kind, index in self._lists.items():
                 if kind in first:
                     continue
@@ -191,6 +221,8 @@ class Intent:
                         break
         if "question" in in_subject and "fault" not in in_subject:
             return Ask(False, "question", first["question"])
+        if setting and subject_faults <= WEAK_FAULTS:
+            return Ask(False, "question", setting)
         if "fault" in first:
             return Ask(True, "fault", first["fault"])
         if "question" in first:
