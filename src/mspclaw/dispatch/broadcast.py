@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from mspclaw.observability.metrics import BROADCAST_MESSAGES
 from mspclaw.protocol.frames import MAX_FRAME_BYTES, Event
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class Broadcast:
         data = _SharedEvent(origin=self.replica_id, frame=frame).model_dump_json()
         if len(data) > MAX_MESSAGE_BYTES:
             self.dropped += 1
+            BROADCAST_MESSAGES.labels("dropped").inc()
             log.info("broadcast: event %d of session %s is %d bytes, over %d: other replicas' watchers read it "
                      "from the store", frame.seq, frame.session_id, len(data), MAX_MESSAGE_BYTES)
             return
@@ -123,6 +125,7 @@ class Broadcast:
             return  # not running: no replica hears it now, and the store has it
         if len(self._outbox) >= self._max_outbox:
             self.dropped += 1
+            BROADCAST_MESSAGES.labels("dropped").inc()
             return
         self._outbox.append((channel, data))
         try:
@@ -174,8 +177,10 @@ class Broadcast:
                         for channel, data in batch:
                             pipe.publish(channel, data)
                         await pipe.execute()
+                    BROADCAST_MESSAGES.labels("sent").inc(len(batch))
                 except (RedisError, OSError) as exc:
                     self.dropped += len(batch) + len(self._outbox)
+                    BROADCAST_MESSAGES.labels("dropped").inc(len(batch) + len(self._outbox))
                     self._outbox.clear()  # stale by the time Redis is back: watchers read the store meanwhile
                     if not self._failing:
                         log.warning("broadcast: replica %s cannot publish (%s); other replicas' watchers read "
@@ -218,17 +223,20 @@ class Broadcast:
     def _received(self, data: bytes | str, deliver: Callable[[Event], None],
                   dirty: Mapping[Topic, asyncio.Event]) -> None:
         if len(data) > MAX_MESSAGE_BYTES:
+            BROADCAST_MESSAGES.labels("dropped").inc()
             log.warning("broadcast: dropped a shared message of %d bytes (limit %d)", len(data), MAX_MESSAGE_BYTES)
             return
         try:
             message = _MESSAGES.validate_json(data)
         except ValidationError as exc:
+            BROADCAST_MESSAGES.labels("dropped").inc()
             log.warning("broadcast: dropped a shared message that does not validate: %s",
                         exc.errors(include_input=False, include_url=False)[:3])
             return
         if message.origin == self.replica_id:
             return  # this replica's own: its watchers had it already
         self.received += 1
+        BROADCAST_MESSAGES.labels("received").inc()
         match message:
             case _SharedEvent(frame=frame):
                 deliver(frame)

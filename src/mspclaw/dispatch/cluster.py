@@ -56,7 +56,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from mspclaw.dispatch.hub import AgentIdentity, Hub, Transport, TransportClosed
+from mspclaw.dispatch.hub import REFUSALS, AgentIdentity, Hub, Transport, TransportClosed
 from mspclaw.dispatch.relay import PeerLink, RelayUnavailable, ReplicaRelay, Send
 from mspclaw.errors import (
     AgentOffline,
@@ -67,6 +67,7 @@ from mspclaw.errors import (
     ToolTimeout,
     UnknownTool,
 )
+from mspclaw.observability.metrics import observe_forwarded, relayed_call, watch_cluster
 from mspclaw.protocol.connection import CLOSE_UNAUTHORIZED
 from mspclaw.protocol.frames import (
     MAX_FRAME_BYTES,
@@ -201,6 +202,16 @@ _ERROR_KINDS: list[tuple[type[MSPClawError], _ErrorKind]] = [
     (AgentOffline, "offline"), (ToolTimeout, "timeout"), (UnknownTool, "unknown_tool"), (ToolRefused, "refused")]
 
 
+def _outcome(reply: _Reply) -> str:
+    """The ``outcome`` label of a forwarded call's reply, as the hub labels a local call's."""
+    if reply.error is not None:
+        return "refused" if reply.error == "unknown_tool" else reply.error
+    if reply.result is not None and reply.result.ok:
+        return "ok"
+    error = reply.result.error if reply.result is not None else None
+    return "refused" if error is not None and error.code in REFUSALS else "failed"
+
+
 def _raise(reply: _Reply) -> None:
     """Raise on the caller's side what the holder's call raised (the same class and message)."""
     match reply.error:
@@ -271,6 +282,10 @@ class Cluster:
         self._subscribed = False
         self.problem = "not started"
         """Why forwarded calls fail now (empty while :attr:`healthy`)."""
+        self._counts_key = f"{prefix}agent-counts"
+        """A hash: replica id -> "agents it holds, until when (epoch s)", written by each replica's heartbeat."""
+        self._known = 0
+        watch_cluster(self)
 
     @classmethod
     def from_url(cls, url: str, *, op_timeout_s: float = 1.0, **options: Any) -> Cluster:
@@ -284,6 +299,16 @@ class Cluster:
             raise ConfigError(f"MSPCLAW_REDIS_URL is not a Redis URL ({exc}); "
                               "use redis://[:password@]host:6379/0 or rediss:// for TLS") from exc
         return cls(redis, **options)
+
+    @property
+    def agents_held(self) -> int:
+        """Agents connected to this replica."""
+        return len(self._held)
+
+    @property
+    def agents_known(self) -> int:
+        """Agents connected to any replica as of this replica's last heartbeat (its own without Redis)."""
+        return self._known if self.healthy else len(self._held)
 
     @property
     def healthy(self) -> bool:
@@ -346,6 +371,7 @@ class Cluster:
             try:  # leave at once rather than after the TTL
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.delete(self._live_key, self._relay_key(self.replica_id))
+                    pipe.hdel(self._counts_key, self.replica_id)
                     for identity in self._held.values():
                         await self._forget(keys=[self._agent_key(identity.agent_id)], args=[self._value(identity)],
                                            client=pipe)
@@ -411,6 +437,29 @@ class Cluster:
             batch = held[start:start + REFRESH_BATCH]
             await self._renew(keys=[self._agent_key(i.agent_id) for i in batch],
                               args=[ttl_ms, *(self._value(i) for i in batch)])
+        await self._count_agents()
+
+    async def _count_agents(self) -> None:
+        """Say how many agents this replica holds and sum every live replica's count (for the metrics)."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self._counts_key, self.replica_id, f"{len(self._held)} {now + self.ttl_s}")
+            pipe.pexpire(self._counts_key, int(self.ttl_s * 1000))
+            pipe.hgetall(self._counts_key)
+            counts = (await pipe.execute())[2]
+        known, gone = 0, []
+        for replica, value in counts.items():
+            held, _, until = (value.decode() if isinstance(value, bytes) else str(value)).partition(" ")
+            try:
+                alive = float(until) >= now
+                known += int(held) if alive else 0
+            except ValueError:
+                alive = False
+            if not alive:
+                gone.append(replica)
+        if gone:  # replicas that died without saying goodbye
+            await self.redis.hdel(self._counts_key, *gone)
+        self._known = known
 
     async def _write_changes(self) -> None:
         changed, self._changed = self._changed, {}
@@ -485,6 +534,7 @@ class Cluster:
 
     async def _serve_call(self, hub: Hub, call: _Call, answer: Send | None = None) -> None:
         """Run a forwarded call on the agent held here, and publish what came of it to the caller."""
+        relayed_call()  # counted once, by the caller's replica (this task's own context)
         reply: _Reply
         link = hub.link(call.agent_id)
         if link is None or link.identity.client_id != call.client_id:
@@ -580,8 +630,10 @@ class Cluster:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[_Reply] = loop.create_future()
         self._waiters[call_id] = fut
+        started, transport, outcome = time.perf_counter(), "redis", "failed"
         try:
             link = await self._send_direct(replica, message)
+            transport = "redis" if link is None else "direct"
             if link is None and await self.redis.publish(self._channel(replica), message) == 0:
                 raise _Unheard(f"agent {agent_id} is held by replica {replica}, which is not listening")
             watched: tuple[asyncio.Future[Any], ...] = (fut,) if link is None else (fut, link.closed)
@@ -602,8 +654,23 @@ class Cluster:
                     raise AgentOffline(f"replica {replica}, which held agent {agent_id}, stopped answering "
                                        f"while running {tool}")
             reply = fut.result()
+            outcome = _outcome(reply)
+        except _Unheard:
+            outcome = "unheard"  # reached no replica: the caller looks the holder up again
+            raise
+        except ToolTimeout:
+            outcome = "timeout"
+            raise
+        except (AgentOffline, RedisError, OSError):
+            outcome = "offline"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         finally:
             self._waiters.pop(call_id, None)
+            if outcome != "unheard":
+                observe_forwarded(transport, outcome, time.perf_counter() - started)
         if reply.error == "offline":
             self._holders.pop(agent_id, None)  # it left that replica: a retry looks it up again
         _raise(reply)

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mspclaw.errors import StoreError
+from mspclaw.observability.metrics import watch_leases
 from mspclaw.store.leases import MAX_HOLDER, Leases
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Ownership:
         self.held: dict[str, Held] = {}
         """The leases this replica holds now, by name (its loops running)."""
         self._runners: set[str] = set()
+        watch_leases(self)
 
     async def run(self, name: str, loop: OwnedLoop) -> None:
         """Run ``loop`` whenever this replica holds the lease ``name``; until cancelled.

@@ -44,6 +44,7 @@ from typing import Any
 
 from mspclaw.engine.ports import ToolPort
 from mspclaw.errors import StoreError
+from mspclaw.observability.metrics import SESSION_RECOVERIES, watch_leases
 from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.leases import Leases
@@ -92,6 +93,7 @@ class SessionOwnership:
         self._passes = 0
         self.stopping = False
         """Set when the server stops: no session is taken or resumed here any more."""
+        watch_leases(self, "session")
 
     # -- one session ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -242,6 +244,7 @@ class SessionOwnership:
                 await self.release(session_id)
                 continue
             resumed += 1
+            SESSION_RECOVERIES.inc()
         if resumed:
             log.info("resumed %d unfinished session(s) no replica held", resumed)
         return resumed

@@ -41,10 +41,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import Conflict, StoreError
+from mspclaw.observability.metrics import LEASE_TAKEOVERS, lease_kind
 from mspclaw.store.database import Database
 from mspclaw.store.tables import OwnershipLease, utcnow
 
 _LEASES = cast("Table", OwnershipLease.__table__)
+_BEFORE = _LEASES.alias("before")
 MAX_NAME: Final = 200
 MAX_HOLDER: Final = 100
 MAX_TTL_S: Final = 86_400.0
@@ -122,9 +124,14 @@ class Leases:
             set_={"holder": holder, "token": case((still_mine, c.token), else_=c.token + 1), "expires_at": until,
                   "updated_at": now},
             where=or_(c.holder.is_(None), c.expires_at <= now, c.holder == holder),
-        ).returning(c.token)
+        ).returning(c.token, select(_BEFORE.c.holder).where(_BEFORE.c.name == name).scalar_subquery())
+        # the subquery reads the holder before this statement on PostgreSQL (its snapshot), the new one on
+        # SQLite (a single server: no other replica can hold its leases), so only PostgreSQL counts takeovers
         with self._errors(f"acquire the lease {name!r}"), self._db.transaction(immediate=True) as conn:
-            token: int | None = conn.execute(stmt).scalar()
+            row = conn.execute(stmt).first()
+        token: int | None = row[0] if row is not None else None
+        if row is not None and row[1] is not None and row[1] != holder:  # another replica's, expired
+            LEASE_TAKEOVERS.labels(lease_kind(name)).inc()
         return token
 
     def renew(self, name: str, holder: str, token: int, ttl_s: float) -> bool:
