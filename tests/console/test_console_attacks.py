@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import secrets
 import socket
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -28,9 +26,7 @@ import httpx
 import pytest
 import yaml
 from fastapi import FastAPI
-from sqlalchemy import text, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import update
 from starlette.routing import Route
 from tests.conftest import Live, live_server
 from tests.console.signing_in import (
@@ -47,12 +43,12 @@ from tests.console.signing_in import (
     secret_of,
     signed_in,
 )
+from tests.private_schema import postgres_schema as private_schema
 
 import mspclaw.playbooks
 from mspclaw.console import totp
 from mspclaw.pipeline.access import Principal
 from mspclaw.store.database import Database
-from mspclaw.store.db import make_engine
 from mspclaw.store.sso import Providers, checked
 from mspclaw.store.tables import AuthToken, utcnow
 from mspclaw.wiring import secret_box
@@ -824,25 +820,8 @@ async def test_oversized_and_malformed_input_is_refused_clearly(tmp_path: Path) 
         assert status.split(b" ")[1] in (b"400", b"413", b"414", b"431"), status
 
 
-def postgres_schema() -> Iterator[str]:
-    """A migrated schema of its own on the test PostgreSQL (``TEST_POSTGRES_URL``): its URL."""
-    base = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    schema = f"attacks_{secrets.token_hex(6)}"
-    admin = make_engine(base.render_as_string(hide_password=False))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is required and is not usable: {exc}", pytrace=False)
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    Database.open(url).dispose()
-    try:
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def postgres_schema() -> Generator[str, None, None]:
+    return private_schema("attacks")
 
 
 async def test_nul_and_control_characters_on_postgresql(tmp_path: Path) -> None:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,16 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import make_url, text
-from sqlalchemy.exc import SQLAlchemyError
 from tests.conftest import Live, live_server, make_old_files
 from tests.console.signing_in import DANA, register, signed_in
 from tests.dispatch.cluster_replicas import SHARED_REDIS, OwnRedis, key_prefix
+from tests.private_schema import postgres_schema as private_schema
 from websockets.asyncio.client import connect
 
 from mspclaw.dispatch.broadcast import MAX_MESSAGE_BYTES, Broadcast
 from mspclaw.protocol.codec import decode_session_frame, encode
 from mspclaw.protocol.frames import Event, Watch
 from mspclaw.simulators.local_psa import run_local_psa
-from mspclaw.store.database import Database
-from mspclaw.store.db import make_engine
 from mspclaw.store.secretbox import SecretKey
 
 pytestmark = pytest.mark.anyio
@@ -127,25 +123,8 @@ async def test_a_configuration_change_makes_every_other_replica_reload_once() ->
 
 # --- two servers on one database ------------------------------------------------------------------------
 
-def postgres_schema() -> Iterator[str]:
-    """A migrated schema of its own on the test PostgreSQL: its URL."""
-    base = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    schema = f"relay_{secrets.token_hex(6)}"
-    admin = make_engine(base.render_as_string(hide_password=False))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is required and is not usable: {exc}", pytrace=False)
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    Database.open(url).dispose()
-    try:
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def postgres_schema() -> Generator[str, None, None]:
+    return private_schema("relay")
 
 
 def subscribed(broadcast: Broadcast) -> Callable[[], bool]:

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from tests.ops.tcp_proxy import ProxyThread
+from tests.private_schema import postgres_schema as private_schema
 
 from mspclaw.errors import StoreError
 from mspclaw.pipeline.intake import Intake, Poller
@@ -49,23 +46,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         Database.open(url).dispose()
         yield url
         return
-    base = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    schema = f"own_{secrets.token_hex(6)}"
-    admin = make_engine(base.render_as_string(hide_password=False))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is required and is not usable: {exc}", pytrace=False)
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    Database.open(url).dispose()
-    try:
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from private_schema("own")
 
 
 class Partitioned(Leases):

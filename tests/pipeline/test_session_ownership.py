@@ -30,12 +30,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import event, select
 from tests.conftest import free_port
 from tests.inprocess_agent import inprocess_agent
 from tests.ops.tcp_proxy import TcpProxy
+from tests.private_schema import postgres_schema as private_schema
 
 from mspclaw.agent.tools import ToolContext, bind
 from mspclaw.pipeline.routing import Route
@@ -45,7 +44,7 @@ from mspclaw.pipeline.submission import Submissions
 from mspclaw.protocol.frames import Approval
 from mspclaw.settings import Settings
 from mspclaw.store.database import Database
-from mspclaw.store.db import make_engine, sqlite_url
+from mspclaw.store.db import sqlite_url
 from mspclaw.store.leases import Leases
 from mspclaw.store.session_leases import SessionLeaseStore, session_lease
 from mspclaw.store.tables import Session, SessionEvent, Ticket
@@ -58,24 +57,7 @@ TTL = 1.0
 
 
 def postgres_schema() -> Generator[str, None, None]:
-    """A migrated schema of its own on the test PostgreSQL: its URL."""
-    base = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    schema = f"sess_{secrets.token_hex(6)}"
-    admin = make_engine(base.render_as_string(hide_password=False))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is required and is not usable: {exc}", pytrace=False)
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    Database.open(url).dispose()
-    try:
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return private_schema("sess")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,0 +1,40 @@
+"""A migrated schema of its own on the test PostgreSQL (``TEST_POSTGRES_URL``), for tests that run servers or
+replicas on one database: create it, migrate it, hand out its URL, drop it when the test is done."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Generator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from mspclaw.store.database import Database
+from mspclaw.store.db import make_engine
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_schema(prefix: str) -> Generator[str, None, None]:
+    """A generator: its first value is the URL of a new, migrated schema named ``<prefix>_<random>``; closing it
+    (or running it to its end) drops the schema. A PostgreSQL that cannot be used fails the test, saying why."""
+    base = make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = make_engine(base.render_as_string(hide_password=False))
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except SQLAlchemyError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL is required and is not usable: {exc}", pytrace=False)
+    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    try:
+        Database.open(url).dispose()
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
