@@ -25,7 +25,7 @@ from mspclaw.errors import ApprovalDenied, Conflict
 from mspclaw.pipeline.approval_view import NOTE_LABEL, approval_facts, approval_statement
 from mspclaw.pipeline.approvers import FIRST_APPROVAL, ApproverPolicy
 from mspclaw.pipeline.audit_entry import AuditEntry
-from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.events import SessionEvents, woken_or_pushed
 from mspclaw.protocol.frames import Approval
 from mspclaw.protocol.signing import approval_message, args_digest
 from mspclaw.store.audit import AuditLog
@@ -135,13 +135,7 @@ class Approvals:
                 if remaining <= 0:
                     await self._expire(row)
                     break
-                woken, pushed = asyncio.ensure_future(wake.wait()), asyncio.ensure_future(events.get())
-                try:
-                    await asyncio.wait((woken, pushed), timeout=min(remaining, RECHECK_S),
-                                       return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    woken.cancel()
-                    pushed.cancel()
+                await woken_or_pushed(wake, events, min(remaining, RECHECK_S))
                 if not wake.is_set():
                     current = self._store.approval(row.id)
         finally:

@@ -121,3 +121,14 @@ class SessionEvents:
             watchers.pop(queue, None)
             if not watchers:
                 del self._watchers[session_id]
+
+
+async def woken_or_pushed(wake: asyncio.Event, pushed: asyncio.Queue[Event], timeout: float) -> None:
+    """Return when ``wake`` is set (a decision in this process), an event is pushed to ``pushed`` (one from
+    another replica), or ``timeout`` seconds pass, whichever comes first; the caller reads the store to see which."""
+    woken, arrived = asyncio.ensure_future(wake.wait()), asyncio.ensure_future(pushed.get())
+    try:
+        await asyncio.wait((woken, arrived), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        arrived.cancel()

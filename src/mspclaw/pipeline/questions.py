@@ -28,7 +28,7 @@ from mspclaw.engine.content import asks_for_secret
 from mspclaw.engine.questions import best_match, fact_for
 from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolFailed
 from mspclaw.pipeline.audit_entry import AuditEntry
-from mspclaw.pipeline.events import SessionEvents
+from mspclaw.pipeline.events import SessionEvents, woken_or_pushed
 from mspclaw.pipeline.notes import reply_after
 from mspclaw.protocol.frames import UserAnswer
 from mspclaw.store.audit import AuditLog
@@ -236,13 +236,7 @@ class Questions:
                     except Conflict:
                         pass  # answered just in time
                     break
-                woken, pushed = asyncio.ensure_future(wake.wait()), asyncio.ensure_future(events.get())
-                try:
-                    await asyncio.wait((woken, pushed), timeout=min(remaining, RECHECK_S),
-                                       return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    woken.cancel()
-                    pushed.cancel()
+                await woken_or_pushed(wake, events, min(remaining, RECHECK_S))
                 if not wake.is_set():  # the stored row is the truth: a lost event only delays the answer
                     pending = self._runs.question(row.id).status == "pending"
         finally:
