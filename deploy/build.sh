@@ -37,6 +37,10 @@ cp "$repo/deploy/entrypoint.sh" "$repo/deploy/healthcheck.py" "$context/deploy/"
 echo "building wheels of mspclaw[$extra] into the build context" >&2
 $python -m pip wheel --quiet --disable-pip-version-check -c "$repo/constraints.txt" \
     -w "$context/wheelhouse" "$context/src[$extra]"
+# Dependencies that only the image's Python needs (Debian's 3.11.2: redis wants async-timeout before 3.11.3),
+# which a build host on a newer Python leaves out of the wheelhouse; pinned in constraints.txt.
+$python -m pip wheel --quiet --disable-pip-version-check --no-deps -c "$repo/constraints.txt" \
+    -w "$context/wheelhouse" async-timeout
 rm -rf "$context/src"
 
 # podman writes OCI images by default, which drop HEALTHCHECK; docker always writes the Docker format

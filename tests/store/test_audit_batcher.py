@@ -79,3 +79,22 @@ async def test_coroutines_await_the_writer_thread_without_loop_writes() -> None:
     batches = GroupCommit(writer.write, writer.finish, loop_writes=False, name="thread-batches")
     assert await batches.record("x") == "X"
     assert writer.threads == {"thread-batches"}
+
+
+@pytest.mark.parametrize("fail_on", [None, "b"])
+def test_a_caller_that_stops_waiting_leaves_the_writer_thread_working(fail_on: str | None) -> None:
+    """A caller cancelled while its batch is written (its task was cancelled: ``wrap_future`` cancels the
+    future): the item is written all the same, the writer thread does not die on the settled future, and the
+    items queued after it are written and answered."""
+    writer = Writer(fail_on=fail_on)
+    batches = GroupCommit(writer.write, writer.finish, loop_writes=False, name="test-writer")
+    first = batches.submit("a")
+    while not writer.threads:
+        threading.Event().wait(0.01)
+    queued = batches.submit("b")
+    assert queued.cancel()  # the caller stopped waiting before its batch was written
+    writer.gate.set()
+    assert first.result(5) == "A"
+    third = batches.submit("c")
+    assert third.result(5) == "C"
+    assert ["b"] in writer.batches  # written all the same

@@ -19,9 +19,10 @@ Two writers, one per colour of caller:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Generic, TypeVar
 
 ItemT = TypeVar("ItemT")
@@ -81,10 +82,12 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
                 self._finish(pending)
             except BaseException as exc:  # every caller of the batch gets the failure
                 for _, done in batch:
-                    done.set_exception(exc)
+                    with contextlib.suppress(InvalidStateError):  # its caller stopped waiting (cancelled)
+                        done.set_exception(exc)
             else:
                 for (_, done), result in zip(batch, results, strict=True):
-                    done.set_result(result)
+                    with contextlib.suppress(InvalidStateError):  # written all the same; nobody waits for it
+                        done.set_result(result)
 
     # --- coroutines ------------------------------------------------------------------------------
 
