@@ -29,13 +29,19 @@ from tests.conftest import live_server
 from tests.pipeline.test_intake import psa_and_server
 from websockets.sync.client import connect
 
+from mspclaw.api.routes.webhooks import MAX_WEBHOOK_BYTES
 from mspclaw.errors import ProtocolError
 from mspclaw.playbooks.catalogue import load_catalogue
 from mspclaw.playbooks.matcher import match
 from mspclaw.protocol.codec import decode_session_frame
 from mspclaw.protocol.limits import BODY_MAX, SUBJECT_MAX, clip
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # A failing example of megabytes would otherwise fail on hypothesis's "overly large repr" warning and hide
+    # the real failure.
+    pytest.mark.filterwarnings("ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"),
+]
 
 REQUEST_BUDGET_S = 10.0
 """Longest any one fuzzed request may take to be answered (a healthy one takes milliseconds)."""
@@ -63,6 +69,19 @@ PIECES = st.sampled_from([
     "a", "printer", "outlook ", "passwort=", "é", "\u0301", "\x00", "\x1b[31m", "😀", "\u202e", "<script>",
     "' OR 1=1 --", "%s%n", "${jndi:ldap://x}", "\r\n", "\t", " ", "[bold]", "\\", '"', "ｆｕｌｌ",
 ]) | st.text(max_size=12)
+
+
+class Repeated:
+    """A big body built from a few pieces repeated: shown by its recipe, never whole, in a failing example."""
+
+    def __init__(self, parts: list[str], times: int, cap: int) -> None:
+        self.parts, self.times, self.cap = parts, times, cap
+
+    def encode(self) -> bytes:
+        return ("".join(self.parts) * self.times)[:self.cap].encode()
+
+    def __repr__(self) -> str:
+        return f"Repeated({self.parts!r}, times={self.times}, cap={self.cap})"
 
 
 def huge(cap: int) -> st.SearchStrategy[str]:
@@ -178,13 +197,25 @@ async def test_fuzzed_webhook_deliveries_get_bounded_answers_in_time(tmp_path: P
         seen: list[int] = []
 
         @FUZZ
-        @given(body=st.one_of(st.binary(max_size=200), huge(2 * 1024 * 1024).map(str.encode)),
+        @given(body=st.one_of(st.binary(max_size=200), st.builds(Repeated, st.lists(PIECES, min_size=1, max_size=4),
+                                                                 st.integers(1, 2 * 1024 * 1024),
+                                                                 st.just(2 * 1024 * 1024))),
                headers=st.dictionaries(st.sampled_from(["X-LocalPSA-Signature", "X-LocalPSA-Timestamp",
                                                         "Content-Type", "X-Anything"]),
                                        st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=200)))
-        def deliver(body: bytes, headers: dict[str, str]) -> None:
+        def deliver(body: bytes | Repeated, headers: dict[str, str]) -> None:
+            content = body.encode() if isinstance(body, Repeated) else body
             with httpx.Client(base_url=live.url, timeout=REQUEST_BUDGET_S * 3) as anon:
-                r, took = timed(lambda: anon.post("/webhooks/local", content=body, headers=headers))
+                started = time.perf_counter()
+                try:
+                    r = anon.post("/webhooks/local", content=content, headers=headers)
+                except httpx.TransportError:
+                    # Over the limit, the 413 goes out before the body is read and the connection closes; a
+                    # client still sending may see the close (a reset) instead of the answer. Refused either way.
+                    assert len(content) > MAX_WEBHOOK_BYTES, f"a {len(content):,}-byte body lost its connection"
+                    seen.append(413)
+                    return
+                took = time.perf_counter() - started
             seen.append(r.status_code)
             assert r.status_code in (400, 401, 413, 422), (r.status_code, r.text[:300])
             assert took < REQUEST_BUDGET_S
