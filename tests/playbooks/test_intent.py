@@ -42,6 +42,7 @@ def _read(matcher: Matcher, subject: str, body: str = "") -> str:
     ("Printer werkt niet", "", "fault"),
     ("Hoe kan ik een handtekening toevoegen?", "in Outlook", "question"),
     ("graag toegang tot de map Financiën", "", "request"),
+    ("Outlook stopped sending mail", "", "fault"),
 ])
 def test_what_a_ticket_asks_for(library_matcher: Matcher, subject: str, body: str, kind: str) -> None:
     assert _read(library_matcher, subject, body) == kind

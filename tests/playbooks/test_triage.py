@@ -40,6 +40,10 @@ MUST_NOT = [
     ("security", "leaver", "A terminated employee called and wants access to his old OneDrive."),
     ("security", "sign-ins", "My account shows an unusual sign in from another country."),
     ("security", "mail frauduleux", "J'ai reçu un mail frauduleux avec une pièce jointe bizarre."),
+    ("security", "strange emails", "someone is sending emails from my account to all my contacts"),
+    ("security", "Spam", "Es werden Mails in meinem Namen verschickt, die ich nicht geschrieben habe."),
+    ("personal", "yahoo", "forgot the password of my yahoo mail, can you reset it"),
+    ("outage", "branch", "the IPsec tunnel to the warehouse is down since this morning"),
     ("business", "SAP slow", "SAP transactions take minutes for me, the rest of the PC is fast"),
     ("business", "Datev", "DATEV meldet einen Datenbankfehler beim Start"),
     ("restore", "need a file back", "I accidentally deleted the client list spreadsheet yesterday"),
@@ -66,6 +70,9 @@ LET_THROUGH = [
     ("email", "outlook", "outlook ne s'ouvre plus, bloqué sur chargement du profil"),
     ("mfa_reset", "authenticator", "I deleted the authenticator app by accident and can't get codes"),
     ("software_install", "Office unlicensed", "Word says Unlicensed Product, activation failed"),
+    ("app_crash", "Excel", "Excel keeps crashing since the update, I already reinstalled it"),
+    ("printer", "printer", "please add the printer on the 2nd floor to my laptop, it is not in the list"),
+    ("email", "Outlook", "Any help would be great: Outlook stopped receiving mail this morning"),
 ]
 
 
@@ -73,6 +80,12 @@ LET_THROUGH = [
 def test_one_users_problem_is_not_mistaken_for_a_must_not_ticket(matcher: Matcher, category: str, subject: str,
                                                                   body: str) -> None:
     assert matcher.match(subject, body, "windows").category == category
+
+
+def test_naming_a_consumer_service_is_no_veto_without_its_password_or_sign_in_codes(matcher: Matcher) -> None:
+    assert matcher.match("yahoo mail", "yahoo mail will not load in Chrome, other sites are fine",
+                         "windows").triage_reason is None
+    assert matcher.match("yahoo", "forgot my yahoo password", "windows").triage_reason is not None
 
 
 def test_signatures_and_banners_do_not_veto(matcher: Matcher) -> None:

@@ -69,8 +69,9 @@ FAULTS: tuple[str, ...] = (
     "desconectado", "desconectada", "sin conexion", "inestable", "congela", "se congela", "se traba",
     "se bloquea",
     # Dutch
-    "niet", "geen", "nooit", "niets", "fout", "foutmelding", "probleem", "problemen", "storing", "geblokkeerd",
-    "vergrendeld", "vergeten", "verlopen", "traag", "langzaam", "vast", "crasht", "verdwenen", "kwijt",
+    # "een storing": a lone "storing" has the stem of English "stored"
+    "niet", "geen", "nooit", "niets", "fout", "foutmelding", "probleem", "problemen", "een storing", "storingen",
+    "geblokkeerd", "vergrendeld", "vergeten", "verlopen", "traag", "langzaam", "vast", "crasht", "verdwenen", "kwijt",
     "ontbreekt", "dringend", "hulp", "niks", "vol", "valt weg", "steeds", "waarschuwing", "zwak", "duurt lang",
     "sluit af", "niet verbonden", "verbroken", "instabiel", "mislukt", "lukt niet",
 )

@@ -33,6 +33,20 @@ _FUNCTION_WORDS = {
 STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(text.split()) for lang, text in _FUNCTION_WORDS.items()}
 """Function words; a word in several lists (``de``, ``la``) counts for each."""
 
+_MORE_FUNCTION_WORDS = {
+    "en": "but also very all some other after before about",
+    "de": "aber oder wenn dann weil schon nur sehr wieder immer jetzt hier dort etwas alles diese dieser dieses "
+          "andere nach uber unter ohne",
+    "fr": "mais quand tres tout toute aussi encore toujours parce comme sans avant apres ceci cela cette autre entre",
+    "es": "pero como sin mas muy todo toda cuando donde porque hay ya solo tambien bien algo nada esto eso este "
+          "otra otro sobre entre hasta antes despues siempre ahora aqui",
+    "nl": "maar omdat wel heel zeer alles deze dit andere over onder zonder voor na toen waar hier daar iets",
+}
+FUNCTION_WORDS: frozenset[str] = frozenset(
+    word for text in (*_FUNCTION_WORDS.values(), *_MORE_FUNCTION_WORDS.values()) for word in text.split())
+"""Every language's function words: never read as another language's inflection of a trigger (Spanish
+``pero`` is no French ``père``, French ``aussi`` no German ``ausser``)."""
+
 _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})
 _STEMMERS: dict[str, object] = {}
 _CACHE: dict[tuple[str, str], str] = {}

@@ -9,7 +9,8 @@ How a ticket is scored against each playbook:
   adds twice its weight; a hit in the subject counts half as much again, since the subject
   usually names the main problem;
 * a word of five letters or more that is no trigger but one typing slip away from one (a letter
-  missing, added, swapped or wrong: ``pasword``, ``outlok``, ``priner``) counts 0.8 of the trigger;
+  missing, added, swapped or wrong: ``pasword``, ``outlok``, ``priner``) counts 0.85 of the trigger
+  (a terse "Druker geht nicht" still reaches the threshold on its one misspelt trigger);
   a shorter word only with two neighbouring letters swapped (``vnp``);
 * a negative keyword or phrase rules the playbook out (``jam`` for the printer playbook);
 * some tickets are for people whatever else they say: security reports (phishing, a hacked
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_hosts
 from mspclaw.playbooks.intent import Intent
-from mspclaw.playbooks.language import detect, snowball, stemmed_languages
+from mspclaw.playbooks.language import FUNCTION_WORDS, detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.playbooks.tokens import stem, stems, words
 from mspclaw.playbooks.triage import BREAK, Triage
@@ -39,7 +40,7 @@ __all__ = ["Match", "MatchResult", "Matcher", "match", "matcher_for", "stem", "s
 
 THRESHOLD = 2.5
 SUBJECT_BOOST = 1.5
-FUZZY_FACTOR = 0.8
+FUZZY_FACTOR = 0.85
 PHRASE_FACTOR = 2.0
 MIN_CONFIDENCE = 0.4
 """Below this calibrated confidence the ticket gets no playbook (a model or a technician takes it). A
@@ -61,11 +62,12 @@ PREFERRED: dict[frozenset[str], str] = {
     frozenset({"password_reset", "account_locked"}): "account_locked",
     frozenset({"email", "app_crash"}): "email",
     frozenset({"app_crash", "slow_computer"}): "slow_computer",
+    frozenset({"disk_full", "software_install"}): "disk_full",
 }
 """Close calls between two categories go to the one whose first steps diagnose both: the account
 lookup reads both the lock and the password's expiry; the mail-client check sees a hung Outlook
 and a mail server that does not answer; the performance check sees a whole PC that hangs and the
-one program that takes it down."""
+one program that takes it down; the disk check sees the lack of space that stops an install."""
 CONTEXT_ONLY_WORDS = 16
 """A ticket of more words than this whose best playbook scored only on context triggers (``firefox``,
 ``outlook``) gets no playbook: it had room to name a symptom the playbook treats and named none. A
@@ -301,8 +303,8 @@ class Matcher:
             return cached
         found = own
         # German "Ton" is no inflection of "toner": short words are read as written
-        langs: tuple[str, ...] = () if len(word) < ALIAS_MIN else (lang,) if lang is not None else tuple(
-            stemmed_languages())
+        langs: tuple[str, ...] = () if len(word) < ALIAS_MIN or word in FUNCTION_WORDS else (
+            (lang,) if lang is not None else tuple(stemmed_languages()))
         for each in langs:
             alias = self._aliases[each].get(snowball(each, word))
             if alias is not None:

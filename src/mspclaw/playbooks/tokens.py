@@ -43,6 +43,8 @@ def words(text: str) -> list[str]:
 
 
 _STEMS: dict[str, str] = {}
+_AS_WRITTEN = frozenset({"quite"})
+"""Common words whose stem would be another word of the vocabulary (``quite`` is no ``quit``)."""
 
 
 def stem(word: str) -> str:
@@ -51,6 +53,8 @@ def stem(word: str) -> str:
     if cached is not None:
         return cached
     w = word
+    if w in _AS_WRITTEN:
+        return w
     if len(w) > 5 and w.endswith("ing"):
         w = w[:-3]
     elif len(w) > 4 and w.endswith(("ied", "ies")):
