@@ -22,8 +22,8 @@ def library_matcher(library: list[Playbook]) -> Matcher:
 
 
 def _read(matcher: Matcher, subject: str, body: str = "") -> str:
-    tokens, _, _ = matcher.tokens(subject, body)
-    return matcher.intent.read(tokens).kind
+    tokens, _, lang = matcher.tokens(subject, body)
+    return matcher.intent_for(lang).read(tokens).kind
 
 
 @pytest.mark.parametrize(("subject", "body", "kind"), [

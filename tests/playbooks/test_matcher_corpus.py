@@ -18,7 +18,7 @@ import pytest
 
 from mspclaw.playbooks.evaluation import evaluate, read_labelled
 from mspclaw.playbooks.loader import load_dir
-from mspclaw.playbooks.matcher import Matcher, match, stem, stems, words
+from mspclaw.playbooks.matcher import Matcher, match, stem, words
 
 CORPUS = Path(__file__).parents[1] / "data" / "tickets.jsonl"
 HOLDOUT = Path(__file__).parents[1] / "data" / "tickets_holdout.jsonl"
@@ -124,8 +124,8 @@ def test_a_ticket_with_more_points_than_a_packed_field_is_scored_exactly() -> No
     books = load_dir()
     every_trigger = " ".join(w for b in books for w in (*b.triggers.keywords, *b.triggers.phrases))
     matcher = Matcher(books)
-    stems_ = stems(every_trigger)
-    found, ruled, _ = matcher._hits(stems_, 0)
+    tokens, subject_len, lang = matcher.tokens("", every_trigger)
+    found, ruled, _ = matcher._hits(tokens, subject_len, lang)
     with pytest.raises(OverflowError):
         matcher._scores(found, ruled)
     result = matcher.match("", every_trigger, "windows")
@@ -152,3 +152,21 @@ def test_multilingual_holdout() -> None:
     report = evaluate(Matcher(load_dir()), read_labelled(HOLDOUT_MULTILINGUAL))
     assert report.accuracy >= 0.95
     assert len(report.false_automations) <= 1
+
+
+SERVICEDESK = DATA / "tickets_servicedesk_phrasing.jsonl"
+"""105 service-desk tickets as end users mail them (terse, typos, signatures, quoted replies; EN/DE/FR/ES/NL):
+whole-site and VPN-router outages, server alerts, ERP slowness, hardware, leavers asking for access, restores
+and licence purchases that must get no playbook (42), and printer, network-drive, Outlook, token, driver,
+licence-error and Internet Explorer tickets that must. Written in two batches, each before the matcher was
+run on it: 73 tickets first measured at 94.5 % top-1 (the three "false automations" were Office licence
+errors, since labelled software_install as issue 14 counts them), then 30 more in FR/ES/NL/DE at 90.0 %
+and 0 of 9; the fixes that followed are general (docs/benchmarks.md)."""
+
+
+def test_servicedesk_phrasing() -> None:
+    report = evaluate(Matcher(load_dir()), read_labelled(SERVICEDESK))
+    assert len(report.outcomes) >= 60
+    assert len(report.must_not) >= 30
+    assert report.accuracy >= 0.95, [(o.ticket.subject, o.got) for o in report.outcomes if not o.right]
+    assert [(o.ticket.subject, o.got) for o in report.false_automations] == []

@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 from mspclaw.cli.app import app
 from mspclaw.playbooks.canonical import MAX_FILE_BYTES, content_hash, load_yaml
 from mspclaw.playbooks.install import InstallError, commit, fetcher, open_registry, prepare, record_revocations, shown
-from mspclaw.playbooks.loader import PlaybookError
 from mspclaw.playbooks.registry import Registry, RegistryError, build, dumps, parse_registry, seal
 from mspclaw.playbooks.signing import SIGNATURES_FILE, sign
 from mspclaw.playbooks.verified import load_verified_catalogue
@@ -303,8 +302,11 @@ def test_a_revoked_version_no_longer_listed_still_reaches_installed_copies(tmp_p
     assert [e.version for e in newer.playbooks] == ["1.2.0"] and newer.revoked[0].sha256 == old_sha
     (hit,) = record_revocations(newer, target)
     assert hit.book.version == "1.1.0"
-    with pytest.raises(PlaybookError, match=r"acme_printer 1\.1\.0: revoked: bad queue logic"):
-        load_verified_catalogue([target], mode="enforce", trust_files=[signer.trust_file], library=None)
+    loaded = load_verified_catalogue([target], mode="enforce", trust_files=[signer.trust_file], library=None)
+    (refused,) = loaded.refused
+    assert loaded.books == [] and refused.status == "revoked"
+    assert "acme_printer 1.1.0: revoked (bad queue logic" in refused.line()
+    assert f"mspclaw playbooks remove acme_printer --dir {target}" in refused.fix
 
 
 def test_without_a_reachable_store_the_install_is_logged_beside_the_playbooks(tmp_path: Path, signer: Signer) -> None:

@@ -18,8 +18,7 @@ from tests.playbooks.registry_helpers import community_playbook, make_signer
 
 from mspclaw.playbooks.loader import PlaybookError
 from mspclaw.playbooks.reload import PlaybookReloader
-from mspclaw.playbooks.schema import Playbook
-from mspclaw.playbooks.verified import sign_path
+from mspclaw.playbooks.verified import Verified, sign_path
 from mspclaw.settings import Settings
 from mspclaw.wiring import build, load_playbooks
 
@@ -75,17 +74,20 @@ async def test_reloader_only_loads_on_change(tmp_path: Path) -> None:
     community_playbook(books)
     loads: list[int] = []
     applied: list[int] = []
-    settings = Settings(data_dir=tmp_path / "data", playbook_dirs=[books])
+    settings = Settings(data_dir=tmp_path / "data", playbook_dirs=[books], playbook_trust="off")
 
-    def load() -> list[Playbook]:
+    def load() -> Verified:
         loads.append(1)
         return load_playbooks(settings)
 
-    reloader = PlaybookReloader([books], load, lambda got: applied.append(len(got)))
-    assert reloader.check() is False and not loads
+    async def apply(got: Verified) -> None:
+        applied.append(len(got.books))
+
+    reloader = PlaybookReloader([books], load, apply)
+    assert await reloader.reload() is False and not loads
     (books / "acme_printer.yaml").write_text("id: [broken\n")
-    assert reloader.check() is False and reloader.problems and not applied
+    assert await reloader.reload() is False and reloader.problems and not applied
     community_playbook(books)
-    assert reloader.check() is True and applied == [17]
+    assert await reloader.reload() is True and applied == [17]
     with pytest.raises(PlaybookError, match="no such directory of playbooks"):
         load_playbooks(Settings(data_dir=tmp_path / "data", playbook_dirs=[tmp_path / "missing"]))

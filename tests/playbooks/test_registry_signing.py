@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,14 @@ from mspclaw.playbooks.signing import (
     Signature,
     SigningError,
     Trust,
+    ensure_key,
     generate_key,
+    public_key_of,
     read_signatures,
     sign,
     verify,
 )
-from mspclaw.playbooks.verified import load_verified_catalogue, sign_path, verify_directory
+from mspclaw.playbooks.verified import LocalKey, load_verified_catalogue, sign_path, verify_directory
 
 
 def test_canonical_form_follows_jcs() -> None:
@@ -142,7 +143,9 @@ def test_the_shipped_library_verifies_with_the_shipped_official_key() -> None:
     assert not [c for c in verify_directory(LIBRARY, Trust.load(official=False)) if c.verdict.ok]
 
 
-def test_loader_off_warn_enforce(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_loader_off_warn_enforce(tmp_path: Path) -> None:
+    """Under enforce each playbook that does not verify is left out, the others load, and each refusal names the
+    file, why, and the command that fixes it; warn loads them and says the same; off checks nothing."""
     signer = make_signer(tmp_path)
     books = tmp_path / "books"
     community_playbook(books)
@@ -150,22 +153,60 @@ def test_loader_off_warn_enforce(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     sign_path(books / "acme_printer.yaml", signer.key, signee="Acme MSP")
     # acme_wifi unsigned; acme_printer signed by a key only the trust file pins
     # the library (library=None) is left out here: its own test is the one above
-    assert len(load_verified_catalogue([books], mode="off", library=None)) == 2
-    with caplog.at_level(logging.WARNING):
-        assert len(load_verified_catalogue([books], mode="warn", trust_files=[signer.trust_file], library=None)) == 2
-    assert "acme_wifi 1.0.0: unsigned" in caplog.text and "acme_printer" not in caplog.text
-    with pytest.raises(PlaybookError) as refused:
-        load_verified_catalogue([books], mode="enforce", library=None)
-    text = "\n".join(refused.value.problems)
-    assert "acme_printer 1.1.0: untrusted: signed by key" in text and "acme_wifi 1.0.0: unsigned" in text
-    assert "MSPCLAW_PLAYBOOK_TRUST=enforce refuses these" in text
-    sign_path(books, signer.key, signee="Acme MSP")
-    assert len(load_verified_catalogue([books], mode="enforce", trust_files=[signer.trust_file], library=None)) == 2
+    off = load_verified_catalogue([books], mode="off", library=None)
+    assert len(off.books) == 2 and off.refused == []
+    warned = load_verified_catalogue([books], mode="warn", trust_files=[signer.trust_file], library=None)
+    assert len(warned.books) == 2 and [r.book_id for r in warned.refused] == ["acme_wifi"]
+    assert "acme_wifi 1.0.0: unsigned" in warned.refused[0].line()
+
+    own = LocalKey(tmp_path / "own.key", ensure_key(tmp_path / "own.key"))
+    enforced = load_verified_catalogue([books], mode="enforce", library=None, local_key=own)
+    assert enforced.books == [] and {r.book_id: r.status for r in enforced.refused} == {
+        "acme_printer": "untrusted", "acme_wifi": "unsigned"}
+    lines = {r.book_id: r.line() for r in enforced.refused}
+    assert lines["acme_wifi"].startswith(f"{books / 'acme_wifi.yaml'}: playbook acme_wifi 1.0.0: unsigned")
+    assert f"`mspclaw playbooks sign {books / 'acme_wifi.yaml'} --key {own.path}`" in lines["acme_wifi"]
+    assert "signed by a key not trusted" in lines["acme_printer"] and "MSPCLAW_PLAYBOOK_TRUSTED_KEYS" in \
+        lines["acme_printer"]
+
+    # the one that verifies loads; the other stays out
+    sign_path(books / "acme_wifi.yaml", own.key, signee="Acme MSP")
+    partly = load_verified_catalogue([books], mode="enforce", library=None, local_key=own)
+    assert [b.id for b in partly.books] == ["acme_wifi"] and [r.book_id for r in partly.refused] == ["acme_printer"]
+    both = load_verified_catalogue([books], mode="enforce", trust_files=[signer.trust_file], library=None,
+                                   local_key=own)
+    assert len(both.books) == 2 and both.refused == []
+    # a trust file's own entry for the MSP's key wins: revoked there, it is not trusted
+    revoked = tmp_path / "revoked-own.json"
+    revoked.write_text(json.dumps({"keys": [{"name": "old own key", "tier": "local", "revoked": True,
+                                             "public_key": public_key_of(own.key)}]}))
+    out = load_verified_catalogue([books], mode="enforce", trust_files=[revoked], library=None, local_key=own)
+    assert [r.book_id for r in out.refused] == ["acme_printer", "acme_wifi"]
+    assert "which is revoked" in out.refused[1].detail
+
     # altered after signing: a value changed, the signature no longer covers it
     path = books / "acme_wifi.yaml"
     path.write_text(path.read_text().replace("name: ", "name: Evil ", 1))
-    with pytest.raises(PlaybookError, match=r"acme_wifi 1\.0\.0: altered: the content differs"):
-        load_verified_catalogue([books], mode="enforce", trust_files=[signer.trust_file], library=None)
+    altered = load_verified_catalogue([books], mode="enforce", trust_files=[signer.trust_file], library=None,
+                                      local_key=own)
+    assert [b.id for b in altered.books] == ["acme_printer"]
+    (line,) = [r.line() for r in altered.refused]
+    assert "acme_wifi 1.0.0: altered since it was signed (the content differs" in line
+    assert "if you made the change, sign it again: `mspclaw playbooks sign" in line
+
+    # an altered library file is refused with the shipped library's own fix
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "wifi.yaml").write_text(library_text("wifi").replace("name: ", "name: Evil ", 1))
+    (library / SIGNATURES_FILE).write_text((LIBRARY / SIGNATURES_FILE).read_text())
+    shipped = load_verified_catalogue([], mode="enforce", library=library, local_key=own)
+    assert shipped.books == [] and "reinstall mspclaw" in shipped.refused[0].fix
+    assert shipped.refused[0].status == "altered"
+    # the MSP's own key does not vouch for the shipped library: only a key at tier official does
+    sign_path(library / "wifi.yaml", own.key, signee="Acme MSP")
+    assert load_verified_catalogue([library], mode="enforce", library=None, local_key=own).refused == []
+    resigned = load_verified_catalogue([], mode="enforce", library=library, local_key=own)
+    assert resigned.books == [] and "reinstall mspclaw" in resigned.refused[0].fix
 
 
 def test_signatures_file_keeps_other_keys_and_does_not_churn(tmp_path: Path) -> None:

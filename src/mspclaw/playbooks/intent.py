@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mspclaw.playbooks.tokens import stems
-from mspclaw.playbooks.triage import BREAK
+from mspclaw.playbooks.triage import BREAK, Reader
 
 FAULTS: tuple[str, ...] = (
     # English
@@ -157,10 +157,10 @@ class Ask:
         return "no fault and no request stated (only a product or a topic named): a person reads it, no playbook"
 
 
-def _index(terms: Sequence[str]) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+def _index(terms: Sequence[str], read: Reader) -> dict[str, list[tuple[tuple[str, ...], str]]]:
     index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
     for term in terms:
-        seq = tuple(stems(term))
+        seq = tuple(read(term))
         if seq:
             index.setdefault(seq[0], []).append((seq, term))
     return index
@@ -170,10 +170,21 @@ class Intent:
     """The three lists indexed once; :meth:`read` is one pass over a ticket's stemmed words."""
 
     def __init__(self, faults: Sequence[str] = FAULTS, requests: Sequence[str] = REQUESTS,
-                 questions: Sequence[str] = QUESTIONS) -> None:
-        self._lists = {"fault": _index(faults), "request": _index(requests), "question": _index(questions)}
-        self._setting = _index(SETTING_QUESTIONS)
+                 questions: Sequence[str] = QUESTIONS, read: Reader = stems) -> None:
+        self._given = (tuple(faults), tuple(requests), tuple(questions))
+        self._lists = {"fault": _index(faults, read), "request": _index(requests, read),
+                       "question": _index(questions, read)}
+        self._setting = _index(SETTING_QUESTIONS, read)
         self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS)
+
+    def reading(self, read: Reader) -> Intent:
+        """The same lists with their terms read by ``read`` (the matcher's reading of one language)."""
+        faults, requests, questions = self._given
+        return Intent(faults, requests, questions, read)
+
+    def terms(self) -> list[str]:
+        """Every term of every list, as written."""
+        return list(self._terms)
 
     def vocabulary(self) -> list[str]:
         """Every word of every list, as written (the matcher maps other languages' inflections onto them)."""

@@ -4,7 +4,10 @@ How a ticket is scored against each playbook:
 
 * the text is lower-cased and split into words; ``can't`` becomes ``cant``, ``wi-fi`` and
   ``e-mail`` become ``wifi`` and ``email``; every word is reduced to a light stem (``printing``,
-  ``printed`` and ``prints`` are all ``print``), and so is every trigger;
+  ``printed`` and ``prints`` are all ``print``), and so is every trigger; in a ticket of another
+  language a word is read as the trigger it inflects (German ``Druckers`` as ``drucker``), and the
+  words of phrases, negatives and triage and intent terms are read by that same path per language,
+  so adding a phrase never changes how its words read anywhere else (:class:`_Reading`);
 * each keyword found adds its weight (default 1), once; each phrase found (its words in a row)
   adds twice its weight; a hit in the subject counts half as much again, since the subject
   usually names the main problem;
@@ -26,12 +29,12 @@ word of the ticket, whatever the number of playbooks (``bench/matcher.py``: 10,0
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_hosts
 from mspclaw.playbooks.intent import Intent
-from mspclaw.playbooks.language import FUNCTION_WORDS, detect, snowball, stemmed_languages
+from mspclaw.playbooks.language import FUNCTION_WORDS, LANGUAGES, detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.playbooks.tokens import stem, stems, words
 from mspclaw.playbooks.triage import BREAK, Triage
@@ -63,11 +66,13 @@ PREFERRED: dict[frozenset[str], str] = {
     frozenset({"email", "app_crash"}): "email",
     frozenset({"app_crash", "slow_computer"}): "slow_computer",
     frozenset({"disk_full", "software_install"}): "disk_full",
+    frozenset({"mfa_reset", "vpn"}): "mfa_reset",
 }
 """Close calls between two categories go to the one whose first steps diagnose both: the account
 lookup reads both the lock and the password's expiry; the mail-client check sees a hung Outlook
 and a mail server that does not answer; the performance check sees a whole PC that hangs and the
-one program that takes it down; the disk check sees the lack of space that stops an install."""
+one program that takes it down; the disk check sees the lack of space that stops an install; the MFA
+check sees the lost or expired token that a VPN sign-in then fails on."""
 CONTEXT_ONLY_WORDS = 16
 """A ticket of more words than this whose best playbook scored only on context triggers (``firefox``,
 ``outlook``) gets no playbook: it had room to name a symptom the playbook treats and named none. A
@@ -190,6 +195,27 @@ class _Index:
     sets: dict[int, frozenset[int]] = field(default_factory=dict)
     context: set[tuple[int, str]] = field(default_factory=set)
     """(book, keyword stem or tab-joined phrase stems) of the book's context triggers."""
+    phrase_words: dict[tuple[str, ...], set[tuple[str, ...]]] = field(default_factory=dict)
+    """A phrase's English stems (its identity in postings and names) -> its words as written: the
+    matcher reads those words per language exactly as it reads a ticket's (:class:`_Reading`)."""
+    negative_words: dict[tuple[str, ...], set[tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass
+class _Reading:
+    """Multi-word terms as a ticket in one language reads them (None: a ticket of unknown language).
+
+    Every word of a phrase, a negative phrase, a triage term or an intent term goes through
+    :meth:`Matcher._key` with the ticket's language, the one path a ticket's words take: adding the
+    phrase "neu installiert" leaves German "installiert" read as the trigger it inflects (``install``),
+    in the phrase and in a ticket alike.
+    """
+
+    phrases: dict[str, dict[tuple[str, ...], list[tuple[str, ...]]]]
+    """First key -> the phrase's keys -> the phrases' English stems (their identity in postings)."""
+    negative_phrases: dict[str, dict[tuple[str, ...], list[tuple[tuple[str, ...], list[int]]]]]
+    triage: Triage
+    intent: Intent
 
 
 def _build(books: Sequence[Playbook]) -> _Index:
@@ -206,6 +232,8 @@ def _build(books: Sequence[Playbook]) -> _Index:
                 index.keyword_names[(i, key)] = f"'{keyword}'"
         for phrase in trig.phrases:
             seq = tuple(stems(phrase))
+            if len(seq) > 1:
+                index.phrase_words.setdefault(seq, set()).add(tuple(words(phrase)))
             if len(seq) == 1:
                 posting = index.keywords.setdefault(seq[0], {})
                 if i not in posting:
@@ -222,6 +250,7 @@ def _build(books: Sequence[Playbook]) -> _Index:
                 index.negatives.setdefault(seq[0], []).append(i)
             elif seq:
                 index.negative_phrases.setdefault(seq[0], {}).setdefault(seq, []).append(i)
+                index.negative_words.setdefault(seq, set()).add(tuple(words(negative)))
     for key in index.keywords:
         if len(key) >= 4:
             index.fuzzy.setdefault(key, set()).add(key)
@@ -266,56 +295,144 @@ class Matcher:
         self._fields = _Fields(len(self.books))
         self._typos: dict[str, str | None] = {}
         self._keys: dict[tuple[str, str | None], str] = {}
-        self._vocab, self._aliases, self._heads = self._vocabulary()
+        self._heads = {key for key in self._index.keywords if len(key) >= 5}
+        self._spans: dict[str, dict[str, int]] = {}
+        """Per language, Snowball stem -> letters of the longest written word with that stem."""
+        self._anchors, self._vocab, self._aliases, self._written = self._vocabulary()
+        self._readings = {lang: self._reading(lang) for lang in (None, *LANGUAGES)}
 
-    def _vocabulary(self) -> tuple[set[str], dict[str, dict[str, str]], set[str]]:
-        """Every trigger and triage word's stem; per other language, its Snowball stem -> that stem.
+    def _vocabulary(self) -> tuple[set[str], set[str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+        """The anchors (stems of one-word triggers, negatives and triage and intent terms: a ticket's
+        word with such a stem is read as written), every written word's stem, per other language a
+        Snowball stem -> the key a word with that stem is read as, and per other language the stem of
+        each other written word -> its key (that word as written: the anchor it inflects, else itself).
 
         A German ticket's ``Druckers`` has the Snowball stem ``druck``, which is also the stem of
-        the trigger ``drucker``: the ticket's word is read as that trigger, whatever its ending.
+        the trigger ``drucker``: the ticket's word is read as that trigger, whatever its ending. A
+        word that is only part of a longer term (``installiert`` in "neu installiert") is no anchor:
+        it is read as the trigger it inflects, like the same word in a ticket, so adding a phrase
+        never changes how its words are read elsewhere.
         """
         texts: dict[str, None] = {}
         for book in self.books:
             trig = book.triggers
             texts.update(dict.fromkeys((*trig.keywords, *trig.phrases, *trig.negative)))
-        texts.update(dict.fromkeys(self.triage.vocabulary()))
-        texts.update(dict.fromkeys(self.intent.vocabulary()))
+        terms = (*self.triage.terms(), *self.intent.terms())
+        texts.update(dict.fromkeys(terms))
         raw = dict.fromkeys(w for text in texts for w in words(text))
         vocab = {stem(w) for w in raw}
+        anchors = set(self._index.keywords) | set(self._index.negatives)
+        anchors.update(seq[0] for term in terms for seq in (stems(term),) if len(seq) == 1)
         aliases: dict[str, dict[str, str]] = {}
+        written: dict[str, dict[str, str]] = {}
         for lang in stemmed_languages():
             table = aliases[lang] = {}
+            spans = self._spans[lang] = {}
             for word in raw:
-                if len(word) >= ALIAS_MIN and word.isalpha():
-                    table.setdefault(snowball(lang, word), stem(word))
-        heads = {key for key in self._index.keywords if len(key) >= 5}
-        return vocab, aliases, heads
+                if len(word) >= ALIAS_MIN and word.isalpha() and stem(word) in anchors:
+                    snow = snowball(lang, word)
+                    table.setdefault(snow, stem(word))
+                    spans[snow] = max(spans.get(snow, 0), len(word))
+            # the other written words, read against the anchors as a ticket's word would be; a
+            # ticket's word with the same stem reads as they do, one with only the same Snowball
+            # stem as the first of them
+            known = written[lang] = {}
+            rest: dict[str, tuple[str, int]] = {}
+            for word in raw:
+                own = stem(word)
+                if own not in anchors and own not in known:
+                    known[own] = self._inflected(word, lang, aliases) or own
+                    if len(word) >= ALIAS_MIN and word.isalpha():
+                        rest.setdefault(snowball(lang, word), (known[own], len(word)))
+            for snow, (value, span) in rest.items():
+                table.setdefault(snow, value)
+                spans[snow] = max(spans.get(snow, 0), span)
+        vocab.update(value for table in aliases.values() for value in table.values())
+        return anchors, vocab, aliases, written
 
-    def _key(self, word: str, lang: str | None) -> str:
-        """The vocabulary stem a ticket word stands for: its own English stem when that is known,
-        else the trigger it inflects in the ticket's language (every language when unknown), else
-        the head or the first part of a compound, else its English stem."""
-        own = stem(word)
-        if lang == "en" or own in self._vocab:
-            return own
-        cached = self._keys.get((word, lang))
-        if cached is not None:
-            return cached
-        found = own
+    def _inflected(self, word: str, lang: str | None, aliases: dict[str, dict[str, str]]) -> str | None:
+        """The key ``word`` inflects in ``lang`` (every language when None), or the head or first part of
+        a compound; None when it is neither."""
         # German "Ton" is no inflection of "toner": short words are read as written
         langs: tuple[str, ...] = () if len(word) < ALIAS_MIN or word in FUNCTION_WORDS else (
             (lang,) if lang is not None else tuple(stemmed_languages()))
         for each in langs:
-            alias = self._aliases[each].get(snowball(each, word))
-            if alias is not None:
-                found = alias
-                break
-        else:
-            if COMPOUND_MIN <= len(word) <= COMPOUND_MAX and lang in (None, "de", "nl"):
-                found = self._compound(word) or own
+            snow = snowball(each, word)
+            alias = aliases.get(each, {}).get(snow)
+            # a whole word Snowball leaves as it is, and a written word two or more letters longer with
+            # the same stem, are two words (German "mehr" and "mehrere", Dutch "naam" and "namens", "meer"
+            # and "meerdere"), not one word's inflections ("installiere" and "installieren")
+            if alias is not None and not (snow == word and self._spans[each].get(snow, 0) >= len(word) + 2):
+                return alias
+        if COMPOUND_MIN <= len(word) <= COMPOUND_MAX and lang in (None, "de", "nl"):
+            return self._compound(word)
+        return None
+
+    def _key(self, word: str, lang: str | None) -> str:
+        """The vocabulary stem a word stands for, in a ticket or in a multi-word term alike: its own
+        English stem when that is an anchor (or the ticket is English), else the trigger it inflects in
+        the ticket's language (every language when unknown), else the head or the first part of a
+        compound, else its English stem."""
+        own = stem(word)
+        if lang == "en" or own in self._anchors:
+            return own
+        cached = self._keys.get((word, lang))
+        if cached is not None:
+            return cached
+        found = self._written_as(own, lang) or self._inflected(word, lang, self._aliases) or own
         if len(self._keys) < 100_000:
             self._keys[(word, lang)] = found
         return found
+
+    def _written_as(self, own: str, lang: str | None) -> str | None:
+        """The key of a written word with this English stem, in ``lang`` (unknown: the first language
+        that reads it as another word, else itself)."""
+        if lang is not None:
+            return self._written[lang].get(own) if lang in self._written else None
+        first = None
+        for each in stemmed_languages():
+            key = self._written[each].get(own)
+            if key is None:
+                return None
+            if key != own:
+                return key
+            first = key
+        return first
+
+    def _reader(self, lang: str | None) -> Callable[[str], list[str]]:
+        if lang == "en":
+            return stems
+        return lambda text: [self._key(word, lang) for word in words(text)]
+
+    def _reading(self, lang: str | None) -> _Reading:
+        """The multi-word terms keyed as a ticket in ``lang`` reads their words."""
+        read = self._reader(lang)
+        phrases: dict[str, dict[tuple[str, ...], list[tuple[str, ...]]]] = {}
+        for canon, spelt in self._index.phrase_words.items():
+            for written in spelt:
+                seq = tuple(self._key(word, lang) for word in written) if lang != "en" else canon
+                found = phrases.setdefault(seq[0], {}).setdefault(seq, [])
+                if canon not in found:
+                    found.append(canon)
+        negative: dict[str, dict[tuple[str, ...], list[tuple[tuple[str, ...], list[int]]]]] = {}
+        for canon, spelt in self._index.negative_words.items():
+            books = self._index.negative_phrases[canon[0]][canon]
+            for written in spelt:
+                seq = tuple(self._key(word, lang) for word in written) if lang != "en" else canon
+                entries = negative.setdefault(seq[0], {}).setdefault(seq, [])
+                if all(c != canon for c, _ in entries):
+                    entries.append((canon, books))
+        if lang == "en":
+            return _Reading(phrases, negative, self.triage, self.intent)
+        return _Reading(phrases, negative, self.triage.reading(read), self.intent.reading(read))
+
+    def triage_for(self, lang: str | None) -> Triage:
+        """The must-not-automate rules as a ticket in ``lang`` (from :meth:`tokens`) is read."""
+        return self._readings[lang if lang in self._readings else None].triage
+
+    def intent_for(self, lang: str | None) -> Intent:
+        """The fault/request/question lists as a ticket in ``lang`` (from :meth:`tokens`) is read."""
+        return self._readings[lang if lang in self._readings else None].intent
 
     def _compound(self, word: str) -> str | None:
         """``netzwerkdrucker`` -> ``drucker``, ``passwortanderung`` -> ``passwort``: longest known part."""
@@ -367,10 +484,11 @@ class Matcher:
                 return candidate
         return None
 
-    def _hits(self, tokens: list[str], subject_len: int
+    def _hits(self, tokens: list[str], subject_len: int, lang: str | None = None
               ) -> tuple[dict[tuple[str, str], float], list[list[int]], list[str]]:
         """Triggers found: (kind, key) -> factor (subject boost, typo), books ruled out, their reasons."""
         index = self._index
+        reading = self._readings[lang if lang in self._readings else None]
         in_subject = set(tokens[:subject_len])
         found: dict[tuple[str, str], float] = {}
         ruled: list[list[int]] = []
@@ -382,10 +500,11 @@ class Matcher:
             if negative:
                 ruled.append(negative)
                 ruled_by.append(token)
-            for seq, books in index.negative_phrases.get(token, {}).items():
+            for seq, entries in reading.negative_phrases.get(token, {}).items():
                 if tuple(tokens[pos:pos + len(seq)]) == seq:
-                    ruled.append(books)
-                    ruled_by.append(" ".join(seq))
+                    for canon, books in entries:
+                        ruled.append(books)
+                        ruled_by.append(" ".join(canon))
             if token in index.keywords:
                 factor = SUBJECT_BOOST if token in in_subject else 1.0
                 key = ("k", token)
@@ -400,12 +519,13 @@ class Matcher:
                     if found.get(key, 0.0) < factor:
                         found[key] = factor
                         found[("typo", f"{token}\t{near}")] = factor
-            for seq in index.phrases.get(token, {}):
+            for seq, canons in reading.phrases.get(token, {}).items():
                 if tuple(tokens[pos:pos + len(seq)]) == seq:
                     factor = SUBJECT_BOOST if pos < subject_len else 1.0
-                    key = ("p", "\t".join(seq))
-                    if found.get(key, 0.0) < factor:
-                        found[key] = factor
+                    for canon in canons:
+                        key = ("p", "\t".join(canon))
+                        if found.get(key, 0.0) < factor:
+                            found[key] = factor
         return found, ruled, ruled_by
 
     def _posting(self, kind: str, key: str) -> Posting:
@@ -506,13 +626,14 @@ class Matcher:
         return any(kind != "typo" and book in self._posting(kind, key) and (book, key) not in context
                    for (kind, key) in found)
 
-    def _evidence(self, book: int, found: dict[tuple[str, str], float], tokens: list[str]) -> bool:
+    def _evidence(self, book: int, found: dict[tuple[str, str], float], tokens: list[str],
+                  lang: str | None = None) -> bool:
         """True when one of the book's triggers found is not a context trigger (it names a symptom or a need),
         or a fault word follows one within :data:`NEAR_FAULT` words ("the VPN doesn't connect")."""
         context = self._index.context
         if self._names_symptom(book, found):
             return True
-        faults = self.intent.faults_at(tokens)
+        faults = self.intent_for(lang).faults_at(tokens)
         if not faults:
             return False
         heads = {key.split("\t")[0] for (each, key) in context if each == book}
@@ -541,13 +662,13 @@ class Matcher:
     def match(self, subject: str, body: str, os: str | None = None) -> Match:
         """The playbook for a ticket on a device with ``os`` (None: any OS), or none and why."""
         tokens, subject_len, lang = self.tokens(subject, body)
-        verdict = self.triage.check(tokens)
+        verdict = self.triage_for(lang).check(tokens)
         if verdict is not None:
             return Match(None, 0.0, verdict.explain(), language=lang, triage_reason=verdict.reason)
-        ask = self.intent.read(tokens)
+        ask = self.intent_for(lang).read(tokens)
         if not ask.actionable:
             return Match(None, 0.0, ask.explain(), language=lang)
-        found, ruled, ruled_by = self._hits(tokens, subject_len)
+        found, ruled, ruled_by = self._hits(tokens, subject_len, lang)
         if os is not None and self._index.os_excluded.get(os):
             ruled.append(self._index.os_excluded[os])
         best_points, winner, second_points, runner_at = self._best_two(found, ruled)
@@ -567,7 +688,7 @@ class Matcher:
                 chosen, runner, winner = runner, chosen, runner_at
             if preferred is not None:
                 shared = 0.0  # the chosen playbook's first steps diagnose both
-        if len(tokens) - 1 > CONTEXT_ONLY_WORDS and not self._evidence(winner, found, tokens):
+        if len(tokens) - 1 > CONTEXT_ONLY_WORDS and not self._evidence(winner, found, tokens, lang):
             return Match(None, round(best_points, 2), f"{chosen.id} scored {best_points:g} only on words that "
                          f"name what it is about ({', '.join(self._explain(winner, found))}), not on anything "
                          "it treats: a person reads it, no playbook", language=lang)

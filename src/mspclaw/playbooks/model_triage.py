@@ -72,8 +72,8 @@ class ModelTriage:
         Raises the model's :class:`~mspclaw.errors.ModelError` when the provider fails; the caller
         escalates to a technician as it would without a model.
         """
-        tokens, _, _ = self.matcher.tokens(subject, body)
-        stopped = self.matcher.triage.check(tokens)
+        tokens, _, lang = self.matcher.tokens(subject, body)
+        stopped = self.matcher.triage_for(lang).check(tokens)
         if stopped is not None:
             return ModelVerdict(None, stopped.explain())
         text = f"{clean_subject(subject)}\n\n{clean_body(body)}"[:MAX_TICKET_CHARS]

@@ -125,6 +125,15 @@ class Trust:
             revoked.update({r.sha256: r.reason for r in parsed.revoked})
         return cls(keys, revoked)
 
+    def pinning(self, key: Ed25519PrivateKey, *, name: str, tier: Tier = "local") -> Trust:
+        """This trust plus the public half of ``key`` at ``tier``; a trust file's own entry for the same key
+        (revoked, or at another tier) wins."""
+        raw = _raw_public(key.public_key())
+        if thumbprint(raw) in self.keys:
+            return self
+        pinned = TrustedKey(name=name[:200], tier=tier, public_key=base64.b64encode(raw).decode())
+        return Trust({**self.keys, thumbprint(raw): pinned}, self.revoked)
+
 
 def read_trust_file(path: Path) -> TrustFile:
     """A trust file: ``{"keys": [{name, tier, public_key, revoked?}], "revoked": [{sha256, reason}]}``."""
@@ -162,6 +171,27 @@ def generate_key(path: Path) -> str:
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     return base64.b64encode(_raw_public(key.public_key())).decode()
+
+
+def ensure_key(path: Path) -> Ed25519PrivateKey:
+    """The private key at ``path``, made first (mode 0600, its directory created) when there is none.
+
+    The new key is written whole to a temporary file and linked into place, so two processes starting at
+    once agree on one key and neither reads a half-written file."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            generate_key(tmp)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process made it first: use theirs
+                pass
+            except OSError as exc:
+                raise SigningError(f"{path}: cannot create the playbook signing key: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+    return load_private_key(path)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

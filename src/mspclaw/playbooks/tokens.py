@@ -43,8 +43,9 @@ def words(text: str) -> list[str]:
 
 
 _STEMS: dict[str, str] = {}
-_AS_WRITTEN = frozenset({"quite"})
-"""Common words whose stem would be another word of the vocabulary (``quite`` is no ``quit``)."""
+_AS_WRITTEN = frozenset({"quite", "namens"})
+"""Common words whose stem would be another word of the vocabulary (``quite`` is no ``quit``, Dutch
+``namens``, on behalf of, no German ``Namen``)."""
 
 
 def stem(word: str) -> str:

@@ -14,11 +14,16 @@ else``). :class:`Triage` indexes them once and checks a ticket in one pass over 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mspclaw.playbooks.cleaning import HOST_MARK
 from mspclaw.playbooks.tokens import stems
+
+Reader = Callable[[str], Sequence[str]]
+"""How a term's text becomes the keys a ticket's words are read as (:meth:`Matcher.tokens`); by default
+the English light stems, and the matcher passes its own reading per language, so a term's words are
+read exactly as the same words in a ticket are."""
 
 BREAK = "|"
 """The token between a ticket's subject and its body: a term and its near word are on one side of it."""
@@ -473,6 +478,8 @@ RULES: tuple[Rule, ...] = (
         "saved passwords", "password manager", "master password", "pinned tab", "pinned tabs", "new tab page",
         "home button", "dark mode", "zoom level", "default font", "primary password", "main password",
         "hauptpasswort", "gespeicherte passworter", "gespeicherte kennworter", "passwortmanager",
+        # the plural is the browser's or manager's stored passwords, not the one sign-in a reset is for
+        "passworter", "kennworter", "wachtwoorden",
         "mot de passe principal", "mots de passe enregistres", "gestionnaire de mots de passe",
         "contrasena maestra", "contrasena principal", "contrasenas guardadas", "gestor de contrasenas",
         "hoofdwachtwoord", "opgeslagen wachtwoorden", "wachtwoordbeheerder", "message rule", "message rules",
@@ -516,7 +523,13 @@ RULES: tuple[Rule, ...] = (
     Rule("a data restore", (
         "accidentally deleted", "deleted by accident", "deleted by mistake", "accidentally removed",
         "accidently deleted", "deleted accidentally", "i deleted", "got deleted", "was deleted", "were deleted",
-        "versehentlich geloscht", "geloscht", "supprime par erreur", "supprime", "borre", "borrado", "eliminado",
+        "versehentlich geloscht", "geloscht", "supprime par erreur", "supprime",
+        # Spanish past forms as phrases, like English "i deleted": the bare words are read by their stem,
+        # so "borre" alone would also be "borrar"/"borrando" (to delete, deleting)
+        "lo borre", "la borre", "los borre", "las borre", "borre el", "borre la", "borre los", "borre las",
+        "borre un", "borre una", "borre sin querer", "borre por error", "he borrado", "ha borrado", "han borrado",
+        "fue borrado", "fue borrada", "se borro", "se borraron", "borrado por error", "borrada por error",
+        "he eliminado", "ha eliminado", "fue eliminado", "fue eliminada", "eliminado por error", "se elimino",
         "per ongeluk verwijderd", "verwijderd", "overwrote", "overwritten", "uberschrieben", "ecrase",
         "sobrescrito", "overschreven",
     ), near=("file", "files", "folder", "folders", "document", "documents", "spreadsheet", "presentation",
@@ -580,19 +593,27 @@ _Entry = tuple[tuple[str, ...], int, str, str]
 class Triage:
     """The rules, indexed by the stem of their first word; :meth:`check` is one pass over a ticket."""
 
-    def __init__(self, rules: Sequence[Rule] = RULES) -> None:
+    def __init__(self, rules: Sequence[Rule] = RULES, read: Reader = stems) -> None:
         self.rules = tuple(rules)
         self._index: dict[str, list[_Entry]] = {}
         for number, rule in enumerate(self.rules):
             for role, terms in (("term", rule.terms), ("near", rule.near), ("unless", rule.unless)):
                 for term in terms:
-                    seq = tuple(stems(term))
+                    seq = tuple(read(term))
                     if seq:
                         self._index.setdefault(seq[0], []).append((seq, number, role, term))
 
+    def reading(self, read: Reader) -> Triage:
+        """The same rules with their terms read by ``read`` (the matcher's reading of one language)."""
+        return Triage(self.rules, read)
+
+    def terms(self) -> list[str]:
+        """Every term of every rule, as written."""
+        return [term for rule in self.rules for term in (*rule.terms, *rule.near, *rule.unless)]
+
     def vocabulary(self) -> list[str]:
         """Every word of every rule, as written: the matcher maps other languages' inflections onto them."""
-        return [w for rule in self.rules for term in (*rule.terms, *rule.near, *rule.unless) for w in term.split()]
+        return [w for term in self.terms() for w in term.split()]
 
     def check(self, tokens: Sequence[str]) -> Verdict | None:
         """The first rule the ticket's stemmed words meet, or None."""
