@@ -53,6 +53,12 @@ async def test_build_dry_run_save_and_match_in_a_browser(tmp_path: Path) -> None
 
             await page.goto(f"{live.url}/playbooks")
             await expect(page.locator('#playbooks tr[data-id="acme_scanner"]')).to_contain_text("ours")
+            # the seed was never signed: under the default MSPCLAW_PLAYBOOK_TRUST=enforce the server left it out,
+            # and the page says which file, why, and the command that signs it with the server's own key
+            await expect(page.locator('#playbooks tr[data-id="acme_scanner"]')).to_contain_text("refused")
+            await expect(page.locator("#untrusted")).to_contain_text("acme_scanner 1.0.0: unsigned")
+            await expect(page.locator("#untrusted")).to_contain_text(
+                f"mspclaw playbooks sign {ours / 'acme_scanner.yaml'} --key")
             await page.click("#new")
             await page.wait_for_url("**/playbooks/new")
             await page.fill("#id", "acme_kiosk")
@@ -115,7 +121,8 @@ async def test_build_dry_run_save_and_match_in_a_browser(tmp_path: Path) -> None
             book = Playbook.model_validate(yaml.safe_load((ours / "acme_kiosk.yaml").read_text()))
             assert book.requires_approval == ["renew_dhcp"] and book.os == ["linux", "windows"]
 
-            # the server picks the file up, and a ticket through the API gets the new playbook
+            # saved with no signing settings: signed with the key the server made, so the enforcing server picks
+            # the file up, and a ticket through the API gets the new playbook
             deadline = time.monotonic() + 20
             while "acme_kiosk" not in {b.id for b in live.services.tickets.playbooks}:
                 assert time.monotonic() < deadline, "the server did not reload the playbook directory"

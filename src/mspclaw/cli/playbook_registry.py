@@ -52,7 +52,8 @@ from mspclaw.playbooks.verified import sign_path, verify_directory
 
 registry_app = typer.Typer(help="Build a playbook registry (playbook-registry.json) and print its JSON Schema.")
 TrustOpt = Annotated[list[Path] | None, typer.Option("--trusted-keys", help="A trust file of public keys per tier "
-                                                     "(repeatable) [default: MSPCLAW_PLAYBOOK_TRUSTED_KEYS].")]
+                                                     "(repeatable) [default: what the server trusts: "
+                                                     "MSPCLAW_PLAYBOOK_TRUSTED_KEYS and the MSP's own key].")]
 RegistryOpt = Annotated[str, typer.Option("--registry", "-r", help="The registry: a playbook-registry.json path or "
                                           "an http(s) URL.")]
 TargetOpt = Annotated[Path | None, typer.Option("--dir", help="Playbook directory to install into [default: the "
@@ -69,14 +70,23 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _trust(files: list[Path] | None) -> Trust:
+    """The trust files given; by default the server's trust: its trust file and the MSP's own key (if made)."""
+    from mspclaw.wiring import playbook_key
+
     chosen = list(files or [])
+    own = None
     if not chosen:
         configured = settings().playbook_trusted_keys
         chosen = [configured] if configured else []
+        try:
+            own = playbook_key(settings(), create=False)
+        except MSPClawError as exc:
+            raise _fail(exc.message) from exc
     try:
-        return Trust.load(*chosen)
+        trust = Trust.load(*chosen)
     except SigningError as exc:
         raise _fail(str(exc)) from exc
+    return trust.pinning(own.key, name=own.name) if own is not None else trust
 
 
 def _target(directory: Path | None) -> Path:
@@ -134,22 +144,35 @@ def keygen(path: Annotated[Path, typer.Argument(help="Where to write the new pri
         public = generate_key(path)
     except (SigningError, OSError) as exc:
         raise _fail(str(exc)) from exc
-    print(f"wrote {path}; keep it secret. Pin its public half in your trust file (MSPCLAW_PLAYBOOK_TRUSTED_KEYS):")
+    print(f"wrote {path}; keep it secret. Pin its public half in your trust file (MSPCLAW_PLAYBOOK_TRUSTED_KEYS), "
+          "unless the server signs with it (MSPCLAW_PLAYBOOK_SIGNING_KEY: it trusts its own key):")
     print(json.dumps({"keys": [{"name": name, "tier": tier, "public_key": public}]}, indent=2))
 
 
 def sign_cmd(path: Annotated[Path, typer.Argument(help="A playbook file or a directory of them.")],
-             key: Annotated[Path, typer.Option("--key", help="Private key from `mspclaw playbooks keygen`.")],
+             key: Annotated[Path | None, typer.Option("--key", help="Private key from `mspclaw playbooks keygen` "
+                                                      "[default: MSPCLAW_PLAYBOOK_SIGNING_KEY, or the data "
+                                                      "directory's own key, made if there is none yet].")] = None,
              signee: Annotated[str, typer.Option(help="Who signs (recorded in the signature).")] = "my MSP") -> None:
-    """Sign playbooks; their signatures go to signatures.json in the same directory."""
+    """Sign playbooks; their signatures go to signatures.json in the same directory. By default with the MSP's own
+    key, which the server trusts at tier local."""
+    from mspclaw.wiring import playbook_key
+
     try:
-        done = sign_path(path, load_private_key(key), signee=signee)
+        if key is not None:
+            private, used = load_private_key(key), str(key)
+        else:
+            own = playbook_key(settings())
+            assert own is not None  # made when missing
+            private, used = own.key, f"{own.name}, which a server with this data directory trusts"
+        done = sign_path(path, private, signee=signee)
     except SigningError as exc:
         raise _fail(str(exc)) from exc
-    except PlaybookError as exc:
-        raise _fail("\n".join(exc.problems)) from exc
+    except MSPClawError as exc:
+        raise _fail(exc.message if not isinstance(exc, PlaybookError) else "\n".join(exc.problems)) from exc
     for parsed, sig in done:
         print(f"signed {parsed.book.id} {parsed.book.version} ({parsed.sha256[:19]}...) with {sig.thumbprint}")
+    print(f"key: {used}")
 
 
 def verify_cmd(path: Annotated[Path, typer.Argument(help="A playbook file, a directory or a playbook-registry.json.")],

@@ -4,9 +4,10 @@ check and the save are :class:`mspclaw.pipeline.playbook_authoring.PlaybookAutho
 
 Everyone signed in may read; technicians check matches and dry-run (nothing changes); only an admin of every
 client saves, because a playbook works on every client's tickets. Saving writes the file atomically, keeps
-the comments of the file it replaces, signs it with ``MSPCLAW_PLAYBOOK_SIGNING_KEY`` when one is configured,
-and records ``playbook_saved`` in the audit trail; the running server picks the change up
-(``MSPCLAW_PLAYBOOK_RELOAD_S``). The shipped library is read-only: a copy goes to the MSP's directory.
+the comments of the file it replaces, signs it with the MSP's own key (``MSPCLAW_PLAYBOOK_SIGNING_KEY``, or the
+one the server made in its data directory), and records ``playbook_saved`` in the audit trail; the running
+server picks the change up (``MSPCLAW_PLAYBOOK_RELOAD_S``). The shipped library is read-only: a copy goes to
+the MSP's directory.
 """
 
 from __future__ import annotations

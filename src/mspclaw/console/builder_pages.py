@@ -59,8 +59,13 @@ def list_page(rows: list[Listed], *, dirs: list[str], refused: str, user: Princi
         f'<tr data-id="{e(r.book_id)}"><td><a href="/playbooks/{e(r.book_id)}/edit">{e(r.book_id)}</a></td>'
         f"<td>{e(r.name)}</td><td>{e(r.category)}</td><td>{e(', '.join(r.os))}</td><td>{e(r.version)}</td>"
         f"<td>{'library (read-only)' if r.library else 'ours'}</td>"
-        f"<td>{'in service' if r.running else '<span class=hint>not loaded</span>'}</td></tr>"
+        f"<td>{_server_state(r)}</td></tr>"
         for r in rows)
+    untrusted = [r for r in rows if r.refused]
+    trust = ("" if not untrusted else
+             '<div class="error" role="alert" id="untrusted"><p>The server does not trust '
+             f"{len(untrusted)} playbook file{'s' if len(untrusted) > 1 else ''}:</p><ul>"
+             + "".join(f"<li><code>{e(r.refused)}</code></li>" for r in untrusted) + "</ul></div>")
     ours = sum(not r.library for r in rows)
     where = (f"Our playbooks are saved in <code>{e(dirs[0])}</code>." if dirs else
              "No playbook directory is configured (MSPCLAW_PLAYBOOK_DIRS): playbooks can be built and dry-run, "
@@ -70,10 +75,19 @@ def list_page(rows: list[Listed], *, dirs: list[str], refused: str, user: Princi
     new = '<a class="button" href="/playbooks/new" id="new">New playbook</a>'
     return layout("Playbooks", (
         f'<section class="card"><h1>Playbooks</h1><p>{where} {e(refused) if refused and dirs else ""}</p>{empty}'
-        f'<div class="buttons">{new}</div>'
+        f'<div class="buttons">{new}</div>{trust}'
         f'<table id="playbooks"><thead><tr><th>Id</th><th>Name</th><th>Category</th><th>OS</th><th>Version</th>'
         f"<th>Source</th><th>Server</th></tr></thead><tbody>{body}</tbody></table></section>"),
         user=user, csrf=csrf, page="playbooks")
+
+
+def _server_state(row: Listed) -> str:
+    if row.running:
+        return "in service" + (' <span class="hint">(not trusted: loaded under MSPCLAW_PLAYBOOK_TRUST=warn)</span>'
+                               if row.refused else "")
+    if row.refused:
+        return '<span class="error">refused: not trusted</span>'
+    return "<span class=hint>not loaded</span>"
 
 
 # -- the editor ----------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ snapshot, and saved. The one service behind the console's builder and ``/api/pla
 Everyone signed in may read; technicians check matches and dry-run (nothing changes); only an admin of every
 client saves, because a playbook works on every client's tickets. Saving checks the text with the loader
 behind ``mspclaw playbooks validate``, writes the file atomically into the MSP's first playbook directory
-(an edited file keeps its place), signs it with the MSP's key when one is configured, and records
+(an edited file keeps its place), signs it with the MSP's own key (``MSPCLAW_PLAYBOOK_SIGNING_KEY``, or the one
+the server made in its data directory, which it trusts at tier ``local``), and records
 ``playbook_saved`` in the audit trail; the running server picks the change up on its next reload. The shipped
 library is read-only: a copy under another id goes to the MSP's directory.
 """
@@ -15,7 +16,7 @@ import asyncio
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from mspclaw.playbooks.loader import LIBRARY, PlaybookError
 from mspclaw.playbooks.matcher import Matcher
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.playbooks.signing import SigningError, atomic_write, load_private_key
-from mspclaw.playbooks.verified import sign_path
+from mspclaw.playbooks.verified import Refused, sign_path
 from mspclaw.store.audit import AuditLog
 
 MAX_FILES = 500
@@ -65,6 +66,9 @@ class Listed:
     filename: str
     running: bool
     """Loaded by the running server (matched against tickets now)."""
+    refused: str = ""
+    """Why the server does not trust the file (``MSPCLAW_PLAYBOOK_TRUST``) and how to fix it; ``""``: trusted or
+    not checked."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ class Saved:
     path: Path
     created: bool
     unsigned: str
-    """Why a signing key was configured but the file is not signed (``""``: signed, or no key)."""
+    """Why the file could not be signed with the MSP's key (``""``: signed, or no key)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ class AuthoringConfig:
     dirs: tuple[Path, ...]
     """The MSP's own playbook directories (``MSPCLAW_PLAYBOOK_DIRS``); saves go into the first."""
     signing_key: Path | None = None
-    trust: str = "off"
+    """The MSP's own key, which saves sign with (wiring always gives one)."""
+    trust: str = "enforce"
     reload_s: float = 5.0
 
 
@@ -153,11 +158,14 @@ def _snapshots() -> tuple[dict[str, Snapshot], dict[str, Snapshot]]:
 class PlaybookAuthoring:
     """Read, check, match, dry-run and save the MSP's playbooks (the console's builder and ``/api/playbooks``)."""
 
-    def __init__(self, config: AuthoringConfig, audit: AuditLog, running: Callable[[], list[Playbook]]) -> None:
+    def __init__(self, config: AuthoringConfig, audit: AuditLog, running: Callable[[], list[Playbook]],
+                 refused: Callable[[], Mapping[str, Refused]] = dict) -> None:
         self.config = config
         self._audit = audit
         self._running = running
         """The playbooks the server runs now (they change on a reload)."""
+        self._refused = refused
+        """The files the server does not trust now, by path."""
 
     # -- reading -------------------------------------------------------------------------------------
     def sources(self) -> list[Source]:
@@ -177,14 +185,16 @@ class PlaybookAuthoring:
 
     def listing(self) -> list[Listed]:
         running = {b.id for b in self._running()}
+        refused = self._refused()
         rows = []
         for s in self.sources():
+            why = refused.get(str(s.path))
             data = s.data or {}
             os_names = data.get("os")
             rows.append(Listed(s.book_id, str(data.get("name", ""))[:120], str(data.get("category", ""))[:40],
                                [str(o) for o in os_names if isinstance(o, str)][:3] if isinstance(os_names, list)
                                else [], str(data.get("version", ""))[:40], s.library, s.path.name,
-                               s.book_id in running))
+                               s.book_id in running, why.line() if why is not None else ""))
         return rows
 
     def can_save(self, principal: Principal) -> str:
@@ -300,9 +310,8 @@ class PlaybookAuthoring:
             raise InvalidRequest("Not saved: fix the problems listed first: " + "; ".join(draft.problems[:10]))
         key = self.config.signing_key
         if self.config.trust == "enforce" and key is None:
-            raise Conflict("Not saved: MSPCLAW_PLAYBOOK_TRUST=enforce refuses unsigned playbooks; set "
-                           "MSPCLAW_PLAYBOOK_SIGNING_KEY to the MSP's key (`mspclaw playbooks keygen`) so what is "
-                           "saved is signed.")
+            raise Conflict("Not saved: MSPCLAW_PLAYBOOK_TRUST=enforce refuses unsigned playbooks and no signing "
+                           "key is configured; set MSPCLAW_PLAYBOOK_SIGNING_KEY (`mspclaw playbooks keygen`).")
         target = source.path if source is not None else self.config.dirs[0] / draft.filename
         if source is None and await asyncio.to_thread(target.exists):
             raise Conflict(f"Not saved: {target} already exists; give the playbook another id.")

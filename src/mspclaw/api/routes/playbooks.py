@@ -44,7 +44,8 @@ def _stored(authoring: PlaybookAuthoring, book_id: str) -> Draft:
 def list_playbooks(svc: ServicesDep) -> list[PlaybookListed]:
     """Every playbook file: the shipped library, then the MSP's own directories; which the server runs now."""
     return [PlaybookListed(id=r.book_id, name=r.name, category=r.category, os=r.os, version=r.version,
-                           library=r.library, own=not r.library, file=r.filename, loaded=r.running)
+                           library=r.library, own=not r.library, file=r.filename, loaded=r.running,
+                           refused=r.refused)
             for r in svc.authoring.listing()]
 
 
@@ -64,12 +65,13 @@ def show_playbook(book_id: BookId, svc: ServicesDep) -> PlaybookOut:
 async def save_playbook(book_id: BookId, body: PlaybookIn, svc: ServicesDep, caller: CallerDep) -> PlaybookSaved:
     """Save the playbook (the whole file, its ``id`` the path's) into the MSP's first playbook directory, or over
     the MSP's own file of that id; checked as ``mspclaw playbooks validate`` checks it (400 with its problems),
-    signed with ``MSPCLAW_PLAYBOOK_SIGNING_KEY`` when set, audited; the server loads it on its next reload."""
+    signed with the MSP's own key (``MSPCLAW_PLAYBOOK_SIGNING_KEY``, or the data directory's), audited; the server
+    loads it on its next reload."""
     authoring = svc.authoring
     draft = await asyncio.to_thread(authoring.draft, book_id, text=body.yaml)
     saved = await authoring.save(caller, draft)
     assert draft.book is not None
-    key = svc.settings.playbook_signing_key
+    key = authoring.config.signing_key
     return PlaybookSaved(id=draft.book.id, version=draft.book.version, file=saved.path.name, created=saved.created,
                          signed=key is not None and not saved.unsigned, note=saved.unsigned)
 

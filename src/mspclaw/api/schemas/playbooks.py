@@ -19,6 +19,9 @@ class PlaybookListed(BaseModel):
     own: bool = Field(description="In one of the MSP's playbook directories (MSPCLAW_PLAYBOOK_DIRS).")
     file: str
     loaded: bool = Field(description="Loaded by the running server: matched against tickets now.")
+    refused: str = Field("", description="Why the server does not trust the file (unsigned, altered since it was "
+                         "signed, revoked, or signed by a key not trusted) and the command that fixes it; under "
+                         "MSPCLAW_PLAYBOOK_TRUST=enforce such a file is not loaded. Empty: trusted, or not checked.")
 
 
 class PlaybookOut(BaseModel):
@@ -43,7 +46,7 @@ class PlaybookSaved(BaseModel):
     file: str
     created: bool = Field(description="A new file (otherwise the existing one was replaced).")
     signed: bool
-    note: str = Field(description="Why the file is not signed although a signing key is configured, or empty.")
+    note: str = Field(description="Why the file could not be signed with the MSP's key, or empty.")
 
 
 class MatchIn(BaseModel):
