@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import yaml
 from tests.browser import Page, chromium
 from tests.conftest import Live, live_server, make_old_files
+from tests.roster import put_roster
 
 pytestmark = pytest.mark.anyio
 DANA: dict[str, Any] = {"name": "Dana Scully", "email": "dana@msp.example", "role": "tech", "clients": ["Acme Dental"]}
@@ -51,7 +51,7 @@ async def _approval(live: Live, approval_id: str) -> dict[str, Any]:
 async def test_technician_approves_and_denies_in_a_real_browser(tmp_path: Path) -> None:
     temp = tmp_path / "temp"
     async with live_server(tmp_path) as live, chromium() as browser:
-        (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump({"techs": [DANA, EVE]}))
+        put_roster(live.services, {"techs": [DANA, EVE]})
         client = await live.client("Acme Dental")
         await live.client("Beta Law")
         for tech in (DANA, EVE):

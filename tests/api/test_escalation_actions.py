@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from tests.conftest import Live, live_server
+from tests.roster import put_roster
 
 from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local import LocalPSA
@@ -50,7 +50,7 @@ async def escalated(live: Live, psa: LocalPSA, client_id: str, external_id: str)
 async def test_take_hand_over_close_over_the_api(tmp_path: Path) -> None:
     psa = LocalPSA()
     async with live_server(tmp_path, connectors={"local": psa}, workers=0) as live:
-        (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump({"techs": TECHS}))
+        put_roster(live.services, {"techs": TECHS})
         acme = await live.client("Acme Dental")
         await live.client("Beta Law")
         es = await escalated(live, psa, acme, "T-1")

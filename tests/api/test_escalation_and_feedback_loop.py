@@ -12,8 +12,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import yaml
 from tests.conftest import live_server, make_old_files
+from tests.roster import put_roster
 from tests.webhook_sink import check_adaptive_card, check_block_kit, webhook_sink
 
 from mspclaw.agent.tools import ToolContext
@@ -30,12 +30,11 @@ async def test_approval_feedback_no_and_denial_escalate_with_the_whole_story(tmp
     temp = tmp_path / "temp"
     make_old_files(temp, 4, size=10_000)
     async with webhook_sink() as sink, live_server(tmp_path, notify_backoff_s=0.01) as live:
-        data = live.services.settings.data_dir
-        (data / "techs.yaml").write_text(yaml.safe_dump({
+        put_roster(live.services, {
             "techs": [{"name": "Dana Scully", "email": "dana@msp.example", "slack_id": "U0DANA",
                        "teams_id": "dana@msp.example", "clients": ["Acme Dental"]}],
             "channels": [{"name": "ops", "kind": "slack", "url": sink.hook("slack")},
-                         {"name": "ops-teams", "kind": "teams", "url": sink.hook("teams")}]}))
+                         {"name": "ops-teams", "kind": "teams", "url": sink.hook("teams")}]})
         client = await live.client("Acme Dental")
         await live.start_agent(client, temp_root=temp)
 

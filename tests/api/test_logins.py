@@ -4,6 +4,7 @@ role and client checks."""
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import timedelta
@@ -12,8 +13,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-import yaml
 from tests.conftest import Live, live_server
+from tests.roster import put_roster
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -33,8 +34,8 @@ TECHS = {"techs": [
 
 
 async def setup(live: Live, *logins: str) -> tuple[str, str]:
-    """Write techs.yaml; give a password to those who log in (Argon2id costs ~0.3 s a hash here)."""
-    (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(TECHS))
+    """Put the roster in place; give a password to those who log in (Argon2id costs ~0.3 s a hash here)."""
+    put_roster(live.services, TECHS)
     for email in logins:
         live.services.staff.logins.set_password(email, PASSWORD)
     return await live.client("Acme Dental"), await live.client("Beta Law")
@@ -106,16 +107,16 @@ async def test_bad_tokens_are_refused(tmp_path: Path) -> None:
             assert r.status_code == 401, (token, r.text)
         expired = await anon.get("/api/me", headers=bearer(forged[1]))
         assert "expired" in expired.json()["detail"]["message"]
-        # the role in the token does not matter: techs.yaml does. Narrow Dana to viewer: at once.
-        doc = yaml.safe_load((live.services.settings.data_dir / "techs.yaml").read_text())
+        # the role in the token does not matter: the roster does. Narrow Dana to viewer: at once.
+        doc = copy.deepcopy(TECHS)
         doc["techs"][0]["role"] = "viewer"
-        (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(doc))
+        put_roster(live.services, doc)
         assert (await anon.get("/api/me", headers=bearer(good))).json()["role"] == "viewer"
         r = await anon.post("/api/tickets", headers=bearer(good), json={"client": "Acme Dental", "subject": "x"})
         assert r.status_code == 403
         # removed from the registry: the token stops working
         doc["techs"].pop(0)
-        (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(doc))
+        put_roster(live.services, doc)
         assert (await anon.get("/api/me", headers=bearer(good))).status_code == 401
 
 

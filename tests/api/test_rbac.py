@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from fastapi.routing import APIRoute
 from tests.conftest import Live, live_server
+from tests.roster import put_roster
 
 from mspclaw.api.rbac import POLICY
 from mspclaw.pipeline.techs import Tech
@@ -125,7 +125,7 @@ class World:
         return "/api/enrollments"
 
     def spare_tech(self) -> str:
-        """A fresh technician in techs.yaml (its e-mail)."""
+        """A fresh technician of the roster (its e-mail)."""
         email = f"{uniq('spare')}@msp.example"
         self.live.services.staff.techs.add(Tech(name=email, email=email, clients=["Acme Dental"]))
         return email
@@ -262,7 +262,7 @@ TECHS: dict[str, list[dict[str, Any]]] = {"techs": [
 
 async def setup_world(live: Live) -> tuple[World, list[Who]]:
     svc = live.services
-    (svc.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(TECHS))
+    put_roster(svc, TECHS)
     a, b = await live.client("Acme Dental"), await live.client("Beta Law")
     callers = [Who("bootstrap", live.api_key, "admin", "all")]
     for name, role, all_clients, clients, scope in [("global-admin", "admin", True, [], "all"),

@@ -16,7 +16,7 @@ def test_an_in_process_invocation_does_not_inherit_an_earlier_data_dir(tmp_path:
     added = runner.invoke(app, ["--data-dir", str(first), "tech", "add", "Dana Scully", "--email",
                                 "dana@msp.example", "--client", "*"])
     assert added.exit_code == 0, added.output
-    assert (first / "techs.yaml").exists()
+    assert (first / "mspclaw.db").exists()  # the roster is in the first data directory's database
     again = runner.invoke(app, ["--data-dir", str(first), "tech", "list", "--json"])
     assert [t["email"] for t in json.loads(again.stdout)] == ["dana@msp.example"]
     listed = runner.invoke(app, ["tech", "list", "--json"], env={"MSPCLAW_DATA_DIR": str(second)})

@@ -37,7 +37,7 @@ async def test_technician_commands(tmp_path: Path) -> None:
             assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
             return result.exit_code, result.stdout, result.stderr
 
-        # technicians (offline: techs.yaml and the data directory's database)
+        # technicians (offline: the roster and the passwords in the database)
         code, out, err = await run("tech", "add", "Dana Scully", "--email", "dana@msp.example", "--client",
                                    "Acme Dental", "--slack-id", "U0DANA", "--on-duty", "mon-sun 00:00-23:59")
         assert code == 0, err

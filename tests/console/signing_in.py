@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import httpx
-import yaml
 from tests.conftest import Live
+from tests.roster import put_roster
 
 from mspclaw.console import totp
 
@@ -23,8 +23,9 @@ USED: dict[str, str] = {}
 
 
 def register(live: Live, *techs: dict[str, Any]) -> None:
-    """Write techs.yaml and give each technician :data:`PASSWORD` (as `mspclaw tech passwd`)."""
-    (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump({"techs": list(techs)}))
+    """Make the roster these technicians and give each :data:`PASSWORD` (as `mspclaw tech import` and `mspclaw tech
+    passwd`)."""
+    put_roster(live.services, {"techs": list(techs)})
     for tech in techs:
         live.services.staff.logins.set_password(tech["email"], PASSWORD)
 

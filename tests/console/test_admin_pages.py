@@ -1,6 +1,6 @@
 """The console's administration pages over HTTP against the real server on loopback (PostgreSQL or SQLite as the
 suite is configured, the real audit trail): clients, agents (enrolled through the real ``POST /enroll``),
-enrollment codes, technicians (techs.yaml written by the server) and API keys.
+enrollment codes, technicians (the roster written by the server) and API keys.
 
 Each create and revoke works and is audited with the signed-in admin; a technician or a viewer is refused (403)
 every admin form, a form without its CSRF token too; a secret (an enrollment code, an API key, a login link) is
@@ -166,13 +166,13 @@ async def test_admin_creates_and_revokes_everything_audited_and_secrets_shown_on
             r = await post(ada, "/admin/keys", "/admin/keys", {"name": "x", "role": "viewer", "clients": "Nowhere"})
             assert r.status_code == 400 and "Nowhere" in r.text
 
-            # technicians: add (written to techs.yaml), change, login link, second-factor reset, remove
+            # technicians: add (written to the roster in the database), change, login link, second-factor reset, remove
             r = await post(ada, "/admin/techs", "/admin/techs", {
                 "name": "Fox Mulder", "email": "fox@msp.example", "role": "tech", "clients": "Acme Dental, Gamma Ops",
                 "on_duty": "mon-fri 08:00-18:00", "timezone": "Europe/Berlin"})
             assert r.status_code == 303, r.text
-            on_disk = yaml.safe_load((live.services.settings.data_dir / "techs.yaml").read_text())
-            fox = next(t for t in on_disk["techs"] if t["email"] == "fox@msp.example")
+            stored = yaml.safe_load(live.services.staff.techs.export())
+            fox = next(t for t in stored["techs"] if t["email"] == "fox@msp.example")
             assert fox["clients"] == ["Acme Dental", "Gamma Ops"] and fox["timezone"] == "Europe/Berlin"
             assert audited(live, "tech_added")[0].actor == "Ada Admin"
             r = await post(ada, "/admin/techs", "/admin/techs", {"name": "Bad", "email": "not-an-address",

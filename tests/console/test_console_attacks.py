@@ -364,7 +364,7 @@ def snapshot(live: Live, w: World) -> dict[str, Any]:
         "clients": sorted(c.name for c in svc.registry.clients()),
         "revoked": sorted(a.id for a in svc.registry.agents() if a.revoked_at is not None),
         "codes": sorted(c.id for c in svc.registry.open_codes()),
-        "techs": (svc.settings.data_dir / "techs.yaml").read_text(),
+        "techs": svc.staff.techs.export(),
         "keys": sorted(json.dumps(k, sort_keys=True) for k in _keys(live)),
     }
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from mspclaw.cli import config
 from mspclaw.cli.app import app
+from mspclaw.pipeline.techs import Channel, TechRegistry, TechsFile
 from mspclaw.settings import Settings
 from mspclaw.store.account_secrets import AccountSecrets
 from mspclaw.store.console_logins import SecondFactors
@@ -22,6 +23,7 @@ from mspclaw.store.jobs import PSAAccounts
 from mspclaw.store.secretbox import KEY_FILE, SEALED, SecretBox, SecretKey, SecretKeyError
 from mspclaw.store.sso import Provider, Providers
 from mspclaw.store.tables import PSAAccountRow
+from mspclaw.store.technicians import RosterStore
 from mspclaw.wiring import build, open_store, secret_box
 
 if TYPE_CHECKING:
@@ -212,13 +214,16 @@ def test_rotate_re_encrypts_everything_under_a_new_key(tmp_path: Path, database:
     SecondFactors(db, secret_box(settings)).begin("tech@example.com", "JBSWY3DPEHPK3PXP")
     Providers(db, secret_box(settings)).add(Provider("entra", "Entra ID", "https://login.example/t/v2.0", "app-id",
                                                      SSO_SECRET, ("msp.example",)))
+    TechRegistry(RosterStore(db, secret_box(settings))).replace_all(TechsFile(channels=[
+        Channel(name="ops", kind="slack", url=f"https://hooks.example.invalid/{HOOK}")]))
     db.dispose()
     old_id = secret_box(settings).current_id
     assert old_id is not None
 
     result = cli.invoke(app, ["secrets", "rotate"])
     assert result.exit_code == 0, result.output
-    assert "1 second factor(s) and 1 single sign-on provider(s)" in result.output
+    assert ("1 second factor(s), 1 single sign-on provider(s) and 1 notification channel(s)"
+            in result.output), result.output
     box = secret_box(settings)
     assert box.key_ids != [old_id] and len(box.key_ids) == 1  # the old key is gone from the file
     assert old_id not in (settings.data_dir / KEY_FILE).read_text()
@@ -233,6 +238,11 @@ def test_rotate_re_encrypts_everything_under_a_new_key(tmp_path: Path, database:
         # a technician's TOTP secret was sealed again too, or they could not sign in once the old key is gone
         assert SecondFactors(db, box).secret("tech@example.com") == "JBSWY3DPEHPK3PXP"
         assert Providers(db, box).get("entra").client_secret == SSO_SECRET  # single sign-on keeps working
+        channel = TechRegistry(RosterStore(db, box)).load().channels[0]  # and the roster's Slack channel
+        assert channel.url == f"https://hooks.example.invalid/{HOOK}"
+        with db.engine.connect() as conn:
+            sealed = conn.execute(text("SELECT url FROM notification_channels")).scalar_one()
+        assert sealed.startswith(f"v1:{box.current_id}:") and HOOK not in sealed
     finally:
         db.dispose()
 

@@ -2,7 +2,7 @@
 opened, in whatever form their identity reaches MSPclaw, and two-person tools need two people.
 
 Every decision goes through the real API (``POST /api/approvals/{id}/approve``) of a live server
-with a real ``techs.yaml``; openers are the ``actor`` of the ticket's ``ticket_opened`` audit event,
+with a real technician roster; openers are the ``actor`` of the ticket's ``ticket_opened`` audit event,
 recorded by the real ticket service in the logged-in case and in the same shape for the others.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from tests.conftest import Live, live_server
+from tests.roster import put_roster
 
 from mspclaw.errors import ConfigError
 from mspclaw.pipeline.approvers import FIRST_APPROVAL
@@ -55,7 +55,7 @@ OTHERS_AS_REQUESTER = [
 
 
 async def setup(live: Live) -> str:
-    (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(TECHS))
+    put_roster(live.services, TECHS)
     return await live.client("Acme Dental")
 
 
@@ -243,7 +243,7 @@ def test_aliases_in_techs_yaml_are_validated_with_their_line_and_kept_when_the_f
 
 async def test_bootstrap_mode_compares_the_named_approver_the_same_way(tmp_path: Path) -> None:
     async with live_server(tmp_path, workers=0, two_person_tools=["clear_temp_files"]) as live:
-        acme = await live.client("Acme Dental")  # no techs.yaml: an admin names the approver
+        acme = await live.client("Acme Dental")  # no roster: an admin names the approver
         decide = decider(live)
         refused = {"maria@acme.example": "requested", "MARIA@ACME.EXAMPLE": "requested", "Maria Lopez": "requested",
                    "Lopez, Maria": "requested", "maria+it@acme.example": "requested", "Oscar Opener": "opened"}

@@ -63,6 +63,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         async with webhook_sink() as sink:
             data = tmp_path / "data"
             data.mkdir()
+            # a data directory of the release before the roster moved into the database: imported at build
             (data / "techs.yaml").write_text(yaml.safe_dump({"techs": TECHS, "channels": [
                 {"name": "acme-slack", "kind": "slack", "url": sink.hook("acme"), "clients": ["Acme Dental"]}]}))
             psa = LocalPSA()

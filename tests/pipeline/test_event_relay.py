@@ -208,7 +208,8 @@ async def watch_a_ticket_on_b(a: Live, b: Live, console: httpx.AsyncClient, clie
                     lambda: f"the approval request did not reach every watcher: {on_a.events()} {on_socket.events()} "
                     f"{on_console.events()}", 60)
         approval = await a.wait_approval()
-        decided = await a.http.post(f"/api/approvals/{approval['id']}/approve", json={"approver": "Dana"})
+        # the roster is one for both servers: the technician registered through B approves on A
+        decided = await a.http.post(f"/api/approvals/{approval['id']}/approve", json={"approver": DANA["email"]})
         assert decided.status_code == 200, decided.text
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
     finally:
@@ -231,7 +232,7 @@ async def test_a_watcher_on_another_replica_sees_a_session_at_once_and_catches_u
             client = await a.client()
             make_old_files(tmp_path / "temp", 2)
             await a.start_agent(client, temp_root=tmp_path / "temp")
-            register(b, DANA)  # techs.yaml is a file per server (docs/operations.md)
+            register(b, DANA)  # the roster is in the database: A sees Dana too
             console, _ = await signed_in(b, DANA["email"])
             try:
                 on_a, on_socket, on_console, stored = await watch_a_ticket_on_b(a, b, console, client, "one")

@@ -1,18 +1,27 @@
-"""techs.yaml: validation that names the line, on-duty routing, channels per client or global,
-and edits that are atomic and never lost when several run at once."""
+"""The technician roster: techs.yaml validation that names the line (import and export), on-duty routing,
+channels per client or global, the upgrade's one-time import, and edits in the database that every registry
+sees at its next read and that are never lost when several run at once (SQLite here; PostgreSQL in
+tests/store/test_technician_roster.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from mspclaw.errors import ConfigError, Conflict, NotFound
-from mspclaw.pipeline.techs import Tech, TechRegistry, parse, tech_from
+from mspclaw.pipeline.techs import Tech, TechRegistry, TechsFile, parse, tech_from
+from mspclaw.store.database import Database
+from mspclaw.store.db import sqlite_url
+from mspclaw.store.secretbox import SecretBox
+from mspclaw.store.technicians import RosterStore
 
 GOOD = """\
 techs:
@@ -63,10 +72,25 @@ def test_duplicate_emails_are_refused() -> None:
         parse(text, "techs.yaml")
 
 
-def test_on_duty_picks_the_first_technician_in_their_hours(tmp_path: Path) -> None:
-    path = tmp_path / "techs.yaml"
-    path.write_text(GOOD)
-    reg = TechRegistry(path)
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database.open(sqlite_url(tmp_path))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def box() -> SecretBox:
+    return SecretBox.ephemeral()
+
+
+def registry(db: Database, box: SecretBox) -> TechRegistry:
+    return TechRegistry(RosterStore(db, box))
+
+
+def test_on_duty_picks_the_first_technician_in_their_hours(db: Database, box: SecretBox) -> None:
+    reg = registry(db, box)
+    reg.replace_all(parse(GOOD, "techs.yaml"))
     tuesday_noon_berlin = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
     tuesday_night = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)
     wednesday_early = datetime(2026, 11, 25, 5, 30, tzinfo=UTC)
@@ -81,56 +105,80 @@ def test_on_duty_picks_the_first_technician_in_their_hours(tmp_path: Path) -> No
     # channels: the client's own, else global (none here)
     assert [c.name for c in reg.channels("cl_acme", "Acme Dental", "escalation")] == ["acme"]
     assert reg.channels("cl_x", "Other", "escalation") == []
+    # the roster's order is kept through a change: swap them, and the other one is first
+    reg.replace_all(TechsFile(techs=list(reversed(reg.techs())), channels=reg.load().channels))
+    assert [t.name for t in registry(db, box).techs()] == ["Night Owl", "Dana Scully"]
 
 
-def test_hand_edits_are_picked_up(tmp_path: Path) -> None:
-    path = tmp_path / "techs.yaml"
-    path.write_text(GOOD)
-    reg = TechRegistry(path)
-    assert reg.find("night owl") is not None
-    path.write_text(GOOD.replace("Night Owl", "Day Owl") + "\n")
-    assert reg.find("night owl") is None and reg.find("Day Owl") is not None
+def test_an_edit_through_another_registry_applies_at_the_next_read(db: Database, box: SecretBox) -> None:
+    mine, theirs = registry(db, box), registry(db, box)  # two servers on one database
+    mine.replace_all(parse(GOOD, "techs.yaml"))
+    assert theirs.find("night owl") is not None
+    mine.replace("owl@msp.example", tech_from(mine.find("owl@msp.example").model_dump()  # type: ignore[union-attr]
+                                              | {"name": "Day Owl", "role": "viewer"}))
+    owl = theirs.find("owl@msp.example")
+    assert owl is not None and owl.name == "Day Owl" and owl.role == "viewer"
+    theirs.remove("Day Owl")
+    assert mine.find("owl@msp.example") is None and [t.email for t in mine.techs()] == ["dana@msp.example"]
 
 
-def test_add_and_remove_write_atomically_and_validate(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "techs.yaml"
-    reg = TechRegistry(path)
+def test_add_and_remove_validate_and_name_the_roster(db: Database, box: SecretBox) -> None:
+    reg = registry(db, box)
     reg.add(tech_from({"name": "Dana", "email": "dana@msp.example", "clients": ["Acme"]}))
-    with pytest.raises(Conflict, match="already in"):
+    with pytest.raises(Conflict, match="already in the roster"):
         reg.add(tech_from({"name": "Dana 2", "email": "DANA@msp.example", "clients": ["Acme"]}))
     with pytest.raises(Conflict, match="role"):
         tech_from({"name": "X", "email": "x@msp.example", "clients": ["Acme"], "role": "root"})
-    assert oct(path.stat().st_mode & 0o777) == "0o600"
-    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".techs.")] == [], "no temp file left"
-    assert parse(path.read_text(), "x").techs[0].email == "dana@msp.example"
+    with pytest.raises(Conflict, match="e-mail is who they are"):
+        reg.replace("dana@msp.example", tech_from({"name": "Dana", "email": "d2@msp.example", "clients": ["*"]}))
+    assert [t.email for t in registry(db, box).techs()] == ["dana@msp.example"]
     reg.remove("Dana")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="in the roster"):
         reg.remove("dana@msp.example")
-    assert parse(path.read_text(), "x").techs == []
+    assert registry(db, box).techs() == []
 
 
-def test_a_broken_file_is_not_overwritten_by_an_edit(tmp_path: Path) -> None:
+def test_a_data_directorys_techs_yaml_is_imported_once_and_set_aside(db: Database, box: SecretBox,
+                                                                     tmp_path: Path) -> None:
     path = tmp_path / "techs.yaml"
+    reg = registry(db, box)
+    assert reg.adopt_file(path).outcome == "absent"
     path.write_text("techs:\n  - name: [oops\n")
-    with pytest.raises(ConfigError, match=r"flow sequence at line 2"):
-        TechRegistry(path).add(Tech(name="A", email="a@msp.example", clients=["*"]))
-    assert path.read_text() == "techs:\n  - name: [oops\n"
+    with pytest.raises(ConfigError, match=r"techs\.yaml:3: not valid YAML.*flow sequence at line 2"):
+        reg.adopt_file(path)
+    assert path.read_text() == "techs:\n  - name: [oops\n" and reg.techs() == [], "left as it was"
+    path.write_text(GOOD)
+    adopted = reg.adopt_file(path)
+    assert adopted.outcome == "imported" and adopted.moved and adopted.imported is not None
+    assert adopted.imported.added == ["dana@msp.example", "owl@msp.example"] and adopted.imported.channels == 1
+    assert not path.exists() and (tmp_path / "techs.yaml.imported").read_text() == GOOD
+    assert [t.email for t in reg.techs()] == ["dana@msp.example", "owl@msp.example"]
+    assert reg.channels("cl_acme", "Acme", "approval")[0].url == "https://example.invalid/workflows/acme"
+    assert RosterStore(db, box).state().imported_from == str(path)
+    # a later hand-written techs.yaml is not read over the roster in the database
+    reg.remove("owl@msp.example")
+    path.write_text(GOOD)
+    assert reg.adopt_file(path).outcome == "ignored" and path.exists()
+    assert [t.email for t in reg.techs()] == ["dana@msp.example"]
 
 
-def test_concurrent_adds_from_threads_and_processes_lose_none(tmp_path: Path) -> None:
-    path = tmp_path / "techs.yaml"
+def test_concurrent_adds_from_threads_and_processes_lose_none(db: Database, tmp_path: Path) -> None:
     errors: list[BaseException] = []
+    box = SecretBox.ephemeral()
 
     def add(i: int) -> None:
         try:
-            TechRegistry(path).add(Tech(name=f"T{i}", email=f"t{i}@msp.example", clients=["*"]))
+            registry(db, box).add(Tech(name=f"T{i}", email=f"t{i}@msp.example", clients=["*"]))
         except BaseException as exc:
             errors.append(exc)
 
-    script = ("import sys; from mspclaw.pipeline.techs import Tech, TechRegistry; i = sys.argv[2]; "
-              "[TechRegistry(__import__('pathlib').Path(sys.argv[1])).add(Tech(name=f'P{i}-{n}', "
-              "email=f'p{i}-{n}@msp.example', clients=['*'])) for n in range(3)]")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(i)]) for i in range(2)]
+    script = ("import sys; from mspclaw.pipeline.techs import Tech, TechRegistry; "
+              "from mspclaw.store.database import Database; from mspclaw.store.secretbox import SecretBox; "
+              "from mspclaw.store.technicians import RosterStore; i = sys.argv[2]; db = Database.open(sys.argv[1]); "
+              "reg = TechRegistry(RosterStore(db, SecretBox.ephemeral())); "
+              "[reg.add(Tech(name=f'P{i}-{n}', email=f'p{i}-{n}@msp.example', clients=['*'])) for n in range(3)]; "
+              "db.dispose()")
+    procs = [subprocess.Popen([sys.executable, "-c", script, sqlite_url(tmp_path), str(i)]) for i in range(2)]
     threads = [threading.Thread(target=add, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()
@@ -138,6 +186,42 @@ def test_concurrent_adds_from_threads_and_processes_lose_none(tmp_path: Path) ->
         t.join()
     assert [p.wait(60) for p in procs] == [0, 0]
     assert not errors
-    emails = {t.email for t in parse(path.read_text(), "x").techs}
+    emails = {t.email for t in registry(db, box).techs()}
     from_procs = {f"p{i}-{n}@msp.example" for i in range(2) for n in range(3)}
     assert emails == {f"t{i}@msp.example" for i in range(12)} | from_procs
+
+
+@pytest.mark.anyio
+async def test_reads_on_the_event_loop_never_wait_for_the_database_and_are_refreshed(
+        db: Database, box: SecretBox) -> None:
+    announced: list[str] = []
+    mine = TechRegistry(RosterStore(db, box), announce=lambda: announced.append("roster"))
+    other = registry(db, box)  # another replica, or `mspclaw tech` on another host
+    mine.replace_all(parse(GOOD, "techs.yaml"))
+    assert announced == ["roster"], "an edit through this registry is announced to the other replicas"
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert mine.find("owl@msp.example") is not None and mine.channels("cl_acme", "x", "approval")
+        assert statements == [], "on the loop: the roster held, no statement"
+        await asyncio.to_thread(other.remove, "owl@msp.example")
+        assert mine.find("owl@msp.example") is not None, "not read on the loop"
+        await mine.reload()  # what another replica's message, or the refresh every second, does
+        assert mine.find("owl@msp.example") is None
+        await asyncio.to_thread(other.add, Tech(name="Fox", email="fox@msp.example", clients=["*"]))
+        refresher = asyncio.create_task(mine.refresh_forever(0.01))
+        try:
+            for _ in range(500):
+                if mine.find("fox@msp.example") is not None:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            refresher.cancel()
+        assert mine.find("fox@msp.example") is not None, "refreshed off the loop"
+        assert await asyncio.to_thread(mine.find, "dana@msp.example") is not None  # off the loop: read through
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)

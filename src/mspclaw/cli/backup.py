@@ -125,6 +125,7 @@ def secrets_rotate(
     from mspclaw.store.console_logins import SecondFactors
     from mspclaw.store.jobs import PSAAccounts
     from mspclaw.store.sso import Providers
+    from mspclaw.store.technicians import RosterStore
     from mspclaw.wiring import open_store, secret_box
 
     cfg = settings()
@@ -132,24 +133,29 @@ def secrets_rotate(
     try:
         box = secret_box(cfg)
         accounts, factors, providers = AccountSecrets(db, box), SecondFactors(db, box), Providers(db, box)
+        roster = RosterStore(db, box)
         PSAAccounts(db, box).list()  # everything decrypts with the keys at hand, or nothing changes
+        for channel in roster.read().channels:
+            roster.open_url(channel)
         dropped: list[str] = []
         if box.key_file is not None:
             box.begin_rotation()
         count = accounts.reencrypt()
         second_factors = factors.reencrypt()  # technicians' TOTP secrets, or they could not sign in again
         sso_providers = providers.reencrypt()  # OpenID Connect client secrets, or single sign-on would stop
+        channels = roster.reencrypt()  # the roster's Slack and Teams webhook URLs, or notifications would stop
         if box.key_file is not None and not keep_old:
             dropped = box.finish_rotation()
         audit.append("secret_key_rotated", actor="cli", data={"key_id": box.current_id, "accounts": count,
                                                               "second_factors": second_factors,
                                                               "sso_providers": sso_providers,
+                                                              "channels": channels,
                                                               "dropped": dropped})
     finally:
         audit.close()
         db.dispose()
-    print(f"{count} PSA account(s), {second_factors} second factor(s) and {sso_providers} single sign-on "
-          f"provider(s) encrypted under key {box.current_id} "
+    print(f"{count} PSA account(s), {second_factors} second factor(s), {sso_providers} single sign-on "
+          f"provider(s) and {channels} notification channel(s) encrypted under key {box.current_id} "
           f"({box.origin})"
           + (f"; removed old key(s) {', '.join(dropped)}" if dropped else "")
           + ("" if box.key_file is not None else "; now remove the old key(s) from where they are set"))

@@ -325,8 +325,9 @@ def techs_page(lines: list[TechLine], *, user: Principal, csrf: str, message: st
     body = (f'<section class="card" id="techs"><h1>Technicians</h1>{done}<table><thead><tr><th>Name</th>'
             f"<th>E-mail</th><th>Role</th><th>Clients</th><th>On duty</th><th>Password</th><th>Second factor</th>"
             f"<th></th></tr></thead><tbody>{rows}</tbody></table>"
-            f'<p class="hint">They live in techs.yaml in the data directory; changes here are written to it (locked, '
-            f"validated, atomic) and apply at once, as <code>mspclaw tech add|remove</code>. A new technician signs "
+            f'<p class="hint">They live in the database, one roster for every server; changes here are validated, '
+            f"written in one locked transaction and apply at once everywhere, as <code>mspclaw tech add|remove</code>. "
+            f"A new technician signs "
             f"in with a login link, or a password set with <code>mspclaw tech passwd</code>.</p></section>"
             f'<section class="card" id="new-tech"><h2>Add a technician</h2>{_error(message)}'
             f'<form method="post" action="/admin/techs" id="tech-form">{_csrf(csrf)}'

@@ -142,7 +142,7 @@ def _forms(v: EscalationView, user: Principal, csrf: str) -> str:
             f'<textarea name="note" id="hand-over-note" maxlength="{NOTE_MAX}" rows="3" required></textarea></label>'
             f'<button type="submit" id="hand-over">Hand over</button></form>')
     else:
-        forms.append('<p class="hint">No other technician serves this client; add one to techs.yaml to hand over.'
+        forms.append('<p class="hint">No other technician serves this client; add one to the roster to hand over.'
                      "</p>")
     forms.append(
         f'<form method="post" action="/escalations/{e(row.id)}/close" id="close-form">{hidden}'

@@ -143,7 +143,7 @@ class ConsoleSignIn:
     def single_sign_on(self, email: str, *, provider: str, remote: str) -> str:
         """A session for a technician whose identity an OpenID Connect provider proved (signature, audience,
         nonce checked by :mod:`mspclaw.console.oidc`); the provider's own MFA stands for the second factor.
-        Only a technician registered in techs.yaml under exactly this e-mail: never created here."""
+        Only a technician of the roster under exactly this e-mail: never created here."""
         email = email.strip().lower()[:320]
         tech = next((t for t in self._access.techs.techs() if t.email == email), None)
         if tech is None:
@@ -158,7 +158,7 @@ class ConsoleSignIn:
 
     # -- sessions -------------------------------------------------------------------------------
     def principal(self, token: str) -> Principal | None:
-        """The signed-in technician's role and clients as techs.yaml says now; ``None``: not signed in."""
+        """The signed-in technician's role and clients as the roster says now; ``None``: not signed in."""
         row = self.sessions.find(SESSION, token)
         tech = None if row is None else self._access.techs.find(row.email)
         return None if tech is None else self._access.principal_for(tech)

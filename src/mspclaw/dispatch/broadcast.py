@@ -49,7 +49,7 @@ MAX_OUTBOX = 10_000
 BATCH = 500
 """Messages published in one round trip."""
 
-Topic = Literal["psa_accounts"]
+Topic = Literal["psa_accounts", "roster"]
 """A part of the configuration that replicas reload from the database when another replica changed it."""
 
 Reload = Callable[[], Awaitable[None]]

@@ -1,9 +1,9 @@
-"""Changing who the technicians are, from the server: add, change and remove a technician in ``techs.yaml``,
+"""Changing who the technicians are, from the server: add, change and remove a technician of the roster,
 and forget a second factor. Every change is audited with who made it.
 
-``techs.yaml`` is edited exactly as ``mspclaw tech add|remove`` edit it (:class:`~mspclaw.pipeline.techs.TechRegistry`:
-an exclusive lock across read, change and write; validated; replaced atomically), and every reader picks the
-change up at its next read (the file's mtime is watched), so a narrowed role or client list applies at once.
+The roster is edited exactly as ``mspclaw tech add|remove`` edit it (:class:`~mspclaw.pipeline.techs.TechRegistry`:
+one locked transaction in the database; validated), and every reader on every replica picks the change up at
+its next read (the roster's version is checked), so a narrowed role or client list applies at once.
 
 An admin cannot remove themselves or change their own role or clients here (so the last admin cannot lock
 everyone out); the CLI can.
@@ -31,7 +31,7 @@ class Roster:
     def get(self, ref: str) -> Tech:
         tech = self._techs.find(ref)
         if tech is None:
-            raise NotFound(f"no technician {ref!r} in techs.yaml")
+            raise NotFound(f"no technician {ref!r} in the roster")
         return tech
 
     def add(self, values: dict[str, Any], *, actor: str) -> Tech:

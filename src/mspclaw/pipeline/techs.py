@@ -1,14 +1,17 @@
-"""The technician registry, ``techs.yaml`` in the data directory.
+"""The technician roster: who the MSP's technicians are (name, e-mail, role, Slack and Teams ids, the
+clients each serves, on-duty hours) and where notifications go (Slack and Teams channels, per client or
+global). Approvals and escalations are attributed to and routed by it; logins and API roles are checked
+against it.
 
-It says who the MSP's technicians are (name, e-mail, role, Slack and Teams ids, the clients each
-serves, on-duty hours) and where notifications go (Slack and Teams channels, per client or
-global). Approvals and escalations are attributed to and routed by it; logins and API roles are
-checked against it.
+It lives in the database (:mod:`mspclaw.store.technicians`), so every server replica and every ``mspclaw
+tech`` command sees one roster, and a change made anywhere applies everywhere at the next read. Edits
+(``mspclaw tech add|remove``, the console, the API) run one at a time in a locked transaction and are
+validated as the file was; channel webhook URLs are sealed by the secret box.
 
-The file is validated on load; every error names the line. ``mspclaw tech add|remove`` edit it
-under an exclusive lock (``techs.yaml.lock``, held across read, change and write) and replace
-it atomically (temporary file, fsync, rename), so concurrent edits never lose one and a reader
-never sees half a file. Hand edits are picked up on the next read (the file's mtime is watched).
+The roster is written and read as the ``techs.yaml`` text below by ``mspclaw tech export`` and ``mspclaw tech
+import FILE`` (validated first; every error names the line), and a data directory's ``techs.yaml`` of an
+earlier release is imported once, at the first start after the upgrade, and renamed ``techs.yaml.imported``
+(:meth:`TechRegistry.adopt_file`).
 
 Example::
 
@@ -31,12 +34,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import asyncio
+import logging
 import os
 import re
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -46,8 +48,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mspclaw.errors import ConfigError, Conflict, NotFound
+from mspclaw.errors import ConfigError, Conflict, MSPClawError, NotFound
 from mspclaw.pipeline.identity import identity_keys, keys_of
+from mspclaw.store import loop_guard
+from mspclaw.store.technicians import RosterEdit, RosterStore, StoredChannel
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "techs.yaml"
 Role = Literal["admin", "tech", "viewer"]
@@ -92,7 +98,7 @@ class Tech(_Model):
     name: str = Field(min_length=1, max_length=200)
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=255)
     role: Role = "tech"
-    slack_id: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,}$")
+    slack_id: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,}$", max_length=64)
     teams_id: str | None = Field(None, min_length=1, max_length=255)
     clients: list[str] = Field(min_length=1, description="Client names or ids; '*' is every client.")
     on_duty: list[str] = Field(default_factory=list)
@@ -166,8 +172,8 @@ class Channel(_Model):
 
 
 class TechsFile(_Model):
-    techs: list[Tech] = Field(default_factory=list)
-    channels: list[Channel] = Field(default_factory=list)
+    techs: list[Tech] = Field(default_factory=list, max_length=10_000)
+    channels: list[Channel] = Field(default_factory=list, max_length=1_000)
 
     @model_validator(mode="after")
     def _unique(self) -> TechsFile:
@@ -235,7 +241,8 @@ def dump(doc: TechsFile) -> str:
                 del tech[key]
         if not tech["aliases"]:
             del tech["aliases"]
-    header = "# MSPclaw technician registry; edit by hand or with `mspclaw tech add|remove`.\n"
+    header = ("# MSPclaw technician roster (`mspclaw tech export`); after editing, load it with "
+              "`mspclaw tech import FILE`.\n# Channel URLs are secrets: keep this file private.\n")
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -245,26 +252,113 @@ class Assignment:
     why: str
 
 
+@dataclass(frozen=True)
+class Imported:
+    """What :meth:`TechRegistry.replace_all` changed: e-mails added, changed and removed, and channels now."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    channels: int
+
+
+@dataclass(frozen=True)
+class _Held:
+    version: int
+    techs: list[Tech]
+    channels: list[StoredChannel]
+
+
+REFRESH_S = 1.0
+"""How often a server reads the roster's version off the event loop, for the reads its coroutines make."""
+
+
 class TechRegistry:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._cached: tuple[float, int, TechsFile] | None = None
+    """The roster in the database (:mod:`mspclaw.store.technicians`), validated as the file was.
+
+    A read on a worker thread (sync routes, the CLI, offloaded calls) asks the database for the roster's
+    version (one primary-key lookup) and reads the roster again only when it changed, so an edit made anywhere
+    (another replica, ``mspclaw tech`` on any host) applies at that read. A read on the event loop's thread
+    never waits for the database: it uses the roster this registry holds, which is read again after every edit
+    made through it (and ``announce`` tells the other replicas, which :meth:`reload` at once), and otherwise
+    every :data:`REFRESH_S` by :meth:`refresh_forever`."""
+
+    def __init__(self, rows: RosterStore, *, announce: Callable[[], None] | None = None) -> None:
+        self._rows = rows
+        self._announce = announce
+        self._held: _Held | None = None
+        self._opened: tuple[int, list[Channel]] | None = None
 
     # -- reading --------------------------------------------------------------------------------
-    def load(self) -> TechsFile:
+    def _current(self) -> _Held:
+        held = self._held
+        if _on_event_loop():
+            if held is not None:
+                return held
+            with loop_guard.inline():  # once, before the first refresh: a server reads it while it is built
+                return self._read()
+        if held is not None and held.version == self._rows.version():
+            return held
+        return self._read()
+
+    def refresh(self) -> bool:
+        """Read the roster again if it changed (blocking: off the event loop); whether it had."""
+        held = self._held
+        if held is not None and held.version == self._rows.version():
+            return False
+        self._read()
+        return True
+
+    async def reload(self) -> None:
+        """:meth:`refresh` on a worker thread (another replica changed the roster)."""
+        await asyncio.to_thread(self.refresh)
+
+    async def refresh_forever(self, interval_s: float = REFRESH_S) -> None:
+        """Keep the roster the event loop's readers use current (a change by ``mspclaw tech``, or by a replica
+        whose message was lost), until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reload()
+            except MSPClawError as exc:  # the database away a moment, an invalid row: say so, keep the last one
+                log.warning("technician roster not refreshed: %s", exc.message)
+
+    def _read(self) -> _Held:
+        rows = self._rows.read()
         try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return TechsFile()
-        key = (stat.st_mtime, stat.st_size)
-        if self._cached is not None and self._cached[:2] == key:
-            return self._cached[2]
-        doc = parse(self.path.read_text(encoding="utf-8"), str(self.path))
-        self._cached = (*key, doc)
-        return doc
+            techs = [Tech.model_validate(t) for t in rows.techs]
+        except ValidationError as exc:
+            raise ConfigError(f"a technician stored in the database is invalid ({exc.error_count()} problem(s): "
+                              f"{exc.errors()[0]['msg']}); export the roster with `mspclaw tech export`, fix it "
+                              "and import it with `mspclaw tech import`") from None
+        held = _Held(rows.version, techs, rows.channels)
+        self._held = held
+        return held
+
+    def _changed(self) -> None:
+        """After an edit through this registry: read it back now, and tell the other replicas."""
+        self._read()
+        if self._announce is not None:
+            self._announce()
+
+    def load(self) -> TechsFile:
+        """The whole roster, channel webhook URLs opened (:class:`~mspclaw.store.secretbox.SecretKeyError`
+        without the key they were sealed with)."""
+        held = self._current()
+        return TechsFile.model_construct(techs=list(held.techs), channels=self._channels(held))
+
+    def _channels(self, held: _Held) -> list[Channel]:
+        opened = self._opened
+        if opened is not None and opened[0] == held.version:
+            return opened[1]
+        channels = [Channel.model_validate({"name": c.name, "kind": c.kind, "url": self._rows.open_url(c),
+                                            "clients": c.clients, "events": c.events})
+                    for c in held.channels]
+        self._opened = (held.version, channels)
+        return channels
 
     def techs(self) -> list[Tech]:
-        return self.load().techs
+        return list(self._current().techs)
 
     def find(self, ref: str) -> Tech | None:
         """A technician by e-mail or exact name (case-insensitive)."""
@@ -278,10 +372,10 @@ class TechRegistry:
         return [t for t in self.techs() if keys & t.identity_keys()] if keys else []
 
     def on_duty(self, client_id: str, client_name: str, when: datetime) -> Assignment:
-        """The technician who takes this client's escalations now: the first on duty in file order."""
+        """The technician who takes this client's escalations now: the first on duty in the roster's order."""
         serving = [t for t in self.techs() if t.role in ("tech", "admin") and t.serves(client_id, client_name)]
         if not serving:
-            return Assignment(None, f"no technician in {FILE_NAME} serves {client_name}")
+            return Assignment(None, f"no technician in the roster serves {client_name}")
         on = [t for t in serving if t.on_duty_at(when)]
         if on:
             return Assignment(on[0], f"on duty for {client_name}")
@@ -293,64 +387,132 @@ class TechRegistry:
         own = [c for c in every if c.for_client(client_id, client_name)]
         return own or [c for c in every if not c.clients]
 
+    def export(self) -> str:
+        """The roster as a techs.yaml text (channel webhook URLs in clear), for ``mspclaw tech import``."""
+        return dump(self.load())
+
     # -- editing --------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[TechsFile]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-                yield parse(text, str(self.path))
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _write(self, doc: TechsFile) -> None:
-        text = dump(TechsFile.model_validate(doc.model_dump()))
-        fd, tmp = tempfile.mkstemp(prefix=".techs.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)  # channel URLs are secrets
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._cached = None
-
     def add(self, tech: Tech) -> Tech:
-        with self._locked() as doc:
-            if any(t.email == tech.email for t in doc.techs):
-                raise Conflict(f"{tech.email} is already in {self.path}; remove it first to change it")
-            doc.techs.append(tech)
-            self._write(doc)
+        with self._rows.editing() as edit:
+            if any(t["email"] == tech.email for t in edit.techs):
+                raise Conflict(f"{tech.email} is already in the roster; remove it first to change it")
+            edit.save_techs([*edit.techs, tech.model_dump()])
+        self._changed()
         return tech
 
     def replace(self, email: str, tech: Tech) -> Tech:
-        """Change the technician with this e-mail (locked, validated, atomic); their e-mail stays."""
-        with self._locked() as doc:
-            email = email.strip().lower()
-            at = next((i for i, t in enumerate(doc.techs) if t.email == email), None)
+        """Change the technician with this e-mail (locked, validated, one transaction); their e-mail stays."""
+        email = email.strip().lower()
+        if tech.email != email:
+            raise Conflict("a technician's e-mail is who they are: remove them and add the new address")
+        with self._rows.editing() as edit:
+            at = next((i for i, t in enumerate(edit.techs) if t["email"] == email), None)
             if at is None:
-                raise NotFound(f"no technician {email!r} in {self.path}")
-            if tech.email != email:
-                raise Conflict("a technician's e-mail is who they are: remove them and add the new address")
-            doc.techs[at] = tech
-            self._write(doc)
+                raise NotFound(f"no technician {email!r} in the roster")
+            edit.save_techs([*edit.techs[:at], tech.model_dump(), *edit.techs[at + 1:]])
+        self._changed()
         return tech
 
     def remove(self, ref: str) -> Tech:
-        with self._locked() as doc:
-            ref_l = ref.strip().lower()
-            found = next((t for t in doc.techs if t.email == ref_l or t.name.lower() == ref_l), None)
+        ref_l = ref.strip().lower()
+        with self._rows.editing() as edit:
+            found = next((t for t in edit.techs if t["email"] == ref_l or str(t["name"]).lower() == ref_l), None)
             if found is None:
-                raise NotFound(f"no technician {ref!r} in {self.path}")
-            doc.techs.remove(found)
-            self._write(doc)
-        return found
+                raise NotFound(f"no technician {ref!r} in the roster")
+            edit.save_techs([t for t in edit.techs if t is not found])
+        self._changed()
+        return Tech.model_validate(found)
+
+    def replace_all(self, doc: TechsFile, *, source: str | None = None) -> Imported:
+        """The roster becomes ``doc`` (technicians and channels), in one transaction (``mspclaw tech import``)."""
+        with self._rows.editing() as edit:
+            done = self._replace_all(edit, doc, source)
+        self._changed()
+        return done
+
+    @staticmethod
+    def _replace_all(edit: RosterEdit, doc: TechsFile, source: str | None) -> Imported:
+        old = {t["email"]: t for t in edit.techs}
+        new = [t.model_dump() for t in doc.techs]
+        edit.save_techs(new)
+        edit.save_channels([c.model_dump() for c in doc.channels])
+        if source is not None:
+            edit.mark_imported(source)
+        emails = {t["email"] for t in new}
+        return Imported(added=[t["email"] for t in new if t["email"] not in old],
+                        changed=[t["email"] for t in new if t["email"] in old and old[t["email"]] != t],
+                        removed=sorted(set(old) - emails), channels=len(doc.channels))
+
+    def adopt_file(self, path: Path) -> Adopted:
+        """Import ``techs.yaml`` of a data directory once, into a roster nobody has changed yet, and rename it
+        ``techs.yaml.imported``: an upgrade from a release that kept the roster in the file loses nobody.
+
+        A roster already changed in the database is left alone: the file is reported, not read (``mspclaw tech
+        import`` replaces the roster with it). A file that does not validate raises :class:`ConfigError` with
+        its line numbers and is left in place; nothing is imported."""
+        if not path.exists():
+            return Adopted("absent", path)
+        with self._rows.editing() as edit:
+            if edit.state.edited_at is not None:
+                return Adopted("ignored", path)
+            try:
+                text = read_bounded(path)
+            except FileNotFoundError:  # another server imported and renamed it meanwhile
+                return Adopted("absent", path)
+            imported = self._replace_all(edit, parse(text, str(path)), source=str(path))
+        self._changed()
+        moved = _set_aside(path)
+        return Adopted("imported", moved or path, imported, moved=moved is not None)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+MAX_FILE = 1024 * 1024
+"""The largest techs.yaml read (an MSP's roster is kilobytes)."""
+
+
+def read_bounded(path: Path) -> str:
+    """The text of a techs.yaml, refused clearly above :data:`MAX_FILE` or if it is not UTF-8."""
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise ConfigError(f"{path}: larger than {MAX_FILE // 1024} KiB; a roster is a few kilobytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """What :meth:`TechRegistry.adopt_file` did: ``absent`` (no file), ``ignored`` (the roster is the
+    database's already; the file is not read) or ``imported`` (``path`` is where the file was moved, or the
+    file itself if it could not be renamed: ``moved`` is then false)."""
+
+    outcome: Literal["absent", "ignored", "imported"]
+    path: Path
+    imported: Imported | None = None
+    moved: bool = False
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Rename an imported techs.yaml to ``techs.yaml.imported`` (never over an earlier one); None if it cannot."""
+    target = path.with_name(path.name + ".imported")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.imported.{n}")
+        n += 1
+    try:
+        os.rename(path, target)
+    except OSError:
+        return None
+    return target
 
 
 def tech_from(values: dict[str, Any]) -> Tech:

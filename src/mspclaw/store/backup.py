@@ -8,9 +8,10 @@ A backup is a directory (0700, files 0600):
   (:meth:`sqlite3.Connection.backup`) while the server runs; or ``database.pgdump``: PostgreSQL's
   ``pg_dump --format=custom`` (without ``pg_dump`` on the PATH a PostgreSQL backup is refused);
 * ``files/``: everything else of the data directory: the audit day files, the audit checkpoints and
-  their key, the API key, the JWT and approval-signing keys, ``techs.yaml``, and the secret key file
+  their key, the API key, the JWT and approval-signing keys, and the secret key file
   ``secret.key`` unless ``include_key=False`` (then keep that key apart: without it the PSA
-  credentials in the database cannot be decrypted). A key given by ``MSPCLAW_SECRET_KEY`` or
+  credentials, second factors and channel webhook URLs in the database cannot be decrypted). The
+  technician roster is in the database. A key given by ``MSPCLAW_SECRET_KEY`` or
   ``MSPCLAW_SECRET_KEY_FILE`` is never in a backup.
 
 **Consistency.** The audit trail is written to the database and to the day files under one lock

@@ -343,7 +343,7 @@ class ApiKeyRow(Base):
 
 
 class TechCredential(Base):
-    """A technician's password hash (Argon2id, PHC string). Who the technician is lives in techs.yaml."""
+    """A technician's password hash (Argon2id, PHC string). Who the technician is lives in ``technicians``."""
 
     __tablename__ = "tech_credentials"
     email: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -505,3 +505,47 @@ class OwnershipLease(Base):
     token: Mapped[int] = mapped_column(BigInteger, default=0)
     expires_at: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TechnicianRow(Base):
+    """A technician of the roster: who they are, their role, the clients they serve, their on-duty shifts and
+    chat ids (validated by ``pipeline/techs.py`` before they are written). ``position`` keeps the roster's order:
+    escalations go to the first technician on duty."""
+
+    __tablename__ = "technicians"
+    email: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    slack_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    teams_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    clients: Mapped[list[Any]] = mapped_column(default=list)
+    on_duty: Mapped[list[Any]] = mapped_column(default=list)
+    timezone: Mapped[str] = mapped_column(String(64))
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationChannelRow(Base):
+    """A Slack or Teams channel of the roster, global or for some clients; its webhook URL (a secret) sealed by the
+    secret box."""
+
+    __tablename__ = "notification_channels"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    clients: Mapped[list[Any]] = mapped_column(default=list)
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RosterStateRow(Base):
+    """The roster's one row: ``version`` goes up with every change (each server reads the roster again when it
+    differs from the one it holds), when it was last changed, and the ``techs.yaml`` it was imported from."""
+
+    __tablename__ = "roster_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    edited_at: Mapped[datetime | None] = mapped_column(default=None)
+    imported_from: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -32,7 +32,7 @@ def list_techs(svc: ServicesDep) -> list[TechOut]:
 
 @api.post("/techs", response_model=TechOut, status_code=201, tags=["techs"])
 def add_tech(body: TechIn, request: Request, svc: ServicesDep, caller: CallerDep) -> TechOut:
-    """Add a technician to techs.yaml (locked and atomic, as `mspclaw tech add`); set a password with
+    """Add a technician to the roster (one locked transaction, as `mspclaw tech add`); set a password with
     `mspclaw tech passwd` or send them a login link."""
     return _out(svc, roster(request, svc).add(body.model_dump(), actor=caller.name))
 

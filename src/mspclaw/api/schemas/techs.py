@@ -26,7 +26,7 @@ class LinkOut(BaseModel):
 
 
 class TechIn(BaseModel):
-    """A technician to add to techs.yaml (validated as the file is)."""
+    """A technician to add to the roster (validated as `mspclaw tech import` validates a techs.yaml)."""
 
     name: str = Field(min_length=1, max_length=200)
     email: str = Field(min_length=3, max_length=255)
