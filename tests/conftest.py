@@ -28,7 +28,13 @@ from mspclaw.connectors.base import PSAConnector
 from mspclaw.engine.models.base import Model
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.settings import Settings
+from mspclaw.store import loop_guard
 from mspclaw.wiring import Services, build
+
+# Every test runs with the loop guard: a database statement the server's async code runs on the event
+# loop's thread raises (mspclaw.store.loop_guard). The variable reaches the servers tests start as processes.
+os.environ["MSPCLAW_LOOP_GUARD"] = "1"
+loop_guard.enable()
 
 # Real services shared by several folders, as plugins so each fixture is defined once: the Samba DC is
 # one per test session (its ports are fixed), and a module importing it would start a second one.

@@ -16,7 +16,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 from tests.integrations.slack_workspace import (
     SlackWorkspace,
     buttons,
@@ -24,6 +23,7 @@ from tests.integrations.slack_workspace import (
     slack_workspace,
     text_of,
 )
+from tests.roster import put_roster
 
 from mspclaw.errors import Forbidden
 from mspclaw.pipeline.notify import ApprovalReferences
@@ -98,12 +98,12 @@ async def chat(tmp_path: Path) -> AsyncIterator[tuple[Services, SlackWorkspace]]
     async with slack_workspace() as ws:
         svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20, notify_backoff_s=0.01,
                              slack_signing_secret=ws.secret, public_url="https://msp.example"))
-        (svc.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump({
+        put_roster(svc, {
             "techs": [{"name": "Dana Scully", "email": "dana@msp.example", "role": "tech", "slack_id": "U0DANA",
                        "teams_id": "dana@msp.example", "clients": ["Acme Dental"]}],
             "channels": [{"name": "acme-slack", "kind": "slack", "url": ws.hook("slack"), "clients": ["Acme Dental"]},
                          {"name": "acme-teams", "kind": "teams", "url": ws.hook("teams"),
-                          "clients": ["Acme Dental"]}]}))
+                          "clients": ["Acme Dental"]}]})
         try:
             yield svc, ws
         finally:
@@ -129,7 +129,7 @@ async def test_the_teams_card_states_every_fact_and_opens_the_approval_view(chat
         svc, subject="Maria cannot sign in", reason="Account locked after 5 failed sign-ins",
         args={"requested_by": "maria@acme.example", "verified_by": ["psa_contact", "device_confirmation"],
               "username": "maria"})
-    svc.staff.notifier.approval_requested(row, ticket_id)
+    await svc.staff.notifier.approval_requested(row, ticket_id)
     await svc.staff.notifier.drain(10)
     card = check_teams_message((await ws.wait(ws.messages, "teams"))[0])
     text = card_text(card)
@@ -158,7 +158,7 @@ async def test_no_secret_reaches_slack_teams_or_the_stored_notifications(chat: C
         reason=f"The user wrote password: {SECRETS[1]} and token {SECRETS[2]}",
         args={"requested_by": "maria@acme.example", "verified_by": ["psa_contact"], "username": "maria",
               "new_password": SECRETS[1], "api_token": SECRETS[2]})  # arguments the catalogue does not know
-    svc.staff.notifier.approval_requested(row, ticket_id)
+    await svc.staff.notifier.approval_requested(row, ticket_id)
     await svc.staff.notifier.drain(10)
     slack = (await ws.wait(ws.messages, "slack"))[0]
     teams = (await ws.wait(ws.messages, "teams"))[0]

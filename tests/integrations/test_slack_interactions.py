@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import yaml
 from tests.conftest import Live, live_server
 from tests.integrations.slack_workspace import (
     SlackWorkspace,
@@ -31,6 +30,7 @@ from tests.integrations.slack_workspace import (
     slack_workspace,
     text_of,
 )
+from tests.roster import put_roster
 
 from mspclaw.errors import ApprovalDenied
 from mspclaw.protocol.frames import Approval
@@ -63,7 +63,7 @@ async def slack_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[
     async with slack_workspace(SECRET) as ws, live_server(
             tmp_path, workers=0, slack_signing_secret=SECRET,
             slack_response_url_prefixes=[f"{ws.url}/actions/"], **overrides) as live:
-        (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(techs(ws)))
+        put_roster(live.services, techs(ws))
         await live.client("Acme Dental")
         await live.client("Beta Law")
         yield live, ws
@@ -205,7 +205,7 @@ async def test_a_forged_signature_or_an_old_timestamp_is_401_and_decides_nothing
 async def test_only_a_registered_technician_of_that_client_decides(tmp_path: Path) -> None:
     async with slack_server(tmp_path) as (live, ws):
         waiting = await request_approval(live, ws)
-        for user, why in (("U0NOBODY", "is not a technician in techs.yaml"),
+        for user, why in (("U0NOBODY", "is not a technician of the roster"),
                           ("U0WALTER", "Walter Skinner does not serve Acme Dental"),
                           ("U0VERA", "Vera Viewer is a viewer")):
             r = await ws.click(live.url, user, waiting.message, APPROVE, response=user)
@@ -275,7 +275,7 @@ async def test_other_buttons_are_acknowledged_and_oversized_bodies_refused(tmp_p
 
 async def test_without_a_signing_secret_there_are_no_buttons_and_no_interactions(tmp_path: Path) -> None:
     async with slack_workspace(SECRET) as ws, live_server(tmp_path, workers=0) as live:
-        (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(techs(ws)))
+        put_roster(live.services, techs(ws))
         await live.client("Acme Dental")
         waiting = await request_approval(live, ws)
         assert APPROVE not in buttons(waiting.message) and DENY not in buttons(waiting.message)
@@ -298,8 +298,7 @@ async def test_two_technicians_on_two_replicas_one_decision_in_postgresql(tmp_pa
                             **shared) as one, \
                 live_server(tmp_path / "b", database_url=db.url, slack_response_url_prefixes=[f"{ws.url}/"],
                             **shared) as two:
-            for live in (one, two):
-                (live.services.settings.data_dir / "techs.yaml").write_text(yaml.safe_dump(techs(ws)))
+            put_roster(one.services, techs(ws))  # one roster in the database: the other server sees it
             await one.client("Acme Dental")
             for _ in range(3):
                 waiting = await request_approval(one, ws)

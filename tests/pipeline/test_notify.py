@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from tests.roster import put_roster
 from tests.webhook_sink import Sink, check_adaptive_card, check_block_kit, webhook_sink
 
 from mspclaw.settings import Settings
@@ -24,8 +24,7 @@ from mspclaw.wiring import Services, build
 pytestmark = pytest.mark.anyio
 
 
-def write_techs(data_dir: Path, sink: Sink | None, *, channels: list[dict[str, Any]] | None = None) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+def write_techs(services: Services, sink: Sink | None, *, channels: list[dict[str, Any]] | None = None) -> None:
     doc = {
         "techs": [
             {"name": "Dana Scully", "email": "dana@msp.example", "role": "tech", "slack_id": "U0DANA",
@@ -41,7 +40,7 @@ def write_techs(data_dir: Path, sink: Sink | None, *, channels: list[dict[str, A
             {"name": "global", "kind": "slack", "url": sink.hook("slack-global") if sink else ""},
         ],
     }
-    (data_dir / "techs.yaml").write_text(yaml.safe_dump(doc))
+    put_roster(services, doc)
 
 
 @pytest.fixture
@@ -65,7 +64,7 @@ async def escalate(svc: Services, client_name: str = "Acme Dental") -> str:
 
 async def test_escalation_goes_to_the_clients_slack_and_teams_with_the_on_duty_tech(services: Services) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         es_id = await escalate(services)
         await services.staff.notifier.drain(10)
         (slack,) = sink.received["slack-acme"]
@@ -87,7 +86,7 @@ async def test_escalation_goes_to_the_clients_slack_and_teams_with_the_on_duty_t
 
 async def test_a_client_without_channels_uses_the_global_one(services: Services) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         await escalate(services, "Beta Law")
         await services.staff.notifier.drain(10)
         (msg,) = sink.received["slack-global"]
@@ -97,7 +96,7 @@ async def test_a_client_without_channels_uses_the_global_one(services: Services)
 
 async def test_retries_with_backoff_until_delivered_and_records_each_attempt(services: Services) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         sink.script["slack-acme"] = [(500, {}), (429, {"Retry-After": "0"})]
         es_id = await escalate(services)
         await services.staff.notifier.drain(10)
@@ -109,7 +108,7 @@ async def test_retries_with_backoff_until_delivered_and_records_each_attempt(ser
 
 async def test_a_refusal_is_final_and_an_outage_gives_up_after_the_retries(services: Services) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         sink.script["slack-acme"] = [(400, {})]
         sink.script["teams-acme"] = [(503, {})] * 5
         es_id = await escalate(services)
@@ -126,7 +125,7 @@ async def test_an_unreachable_channel_never_blocks_the_escalation(services: Serv
     from tests.conftest import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/hook"
-    write_techs(services.settings.data_dir, None, channels=[{"name": "dead", "kind": "slack", "url": dead}])
+    write_techs(services, None, channels=[{"name": "dead", "kind": "slack", "url": dead}])
     es_id = await escalate(services)
     # record() returned with the escalation stored and the note written, before any delivery attempt
     (row,) = services.staff.escalation_store.notifications(None, ref_id=es_id)
@@ -139,14 +138,14 @@ async def test_an_unreachable_channel_never_blocks_the_escalation(services: Serv
 
 async def test_approval_request_is_announced_with_a_link(services: Services) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         client = services.registry.add_client("Acme Dental")
         ticket, session = services.store.open_ticket(client_id=client.id, subject="disk full", body="",
                                                      requester="maria@acme.example", device_id=None)
         row = services.store.request_approval(session_id=session.id, client_id=client.id, tool="clear_temp_files",
                                               args={"dry_run": False}, target="pc-1", reason="free space",
                                               deadline=utcnow() + timedelta(minutes=5))
-        services.staff.notifier.approval_requested(row, ticket.id)
+        await services.staff.notifier.approval_requested(row, ticket.id)
         await services.staff.notifier.drain(10)
         (slack,) = sink.received["slack-acme"]
         check_block_kit(slack)
@@ -159,14 +158,14 @@ async def test_approval_request_is_announced_with_a_link(services: Services) -> 
 async def test_messages_left_pending_by_a_stopped_process_are_sent_on_start(services: Services,
                                                                              tmp_path: Path) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         es_id = await escalate(services)
         await services.staff.notifier.aclose()  # the process stops before any attempt
         rows = services.staff.escalation_store.notifications(None, ref_id=es_id)
         assert {(r.status, r.attempts) for r in rows} == {("pending", 0)}
         restarted = build(services.settings)
         try:
-            assert restarted.staff.notifier.resume() == 2
+            assert await restarted.staff.notifier.resume() == 2
             await restarted.staff.notifier.drain(10)
         finally:
             await restarted.staff.notifier.aclose()
@@ -178,7 +177,7 @@ async def test_messages_left_pending_by_a_stopped_process_are_sent_on_start(serv
 
 async def test_partial_feedback_tells_the_technician(services: Services) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         client = services.registry.add_client("Acme Dental")
         ticket, session = services.store.open_ticket(client_id=client.id, subject="printer", body="",
                                                      requester="maria@acme.example", device_id=None)

@@ -18,6 +18,7 @@ from mspclaw.api.auth import Caller, authenticate
 from mspclaw.api.rbac import SOCKET_FRAMES, check
 from mspclaw.dispatch import TransportClosed
 from mspclaw.errors import AuthError, MSPClawError, ProtocolError
+from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.codec import decode_session_frame, encode
 from mspclaw.protocol.connection import CLOSE_UNAUTHORIZED
 from mspclaw.protocol.frames import Answer, Decide, Error, Event, Ping, Pong, Start, Watch
@@ -67,7 +68,7 @@ async def _refuse(ws: WebSocket, reason: str) -> None:
 async def session_socket(ws: WebSocket) -> None:
     svc: Services = ws.app.state.services
     try:
-        caller = authenticate(svc, ws.headers.get("authorization"))
+        caller = await run_store(svc.store, authenticate, svc, ws.headers.get("authorization"))  # keys, roster
     except AuthError as exc:
         await _refuse(ws, exc.message)
         return
@@ -111,7 +112,7 @@ class _SessionSocket:
                                                     scope=self.caller.scope, actor=self.caller.name)
                 self.follow(sub.session.id, 0)
             case Watch():
-                self.svc.store.session(frame.session_id, self.caller.scope)
+                await run_store(self.svc.store, self.svc.store.session, frame.session_id, self.caller.scope)
                 self.follow(frame.session_id, frame.after_seq)
             case Decide():
                 await self.svc.approvals.decide_async(frame.approval_id, approve=frame.approve,

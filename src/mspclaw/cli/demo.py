@@ -70,7 +70,7 @@ async def _wait_online(services: Services, proc: asyncio.subprocess.Process, sec
     deadline = time.monotonic() + seconds
     with console.status("waiting for the agent to enroll and connect..."):
         while time.monotonic() < deadline:
-            agents = services.registry.agents()
+            agents = await asyncio.to_thread(services.registry.agents)
             online = [a for a in agents if services.hub.is_online(a.id)]
             if online:
                 return online[0].hostname
@@ -89,7 +89,7 @@ async def _approver(services: Services, auto: bool) -> None:
     """Answer approval requests as they arrive: on the terminal, or as the demo technician."""
     seen: set[str] = set()
     while True:
-        for row in services.approvals.pending(None):
+        for row in await asyncio.to_thread(services.approvals.pending, None):
             if row.id in seen:
                 continue
             seen.add(row.id)
@@ -166,14 +166,15 @@ async def _start_site_agent(services: Services, client_id: str, dc: RunningDirec
                     "--bind-user", dc.service_user, "--password-file", str(password_file),
                     "--ca-file", str(dc.ca_file), "--tls-name", dc.tls_name)
     code = await services.fleet.issue_code_async(client_id, role="site", ttl_hours=1, actor="demo")
-    before = {a.id for a in services.registry.agents()}
+    before = {a.id for a in await asyncio.to_thread(services.registry.agents)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mspclaw", "agent", "--server", url, "--enroll", code.code,
         "--state-dir", str(state), "--log-level", "warning")
     deadline = time.monotonic() + 30
     with console.status("waiting for the site agent to enroll and connect..."):
         while time.monotonic() < deadline:
-            new = [a for a in services.registry.agents() if a.id not in before and services.hub.is_online(a.id)]
+            new = [a for a in await asyncio.to_thread(services.registry.agents)
+                   if a.id not in before and services.hub.is_online(a.id)]
             if new:
                 return proc, new[0].hostname
             if proc.returncode is not None:
@@ -235,7 +236,7 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
     dc_task = asyncio.create_task(asyncio.to_thread(directory.start))  # provisions while the rest starts
     try:
         async with run_local_psa(webhook_url=f"{url}/webhooks/local", webhook_secret=secret) as psa:
-            services = build(settings, connectors={"local": psa.connector})
+            services = await asyncio.to_thread(build, settings, connectors={"local": psa.connector})  # migrates
             listener = await start_agent_listener(services, host="127.0.0.1", port=0)  # told at enrollment
             server = uvicorn.Server(uvicorn_config(services, host="127.0.0.1", port=port, log_level="warning",
                                                    agent_port=listener.port))
@@ -248,7 +249,7 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
                         return 1
                     await asyncio.sleep(0.05)
                 company = await psa.connector.create_company(DEMO_CLIENT)
-                client = services.registry.add_client(DEMO_CLIENT, {"local": company})
+                client = await asyncio.to_thread(services.registry.add_client, DEMO_CLIENT, {"local": company})
                 code = await services.fleet.issue_code_async(client.id, ttl_hours=1, actor="demo")
                 console.print(f"MSPclaw server on {url}, data in {settings.data_dir}\n"
                               f"local PSA simulator on {psa.base_url}, sending signed webhooks to /webhooks/local")
@@ -292,7 +293,7 @@ async def run_demo(*, once: bool, auto_approve: bool, keep: bool) -> int:
                 with console.status("MSPclaw is working on the tickets..."):
                     closed = await _wait_closed(psa, tickets, 600)
                 for ticket in closed:
-                    _report(services, ticket)
+                    await asyncio.to_thread(_report, services, ticket)  # reads the store
                 if dc is not None:
                     await _prove_accounts(directory, dc, closed[-1])
                 resolved = sum(t.status == "resolved" for t in closed)

@@ -5,7 +5,7 @@ Three kinds of bearer token reach the API and the session socket:
 * the bootstrap admin key (``MSPCLAW_API_KEY``): role ``admin`` on every client;
 * a named API key (``mck_...``, :mod:`mspclaw.store.keys`): its stored role and clients;
 * a technician's access token: a short-lived JWT (HS256) from a password login, a one-time
-  login link or a refresh. Its role and clients are taken from ``techs.yaml`` on every
+  login link or a refresh. Its role and clients are taken from the roster on every
   request, so removing a technician or narrowing their clients takes effect at once.
 
 Refresh tokens rotate: each is spent once; presenting a spent one again revokes the login.
@@ -132,11 +132,11 @@ class Access:
             raise AuthError("this is not an access token")
         tech = self.techs.find(str(claims["sub"]))
         if tech is None:
-            raise AuthError("this technician is no longer in techs.yaml")
+            raise AuthError("this technician is no longer in the roster")
         return self.principal_for(tech)
 
     def principal_for(self, tech: Tech) -> Principal:
-        """The technician's role and clients as techs.yaml says now."""
+        """The technician's role and clients as the roster says now."""
         if tech.all_clients:
             scope: frozenset[str] | None = None
         else:
@@ -180,14 +180,14 @@ class Access:
             raise
         tech = self.techs.find(row.email)
         if tech is None:
-            raise AuthError("this technician is no longer in techs.yaml")
+            raise AuthError("this technician is no longer in the roster")
         return self._tokens(tech, family=row.family)
 
     def issue_link(self, ref: str, *, actor: str) -> str:
         """A one-time login link token for a technician (valid ``link_ttl_s``)."""
         tech = self.techs.find(ref)
         if tech is None:
-            raise NotFound(f"no technician {ref!r} in techs.yaml; add one with `mspclaw tech add`")
+            raise NotFound(f"no technician {ref!r} in the roster; add one with `mspclaw tech add`")
         token, _ = self.logins.issue("login_link", tech.email, timedelta(seconds=self.link_ttl_s))
         self._audit.append("login_link_issued", actor=actor, data={"email": tech.email})
         return token
@@ -200,7 +200,7 @@ class Access:
             raise
         tech = self.techs.find(row.email)
         if tech is None:
-            raise AuthError("this technician is no longer in techs.yaml")
+            raise AuthError("this technician is no longer in the roster")
         self._audit.append("login", actor=tech.email, data={"method": "link", "remote": remote})
         return self._tokens(tech)
 

@@ -26,6 +26,7 @@ from mspclaw.pipeline.approval_view import NOTE_LABEL, approval_facts, approval_
 from mspclaw.pipeline.approvers import FIRST_APPROVAL, ApproverPolicy
 from mspclaw.pipeline.audit_entry import AuditEntry
 from mspclaw.pipeline.events import SessionEvents, woken_or_pushed
+from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import Approval
 from mspclaw.protocol.signing import approval_message, args_digest
 from mspclaw.store.audit import AuditLog
@@ -69,7 +70,7 @@ class Approvals:
         self.policy = policy
         """Who may approve: a registered technician, not the requester; the two-person rule."""
         self.notifier = notifier
-        """Approval requests to Slack/Teams (it sends nothing where techs.yaml names no channel)."""
+        """Approval requests to Slack/Teams (it sends nothing where the roster names no channel)."""
         self._audit = audit
         self._events = events
         self._signer = signer
@@ -90,24 +91,25 @@ class Approvals:
                       note_label: str = NOTE_LABEL) -> Approval:
         """``reason`` is the model's note, stored labelled as such after the server's ``verification``
         sentence and the latest ``finding`` (:func:`~mspclaw.pipeline.approval_view.approval_statement`)."""
-        row = self._runs.approval_for_call(call_id) if call_id else None
+        row = await run_store(self._runs, self._runs.approval_for_call, call_id) if call_id else None
         if row is None:
             deadline = utcnow() + timedelta(seconds=self.timeout_s)
             reason = approval_statement(verification=verification, finding=finding, note=reason,
                                         note_label=note_label)
-            row = self._store.request_approval(session_id=session_id, client_id=client_id, tool=tool, args=args,
-                                               target=target, reason=reason, deadline=deadline, call_id=call_id)
+            row = await run_store(self._store, self._store.request_approval, session_id=session_id,
+                                  client_id=client_id, tool=tool, args=args, target=target, reason=reason,
+                                  deadline=deadline, call_id=call_id)
             await self._audit.record("approval_requested", client_id=client_id, session_id=session_id,
                                      data={"approval_id": row.id, "tool": tool, "args": args, "target": target,
                                            "reason": reason, "deadline": deadline.isoformat(), "call_id": call_id})
-            self._events.emit(session_id, "approval_request", {
+            await self._events.emit_async(session_id, "approval_request", {
                 "approval_id": row.id, "ticket_id": ticket_id, "tool": tool, "args": args, "target": target,
                 "reason": reason, "deadline": deadline.isoformat(),
                 "facts": approval_facts(tool, args, target).model_dump(mode="json")})
-            self.notifier.approval_requested(row, ticket_id)  # never blocks, never fails the request
+            await self.notifier.approval_requested(row, ticket_id)  # never fails the request
         if row.status == "pending":
             await self._wait(row, session_id)
-        decided = self._store.approval(row.id)
+        decided = await run_store(self._store, self._store.approval, row.id)
         if decided.status != "approved" or decided.decided_at is None:
             who = decided.approver or EXPIRED_BY
             why = f": {decided.decision_reason}" if decided.decision_reason else ""
@@ -127,9 +129,10 @@ class Approvals:
         :data:`RECHECK_S` seconds, so a lost message delays the run, never loses the decision."""
         wake = self._wakeups.setdefault(row.id, asyncio.Event())
         events = self._events.subscribe(session_id)
-        self._store.update_session(session_id, status="awaiting_approval")
+        await run_store(self._store, self._store.update_session, session_id, status="awaiting_approval")
         try:
-            current = self._store.approval(row.id)  # a decision may have landed before the event existed
+            # a decision may have landed before the event existed
+            current = await run_store(self._store, self._store.approval, row.id)
             while current.status == "pending" and not wake.is_set():
                 remaining = (row.deadline - utcnow()).total_seconds()
                 if remaining <= 0:
@@ -137,21 +140,22 @@ class Approvals:
                     break
                 await woken_or_pushed(wake, events, min(remaining, RECHECK_S))
                 if not wake.is_set():
-                    current = self._store.approval(row.id)
+                    current = await run_store(self._store, self._store.approval, row.id)
         finally:
             self._wakeups.pop(row.id, None)
             self._events.unsubscribe(session_id, events)
-        self._store.update_session(session_id, status="running")
+        await run_store(self._store, self._store.update_session, session_id, status="running")
 
     async def _expire(self, row: ApprovalRow) -> None:
         try:
-            self._store.decide(row.id, status="expired", approver=EXPIRED_BY, reason="no decision before the deadline")
+            await run_store(self._store, self._store.decide, row.id, status="expired", approver=EXPIRED_BY,
+                            reason="no decision before the deadline")
         except Conflict:
             return  # a decision landed just in time
         await self._audit.record("approval_expired", client_id=row.client_id, session_id=row.session_id,
                                  data={"approval_id": row.id, "tool": row.tool})
-        self._events.emit(row.session_id, "approval_decision",
-                          {"approval_id": row.id, "status": "expired", "approver": EXPIRED_BY})
+        await self._events.emit_async(row.session_id, "approval_decision",
+                                      {"approval_id": row.id, "status": "expired", "approver": EXPIRED_BY})
 
     def decide(self, approval_id: str, *, approve: bool, approver: str, reason: str,
                scope: Collection[str] | None, principal: Principal | None = None, via: str = "") -> ApprovalRow:
@@ -167,10 +171,11 @@ class Approvals:
                            scope: Collection[str] | None, principal: Principal | None = None,
                            via: str = "") -> ApprovalRow:
         """:meth:`decide` from the event loop (the session socket, Slack, the demo's technician)."""
-        row, entry = self._settle(approval_id, approve=approve, approver=approver, reason=reason, scope=scope,
-                                  principal=principal, via=via)
+        row, entry = await run_store(self._store, self._settle, approval_id, approve=approve, approver=approver,
+                                     reason=reason, scope=scope, principal=principal, via=via)
         await entry.record(self._audit)
-        return self._announce(row, entry)
+        await self._events.emit_async(row.session_id, "approval_decision", _decision(row, entry))
+        return self._wake(row, entry)
 
     def _settle(self, approval_id: str, *, approve: bool, approver: str, reason: str,
                 scope: Collection[str] | None, principal: Principal | None,
@@ -197,16 +202,22 @@ class Approvals:
                                      **channel})
 
     def _announce(self, row: ApprovalRow, entry: AuditEntry) -> ApprovalRow:
-        channel = {"via": entry.data["via"]} if "via" in entry.data else {}
-        if entry.kind == FIRST_APPROVAL:
-            self._events.emit(row.session_id, "approval_decision", {
-                "approval_id": row.id, "status": "pending", "approver": entry.actor,
-                "reason": f"first of two approvals of {row.tool}; a second technician must approve", **channel})
-            return row
-        self._events.emit(row.session_id, "approval_decision", {"approval_id": row.id, "status": row.status,
-                                                               "approver": entry.actor,
-                                                               "reason": entry.data["reason"], **channel})
-        wake = self._wakeups.get(row.id)
+        self._events.emit(row.session_id, "approval_decision", _decision(row, entry))
+        return self._wake(row, entry)
+
+    def _wake(self, row: ApprovalRow, entry: AuditEntry) -> ApprovalRow:
+        """Wake the session waiting for this approval, once it is decided (not after the first of two)."""
+        wake = self._wakeups.get(row.id) if entry.kind != FIRST_APPROVAL else None
         if wake is not None:
             wake.set()
         return row
+
+
+def _decision(row: ApprovalRow, entry: AuditEntry) -> dict[str, Any]:
+    """The ``approval_decision`` event of a decision (``pending`` after the first of two approvals)."""
+    channel = {"via": entry.data["via"]} if "via" in entry.data else {}
+    if entry.kind == FIRST_APPROVAL:
+        return {"approval_id": row.id, "status": "pending", "approver": entry.actor,
+                "reason": f"first of two approvals of {row.tool}; a second technician must approve", **channel}
+    return {"approval_id": row.id, "status": row.status, "approver": entry.actor, "reason": entry.data["reason"],
+            **channel}

@@ -4,19 +4,19 @@ for the ticket nor opened it; for chosen tools, two such technicians.
 * A technician logged in with a JWT approves as themselves (a different ``approver`` name is
   refused, so nobody signs for someone else).
 * The bootstrap key or a named API key (the CLI, a chat bridge) names the approver; the name or
-  e-mail must be a technician in ``techs.yaml`` with role ``tech`` or ``admin`` serving the client.
+  e-mail must be a technician of the roster with role ``tech`` or ``admin`` serving the client.
 * Either way the approver is neither the ticket's requester nor the person who opened it (the
   ``actor`` of its ``ticket_opened`` audit event). People are compared on normalised identities
   (:mod:`mspclaw.pipeline.identity`): every address and display name in the requester field, in
   any case or form (``Name <addr>``, ``"Last, First" <ADDR>``, ``+tags``), against the
-  technician's e-mail, name and ``aliases`` in ``techs.yaml`` (other addresses, names, PSA contact
+  technician's e-mail, name and ``aliases`` in the roster (other addresses, names, PSA contact
   ids). An opener that is no person (the bootstrap key ``admin``, ``key:NAME``, ``psa:NAME``)
   is not compared: a shared key does not say who used it.
 * A tool listed in ``MSPCLAW_TWO_PERSON_TOOLS`` needs two approvals by two different people: the
   first is recorded (audit event ``approval_first``) and the request stays pending; the second,
   by someone else, decides it. A denial by either is final.
 
-A fresh install with an empty ``techs.yaml`` runs in bootstrap mode: an admin caller's named
+A fresh install with an empty roster runs in bootstrap mode: an admin caller's named
 approver is recorded as given (still never the ticket's requester or opener, compared the same
 way). As soon as the registry lists one technician, the rules above apply to every decision.
 """
@@ -84,21 +84,21 @@ class ApproverPolicy:
         if principal.kind == "tech":
             tech = self._techs.find(principal.email or "")
             if tech is None:
-                raise Forbidden("you are no longer in techs.yaml")
+                raise Forbidden("you are no longer in the technician roster")
             if claimed.strip() and self._techs.find(claimed) != tech:
                 raise Forbidden(f"you are logged in as {tech.name}; you cannot decide in someone else's name")
         else:
             if not self._techs.techs():
                 if not principal.at_least("admin"):
-                    raise Forbidden("only an admin may decide while techs.yaml lists no technician")
+                    raise Forbidden("only an admin may decide while the roster lists no technician")
                 name = claimed.strip()
                 if not name:
-                    raise Conflict("an approval decision needs the approver's name while techs.yaml lists no "
+                    raise Conflict("an approval decision needs the approver's name while the roster lists no "
                                    "technician (`--as NAME`, or add technicians with `mspclaw tech add`)")
                 return Approver(name, None, registered=False, keys=identity_keys(name))
             found = self._techs.find(claimed)
             if found is None:
-                raise Forbidden(f"{claimed!r} is not a technician in techs.yaml; approvals must be made by a "
+                raise Forbidden(f"{claimed!r} is not a technician of the roster; approvals must be made by a "
                                 "registered technician (`mspclaw tech list`)")
             tech = found
         if tech.role not in ("tech", "admin"):

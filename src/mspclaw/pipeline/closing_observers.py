@@ -10,6 +10,7 @@ from mspclaw.errors import MSPClawError
 from mspclaw.pipeline.closing import FinishedRun
 from mspclaw.pipeline.escalation import Escalations, classify
 from mspclaw.pipeline.feedback import FeedbackService
+from mspclaw.pipeline.offload import run_store
 from mspclaw.store.runs import RunStore
 from mspclaw.store.stats import UsageLog
 
@@ -72,11 +73,11 @@ class RecordUsageOnClose:
         """Recorded before the end is stored, so whoever sees the session closed finds its usage."""
         if run.result is None:  # the engine never ran: nothing was spent
             return
-        prompt_tokens, completion_tokens = self._runs.token_totals(run.session.id)
+        prompt_tokens, completion_tokens = await run_store(self._runs, self._runs.token_totals, run.session.id)
         per_prompt, per_completion = self._model.price_per_mtok
-        self._usage.record(run.session.id, model=self._model.name[:100], input_tokens=prompt_tokens,
-                           output_tokens=completion_tokens,
-                           cost_usd=(prompt_tokens * per_prompt + completion_tokens * per_completion) / 1e6)
+        await run_store(self._runs, self._usage.record, run.session.id, model=self._model.name[:100],
+                        input_tokens=prompt_tokens, output_tokens=completion_tokens,
+                        cost_usd=(prompt_tokens * per_prompt + completion_tokens * per_completion) / 1e6)
 
     async def on_closed(self, run: FinishedRun) -> None:
         pass

@@ -25,10 +25,11 @@ from mspclaw.engine.messages import MESSAGES, RESPONSE, Message, ModelResponse, 
 from mspclaw.engine.models.base import Model
 from mspclaw.engine.ports import ToolPort
 from mspclaw.errors import TOOL_ERRORS_BY_CODE, ToolFailed
+from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.redact import redact
 from mspclaw.store.runs import RunStore
-from mspclaw.store.tables import ToolCallRow
+from mspclaw.store.tables import ModelTurn, ToolCallRow
 
 
 class CallLedger:
@@ -53,9 +54,12 @@ class CallLedger:
 
 
 class DurableModel:
-    def __init__(self, inner: Model, runs: RunStore, session_id: str) -> None:
+    def __init__(self, inner: Model, runs: RunStore, session_id: str, *,
+                 turns: Sequence[ModelTurn] | None = None) -> None:
+        """``turns``: the session's stored turns, when the caller has read them (off the event loop)."""
         self._inner, self._runs, self._session_id = inner, runs, session_id
-        self._stored = [RESPONSE.validate_python(t.response) for t in runs.turns(session_id)]
+        stored = runs.turns(session_id) if turns is None else turns
+        self._stored = [RESPONSE.validate_python(t.response) for t in stored]
         self.replayed = len(self._stored)
         self._n = 0
         self.name = inner.name
@@ -69,9 +73,10 @@ class DurableModel:
         if self._n <= len(self._stored):
             return self._stored[self._n - 1]
         response = await self._inner.request(_redacted(messages), tools)  # no secret leaves for a provider
-        self._runs.add_turn(self._session_id, self._n, model=response.model or self._inner.name,
-                            response=response.model_dump(mode="json"), prompt_tokens=response.usage.prompt_tokens,
-                            completion_tokens=response.usage.completion_tokens)
+        await run_store(self._runs, self._runs.add_turn, self._session_id, self._n,
+                        model=response.model or self._inner.name, response=response.model_dump(mode="json"),
+                        prompt_tokens=response.usage.prompt_tokens,
+                        completion_tokens=response.usage.completion_tokens)
         return response
 
 
@@ -90,7 +95,8 @@ class DurableTools:
     async def __call__(self, tool: str, args: dict[str, Any], *, reason: str,
                        approval: Approval | None = None) -> dict[str, Any]:
         call_id = self._ledger.next()
-        row = self._ledger.stored = None if self._ledger.fresh else self._runs.call(call_id)
+        row = self._ledger.stored = None if self._ledger.fresh else await run_store(self._runs, self._runs.call,
+                                                                                    call_id)
         if row is not None and row.status == "ok":
             return row.output or {}
         if row is not None and row.status == "error":

@@ -13,6 +13,7 @@ from the engine's memory, so any engine can escalate through it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,13 +36,13 @@ from mspclaw.pipeline.notes import (
     section,
 )
 from mspclaw.pipeline.notify import Notifier, mention_of
-from mspclaw.pipeline.techs import TechRegistry
+from mspclaw.pipeline.techs import Assignment, TechRegistry
 from mspclaw.pipeline.tool_summaries import changes, clean, named, size, summarise
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.escalations import EscalationStore
 from mspclaw.store.redact import redact_text
 from mspclaw.store.registry import Registry
-from mspclaw.store.tables import Device, EscalationRow, Ticket, utcnow
+from mspclaw.store.tables import Client, Device, EscalationRow, Ticket, utcnow
 from mspclaw.store.tickets import TicketStore
 
 Kind = Literal["no_playbook", "unknown_device", "offline", "denied", "limits", "failed", "error", "user_said_no"]
@@ -207,15 +208,18 @@ class Escalations:
                      playbook: str | None = None, playbook_hint: str = "",
                      approvals: list[str] | None = None) -> Recorded:
         """Build, assign to the on-duty technician, store, audit and send; returns the note to write."""
-        escalation = self.build(session_id=session_id, kind=kind, reason=reason, device=device,
-                                playbook_hint=playbook_hint)
-        escalation.approvals = list(approvals or [])
-        client = self._registry.client(ticket.client_id)
-        who = self._techs.on_duty(client.id, client.name, utcnow())
-        escalation.assigned_to = f"{who.tech.name} <{who.tech.email}>" if who.tech else None
-        row = self.escalations.add(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
-                                   kind=kind, reason=reason, body=escalation.model_dump(mode="json"),
-                                   assigned_to=who.tech.email if who.tech else None)
+        def store_it() -> tuple[Escalation, Client, Assignment, EscalationRow]:  # reads and a commit: off the loop
+            escalation = self.build(session_id=session_id, kind=kind, reason=reason, device=device,
+                                    playbook_hint=playbook_hint)
+            escalation.approvals = list(approvals or [])
+            client = self._registry.client(ticket.client_id)
+            who = self._techs.on_duty(client.id, client.name, utcnow())
+            escalation.assigned_to = f"{who.tech.name} <{who.tech.email}>" if who.tech else None
+            row = self.escalations.add(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
+                                       kind=kind, reason=reason, body=escalation.model_dump(mode="json"),
+                                       assigned_to=who.tech.email if who.tech else None)
+            return escalation, client, who, row
+        escalation, client, who, row = await asyncio.to_thread(store_it)
         await self._audit.record("escalated", client_id=ticket.client_id, session_id=session_id,
                                  data={"escalation_id": row.id, "ticket_id": ticket.id, "kind": kind,
                                        "assigned_to": row.assigned_to, "assignment": who.why})
@@ -223,5 +227,5 @@ class Escalations:
         message = Message(message.title, message.summary, message.facts, message.sections,
                           mention=mention_of(who.tech),
                           link=("Open the ticket", f"{self._notifier.public_url}/api/tickets/{ticket.id}"))
-        self._notifier.send(client.id, client.name, "escalation", row.id, message, who.tech)
+        await self._notifier.send(client.id, client.name, "escalation", row.id, message, who.tech)
         return Recorded(row, escalation, escalation.note(playbook=playbook, ticket=ticket))

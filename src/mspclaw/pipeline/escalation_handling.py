@@ -97,7 +97,7 @@ class EscalationHandling:
         """``principal`` holds the escalation from now on; taking one you hold already changes nothing."""
         self._acting(principal, "take an escalation")
         me = _identity(principal)
-        tech = self._techs.find(principal.email) if principal.email else None
+        tech = await run_store(self._tickets, self._techs.find, principal.email) if principal.email else None
 
         def rule(row: EscalationRow) -> dict[str, Any] | None:
             self._not_closed(row)
@@ -183,7 +183,7 @@ class EscalationHandling:
         found = self._techs.find(ref[:320]) if ref.strip() else None
         serving = self.technicians_for(row)
         if found is None or all(t.email != found.email for t in serving):
-            names = ", ".join(t.email for t in serving) or "nobody (add one to techs.yaml)"
+            names = ", ".join(t.email for t in serving) or "nobody (add one to the roster: `mspclaw tech add`)"
             raise Forbidden(f"{ref[:100]!r} is no technician who serves this escalation's client; hand it to one "
                             f"of: {names}")
         return found
@@ -194,7 +194,7 @@ class EscalationHandling:
         meanwhile; a lost race reads again and checks again. ``(row, changed)``."""
         for _ in range(_ATTEMPTS):
             row = await run_store(self._tickets, self._store.get, escalation_id[:64], principal.scope)
-            values = rule(row)
+            values = await run_store(self._tickets, rule, row)  # a rule may read the roster
             if values is None:
                 return row, False
             changed = await run_store(self._tickets, self._store.change, row.id, version=row.version,
@@ -206,7 +206,7 @@ class EscalationHandling:
     # -- what follows a change ------------------------------------------------------------------
     async def _notify(self, row: EscalationRow, target: Tech, principal: Principal, note: str) -> None:
         try:
-            client = self._registry.client(row.client_id)
+            client = await run_store(self._tickets, self._registry.client, row.client_id)
             ticket = await run_store(self._tickets, self._tickets.ticket, row.ticket_id)
             message = Message(
                 title=f"Handed over to you: {ticket.subject}"[:150],
@@ -216,8 +216,8 @@ class EscalationHandling:
                        ("Why escalated", f"{row.kind.replace('_', ' ')}: {row.reason}"[:300])],
                 mention=mention_of(target),
                 link=("Open the escalation", f"{self._notifier.public_url}/escalations/{row.id}"))
-            self._notifier.send(client.id, client.name, "escalation", row.id, message, target)
-        except MSPClawError as exc:  # a channel or a broken techs.yaml never undoes the hand-over
+            await self._notifier.send(client.id, client.name, "escalation", row.id, message, target)
+        except MSPClawError as exc:  # a channel or a broken roster never undoes the hand-over
             log.warning("escalation %s: the new holder was not notified: %s", row.id, exc.message)
 
     async def _write_note(self, row: EscalationRow, principal: Principal, resolution: str) -> str:

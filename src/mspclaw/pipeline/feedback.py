@@ -30,11 +30,12 @@ from mspclaw.pipeline.escalation import Escalations
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import reply_after
 from mspclaw.pipeline.notify import Notifier, mention_of
-from mspclaw.pipeline.techs import TechRegistry
+from mspclaw.pipeline.offload import run_store
+from mspclaw.pipeline.techs import Assignment, TechRegistry
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.feedback import FeedbackStore
 from mspclaw.store.registry import Registry
-from mspclaw.store.tables import FeedbackRow, Ticket, utcnow
+from mspclaw.store.tables import Client, FeedbackRow, Ticket, utcnow
 from mspclaw.store.tickets import TicketStore
 
 log = logging.getLogger(__name__)
@@ -87,15 +88,22 @@ class FeedbackService:
             channels.append("agent")
         if ticket.psa and ticket.external_id and ticket.psa in self._connectors:
             channels.append("psa")
-        row = self.store.open(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
-                              resolved_at=now, deadline=now + timedelta(seconds=self.timeout_s),
-                              channel="+".join(channels) or "api")
+        deadline = now + timedelta(seconds=self.timeout_s)
+        requested = {"ticket_id": ticket.id, "question": QUESTION, "choices": list(CHOICES),
+                     "deadline": deadline.isoformat()}
+
+        def open_it() -> tuple[FeedbackRow, int]:
+            """The request and the session's event that announces it: one trip off the event loop where a
+            commit waits for a database server (the tickets' database)."""
+            row = self.store.open(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
+                                  resolved_at=now, deadline=deadline, channel="+".join(channels) or "api")
+            return row, self._tickets.add_event(session_id, "feedback_requested", requested).seq
+
+        row, seq = await run_store(self._tickets, open_it)
         await self._audit.record("feedback_asked", client_id=ticket.client_id, session_id=session_id,
                                  data={"ticket_id": ticket.id, "feedback_id": row.id, "channel": row.channel,
                                        "deadline": row.deadline.isoformat()})
-        self._events.emit(session_id, "feedback_requested", {"ticket_id": ticket.id, "question": QUESTION,
-                                                             "choices": list(CHOICES),
-                                                             "deadline": row.deadline.isoformat()})
+        self._events.announce(session_id, seq, "feedback_requested", requested)
         if agent_id:
             # a two-way question on the device (the port waits for the agent to come online); the reply,
             # which ends with the question, was shown there too
@@ -121,47 +129,51 @@ class FeedbackService:
     async def answer(self, ticket_id: str, answer: str, *, by: str, comment: str,
                      scope: Collection[str] | None) -> FeedbackRow:
         answer = {"partly": "partial", "y": "yes", "n": "no"}.get(answer, answer)
-        row = self.store.answer(ticket_id, answer, by=by, comment=comment, scope=scope)
-        ticket = self._tickets.ticket(ticket_id)
+        row = await run_store(self._tickets, self.store.answer, ticket_id, answer, by=by, comment=comment,
+                              scope=scope)
+        ticket = await run_store(self._tickets, self._tickets.ticket, ticket_id)
         await self._audit.record("feedback_answered", actor=by, client_id=row.client_id, session_id=row.session_id,
                                  data={"ticket_id": ticket_id, "answer": answer, "status": row.status})
-        self._events.emit(row.session_id, "feedback", {"ticket_id": ticket_id, "answer": answer,
-                                                       "status": row.status})
+        await self._events.emit_async(row.session_id, "feedback", {"ticket_id": ticket_id, "answer": answer,
+                                                                   "status": row.status})
         if answer == "no":
             await self._reopen(ticket, row, comment)
         elif answer == "partial":
             text = ("MSPclaw: the user says the fix worked only partly" + (f": {comment}" if comment else "")
                     + ". A technician should follow up.")
             await self._psa_note(ticket, text)
-            self._tell_technician(ticket, row, text)
+            await self._tell_technician(ticket, row, text)
         return row
 
-    def _tell_technician(self, ticket: Ticket, row: FeedbackRow, text: str) -> None:
-        try:
+    async def _tell_technician(self, ticket: Ticket, row: FeedbackRow, text: str) -> None:
+        def lookup() -> tuple[Client, Assignment]:
             client = self._registry.client(ticket.client_id)
-            who = self._techs.on_duty(client.id, client.name, utcnow())
+            return client, self._techs.on_duty(client.id, client.name, utcnow())
+        try:
+            client, who = await run_store(self._tickets, lookup)
             message = Message(title=f"Partly fixed: {ticket.subject}"[:150], summary=text,
                               facts=[("Client", client.name), ("Ticket", ticket.external_id or ticket.id),
                                      ("Requester", ticket.requester or "unknown")],
                               mention=mention_of(who.tech),
                               link=("Open the ticket", f"{self._notifier.public_url}/api/tickets/{ticket.id}"))
-            self._notifier.send(client.id, client.name, "feedback", row.id, message, who.tech)
+            await self._notifier.send(client.id, client.name, "feedback", row.id, message, who.tech)
         except MSPClawError as exc:
             log.warning("ticket %s: technician not told about partial feedback: %s", ticket.id, exc.message)
 
     async def _reopen(self, ticket: Ticket, row: FeedbackRow, comment: str) -> None:
-        session = self._tickets.session(row.session_id)
+        session = await run_store(self._tickets, self._tickets.session, row.session_id)
         device = None
         if ticket.device_id is not None:
-            device = next((d for d in self._registry.devices(ticket.client_id) if d.id == ticket.device_id), None)
+            devices = await run_store(self._tickets, self._registry.devices, ticket.client_id)
+            device = next((d for d in devices if d.id == ticket.device_id), None)
         reason = "the user says the fix did not work" + (f": {comment}" if comment else "")
         recorded = await self._escalations.record(ticket, session_id=session.id, kind="user_said_no", reason=reason,
                                             device=device, playbook=session.playbook)
-        self._tickets.set_ticket_status(ticket.id, "reopened")
+        await run_store(self._tickets, self._tickets.set_ticket_status, ticket.id, "reopened")
         await self._audit.record("status_changed", client_id=ticket.client_id, session_id=session.id,
                                  data={"ticket_id": ticket.id, "status": "reopened", "reason": reason})
-        self._events.emit(session.id, "escalation", {"outcome": "reopened", "reason": reason,
-                                                     "note": recorded.note})
+        await self._events.emit_async(session.id, "escalation", {"outcome": "reopened", "reason": reason,
+                                                                 "note": recorded.note})
         await self._psa_note(ticket, recorded.note, status="escalated")
 
     async def _psa_note(self, ticket: Ticket, note: str, *, status: Literal["escalated"] | None = None) -> None:
@@ -183,17 +195,17 @@ class FeedbackService:
         At most ``limit`` tickets are read per call, in turns, so a long queue of pending tickets
         costs the PSA's API a steady trickle, not a burst."""
         answered = 0
-        pending = [r for r in self.store.pending() if "psa" in r.channel.split("+")]
+        pending = [r for r in await run_store(self._tickets, self.store.pending) if "psa" in r.channel.split("+")]
         if not pending:
             return 0
         start = self._psa_turn % len(pending)
         batch = (pending[start:] + pending[:start])[:limit]
         self._psa_turn = start + len(batch)
         for row in batch:
-            ticket = self._tickets.ticket(row.ticket_id)
+            ticket = await run_store(self._tickets, self._tickets.ticket, row.ticket_id)
             if not (ticket.psa and ticket.external_id and ticket.psa in self._connectors):
                 continue
-            reply = self._tickets.session(row.session_id).reply
+            reply = (await run_store(self._tickets, self._tickets.session, row.session_id)).reply
             if not reply:
                 continue  # no reply of ours on the ticket to read below
             try:
@@ -212,7 +224,7 @@ class FeedbackService:
 
     async def expire_due(self) -> int:
         """Count every request past its deadline as unconfirmed (never as success)."""
-        expired = self.store.expire_due()
+        expired = await run_store(self._tickets, self.store.expire_due)
         if expired:  # the rows are already committed: their audit records are written even if the loop stops now
             await asyncio.shield(self._audit_expired(expired))
         return len(expired)
@@ -234,7 +246,7 @@ class FeedbackService:
                     log.warning("reading PSA replies failed: %s", exc.message)
                 next_psa = loop.time() + psa_every_s
             await self.expire_due()
-            nxt = self.store.next_deadline()
+            nxt = await run_store(self._tickets, self.store.next_deadline)
             wait = max_sleep_s if nxt is None else (nxt - utcnow()).total_seconds()
             await asyncio.sleep(min(max(wait, 0.05), max_sleep_s))
 

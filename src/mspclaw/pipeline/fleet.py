@@ -148,7 +148,7 @@ class Fleet:
     async def issue_code_async(self, client_id: str, *, role: str = "device", ttl_hours: float | None = None,
                                actor: str = "api") -> IssuedCode:
         """:meth:`issue_code` from the event loop (the demo, an async route)."""
-        issued, entry = self._issue(client_id, role=role, ttl_hours=ttl_hours, actor=actor)
+        issued, entry = await asyncio.to_thread(self._issue, client_id, role=role, ttl_hours=ttl_hours, actor=actor)
         await entry.record(self.audit)
         return issued
 
@@ -241,7 +241,7 @@ class Fleet:
                            data={"agent_id": bearer.partition(".")[0][:40], "reason": exc.message})
 
     async def revoke(self, agent_id: str, *, actor: str) -> Agent:
-        agent = self.registry.revoke(agent_id)
+        agent = await asyncio.to_thread(self.registry.revoke, agent_id)
         await self.audit.record("agent_revoked", actor=actor, client_id=agent.client_id, data={"agent_id": agent.id})
         await self.hub.disconnect(agent_id, agent.client_id, "credential revoked")  # on whichever replica holds it
         return agent

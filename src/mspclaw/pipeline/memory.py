@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mspclaw.pipeline.offload import run_store
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.devices import DeviceMemory
 
@@ -55,7 +56,7 @@ class DeviceLearning:
                      session_id: str | None = None) -> list[str]:
         """Remember ``facts`` of a device and audit which keys changed; the event loop runs while the
         audit line is made durable."""
-        changed = self.memory.remember(device_id, facts, source=source)
+        changed = await run_store(self.memory, self.memory.remember, device_id, facts, source=source)
         if changed:
             await self._audit.record("device_facts_learned", client_id=client_id, session_id=session_id,
                                      data={"device_id": device_id, "keys": changed, "source": source})
@@ -79,7 +80,7 @@ class DeviceLearning:
         ``known``: the device's facts, when the caller has just read them."""
         if "@" not in requester:
             return []
-        known = self.memory.facts(device_id) if known is None else known
+        known = await run_store(self.memory, self.memory.facts, device_id) if known is None else known
         facts = {} if "email" in known else {"email": requester.lower()}
         if "primary_user" not in known:
             facts["primary_user"] = requester.lower()

@@ -37,7 +37,7 @@ from mspclaw.store.audit import AuditLog
 from mspclaw.store.escalations import EscalationStore
 from mspclaw.store.redact import REDACTED, is_secret_key, redact, redact_text
 from mspclaw.store.registry import Registry
-from mspclaw.store.tables import ApprovalRow, Ticket, utcnow
+from mspclaw.store.tables import ApprovalRow, Client, Ticket, utcnow
 from mspclaw.store.tickets import TicketStore
 
 log = logging.getLogger(__name__)
@@ -162,13 +162,15 @@ class Notifier:
         except MSPClawError:
             return None
 
-    def approval_requested(self, row: ApprovalRow, ticket_id: str) -> None:
+    async def approval_requested(self, row: ApprovalRow, ticket_id: str) -> None:
         """Tell the client's on-duty technician that a destructive step waits for them."""
-        try:
+        def prepare() -> tuple[Client, Message, Tech | None]:
             client = self._registry.client(row.client_id)
-            message = self.approval_message(row, ticket_id)
-            recipient = self.techs.on_duty(client.id, client.name, utcnow()).tech
-            self.send(client.id, client.name, "approval", row.id, message, recipient)
+            return (client, self.approval_message(row, ticket_id),
+                    self.techs.on_duty(client.id, client.name, utcnow()).tech)
+        try:
+            client, message, recipient = await asyncio.to_thread(prepare)  # the roster and the ticket: the database
+            await self.send(client.id, client.name, "approval", row.id, message, recipient)
         except MSPClawError as exc:  # a notification never fails the approval request
             log.warning("approval %s: not notified: %s", row.id, exc.message)
 
@@ -190,28 +192,33 @@ class Notifier:
             return False
         return True
 
-    def send(self, client_id: str | None, client_name: str, subject: str, ref_id: str, message: Message,
-             recipient: Tech | None) -> int:
+    async def send(self, client_id: str | None, client_name: str, subject: str, ref_id: str, message: Message,
+                   recipient: Tech | None) -> int:
         """Queue ``message`` on every channel for this client and subject; returns how many."""
-        channels = self.techs.channels(client_id or "", client_name, subject)
-        for channel in channels:
-            sender = self._senders[channel.kind]
-            payload = sender.render(message)
-            row = self.store.add_notification(client_id=client_id, channel=channel.name, channel_kind=channel.kind,
-                                              subject=subject, ref_id=ref_id,
-                                              recipient=recipient.email if recipient else None, payload=payload)
-            self._spawn(self._deliver(row.id, channel, sender, payload, client_id))
-        return len(channels)
+        def store_them() -> list[tuple[str, Channel, Sender, dict[str, object]]]:
+            queued = []
+            for channel in self.techs.channels(client_id or "", client_name, subject):
+                sender = self._senders[channel.kind]
+                payload = sender.render(message)
+                row = self.store.add_notification(client_id=client_id, channel=channel.name,
+                                                  channel_kind=channel.kind, subject=subject, ref_id=ref_id,
+                                                  recipient=recipient.email if recipient else None, payload=payload)
+                queued.append((row.id, channel, sender, payload))
+            return queued
+        queued = await asyncio.to_thread(store_them)  # each stored before its first try, off the event loop
+        for notification_id, channel, sender, payload in queued:
+            self._spawn(self._deliver(notification_id, channel, sender, payload, client_id))
+        return len(queued)
 
-    def resume(self) -> int:
+    async def resume(self) -> int:
         """Deliver what a stopped process left pending (each message was stored before its first try)."""
-        rows = self.store.pending_notifications()
-        channels = {c.name: c for c in self.techs.load().channels}
+        rows = await asyncio.to_thread(self.store.pending_notifications)
+        channels = {c.name: c for c in (await asyncio.to_thread(self.techs.load)).channels}
         for row in rows:
             channel = channels.get(row.channel)
             if channel is None or channel.kind != row.channel_kind:
-                self.store.attempt(row.id, ok=False, error=f"channel {row.channel!r} is no longer in techs.yaml",
-                                   final=True)
+                await asyncio.to_thread(self.store.attempt, row.id, ok=False,
+                                        error=f"channel {row.channel!r} is no longer in the roster", final=True)
                 continue
             self._spawn(self._deliver(row.id, channel, self._senders[channel.kind], row.payload, row.client_id))
         return len(rows)
@@ -235,7 +242,8 @@ class Notifier:
                 await sender.post(self._client(), channel.url, payload)
             except DeliveryError as exc:
                 final = not exc.retryable or attempt == self.retries
-                self.store.attempt(notification_id, ok=False, error=exc.message, final=final)
+                await asyncio.to_thread(self.store.attempt, notification_id, ok=False, error=exc.message,
+                                        final=final)
                 if final:
                     await self._audit.record("notify_failed", client_id=client_id,
                                              data={"notification_id": notification_id, "channel": channel.name,
@@ -245,7 +253,7 @@ class Notifier:
                 await asyncio.sleep(wait)
                 delay *= 2
             else:
-                self.store.attempt(notification_id, ok=True, error=None, final=True)
+                await asyncio.to_thread(self.store.attempt, notification_id, ok=True, error=None, final=True)
                 await self._audit.record("notified", client_id=client_id,
                                          data={"notification_id": notification_id, "channel": channel.name,
                                                "attempts": attempt})

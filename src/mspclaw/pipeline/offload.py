@@ -4,7 +4,7 @@ On PostgreSQL every write transaction ends with a round trip and the server's WA
 the event loop, each stalls every ticket of the process for that long. :func:`run_store` runs such
 a call on a worker thread instead, so other tickets go on meanwhile (and the server flushes their
 commits together). On SQLite a commit is a local file write that costs less than the thread hop,
-and it runs inline.
+and it runs inline (allowed by :func:`mspclaw.store.loop_guard.inline`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import ParamSpec, Protocol, TypeVar
+
+from mspclaw.store import loop_guard
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -29,4 +31,5 @@ async def run_store(store: Store, fn: Callable[P, T], *args: P.args, **kwargs: P
     """``fn(*args, **kwargs)``: on a thread when ``store``'s commits wait for a server, else inline."""
     if store.commits_wait_for_server:
         return await asyncio.to_thread(fn, *args, **kwargs)
-    return fn(*args, **kwargs)
+    with loop_guard.inline():
+        return fn(*args, **kwargs)

@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from mspclaw.connectors.base import PSAConnector
 from mspclaw.dispatch import Hub
@@ -30,6 +31,7 @@ from mspclaw.errors import AgentOffline, Conflict, MSPClawError, ToolFailed
 from mspclaw.pipeline.audit_entry import AuditEntry
 from mspclaw.pipeline.events import SessionEvents, woken_or_pushed
 from mspclaw.pipeline.notes import reply_after
+from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import UserAnswer
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.redact import redact_text
@@ -97,9 +99,10 @@ class Answers:
     async def answer_async(self, question_id: str, answer: str, *, by: str,
                            scope: Collection[str] | None) -> QuestionRow:
         """Record the user's answer, from the event loop (the session socket, a device, a PSA reply); once only."""
-        row, entry = self._settle(question_id, answer, by=by, scope=scope)
+        row, entry = await run_store(self._runs, self._settle, question_id, answer, by=by, scope=scope)
         await entry.record(self._audit)
-        return self._announce(row, by)
+        await self._events.emit_async(row.session_id, "question", _answered(row, by))
+        return self._wake(row)
 
     def _settle(self, question_id: str, answer: str, *, by: str,
                 scope: Collection[str] | None) -> tuple[QuestionRow, AuditEntry]:
@@ -112,7 +115,10 @@ class Answers:
                                data={"question_id": row.id})
 
     def _announce(self, row: QuestionRow, by: str) -> QuestionRow:
-        self._events.emit(row.session_id, "question", {"question_id": row.id, "status": "answered", "by": by})
+        self._events.emit(row.session_id, "question", _answered(row, by))
+        return self._wake(row)
+
+    def _wake(self, row: QuestionRow) -> QuestionRow:
         wake = self._wakeups.get(row.id)
         if wake is not None:
             wake.set()
@@ -152,30 +158,34 @@ class Questions:
         ``device_facts=False`` for a question whose answer belongs to this ticket, not to the device
         (a playbook question with ``remember: false``: "the e-mail address of the person leaving" must
         never be answered with the device user's own address)."""
-        row = self._runs.question_for_call(call_id)
+        row = await run_store(self._runs, self._runs.question_for_call, call_id)
         if row is None:
-            known = self._known(session, ticket, text, answered, device_facts=device_facts)
+            known = await run_store(self._runs, self._known, session, ticket, text, answered,
+                                    device_facts=device_facts)
             if known is not None:
                 answer, source = known
-                self._runs.add_question(session_id=session.id, client_id=session.client_id, call_id=call_id,
-                                        text=text, choices=choices, channel="known", deadline=utcnow(),
-                                        status="reused", answer=answer, answered_by=source)
+                await run_store(self._runs, self._runs.add_question, session_id=session.id,
+                                client_id=session.client_id, call_id=call_id, text=text, choices=choices,
+                                channel="known", deadline=utcnow(), status="reused", answer=answer,
+                                answered_by=source)
                 await self._audit.record("question_skipped", client_id=session.client_id, session_id=session.id,
                                          data={"question": text, "known_from": source})
                 return answer
             channels = [name for name, ok in (("agent", bool(agent_id)), ("psa", self._psa_for(ticket) is not None))
                         if ok]
-            row = self._runs.add_question(
-                session_id=session.id, client_id=session.client_id, call_id=call_id, text=text, choices=choices,
+            row = await run_store(
+                self._runs, self._runs.add_question, session_id=session.id, client_id=session.client_id,
+                call_id=call_id, text=text, choices=choices,
                 channel="+".join(channels) or "api", deadline=utcnow() + timedelta(seconds=self.timeout_s))
             await self._audit.record("question_asked", client_id=session.client_id, session_id=session.id,
                                      data={"question_id": row.id, "question": text, "channel": row.channel})
-            self._events.emit(session.id, "question", {"question_id": row.id, "text": text, "choices": choices,
-                                                       "deadline": row.deadline.isoformat(), "status": "pending"})
+            await self._events.emit_async(session.id, "question", {
+                "question_id": row.id, "text": text, "choices": choices, "deadline": row.deadline.isoformat(),
+                "status": "pending"})
         if row.status == "pending":
             await self._deliver(row, ticket, agent_id)
             await self._wait(row, session.id, ticket)
-            row = self._runs.question(row.id)
+            row = await run_store(self._runs, self._runs.question, row.id)
         if row.status in ("answered", "reused") and row.answer is not None:
             return row.answer
         raise NoAnswer(f"the user did not answer {text!r} within {self.timeout_s:g} s")
@@ -220,32 +230,32 @@ class Questions:
 
     async def _wait(self, row: QuestionRow, session_id: str, ticket: Ticket | None = None) -> None:
         wake = self.answers.wakeup(row.id)
-        self._store.update_session(session_id, status="awaiting_answer")
+        await run_store(self._store, self._store.update_session, session_id, status="awaiting_answer")
         reader = None
         if ticket is not None and "psa" in row.channel.split("+") and self._psa_for(ticket) is not None:
             reader = asyncio.ensure_future(self._read_psa_reply(row, ticket))
         events = self._events.subscribe(session_id)  # an answer settled on another replica arrives as an event
         try:
-            pending = self._runs.question(row.id).status == "pending"
+            pending = (await run_store(self._runs, self._runs.question, row.id)).status == "pending"
             while pending and not wake.is_set():
                 remaining = (row.deadline - utcnow()).total_seconds()
                 if remaining <= 0:
                     try:
-                        self._runs.settle_question(row.id, status="expired", answer=None,
-                                                   answered_by="mspclaw (no answer in time)")
+                        await run_store(self._runs, self._runs.settle_question, row.id, status="expired",
+                                        answer=None, answered_by="mspclaw (no answer in time)")
                     except Conflict:
                         pass  # answered just in time
                     break
                 await woken_or_pushed(wake, events, min(remaining, RECHECK_S))
                 if not wake.is_set():  # the stored row is the truth: a lost event only delays the answer
-                    pending = self._runs.question(row.id).status == "pending"
+                    pending = (await run_store(self._runs, self._runs.question, row.id)).status == "pending"
         finally:
             self._events.unsubscribe(session_id, events)
             self.answers.forget(row.id)
             if reader is not None:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
-        self._store.update_session(session_id, status="running")
+        await run_store(self._store, self._store.update_session, session_id, status="running")
 
     async def _read_psa_reply(self, row: QuestionRow, ticket: Ticket) -> None:
         """Read the PSA ticket now and then until the user replies below the question we posted there.
@@ -296,3 +306,8 @@ class Questions:
             return None
         finally:
             self.answers.stop_expecting(question_id)
+
+
+def _answered(row: QuestionRow, by: str) -> dict[str, Any]:
+    """The ``question`` event of an answered question."""
+    return {"question_id": row.id, "status": "answered", "by": by}

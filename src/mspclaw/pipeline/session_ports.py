@@ -128,7 +128,7 @@ class SessionTools:
         agent_id = await self.agent_for(tool)
         call_id = ledger.current or "call_" + secrets.token_hex(8)
         # DurableTools read this call's row just before (no one else writes it: one runner per session)
-        in_flight = ledger.stored if ledger.current else self._runs.call(call_id)
+        in_flight = ledger.stored if ledger.current else await run_store(self._runs, self._runs.call, call_id)
         if in_flight is not None:  # left pending by an earlier version: sent again with its id and agent
             agent_id = in_flight.agent_id
         else:
@@ -299,7 +299,7 @@ class SessionQuestions:
         the answer fills that question's fact, in device memory when the playbook says so."""
         ctx = self._ctx
         ctx.quiet.asked(ctx.session.id)
-        facts = self._runs.device_facts(ctx.device_id) if ctx.device_id else {}
+        facts = await run_store(self._runs, self._runs.device_facts, ctx.device_id) if ctx.device_id else {}
         answered = [(q.text, facts[fact]) for fact, q in self._playbook_questions.items() if fact in facts]
         answer = await self._questions.ask(ticket=ctx.ticket, session=ctx.session, agent_id=ctx.agent_id,
                                            call_id=ctx.ledger.next(), text=text, choices=choices, answered=answered)

@@ -12,6 +12,9 @@ Everything goes through a SQLAlchemy ``Connection``, so SQL echo, the engine's e
 (``before_cursor_execute``, tracing instrumentation) and SQLAlchemy's translation of driver errors
 (:class:`~sqlalchemy.exc.IntegrityError`, a dropped connection invalidated in the pool) apply to
 every statement, the audit log's included.
+
+With :mod:`.loop_guard` on (the tests, ``MSPCLAW_LOOP_GUARD=1``), a statement run on an event loop's
+thread raises instead of blocking the loop.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from mspclaw.errors import StoreError
+from mspclaw.store import loop_guard
 from mspclaw.store.db import make_engine, migrate
 from mspclaw.store.fastsql import FastSQL
 
@@ -59,6 +63,8 @@ class Database:
         self.sessions: sessionmaker[orm.Session] = sessionmaker(engine, expire_on_commit=False)
         self.fast = FastSQL(engine)
         """The hot statements, prepared once for this engine."""
+        if loop_guard.enabled():
+            loop_guard.install(engine)
 
     @classmethod
     def open(cls, url: str, *, migrated: bool = True) -> Database:
@@ -101,8 +107,8 @@ def server_engine(url: str, *, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> 
     PostgreSQL with a pool of :data:`POOL_SIZE` (the threads that hold a connection) and a liveness
     check only on connections idle for ``ping_after_idle_s`` (default :data:`PING_AFTER_IDLE_S`).
 
-    ``pool_pre_ping`` pings on every checkout: a ``SELECT 1`` round trip before each store call,
-    about a third of all round trips of a ticket (``docs/benchmarks.md``, Pipeline). A connection
+    ``pool_pre_ping`` pings on every checkout: a ``SELECT 1`` round trip before each store call, a
+    large share of a ticket's round trips (figures: ``docs/benchmarks.md``). A connection
     that was in use a moment ago is alive or its failure is SQLAlchemy's to handle: a statement on a
     dropped connection raises, and the pool then discards every connection made before the drop.
     What the ping protects is the connection that sat idle across a restart or an idle timeout;

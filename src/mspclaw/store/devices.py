@@ -44,6 +44,12 @@ class DeviceFacts:
 class DeviceMemory:
     def __init__(self, db: Database) -> None:
         self._sessions = db.sessions
+        self._db = db
+
+    @property
+    def commits_wait_for_server(self) -> bool:
+        """PostgreSQL (async callers offload: :func:`mspclaw.pipeline.offload.run_store`), not SQLite."""
+        return self._db.commits_wait_for_server
 
     def devices(self, scope: Scope, client_id: str | None = None) -> list[tuple[Device, int]]:
         """Devices the caller may see, each with its number of facts."""

@@ -31,10 +31,16 @@ _CALL_BY_ID = select(_CALLS).where(_CALLS.c.call_id == bindparam("call_id"))
 
 class RunStore:
     def __init__(self, db: Database) -> None:
+        self._db = db
         self._sessions = db.sessions
         self._fast = db.fast
         self._call_by_id, self._device_facts = self._fast.prepare(_CALL_BY_ID), self._fast.prepare(_DEVICE_FACTS)
         self._pending_questions = self._fast.prepare(_PENDING_QUESTIONS)
+
+    @property
+    def commits_wait_for_server(self) -> bool:
+        """PostgreSQL (async callers offload: :func:`mspclaw.pipeline.offload.run_store`), not SQLite."""
+        return self._db.commits_wait_for_server
 
     # -- model turns ----------------------------------------------------------------------------
     def turns(self, session_id: str) -> list[ModelTurn]:

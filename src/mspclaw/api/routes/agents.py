@@ -59,7 +59,7 @@ async def lookup_agent(svc: ServicesDep, caller: CallerDep, client: Annotated[st
 
 @api.post("/agents/{agent_id}/revoke", response_model=AgentOut, tags=["agents"])
 async def revoke_agent(agent_id: str, svc: ServicesDep, caller: CallerDep) -> AgentOut:
-    agent = svc.registry.agent(agent_id)
+    agent = await asyncio.to_thread(svc.registry.agent, agent_id)
     if caller.scope is not None and agent.client_id not in caller.scope:
         raise NotFound(f"no agent {agent_id!r}")
     return _agent_out(svc, await svc.fleet.revoke(agent_id, actor=caller.name))

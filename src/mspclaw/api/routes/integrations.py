@@ -10,7 +10,7 @@ Slack posts a click here (no bearer: the request proves itself with Slack's sign
    and ignored;
 3. the button's value must be an approval reference this server issued (an HMAC binds it to one
    approval), else 403;
-4. the clicking Slack user must be a technician in ``techs.yaml`` (``slack_id``) who serves the
+4. the clicking Slack user must be a technician of the roster (``slack_id``) who serves the
    approval's client, else 403 and nothing is decided;
 5. the decision goes through :meth:`~mspclaw.pipeline.approvals.Approvals.decide_async`, the one
    decision path of the console, the API and the CLI: the same approver rules (never the requester or
@@ -47,6 +47,7 @@ from mspclaw.connectors.notify.slack import (
     verify_request,
 )
 from mspclaw.errors import Conflict, Forbidden, MalformedWebhook, NotFound
+from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.techs import Tech
 from mspclaw.store.tables import ApprovalRow, utcnow
 from mspclaw.wiring import Services
@@ -104,17 +105,17 @@ async def slack_interactions(request: Request, svc: ServicesDep) -> Response:
     if clicked is None or references is None:
         return Response(status_code=200)  # another button (the link to MSPclaw): nothing to decide
     approve, reference = clicked
-    row = svc.store.approval(references.resolve(reference))
-    tech = _technician(svc, interaction.user.id)
+    row = await run_store(svc.store, svc.store.approval, references.resolve(reference))
+    tech = await run_store(svc.store, _technician, svc, interaction.user.id)
     if tech is None:
         return await _refuse(svc, request, interaction, row,
-                             f"Slack user {interaction.user.id} is not a technician in techs.yaml (an admin adds "
+                             f"Slack user {interaction.user.id} is not a technician of the roster (an admin adds "
                              f"`slack_id: {interaction.user.id}` to your entry); nothing was decided")
-    client = svc.registry.client(row.client_id)
+    client = await run_store(svc.store, svc.registry.client, row.client_id)
     if not tech.serves(client.id, client.name):
         return await _refuse(svc, request, interaction, row,
                              f"{tech.name} does not serve {client.name}; nothing was decided")
-    principal = svc.staff.access.principal_for(tech)
+    principal = await run_store(svc.store, svc.staff.access.principal_for, tech)
     verb = "Approve" if approve else "Deny"
     try:
         decided = await svc.approvals.decide_async(row.id, approve=approve, approver=tech.email,
@@ -123,12 +124,11 @@ async def slack_interactions(request: Request, svc: ServicesDep) -> Response:
     except Forbidden as exc:
         return await _refuse(svc, request, interaction, row, f"{exc.message}; nothing was decided")
     except Conflict:
-        current = svc.store.approval(row.id)
+        current = await run_store(svc.store, svc.store.approval, row.id)
         outcome = (f"Already {current.status} by {current.approver or 'nobody'} at {_when(current.decided_at)}; "
                    f"{tech.name}'s {verb} in Slack changed nothing")
-        return Response(status_code=200,
-                        background=_later(svc, interaction,
-                                          replacement(svc.staff.notifier.slack_update(current, outcome))))
+        message = await run_store(svc.store, svc.staff.notifier.slack_update, current, outcome)  # reads the ticket
+        return Response(status_code=200, background=_later(svc, interaction, replacement(message)))
     if decided.status == "pending":  # the first of two approvals: the buttons stay for the second technician
         outcome = (f"First approval by {tech.name} <{tech.email}> via Slack at {_when(None)}; a second, different "
                    "technician must approve")
@@ -136,6 +136,5 @@ async def slack_interactions(request: Request, svc: ServicesDep) -> Response:
         outcome = f"Approved by {decided.approver} via Slack at {_when(decided.decided_at)}"
     else:
         outcome = f"Denied by {decided.approver} via Slack at {_when(decided.decided_at)}: {DENY_REASON}"
-    return Response(status_code=200,
-                    background=_later(svc, interaction, replacement(svc.staff.notifier.slack_update(decided,
-                                                                                                     outcome))))
+    message = await run_store(svc.store, svc.staff.notifier.slack_update, decided, outcome)  # reads the ticket
+    return Response(status_code=200, background=_later(svc, interaction, replacement(message)))

@@ -14,6 +14,7 @@ from mspclaw.api.schemas.errors import ErrorOut
 from mspclaw.api.schemas.tickets import StepOut, TicketCreated, TicketIn, TicketOut
 from mspclaw.engine.plan import StepRecord
 from mspclaw.pipeline.notes import summarise
+from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.limits import CLIENT_REF_MAX
 
 api = APIRouter(prefix="/api", dependencies=[Depends(require_caller)])
@@ -22,7 +23,7 @@ api = APIRouter(prefix="/api", dependencies=[Depends(require_caller)])
 @api.post("/tickets", response_model=TicketCreated, status_code=202, tags=["tickets"])
 async def create_ticket(body: TicketIn, svc: ServicesDep, caller: CallerDep) -> TicketCreated:
     """Open a ticket and start working on it; follow it with GET /api/tickets/{id} or /ws/sessions."""
-    client = client_in_scope(svc, caller, body.client)
+    client = await run_store(svc.store, client_in_scope, svc, caller, body.client)
     sub = await svc.tickets.submit(client=client.id, subject=body.subject, body=body.body,
                                    requester=body.requester, device=body.device, scope=caller.scope,
                                    actor=caller.name)

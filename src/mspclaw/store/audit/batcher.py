@@ -25,6 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Generic, TypeVar
 
+from mspclaw.store import loop_guard
+
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 PendingT = TypeVar("PendingT")
@@ -109,7 +111,8 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
         while self._loop_pending:
             batch, self._loop_pending = self._loop_pending, []
             try:
-                results, pending = self._write([item for item, _ in batch])
+                with loop_guard.inline():  # SQLite's commit on the loop's thread; its fsync in the executor
+                    results, pending = self._write([item for item, _ in batch])
                 await loop.run_in_executor(None, self._finish, pending)
             except asyncio.CancelledError:
                 for _, waiter in batch + self._loop_pending:
