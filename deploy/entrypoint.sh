@@ -5,7 +5,9 @@
 # Secrets come from files (compose/podman/Kubernetes secrets), never from the image: for every
 # variable NAME_FILE set for a name MSPclaw or libpq reads (MSPCLAW_*, PGPASSWORD), NAME is set to
 # the file's content. A NAME_FILE naming a missing or unreadable file stops the container with a
-# message that says which secret is missing; the secret's value is never printed.
+# message that says which secret is missing; the secret's value is never printed. The settings that
+# are file names themselves (MSPCLAW_TLS_CERT_FILE, MSPCLAW_TLS_KEY_FILE, MSPCLAW_SECRET_KEY_FILE:
+# MSPclaw reads, and re-reads, those files) are checked the same way and passed on unchanged.
 #
 # MSPCLAW_LAUNCH=server (the default, server image): runs `mspclaw ARGS...` (default `server`).
 # MSPCLAW_LAUNCH=agent (site-agent image, agent unit): `agent` runs the agent with --server from
@@ -23,6 +25,9 @@ for assignment in $(env | sed -n 's/^\(MSPCLAW_[A-Z0-9_]*_FILE\)=.*/\1/p; s/^\(P
         echo "mspclaw: $assignment names $path, which is missing or unreadable: mount the secret '$name' there" >&2
         exit $EX_CONFIG
     fi
+    case $assignment in
+    MSPCLAW_TLS_CERT_FILE | MSPCLAW_TLS_KEY_FILE | MSPCLAW_SECRET_KEY_FILE) continue ;;
+    esac
     value=$(cat "$path")
     if [ -z "$value" ]; then
         echo "mspclaw: the secret in $path ($assignment) is empty" >&2

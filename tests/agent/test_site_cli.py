@@ -101,3 +101,13 @@ def test_help_lists_every_integration() -> None:
     assert done.returncode == 0
     for kind in ("ad", "entra", "jamf", "cups", "openvpn"):
         assert kind in done.stdout
+
+
+def test_site_run_bare_lists_like_site_list(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert main(["add", "cups", "--state-dir", str(state), "--server", "print01:631"]) == 0
+    listed = site("list", "--state-dir", str(state))
+    for bare in (site("--state-dir", str(state)), site("--state-dir", str(state), "list")):
+        assert bare.returncode == 0, bare.stderr
+        assert bare.stdout == listed.stdout and "cups: server=print01:631" in bare.stdout
+    assert "usage" not in site("--state-dir", str(state)).stderr.lower()

@@ -1,6 +1,7 @@
 """``deploy/compose.yaml`` holds together: every secret the server reads is declared and mounted, the
 database password is one secret shared by PostgreSQL and the server, the server waits for a healthy
-database and runs hardened, and the image it names is the one ``deploy/build.sh`` tags.
+database and runs hardened, it shares its agents through the stack's own Redis, and the image it names is
+the one ``deploy/build.sh`` tags.
 
 No compose tool runs here (``podman compose`` needs a provider this machine lacks); the server image
 itself is started with PostgreSQL by ``test_containers.py``.
@@ -58,7 +59,15 @@ def test_the_server_waits_for_the_database_and_runs_hardened() -> None:
     assert server["read_only"] is True and server["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in server["security_opt"]
     assert server["volumes"] == ["mspclaw-data:/var/lib/mspclaw"]
-    assert services["redis"]["profiles"] == ["scale-out"], "Redis only for scale-out"
+
+
+def test_the_server_shares_its_agents_through_the_composed_redis() -> None:
+    services = compose()["services"]
+    server, redis = services["server"], services["redis"]
+    assert "profiles" not in redis, "Redis starts with the stack"
+    assert server["environment"]["MSPCLAW_REDIS_URL"] == "redis://redis:6379/0"
+    assert server["depends_on"]["redis"]["condition"] == "service_healthy" and "healthcheck" in redis
+    assert "ports" not in redis, "Redis stays on the compose network"
 
 
 def test_the_image_is_the_one_build_sh_tags() -> None:

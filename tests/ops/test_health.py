@@ -24,10 +24,14 @@ from tests.ops.scrape import scrape, value
 from tests.ops.tcp_proxy import ProxyThread
 
 from mspclaw import __version__
+from mspclaw.api.app import create_app
 from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local import LocalPSA, LocalPSAConnector
+from mspclaw.dispatch import Hub
 from mspclaw.observability import logs
+from mspclaw.settings import Settings
 from mspclaw.store.db import make_engine
+from mspclaw.wiring import build
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +63,45 @@ async def test_healthz_is_alive_with_the_version_and_needs_no_credential(tmp_pat
         body = await ready(anon, True)
         assert body is not None and body["reasons"] == []
         assert {name for name, check in body["checks"].items() if check["ok"]} == {
-            "database", "migrations", "pollers", "queue"}
+            "database", "migrations", "pollers", "queue", "playbooks"}
+
+
+async def test_a_background_loop_that_crashed_makes_healthz_fail_and_is_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The agents' heartbeat ticker meets an error nobody expected (its clock breaks): the process answers but
+    will never close a silent agent again, so /healthz fails, naming the loop and not the error (an anonymous
+    probe reads it), and the log has the traceback. The loops run under a lease restart by themselves instead
+    (``pipeline/ownership.py``) and do not fail it."""
+    services = build(Settings(data_dir=tmp_path / "data", api_key="k", workers=0))
+
+    def broken_clock() -> float:
+        raise OverflowError("the clock broke at 0x7f3a")
+
+    services.hub = Hub(heartbeat_interval=0.2, clock=broken_clock)  # ticks every 0.05 s
+    app = create_app(services, manage_lifecycle=False)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mspclaw") as anon:
+            assert (await anon.get("/healthz")).status_code == 200, "nothing started, nothing crashed"
+            with caplog.at_level(logging.ERROR, logger="mspclaw.wiring"):
+                await services.start(workers=False)
+                try:
+                    async def failing() -> httpx.Response | None:
+                        r = await anon.get("/healthz")
+                        return r if r.status_code != 200 else None
+
+                    r = await until(failing, "/healthz to fail", seconds=10)
+                finally:
+                    await services.stop()  # a crashed loop does not make the shutdown fail
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "failing" and body["version"] == __version__
+        assert [reason.split(" stopped")[0] for reason in body["reasons"]] == ["the background loop Hub.run_ticker"]
+        assert "clock broke" not in r.text, "which loop, not its error"
+        [record] = [rec for rec in caplog.records if rec.name == "mspclaw.wiring" and rec.levelno == logging.ERROR]
+        assert "Hub.run_ticker" in record.getMessage()
+        assert "OverflowError: the clock broke" in caplog.text, "the log has the error and its traceback"
+    finally:
+        services.close()
 
 
 def add_polled_account(data: Path, name: str) -> None:

@@ -7,13 +7,18 @@ import asyncio
 import io
 import json
 import logging
+import re
 import secrets
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.conftest import live_server
+from tests.inprocess_agent import inprocess_agent
 
+from mspclaw import __version__
 from mspclaw.api.server import configure_logging
 from mspclaw.observability import logs
 from mspclaw.settings import Settings
@@ -156,3 +161,40 @@ def test_python_warnings_get_a_time_and_a_level(restore_root: None) -> None:
     [line] = lines(out)
     assert line["logger"] == "py.warnings" and line["level"] == "WARNING" and "ts" in line
     assert "the old setting is deprecated" in str(line["msg"])
+
+
+async def test_a_ticket_run_logs_with_its_ticket_session_and_agent_ids(tmp_path: Path, restore_root: None) -> None:
+    """A real ticket through the pipeline and a real agent connection: the server says when the ticket starts
+    and how it ends, with its ticket, session and agent ids in context, and when the agent comes and goes, with
+    the agent's id."""
+    out = io.StringIO()
+    logs.configure("INFO", "json", stream=out)
+    async with live_server(tmp_path, workers=0) as live:
+        client = await live.client()
+        async with inprocess_agent(live.url, await live.code(client), tmp_path / "agent",
+                                   temp_root=tmp_path / "temp") as agent:
+            done = (await live.http.post("/api/tickets", json={
+                "client": client, "subject": "disk almost full", "body": "it says the disk is full"})).json()
+            await live.wait_ticket(done["ticket_id"])
+            await live.services.tickets.wait(done["session_id"])
+            agent_id = agent.state.agent_id
+        for _ in range(100):  # the server sees the agent go a moment after it closed
+            if not live.services.hub.is_online(agent_id):
+                break
+            await asyncio.sleep(0.05)
+    found = lines(out)
+    ticket, session = done["ticket_id"], done["session_id"]
+    ids = {"ticket_id": ticket, "session_id": session, "client_id": client, "agent_id": agent_id}
+    started = [x for x in found if x["logger"] == "mspclaw.pipeline.run" and x["msg"] == (
+        f"ticket {ticket} started (agent {agent_id})")]
+    ended = [x for x in found if x["logger"] == "mspclaw.pipeline.closing"
+             and str(x["msg"]).startswith(f"ticket {ticket} resolved: ")]
+    assert len(started) == 1 and len(ended) == 1, [x["msg"] for x in found]
+    for line in (*started, *ended):
+        assert {k: line.get(k) for k in ids} == ids, line
+    hub = [x for x in found if x["logger"] == "mspclaw.dispatch.hub"]
+    assert [str(x["msg"]).split(":")[0] for x in hub] == ["agent connected", "agent disconnected"], hub
+    assert re.fullmatch(rf"agent connected: \S+ \(device, linux .+, version {re.escape(__version__)}\)",
+                        str(hub[0]["msg"])), hub[0]
+    assert all(x.get("agent_id") == agent_id and x.get("client_id") == client for x in hub)
+    assert "ticket_id" not in hub[0], "a connection's lines carry no ticket's ids"

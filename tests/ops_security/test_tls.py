@@ -134,6 +134,45 @@ async def test_https_api_and_an_agent_enrolled_and_connected_over_wss_with_a_pin
             await stop(proc)
 
 
+async def test_an_agent_without_a_ca_file_verifies_the_server_through_the_system_trust_store(tmp_path: Path) -> None:
+    """The MSP's CA installed in the system's trust store (here OpenSSL's ``SSL_CERT_FILE``, which the system
+    store reads first): the agent needs no ``--ca-file``, enrolls and connects over wss, and pins nothing."""
+    ca = make_ca(tmp_path / "ca")
+    cert, key = ca.issue(tmp_path / "ca")
+    async with serving(tmp_path, tls_cert_file=cert, tls_key_file=key) as served:
+        code = await new_code(served, ca)
+        state_dir = tmp_path / "agent-state"
+        env = {**os.environ, "SSL_CERT_FILE": str(ca.path)}
+        env.pop("SSL_CERT_DIR", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mspclaw", "agent", "--server", served.url, "--enroll", code,
+            "--state-dir", str(state_dir), "--log-level", "warning", env=env)
+        try:
+            assert await online(served, proc)
+            assert not (state_dir / PINNED_CA_FILE).exists(), "the system store decides, nothing pinned"
+        finally:
+            await stop(proc)
+        # the same agent with a system store that lacks the CA is refused: the store was what verified it
+        env["SSL_CERT_FILE"] = str(make_ca(tmp_path / "other", name="Somebody Else CA").path)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mspclaw", "agent", "--server", served.url, "--state-dir", str(state_dir),
+            "--log-level", "warning", env=env, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stderr is not None
+            seen = b""
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(15):
+                    while b"did not verify" not in seen:
+                        line = await proc.stderr.readline()
+                        if not line:
+                            break
+                        seen += line
+            assert b"did not verify" in seen, seen.decode(errors="replace")
+            assert not any(served.services.hub.is_online(a.id) for a in served.services.registry.agents())
+        finally:
+            await stop(proc)
+
+
 async def online(served: Served, proc: asyncio.subprocess.Process) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

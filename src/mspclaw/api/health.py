@@ -2,7 +2,9 @@
 
 ``/healthz`` answers from memory: the version and the agents online; it never touches the
 database, so a load balancer's liveness probe does not fail (and restart the server) because the
-database is down. ``/readyz`` answers 200 only when every check passes, else 503 with the reasons:
+database is down. It fails (503) only when a background loop of the server ended with an error,
+which nothing but a restart repairs. ``/readyz`` answers 200 only when every check passes, else 503
+with the reasons:
 
 * ``database``: a ``SELECT 1`` answers within ``MSPCLAW_READY_TIMEOUT_S``;
 * ``migrations``: the database's schema revision is the newest this version ships;
@@ -10,6 +12,9 @@ database is down. ``/readyz`` answers 200 only when every check passes, else 503
   reason names the account and its last error);
 * ``queue``: no intake job has been due, unclaimed, for longer than ``MSPCLAW_READY_QUEUE_STUCK_S``
   (only while this process runs workers);
+* ``playbooks``: how many playbooks are in service, and each one the server does not trust
+  (``MSPCLAW_PLAYBOOK_TRUST``), with why and the command that fixes it. Reported, never failed: the
+  other playbooks work, so a refused one does not take the server out of service;
 * ``redis`` (only with ``MSPCLAW_REDIS_URL``): this replica reaches the Redis the replicas share. Without
   it the replica still serves its own agents, but calls for agents on other replicas fail (and
   ``/healthz`` says so too).
@@ -136,7 +141,25 @@ async def readiness(svc: Services) -> list[Check]:
         reason = f"database unreachable: no answer within {settings.ready_timeout_s:g} s"
         checks = [Check("database", False, reason), Check("migrations", False, "not checked: " + reason),
                   Check("queue", False, "not checked: " + reason)]
-    return [*checks, poller_check(svc), *redis_check(svc)]
+    return [*checks, poller_check(svc), playbook_check(svc), *redis_check(svc)]
+
+
+MAX_REFUSALS_SHOWN = 5
+
+
+def playbook_check(svc: Services) -> Check:
+    """The playbooks in service and the ones not trusted (always ok: the others still run)."""
+    refusals = svc.playbook_refusals
+    running = len(svc.tickets.playbooks)
+    if refusals.mode == "off":
+        return Check("playbooks", True, f"{running} in service; signatures not checked (MSPCLAW_PLAYBOOK_TRUST=off)")
+    if not refusals.current:
+        return Check("playbooks", True, f"{running} in service, every one signed by a trusted key")
+    shown = "; ".join(r.line() for r in refusals.current[:MAX_REFUSALS_SHOWN])
+    more = len(refusals.current) - MAX_REFUSALS_SHOWN
+    verb = "refused (not loaded)" if refusals.left_out else "not trusted but loaded (MSPCLAW_PLAYBOOK_TRUST=warn)"
+    return Check("playbooks", True, f"{running} in service; {len(refusals.current)} {verb}: {shown}"
+                 + (f"; and {more} more (the console's Playbooks page lists them)" if more > 0 else ""))
 
 
 def redis_check(svc: Services) -> list[Check]:
@@ -158,13 +181,20 @@ def _answer(checks: list[Check]) -> JSONResponse:
 
 
 @router.get("/healthz")
-async def healthz(svc: ServicesDep) -> dict[str, object]:
+async def healthz(svc: ServicesDep) -> JSONResponse:
     """The process is alive: its version and the agents connected to it (no database read); with Redis, the
-    ``redis`` check too (this replica keeps serving its own agents without it)."""
-    body: dict[str, object] = {"status": "ok", "version": __version__, "agents_online": svc.hub.online_count()}
+    ``redis`` check too (this replica keeps serving its own agents without it). 503 when a background loop
+    (the intake worker, the agents' heartbeat ticker, the pruner...) ended with an error: only a restart
+    brings it back."""
+    crashed = svc.crashed_loops()
+    body: dict[str, object] = {"status": "failing" if crashed else "ok", "version": __version__,
+                               "agents_online": svc.hub.online_count()}
+    if crashed:
+        body["reasons"] = [f"the background loop {name} stopped with an error (see the server's log); restart "
+                           "the server" for name in crashed]
     for check in redis_check(svc):
         body[check.name] = check.as_dict()
-    return body
+    return JSONResponse(body, status_code=503 if crashed else 200)
 
 
 @router.get("/readyz", include_in_schema=False)  # an operations probe, documented in docs/operations.md

@@ -332,6 +332,8 @@ class Hub:
                                              Signer(identity.signing_key), clock=self._clock)
                             self._attach(link)
                             self.observer.connected(identity, hello)
+                            log.info("agent connected: %s (%s, %s %s, version %s)", hello.hostname[:100],
+                                     hello.role, hello.os, hello.os_version[:50], hello.agent_version[:50])
                             pushing = push is not None and push(link.take)
                         case CallExpired():
                             pass  # the waiting caller times out on its own clock
@@ -363,6 +365,7 @@ class Hub:
             self._pending.pop(key, None)
             if link is not None:
                 self._detach(link, reason)
+                log.info("agent disconnected: %s", reason[:200])
 
     def _attach(self, link: AgentLink) -> None:
         old = self._links.get(link.identity.agent_id)

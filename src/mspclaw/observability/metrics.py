@@ -39,7 +39,7 @@ class LoopHistogram:
     """A histogram for the hot path of one event loop: a tool call costs one bisect and two additions.
 
     ``prometheus_client.Histogram`` takes a lock and resolves its labels on every observation (what
-    that costs a tool call: ``docs/benchmarks.md``, Fleet); observations here come from the event loop's
+    that costs a tool call: ``docs/benchmarks.md``); observations here come from the event loop's
     thread only, so they need no lock. A scrape, from another thread, copies the counts; a scrape
     racing an observation may see it in the sum and not yet in the count, never a torn number.
     """

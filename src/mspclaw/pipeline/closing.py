@@ -95,6 +95,7 @@ class Closing:
                               note=run.note, reply=run.reply, reason=reason, event=(event, event_data))
         assert seq is not None
         self._events.announce(session.id, seq, event, event_data)
+        log.info("ticket %s %s: %s", ticket.id, outcome, reason[:300])
         if not self._quiet.closed(session.id):  # it asked someone something: it may still be pending
             await run_store(self._store, self._expire_pending, session, reason)
         # both in one batch, in this order (each is queued when its coroutine starts, and gather starts them in turn)

@@ -88,6 +88,7 @@ class TicketRun:
 
     async def process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
         """Run the ticket to its close; any failure closes it as an escalation with the reason."""
+        log.info("ticket %s %s (agent %s)", ticket.id, "resumed" if resumed else "started", route.agent_id or "none")
         if resumed:  # a new session's "started" was stored with it
             await self.events.emit_async(session.id, "resumed", {"ticket_id": ticket.id, "subject": ticket.subject})
         try:
@@ -199,7 +200,7 @@ class TicketRun:
                                 device=ctx.recipient.device_name, verifications=verifications)
         questions = SessionQuestions(ctx, questions=self.questions, runs=self.runs, learning=self.learning,
                                      playbook_questions=plan.questions)
-        already = len(self.store.steps(session.id)) if resumed else 0
+        already = len(await run_store(self.store, self.store.steps, session.id)) if resumed else 0
 
         async def on_step(record: StepRecord) -> None:
             if record.ok:
@@ -229,8 +230,10 @@ class TicketRun:
         prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
                               device={"hostname": device.hostname if device else target_name, "os": os_name},
                               plan=plan, facts=known)
-        result = await run_loop(DurableModel(self.model, self.runs, session.id), INSTRUCTIONS, prompt, toolset,
-                                on_step, replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps)))
+        turns = await run_store(self.store, self.runs.turns, session.id)
+        limits = replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps))
+        result = await run_loop(DurableModel(self.model, self.runs, session.id, turns=turns), INSTRUCTIONS, prompt,
+                                toolset, on_step, limits)
         await session_tools.save_unsaved()
         return result, asker.decisions
 
@@ -254,7 +257,8 @@ class TicketRun:
 
     async def _recipient(self, ticket: Ticket, device: Device | None) -> Recipient:
         """Where a secret or a confirmation for the requester may go: their own device, when online."""
-        user = (device.primary_user or self.runs.device_facts(device.id).get("primary_user")) if device else None
+        user = (device.primary_user or (await run_store(self.store, self.runs.device_facts, device.id))
+                .get("primary_user")) if device else None
         own = (device is not None and device.agent_id is not None and user is not None
                and user.lower() == ticket.requester.lower()
                and await self.hub.online_anywhere(device.agent_id, ticket.client_id))

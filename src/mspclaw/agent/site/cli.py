@@ -8,6 +8,7 @@
     mspclaw site add openvpn --management 127.0.0.1:7505
     mspclaw site test          # connects to each, checks permissions, prints the tools the agent will offer
     mspclaw site list | remove KIND | policy ...
+    mspclaw site               # run bare: the same as `mspclaw site list`
 
 Like ``mspclaw agent``, this imports no server code and reads no environment variable. Secrets stay
 in the files named here (mode 600); ``site.json`` holds only their paths. Restart the agent after a
@@ -56,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="exit codes: 0 done; 1 an integration failed its test; 2 usage or "
                                             "configuration error")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # run bare (`mspclaw site`, or with only --state-dir) it lists, like the server's command groups
+    parser.add_argument("--state-dir", type=Path, metavar="DIR", dest="bare_state_dir",
+                        help="the site agent's state directory (a command's own --state-dir wins); with no "
+                             "COMMAND, list its integrations")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     add = commands.add_parser("add", help="add or replace one integration")
     kinds = add.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -126,9 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    state_dir: Path = args.state_dir or default_state_dir()
+    # a command's own --state-dir, else one given before the command (`mspclaw site --state-dir DIR list`)
+    state_dir: Path = getattr(args, "state_dir", None) or args.bare_state_dir or default_state_dir()
     try:
         match args.command:
+            case None:
+                return _list(state_dir)
             case "add":
                 return _add(state_dir, args)
             case "test":
