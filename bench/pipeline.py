@@ -78,10 +78,9 @@ HOST = "127.0.0.1"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_SQLITE = 100.0  # tickets/s per server process on SQLite
 TARGET_POSTGRES_RATIO = 0.5
-"""PostgreSQL, one server process: pipeline / baseline (the bare queue on the same server, same run).
-The target is 100 tickets/s where the code of 2026-12-06 12:40 made about 25; that code's ratio
-measured 0.07-0.13 on a loaded machine (docs/benchmarks.md, Pipeline), so four times it is about 0.5.
-A ratio, not tickets/s: the machine's other work moves both figures of a run together."""
+"""PostgreSQL, one server process: pipeline / baseline (the bare queue on the same server, same run),
+the target of 100 tickets/s as a ratio (how it was set: docs/benchmarks.md, Pipeline). A ratio, not
+tickets/s: the machine's other work moves both figures of a run together."""
 SUBJECT = "disk full"
 BODY = "My disk is almost full and I cannot save files anymore."
 TOOLS = ["disk_usage", "clear_temp_files"]

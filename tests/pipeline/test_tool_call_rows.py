@@ -6,24 +6,20 @@ answer (the agent is offline) is the call's result."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from tests.private_schema import postgres_schema
 
 from mspclaw.errors import ToolError
 from mspclaw.pipeline.durable import CallLedger
 from mspclaw.pipeline.handover import Handover, Recipient
 from mspclaw.pipeline.session_ports import QuietSessions, RunContext, SessionTools
 from mspclaw.settings import Settings
-from mspclaw.store.database import Database
-from mspclaw.store.db import make_engine
 from mspclaw.wiring import Services, build
 
 pytestmark = pytest.mark.anyio
@@ -35,19 +31,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    base = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    schema = f"calls_{secrets.token_hex(6)}"
-    admin = make_engine(base.render_as_string(hide_password=False))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    Database.open(url).dispose()
-    try:
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from postgres_schema("calls")
 
 
 @pytest.fixture

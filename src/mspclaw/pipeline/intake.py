@@ -97,7 +97,9 @@ class Intake:
             await self.refusals.refused("webhook_refused", remote, code=exc.code,
                                         data={"psa": psa, "reason": exc.message})
             raise
-        job, created = self.enqueue(psa, event.ticket_id, source="webhook", delivery_id=event.delivery_id)
+        # off the event loop where its commit waits for a database server (as every per-ticket write)
+        job, created = await run_store(self.jobs, self.enqueue, psa, event.ticket_id, source="webhook",
+                                       delivery_id=event.delivery_id)
         await self.audit.record("webhook_received", actor=remote, data={
             "psa": psa, "ticket": event.ticket_id, "event": event.event, "delivery_id": event.delivery_id,
             "job_id": job.id, "duplicate": not created})
@@ -115,33 +117,34 @@ class Intake:
         """List tickets changed since the stored cursor; enqueue each; move the cursor. Returns new jobs."""
         connector = self.connector(psa)
         cursor_name = f"poll:{psa}"
-        raw = self.jobs.get_cursor(cursor_name)
+        raw = await run_store(self.jobs, self.jobs.get_cursor, cursor_name)
         since = datetime.fromisoformat(raw) if raw else None
         found = await connector.list_tickets(since)
         created = 0
         newest = since
         for ticket in found:
-            _, is_new = self.enqueue(psa, ticket.id, source="poll")
+            _, is_new = await run_store(self.jobs, self.enqueue, psa, ticket.id, source="poll")
             created += is_new
             stamp = ticket.updated_at or ticket.created_at
             if stamp is not None and (newest is None or stamp > newest):
                 newest = stamp
         if newest is not None and newest != since:
-            self.jobs.set_cursor(cursor_name, newest.isoformat())
+            await run_store(self.jobs, self.jobs.set_cursor, cursor_name, newest.isoformat())
         return created
 
     # -- processing -----------------------------------------------------------------------------
     async def process(self, job: Job) -> str:
         """Run one PSA ticket through the loop; returns the outcome. Raises PSAError when the PSA fails."""
         psa, ticket_id = str(job.payload["psa"]), str(job.payload["ticket_id"])
-        existing = self.tickets.find_external(psa, ticket_id)
+        store = self.tickets.store  # its reads off the event loop too where the database is a server
+        existing = await run_store(store, self.tickets.find_external, psa, ticket_id)
         if existing is not None:
             # A job picked up again after its worker died: the ticket already has its session.
             await self.tickets.wait_or_recover(existing)
-            return self.tickets.store.ticket(existing).status
+            return (await run_store(store, store.ticket, existing)).status
         connector = self.connector(psa)
         psa_ticket = await connector.get_ticket(ticket_id)
-        client = self.tickets.router.client_for(psa, psa_ticket.company)
+        client = await run_store(store, self.tickets.router.client_for, psa, psa_ticket.company)
         if client is None:
             await self._unknown_company(connector, psa, psa_ticket)
             return "escalated"
@@ -157,7 +160,7 @@ class Intake:
         if cut:
             await self._truncated(connector, psa, psa_ticket.id, sub.session.id, client.id, cut)
         await self.tickets.wait(sub.session.id)
-        return self.tickets.store.ticket(sub.ticket.id).status
+        return (await run_store(store, store.ticket, sub.ticket.id)).status
 
     async def _truncated(self, connector: PSAConnector, psa: str, ticket_id: str, session_id: str,
                          client_id: str, cut: Mapping[str, Clipped]) -> None:
@@ -253,13 +256,15 @@ class Worker:
         try:
             outcome = await self.intake.process(job)
         except PSAError as exc:
-            self.intake.jobs.fail(job.id, worker, f"{exc.code}: {exc.message}", retryable=exc.retryable)
+            await run_store(self.intake.jobs, self.intake.jobs.fail, job.id, worker, f"{exc.code}: {exc.message}",
+                            retryable=exc.retryable)
             log.warning("job %s failed: %s", job.id, exc.message)
         except MSPClawError as exc:
-            self.intake.jobs.fail(job.id, worker, f"{exc.code}: {exc.message}", retryable=False)
+            await run_store(self.intake.jobs, self.intake.jobs.fail, job.id, worker, f"{exc.code}: {exc.message}",
+                            retryable=False)
         except Exception as exc:
             log.exception("job %s crashed", job.id)
-            self.intake.jobs.fail(job.id, worker, f"{type(exc).__name__}: {exc}")
+            await run_store(self.intake.jobs, self.intake.jobs.fail, job.id, worker, f"{type(exc).__name__}: {exc}")
         else:
             await run_store(self.intake.jobs, self.intake.jobs.complete, job.id, worker)
             log.info("job %s: ticket %s %s", job.id, job.payload.get("ticket_id"), outcome)

@@ -3,9 +3,11 @@ sessions are resumed by another within seconds.
 
 A session's lease is ``session:<id>`` in ``ownership_leases`` (``store/leases.py``):
 
-* **Taken when its run starts**, before any tool call: a new session's run acquires it (one
-  statement); a session resumed after a restart or a takeover is acquired *before* it is resumed,
-  so of two replicas recovering at once exactly one resumes it. **Deleted when the run ends** (one
+* **Taken when its session is opened**, before any tool call: a new session's lease is written with
+  the ticket and the session themselves (:meth:`SessionOwnership.new_lease`, the same statement on
+  PostgreSQL; its name is new, so it is free), or acquired when its run starts (one statement); a
+  session resumed after a restart or a takeover is acquired *before* it is resumed, so of two
+  replicas recovering at once exactly one resumes it. **Deleted when the run ends** (one
   statement: a finished session is never resumed, and the table keeps only unfinished sessions'
   leases), **released** when the server stops (so another replica takes it over at once).
 * **Renewed** while the run works or waits for an approval or an answer, by one renewer per
@@ -27,7 +29,8 @@ A session's lease is ``session:<id>`` in ``ownership_leases`` (``store/leases.py
   within ``ttl_s + recover_s`` of that replica's last renewal (one whose replica died before it took
   the lease, within a minute or so).
 
-With one replica nothing changes but two statements per ticket (the acquire and the release), one
+With one replica nothing changes but one statement per ticket (the release; the lease is taken in the
+ticket's first write), one
 renewal statement every ``renew_s`` while any session runs, and one orphan query every ``recover_s``.
 A single server restarted after a crash waits out its old sessions' leases (up to ``ttl_s``, the
 old process may be alive for all it knows) before resuming them; after a clean stop it resumes them
@@ -48,7 +51,7 @@ from mspclaw.observability.metrics import SESSION_RECOVERIES, watch_leases
 from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.leases import Leases
-from mspclaw.store.session_leases import SessionLeaseStore, session_lease
+from mspclaw.store.session_leases import NEW_SESSION_TOKEN, NewSessionLease, SessionLeaseStore, session_lease
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,17 @@ class SessionOwnership:
         else:
             self.held[session_id] = _Hold(token, asked + self.ttl_s)
         return True
+
+    def new_lease(self) -> NewSessionLease | None:
+        """The lease for a session about to be opened, to be written with it (``TicketStore.open_ticket``);
+        ``None`` when this replica stops (the session is then left for the others' recovery). After the
+        write, :meth:`opened` records it as held."""
+        return None if self.stopping else NewSessionLease(self.replica, self.ttl_s)
+
+    def opened(self, session_id: str, asked: float) -> None:
+        """The session was opened with its lease from :meth:`new_lease`: held from ``asked`` (event-loop time,
+        taken before the write) for ``ttl_s``."""
+        self.held[session_id] = _Hold(NEW_SESSION_TOKEN, asked + self.ttl_s)
 
     async def release(self, session_id: str, *, finished: bool = False) -> None:
         """Give the lease up (the server stops; ``finished``: the run ended, and the lease row goes with it);

@@ -18,7 +18,7 @@ from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import Registry
-from mspclaw.store.tables import Session, Ticket
+from mspclaw.store.tables import Device, Session, Ticket
 from mspclaw.store.tickets import TicketStore
 
 UNFINISHED = ("running", "awaiting_approval", "awaiting_answer")
@@ -53,6 +53,8 @@ class Submissions:
         once, with ``ticket_opened`` durable in the audit trail."""
         if not subject.strip():
             raise Conflict("a ticket needs a subject")
+        lease = self.sessions.new_lease() if self.sessions is not None else None
+        asked = asyncio.get_running_loop().time()
 
         def open_it() -> tuple[Ticket, Session, Route]:
             """The client, the route and the stored ticket: reads and one write, in one go off the loop when
@@ -64,29 +66,32 @@ class Submissions:
             ticket, session = self._store.open_ticket(
                 client_id=client_row.id, subject=subject, body=body, requester=requester,
                 device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
-                agent_id=route.agent_id, started=True, requester_name=requester_name)
+                agent_id=route.agent_id, started=True, requester_name=requester_name, lease=lease)
             return ticket, session, route
 
         ticket, session, route = await run_store(self._store, open_it)
+        if lease is not None and self.sessions is not None:  # its lease was taken with it
+            self.sessions.opened(session.id, asked)
         # stored with the session (seq 1); pushed now, though no one can be watching a session this new
         self._events.announce(session.id, 1, "started", {"ticket_id": ticket.id, "subject": ticket.subject})
         await self._audit.record("ticket_opened", **_opened(ticket, session, actor))
         self._quiet.opened(session.id)
-        self._start(ticket, session, route, resumed=False)
+        self._start(ticket, session, route, resumed=False, claimed=lease is not None)
         return Submitted(ticket, session)
 
-    def _start(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool) -> None:
+    def _start(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool, claimed: bool) -> None:
         self._tasks[session.id] = asyncio.get_running_loop().create_task(
-            self._process(ticket, session, route, resumed=resumed))
+            self._process(ticket, session, route, resumed=resumed, claimed=claimed))
 
-    async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool) -> None:
+    async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool,
+                       claimed: bool) -> None:
         logs.bind(ticket_id=ticket.id, session_id=session.id, client_id=ticket.client_id, agent_id=route.agent_id)
         try:
             if self.sessions is None:
                 await self._run.process(ticket, session, route, resumed=resumed)
-            else:  # a resumed session's lease was taken before it was resumed
+            else:  # a new session's lease was taken with it, a resumed one's before it was resumed
                 await self.sessions.run(session.id, lambda: self._run.process(ticket, session, route, resumed=resumed),
-                                        claimed=resumed)
+                                        claimed=claimed)
         finally:
             self._tasks.pop(session.id, None)
             self._quiet.closed(session.id)
@@ -113,7 +118,7 @@ class Submissions:
 
     async def wait_or_recover(self, ticket_id: str) -> None:
         """Wait for a ticket running here; settle one a dead process left unfinished."""
-        session = self._store.session_for(ticket_id)
+        session = await run_store(self._store, self._store.session_for, ticket_id)
         if session.id not in self._tasks and session.status in UNFINISHED and (
                 self.sessions is None or await self.sessions.claim(session.id)):  # not while another replica runs it
             await self._resume(session)
@@ -122,22 +127,31 @@ class Submissions:
     async def recover(self) -> int:
         """Resume the sessions a previous process left unfinished, each from its last persisted step."""
         if self.sessions is not None:  # only those no live replica holds, each leased here first
-            return await self.sessions.recover(self._tasks, lambda sid: self._resume(self._store.session(sid)))
-        orphans = self._store.unfinished_sessions()
+            return await self.sessions.recover(self._tasks, self._resume_id)
+        orphans = await run_store(self._store, self._store.unfinished_sessions)
         for session in orphans:
             await self._resume(session)
         return len(orphans)
 
+    async def _resume_id(self, session_id: str) -> None:
+        await self._resume(await run_store(self._store, self._store.session, session_id))
+
     async def _resume(self, session: Session) -> None:
         if session.id in self._tasks:
             return
-        ticket = self._store.ticket(session.ticket_id)
-        device = self._registry.find_device(ticket.client_id, ticket.device_id) if ticket.device_id else None
+
+        def read() -> tuple[Ticket, Device | None]:
+            ticket = self._store.ticket(session.ticket_id)
+            return ticket, (self._registry.find_device(ticket.client_id, ticket.device_id) if ticket.device_id
+                            else None)
+        ticket, device = await run_store(self._store, read)
+        if session.id in self._tasks:  # another caller resumed it while this one read (off the loop)
+            return
         agent_id = session.agent_id or (device.agent_id if device else None)
         route = Route(device, agent_id, bool(agent_id and self._hub.is_online(agent_id)), "resumed after a restart")
         # started before the first await, so a second caller finds it running; the audit line is queued
         # before the run's first step can be
-        self._start(ticket, session, route, resumed=True)
+        self._start(ticket, session, route, resumed=True, claimed=True)
         await self._audit.record("session_resumed", client_id=session.client_id, session_id=session.id,
                                  data={"ticket_id": ticket.id, "status": session.status})
 

@@ -35,6 +35,9 @@ from mspclaw.protocol.frames import Approval, ToolCall
 
 _SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
 _BLOCK = 64  # SHA-256 block size
+_TRANS_36 = bytes(b ^ 0x36 for b in range(256))
+_TRANS_5C = bytes(b ^ 0x5C for b in range(256))
+"""HMAC's inner and outer pads (RFC 2104) as translation tables: ``key.translate(_TRANS_36)`` is the key XOR 0x36."""
 
 
 def canonical_parts(call_id: str, tool: str, args: dict[str, Any], deadline: float,
@@ -64,8 +67,9 @@ class Signer:
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()
         key = key.ljust(_BLOCK, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        # one per agent connection: a translation table, as the hmac module pads, not a generator (~30 µs)
+        self._inner = hashlib.sha256(key.translate(_TRANS_36))
+        self._outer = hashlib.sha256(key.translate(_TRANS_5C))
 
     def signature(self, message: bytes) -> str:
         inner = self._inner.copy()

@@ -36,20 +36,51 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Table, and_, case, or_, select, update
+from sqlalchemy import BigInteger, Connection, String, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import Conflict, StoreError
 from mspclaw.observability.metrics import LEASE_TAKEOVERS, lease_kind
 from mspclaw.store.database import Database
-from mspclaw.store.tables import OwnershipLease, utcnow
+from mspclaw.store.tables import OwnershipLease, UTCDateTime, utcnow
 
 _LEASES = cast("Table", OwnershipLease.__table__)
 _BEFORE = _LEASES.alias("before")
 MAX_NAME: Final = 200
 MAX_HOLDER: Final = 100
 MAX_TTL_S: Final = 86_400.0
+
+# Built once and prepared once per database (FastSQL): building them per call, SQLAlchemy's coercions
+# included, cost more CPU than running them (docs/benchmarks.md, Pipeline).
+_c = _LEASES.c
+_NAME, _HOLDER = bindparam("p_name", type_=String()), bindparam("p_holder", type_=String())
+_TOKEN = bindparam("p_token", type_=BigInteger())
+_NOW, _UNTIL = bindparam("p_now", type_=UTCDateTime()), bindparam("p_until", type_=UTCDateTime())
+
+
+def _acquire(insert: Callable[[Table], Any]) -> Any:
+    """``INSERT ... ON CONFLICT (name) DO UPDATE ... WHERE`` free or the caller's ``RETURNING`` the token and the
+    holder before (for :meth:`Leases.acquire`), for one dialect's ``insert``."""
+    still_mine = and_(_c.holder == _HOLDER, _c.expires_at > _NOW)
+    return insert(_LEASES).values(name=_NAME, holder=_HOLDER, token=1, expires_at=_UNTIL, updated_at=_NOW) \
+        .on_conflict_do_update(
+            index_elements=[_c.name],
+            set_={"holder": _HOLDER, "token": case((still_mine, _c.token), else_=_c.token + 1), "expires_at": _UNTIL,
+                  "updated_at": _NOW},
+            where=or_(_c.holder.is_(None), _c.expires_at <= _NOW, _c.holder == _HOLDER),
+        ).returning(_c.token, select(_BEFORE.c.holder).where(_BEFORE.c.name == _NAME).scalar_subquery())
+
+
+_ACQUIRE = {"postgresql": _acquire(postgresql.insert), "sqlite": _acquire(sqlite.insert)}
+_RENEW = update(_LEASES).where(_c.name == _NAME, _c.holder == _HOLDER, _c.token == _TOKEN, _c.expires_at > _NOW) \
+    .values(expires_at=_UNTIL, updated_at=_NOW)
+_RELEASE = update(_LEASES).where(_c.name == _NAME, _c.holder == _HOLDER, _c.token == _TOKEN) \
+    .values(holder=None, expires_at=_NOW, updated_at=_NOW)
+_HELD_NOW = and_(_c.holder.is_not(None), _c.expires_at > _NOW)
+_CURRENT = select(_c.name, _c.holder, _c.token, _c.expires_at).where(_c.name == _NAME, _HELD_NOW)
+_HOLDERS = select(_c.name, _c.holder, _c.token, _c.expires_at).where(_HELD_NOW).order_by(_c.name)
+_GUARD = select(_c.holder, _c.token, _c.expires_at).where(_c.name == _NAME).with_for_update()
 
 
 class LeaseLost(Conflict):
@@ -90,7 +121,10 @@ class Leases:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
-        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        self._fast = fast = db.fast
+        self._acquire = fast.prepare(_ACQUIRE["postgresql" if db.dialect == "postgresql" else "sqlite"])
+        self._renew, self._release = fast.prepare(_RENEW), fast.prepare(_RELEASE)
+        self._current, self._holders = fast.prepare(_CURRENT), fast.prepare(_HOLDERS)
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -116,19 +150,13 @@ class Leases:
         _check_ttl(ttl_s)
         now = self._now()
         until = now + timedelta(seconds=ttl_s)
-        c = _LEASES.c
-        still_mine = and_(c.holder == holder, c.expires_at > now)
-        insert = self._insert(_LEASES).values(name=name, holder=holder, token=1, expires_at=until, updated_at=now)
-        stmt = insert.on_conflict_do_update(
-            index_elements=[c.name],
-            set_={"holder": holder, "token": case((still_mine, c.token), else_=c.token + 1), "expires_at": until,
-                  "updated_at": now},
-            where=or_(c.holder.is_(None), c.expires_at <= now, c.holder == holder),
-        ).returning(c.token, select(_BEFORE.c.holder).where(_BEFORE.c.name == name).scalar_subquery())
-        # the subquery reads the holder before this statement on PostgreSQL (its snapshot), the new one on
-        # SQLite (a single server: no other replica can hold its leases), so only PostgreSQL counts takeovers
-        with self._errors(f"acquire the lease {name!r}"), self._db.transaction(immediate=True) as conn:
-            row = conn.execute(stmt).first()
+        # one statement by itself (autocommit on PostgreSQL, BEGIN IMMEDIATE on SQLite); the subquery reads
+        # the holder before this statement on PostgreSQL (its snapshot), the new one on SQLite (a single
+        # server: no other replica can hold its leases), so only PostgreSQL counts takeovers
+        with self._errors(f"acquire the lease {name!r}"):
+            rows = self._fast.read(self._acquire, {"p_name": name, "p_holder": holder, "p_until": until, "p_now": now},
+                                   immediate=True)
+        row = rows[0] if rows else None
         token: int | None = row[0] if row is not None else None
         if row is not None and row[1] is not None and row[1] != holder:  # another replica's, expired
             LEASE_TAKEOVERS.labels(lease_kind(name)).inc()
@@ -139,38 +167,29 @@ class Leases:
         ``token`` and it has not expired yet."""
         _check_ttl(ttl_s)
         now = self._now()
-        c = _LEASES.c
-        stmt = update(_LEASES).where(c.name == name, c.holder == holder, c.token == token, c.expires_at > now).values(
-            expires_at=now + timedelta(seconds=ttl_s), updated_at=now)
-        with self._errors(f"renew the lease {name!r}"), self._db.transaction(immediate=True) as conn:
-            return conn.execute(stmt).rowcount == 1
+        with self._errors(f"renew the lease {name!r}"):
+            return self._fast.run(self._renew, {"p_name": name, "p_holder": holder, "p_token": token, "p_now": now,
+                                                "p_until": now + timedelta(seconds=ttl_s)}, immediate=True) == 1
 
     def release(self, name: str, holder: str, token: int) -> bool:
         """Give the lease up at once (another replica may take it now); ``False`` if ``holder`` did not hold
         it with ``token``. The row stays, so the next holder's token is higher."""
-        now = self._now()
-        c = _LEASES.c
-        stmt = update(_LEASES).where(c.name == name, c.holder == holder, c.token == token).values(
-            holder=None, expires_at=now, updated_at=now)
-        with self._errors(f"release the lease {name!r}"), self._db.transaction(immediate=True) as conn:
-            return conn.execute(stmt).rowcount == 1
+        with self._errors(f"release the lease {name!r}"):
+            return self._fast.run(self._release, {"p_name": name, "p_holder": holder, "p_token": token,
+                                                  "p_now": self._now()}, immediate=True) == 1
 
     def current(self, name: str) -> Lease | None:
         """Who holds ``name`` now; ``None`` when nobody does (never taken, released or expired)."""
-        c = _LEASES.c
-        stmt = select(c.name, c.holder, c.token, c.expires_at).where(
-            c.name == name, c.holder.is_not(None), c.expires_at > self._now())
-        with self._errors(f"read the lease {name!r}"), self._db.engine.connect() as conn:
-            row = conn.execute(stmt).first()
-        return Lease.model_validate(dict(row._mapping)) if row is not None else None
+        with self._errors(f"read the lease {name!r}"):
+            row = self._fast.mapping(self._current, {"p_name": name, "p_now": self._now()})
+        return Lease.model_validate(row) if row is not None else None
 
     def guard(self, conn: Connection, name: str, token: int) -> None:
         """The fence: lock the lease's row in ``conn``'s transaction and raise :class:`LeaseLost` unless
         ``token`` is its current, unexpired token. Writes after it in the same transaction are safe
         from a takeover: the new holder's acquire waits for this transaction's row lock (PostgreSQL)
         or write lock (SQLite, ``immediate=True``)."""
-        c = _LEASES.c
-        row = conn.execute(select(c.holder, c.token, c.expires_at).where(c.name == name).with_for_update()).first()
+        row = conn.execute(_GUARD, {"p_name": name}).first()
         now = self._now()
         if row is None or row.holder is None or row.token != token or row.expires_at <= now:
             state = ("never taken" if row is None else "released" if row.holder is None
@@ -188,9 +207,6 @@ class Leases:
 
     def holders(self) -> list[Lease]:
         """Every lease held now, by name (for operators: who runs which poller and timer)."""
-        c = _LEASES.c
-        stmt = select(c.name, c.holder, c.token, c.expires_at).where(
-            c.holder.is_not(None), c.expires_at > self._now()).order_by(c.name)
-        with self._errors("read the leases"), self._db.engine.connect() as conn:
-            rows: list[Any] = list(conn.execute(stmt))
-        return [Lease.model_validate(dict(row._mapping)) for row in rows]
+        with self._errors("read the leases"):
+            rows = self._fast.read(self._holders, {"p_now": self._now()})
+        return [Lease.model_validate(dict(zip(self._holders.columns, row, strict=True))) for row in rows]

@@ -35,8 +35,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.database import Database
 from mspclaw.store.redact import redact_json, redact_optional, redact_text
+from mspclaw.store.session_leases import NewSessionLease
 from mspclaw.store.tables import (
     ApprovalRow,
+    OwnershipLease,
     Session,
     SessionEvent,
     Step,
@@ -57,6 +59,8 @@ _TICKETS = cast("Table", Ticket.__table__)
 _STEPS = cast("Table", Step.__table__)
 _EVENTS = cast("Table", SessionEvent.__table__)
 _CALLS = cast("Table", ToolCallRow.__table__)
+_LEASES = cast("Table", OwnershipLease.__table__)
+_LEASE_COLUMNS = ("name", "holder", "token", "expires_at", "updated_at")
 
 
 def _scoped(stmt: S, column: Any, scope: Scope) -> S:
@@ -164,15 +168,21 @@ def _columns_insert(table: Table, prefix: str, columns: tuple[str, ...]) -> Inse
     return insert(table).values({c: bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns})
 
 
+_INSERT_LEASE: Insert = _columns_insert(_LEASES, "l_", _LEASE_COLUMNS)
+
+
 @functools.cache
-def _open_ticket_pg(ticket: tuple[str, ...], session: tuple[str, ...], started: bool) -> Select[Any]:
-    """A ticket (``t_`` parameters), its session (``s_``) and, if ``started``, its first event (``p_``)."""
+def _open_ticket_pg(ticket: tuple[str, ...], session: tuple[str, ...], started: bool,
+                    leased: bool = False) -> Select[Any]:
+    """A ticket (``t_`` parameters), its session (``s_``), if ``started`` its first event (``p_``) and, if
+    ``leased``, its session's lease (``l_``)."""
     new_ticket = _columns_insert(_TICKETS, "t_", ticket).returning(_TICKETS.c.id).cte("new_ticket")
     new_session = _columns_insert(_SESSIONS, "s_", session).returning(_SESSIONS.c.id).cte("new_session")
+    also = [_INSERT_LEASE.returning(_LEASES.c.name).cte("new_lease")] if leased else []
     if not started:
-        return select(new_session.c.id).add_cte(new_ticket)
+        return select(new_session.c.id).add_cte(new_ticket, *also)
     new_event = _ADD_EVENT.cte("new_event")
-    return select(new_event.c.seq).add_cte(new_ticket, new_session)
+    return select(new_event.c.seq).add_cte(new_ticket, new_session, *also)
 
 
 @functools.cache
@@ -230,6 +240,7 @@ class TicketStore:
         self._set_ticket_status = fast.prepare(_SET_TICKET_STATUS)
         self._find_external, self._ticket_by_id = fast.prepare(_FIND_EXTERNAL), fast.prepare(_TICKET_BY_ID)
         self._insert_ticket, self._insert_session = fast.prepare(_INSERT_TICKET), fast.prepare(_INSERT_SESSION)
+        self._insert_lease = fast.prepare(_INSERT_LEASE)
         self._pending_approvals = fast.prepare(_PENDING_APPROVALS)
         self._one_statement = db.dialect == "postgresql"
         """Several writes of one call as one statement (``_..._pg``), or as one transaction (SQLite)."""
@@ -244,31 +255,39 @@ class TicketStore:
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
                     device_id: str | None, psa: str | None = None, external_id: str | None = None,
                     agent_id: str | None = None, started: bool = False,
-                    requester_name: str | None = None) -> tuple[Ticket, Session]:
+                    requester_name: str | None = None,
+                    lease: NewSessionLease | None = None) -> tuple[Ticket, Session]:
         """A new ticket and its session (bound to ``agent_id`` when the route already names it).
 
         ``started``: the session's first event, ``started`` with the ticket's id and subject, is
-        stored in the same transaction; being the first, its ``seq`` is 1."""
+        stored in the same transaction; being the first, its ``seq`` is 1. ``lease``: the session's
+        lease (``store/session_leases.py``) is taken in it too, with the token
+        :data:`~mspclaw.store.session_leases.NEW_SESSION_TOKEN`: one write for all of them."""
         now = utcnow()
         subject, body = redact_text(subject), redact_text(body)  # users paste passwords into tickets
         ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
                   "requester": requester, "requester_name": requester_name, "device_id": device_id, "psa": psa,
                   "external_id": external_id, "status": "in_progress", "created_at": now, "updated_at": now}
-        session = {"id": new_id("ss"), "ticket_id": ticket["id"], "client_id": client_id, "agent_id": agent_id,
+        session_id = new_id("ss")
+        session = {"id": session_id, "ticket_id": ticket["id"], "client_id": client_id, "agent_id": agent_id,
                    "playbook": None, "model": "playbook", "status": "running", "outcome": None, "note": None,
                    "reply": None, "reason": None, "created_at": now, "updated_at": now}
         event = _bound({"session_id": session["id"], "event": "started", "created_at": now,
                         "data": {"ticket_id": ticket["id"], "subject": subject}})
+        leased = lease.row(session_id, now) if lease is not None else None
         if self._one_statement:
-            stmt = self._fast.prepare(_open_ticket_pg(tuple(ticket), tuple(session), started))
+            stmt = self._fast.prepare(_open_ticket_pg(tuple(ticket), tuple(session), started, leased is not None))
             self._fast.one(stmt, {**{f"t_{k}": v for k, v in ticket.items()},
-                                  **{f"s_{k}": v for k, v in session.items()}, **(event if started else {})})
+                                  **{f"s_{k}": v for k, v in session.items()}, **(event if started else {}),
+                                  **({f"l_{k}": v for k, v in leased.items()} if leased is not None else {})})
             return Ticket(**ticket), Session(**session)
         with self._fast.transaction() as tx:
             tx.execute(self._insert_ticket, ticket)
             tx.execute(self._insert_session, session)
             if started:
                 tx.one(self._add_event, event)
+            if leased is not None:
+                tx.execute(self._insert_lease, {f"l_{k}": v for k, v in leased.items()})
         return Ticket(**ticket), Session(**session)
 
     def ticket(self, ticket_id: str, scope: Scope = None) -> Ticket:

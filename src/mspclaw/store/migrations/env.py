@@ -13,10 +13,14 @@ if connection is None:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("set sqlalchemy.url or pass a connection to run migrations")
-    with create_engine(url).begin() as conn:
-        context.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            context.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()  # its pooled connection closed now, not whenever the collector finds it
 else:
     context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
     with context.begin_transaction():
