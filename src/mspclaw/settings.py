@@ -59,19 +59,21 @@ class Settings(BaseSettings):
                                                         "text; auto: text on a terminal, JSON otherwise.")
     playbook_dirs: list[Path] = Field(default_factory=list, description="An MSP's own playbook directories, "
                                       "loaded with the shipped library (JSON list in MSPCLAW_PLAYBOOK_DIRS).")
-    playbook_trust: Literal["off", "warn", "enforce"] = Field("off", description="Signature checks on the "
-                                                              "playbooks loaded: off, warn (load, log each "
-                                                              "untrusted one) or enforce (refuse unsigned, altered, "
-                                                              "revoked or untrusted-key playbooks; "
-                                                              "docs/playbook-registry.md).")
+    playbook_trust: Literal["off", "warn", "enforce"] = Field("enforce", description="Signature checks on the "
+                                                              "playbooks loaded: enforce (leave out each unsigned, "
+                                                              "altered, revoked or untrusted-key playbook, saying "
+                                                              "why and how to fix it; the others load), warn (load "
+                                                              "them, say the same) or off; "
+                                                              "docs/playbook-registry.md.")
     playbook_trusted_keys: Path | None = Field(None, description="The MSP's trust file: the public keys it trusts "
                                                "per tier (official, community, local) and revoked playbooks; the "
                                                "official key that signs the shipped library is always trusted.")
     playbook_reload_s: float = Field(5.0, ge=0, le=3600, description="How often the server looks for changed "
                                      "playbook files and reloads them without a restart (0: never).")
     playbook_signing_key: Path | None = Field(None, description="The MSP's own Ed25519 key (`mspclaw playbooks "
-                                              "keygen`): a playbook saved in the console's builder is signed with "
-                                              "it into its directory's signatures.json.")
+                                              "keygen`), trusted at tier local: the console's builder, the API and "
+                                              "`mspclaw playbooks sign` sign with it; default: the data directory's "
+                                              "playbook_signing_key.pem, made on first start.")
     max_steps: int = Field(12, ge=1, le=100, description="Model turns per ticket before the run escalates.")
     max_tokens: int = Field(200_000, ge=1000, description="Prompt plus completion tokens per ticket.")
     max_spend_usd: float = Field(2.0, ge=0, description="Model spend per ticket, in US dollars.")
@@ -143,6 +145,9 @@ class Settings(BaseSettings):
                                          "(0: kept).")
     retention_steps_days: int = Field(0, ge=0, le=36500, description="Step records of finished sessions older "
                                       "than this are deleted; the sessions stay (0: kept).")
+    loop_guard: bool = Field(False, description="A database statement run on the event loop's thread raises "
+                             "instead of blocking it (the test suite runs with it on; a debugging aid, off in "
+                             "production: mspclaw.store.loop_guard).")
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'mspclaw.db'}"
@@ -161,6 +166,7 @@ class Settings(BaseSettings):
         return self.data_dir
 
     def techs_file(self) -> Path:
+        """Where a release before the roster moved into the database kept it: imported once, then set aside."""
         return self.data_dir / "techs.yaml"
 
     def load_jwt_secret(self) -> str:

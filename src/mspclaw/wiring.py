@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from mspclaw.pipeline.notes import ReplyCheck
 from mspclaw.pipeline.notify import ApprovalReferences, Notifier
 from mspclaw.pipeline.ownership import Ownership, owned, replica_id
 from mspclaw.pipeline.playbook_authoring import AuthoringConfig, PlaybookAuthoring
+from mspclaw.pipeline.playbook_refusals import PlaybookRefusals
 from mspclaw.pipeline.psa_accounts import PSAAccountService
 from mspclaw.pipeline.questions import Answers, Questions
 from mspclaw.pipeline.refusals import Refusals
@@ -57,9 +59,10 @@ from mspclaw.pipeline.tickets import TicketService
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.reload import PlaybookReloader
 from mspclaw.playbooks.schema import Playbook
-from mspclaw.playbooks.verified import load_verified_catalogue
+from mspclaw.playbooks.signing import SigningError, ensure_key, load_private_key
+from mspclaw.playbooks.verified import LocalKey, Verified, load_verified_catalogue
 from mspclaw.settings import Settings
-from mspclaw.store import log_redaction
+from mspclaw.store import log_redaction, loop_guard
 from mspclaw.store.account_secrets import AccountSecrets
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.audit_checkpoint import Checkpoints
@@ -81,16 +84,34 @@ from mspclaw.store.runs import RunStore
 from mspclaw.store.secretbox import KEY_FILE, SecretBox
 from mspclaw.store.session_leases import SessionLeaseStore
 from mspclaw.store.stats import StatsQuery, UsageLog
+from mspclaw.store.technicians import RosterStore
 from mspclaw.store.tickets import TicketStore
 
 log = logging.getLogger(__name__)
+
+
+def _crashed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+def _loop_name(task: asyncio.Task[None]) -> str:
+    """The name the task was given, else its coroutine's (``Hub.run_ticker``, ``Worker.run``)."""
+    name = task.get_name()
+    return name if not name.startswith("Task-") else str(getattr(task.get_coro(), "__qualname__", name))
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if _crashed(task):
+        log.error("the background loop %s stopped with an error; GET /healthz fails until the server restarts",
+                  _loop_name(task), exc_info=task.exception())
 
 
 @dataclass
 class Services:
     settings: Settings
     api_key: str
-    engine: Engine
+    db: Database
+    """The one way to the database: every store was built with it; nothing else builds another."""
     registry: Registry
     store: TicketStore
     audit: AuditLog
@@ -114,15 +135,28 @@ class Services:
     """The replicas sharing agents through Redis (``MSPCLAW_REDIS_URL``); ``None``: a single process."""
     broadcast: Broadcast | None = None
     """Session events and configuration changes shared with the other replicas (with :attr:`cluster`)."""
+    playbook_refusals: PlaybookRefusals = field(default_factory=PlaybookRefusals)
+    """The playbooks that did not verify (``MSPCLAW_PLAYBOOK_TRUST``): logged and audited once, shown on /readyz."""
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _checkpointer: WalCheckpointer | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The :attr:`db`'s engine (health and metrics queries, WAL checkpoints, job wake-ups)."""
+        return self.db.engine
 
     @property
     def authoring(self) -> PlaybookAuthoring:
         """The MSP's playbooks read, checked, matched, dry-run and saved (the console's builder, /api/playbooks)."""
         s = self.settings
-        config = AuthoringConfig(tuple(s.playbook_dirs), s.playbook_signing_key, s.playbook_trust, s.playbook_reload_s)
-        return PlaybookAuthoring(config, self.audit, lambda: self.tickets.playbooks)
+        config = AuthoringConfig(tuple(s.playbook_dirs), playbook_key_path(s), s.playbook_trust, s.playbook_reload_s)
+        return PlaybookAuthoring(config, self.audit, lambda: self.tickets.playbooks, self.playbook_refusals.by_file)
+
+    async def apply_playbooks(self, loaded: Verified) -> None:
+        """Put a reloaded set in service; report what did not verify (once)."""
+        self.tickets.playbooks = loaded.books
+        self.playbook_refusals.note(loaded)
+        await self.playbook_refusals.flush(self.audit)
 
     async def start(self, *, workers: bool = True) -> None:
         """Begin background work (heartbeats, intake workers, pollers, SQLite's WAL checkpoints); settle
@@ -138,25 +172,29 @@ class Services:
             self._background.append(loop.create_task(self.cluster.run(self.hub)))
         if self.broadcast is not None:  # other replicas' session events to our watchers; their config changes
             self._background.append(loop.create_task(self.broadcast.run(
-                self.events.deliver, {"psa_accounts": self.psa_accounts.reload})))
+                self.events.deliver, {"psa_accounts": self.psa_accounts.reload, "roster": self.staff.techs.reload})))
+        self._background.append(loop.create_task(self.staff.techs.refresh_forever()))  # `mspclaw tech` edits
         # one replica at a time runs these loops, and each PSA's poller (store/leases.py, pipeline/ownership.py)
-        self._background.append(loop.create_task(owned(self.intake.ownership, "feedback", self.staff.feedback.run)))
+        self._background.append(loop.create_task(owned(self.intake.ownership, "feedback", self.staff.feedback.run),
+                                                 name="feedback"))
+        await self.playbook_refusals.flush(self.audit)  # the playbooks refused at build
         if self.settings.playbook_dirs and self.settings.playbook_reload_s > 0:  # installs picked up without a restart
-            tickets = self.tickets
+            trust_file = self.settings.playbook_trusted_keys
             reloader = PlaybookReloader(self.settings.playbook_dirs, lambda: load_playbooks(self.settings),
-                                        lambda books: setattr(tickets, "playbooks", books),
-                                        interval_s=self.settings.playbook_reload_s)
+                                        self.apply_playbooks, interval_s=self.settings.playbook_reload_s,
+                                        files=[trust_file] if trust_file else [])
             self._background.append(loop.create_task(reloader.run()))
         self._background.append(loop.create_task(owned(self.intake.ownership, "retention",
-                                                       lambda: self.pruner.run(self.audit))))
+                                                       lambda: self.pruner.run(self.audit)), name="retention"))
         sessions = self.tickets.submissions.sessions
         if sessions is not None:  # each session's lease renewed here; the dead replicas' sessions resumed
             self._background.append(loop.create_task(sessions.renew_forever()))
             self._background.append(loop.create_task(owned(self.intake.ownership, "session-recovery",
-                                                           lambda: sessions.recover_forever(self.tickets.recover))))
+                                                           lambda: sessions.recover_forever(self.tickets.recover)),
+                                                     name="session-recovery"))
         try:
-            self.staff.notifier.resume()
-        except ConfigError as exc:  # a broken techs.yaml must not keep the server from starting
+            await self.staff.notifier.resume()
+        except ConfigError as exc:  # a channel that will not open must not keep the server from starting
             log.warning("pending notifications not resumed: %s", exc.message)
         if workers and self.settings.workers > 0:
             wakeups = JobWakeups.for_engine(self.engine)  # PostgreSQL: a job queued on any replica wakes it
@@ -164,6 +202,13 @@ class Services:
             worker = Worker(self.intake, concurrency=self.settings.workers, wakeups=wakeups)
             self._background.append(loop.create_task(worker.run()))
             self.psa_accounts.start_pollers()  # and as accounts are added or enabled
+        for task in self._background:  # a loop that crashes is logged at once and fails GET /healthz
+            task.add_done_callback(_report_crash)
+
+    def crashed_loops(self) -> list[str]:
+        """The background loops that ended with an error while the services run (by name; the error is in the
+        log): nothing brings them back but a restart, so ``GET /healthz`` fails while there is one."""
+        return [_loop_name(task) for task in self._background if _crashed(task)]
 
     async def stop(self) -> None:
         await self.tickets.shutdown()
@@ -172,6 +217,8 @@ class Services:
         await self.staff.feedback.aclose()
         await self.staff.notifier.aclose()
         for task in self._background:
+            if _crashed(task):  # its error was logged when it ended
+                continue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -184,7 +231,7 @@ class Services:
         await asyncio.to_thread(self.audit.close)  # seal the head a last time
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.db.dispose()
 
 
 @dataclass
@@ -212,9 +259,11 @@ class StaffServices:
 def build_staff(settings: Settings, *, api_key: str, db: Database, audit: AuditLog, registry: Registry,
                 store: TicketStore, hub: Hub, events: SessionEvents, connectors: Mapping[str, PSAConnector],
                 refusals: Refusals, ask_port: AskPort,
-                notify_transport: httpx.AsyncBaseTransport | None = None) -> StaffServices:
-    """``ask_port`` puts "did it work?" to the user as a dialog on their device."""
-    techs = TechRegistry(settings.techs_file())
+                notify_transport: httpx.AsyncBaseTransport | None = None,
+                roster_changed: Callable[[], None] | None = None) -> StaffServices:
+    """``ask_port`` puts "did it work?" to the user as a dialog on their device; ``roster_changed`` tells the
+    other replicas that the technician roster changed."""
+    techs = open_roster(settings, db, audit, announce=roster_changed)
     keys, logins = ApiKeys(db), Logins(db)
     jwt_secret = settings.load_jwt_secret()
     access = Access(bootstrap_key=api_key, keys=keys, logins=logins, techs=techs, registry=registry, audit=audit,
@@ -249,7 +298,7 @@ def build_login_link(settings: Settings, ref: str) -> str:
     db, audit = open_store(settings)
     try:
         access = Access(bootstrap_key="", keys=ApiKeys(db), logins=Logins(db),
-                        techs=TechRegistry(settings.techs_file()), registry=Registry(db), audit=audit,
+                        techs=open_roster(settings, db, audit), registry=Registry(db), audit=audit,
                         jwt_secret=settings.load_jwt_secret(), link_ttl_s=settings.login_link_ttl_s)
         token = access.issue_link(ref, actor="cli")
     finally:
@@ -257,10 +306,34 @@ def build_login_link(settings: Settings, ref: str) -> str:
     return f"{(settings.public_url or settings.server_url).rstrip('/')}/auth/link/{token}"
 
 
+def open_roster(settings: Settings, db: Database, audit: AuditLog,
+                announce: Callable[[], None] | None = None) -> TechRegistry:
+    """The technician roster in the database, read once; a data directory's ``techs.yaml`` of an earlier release
+    imported into it once and renamed ``techs.yaml.imported`` (a file that does not validate stops the start,
+    naming its lines, and stays where it is)."""
+    techs = TechRegistry(RosterStore(db, secret_box(settings)), announce=announce)
+    adopted = techs.adopt_file(settings.techs_file())
+    techs.refresh()
+    if adopted.outcome == "imported" and adopted.imported is not None:
+        data = {"file": str(adopted.path), "techs": adopted.imported.added, "channels": adopted.imported.channels}
+        with ThreadPoolExecutor(1) as pool:  # build() may run on an event loop's thread, where append() refuses
+            pool.submit(lambda: audit.append("tech_roster_imported", actor="upgrade", data=data)).result()
+        log.warning("techs.yaml imported into the database: %d technician(s), %d channel(s); %s",
+                    len(adopted.imported.added), adopted.imported.channels,
+                    f"the file is now {adopted.path.name}" if adopted.moved
+                    else f"rename or remove {adopted.path}: it is not read again")
+    elif adopted.outcome == "ignored":
+        log.warning("%s is not read: the technician roster is kept in the database; load the file with "
+                    "`mspclaw tech import %s` (it replaces the roster) or remove it", adopted.path, adopted.path)
+    return techs
+
+
 def open_store(settings: Settings) -> tuple[Database, AuditLog]:
     """The database (migrated) and the audit log: what CLI commands that work offline need."""
     settings.ensure_data_dir()
     private_database_file(settings.resolved_database_url())  # a new SQLite file is created 0600
+    if settings.loop_guard:
+        loop_guard.enable()
     db = Database.open(settings.resolved_database_url())
     return db, AuditLog(db, settings.audit_dir(), checkpoints=Checkpoints.in_data_dir(settings.data_dir))
 
@@ -286,11 +359,37 @@ def approval_signer(settings: Settings) -> ApprovalSigner:
                           "(agents must then enroll again)") from exc
 
 
-def load_playbooks(settings: Settings) -> list[Playbook]:
-    """The shipped library and the MSP's playbook directories, checked as ``MSPCLAW_PLAYBOOK_TRUST`` says."""
+PLAYBOOK_KEY_FILE = "playbook_signing_key.pem"
+"""The MSP's own playbook signing key in the data directory, made on first start when none is configured."""
+
+
+def playbook_key_path(settings: Settings) -> Path:
+    """``MSPCLAW_PLAYBOOK_SIGNING_KEY``, or the data directory's own key."""
+    return (settings.playbook_signing_key or settings.data_dir / PLAYBOOK_KEY_FILE).absolute()
+
+
+def playbook_key(settings: Settings, *, create: bool = True) -> LocalKey | None:
+    """The MSP's own signing key: the configured one, or the data directory's, made (0600) when ``create`` and
+    there is none yet; ``None`` when it does not exist and ``create`` is False."""
+    path = playbook_key_path(settings)
+    try:
+        if settings.playbook_signing_key is None and create:
+            settings.ensure_data_dir()
+            return LocalKey(path, ensure_key(path))
+        if settings.playbook_signing_key is None and not path.exists():
+            return None
+        return LocalKey(path, load_private_key(path))
+    except SigningError as exc:
+        where = "MSPCLAW_PLAYBOOK_SIGNING_KEY" if settings.playbook_signing_key else "the data directory's key"
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_playbooks(settings: Settings) -> Verified:
+    """The shipped library and the MSP's playbook directories, checked as ``MSPCLAW_PLAYBOOK_TRUST`` says against
+    the official key, the trust file and the MSP's own key."""
     return load_verified_catalogue(settings.playbook_dirs, mode=settings.playbook_trust,
                                    trust_files=[settings.playbook_trusted_keys] if settings.playbook_trusted_keys
-                                   else [])
+                                   else [], local_key=playbook_key(settings))
 
 
 def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = None,
@@ -316,8 +415,14 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
     hub = Hub(heartbeat_interval=settings.heartbeat_interval_s, observer=activity, cluster=cluster)
     fleet = Fleet(registry, audit, hub, enrollment_ttl_hours=settings.enrollment_ttl_hours, refusals=refusals)
     router = Router(registry, hub)
-    books = playbooks if playbooks is not None else (
-        load_dir(playbook_dir) if playbook_dir else load_playbooks(settings))
+    playbook_refusals = PlaybookRefusals()
+    if playbooks is not None or playbook_dir is not None:  # a test's own set, not checked
+        books = playbooks if playbooks is not None else load_dir(playbook_dir or Path())
+        playbook_key(settings)  # made on first start all the same: the builder signs with it
+    else:
+        loaded = load_playbooks(settings)
+        books = loaded.books
+        playbook_refusals.note(loaded)
     accounts = AccountSecrets(db, secret_box(settings)).seal_and_list()  # rows in clear are encrypted first
     psas = ConnectorSet({**{a.name: connector_for(a) for a in accounts if a.enabled}, **(connectors or {})},
                         disabled=frozenset(a.name for a in accounts if not a.enabled))
@@ -325,7 +430,8 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                           psa_poll_s=settings.question_psa_poll_s)
     staff = build_staff(settings, api_key=api_key, db=db, audit=audit, registry=registry, store=store,
                         hub=hub, events=events, connectors=psas, refusals=refusals,
-                        ask_port=questions.ask_device, notify_transport=notify_transport)
+                        ask_port=questions.ask_device, notify_transport=notify_transport,
+                        roster_changed=(lambda: broadcast.changed("roster")) if broadcast is not None else None)
     approvals = Approvals(store, audit, events, timeout_s=settings.approval_timeout_s,
                           signer=approval_signer(settings), runs=runs, notifier=staff.notifier,
                           policy=ApproverPolicy(staff.techs, store, registry, audit,
@@ -347,9 +453,9 @@ def build(settings: Settings, *, connectors: dict[str, PSAConnector] | None = No
                                      audit=audit, public_url=settings.public_url or settings.server_url,
                                      announce=(lambda: broadcast.changed("psa_accounts")) if broadcast is not None
                                      else lambda: None)
-    return Services(settings, api_key, db.engine, registry, store, audit, hub, fleet, events, approvals, router,
+    return Services(settings, api_key, db, registry, store, audit, hub, fleet, events, approvals, router,
                     tickets, jobs, intake, accounts, staff, activity, pruner, psa_accounts,
-                    cluster=cluster, broadcast=broadcast)
+                    cluster=cluster, broadcast=broadcast, playbook_refusals=playbook_refusals)
 
 
 def build_tickets(settings: Settings, *, store: TicketStore, runs: RunStore, audit: AuditLog, hub: Hub,

@@ -26,10 +26,15 @@ class Clock:
 
 
 @pytest.fixture
-def trail(engine: Engine, tmp_path: Path) -> Iterator[AuditLog]:
+def db(engine: Engine) -> Database:
+    return Database(engine)
+
+
+@pytest.fixture
+def trail(db: Database, tmp_path: Path) -> Iterator[AuditLog]:
     """23 events, one a minute: acme and beta alternate ticket notes, every 5th is a sign-in of no client."""
     clock = Clock()
-    audit = AuditLog(Database(engine), tmp_path / "audit", clock=clock)
+    audit = AuditLog(db, tmp_path / "audit", clock=clock)
     for i in range(23):
         if i % 5 == 4:
             audit.append("console_signed_in", actor="dana@msp.example", data={"n": i})
@@ -46,12 +51,12 @@ def ns(records: list[AuditRecord]) -> list[int]:
     return [int(r.data["n"]) for r in records]
 
 
-def test_pages_backwards_with_a_cursor(engine: Engine, trail: AuditLog) -> None:
+def test_pages_backwards_with_a_cursor(db: Database, trail: AuditLog) -> None:
     seen: list[int] = []
     before = None
     pages = 0
     while True:
-        page = browse.newest_first(engine, browse.AuditFilter(), before=before, limit=5)
+        page = browse.newest_first(db, browse.AuditFilter(), before=before, limit=5)
         if not page:
             break
         pages += 1
@@ -59,40 +64,40 @@ def test_pages_backwards_with_a_cursor(engine: Engine, trail: AuditLog) -> None:
         seen += ns(page)
         before = page[-1].seq
     assert pages == 5 and seen == list(range(22, -1, -1))
-    assert browse.last_seq(engine) == 23
-    newest = browse.event(engine, 23)
+    assert browse.last_seq(db) == 23
+    newest = browse.event(db, 23)
     assert newest is not None and newest.data == {"n": 22} and newest.ts == START + timedelta(minutes=22)
-    assert browse.event(engine, 99) is None
+    assert browse.event(db, 99) is None
 
 
-def test_filters_and_scope(engine: Engine, trail: AuditLog) -> None:
+def test_filters_and_scope(db: Database, trail: AuditLog) -> None:
     every = browse.AuditFilter()
-    assert len(browse.newest_first(engine, every, limit=100)) == 23
-    acme = browse.newest_first(engine, browse.AuditFilter(client_ids=["cl_acme"]), limit=100)
+    assert len(browse.newest_first(db, every, limit=100)) == 23
+    acme = browse.newest_first(db, browse.AuditFilter(client_ids=["cl_acme"]), limit=100)
     assert ns(acme) == [22, 20, 18, 16, 12, 10, 8, 6, 2, 0] and {r.client_id for r in acme} == {"cl_acme"}
     # a scope of clients never includes events of no client; an empty scope reads nothing
-    both = browse.newest_first(engine, browse.AuditFilter(client_ids=["cl_acme", "cl_beta"]), limit=100)
+    both = browse.newest_first(db, browse.AuditFilter(client_ids=["cl_acme", "cl_beta"]), limit=100)
     assert len(both) == 19 and all(r.client_id for r in both)
-    assert browse.newest_first(engine, browse.AuditFilter(client_ids=[]), limit=100) == []
-    signins = browse.newest_first(engine, browse.AuditFilter(kind="console_signed_in"), limit=100)
+    assert browse.newest_first(db, browse.AuditFilter(client_ids=[]), limit=100) == []
+    signins = browse.newest_first(db, browse.AuditFilter(kind="console_signed_in"), limit=100)
     assert ns(signins) == [19, 14, 9, 4] and all(r.client_id is None for r in signins)
-    assert ns(browse.newest_first(engine, browse.AuditFilter(actor="dana@msp.example"), limit=100)) == [19, 14, 9, 4]
-    one = browse.newest_first(engine, browse.AuditFilter(session_id="ss_one", client_ids=["cl_beta"]), limit=100)
+    assert ns(browse.newest_first(db, browse.AuditFilter(actor="dana@msp.example"), limit=100)) == [19, 14, 9, 4]
+    one = browse.newest_first(db, browse.AuditFilter(session_id="ss_one", client_ids=["cl_beta"]), limit=100)
     assert ns(one) == [7, 5, 3, 1]
-    assert browse.kinds(engine) == ["console_signed_in", "ticket.note"]
+    assert browse.kinds(db) == ["console_signed_in", "ticket.note"]
 
 
-def test_time_range_includes_its_start_and_excludes_its_end(engine: Engine, trail: AuditLog) -> None:
+def test_time_range_includes_its_start_and_excludes_its_end(db: Database, trail: AuditLog) -> None:
     window = browse.AuditFilter(since=START + timedelta(minutes=3), until=START + timedelta(minutes=6))
-    assert ns(browse.newest_first(engine, window, limit=100)) == [5, 4, 3]
+    assert ns(browse.newest_first(db, window, limit=100)) == [5, 4, 3]
     later = browse.AuditFilter(since=START + timedelta(minutes=20), kind="ticket.note")
-    assert ns(browse.newest_first(engine, later, before=23, limit=100)) == [21, 20]
+    assert ns(browse.newest_first(db, later, before=23, limit=100)) == [21, 20]
 
 
-def test_bad_arguments_are_refused(engine: Engine, trail: AuditLog) -> None:
+def test_bad_arguments_are_refused(db: Database, trail: AuditLog) -> None:
     with pytest.raises(ValueError, match="limit must be 1 to 500"):
-        browse.newest_first(engine, browse.AuditFilter(), limit=501)
+        browse.newest_first(db, browse.AuditFilter(), limit=501)
     with pytest.raises(ValueError, match="aware"):
-        browse.newest_first(engine, browse.AuditFilter(since=datetime(2026, 1, 1)))
+        browse.newest_first(db, browse.AuditFilter(since=datetime(2026, 1, 1)))
     with pytest.raises(TypeError, match="not one id"):
-        browse.newest_first(engine, browse.AuditFilter(client_ids="cl_acme"))
+        browse.newest_first(db, browse.AuditFilter(client_ids="cl_acme"))

@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 transport for httpx: keep-alive connections on asyncio, framed by llhttp.
 
-httpx's default transport (httpcore on anyio, with h11) costs more than twice this one's CPU per
-request on top of httpx's own request and response models (figures: `docs/benchmarks.md`,
-Pipeline), and a ticket makes four PSA requests. :class:`StreamTransport` speaks the same
+httpx's default transport (httpcore on anyio, with h11) costs several times this one's CPU per
+request on top of httpx's own request and response models (figures: `docs/benchmarks.md`, "Figures
+behind design choices"), and a ticket makes four PSA requests. :class:`StreamTransport` speaks the same
 HTTP/1.1 on an asyncio protocol and keeps httpx's API, errors and models above it, so connectors,
 retries and tests do not change.
 

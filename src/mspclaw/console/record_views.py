@@ -167,7 +167,7 @@ def audit_view(svc: Services, principal: Principal, q: AuditQuery, chain: ChainS
              if q.until else None)
     where = browse.AuditFilter(client_ids=ids, session_id=session_id, kind=q.kind or None, actor=q.actor or None,
                                since=since, until=until)
-    records = browse.newest_first(svc.engine, where, before=int(q.before) if q.before else None, limit=PAGE)
+    records = browse.newest_first(svc.db, where, before=int(q.before) if q.before else None, limit=PAGE)
     tickets: dict[str, str | None] = {}
     lines = []
     for r in records:
@@ -182,13 +182,13 @@ def audit_view(svc: Services, principal: Principal, q: AuditQuery, chain: ChainS
         client = names.get(r.client_id, r.client_id) if r.client_id else "(none)"
         lines.append(AuditLine(r, client, ticket_id, summary(r.data)))
     older = records[-1].seq if len(records) == PAGE else None
-    return AuditView(query=q, chain=chain, clients=clients, kinds=browse.kinds(svc.engine), lines=lines, older=older)
+    return AuditView(query=q, chain=chain, clients=clients, kinds=browse.kinds(svc.db), lines=lines, older=older)
 
 
 def empty_audit_view(svc: Services, principal: Principal, q: AuditQuery, chain: ChainStatus,
                      errors: list[str]) -> AuditView:
     """The page with the form and what is wrong with it, and no events."""
-    return AuditView(query=q, chain=chain, clients=visible_clients(svc, principal), kinds=browse.kinds(svc.engine),
+    return AuditView(query=q, chain=chain, clients=visible_clients(svc, principal), kinds=browse.kinds(svc.db),
                      errors=errors)
 
 
@@ -213,7 +213,7 @@ def chain_status(svc: Services) -> ChainStatus:
     :data:`VERIFIED_FOR_S` while no event was appended; one verification runs at a time."""
     with _verifying:
         try:
-            last = browse.last_seq(svc.engine)
+            last = browse.last_seq(svc.db)
             cached = _verified.get(svc.audit)
             if cached is not None and cached[1] == last and time.monotonic() - cached[0] < VERIFIED_FOR_S:
                 return cached[2]
@@ -222,7 +222,7 @@ def chain_status(svc: Services) -> ChainStatus:
             except AuditIntegrityError as exc:
                 status = ChainStatus(ok=False, problem=exc.message, location=exc.location)
             else:
-                newest = browse.event(svc.engine, report.last_seq) if report.last_seq else None
+                newest = browse.event(svc.db, report.last_seq) if report.last_seq else None
                 status = ChainStatus(ok=True, events=report.events, through=newest.ts if newest else None)
         except StoreError as exc:
             return ChainStatus(ok=False, problem=f"the audit trail could not be read: {exc.message}",

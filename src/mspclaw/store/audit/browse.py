@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import StoreError
 from mspclaw.store.audit.chain import AuditRecord
+from mspclaw.store.database import Database
 from mspclaw.store.tables import AuditEvent
 
 _EVENTS = cast("Table", AuditEvent.__table__)
@@ -39,7 +40,7 @@ class AuditFilter:
     """Aware; events before it."""
 
 
-def newest_first(engine: Engine, where: AuditFilter, *, before: int | None = None, limit: int = 50
+def newest_first(db: Database, where: AuditFilter, *, before: int | None = None, limit: int = 50
                  ) -> list[AuditRecord]:
     """Up to ``limit`` events matching ``where`` with ``seq`` below ``before`` (``None``: from the newest),
     newest first. The next page is ``before=<the last one's seq>``."""
@@ -68,35 +69,35 @@ def newest_first(engine: Engine, where: AuditFilter, *, before: int | None = Non
     if where.until is not None:
         stmt = stmt.where(_EVENTS.c.ts < where.until)
     try:
-        with engine.connect() as conn:
+        with db.engine.connect() as conn:
             return [_record(row._mapping) for row in conn.execute(stmt)]
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the audit trail: {exc}") from exc
 
 
-def event(engine: Engine, seq: int) -> AuditRecord | None:
+def event(db: Database, seq: int) -> AuditRecord | None:
     """The event of ``seq``, if there is one."""
     try:
-        with engine.connect() as conn:
+        with db.engine.connect() as conn:
             row = conn.execute(select(_EVENTS).where(_EVENTS.c.seq == seq)).first()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the audit trail: {exc}") from exc
     return None if row is None else _record(row._mapping)
 
 
-def last_seq(engine: Engine) -> int:
+def last_seq(db: Database) -> int:
     """The newest event's ``seq`` (0: the trail is empty)."""
     try:
-        with engine.connect() as conn:
+        with db.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(_EVENTS.c.seq), 0))).scalar_one())
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the audit trail: {exc}") from exc
 
 
-def kinds(engine: Engine) -> list[str]:
+def kinds(db: Database) -> list[str]:
     """The event kinds the trail holds (at most :data:`MAX_KINDS`), sorted: the choices of a filter."""
     try:
-        with engine.connect() as conn:
+        with db.engine.connect() as conn:
             rows = conn.execute(select(_EVENTS.c.kind).distinct().order_by(_EVENTS.c.kind).limit(MAX_KINDS))
             return [str(k) for (k,) in rows]
     except SQLAlchemyError as exc:
