@@ -65,7 +65,7 @@ def test_the_models_note_is_one_labelled_quoted_line_after_the_servers_statement
 async def test_an_injected_preview_claim_reaches_slack_teams_and_the_api_only_as_the_assistants_note(
         services: Services) -> None:
     async with webhook_sink() as sink:
-        write_techs(services.settings.data_dir, sink)
+        write_techs(services, sink)
         client = services.registry.add_client("Acme Dental")
         ticket, session = services.store.open_ticket(client_id=client.id, subject="disk full", body="",
                                                      requester="maria@acme.example", device_id=None)
