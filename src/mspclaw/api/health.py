@@ -41,7 +41,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from mspclaw import __version__
@@ -49,6 +49,7 @@ from mspclaw.api.auth import ServicesDep
 from mspclaw.api.metrics import queue_figures
 from mspclaw.errors import MSPClawError
 from mspclaw.observability.polls import POLL_HEALTH
+from mspclaw.store.database import Database
 from mspclaw.store.db import MIGRATIONS
 from mspclaw.wiring import Services
 
@@ -78,10 +79,10 @@ def shipped_heads() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(config).get_heads())
 
 
-def database_checks(engine: Engine, settings_queue_stuck_s: float, workers: int) -> list[Check]:
+def database_checks(db: Database, settings_queue_stuck_s: float, workers: int) -> list[Check]:
     """The checks that read the database, run in a worker thread (they block)."""
     try:
-        with engine.connect() as conn:
+        with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             current = frozenset(MigrationContext.configure(conn).get_current_heads())
     except SQLAlchemyError as exc:
@@ -100,7 +101,7 @@ def database_checks(engine: Engine, settings_queue_stuck_s: float, workers: int)
         checks.append(Check("queue", True, "no workers in this process"))
         return checks
     try:
-        waited = queue_figures(engine).oldest_due_s
+        waited = queue_figures(db).oldest_due_s
     except (SQLAlchemyError, MSPClawError) as exc:
         checks.append(Check("queue", False, f"could not read the queue: {_short(exc)}"))
         return checks
@@ -136,7 +137,7 @@ async def readiness(svc: Services) -> list[Check]:
     settings = svc.settings
     try:
         checks = await asyncio.wait_for(asyncio.to_thread(
-            database_checks, svc.engine, settings.ready_queue_stuck_s, settings.workers), settings.ready_timeout_s)
+            database_checks, svc.db, settings.ready_queue_stuck_s, settings.workers), settings.ready_timeout_s)
     except TimeoutError:
         reason = f"database unreachable: no answer within {settings.ready_timeout_s:g} s"
         checks = [Check("database", False, reason), Check("migrations", False, "not checked: " + reason),

@@ -31,7 +31,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw import __version__
@@ -39,6 +39,7 @@ from mspclaw.api.auth import ServicesDep, require_caller
 from mspclaw.errors import MSPClawError
 from mspclaw.observability.metrics import MEASURED
 from mspclaw.observability.polls import POLL_HEALTH
+from mspclaw.store.database import Database
 from mspclaw.store.tables import ApprovalRow, JobRow, SessionUsage, Ticket
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,10 @@ def _age(then: datetime | None, now: datetime) -> float:
     return max(0.0, (now - then).total_seconds()) if then is not None else 0.0
 
 
-def queue_figures(engine: Engine, now: datetime | None = None) -> QueueFigures:
+def queue_figures(db: Database, now: datetime | None = None) -> QueueFigures:
     """The job queue's depth by status and how long its oldest due job has waited."""
     at = now or datetime.now(UTC)
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         by_status = {str(s): int(n) for s, n in conn.execute(
             select(_JOBS.c.status, func.count()).group_by(_JOBS.c.status))}
         oldest = conn.execute(select(func.min(_JOBS.c.run_after)).where(
@@ -92,10 +93,10 @@ def queue_figures(engine: Engine, now: datetime | None = None) -> QueueFigures:
     return QueueFigures(by_status, _age(oldest, at))
 
 
-def store_figures(engine: Engine, now: datetime | None = None) -> StoreFigures:
+def store_figures(db: Database, now: datetime | None = None) -> StoreFigures:
     at = now or datetime.now(UTC)
-    queue = queue_figures(engine, at)
-    with engine.connect() as conn:
+    queue = queue_figures(db, at)
+    with db.engine.connect() as conn:
         tickets = {str(s): int(n) for s, n in conn.execute(
             select(_TICKETS.c.status, func.count()).group_by(_TICKETS.c.status))}
         pending, oldest = conn.execute(select(func.count(), func.min(_APPROVALS.c.created_at)).where(
@@ -109,8 +110,8 @@ def store_figures(engine: Engine, now: datetime | None = None) -> StoreFigures:
 class ServerCollector:
     """The families read at scrape time (a ``prometheus_client`` custom collector, public API)."""
 
-    def __init__(self, engine: Engine, live: LiveFigures) -> None:
-        self.engine, self.live = engine, live
+    def __init__(self, db: Database, live: LiveFigures) -> None:
+        self.db, self.live = db, live
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("mspclaw_build_info", "The running MSPclaw version.", labels=["version"])
@@ -128,7 +129,7 @@ class ServerCollector:
         yield polls
         up = GaugeMetricFamily("mspclaw_database_up", "1 when the database answered this scrape, else 0.")
         try:
-            figures = store_figures(self.engine)
+            figures = store_figures(self.db)
         except (SQLAlchemyError, MSPClawError) as exc:
             log.warning("metrics: the database did not answer: %s", exc)
             up.add_metric([], 0)
@@ -190,10 +191,10 @@ def live_figures(request: Request) -> LiveFigures:
     return LiveFigures(agents, polls)
 
 
-def render(engine: Engine, live: LiveFigures) -> bytes:
+def render(db: Database, live: LiveFigures) -> bytes:
     """The exposition: the scrape-time families, the measured ones and the process's own."""
     registry = CollectorRegistry(auto_describe=False)
-    collectors: list[Collector] = [ServerCollector(engine, live), _Forward(MEASURED),
+    collectors: list[Collector] = [ServerCollector(db, live), _Forward(MEASURED),
                                    _Forward(prometheus_client.REGISTRY)]
     for collector in collectors:
         registry.register(collector)
@@ -205,6 +206,6 @@ def render(engine: Engine, live: LiveFigures) -> bytes:
 async def metrics(request: Request, svc: ServicesDep) -> Response:
     """Prometheus metrics of this server (text exposition format); an admin of every client may scrape."""
     started = time.perf_counter()
-    body = await asyncio.to_thread(render, svc.engine, live_figures(request))
+    body = await asyncio.to_thread(render, svc.db, live_figures(request))
     log.debug("metrics scraped in %.3f s", time.perf_counter() - started)
     return Response(body, media_type=prometheus_client.CONTENT_TYPE_LATEST)
