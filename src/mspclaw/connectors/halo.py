@@ -62,7 +62,7 @@ from pydantic import BaseModel, RootModel, model_validator
 from mspclaw.connectors.base import CloseStatus, NoteFormat, PSANote, PSATicket, WebhookEvent
 from mspclaw.connectors.http import Clock, HttpConnector, PSAHttp, RateLimiter, Sleep
 from mspclaw.connectors.note_format import render
-from mspclaw.connectors.payload import Id, Key, Name, Payload, Text, Time, read, webhook_body
+from mspclaw.connectors.payload import Id, Key, Name, Payload, Text, Time, Token, read, webhook_body
 from mspclaw.connectors.text import changed_after, normalised, numeric_id, plain_text, utc
 from mspclaw.errors import AuthError, ConfigError, MalformedWebhook, PSAAuthError, PSAError, PSARejected
 
@@ -145,7 +145,7 @@ class _Created(Payload):
 
 
 class _Token(Payload):
-    access_token: Name = None
+    access_token: Token = None
     expires_in: float | None = None
 
 

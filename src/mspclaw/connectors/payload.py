@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final, TypeVar
 
 import httpx
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict, StringConstraints, ValidationError
 
 from mspclaw.connectors.text import utc
 from mspclaw.errors import MalformedWebhook, PSAError
@@ -70,6 +70,9 @@ Text = Annotated[str, BeforeValidator(_null_is_empty)]
 """A string; ``null`` reads as the empty string."""
 Name = Annotated[str | None, AfterValidator(_trimmed)]
 """A string trimmed, or ``None`` when absent, ``null`` or blank."""
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-._~+/]+=*$", max_length=8192)] | None
+"""A bearer token as RFC 6750 allows it (``b64token``: ASCII letters, digits, ``-._~+/``, then ``=`` padding), at
+most 8 KiB; anything else could not go in an ``Authorization`` header and is the vendor's error."""
 Moment = Annotated[datetime, AfterValidator(utc)]
 """An ISO-8601 time, required, in UTC (a time without zone is UTC)."""
 Time = Annotated[datetime | None, BeforeValidator(_empty_is_none), AfterValidator(_in_utc)]
