@@ -15,14 +15,14 @@ on the page that answers the form, and is never written to the audit trail or a 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from mspclaw.console import admin_pages as ap
-from mspclaw.console.http import Sign, Svc, error, html, redirect, staff_form, viewer
+from mspclaw.console.http import Check, Posted, Sign, Svc, Viewer, error, html, page, redirect, sent_form
 from mspclaw.console.presence import online_agents
 from mspclaw.errors import ConfigError, Conflict, NotFound
 from mspclaw.pipeline.access import Principal
@@ -48,22 +48,15 @@ def _refusal(principal: Principal, need: Need) -> str | None:
     return None
 
 
-def _page(request: Request, sign: Any, need: Need) -> tuple[Principal, str] | Response:
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    refusal = _refusal(principal, need)
-    return error(403, refusal, principal, csrf) if refusal else found
+def _needs(need: Need) -> Check:
+    return lambda principal: _refusal(principal, need)
 
 
-async def _form(request: Request, sign: Any, need: Need) -> tuple[dict[str, str], Principal, str] | Response:
-    checked = await staff_form(request, sign, expired=EXPIRED)
-    if isinstance(checked, Response):
-        return checked
-    _, principal, csrf = checked
-    refusal = _refusal(principal, need)
-    return error(403, refusal, principal, csrf) if refusal else checked
+TechPage = Annotated[Viewer, Depends(page(_needs("tech")))]
+AdminPage = Annotated[Viewer, Depends(page(_needs("admin")))]
+GlobalPage = Annotated[Viewer, Depends(page(_needs("global")))]
+AdminForm = Annotated[Posted, Depends(sent_form(EXPIRED, _needs("admin")))]
+GlobalForm = Annotated[Posted, Depends(sent_form(EXPIRED, _needs("global")))]
 
 
 def _done(message: str, principal: Principal, csrf: str) -> Response:
@@ -85,11 +78,8 @@ def _base(svc: Services) -> str:
 
 # -- overview ----------------------------------------------------------------------------------------------------
 @router.get("/admin")
-async def overview(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = await run_in_threadpool(_page, request, sign, "tech")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+async def overview(me: TechPage, svc: Svc) -> Response:
+    principal, csrf = me.principal, me.csrf
     reachable = await online_agents(svc, principal)
     return await run_in_threadpool(_overview, svc, principal, csrf, reachable)
 
@@ -117,22 +107,16 @@ def _client_lines(svc: Services, principal: Principal, online: frozenset[str]) -
 
 
 @router.get("/admin/clients")
-async def clients(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = await run_in_threadpool(_page, request, sign, "tech")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+async def clients(me: TechPage, svc: Svc) -> Response:
+    principal, csrf = me.principal, me.csrf
     online = await online_agents(svc, principal)
     lines = await run_in_threadpool(_client_lines, svc, principal, online)
     return html(ap.clients_page(lines, user=principal, csrf=csrf, may_create=_refusal(principal, "global") is None))
 
 
 @router.post("/admin/clients")
-async def add_client(request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def add_client(sent: GlobalForm, svc: Svc) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     name, psa, company = (form.get(k, "").strip() for k in ("name", "psa", "company"))
 
     online = await online_agents(svc, principal)
@@ -143,25 +127,22 @@ async def add_client(request: Request, svc: Svc, sign: Sign) -> Response:
         return html(page, 400)
 
     if not name or len(name) > 200:
-        return again("Give the client a name of at most 200 characters.")
+        return await run_in_threadpool(again, "Give the client a name of at most 200 characters.")
     if bool(psa) != bool(company) or len(psa) > 100 or len(company) > 200:
-        return again("A PSA mapping needs both the PSA account (e.g. superops) and the company's id in it; "
-                     "leave both empty for none.")
+        return await run_in_threadpool(again, "A PSA mapping needs both the PSA account (e.g. superops) and the "
+                                       "company's id in it; leave both empty for none.")
     try:
         client = await run_in_threadpool(svc.registry.add_client, name, {psa: company} if psa else None)
     except Conflict as exc:
-        return again(exc.message)
+        return await run_in_threadpool(again, exc.message)  # the page lists the clients
     await svc.audit.record("client_created", actor=principal.name, client_id=client.id, data={"name": client.name})
     return redirect("/admin/clients")
 
 
 # -- agents ----------------------------------------------------------------------------------------------------------
 @router.get("/admin/agents")
-async def agents(request: Request, svc: Svc, sign: Sign, client: str = "") -> Response:
-    found = await run_in_threadpool(_page, request, sign, "tech")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+async def agents(me: TechPage, svc: Svc, client: str = "") -> Response:
+    principal, csrf = me.principal, me.csrf
     online = await online_agents(svc, principal)
     return await run_in_threadpool(_agents_page, svc, principal, csrf, client, online)
 
@@ -185,15 +166,10 @@ def _agent_in_scope(svc: Services, principal: Principal, agent_id: str) -> tuple
 
 
 @router.get("/admin/agents/{agent_id}/revoke")
-def confirm_revoke_agent(agent_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "admin")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    try:
+def confirm_revoke_agent(agent_id: str, me: AdminPage, svc: Svc) -> Response:
+    principal, csrf = me.principal, me.csrf
+    with me.not_found_page():
         agent, client = _agent_in_scope(svc, principal, agent_id)
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     if agent.revoked_at is not None:
         return _done(f"agent {agent.hostname} ({agent.id}) is already revoked", principal, csrf)
     return html(ap.confirm_page(ap.Confirm(
@@ -205,15 +181,10 @@ def confirm_revoke_agent(agent_id: str, request: Request, svc: Svc, sign: Sign) 
 
 
 @router.post("/admin/agents/{agent_id}/revoke")
-async def revoke_agent(agent_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "admin")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
-    try:
+async def revoke_agent(agent_id: str, sent: AdminForm, svc: Svc) -> Response:
+    form, principal = sent.form, sent.principal
+    with sent.not_found_page():
         agent, client = await run_in_threadpool(_agent_in_scope, svc, principal, agent_id)
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     if form.get("confirm") != "yes":
         return redirect(f"/admin/agents/{agent.id}/revoke")
     if agent.revoked_at is None:
@@ -229,24 +200,18 @@ def _enrollment(svc: Services, principal: Principal, csrf: str, **again: Any) ->
 
 
 @router.get("/admin/enrollment")
-def enrollment(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "admin")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def enrollment(me: AdminPage, svc: Svc) -> Response:
+    principal, csrf = me.principal, me.csrf
     return html(_enrollment(svc, principal, csrf))
 
 
 @router.post("/admin/enrollment")
-async def create_code(request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "admin")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def create_code(sent: AdminForm, svc: Svc) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     client_id, role, hours = form.get("client", "")[:64], form.get("role", "device"), form.get("hours", "24")
     mine = {c.id: c for c in await run_in_threadpool(_clients, svc, principal)}
     if client_id and client_id not in mine:
-        return error(404, f"no client {client_id!r}", principal, csrf)
+        return sent.error(404, f"no client {client_id!r}")
     if not client_id:
         page = await run_in_threadpool(lambda: _enrollment(svc, principal, csrf, message="Choose the client whose "
                                                            "agent will enroll with the code."))
@@ -270,15 +235,10 @@ def _code_in_scope(svc: Services, principal: Principal, code_id: str) -> tuple[A
 
 
 @router.get("/admin/enrollment/{code_id}/revoke")
-def confirm_revoke_code(code_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "admin")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    try:
+def confirm_revoke_code(code_id: str, me: AdminPage, svc: Svc) -> Response:
+    principal, csrf = me.principal, me.csrf
+    with me.not_found_page():
         code, client = _code_in_scope(svc, principal, code_id)
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     return html(ap.confirm_page(ap.Confirm(
         "Revoke the enrollment code?", f"Revoke the {code.role} enrollment code {code.id} of {client.name}?",
         "It expires now: an agent installed with it is refused. Agents already enrolled are not affected.",
@@ -286,18 +246,15 @@ def confirm_revoke_code(code_id: str, request: Request, svc: Svc, sign: Sign) ->
 
 
 @router.post("/admin/enrollment/{code_id}/revoke")
-async def revoke_code(code_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "admin")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def revoke_code(code_id: str, sent: AdminForm, svc: Svc) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     try:
         code, _ = await run_in_threadpool(_code_in_scope, svc, principal, code_id)
         if form.get("confirm") != "yes":
             return redirect(f"/admin/enrollment/{code.id}/revoke")
         await run_in_threadpool(lambda: svc.fleet.revoke_code(code.id, actor=principal.name))
     except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
+        return sent.error(404, exc.message)
     except Conflict as exc:
         return _done(exc.message, principal, csrf)
     return redirect("/admin/enrollment")
@@ -339,20 +296,14 @@ def _draft(values: dict[str, Any], email: str = "") -> Tech:
 
 
 @router.get("/admin/techs")
-def techs(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "global")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def techs(me: GlobalPage, svc: Svc, sign: Sign) -> Response:
+    principal, csrf = me.principal, me.csrf
     return _techs(svc, sign, principal, csrf)
 
 
 @router.post("/admin/techs")
-async def add_tech(request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def add_tech(sent: GlobalForm, svc: Svc, sign: Sign) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     values = _tech_values(form, with_email=True)
     try:
         await run_in_threadpool(lambda: _roster(svc, sign).add(values, actor=principal.name))
@@ -364,32 +315,24 @@ async def add_tech(request: Request, svc: Svc, sign: Sign) -> Response:
 
 
 @router.get("/admin/techs/{email}")
-def tech(email: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "global")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def tech(email: str, me: GlobalPage, svc: Svc, sign: Sign) -> Response:
+    principal, csrf = me.principal, me.csrf
     roster = _roster(svc, sign)
-    try:
+    with me.not_found_page():
         line = _tech_line(svc, roster, roster.get(email[:320]))
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     return html(ap.tech_page(line, user=principal, csrf=csrf))
 
 
 @router.post("/admin/techs/{email}/edit")
-async def edit_tech(email: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def edit_tech(email: str, sent: GlobalForm, svc: Svc, sign: Sign) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     roster = _roster(svc, sign)
     values = _tech_values(form, with_email=False)
     try:
         await run_in_threadpool(lambda: roster.change(email[:320], values, actor=principal.name,
                                                       actor_email=principal.email))
     except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
+        return sent.error(404, exc.message)
     except (Conflict, ConfigError) as exc:
         line = await run_in_threadpool(lambda: _tech_line(svc, roster, roster.get(email[:320])))
         return html(ap.tech_page(line, user=principal, csrf=csrf, message=exc.message,
@@ -398,15 +341,10 @@ async def edit_tech(email: str, request: Request, svc: Svc, sign: Sign) -> Respo
 
 
 @router.get("/admin/techs/{email}/remove")
-def confirm_remove_tech(email: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "global")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    try:
+def confirm_remove_tech(email: str, me: GlobalPage, svc: Svc, sign: Sign) -> Response:
+    principal, csrf = me.principal, me.csrf
+    with me.not_found_page():
         t = _roster(svc, sign).get(email[:320])
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     return html(ap.confirm_page(ap.Confirm(
         f"Remove {t.name}?", f"Remove {t.name} ({t.email}, {t.role}) from the technicians?",
         "They are signed out everywhere; their password, login links and second factor are deleted, and they no "
@@ -416,50 +354,37 @@ def confirm_remove_tech(email: str, request: Request, svc: Svc, sign: Sign) -> R
 
 
 @router.post("/admin/techs/{email}/remove")
-async def remove_tech(email: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def remove_tech(email: str, sent: GlobalForm, svc: Svc, sign: Sign) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     if form.get("confirm") != "yes":
         return redirect(f"{ap.tech_path(email[:320])}/remove")
     try:
         await run_in_threadpool(lambda: _roster(svc, sign).remove(email[:320], actor=principal.name,
                                                                   actor_email=principal.email))
     except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
+        return sent.error(404, exc.message)
     except Conflict as exc:
         return _done(exc.message, principal, csrf)
     return redirect("/admin/techs")
 
 
 @router.post("/admin/techs/{email}/link")
-async def login_link(email: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    _, principal, csrf = checked
-    try:
+async def login_link(email: str, sent: GlobalForm, svc: Svc, sign: Sign) -> Response:
+    principal, csrf = sent.principal, sent.csrf
+    with sent.not_found_page():
         t = await run_in_threadpool(_roster(svc, sign).get, email[:320])
         token = await run_in_threadpool(lambda: svc.staff.access.issue_link(t.email, actor=principal.name))
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     return html(ap.link_issued_page(t, f"{_base(svc)}/auth/link/{token}", int(svc.staff.access.link_ttl_s),
                                     user=principal, csrf=csrf))
 
 
 @router.post("/admin/techs/{email}/reset-2fa")
-async def reset_second_factor(email: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    _, principal, csrf = checked
+async def reset_second_factor(email: str, sent: GlobalForm, svc: Svc, sign: Sign) -> Response:
+    principal, csrf = sent.principal, sent.csrf
     roster = _roster(svc, sign)
-    try:
+    with sent.not_found_page():
         t = await run_in_threadpool(roster.get, email[:320])
         had = await run_in_threadpool(lambda: roster.reset_second_factor(t.email, actor=principal.name))
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     notice = (f"{t.name}'s second factor is reset: they enrol a new one at their next sign-in." if had
               else f"{t.name} had no second factor.")
     return await run_in_threadpool(lambda: _techs(svc, sign, principal, csrf, notice=notice))
@@ -472,20 +397,14 @@ def _keys(svc: Services, principal: Principal, csrf: str, status: int = 200, **e
 
 
 @router.get("/admin/keys")
-def keys(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "global")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def keys(me: GlobalPage, svc: Svc) -> Response:
+    principal, csrf = me.principal, me.csrf
     return _keys(svc, principal, csrf)
 
 
 @router.post("/admin/keys")
-async def create_key(request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def create_key(sent: GlobalForm, svc: Svc) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     name, role = form.get("name", "").strip()[:100], form.get("role", "")[:16]
     listed, every = form.get("clients", "")[:MAX_LIST], form.get("all_clients") == "yes"
 
@@ -506,15 +425,10 @@ async def create_key(request: Request, svc: Svc, sign: Sign) -> Response:
 
 
 @router.get("/admin/keys/{key_id}/revoke")
-def confirm_revoke_key(key_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign, "global")
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    try:
+def confirm_revoke_key(key_id: str, me: GlobalPage, svc: Svc) -> Response:
+    principal, csrf = me.principal, me.csrf
+    with me.not_found_page():
         row = svc.staff.keys.get(key_id[:64])
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
     return html(ap.confirm_page(ap.Confirm(
         f"Revoke {row.name}?", f"Revoke the API key {row.name} ({row.role})?",
         "Every request made with it is refused from now on. This cannot be undone: make a new key instead.",
@@ -522,17 +436,14 @@ def confirm_revoke_key(key_id: str, request: Request, svc: Svc, sign: Sign) -> R
 
 
 @router.post("/admin/keys/{key_id}/revoke")
-async def revoke_key(key_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign, "global")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def revoke_key(key_id: str, sent: GlobalForm, svc: Svc) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     if form.get("confirm") != "yes":
         return redirect(f"/admin/keys/{key_id[:64]}/revoke")
     try:
         row = await run_in_threadpool(svc.staff.keys.revoke, key_id[:64])
     except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
+        return sent.error(404, exc.message)
     except Conflict as exc:
         return _done(exc.message, principal, csrf)
     await svc.audit.record("api_key_revoked", actor=principal.name, data={"key_id": row.id, "name": row.name})

@@ -13,18 +13,30 @@ the MSP's directory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mspclaw.console import builder_pages as render
 from mspclaw.console import playbook_drafts as drafts
 from mspclaw.console.builder_pages import Editor, MatchView
-from mspclaw.console.http import HEADERS, Sign, Svc, error, html, redirect, signed_in_as, to_login, viewer
-from mspclaw.console.pages import error_page
+from mspclaw.console.http import (
+    HEADERS,
+    Refused,
+    Sign,
+    Svc,
+    Viewer,
+    ViewerPage,
+    html,
+    needs,
+    redirect,
+    refused,
+    sender,
+)
 from mspclaw.errors import Conflict, Forbidden, InvalidRequest, MSPClawError, StoreError
 from mspclaw.pipeline.access import Principal
 from mspclaw.pipeline.playbook_authoring import Draft, Listed, Source
@@ -72,22 +84,6 @@ async def read_editor_form(request: Request) -> dict[str, list[str]] | str:
     return fields
 
 
-async def _staff(request: Request, sign: Sign) -> tuple[dict[str, list[str]], Principal, str] | Response:
-    form = await read_editor_form(request)
-    if isinstance(form, str):
-        return html(error_page(403, form), 403)
-    found = await run_in_threadpool(signed_in_as, request, sign)
-    if found is None:
-        return to_login(request)
-    principal, token = found
-    csrf = sign.csrf(token)
-    if not sign.csrf_ok(token, (form.get("csrf") or [""])[0]):
-        return html(error_page(403, _EXPIRED, user=principal, csrf=csrf), 403)
-    if not principal.at_least("tech"):
-        return html(error_page(403, _NOT_TECH, user=principal, csrf=csrf), 403)
-    return form, principal, csrf
-
-
 def _first(form: dict[str, list[str]], name: str, limit: int = 4000) -> str:
     return (form.get(name) or [""])[0][:limit]
 
@@ -127,43 +123,32 @@ def match_view(svc: Services, editor: Editor) -> MatchView:
 
 # -- pages ---------------------------------------------------------------------------------------------
 @router.get("/playbooks")
-def playbooks(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def playbooks(me: ViewerPage, svc: Svc) -> Response:
     return html(render.list_page(listed(svc), dirs=[str(d) for d in svc.settings.playbook_dirs],
-                                 refused=can_save(svc, principal), user=principal, csrf=csrf))
+                                 refused=can_save(svc, me.principal), user=me.principal, csrf=me.csrf))
 
 
 @router.get("/playbooks/new")
-def new(request: Request, svc: Svc, sign: Sign, copy: str = "") -> Response:
+def new(me: ViewerPage, svc: Svc, copy: str = "") -> Response:
     """A new playbook: empty, or a copy of another (a library playbook to adapt) under a new id."""
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
     data = drafts.blank()
     if copy:
         source = find(svc, copy)
         if source is None or source.data is None:
-            return error(404, f"no playbook {copy[:100]!r} to copy; see the list", principal, csrf)
+            return me.error(404, f"no playbook {copy[:100]!r} to copy; see the list")
         data = dict(source.data)
         data["id"] = f"{source.book_id}_local"[:64]
         data["name"] = f"{data.get('name', source.book_id)} (our copy)"
         data.pop("tested_against", None)
-    return html(render.editor_page(_editor(svc, principal, csrf, NEW, data), user=principal, csrf=csrf))
+    return html(render.editor_page(_editor(svc, me.principal, me.csrf, NEW, data), user=me.principal, csrf=me.csrf))
 
 
 @router.get("/playbooks/{book_id}/edit")
-def edit(book_id: str, request: Request, svc: Svc, sign: Sign, saved: str = "") -> Response:
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def edit(book_id: str, me: ViewerPage, svc: Svc, saved: str = "") -> Response:
+    principal, csrf = me.principal, me.csrf
     source = find(svc, book_id)
     if source is None or source.data is None:
-        return error(404, f"no playbook {book_id[:100]!r}; see the list of playbooks", principal, csrf)
+        return me.error(404, f"no playbook {book_id[:100]!r}; see the list of playbooks")
     editor = _editor(svc, principal, csrf, book_id, source.data)
     note = ""
     if saved:
@@ -172,36 +157,41 @@ def edit(book_id: str, request: Request, svc: Svc, sign: Sign, saved: str = "") 
     return html(render.editor_page(editor, user=principal, csrf=csrf, note=note))
 
 
-async def _posted(book_id: str, request: Request, svc: Services, sign: Sign
-                  ) -> tuple[Editor, Principal, str] | Response:
-    checked = await _staff(request, sign)
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+@dataclass(frozen=True)
+class _Edited(Viewer):
+    """The editor's form as the service checked it, sent by :attr:`principal` (a technician, its CSRF token
+    checked)."""
+
+    editor: Editor
+
+
+async def _edited(book_id: str, request: Request, svc: Svc, sign: Sign) -> _Edited:
+    form = await read_editor_form(request)
+    if isinstance(form, str):
+        raise Refused(refused(form))
+    me = await sender(request, sign, (form.get("csrf") or [""])[0], expired=_EXPIRED, check=needs("tech", _NOT_TECH))
     if book_id != NEW and await run_in_threadpool(find, svc, book_id) is None:
-        return error(404, f"no playbook {book_id[:100]!r}; see the list of playbooks", principal, csrf)
+        raise Refused(me.error(404, f"no playbook {book_id[:100]!r}; see the list of playbooks"))
     data, problems = drafts.from_form(form)
-    editor = await run_in_threadpool(_editor, svc, principal, csrf, book_id, data, form, problems)
-    return editor, principal, csrf
+    editor = await run_in_threadpool(_editor, svc, me.principal, me.csrf, book_id, data, form, problems)
+    return _Edited(me.principal, me.csrf, editor)
+
+
+Edited = Annotated[_Edited, Depends(_edited)]
+"""A technician's editor form (``POST /playbooks/{book_id}/...``), else :class:`Refused`."""
 
 
 @router.post("/playbooks/{book_id}/edit")
-async def redraw(book_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def redraw(book_id: str, posted: Edited, svc: Svc) -> Response:
     """The editor again with the form's draft: a step or question added or removed, a tool's arguments shown."""
-    posted = await _posted(book_id, request, svc, sign)
-    if isinstance(posted, Response):
-        return posted
-    editor, principal, csrf = posted
+    editor, principal, csrf = posted.editor, posted.principal, posted.csrf
     return html(render.editor_page(editor, user=principal, csrf=csrf))
 
 
 @router.post("/playbooks/{book_id}/match")
-async def match(book_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def match(book_id: str, request: Request, posted: Edited, svc: Svc) -> Response:
     """Would this ticket get the draft playbook, with what score, and why (JSON for the live box)."""
-    posted = await _posted(book_id, request, svc, sign)
-    if isinstance(posted, Response):
-        return posted
-    editor, principal, csrf = posted
+    editor, principal, csrf = posted.editor, posted.principal, posted.csrf
     view = await run_in_threadpool(match_view, svc, editor)
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"matched": view.matched, "playbook": view.chosen, "score": view.score,
@@ -211,12 +201,9 @@ async def match(book_id: str, request: Request, svc: Svc, sign: Sign) -> Respons
 
 
 @router.post("/playbooks/{book_id}/dry-run")
-async def dry_run(book_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def dry_run(book_id: str, posted: Edited, svc: Svc) -> Response:
     """The draft run by the deterministic runner against a recorded snapshot: each step's result and the reply."""
-    posted = await _posted(book_id, request, svc, sign)
-    if isinstance(posted, Response):
-        return posted
-    editor, principal, csrf = posted
+    editor, principal, csrf = posted.editor, posted.principal, posted.csrf
     if editor.book is None:
         return html(render.editor_page(editor, user=principal, csrf=csrf,
                                        message="Fix the problems listed before a dry-run."), 400)
@@ -231,15 +218,12 @@ async def dry_run(book_id: str, request: Request, svc: Svc, sign: Sign) -> Respo
 
 
 @router.post("/playbooks/{book_id}/save")
-async def save(book_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def save(book_id: str, posted: Edited, svc: Svc) -> Response:
     """Write the draft as YAML into the MSP's first playbook directory (admins of every client only)."""
-    posted = await _posted(book_id, request, svc, sign)
-    if isinstance(posted, Response):
-        return posted
-    editor, principal, csrf = posted
-    refused = can_save(svc, principal)
-    if refused:
-        return html(render.editor_page(editor, user=principal, csrf=csrf, message=refused), 403)
+    editor, principal, csrf = posted.editor, posted.principal, posted.csrf
+    refusal = can_save(svc, principal)
+    if refusal:
+        return html(render.editor_page(editor, user=principal, csrf=csrf, message=refusal), 403)
     draft = await run_in_threadpool(_draft_of, svc, editor)
     try:
         saved = await svc.authoring.save(principal, draft)

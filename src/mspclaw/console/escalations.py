@@ -9,16 +9,16 @@ changes nothing.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mspclaw.console import escalation_pages as render
 from mspclaw.console.escalation_pages import EscalationLine, EscalationView, QuestionLine
-from mspclaw.console.http import Sign, Svc, error, html, redirect, staff_form, viewer
+from mspclaw.console.http import Posted, Svc, ViewerPage, html, needs, redirect, sent_form
 from mspclaw.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from mspclaw.pipeline.access import Principal
 from mspclaw.pipeline.escalation import Escalation
@@ -90,48 +90,32 @@ def question_lines(svc: Services, principal: Principal) -> list[QuestionLine]:
 
 # -- pages ---------------------------------------------------------------------------------------------
 @router.get("/escalations")
-def escalations(request: Request, svc: Svc, sign: Sign, show: str = "open") -> Response:
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def escalations(me: ViewerPage, svc: Svc, show: str = "open") -> Response:
     chosen: Show = "mine" if show == "mine" else "all" if show == "all" else "open"
-    lines = escalation_lines(svc, principal, chosen)
-    return html(render.escalations_page(lines, show=chosen, user=principal, csrf=csrf))
+    lines = escalation_lines(svc, me.principal, chosen)
+    return html(render.escalations_page(lines, show=chosen, user=me.principal, csrf=me.csrf))
 
 
 @router.get("/escalations/{escalation_id}")
-def escalation(escalation_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    try:
-        view = escalation_view(svc, principal, escalation_id)
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
-    return html(render.escalation_page(view, user=principal, csrf=csrf))
+def escalation(escalation_id: str, me: ViewerPage, svc: Svc) -> Response:
+    with me.not_found_page():
+        view = escalation_view(svc, me.principal, escalation_id)
+    return html(render.escalation_page(view, user=me.principal, csrf=me.csrf))
 
 
 @router.get("/questions")
-def questions(request: Request, svc: Svc, sign: Sign) -> Response:
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    return html(render.questions_page(question_lines(svc, principal), user=principal, csrf=csrf))
+def questions(me: ViewerPage, svc: Svc) -> Response:
+    return html(render.questions_page(question_lines(svc, me.principal), user=me.principal, csrf=me.csrf))
 
 
 # -- forms ---------------------------------------------------------------------------------------------
-_EXPIRED = "The form expired or did not come from this console; open the escalation again."
-_NOT_TECH = "Only technicians and admins take, hand over and close escalations."
+ActForm = Annotated[Posted, Depends(sent_form(
+    "The form expired or did not come from this console; open the escalation again.",
+    needs("tech", "Only technicians and admins take, hand over and close escalations.")))]
 
 
-async def _act(action: str, escalation_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await staff_form(request, sign, expired=_EXPIRED, not_tech=_NOT_TECH)
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def _act(action: str, escalation_id: str, sent: Posted, svc: Services) -> Response:
+    form, principal = sent.form, sent.principal
     handling = svc.staff.handling
     try:
         match action:
@@ -144,30 +128,30 @@ async def _act(action: str, escalation_id: str, request: Request, svc: Svc, sign
                 row = await handling.close(escalation_id, principal, resolution=form.get("resolution", ""),
                                            via="console")
     except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
+        return sent.error(404, exc.message)
     except (Conflict, Forbidden, InvalidRequest) as exc:
         status = 409 if isinstance(exc, Conflict) else 403 if isinstance(exc, Forbidden) else 400
         try:
             view = await run_in_threadpool(escalation_view, svc, principal, escalation_id)
         except NotFound as missing:
-            return error(404, missing.message, principal, csrf)
-        return html(render.escalation_page(view, user=principal, csrf=csrf, message=exc.message), status)
+            return sent.error(404, missing.message)
+        return html(render.escalation_page(view, user=principal, csrf=sent.csrf, message=exc.message), status)
     return redirect(f"/escalations/{row.id}")
 
 
 @router.post("/escalations/{escalation_id}/take")
-async def take(escalation_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def take(escalation_id: str, sent: ActForm, svc: Svc) -> Response:
     """Take the escalation: the signed-in technician holds it from now on."""
-    return await _act("take", escalation_id, request, svc, sign)
+    return await _act("take", escalation_id, sent, svc)
 
 
 @router.post("/escalations/{escalation_id}/hand-over")
-async def hand_over(escalation_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def hand_over(escalation_id: str, sent: ActForm, svc: Svc) -> Response:
     """Hand the escalation to another technician of its client, with a note; they are notified."""
-    return await _act("hand-over", escalation_id, request, svc, sign)
+    return await _act("hand-over", escalation_id, sent, svc)
 
 
 @router.post("/escalations/{escalation_id}/close")
-async def close(escalation_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def close(escalation_id: str, sent: ActForm, svc: Svc) -> Response:
     """Close the escalation with its resolution (an internal note on the PSA ticket)."""
-    return await _act("close", escalation_id, request, svc, sign)
+    return await _act("close", escalation_id, sent, svc)

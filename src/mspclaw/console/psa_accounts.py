@@ -9,13 +9,13 @@ redirect back to the list (reloading the page repeats nothing).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from mspclaw.console import psa_pages
-from mspclaw.console.http import Sign, Svc, error, html, redirect, staff_form, viewer
+from mspclaw.console.http import Posted, Svc, Viewer, html, page, redirect, sent_form
 from mspclaw.errors import ConfigError, Conflict, NotFound
 from mspclaw.pipeline.access import Principal
 from mspclaw.pipeline.psa_account_fields import FORM_FIELDS, AccountFieldsError, options_from
@@ -34,22 +34,8 @@ def _refusal(principal: Principal) -> str | None:
     return None
 
 
-def _page(request: Request, sign: Any) -> tuple[Principal, str] | Response:
-    found = viewer(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    refusal = _refusal(principal)
-    return error(403, refusal, principal, csrf) if refusal else found
-
-
-async def _form(request: Request, sign: Any) -> tuple[dict[str, str], Principal, str] | Response:
-    checked = await staff_form(request, sign, expired=EXPIRED)
-    if isinstance(checked, Response):
-        return checked
-    _, principal, csrf = checked
-    refusal = _refusal(principal)
-    return error(403, refusal, principal, csrf) if refusal else checked
+AdminPage = Annotated[Viewer, Depends(page(_refusal))]
+AdminForm = Annotated[Posted, Depends(sent_form(EXPIRED, _refusal))]
 
 
 def _list(svc: Services, principal: Principal, csrf: str, *, tested: str = "", notice: str = "") -> str:
@@ -60,37 +46,26 @@ def _list(svc: Services, principal: Principal, csrf: str, *, tested: str = "", n
 
 
 @router.get("/admin/psa")
-def accounts(request: Request, svc: Svc, sign: Sign, tested: str = "", added: str = "") -> Response:
-    found = _page(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def accounts(me: AdminPage, svc: Svc, tested: str = "", added: str = "") -> Response:
     notice = ""
     if added:
         notice = (f"{added[:NAME_CHARS]} is added. Paste its webhook URL into the PSA, then test the credentials.")
-    return html(_list(svc, principal, csrf, tested=tested[:NAME_CHARS], notice=notice))
+    return html(_list(svc, me.principal, me.csrf, tested=tested[:NAME_CHARS], notice=notice))
 
 
 @router.get("/admin/psa/new")
-def new_account(request: Request, sign: Sign, kind: str = "") -> Response:
-    found = _page(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
+def new_account(me: AdminPage, kind: str = "") -> Response:
     if kind not in FORM_FIELDS:
-        return error(404, f"no PSA kind {kind[:32]!r}; choose one on the PSA accounts page", principal, csrf)
-    return html(psa_pages.add_page(kind, user=principal, csrf=csrf))
+        return me.error(404, f"no PSA kind {kind[:32]!r}; choose one on the PSA accounts page")
+    return html(psa_pages.add_page(kind, user=me.principal, csrf=me.csrf))
 
 
 @router.post("/admin/psa")
-async def add_account(request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign)
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+async def add_account(sent: AdminForm, svc: Svc) -> Response:
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     kind = form.get("kind", "")
     if kind not in FORM_FIELDS:
-        return error(400, "Choose the PSA kind on the PSA accounts page, then fill in its form.", principal, csrf)
+        return sent.error(400, "Choose the PSA kind on the PSA accounts page, then fill in its form.")
     known = {f.name for f in FORM_FIELDS[kind]}
     values = {k: v for k, v in form.items() if k in known}
     secret = {f.name for f in FORM_FIELDS[kind] if f.secret}
@@ -111,25 +86,16 @@ async def add_account(request: Request, svc: Svc, sign: Sign) -> Response:
 
 
 @router.post("/admin/psa/{name}/test")
-async def test_account(name: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    checked = await _form(request, sign)
-    if isinstance(checked, Response):
-        return checked
-    _, principal, csrf = checked
-    try:
-        await svc.psa_accounts.test(name[:NAME_CHARS], actor=principal.name)
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
+async def test_account(name: str, sent: AdminForm, svc: Svc) -> Response:
+    with sent.not_found_page():
+        await svc.psa_accounts.test(name[:NAME_CHARS], actor=sent.principal.name)
     return redirect(f"/admin/psa?tested={name[:NAME_CHARS]}")
 
 
 @router.post("/admin/psa/{name}/{change}")
-async def change_account(name: str, change: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def change_account(name: str, change: str, sent: AdminForm, svc: Svc) -> Response:
     """``enable``, ``disable`` or ``remove`` (with ``confirm=yes``, after the confirmation page)."""
-    checked = await _form(request, sign)
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+    form, principal = sent.form, sent.principal
     name = name[:NAME_CHARS]
     try:
         match change:
@@ -142,22 +108,16 @@ async def change_account(name: str, change: str, request: Request, svc: Svc, sig
             case "remove":
                 return redirect(f"/admin/psa/{name}/remove")
             case _:
-                return error(404, f"no action {change[:20]!r} on a PSA account", principal, csrf)
+                return sent.error(404, f"no action {change[:20]!r} on a PSA account")
     except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
+        return sent.error(404, exc.message)
     except Conflict as exc:
-        return error(409, exc.message, principal, csrf)
+        return sent.error(409, exc.message)
     return redirect("/admin/psa")
 
 
 @router.get("/admin/psa/{name}/remove")
-def confirm_remove(name: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    found = _page(request, sign)
-    if not isinstance(found, tuple):
-        return found
-    principal, csrf = found
-    try:
+def confirm_remove(name: str, me: AdminPage, svc: Svc) -> Response:
+    with me.not_found_page():
         view = svc.psa_accounts.view(name[:NAME_CHARS])
-    except NotFound as exc:
-        return error(404, exc.message, principal, csrf)
-    return html(psa_pages.remove_page(view, user=principal, csrf=csrf))
+    return html(psa_pages.remove_page(view, user=me.principal, csrf=me.csrf))

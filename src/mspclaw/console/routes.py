@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -22,43 +23,42 @@ from mspclaw.console.http import (
     HEADERS,
     RELOADING,
     STREAM_S,
+    Posted,
     Sign,
     Svc,
+    ViewerPage,
     html,
+    needs,
     redirect,
+    sent_form,
     signed_in_as,
-    staff_form,
-    to_login,
 )
 from mspclaw.console.presence import online_agents
 from mspclaw.errors import Conflict, Forbidden, NotFound
 from mspclaw.protocol.frames import Event
 
 router = APIRouter(include_in_schema=False)
+_EXPIRED = "The form expired or did not come from this console."
+ApprovalForm = Annotated[Posted, Depends(sent_form(
+    "The form expired or did not come from this console; open the approval again."))]
+ForgetForm = Annotated[Posted, Depends(sent_form(
+    _EXPIRED, needs("tech", "Only technicians and admins make MSPclaw forget a device.")))]
+AnswerForm = Annotated[Posted, Depends(sent_form(
+    _EXPIRED, needs("tech", "Only technicians and admins relay answers.")))]
 
 # -- pages ---------------------------------------------------------------------------------------------
 @router.get("/")
-async def home(request: Request, svc: Svc, sign: Sign) -> Response:
-    current = await run_in_threadpool(signed_in_as, request, sign)
-    if current is None:
-        return to_login(request)
-    principal, token = current
-    online = await online_agents(svc, principal)
-    page = await run_in_threadpool(views.home, svc, principal, online)
-    return html(pages.home_page(page, user=principal, csrf=sign.csrf(token)))
+async def home(me: ViewerPage, svc: Svc) -> Response:
+    online = await online_agents(svc, me.principal)
+    page = await run_in_threadpool(views.home, svc, me.principal, online)
+    return html(pages.home_page(page, user=me.principal, csrf=me.csrf))
 
 
 @router.get("/tickets/{ticket_id}")
-def ticket(ticket_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    current = signed_in_as(request, sign)
-    if current is None:
-        return to_login(request)
-    principal, token = current
-    try:
-        page = views.ticket_page(svc, principal, ticket_id)
-    except NotFound as exc:
-        return html(pages.error_page(404, exc.message, user=principal, csrf=sign.csrf(token)), 404)
-    return html(pages.ticket_page(page, user=principal, csrf=sign.csrf(token)))
+def ticket(ticket_id: str, me: ViewerPage, svc: Svc) -> Response:
+    with me.not_found_page():
+        page = views.ticket_page(svc, me.principal, ticket_id)
+    return html(pages.ticket_page(page, user=me.principal, csrf=me.csrf))
 
 
 def _sse(ev: Event) -> str:
@@ -112,32 +112,20 @@ async def ticket_events(ticket_id: str, request: Request, svc: Svc, sign: Sign, 
 
 
 @router.get("/approvals/{approval_id}")
-def approval(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
-    current = signed_in_as(request, sign)
-    if current is None:
-        return to_login(request)
-    principal, token = current
-    try:
-        page = views.approval_page(svc, principal, approval_id)
-    except NotFound as exc:
-        return html(pages.error_page(404, exc.message, user=principal, csrf=sign.csrf(token)), 404)
-    return html(pages.approval_page(page, user=principal, csrf=sign.csrf(token)))
+def approval(approval_id: str, me: ViewerPage, svc: Svc) -> Response:
+    with me.not_found_page():
+        page = views.approval_page(svc, me.principal, approval_id)
+    return html(pages.approval_page(page, user=me.principal, csrf=me.csrf))
 
 
 @router.post("/approvals/{approval_id}/decide")
-async def decide(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def decide(approval_id: str, sent: ApprovalForm, svc: Svc) -> Response:
     """Approve or deny through the one decision path (:meth:`~mspclaw.pipeline.approvals.Approvals.decide_async`):
     the approver rules apply; a second decision (a double click, a colleague first) changes nothing."""
-    checked = await staff_form(request, sign, expired="The form expired or did not come from this console; open "
-                                                       "the approval again.")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+    form, principal, csrf = sent.form, sent.principal, sent.csrf
     decision, reason = form.get("decision", ""), form.get("reason", "").strip()[:500]
-    try:
+    with sent.not_found_page():
         page = await run_in_threadpool(views.approval_page, svc, principal, approval_id)
-    except NotFound as exc:
-        return html(pages.error_page(404, exc.message, user=principal, csrf=csrf), 404)
     if not principal.at_least("tech"):
         return html(pages.approval_page(page, user=principal, csrf=csrf,
                                          message="Only technicians and admins decide approvals."), 403)
@@ -154,44 +142,33 @@ async def decide(approval_id: str, request: Request, svc: Svc, sign: Sign) -> Re
         page = await run_in_threadpool(views.approval_page, svc, principal, approval_id)
         return html(pages.approval_page(page, user=principal, csrf=csrf, message=exc.message), status)
     except NotFound as exc:
-        return html(pages.error_page(404, exc.message, user=principal, csrf=csrf), 404)
+        return sent.error(404, exc.message)
     return redirect(f"/approvals/{page.approval.id}")
 
 
 @router.post("/devices/{device_id}/forget")
-async def forget_device(device_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def forget_device(device_id: str, sent: ForgetForm, svc: Svc) -> Response:
     """Forget what MSPclaw remembers about a device (technicians and admins; audited), then back to the ticket."""
-    checked = await staff_form(request, sign, expired="The form expired or did not come from this console.",
-                                not_tech="Only technicians and admins make MSPclaw forget a device.")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
-    try:
-        await run_in_threadpool(views.forget_device, svc, principal, device_id)
-    except NotFound as exc:
-        return html(pages.error_page(404, exc.message, user=principal, csrf=csrf), 404)
-    back = form.get("back", "/")
+    with sent.not_found_page():
+        await run_in_threadpool(views.forget_device, svc, sent.principal, device_id)
+    back = sent.form.get("back", "/")
     return redirect(back if back.startswith(("/tickets/", "/devices/")) and "//" not in back and len(back) < 100
                     else "/")
 
 
 @router.post("/questions/{question_id}/answer")
-async def answer_question(question_id: str, request: Request, svc: Svc, sign: Sign) -> Response:
+async def answer_question(question_id: str, sent: AnswerForm, svc: Svc) -> Response:
     """Relay the end user's answer to a pending question (given by phone, in a chat), once; then back to the
     ticket. The same path as ``POST /api/questions/{id}/answer``."""
-    checked = await staff_form(request, sign, expired="The form expired or did not come from this console.",
-                                not_tech="Only technicians and admins relay answers.")
-    if isinstance(checked, Response):
-        return checked
-    form, principal, csrf = checked
+    form, principal = sent.form, sent.principal
     by = form.get("by", "").strip()[:200] or "the user"
     try:
         await svc.tickets.questions.answer_async(question_id[:64], form.get("answer", "")[:1000],
                                                  by=f"{by} (via {principal.name})", scope=principal.scope)
     except NotFound as exc:
-        return html(pages.error_page(404, exc.message, user=principal, csrf=csrf), 404)
+        return sent.error(404, exc.message)
     except Conflict as exc:
-        return html(pages.error_page(409, exc.message, user=principal, csrf=csrf), 409)
+        return sent.error(409, exc.message)
     back = form.get("back", "/")
     return redirect(back if back.startswith("/tickets/") and len(back) < 100 else "/")
 

@@ -8,9 +8,10 @@ and a new session token is issued on every sign-in (no fixation).
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
 import segno
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +28,7 @@ from mspclaw.console.http import (
     refused,
     remote,
     set_cookie,
+    sign_in_form,
     signed_in,
     signed_in_as,
 )
@@ -34,6 +36,13 @@ from mspclaw.console.signin import SECOND_FACTOR_TTL, ConsoleSignIn
 from mspclaw.errors import AuthError, Forbidden, TooManyAttempts
 
 router = APIRouter(include_in_schema=False)
+PasswordForm = Annotated[dict[str, str], Depends(sign_in_form(
+    PRE_COOKIE, "The sign-in form expired or did not come from this console; open the sign-in page again."))]
+LinkForm = Annotated[dict[str, str], Depends(sign_in_form(
+    PRE_COOKIE, "This sign-in page expired or did not come from this console; open the login link again."))]
+SecondFactorForm = Annotated[dict[str, str], Depends(sign_in_form(
+    DUE_COOKIE, "The form expired or did not come from this console; sign in again."))]
+"""A form of the second-factor step (code or enrolment), its CSRF token bound to the pending sign-in."""
 
 
 @router.get("/login")
@@ -47,14 +56,8 @@ def login_form(request: Request, sign: Sign) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request, sign: Sign) -> Response:
-    try:
-        form = await read_form(request)
-    except Forbidden as exc:
-        return refused(exc.message)
+async def login(request: Request, sign: Sign, form: PasswordForm) -> Response:
     pre = request.cookies.get(PRE_COOKIE, "")
-    if not sign.csrf_ok(pre, form.get("csrf", "")):
-        return refused("The sign-in form expired or did not come from this console; open the sign-in page again.")
     email = form.get("email", "")[:320]
     try:
         due = await run_in_threadpool(sign.password, email, form.get("password", ""), remote=remote(request))
@@ -62,7 +65,7 @@ async def login(request: Request, sign: Sign) -> Response:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
         return html(pages.login_page(sign.csrf(pre), error=exc.message, email=email,
                                      providers=await run_in_threadpool(sso.buttons, request)), status)
-    return _second_factor(request, sign, due)
+    return await run_in_threadpool(_second_factor, request, sign, due)  # reads the pending sign-in
 
 
 def _second_factor(request: Request, sign: ConsoleSignIn, due: str) -> Response:
@@ -74,21 +77,15 @@ def _second_factor(request: Request, sign: ConsoleSignIn, due: str) -> Response:
 
 
 @router.post("/login/link")
-async def login_link(request: Request, sign: Sign) -> Response:
+async def login_link(request: Request, sign: Sign, form: LinkForm) -> Response:
     """Spend a one-time login link (the page at ``/auth/link/{token}`` posts here): the second factor follows.
     The link itself is the unguessable credential; a replayed or expired one is refused, and so is a form
     without the CSRF token of the link's page (another site cannot sign this browser in as someone else)."""
     try:
-        form = await read_form(request)
-    except Forbidden as exc:
-        return refused(exc.message)
-    if not sign.csrf_ok(request.cookies.get(PRE_COOKIE, ""), form.get("csrf", "")):
-        return refused("This sign-in page expired or did not come from this console; open the login link again.")
-    try:
         due = await run_in_threadpool(sign.link, form.get("token", ""), remote=remote(request))
     except AuthError as exc:
         return html(pages.error_page(401, f"This login link cannot be used: {exc.message}"), 401)
-    return _second_factor(request, sign, due)
+    return await run_in_threadpool(_second_factor, request, sign, due)  # reads the pending sign-in
 
 
 def _due(request: Request, sign: ConsoleSignIn) -> tuple[str, bool] | None:
@@ -107,29 +104,13 @@ def code_form(request: Request, sign: Sign) -> Response:
     return html(pages.code_page(sign.csrf(found[0])))
 
 
-async def _second_factor_form(request: Request, sign: ConsoleSignIn) -> tuple[dict[str, str], str] | Response:
-    """A form of the second-factor step (code or enrolment) with its CSRF token bound to the pending sign-in:
-    ``(form, due)``; else the response that refuses it."""
-    try:
-        form = await read_form(request)
-    except Forbidden as exc:
-        return refused(exc.message)
-    due = request.cookies.get(DUE_COOKIE, "")
-    if not sign.csrf_ok(due, form.get("csrf", "")):
-        return refused("The form expired or did not come from this console; sign in again.")
-    return form, due
-
-
 @router.post("/login/code")
-async def code(request: Request, sign: Sign) -> Response:
-    checked = await _second_factor_form(request, sign)
-    if isinstance(checked, Response):
-        return checked
-    form, due = checked
+async def code(request: Request, sign: Sign, form: SecondFactorForm) -> Response:
+    due = request.cookies.get(DUE_COOKIE, "")
     try:
         signed = await run_in_threadpool(sign.verify, due, form.get("code", ""), remote=remote(request))
     except AuthError as exc:
-        if sign.due(due) is None:
+        if await run_in_threadpool(sign.due, due) is None:
             return html(pages.login_page(sign.csrf(request.cookies.get(PRE_COOKIE, "") or due), error=exc.message),
                          401)
         return html(pages.code_page(sign.csrf(due), error=exc.message), 401)
@@ -155,18 +136,15 @@ def enrol_form(request: Request, sign: Sign) -> Response:
 
 
 @router.post("/login/enrol")
-async def enrol(request: Request, sign: Sign) -> Response:
-    checked = await _second_factor_form(request, sign)
-    if isinstance(checked, Response):
-        return checked
-    form, due = checked
-    tech = sign.due(due)
+async def enrol(request: Request, sign: Sign, form: SecondFactorForm) -> Response:
+    due = request.cookies.get(DUE_COOKIE, "")
+    tech = await run_in_threadpool(sign.due, due)
     try:
         signed = await run_in_threadpool(sign.confirm_enrolment, due, form.get("code", ""), remote=remote(request))
     except AuthError as exc:
-        if tech is None or sign.due(due) is None:
+        if tech is None or await run_in_threadpool(sign.due, due) is None:
             return redirect("/login")
-        secret = sign.enrolment_secret(tech)
+        secret = await run_in_threadpool(sign.enrolment_secret, tech)
         return html(pages.enrol_page(sign.csrf(due), qr_svg=_qr(totp.provisioning_uri(secret, account=tech.email)),
                                       secret=secret, error=exc.message), 401)
     return signed_in(request, signed.token, pages.recovery_page(signed.recovery_codes))
@@ -178,7 +156,7 @@ async def logout(request: Request, sign: Sign) -> Response:
         form = await read_form(request)
     except Forbidden as exc:
         return refused(exc.message)
-    current = signed_in_as(request, sign)
+    current = await run_in_threadpool(signed_in_as, request, sign)
     if current is None:
         return redirect("/login")
     principal, token = current

@@ -4,7 +4,7 @@
 bound to a random cookie of this browser, then a redirect to the provider's authorization endpoint.
 ``GET /login/sso/callback`` finishes it: the state spent once and only from the browser that started it, the
 code exchanged, the ID token verified (:mod:`mspclaw.console.oidc`), its e-mail in one of the provider's allowed
-domains and a technician of techs.yaml; then the same console session as a password and a TOTP code
+domains and a technician of the roster; then the same console session as a password and a TOTP code
 (:meth:`~mspclaw.console.signin.ConsoleSignIn.single_sign_on`). The provider's MFA is the second factor.
 
 Every refusal is a sign-in page that says what went wrong and what to do, and is audited
@@ -36,7 +36,6 @@ from mspclaw.console.http import (
 from mspclaw.console.oidc import Identity, OIDCClient, ProviderUnavailable
 from mspclaw.console.signin import ConsoleSignIn
 from mspclaw.errors import AuthError, NotFound, TooManyAttempts
-from mspclaw.store.database import Database
 from mspclaw.store.sso import PENDING_TTL, Pending, Provider, Providers
 from mspclaw.wiring import Services, secret_box
 
@@ -58,7 +57,7 @@ class SingleSignOn:
 
     @classmethod
     def of(cls, services: Services) -> SingleSignOn:
-        db = Database(services.engine)
+        db = services.db
         box = secret_box(services.settings)
         base = (services.settings.public_url or services.settings.server_url).rstrip("/")
         return cls(Providers(db, box), Pending(db, box), redirect_uri=base + CALLBACK,
