@@ -55,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -569,6 +569,31 @@ def prepare_agents(data_dir: Path, api_key: str, n: int, per_client: int) -> lis
     return creds
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A bench's work directory: the server's data directory with its agents enrolled, and its API key."""
+
+    work: Path
+    data_dir: Path
+    api_key: str
+    creds: list[AgentCred]
+    prep_s: float
+    """How long enrolling the agents took."""
+
+
+@contextlib.asynccontextmanager
+async def prepared(prefix: str, n: int, per_client: int) -> AsyncIterator[Prepared]:
+    """A temporary work directory (removed afterwards) with ``n`` agents prepared by :func:`prepare_agents`
+    in a thread (the audit log refuses a blocking append on the event loop)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        data_dir = work / "data"
+        api_key = "msp_bench_" + secrets.token_hex(16)
+        t0 = time.perf_counter()
+        creds = await asyncio.to_thread(prepare_agents, data_dir, api_key, n, per_client)
+        yield Prepared(work, data_dir, api_key, creds, time.perf_counter() - t0)
+
+
 # ------------------------------------------------------------------------------------------------
 # load generator (this process)
 # ------------------------------------------------------------------------------------------------
@@ -1014,13 +1039,7 @@ async def bench(opts: argparse.Namespace) -> bool:
     _, loop_name = loop_factory(opts.loop)
     raise_nofile()
     msg_size = sample_message_size()
-    with tempfile.TemporaryDirectory(prefix="mspclaw-fleet-") as tmp:
-        work = Path(tmp)
-        data_dir = work / "data"
-        api_key = "msp_bench_" + secrets.token_hex(16)
-        t0 = time.perf_counter()
-        creds = await asyncio.to_thread(prepare_agents, data_dir, api_key, opts.agents, opts.per_client)
-        prep_s = time.perf_counter() - t0
+    async with prepared("mspclaw-fleet-", opts.agents, opts.per_client) as ready:
         gc.collect()
         gc.freeze()
         costs = protocol_costs()
@@ -1035,9 +1054,10 @@ async def bench(opts: argparse.Namespace) -> bool:
         for r in range(opts.rounds):
             for sc in scenarios if r % 2 == 0 else scenarios[::-1]:
                 print(f"... round {r + 1}/{opts.rounds}, {sc.name}: {opts.agents:,} connections", flush=True)
-                sc.absorb(await run_scenario(Scenario(sc.name, sc.kind, sc.source), opts, work, msg_size, creds,
-                                             data_dir, api_key, calls))
-    return report(opts, loop_name, scenarios, opts.agents, msg_size, prep_s, time.perf_counter() - t_start, costs)
+                sc.absorb(await run_scenario(Scenario(sc.name, sc.kind, sc.source), opts, ready.work, msg_size,
+                                             ready.creds, ready.data_dir, ready.api_key, calls))
+    return report(opts, loop_name, scenarios, opts.agents, msg_size, ready.prep_s, time.perf_counter() - t_start,
+                  costs)
 
 
 def main() -> None:

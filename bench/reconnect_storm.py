@@ -33,10 +33,8 @@ import contextlib
 import gc
 import json
 import os
-import secrets
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +51,7 @@ from bench.fleet import (
     TOOL,
     AgentCred,
     Control,
-    prepare_agents,
+    prepared,
     raise_nofile,
     run,
     sample_message_size,
@@ -506,18 +504,13 @@ async def bench(opts: argparse.Namespace) -> bool:
     t_start = time.perf_counter()
     raise_nofile()
     msg_size = sample_message_size()
-    with tempfile.TemporaryDirectory(prefix="mspclaw-storm-") as tmp:
-        work = Path(tmp)
-        data_dir = work / "data"
-        api_key = "msp_bench_" + secrets.token_hex(16)
-        t0 = time.perf_counter()
-        creds = await asyncio.to_thread(prepare_agents, data_dir, api_key, opts.agents, opts.per_client)
-        prep_s = time.perf_counter() - t0
+    async with prepared("mspclaw-storm-", opts.agents, opts.per_client) as ready:
         results = []
         for name, kind in (("bare echo", "echo"), ("MSPclaw", "mspclaw")):
             print(f"... {name}: {opts.agents:,} agents on two servers, then a restart of one", flush=True)
-            results.append(await scenario(Result(name, kind), opts, work, creds, data_dir, api_key, msg_size))
-    return report(results, opts.agents, prep_s, time.perf_counter() - t_start)
+            results.append(await scenario(Result(name, kind), opts, ready.work, ready.creds, ready.data_dir,
+                                          ready.api_key, msg_size))
+    return report(results, opts.agents, ready.prep_s, time.perf_counter() - t_start)
 
 
 def main() -> None:
