@@ -8,41 +8,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from tests.store.ticket_writes import Statements, ticket_store
 
 from mspclaw.errors import StoreError
 from mspclaw.store.database import Database, server_engine
-from mspclaw.store.registry import Registry
-from mspclaw.store.tables import Session, SessionEvent, Step, Ticket
+from mspclaw.store.leases import Leases
+from mspclaw.store.session_leases import NEW_SESSION_TOKEN, NewSessionLease, session_lease
+from mspclaw.store.tables import OwnershipLease, Session, SessionEvent, Step, Ticket
 from mspclaw.store.tickets import TicketStore
 
 if TYPE_CHECKING:
     from tests.store.conftest import TestDatabase
-
-
-class Statements:
-    """Statements and commits on an engine, through its public event hooks."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.sql: list[str] = []
-        self.commits = 0
-
-    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        self.sql.append(" ".join(statement.split()))
-
-    def _commit(self, _conn: Any) -> None:
-        self.commits += 1
-
-    def __enter__(self) -> Statements:
-        event.listen(self.engine, "before_cursor_execute", self._statement)
-        event.listen(self.engine, "commit", self._commit)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._statement)
-        event.remove(self.engine, "commit", self._commit)
 
 
 def rows(engine: Engine, model: Any, session_id: str) -> list[Any]:
@@ -51,9 +29,7 @@ def rows(engine: Engine, model: Any, session_id: str) -> list[Any]:
 
 
 def test_a_tickets_writes_store_every_row_and_number_steps_and_events(engine: Engine) -> None:
-    db = Database(engine)
-    store = TicketStore(db)
-    client = Registry(db).add_client("Acme", {"local": "7"})
+    db, store, client = ticket_store(engine)
     with Statements(engine) as seen:
         ticket, session = store.open_ticket(client_id=client.id, subject="disk full", body="b", requester="u@x",
                                             device_id=None, started=True)
@@ -100,12 +76,38 @@ def test_each_write_is_all_or_nothing(engine: Engine) -> None:
         assert conn.execute(select(SessionEvent.__table__)).all() == []
 
 
+def test_a_new_sessions_lease_is_taken_in_the_tickets_write(engine: Engine) -> None:
+    """``open_ticket(lease=...)``: the session's lease is stored with the ticket, its session and first event, in
+    the same statement on PostgreSQL, with token 1; the lease then behaves as one taken by
+    :meth:`Leases.acquire` (another holder is refused, the holder keeps its token, the fence passes). A
+    ticket that cannot be stored leaves no lease."""
+    db, store, client = ticket_store(engine)
+    leases = Leases(db)
+    with Statements(engine) as seen:
+        _, session = store.open_ticket(client_id=client.id, subject="disk full", body="b", requester="u@x",
+                                       device_id=None, started=True, lease=NewSessionLease("replica-a", 10.0))
+    held = leases.current(session_lease(session.id))
+    assert held is not None and (held.holder, held.token) == ("replica-a", NEW_SESSION_TOKEN)
+    assert 9 <= (held.expires_at - session.created_at).total_seconds() <= 10
+    if db.dialect == "postgresql":
+        assert len(seen.sql) == 1 and seen.sql[0].startswith("WITH ") and seen.commits == 0, seen.sql
+    else:
+        assert seen.commits == 1
+    assert leases.acquire(session_lease(session.id), "replica-b", 10.0) is None
+    assert leases.acquire(session_lease(session.id), "replica-a", 10.0) == NEW_SESSION_TOKEN
+    with leases.fenced(session_lease(session.id), NEW_SESSION_TOKEN):
+        pass
+    with pytest.raises(IntegrityError):
+        store.open_ticket(client_id="cl_missing", subject="s", body="", requester="", device_id=None, started=True,
+                          lease=NewSessionLease("replica-a", 10.0))
+    with engine.connect() as conn:
+        assert len(conn.execute(select(OwnershipLease.__table__)).all()) == 1
+
+
 def test_an_event_and_its_session_update_stand_or_fall_together(engine: Engine) -> None:
     """:meth:`TicketStore.add_event` with session columns: the UPDATE fails (a client that does not
     exist) after the event's INSERT: the event is not stored either."""
-    db = Database(engine)
-    store = TicketStore(db)
-    client = Registry(db).add_client("Acme", {"local": "7"})
+    _, store, client = ticket_store(engine)
     _, session = store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=None)
     with pytest.raises(IntegrityError):
         store.add_event(session.id, "matched", {}, session_values={"client_id": "cl_missing"})

@@ -9,14 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
+from tests.store.ticket_writes import Statements, opened
 
-from mspclaw.store.database import Database
-from mspclaw.store.registry import Registry
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Session, SessionEvent, Step, ToolCallRow
-from mspclaw.store.tickets import MAX_CALLS_PER_WRITE, FinishedCall, TicketStore
+from mspclaw.store.tickets import MAX_CALLS_PER_WRITE, FinishedCall
 
 SENT = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)
 
@@ -27,37 +26,6 @@ def finished(call_id: str, session: Session, *, ok: bool = True, output: dict[st
                         tool="disk_usage", args={"path": "C:\\", "password": "hunter2"}, approval_id=None, ok=ok,
                         output=output, error_code=error[0] if error else None,
                         error_message=error[1] if error else None, duration_ms=12, created_at=SENT)
-
-
-class Statements:
-    """Statements and commits on an engine, through its public event hooks."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine, self.sql, self.commits = engine, list[str](), 0
-
-    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        self.sql.append(" ".join(statement.split()))
-
-    def _commit(self, _conn: Any) -> None:
-        self.commits += 1
-
-    def __enter__(self) -> Statements:
-        event.listen(self.engine, "before_cursor_execute", self._statement)
-        event.listen(self.engine, "commit", self._commit)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._statement)
-        event.remove(self.engine, "commit", self._commit)
-
-
-def opened(engine: Engine) -> tuple[Database, TicketStore, Session]:
-    db = Database(engine)
-    store = TicketStore(db)
-    client = Registry(db).add_client("Acme", {"local": "7"})
-    _, session = store.open_ticket(client_id=client.id, subject="disk full", body="", requester="u@x",
-                                   device_id=None, started=True)
-    return db, store, session
 
 
 def test_a_call_its_result_and_its_step_are_one_write(engine: Engine) -> None:
