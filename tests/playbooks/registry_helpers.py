@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,3 +58,12 @@ def publish(directory: Path, signer: Signer, *, tier: Tier = "community") -> Pat
     out = directory / "playbook-registry.json"
     out.write_text(dumps(build(directory, tier=tier)), encoding="utf-8")
     return out
+
+
+async def wait_for(check: Callable[[], object], timeout_s: float = 15.0) -> bool:
+    """Whether ``check()`` turned true within ``timeout_s`` (polled every 50 ms)."""
+    for _ in range(int(timeout_s / 0.05)):
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return False

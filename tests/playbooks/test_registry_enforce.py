@@ -10,7 +10,6 @@ signatures are real Ed25519 signatures; the CLI runs through Typer's runner in t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import stat
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import live_server
-from tests.playbooks.registry_helpers import community_playbook, make_signer
+from tests.playbooks.registry_helpers import community_playbook, make_signer, wait_for
 from tests.playbooks.test_registry_install import invoke
 
 from mspclaw.playbooks.canonical import content_hash, load_yaml
@@ -28,15 +27,6 @@ from mspclaw.settings import Settings
 from mspclaw.wiring import PLAYBOOK_KEY_FILE, load_playbooks
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_for(check: object, timeout_s: float = 15.0) -> bool:
-    assert callable(check)
-    for _ in range(int(timeout_s / 0.05)):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 def test_enforce_is_the_default() -> None:

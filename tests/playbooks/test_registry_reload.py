@@ -9,12 +9,11 @@ unsigned file is loaded with a warning under ``warn`` (``enforce`` is tested on 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 import pytest
-from tests.playbooks.registry_helpers import community_playbook, make_signer
+from tests.playbooks.registry_helpers import community_playbook, make_signer, wait_for
 
 from mspclaw.playbooks.loader import PlaybookError
 from mspclaw.playbooks.reload import PlaybookReloader
@@ -23,15 +22,6 @@ from mspclaw.settings import Settings
 from mspclaw.wiring import build, load_playbooks
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_for(check: object, timeout_s: float = 10.0) -> bool:
-    assert callable(check)
-    for _ in range(int(timeout_s / 0.05)):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def test_running_server_reloads_changed_playbooks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
