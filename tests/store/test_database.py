@@ -113,3 +113,16 @@ def test_sql_echo_logs_the_fast_paths_statements(engine: Engine, caplog: pytest.
     finally:
         engine.echo = False
     assert any("INSERT INTO session_events" in record.getMessage() for record in caplog.records)
+
+
+def test_a_connection_checked_out_when_the_pool_is_disposed_is_closed_when_it_comes_back(engine: Engine) -> None:
+    """A worker thread still finishing a call when the server disposes its Database gives its connection back
+    later: it is closed then, not left open in a pool nobody uses until the collector finds it."""
+    db = Database(engine)
+    conn = db.engine.connect()
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    db.dispose()
+    conn.close()  # back to the pool that was disposed
+    with pytest.raises(Exception, match=r"(?i)closed"):
+        raw.cursor().execute("SELECT 1")

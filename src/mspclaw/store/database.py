@@ -53,6 +53,12 @@ PING_AFTER_IDLE_S = 10.0
 (a database restart, a failover, an idle timeout); one in steady use is not (see :func:`server_engine`)."""
 
 
+
+def _close_on_checkin(dbapi_connection: Any, _record: Any) -> None:
+    """A connection returned to a disposed pool is closed at once."""
+    if dbapi_connection is not None:
+        dbapi_connection.close()
+
 class Database:
     """The engine, the ORM sessionmaker and the dialect's name of one database."""
 
@@ -85,7 +91,12 @@ class Database:
         return not self.is_sqlite
 
     def dispose(self) -> None:
-        """Close the pool's connections (at exit, or after a fork)."""
+        """Close the pool's connections (at exit, or after a fork).
+
+        A connection still checked out (a worker thread finishing a call its cancelled caller no longer
+        waits for) is closed when it comes back, instead of going back to a pool nobody uses and
+        staying open until the garbage collector finds it."""
+        event.listen(self.engine.pool, "checkin", _close_on_checkin)
         self.engine.dispose()
 
     # --- transactions ----------------------------------------------------------------------------
