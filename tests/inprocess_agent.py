@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mspclaw.agent.daemon import AgentDaemon, AnswerSource, SecretDisplay
 from mspclaw.agent.enroll import EnrollRequest, enroll
@@ -20,6 +23,7 @@ from mspclaw.agent.executor import Executor, offered_tools
 from mspclaw.agent.journal import Journal
 from mspclaw.agent.state import AgentState
 from mspclaw.agent.tools import ToolContext, ToolFn, tool_registry
+from mspclaw.tools.catalogue import ClearTempFilesArgs
 
 
 @dataclass
@@ -54,3 +58,21 @@ async def inprocess_agent(server: str, code: str, tmp: Path, *, answers: AnswerS
         daemon.stop()
         await asyncio.wait_for(task, 15)
         journal.close()
+
+
+class CountingCleaner:
+    """A ``clear_temp_files`` for an in-process agent: counts each run by its arguments; the
+    ``older_than_days=1`` run blocks until released (at most ``hold_s``), to hold a call in flight."""
+
+    def __init__(self, hold_s: float = 60.0) -> None:
+        self.runs: Counter[int] = Counter()
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.hold_s = hold_s
+
+    def __call__(self, args: ClearTempFilesArgs, context: ToolContext) -> dict[str, Any]:
+        self.runs[args.older_than_days] += 1
+        if args.older_than_days == 1:
+            self.started.set()
+            self.release.wait(self.hold_s)
+        return {"deleted": 3, "freed_bytes": 300, "dry_run": False}

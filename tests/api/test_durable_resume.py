@@ -16,7 +16,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,29 +24,13 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import free_port
-from tests.inprocess_agent import inprocess_agent
+from tests.inprocess_agent import CountingCleaner, inprocess_agent
 
-from mspclaw.agent.tools import ToolContext, bind
+from mspclaw.agent.tools import bind
 from mspclaw.tools.catalogue import ClearTempFilesArgs
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class CountingCleaner:
-    """Counts each run by its arguments; the ``older_than_days=1`` run blocks until released."""
-
-    def __init__(self) -> None:
-        self.runs: Counter[int] = Counter()
-        self.started = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, args: ClearTempFilesArgs, context: ToolContext) -> dict[str, Any]:
-        self.runs[args.older_than_days] += 1
-        if args.older_than_days == 1:
-            self.started.set()
-            self.release.wait(30)
-        return {"deleted": 3, "freed_bytes": 300, "dry_run": False}
 
 
 def start_server(data: Path, port: int, key: str, log: Path, agent_port: int) -> subprocess.Popen[bytes]:
@@ -73,7 +56,7 @@ async def until(check: Any, what: str, seconds: float = 30) -> Any:
 async def test_sigkill_with_sessions_paused_and_a_call_in_flight_then_restart_completes_each(tmp_path: Path) -> None:
     port, agent_port, key = free_port(), free_port(), "test_" + secrets.token_urlsafe(12)
     data, log = tmp_path / "data", tmp_path / "server.log"
-    cleaner = CountingCleaner()
+    cleaner = CountingCleaner(hold_s=30)
     server = start_server(data, port, key, log, agent_port)
     url = f"http://127.0.0.1:{port}"
     try:

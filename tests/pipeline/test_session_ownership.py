@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
@@ -32,11 +31,11 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 from tests.conftest import free_port
-from tests.inprocess_agent import inprocess_agent
+from tests.inprocess_agent import CountingCleaner, inprocess_agent
 from tests.ops.tcp_proxy import TcpProxy
 from tests.private_schema import postgres_schema as private_schema
 
-from mspclaw.agent.tools import ToolContext, bind
+from mspclaw.agent.tools import bind
 from mspclaw.pipeline.routing import Route
 from mspclaw.pipeline.session_ownership import SessionLost, SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
@@ -250,22 +249,6 @@ async def test_one_replica_writes_the_lease_twice_per_ticket_and_never_renews_a_
     finally:
         await svc.stop()
         svc.close()
-
-
-class CountingCleaner:
-    """Counts each run by its arguments; the ``older_than_days=1`` run blocks until released."""
-
-    def __init__(self) -> None:
-        self.runs: Counter[int] = Counter()
-        self.started = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, args: ClearTempFilesArgs, context: ToolContext) -> dict[str, Any]:
-        self.runs[args.older_than_days] += 1
-        if args.older_than_days == 1:
-            self.started.set()
-            self.release.wait(60)
-        return {"deleted": 3, "freed_bytes": 300, "dry_run": False}
 
 
 def start_server(data: Path, port: int, agent_port: int, key: str, url: str, agent_url: str,
