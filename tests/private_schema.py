@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -13,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.store.database import Database
-from mspclaw.store.db import make_engine
+from mspclaw.store.db import make_engine, sqlite_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -38,3 +39,14 @@ def postgres_schema(prefix: str) -> Generator[str, None, None]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def migrated_database(kind: str, tmp_path: Path, prefix: str) -> Generator[str, None, None]:
+    """A migrated private database for a fixture parametrised by ``kind``: a SQLite file in ``tmp_path``
+    (``"sqlite"``), or a schema of its own on the test PostgreSQL, dropped afterwards."""
+    if kind == "sqlite":
+        url = sqlite_url(tmp_path)
+        Database.open(url).dispose()
+        yield url
+        return
+    yield from postgres_schema(prefix)

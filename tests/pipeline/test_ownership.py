@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 from tests.ops.tcp_proxy import ProxyThread
-from tests.private_schema import postgres_schema as private_schema
+from tests.private_schema import migrated_database
 
 from mspclaw.errors import StoreError
 from mspclaw.pipeline.intake import Intake, Poller
 from mspclaw.pipeline.ownership import Held, Ownership
 from mspclaw.settings import Settings
 from mspclaw.store.database import Database
-from mspclaw.store.db import make_engine, sqlite_url
+from mspclaw.store.db import make_engine
 from mspclaw.store.jobs import JobQueue
 from mspclaw.store.leases import Leases
 from mspclaw.wiring import build
@@ -41,12 +41,7 @@ TIMING = {"ttl_s": TTL, "renew_s": 0.3, "margin_s": 0.2, "retry_s": 0.1, "restar
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated private database: a SQLite file, or a schema of its own on the test PostgreSQL."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        Database.open(url).dispose()
-        yield url
-        return
-    yield from private_schema("own")
+    yield from migrated_database(request.param, tmp_path, "own")
 
 
 class Partitioned(Leases):

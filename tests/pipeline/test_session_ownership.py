@@ -33,6 +33,7 @@ from sqlalchemy import event, select
 from tests.conftest import free_port
 from tests.inprocess_agent import CountingCleaner, inprocess_agent
 from tests.ops.tcp_proxy import TcpProxy
+from tests.private_schema import migrated_database
 from tests.private_schema import postgres_schema as private_schema
 
 from mspclaw.agent.tools import bind
@@ -43,7 +44,6 @@ from mspclaw.pipeline.submission import Submissions
 from mspclaw.protocol.frames import Approval
 from mspclaw.settings import Settings
 from mspclaw.store.database import Database
-from mspclaw.store.db import sqlite_url
 from mspclaw.store.leases import Leases
 from mspclaw.store.session_leases import SessionLeaseStore, session_lease
 from mspclaw.store.tables import Session, SessionEvent, Ticket
@@ -61,12 +61,7 @@ def postgres_schema() -> Generator[str, None, None]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        Database.open(url).dispose()
-        yield url
-        return
-    yield from postgres_schema()
+    yield from migrated_database(request.param, tmp_path, "sess")
 
 
 @pytest.fixture
