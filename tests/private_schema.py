@@ -19,9 +19,10 @@ from mspclaw.store.db import make_engine, sqlite_url
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def postgres_schema(prefix: str) -> Generator[str, None, None]:
-    """A generator: its first value is the URL of a new, migrated schema named ``<prefix>_<random>``; closing it
-    (or running it to its end) drops the schema. A PostgreSQL that cannot be used fails the test, saying why."""
+def postgres_schema(prefix: str, *, migrate: bool = True) -> Generator[str, None, None]:
+    """A generator: its first value is the URL of a new schema named ``<prefix>_<random>``, migrated unless
+    ``migrate`` is false (a test whose servers migrate it themselves); closing it (or running it to its end) drops
+    the schema. A PostgreSQL that cannot be used fails the test, saying why."""
     base = make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     schema = f"{prefix}_{secrets.token_hex(6)}"
     admin = make_engine(base.render_as_string(hide_password=False))
@@ -30,10 +31,12 @@ def postgres_schema(prefix: str) -> Generator[str, None, None]:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except SQLAlchemyError as exc:
         admin.dispose()
-        pytest.fail(f"PostgreSQL is required and is not usable: {exc}", pytrace=False)
+        pytest.fail(f"PostgreSQL is required and is not usable at "
+                    f"{base.render_as_string(hide_password=True)}: {exc}", pytrace=False)
     url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
     try:
-        Database.open(url).dispose()
+        if migrate:
+            Database.open(url).dispose()
         yield url
     finally:
         with admin.begin() as conn:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
-
-from mspclaw.store.db import make_engine
-
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.private_schema import postgres_schema
 
 
 @dataclass(frozen=True)
 class PrivateSchema:
-    """A schema of its own on the test PostgreSQL, dropped when the test ends."""
+    """A schema of its own on the test PostgreSQL, not migrated (the servers under test migrate it), dropped
+    when the test ends."""
 
     url: URL
     schema: str
@@ -31,19 +25,9 @@ class PrivateSchema:
 
 @pytest.fixture
 def pg_schema() -> Iterator[PrivateSchema]:
-    base = make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    schema = f"ops_{secrets.token_hex(6)}"
-    admin = make_engine(base.render_as_string(hide_password=False))
+    schema = postgres_schema("ops", migrate=False)
+    url = make_url(next(schema))
     try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is required and is not usable at "
-                    f"{base.render_as_string(hide_password=True)}: {exc}", pytrace=False)
-    try:
-        yield PrivateSchema(base.update_query_dict({"options": f"-csearch_path={schema}"}), schema)
+        yield PrivateSchema(url, str(url.query["options"]).removeprefix("-csearch_path="))
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        schema.close()

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import StoreError
+from mspclaw.store.database import dispose_engine
 from mspclaw.store.db import make_engine, migrate, sqlite_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -53,7 +54,7 @@ class TestDatabase:
 
     def dispose(self) -> None:
         for engine in self.engines:
-            engine.dispose()
+            dispose_engine(engine)  # a connection a cancelled worker thread still holds is closed on its return
 
 
 def postgres_url() -> str:

@@ -59,6 +59,14 @@ def _close_on_checkin(dbapi_connection: Any, _record: Any) -> None:
     if dbapi_connection is not None:
         dbapi_connection.close()
 
+
+def dispose_engine(engine: Engine) -> None:
+    """Close the engine's pooled connections, and each connection still checked out (a worker thread
+    finishing a call its cancelled caller no longer waits for) when it comes back, instead of letting
+    it go back to a pool nobody uses and stay open until the garbage collector finds it."""
+    event.listen(engine.pool, "checkin", _close_on_checkin)
+    engine.dispose()
+
 class Database:
     """The engine, the ORM sessionmaker and the dialect's name of one database."""
 
@@ -91,13 +99,8 @@ class Database:
         return not self.is_sqlite
 
     def dispose(self) -> None:
-        """Close the pool's connections (at exit, or after a fork).
-
-        A connection still checked out (a worker thread finishing a call its cancelled caller no longer
-        waits for) is closed when it comes back, instead of going back to a pool nobody uses and
-        staying open until the garbage collector finds it."""
-        event.listen(self.engine.pool, "checkin", _close_on_checkin)
-        self.engine.dispose()
+        """Close the pool's connections (at exit, or after a fork): :func:`dispose_engine`."""
+        dispose_engine(self.engine)
 
     # --- transactions ----------------------------------------------------------------------------
 
