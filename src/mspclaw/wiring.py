@@ -84,6 +84,7 @@ from mspclaw.store.runs import RunStore
 from mspclaw.store.secretbox import KEY_FILE, SecretBox
 from mspclaw.store.session_leases import SessionLeaseStore
 from mspclaw.store.stats import StatsQuery, UsageLog
+from mspclaw.store.technicians import CHANGED_CHANNEL as ROSTER_CHANNEL
 from mspclaw.store.technicians import RosterStore
 from mspclaw.store.tickets import TicketStore
 
@@ -173,7 +174,9 @@ class Services:
         if self.broadcast is not None:  # other replicas' session events to our watchers; their config changes
             self._background.append(loop.create_task(self.broadcast.run(
                 self.events.deliver, {"psa_accounts": self.psa_accounts.reload, "roster": self.staff.techs.reload})))
-        self._background.append(loop.create_task(self.staff.techs.refresh_forever()))  # `mspclaw tech` edits
+        roster_changes = JobWakeups.for_engine(self.engine, channel=ROSTER_CHANNEL)  # PostgreSQL: edits anywhere
+        self._background.append(loop.create_task(self.staff.techs.refresh_forever(changes=roster_changes)))
+        self._background.append(loop.create_task(roster_changes.run()))  # after: its first wake-up is heard
         # one replica at a time runs these loops, and each PSA's poller (store/leases.py, pipeline/ownership.py)
         self._background.append(loop.create_task(owned(self.intake.ownership, "feedback", self.staff.feedback.run),
                                                  name="feedback"))

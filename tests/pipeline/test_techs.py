@@ -6,6 +6,7 @@ tests/store/test_technician_roster.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from mspclaw.errors import ConfigError, Conflict, NotFound
 from mspclaw.pipeline.techs import Tech, TechRegistry, TechsFile, parse, tech_from
 from mspclaw.store.database import Database
 from mspclaw.store.db import sqlite_url
+from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.secretbox import SecretBox
 from mspclaw.store.technicians import RosterStore
 
@@ -225,3 +227,28 @@ async def test_reads_on_the_event_loop_never_wait_for_the_database_and_are_refre
         assert await asyncio.to_thread(mine.find, "dana@msp.example") is not None  # off the loop: read through
     finally:
         event.remove(db.engine, "before_cursor_execute", seen)
+
+
+@pytest.mark.anyio
+async def test_a_notified_change_is_read_at_once_not_at_the_next_poll(db: Database, box: SecretBox) -> None:
+    """The refresher's poll is an hour here: only the wake-up (PostgreSQL's NOTIFY of the roster's channel, fanned
+    out by the listener) can bring another registry's edit to the roster this loop holds."""
+    mine, other = registry(db, box), registry(db, box)
+    mine.replace_all(parse(GOOD, "techs.yaml"))
+    changes = JobWakeups(None)  # its wake() is what a notification does
+    refresher = asyncio.create_task(mine.refresh_forever(3600, changes=changes))
+    try:
+        await asyncio.sleep(0)  # the refresher subscribes
+        await asyncio.to_thread(other.add, Tech(name="Fox", email="fox@msp.example", clients=["*"]))
+        assert mine.find("fox@msp.example") is None, "not read on the loop"
+        changes.wake()
+        for _ in range(500):
+            if mine.find("fox@msp.example") is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert mine.find("fox@msp.example") is not None, "read again when woken"
+        assert mine.notified == 1
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher

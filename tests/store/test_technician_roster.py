@@ -5,19 +5,23 @@ techs.yaml once, keeping everything else."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from alembic import command
 from sqlalchemy import text
 
 from mspclaw.pipeline.techs import Tech, TechRegistry, parse
 from mspclaw.store.database import Database
 from mspclaw.store.db import alembic_config, migrate
+from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.logins import Logins
 from mspclaw.store.secretbox import SecretBox, SecretKey
-from mspclaw.store.technicians import RosterStore
+from mspclaw.store.technicians import CHANGED_CHANNEL, RosterStore
 
 if TYPE_CHECKING:
     from tests.store.conftest import TestDatabase
@@ -111,3 +115,29 @@ def test_an_upgrade_imports_the_data_directorys_techs_yaml_once_and_keeps_the_re
         assert [t.email for t in server.techs()] == ["dana@msp.example", "owl@msp.example"]
     Logins(db).check_password("dana@msp.example", "correct horse battery")  # her password is kept
     assert RosterStore(db, box).state().imported_from == str(data / "techs.yaml")
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_an_edit_is_notified_to_every_listener_as_it_commits(blank_postgres: TestDatabase) -> None:
+    """``NOTIFY mspclaw_roster`` from the edit's transaction, heard by a replica's listener; a notification of
+    another test's roster (another schema, same database) would only wake it early, never fail this."""
+    Database.open(blank_postgres.url).dispose()  # migrated
+    changes = JobWakeups.for_engine(blank_postgres.new_engine(), channel=CHANGED_CHANNEL, fallback_s=30)
+    heard = asyncio.Event()
+    changes.subscribe(heard)
+    listener = asyncio.get_running_loop().create_task(changes.run())
+    editor = TechRegistry(RosterStore(Database(blank_postgres.new_engine()), SecretBox.ephemeral()))
+    try:
+        await asyncio.wait_for(heard.wait(), 10)  # the wake-up of a listener that has just connected
+        assert changes.listening
+        for n in range(2):
+            heard.clear()
+            before = changes.received
+            await asyncio.to_thread(editor.add, Tech(name=f"Fox{n}", email=f"fox{n}@msp.example", clients=["*"]))
+            await asyncio.wait_for(heard.wait(), 10)
+            assert changes.received > before
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener

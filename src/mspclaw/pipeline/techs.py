@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -51,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mspclaw.errors import ConfigError, Conflict, MSPClawError, NotFound
 from mspclaw.pipeline.identity import identity_keys, keys_of
 from mspclaw.store import loop_guard
+from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.technicians import RosterEdit, RosterStore, StoredChannel
 
 log = logging.getLogger(__name__)
@@ -281,13 +283,16 @@ class TechRegistry:
     (another replica, ``mspclaw tech`` on any host) applies at that read. A read on the event loop's thread
     never waits for the database: it uses the roster this registry holds, which is read again after every edit
     made through it (and ``announce`` tells the other replicas, which :meth:`reload` at once), and otherwise
-    every :data:`REFRESH_S` by :meth:`refresh_forever`."""
+    by :meth:`refresh_forever`: at once when PostgreSQL notifies an edit (any replica's, or ``mspclaw tech``'s),
+    and every :data:`REFRESH_S` in any case."""
 
     def __init__(self, rows: RosterStore, *, announce: Callable[[], None] | None = None) -> None:
         self._rows = rows
         self._announce = announce
         self._held: _Held | None = None
         self._opened: tuple[int, list[Channel]] | None = None
+        self.notified = 0
+        """Refreshes :meth:`refresh_forever` made because a change was notified, not at its poll (tests)."""
 
     # -- reading --------------------------------------------------------------------------------
     def _current(self) -> _Held:
@@ -313,15 +318,27 @@ class TechRegistry:
         """:meth:`refresh` on a worker thread (another replica changed the roster)."""
         await asyncio.to_thread(self.refresh)
 
-    async def refresh_forever(self, interval_s: float = REFRESH_S) -> None:
-        """Keep the roster the event loop's readers use current (a change by ``mspclaw tech``, or by a replica
-        whose message was lost), until cancelled."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.reload()
-            except MSPClawError as exc:  # the database away a moment, an invalid row: say so, keep the last one
-                log.warning("technician roster not refreshed: %s", exc.message)
+    async def refresh_forever(self, interval_s: float = REFRESH_S, *, changes: JobWakeups | None = None) -> None:
+        """Keep the roster the event loop's readers use current (a change by ``mspclaw tech``, or by a replica),
+        until cancelled: every ``interval_s``, and at once when ``changes`` (the listener of
+        :data:`~mspclaw.store.technicians.CHANGED_CHANNEL`, on PostgreSQL) hears of an edit."""
+        changed = asyncio.Event()
+        if changes is not None:
+            changes.subscribe(changed)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), interval_s)
+                if changed.is_set():
+                    changed.clear()
+                    self.notified += 1
+                try:
+                    await self.reload()
+                except MSPClawError as exc:  # the database away a moment, an invalid row: say so, keep the last
+                    log.warning("technician roster not refreshed: %s", exc.message)
+        finally:
+            if changes is not None:
+                changes.unsubscribe(changed)
 
     def _read(self) -> _Held:
         rows = self._rows.read()

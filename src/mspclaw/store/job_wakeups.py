@@ -13,6 +13,9 @@ SQLite), :meth:`JobWakeups.idle_s` gives the worker's own short poll interval ba
 
 SQLite has no notifications and runs one process: jobs queued in this process wake its workers
 in-process (``Intake.listen``), as before.
+
+The same listener serves another channel given as ``channel``: the technician roster's
+(``store/technicians.py``), whose edits wake each replica's roster refresh.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 from typing import Final
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
@@ -42,11 +46,12 @@ def listen_conninfo(engine: Engine) -> str | None:
 class JobWakeups:
     """One ``LISTEN`` connection per process, fanned out to the idle workers' events."""
 
-    def __init__(self, conninfo: str | None, *, fallback_s: float = 5.0, retry_s: float = 1.0,
-                 connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, conninfo: str | None, *, channel: str = CHANNEL, fallback_s: float = 5.0,
+                 retry_s: float = 1.0, connect_timeout_s: float = 10.0) -> None:
         if fallback_s <= 0 or retry_s <= 0 or connect_timeout_s <= 0:
             raise ValueError("the wake-ups' fallback poll, retry and connect timeout must be over 0 seconds")
         self._conninfo = conninfo
+        self.channel = channel
         self.fallback_s = fallback_s
         """How often an idle worker claims anyway while notifications work (a lost one costs this much)."""
         self._retry_s = retry_s
@@ -57,8 +62,8 @@ class JobWakeups:
         """Notifications received so far (for tests and metrics)."""
 
     @classmethod
-    def for_engine(cls, engine: Engine, **options: float) -> JobWakeups:
-        return cls(listen_conninfo(engine), **options)
+    def for_engine(cls, engine: Engine, *, channel: str = CHANNEL, **options: float) -> JobWakeups:
+        return cls(listen_conninfo(engine), channel=channel, **options)
 
     @property
     def listening(self) -> bool:
@@ -95,8 +100,8 @@ class JobWakeups:
             except (psycopg.Error, OSError) as exc:
                 delay = self._retry_s if self._listening else delay  # a lost connection starts again at retry_s
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                log.warning("job wake-ups: not listening for new jobs (%s); retrying in %g s, idle workers poll "
-                            "at their own pace meanwhile", reason, delay)
+                log.warning("job wake-ups: not listening on %s (%s); retrying in %g s, its waiters (idle "
+                            "workers) poll at their own pace meanwhile", self.channel, reason, delay)
             finally:
                 self._listening = False
             await asyncio.sleep(delay)
@@ -106,7 +111,7 @@ class JobWakeups:
         conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True,
                                                      connect_timeout=max(int(self._connect_timeout_s), 1))
         async with conn:
-            await conn.execute(f"LISTEN {CHANNEL}")
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
             self._listening = True
             self.wake()  # anything queued while nobody listened is claimed now, not at the next fallback poll
             async for _ in conn.notifies():

@@ -7,7 +7,10 @@ reads them back.
 **Seeing a change at once.** ``roster_state`` holds one row whose ``version`` goes up with every change. A
 reader asks for it (one primary-key lookup) before it uses the roster it holds and reads the whole roster again
 only when the version differs, so a change made on one replica, or by ``mspclaw tech`` on any host, applies at
-the next read everywhere, with no message to lose.
+the next read everywhere, with no message to lose. What a server's event loop reads is the roster it holds,
+read again every second, and at once on PostgreSQL: an edit's transaction sends ``NOTIFY mspclaw_roster``
+(:data:`CHANGED_CHANNEL`), delivered at its commit to every replica's listener
+(:class:`~mspclaw.store.job_wakeups.JobWakeups`); a lost notification costs that second, no more.
 
 **Editing.** :meth:`RosterStore.editing` is one transaction that first locks the state row (``FOR UPDATE`` on
 PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so edits from several replicas and commands run one after the
@@ -26,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import StoreError
@@ -34,6 +37,8 @@ from mspclaw.store.database import Database
 from mspclaw.store.secretbox import SecretBox
 from mspclaw.store.tables import NotificationChannelRow, RosterStateRow, TechnicianRow, utcnow
 
+CHANGED_CHANNEL = "mspclaw_roster"
+"""The PostgreSQL channel an edit of the roster notifies once it commits (no payload)."""
 STATE_ID = 1
 """The id of ``roster_state``'s one row (made by migration 0011)."""
 TECH_FIELDS = ("name", "email", "role", "slack_id", "teams_id", "clients", "on_duty", "timezone", "aliases")
@@ -82,6 +87,8 @@ class RosterEdit:
         self.state = state
         self.techs = rows.techs
         self.channels = rows.channels
+        self.changed = False
+        """Whether this edit changed the roster (its version goes up as it commits)."""
 
     def save_techs(self, techs: Sequence[Mapping[str, Any]]) -> None:
         """The roster's technicians become ``techs``, in this order (rows unchanged are left alone)."""
@@ -121,6 +128,7 @@ class RosterEdit:
     def _changed(self) -> None:
         self._conn.execute(update(_S).where(_S.c.id == STATE_ID).values(version=_S.c.version + 1,
                                                                         edited_at=utcnow()))
+        self.changed = True
 
 
 class RosterStore:
@@ -155,10 +163,14 @@ class RosterStore:
 
     @contextmanager
     def editing(self) -> Iterator[RosterEdit]:
-        """The roster, locked until the body returns (committed) or raises (rolled back)."""
+        """The roster, locked until the body returns (committed) or raises (rolled back). A change is notified
+        on :data:`CHANGED_CHANNEL` (PostgreSQL), which PostgreSQL delivers only if the transaction commits."""
         with self._db.transaction(immediate=True) as conn:
             state = _state(conn, lock=True)
-            yield RosterEdit(conn, self._box, state, _read(conn))
+            edit = RosterEdit(conn, self._box, state, _read(conn))
+            yield edit
+            if edit.changed and conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_notify(CHANGED_CHANNEL, "")))
 
     def reencrypt(self) -> int:
         """Seal every channel's webhook URL again under the box's current key (key rotation); how many."""
