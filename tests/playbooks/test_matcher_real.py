@@ -30,15 +30,17 @@ WHY = frozenset({"outage", "alert", "hardware", "security", "business_app", "pur
 # Mozilla Support (support.mozilla.org), folds 3-4: the figures the matcher reaches now (bench/triage_sources.py
 # prints them). Raise these as the matcher improves.
 # Per language the user wrote in: (rows, top-1 floor, false-automation ceiling).
+# Raised 2026-12-06 (round 3: how-tos with bare negations, page layout, narrative installs, consumer accounts):
+# en 69.5 % / 21, es 70.1 % / 4, nl 62.4 % / 8, de 77.0 % / 3, fr 70.9 % / 1; whole file 69.9 % / 97 of 915.
 SUMO_HELD_OUT_FLOORS: dict[str, tuple[int, float, int]] = {
-    "en": (243, 0.66, 28),
-    "es": (97, 0.64, 8),
+    "en": (243, 0.69, 22),
+    "es": (97, 0.69, 5),
     "nl": (93, 0.62, 8),
     "de": (61, 0.77, 3),
-    "fr": (55, 0.65, 4),
+    "fr": (55, 0.69, 2),
 }
 # All SUMO rows (every language), same date: top-1 floor and false-automation ceiling.
-SUMO_WHOLE_FLOOR = (0.65, 154)
+SUMO_WHOLE_FLOOR = (0.69, 98)
 # German questions from the en-US forum gathered later (``tickets_real_sumo_german.jsonl``, 116 rows, none of
 # them in the SUMO file above), labelled before the matcher saw them: (rows, top-1 floor, false-automation
 # ceiling) for folds 3-4 and for the whole file. Measured 2026-12-06: held-out 75.6 % / 2 of 33 (before this
@@ -77,20 +79,21 @@ def test_real_corpus_is_labelled_and_attributed() -> None:
 
 def test_held_out_folds() -> None:
     # measured 2026-12-06: top-1 56.2%, 73 of 163 must-not automated (before the tuning: 35.2%, 110/163);
-    # later the same day 84.7 %, 20 of 163 (the rules and vocabulary in five languages, calibration refitted)
+    # later the same day 84.7 %, 20 of 163 (the rules and vocabulary in five languages, calibration refitted);
+    # round 3: 85.2 %, 18 of 163
     accuracy, false_automations, must_not = _figures(held_out=True)
     assert must_not == 163
-    assert accuracy >= 0.84
-    assert false_automations <= 20
+    assert accuracy >= 0.85
+    assert false_automations <= 19
 
 
 def test_whole_real_corpus() -> None:
     # measured 2026-12-06: top-1 61.6%, 158 of 390 must-not automated (before: 40.7%, 249/390);
-    # later the same day 84.9 %, 45 of 390
+    # later the same day 84.9 %, 45 of 390; round 3: 88.3 %, 29 of 390
     accuracy, false_automations, must_not = _figures(held_out=None)
     assert must_not == 390
-    assert accuracy >= 0.84
-    assert false_automations <= 45
+    assert accuracy >= 0.88
+    assert false_automations <= 30
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("tickets_real_*.jsonl")), ids=lambda p: p.stem)

@@ -17,7 +17,9 @@ Two word lists, in every supported language, decide it:
 
 A ticket with a fault word is actionable. A ticket phrased as a how-to question
 (:data:`QUESTIONS`: ``how do I``, ``is it possible``, ``wie kann ich``...) with no fault word is a
-question, whatever it requests in passing. Any other ticket is actionable when it has a request
+question, whatever it requests in passing; so is one whose only fault words are bare negations
+(:data:`WEAK_FAULTS`: "the built-in VPN is not showing up... how to activate it?"), which then
+describe what the user wants to happen, not a breakage. Any other ticket is actionable when it has a request
 word. Words are matched on the stems the matcher reads (other languages' inflections are mapped
 onto these words by the matcher's vocabulary, as for the triage rules).
 """
@@ -29,6 +31,25 @@ from dataclasses import dataclass
 
 from mspclaw.playbooks.tokens import stems
 from mspclaw.playbooks.triage import BREAK, Reader
+
+_VERBS = ("work", "working", "sync", "syncing", "open", "opening", "load", "loading", "print", "printing", "start",
+          "starting", "connect", "connecting", "send", "sending", "receive", "receiving", "boot", "launch", "save",
+          "saving")
+NEGATED_FUNCTIONS: tuple[str, ...] = (
+    *(f"{neg} {verb}" for neg in ("not", "doesnt", "dont", "wont", "didnt", "cant", "cannot", "isnt", "arent")
+      for verb in _VERBS),
+    "ne marche pas", "ne marche plus", "ne fonctionne pas", "ne fonctionne plus", "ne s ouvre pas",
+    "ne s ouvre plus", "ne charge pas", "ne charge plus", "ne se connecte pas", "ne se connecte plus",
+    "n imprime pas", "n imprime plus", "ne demarre pas", "ne demarre plus", "ne synchronise pas", "n envoie pas",
+    "no carga", "no abre", "no se abre", "no conecta", "no se conecta", "no imprime", "no arranca", "no envia",
+    "no sincroniza", "no recibo", "werkt niet", "laadt niet", "opent niet", "start niet", "print niet",
+    "verbindt niet", "synchroniseert niet", "verstuurt niet", "ladt nicht", "offnet nicht", "startet nicht",
+    "druckt nicht", "verbindet nicht", "synchronisiert nicht", "sendet nicht",
+)
+"""A negation before what a thing is for ("does not sync", "ne s'ouvre pas"): a breakage, not the bare negation
+that describes a wanted setting; except after a how-to about settings in the subject ("How can I set up Outlook to
+send but not receive"), where it describes the setting wanted."""
+_NEGATED = frozenset(NEGATED_FUNCTIONS)
 
 FAULTS: tuple[str, ...] = (
     # English
@@ -74,6 +95,7 @@ FAULTS: tuple[str, ...] = (
     "geblokkeerd", "vergrendeld", "vergeten", "verlopen", "traag", "langzaam", "vast", "crasht", "verdwenen", "kwijt",
     "ontbreekt", "dringend", "hulp", "niks", "vol", "valt weg", "steeds", "waarschuwing", "zwak", "duurt lang",
     "sluit af", "niet verbonden", "verbroken", "instabiel", "mislukt", "lukt niet",
+    *NEGATED_FUNCTIONS,
 )
 """Words that say something is wrong."""
 
@@ -113,6 +135,9 @@ QUESTIONS: tuple[str, ...] = (
     "comment ca marche", "donde esta", "donde encuentro", "como funciona", "waar is", "waar vind ik", "hoe werkt",
 )
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
+CAUSE_QUESTIONS: frozenset[str] = frozenset({"why does", "why do", "why is", "why are"})
+"""Questions about a cause ("why is there no internet?"): they report what they ask about, so a bare negation
+beside one still says something is wrong."""
 
 SETTING_QUESTIONS: tuple[str, ...] = (
     "how can i set", "how do i set", "how to set", "how can i configure", "how do i configure", "how to configure",
@@ -209,6 +234,8 @@ class Intent:
         first: dict[str, str] = {}
         in_subject: set[str] = set()
         subject_faults: set[str] = set()
+        faults: set[str] = set()
+        how_to = ""
         setting = ""
         subject = True
         for pos, token in enumerate(tokens):
@@ -219,9 +246,16 @@ class Intent:
                 for seq, term in self._setting.get(token, ()):
                     if not setting and tuple(tokens[pos:pos + len(seq)]) == seq:
                         setting = term
-                for seq, term in self._lists["fault"].get(token, ()):
-                    if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
+            for seq, term in self._lists["fault"].get(token, ()):
+                if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
+                    faults.add(term)
+                    if subject:
                         subject_faults.add(term)
+            if not how_to:
+                for seq, term in self._lists["question"].get(token, ()):
+                    if term not in CAUSE_QUESTIONS and tuple(tokens[pos:pos + len(seq)]) == seq:
+                        how_to = term
+                        break
             for kind, index in self._lists.items():
                 if kind in first:
                     continue
@@ -233,8 +267,10 @@ class Intent:
                         break
         if "question" in in_subject and "fault" not in in_subject:
             return Ask(False, "question", first["question"])
-        if setting and subject_faults <= WEAK_FAULTS:
+        if setting and subject_faults <= WEAK_FAULTS | _NEGATED:
             return Ask(False, "question", setting)
+        if how_to and faults <= WEAK_FAULTS:
+            return Ask(False, "question", how_to)
         if "fault" in first:
             return Ask(True, "fault", first["fault"])
         if "question" in first:

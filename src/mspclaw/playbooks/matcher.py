@@ -13,8 +13,10 @@ How a ticket is scored against each playbook:
   usually names the main problem;
 * a word of five letters or more that is no trigger but one typing slip away from one (a letter
   missing, added, swapped or wrong: ``pasword``, ``outlok``, ``priner``) counts 0.85 of the trigger
-  (a terse "Druker geht nicht" still reaches the threshold on its one misspelt trigger);
-  a shorter word only with two neighbouring letters swapped (``vnp``);
+  (a terse "Druker geht nicht" still reaches the threshold on its one misspelt trigger); a letter left
+  out is the likeliest slip (``printr`` reads as ``printer``, not ``print``); a phrase is read with the
+  misspelt word as the trigger it misspells, at the same discount ("printr is offline"); a word of
+  five letters with two neighbouring letters swapped (``emial``), and a shorter one only so (``vnp``);
 * a negative keyword or phrase rules the playbook out (``jam`` for the printer playbook);
 * some tickets are for people whatever else they say: security reports (phishing, a hacked
   account, ransomware), hardware failures (a cracked screen, a spill, a jam) and billing questions.
@@ -261,6 +263,13 @@ def _build(books: Sequence[Playbook]) -> _Index:
     return index
 
 
+def _swap(a: str, b: str) -> bool:
+    """True when ``b`` is ``a`` with two neighbouring letters swapped (``emial``, ``email``)."""
+    diff = [i for i in range(min(len(a), len(b))) if a[i] != b[i]]
+    return (len(a) == len(b) and len(diff) == 2 and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+
+
 def _close(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` differ by one edit (insert, delete, substitute or swap two neighbours)."""
     if abs(len(a) - len(b)) > 1 or a == b:
@@ -300,6 +309,9 @@ class Matcher:
         """Per language, Snowball stem -> letters of the longest written word with that stem."""
         self._anchors, self._vocab, self._aliases, self._written = self._vocabulary()
         self._readings = {lang: self._reading(lang) for lang in (None, *LANGUAGES)}
+        self._longest = max((len(seq) for reading in self._readings.values() for first in reading.phrases.values()
+                             for seq in first), default=1)
+        """Words of the longest phrase: how far back from a typo a phrase that holds it may start."""
 
     def _vocabulary(self) -> tuple[set[str], set[str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         """The anchors (stems of one-word triggers, negatives and triage and intent terms: a ticket's
@@ -472,8 +484,10 @@ class Matcher:
         candidates = set(fuzzy.get(token, ()))
         for variant in _deletions(token):
             candidates |= fuzzy.get(variant, set())
-        best = sorted(c for c in candidates if _close(token, c) and (len(c) >= 6 or len(token) >= 6 or
-                                                                     len(c) != len(token)))
+        # a letter left out is the commonest slip: "printr" is "printer" before it is "print"
+        best = sorted((c for c in candidates if _close(token, c) and (len(c) >= 6 or len(token) >= 6 or
+                                                                      len(c) != len(token) or _swap(token, c))),
+                      key=lambda c: (len(c) <= len(token), len(c) < len(token), c))
         return best[0] if best else None
 
     def _swapped(self, token: str) -> str | None:
@@ -493,6 +507,10 @@ class Matcher:
         found: dict[tuple[str, str], float] = {}
         ruled: list[list[int]] = []
         ruled_by: list[str] = []
+        # the ticket's words with each typo read as the trigger it misspells: phrases are matched on these
+        # ("printr offline" is the phrase "printer offline", at the typo's discount)
+        read = list(tokens)
+        typos: set[int] = set()
         for pos, token in enumerate(tokens):
             if token == _BREAK:
                 continue
@@ -514,6 +532,8 @@ class Matcher:
                 # a word of the vocabulary (German ``startet``) is no typo of another (``starter``)
                 near = self._near(token)
                 if near is not None:
+                    read[pos] = near
+                    typos.add(pos)
                     factor = FUZZY_FACTOR * (SUBJECT_BOOST if token in in_subject else 1.0)
                     key = ("k", near)
                     if found.get(key, 0.0) < factor:
@@ -526,7 +546,24 @@ class Matcher:
                         key = ("p", "\t".join(canon))
                         if found.get(key, 0.0) < factor:
                             found[key] = factor
+        if typos:
+            starts = sorted({start for at in typos for start in range(max(0, at - self._longest + 1), at + 1)})
+            for pos in starts:
+                self._phrases_at(pos, read, reading, subject_len, found, typos)
         return found, ruled, ruled_by
+
+    @staticmethod
+    def _phrases_at(pos: int, read: list[str], reading: _Reading, subject_len: int,
+                    found: dict[tuple[str, str], float], typos: set[int]) -> None:
+        """The phrases starting at ``pos`` that hold a misspelt word (``typos``), at the typo's discount; the
+        others were read with the ticket's words."""
+        for seq, canons in reading.phrases.get(read[pos], {}).items():
+            if tuple(read[pos:pos + len(seq)]) == seq and typos.intersection(range(pos, pos + len(seq))):
+                factor = FUZZY_FACTOR * (SUBJECT_BOOST if pos < subject_len else 1.0)
+                for canon in canons:
+                    key = ("p", "\t".join(canon))
+                    if found.get(key, 0.0) < factor:
+                        found[key] = factor
 
     def _posting(self, kind: str, key: str) -> Posting:
         if kind == "k":
