@@ -143,7 +143,8 @@ class Live:
 @contextlib.asynccontextmanager
 async def live_server(tmp: Path, *, connectors: dict[str, PSAConnector] | None = None, model: Model | None = None,
                       playbooks: list[Playbook] | None = None, **overrides: Any) -> AsyncIterator[Live]:
-    sock = listening_socket(int(overrides.pop("port", 0)))
+    # a socket bound by the caller (whose port it already gave away, e.g. as a webhook URL), else one bound here
+    sock = overrides.pop("sock", None) or listening_socket(int(overrides.pop("port", 0)))
     port = int(sock.getsockname()[1])
     agent_port = int(overrides.pop("agent_port", 0))  # 0: a free one; a restarted server passes the old one
     key = "test_" + secrets.token_urlsafe(16)

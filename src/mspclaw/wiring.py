@@ -475,7 +475,7 @@ def build_tickets(settings: Settings, *, store: TicketStore, runs: RunStore, aud
     quiet = QuietSessions()
     closing = Closing(store=store, runs=runs, audit=audit, hub=hub, events=events, connectors=connectors,
                       reply_check=ReplyCheck([public_url, *settings.reply_link_hosts]), quiet=quiet,
-                      observers=observers)
+                      observers=observers, sessions=sessions)
     run = TicketRun(store=store, runs=runs, audit=audit, hub=hub, router=router, events=events,
                     approvals=approvals, questions=questions, learning=staff.learning,
                     handover=Handover(hub, public_url=public_url), closing=closing, quiet=quiet,

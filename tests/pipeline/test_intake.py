@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from tests.cli.test_cli import mspclaw
-from tests.conftest import Live, free_port, live_server, make_old_files
+from tests.conftest import Live, listening_socket, live_server, make_old_files
 
 from mspclaw.simulators.local_psa import RunningPSA, run_local_psa
 from mspclaw.store.audit import AuditLog
@@ -27,11 +28,12 @@ SECRET = "whsec_test"
 
 @asynccontextmanager
 async def psa_and_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[RunningPSA, Live]]:
-    port = free_port()
+    sock = listening_socket()  # held from here on: the PSA is told its port before the server starts
+    port = int(sock.getsockname()[1])
     async with (
         run_local_psa(webhook_url=f"http://127.0.0.1:{port}/webhooks/local", webhook_secret=SECRET,
                       retry_delays=(0.2, 0.5, 1.0)) as psa,
-        live_server(tmp_path, port=port, connectors={"local": psa.connector}, **overrides) as live,
+        live_server(tmp_path, sock=sock, connectors={"local": psa.connector}, **overrides) as live,
     ):
         yield psa, live
 
@@ -43,6 +45,10 @@ async def wait_for(predicate: Any, seconds: float = 60) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+async def _done(live: Live, jobs: int) -> bool:
+    return (await asyncio.to_thread(live.services.jobs.stats))["done"] == jobs
 
 
 async def setup_client(psa: RunningPSA, live: Live, temp: Path) -> str:
@@ -57,6 +63,13 @@ async def test_a_webhook_ticket_is_worked_and_written_back_exactly_once(tmp_path
     # disk_full with an empty temp folder: no approval, and no dependence on this machine's load
     async with psa_and_server(tmp_path, approval_timeout_s=30) as (psa, live):
         company = await setup_client(psa, live, tmp_path / "temp")
+        reads: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            if statement.lstrip().startswith("SELECT") and ("FROM clients" in statement or "FROM tickets" in statement):
+                reads.append(" ".join(statement.split()))
+
+        event.listen(live.services.engine, "before_cursor_execute", seen)
         ticket = await psa.connector.create_ticket(company, requester="maria@acme.example",
                                                    subject="disk full", body="I cannot save files anymore")
 
@@ -64,6 +77,12 @@ async def test_a_webhook_ticket_is_worked_and_written_back_exactly_once(tmp_path
             return len((await psa.connector.get_ticket(ticket.id)).notes) >= 2
 
         await wait_for(written)
+        await wait_for(lambda: _done(live, 1))
+        event.remove(live.services.engine, "before_cursor_execute", seen)
+        # one read of each per ticket: has it a session already (tickets), whose company is it (clients); the
+        # client found is the one the ticket opens for, and the outcome is the run's, not read back
+        assert len([r for r in reads if "FROM tickets" in r]) == 1, reads
+        assert len([r for r in reads if "FROM clients" in r]) == 1, reads
         assert psa.webhooks is not None
         (delivery,) = psa.webhooks.deliveries.values()
         psa.webhooks.redeliver(delivery.id)  # a PSA redelivers; MSPclaw must not work it twice

@@ -218,32 +218,87 @@ async def test_sessions_whose_replica_died_before_leasing_them_are_resumed_once_
                            for sid in resumed}
 
 
-async def test_one_replica_writes_the_lease_twice_per_ticket_and_never_renews_a_short_one(tmp_path: Path) -> None:
-    """The default deployment (one SQLite server, ``wiring.build``): the session's lease is one acquire at the
-    start of its run and one delete at its end; nothing else touches it."""
-    svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20))
+async def test_one_replica_writes_the_lease_twice_per_ticket_and_never_renews_a_short_one(
+        tmp_path: Path, database_url: str) -> None:
+    """One server (``wiring.build``): the session's lease is written with the ticket's first write and deleted
+    with the write that stores the session's end (one statement on PostgreSQL, one transaction on SQLite);
+    nothing else touches it."""
+    svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20, database_url=database_url))
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         statements.append(f"{statement} {parameters!r}")
 
+    def committed(conn: Any) -> None:
+        statements.append("COMMIT")
+
     try:
         await svc.start(workers=False)
         client = svc.registry.add_client("Acme Dental")
         event.listen(svc.engine, "before_cursor_execute", seen)
+        event.listen(svc.engine, "commit", committed)
         sub = await svc.tickets.submit(client=client.id, subject="printer jammed", body="paper stuck",
                                        requester="tom@acme.example", device=None)
         await svc.tickets.wait(sub.session.id)
         event.remove(svc.engine, "before_cursor_execute", seen)
+        event.remove(svc.engine, "commit", committed)
         name = session_lease(sub.session.id)
         touching = [s for s in statements if name in s]
         assert len(touching) == 2, touching
         assert "INSERT INTO ownership_leases" in touching[0] and "DELETE FROM ownership_leases" in touching[1]
+        if svc.engine.dialect.name == "postgresql":  # the ticket's first write, and its session's end
+            assert touching[0].startswith("WITH new_ticket") and touching[1].startswith("WITH closed_session")
+        else:  # the delete in the transaction that closes the session, after its UPDATE and before its COMMIT
+            end = statements.index(touching[1])
+            closing = max(i for i, s in enumerate(statements[:end]) if s.startswith("UPDATE sessions SET status"))
+            assert "COMMIT" not in statements[closing:end], statements[closing:end + 1]
+            assert statements[end + 1] == "COMMIT"
         assert svc.store.session(sub.session.id).status not in ("running", "awaiting_approval", "awaiting_answer")
         assert Leases(Database(svc.engine)).current(name) is None
     finally:
         await svc.stop()
         svc.close()
+
+
+async def test_a_sessions_end_deletes_its_lease_and_the_renewer_takes_that_for_no_loss(
+        services: Services, database_url: str) -> None:
+    """The lease goes with the write that stores the session's end (``SessionOwnership.ending``, then
+    ``ended``): a renewal that runs between the two finds no lease and cancels nothing; afterwards the replica
+    holds nothing, so the run's end deletes or releases nothing more. A store that fails gives the lease back
+    to the renewer."""
+    client = services.registry.add_client("Acme Dental")
+    async with replicas(services, database_url) as (a, b):
+        sub = await a.subs.submit(client=client.id, subject="disk full", body="no space", requester="tom@acme.example",
+                                  device=None)
+        sid = sub.session.id
+        await until(lambda: _value(a.run.started == [(sid, False)]), "the run to start on a", 2)
+        lease = a.sessions.ending(sid)
+        assert lease is not None and (lease.name, lease.holder, lease.token) == (session_lease(sid), "replica-a", 1)
+        assert b.sessions.ending(sid) is None  # b holds nothing
+        await asyncio.to_thread(services.store.close_session, sid, sub.ticket.id, outcome="resolved", note="n",
+                                reply="r", reason="done", event=("final_answer", {}), lease=lease)
+        assert Leases(b.db).current(session_lease(sid)) is None
+        await a.sessions.renew_once()  # the lease is gone: its end was being stored, no loss
+        assert a.sessions.holds(sid) and a.subs.running(sid)
+        a.sessions.ended(sid, lease, stored=True)
+        assert sid not in a.sessions.held
+        a.run.release.set()
+        await until(lambda: _value(not a.subs.running(sid)), "a's run to end", 2)
+        assert Leases(b.db).current(session_lease(sid)) is None and await b.subs.recover() == 0
+
+        a.run.release.clear()
+        sub = await a.subs.submit(client=client.id, subject="vpn down", body="no vpn", requester="tom@acme.example",
+                                  device=None)
+        sid = sub.session.id
+        await until(lambda: _value(a.subs.running(sid)), "the second run to start on a", 2)
+        lease = a.sessions.ending(sid)
+        assert lease is not None
+        a.sessions.ended(sid, lease, stored=False)  # its end could not be stored: held and renewed as before
+        await a.sessions.renew_once()
+        assert a.sessions.holds(sid)
+        await asyncio.to_thread(Leases(b.db).release, session_lease(sid), "replica-a", 1)  # lost meanwhile
+        await a.sessions.renew_once()
+        await until(lambda: _value(not a.subs.running(sid)), "a's run to be cancelled", 2)
 
 
 def start_server(data: Path, port: int, agent_port: int, key: str, url: str, agent_url: str,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.pipeline.routing import Route
@@ -73,6 +75,32 @@ async def test_a_ticket_outside_the_callers_clients_or_without_a_subject_is_refu
         await subs.submit(client=mine.id, subject="  ", body="", requester="", device=None, scope=[mine.id])
     assert services.store.tickets() == [] and run.started == []
     assert services.audit.query(kind="ticket_opened") == []
+
+
+async def test_a_client_row_the_caller_just_read_is_not_read_again_and_still_scoped(services: Services) -> None:
+    """PSA intake found the client by the PSA's company: ``submit(client=row)`` opens the ticket for it without
+    reading the client again, and the scope still applies to it."""
+    mine, theirs = services.registry.add_client("Acme Dental"), services.registry.add_client("Beta Law")
+    run = HeldRun()
+    subs = submissions(services, run)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(services.engine, "before_cursor_execute", seen)
+    try:
+        with pytest.raises(NotFound):
+            await subs.submit(client=theirs, subject="disk full", body="", requester="", device=None, scope=[mine.id])
+        sub = await subs.submit(client=mine, subject="disk full", body="no space", requester="tom@acme.example",
+                                device=None, scope=[mine.id])
+    finally:
+        event.remove(services.engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "FROM clients" in s], statements
+    assert services.store.ticket(sub.ticket.id).client_id == mine.id
+    assert [t.id for t in services.store.tickets()] == [sub.ticket.id]
+    run.release.set()
+    await subs.wait(sub.session.id)
 
 
 async def test_unfinished_sessions_are_resumed_once_and_audited(services: Services) -> None:

@@ -15,7 +15,7 @@ from tests.store.ticket_writes import Statements, ticket_store
 from mspclaw.errors import StoreError
 from mspclaw.store.database import Database, server_engine
 from mspclaw.store.leases import Leases
-from mspclaw.store.session_leases import NEW_SESSION_TOKEN, NewSessionLease, session_lease
+from mspclaw.store.session_leases import NEW_SESSION_TOKEN, HeldLease, NewSessionLease, session_lease
 from mspclaw.store.tables import OwnershipLease, Session, SessionEvent, Step, Ticket
 from mspclaw.store.tickets import TicketStore
 
@@ -102,6 +102,37 @@ def test_a_new_sessions_lease_is_taken_in_the_tickets_write(engine: Engine) -> N
                           lease=NewSessionLease("replica-a", 10.0))
     with engine.connect() as conn:
         assert len(conn.execute(select(OwnershipLease.__table__)).all()) == 1
+
+
+def test_a_sessions_end_deletes_its_lease_only_for_its_holder_with_its_token(engine: Engine) -> None:
+    """``close_session(lease=...)``: the session's end and the delete of its lease are one write (one statement
+    on PostgreSQL); a lease that changed hands since (another holder, a higher token) stays as it is."""
+    db, store, client = ticket_store(engine)
+    leases = Leases(db)
+    ticket, session = store.open_ticket(client_id=client.id, subject="disk full", body="b", requester="u@x",
+                                        device_id=None, started=True, lease=NewSessionLease("replica-a", 10.0))
+    name = session_lease(session.id)
+    with Statements(engine) as seen:
+        seq = store.close_session(session.id, ticket.id, outcome="resolved", note="n", reply="r", reason="done",
+                                  event=("final_answer", {}), lease=HeldLease(name, "replica-a", NEW_SESSION_TOKEN))
+    assert seq == 2 and leases.current(name) is None and store.session(session.id).status == "resolved"
+    if db.dialect == "postgresql":
+        assert len(seen.sql) == 1 and seen.sql[0].startswith("WITH ") and seen.commits == 0, seen.sql
+        assert "DELETE FROM ownership_leases" in seen.sql[0]
+    else:
+        assert seen.commits == 1
+
+    ticket, session = store.open_ticket(client_id=client.id, subject="vpn", body="b", requester="u@x",
+                                        device_id=None, started=True, lease=NewSessionLease("replica-a", 10.0))
+    name = session_lease(session.id)
+    assert leases.release(name, "replica-a", NEW_SESSION_TOKEN)
+    assert leases.acquire(name, "replica-b", 10.0) == NEW_SESSION_TOKEN + 1  # taken over
+    for stale in (HeldLease(name, "replica-a", NEW_SESSION_TOKEN), HeldLease(name, "replica-a", NEW_SESSION_TOKEN + 1),
+                  HeldLease(name, "replica-b", NEW_SESSION_TOKEN)):
+        store.close_session(session.id, ticket.id, outcome="escalated", note="n", reply="r", reason="done",
+                            event=("escalation", {}), lease=stale)
+        held = leases.current(name)
+        assert held is not None and (held.holder, held.token) == ("replica-b", NEW_SESSION_TOKEN + 1)
 
 
 def test_an_event_and_its_session_update_stand_or_fall_together(engine: Engine) -> None:

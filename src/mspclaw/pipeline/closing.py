@@ -23,6 +23,7 @@ from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.notes import ReplyCheck, internal_note, user_reply
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.routing import Route
+from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.store.audit import AuditLog
@@ -67,10 +68,13 @@ class RunObserver(Protocol):
 class Closing:
     def __init__(self, *, store: TicketStore, runs: RunStore, audit: AuditLog, hub: Hub, events: SessionEvents,
                  connectors: Mapping[str, PSAConnector], reply_check: ReplyCheck, quiet: QuietSessions,
-                 observers: Sequence[RunObserver]) -> None:
+                 observers: Sequence[RunObserver], sessions: SessionOwnership | None = None) -> None:
+        """``sessions``: the session leases of this replica; a run's lease is deleted with its end (``None``: one
+        process, no leases)."""
         self._store, self._runs, self._audit, self._hub, self._events = store, runs, audit, hub, events
         self._connectors, self._reply_check, self._quiet = connectors, reply_check, quiet
         self.observers = tuple(observers)
+        self._sessions = sessions
 
     async def close(self, ticket: Ticket, session: Session, book: Playbook | None, result: RunResult | None,
                     reason: str, route: Route, approvals: list[str]) -> FinishedRun:
@@ -91,8 +95,18 @@ class Closing:
         # the event that announces the end is stored with it, and pushed to watchers at once
         event = "final_answer" if outcome == "resolved" else "escalation"
         event_data = {"outcome": outcome, "reason": reason, "note": run.note, "reply": run.reply}
-        seq = await run_store(self._store, self._store.close_session, session.id, ticket.id, outcome=outcome,
-                              note=run.note, reply=run.reply, reason=reason, event=(event, event_data))
+        # the session's lease goes with its end (one statement): a finished session is never resumed
+        lease = self._sessions.ending(session.id) if self._sessions is not None else None
+        try:
+            seq = await run_store(self._store, self._store.close_session, session.id, ticket.id, outcome=outcome,
+                                  note=run.note, reply=run.reply, reason=reason, event=(event, event_data),
+                                  lease=lease)
+        except BaseException:
+            if lease is not None and self._sessions is not None:
+                self._sessions.ended(session.id, lease, stored=False)
+            raise
+        if lease is not None and self._sessions is not None:
+            self._sessions.ended(session.id, lease, stored=True)
         assert seq is not None
         self._events.announce(session.id, seq, event, event_data)
         log.info("ticket %s %s: %s", ticket.id, outcome, reason[:300])

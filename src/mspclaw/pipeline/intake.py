@@ -151,7 +151,7 @@ class Intake:
         fields = {name: clip(value, TICKET_LIMITS[name]) for name, value in (
             ("subject", psa_ticket.subject), ("body", psa_ticket.body), ("requester", psa_ticket.requester),
             ("device", psa_ticket.asset or ""))}
-        sub = await self.tickets.submit(client=client.id, subject=fields["subject"].text,
+        sub = await self.tickets.submit(client=client, subject=fields["subject"].text,
                                         body=fields["body"].text, requester=fields["requester"].text,
                                         device=fields["device"].text or None, psa=psa,
                                         external_id=psa_ticket.id, actor=f"psa:{psa}",
@@ -159,8 +159,8 @@ class Intake:
         cut = {name: c for name, c in fields.items() if c.cut}
         if cut:
             await self._truncated(connector, psa, psa_ticket.id, sub.session.id, client.id, cut)
-        await self.tickets.wait(sub.session.id)
-        return (await run_store(store, store.ticket, sub.ticket.id)).status
+        outcome = await self.tickets.wait(sub.session.id)  # what the run closed the ticket with: not read again
+        return outcome if outcome is not None else (await run_store(store, store.ticket, sub.ticket.id)).status
 
     async def _truncated(self, connector: PSAConnector, psa: str, ticket_id: str, session_id: str,
                          client_id: str, cut: Mapping[str, Clipped]) -> None:

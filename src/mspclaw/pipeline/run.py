@@ -25,7 +25,7 @@ from mspclaw.engine.toolset import Toolset
 from mspclaw.errors import MSPClawError
 from mspclaw.pipeline.approval_view import NOTE_LABEL, PLAYBOOK_LABEL
 from mspclaw.pipeline.approvals import Approvals
-from mspclaw.pipeline.closing import Closing
+from mspclaw.pipeline.closing import Closing, FinishedRun
 from mspclaw.pipeline.durable import CallLedger, DurableModel, DurableTools
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.handover import Handover, Recipient
@@ -86,49 +86,45 @@ class TicketRun:
         """Sorts a ticket no playbook matched confidently, when a model is configured (never before the
         must-not-automate layer: a ticket it stops is never offered to the model)."""
 
-    async def process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
-        """Run the ticket to its close; any failure closes it as an escalation with the reason."""
+    async def process(self, ticket: Ticket, session: Session, route: Route, *,
+                      resumed: bool = False) -> FinishedRun:
+        """Run the ticket to its close (returned); any failure closes it as an escalation with the reason."""
         log.info("ticket %s %s (agent %s)", ticket.id, "resumed" if resumed else "started", route.agent_id or "none")
         if resumed:  # a new session's "started" was stored with it
             await self.events.emit_async(session.id, "resumed", {"ticket_id": ticket.id, "subject": ticket.subject})
         try:
-            await self._run(ticket, session, route, resumed=resumed)
+            return await self._run(ticket, session, route, resumed=resumed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the last line of defence: escalate, never lose the ticket
             log.exception("ticket %s failed", ticket.id)
-            await self.closing.close(ticket, session, None, None, f"internal error: {type(exc).__name__}: {exc}",
-                                     route, [])
+            return await self.closing.close(ticket, session, None, None,
+                                            f"internal error: {type(exc).__name__}: {exc}", route, [])
 
-    async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None:
+    async def _run(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> FinishedRun:
         close = self.closing.close
         route = await self.router.confirm(route)  # its agent may be on another server replica
         device = route.device if route.agent_id is not None else None
         if resumed and session.playbook:
             book = next((b for b in self.playbooks if b.id == session.playbook), None)
             if book is None:
-                await close(ticket, session, None, None,
-                            f"playbook {session.playbook} is no longer installed; resume impossible", route, [])
-                return
+                return await close(ticket, session, None, None,
+                                   f"playbook {session.playbook} is no longer installed; resume impossible", route, [])
         else:
             picked, explanation = await self._match(ticket, session, device)
             if device is None and (picked is None or needs_device(picked)):
-                await close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
-                return
+                return await close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
             if picked is None:
-                await close(ticket, session, None, None, f"no playbook fits: {explanation}", route, [])
-                return
+                return await close(ticket, session, None, None, f"no playbook fits: {explanation}", route, [])
             book = picked
         if needs_device(book):
             if device is None or route.agent_id is None:
-                await close(ticket, session, book, None, f"cannot route: {route.reason}", route, [])
-                return
+                return await close(ticket, session, book, None, f"cannot route: {route.reason}", route, [])
             acting, target_name = route.agent_id, device.hostname
         else:
             site = await self.router.find_site_agent(session.client_id, site_tools(book))
             if site.agent_id is None:
-                await close(ticket, session, book, None, site.reason, route, [])
-                return
+                return await close(ticket, session, book, None, site.reason, route, [])
             acting, target_name = site.agent_id, site.hostname or site.agent_id
             if device is None or not route.online:  # the device is only a convenience here
                 route = Route(device, site.agent_id, True, site.reason)
@@ -144,14 +140,13 @@ class TicketRun:
             wait_s = max(10.0, self.reconnect_grace_s) if resumed else 10.0
             if (needs_device(book) and not route.online and device.agent_id is not None
                     and not await self._wait_online(device.agent_id, device.client_id, wait_s)):
-                await close(ticket, session, None, None, f"device {device.hostname} is offline ({route.reason})",
-                            route, [])
-                return
+                return await close(ticket, session, None, None,
+                                   f"device {device.hostname} is offline ({route.reason})", route, [])
         else:
             device = None
         result, decisions = await self._engine(ticket, session, book, device, acting, target_name, known,
                                                resumed=resumed)
-        await close(ticket, session, book, result, result.reason, route, decisions)
+        return await close(ticket, session, book, result, result.reason, route, decisions)
 
     async def _match(self, ticket: Ticket, session: Session,
                      device: Device | None) -> tuple[Playbook | None, str]:

@@ -7,9 +7,12 @@ A session's lease is ``session:<id>`` in ``ownership_leases`` (``store/leases.py
   the ticket and the session themselves (:meth:`SessionOwnership.new_lease`, the same statement on
   PostgreSQL; its name is new, so it is free), or acquired when its run starts (one statement); a
   session resumed after a restart or a takeover is acquired *before* it is resumed, so of two
-  replicas recovering at once exactly one resumes it. **Deleted when the run ends** (one
-  statement: a finished session is never resumed, and the table keeps only unfinished sessions'
-  leases), **released** when the server stops (so another replica takes it over at once).
+  replicas recovering at once exactly one resumes it. **Deleted when the run ends**, in the
+  statement that stores the session's end (:meth:`SessionOwnership.ending`, given to
+  ``TicketStore.close_session``; or by itself for a run that ended without that: a finished
+  session is never resumed, and the table keeps only unfinished sessions' leases); either way
+  only while this replica holds it with its token. **Released** when the server stops (so
+  another replica takes it over at once).
 * **Renewed** while the run works or waits for an approval or an answer, by one renewer per
   replica that extends every lease the replica holds in one statement every ``renew_s``
   (:meth:`~mspclaw.store.session_leases.SessionLeaseStore.renew_all`): the cost is per replica,
@@ -29,8 +32,8 @@ A session's lease is ``session:<id>`` in ``ownership_leases`` (``store/leases.py
   within ``ttl_s + recover_s`` of that replica's last renewal (one whose replica died before it took
   the lease, within a minute or so).
 
-With one replica nothing changes but one statement per ticket (the release; the lease is taken in the
-ticket's first write), one
+With one replica nothing changes but no statement per ticket of its own (the lease is taken in the
+ticket's first write and deleted with its last), one
 renewal statement every ``renew_s`` while any session runs, and one orphan query every ``recover_s``.
 A single server restarted after a crash waits out its old sessions' leases (up to ``ttl_s``, the
 old process may be alive for all it knows) before resuming them; after a clean stop it resumes them
@@ -51,7 +54,13 @@ from mspclaw.observability.metrics import SESSION_RECOVERIES, watch_leases
 from mspclaw.pipeline.offload import run_store
 from mspclaw.protocol.frames import Approval
 from mspclaw.store.leases import Leases
-from mspclaw.store.session_leases import NEW_SESSION_TOKEN, NewSessionLease, SessionLeaseStore, session_lease
+from mspclaw.store.session_leases import (
+    NEW_SESSION_TOKEN,
+    HeldLease,
+    NewSessionLease,
+    SessionLeaseStore,
+    session_lease,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +81,9 @@ class _Hold:
     valid_until: float
     """Event-loop time until which this replica is sure to hold the lease (when it asked, plus the ttl)."""
     task: asyncio.Task[Any] | None = None
+    ending: bool = False
+    """The statement that stores the session's end, and deletes this lease, is under way
+    (:meth:`SessionOwnership.ending`): a renewal that no longer finds the lease is no loss."""
 
 
 class SessionOwnership:
@@ -147,6 +159,27 @@ class SessionOwnership:
         except StoreError as exc:  # it expires by itself; the session is finished or resumed then
             log.warning("session %s: cannot release its lease (%s); it expires within %g s",
                         session_id, exc.message, self.ttl_s)
+
+    def ending(self, session_id: str) -> HeldLease | None:
+        """The lease to delete with the session's end (``TicketStore.close_session``), ``None`` when this replica
+        does not hold it. Until :meth:`ended`, the renewer takes the lease's disappearance for no loss (so the
+        run is not cancelled between the end stored and :meth:`ended`)."""
+        hold = self.held.get(session_id)
+        if hold is None:
+            return None
+        hold.ending = True
+        return HeldLease(session_lease(session_id), self.replica, hold.token)
+
+    def ended(self, session_id: str, lease: HeldLease, *, stored: bool) -> None:
+        """The end of a session given :meth:`ending`'s ``lease`` was ``stored`` (its lease deleted with it: no
+        longer held, renewed or released here), or was not (the lease is held and renewed as before)."""
+        hold = self.held.get(session_id)
+        if hold is None or hold.token != lease.token:
+            return
+        if stored:
+            self.held.pop(session_id)
+        else:
+            hold.ending = False
 
     def holds(self, session_id: str) -> bool:
         """Whether this replica surely holds the session's lease now (no database round trip)."""
@@ -224,6 +257,8 @@ class SessionOwnership:
                 continue  # ended meanwhile
             if renewed is not None and name in renewed:
                 hold.valid_until = asked + self.ttl_s
+            elif hold.ending:
+                continue  # deleted with its session's end just now, or about to be
             elif renewed is not None:
                 self._lose(session_id, hold, "taken over by another replica, or expired")
             elif now >= hold.valid_until - self.margin_s:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from mspclaw.dispatch import Hub
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.observability import logs
+from mspclaw.pipeline.closing import FinishedRun
 from mspclaw.pipeline.events import SessionEvents
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.routing import Route, Router
@@ -18,7 +19,7 @@ from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import Registry
-from mspclaw.store.tables import Device, Session, Ticket
+from mspclaw.store.tables import Client, Device, Session, Ticket
 from mspclaw.store.tickets import TicketStore
 
 UNFINISHED = ("running", "awaiting_approval", "awaiting_answer")
@@ -31,9 +32,10 @@ class Submitted:
 
 
 class Runner(Protocol):
-    """What runs a ticket to its close (:class:`~mspclaw.pipeline.run.TicketRun`)."""
+    """What runs a ticket to its close (:class:`~mspclaw.pipeline.run.TicketRun`), returning how it closed."""
 
-    async def process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool = False) -> None: ...
+    async def process(self, ticket: Ticket, session: Session, route: Route, *,
+                      resumed: bool = False) -> FinishedRun | None: ...
 
 
 class Submissions:
@@ -43,14 +45,15 @@ class Submissions:
         """``sessions``: each run under its session's lease, so one replica drives it (``None``: one process)."""
         self._registry, self._store, self._router, self._events = registry, store, router, events
         self._audit, self._hub, self._run, self._quiet = audit, hub, run, quiet
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[str | None]] = {}
         self.sessions = sessions
 
-    async def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
+    async def submit(self, *, client: str | Client, subject: str, body: str, requester: str, device: str | None,
                      scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
                      actor: str = "api", requester_name: str | None = None) -> Submitted:
         """Open a ticket (``client`` outside ``scope`` is :class:`NotFound`) and start its run; returns at
-        once, with ``ticket_opened`` durable in the audit trail."""
+        once, with ``ticket_opened`` durable in the audit trail. ``client``: its id or name, or its row when the
+        caller has just read it (PSA intake found it by the PSA's company: not read again)."""
         if not subject.strip():
             raise Conflict("a ticket needs a subject")
         lease = self.sessions.new_lease() if self.sessions is not None else None
@@ -59,7 +62,7 @@ class Submissions:
         def open_it() -> tuple[Ticket, Session, Route]:
             """The client, the route and the stored ticket: reads and one write, in one go off the loop when
             the database is a server (``run_store``), so no round trip of them holds the event loop."""
-            client_row = self._registry.client(client)
+            client_row = client if isinstance(client, Client) else self._registry.client(client)
             if scope is not None and client_row.id not in scope:
                 raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
             route = self._router.route(client_row.id, device=device, requester=requester)
@@ -84,14 +87,20 @@ class Submissions:
             self._process(ticket, session, route, resumed=resumed, claimed=claimed))
 
     async def _process(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool,
-                       claimed: bool) -> None:
+                       claimed: bool) -> str | None:
+        """Run it (under its lease, with session ownership); the outcome it closed with here, if it did."""
         logs.bind(ticket_id=ticket.id, session_id=session.id, client_id=ticket.client_id, agent_id=route.agent_id)
+        closed: list[FinishedRun | None] = []
+
+        async def work() -> None:
+            closed.append(await self._run.process(ticket, session, route, resumed=resumed))
+
         try:
             if self.sessions is None:
-                await self._run.process(ticket, session, route, resumed=resumed)
+                await work()
             else:  # a new session's lease was taken with it, a resumed one's before it was resumed
-                await self.sessions.run(session.id, lambda: self._run.process(ticket, session, route, resumed=resumed),
-                                        claimed=claimed)
+                await self.sessions.run(session.id, work, claimed=claimed)
+            return closed[0].outcome if closed and closed[0] is not None else None
         finally:
             self._tasks.pop(session.id, None)
             self._quiet.closed(session.id)
@@ -99,10 +108,11 @@ class Submissions:
     def running(self, session_id: str) -> bool:
         return session_id in self._tasks
 
-    async def wait(self, session_id: str) -> None:
+    async def wait(self, session_id: str) -> str | None:
+        """Wait for the session's run under way here; the outcome it closed the ticket with (``None``: no run
+        under way here, or one that ended without closing it here)."""
         task = self._tasks.get(session_id)
-        if task is not None:
-            await asyncio.shield(task)
+        return await asyncio.shield(task) if task is not None else None
 
     async def shutdown(self) -> None:
         if self.sessions is not None:

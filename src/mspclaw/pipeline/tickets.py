@@ -18,6 +18,7 @@ from mspclaw.pipeline.run import TicketRun, needs_device, site_tools
 from mspclaw.pipeline.submission import Submissions, Submitted
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.store.runs import RunStore
+from mspclaw.store.tables import Client
 from mspclaw.store.tickets import TicketStore
 
 __all__ = ["Submitted", "TicketService", "needs_device", "site_tools"]
@@ -57,7 +58,7 @@ class TicketService:
     def playbooks(self, books: list[Playbook]) -> None:
         self.run.playbooks = books
 
-    async def submit(self, *, client: str, subject: str, body: str, requester: str, device: str | None,
+    async def submit(self, *, client: str | Client, subject: str, body: str, requester: str, device: str | None,
                      scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
                      actor: str = "api", requester_name: str | None = None) -> Submitted:
         """Open a ticket and start working on it (:meth:`Submissions.submit`)."""
@@ -65,8 +66,9 @@ class TicketService:
                                              device=device, scope=scope, psa=psa, external_id=external_id,
                                              actor=actor, requester_name=requester_name)
 
-    async def wait(self, session_id: str) -> None:
-        await self.submissions.wait(session_id)
+    async def wait(self, session_id: str) -> str | None:
+        """The outcome the session's run closed its ticket with (:meth:`Submissions.wait`)."""
+        return await self.submissions.wait(session_id)
 
     async def wait_or_recover(self, ticket_id: str) -> None:
         await self.submissions.wait_or_recover(ticket_id)

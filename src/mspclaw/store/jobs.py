@@ -11,12 +11,18 @@ cancelled; a process that dies loses no job, only the lease on the one it was ru
   delivery that is still fresh finds its job. The insert is ``ON CONFLICT (dedupe_key) DO
   NOTHING``: one statement queues the first delivery, and one that inserts nothing means
   "already queued" (that job is then read).
+  On PostgreSQL the insert and the ``NOTIFY`` that wakes idle workers are one statement (a
+  ``pg_notify`` over the CTE of the insert: nothing is notified when nothing was inserted, and
+  the notification leaves at the statement's commit, as ``NOTIFY``'s does).
 * **Claim** takes the oldest due job: queued with ``run_after`` reached, or running with its
-  lease expired (its worker died). On PostgreSQL the candidate row is read with
-  ``FOR UPDATE SKIP LOCKED``, so concurrent claimers each lock a different row and never wait
-  for each other; on SQLite the claim runs in a ``BEGIN IMMEDIATE`` transaction, which holds the
-  database's single write lock from the read to the commit. Either way one job is held by one
-  worker at a time. A job whose lease expired on its last allowed attempt goes to ``dead``.
+  lease expired (its worker died). On PostgreSQL the claim is one statement in autocommit mode,
+  ``UPDATE jobs SET ... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING
+  ...``: the subquery locks the candidate row (concurrent claimers each lock a different row and
+  never wait for each other) and the update takes it under that lock. On SQLite the claim reads
+  then updates in a ``BEGIN IMMEDIATE`` transaction, which holds the database's single write
+  lock from the read to the commit. Either way one job is held by one worker at a time. A job
+  whose lease expired on its last allowed attempt goes to ``dead`` (on PostgreSQL the same
+  statement does that, from the row's values before it, and the claim tries again).
 * The holder keeps its lease alive with :meth:`JobQueue.heartbeat` and ends the job with
   :meth:`JobQueue.complete` or :meth:`JobQueue.fail`; each checks that the caller still holds the
   job, so a worker that was taken over cannot finish someone else's attempt. Worker names must
@@ -43,24 +49,30 @@ from sqlalchemy import (
     Connection,
     Row,
     Select,
+    String,
     Table,
+    Update,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mspclaw.errors import Conflict, NotFound, StoreError
+from mspclaw.store.clock import aware_now
 from mspclaw.store.database import Database
 from mspclaw.store.job_wakeups import CHANNEL as WAKE_CHANNEL
 from mspclaw.store.secretbox import SecretBox, open_map, seal_map
-from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, new_id, utcnow
+from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, UTCDateTime, new_id, utcnow
 
 JobStatus = Literal["queued", "running", "done", "dead", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
@@ -75,7 +87,6 @@ _MAX_ERROR = 10_000
 
 # Built once: the statements every job runs (building one per call cost more than running it on SQLite),
 # prepared once (FastSQL, the database's fast path).
-_INSERT_JOB = insert(_JOBS)
 _BY_DEDUPE_KEY = select(_JOBS).where(_JOBS.c.dedupe_key == bindparam("dedupe_key"))
 _DUE = select(_JOBS).where(or_(
     and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= bindparam("now")),
@@ -91,6 +102,40 @@ def _claim_kinds(count: int) -> Select[Any]:
     """The claim among ``count`` kinds, bound as ``:kind_0`` ... (one statement per number of kinds)."""
     kinds: list[Any] = [bindparam(f"kind_{i}") for i in range(count)]
     return _DUE.where(_JOBS.c.kind.in_(kinds)).order_by(*_ORDER).limit(1).with_for_update(skip_locked=True)
+
+
+# PostgreSQL: the claim as one statement. Every column named in SET or in a CASE is the row's value
+# before the update; RETURNING gives the row after it. A running job (its lease expired) whose attempts
+# are used up goes to dead instead, with the same last_error the SQLite path writes.
+_c = _JOBS.c
+_LOST = _c.status == "running"
+_USED_UP = and_(_LOST, _c.attempts >= _c.max_attempts)
+_LOST_ERROR = (literal("worker lost: ", String) + func.coalesce(_c.worker, "")
+               + " let its lease expire during attempt " + sql_cast(_c.attempts, String))
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_pg(count: int | None) -> Update:
+    """``UPDATE jobs ... WHERE id = (the claim's SELECT ... FOR UPDATE SKIP LOCKED) RETURNING *``; ``count``:
+    the number of kinds (``None``: any kind)."""
+    candidate = (_CLAIM_ANY if count is None else _claim_kinds(count)).with_only_columns(_c.id).correlate(None)
+    pick = candidate.scalar_subquery()
+    now = bindparam("p_now", type_=UTCDateTime())
+    return update(_JOBS).where(_c.id == pick).values(
+        status=case((_USED_UP, "dead"), else_="running"),
+        worker=case((_USED_UP, _c.worker), else_=bindparam("p_worker", type_=String())),
+        lease_until=case((_USED_UP, None), else_=bindparam("p_lease_until", type_=UTCDateTime())),
+        attempts=case((_USED_UP, _c.attempts), else_=_c.attempts + 1),
+        finished_at=case((_USED_UP, now), else_=_c.finished_at),
+        updated_at=now,
+        last_error=case((_USED_UP, _LOST_ERROR + ", the last of " + sql_cast(_c.max_attempts, String)),
+                        (_LOST, _LOST_ERROR), else_=_c.last_error),
+    ).returning(*_JOBS.c)
+
+
+def _lost_error(worker: str | None, attempts: int) -> str:
+    """The ``last_error`` of a job taken over from a worker whose lease expired (as ``_LOST_ERROR``)."""
+    return f"worker lost: {worker or ''} let its lease expire during attempt {attempts}"
 
 
 _DEAD = update(_JOBS).where(_JOBS.c.id == bindparam("p_id")).values(
@@ -109,6 +154,19 @@ _HEARTBEAT = update(_JOBS).where(_HELD).values(lease_until=bindparam("p_lease_un
 _COMPLETE = update(_JOBS).where(_HELD).values(status="done", lease_until=None, finished_at=bindparam("p_now"),
                                               updated_at=bindparam("p_now"))
 _NOTIFY = select(func.pg_notify(bindparam("p_channel"), bindparam("p_kind")))
+
+
+def _insert_new_key(dialect: Any) -> Any:
+    """``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`` (a NULL key never conflicts)."""
+    return dialect.insert(_JOBS).on_conflict_do_nothing(index_elements=[_c.dedupe_key]).returning(_c.id)
+
+
+# PostgreSQL: the insert and the wake-up of idle workers in one statement; a row only when one was inserted.
+_NEW_JOB = _insert_new_key(postgresql).cte("new_job")
+_ENQUEUE = {"postgresql": select(_NEW_JOB.c.id, func.pg_notify(bindparam("p_channel", type_=String()),
+                                                               bindparam("p_kind", type_=String())))
+            .select_from(_NEW_JOB),
+            "sqlite": _insert_new_key(sqlite)}
 
 
 class Job(BaseModel):
@@ -184,16 +242,16 @@ class JobQueue:
         self._clock = clock
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
-        dialect = postgresql if db.dialect == "postgresql" else sqlite
         self._fast = fast = db.fast
-        self._insert_new_key = fast.prepare(dialect.insert(_JOBS).on_conflict_do_nothing(
-            index_elements=[_JOBS.c.dedupe_key]).returning(_JOBS.c.id))
-        self._insert_job, self._by_key = fast.prepare(_INSERT_JOB), fast.prepare(_BY_DEDUPE_KEY)
+        self._pg = db.dialect == "postgresql"
+        # PostgreSQL wakes idle workers on every replica (store/job_wakeups.py), notified by the insert
+        # itself; SQLite's wake in-process.
+        self._insert_new_key = fast.prepare(_ENQUEUE["postgresql" if self._pg else "sqlite"])
+        self._by_key = fast.prepare(_BY_DEDUPE_KEY)
         self._release_key = fast.prepare(_RELEASE_KEY)
         self._claim_any, self._take, self._dead = fast.prepare(_CLAIM_ANY), fast.prepare(_TAKE), fast.prepare(_DEAD)
         self._heartbeat, self._complete = fast.prepare(_HEARTBEAT), fast.prepare(_COMPLETE)
-        # PostgreSQL wakes idle workers on every replica (store/job_wakeups.py); SQLite's wake in-process.
-        self._notify = fast.prepare(_NOTIFY) if db.dialect == "postgresql" else None
+        self._notify = fast.prepare(_NOTIFY) if self._pg else None
 
     @property
     def commits_wait_for_server(self) -> bool:
@@ -201,10 +259,7 @@ class JobQueue:
         return self._db.commits_wait_for_server
 
     def _now(self) -> datetime:
-        now = self._clock()
-        if now.tzinfo is None:
-            raise ValueError("the job queue's clock must return aware datetimes")
-        return now.astimezone(UTC)
+        return aware_now(self._clock, "the job queue's clock")
 
     # --- producing -------------------------------------------------------------------------------
 
@@ -241,14 +296,12 @@ class JobQueue:
             "run_after": run_after.astimezone(UTC) if run_after is not None else now, "lease_until": None,
             "worker": None, "last_error": None, "created_at": now, "updated_at": now, "finished_at": None,
         }
+        inserting = {**values, "p_channel": WAKE_CHANNEL, "p_kind": kind} if self._pg else values
         with _store_errors("enqueue a job"):
-            # One statement: the key's first job is inserted, a later one does nothing (no read before it).
-            if dedupe_key is None:
-                self._fast.run(self._insert_job, values, immediate=True)
-                self._wake_workers(kind)
-                return _job(values), True
-            inserted = bool(self._fast.read(self._insert_new_key, values, immediate=True))
-            if not inserted:
+            # One statement: the key's first job is inserted (and, on PostgreSQL, idle workers notified), a
+            # later one does nothing (no read before it). A job without a key is always inserted.
+            inserted = bool(self._fast.read(self._insert_new_key, inserting, immediate=True))
+            if not inserted and dedupe_key is not None:
                 existing = self._by_dedupe_key(dedupe_key)
                 if existing is not None and not self._expired(existing, now, dedupe_for):
                     return existing, False
@@ -256,12 +309,13 @@ class JobQueue:
                     self._fast.run(self._release_key, {"p_id": existing.id, "p_key": dedupe_key, "p_now": now,
                                                        "p_before": now - dedupe_for}, immediate=True)
                 # The key was free, or given up just now (or by a concurrent enqueue): one more try.
-                if not self._fast.read(self._insert_new_key, values, immediate=True):
+                if not self._fast.read(self._insert_new_key, inserting, immediate=True):
                     existing = self._by_dedupe_key(dedupe_key)
                     if existing is None:
                         raise StoreError(f"job with dedupe key {dedupe_key!r} was neither inserted nor found")
                     return existing, False
-            self._wake_workers(kind)
+            elif not inserted:
+                raise StoreError(f"job {values['id']} was not inserted")
         return _job(values), True
 
     def _wake_workers(self, kind: str) -> None:
@@ -296,13 +350,11 @@ class JobQueue:
         _check_lease(lease_s)
         if kinds is not None and not kinds:
             return None
-        params: dict[str, Any]
-        if kinds is None:
-            stmt, params = self._claim_any, {}
-        else:
-            ordered = sorted(set(kinds))
-            stmt = self._fast.prepare(_claim_kinds(len(ordered)))
-            params = {f"kind_{i}": kind for i, kind in enumerate(ordered)}
+        ordered = sorted(set(kinds)) if kinds is not None else None
+        params: dict[str, Any] = {f"kind_{i}": kind for i, kind in enumerate(ordered or ())}
+        if self._pg:
+            return self._claim_pg(worker, ordered, params, lease_s)
+        stmt = self._claim_any if ordered is None else self._fast.prepare(_claim_kinds(len(ordered)))
         with _store_errors("claim a job"), self._fast.transaction(immediate=True) as tx:
             # "now" is read once the write lock is held: read before waiting for it, it would miss a
             # job enqueued (and committed) during the wait, whose run_after is later than that "now".
@@ -313,8 +365,7 @@ class JobQueue:
                     return None
                 last_error = row["last_error"]
                 if row["status"] == "running":
-                    last_error = (f"worker lost: {row['worker']} let its lease expire during attempt "
-                                  f"{row['attempts']}")
+                    last_error = _lost_error(row["worker"], row["attempts"])
                     if row["attempts"] >= row["max_attempts"]:
                         tx.execute(self._dead, {"p_id": row["id"], "p_now": now,
                                                 "p_last_error": f"{last_error}, the last of {row['max_attempts']}"})
@@ -324,6 +375,21 @@ class JobQueue:
                 tx.execute(self._take, {"p_id": row["id"], "p_worker": worker, "p_lease_until": values["lease_until"],
                                         "p_attempts": values["attempts"], "p_now": now, "p_last_error": last_error})
                 return _job({**row, **values})
+
+    def _claim_pg(self, worker: str, kinds: list[str] | None, params: dict[str, Any], lease_s: float) -> Job | None:
+        """:meth:`claim` on PostgreSQL: one statement in autocommit mode per job looked at (one, unless a lost
+        worker's job on its last attempt is dead-lettered on the way)."""
+        stmt = self._fast.prepare(_claim_pg(len(kinds) if kinds is not None else None))
+        with _store_errors("claim a job"):
+            while True:
+                now = self._now()
+                row = self._fast.mapping(stmt, {**params, "now": now, "p_now": now, "p_worker": worker,
+                                                "p_lease_until": now + timedelta(seconds=lease_s)})
+                if row is None:
+                    return None
+                if row["status"] == "running":
+                    return _job(row)
+                # dead-lettered: its worker was lost on its last attempt; look for the next due job
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float = 30.0) -> bool:
         """Extend the lease to ``now + lease_s``; ``False`` when ``worker`` no longer holds the job.

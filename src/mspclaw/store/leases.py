@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 from pydantic import BaseModel, ConfigDict
@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import Conflict, StoreError
 from mspclaw.observability.metrics import LEASE_TAKEOVERS, lease_kind
+from mspclaw.store.clock import aware_now
 from mspclaw.store.database import Database
 from mspclaw.store.tables import OwnershipLease, UTCDateTime, utcnow
 
@@ -127,10 +128,7 @@ class Leases:
         self._current, self._holders = fast.prepare(_CURRENT), fast.prepare(_HOLDERS)
 
     def _now(self) -> datetime:
-        now = self._clock()
-        if now.tzinfo is None:
-            raise ValueError("the leases' clock must return aware datetimes")
-        return now.astimezone(UTC)
+        return aware_now(self._clock, "the leases' clock")
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:

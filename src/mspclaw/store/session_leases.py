@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import BigInteger, Integer, String, Table, and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspclaw.errors import StoreError
+from mspclaw.store.clock import aware_now
 from mspclaw.store.database import Database
 from mspclaw.store.leases import MAX_HOLDER, MAX_TTL_S
 from mspclaw.store.tables import OwnershipLease, Session, UTCDateTime, utcnow
@@ -34,8 +35,10 @@ MAX_ORPHANS: Final = 1000
 _c = _LEASES.c
 _NAME, _HOLDER = bindparam("p_name", type_=String()), bindparam("p_holder", type_=String())
 _NOW = bindparam("p_now", type_=UTCDateTime())
-_FORGET = delete(_LEASES).where(_c.name == _NAME, _c.holder == _HOLDER, _c.token == bindparam("p_token",
-                                                                                             type_=BigInteger()))
+FORGET: Final = delete(_LEASES).where(_c.name == _NAME, _c.holder == _HOLDER, _c.token == bindparam(
+    "p_token", type_=BigInteger()))
+"""The delete of a finished session's lease (``p_name``, ``p_holder``, ``p_token``: :meth:`HeldLease.params`);
+:meth:`SessionLeaseStore.forget` runs it alone, ``TicketStore.close_session`` with the session's end."""
 _RENEW_ALL = (update(_LEASES)
               .where(_c.name.in_(bindparam("p_names", expanding=True)), _c.holder == _HOLDER, _c.expires_at > _NOW)
               .values(expires_at=bindparam("p_until", type_=UTCDateTime()), updated_at=_NOW)
@@ -85,21 +88,32 @@ class NewSessionLease:
                 "expires_at": now + timedelta(seconds=self.ttl_s), "updated_at": now}
 
 
+@dataclass(frozen=True)
+class HeldLease:
+    """A session's lease as its holder holds it: deleted with the session's end (``TicketStore.close_session``),
+    if ``holder`` still holds it with ``token`` (a lease taken over since is left to its new holder)."""
+
+    name: str
+    holder: str
+    token: int
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of :data:`FORGET`."""
+        return {"p_name": self.name, "p_holder": self.holder, "p_token": self.token}
+
+
 class SessionLeaseStore:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
-        self._forget = db.fast.prepare(_FORGET)
+        self._forget = db.fast.prepare(FORGET)
 
     @property
     def commits_wait_for_server(self) -> bool:
         return self._db.commits_wait_for_server
 
     def _now(self) -> datetime:
-        now = self._clock()
-        if now.tzinfo is None:
-            raise ValueError("the session leases' clock must return aware datetimes")
-        return now.astimezone(UTC)
+        return aware_now(self._clock, "the session leases' clock")
 
     def renew_all(self, names: Collection[str], holder: str, ttl_s: float) -> set[str]:
         """Extend to ``now + ttl_s`` every lease of ``names`` that ``holder`` holds and that has not expired:
@@ -128,8 +142,7 @@ class SessionLeaseStore:
         """Delete the lease of a session whose run has finished (it is never resumed again), if ``holder``
         still holds it with ``token``: the table keeps only the leases of sessions not finished."""
         try:  # one statement by itself: autocommit on PostgreSQL, BEGIN IMMEDIATE on SQLite
-            return self._db.fast.run(self._forget, {"p_name": name, "p_holder": holder, "p_token": token},
-                                     immediate=True) == 1
+            return self._db.fast.run(self._forget, HeldLease(name, holder, token).params(), immediate=True) == 1
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot delete the lease {name!r}: {exc}") from exc
 

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.database import Database
 from mspclaw.store.redact import redact_json, redact_optional, redact_text
-from mspclaw.store.session_leases import NewSessionLease
+from mspclaw.store.session_leases import FORGET, HeldLease, NewSessionLease
 from mspclaw.store.tables import (
     ApprovalRow,
     OwnershipLease,
@@ -210,13 +210,14 @@ _CLOSING_COLUMNS = ("note", "outcome", "reason", "reply", "status")
 
 
 @functools.cache
-def _close_session_pg() -> Select[Any]:
-    """The session's end (``p_id``), the ticket's status (``p_ticket_id``, the same ``p_status``) and the
-    event that announces it."""
+def _close_session_pg(leased: bool = False) -> Select[Any]:
+    """The session's end (``p_id``), the ticket's status (``p_ticket_id``, the same ``p_status``), the
+    event that announces it and, if ``leased``, the delete of the session's lease (``HeldLease.params``)."""
     closed = _update_session(_CLOSING_COLUMNS).returning(_SESSIONS.c.id).cte("closed_session")
     ticket = _CLOSE_TICKET.returning(_TICKETS.c.id).cte("closed_ticket")
+    also = [FORGET.returning(_LEASES.c.name).cte("forgotten_lease")] if leased else []
     new_event = _ADD_EVENT.cte("new_event")
-    return select(new_event.c.seq).add_cte(closed, ticket)
+    return select(new_event.c.seq).add_cte(closed, ticket, *also)
 
 
 _FIND_EXTERNAL: Select[Any] = select(_TICKETS).where(_TICKETS.c.psa == bindparam("psa"),
@@ -240,7 +241,7 @@ class TicketStore:
         self._set_ticket_status = fast.prepare(_SET_TICKET_STATUS)
         self._find_external, self._ticket_by_id = fast.prepare(_FIND_EXTERNAL), fast.prepare(_TICKET_BY_ID)
         self._insert_ticket, self._insert_session = fast.prepare(_INSERT_TICKET), fast.prepare(_INSERT_SESSION)
-        self._insert_lease = fast.prepare(_INSERT_LEASE)
+        self._insert_lease, self._forget_lease = fast.prepare(_INSERT_LEASE), fast.prepare(FORGET)
         self._pending_approvals = fast.prepare(_PENDING_APPROVALS)
         self._one_statement = db.dialect == "postgresql"
         """Several writes of one call as one statement (``_..._pg``), or as one transaction (SQLite)."""
@@ -350,18 +351,22 @@ class TicketStore:
         self._fast.run(self._set_ticket_status, {"p_id": ticket_id, "p_status": status, "p_updated_at": utcnow()})
 
     def close_session(self, session_id: str, ticket_id: str, *, outcome: str, note: str, reply: str,
-                      reason: str, event: tuple[str, dict[str, Any]] | None = None) -> int | None:
-        """A run's end in one transaction: the session's outcome, note and reply, the ticket's status
-        and, given ``(name, data)``, the session event that announces it (its ``seq`` is returned)."""
+                      reason: str, event: tuple[str, dict[str, Any]] | None = None,
+                      lease: HeldLease | None = None) -> int | None:
+        """A run's end in one transaction: the session's outcome, note and reply, the ticket's status,
+        given ``(name, data)`` the session event that announces it (its ``seq`` is returned) and, given the
+        session's ``lease``, its delete (only while its holder holds it with its token: a finished session is
+        never resumed, and ``ownership_leases`` keeps only unfinished sessions' leases)."""
         now = utcnow()
         seq: int | None = None
         note, reply, reason = redact_text(note), redact_text(reply), redact_text(reason)
         event = (event[0], redact_json(event[1])) if event is not None else None
         if event is not None and self._one_statement:
-            (seq,) = self._fast.one(self._fast.prepare(_close_session_pg()), {
+            (seq,) = self._fast.one(self._fast.prepare(_close_session_pg(lease is not None)), {
                 "p_id": session_id, "p_ticket_id": ticket_id, "p_note": note, "p_outcome": outcome,
                 "p_reason": reason, "p_reply": reply, "p_status": outcome, "p_updated_at": now,
-                **_bound({"session_id": session_id, "event": event[0], "data": event[1], "created_at": now})})
+                **_bound({"session_id": session_id, "event": event[0], "data": event[1], "created_at": now}),
+                **(lease.params() if lease is not None else {})})
             return int(seq)
         closing = self._fast.prepare(_update_session(_CLOSING_COLUMNS))
         with self._fast.transaction() as tx:
@@ -371,6 +376,8 @@ class TicketStore:
             if event is not None:
                 _, seq = tx.one(self._add_event, _bound({"session_id": session_id, "event": event[0],
                                                          "data": event[1], "created_at": now}))
+            if lease is not None:
+                tx.execute(self._forget_lease, lease.params())
         return seq
 
     def unfinished_sessions(self) -> list[Session]:
