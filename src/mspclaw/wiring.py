@@ -71,7 +71,6 @@ from mspclaw.store.db import WalCheckpointer
 from mspclaw.store.devices import DeviceMemory
 from mspclaw.store.escalations import EscalationStore
 from mspclaw.store.feedback import FeedbackStore
-from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.jobs import JobQueue, PSAAccount, PSAAccounts
 from mspclaw.store.keys import ApiKeys
 from mspclaw.store.leases import Leases
@@ -87,6 +86,7 @@ from mspclaw.store.stats import StatsQuery, UsageLog
 from mspclaw.store.technicians import CHANGED_CHANNEL as ROSTER_CHANNEL
 from mspclaw.store.technicians import RosterStore
 from mspclaw.store.tickets import TicketStore
+from mspclaw.store.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class Services:
         if self.broadcast is not None:  # other replicas' session events to our watchers; their config changes
             self._background.append(loop.create_task(self.broadcast.run(
                 self.events.deliver, {"psa_accounts": self.psa_accounts.reload, "roster": self.staff.techs.reload})))
-        roster_changes = JobWakeups.for_engine(self.engine, channel=ROSTER_CHANNEL)  # PostgreSQL: edits anywhere
+        roster_changes = Wakeups.for_engine(self.engine, channel=ROSTER_CHANNEL)  # PostgreSQL: edits anywhere
         self._background.append(loop.create_task(self.staff.techs.refresh_forever(changes=roster_changes)))
         self._background.append(loop.create_task(roster_changes.run()))  # after: its first wake-up is heard
         # one replica at a time runs these loops, and each PSA's poller (store/leases.py, pipeline/ownership.py)
@@ -200,7 +200,7 @@ class Services:
         except ConfigError as exc:  # a channel that will not open must not keep the server from starting
             log.warning("pending notifications not resumed: %s", exc.message)
         if workers and self.settings.workers > 0:
-            wakeups = JobWakeups.for_engine(self.engine)  # PostgreSQL: a job queued on any replica wakes it
+            wakeups = Wakeups.for_engine(self.engine)  # PostgreSQL: a job queued on any replica wakes it
             self._background.append(loop.create_task(wakeups.run()))
             worker = Worker(self.intake, concurrency=self.settings.workers, wakeups=wakeups)
             self._background.append(loop.create_task(worker.run()))

@@ -20,8 +20,8 @@ from sqlalchemy import Engine, event
 
 from mspclaw.store.database import Database
 from mspclaw.store.db import migrate
-from mspclaw.store.job_wakeups import CHANNEL, listen_conninfo
 from mspclaw.store.jobs import Job, JobQueue
+from mspclaw.store.wakeups import JOBS_CHANNEL, listen_conninfo
 
 if TYPE_CHECKING:
     from tests.store.conftest import TestDatabase
@@ -83,7 +83,7 @@ def test_an_enqueue_on_postgresql_is_one_statement_that_notifies_only_a_new_job(
     conninfo = listen_conninfo(pg)
     assert conninfo is not None
     with psycopg.connect(conninfo, autocommit=True) as listener:
-        listener.execute(f"LISTEN {CHANNEL}")
+        listener.execute(f"LISTEN {JOBS_CHANNEL}")
         with counted(pg) as counts:
             job, created = queue.enqueue("psa_ticket", {"n": 1}, dedupe_key="local:1")
             keyless, keyless_created = queue.enqueue("report", {})

@@ -18,10 +18,10 @@ from sqlalchemy import text
 from mspclaw.pipeline.techs import Tech, TechRegistry, parse
 from mspclaw.store.database import Database
 from mspclaw.store.db import alembic_config, migrate
-from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.logins import Logins
 from mspclaw.store.secretbox import SecretBox, SecretKey
 from mspclaw.store.technicians import CHANGED_CHANNEL, RosterStore
+from mspclaw.store.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from tests.store.conftest import TestDatabase
@@ -123,7 +123,7 @@ async def test_an_edit_is_notified_to_every_listener_as_it_commits(blank_postgre
     """``NOTIFY mspclaw_roster`` from the edit's transaction, heard by a replica's listener; a notification of
     another test's roster (another schema, same database) would only wake it early, never fail this."""
     Database.open(blank_postgres.url).dispose()  # migrated
-    changes = JobWakeups.for_engine(blank_postgres.new_engine(), channel=CHANGED_CHANNEL, fallback_s=30)
+    changes = Wakeups.for_engine(blank_postgres.new_engine(), channel=CHANGED_CHANNEL, fallback_s=30)
     heard = asyncio.Event()
     changes.subscribe(heard)
     listener = asyncio.get_running_loop().create_task(changes.run())

@@ -9,7 +9,7 @@
   a session is never run twice.
 * An idle worker polls the queue every ``idle_s``, and is woken at once when this process
   enqueues a job. On PostgreSQL, jobs enqueued by other replicas wake it too (``NOTIFY``, see
-  ``store/job_wakeups.py``), and it then polls only every ``JobWakeups.fallback_s``.
+  ``store/wakeups.py``), and it then polls only every ``Wakeups.fallback_s``.
 * With an :class:`~mspclaw.pipeline.ownership.Ownership`, each PSA's poller runs on one replica at
   a time (the holder of the lease ``poller:<account>``).
 """
@@ -35,8 +35,8 @@ from mspclaw.pipeline.refusals import Refusals
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.protocol.limits import TICKET_LIMITS, Clipped, clip
 from mspclaw.store.audit import AuditLog
-from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.jobs import Job, JobQueue
+from mspclaw.store.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class Worker:
     """
 
     def __init__(self, intake: Intake, *, concurrency: int = 32, lease_s: float = 30.0, idle_s: float = 0.5,
-                 name: str | None = None, wakeups: JobWakeups | None = None) -> None:
+                 name: str | None = None, wakeups: Wakeups | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"a worker needs at least one slot, not {concurrency}")
         self.intake = intake

@@ -52,8 +52,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mspclaw.errors import ConfigError, Conflict, MSPClawError, NotFound
 from mspclaw.pipeline.identity import identity_keys, keys_of
 from mspclaw.store import loop_guard
-from mspclaw.store.job_wakeups import JobWakeups
 from mspclaw.store.technicians import RosterEdit, RosterStore, StoredChannel
+from mspclaw.store.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ class TechRegistry:
         """:meth:`refresh` on a worker thread (another replica changed the roster)."""
         await asyncio.to_thread(self.refresh)
 
-    async def refresh_forever(self, interval_s: float = REFRESH_S, *, changes: JobWakeups | None = None) -> None:
+    async def refresh_forever(self, interval_s: float = REFRESH_S, *, changes: Wakeups | None = None) -> None:
         """Keep the roster the event loop's readers use current (a change by ``mspclaw tech``, or by a replica),
         until cancelled: every ``interval_s``, and at once when ``changes`` (the listener of
         :data:`~mspclaw.store.technicians.CHANGED_CHANNEL`, on PostgreSQL) hears of an edit."""

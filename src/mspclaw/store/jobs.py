@@ -70,9 +70,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from mspclaw.errors import Conflict, NotFound, StoreError
 from mspclaw.store.clock import aware_now
 from mspclaw.store.database import Database
-from mspclaw.store.job_wakeups import CHANNEL as WAKE_CHANNEL
 from mspclaw.store.secretbox import SecretBox, open_map, seal_map
 from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, UTCDateTime, new_id, utcnow
+from mspclaw.store.wakeups import JOBS_CHANNEL
 
 JobStatus = Literal["queued", "running", "done", "dead", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
@@ -244,7 +244,7 @@ class JobQueue:
         self._backoff_max_s = backoff_max_s
         self._fast = fast = db.fast
         self._pg = db.dialect == "postgresql"
-        # PostgreSQL wakes idle workers on every replica (store/job_wakeups.py), notified by the insert
+        # PostgreSQL wakes idle workers on every replica (store/wakeups.py), notified by the insert
         # itself; SQLite's wake in-process.
         self._insert_new_key = fast.prepare(_ENQUEUE["postgresql" if self._pg else "sqlite"])
         self._by_key = fast.prepare(_BY_DEDUPE_KEY)
@@ -296,7 +296,7 @@ class JobQueue:
             "run_after": run_after.astimezone(UTC) if run_after is not None else now, "lease_until": None,
             "worker": None, "last_error": None, "created_at": now, "updated_at": now, "finished_at": None,
         }
-        inserting = {**values, "p_channel": WAKE_CHANNEL, "p_kind": kind} if self._pg else values
+        inserting = {**values, "p_channel": JOBS_CHANNEL, "p_kind": kind} if self._pg else values
         with _store_errors("enqueue a job"):
             # One statement: the key's first job is inserted (and, on PostgreSQL, idle workers notified), a
             # later one does nothing (no read before it). A job without a key is always inserted.
@@ -321,7 +321,7 @@ class JobQueue:
     def _wake_workers(self, kind: str) -> None:
         """``NOTIFY mspclaw_jobs`` on PostgreSQL, once the new job is committed (nothing on SQLite)."""
         if self._notify is not None:
-            self._fast.read(self._notify, {"p_channel": WAKE_CHANNEL, "p_kind": kind})
+            self._fast.read(self._notify, {"p_channel": JOBS_CHANNEL, "p_kind": kind})
 
     @staticmethod
     def _expired(job: Job, now: datetime, dedupe_for: timedelta) -> bool:

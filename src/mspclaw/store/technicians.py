@@ -10,7 +10,7 @@ only when the version differs, so a change made on one replica, or by ``mspclaw 
 the next read everywhere, with no message to lose. What a server's event loop reads is the roster it holds,
 read again every second, and at once on PostgreSQL: an edit's transaction sends ``NOTIFY mspclaw_roster``
 (:data:`CHANGED_CHANNEL`), delivered at its commit to every replica's listener
-(:class:`~mspclaw.store.job_wakeups.JobWakeups`); a lost notification costs that second, no more.
+(:class:`~mspclaw.store.wakeups.Wakeups`); a lost notification costs that second, no more.
 
 **Editing.** :meth:`RosterStore.editing` is one transaction that first locks the state row (``FOR UPDATE`` on
 PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so edits from several replicas and commands run one after the

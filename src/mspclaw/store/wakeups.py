@@ -1,21 +1,20 @@
-"""Waking idle workers the moment a job is queued, on any replica.
+"""Waking waiters the moment something changes in the database, on any replica: PostgreSQL's
+``LISTEN``/``NOTIFY`` on one channel, fanned out to asyncio events.
 
-On PostgreSQL, :meth:`~mspclaw.store.jobs.JobQueue.enqueue` sends ``NOTIFY mspclaw_jobs`` (the payload
-is the job's kind) once the job is committed. :class:`JobWakeups` keeps one dedicated psycopg
-connection per process in ``LISTEN mspclaw_jobs`` and sets every subscribed worker's event on each
-notification, so an idle worker claims at once instead of at its next poll.
+Two channels use it. :data:`JOBS_CHANNEL`: :meth:`~mspclaw.store.jobs.JobQueue.enqueue` sends
+``NOTIFY mspclaw_jobs`` (the payload is the job's kind) with the job's insert, delivered once it
+commits, and every subscribed idle worker claims at once instead of at its next poll. The technician
+roster's channel (``store/technicians.py``): an edit's transaction notifies, and each replica's roster
+refresh reloads. :class:`Wakeups` keeps one dedicated psycopg connection per channel and process.
 
-A notification can be lost (the listening connection drops, the server restarts): a worker then
-still finds the job at its slow fallback poll (:attr:`JobWakeups.fallback_s`), so a lost notification
-delays a job and never loses it. After reconnecting, the listener wakes every worker once, for
-whatever was queued while it was away. While it is not listening (not started, reconnecting, or on
-SQLite), :meth:`JobWakeups.idle_s` gives the worker's own short poll interval back.
+A notification can be lost (the listening connection drops, the server restarts): a waiter then
+still sees the change at its slow fallback poll (:attr:`Wakeups.fallback_s`), so a lost notification
+delays work and never loses it. After reconnecting, the listener wakes every waiter once, for
+whatever changed while it was away. While it is not listening (not started, reconnecting, or on
+SQLite), :meth:`Wakeups.idle_s` gives the waiter's own short poll interval back.
 
 SQLite has no notifications and runs one process: jobs queued in this process wake its workers
-in-process (``Intake.listen``), as before.
-
-The same listener serves another channel given as ``channel``: the technician roster's
-(``store/technicians.py``), whose edits wake each replica's roster refresh.
+in-process (``Intake.listen``).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
-CHANNEL: Final = "mspclaw_jobs"
+JOBS_CHANNEL: Final = "mspclaw_jobs"
 MAX_RETRY_S: Final = 30.0
 """The longest wait between two attempts to connect the listener."""
 
@@ -43,10 +42,10 @@ def listen_conninfo(engine: Engine) -> str | None:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class JobWakeups:
-    """One ``LISTEN`` connection per process, fanned out to the idle workers' events."""
+class Wakeups:
+    """One ``LISTEN`` connection per channel and process, fanned out to the waiters' events."""
 
-    def __init__(self, conninfo: str | None, *, channel: str = CHANNEL, fallback_s: float = 5.0,
+    def __init__(self, conninfo: str | None, *, channel: str = JOBS_CHANNEL, fallback_s: float = 5.0,
                  retry_s: float = 1.0, connect_timeout_s: float = 10.0) -> None:
         if fallback_s <= 0 or retry_s <= 0 or connect_timeout_s <= 0:
             raise ValueError("the wake-ups' fallback poll, retry and connect timeout must be over 0 seconds")
@@ -62,7 +61,7 @@ class JobWakeups:
         """Notifications received so far (for tests and metrics)."""
 
     @classmethod
-    def for_engine(cls, engine: Engine, *, channel: str = CHANNEL, **options: float) -> JobWakeups:
+    def for_engine(cls, engine: Engine, *, channel: str = JOBS_CHANNEL, **options: float) -> Wakeups:
         return cls(listen_conninfo(engine), channel=channel, **options)
 
     @property

@@ -1,6 +1,6 @@
 """Idle workers woken by a job queued on another connection, on the real PostgreSQL server on
 127.0.0.1:5432 (a private schema per test, ``tests/store/conftest.py``): ``NOTIFY mspclaw_jobs`` from
-:meth:`JobQueue.enqueue`, ``LISTEN`` on a dedicated psycopg connection in :class:`JobWakeups`.
+:meth:`JobQueue.enqueue`, ``LISTEN`` on a dedicated psycopg connection in :class:`Wakeups`.
 
 The enqueuing "replica" is a second engine (its own connections) used from a thread. NOTIFY reaches
 every listener of the database, so other tests' jobs in other schemas may wake these workers too:
@@ -23,9 +23,9 @@ from tests.ops.tcp_proxy import ProxyThread
 from mspclaw.pipeline.intake import JOB_KIND, Intake, Worker
 from mspclaw.store.database import Database
 from mspclaw.store.db import sqlite_url
-from mspclaw.store.job_wakeups import JobWakeups, listen_conninfo
 from mspclaw.store.jobs import Job, JobQueue
 from mspclaw.store.tables import JobRow
+from mspclaw.store.wakeups import Wakeups, listen_conninfo
 
 if TYPE_CHECKING:
     from tests.store.conftest import TestDatabase
@@ -53,7 +53,7 @@ async def until(predicate: object, seconds: float) -> None:
         await asyncio.sleep(0.005)
 
 
-async def listening(wakeups: JobWakeups) -> asyncio.Task[None]:
+async def listening(wakeups: Wakeups) -> asyncio.Task[None]:
     task = asyncio.get_running_loop().create_task(wakeups.run())
     await until(lambda: wakeups.listening, 10)
     return task
@@ -68,7 +68,7 @@ async def stop(*tasks: asyncio.Task[None]) -> None:
 @pytest.mark.postgres
 async def test_an_enqueue_on_another_connection_wakes_the_listener(blank_postgres: TestDatabase) -> None:
     Database.open(blank_postgres.url).dispose()  # migrated
-    wakeups = JobWakeups(listen_conninfo(blank_postgres.new_engine()), fallback_s=30)
+    wakeups = Wakeups(listen_conninfo(blank_postgres.new_engine()), fallback_s=30)
     event = asyncio.Event()
     wakeups.subscribe(event)
     task = await listening(wakeups)
@@ -91,7 +91,7 @@ async def test_a_waiting_worker_claims_a_job_queued_elsewhere_at_once(blank_post
     db = Database.open(blank_postgres.url)
     blank_postgres.engines.append(db.engine)
     intake = ClaimingIntake(JobQueue(db))
-    wakeups = JobWakeups.for_engine(db.engine, fallback_s=30)
+    wakeups = Wakeups.for_engine(db.engine, fallback_s=30)
     listener = await listening(wakeups)
     worker = Worker(intake, idle_s=0.05, wakeups=wakeups)
     assert wakeups.idle_s(worker.idle_s) == 30
@@ -117,7 +117,7 @@ async def test_a_missed_notification_is_picked_up_by_the_fallback_poll(blank_pos
     db = Database.open(blank_postgres.url)
     blank_postgres.engines.append(db.engine)
     intake = ClaimingIntake(JobQueue(db))
-    wakeups = JobWakeups.for_engine(db.engine, fallback_s=0.5)
+    wakeups = Wakeups.for_engine(db.engine, fallback_s=0.5)
     listener = await listening(wakeups)
     running = asyncio.get_running_loop().create_task(Worker(intake, idle_s=0.05, wakeups=wakeups).run())
     try:
@@ -144,7 +144,7 @@ async def test_after_its_connection_drops_the_listener_reconnects_and_wakes_the_
     proxy = ProxyThread("127.0.0.1", make_url(blank_postgres.url).port or 5432)
     proxy.up()
     via_proxy = make_url(blank_postgres.url).set(host="127.0.0.1", port=proxy.port)
-    wakeups = JobWakeups(via_proxy.set(drivername="postgresql").render_as_string(hide_password=False),
+    wakeups = Wakeups(via_proxy.set(drivername="postgresql").render_as_string(hide_password=False),
                          fallback_s=30, retry_s=0.05)
     intake = ClaimingIntake(JobQueue(db))
     listener = await listening(wakeups)
@@ -168,7 +168,7 @@ async def test_after_its_connection_drops_the_listener_reconnects_and_wakes_the_
 async def test_on_sqlite_nothing_listens_and_workers_keep_their_own_poll(tmp_path: Path) -> None:
     db = Database.open(sqlite_url(tmp_path))
     try:
-        wakeups = JobWakeups.for_engine(db.engine, fallback_s=30)
+        wakeups = Wakeups.for_engine(db.engine, fallback_s=30)
         await asyncio.wait_for(wakeups.run(), 1)  # returns at once: no LISTEN on SQLite
         assert not wakeups.listening
         assert wakeups.idle_s(0.5) == 0.5
@@ -179,7 +179,7 @@ async def test_on_sqlite_nothing_listens_and_workers_keep_their_own_poll(tmp_pat
 
 async def test_an_unreachable_database_leaves_the_workers_polling(tmp_path: Path) -> None:
     """Nothing listens on this port: the listener keeps retrying, and workers poll at their own pace."""
-    wakeups = JobWakeups("postgresql://postgres@127.0.0.1:9/test", fallback_s=30, retry_s=0.05,
+    wakeups = Wakeups("postgresql://postgres@127.0.0.1:9/test", fallback_s=30, retry_s=0.05,
                          connect_timeout_s=1)
     task = asyncio.get_running_loop().create_task(wakeups.run())
     try:
