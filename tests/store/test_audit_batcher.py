@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVarTuple, Unpack, cast
 
 import pytest
 
@@ -98,3 +101,83 @@ def test_a_caller_that_stops_waiting_leaves_the_writer_thread_working(fail_on: s
     third = batches.submit("c")
     assert third.result(5) == "C"
     assert ["b"] in writer.batches  # written all the same
+
+
+Ts = TypeVarTuple("Ts")
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """A loop that counts the callbacks other threads hand it (each one a wake-up of the loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.from_threads = 0
+
+    def call_soon_threadsafe(self, callback: Callable[[Unpack[Ts]], object], *args: *Ts,
+                             context: contextvars.Context | None = None) -> asyncio.Handle:
+        self.from_threads += 1
+        return super().call_soon_threadsafe(callback, *args, context=context)
+
+
+def test_the_writer_thread_answers_a_loops_coroutines_once_per_batch() -> None:
+    """Ten coroutines queued behind a batch: their ten results reach the loop in one wake-up, not ten."""
+    writer = Writer()
+    batches = GroupCommit(writer.write, writer.finish, loop_writes=False, name="thread-batches")
+
+    async def main() -> list[str]:
+        first = asyncio.ensure_future(batches.record("a"))
+        while not writer.threads:
+            await asyncio.sleep(0.01)
+        queued = [asyncio.ensure_future(batches.record(f"b{i}")) for i in range(10)]
+        await asyncio.sleep(0)
+        loop.from_threads = 0
+        writer.gate.set()
+        return [await first, *[await task for task in queued]]
+
+    with asyncio.Runner(loop_factory=CountingLoop) as runner:
+        loop = cast("CountingLoop", runner.get_loop())
+        assert runner.run(main()) == ["A", *[f"B{i}" for i in range(10)]]
+    assert writer.batches == [["a"], [f"b{i}" for i in range(10)]]
+    assert loop.from_threads == 2, "one wake-up of the loop per batch"
+
+
+@pytest.mark.anyio
+async def test_coroutines_of_a_failed_batch_get_its_failure_from_the_writer_thread() -> None:
+    writer = Writer(fail_on="bad")
+    writer.gate.set()
+    batches = GroupCommit(writer.write, writer.finish, loop_writes=False, name="thread-batches")
+    outcomes = await asyncio.gather(batches.record("bad"), return_exceptions=True)
+    assert isinstance(outcomes[0], OSError) and "disk full at bad" in str(outcomes[0])
+    assert await batches.record("good") == "GOOD"
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_coroutine_leaves_the_writer_thread_answering_the_others() -> None:
+    writer = Writer()
+    batches = GroupCommit(writer.write, writer.finish, loop_writes=False, name="thread-batches")
+    first = asyncio.ensure_future(batches.record("a"))
+    while not writer.threads:
+        await asyncio.sleep(0.01)
+    gone, kept = asyncio.ensure_future(batches.record("b")), asyncio.ensure_future(batches.record("c"))
+    await asyncio.sleep(0)
+    gone.cancel()
+    writer.gate.set()
+    assert [await first, await kept] == ["A", "C"]
+    assert gone.cancelled()
+    assert ["b", "c"] in writer.batches  # written all the same
+    assert await batches.record("d") == "D"
+
+
+def test_a_coroutine_whose_loop_closed_does_not_stop_the_writer_thread() -> None:
+    writer = Writer()
+    batches = GroupCommit(writer.write, writer.finish, loop_writes=False, name="thread-batches")
+
+    async def leave() -> None:
+        task = asyncio.ensure_future(batches.record("a"))
+        while not writer.threads:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(leave())  # the loop is closed before the writer answers
+    writer.gate.set()
+    assert batches.submit("b").result(5) == "B"

@@ -13,7 +13,8 @@ Two writers, one per colour of caller:
   loop runs ``write`` on the loop's thread and ``finish`` in the loop's executor, so the loop
   never waits for the disk and no second thread competes with it for the GIL and SQLite's write
   lock; without it, or while another loop's task is writing, the coroutine awaits the writer
-  thread instead.
+  thread instead, which hands a batch's results to each loop in one ``call_soon_threadsafe``
+  (one wake-up of the loop per batch, not one per event and no ``concurrent.futures`` future each).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mspclaw.store import loop_guard
 
@@ -46,7 +47,7 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
         self._finish = finish
         self._loop_writes = loop_writes
         self._idle_s = idle_s
-        self._pending: list[tuple[ItemT, Future[ResultT]]] = []  # for the writer thread
+        self._pending: list[tuple[ItemT, Future[ResultT] | asyncio.Future[ResultT]]] = []  # for the writer thread
         self._ready = threading.Condition(threading.Lock())
         self._writer: threading.Thread | None = None
         self._writer_waiting = False
@@ -58,6 +59,10 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
     def submit(self, item: ItemT) -> Future[ResultT]:
         """Queue ``item`` for the writer thread; the future settles once its batch is done."""
         done: Future[ResultT] = Future()
+        self._queue(item, done)
+        return done
+
+    def _queue(self, item: ItemT, done: Future[ResultT] | asyncio.Future[ResultT]) -> None:
         with self._ready:
             self._pending.append((item, done))
             if self._writer is None:
@@ -65,7 +70,6 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
                 self._writer.start()
             elif self._writer_waiting:  # a busy writer looks at the queue again when its batch is done
                 self._ready.notify()
-        return done
 
     def _write_loop(self) -> None:
         """The writer thread: takes every item queued so far as one batch, until idle for ``idle_s``."""
@@ -79,17 +83,16 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
                         self._writer = None
                         return
                 batch, self._pending = self._pending, []
+            outcomes: list[tuple[Any, BaseException | None]]
             try:
                 results, pending = self._write([item for item, _ in batch])
                 self._finish(pending)
             except BaseException as exc:  # every caller of the batch gets the failure
-                for _, done in batch:
-                    with contextlib.suppress(InvalidStateError):  # its caller stopped waiting (cancelled)
-                        done.set_exception(exc)
+                outcomes = [(None, exc)] * len(batch)
             else:
-                for (_, done), result in zip(batch, results, strict=True):
-                    with contextlib.suppress(InvalidStateError):  # written all the same; nobody waits for it
-                        done.set_result(result)
+                outcomes = [(result, None) for result in results]
+            _settle(batch, outcomes)
+            del batch, outcomes
 
     # --- coroutines ------------------------------------------------------------------------------
 
@@ -97,9 +100,10 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
         """Queue ``item`` and await its batch without blocking the event loop."""
         loop = asyncio.get_running_loop()
         flusher = self._flusher
-        if not self._loop_writes or (flusher is not None and flusher.get_loop() is not loop and not flusher.done()):
-            return await asyncio.wrap_future(self.submit(item))
         waiter: asyncio.Future[ResultT] = loop.create_future()
+        if not self._loop_writes or (flusher is not None and flusher.get_loop() is not loop and not flusher.done()):
+            self._queue(item, waiter)  # the writer thread settles it on this loop
+            return await waiter
         self._loop_pending.append((item, waiter))
         if flusher is None or flusher.done():
             self._flusher = loop.create_task(self._flush_loop(), name=self._name)
@@ -127,3 +131,31 @@ class GroupCommit(Generic[ItemT, ResultT, PendingT]):
             for (_, waiter), result in zip(batch, results, strict=True):
                 if not waiter.done():
                     waiter.set_result(result)
+
+
+def _settle(batch: list[tuple[Any, Future[Any] | asyncio.Future[Any]]],
+            outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    """On the writer thread: each caller's result or exception; a coroutine's once per loop, in one call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for (_, done), (result, exc) in zip(batch, outcomes, strict=True):
+        if isinstance(done, Future):
+            with contextlib.suppress(InvalidStateError):  # its caller stopped waiting (cancelled)
+                if exc is None:
+                    done.set_result(result)
+                else:
+                    done.set_exception(exc)
+        else:
+            by_loop.setdefault(done.get_loop(), []).append((done, result, exc))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile: nobody waits any more
+            loop.call_soon_threadsafe(_settle_on_loop, settled)
+
+
+def _settle_on_loop(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for waiter, result, exc in settled:
+        if waiter.done():  # its caller was cancelled: the event is written all the same
+            continue
+        if exc is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(exc)

@@ -59,12 +59,13 @@ class DayFiles:
         """Append the records' lines, each to its day's file (written, not yet synced).
 
         If a write fails, what the batch wrote is cut off again and :class:`StoreError` raised."""
-        by_file: dict[Path, list[bytes]] = {}
+        by_day: dict[str, list[bytes]] = {}
         for record, line in zip(records, lines, strict=True):
-            by_file.setdefault(self.directory / day_file_name(record), []).append(line)
+            by_day.setdefault(day_file_name(record), []).append(line)
         written: list[Written] = []
         try:
-            for path, chunk in by_file.items():
+            for name, chunk in by_day.items():
+                path = self.directory / name  # one path per day file of the batch, not one per event
                 day_file, size, created = self._day_file(path)
                 written.append(Written(day_file, size, created))
                 _write_all(day_file.fd, b"".join(chunk))
