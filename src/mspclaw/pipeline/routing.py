@@ -56,8 +56,7 @@ class Router:
         return self._registry.client_by_psa_ref(psa, company)
 
     def route(self, client_id: str, *, device: str | None, requester: str | None) -> Route:
-        everyone = self._registry.devices(client_id)
-        revoked = self._registry.revoked_agents(client_id)
+        everyone, revoked = self._registry.devices_for_routing(client_id)  # one read
         devices = [d for d in everyone if d.agent_id is None or d.agent_id not in revoked]
         chosen: Device | None = None
         why = ""

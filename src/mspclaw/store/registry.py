@@ -76,6 +76,12 @@ _CLIENT_DEVICES = select(_DEVICES).where(_DEVICES.c.client_id == bindparam("clie
 _AGENTS = cast("Table", Agent.__table__)
 _REVOKED_AGENTS = select(_AGENTS.c.id).where(_AGENTS.c.client_id == bindparam("client_id"),
                                              _AGENTS.c.revoked_at.is_not(None))
+# Routing's one read per ticket: the client's devices, each with its agent's revocation time (the agent of the
+# device's own client; ``NULL`` without an agent, or with one not revoked). It answers what ``_CLIENT_DEVICES``
+# and ``_REVOKED_AGENTS`` answer together, in one statement.
+_ROUTABLE_DEVICES = select(*_DEVICES.c, _AGENTS.c.revoked_at.label("agent_revoked_at")).select_from(
+    _DEVICES.outerjoin(_AGENTS, (_AGENTS.c.id == _DEVICES.c.agent_id) & (_AGENTS.c.client_id == _DEVICES.c.client_id))
+).where(_DEVICES.c.client_id == bindparam("client_id")).order_by(_DEVICES.c.hostname)
 # An agent's upgrade: one prepared read by primary key, fresh from the database each time (a revocation made
 # through any replica is seen by the next upgrade on every replica).
 _AGENT_CREDENTIAL = select(_AGENTS.c.client_id, _AGENTS.c.role, _AGENTS.c.signing_key, _AGENTS.c.credential_hash,
@@ -116,6 +122,7 @@ class Registry:
         self._all_clients, self._client_by_ref = self._fast.prepare(_ALL_CLIENTS), self._fast.prepare(_CLIENT_BY_REF)
         self._client_devices = self._fast.prepare(_CLIENT_DEVICES)
         self._revoked_agents = self._fast.prepare(_REVOKED_AGENTS)
+        self._routable_devices = self._fast.prepare(_ROUTABLE_DEVICES)
         self._agent_credential = self._fast.prepare(_AGENT_CREDENTIAL)
         self._agent_hello, self._agent_touch = self._fast.prepare(_AGENT_HELLO), self._fast.prepare(_AGENT_TOUCH)
 
@@ -352,6 +359,20 @@ class Registry:
     def revoked_agents(self, client_id: str) -> frozenset[str]:
         """The ids of this client's agents whose credential was revoked: their devices must not be routed to."""
         return frozenset(row[0] for row in self._fast.read(self._revoked_agents, {"client_id": client_id}))
+
+    def devices_for_routing(self, client_id: str) -> tuple[list[Device], frozenset[str]]:
+        """:meth:`devices` and, of :meth:`revoked_agents`, those that are the agents of these devices: routing's
+        reads, in one statement (a join of devices and agents)."""
+        stmt = self._routable_devices
+        names = stmt.columns[:-1]
+        devices: list[Device] = []
+        revoked: set[str] = set()
+        for row in self._fast.read(stmt, {"client_id": client_id}):
+            device = Device(**dict(zip(names, row[:-1], strict=True)))
+            devices.append(device)
+            if row[-1] is not None and device.agent_id is not None:
+                revoked.add(device.agent_id)
+        return devices, frozenset(revoked)
 
     def find_device(self, client_id: str, ref: str) -> Device | None:
         """A device of this client by id or host name (case-insensitive)."""
