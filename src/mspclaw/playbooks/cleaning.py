@@ -75,8 +75,10 @@ SIGNATURE_LINES = 4
 HOST_MARK = "hostname"
 """What a machine's name (``DESKTOP-4F7K2LM``, ``SRV-FS01``, ``ws01``) is read as: the word a monitoring
 rule looks for, whatever the name."""
-_HOST = re.compile(r"\b(?:desktop|laptop|notebook|ws|wks|pc|nb|srv|svr|server|vm|dc|fs|ts|sql|exch|host|node)"
+# (?<!\w) is \b here (every prefix starts with a letter), and lets the scan skip non-word characters faster
+_HOST = re.compile(r"(?<!\w)(?:desktop|laptop|notebook|ws|wks|pc|nb|srv|svr|server|vm|dc|fs|ts|sql|exch|host|node)"
                    r"-?[a-z0-9]*\d[a-z0-9-]*\b", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 
 
 def mark_hosts(text: str) -> str:
@@ -85,6 +87,8 @@ def mark_hosts(text: str) -> str:
     A name is a machine prefix, an optional hyphen and letters and digits with at least one digit, as RMM
     and monitoring tools print them; one pass, each candidate starts at a word boundary.
     """
+    if not _DIGIT.search(text):  # every name holds a digit: most texts need no further scan
+        return text
     return _HOST.sub(HOST_MARK, text)
 
 

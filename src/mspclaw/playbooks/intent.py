@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mspclaw.playbooks.tokens import stems
-from mspclaw.playbooks.triage import BREAK, Reader
+from mspclaw.playbooks.triage import BREAK, Reader, Terms
 
 _VERBS = ("work", "working", "sync", "syncing", "open", "opening", "load", "loading", "print", "printing", "start",
           "starting", "connect", "connecting", "send", "sending", "receive", "receiving", "boot", "launch", "save",
@@ -182,24 +182,18 @@ class Ask:
         return "no fault and no request stated (only a product or a topic named): a person reads it, no playbook"
 
 
-def _index(terms: Sequence[str], read: Reader) -> dict[str, list[tuple[tuple[str, ...], str]]]:
-    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
-    for term in terms:
-        seq = tuple(read(term))
-        if seq:
-            index.setdefault(seq[0], []).append((seq, term))
-    return index
-
-
 class Intent:
     """The three lists indexed once; :meth:`read` is one pass over a ticket's stemmed words."""
 
     def __init__(self, faults: Sequence[str] = FAULTS, requests: Sequence[str] = REQUESTS,
                  questions: Sequence[str] = QUESTIONS, read: Reader = stems) -> None:
         self._given = (tuple(faults), tuple(requests), tuple(questions))
-        self._lists = {"fault": _index(faults, read), "request": _index(requests, read),
-                       "question": _index(questions, read)}
-        self._setting = _index(SETTING_QUESTIONS, read)
+        read_as = {kind: [(tuple(read(term)), term) for term in terms] for kind, terms in (
+            ("fault", faults), ("request", requests), ("question", questions), ("setting", SETTING_QUESTIONS))}
+        self._faults: Terms[str] = Terms(read_as["fault"])
+        self._all: Terms[tuple[str, str]] = Terms(
+            (seq, (kind, term)) for kind, listed in read_as.items() for seq, term in listed)
+        """The four lists in one index: (list, term) per term; each list keeps its own order."""
         self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS)
 
     def reading(self, read: Reader) -> Intent:
@@ -217,15 +211,14 @@ class Intent:
 
     def faults_at(self, tokens: Sequence[str]) -> list[int]:
         """Positions of the fault words in the ticket (at most :data:`MAX_POSITIONS`)."""
-        index = self._lists["fault"]
+        index = self._faults
         found: list[int] = []
+        starts = index.starts
         for pos, token in enumerate(tokens):
-            for seq, _term in index.get(token, ()):
-                if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
-                    found.append(pos)
+            if token in starts and index.at(tokens, pos):
+                found.append(pos)
+                if len(found) >= MAX_POSITIONS:
                     break
-            if len(found) >= MAX_POSITIONS:
-                break
         return found
 
     def read(self, tokens: Sequence[str]) -> Ask:
@@ -237,34 +230,24 @@ class Intent:
         faults: set[str] = set()
         how_to = ""
         setting = ""
-        subject = True
-        for pos, token in enumerate(tokens):
-            if token == BREAK:
-                subject = False
+        # one pass over the ticket for the four lists; what each list decides depends on its own terms only
+        split = tokens.index(BREAK) if BREAK in tokens else len(tokens)
+        for pos, (kind, term) in self._all.scan(tokens):
+            subject = pos < split
+            if kind == "setting":
+                if subject and not setting:
+                    setting = term
                 continue
-            if subject:
-                for seq, term in self._setting.get(token, ()):
-                    if not setting and tuple(tokens[pos:pos + len(seq)]) == seq:
-                        setting = term
-            for seq, term in self._lists["fault"].get(token, ()):
-                if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
-                    faults.add(term)
-                    if subject:
-                        subject_faults.add(term)
-            if not how_to:
-                for seq, term in self._lists["question"].get(token, ()):
-                    if term not in CAUSE_QUESTIONS and tuple(tokens[pos:pos + len(seq)]) == seq:
-                        how_to = term
-                        break
-            for kind, index in self._lists.items():
-                if kind in first:
-                    continue
-                for seq, term in index.get(token, ()):
-                    if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
-                        first[kind] = term
-                        if subject:
-                            in_subject.add(kind)
-                        break
+            if kind == "fault":
+                faults.add(term)
+                if subject:
+                    subject_faults.add(term)
+            elif kind == "question" and not how_to and term not in CAUSE_QUESTIONS:
+                how_to = term
+            if kind not in first:
+                first[kind] = term
+                if subject:
+                    in_subject.add(kind)
         if "question" in in_subject and "fault" not in in_subject:
             return Ask(False, "question", first["question"])
         if setting and subject_faults <= WEAK_FAULTS | _NEGATED:

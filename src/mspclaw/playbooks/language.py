@@ -32,6 +32,10 @@ _FUNCTION_WORDS = {
 }
 STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(text.split()) for lang, text in _FUNCTION_WORDS.items()}
 """Function words; a word in several lists (``de``, ``la``) counts for each."""
+_STOPWORD_LANGUAGES: dict[str, tuple[str, ...]] = {
+    word: tuple(lang for lang, words in STOPWORDS.items() if word in words)
+    for words in STOPWORDS.values() for word in words}
+"""Function word -> the languages whose list holds it: one look-up per word of a ticket."""
 
 _MORE_FUNCTION_WORDS = {
     "en": "but also very all some other after before about",
@@ -51,14 +55,25 @@ _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l",
 _STEMMERS: dict[str, object] = {}
 _CACHE: dict[tuple[str, str], str] = {}
 _CACHE_SIZE = 100_000
+_FEW_MARKS = 8
+"""Distinct combining marks :func:`fold` removes one by one; a text with more takes one pass over every character."""
 
 
 def fold(text: str) -> str:
     """Lower-cased, accents dropped (``Störung`` -> ``storung``, ``écran`` -> ``ecran``)."""
-    lowered = text.lower().translate(_FOLD)
+    lowered = text.lower()
+    if lowered.isascii():  # nothing to fold (every key of _FOLD is a non-ASCII letter)
+        return lowered
+    lowered = lowered.translate(_FOLD)
     if lowered.isascii():
         return lowered
-    return "".join(c for c in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(c))
+    decomposed = unicodedata.normalize("NFKD", lowered)
+    marks = [c for c in set(decomposed) if not c.isascii() and unicodedata.combining(c)]
+    if len(marks) > _FEW_MARKS:  # linear whatever arrives: one pass, not one per mark
+        return "".join(c for c in decomposed if not unicodedata.combining(c))
+    for mark in marks:  # a text has a few distinct accents: one C-speed removal each
+        decomposed = decomposed.replace(mark, "")
+    return decomposed
 
 
 def detect(tokens: list[str], limit: int = 200) -> str | None:
@@ -68,9 +83,8 @@ def detect(tokens: list[str], limit: int = 200) -> str | None:
     """
     counts = dict.fromkeys(LANGUAGES, 0)
     for token in tokens[:limit]:
-        for lang, words in STOPWORDS.items():
-            if token in words:
-                counts[lang] += 1
+        for lang in _STOPWORD_LANGUAGES.get(token, ()):
+            counts[lang] += 1
     ranked = sorted(counts.items(), key=lambda item: -item[1])
     (best, first), (_, second) = ranked[0], ranked[1]
     if first == 0 or (first - second < 2 and first < 2 * second + 1):

@@ -39,7 +39,7 @@ from mspclaw.playbooks.intent import Intent
 from mspclaw.playbooks.language import FUNCTION_WORDS, LANGUAGES, detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.playbooks.tokens import stem, stems, words
-from mspclaw.playbooks.triage import BREAK, Triage
+from mspclaw.playbooks.triage import BREAK, Terms, Triage
 
 __all__ = ["Match", "MatchResult", "Matcher", "match", "matcher_for", "stem", "stems", "words"]
 
@@ -62,6 +62,8 @@ UNSURE_WORDS = 40
 """A ticket whose language is unknown is read in every language only up to this many words."""
 COMPOUND_MIN, COMPOUND_MAX = 8, 30
 """German and Dutch compounds of this many letters are read by their parts (``Netzwerkdrucker``)."""
+KEY_CACHE = 100_000
+"""Words whose key (:meth:`Matcher._key`) is remembered, over every language: ticket words repeat."""
 
 PREFERRED: dict[frozenset[str], str] = {
     frozenset({"password_reset", "account_locked"}): "account_locked",
@@ -150,6 +152,8 @@ class _Fields:
         self.tops = ones << (BITS - 1)
         self.biased = ones * (1 << (BITS - 1))
         self.steps = [ones << bit for bit in range(BITS - 1)]
+        self._at_floor: dict[int, int] = {}
+        """Floor -> ``biased`` less the floor in every field (the matcher uses two floors)."""
 
     def top_two(self, total: int, upper: int, floor: int) -> tuple[int, int, int, int]:
         """Best and second-best (value, index) among fields of at least ``floor``; ``upper`` bounds them.
@@ -160,21 +164,27 @@ class _Fields:
         integer per bit, the same work for 16 playbooks or 10,000. Ties go to the lower index.
         """
         found: list[tuple[int, int]] = []
-        bits = min(upper, (1 << (BITS - 1)) - 1).bit_length()
-        at_floor = self.biased - self.steps[0] * floor
+        if upper < floor:  # no field reaches the floor
+            return 0, 0, 0, 0
+        at_floor = self._at_floor.get(floor)
+        if at_floor is None:
+            at_floor = self._at_floor[floor] = self.biased - self.steps[0] * floor
+        tops, steps = self.tops, self.steps
+        start = total + at_floor
+        # the best is at most upper: the search spans floor .. upper, not floor .. floor + upper
+        bits = (min(upper, (1 << (BITS - 1)) - 1) - floor).bit_length()
         for _ in range(2):
-            shifted = total + at_floor
-            if not shifted & self.tops:
+            if not start & tops:
                 break
-            value = floor
+            shifted, value = start, floor
             for bit in range(bits - 1, -1, -1):
-                trial = shifted - self.steps[bit]
-                if trial & self.tops:
+                trial = shifted - steps[bit]
+                if trial & tops:
                     shifted, value = trial, value + (1 << bit)
-            hits = shifted & self.tops
+            hits = shifted & tops
             index = ((hits & -hits).bit_length() - 1) // BITS
             found.append((value, index))
-            total -= value << (BITS * index)
+            start -= value << (BITS * index)  # the best's field as if it scored 0, for the runner-up
             bits = (value - floor).bit_length()
         found += [(0, 0)] * (2 - len(found))
         return found[0][0], found[0][1], found[1][0], found[1][1]
@@ -197,6 +207,8 @@ class _Index:
     sets: dict[int, frozenset[int]] = field(default_factory=dict)
     context: set[tuple[int, str]] = field(default_factory=set)
     """(book, keyword stem or tab-joined phrase stems) of the book's context triggers."""
+    context_heads: dict[int, set[str]] = field(default_factory=dict)
+    """Book -> the first stem of each of its context triggers."""
     phrase_words: dict[tuple[str, ...], set[tuple[str, ...]]] = field(default_factory=dict)
     """A phrase's English stems (its identity in postings and names) -> its words as written: the
     matcher reads those words per language exactly as it reads a ticket's (:class:`_Reading`)."""
@@ -218,6 +230,16 @@ class _Reading:
     negative_phrases: dict[str, dict[tuple[str, ...], list[tuple[tuple[str, ...], list[int]]]]]
     triage: Triage
     intent: Intent
+    phrase_terms: Terms[tuple[tuple[str, ...], list[tuple[str, ...]]]] = field(init=False)
+    """:attr:`phrases` by their first two keys: (the phrase's keys, its English stems) per phrase."""
+    negative_terms: Terms[list[tuple[tuple[str, ...], list[int]]]] = field(init=False)
+    """:attr:`negative_phrases` by their first two keys."""
+
+    def __post_init__(self) -> None:
+        self.phrase_terms = Terms((seq, (seq, canons)) for first in self.phrases.values()
+                                  for seq, canons in first.items())
+        self.negative_terms = Terms((seq, entries) for first in self.negative_phrases.values()
+                                    for seq, entries in first.items())
 
 
 def _build(books: Sequence[Playbook]) -> _Index:
@@ -225,7 +247,9 @@ def _build(books: Sequence[Playbook]) -> _Index:
     for i, book in enumerate(books):
         trig = book.triggers
         for word in trig.context:
-            index.context.add((i, "\t".join(stems(word))))
+            key = "\t".join(stems(word))
+            index.context.add((i, key))
+            index.context_heads.setdefault(i, set()).add(key.split("\t")[0])
         for keyword in trig.keywords:
             key = stem(keyword.lower().replace("'", ""))
             posting = index.keywords.setdefault(key, {})
@@ -303,7 +327,9 @@ class Matcher:
         self._index = _build(self.books)
         self._fields = _Fields(len(self.books))
         self._typos: dict[str, str | None] = {}
-        self._keys: dict[tuple[str, str | None], str] = {}
+        self._keys: dict[str | None, dict[str, str]] = {lang: {} for lang in (None, *LANGUAGES)}
+        """Per language, a word -> its key (:meth:`_key`), up to :data:`KEY_CACHE` words in all."""
+        self._cached_keys = 0
         self._heads = {key for key in self._index.keywords if len(key) >= 5}
         self._spans: dict[str, dict[str, int]] = {}
         """Per language, Snowball stem -> letters of the longest written word with that stem."""
@@ -385,15 +411,19 @@ class Matcher:
         English stem when that is an anchor (or the ticket is English), else the trigger it inflects in
         the ticket's language (every language when unknown), else the head or the first part of a
         compound, else its English stem."""
+        keys = self._keys.get(lang)
+        if keys is not None:
+            cached = keys.get(word)
+            if cached is not None:
+                return cached
         own = stem(word)
         if lang == "en" or own in self._anchors:
-            return own
-        cached = self._keys.get((word, lang))
-        if cached is not None:
-            return cached
-        found = self._written_as(own, lang) or self._inflected(word, lang, self._aliases) or own
-        if len(self._keys) < 100_000:
-            self._keys[(word, lang)] = found
+            found = own
+        else:
+            found = self._written_as(own, lang) or self._inflected(word, lang, self._aliases) or own
+        if keys is not None and self._cached_keys < KEY_CACHE:
+            keys[word] = found
+            self._cached_keys += 1
         return found
 
     def _written_as(self, own: str, lang: str | None) -> str | None:
@@ -464,8 +494,10 @@ class Matcher:
         lang = detect(subject_words + body_words)
         if lang is None and len(subject_words) + len(body_words) > UNSURE_WORDS:
             lang = "en"  # many words and no function words of any language: a list of names, a log, noise
-        subject_keys = [self._key(w, lang) for w in subject_words]
-        return [*subject_keys, _BREAK, *(self._key(w, lang) for w in body_words)], len(subject_keys), lang
+        known = self._keys.get(lang, {})
+        subject_keys = [known.get(w) or self._key(w, lang) for w in subject_words]
+        return ([*subject_keys, _BREAK, *[known.get(w) or self._key(w, lang) for w in body_words]],
+                len(subject_keys), lang)
 
     def _near(self, token: str) -> str | None:
         """The trigger a word not in the index is a typo of, if any (cached: ticket words repeat)."""
@@ -511,26 +543,31 @@ class Matcher:
         # ("printr offline" is the phrase "printer offline", at the typo's discount)
         read = list(tokens)
         typos: set[int] = set()
+        phrase_terms, negative_terms = reading.phrase_terms, reading.negative_terms
+        phrase_starts, negative_starts = phrase_terms.starts, negative_terms.starts
+        negatives, keywords, vocab, near_cache = index.negatives, index.keywords, self._vocab, self._typos
         for pos, token in enumerate(tokens):
             if token == _BREAK:
                 continue
-            negative = index.negatives.get(token)
+            negative = negatives.get(token)
             if negative:
                 ruled.append(negative)
                 ruled_by.append(token)
-            for seq, entries in reading.negative_phrases.get(token, {}).items():
-                if tuple(tokens[pos:pos + len(seq)]) == seq:
+            if token in negative_starts:
+                for entries in negative_terms.at(tokens, pos):
                     for canon, books in entries:
                         ruled.append(books)
                         ruled_by.append(" ".join(canon))
-            if token in index.keywords:
+            if token in keywords:
                 factor = SUBJECT_BOOST if token in in_subject else 1.0
                 key = ("k", token)
                 if found.get(key, 0.0) < factor:
                     found[key] = factor
-            elif len(token) >= 3 and not token.isdigit() and token not in self._vocab:
+            elif len(token) >= 3 and token not in vocab and not token.isdigit():
                 # a word of the vocabulary (German ``startet``) is no typo of another (``starter``)
-                near = self._near(token)
+                near = near_cache.get(token, "")
+                if near == "":
+                    near = self._near(token)
                 if near is not None:
                     read[pos] = near
                     typos.add(pos)
@@ -539,13 +576,14 @@ class Matcher:
                     if found.get(key, 0.0) < factor:
                         found[key] = factor
                         found[("typo", f"{token}\t{near}")] = factor
-            for seq, canons in reading.phrases.get(token, {}).items():
-                if tuple(tokens[pos:pos + len(seq)]) == seq:
-                    factor = SUBJECT_BOOST if pos < subject_len else 1.0
-                    for canon in canons:
-                        key = ("p", "\t".join(canon))
-                        if found.get(key, 0.0) < factor:
-                            found[key] = factor
+            if token not in phrase_starts:
+                continue
+            for _seq, canons in phrase_terms.at(tokens, pos):
+                factor = SUBJECT_BOOST if pos < subject_len else 1.0
+                for canon in canons:
+                    key = ("p", "\t".join(canon))
+                    if found.get(key, 0.0) < factor:
+                        found[key] = factor
         if typos:
             starts = sorted({start for at in typos for start in range(max(0, at - self._longest + 1), at + 1)})
             for pos in starts:
@@ -557,8 +595,8 @@ class Matcher:
                     found: dict[tuple[str, str], float], typos: set[int]) -> None:
         """The phrases starting at ``pos`` that hold a misspelt word (``typos``), at the typo's discount; the
         others were read with the ticket's words."""
-        for seq, canons in reading.phrases.get(read[pos], {}).items():
-            if tuple(read[pos:pos + len(seq)]) == seq and typos.intersection(range(pos, pos + len(seq))):
+        for seq, canons in reading.phrase_terms.at(read, pos):
+            if typos.intersection(range(pos, pos + len(seq))):
                 factor = FUZZY_FACTOR * (SUBJECT_BOOST if pos < subject_len else 1.0)
                 for canon in canons:
                     key = ("p", "\t".join(canon))
@@ -581,6 +619,7 @@ class Matcher:
         index = self._index
         total = 0
         upper = 0
+        packed_upper = 0
         rare: list[tuple[Posting, float]] = []
         for (kind, key), factor in found.items():
             if kind == "typo":
@@ -589,8 +628,10 @@ class Matcher:
             top = index.top_weight.get(id(posting))
             if top is None:
                 top = index.top_weight[id(posting)] = max(posting.values())
-            upper += round(top * factor * SCALE)
+            points = round(top * factor * SCALE)
+            upper += points
             if len(posting) >= HOT:
+                packed_upper += points
                 cache_key = (id(posting), factor)
                 packed = index.packed.get(cache_key)
                 if packed is None:
@@ -604,16 +645,17 @@ class Matcher:
         for posting, factor in rare:
             for book, weight in posting.items():
                 sparse[book] = sparse.get(book, 0) + round(weight * factor * SCALE)
-        if sparse and ruled:
-            out = [self._as_set(books) for books in ruled]
-            sparse = {book: points for book, points in sparse.items() if not any(book in o for o in out)}
+        if sparse:
+            for books in ruled:
+                out = self._as_set(books)
+                sparse = {book: points for book, points in sparse.items() if book not in out}
         for books in ruled:
             if total:
                 mask = index.masks.get(id(books))
                 if mask is None:
                     mask = index.masks[id(books)] = ~_mask(books)
                 total &= mask
-        return total, upper, sparse
+        return total, packed_upper, sparse
 
     def _with_sparse(self, total: int, sparse: dict[int, int], best: int, winner: int, second: int,
                      runner_at: int) -> tuple[int, int, int, int]:
@@ -667,16 +709,16 @@ class Matcher:
                   lang: str | None = None) -> bool:
         """True when one of the book's triggers found is not a context trigger (it names a symptom or a need),
         or a fault word follows one within :data:`NEAR_FAULT` words ("the VPN doesn't connect")."""
-        context = self._index.context
         if self._names_symptom(book, found):
             return True
-        faults = self.intent_for(lang).faults_at(tokens)
-        if not faults:
+        heads = self._index.context_heads.get(book)
+        if not heads:
             return False
-        heads = {key.split("\t")[0] for (each, key) in context if each == book}
+        faults = self.intent_for(lang).faults_at(tokens)
         split = tokens.index(_BREAK) if _BREAK in tokens else len(tokens)
-        return any(token in heads and 0 < at - pos <= NEAR_FAULT and (pos < split) == (at < split)
-                   for pos, token in enumerate(tokens) for at in faults)
+        # the few words before each fault word, not every pair of words
+        return any(tokens[pos] in heads and (pos < split) == (at < split)
+                   for at in faults for pos in range(max(0, at - NEAR_FAULT), at))
 
     def _explain(self, book: int, found: dict[tuple[str, str], float]) -> list[str]:
         index = self._index
@@ -748,9 +790,10 @@ class Matcher:
             total, upper, sparse = self._scores(found, ruled)
             # first among the playbooks at the threshold or above (a runner-up too); below it, only
             # to name the best in the explanation
-            best, winner, second, runner_at = self._fields.top_two(total, upper, round(self.threshold * SCALE))
-            if not best:
-                best, winner, second, runner_at = self._fields.top_two(total, upper, SCALE)
+            floor = round(self.threshold * SCALE)
+            best, winner, second, runner_at = self._fields.top_two(total, upper, floor)
+            if not best:  # every field is below the floor: a tighter bound, fewer bits to search
+                best, winner, second, runner_at = self._fields.top_two(total, min(upper, floor - 1), SCALE)
             if sparse:
                 best, winner, second, runner_at = self._with_sparse(total, sparse, best, winner, second, runner_at)
             # the packed sums are rounded to 1/8 point; say the exact figures

@@ -20,6 +20,8 @@ _JOIN = {("wi", "fi"): "wifi", ("e", "mail"): "email", ("e", "mails"): "emails",
          ("out", "look"): "outlook", ("two", "factor"): "2fa", ("2", "fa"): "2fa", ("multi", "factor"): "mfa",
          ("2", "factor"): "2fa", ("web", "site"): "website", ("off", "line"): "offline", ("on", "line"): "online"}
 
+_JOIN_FIRST = frozenset(first for first, _ in _JOIN)
+
 
 _ELISION = re.compile(r"\b(l|d|j|n|s|m|t|c|qu|jusqu|lorsqu|puisqu)['\u2019](?=\w)", re.IGNORECASE)
 """French elisions (``l'imprimante``, ``d'attente``, ``n'imprime``) part the two words."""
@@ -27,8 +29,11 @@ _ELISION = re.compile(r"\b(l|d|j|n|s|m|t|c|qu|jusqu|lorsqu|puisqu)['\u2019](?=\w
 
 def words(text: str) -> list[str]:
     """Lower-case, accent-folded words; apostrophes vanish (``can't`` -> ``cant``), split words join."""
-    text = _ELISION.sub(r"\1 ", text).replace("'", "").replace("\u2019", "")
+    if "'" in text or "\u2019" in text:  # an elision needs an apostrophe: most texts skip the scan
+        text = _ELISION.sub(r"\1 ", text).replace("'", "").replace("\u2019", "")
     raw = [w for w in _WORD.findall(fold(text)) if len(w) <= MAX_WORD]
+    if _JOIN_FIRST.isdisjoint(raw):
+        return raw
     out: list[str] = []
     i = 0
     while i < len(raw):

@@ -14,8 +14,9 @@ else``). :class:`Triage` indexes them once and checks a ticket in one pass over 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from mspclaw.playbooks.cleaning import HOST_MARK
 from mspclaw.playbooks.tokens import stems
@@ -29,6 +30,68 @@ BREAK = "|"
 """The token between a ticket's subject and its body: a term and its near word are on one side of it."""
 MAX_HITS = 32
 """Positions remembered per rule and role: enough to judge nearness, bounded whatever the ticket."""
+
+T = TypeVar("T")
+
+
+class Terms(Generic[T]):
+    """Terms of one or more words (their keys, and a value each), indexed by their first two words.
+
+    :meth:`at` gives the values of the terms that start at a position of a ticket, in the order they
+    were given: a word that starts no term costs one look-up, and a common first word ("not", "the")
+    costs a second one on the next word instead of a comparison per term that starts with it.
+    """
+
+    def __init__(self, entries: Iterable[tuple[tuple[str, ...], T]]) -> None:
+        by_first: dict[str, list[tuple[tuple[str, ...], T]]] = {}
+        for seq, value in entries:
+            if seq:
+                by_first.setdefault(seq[0], []).append((seq, value))
+        self._first: dict[str, tuple[list[T], dict[str, list[tuple[tuple[str, ...], T]]]]] = {}
+        for first, listed in by_first.items():
+            alone = [value for seq, value in listed if len(seq) == 1]
+            seconds = dict.fromkeys(seq[1] for seq, _ in listed if len(seq) > 1)
+            following = {second: [(seq, value) for seq, value in listed if len(seq) == 1 or seq[1] == second]
+                         for second in seconds}
+            self._first[first] = (alone, following)
+        self.starts = frozenset(self._first)
+        """The first word of every term: a ticket's other words need no call to :meth:`at`."""
+
+    def at(self, tokens: Sequence[str], pos: int) -> Sequence[T]:
+        """The values of the terms whose words are ``tokens[pos:]``'s first words, in the order given."""
+        found = self._first.get(tokens[pos])
+        if found is None:
+            return ()
+        alone, following = found
+        if following and pos + 1 < len(tokens):
+            entries = following.get(tokens[pos + 1])
+            if entries is not None:
+                return [value for seq, value in entries
+                        if len(seq) <= 2 or tuple(tokens[pos:pos + len(seq)]) == seq]
+        return alone
+
+    def scan(self, tokens: Sequence[str]) -> list[tuple[int, T]]:
+        """Every (position, value) of :meth:`at` over the ticket, by position then in the order given: one
+        pass, one look-up per word that starts no term."""
+        first = self._first
+        found: list[tuple[int, T]] = []
+        add = found.append
+        last = len(tokens) - 1
+        for pos, token in enumerate(tokens):
+            entry = first.get(token)
+            if entry is None:
+                continue
+            alone, following = entry
+            if following and pos < last:
+                entries = following.get(tokens[pos + 1])
+                if entries is not None:
+                    for seq, value in entries:
+                        if len(seq) <= 2 or tuple(tokens[pos:pos + len(seq)]) == seq:
+                            add((pos, value))
+                    continue
+            for value in alone:
+                add((pos, value))
+        return found
 
 
 @dataclass(frozen=True)
@@ -624,8 +687,8 @@ RULES: tuple[Rule, ...] = (
 )
 """First rule that applies wins; its reason goes in the decision."""
 
-_Entry = tuple[tuple[str, ...], int, str, str]
-"""(stemmed words, rule index, role: term/near/unless, the term as written)."""
+_Entry = tuple[int, str, str]
+"""(rule index, role: term/near/unless, the term as written)."""
 
 
 class Triage:
@@ -633,13 +696,10 @@ class Triage:
 
     def __init__(self, rules: Sequence[Rule] = RULES, read: Reader = stems) -> None:
         self.rules = tuple(rules)
-        self._index: dict[str, list[_Entry]] = {}
-        for number, rule in enumerate(self.rules):
-            for role, terms in (("term", rule.terms), ("near", rule.near), ("unless", rule.unless)):
-                for term in terms:
-                    seq = tuple(read(term))
-                    if seq:
-                        self._index.setdefault(seq[0], []).append((seq, number, role, term))
+        self._index: Terms[_Entry] = Terms(
+            (tuple(read(term)), (number, role, term)) for number, rule in enumerate(self.rules)
+            for role, terms in (("term", rule.terms), ("near", rule.near), ("unless", rule.unless))
+            for term in terms)
 
     def reading(self, read: Reader) -> Triage:
         """The same rules with their terms read by ``read`` (the matcher's reading of one language)."""
@@ -657,12 +717,10 @@ class Triage:
         """The first rule the ticket's stemmed words meet, or None."""
         hits: dict[tuple[int, str], list[tuple[int, str]]] = {}
         split = next((pos for pos, token in enumerate(tokens) if token == BREAK), len(tokens))
-        for pos, token in enumerate(tokens):
-            for seq, number, role, term in self._index.get(token, ()):
-                if len(seq) == 1 or tuple(tokens[pos:pos + len(seq)]) == seq:
-                    found = hits.setdefault((number, role), [])
-                    if len(found) < MAX_HITS:
-                        found.append((pos, term))
+        for pos, (number, role, term) in self._index.scan(tokens):
+            found = hits.setdefault((number, role), [])
+            if len(found) < MAX_HITS:
+                found.append((pos, term))
         for number, rule in enumerate(self.rules):
             terms = hits.get((number, "term"))
             if not terms or (number, "unless") in hits:
