@@ -32,6 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from mspclaw.errors import AuditIntegrityError
 from mspclaw.store.audit_checkpoint import Checkpoint
+from mspclaw.store.clock import aware_now
 from mspclaw.store.redact import redact, redact_plain
 
 GENESIS_HASH = "0" * 64
@@ -179,10 +180,7 @@ def extend(end: Link, items: Iterable[Entry], clock: Callable[[], datetime]) -> 
     records: list[AuditRecord] = []
     lines: list[bytes] = []
     for item in items:
-        now = clock()
-        if now.tzinfo is None:
-            raise ValueError("the audit clock must return aware datetimes")
-        ts = now.astimezone(UTC)
+        ts = aware_now(clock, "the audit clock")
         if last_ts is not None and last_ts > ts:
             ts = last_ts
         seq += 1
