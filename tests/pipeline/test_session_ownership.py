@@ -40,7 +40,7 @@ from mspclaw.agent.tools import bind
 from mspclaw.pipeline.routing import Route
 from mspclaw.pipeline.session_ownership import SessionLost, SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
-from mspclaw.pipeline.submission import Submissions
+from mspclaw.pipeline.submission import Submissions, Submitted
 from mspclaw.protocol.frames import Approval
 from mspclaw.settings import Settings
 from mspclaw.store.database import Database
@@ -97,6 +97,14 @@ class Replica:
                                 sessions=self.sessions)
         self.renewer = asyncio.get_running_loop().create_task(self.sessions.renew_forever())
 
+    async def start(self, client_id: str, subject: str, body: str) -> Submitted:
+        """The first ticket submitted here, once its run (the only one) has started here."""
+        sub = await self.subs.submit(client=client_id, subject=subject, body=body, requester="tom@acme.example",
+                                     device=None)
+        started = [(sub.session.id, False)]
+        await until(lambda: _value(self.run.started == started), f"the run to start on {self.sessions.replica}", 2)
+        return sub
+
     async def close(self) -> None:
         self.run.release.set()
         await self.subs.shutdown()
@@ -141,10 +149,8 @@ async def test_a_live_replicas_session_is_not_resumed_elsewhere_and_a_dead_ones_
         services: Services, database_url: str) -> None:
     client = services.registry.add_client("Acme Dental")
     async with replicas(services, database_url) as (a, b):
-        sub = await a.subs.submit(client=client.id, subject="disk full", body="no space", requester="tom@acme.example",
-                                  device=None)
+        sub = await a.start(client.id, "disk full", "no space")
         sid = sub.session.id
-        await until(lambda: _value(a.run.started == [(sid, False)]), "the run to start on a", 2)
         assert a.sessions.holds(sid)
         await asyncio.sleep(1.5 * TTL)  # old enough to be resumed if no one held it; a renews it meanwhile
         assert await b.subs.recover() == 0, "b resumes nothing a runs"
@@ -183,10 +189,8 @@ async def test_a_stopping_replica_releases_its_session_and_another_resumes_it_wi
         services: Services, database_url: str) -> None:
     client = services.registry.add_client("Acme Dental")
     async with replicas(services, database_url) as (a, b):
-        sub = await a.subs.submit(client=client.id, subject="vpn down", body="no vpn", requester="tom@acme.example",
-                                  device=None)
+        sub = await a.start(client.id, "vpn down", "no vpn")
         sid = sub.session.id
-        await until(lambda: _value(a.run.started == [(sid, False)]), "the run to start on a", 2)
         await asyncio.sleep(1.2 * TTL)
         assert await b.subs.recover() == 0  # a full scan: every unfinished session
         await a.subs.shutdown()  # SIGTERM: the run stops where it stands and its lease is released
@@ -268,10 +272,8 @@ async def test_a_sessions_end_deletes_its_lease_and_the_renewer_takes_that_for_n
     to the renewer."""
     client = services.registry.add_client("Acme Dental")
     async with replicas(services, database_url) as (a, b):
-        sub = await a.subs.submit(client=client.id, subject="disk full", body="no space", requester="tom@acme.example",
-                                  device=None)
+        sub = await a.start(client.id, "disk full", "no space")
         sid = sub.session.id
-        await until(lambda: _value(a.run.started == [(sid, False)]), "the run to start on a", 2)
         lease = a.sessions.ending(sid)
         assert lease is not None and (lease.name, lease.holder, lease.token) == (session_lease(sid), "replica-a", 1)
         assert b.sessions.ending(sid) is None  # b holds nothing
