@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -92,14 +93,13 @@ class FeedbackService:
         requested = {"ticket_id": ticket.id, "question": QUESTION, "choices": list(CHOICES),
                      "deadline": deadline.isoformat()}
 
-        def open_it() -> tuple[FeedbackRow, int]:
-            """The request and the session's event that announces it: one trip off the event loop where a
-            commit waits for a database server (the tickets' database)."""
-            row = self.store.open(ticket_id=ticket.id, session_id=session_id, client_id=ticket.client_id,
-                                  resolved_at=now, deadline=deadline, channel="+".join(channels) or "api")
-            return row, self._tickets.add_event(session_id, "feedback_requested", requested).seq
-
-        row, seq = await run_store(self._tickets, open_it)
+        # the request and the session's event that announces it: stored together, one trip off the event
+        # loop where a commit waits for a database server (the tickets' database)
+        row, seq = await run_store(
+            self._tickets, functools.partial(
+                self.store.open_announced, self._tickets, ticket_id=ticket.id, session_id=session_id,
+                client_id=ticket.client_id, resolved_at=now, deadline=deadline, channel="+".join(channels) or "api",
+                event="feedback_requested", data=requested))
         await self._audit.record("feedback_asked", client_id=ticket.client_id, session_id=session_id,
                                  data={"ticket_id": ticket.id, "feedback_id": row.id, "channel": row.channel,
                                        "deadline": row.deadline.isoformat()})

@@ -12,12 +12,13 @@ from sqlalchemy.exc import IntegrityError
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.database import Database
 from mspclaw.store.tables import FeedbackRow, new_id, utcnow
+from mspclaw.store.tickets import TicketStore
 
 Scope = Collection[str] | None
 ANSWER_STATUS = {"yes": "confirmed", "no": "failed", "partial": "partial"}
 
 
-_INSERT = insert(cast("Table", FeedbackRow.__table__))
+REQUEST_INSERT = insert(cast("Table", FeedbackRow.__table__))
 """Built once: one per resolved ticket."""
 
 
@@ -25,18 +26,35 @@ class FeedbackStore:
     def __init__(self, db: Database) -> None:
         self._sessions = db.sessions
         self._fast = db.fast
-        self._insert = self._fast.prepare(_INSERT)
+        self._insert = self._fast.prepare(REQUEST_INSERT)
 
     def open(self, *, ticket_id: str, session_id: str, client_id: str, resolved_at: datetime,
              deadline: datetime, channel: str) -> FeedbackRow:
-        values = {"id": new_id("fb"), "ticket_id": ticket_id, "session_id": session_id, "client_id": client_id,
-                  "status": "pending", "channel": channel, "comment": "", "resolved_at": resolved_at,
-                  "deadline": deadline, "answered_by": None, "answered_at": None}
+        values = self._values(ticket_id, session_id, client_id, resolved_at, deadline, channel)
         try:
             self._fast.run(self._insert, values)
         except IntegrityError as exc:
             raise Conflict(f"ticket {ticket_id} was already asked for feedback") from exc
         return FeedbackRow(**values)
+
+    def open_announced(self, tickets: TicketStore, *, ticket_id: str, session_id: str, client_id: str,
+                       resolved_at: datetime, deadline: datetime, channel: str, event: str,
+                       data: dict[str, Any]) -> tuple[FeedbackRow, int]:
+        """:meth:`open`, and the session's ``event`` that announces it, stored together (both or neither;
+        one statement on PostgreSQL); returns the row and the event's number."""
+        values = self._values(ticket_id, session_id, client_id, resolved_at, deadline, channel)
+        try:
+            added = tickets.add_event_with_row(session_id, event, data, REQUEST_INSERT, values)
+        except IntegrityError as exc:
+            raise Conflict(f"ticket {ticket_id} was already asked for feedback") from exc
+        return FeedbackRow(**values), added.seq
+
+    @staticmethod
+    def _values(ticket_id: str, session_id: str, client_id: str, resolved_at: datetime, deadline: datetime,
+                channel: str) -> dict[str, Any]:
+        return {"id": new_id("fb"), "ticket_id": ticket_id, "session_id": session_id, "client_id": client_id,
+                "status": "pending", "channel": channel, "comment": "", "resolved_at": resolved_at,
+                "deadline": deadline, "answered_by": None, "answered_at": None}
 
     def for_ticket(self, ticket_id: str, scope: Scope = None) -> FeedbackRow:
         stmt = select(FeedbackRow).where(FeedbackRow.ticket_id == ticket_id)

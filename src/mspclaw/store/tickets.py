@@ -13,7 +13,7 @@ before it). They are prepared once (:class:`~mspclaw.store.fastsql.FastSQL`, the
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -202,6 +202,14 @@ def _event_and_session_pg(columns: tuple[str, ...]) -> Select[Any]:
     new_event = _ADD_EVENT.cte("new_event")
     updated = _update_session(columns).returning(_SESSIONS.c.id).cte("updated_session")
     return select(new_event.c.id, new_event.c.seq).add_cte(updated)
+
+
+@functools.cache
+def _event_and_row_pg(row: Insert) -> Select[Any]:
+    """:data:`_ADD_EVENT` and ``row``, an INSERT of another table (parameters named after its columns)."""
+    new_event = _ADD_EVENT.cte("new_event")
+    added = row.returning(*cast("Table", row.table).primary_key.columns).cte("added_row")
+    return select(new_event.c.id, new_event.c.seq).add_cte(added)
 
 
 _CLOSE_TICKET: Update = update(_TICKETS).where(_TICKETS.c.id == bindparam("p_ticket_id")).values(
@@ -441,6 +449,21 @@ class TicketStore:
         with self._fast.transaction() as tx:
             event_id, seq = tx.one(self._add_event, _bound(values))
             tx.execute(updating, {"p_id": session_id, **_bound(session_values), "p_updated_at": values["created_at"]})
+        return SessionEvent(id=event_id, seq=seq, **values)
+
+    def add_event_with_row(self, session_id: str, event: str, data: dict[str, Any], row: Insert,
+                           row_values: Mapping[str, Any]) -> SessionEvent:
+        """Append an event and insert a row of another table that it announces (``row``: a plain INSERT built
+        once, ``row_values``: a value for each of its columns), both or neither: one statement on
+        PostgreSQL, one transaction on SQLite. A failing insert (a duplicate) raises the driver's
+        ``IntegrityError`` and stores no event."""
+        values = {"session_id": session_id, "event": event, "data": redact_json(data), "created_at": utcnow()}
+        if self._one_statement:
+            event_id, seq = self._fast.one(self._fast.prepare(_event_and_row_pg(row)), {**_bound(values), **row_values})
+            return SessionEvent(id=event_id, seq=seq, **values)
+        with self._fast.transaction() as tx:
+            tx.execute(self._fast.prepare(row), row_values)
+            event_id, seq = tx.one(self._add_event, _bound(values))
         return SessionEvent(id=event_id, seq=seq, **values)
 
     def events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
