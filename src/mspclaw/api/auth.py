@@ -37,8 +37,10 @@ def require_caller(request: Request) -> Caller:
     return caller
 
 
-def services(request: Request) -> Services:
-    """FastAPI dependency: the app's :class:`~mspclaw.wiring.Services`."""
+async def services(request: Request) -> Services:
+    """FastAPI dependency: the app's :class:`~mspclaw.wiring.Services`. A coroutine, so FastAPI calls it on
+    the event loop: a plain function dependency is run on its thread pool, a thread hop per request
+    for an attribute read."""
     svc: Services = request.app.state.services
     return svc
 
