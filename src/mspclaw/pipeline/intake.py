@@ -32,6 +32,7 @@ from mspclaw.pipeline.connector_set import AccountUnavailable
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.ownership import Ownership, owned
 from mspclaw.pipeline.refusals import Refusals
+from mspclaw.pipeline.submission import PSACompany, UnknownCompany
 from mspclaw.pipeline.tickets import TicketService
 from mspclaw.protocol.limits import TICKET_LIMITS, Clipped, clip
 from mspclaw.store.audit import AuditLog
@@ -144,21 +145,21 @@ class Intake:
             return (await run_store(store, store.ticket, existing)).status
         connector = self.connector(psa)
         psa_ticket = await connector.get_ticket(ticket_id)
-        client = await run_store(store, self.tickets.router.client_for, psa, psa_ticket.company)
-        if client is None:
-            await self._unknown_company(connector, psa, psa_ticket)
-            return "escalated"
         fields = {name: clip(value, TICKET_LIMITS[name]) for name, value in (
             ("subject", psa_ticket.subject), ("body", psa_ticket.body), ("requester", psa_ticket.requester),
             ("device", psa_ticket.asset or ""))}
-        sub = await self.tickets.submit(client=client, subject=fields["subject"].text,
-                                        body=fields["body"].text, requester=fields["requester"].text,
-                                        device=fields["device"].text or None, psa=psa,
-                                        external_id=psa_ticket.id, actor=f"psa:{psa}",
-                                        requester_name=(psa_ticket.requester_name or "")[:255])
+        try:  # the client is found by the PSA's company in the trip that opens the ticket
+            sub = await self.tickets.submit(client=PSACompany(psa, psa_ticket.company), subject=fields["subject"].text,
+                                            body=fields["body"].text, requester=fields["requester"].text,
+                                            device=fields["device"].text or None, psa=psa,
+                                            external_id=psa_ticket.id, actor=f"psa:{psa}",
+                                            requester_name=(psa_ticket.requester_name or "")[:255])
+        except UnknownCompany:
+            await self._unknown_company(connector, psa, psa_ticket)
+            return "escalated"
         cut = {name: c for name, c in fields.items() if c.cut}
         if cut:
-            await self._truncated(connector, psa, psa_ticket.id, sub.session.id, client.id, cut)
+            await self._truncated(connector, psa, psa_ticket.id, sub.session.id, sub.ticket.client_id, cut)
         outcome = await self.tickets.wait(sub.session.id)  # what the run closed the ticket with: not read again
         return outcome if outcome is not None else (await run_store(store, store.ticket, sub.ticket.id)).status
 

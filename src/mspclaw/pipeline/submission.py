@@ -26,6 +26,18 @@ UNFINISHED = ("running", "awaiting_approval", "awaiting_answer")
 
 
 @dataclass(frozen=True)
+class PSACompany:
+    """A ticket's client named by its PSA's company id (PSA intake): found in the trip that opens the ticket."""
+
+    psa: str
+    company: str
+
+
+class UnknownCompany(NotFound):
+    """No client maps to the PSA's company (:class:`PSACompany`); nothing was opened."""
+
+
+@dataclass(frozen=True)
 class Submitted:
     ticket: Ticket
     session: Session
@@ -48,12 +60,14 @@ class Submissions:
         self._tasks: dict[str, asyncio.Task[str | None]] = {}
         self.sessions = sessions
 
-    async def submit(self, *, client: str | Client, subject: str, body: str, requester: str, device: str | None,
-                     scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
-                     actor: str = "api", requester_name: str | None = None) -> Submitted:
+    async def submit(self, *, client: str | Client | PSACompany, subject: str, body: str, requester: str,
+                     device: str | None, scope: Collection[str] | None = None, psa: str | None = None,
+                     external_id: str | None = None, actor: str = "api",
+                     requester_name: str | None = None) -> Submitted:
         """Open a ticket (``client`` outside ``scope`` is :class:`NotFound`) and start its run; returns at
-        once, with ``ticket_opened`` durable in the audit trail. ``client``: its id or name, or its row when the
-        caller has just read it (PSA intake found it by the PSA's company: not read again)."""
+        once, with ``ticket_opened`` durable in the audit trail. ``client``: its id or name, its row when the
+        caller has just read it, or a :class:`PSACompany` (PSA intake), found with the ticket's other reads
+        (:class:`UnknownCompany` when no client maps to it)."""
         if not subject.strip():
             raise Conflict("a ticket needs a subject")
         lease = self.sessions.new_lease() if self.sessions is not None else None
@@ -62,7 +76,13 @@ class Submissions:
         def open_it() -> tuple[Ticket, Session, Route]:
             """The client, the route and the stored ticket: reads and one write, in one go off the loop when
             the database is a server (``run_store``), so no round trip of them holds the event loop."""
-            client_row = client if isinstance(client, Client) else self._registry.client(client)
+            if isinstance(client, PSACompany):
+                found = self._router.client_for(client.psa, client.company)
+                if found is None:
+                    raise UnknownCompany(f"no client maps to {client.psa} company {client.company!r}")
+                client_row = found
+            else:
+                client_row = client if isinstance(client, Client) else self._registry.client(client)
             if scope is not None and client_row.id not in scope:
                 raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
             route = self._router.route(client_row.id, device=device, requester=requester)

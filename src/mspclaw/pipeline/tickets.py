@@ -15,7 +15,7 @@ from mspclaw.pipeline.handover import Handover
 from mspclaw.pipeline.questions import Questions
 from mspclaw.pipeline.routing import Router
 from mspclaw.pipeline.run import TicketRun, needs_device, site_tools
-from mspclaw.pipeline.submission import Submissions, Submitted
+from mspclaw.pipeline.submission import PSACompany, Submissions, Submitted
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Client
@@ -58,7 +58,8 @@ class TicketService:
     def playbooks(self, books: list[Playbook]) -> None:
         self.run.playbooks = books
 
-    async def submit(self, *, client: str | Client, subject: str, body: str, requester: str, device: str | None,
+    async def submit(self, *, client: str | Client | PSACompany, subject: str, body: str, requester: str,
+                     device: str | None,
                      scope: Collection[str] | None = None, psa: str | None = None, external_id: str | None = None,
                      actor: str = "api", requester_name: str | None = None) -> Submitted:
         """Open a ticket and start working on it (:meth:`Submissions.submit`)."""
