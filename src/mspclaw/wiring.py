@@ -86,7 +86,7 @@ from mspclaw.store.stats import StatsQuery, UsageLog
 from mspclaw.store.technicians import CHANGED_CHANNEL as ROSTER_CHANNEL
 from mspclaw.store.technicians import RosterStore
 from mspclaw.store.tickets import TicketStore
-from mspclaw.store.wakeups import Wakeups
+from mspclaw.store.wakeups import JOBS_CHANNEL, Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +174,12 @@ class Services:
         if self.broadcast is not None:  # other replicas' session events to our watchers; their config changes
             self._background.append(loop.create_task(self.broadcast.run(
                 self.events.deliver, {"psa_accounts": self.psa_accounts.reload, "roster": self.staff.techs.reload})))
-        roster_changes = Wakeups.for_engine(self.engine, channel=ROSTER_CHANNEL)  # PostgreSQL: edits anywhere
+        wakeups = Wakeups.for_engine(self.engine)  # PostgreSQL: one LISTEN connection for all of its channels
+        roster_changes = wakeups.channel(ROSTER_CHANNEL)  # an edit on any replica reloads the roster, only it
+        run_workers = workers and self.settings.workers > 0
+        jobs_queued = wakeups.channel(JOBS_CHANNEL) if run_workers else None  # a job queued on any replica
         self._background.append(loop.create_task(self.staff.techs.refresh_forever(changes=roster_changes)))
-        self._background.append(loop.create_task(roster_changes.run()))  # after: its first wake-up is heard
+        self._background.append(loop.create_task(wakeups.run()))  # after: its first wake-up is heard
         # one replica at a time runs these loops, and each PSA's poller (store/leases.py, pipeline/ownership.py)
         self._background.append(loop.create_task(owned(self.intake.ownership, "feedback", self.staff.feedback.run),
                                                  name="feedback"))
@@ -199,10 +202,8 @@ class Services:
             await self.staff.notifier.resume()
         except ConfigError as exc:  # a channel that will not open must not keep the server from starting
             log.warning("pending notifications not resumed: %s", exc.message)
-        if workers and self.settings.workers > 0:
-            wakeups = Wakeups.for_engine(self.engine)  # PostgreSQL: a job queued on any replica wakes it
-            self._background.append(loop.create_task(wakeups.run()))
-            worker = Worker(self.intake, concurrency=self.settings.workers, wakeups=wakeups)
+        if run_workers:
+            worker = Worker(self.intake, concurrency=self.settings.workers, wakeups=jobs_queued)
             self._background.append(loop.create_task(worker.run()))
             self.psa_accounts.start_pollers()  # and as accounts are added or enabled
         for task in self._background:  # a loop that crashes is logged at once and fails GET /healthz

@@ -22,7 +22,7 @@ from mspclaw.pipeline.techs import Tech, TechRegistry, TechsFile, parse, tech_fr
 from mspclaw.store.database import Database
 from mspclaw.store.db import sqlite_url
 from mspclaw.store.secretbox import SecretBox
-from mspclaw.store.technicians import RosterStore
+from mspclaw.store.technicians import CHANGED_CHANNEL, RosterStore
 from mspclaw.store.wakeups import Wakeups
 
 GOOD = """\
@@ -235,7 +235,7 @@ async def test_a_notified_change_is_read_at_once_not_at_the_next_poll(db: Databa
     out by the listener) can bring another registry's edit to the roster this loop holds."""
     mine, other = registry(db, box), registry(db, box)
     mine.replace_all(parse(GOOD, "techs.yaml"))
-    changes = Wakeups(None)  # its wake() is what a notification does
+    changes = Wakeups(None).channel(CHANGED_CHANNEL)  # its wake() is what a notification of the roster's channel does
     refresher = asyncio.create_task(mine.refresh_forever(3600, changes=changes))
     try:
         await asyncio.sleep(0)  # the refresher subscribes

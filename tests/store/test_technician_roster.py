@@ -123,10 +123,11 @@ async def test_an_edit_is_notified_to_every_listener_as_it_commits(blank_postgre
     """``NOTIFY mspclaw_roster`` from the edit's transaction, heard by a replica's listener; a notification of
     another test's roster (another schema, same database) would only wake it early, never fail this."""
     Database.open(blank_postgres.url).dispose()  # migrated
-    changes = Wakeups.for_engine(blank_postgres.new_engine(), channel=CHANGED_CHANNEL, fallback_s=30)
+    wakeups = Wakeups.for_engine(blank_postgres.new_engine())
+    changes = wakeups.channel(CHANGED_CHANNEL, fallback_s=30)
     heard = asyncio.Event()
     changes.subscribe(heard)
-    listener = asyncio.get_running_loop().create_task(changes.run())
+    listener = asyncio.get_running_loop().create_task(wakeups.run())
     editor = TechRegistry(RosterStore(Database(blank_postgres.new_engine()), SecretBox.ephemeral()))
     try:
         await asyncio.wait_for(heard.wait(), 10)  # the wake-up of a listener that has just connected

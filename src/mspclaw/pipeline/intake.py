@@ -9,7 +9,7 @@
   a session is never run twice.
 * An idle worker polls the queue every ``idle_s``, and is woken at once when this process
   enqueues a job. On PostgreSQL, jobs enqueued by other replicas wake it too (``NOTIFY``, see
-  ``store/wakeups.py``), and it then polls only every ``Wakeups.fallback_s``.
+  ``store/wakeups.py``), and it then polls only every ``ChannelWakeups.fallback_s``.
 * With an :class:`~mspclaw.pipeline.ownership.Ownership`, each PSA's poller runs on one replica at
   a time (the holder of the lease ``poller:<account>``).
 """
@@ -37,7 +37,7 @@ from mspclaw.pipeline.tickets import TicketService
 from mspclaw.protocol.limits import TICKET_LIMITS, Clipped, clip
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.jobs import Job, JobQueue
-from mspclaw.store.wakeups import Wakeups
+from mspclaw.store.wakeups import ChannelWakeups
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class Worker:
     """
 
     def __init__(self, intake: Intake, *, concurrency: int = 32, lease_s: float = 30.0, idle_s: float = 0.5,
-                 name: str | None = None, wakeups: Wakeups | None = None) -> None:
+                 name: str | None = None, wakeups: ChannelWakeups | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"a worker needs at least one slot, not {concurrency}")
         self.intake = intake
@@ -208,7 +208,7 @@ class Worker:
         self.idle_s = idle_s
         self.name = name or f"worker-{secrets.token_hex(3)}"
         self.wakeups = wakeups
-        """Jobs enqueued on other replicas wake this worker (PostgreSQL's NOTIFY), if given."""
+        """Jobs enqueued on other replicas wake this worker (PostgreSQL's NOTIFY on the jobs' channel), if given."""
 
     async def run(self) -> None:
         added = self.intake.listen()

@@ -53,7 +53,7 @@ from mspclaw.errors import ConfigError, Conflict, MSPClawError, NotFound
 from mspclaw.pipeline.identity import identity_keys, keys_of
 from mspclaw.store import loop_guard
 from mspclaw.store.technicians import RosterEdit, RosterStore, StoredChannel
-from mspclaw.store.wakeups import Wakeups
+from mspclaw.store.wakeups import ChannelWakeups
 
 log = logging.getLogger(__name__)
 
@@ -318,9 +318,9 @@ class TechRegistry:
         """:meth:`refresh` on a worker thread (another replica changed the roster)."""
         await asyncio.to_thread(self.refresh)
 
-    async def refresh_forever(self, interval_s: float = REFRESH_S, *, changes: Wakeups | None = None) -> None:
+    async def refresh_forever(self, interval_s: float = REFRESH_S, *, changes: ChannelWakeups | None = None) -> None:
         """Keep the roster the event loop's readers use current (a change by ``mspclaw tech``, or by a replica),
-        until cancelled: every ``interval_s``, and at once when ``changes`` (the listener of
+        until cancelled: every ``interval_s``, and at once when ``changes`` (the wake-ups of
         :data:`~mspclaw.store.technicians.CHANGED_CHANNEL`, on PostgreSQL) hears of an edit."""
         changed = asyncio.Event()
         if changes is not None:
