@@ -32,7 +32,7 @@ from mspclaw.store.db import sqlite_url
 from mspclaw.store.jobs import Job, JobQueue
 from mspclaw.store.tables import JobRow
 from mspclaw.store.technicians import CHANGED_CHANNEL
-from mspclaw.store.wakeups import JOBS_CHANNEL, Wakeups, listen_conninfo
+from mspclaw.store.wakeups import JOBS_CHANNEL, ChannelWakeups, Wakeups, listen_conninfo
 from mspclaw.wiring import build
 
 if TYPE_CHECKING:
@@ -289,16 +289,23 @@ async def test_one_connection_listens_on_every_channel_of_the_process(blank_post
     await backends_once(admin, app, lambda pids: not pids)  # closed when cancelled
 
 
+def two_channels(wakeups: Wakeups, **options: float) -> tuple[ChannelWakeups, ChannelWakeups, list[Counted], Counted]:
+    """Two channels of this test's own standing for the jobs' and the roster's: two job workers subscribed to the
+    first, the roster's refresher to the second."""
+    jobs, roster = wakeups.channel(own_name("jobs"), **options), wakeups.channel(own_name("roster"), **options)
+    workers, refresher = [Counted(), Counted()], Counted()
+    for event in workers:
+        jobs.subscribe(event)
+    roster.subscribe(refresher)
+    return jobs, roster, workers, refresher
+
+
 @pytest.mark.postgres
 async def test_a_notification_wakes_the_waiters_of_its_channel_only(blank_postgres: TestDatabase) -> None:
     """A queued job does not wake the roster's refresher, a roster edit does not wake the job workers: two channels
     of this test's own stand for them (nothing else notifies these, so every wake-up is counted exactly)."""
     wakeups = Wakeups(listen_conninfo(blank_postgres.new_engine()))
-    jobs, roster = wakeups.channel(own_name("jobs")), wakeups.channel(own_name("roster"))
-    workers, refresher = [Counted(), Counted()], Counted()
-    for event in workers:
-        jobs.subscribe(event)
-    roster.subscribe(refresher)
+    jobs, roster, workers, refresher = two_channels(wakeups)
     admin = blank_postgres.new_engine()
     task = await listening(wakeups)
     try:
@@ -326,11 +333,7 @@ async def test_a_terminated_listener_reconnects_and_wakes_every_waiter_once(blan
     waiter of each channel exactly once for what it may have missed."""
     app = own_name("wakeups")
     wakeups = Wakeups(named(blank_postgres.url, app), retry_s=0.05)
-    jobs, roster = wakeups.channel(own_name("jobs"), fallback_s=30), wakeups.channel(own_name("roster"), fallback_s=30)
-    workers, refresher = [Counted(), Counted()], Counted()
-    for event in workers:
-        jobs.subscribe(event)
-    roster.subscribe(refresher)
+    jobs, roster, workers, refresher = two_channels(wakeups, fallback_s=30)
     admin = blank_postgres.new_engine()
     task = await listening(wakeups)
     try:
