@@ -89,11 +89,12 @@ def test_held_out_folds() -> None:
 
 def test_whole_real_corpus() -> None:
     # measured 2026-12-06: top-1 61.6%, 158 of 390 must-not automated (before: 40.7%, 249/390);
-    # later the same day 84.9 %, 45 of 390; round 3: 88.3 %, 29 of 390
+    # later the same day 84.9 %, 45 of 390; round 3: 88.3 %, 29 of 390; round 4: 89.2 %, 25 of 390 (the tuning
+    # folds: settings questions' own verbs, port and shell configuration; folds 3-4 unchanged)
     accuracy, false_automations, must_not = _figures(held_out=None)
     assert must_not == 390
-    assert accuracy >= 0.88
-    assert false_automations <= 30
+    assert accuracy >= 0.89
+    assert false_automations <= 25
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("tickets_real_*.jsonl")), ids=lambda p: p.stem)

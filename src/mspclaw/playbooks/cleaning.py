@@ -56,6 +56,10 @@ _BANNER = re.compile(
     r"(outside|external|extern|extérieur|externe|externo|buiten)", re.IGNORECASE)
 _TAG = re.compile(r"\[(external|extern|externe|externo|ext|spam\?*)\]\s*", re.IGNORECASE)
 _SIGNATURE_DASHES = re.compile(r"^\s*--\s*$")
+_FORM_FIELD = re.compile(r"^\s*(internet browser|web browser|browser|navigateur|navegador|webbrowser)\s*:\s*"
+                         r"[\w.() -]{0,30}$", re.IGNORECASE)
+"""A web form's field line naming the browser the form was sent from (``Internet Browser: Chrome``): what the
+user's screen was, not what is wrong; a user who means the browser says so in a sentence."""
 _QUOTED_HEADER = re.compile(r"^\s*(from|von|de|van|sent|gesendet|envoy(e|é)|enviado|verzonden)\s*:\s", re.IGNORECASE)
 """The first header of a quoted earlier message (``Von: ... Gesendet: ...``): once the user's own words
 are read, what follows is the thread they replied to."""
@@ -92,6 +96,21 @@ def mark_hosts(text: str) -> str:
     return _HOST.sub(HOST_MARK, text)
 
 
+_DRIVE = re.compile(r"(?<![\w:/\\.-])([a-z])(?::[\\/]?|;[\\/])(?=[\s.,;!?)\"]|$)"
+                    r"(?!\s*([+(\d]|(drive|laufwerk|lecteur|unidad|schijf|station)\b))", re.IGNORECASE)
+"""A drive letter and its colon (or a slip of the shift key, ``C;/``), not followed by a path, a phone
+number (``M: 555 ...``) or the word drive itself."""
+
+
+def mark_drives(text: str) -> str:
+    """``my C: is full``, ``no access to G:\\`` -> ``my C drive is full``, ``no access to G drive``: a drive
+    letter said alone (its root, not a path under it), the way the playbooks' phrases name it (``c drive``,
+    ``g drive``). A path (``C:\\Users\\...`` in an error message) names a file, not the drive, and is left."""
+    if ":" not in text and ";" not in text:
+        return text
+    return _DRIVE.sub(r"\1 drive ", text)
+
+
 def clean_subject(subject: str) -> str:
     """The subject without ``RE:``/``AW:``/``FW:`` prefixes and ``[EXTERNAL]`` tags."""
     text = _TAG.sub("", subject[:MAX_SUBJECT])
@@ -112,7 +131,7 @@ def clean_body(body: str) -> str:
     kept: list[str] = []
     words = 0
     for line in body[:MAX_BODY].splitlines():
-        if line.lstrip().startswith(">") or _BANNER.match(line):
+        if line.lstrip().startswith(">") or _BANNER.match(line) or _FORM_FIELD.match(line):
             continue
         if _HEADER.match(line):
             if words >= 3 and _QUOTED_HEADER.match(line):

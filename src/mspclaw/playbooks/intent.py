@@ -124,6 +124,8 @@ REQUESTS: tuple[str, ...] = (
 
 QUESTIONS: tuple[str, ...] = (
     "how do i", "how do you", "how can i", "how can we", "how could i", "how to", "how would i", "how should i",
+    # the pronoun left out ("How do choose the order...", "how can get the driver"): still a how-to
+    "how do", "how can",
     "how do we", "why does", "why do", "why is", "why are", "what is", "what are", "is it possible",
     "is there a way", "is there any way", "is there an easy way", "what is the best",
     "whats the best", "what is a good", "which is better", "best way to", "should i", "can i change", "can i set",
@@ -195,6 +197,9 @@ class Intent:
             (seq, (kind, term)) for kind, listed in read_as.items() for seq, term in listed)
         """The four lists in one index: (list, term) per term; each list keeps its own order."""
         self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS)
+        self._span = {term: len(seq) for seq, term in read_as["setting"]}
+        """Words of each settings question: its own verb ("how to *stop*", "how do I *disable*") is what the
+        user wants done, not a fault they report."""
 
     def reading(self, read: Reader) -> Intent:
         """The same lists with their terms read by ``read`` (the matcher's reading of one language)."""
@@ -230,6 +235,7 @@ class Intent:
         faults: set[str] = set()
         how_to = ""
         setting = ""
+        asked_until = -1
         # one pass over the ticket for the four lists; what each list decides depends on its own terms only
         split = tokens.index(BREAK) if BREAK in tokens else len(tokens)
         for pos, (kind, term) in self._all.scan(tokens):
@@ -237,6 +243,9 @@ class Intent:
             if kind == "setting":
                 if subject and not setting:
                     setting = term
+                asked_until = max(asked_until, pos + self._span[term])
+                continue
+            if kind == "fault" and pos < asked_until:
                 continue
             if kind == "fault":
                 faults.add(term)

@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_hosts
+from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_drives, mark_hosts
 from mspclaw.playbooks.intent import Intent
 from mspclaw.playbooks.language import FUNCTION_WORDS, LANGUAGES, detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
@@ -489,8 +489,8 @@ class Matcher:
     def tokens(self, subject: str, body: str) -> tuple[list[str], int, str | None]:
         """The ticket's stemmed words (subject, a break, body; at most :data:`MAX_TOKENS`), how many
         are the subject's, and the language detected."""
-        subject_words = words(mark_hosts(clean_subject(subject)))[:MAX_TOKENS // 4]
-        body_words = words(mark_hosts(clean_body(body)))[:MAX_TOKENS - len(subject_words)]
+        subject_words = words(mark_drives(mark_hosts(clean_subject(subject))))[:MAX_TOKENS // 4]
+        body_words = words(mark_drives(mark_hosts(clean_body(body))))[:MAX_TOKENS - len(subject_words)]
         lang = detect(subject_words + body_words)
         if lang is None and len(subject_words) + len(body_words) > UNSURE_WORDS:
             lang = "en"  # many words and no function words of any language: a list of names, a log, noise

@@ -132,6 +132,40 @@ _MANY = ("all users", "all the users", "everyone", "everybody", "all staff", "al
          "tous les postes", "panne generale", "todos los usuarios", "todo el mundo",
          "toda la oficina", "todos los equipos", "caida general", "alle gebruikers", "alle medewerkers",
          "iedereen", "hele kantoor", "alle computers", "alle pc s")
+_TOGETHER = ("my team and i", "me and my team", "my team and me", "my colleagues and i", "my coworkers and i",
+             "my co workers and i", "me and my colleagues", "our whole team", "our entire team", "our division",
+             "the whole division", "the entire division", "our whole department", "our entire department",
+             "mein team und ich", "meine kollegen und ich", "ich und meine kollegen", "unser ganzes team",
+             "unsere abteilung", "mon equipe et moi", "mes collegues et moi", "moi et mes collegues",
+             "toute notre equipe", "notre service", "mi equipo y yo", "mis companeros y yo", "todo mi equipo",
+             "todo nuestro equipo", "nuestro departamento", "mijn team en ik", "mijn collegas en ik",
+             "ik en mijn collegas", "ons hele team", "onze afdeling")
+"""The writer and the people around them, together: what fails fails for a group, not one PC."""
+_PEOPLE = ("users", "people", "employees", "staff", "staff members", "colleagues", "coworkers", "co workers",
+           "team members", "members", "individuals", "individual users", "technicians", "inspectors", "agents",
+           "benutzer", "mitarbeiter", "mitarbeitern", "kollegen", "personen", "leute", "utilisateurs",
+           "personnes", "employes", "collegues", "usuarios", "personas", "empleados", "companeros",
+           "gebruikers", "mensen", "medewerkers", "collegas")
+_PEOPLE_PLURAL = ("users are", "users have", "users were", "staff are", "staff have", "employees are",
+                  "employees have", "people are", "people have", "colleagues are", "colleagues have",
+                  "coworkers are", "members are", "benutzer haben", "mitarbeiter haben", "kollegen haben",
+                  "utilisateurs ont", "utilisateurs sont", "usuarios tienen", "usuarios estan",
+                  "gebruikers hebben", "medewerkers hebben", "collegas hebben")
+"""A plural subject ("users are", "staff have"): the verb shows more than one person, whatever the stem."""
+_COUNTS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen",
+           "twenty", "dozen", "dozens", "hundreds", "zwei", "drei", "vier", "funf", "sechs", "sieben", "acht",
+           "neun", "zehn", "deux", "trois", "quatre", "cinq", "sept", "huit", "neuf", "dix", "dos", "tres",
+           "cuatro", "cinco", "seis", "siete", "ocho", "nueve", "diez", "twee", "drie", "vijf", "zes", "zeven",
+           "negen", "tien")
+_GROUP_FAULTS = ("reporting", "reported", "report", "unable", "not able", "cannot", "cant", "experiencing",
+                 "having", "getting", "seeing", "affected", "impacted", "complaining", "stuck", "locked", "down",
+                 "slow", "slowness", "work stoppage", "at a standstill", "no access", "lost", "melden", "gemeldet",
+                 "konnen nicht", "betroffen", "signalent", "ne peuvent", "touches", "reportan", "no pueden",
+                 "afectados", "kunnen niet", "getroffen")
+_ONBOARDING = ("new user", "new users", "new employee", "new employees", "new hire", "new hires", "new starter",
+               "new starters", "new joiner", "new joiners", "accounts for", "create accounts", "set up accounts",
+               "neue mitarbeiter", "neue benutzer", "nouveaux utilisateurs", "nuevos usuarios", "nieuwe gebruikers",
+               "nieuwe medewerkers")
 _NOBODY = ("nobody", "no one", "noone", "none of the users", "niemand", "keiner", "personne", "nadie", "ninguno")
 _WORK = ("work", "works", "print", "log", "login", "logon", "access", "connect", "get", "open", "send", "receive",
          "use", "reach", "browse", "arbeiten", "drucken", "anmelden", "zugreifen", "verbinden", "travailler",
@@ -259,6 +293,9 @@ RULES: tuple[Rule, ...] = (
         "sent from my account", "sending from my account", "sending spam", "sent spam", "spam from my",
         "emails i didnt send", "emails i did not send", "mails i didnt send", "messages i didnt send",
         "someone accessed", "someone has access to my", "someone else is using my", "someone is using my",
+        "someone from sending", "someone else from sending", "sending emails from my domain",
+        "sending email from my domain", "sending mail from my domain", "send emails from my domain",
+        "emails from our domain", "mails from our domain", "spoof our domain", "spoof my domain",
         "jemand verschickt", "in meinem namen", "en mon nom",
         "en mi nombre", "iemand verstuurt", "uit mijn naam", "namens mij",
     ), unless=("no virus", "not a virus", "no malware", "no tengo virus", "kein virus", "keinen virus",
@@ -335,6 +372,7 @@ RULES: tuple[Rule, ...] = (
     Rule("an outage affecting many users or a whole site", _MANY,
          unless=(*_ONLY_ME, "user accounts", "user profiles", "benutzerkonten", "comptes utilisateurs",
                  "cuentas de usuario", "gebruikersaccounts")),
+    Rule("an outage affecting many users or a whole site", _TOGETHER, unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", _WHOLE, near=_PLACES, window=2, ordered=True,
          unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", ("all", "alle", "allen", "tous", "toutes", "todos",
@@ -399,7 +437,7 @@ RULES: tuple[Rule, ...] = (
         "misfeed", "misfeeds", "not feeding", "wont feed", "doesnt feed", "streaks", "streaky", "smudged", "smudges",
         "ink cartridge", "cartridge", "cartridges", "out of ink", "low on ink", "tintenpatrone", "patrone",
         "papierstau", "trommel", "cartouche", "bourrage", "cartucho", "atasco de papel", "inktcartridge",
-        "papierstoring", "dead pixel", "flickering", "flickers", "no display", "black screen",
+        "papierstoring", "dead pixel", "flickering", "flickers", "no display",
         "overheating", "overheat", "overheats",
         "overheated", "too hot", "very hot", "burning hot", "hot to touch", "no post", "wont post",
         "doesnt post", "will not post", "does not post", "not posting", "fails to post", "post error", "bios",
@@ -411,13 +449,18 @@ RULES: tuple[Rule, ...] = (
         "will not charge", "not charging", "stopped charging", "charging problem", "charging issue",
         "no carga la bateria", "bateria no carga", "laadt niet op",
         "uberhitzt", "uberhitzung", "zu heiss", "fahrt nicht hoch",
-        "lasst sich nicht einschalten", "bildschirm schwarz", "schwarzer bildschirm",
+        "lasst sich nicht einschalten",
         "display flackert", "flackert", "akku", "netzteil", "ladegerat", "tastatur defekt",
-        "surchauffe", "chauffe", "ne s allume pas", "ecran noir", "ecran casse", "ecran fissure",
+        "surchauffe", "chauffe", "ne s allume pas", "ecran casse", "ecran fissure",
         "batterie gonflee", "se sobrecalienta", "sobrecalentamiento", "se calienta",
-        "no enciende", "pantalla negra", "pantalla rota", "oververhit", "oververhitting", "wordt heet",
-        "zwart scherm", "scherm kapot",
+        "no enciende", "pantalla rota", "oververhit", "oververhitting", "wordt heet",
+        "scherm kapot",
     )),
+    # a black screen for a while on the way to the desktop is a slow start, not a dead display
+    Rule("a hardware failure", (
+        "black screen", "bildschirm schwarz", "schwarzer bildschirm", "ecran noir", "pantalla negra", "zwart scherm",
+    ), unless=("slow", "slowly", "slowness", "laggy", "lagging", "sluggish", "langsam", "lent", "lente", "lenteur",
+               "lento", "lenta", "lentitud", "traag", "langzaam")),
     Rule("a hardware failure", (
         "ladt nicht", "ladt nicht mehr", "ladt nicht auf", "ne charge pas", "ne charge plus", "ne se charge pas",
         "ne se charge plus", "no carga", "laadt niet",
@@ -500,7 +543,9 @@ RULES: tuple[Rule, ...] = (
         "mail exchangers", "dns record", "dns records", "spf record", "dkim", "dmarc",
         "gruppenrichtlinie", "gruppenrichtlinien", "registrierung", "kommandozeile", "befehlszeile",
         "strategie de groupe", "ligne de commande", "base de registre", "directiva de grupo", "linea de comandos",
-        "registro de windows", "groepsbeleid", "opdrachtregel",
+        "registro de windows", "groepsbeleid", "opdrachtregel", "chmod", "chown", "make install",
+        "makefile", "tarball", "cannot create directory", "cant create directory", "no such file or directory",
+        "command not found", "segmentation fault",
     )),
     Rule("network equipment or virtual machine configuration, not the user's PC", (
         "static ip", "fixed ip", "default gateway", "netmask", "subnet mask", "ping each other",
@@ -509,6 +554,11 @@ RULES: tuple[Rule, ...] = (
         "firewall rules", "open a port", "open the port", "block a port", "block the port", "port 3389",
         "firewallregel", "regle de pare feu", "regla de firewall",
     )),
+    Rule("network equipment or virtual machine configuration, not the user's PC", (
+        "allow", "block", "open", "forward", "only through", "only over", "freigeben", "sperren", "autoriser",
+        "bloquer", "ouvrir", "permitir", "bloquear", "abrir", "toestaan", "blokkeren", "openen",
+    ), near=("port", "ports", "rdp port", "3389", "portnummer", "puerto", "puertos", "poort", "poorten"),
+         window=4, unless=("usb", "hdmi", "charging", "display port", "displayport", "serial port", "com port")),
     Rule("a hardware failure", (
         "battery", "batteries", "batterie", "bateria", "accu",
     ), near=("charge", "charges", "charging", "charged", "drain", "drains", "draining", "drainage", "life",
@@ -663,6 +713,18 @@ RULES: tuple[Rule, ...] = (
         "meditech", "epic", "prod", "production environment", "uat", "test environment",
         "warenwirtschaft", "wawi",
     )),
+    Rule("a business application problem, not the user's PC", (
+        # a portal or tracker the user signs in to is an application's account, not the directory's
+        "portal", "portals", "tracker", "web app", "web application", "business application", "portail",
+    ), near=("password", "passwort", "kennwort", "mot de passe", "contrasena", "wachtwoord", "login", "log in",
+             "logon", "log on", "sign in", "signin", "locked", "lockout", "account", "access", "anmelden",
+             "anmeldung", "gesperrt", "connexion", "bloque", "iniciar sesion", "bloqueado", "inloggen",
+             "geblokkeerd"), window=5,
+         unless=("windows", "computer", "laptop", "pc", "desktop", "email", "e mail", "outlook", "office 365",
+                 "microsoft 365", "microsoft account", "network", "vpn", "domain", "authenticator", "mfa", "2fa",
+                 "wifi", "printer", "shared drive", "network drive", "operating system", "system restore",
+                 "system settings", "system preferences", "systemeinstellungen", "rechner", "ordinateur",
+                 "ordenador", "firefox", "browser", "thunderbird")),
     Rule("a purchase, licence or billing question", (
         "billing question", "billing issue", "our billing", "the billing for", "we were billed", "billed for",
         "billed twice", "refund", "overcharged", "charged twice", "discuss pricing", "our pricing",
@@ -684,6 +746,58 @@ RULES: tuple[Rule, ...] = (
         "kosten", "acheter", "commander", "devis", "facture", "comprar", "presupuesto", "factura", "pedido",
         "kopen", "offerte", "factuur", "bestelling",
     )),
+    # a device asked for ("requesting a laptop for", "need two monitors"): bought or handed out, not fixed
+    Rule("a purchase, licence or billing question", (
+        # asking for a device to be handed out: a request verb with "a new", "another", a number... A bare
+        # "need", "get" or "issue" is not one ("need help, computer is slow", "cannot get computer to connect")
+        "request a", "request an", "request new", "request for a", "request for new", "requesting a",
+        "requesting an", "requesting new", "requested a", "requested new", "need a new", "need new", "need another",
+        "need an additional", "need additional", "need a second", "need an extra", "need a spare", "needs a new",
+        "needs new", "needs another", "require a new", "require new", "require another", "requires a new",
+        "order a", "order an", "order new", "order another", "ordering a", "ordering new", "would like a new",
+        "would like another", "get a new", "get another", "get new", "brauche ein neues", "brauche einen neuen",
+        "brauche eine neue", "brauche neue", "benotige ein neues", "benotige einen neuen", "benotige eine neue",
+        "bestellen", "besoin d un nouvel", "besoin d un nouveau", "besoin d une nouvelle", "commander",
+        "necesito un nuevo", "necesito una nueva", "necesito otro", "necesito otra", "pedir un", "pedir una",
+        "need a", "need an", "needs a", "require a", "would like a", "brauche ein", "brauche einen",
+        "brauche eine", "besoin d un", "besoin d une", "necesito un", "necesito una",
+        *(f"{verb} {count}" for verb in ("need", "request", "requesting", "order", "ordering")
+          for count in ("two", "three", "four", "five", "six", "ten", "2", "3", "4", "5", "6", "10")),
+    ), near=("laptop", "laptops", "computer", "computers", "desktop", "desktops", "pc", "pcs", "workstation",
+             "cell phone", "cellphone", "cell phones", "mobile phone", "smartphone", "iphone", "ipad", "tablet",
+             "monitor", "monitors", "mifi", "hotspot", "docking station", "headset", "webcam", "notebook",
+             "handy", "rechner", "telephone portable", "ordinateur", "ordinateurs", "ordenador", "ordenadores",
+             "portatil", "movil", "telefono movil", "mobiele telefoon"), window=2, ordered=True,
+         unless=("my laptop", "my computer", "my pc", "my desktop", "my phone", "my cell phone", "my iphone",
+                 "my ipad", "my tablet", "my monitor", "my monitors", "my workstation", "my notebook", "his laptop",
+                 "her laptop", "the laptop", "the computer", "this laptop", "this computer", "on a laptop",
+                 "on the laptop", "on my", "to my", "from my", "new phone number", "authenticator", "mfa", "2fa",
+                 "two factor", "verification code", "access to", "set up my",
+                 "setup my", "mein laptop", "mein rechner", "mon ordinateur", "mi ordenador", "mi portatil",
+                 "mijn laptop", "mijn computer", *_ONBOARDING, "starter", "joiner", "onboarding", "new hire",
+                 "starting", "starts", "first day", "neuer mitarbeiter", "nouvel arrivant", "nuevo empleado",
+                 "nieuwe medewerker")),
+    Rule("a mobile phone or its carrier's service, which a playbook on a PC does not reach", (
+        "cellular", "cellular data", "cellular service", "cell service", "cell signal", "mobile data",
+        "sim card", "simcard", "no service", "sos only", "carrier", "make calls", "making calls",
+        "receive calls", "receiving calls", "outgoing calls", "incoming calls", "text messages", "voicemail",
+        "mobilfunk", "mobile daten", "sim karte", "donnees mobiles", "carte sim", "datos moviles", "tarjeta sim",
+        "sin cobertura", "mobiele data", "simkaart", "geen bereik",
+    ), unless=("authenticator", "mfa", "2fa", "two factor", "verification code", "code", "codes", "sign in",
+               "log in", "login", "laptop", "computer", "pc", "zwei faktor", "double authentification",
+               "doble factor", "tweestapsverificatie")),
+    # last: a count of people ("billed for 12 users", "5 users need the new app") is what a rule above is about
+    # when one applies; otherwise they are the people a fault affects
+    Rule("an outage affecting many users or a whole site", _PEOPLE_PLURAL, near=_GROUP_FAULTS, window=3,
+         ordered=True, unless=(*_ONLY_ME, *_ONBOARDING)),
+    Rule("an outage affecting many users or a whole site", _COUNTS, near=_PEOPLE, window=2, ordered=True,
+         unless=(*_ONLY_ME, *_ONBOARDING)),
+    # a figure right before a plural ("12 users"), not a version or a room ("Windows 10 user", "room 12 user")
+    Rule("an outage affecting many users or a whole site", tuple(str(n) for n in range(2, 1000)), near=_PEOPLE,
+         window=1, ordered=True, unless=(*_ONLY_ME, *_ONBOARDING, *(
+             f"{product} {version} {people}" for product in ("windows", "win", "office", "outlook", "ios", "android")
+             for version in ("7", "8", "10", "11", "365", "2013", "2016", "2019", "2021", "2024")
+             for people in ("user", "users")))),
 )
 """First rule that applies wins; its reason goes in the decision."""
 

@@ -1,0 +1,126 @@
+"""Round 4 of triage on service-desk phrasing: invented tickets for each rule added, and the faults each must leave.
+
+The rules, not sentences: a group said as "my team and I", a plural subject with a fault ("users are
+reporting"), a count of people ("five users"); a device asked for (a laptop, a phone) is a purchase; a
+phone's carrier service is not a PC's; a sign-in to a named portal or tracker is that application's; a web
+form's "Browser: Chrome" line is not the problem; a drive letter said alone ("C:") is the drive; a black
+screen on the way to a slow desktop is slowness; a settings question's own verb ("how do I *stop*") is no
+fault; shell errors and port rules are an administrator's. Every ticket here is written for this file, in
+the terse way users write to a service desk; none is copied from any corpus.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mspclaw.playbooks import cleaning
+from mspclaw.playbooks.loader import load_dir
+from mspclaw.playbooks.matcher import Matcher
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_dir())
+
+
+MUST_NOT = [
+    # (reason the triage layer gives, subject, body)
+    ("an outage", "timesheet tool", "Me and my team can't open the timesheet tool since 8am, urgent"),
+    ("an outage", "Drucken", "Mein Team und ich können seit heute früh nichts mehr drucken."),
+    ("an outage", "imprimante", "Mon équipe et moi n'arrivons plus à imprimer depuis ce matin."),
+    ("an outage", "calendar", "Users are reporting that the shared calendar won't load in Outlook."),
+    ("an outage", "slow", "Staff are getting kicked out of the network every few minutes."),
+    ("an outage", "login", "Five users cannot log in to their laptops this morning."),
+    ("an outage", "Anmeldung", "3 Benutzer können sich seit dem Update nicht mehr anmelden."),
+    ("an outage", "12 users cannot log in", "since the update this morning"),
+    ("a purchase", "laptop for the field crew", "We need two laptops for the field crew, budget approved."),
+    ("a purchase", "phone", "Requesting a cell phone for our inspector, she is out in the field all day."),
+    ("a purchase", "headset", "Need a headset and a webcam for the training room"),
+    ("a mobile phone", "work phone", "My work phone shows no service since yesterday, I can't make calls."),
+    ("a mobile phone", "iPad", "iPad says no SIM card installed, need it for site visits"),
+    ("a business application", "permit portal", "Locked out of the permit portal, it says my password is wrong"),
+    ("a business application", "time tracker", "can't login to the time tracker, keeps saying access denied"),
+    ("a security report", "customers", "Customers get mails from our domain that nobody here wrote"),
+    ("network equipment", "camera recorder", "Please allow port 8443 to the camera recorder only from the office"),
+    ("a developer", "build fails", "make install stops with cannot create directory /opt/tool"),
+]
+
+
+@pytest.mark.parametrize(("reason", "subject", "body"), MUST_NOT, ids=[c[1] for c in MUST_NOT])
+def test_must_not_automate(matcher: Matcher, reason: str, subject: str, body: str) -> None:
+    decision = matcher.match(subject, body, "windows")
+    assert decision.category is None, decision.explanation
+    assert decision.triage_reason is not None and decision.triage_reason.startswith(reason), decision.explanation
+
+
+FAULTS = [
+    # the rules above must leave these to their playbooks
+    ("onboarding", "accounts for new users", "Please create accounts for 2 new users starting Monday."),
+    ("slow_computer", "laptop slow", "I need my laptop looked at, it is very slow since Monday"),
+    ("mfa_reset", "new SIM", "New SIM card in my phone and now the verification code texts never arrive"),
+    ("account_locked", "locked", "HR portal says account locked, and my laptop says the same"),
+    # a fault after a settings question's verb is still a fault
+    ("email", "How do I stop Outlook from crashing", "it crashes every morning when I open it"),
+    # a web form's browser line is not what the ticket is about
+    ("account_locked", "account locked",
+     "Computer says my account is locked out.\n\nInternet Browser: Internet Explorer"),
+    # a drive letter said alone is the drive
+    ("disk_full", "C:", "my C: is full again"),
+    ("disk_full", "C;/ full", "C;/ full again, cannot save"),
+    # a black screen on the way to a slow desktop is slowness, not a dead display
+    ("slow_computer", "PC very slow",
+     "After login the PC sits on a black screen for ten minutes, then everything is slow and laggy."),
+    # a device named after "need", "get" or "a" is no device asked for: only "a new", "another", "two"... is
+    ("wifi", "cannot get computer to connect to wifi", ""),
+    ("slow_computer", "need help computer is slow", ""),
+    ("software_install", "need software installed on pc", "please install visio"),
+    ("printer", "need a printer driver for laptop", ""),
+    ("email", "I get error on computer when opening outlook", ""),
+    # a product's version before "user" is no count of people
+    ("printer", "windows 10 user cannot print", ""),
+]
+
+
+@pytest.mark.parametrize(("label", "subject", "body"), FAULTS, ids=[c[1] for c in FAULTS])
+def test_faults_still_matched(matcher: Matcher, label: str, subject: str, body: str) -> None:
+    decision = matcher.match(subject, body, "windows")
+    assert decision.category == label, decision.explanation
+
+
+def test_a_black_screen_alone_is_still_hardware(matcher: Matcher) -> None:
+    decision = matcher.match("laptop", "black screen when I open the lid, nothing shows at all", "windows")
+    assert decision.category is None
+    assert decision.triage_reason == "a hardware failure", decision.explanation
+
+
+QUESTIONS = [
+    # a settings question's own verb is what the user wants, not a fault they report
+    ("How do I stop the printer printing a cover page", "every print job starts with one"),
+    ("How to stop Outlook sending emails twice to the same contact group", "happens with the team list"),
+    # the pronoun left out
+    ("How do change the default printer", "on the new laptop, which menu is it in"),
+]
+
+
+@pytest.mark.parametrize(("subject", "body"), QUESTIONS, ids=[c[0] for c in QUESTIONS])
+def test_questions_get_no_playbook(matcher: Matcher, subject: str, body: str) -> None:
+    decision = matcher.match(subject, body, "windows")
+    assert decision.category is None, decision.explanation
+    assert decision.triage_reason is None, decision.explanation
+
+
+def test_drive_letters_are_read_as_drives() -> None:
+    assert cleaning.mark_drives("my C: is full") == "my C drive  is full"
+    assert cleaning.mark_drives("no access to G:\\ since Monday") == "no access to G drive  since Monday"
+    assert cleaning.mark_drives("C;/ full") == "C drive  full"
+    # a path under a drive names a file, a phone line is no drive, nor is a letter already followed by "drive"
+    for text in ("error in C:\\Users\\ana\\AppData", "M: 555 0100", "T: +43 1 234", "the C: drive is full",
+                 "meet at 10:30", "see https://intranet/page"):
+        assert cleaning.mark_drives(text) == text
+
+
+def test_a_form_browser_line_is_dropped() -> None:
+    assert cleaning.clean_body("Printer offline.\nInternet Browser: Chrome\nBrowser: Edge 120") == "Printer offline."
+    # a sentence that starts with the word is the user's, and stays
+    text = "Browser: it closes every time I open a PDF and the whole screen goes white for a while"
+    assert cleaning.clean_body(text) == text
