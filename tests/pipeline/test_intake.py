@@ -151,10 +151,14 @@ async def test_polling_finds_tickets_without_webhooks(tmp_path: Path) -> None:
         assert len(live.services.jobs.list()) == 2
 
 
-async def test_a_ticket_from_an_unknown_company_is_escalated_with_a_note_saying_what_to_do(tmp_path: Path) -> None:
+@pytest.mark.parametrize("subject", ["disk full", " "], ids=["subject", "blank subject"])
+async def test_a_ticket_from_an_unknown_company_is_escalated_with_a_note_saying_what_to_do(
+        tmp_path: Path, subject: str) -> None:
+    """Whatever the ticket says (a blank subject too, which a known client's ticket is refused for), an unknown
+    company's ticket is escalated with the note saying how to add the client."""
     async with psa_and_server(tmp_path) as (psa, live):
         stranger = await psa.connector.create_company("Unknown Co")
-        ticket = await psa.connector.create_ticket(stranger, requester="x@y.example", subject="disk full")
+        ticket = await psa.connector.create_ticket(stranger, requester="x@y.example", subject=subject)
 
         # the note is written before the status: wait for the status, the last write
         await wait_for(lambda: _has_status(psa, ticket.id, "escalated"), 30)

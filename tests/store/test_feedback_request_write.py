@@ -73,3 +73,15 @@ def test_an_event_that_cannot_be_stored_leaves_no_request(engine: Engine) -> Non
     with pytest.raises(IntegrityError):
         tickets.add_event_with_row("ss_missing", "feedback_requested", {}, REQUEST_INSERT, values)
     assert _count(engine, FeedbackRow, session.id) == 0
+
+
+def test_another_integrity_error_is_not_taken_for_a_second_request(engine: Engine) -> None:
+    """Only the one request per ticket is a Conflict: a request for a session that does not exist fails as the
+    driver's IntegrityError (its foreign key), not as "already asked"."""
+    db, tickets, session = opened(engine)
+    now = utcnow()
+    with pytest.raises(IntegrityError):
+        FeedbackStore(db).open_announced(tickets, ticket_id=session.ticket_id, session_id="ss_missing",
+                                         client_id=session.client_id, resolved_at=now, deadline=now, channel="api",
+                                         event="feedback_requested", data={})
+    assert _count(engine, FeedbackRow, session.id) == 0

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.engine import make_url
@@ -208,6 +209,31 @@ async def test_an_unreachable_database_leaves_the_workers_polling(caplog: pytest
     assert [line.split("retrying in ")[1].split(" s")[0] for line in retries[:3]] == ["0.05", "0.1", "0.2"][
         :len(retries[:3])]
     assert not any("s3cr" in line for line in retries)
+
+
+async def test_a_listen_refused_after_connecting_backs_off(caplog: pytest.LogCaptureFixture) -> None:
+    """Connected, but ``LISTEN`` fails each time (a hot standby refuses it): the retries back off as when the
+    server cannot be reached, rather than reconnecting every ``retry_s``. The connection is stood in for by an
+    override of this module's own connect-and-listen step; the message's password is masked."""
+
+    class Refused(Wakeups):
+        async def _listen(self, conninfo: str) -> None:
+            self._connected = True
+            raise psycopg.errors.FeatureNotSupported(
+                "cannot execute LISTEN during recovery (as postgres:s3cr@t-pw, s3cr%40t-pw)")
+
+    wakeups = Refused("postgresql://postgres:s3cr%40t-pw@127.0.0.1:9/test", retry_s=0.05)
+    wakeups.channel(JOBS_CHANNEL)
+    with caplog.at_level(logging.WARNING, logger="mspclaw.store.wakeups"):
+        task = asyncio.get_running_loop().create_task(wakeups.run())
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            await stop(task)
+    retries = [r.getMessage() for r in caplog.records if r.name == "mspclaw.store.wakeups"]
+    assert [line.split("retrying in ")[1].split(" s")[0] for line in retries[:3]] == ["0.05", "0.1", "0.2"]
+    assert len(retries) <= 5, retries
+    assert all("LISTEN during recovery" in line and "s3cr" not in line for line in retries), retries
 
 
 class Counted(asyncio.Event):

@@ -37,6 +37,11 @@ class UnknownCompany(NotFound):
     """No client maps to the PSA's company (:class:`PSACompany`); nothing was opened."""
 
 
+def _needs_subject(subject: str) -> None:
+    if not subject.strip():
+        raise Conflict("a ticket needs a subject")
+
+
 @dataclass(frozen=True)
 class Submitted:
     ticket: Ticket
@@ -68,8 +73,8 @@ class Submissions:
         once, with ``ticket_opened`` durable in the audit trail. ``client``: its id or name, its row when the
         caller has just read it, or a :class:`PSACompany` (PSA intake), found with the ticket's other reads
         (:class:`UnknownCompany` when no client maps to it)."""
-        if not subject.strip():
-            raise Conflict("a ticket needs a subject")
+        if not isinstance(client, PSACompany):
+            _needs_subject(subject)
         lease = self.sessions.new_lease() if self.sessions is not None else None
         asked = asyncio.get_running_loop().time()
 
@@ -80,6 +85,7 @@ class Submissions:
                 found = self._router.client_for(client.psa, client.company)
                 if found is None:
                     raise UnknownCompany(f"no client maps to {client.psa} company {client.company!r}")
+                _needs_subject(subject)  # after the company: an unknown one is escalated with its note either way
                 client_row = found
             else:
                 client_row = client if isinstance(client, Client) else self._registry.client(client)

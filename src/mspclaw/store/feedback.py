@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mspclaw.errors import Conflict, NotFound
@@ -22,11 +22,15 @@ REQUEST_INSERT = insert(cast("Table", FeedbackRow.__table__))
 """Built once: one per resolved ticket."""
 
 
+_ASKED = select(FeedbackRow.id).where(FeedbackRow.ticket_id == bindparam("ticket_id"))
+
+
 class FeedbackStore:
     def __init__(self, db: Database) -> None:
         self._sessions = db.sessions
         self._fast = db.fast
         self._insert = self._fast.prepare(REQUEST_INSERT)
+        self._asked = self._fast.prepare(_ASKED)
 
     def open(self, *, ticket_id: str, session_id: str, client_id: str, resolved_at: datetime,
              deadline: datetime, channel: str) -> FeedbackRow:
@@ -46,7 +50,9 @@ class FeedbackStore:
         try:
             added = tickets.add_event_with_row(session_id, event, data, REQUEST_INSERT, values)
         except IntegrityError as exc:
-            raise Conflict(f"ticket {ticket_id} was already asked for feedback") from exc
+            if self._fast.read(self._asked, {"ticket_id": ticket_id}):  # the one request per ticket, not another key
+                raise Conflict(f"ticket {ticket_id} was already asked for feedback") from exc
+            raise
         return FeedbackRow(**values), added.seq
 
     @staticmethod

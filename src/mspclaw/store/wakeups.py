@@ -178,7 +178,9 @@ class Wakeups:
                 try:
                     await self._listen(self._conninfo)
                 except (psycopg.Error, OSError) as exc:
-                    delay = self._retry_s if self._connected else delay  # a lost connection starts again at retry_s
+                    # a connection lost after it listened starts again at retry_s; one whose LISTEN failed (a hot
+                    # standby refuses it) keeps backing off
+                    delay = self._retry_s if self._listened else delay
                     log.warning("wake-ups: not listening on %s (%s); retrying in %g s, their waiters poll at "
                                 "their own pace meanwhile", ", ".join(self.channels) or "no channel yet",
                                 self._reason(exc), delay)
