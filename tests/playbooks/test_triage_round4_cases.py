@@ -43,6 +43,11 @@ MUST_NOT = [
     ("a security report", "customers", "Customers get mails from our domain that nobody here wrote"),
     ("network equipment", "camera recorder", "Please allow port 8443 to the camera recorder only from the office"),
     ("a developer", "build fails", "make install stops with cannot create directory /opt/tool"),
+    # a black screen that stays black is the display's, slow start or not ("lent" is no slowness here)
+    ("a hardware failure", "slow then dead", "Slow at first, then a black screen forever and nothing happens at all"),
+    ("a hardware failure", "screen", "Black screen since I lent the laptop to a colleague, stays that way"),
+    # mail from one's own domain with a forger said near it
+    ("a security report", "CEO mails", "Customers get emails from my domain pretending to be our CEO"),
 ]
 
 
@@ -78,6 +83,28 @@ FAULTS = [
     ("email", "I get error on computer when opening outlook", ""),
     # a product's version before "user" is no count of people
     ("printer", "windows 10 user cannot print", ""),
+    # issue 14: a department in a possessive is no group fault, nor is access asked for by "my team and I"
+    ("shared_drive_access", "drive access", "Please give Maria from our division access to the Finance shared drive"),
+    ("printer", "Drucker", "Der Drucker unserer Abteilung druckt bei mir seit gestern nicht"),
+    ("shared_drive_access", "team folder", "My colleagues and I need access to the HR shared drive please"),
+    # the directory's own portal is the directory's password, no business application's
+    ("password_reset", "reset portal", "The self service password reset portal rejects my new password"),
+    # calls and voicemail in Teams or Outlook are no carrier's
+    ("app_crash", "Teams", "Teams freezes and closes whenever I am making calls"),
+    ("email", "Outlook", "voicemail emails no longer arrive in Outlook"),
+    # mail from one's own domain that goes missing is no spoofing
+    ("email", "mail missing", "Since this morning I no longer receive emails from our domain, outside mail is fine"),
+    # a device's name before the thing asked for is no device asked for
+    ("software_install", "Requesting a PC software install", "Adobe Reader please"),
+    ("password_reset", "need new laptop password", "forgot my password to sign in to Windows"),
+    # a count of people with nothing failing for them after it, or across a sentence's end, is no outage
+    ("password_reset", "password resets", "Two users need their passwords reset please: a@x.com and b@x.com"),
+    ("printer", "printer", "Printer not printing on floor 2. Staff room printer is fine."),
+    # a shell's error said by Windows of a shortcut, or of a program asked for, is the user's
+    ("shared_drive_access", "S drive", "Opening my network drive shortcut on Windows gives no such file or directory"),
+    ("software_install", "git", "Please install Git for me, the terminal says command not found"),
+    # a bare "how can" in a body asks how a request is met: no how-to question
+    ("software_install", "Acrobat", "I need Adobe Acrobat installed on my laptop. How can this be arranged?"),
 ]
 
 
@@ -85,6 +112,18 @@ FAULTS = [
 def test_faults_still_matched(matcher: Matcher, label: str, subject: str, body: str) -> None:
     decision = matcher.match(subject, body, "windows")
     assert decision.category == label, decision.explanation
+
+
+NOT_TRIAGED = [
+    # a SharePoint portal is no business application; blocking a sender is no spoofing
+    ("SharePoint", "Please give me access to the SharePoint portal of the Finance team"),
+    ("block sender", "How can I block someone from sending me mails? It is a newsletter"),
+]
+
+
+@pytest.mark.parametrize(("subject", "body"), NOT_TRIAGED, ids=[c[0] for c in NOT_TRIAGED])
+def test_not_ruled_out(matcher: Matcher, subject: str, body: str) -> None:
+    assert matcher.match(subject, body, "windows").triage_reason is None
 
 
 def test_a_black_screen_alone_is_still_hardware(matcher: Matcher) -> None:
@@ -115,7 +154,9 @@ def test_drive_letters_are_read_as_drives() -> None:
     assert cleaning.mark_drives("C;/ full") == "C drive  full"
     # a path under a drive names a file, a phone line is no drive, nor is a letter already followed by "drive"
     for text in ("error in C:\\Users\\ana\\AppData", "M: 555 0100", "T: +43 1 234", "the C: drive is full",
-                 "meet at 10:30", "see https://intranet/page"):
+                 "meet at 10:30", "see https://intranet/page",
+                 # a signature's address or site, a letter a word names
+                 "E: anna@contoso.com", "W: www.contoso.com", "Option B: reinstall the driver", "Plan A: wait"):
         assert cleaning.mark_drives(text) == text
 
 

@@ -97,18 +97,39 @@ def mark_hosts(text: str) -> str:
 
 
 _DRIVE = re.compile(r"(?<![\w:/\\.-])([a-z])(?::[\\/]?|;[\\/])(?=[\s.,;!?)\"]|$)"
-                    r"(?!\s*([+(\d]|(drive|laufwerk|lecteur|unidad|schijf|station)\b))", re.IGNORECASE)
+                    r"(?!\s*([+(\d]|(drive|laufwerk|lecteur|unidad|schijf|station)\b))"
+                    r"(?!\s*([\w.+-]+@|www\.|https?:|[\w-]+\.(com|net|org|edu|gov|de|at|ch|fr|be|es|nl|eu|uk|io|co)\b))",
+                    re.IGNORECASE)
 """A drive letter and its colon (or a slip of the shift key, ``C;/``), not followed by a path, a phone
-number (``M: 555 ...``) or the word drive itself."""
+number (``M: 555 ...``), an address (a signature's ``E: bob@contoso.com``, ``W: www.contoso.com``) or the
+word drive itself."""
+_LABELS = frozenset((
+    "option", "options", "plan", "step", "part", "section", "appendix", "annex", "exhibit", "case", "scenario",
+    "variant", "version", "choice", "answer", "question", "item", "point", "type", "class", "grade", "model", "group",
+    "team", "level", "tier", "phase", "zone", "block", "wing", "building", "room", "floor", "row", "column", "line",
+    "note", "variante", "anlage", "teil", "punkt", "gruppe", "etape", "partie", "annexe", "opcion", "paso", "parte",
+    "anexo", "optie", "stap", "deel", "bijlage"))
+"""A word that names the letter after it (``Option B:``, ``Plan A:``, ``Anlage C:``): a label, not a drive."""
+
+
+def _drive(found: re.Match[str]) -> str:
+    start = found.start()
+    before = found.string[max(0, start - 16):start]
+    if before[-1:].isspace():
+        words = before.split()
+        if words and words[-1].lower() in _LABELS:
+            return found.group(0)
+    return f"{found.group(1)} drive "
 
 
 def mark_drives(text: str) -> str:
     """``my C: is full``, ``no access to G:\\`` -> ``my C drive is full``, ``no access to G drive``: a drive
     letter said alone (its root, not a path under it), the way the playbooks' phrases name it (``c drive``,
-    ``g drive``). A path (``C:\\Users\\...`` in an error message) names a file, not the drive, and is left."""
+    ``g drive``). A path (``C:\\Users\\...`` in an error message) names a file, not the drive, and is left; so is
+    a letter a word names (``Option B: reinstall``)."""
     if ":" not in text and ";" not in text:
         return text
-    return _DRIVE.sub(r"\1 drive ", text)
+    return _DRIVE.sub(_drive, text)
 
 
 def clean_subject(subject: str) -> str:

@@ -124,7 +124,8 @@ REQUESTS: tuple[str, ...] = (
 
 QUESTIONS: tuple[str, ...] = (
     "how do i", "how do you", "how can i", "how can we", "how could i", "how to", "how would i", "how should i",
-    # the pronoun left out ("How do choose the order...", "how can get the driver"): still a how-to
+    # the pronoun left out ("How do choose the order...", "how can get the driver"): a how-to in the subject
+    # only (:data:`SUBJECT_ONLY`); in a body "How can this be done?" follows a request
     "how do", "how can",
     "how do we", "why does", "why do", "why is", "why are", "what is", "what are", "is it possible",
     "is there a way", "is there any way", "is there an easy way", "what is the best",
@@ -138,6 +139,9 @@ QUESTIONS: tuple[str, ...] = (
 )
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
 CAUSE_QUESTIONS: frozenset[str] = frozenset({"why does", "why do", "why is", "why are"})
+SUBJECT_ONLY: frozenset[str] = frozenset({"how do", "how can"})
+"""Questions without their pronoun: a subject's how-to ("How do change the default printer"); in a body they
+ask how a request will be met ("I need Zoom installed. How can this be done?"), and are not counted."""
 """Questions about a cause ("why is there no internet?"): they report what they ask about, so a bare negation
 beside one still says something is wrong."""
 
@@ -245,7 +249,8 @@ class Intent:
                     setting = term
                 asked_until = max(asked_until, pos + self._span[term])
                 continue
-            if kind == "fault" and pos < asked_until:
+            if (kind == "fault" and pos < asked_until) or (kind == "question" and not subject
+                                                            and term in SUBJECT_ONLY):
                 continue
             if kind == "fault":
                 faults.add(term)

@@ -106,6 +106,10 @@ class Rule:
     ordered: bool = False
     """When true, the :attr:`near` word must come after the term (``router ... down``, not ``down
     since the router``)."""
+    then: tuple[str, ...] = ()
+    """When given, one of these must also follow the :attr:`near` word, within :attr:`then_window` words of it
+    (``two`` ``users`` ... ``cannot``: a count of people counts only with what fails for them)."""
+    then_window: int = 6
 
 
 @dataclass(frozen=True)
@@ -133,14 +137,28 @@ _MANY = ("all users", "all the users", "everyone", "everybody", "all staff", "al
          "toda la oficina", "todos los equipos", "caida general", "alle gebruikers", "alle medewerkers",
          "iedereen", "hele kantoor", "alle computers", "alle pc s")
 _TOGETHER = ("my team and i", "me and my team", "my team and me", "my colleagues and i", "my coworkers and i",
-             "my co workers and i", "me and my colleagues", "our whole team", "our entire team", "our division",
-             "the whole division", "the entire division", "our whole department", "our entire department",
-             "mein team und ich", "meine kollegen und ich", "ich und meine kollegen", "unser ganzes team",
-             "unsere abteilung", "mon equipe et moi", "mes collegues et moi", "moi et mes collegues",
-             "toute notre equipe", "notre service", "mi equipo y yo", "mis companeros y yo", "todo mi equipo",
-             "todo nuestro equipo", "nuestro departamento", "mijn team en ik", "mijn collegas en ik",
-             "ik en mijn collegas", "ons hele team", "onze afdeling")
+             "my co workers and i", "me and my colleagues", "mein team und ich", "meine kollegen und ich",
+             "ich und meine kollegen", "mon equipe et moi", "mes collegues et moi", "moi et mes collegues",
+             "mi equipo y yo", "mis companeros y yo", "mijn team en ik", "mijn collegas en ik",
+             "ik en mijn collegas")
 """The writer and the people around them, together: what fails fails for a group, not one PC."""
+_OURS = ("our whole team", "our entire team", "our division", "the whole division", "the entire division",
+         "our whole department", "our entire department", "unser ganzes team", "unsere abteilung",
+         "unserer abteilung", "toute notre equipe", "notre service", "todo mi equipo", "todo nuestro equipo",
+         "nuestro departamento", "ons hele team", "onze afdeling")
+"""The writer's department or team: a group only when a fault is said of it ("our division cannot log in"),
+not in a possessive ("the printer of our department", "add Tom from our division to the drive")."""
+_ACCESS_ASKED = ("need access", "needs access", "need permission", "need permissions", "request access",
+                 "requesting access", "grant access", "give access", "like access", "brauche zugriff",
+                 "brauchen zugriff", "benotige zugriff", "benotigen zugriff", "besoin d un acces",
+                 "besoin d acces", "besoin de l acces", "necesito acceso", "necesitamos acceso", "toegang nodig")
+"""Access asked for, for oneself and one's team: a request, not a fault that stops a group."""
+_AT_MY_DESK = ("bei mir", "an meinem", "vanaf mijn", "bij mij", "op mijn", "de mon poste", "depuis mon poste",
+               "sur mon poste", "depuis mon ordinateur", "desde mi", "en mi equipo", "en mi ordenador",
+               "from my laptop", "from my computer", "from my pc", "on my laptop", "on my computer", "on my pc",
+               "on my machine")
+"""Where the writer says it fails for them, at their own desk ("druckt bei mir nicht"): one PC, not the group
+named beside it."""
 _PEOPLE = ("users", "people", "employees", "staff", "staff members", "colleagues", "coworkers", "co workers",
            "team members", "members", "individuals", "individual users", "technicians", "inspectors", "agents",
            "benutzer", "mitarbeiter", "mitarbeitern", "kollegen", "personen", "leute", "utilisateurs",
@@ -162,10 +180,37 @@ _GROUP_FAULTS = ("reporting", "reported", "report", "unable", "not able", "canno
                  "slow", "slowness", "work stoppage", "at a standstill", "no access", "lost", "melden", "gemeldet",
                  "konnen nicht", "betroffen", "signalent", "ne peuvent", "touches", "reportan", "no pueden",
                  "afectados", "kunnen niet", "getroffen")
+_COUNT_FAULTS = (*_GROUP_FAULTS, "not", "no", "nicht", "kein", "keine", "keinen", "pas", "niet", "geen")
+"""What fails for a count of people, after it: the group faults, and a plain negation ("3 Benutzer können
+sich nicht mehr anmelden")."""
 _ONBOARDING = ("new user", "new users", "new employee", "new employees", "new hire", "new hires", "new starter",
                "new starters", "new joiner", "new joiners", "accounts for", "create accounts", "set up accounts",
                "neue mitarbeiter", "neue benutzer", "nouveaux utilisateurs", "nuevos usuarios", "nieuwe gebruikers",
                "nieuwe medewerkers")
+_BLACK_SCREEN = ("black screen", "screen is black", "screen went black", "screen goes black", "screen stays black",
+                 "screen turned black", "screen turns black", "bildschirm schwarz", "bildschirm bleibt schwarz",
+                 "schwarzer bildschirm", "ecran noir", "pantalla negra", "zwart scherm")
+_ASKED_DEVICES = ("laptop", "laptops", "computer", "computers", "desktop", "desktops", "pc", "pcs", "workstation",
+                  "cell phone", "cellphone", "cell phones", "mobile phone", "smartphone", "iphone", "ipad", "tablet",
+                  "monitor", "monitors", "mifi", "hotspot", "docking station", "headset", "webcam", "notebook",
+                  "handy", "rechner", "telephone portable", "ordinateur", "ordinateurs", "ordenador", "ordenadores",
+                  "portatil", "movil", "telefono movil", "mobiele telefoon")
+"""What a user asks to be handed out ("need a new laptop", "requesting a cell phone")."""
+_DEVICE_AS_ADJECTIVE = tuple(
+    f"{device} {thing}" for device in ("laptop", "computer", "pc", "desktop", "workstation", "notebook", "phone",
+                                       "iphone", "ipad", "tablet", "rechner", "ordinateur", "ordenador")
+    for thing in ("password", "passwort", "kennwort", "login", "log in", "logon", "sign in", "account", "software",
+                  "program", "programs", "app", "apps", "install", "installation", "shortcut", "shortcuts", "icon",
+                  "icons", "settings", "setup", "set up", "profile", "user", "username", "pin"))
+"""A device's name before another noun ("a PC software install", "new computer password"): what is asked
+for is that thing, not the device."""
+_NOT_CARRIER = ("authenticator", "mfa", "2fa", "two factor", "verification code", "code", "codes", "sign in",
+                "log in", "login", "laptop", "computer", "pc", "zwei faktor", "double authentification",
+                "doble factor", "tweestapsverificatie")
+"""A phone named for its sign-in codes or beside a PC: the account's or the PC's, not the carrier's."""
+_SHELL_ERRORS = ("cannot create directory", "cant create directory", "no such file or directory", "command not found",
+                 "segmentation fault")
+"""A Unix shell's errors: an administrator's in a shell, not when Windows says them of a shortcut."""
 _NOBODY = ("nobody", "no one", "noone", "none of the users", "niemand", "keiner", "personne", "nadie", "ninguno")
 _WORK = ("work", "works", "print", "log", "login", "logon", "access", "connect", "get", "open", "send", "receive",
          "use", "reach", "browse", "arbeiten", "drucken", "anmelden", "zugreifen", "verbinden", "travailler",
@@ -293,13 +338,21 @@ RULES: tuple[Rule, ...] = (
         "sent from my account", "sending from my account", "sending spam", "sent spam", "spam from my",
         "emails i didnt send", "emails i did not send", "mails i didnt send", "messages i didnt send",
         "someone accessed", "someone has access to my", "someone else is using my", "someone is using my",
-        "someone from sending", "someone else from sending", "sending emails from my domain",
-        "sending email from my domain", "sending mail from my domain", "send emails from my domain",
-        "emails from our domain", "mails from our domain", "spoof our domain", "spoof my domain",
+        "spoof our domain", "spoof my domain",
         "jemand verschickt", "in meinem namen", "en mon nom",
         "en mi nombre", "iemand verstuurt", "uit mijn naam", "namens mij",
     ), unless=("no virus", "not a virus", "no malware", "no tengo virus", "kein virus", "keinen virus",
                "pas de virus", "geen virus", "virus free", "virus scan is clean", "scan found nothing")),
+    # mail from one's own domain (or stopping someone's) is a report only when it is forged, not when it is missing
+    # or unwanted ("I stopped getting emails from our domain", "block someone from sending me emails")
+    Rule("a security report", (
+        "someone from sending", "someone else from sending", "sending emails from my domain",
+        "sending email from my domain", "sending mail from my domain", "send emails from my domain",
+        "emails from our domain", "mails from our domain", "emails from my domain", "mails from my domain",
+    ), near=("spoof", "spoofed", "spoofing", "impersonate", "impersonating", "impersonation", "pretending",
+             "pretends", "fake", "faked", "forged", "phishing", "nobody", "no one", "none of us", "didnt send",
+             "did not send", "didnt write", "did not write", "never sent", "never wrote", "not from us",
+             "not sent by"), window=10),
     Rule("a security report", (
         "terminated", "fired", "former employee", "ex employee", "former staff", "former colleague",
         "left the company", "no longer works", "no longer with us", "leaver", "dismissed",
@@ -372,7 +425,10 @@ RULES: tuple[Rule, ...] = (
     Rule("an outage affecting many users or a whole site", _MANY,
          unless=(*_ONLY_ME, "user accounts", "user profiles", "benutzerkonten", "comptes utilisateurs",
                  "cuentas de usuario", "gebruikersaccounts")),
-    Rule("an outage affecting many users or a whole site", _TOGETHER, unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", _TOGETHER,
+         unless=(*_ONLY_ME, *_AT_MY_DESK, *_ACCESS_ASKED)),
+    Rule("an outage affecting many users or a whole site", _OURS, near=_GROUP_FAULTS, window=4,
+         unless=(*_ONLY_ME, *_AT_MY_DESK, *_ACCESS_ASKED)),
     Rule("an outage affecting many users or a whole site", _WHOLE, near=_PLACES, window=2, ordered=True,
          unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", ("all", "alle", "allen", "tous", "toutes", "todos",
@@ -456,11 +512,15 @@ RULES: tuple[Rule, ...] = (
         "no enciende", "pantalla rota", "oververhit", "oververhitting", "wordt heet",
         "scherm kapot",
     )),
-    # a black screen for a while on the way to the desktop is a slow start, not a dead display
-    Rule("a hardware failure", (
-        "black screen", "bildschirm schwarz", "schwarzer bildschirm", "ecran noir", "pantalla negra", "zwart scherm",
-    ), unless=("slow", "slowly", "slowness", "laggy", "lagging", "sluggish", "langsam", "lent", "lente", "lenteur",
-               "lento", "lenta", "lentitud", "traag", "langzaam")),
+    # a black screen for a while on the way to the desktop is a slow start, not a dead display; one that stays
+    # black ("forever", "nothing shows", "it's dead") is the display's, slow or not
+    Rule("a hardware failure", _BLACK_SCREEN, near=(
+        "dead", "forever", "nothing", "wont turn on", "doesnt turn on", "does not turn on", "will not turn on",
+        "no power", "power led", "nothing shows", "stays black", "permanently", "nichts", "tot",
+        "rien", "nada", "niets"), window=12),
+    Rule("a hardware failure", _BLACK_SCREEN,
+         unless=("slow", "slowly", "slowness", "laggy", "lagging", "sluggish", "langsam", "lenteur", "lentitud",
+                 "traag", "langzaam")),
     Rule("a hardware failure", (
         "ladt nicht", "ladt nicht mehr", "ladt nicht auf", "ne charge pas", "ne charge plus", "ne se charge pas",
         "ne se charge plus", "no carga", "laadt niet",
@@ -544,9 +604,19 @@ RULES: tuple[Rule, ...] = (
         "gruppenrichtlinie", "gruppenrichtlinien", "registrierung", "kommandozeile", "befehlszeile",
         "strategie de groupe", "ligne de commande", "base de registre", "directiva de grupo", "linea de comandos",
         "registro de windows", "groepsbeleid", "opdrachtregel", "chmod", "chown", "make install",
-        "makefile", "tarball", "cannot create directory", "cant create directory", "no such file or directory",
-        "command not found", "segmentation fault",
+        "makefile", "tarball",
     )),
+    # a shell's error is an administrator's only in a shell ("sudo ... command not found"), not when Windows
+    # says it of a shortcut or a program the user asks to have installed
+    Rule("a developer's or administrator's configuration question, not a user's fault", _SHELL_ERRORS,
+         near=("bash", "zsh", "linux", "ubuntu", "debian", "centos", "fedora", "unix", "sudo", "ssh", "make", "apt",
+               "cron"), window=10, unless=("shortcut", "drive", "laufwerk", "lecteur", "unidad", "schijf")),
+    # in a terminal or a script the user may be setting up a program they asked for ("install Python ... 'command
+    # not found' in the terminal"): a request, unless it is a Unix system's
+    Rule("a developer's or administrator's configuration question, not a user's fault", _SHELL_ERRORS,
+         near=("terminal", "shell", "script", "console"), window=10,
+         unless=("install", "installed", "installing", "installation", "shortcut", "windows", "drive", "laufwerk",
+                 "lecteur", "unidad", "schijf")),
     Rule("network equipment or virtual machine configuration, not the user's PC", (
         "static ip", "fixed ip", "default gateway", "netmask", "subnet mask", "ping each other",
         "see each other", "wifi direct", "ad hoc", "adhoc", "routing", "mesh network", "repeater", "extender",
@@ -724,7 +794,10 @@ RULES: tuple[Rule, ...] = (
                  "microsoft 365", "microsoft account", "network", "vpn", "domain", "authenticator", "mfa", "2fa",
                  "wifi", "printer", "shared drive", "network drive", "operating system", "system restore",
                  "system settings", "system preferences", "systemeinstellungen", "rechner", "ordinateur",
-                 "ordenador", "firefox", "browser", "thunderbird")),
+                 "ordenador", "firefox", "browser", "thunderbird",
+                 # the directory's own portals: the password reset portal, Intune's Company Portal, SharePoint
+                 "reset portal", "password reset portal", "self service", "selfservice", "sspr", "company portal",
+                 "intune", "sharepoint")),
     Rule("a purchase, licence or billing question", (
         "billing question", "billing issue", "our billing", "the billing for", "we were billed", "billed for",
         "billed twice", "refund", "overcharged", "charged twice", "discuss pricing", "our pricing",
@@ -763,12 +836,10 @@ RULES: tuple[Rule, ...] = (
         "brauche eine", "besoin d un", "besoin d une", "necesito un", "necesito una",
         *(f"{verb} {count}" for verb in ("need", "request", "requesting", "order", "ordering")
           for count in ("two", "three", "four", "five", "six", "ten", "2", "3", "4", "5", "6", "10")),
-    ), near=("laptop", "laptops", "computer", "computers", "desktop", "desktops", "pc", "pcs", "workstation",
-             "cell phone", "cellphone", "cell phones", "mobile phone", "smartphone", "iphone", "ipad", "tablet",
-             "monitor", "monitors", "mifi", "hotspot", "docking station", "headset", "webcam", "notebook",
-             "handy", "rechner", "telephone portable", "ordinateur", "ordinateurs", "ordenador", "ordenadores",
-             "portatil", "movil", "telefono movil", "mobiele telefoon"), window=2, ordered=True,
-         unless=("my laptop", "my computer", "my pc", "my desktop", "my phone", "my cell phone", "my iphone",
+    ), near=_ASKED_DEVICES, window=2, ordered=True,
+         unless=(*_DEVICE_AS_ADJECTIVE, "software install", "install software", "forgot", "forgotten",
+                 "password reset", "reset my password",
+                 "my laptop", "my computer", "my pc", "my desktop", "my phone", "my cell phone", "my iphone",
                  "my ipad", "my tablet", "my monitor", "my monitors", "my workstation", "my notebook", "his laptop",
                  "her laptop", "the laptop", "the computer", "this laptop", "this computer", "on a laptop",
                  "on the laptop", "on my", "to my", "from my", "new phone number", "authenticator", "mfa", "2fa",
@@ -779,22 +850,29 @@ RULES: tuple[Rule, ...] = (
                  "nieuwe medewerker")),
     Rule("a mobile phone or its carrier's service, which a playbook on a PC does not reach", (
         "cellular", "cellular data", "cellular service", "cell service", "cell signal", "mobile data",
-        "sim card", "simcard", "no service", "sos only", "carrier", "make calls", "making calls",
-        "receive calls", "receiving calls", "outgoing calls", "incoming calls", "text messages", "voicemail",
+        "sim card", "simcard", "no service", "sos only", "carrier",
         "mobilfunk", "mobile daten", "sim karte", "donnees mobiles", "carte sim", "datos moviles", "tarjeta sim",
         "sin cobertura", "mobiele data", "simkaart", "geen bereik",
-    ), unless=("authenticator", "mfa", "2fa", "two factor", "verification code", "code", "codes", "sign in",
-               "log in", "login", "laptop", "computer", "pc", "zwei faktor", "double authentification",
-               "doble factor", "tweestapsverificatie")),
+    ), unless=_NOT_CARRIER),
+    # calls, voicemail and texts are a phone's only with the phone said: Teams, Zoom and Outlook have them too
+    Rule("a mobile phone or its carrier's service, which a playbook on a PC does not reach", (
+        "make calls", "making calls", "receive calls", "receiving calls", "outgoing calls", "incoming calls",
+        "text messages", "voicemail",
+    ), near=("phone", "phones", "iphone", "android", "mobile", "cell", "cellphone", "smartphone", "handy",
+             "telefon", "portable", "telephone", "movil", "celular", "telefono", "mobiel", "gsm", "sim"), window=8,
+         unless=(*_NOT_CARRIER, "teams", "zoom", "softphone", "soft phone", "outlook", "email", "emails", "e mail",
+                 "skype", "webex", "3cx", "ringcentral")),
     # last: a count of people ("billed for 12 users", "5 users need the new app") is what a rule above is about
     # when one applies; otherwise they are the people a fault affects
     Rule("an outage affecting many users or a whole site", _PEOPLE_PLURAL, near=_GROUP_FAULTS, window=3,
          ordered=True, unless=(*_ONLY_ME, *_ONBOARDING)),
+    # a count of people with what fails for them after it ("five users cannot log in"), not people who ask
+    # for something ("two users who need their passwords reset") or gave advice ("deux collègues m'ont dit")
     Rule("an outage affecting many users or a whole site", _COUNTS, near=_PEOPLE, window=2, ordered=True,
-         unless=(*_ONLY_ME, *_ONBOARDING)),
+         then=_COUNT_FAULTS, unless=(*_ONLY_ME, *_AT_MY_DESK, *_ONBOARDING)),
     # a figure right before a plural ("12 users"), not a version or a room ("Windows 10 user", "room 12 user")
     Rule("an outage affecting many users or a whole site", tuple(str(n) for n in range(2, 1000)), near=_PEOPLE,
-         window=1, ordered=True, unless=(*_ONLY_ME, *_ONBOARDING, *(
+         window=1, ordered=True, then=_COUNT_FAULTS, unless=(*_ONLY_ME, *_AT_MY_DESK, *_ONBOARDING, *(
              f"{product} {version} {people}" for product in ("windows", "win", "office", "outlook", "ios", "android")
              for version in ("7", "8", "10", "11", "365", "2013", "2016", "2019", "2021", "2024")
              for people in ("user", "users")))),
@@ -812,7 +890,8 @@ class Triage:
         self.rules = tuple(rules)
         self._index: Terms[_Entry] = Terms(
             (tuple(read(term)), (number, role, term)) for number, rule in enumerate(self.rules)
-            for role, terms in (("term", rule.terms), ("near", rule.near), ("unless", rule.unless))
+            for role, terms in (("term", rule.terms), ("near", rule.near), ("unless", rule.unless),
+                                ("then", rule.then))
             for term in terms)
 
     def reading(self, read: Reader) -> Triage:
@@ -821,7 +900,7 @@ class Triage:
 
     def terms(self) -> list[str]:
         """Every term of every rule, as written."""
-        return [term for rule in self.rules for term in (*rule.terms, *rule.near, *rule.unless)]
+        return [term for rule in self.rules for term in (*rule.terms, *rule.near, *rule.unless, *rule.then)]
 
     def vocabulary(self) -> list[str]:
         """Every word of every rule, as written: the matcher maps other languages' inflections onto them."""
@@ -842,9 +921,15 @@ class Triage:
             if not rule.near:
                 return Verdict(rule.reason, terms[0][1])
             near = hits.get((number, "near"), [])
+            then = hits.get((number, "then"), [])
             for pos, term in terms:
                 for other, word in near:
                     if (other != pos and abs(other - pos) <= rule.window and (other > pos or not rule.ordered)
                             and (other < split) == (pos < split)):
-                        return Verdict(rule.reason, f"{term} ... {word}" if other > pos else f"{word} ... {term}")
+                        pair = f"{term} ... {word}" if other > pos else f"{word} ... {term}"
+                        if not rule.then:
+                            return Verdict(rule.reason, pair)
+                        for after, fault in then:
+                            if other < after <= other + rule.then_window and (after < split) == (other < split):
+                                return Verdict(rule.reason, f"{pair} ... {fault}")
         return None
