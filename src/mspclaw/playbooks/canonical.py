@@ -24,6 +24,10 @@ import yaml
 
 MAX_FILE_BYTES = 256 * 1024
 """The largest playbook file read; the shipped ones are under 8 KiB."""
+FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+"""libyaml's parser under PyYAML's own safe constructor and resolver (the same values as ``SafeLoader``, several
+times faster); PyYAML's pure-Python ``SafeLoader`` where PyYAML was built without libyaml. A document either
+refuses is read again by ``SafeLoader``, so every error message is PyYAML's own."""
 MAX_DEPTH = 32
 MAX_NODES = 20_000
 
@@ -42,9 +46,19 @@ def check_yaml(text: str, where: str) -> None:
     if size > MAX_FILE_BYTES:
         raise CanonicalError(f"{where}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit for a playbook; "
                              "split it or remove what it does not need")
+    if FAST_LOADER is not yaml.SafeLoader:
+        try:
+            _check_events(text, where, FAST_LOADER)
+            return
+        except yaml.YAMLError:
+            pass  # read again below, for PyYAML's own message
+    _check_events(text, where, yaml.SafeLoader)
+
+
+def _check_events(text: str, where: str, loader: Any) -> None:
     depth = nodes = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=loader):
             if isinstance(event, yaml.AliasEvent):
                 raise CanonicalError(f"{where}:{_line(event.start_mark)}: YAML aliases (*{event.anchor}) are not "
                                      "allowed in a playbook; write the value out")
@@ -69,9 +83,19 @@ def load_yaml(text: str, where: str) -> Any:
     """Parse bounded YAML (:func:`check_yaml`) with the safe loader."""
     check_yaml(text, where)
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
     except yaml.YAMLError as exc:
         raise CanonicalError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` through :data:`FAST_LOADER`; a document it refuses raises PyYAML's own error."""
+    try:
+        return yaml.load(text, Loader=FAST_LOADER)  # noqa: S506 - a safe loader (SafeConstructor)
+    except yaml.YAMLError:
+        if FAST_LOADER is yaml.SafeLoader:
+            raise
+    return yaml.safe_load(text)
 
 
 def _number(value: float) -> str:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from mspclaw.errors import ConditionError, ConfigError, ToolError
-from mspclaw.playbooks.canonical import MAX_FILE_BYTES, CanonicalError, check_yaml
+from mspclaw.playbooks.canonical import FAST_LOADER, MAX_FILE_BYTES, CanonicalError, check_yaml, safe_load
 from mspclaw.playbooks.schema import Playbook
 
 LIBRARY = Path(__file__).parent / "library"
@@ -59,8 +59,7 @@ def load_file(path: Path) -> Playbook:
     except CanonicalError as exc:
         raise PlaybookError([str(exc)]) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
+        data: Any = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -70,6 +69,7 @@ def load_file(path: Path) -> Playbook:
     try:
         return Playbook.model_validate(data)
     except ValidationError as exc:
+        node = yaml.compose(text, Loader=FAST_LOADER)  # only now: the line of each problem
         problems = []
         for err in exc.errors():
             loc = [p for p in err["loc"] if not isinstance(p, str) or p != "_consistent"]
