@@ -47,6 +47,12 @@ from mspclaw.wiring import Services
 
 log = logging.getLogger(__name__)
 
+#: How long an idle HTTP keep-alive connection stays open (uvicorn's default is 5 s). It must outlast
+#: every client's and proxy's own idle limit: a server that closes first races a request the client is
+#: sending on that connection at the same instant, and the client sees a reset instead of an answer
+#: (httpx keeps idle connections 5 s, nginx's upstream keepalive_timeout and cloud load balancers 60 s).
+HTTP_KEEP_ALIVE_S = 75
+
 
 def raise_open_files_limit() -> int:
     """Raise the soft limit on open files to the hard one: each agent holds a socket."""
@@ -72,7 +78,8 @@ def _config(app: ASGIApp, *, host: str, port: int, log_level: str, log_config: d
     return uvicorn.Config(
         app, host=host, port=port, loop=loop, ws="websockets-sansio", ws_max_size=WS_HARD_LIMIT,
         ws_per_message_deflate=False, ws_ping_interval=None, ws_ping_timeout=None, backlog=4096,
-        log_level=log_level.lower(), timeout_graceful_shutdown=5, lifespan="on", log_config=log_config,
+        log_level=log_level.lower(), timeout_graceful_shutdown=5, lifespan="on",
+        timeout_keep_alive=HTTP_KEEP_ALIVE_S, log_config=log_config,
         **(listen or ListenOptions()).uvicorn_options(),  # TLS of its own, or the proxies it trusts
     )
 
