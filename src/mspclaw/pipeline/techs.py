@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mspclaw.errors import ConfigError, Conflict, MSPClawError, NotFound
 from mspclaw.pipeline.identity import identity_keys, keys_of
+from mspclaw.playbooks.canonical import FAST_LOADER, safe_load
 from mspclaw.store import loop_guard
 from mspclaw.store.technicians import RosterEdit, RosterStore, StoredChannel
 from mspclaw.store.wakeups import ChannelWakeups
@@ -212,8 +213,7 @@ def _line(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
 def parse(text: str, source: str) -> TechsFile:
     """Validate a techs.yaml text; :class:`ConfigError` lists each problem as ``source:line: ...``."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = safe_load(text)  # libyaml; composed again below only for the lines of a file that does not validate
     except yaml.YAMLError as exc:
         mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -226,6 +226,7 @@ def parse(text: str, source: str) -> TechsFile:
     try:
         return TechsFile.model_validate(data)
     except ValidationError as exc:
+        node = yaml.compose(text, Loader=FAST_LOADER)
         problems = []
         for err in exc.errors():
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]

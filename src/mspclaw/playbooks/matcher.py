@@ -31,8 +31,10 @@ word of the ticket, whatever the number of playbooks (``bench/matcher.py``: 10,0
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_drives, mark_hosts
 from mspclaw.playbooks.intent import Intent
@@ -306,6 +308,53 @@ def _close(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
+class _Lexicon(NamedTuple):
+    """What :class:`Matcher` derives from its playbooks' trigger texts and the default triage and intent lists
+    (most of a build): read-only once built, so matchers of the same texts share one."""
+
+    triage: Triage
+    intent: Intent
+    heads: set[str]
+    spans: dict[str, dict[str, int]]
+    anchors: set[str]
+    vocab: set[str]
+    aliases: dict[str, dict[str, str]]
+    written: dict[str, dict[str, str]]
+    readings: dict[str | None, _Reading]
+    longest: int
+
+
+LexiconKey = tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
+"""Each playbook's keywords, phrases and negatives, in order: all of a lexicon that depends on the playbooks
+(their weights, context triggers and the rest are read by :func:`_build`, per matcher)."""
+LEXICONS = 4
+"""Lexicons kept per process (the library, and a few drafts or test libraries beside it)."""
+_LEXICONS: dict[LexiconKey, _Lexicon] = {}
+_LEXICONS_LOCK = threading.Lock()
+
+
+def _lexicon_key(books: Sequence[Playbook]) -> LexiconKey:
+    return tuple((tuple(b.triggers.keywords), tuple(b.triggers.phrases), tuple(b.triggers.negative))
+                 for b in books)
+
+
+def _lexicon_cached(key: LexiconKey | None) -> _Lexicon | None:
+    if key is None:
+        return None
+    with _LEXICONS_LOCK:
+        found = _LEXICONS.pop(key, None)
+        if found is not None:
+            _LEXICONS[key] = found  # most recently used last
+        return found
+
+
+def _lexicon_keep(key: LexiconKey, lexicon: _Lexicon) -> None:
+    with _LEXICONS_LOCK:
+        _LEXICONS[key] = lexicon
+        while len(_LEXICONS) > LEXICONS:
+            del _LEXICONS[next(iter(_LEXICONS))]
+
+
 class Matcher:
     """An index over a list of playbooks; :meth:`match` is cheap however many there are.
 
@@ -322,22 +371,35 @@ class Matcher:
         self.books = list(books)
         self.threshold = threshold
         self.min_confidence = min_confidence
-        self.triage = triage or Triage()
-        self.intent = intent or Intent()
         self._index = _build(self.books)
         self._fields = _Fields(len(self.books))
         self._typos: dict[str, str | None] = {}
         self._keys: dict[str | None, dict[str, str]] = {lang: {} for lang in (None, *LANGUAGES)}
         """Per language, a word -> its key (:meth:`_key`), up to :data:`KEY_CACHE` words in all."""
         self._cached_keys = 0
+        # the default triage and intent lists read against the same trigger texts give the same lexicon: built
+        # once per process (every server start and registry reload builds a matcher for the same library)
+        shared_key = _lexicon_key(self.books) if triage is None and intent is None else None
+        shared = _lexicon_cached(shared_key)
+        if shared is not None:
+            (self.triage, self.intent, self._heads, self._spans, self._anchors, self._vocab, self._aliases,
+             self._written, self._readings, self._longest) = shared
+            return
+        self.triage = triage or Triage()
+        self.intent = intent or Intent()
         self._heads = {key for key in self._index.keywords if len(key) >= 5}
-        self._spans: dict[str, dict[str, int]] = {}
+        self._spans = {}
         """Per language, Snowball stem -> letters of the longest written word with that stem."""
         self._anchors, self._vocab, self._aliases, self._written = self._vocabulary()
-        self._readings = {lang: self._reading(lang) for lang in (None, *LANGUAGES)}
+        term_words: dict[str, list[str]] = {}
+        self._readings = {lang: self._reading(lang, term_words) for lang in (None, *LANGUAGES)}
         self._longest = max((len(seq) for reading in self._readings.values() for first in reading.phrases.values()
                              for seq in first), default=1)
         """Words of the longest phrase: how far back from a typo a phrase that holds it may start."""
+        if shared_key is not None:
+            _lexicon_keep(shared_key, _Lexicon(self.triage, self.intent, self._heads, self._spans, self._anchors,
+                                               self._vocab, self._aliases, self._written, self._readings,
+                                               self._longest))
 
     def _vocabulary(self) -> tuple[set[str], set[str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         """The anchors (stems of one-word triggers, negatives and triage and intent terms: a ticket's
@@ -441,14 +503,21 @@ class Matcher:
             first = key
         return first
 
-    def _reader(self, lang: str | None) -> Callable[[str], list[str]]:
+    def _reader(self, lang: str | None, term_words: dict[str, list[str]]) -> Callable[[str], list[str]]:
+        """A term's keys in ``lang``; ``term_words`` keeps each term's words for the other languages' readings."""
         if lang == "en":
             return stems
-        return lambda text: [self._key(word, lang) for word in words(text)]
 
-    def _reading(self, lang: str | None) -> _Reading:
+        def read(text: str) -> list[str]:
+            split = term_words.get(text)
+            if split is None:
+                split = term_words[text] = words(text)
+            return [self._key(word, lang) for word in split]
+        return read
+
+    def _reading(self, lang: str | None, term_words: dict[str, list[str]]) -> _Reading:
         """The multi-word terms keyed as a ticket in ``lang`` reads their words."""
-        read = self._reader(lang)
+        read = self._reader(lang, term_words)
         phrases: dict[str, dict[tuple[str, ...], list[tuple[str, ...]]]] = {}
         for canon, spelt in self._index.phrase_words.items():
             for written in spelt:
