@@ -42,6 +42,10 @@ MANAGED = ("id", "name", "version", "category", "description", "os", "os_notes",
 
 
 # -- YAML out, comments kept ---------------------------------------------------------------------------
+UNWRAPPED = 1 << 20
+"""A line width no playbook reaches (files are at most ``MAX_FILE_BYTES``): ruamel then wraps nothing."""
+
+
 def _yaml() -> YAML:
     y = YAML(typ="rt")
     y.width = 110
@@ -134,12 +138,26 @@ def render_yaml(data: dict[str, Any], existing: str | None = None) -> str:
             doc[key] = _merge(doc[key], value, 1, key) if key in doc else _fresh(value, 1)
         if _same(doc, before):
             return existing  # nothing changed: the file as it is, byte for byte
-        out = io.StringIO()
-        y.dump(doc, out)
-        return _tidy(out.getvalue())
+        return _dump(y, doc)
+    return _dump(y, _fresh({k: data[k] for k in MANAGED if k in data}
+                           | {k: v for k, v in data.items() if k not in MANAGED}))
+
+
+def _dump(y: YAML, doc: Any) -> str:
+    """``doc`` as text, wrapped at ``y.width``; unwrapped where wrapping would change what it says. ruamel wraps a
+    flow mapping between the words of a key ("{pc friert: 1.5, ...}" broken after "pc"), and a key on two lines
+    is no YAML: the text is written again without wrapping rather than saved unreadable."""
     out = io.StringIO()
-    y.dump(_fresh({k: data[k] for k in MANAGED if k in data} | {k: v for k, v in data.items() if k not in MANAGED}),
-           out)
+    y.dump(doc, out)
+    text = _tidy(out.getvalue())
+    try:
+        if _same(_yaml().load(text), doc):
+            return text
+    except YAMLError:
+        pass
+    y.width = UNWRAPPED
+    out = io.StringIO()
+    y.dump(doc, out)
     return _tidy(out.getvalue())
 
 
