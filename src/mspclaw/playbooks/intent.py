@@ -99,6 +99,18 @@ FAULTS: tuple[str, ...] = (
 )
 """Words that say something is wrong."""
 
+TROUBLES: tuple[str, ...] = (
+    *(f"{verb} {noun}" for verb in ("having", "have", "had", "experiencing", "getting")
+      for noun in ("issue", "issues", "an issue", "some issues", "a problem", "problems", "some problems", "trouble",
+                   "difficulty", "difficulties")),
+    "habe probleme", "habe ein problem", "haben probleme", "j ai un probleme", "j ai des problemes", "j ai un souci",
+    "j ai des soucis", "tengo problemas", "tengo un problema", "tenemos problemas", "heb problemen",
+    "heb een probleem", "hebben problemen",
+)
+"""The writer's own trouble said as a noun ("I'm having issues getting my VPN to work", "having an issue with
+VPN access"): it names what it is about right after it, where a fault verb follows it ("the VPN doesn't
+connect"). A trouble noun alone ("a problem with Outlook 2013 that came up") is often a question's opening."""
+
 REQUESTS: tuple[str, ...] = (
     # English
     "please", "pls", "plz", "kindly", "need", "needs", "needed", "require", "requires", "request",
@@ -197,10 +209,11 @@ class Intent:
         read_as = {kind: [(tuple(read(term)), term) for term in terms] for kind, terms in (
             ("fault", faults), ("request", requests), ("question", questions), ("setting", SETTING_QUESTIONS))}
         self._faults: Terms[str] = Terms(read_as["fault"])
+        self._troubles: Terms[int] = Terms((seq, len(seq)) for seq in (tuple(read(term)) for term in TROUBLES))
         self._all: Terms[tuple[str, str]] = Terms(
             (seq, (kind, term)) for kind, listed in read_as.items() for seq, term in listed)
         """The four lists in one index: (list, term) per term; each list keeps its own order."""
-        self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS)
+        self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS, *TROUBLES)
         self._span = {term: len(seq) for seq, term in read_as["setting"]}
         """Words of each settings question: its own verb ("how to *stop*", "how do I *disable*") is what the
         user wants done, not a fault they report."""
@@ -229,6 +242,18 @@ class Intent:
                 if len(found) >= MAX_POSITIONS:
                     break
         return found
+
+    def troubles_at(self, tokens: Sequence[str]) -> list[int]:
+        """Where each trouble said (:data:`TROUBLES`) ends in the ticket (at most :data:`MAX_POSITIONS`)."""
+        index = self._troubles
+        starts = index.starts
+        found: list[int] = []
+        for pos, token in enumerate(tokens):
+            if token in starts:
+                found.extend(pos + length - 1 for length in index.at(tokens, pos))
+                if len(found) >= MAX_POSITIONS:
+                    break
+        return found[:MAX_POSITIONS]
 
     def read(self, tokens: Sequence[str]) -> Ask:
         """What the ticket asks for. A how-to question in the subject with no fault word in the subject

@@ -777,7 +777,9 @@ class Matcher:
     def _evidence(self, book: int, found: dict[tuple[str, str], float], tokens: list[str],
                   lang: str | None = None) -> bool:
         """True when one of the book's triggers found is not a context trigger (it names a symptom or a need),
-        or a fault word follows one within :data:`NEAR_FAULT` words ("the VPN doesn't connect")."""
+        or a fault word follows one within :data:`NEAR_FAULT` words ("the VPN doesn't connect"), or the subject's
+        own trouble comes as close before one ("having issues with the VPN"): in a body it is as often a
+        question's opening ("I'm having trouble with my accounts ... how do I filter")."""
         if self._names_symptom(book, found):
             return True
         heads = self._index.context_heads.get(book)
@@ -786,8 +788,11 @@ class Matcher:
         faults = self.intent_for(lang).faults_at(tokens)
         split = tokens.index(_BREAK) if _BREAK in tokens else len(tokens)
         # the few words before each fault word, not every pair of words
-        return any(tokens[pos] in heads and (pos < split) == (at < split)
-                   for at in faults for pos in range(max(0, at - NEAR_FAULT), at))
+        if any(tokens[pos] in heads and (pos < split) == (at < split)
+               for at in faults for pos in range(max(0, at - NEAR_FAULT), at)):
+            return True
+        troubles = self.intent_for(lang).troubles_at(tokens[:split])
+        return any(tokens[pos] in heads for at in troubles for pos in range(at + 1, min(split, at + 1 + NEAR_FAULT)))
 
     def _explain(self, book: int, found: dict[tuple[str, str], float]) -> list[str]:
         index = self._index

@@ -342,7 +342,10 @@ RULES: tuple[Rule, ...] = (
         "jemand verschickt", "in meinem namen", "en mon nom",
         "en mi nombre", "iemand verstuurt", "uit mijn naam", "namens mij",
     ), unless=("no virus", "not a virus", "no malware", "no tengo virus", "kein virus", "keinen virus",
-               "pas de virus", "geen virus", "virus free", "virus scan is clean", "scan found nothing")),
+               "pas de virus", "geen virus", "virus free", "virus scan is clean", "scan found nothing",
+               # a scan that found nothing rules the PC's malware out: the fault is what is left
+               "nothing found", "found nothing", "no threats", "no threat found", "scan was clean",
+               "came back clean")),
     # mail from one's own domain (or stopping someone's) is a report only when it is forged, not when it is missing
     # or unwanted ("I stopped getting emails from our domain", "block someone from sending me emails")
     Rule("a security report", (
@@ -487,7 +490,7 @@ RULES: tuple[Rule, ...] = (
         "cracked", "smashed", "spilled", "spill", "water damage", "smoke", "burning smell", "sparks",
         "wont turn on", "doesnt turn on", "does not turn on", "wont power on", "doesnt power on",
         "will not turn on", "no power", "dead battery", "battery swollen", "swollen", "broken screen",
-        "screen is broken", "screen broke", "dropped my laptop", "dropped it", "keyboard broken",
+        "screen is broken", "screen broke", "keyboard broken",
         "keys stopped working", "hinge", "clicking noise", "grinding noise", "beeping", "beeps",
         "paper jam", "jammed", "toner", "fuser", "drum unit", "imaging drum", "pickup roller", "feed roller",
         "misfeed", "misfeeds", "not feeding", "wont feed", "doesnt feed", "streaks", "streaky", "smudged", "smudges",
@@ -501,7 +504,18 @@ RULES: tuple[Rule, ...] = (
         "cant boot", "cannot boot", "fails to boot", "failed to boot", "lines on the screen",
         "usb port", "usb ports", "hdmi port", "charging port", "port is broken", "port broken", "ports broken",
         "loose port", "hard drive failing", "hard drive failure", "disk failure", "smart error",
-        "screen replacement", "keyboard replacement", "does not charge", "doesnt charge", "wont charge",
+        "screen replacement", "keyboard replacement",
+        # a device to be mended or swapped, or the warranty it is under, is the vendor's and a technician's
+        "warranty", "under warranty", "out of warranty", "warranty expired", "garantie", "garantia",
+        "repaired or replaced", "replaced or repaired", "repair or replace", "replace or repair",
+        "needs to be replaced", "need to be replaced", "needs replacing", "needs replacement",
+        "requesting replacement", "requesting a replacement", "request a replacement", "need a replacement",
+        "needs a replacement",
+        # a printer's paper path and finishing, like its toner and rollers
+        "paper tray", "finishing tray", "output tray", "input tray", "bypass tray", "tray 1", "tray 2",
+        "tray 3", "tray 4", "finisher", "stapler", "stapling", "staples", "hole punch", "holes punched",
+        "punched holes", "papierfach", "bac papier", "bandeja de papel", "papierlade",
+        "does not charge", "doesnt charge", "wont charge",
         "will not charge", "not charging", "stopped charging", "charging problem", "charging issue",
         "no carga la bateria", "bateria no carga", "laadt niet op",
         "uberhitzt", "uberhitzung", "zu heiss", "fahrt nicht hoch",
@@ -535,6 +549,7 @@ RULES: tuple[Rule, ...] = (
              "portatil", "equipo", "mac", "macbook", "desktop", "workstation"), window=4),
     Rule("a hardware failure", (
         "mouse", "headset", "webcam", "microphone", "mic", "camera", "mikrofon", "microphone", "microfono",
+        "trackpad", "touchpad", "touch pad", "touchscreen", "touch screen",
         "microfoon", "docking station", "dock", "speakers", "monitor", "monitors", "keyboard",
         "charger", "power supply", "power button", "maus", "souris", "raton", "muis", "tastatur", "clavier",
         "teclado", "toetsenbord",
@@ -549,6 +564,11 @@ RULES: tuple[Rule, ...] = (
              "chargeur", "cargador", "oplader", "ladegerat", "netzteil",
              "battery", "trackpad", "touchpad", "cable", "bildschirm", "tastatur", "anschluss", "buchse",
              "ecran", "clavier", "pantalla", "teclado", "puerto", "scherm", "toetsenbord", "poort"), window=6),
+    # "dropped it" is a fall only when no connection is said to drop ("the wifi keeps dropping. It ...")
+    Rule("a hardware failure", ("dropped my laptop", "dropped it", "dropped the laptop", "dropped my phone"),
+         unless=("connection", "connections", "wifi", "wi fi", "wireless", "network", "internet", "vpn", "call",
+                 "calls", "signal", "meeting", "meetings", "reconnect", "reconnects", "disconnect",
+                 "disconnects")),
     Rule("a hardware or operating-system installation job", (
         "partition", "partitions", "partitioning", "repartition", "grub", "bootloader", "boot loader",
         "boot manager", "dual boot", "multi boot", "triple boot", "mbr", "gpt", "efi partition", "uefi",
@@ -581,7 +601,9 @@ RULES: tuple[Rule, ...] = (
         "second problem", "another problem", "other problem", "two problems", "2 problems", "several problems",
         "multiple problems", "many problems", "several issues", "multiple issues", "two issues", "2 issues",
         "second issue", "another issue", "a few issues", "a few problems", "a couple of issues",
-        "a couple of problems", "zweite frage", "zwei fragen", "noch eine frage", "weitere frage",
+        "a couple of problems", "series of issues", "series of problems", "number of issues",
+        "number of problems", "range of issues", "list of issues", "list of problems", "zweite frage", "zwei fragen",
+        "noch eine frage", "weitere frage",
         "zweites problem", "zwei probleme", "mehrere probleme", "weiteres problem", "deuxieme question",
         "deux questions", "autre question", "second probleme", "deuxieme probleme", "deux problemes",
         "plusieurs problemes", "autre probleme", "segunda pregunta", "dos preguntas", "otra pregunta",
@@ -848,6 +870,23 @@ RULES: tuple[Rule, ...] = (
                  "mijn laptop", "mijn computer", *_ONBOARDING, "starter", "joiner", "onboarding", "new hire",
                  "starting", "starts", "first day", "neuer mitarbeiter", "nouvel arrivant", "nuevo empleado",
                  "nieuwe medewerker")),
+    # a licence asked for, with the product between ("need an Acrobat Pro license"): bought or assigned, not
+    # installed; a licence the user has, or one that fails to activate, is the install playbook's
+    Rule("a purchase, licence or billing question", (
+        "need", "needs", "request", "requesting", "requested", "grant", "assign", "would like", "want",
+        "brauche", "benotige", "besoin", "necesito", "solicito",
+    ), near=("license", "licence", "licenses", "licences", "lizenz", "licencia", "licentie"), window=4, ordered=True,
+         unless=("already have", "already has", "i have a license", "i have a licence", "expired", "error",
+                 "activation", "activate", "activated", "unlicensed", "not licensed", "install", "installed",
+                 "installing", "reinstall")),
+    # a phone asked for, for a new employee too: handed out, not an account to create
+    Rule("a purchase, licence or billing question", (
+        "cell phone", "cellphone", "mobile phone", "smartphone", "iphone", "work phone", "company phone",
+        "diensthandy", "firmenhandy",
+    ), near=("requires", "require", "request for", "requesting", "request a", "issued", "provide", "need a",
+             "needs a", "order"), window=3,
+         unless=(*_NOT_CARRIER, "my phone", "my cell phone", "my iphone", "my work phone", "new phone number",
+                 "account", "accounts", "mailbox", "email", "e mail")),
     Rule("a mobile phone or its carrier's service, which a playbook on a PC does not reach", (
         "cellular", "cellular data", "cellular service", "cell service", "cell signal", "mobile data",
         "sim card", "simcard", "no service", "sos only", "carrier",
