@@ -59,7 +59,9 @@ def _install() -> None:
     def _statement(conn: Connection, _cursor: Any, statement: str, _params: Any, _context: Any,
                    _many: bool) -> None:
         keys = ["statements", f"sql: {_shape(statement)}"]
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        # the driver's connection says it (psycopg's ``autocommit``), whether the connection was switched
+        # (``execution_options(isolation_level="AUTOCOMMIT")``) or its engine's connections all are
+        if getattr(conn.connection.driver_connection, "autocommit", False) is True:
             keys.append("autocommit")
         _bump(*keys)
 

@@ -67,12 +67,14 @@ async def test_a_calls_row_is_written_once_with_its_step(services: Services) -> 
         statements.append(statement)
 
     engine = services.engine
-    event.listen(engine, "before_cursor_execute", seen)
+    for watched in services.db.engines:  # on PostgreSQL, single statements run on an autocommit engine of their own
+        event.listen(watched, "before_cursor_execute", seen)
     try:
         announced = await tools.save_step(services.events, title="look", tool="disk_usage", args={}, ok=False,
                                           observation={"error": failed.value.message}, data={"index": 1})
     finally:
-        event.remove(engine, "before_cursor_execute", seen)
+        for watched in services.db.engines:
+            event.remove(watched, "before_cursor_execute", seen)
     (row,) = services.store.calls(session.id)
     assert (row.call_id, row.status, row.error_code, row.agent_id) == (call_id, "error", failed.value.code, agent.id)
     assert row.finished_at is not None

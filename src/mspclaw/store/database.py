@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, orm
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
@@ -37,11 +37,14 @@ from mspclaw.store.db import make_engine, migrate
 from mspclaw.store.fastsql import FastSQL
 
 POOL_SIZE = min(32, (os.cpu_count() or 1) + 4) + 4
-"""Connections a server process keeps open to a database server (PostgreSQL). Every thread that runs
-store calls holds one at a time: the default executor's ``min(32, CPUs + 4)`` (``run_store``), the
+"""Connections a pool of a server process keeps open to a database server (PostgreSQL). Every thread that
+runs store calls holds one at a time: the default executor's ``min(32, CPUs + 4)`` (``run_store``), the
 event loop, the audit writer, the job wake-up listener; a pool smaller than that opens a fresh
 connection (a new PostgreSQL backend process) for each call beyond it and closes it on return.
-Replicas times (this plus :data:`MAX_OVERFLOW`) must stay under the server's ``max_connections``."""
+:meth:`Database.open` keeps two such pools on PostgreSQL (transactions, and single statements in
+autocommit mode); each opens a connection only when that many are in use at once, and a thread holds
+one connection of either at a time. Replicas times twice (this plus :data:`MAX_OVERFLOW`) is the most
+a burst could open; keep it under the server's ``max_connections``."""
 MAX_OVERFLOW = 8
 """Connections beyond :data:`POOL_SIZE` under a burst; closed as they are returned."""
 PREPARE_THRESHOLD = 1
@@ -67,26 +70,60 @@ def dispose_engine(engine: Engine) -> None:
     event.listen(engine.pool, "checkin", _close_on_checkin)
     engine.dispose()
 
+
+def _dispose_too(other: Engine, _disposed: Engine) -> None:
+    """``engine_disposed``: the engine's partner (its autocommit engine) goes with it."""
+    dispose_engine(other)
+
+
+def _lost_too(other: Engine, context: ExceptionContext) -> None:
+    """``handle_error``: a connection of one engine found lost (a database restart, a failover, a dropped
+    network) means the other's pooled connections to the same server are lost too: they are closed now,
+    as SQLAlchemy does for the engine that saw it, so the next statement on either opens a fresh one."""
+    if context.is_disconnect:
+        other.pool.dispose()
+
+
 class Database:
     """The engine, the ORM sessionmaker and the dialect's name of one database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, autocommit: Engine | None = None) -> None:
+        """``autocommit``: a second engine on the same database whose connections stay in autocommit mode
+        (:func:`server_engine` with ``autocommit=True``), for the fast path's single statements
+        (:class:`~.fastsql.FastSQL`); :meth:`open` builds one on PostgreSQL. Without it those statements
+        switch a connection of ``engine`` into autocommit mode and back, which costs more CPU than the
+        statement's own SQLAlchemy overhead (figures: ``docs/benchmarks.md``, Pipeline)."""
         self.engine = engine
+        self.autocommit = autocommit
         self.dialect: str = engine.dialect.name
         """``"sqlite"`` or ``"postgresql"``."""
         self.sessions: sessionmaker[orm.Session] = sessionmaker(engine, expire_on_commit=False)
-        self.fast = FastSQL(engine)
+        self.fast = FastSQL(engine, autocommit=autocommit)
         """The hot statements, prepared once for this engine."""
+        if autocommit is not None:  # whoever disposes of the engine (``dispose``, a test) disposes of both
+            event.listen(engine, "engine_disposed", functools.partial(_dispose_too, autocommit))
+            event.listen(engine, "handle_error", functools.partial(_lost_too, autocommit))
+            event.listen(autocommit, "handle_error", functools.partial(_lost_too, engine))
         if loop_guard.enabled():
             loop_guard.install(engine)
+            if autocommit is not None:
+                loop_guard.install(autocommit)
 
     @classmethod
     def open(cls, url: str, *, migrated: bool = True) -> Database:
-        """The database at ``url`` (:func:`server_engine`), migrated to the newest schema unless ``migrated=False``."""
-        db = cls(server_engine(url))
+        """The database at ``url`` (:func:`server_engine`; on PostgreSQL with a second one in autocommit mode for
+        single statements), migrated to the newest schema unless ``migrated=False``."""
+        engine = server_engine(url)
+        db = cls(engine, autocommit=None if engine.dialect.name == "sqlite" else server_engine(url, autocommit=True))
         if migrated:
             migrate(db.engine)
         return db
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine the database's statements run on (:attr:`engine`, then :attr:`autocommit` if any): a
+        hook that must see every statement (``before_cursor_execute``) listens on each."""
+        return (self.engine,) if self.autocommit is None else (self.engine, self.autocommit)
 
     @property
     def is_sqlite(self) -> bool:
@@ -99,7 +136,8 @@ class Database:
         return not self.is_sqlite
 
     def dispose(self) -> None:
-        """Close the pool's connections (at exit, or after a fork): :func:`dispose_engine`."""
+        """Close the pools' connections (at exit, or after a fork): :func:`dispose_engine` (the autocommit
+        engine's with the engine's)."""
         dispose_engine(self.engine)
 
     # --- transactions ----------------------------------------------------------------------------
@@ -116,7 +154,7 @@ class Database:
             yield tx.connection
 
 
-def server_engine(url: str, *, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> Engine:
+def server_engine(url: str, *, ping_after_idle_s: float = PING_AFTER_IDLE_S, autocommit: bool = False) -> Engine:
     """The engine of a process that works tickets: SQLite as :func:`~mspclaw.store.db.make_engine` builds it;
     PostgreSQL with a pool of :data:`POOL_SIZE` (the threads that hold a connection) and a liveness
     check only on connections idle for ``ping_after_idle_s`` (default :data:`PING_AFTER_IDLE_S`).
@@ -128,11 +166,14 @@ def server_engine(url: str, *, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> 
     What the ping protects is the connection that sat idle across a restart or an idle timeout;
     this pings those, with SQLAlchemy's documented "pessimistic" checkout hook: a dead one raises
     ``DisconnectionError`` and the pool takes another. psycopg prepares each statement at its second
-    execution on a connection (:data:`PREPARE_THRESHOLD`)."""
+    execution on a connection (:data:`PREPARE_THRESHOLD`). ``autocommit``: every connection of the engine
+    in autocommit mode (``isolation_level="AUTOCOMMIT"``), for statements that are transactions by
+    themselves; never for a transaction of several statements."""
     if url.startswith("sqlite"):
         return make_engine(url)
     try:
         engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_pre_ping=False,
+                               **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
                                connect_args={"prepare_threshold": PREPARE_THRESHOLD}
                                if make_url(url).get_driver_name() == "psycopg" else {})
     except (exc.SQLAlchemyError, ImportError, ValueError) as error:

@@ -20,7 +20,9 @@ context for a compiled statement. :class:`FastSQL` does that part once per state
   opens it with ``BEGIN IMMEDIATE`` on SQLite, which takes the database's write lock before the
   first read; ``pg_advisory_key`` takes ``pg_advisory_xact_lock(key)`` first on PostgreSQL.
   :meth:`FastSQL.run`, :meth:`FastSQL.read`, :meth:`FastSQL.one` and :meth:`FastSQL.mapping` run one
-  statement by itself; on PostgreSQL in autocommit mode, one round trip instead of three.
+  statement by itself; on PostgreSQL in autocommit mode, one round trip instead of three, on a
+  connection of a second engine whose connections stay in that mode when one is given (switching a
+  pooled connection into it and back costs more CPU than the rest of SQLAlchemy's work on the statement).
 
 What it does not do, checked when a statement is prepared: Python-side column defaults
 (``default=``/``onupdate=`` callables, every value must be given), parameters with a callable
@@ -174,8 +176,13 @@ class Transaction:
 class FastSQL:
     """Prepared statements of one engine, run as driver SQL on its connections."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, autocommit: Engine | None = None) -> None:
+        """``autocommit``: an engine on the same database whose connections stay in autocommit mode
+        (``create_engine(..., isolation_level="AUTOCOMMIT")``), for :meth:`run`, :meth:`read`,
+        :meth:`one` and :meth:`mapping` on PostgreSQL; without it they switch a connection of
+        ``engine`` into autocommit mode and back for each statement."""
         self._engine = engine
+        self._autocommit = autocommit
         self._dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._hide = bool(getattr(engine, "hide_parameters", False))
@@ -217,16 +224,20 @@ class FastSQL:
             if begin is not None:
                 conn.exec_driver_sql(begin)
         elif pg_advisory_key is not None:
-            conn.execute(_ADVISORY_LOCK, {"key": pg_advisory_key})
+            Transaction(conn, self._hide).execute(self.prepare(_ADVISORY_LOCK), {"key": pg_advisory_key})
 
     def _alone(self, immediate: bool, work: Callable[[Transaction], R]) -> R:
         """``work`` on a connection for one statement that is a transaction by itself.
 
         On PostgreSQL the statement runs in autocommit mode: the server commits it as it runs it, so
         it costs one round trip instead of three (``BEGIN``, the statement, ``COMMIT``), with the same
-        atomicity and durability; SQLAlchemy puts the connection back out of autocommit mode when it
-        returns to the pool. On SQLite it is a transaction (``BEGIN IMMEDIATE`` with ``immediate``).
-        If ``work`` raises, closing the connection rolls its transaction back."""
+        atomicity and durability: on the ``autocommit`` engine's connections if there is one, else on one
+        of the engine's, which SQLAlchemy puts back out of autocommit mode when it returns to the pool.
+        On SQLite it is a transaction (``BEGIN IMMEDIATE`` with ``immediate``). If ``work`` raises,
+        closing the connection rolls its transaction back."""
+        if self._autocommit is not None:
+            with self._autocommit.connect() as conn:
+                return work(Transaction(conn, self._hide))
         with self._engine.connect() as conn:
             if not self._sqlite:
                 return work(Transaction(conn.execution_options(isolation_level="AUTOCOMMIT"), self._hide))
