@@ -60,6 +60,11 @@ _FORM_FIELD = re.compile(r"^\s*(internet browser|web browser|browser|navigateur|
                          r"[\w.() -]{0,30}$", re.IGNORECASE)
 """A web form's field line naming the browser the form was sent from (``Internet Browser: Chrome``): what the
 user's screen was, not what is wrong; a user who means the browser says so in a sentence."""
+_FIELD_LABEL = re.compile(r"^\s*(website address|web site address|web address|website url|page address|url|"
+                          r"webadresse|adresse du site|adresse web|direccion web|direccion del sitio|webadres)\s*:\s*",
+                          re.IGNORECASE)
+"""A web form's field label before the address the user was on (``Website Address: all``): the form's word, not
+the user's; the address after it is kept (it may name the application that fails)."""
 _QUOTED_HEADER = re.compile(r"^\s*(from|von|de|van|sent|gesendet|envoy(e|é)|enviado|verzonden)\s*:\s", re.IGNORECASE)
 """The first header of a quoted earlier message (``Von: ... Gesendet: ...``): once the user's own words
 are read, what follows is the thread they replied to."""
@@ -72,6 +77,12 @@ _CONTACT = re.compile(
 """A signature's contact or company-register line (``Tel: +49 ...``, ``M: 555 ...``, ``Geschäftsführer:``,
 ``Registered office:``); a web address alone is no sign of one: users paste the address of the page that
 fails."""
+_PHONE_LINE = re.compile(
+    r"^\s*(?:.{0,120}\|\s*)?(?:\+\d[\d ().\-/]{7,20}\d|\(?\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}|0\d{2,5} ?[/\-]? ?\d{3,8}"
+    r"(?:[ \-]\d{1,5})?)(?:\s*(?:x|ext\.?)\s*\d{1,5})?\s*$", re.IGNORECASE)
+"""A line that is a phone number, alone or at the end of a one-line signature (``(217) 555-0134``, ``Jane Doe |
+Purchasing Agent | 217-555-0134``): a signature's, with no label before it. An address (``192.168.1.10``) is no
+phone number."""
 SIGNATURE_LINES = 4
 """Short lines just above a contact line, after a blank line, are the signature's name and title."""
 
@@ -158,7 +169,7 @@ def clean_body(body: str) -> str:
             if words >= 3 and _QUOTED_HEADER.match(line):
                 break
             continue
-        subject = _SUBJECT_HEADER.match(line)
+        subject = _SUBJECT_HEADER.match(line) or _FIELD_LABEL.match(line)
         if subject:
             line = line[subject.end():]
         closing = _CLOSING.match(line)
@@ -169,7 +180,7 @@ def clean_body(body: str) -> str:
             if words >= 3:
                 break
             continue
-        if words >= 3 and _CONTACT.match(line):
+        if words >= 3 and (_CONTACT.match(line) or _PHONE_LINE.match(line)):
             _drop_signature(kept)
             break
         kept.append(line)

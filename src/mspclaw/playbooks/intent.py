@@ -111,6 +111,17 @@ TROUBLES: tuple[str, ...] = (
 VPN access"): it names what it is about right after it, where a fault verb follows it ("the VPN doesn't
 connect"). A trouble noun alone ("a problem with Outlook 2013 that came up") is often a question's opening."""
 
+GETTING_TROUBLES: tuple[str, ...] = (
+    *(f"{noun} {verb}" for noun in ("issue", "issues", "problem", "problems", "trouble", "difficulty", "difficulties",
+                                    "a hard time")
+      for verb in ("getting", "trying to get", "to get")),
+    "probleme beim", "schwierigkeiten beim", "du mal a faire", "du mal a connecter", "du mal a me connecter",
+    "problemas para", "dificultades para", "moeite om",
+)
+"""The writer's trouble getting a thing to do its job ("I'm having issues getting my VPN connection to work",
+"Probleme beim Verbinden"): a fault with what it names next, in the body too, where a trouble noun alone
+("I'm having trouble with my accounts ... how do I filter") is as often a question's opening."""
+
 REQUESTS: tuple[str, ...] = (
     # English
     "please", "pls", "plz", "kindly", "need", "needs", "needed", "require", "requires", "request",
@@ -148,6 +159,10 @@ QUESTIONS: tuple[str, ...] = (
     "hoe kan ik", "hoe moet ik", "is het mogelijk", "where is", "where are", "where can i find", "where do i find",
     "how does it work", "wo finde ich", "wo ist", "wie geht das", "wie funktioniert", "ou se trouve", "ou trouver",
     "comment ca marche", "donde esta", "donde encuentro", "como funciona", "waar is", "waar vind ik", "hoe werkt",
+    # curiosity asks for an answer ("just curious how that is possible"); beside a fault word the fault still wins
+    "just curious", "i am curious", "im curious", "out of curiosity", "aus neugier", "bin neugierig",
+    "par curiosite", "je suis curieux", "je suis curieuse", "por curiosidad", "tengo curiosidad",
+    "uit nieuwsgierigheid",
 )
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
 CAUSE_QUESTIONS: frozenset[str] = frozenset({"why does", "why do", "why is", "why are"})
@@ -209,11 +224,14 @@ class Intent:
         read_as = {kind: [(tuple(read(term)), term) for term in terms] for kind, terms in (
             ("fault", faults), ("request", requests), ("question", questions), ("setting", SETTING_QUESTIONS))}
         self._faults: Terms[str] = Terms(read_as["fault"])
-        self._troubles: Terms[int] = Terms((seq, len(seq)) for seq in (tuple(read(term)) for term in TROUBLES))
+        self._troubles: Terms[tuple[int, bool]] = Terms(
+            (seq, (len(seq), anywhere)) for terms, anywhere in ((TROUBLES, False), (GETTING_TROUBLES, True))
+            for seq in (tuple(read(term)) for term in terms))
+        """Each trouble's length in words, and whether it names its fault in a body too."""
         self._all: Terms[tuple[str, str]] = Terms(
             (seq, (kind, term)) for kind, listed in read_as.items() for seq, term in listed)
         """The four lists in one index: (list, term) per term; each list keeps its own order."""
-        self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS, *TROUBLES)
+        self._terms = (*faults, *requests, *questions, *SETTING_QUESTIONS, *TROUBLES, *GETTING_TROUBLES)
         self._span = {term: len(seq) for seq, term in read_as["setting"]}
         """Words of each settings question: its own verb ("how to *stop*", "how do I *disable*") is what the
         user wants done, not a fault they report."""
@@ -243,14 +261,16 @@ class Intent:
                     break
         return found
 
-    def troubles_at(self, tokens: Sequence[str]) -> list[int]:
-        """Where each trouble said (:data:`TROUBLES`) ends in the ticket (at most :data:`MAX_POSITIONS`)."""
+    def troubles_at(self, tokens: Sequence[str], split: int) -> list[int]:
+        """Where each trouble said ends in the ticket (at most :data:`MAX_POSITIONS`): any of :data:`TROUBLES` and
+        :data:`GETTING_TROUBLES` before ``split`` (the subject), only the latter after it."""
         index = self._troubles
         starts = index.starts
         found: list[int] = []
         for pos, token in enumerate(tokens):
             if token in starts:
-                found.extend(pos + length - 1 for length in index.at(tokens, pos))
+                found.extend(pos + length - 1 for length, anywhere in index.at(tokens, pos)
+                             if anywhere or pos < split)
                 if len(found) >= MAX_POSITIONS:
                     break
         return found[:MAX_POSITIONS]

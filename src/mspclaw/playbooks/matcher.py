@@ -779,7 +779,8 @@ class Matcher:
         """True when one of the book's triggers found is not a context trigger (it names a symptom or a need),
         or a fault word follows one within :data:`NEAR_FAULT` words ("the VPN doesn't connect"), or the subject's
         own trouble comes as close before one ("having issues with the VPN"): in a body it is as often a
-        question's opening ("I'm having trouble with my accounts ... how do I filter")."""
+        question's opening ("I'm having trouble with my accounts ... how do I filter"), unless it is trouble
+        getting the thing to work ("having issues getting my VPN connection to work")."""
         if self._names_symptom(book, found):
             return True
         heads = self._index.context_heads.get(book)
@@ -791,8 +792,9 @@ class Matcher:
         if any(tokens[pos] in heads and (pos < split) == (at < split)
                for at in faults for pos in range(max(0, at - NEAR_FAULT), at)):
             return True
-        troubles = self.intent_for(lang).troubles_at(tokens[:split])
-        return any(tokens[pos] in heads for at in troubles for pos in range(at + 1, min(split, at + 1 + NEAR_FAULT)))
+        troubles = self.intent_for(lang).troubles_at(tokens, split)
+        return any(tokens[pos] in heads for at in troubles
+                   for pos in range(at + 1, min(split if at < split else len(tokens), at + 1 + NEAR_FAULT)))
 
     def _explain(self, book: int, found: dict[tuple[str, str], float]) -> list[str]:
         index = self._index

@@ -305,6 +305,37 @@ _RELATIONS_AFTER = ("meiner mutter", "meines vaters", "meiner frau", "meines man
                     "van mijn zoon", "van mijn dochter", "van mijn ouders", "van een vriend", "van mijn vriend",
                     "van een collega")
 
+_SOFTWARE_CLIENTS = ("vpn client", "email client", "e mail client", "mail client", "desktop client", "sync client",
+                     "citrix client", "teams client", "zoom client", "webex client", "rdp client",
+                     "remote desktop client", "anyconnect client", "globalprotect client", "thin client", "web client",
+                     "ssh client", "ftp client", "client software", "client app", "client application",
+                     "client vpn", "client mail", "client de messagerie", "cliente vpn", "cliente de correo",
+                     "mailclient", "vpn cliente")
+"""A program's client ("a VPN client on the laptop"): software on the writer's own PC, not a customer's device."""
+_KIND_OF_USERS = tuple(
+    f"{product} {version} {people}" for product in ("windows", "win", "office", "outlook", "ios", "android", "macos")
+    for version in ("7", "8", "10", "11", "365", "2013", "2016", "2019", "2021", "2024")
+    for people in ("user", "users"))
+"""People named by the version they run ("Windows 10 users", "Office 2016 users"): a kind of user, whatever
+the figure in it, not a count or a group the fault stops."""
+_NETWORK_BOXES = ("router", "wireless router", "wifi router", "wlan router", "modem", "cable modem", "dsl modem",
+                  "access point", "firewall", "fritzbox", "fritz box", "box internet", "livebox")
+_BOX_CUT_OFF = ("is unable to connect", "unable to connect", "cannot connect", "cant connect", "can not connect",
+                "is not connecting", "not connecting", "wont connect", "doesnt connect", "does not connect",
+                "will not connect", "has no internet", "no internet", "has no connection", "is not connected",
+                "has lost internet", "lost internet", "lost connection", "lost its connection",
+                "keeps losing internet", "keeps losing connection", "verbindet sich nicht", "verbindet nicht",
+                "hat kein internet", "hat keine verbindung", "kein internet", "keine verbindung",
+                "ne se connecte pas", "ne se connecte plus", "n a pas d internet", "n a plus d internet",
+                "no se conecta", "no conecta", "no tiene internet", "sin internet", "maakt geen verbinding",
+                "heeft geen internet", "geen internet", "geen verbinding")
+"""What network equipment itself cannot do, right after its name ("the router is unable to connect to the
+internet", "das Modem hat kein Internet"): the equipment's or the line's, not the PC's connection; a PC's
+trouble beside it ("connected to the router but no internet") has words between and is left."""
+
+_PORTALS = ("sign in portal", "signin portal", "login portal", "captive portal", "splash page", "portal page",
+            "anmeldeportal", "anmeldeseite", "portail captif", "portal cautivo", "inlogportaal")
+"""A guest network's sign-in page: removing or changing it is the network's configuration."""
 _RESTORE_UNLESS = ("authenticator", "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe",
                    "account", "system restore", "restore access", "restore my access", "restore his access",
                    "restore her access")
@@ -418,6 +449,10 @@ RULES: tuple[Rule, ...] = (
         "ne repond plus", "ne repond pas", "reagiert nicht", "antwortet nicht", "reageert niet", "not reachable",
         "onbereikbaar", "plat", "uitgevallen",
     ), unless=("my home router", "home router", "my router at home", "router at home"), window=7, ordered=True),
+    # the equipment itself cut off, its name right before ("the router is unable to connect to the internet")
+    Rule("a server or network outage", _NETWORK_BOXES, near=_BOX_CUT_OFF, window=1, ordered=True,
+         unless=("my home router", "home router", "my router at home", "router at home", "connect to the router",
+                 "connect to my router", "connect to the modem", "connect to router")),
     Rule("a server or network outage", (
         "disk space", "low disk", "free space", "space", "full", "capacity", "storage", "speicherplatz", "voll",
         "espace disque", "plein", "espacio", "lleno", "schijfruimte", "vol",
@@ -612,7 +647,7 @@ RULES: tuple[Rule, ...] = (
         "ander probleem",
     )),
     Rule("a report about someone else's device, which a playbook on this PC would not reach", _RELATIONS,
-         near=_DEVICES, window=2, ordered=True),
+         near=_DEVICES, window=2, ordered=True, unless=_SOFTWARE_CLIENTS),
     Rule("a report about someone else's device, which a playbook on this PC would not reach", _DEVICES,
          near=_RELATIONS_AFTER, window=3, ordered=True),
     Rule("a developer's or administrator's configuration question, not a user's fault", (
@@ -640,12 +675,25 @@ RULES: tuple[Rule, ...] = (
          unless=("install", "installed", "installing", "installation", "shortcut", "windows", "drive", "laufwerk",
                  "lecteur", "unidad", "schijf")),
     Rule("network equipment or virtual machine configuration, not the user's PC", (
+        "router interface", "router admin", "router login", "router settings", "router configuration",
+        "router config", "router web interface", "router page", "router admin page", "log into the router",
+        "log in to the router", "login to the router", "sign in to the router",
         "static ip", "fixed ip", "default gateway", "netmask", "subnet mask", "ping each other",
         "see each other", "wifi direct", "ad hoc", "adhoc", "routing", "mesh network", "repeater", "extender",
         "range extender", "powerline", "feste ip", "ip fixe", "ip fija", "vast ip", "firewall rule",
         "firewall rules", "open a port", "open the port", "block a port", "block the port", "port 3389",
         "firewallregel", "regle de pare feu", "regla de firewall",
     )),
+    # the guest network's sign-in page changed or removed for everyone: the network's configuration, not a PC's
+    # wifi (a portal that does not show on the user's laptop is left to the wifi playbook)
+    Rule("network equipment or virtual machine configuration, not the user's PC", (
+        "remove", "disable", "get rid of", "turn off", "change", "supprimer", "desactiver", "quitar", "eliminar",
+        "desactivar",
+    ), near=_PORTALS, window=4, ordered=True),
+    # German and Dutch put the verb last ("das Anmeldeportal im Gäste-WLAN entfernen")
+    Rule("network equipment or virtual machine configuration, not the user's PC", _PORTALS, near=(
+        "entfernen", "deaktivieren", "abschalten", "abstellen", "verwijderen", "uitschakelen", "weghalen"),
+         window=5, ordered=True),
     Rule("network equipment or virtual machine configuration, not the user's PC", (
         "allow", "block", "open", "forward", "only through", "only over", "freigeben", "sperren", "autoriser",
         "bloquer", "ouvrir", "permitir", "bloquear", "abrir", "toestaan", "blokkeren", "openen",
@@ -904,17 +952,14 @@ RULES: tuple[Rule, ...] = (
     # last: a count of people ("billed for 12 users", "5 users need the new app") is what a rule above is about
     # when one applies; otherwise they are the people a fault affects
     Rule("an outage affecting many users or a whole site", _PEOPLE_PLURAL, near=_GROUP_FAULTS, window=3,
-         ordered=True, unless=(*_ONLY_ME, *_ONBOARDING)),
+         ordered=True, unless=(*_ONLY_ME, *_ONBOARDING, *_KIND_OF_USERS)),
     # a count of people with what fails for them after it ("five users cannot log in"), not people who ask
     # for something ("two users who need their passwords reset") or gave advice ("deux collègues m'ont dit")
     Rule("an outage affecting many users or a whole site", _COUNTS, near=_PEOPLE, window=2, ordered=True,
          then=_COUNT_FAULTS, unless=(*_ONLY_ME, *_AT_MY_DESK, *_ONBOARDING)),
     # a figure right before a plural ("12 users"), not a version or a room ("Windows 10 user", "room 12 user")
     Rule("an outage affecting many users or a whole site", tuple(str(n) for n in range(2, 1000)), near=_PEOPLE,
-         window=1, ordered=True, then=_COUNT_FAULTS, unless=(*_ONLY_ME, *_AT_MY_DESK, *_ONBOARDING, *(
-             f"{product} {version} {people}" for product in ("windows", "win", "office", "outlook", "ios", "android")
-             for version in ("7", "8", "10", "11", "365", "2013", "2016", "2019", "2021", "2024")
-             for people in ("user", "users")))),
+         window=1, ordered=True, then=_COUNT_FAULTS, unless=(*_ONLY_ME, *_AT_MY_DESK, *_ONBOARDING, *_KIND_OF_USERS)),
 )
 """First rule that applies wins; its reason goes in the decision."""
 
