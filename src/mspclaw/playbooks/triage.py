@@ -110,6 +110,8 @@ class Rule:
     """When given, one of these must also follow the :attr:`near` word, within :attr:`then_window` words of it
     (``two`` ``users`` ... ``cannot``: a count of people counts only with what fails for them)."""
     then_window: int = 6
+    excused: tuple[str, ...] = ()
+    """An :attr:`unless` word inside one of these does not count ("install" in "install an extension")."""
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,16 @@ trouble beside it ("connected to the router but no internet") has words between 
 _PORTALS = ("sign in portal", "signin portal", "login portal", "captive portal", "splash page", "portal page",
             "anmeldeportal", "anmeldeseite", "portail captif", "portal cautivo", "inlogportaal")
 """A guest network's sign-in page: removing or changing it is the network's configuration."""
+_EXTENSION_INSTALLS = ("install an extension", "install extensions", "install the extension", "install an add on",
+                       "install an addon", "install add ons", "install addons", "install a theme", "install themes",
+                       "install anything", "installing anything", "install an app for", "installing an extension",
+                       "install a plugin", "install a plug in",
+                       # an installation the writer has done, in passing: the application is there
+                       "i installed", "ive installed", "i have installed", "i had installed", "i just installed",
+                       "i have already installed", "i already installed", "ive already installed")
+"""An extension, add-on or theme to install, or nothing to install at all, or an installation the writer has
+done: in a question about an application's features, said in passing, not an installation asked for or
+failing. English only: the rule's ``install`` is."""
 _RESTORE_UNLESS = ("authenticator", "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe",
                    "account", "system restore", "restore access", "restore my access", "restore his access",
                    "restore her access")
@@ -628,6 +640,17 @@ RULES: tuple[Rule, ...] = (
     ), unless=("error", "fehler", "erreur", "fout", "any help", "help would be", "advice would be",
                "any advice", "any suggestions", "any ideas", "jede hilfe", "toute aide", "cualquier ayuda",
                "alle hulp")),
+    # a ticket that calls itself a feature request asks for a product change, whatever error it recalls in passing
+    # ("Feature request: ... last year I got errors"); a stray "error" switches only the softer phrasings above off
+    Rule("a feature request or a suggestion, not a fault", (
+        "feature request", "feature requests", "feature suggestion", "added as a feature", "add as a feature",
+        "feature to be added", "become a feature", "add this feature", "add such a feature",
+        "implement this feature", "implement such a feature", "funktionswunsch", "feature wunsch",
+        "als funktion hinzufugen", "demande de fonctionnalite", "demande d amelioration",
+        "suggestion de fonctionnalite",
+        "solicitud de funcion", "solicitud de funcionalidad", "peticion de funcion", "sugerencia de funcion",
+        "functieverzoek", "functiewens", "verzoek om functie",
+    ), unless=("fails to install", "failed to install", "install failed", "installation failed")),
     Rule("a feature request or a suggestion, not a fault", ("why not", "warum nicht"), near=(
         "add", "make", "offer", "enable", "provide", "include", "support", "allow", "have", "let", "anbieten",
         "einbauen", "ermoglichen"), window=2, ordered=True),
@@ -790,7 +813,7 @@ RULES: tuple[Rule, ...] = (
                "se cierra", "crasht", "licence", "license", "unlicensed", "activation", "install",
                "wont start", "doesnt start", "will not start", "no longer opens", "will no longer open",
                "startet nicht", "reagiert nicht", "ne demarre pas", "ne demarre plus", "ne repond pas",
-               "no arranca", "no responde", "start niet", "reageert niet")),
+               "no arranca", "no responde", "start niet", "reageert niet"), excused=_EXTENSION_INSTALLS),
     Rule("an operating-system installation or disk migration job", (
         "install ubuntu", "installing ubuntu", "install linux", "installing linux", "install windows 7",
         "install windows 10", "install windows 11", "install windows xp", "installing windows", "upgrade to windows",
@@ -975,8 +998,10 @@ class Triage:
         self._index: Terms[_Entry] = Terms(
             (tuple(read(term)), (number, role, term)) for number, rule in enumerate(self.rules)
             for role, terms in (("term", rule.terms), ("near", rule.near), ("unless", rule.unless),
-                                ("then", rule.then))
+                                ("then", rule.then), ("excused", rule.excused))
             for term in terms)
+        self._spans = {term: len(read(term)) for rule in self.rules for term in rule.excused}
+        """Words of each excused term as read: the positions it covers in a ticket."""
 
     def reading(self, read: Reader) -> Triage:
         """The same rules with their terms read by ``read`` (the matcher's reading of one language)."""
@@ -984,7 +1009,8 @@ class Triage:
 
     def terms(self) -> list[str]:
         """Every term of every rule, as written."""
-        return [term for rule in self.rules for term in (*rule.terms, *rule.near, *rule.unless, *rule.then)]
+        return [term for rule in self.rules
+                for term in (*rule.terms, *rule.near, *rule.unless, *rule.then, *rule.excused)]
 
     def vocabulary(self) -> list[str]:
         """Every word of every rule, as written: the matcher maps other languages' inflections onto them."""
@@ -1000,7 +1026,7 @@ class Triage:
                 found.append((pos, term))
         for number, rule in enumerate(self.rules):
             terms = hits.get((number, "term"))
-            if not terms or (number, "unless") in hits:
+            if not terms or self._vetoed(hits, number):
                 continue
             if not rule.near:
                 return Verdict(rule.reason, terms[0][1])
@@ -1017,3 +1043,15 @@ class Triage:
                             if other < after <= other + rule.then_window and (after < split) == (other < split):
                                 return Verdict(rule.reason, f"{pair} ... {fault}")
         return None
+
+    def _vetoed(self, hits: dict[tuple[int, str], list[tuple[int, str]]], number: int) -> bool:
+        """Whether an :attr:`Rule.unless` term of rule ``number`` starts outside every :attr:`Rule.excused` term
+        the ticket says."""
+        unless = hits.get((number, "unless"))
+        if not unless:
+            return False
+        excused = hits.get((number, "excused"))
+        if not excused:
+            return True
+        covered = {at for pos, term in excused for at in range(pos, pos + self._spans[term])}
+        return any(pos not in covered for pos, _ in unless)
