@@ -79,9 +79,10 @@ async def test_a_webhook_ticket_is_worked_and_written_back_exactly_once(tmp_path
         await wait_for(written)
         await wait_for(lambda: _done(live, 1))
         event.remove(live.services.engine, "before_cursor_execute", seen)
-        # one read of each per ticket: has it a session already (tickets), whose company is it (clients); the
-        # client found is the one the ticket opens for, and the outcome is the run's, not read back
-        assert len([r for r in reads if "FROM tickets" in r]) == 1, reads
+        # a first attempt does not ask whether the ticket has a session already (its open would say so, see
+        # test_intake_reclaimed.py), whose company it is is read once (clients); the client found is the one the
+        # ticket opens for, and the outcome is the run's, not read back
+        assert [r for r in reads if "FROM tickets" in r] == [], reads
         assert len([r for r in reads if "FROM clients" in r]) == 1, reads
         assert psa.webhooks is not None
         (delivery,) = psa.webhooks.deliveries.values()

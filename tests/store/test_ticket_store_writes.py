@@ -5,6 +5,7 @@ Also :func:`~mspclaw.store.database.server_engine`'s pool: a dead idle connectio
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,10 +15,12 @@ from tests.store.ticket_writes import Statements, ticket_store
 
 from mspclaw.errors import StoreError
 from mspclaw.store.database import Database, server_engine
+from mspclaw.store.devices import DeviceMemory
 from mspclaw.store.leases import Leases
+from mspclaw.store.registry import Registry
 from mspclaw.store.session_leases import NEW_SESSION_TOKEN, HeldLease, NewSessionLease, session_lease
 from mspclaw.store.tables import OwnershipLease, Session, SessionEvent, Step, Ticket
-from mspclaw.store.tickets import TicketStore
+from mspclaw.store.tickets import ExternalTicketExists, TicketStore
 
 if TYPE_CHECKING:
     from tests.store.conftest import TestDatabase
@@ -102,6 +105,60 @@ def test_a_new_sessions_lease_is_taken_in_the_tickets_write(engine: Engine) -> N
                           lease=NewSessionLease("replica-a", 10.0))
     with engine.connect() as conn:
         assert len(conn.execute(select(OwnershipLease.__table__)).all()) == 1
+
+
+def test_a_psa_ticket_opened_again_names_its_ticket_and_writes_nothing(engine: Engine) -> None:
+    """The PSA's ticket (``psa``, ``external_id``) opened a second time: :class:`ExternalTicketExists` with the
+    first ticket's id, and no row of the second write (ticket, session, event, lease) stays; a PSA's other
+    ticket opens as usual, and a failure that is not the PSA key stays an ``IntegrityError``."""
+    _, store, client = ticket_store(engine)
+    first, _ = store.open_ticket(client_id=client.id, subject="disk full", body="b", requester="u@x", device_id=None,
+                                 psa="local", external_id="1001", started=True)
+    with pytest.raises(ExternalTicketExists) as raised:
+        store.open_ticket(client_id=client.id, subject="again", body="b", requester="u@x", device_id=None,
+                          psa="local", external_id="1001", started=True, lease=NewSessionLease("replica-a", 10.0))
+    assert raised.value.ticket_id == first.id and raised.value.code == "conflict"
+    with engine.connect() as conn:
+        assert [r.id for r in conn.execute(select(Ticket.__table__))] == [first.id]
+        assert len(conn.execute(select(Session.__table__)).all()) == 1
+        assert len(conn.execute(select(SessionEvent.__table__)).all()) == 1
+        assert conn.execute(select(OwnershipLease.__table__)).all() == []
+    other, _ = store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=None,
+                                 psa="local", external_id="1002")
+    found = store.find_external("local", "1002")
+    assert found is not None and found.id == other.id
+    with pytest.raises(IntegrityError):
+        store.open_ticket(client_id="cl_missing", subject="s", body="", requester="", device_id=None,
+                          psa="local", external_id="1003", started=True)
+
+
+def test_a_tickets_open_reads_its_devices_facts_in_the_same_statement(engine: Engine) -> None:
+    """``open_ticket(facts_into=...)``: the device's known facts come back with the open (on PostgreSQL in its one
+    statement), none for a device without any, and nothing is read for a ticket without a device."""
+    db = Database(engine)
+    store, reg = TicketStore(db), Registry(db)
+    client = reg.add_client("Acme")
+    code = reg.issue_code(client.id, ttl=timedelta(hours=1))
+    agent = reg.enroll(code.code, hostname="pc-1", os="linux", os_version="", agent_version="", tools=[]).agent
+    device = next(d.id for d in reg.devices(client.id) if d.agent_id == agent.id)
+    blank: dict[str, str] = {}
+    store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=device, facts_into=blank)
+    assert blank == {}
+    DeviceMemory(db).remember(device, {"department": "Billing", "primary_user": "maria@acme.example"}, source="t")
+    for started in (True, False):
+        facts: dict[str, str] = {}
+        with Statements(engine) as seen:
+            store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=device,
+                              started=started, lease=NewSessionLease("replica-a", 10.0), facts_into=facts)
+        assert facts == {"department": "Billing", "primary_user": "maria@acme.example"}
+        if db.dialect == "postgresql":
+            assert len(seen.sql) == 1 and seen.sql[0].startswith("WITH ") and seen.commits == 0, seen.sql
+        else:
+            assert seen.commits == 1
+    none: dict[str, str] = {}
+    with Statements(engine) as seen:
+        store.open_ticket(client_id=client.id, subject="s", body="", requester="", device_id=None, facts_into=none)
+    assert none == {} and not any("device_facts" in s for s in seen.sql), seen.sql
 
 
 def test_a_sessions_end_deletes_its_lease_only_for_its_holder_with_its_token(engine: Engine) -> None:

@@ -37,6 +37,7 @@ from mspclaw.pipeline.tickets import TicketService
 from mspclaw.protocol.limits import TICKET_LIMITS, Clipped, clip
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.jobs import Job, JobQueue
+from mspclaw.store.tickets import ExternalTicketExists
 from mspclaw.store.wakeups import ChannelWakeups
 
 log = logging.getLogger(__name__)
@@ -137,12 +138,10 @@ class Intake:
     async def process(self, job: Job) -> str:
         """Run one PSA ticket through the loop; returns the outcome. Raises PSAError when the PSA fails."""
         psa, ticket_id = str(job.payload["psa"]), str(job.payload["ticket_id"])
-        store = self.tickets.store  # its reads off the event loop too where the database is a server
-        existing = await run_store(store, self.tickets.find_external, psa, ticket_id)
-        if existing is not None:
-            # A job picked up again after its worker died: the ticket already has its session.
-            await self.tickets.wait_or_recover(existing)
-            return (await run_store(store, store.ticket, existing)).status
+        if job.attempts > 1:  # picked up again after its worker died: the ticket may have its session already
+            existing = await run_store(self.tickets.store, self.tickets.find_external, psa, ticket_id)
+            if existing is not None:
+                return await self._opened_before(existing)
         connector = self.connector(psa)
         psa_ticket = await connector.get_ticket(ticket_id)
         fields = {name: clip(value, TICKET_LIMITS[name]) for name, value in (
@@ -157,11 +156,20 @@ class Intake:
         except UnknownCompany:
             await self._unknown_company(connector, psa, psa_ticket)
             return "escalated"
+        except ExternalTicketExists as exc:  # opened before by another job (a retried one, say): not looked up first
+            return await self._opened_before(exc.ticket_id)
         cut = {name: c for name, c in fields.items() if c.cut}
         if cut:
             await self._truncated(connector, psa, psa_ticket.id, sub.session.id, sub.ticket.client_id, cut)
         outcome = await self.tickets.wait(sub.session.id)  # what the run closed the ticket with: not read again
-        return outcome if outcome is not None else (await run_store(store, store.ticket, sub.ticket.id)).status
+        if outcome is not None:
+            return outcome
+        return (await run_store(self.tickets.store, self.tickets.store.ticket, sub.ticket.id)).status
+
+    async def _opened_before(self, ticket_id: str) -> str:
+        """A ticket that already has its session: wait for it, or resume what a dead process left; its status."""
+        await self.tickets.wait_or_recover(ticket_id)
+        return (await run_store(self.tickets.store, self.tickets.store.ticket, ticket_id)).status
 
     async def _truncated(self, connector: PSAConnector, psa: str, ticket_id: str, session_id: str,
                          client_id: str, cut: Mapping[str, Clipped]) -> None:

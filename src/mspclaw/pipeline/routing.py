@@ -15,7 +15,7 @@ online on another replica, and :meth:`Router.find_site_agent` looks for a site a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
 from mspclaw.dispatch import Hub
@@ -30,6 +30,8 @@ class Route:
     agent_id: str | None
     online: bool
     reason: str
+    facts: Mapping[str, str] | None = None
+    """The device's known facts, read with the ticket's open (``None``: not read; the run reads them)."""
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,8 @@ class TicketRun:
             await run_store(self.store, self.store.update_session, session.id, agent_id=acting)
         known: dict[str, Any] = {}
         if device is not None and route.agent_id == device.agent_id:
-            known = await run_store(self.store, self.runs.device_facts, device.id)
+            known = (dict(route.facts) if route.facts is not None and route.device is device  # read at the open
+                     else await run_store(self.store, self.runs.device_facts, device.id))
             # device memory: the requester is the device's user unless known (read again only if that changed)
             if await self.learning.learn_from_ticket(device.id, ticket.requester, client_id=session.client_id,
                                                      session_id=session.id, known=known):

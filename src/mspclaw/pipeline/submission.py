@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from mspclaw.dispatch import Hub
@@ -92,11 +92,13 @@ class Submissions:
             if scope is not None and client_row.id not in scope:
                 raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
             route = self._router.route(client_row.id, device=device, requester=requester)
+            facts: dict[str, str] | None = {} if route.device is not None else None  # the run's next read
             ticket, session = self._store.open_ticket(
                 client_id=client_row.id, subject=subject, body=body, requester=requester,
                 device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
-                agent_id=route.agent_id, started=True, requester_name=requester_name, lease=lease)
-            return ticket, session, route
+                agent_id=route.agent_id, started=True, requester_name=requester_name, lease=lease,
+                facts_into=facts)
+            return ticket, session, (replace(route, facts=facts) if facts is not None else route)
 
         ticket, session, route = await run_store(self._store, open_it)
         if lease is not None and self.sessions is not None:  # its lease was taken with it

@@ -19,12 +19,14 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    JSON,
     CursorResult,
     Insert,
     Select,
     Table,
     Update,
     bindparam,
+    exc,
     func,
     insert,
     select,
@@ -38,6 +40,7 @@ from mspclaw.store.redact import redact_json, redact_optional, redact_text
 from mspclaw.store.session_leases import FORGET, HeldLease, NewSessionLease
 from mspclaw.store.tables import (
     ApprovalRow,
+    DeviceFact,
     OwnershipLease,
     Session,
     SessionEvent,
@@ -60,6 +63,7 @@ _STEPS = cast("Table", Step.__table__)
 _EVENTS = cast("Table", SessionEvent.__table__)
 _CALLS = cast("Table", ToolCallRow.__table__)
 _LEASES = cast("Table", OwnershipLease.__table__)
+_FACTS = cast("Table", DeviceFact.__table__)
 _LEASE_COLUMNS = ("name", "holder", "token", "expires_at", "updated_at")
 
 
@@ -171,18 +175,25 @@ def _columns_insert(table: Table, prefix: str, columns: tuple[str, ...]) -> Inse
 _INSERT_LEASE: Insert = _columns_insert(_LEASES, "l_", _LEASE_COLUMNS)
 
 
+_DEVICE_FACTS: Select[Any] = select(_FACTS.c.key, _FACTS.c.value).where(_FACTS.c.device_id == bindparam("t_device_id"))
+"""The known facts of the ticket's device (``t_device_id``), read with its open (SQLite: in its transaction)."""
+
+
 @functools.cache
 def _open_ticket_pg(ticket: tuple[str, ...], session: tuple[str, ...], started: bool,
-                    leased: bool = False) -> Select[Any]:
-    """A ticket (``t_`` parameters), its session (``s_``), if ``started`` its first event (``p_``) and, if
-    ``leased``, its session's lease (``l_``)."""
+                    leased: bool = False, facts: bool = False) -> Select[Any]:
+    """A ticket (``t_`` parameters), its session (``s_``), if ``started`` its first event (``p_``), if
+    ``leased`` its session's lease (``l_``) and, if ``facts``, a column ``facts``: the known facts of the
+    ticket's device as one JSON object (``NULL`` without any)."""
     new_ticket = _columns_insert(_TICKETS, "t_", ticket).returning(_TICKETS.c.id).cte("new_ticket")
     new_session = _columns_insert(_SESSIONS, "s_", session).returning(_SESSIONS.c.id).cte("new_session")
     also = [_INSERT_LEASE.returning(_LEASES.c.name).cte("new_lease")] if leased else []
+    known = [select(func.json_object_agg(_FACTS.c.key, _FACTS.c.value, type_=JSON)).where(
+        _FACTS.c.device_id == bindparam("t_device_id")).scalar_subquery().label("facts")] if facts else []
     if not started:
-        return select(new_session.c.id).add_cte(new_ticket, *also)
+        return select(new_session.c.id, *known).add_cte(new_ticket, *also)
     new_event = _ADD_EVENT.cte("new_event")
-    return select(new_event.c.seq).add_cte(new_ticket, new_session, *also)
+    return select(new_event.c.seq, *known).add_cte(new_ticket, new_session, *also)
 
 
 @functools.cache
@@ -237,6 +248,14 @@ _PENDING_APPROVALS: Select[Any] = select(ApprovalRow.id).where(
     ApprovalRow.session_id == bindparam("session_id"), ApprovalRow.status == "pending")
 
 
+class ExternalTicketExists(Conflict):
+    """A PSA ticket already has its ticket here (``psa`` and ``external_id`` are unique): nothing was opened."""
+
+    def __init__(self, ticket_id: str, psa: str, external_id: str) -> None:
+        super().__init__(f"{psa} ticket {external_id!r} is already ticket {ticket_id}")
+        self.ticket_id = ticket_id
+
+
 class TicketStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -251,6 +270,7 @@ class TicketStore:
         self._insert_ticket, self._insert_session = fast.prepare(_INSERT_TICKET), fast.prepare(_INSERT_SESSION)
         self._insert_lease, self._forget_lease = fast.prepare(_INSERT_LEASE), fast.prepare(FORGET)
         self._pending_approvals = fast.prepare(_PENDING_APPROVALS)
+        self._device_facts = fast.prepare(_DEVICE_FACTS)
         self._one_statement = db.dialect == "postgresql"
         """Several writes of one call as one statement (``_..._pg``), or as one transaction (SQLite)."""
 
@@ -264,14 +284,19 @@ class TicketStore:
     def open_ticket(self, *, client_id: str, subject: str, body: str, requester: str,
                     device_id: str | None, psa: str | None = None, external_id: str | None = None,
                     agent_id: str | None = None, started: bool = False,
-                    requester_name: str | None = None,
-                    lease: NewSessionLease | None = None) -> tuple[Ticket, Session]:
+                    requester_name: str | None = None, lease: NewSessionLease | None = None,
+                    facts_into: dict[str, str] | None = None) -> tuple[Ticket, Session]:
         """A new ticket and its session (bound to ``agent_id`` when the route already names it).
 
         ``started``: the session's first event, ``started`` with the ticket's id and subject, is
         stored in the same transaction; being the first, its ``seq`` is 1. ``lease``: the session's
         lease (``store/session_leases.py``) is taken in it too, with the token
-        :data:`~mspclaw.store.session_leases.NEW_SESSION_TOKEN`: one write for all of them."""
+        :data:`~mspclaw.store.session_leases.NEW_SESSION_TOKEN`: one write for all of them.
+
+        A PSA ticket (``psa``, ``external_id``) that already has its ticket here raises
+        :class:`ExternalTicketExists` with that ticket's id, and nothing is written. ``facts_into``: filled
+        with the known facts of the device (``device_id``; ``RunStore.device_facts``), read in the same
+        statement (a run reads them next: one round trip fewer)."""
         now = utcnow()
         subject, body = redact_text(subject), redact_text(body)  # users paste passwords into tickets
         ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
@@ -284,20 +309,39 @@ class TicketStore:
         event = _bound({"session_id": session["id"], "event": "started", "created_at": now,
                         "data": {"ticket_id": ticket["id"], "subject": subject}})
         leased = lease.row(session_id, now) if lease is not None else None
+        try:
+            facts = self._open(ticket, session, event if started else None, leased,
+                               facts_into is not None and device_id is not None)
+        except exc.IntegrityError:
+            # the PSA ticket's ticket exists (its unique key), so its caller need not look it up first
+            found = self.find_external(psa, external_id) if psa is not None and external_id is not None else None
+            if found is None:
+                raise
+            raise ExternalTicketExists(found.id, psa or "", external_id or "") from None
+        if facts_into is not None and facts:
+            facts_into.update(facts)
+        return Ticket(**ticket), Session(**session)
+
+    def _open(self, ticket: dict[str, Any], session: dict[str, Any], event: dict[str, Any] | None,
+              leased: dict[str, Any] | None, facts: bool) -> dict[str, str] | None:
+        """The writes of :meth:`open_ticket`; with ``facts``, the device's known facts too."""
+        started = event is not None
         if self._one_statement:
-            stmt = self._fast.prepare(_open_ticket_pg(tuple(ticket), tuple(session), started, leased is not None))
-            self._fast.one(stmt, {**{f"t_{k}": v for k, v in ticket.items()},
-                                  **{f"s_{k}": v for k, v in session.items()}, **(event if started else {}),
+            stmt = self._fast.prepare(_open_ticket_pg(tuple(ticket), tuple(session), started, leased is not None,
+                                                      facts))
+            row = self._fast.one(stmt, {**{f"t_{k}": v for k, v in ticket.items()},
+                                  **{f"s_{k}": v for k, v in session.items()}, **(event or {}),
                                   **({f"l_{k}": v for k, v in leased.items()} if leased is not None else {})})
-            return Ticket(**ticket), Session(**session)
+            return dict(row[1] or {}) if facts else None
         with self._fast.transaction() as tx:
             tx.execute(self._insert_ticket, ticket)
             tx.execute(self._insert_session, session)
-            if started:
+            if event is not None:
                 tx.one(self._add_event, event)
             if leased is not None:
                 tx.execute(self._insert_lease, {f"l_{k}": v for k, v in leased.items()})
-        return Ticket(**ticket), Session(**session)
+            return ({key: value for key, value in tx.all(self._device_facts, {"t_device_id": ticket["device_id"]})}
+                    if facts else None)
 
     def ticket(self, ticket_id: str, scope: Scope = None) -> Ticket:
         if scope is None:
