@@ -12,6 +12,7 @@ the terse way users write to a service desk; none is copied from any corpus.
 from __future__ import annotations
 
 import pytest
+from tests.playbooks.triage_expect import expect_not_triaged, expect_nothing, expect_playbook, expect_triaged
 
 from mspclaw.playbooks import cleaning
 from mspclaw.playbooks.loader import load_dir
@@ -53,9 +54,7 @@ MUST_NOT = [
 
 @pytest.mark.parametrize(("reason", "subject", "body"), MUST_NOT, ids=[c[1] for c in MUST_NOT])
 def test_must_not_automate(matcher: Matcher, reason: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason is not None and decision.triage_reason.startswith(reason), decision.explanation
+    expect_triaged(matcher, subject, body, reason)
 
 
 FAULTS = [
@@ -110,8 +109,7 @@ FAULTS = [
 
 @pytest.mark.parametrize(("label", "subject", "body"), FAULTS, ids=[c[1] for c in FAULTS])
 def test_faults_still_matched(matcher: Matcher, label: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category == label, decision.explanation
+    expect_playbook(matcher, label, subject, body)
 
 
 NOT_TRIAGED = [
@@ -123,7 +121,7 @@ NOT_TRIAGED = [
 
 @pytest.mark.parametrize(("subject", "body"), NOT_TRIAGED, ids=[c[0] for c in NOT_TRIAGED])
 def test_not_ruled_out(matcher: Matcher, subject: str, body: str) -> None:
-    assert matcher.match(subject, body, "windows").triage_reason is None
+    expect_not_triaged(matcher, subject, body)
 
 
 def test_a_black_screen_alone_is_still_hardware(matcher: Matcher) -> None:
@@ -143,9 +141,7 @@ QUESTIONS = [
 
 @pytest.mark.parametrize(("subject", "body"), QUESTIONS, ids=[c[0] for c in QUESTIONS])
 def test_questions_get_no_playbook(matcher: Matcher, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason is None, decision.explanation
+    expect_nothing(matcher, subject, body)
 
 
 def test_drive_letters_are_read_as_drives() -> None:

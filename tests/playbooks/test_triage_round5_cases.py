@@ -14,6 +14,7 @@ any corpus.
 from __future__ import annotations
 
 import pytest
+from tests.playbooks.triage_expect import expect_not_triaged, expect_nothing, expect_playbook, expect_triaged
 
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.matcher import Matcher
@@ -41,9 +42,7 @@ MUST_NOT = [
 
 @pytest.mark.parametrize(("reason", "subject", "body"), MUST_NOT, ids=[c[1] for c in MUST_NOT])
 def test_must_not_automate(matcher: Matcher, reason: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason is not None and decision.triage_reason.startswith(reason), decision.explanation
+    expect_triaged(matcher, subject, body, reason)
 
 
 FAULTS = [
@@ -76,8 +75,7 @@ FAULTS = [
 
 @pytest.mark.parametrize(("label", "subject", "body"), FAULTS, ids=[c[1] for c in FAULTS])
 def test_faults_still_matched(matcher: Matcher, label: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category == label, decision.explanation
+    expect_playbook(matcher, label, subject, body)
 
 
 NOT_TRIAGED = [
@@ -99,8 +97,7 @@ def test_a_trouble_in_the_body_is_no_fault_named(matcher: Matcher) -> None:
 
 @pytest.mark.parametrize(("subject", "body"), NOT_TRIAGED, ids=[c[0] for c in NOT_TRIAGED])
 def test_not_ruled_out(matcher: Matcher, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.triage_reason is None, decision.explanation
+    expect_not_triaged(matcher, subject, body)
 
 
 SCANNING = [
@@ -114,6 +111,4 @@ SCANNING = [
 def test_scanning_is_no_mail_problem(matcher: Matcher, subject: str, body: str) -> None:
     """No shipped playbook sets up a scanner: none is chosen, and the mail playbook least of all. Not a triage rule,
     which would also refuse an MSP's own scanner playbook (tests/console/test_playbook_builder.py has one)."""
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason is None, decision.explanation
+    expect_nothing(matcher, subject, body)

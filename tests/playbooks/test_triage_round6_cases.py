@@ -14,6 +14,7 @@ is copied from any corpus.
 from __future__ import annotations
 
 import pytest
+from tests.playbooks.triage_expect import expect_nothing, expect_playbook, expect_triaged
 
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.matcher import Matcher
@@ -45,9 +46,7 @@ MUST_NOT = [
 
 @pytest.mark.parametrize(("reason", "subject", "body"), MUST_NOT, ids=[c[1] + "-" + c[2][:12] for c in MUST_NOT])
 def test_must_not_automate(matcher: Matcher, reason: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason is not None and decision.triage_reason.startswith(reason), decision.explanation
+    expect_triaged(matcher, subject, body, reason)
 
 
 FAULTS = [
@@ -85,8 +84,7 @@ FAULTS = [
 
 @pytest.mark.parametrize(("label", "subject", "body"), FAULTS, ids=[c[1] + "-" + c[2][:12] for c in FAULTS])
 def test_faults_still_matched(matcher: Matcher, label: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category == label, decision.explanation
+    expect_playbook(matcher, label, subject, body)
 
 
 def test_a_form_field_label_is_no_website(matcher: Matcher) -> None:
@@ -106,9 +104,7 @@ GROUPS = [
 
 @pytest.mark.parametrize(("subject", "body"), GROUPS, ids=[c[0] for c in GROUPS])
 def test_groups_still_triaged(matcher: Matcher, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason is not None, decision.explanation
+    expect_triaged(matcher, subject, body)
 
 
 CURIOUS = [
@@ -119,9 +115,7 @@ CURIOUS = [
 
 @pytest.mark.parametrize(("subject", "body"), CURIOUS, ids=[c[0] for c in CURIOUS])
 def test_curiosity_is_a_question(matcher: Matcher, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason is None, decision.explanation
+    expect_nothing(matcher, subject, body)
 
 
 def test_an_address_line_is_no_signature(matcher: Matcher) -> None:

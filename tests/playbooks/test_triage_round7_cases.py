@@ -12,6 +12,7 @@ any corpus.
 from __future__ import annotations
 
 import pytest
+from tests.playbooks.triage_expect import expect_playbook, expect_triaged
 
 from mspclaw.playbooks.loader import load_dir
 from mspclaw.playbooks.matcher import Matcher
@@ -55,9 +56,7 @@ MUST_NOT = [
 
 @pytest.mark.parametrize(("reason", "subject", "body"), MUST_NOT, ids=[c[1] + "-" + c[2][:12] for c in MUST_NOT])
 def test_must_not_automate(matcher: Matcher, reason: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category is None, decision.explanation
-    assert decision.triage_reason == reason, decision.explanation
+    expect_triaged(matcher, subject, body, reason, exact=True)
 
 
 LEFT_ALONE = [
@@ -76,8 +75,7 @@ LEFT_ALONE = [
 @pytest.mark.parametrize(("category", "subject", "body"), LEFT_ALONE,
                          ids=[c[1] + "-" + c[2][:12] for c in LEFT_ALONE])
 def test_left_alone(matcher: Matcher, category: str, subject: str, body: str) -> None:
-    decision = matcher.match(subject, body, "windows")
-    assert decision.category == category, decision.explanation
+    expect_playbook(matcher, category, subject, body)
 
 
 def test_excused_unless_word_counts_only_outside_the_excused_term() -> None:
