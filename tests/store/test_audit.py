@@ -629,15 +629,18 @@ def hold_audit_lock(database: TestDatabase) -> Iterator[Callable[[str], object]]
 
 def test_verify_during_appends_sees_no_false_tampering(engine: Engine, audit_dir: Path) -> None:
     audit = AuditLog(Database(engine), audit_dir)
-    stop = threading.Event()
+    stop, appending = threading.Event(), threading.Event()
 
     def writer() -> None:
         while not stop.is_set():
             audit.append("busy")
+            appending.set()
 
     other = AuditLog(Database(engine), audit_dir)
     thread = threading.Thread(target=writer)
     thread.start()
+    # verified while the writer appends, not before its first event (a loaded machine may start it late)
+    assert appending.wait(30)
     try:
         reports = [other.verify() for _ in range(20)]
     finally:
