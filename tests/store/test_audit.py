@@ -639,9 +639,9 @@ def test_verify_during_appends_sees_no_false_tampering(engine: Engine, audit_dir
     other = AuditLog(Database(engine), audit_dir)
     thread = threading.Thread(target=writer)
     thread.start()
-    # verified while the writer appends, not before its first event (a loaded machine may start it late)
-    assert appending.wait(30)
     try:
+        # verified while the writer appends, not before its first event (a loaded machine may start it late)
+        assert appending.wait(30)
         reports = [other.verify() for _ in range(20)]
     finally:
         stop.set()
