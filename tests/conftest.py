@@ -41,6 +41,16 @@ loop_guard.enable()
 pytest_plugins = ["tests.site.samba", "tests.site.graph_server"]
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every test that needs a real Samba DC is marked ``samba``, so ``-m "not samba"`` (or ``-k``) skips them
+    all: those using the session's DC (``samba_dc``, also through fixtures such as ``ad_user``) and those
+    starting one of their own (``own_samba_dc``). A test asking for the DC with ``request.getfixturevalue``
+    is invisible here and carries the mark itself (tests/playbooks/test_matrix.py)."""
+    uses_dc = isinstance(item, pytest.Function) and "samba_dc" in item.fixturenames
+    if uses_dc or item.get_closest_marker("own_samba_dc") is not None:
+        item.add_marker(pytest.mark.samba)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start a Samba DC of their own (``own_samba_dc``: the demo's) run first, before the
     session's shared DC takes the fixed ports it would need."""

@@ -85,6 +85,10 @@ EXPECTED.update({
 })
 
 CASES = sorted((book.id, os_name) for book in BOOKS.values() for os_name in book.os)
+# the account playbooks get the shared Samba DC through request.getfixturevalue, which the conftest's
+# automatic ``samba`` mark cannot see: they carry it here, so ``-m "not samba"`` skips them too
+PARAMS = [pytest.param(book_id, os_name, marks=pytest.mark.samba) if book_id in SITE_BOOKS else (book_id, os_name)
+          for book_id, os_name in CASES]
 
 
 class Technician:
@@ -160,7 +164,7 @@ def test_every_playbook_and_os_has_an_expectation() -> None:
     assert len(BOOKS) == 16
 
 
-@pytest.mark.parametrize(("book_id", "os_name"), CASES)
+@pytest.mark.parametrize(("book_id", "os_name"), PARAMS)
 async def test_playbook_on_simulated_device(book_id: str, os_name: str, tmp_path: Path,
                                             request: pytest.FixtureRequest) -> None:
     if book_id in SITE_BOOKS:
