@@ -39,6 +39,7 @@ import contextlib
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -180,12 +181,12 @@ class TechsFile(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> TechsFile:
-        emails = [t.email for t in self.techs]
-        dupes = sorted({e for e in emails if emails.count(e) > 1})
+        emails = Counter(t.email for t in self.techs)  # linear: 10,000 technicians, each counted once
+        dupes = sorted(e for e, n in emails.items() if n > 1)
         if dupes:
             raise ValueError(f"e-mail listed twice: {', '.join(dupes)}")
-        names = [c.name for c in self.channels]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        names = Counter(c.name for c in self.channels)
+        dupes = sorted(c for c, n in names.items() if n > 1)
         if dupes:
             raise ValueError(f"channel name listed twice: {', '.join(dupes)}")
         return self
@@ -210,8 +211,53 @@ def _line(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
     return line
 
 
+MAX_NODES = 200_000
+"""The most YAML nodes a techs.yaml may hold; an exported roster takes about 11 bytes a node, so one as large as
+:data:`MAX_FILE` has fewer than half as many."""
+MAX_DEPTH = 16
+"""The deepest nesting read; a roster nests four levels (the file, ``techs:``, a technician, its ``clients:``)."""
+
+
+def _at(event: yaml.Event) -> int:
+    """The 1-based line an event starts on."""
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
+
+
+def _check_bounds(text: str, source: str) -> None:
+    """Refuse, before anything is built, a text over :data:`MAX_FILE`, any alias (``*name``: the "billion laughs"
+    expansion, and one long value repeated without end), more than :data:`MAX_NODES` nodes or nesting deeper
+    than :data:`MAX_DEPTH`: one linear pass over the parser's events. Text that is not valid YAML is left to
+    :func:`parse`, which names the line."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE:
+        raise ConfigError(f"{source}: {size} bytes is over the {MAX_FILE // 1024} KiB limit; a roster is a few "
+                          "kilobytes")
+    depth = nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=FAST_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                raise ConfigError(f"{source}:{_at(event)}: YAML aliases (*{(event.anchor or '')[:40]}) are "
+                                  "not allowed in a technician roster; write the value out in full")
+            if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise ConfigError(f"{source}:{_at(event)}: more than {MAX_NODES} YAML nodes; "
+                                      "a roster is far smaller: check that this is a techs.yaml")
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ConfigError(f"{source}:{_at(event)}: nested more than {MAX_DEPTH} levels "
+                                      "deep; a roster has four (the file, techs:, a technician, its clients:)")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # not valid YAML: parse() says where, and got no further than this pass did
+
+
 def parse(text: str, source: str) -> TechsFile:
-    """Validate a techs.yaml text; :class:`ConfigError` lists each problem as ``source:line: ...``."""
+    """Validate a techs.yaml text; :class:`ConfigError` lists each problem as ``source:line: ...``. A text
+    that would cost more than a linear pass to read (aliases, too many nodes, too deep) is refused first."""
+    _check_bounds(text, source)
     try:
         data = safe_load(text)  # libyaml; composed again below only for the lines of a file that does not validate
     except yaml.YAMLError as exc:
