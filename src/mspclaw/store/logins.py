@@ -9,6 +9,7 @@ both win.
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,7 +24,31 @@ from mspclaw.store.tables import AuthToken, TechCredential, new_id, utcnow
 
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash("not a password of anyone: equalises the time of unknown e-mails")
+
+
+class _DummyHash:
+    """The hash an unknown e-mail's password is verified against, so that it takes as long as a known one's.
+
+    Hashing costs 0.1-0.25 s, so it is made at the first password check of the process, not at import (every
+    server process and CLI command imports this module), once, under a lock: threads checking at the same time
+    wait for the one hash. Every first check makes it, a known e-mail's too, so even the first sign-in of a
+    process does not tell whether the e-mail exists."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hash: str | None = None
+
+    def get(self) -> str:
+        made = self._hash
+        if made is None:
+            with self._lock:
+                made = self._hash
+                if made is None:
+                    made = self._hash = _hasher.hash("not a password of anyone: equalises the time of unknown e-mails")
+        return made
+
+
+_DUMMY = _DummyHash()
 
 
 def hash_password(password: str) -> str:
@@ -49,10 +74,11 @@ class Logins:
 
     def check_password(self, email: str, password: str) -> None:
         """Raise :class:`AuthError` unless the password is right; as slow for unknown e-mails."""
+        dummy = _DUMMY.get()  # for every e-mail, known or not: the first check's cost is the same for both
         with self._sessions() as db:
             row = db.get(TechCredential, email.lower())
         try:
-            _hasher.verify(row.password_hash if row else _DUMMY, password)
+            _hasher.verify(row.password_hash if row else dummy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise AuthError("wrong e-mail or password") from None
         if row is None:
