@@ -188,6 +188,38 @@ def clean_body(body: str) -> str:
     return "\n".join(kept)
 
 
+HEADING_WORDS = 8
+"""A body's first line of at most this many words, with more text after it, reads as a title (``Outlook not
+syncing`` over the user's sentences), not as the start of a sentence that runs on: one that ends without a full
+stop right above a line starting in lower case is read as one sentence with it."""
+HEADING_CHARS = 80
+_RUNS_ON = (",", ";", ":", "-", "(", "/", "&", "+")
+"""A first line ending so runs on into the next ("Hi team,", "I get this error:"): no title."""
+
+
+def split_heading(body: str) -> tuple[str, str]:
+    """A cleaned body's title line and the rest: ``("", body)`` when its first line reads as no title.
+
+    Tickets forwarded from a form or a mail put the subject, or a title like one, on the body's first line
+    (``Outlook not syncing`` then ``Hi, since this morning ...``). Read as one stretch with what follows, the
+    title's last word and the body's first make phrases and near pairs that neither says; the matcher reads
+    the title as a segment of its own (as the subject, when the ticket has none).
+    """
+    lines = body.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return "", body
+    title = lines[first].strip()
+    rest = "\n".join(lines[first + 1:])
+    if (not rest.strip() or len(title) > HEADING_CHARS or len(title.split()) > HEADING_WORDS
+            or title.endswith(_RUNS_ON)):
+        return "", body
+    following = lines[first + 1].lstrip()
+    if following[:1].islower() and not title.endswith((".", "!", "?")):
+        return "", body  # a sentence the writer broke in two ("my Outlook does not" / "sync since Monday")
+    return title, rest
+
+
 def _drop_signature(kept: list[str]) -> None:
     """Drop the name and title lines above a contact line: at most :data:`SIGNATURE_LINES` short lines
     back to a blank line, and only when some text stands above that blank line."""

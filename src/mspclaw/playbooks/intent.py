@@ -77,9 +77,9 @@ FAULTS: tuple[str, ...] = (
     "nicht verbunden", "getrennt", "hangt sich auf", "lahm", "instabil", "leere seiten", "schlagt fehl",
     "fehlgeschlagen",
     # French
-    "pas", "plus", "jamais", "rien", "impossible", "erreur", "probleme", "souci", "soucis", "panne", "bloque",
-    "bloquee", "verrouille", "oublie", "expire", "lent", "lente", "plante", "fige", "disparu", "perdu", "manque",
-    "urgent", "aide", "depanner", "deconnecte", "plein", "pleine", "sature", "saturee", "lenteur", "lenteurs",
+    "pas", "plus", "jamais", "rien", "aucun", "aucune", "impossible", "erreur", "probleme", "souci", "soucis", "panne",
+    "bloque", "bloquee", "verrouille", "oublie", "expire", "lent", "lente", "plante", "fige", "disparu", "perdu",
+    "manque", "urgent", "aide", "depanner", "deconnecte", "plein", "pleine", "sature", "saturee", "lenteur", "lenteurs",
     "rame", "sans arret", "quitte", "ferme", "avertissement", "faible", "hors ligne", "deconnectee", "instable",
     "echoue", "echec",
     # Spanish
@@ -187,7 +187,7 @@ outweighs the subject's :data:`WEAK_FAULTS`, which then describe the wanted sett
 WEAK_FAULTS: frozenset[str] = frozenset({
     "not", "no", "never", "nothing", "dont", "doesnt", "isnt", "arent", "anymore", "again", "every time",
     "whenever", "keeps", "asking for", "asks for", "prompt", "prompts", "prompting", "nicht", "kein", "keine",
-    "pas", "plus", "rien", "nunca", "nada", "niet", "geen", "niets", "nooit",
+    "pas", "plus", "rien", "aucun", "aucune", "nunca", "nada", "niet", "geen", "niets", "nooit",
 })
 
 
@@ -319,6 +319,6 @@ class Intent:
             return Ask(False, "question", first["question"])
         if "request" in first:
             return Ask(True, "request", first["request"])
-        if len(tokens) - (BREAK in tokens) < TERSE:
+        if len(tokens) - tokens.count(BREAK) < TERSE:
             return Ask(True, "terse")
         return Ask(False, "nothing")

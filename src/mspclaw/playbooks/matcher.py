@@ -36,12 +36,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_drives, mark_hosts
+from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_drives, mark_hosts, split_heading
 from mspclaw.playbooks.intent import Intent
 from mspclaw.playbooks.language import FUNCTION_WORDS, LANGUAGES, detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.playbooks.tokens import stem, stems, words
-from mspclaw.playbooks.triage import BREAK, Terms, Triage
+from mspclaw.playbooks.triage import BREAK, Terms, Triage, breaks, together
 
 __all__ = ["Match", "MatchResult", "Matcher", "match", "matcher_for", "stem", "stems", "words"]
 
@@ -559,13 +559,19 @@ class Matcher:
         """The ticket's stemmed words (subject, a break, body; at most :data:`MAX_TOKENS`), how many
         are the subject's, and the language detected."""
         subject_words = words(mark_drives(mark_hosts(clean_subject(subject))))[:MAX_TOKENS // 4]
-        body_words = words(mark_drives(mark_hosts(clean_body(body))))[:MAX_TOKENS - len(subject_words)]
-        lang = detect(subject_words + body_words)
-        if lang is None and len(subject_words) + len(body_words) > UNSURE_WORDS:
+        title, rest = split_heading(clean_body(body))
+        title_words = words(mark_drives(mark_hosts(title)))[:MAX_TOKENS // 4] if title else []
+        if not subject_words:  # a ticket without a subject: its body's title line is one
+            subject_words, title_words = title_words, []
+        body_words = words(mark_drives(mark_hosts(rest)))[:MAX_TOKENS - len(subject_words) - len(title_words)]
+        lang = detect(subject_words + title_words + body_words)
+        if lang is None and len(subject_words) + len(title_words) + len(body_words) > UNSURE_WORDS:
             lang = "en"  # many words and no function words of any language: a list of names, a log, noise
         known = self._keys.get(lang, {})
         subject_keys = [known.get(w) or self._key(w, lang) for w in subject_words]
-        return ([*subject_keys, _BREAK, *[known.get(w) or self._key(w, lang) for w in body_words]],
+        # the body's title is a segment of its own: no phrase or near pair joins its last word to the next line's
+        title_keys = [*[known.get(w) or self._key(w, lang) for w in title_words], _BREAK] if title_words else []
+        return ([*subject_keys, _BREAK, *title_keys, *[known.get(w) or self._key(w, lang) for w in body_words]],
                 len(subject_keys), lang)
 
     def _near(self, token: str) -> str | None:
@@ -787,14 +793,15 @@ class Matcher:
         if not heads:
             return False
         faults = self.intent_for(lang).faults_at(tokens)
-        split = tokens.index(_BREAK) if _BREAK in tokens else len(tokens)
+        cuts = breaks(tokens)
+        split = cuts[0] if cuts else len(tokens)
         # the few words before each fault word, not every pair of words
-        if any(tokens[pos] in heads and (pos < split) == (at < split)
+        if any(tokens[pos] in heads and together(pos, at, cuts)
                for at in faults for pos in range(max(0, at - NEAR_FAULT), at)):
             return True
         troubles = self.intent_for(lang).troubles_at(tokens, split)
-        return any(tokens[pos] in heads for at in troubles
-                   for pos in range(at + 1, min(split if at < split else len(tokens), at + 1 + NEAR_FAULT)))
+        return any(tokens[pos] in heads and together(at, pos, cuts) for at in troubles
+                   for pos in range(at + 1, min(len(tokens), at + 1 + NEAR_FAULT)))
 
     def _explain(self, book: int, found: dict[tuple[str, str], float]) -> list[str]:
         index = self._index
@@ -843,7 +850,7 @@ class Matcher:
                 chosen, runner, winner = runner, chosen, runner_at
             if preferred is not None:
                 shared = 0.0  # the chosen playbook's first steps diagnose both
-        if len(tokens) - 1 > CONTEXT_ONLY_WORDS and not self._evidence(winner, found, tokens, lang):
+        if len(tokens) - tokens.count(_BREAK) > CONTEXT_ONLY_WORDS and not self._evidence(winner, found, tokens, lang):
             return Match(None, round(best_points, 2), f"{chosen.id} scored {best_points:g} only on words that "
                          f"name what it is about ({', '.join(self._explain(winner, found))}), not on anything "
                          "it treats: a person reads it, no playbook", language=lang)

@@ -14,6 +14,7 @@ else``). :class:`Triage` indexes them once and checks a ticket in one pass over 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -27,11 +28,29 @@ the English light stems, and the matcher passes its own reading per language, so
 read exactly as the same words in a ticket are."""
 
 BREAK = "|"
-"""The token between a ticket's subject and its body: a term and its near word are on one side of it."""
+"""The token between a ticket's segments (its subject, a title line the body starts with, the rest of the body): a
+term and its near word are in one segment, and no term spans two."""
 MAX_HITS = 32
 """Positions remembered per rule and role: enough to judge nearness, bounded whatever the ticket."""
 
 T = TypeVar("T")
+
+
+def breaks(tokens: Sequence[str]) -> tuple[int, ...]:
+    """Where the :data:`BREAK` tokens are: the first splits the subject from the body."""
+    found: list[int] = []
+    at = -1
+    while True:
+        try:
+            at = tokens.index(BREAK, at + 1)
+        except ValueError:
+            return tuple(found)
+        found.append(at)
+
+
+def together(a: int, b: int, at: Sequence[int]) -> bool:
+    """Whether positions ``a`` and ``b`` are in one segment: no break of ``at`` (in order) between them."""
+    return bisect_left(at, a) == bisect_left(at, b)
 
 
 class Terms(Generic[T]):
@@ -348,6 +367,81 @@ _EXTENSION_INSTALLS = ("install an extension", "install extensions", "install th
 """An extension, add-on or theme to install, or nothing to install at all, or an installation the writer has
 done: in a question about an application's features, said in passing, not an installation asked for or
 failing. English only: the rule's ``install`` is."""
+_SIGN_IN = ("password", "passwort", "kennwort", "mot de passe", "contrasena", "wachtwoord", "login", "log in", "logon",
+            "log on", "sign in", "signin", "locked", "lockout", "locked out", "anmelden", "anmeldung", "gesperrt",
+            "connexion", "se connecter", "bloque", "iniciar sesion", "bloqueado", "inloggen", "geblokkeerd")
+"""Signing in to something, in five languages: with an application named beside it, that application's account."""
+_DIRECTORY_SIGN_IN = ("windows password", "windows login", "windows logon", "windows account", "windows credentials",
+                      "network password", "network login", "domain password", "domain account", "domain login",
+                      "ad password", "ad account", "active directory", "single sign on", "sso", "same password as",
+                      "same login as", "computer password", "pc password", "laptop password", "windows passwort",
+                      "windows kennwort", "windows anmeldung", "domanenkonto", "netzwerkpasswort",
+                      "mot de passe windows", "mot de passe de session", "session windows", "contrasena de windows",
+                      "windows wachtwoord", "netwerkwachtwoord")
+"""The directory's own sign-in named beside an application ("the ERP uses my Windows login", "single sign-on"): the
+account is the directory's, whose password the password playbook resets."""
+_LOB_KINDS = ("hr", "payroll", "timesheet", "timesheets", "time sheet", "time tracking", "time recording",
+              "timekeeping", "time clock", "attendance", "accounting", "bookkeeping", "invoicing", "finance",
+              "ordering", "order entry", "order management", "inventory", "stock control", "scheduling", "rostering",
+              "booking", "reservation", "reservations", "expense", "expenses", "document management",
+              "case management", "patient management", "client management", "customer management", "reporting",
+              "learning", "dispatch", "procurement", "purchasing", "claims", "loan", "policy administration")
+"""What a line-of-business application is for: before its kind ("the timesheet application", "the HR tool")."""
+_APP_KINDS = ("system", "systems", "application", "applications", "app", "software", "tool", "platform", "module",
+              "portal", "database", "solution", "suite")
+_LOB_NAMED = (
+    *(f"{kind} {noun}" for kind in _LOB_KINDS for noun in _APP_KINDS),
+    "logiciel de paie", "logiciel de comptabilite", "logiciel comptable", "logiciel de gestion", "logiciel metier",
+    "application metier", "logiciel de facturation", "logiciel de planning", "logiciel rh", "portail rh",
+    "outil de gestion", "sistema de nomina", "sistema de nominas", "programa de nominas", "sistema contable",
+    "programa de contabilidad", "software de contabilidad", "sistema de facturacion", "sistema de inventario",
+    "sistema de reservas", "sistema de rrhh", "portal de rrhh", "portal del empleado", "zeiterfassung",
+    "zeiterfassungssystem", "zeiterfassungssoftware", "buchhaltungssoftware", "buchhaltungsprogramm",
+    "lohnprogramm", "lohnabrechnungsprogramm", "personalsystem", "personalverwaltung", "warenwirtschaftssystem",
+    "auftragsverwaltung", "dokumentenmanagement", "kassensystem", "fibu", "boekhoudpakket", "boekhoudprogramma",
+    "boekhoudsoftware", "salarisadministratie", "planningssysteem", "planningsysteem", "urenregistratie",
+    "roostersysteem", "kassasysteem", "personeelssysteem", "hr systeem")
+"""A line-of-business application named by what it is for, in five languages (``the ordering system``, ``logiciel de
+paie``, ``Zeiterfassung``, ``urenregistratie``): its own accounts and errors are the application's, not the PC's."""
+_NOT_THE_APPLICATION = (
+    "windows", "computer", "laptop", "pc", "desktop", "email", "e mail", "outlook", "office 365", "microsoft 365",
+    "microsoft account", "network", "vpn", "domain", "authenticator", "mfa", "2fa", "wifi", "printer", "shared drive",
+    "network drive", "operating system", "system restore", "system settings", "system preferences",
+    "systemeinstellungen", "rechner", "ordinateur", "ordenador", "firefox", "browser", "thunderbird",
+    # the directory's own portals: the password reset portal, Intune's Company Portal, SharePoint
+    "reset portal", "password reset portal", "self service", "selfservice", "sspr", "company portal", "intune",
+    "sharepoint")
+"""Beside an application's sign-in, what makes the account or the fault the PC's or the directory's ("HR portal says
+account locked, and my laptop says the same")."""
+_LOB_TROUBLE = ("access", "error", "errors", "not working", "doesnt work", "isnt working", "down", "slow", "crash",
+                "crashes", "crashing", "unable", "cannot", "cant", "not able", "not loading", "wont open", "issue",
+                "issues", "problem", "problems", "zugriff", "fehler", "funktioniert nicht", "geht nicht", "langsam",
+                "acces", "erreur", "ne fonctionne pas", "ne marche pas", "lent", "acceso", "no funciona", "lento",
+                "toegang", "fout", "werkt niet", "traag")
+"""What goes wrong with an application, or access to it asked for."""
+_LOB_PRODUCTS = ("concur", "adp", "quickbooks", "xero", "jira", "confluence", "bamboohr", "bamboo hr", "zendesk",
+                 "hubspot", "docusign", "paychex", "personio", "exact online", "afas", "visma", "cegid",
+                 "silae", "freshbooks", "myob", "successfactors", "ultipro", "paylocity", "deltek")
+"""Software-as-a-service products with their own sign-in: named beside a password or a lock-out, theirs."""
+_CODES = ("2fa", "two step", "2 step", "verification code", "verification codes", "security code", "login code",
+          "sign in code", "one time code", "one time password", "otp", "zwei faktor", "2 faktor",
+          "bestatigungscode", "verifizierungscode", "sicherheitscode", "code de verification", "code de securite",
+          "double authentification", "codigo de verificacion", "codigo de seguridad", "doble factor",
+          "verificatiecode", "beveiligingscode", "tweestapsverificatie")
+"""A second factor's code or its sign-in step, in five languages (``two-factor`` is read as ``2fa``)."""
+_OUTSIDE_SERVICES = (
+    "webshop", "web shop", "online shop", "online store", "online banking", "bank", "onlineshop", "tienda online",
+    "banco", "banque", "webwinkel", "amazon", "ebay", "paypal", "facebook", "instagram", "linkedin", "twitter",
+    "whatsapp", "netflix", "spotify", "steam", "discord", "tiktok", "snapchat", "apple id", "icloud", "gmail",
+    "yahoo", "hotmail", "airbnb", "booking com", "zalando", "etsy", "coinbase", "binance", "revolut", "bol com",
+    "epic games", "playstation", "xbox", "nintendo")
+"""A shop, a bank or a consumer service: its own accounts, not the company's directory. A website not named is left
+to the playbooks' negatives (the MFA playbook is ruled out, the browser's is not: a site's page can be its fault)."""
+_COMPANY_SIGN_IN = ("office 365", "microsoft 365", "m365", "outlook", "teams", "vpn", "work account",
+                    "company account", "windows", "azure", "entra", "citrix", "remote desktop", "work email",
+                    "sharepoint", "sharepoint site", "onedrive", "intune", "company portal", "our site", "the office",
+                    "arbeitskonto", "firmenkonto", "compte professionnel", "cuenta de trabajo", "werkaccount")
+"""The company's own sign-in named beside a code: the MFA the playbook resets."""
 _RESTORE_UNLESS = ("authenticator", "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe",
                    "account", "system restore", "restore access", "restore my access", "restore his access",
                    "restore her access")
@@ -376,6 +470,9 @@ RULES: tuple[Rule, ...] = (
         "account suspended", "account has been suspended", "ist das echt", "ist die echt", "est ce un vrai",
         "es real", "es legitimo", "is dit echt",
         "verdachtig", "verdachtige", "betrug", "gehackt", "hackeado", "hameconnage", "frauduleux",
+        # French "suspect" after what it qualifies (English "suspect" is as often a verb: "I suspect the driver")
+        "courriel suspect", "mail suspect", "email suspect", "message suspect", "lien suspect", "piece jointe suspecte",
+        "courrier suspect", "activite suspecte", "connexion suspecte",
         "sospechoso", "suplantacion", "estafa", "verdacht", "oplichting", "gehackt",
         "someone sent", "someone is sending", "someone has been sending", "someone else is sending",
         "sent from my account", "sending from my account", "sending spam", "sent spam", "spam from my",
@@ -533,10 +630,23 @@ RULES: tuple[Rule, ...] = (
          ordered=True, unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", _NOBODY, near=_WORK, unless=_ONLY_ME, window=4,
          ordered=True),
+    # not one of a kind of device or person, and what it fails to do after ("ninguna impresora funciona", "aucun
+    # poste ne marche", "keiner der Drucker druckt"): every one of them; not one the writer's PC does not see
+    Rule("an outage affecting many users or a whole site", (
+        "none of the", "not a single", "not one", "keiner der", "keines der", "kein einziger", "kein einziges",
+        "aucun", "aucune", "pas un seul", "pas une seule", "ninguna", "ninguno", "ningun", "ni un solo", "ni una sola",
+        "geen enkele",
+    ), near=(*_GROUPS, "printer", "computer", "pc", "laptop", "workstation", "user", "drucker", "rechner",
+             "arbeitsplatz", "imprimante", "ordinateur", "poste", "utilisateur", "impresora", "ordenador", "equipo",
+             "usuario", "computadora", "gebruiker", "werkplek"), window=3, ordered=True,
+         then=("work", "works", "working", "print", "prints", "printing", "connect", "connects",
+               "funktioniert", "geht", "druckt", "fonctionne", "marche", "imprime", "funciona", "werkt",
+               "doet het"), then_window=3, unless=(*_ONLY_ME, *_AT_MY_DESK)),
     Rule("a hardware failure", (
         "cracked", "smashed", "spilled", "spill", "water damage", "smoke", "burning smell", "sparks",
         "wont turn on", "doesnt turn on", "does not turn on", "wont power on", "doesnt power on",
-        "will not turn on", "no power", "dead battery", "battery swollen", "swollen", "broken screen",
+        "will not turn on", "not turning on", "not powering on", "wont power up", "doesnt power up",
+        "not switching on", "wont switch on", "no power", "dead battery", "battery swollen", "swollen", "broken screen",
         "screen is broken", "screen broke", "keyboard broken",
         "keys stopped working", "hinge", "clicking noise", "grinding noise", "beeping", "beeps",
         "paper jam", "jammed", "toner", "fuser", "drum unit", "imaging drum", "pickup roller", "feed roller",
@@ -572,6 +682,9 @@ RULES: tuple[Rule, ...] = (
         "batterie gonflee", "se sobrecalienta", "sobrecalentamiento", "se calienta",
         "no enciende", "pantalla rota", "oververhit", "oververhitting", "wordt heet",
         "scherm kapot",
+        # the casing coming apart: the device's, whatever else it does
+        "peeling", "peeling off", "coming apart", "falling apart", "blattert ab", "lost sich ab", "se decolle",
+        "se despega", "se esta despegando", "laat los", "bladdert af",
     )),
     # a black screen for a while on the way to the desktop is a slow start, not a dead display; one that stays
     # black ("forever", "nothing shows", "it's dead") is the display's, slow or not
@@ -755,6 +868,10 @@ RULES: tuple[Rule, ...] = (
     ), near=("password", "passwords", "passwort", "kennwort", "mot de passe", "contrasena", "wachtwoord",
              "2fa", "two step", "verification code", "authenticator", "recovery", "locked out", "forgot", "hacked"),
          window=6),
+    # a website's or an outside service's own sign-in code ("Amazon 2FA code", "Zwei-Faktor-Code von Amazon"): its
+    # account is the user's with that service, not the company's MFA the playbook resets
+    Rule("a website's or an outside service's own verification code, not the company's MFA", _CODES,
+         near=_OUTSIDE_SERVICES, window=8, unless=_COMPANY_SIGN_IN),
     Rule("a complaint about what a vendor's update changed, not a fault", (
         "update", "updates", "new version", "latest version", "mise a jour", "nouvelle version", "actualizacion",
         "nueva version", "nieuwe versie", "neue version",
@@ -875,22 +992,22 @@ RULES: tuple[Rule, ...] = (
         "maximo", "workday", "peoplesoft", "kronos", "servicenow", "netsuite", "accela", "munis", "athenahealth",
         "meditech", "epic", "prod", "production environment", "uat", "test environment",
         "warenwirtschaft", "wawi",
-    )),
+    ), unless=_DIRECTORY_SIGN_IN),
+    # an application named by what it is for, with its sign-in, access or an error beside it: not one it is needed
+    # for ("the VPN for the accounting system") or a new hire will use
+    Rule("a business application problem, not the user's PC", _LOB_NAMED, near=(*_SIGN_IN, *_LOB_TROUBLE), window=6,
+         unless=(*_NOT_THE_APPLICATION, *_DIRECTORY_SIGN_IN, *_ONBOARDING, "starter", "joiner", "new hire")),
+    # a product with its own accounts, its password or lock-out: the product's administrator resets it
+    Rule("a business application problem, not the user's PC", _LOB_PRODUCTS, near=_SIGN_IN, window=6,
+         unless=_DIRECTORY_SIGN_IN),
     Rule("a business application problem, not the user's PC", (
         # a portal or tracker the user signs in to is an application's account, not the directory's
         "portal", "portals", "tracker", "web app", "web application", "business application", "portail",
     ), near=("password", "passwort", "kennwort", "mot de passe", "contrasena", "wachtwoord", "login", "log in",
              "logon", "log on", "sign in", "signin", "locked", "lockout", "account", "access", "anmelden",
              "anmeldung", "gesperrt", "connexion", "bloque", "iniciar sesion", "bloqueado", "inloggen",
-             "geblokkeerd"), window=5,
-         unless=("windows", "computer", "laptop", "pc", "desktop", "email", "e mail", "outlook", "office 365",
-                 "microsoft 365", "microsoft account", "network", "vpn", "domain", "authenticator", "mfa", "2fa",
-                 "wifi", "printer", "shared drive", "network drive", "operating system", "system restore",
-                 "system settings", "system preferences", "systemeinstellungen", "rechner", "ordinateur",
-                 "ordenador", "firefox", "browser", "thunderbird",
-                 # the directory's own portals: the password reset portal, Intune's Company Portal, SharePoint
-                 "reset portal", "password reset portal", "self service", "selfservice", "sspr", "company portal",
-                 "intune", "sharepoint")),
+             "geblokkeerd"), window=6,
+         unless=_NOT_THE_APPLICATION),
     Rule("a purchase, licence or billing question", (
         "billing question", "billing issue", "our billing", "the billing for", "we were billed", "billed for",
         "billed twice", "refund", "overcharged", "charged twice", "discuss pricing", "our pricing",
@@ -949,7 +1066,18 @@ RULES: tuple[Rule, ...] = (
     ), near=("license", "licence", "licenses", "licences", "lizenz", "licencia", "licentie"), window=4, ordered=True,
          unless=("already have", "already has", "i have a license", "i have a licence", "expired", "error",
                  "activation", "activate", "activated", "unlicensed", "not licensed", "install", "installed",
-                 "installing", "reinstall")),
+                 "installing", "reinstall"),
+         # the licence and its installation asked for together: the licence comes first, bought or assigned
+         excused=("license and install", "licence and install", "license and installation",
+                  "licence and installation", "license and to install", "licence and to install",
+                  "license and have it installed", "licence and have it installed")),
+    # German and Dutch put the verb last ("Lizenz für Visio benötigt", "licentie voor Visio nodig")
+    Rule("a purchase, licence or billing question", (
+        "license", "licence", "licenses", "licences", "lizenz", "lizenzen", "licentie", "licenties",
+    ), near=("benotigt", "benotige", "benotigen", "brauche", "brauchen", "gebraucht", "nodig", "aanvragen",
+             "beantragen", "bestellen"), window=4, ordered=True,
+         unless=("expired", "activation", "activate", "error", "install", "installed", "already have",
+                 "abgelaufen", "fehler", "verlopen", "fout")),
     # a phone asked for, for a new employee too: handed out, not an account to create
     Rule("a purchase, licence or billing question", (
         "cell phone", "cellphone", "mobile phone", "smartphone", "iphone", "work phone", "company phone",
@@ -972,6 +1100,15 @@ RULES: tuple[Rule, ...] = (
              "telefon", "portable", "telephone", "movil", "celular", "telefono", "mobiel", "gsm", "sim"), window=8,
          unless=(*_NOT_CARRIER, "teams", "zoom", "softphone", "soft phone", "outlook", "email", "emails", "e mail",
                  "skype", "webex", "3cx", "ringcentral")),
+    # a desk phone's own sign-in (its PIN or password, logged out of it): the phone system's, not the directory's
+    Rule("a desk phone or the phone system, which a playbook on a PC does not reach", (
+        "office phone", "desk phone", "deskphone", "ip phone", "voip phone", "work phone", "telephone set",
+        "tischtelefon", "festnetztelefon", "burotelefon", "telephone fixe", "poste telephonique", "telefono fijo",
+        "telefono de escritorio", "vaste telefoon", "bureautelefoon",
+    ), near=(*_SIGN_IN, "pin", "logged out", "log out", "signed out", "abgemeldet", "deconnecte", "desconectado",
+             "uitgelogd"), window=8, unless=("cell phone", "mobile phone", "iphone", "android", "authenticator", "mfa",
+                                              "2fa", "verification code", "code", "sms", "text message", "outlook",
+                                              "teams")),
     # last: a count of people ("billed for 12 users", "5 users need the new app") is what a rule above is about
     # when one applies; otherwise they are the people a fault affects
     Rule("an outage affecting many users or a whole site", _PEOPLE_PLURAL, near=_GROUP_FAULTS, window=3,
@@ -1019,7 +1156,7 @@ class Triage:
     def check(self, tokens: Sequence[str]) -> Verdict | None:
         """The first rule the ticket's stemmed words meet, or None."""
         hits: dict[tuple[int, str], list[tuple[int, str]]] = {}
-        split = next((pos for pos, token in enumerate(tokens) if token == BREAK), len(tokens))
+        cuts = breaks(tokens)
         for pos, (number, role, term) in self._index.scan(tokens):
             found = hits.setdefault((number, role), [])
             if len(found) < MAX_HITS:
@@ -1035,12 +1172,12 @@ class Triage:
             for pos, term in terms:
                 for other, word in near:
                     if (other != pos and abs(other - pos) <= rule.window and (other > pos or not rule.ordered)
-                            and (other < split) == (pos < split)):
+                            and together(pos, other, cuts)):
                         pair = f"{term} ... {word}" if other > pos else f"{word} ... {term}"
                         if not rule.then:
                             return Verdict(rule.reason, pair)
                         for after, fault in then:
-                            if other < after <= other + rule.then_window and (after < split) == (other < split):
+                            if other < after <= other + rule.then_window and together(after, other, cuts):
                                 return Verdict(rule.reason, f"{pair} ... {fault}")
         return None
 
