@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mspclaw.errors import ConfigError, Conflict, MSPClawError, NotFound
 from mspclaw.pipeline.identity import identity_keys, keys_of
-from mspclaw.playbooks.canonical import FAST_LOADER, safe_load
+from mspclaw.playbooks.canonical import FAST_LOADER, first_breach, safe_load
 from mspclaw.store import loop_guard
 from mspclaw.store.technicians import RosterEdit, RosterStore, StoredChannel
 from mspclaw.store.wakeups import ChannelWakeups
@@ -218,11 +218,6 @@ MAX_DEPTH = 16
 """The deepest nesting read; a roster nests four levels (the file, ``techs:``, a technician, its ``clients:``)."""
 
 
-def _at(event: yaml.Event) -> int:
-    """The 1-based line an event starts on."""
-    return event.start_mark.line + 1 if event.start_mark is not None else 1
-
-
 def _check_bounds(text: str, source: str) -> None:
     """Refuse, before anything is built, a text over :data:`MAX_FILE`, any alias (``*name``: the "billion laughs"
     expansion, and one long value repeated without end), more than :data:`MAX_NODES` nodes or nesting deeper
@@ -232,26 +227,20 @@ def _check_bounds(text: str, source: str) -> None:
     if size > MAX_FILE:
         raise ConfigError(f"{source}: {size} bytes is over the {MAX_FILE // 1024} KiB limit; a roster is a few "
                           "kilobytes")
-    depth = nodes = 0
     try:
-        for event in yaml.parse(text, Loader=FAST_LOADER):
-            if isinstance(event, yaml.AliasEvent):
-                raise ConfigError(f"{source}:{_at(event)}: YAML aliases (*{(event.anchor or '')[:40]}) are "
-                                  "not allowed in a technician roster; write the value out in full")
-            if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                nodes += 1
-                if nodes > MAX_NODES:
-                    raise ConfigError(f"{source}:{_at(event)}: more than {MAX_NODES} YAML nodes; "
-                                      "a roster is far smaller: check that this is a techs.yaml")
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise ConfigError(f"{source}:{_at(event)}: nested more than {MAX_DEPTH} levels "
-                                      "deep; a roster has four (the file, techs:, a technician, its clients:)")
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
+        breach = first_breach(text, max_nodes=MAX_NODES, max_depth=MAX_DEPTH)
     except yaml.YAMLError:
         return  # not valid YAML: parse() says where, and got no further than this pass did
+    if breach is None:
+        return
+    if breach.kind == "alias":
+        raise ConfigError(f"{source}:{breach.line}: YAML aliases (*{breach.anchor}) are not allowed in a "
+                          "technician roster; write the value out in full")
+    if breach.kind == "nodes":
+        raise ConfigError(f"{source}:{breach.line}: more than {MAX_NODES} YAML nodes; a roster is far smaller: "
+                          "check that this is a techs.yaml")
+    raise ConfigError(f"{source}:{breach.line}: nested more than {MAX_DEPTH} levels deep; a roster has four "
+                      "(the file, techs:, a technician, its clients:)")
 
 
 def parse(text: str, source: str) -> TechsFile:

@@ -18,7 +18,8 @@ import decimal
 import hashlib
 import json
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import yaml
 
@@ -55,28 +56,51 @@ def check_yaml(text: str, where: str) -> None:
     _check_events(text, where, yaml.SafeLoader)
 
 
-def _check_events(text: str, where: str, loader: Any) -> None:
+@dataclass(frozen=True)
+class YamlBreach:
+    """The first thing in a YAML text that would cost more than one linear pass to read: an ``alias``
+    (``anchor`` names it), more ``nodes`` than allowed, or nesting ``depth`` past the limit; ``line`` is 1-based."""
+
+    kind: Literal["alias", "nodes", "depth"]
+    line: int
+    anchor: str = ""
+
+
+def first_breach(text: str, *, max_nodes: int, max_depth: int, loader: Any = None) -> YamlBreach | None:
+    """One pass over the parser's events (nothing composed): the first alias, the node past ``max_nodes`` or
+    the nesting past ``max_depth``, or None. Text that is not YAML raises PyYAML's ``YAMLError``."""
     depth = nodes = 0
+    for event in yaml.parse(text, Loader=loader or FAST_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            return YamlBreach("alias", _line(event.start_mark), (event.anchor or "")[:40])
+        if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            nodes += 1
+            if nodes > max_nodes:
+                return YamlBreach("nodes", _line(event.start_mark))
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > max_depth:
+                return YamlBreach("depth", _line(event.start_mark))
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return None
+
+
+def _check_events(text: str, where: str, loader: Any) -> None:
     try:
-        for event in yaml.parse(text, Loader=loader):
-            if isinstance(event, yaml.AliasEvent):
-                raise CanonicalError(f"{where}:{_line(event.start_mark)}: YAML aliases (*{event.anchor}) are not "
-                                     "allowed in a playbook; write the value out")
-            if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                nodes += 1
-                if nodes > MAX_NODES:
-                    raise CanonicalError(f"{where}: more than {MAX_NODES} YAML nodes; a playbook is far smaller")
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise CanonicalError(f"{where}:{_line(event.start_mark)}: nested more than {MAX_DEPTH} "
-                                         "levels deep")
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
+        breach = first_breach(text, max_nodes=MAX_NODES, max_depth=MAX_DEPTH, loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise CanonicalError(f"{where}{f':{mark.line + 1}' if mark else ''}: not valid YAML: "
                              f"{getattr(exc, 'problem', None) or exc}") from exc
+    if breach is None:
+        return
+    if breach.kind == "alias":
+        raise CanonicalError(f"{where}:{breach.line}: YAML aliases (*{breach.anchor}) are not allowed in a "
+                             "playbook; write the value out")
+    if breach.kind == "nodes":
+        raise CanonicalError(f"{where}: more than {MAX_NODES} YAML nodes; a playbook is far smaller")
+    raise CanonicalError(f"{where}:{breach.line}: nested more than {MAX_DEPTH} levels deep")
 
 
 def load_yaml(text: str, where: str) -> Any:
