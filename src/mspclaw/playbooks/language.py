@@ -9,6 +9,7 @@ meet, and a user who types ``Stoerung`` or ``Storung`` for ``Störung`` is still
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 
 import snowballstemmer  # type: ignore[import-untyped]
@@ -52,7 +53,9 @@ FUNCTION_WORDS: frozenset[str] = frozenset(
 ``pero`` is no French ``père``, French ``aussi`` no German ``ausser``)."""
 
 _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})
-_STEMMERS: dict[str, object] = {}
+_STEMMERS = threading.local()
+"""Each thread's own Snowball stemmers by language: a stemmer keeps the word it works on in its own state, so
+one shared by the matcher's threads (the server matches off the event loop) mixes words up or fails."""
 _CACHE: dict[tuple[str, str], str] = {}
 _CACHE_SIZE = 100_000
 _FEW_MARKS = 8
@@ -98,9 +101,12 @@ def snowball(lang: str, word: str) -> str:
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    stemmer = _STEMMERS.get(lang)
+    stemmers: dict[str, object] | None = getattr(_STEMMERS, "by_lang", None)
+    if stemmers is None:
+        stemmers = _STEMMERS.by_lang = {}
+    stemmer = stemmers.get(lang)
     if stemmer is None:
-        stemmer = _STEMMERS[lang] = snowballstemmer.stemmer(_SNOWBALL[lang])
+        stemmer = stemmers[lang] = snowballstemmer.stemmer(_SNOWBALL[lang])
     result = str(stemmer.stemWord(word))  # type: ignore[attr-defined]
     if len(_CACHE) < _CACHE_SIZE:
         _CACHE[key] = result
