@@ -203,7 +203,9 @@ class Worker:
     One claimer per worker: it claims a job whenever a slot is free and starts the ticket as a
     task of its own. A ticket that waits (for an approval, up to five minutes, or for the end
     user's answer) holds its slot but never the claimer, and an idle worker costs one claim
-    every ``idle_s`` however many slots it has.
+    every ``idle_s`` however many slots it has. A job that completes claims the next one in the
+    same write (:meth:`JobQueue.complete_and_claim`) and its slot's task runs it; its slot goes
+    back to the claimer only when nothing was due then.
     """
 
     def __init__(self, intake: Intake, *, concurrency: int = 32, lease_s: float = 30.0, idle_s: float = 0.5,
@@ -260,27 +262,41 @@ class Worker:
                 await asyncio.gather(*running, return_exceptions=True)
 
     async def run_one(self, job: Job, worker: str) -> None:
+        """Run ``job`` in one slot; then, as long as completing a job claims the next one, that one."""
+        next_job: Job | None = await self._run_job(job, worker)
+        while next_job is not None:
+            task = asyncio.current_task()
+            if task is not None:  # named after the job it runs now
+                task.set_name(f"{worker} job {next_job.id}")
+            next_job = await self._run_job(next_job, worker)
+
+    async def _run_job(self, job: Job, worker: str) -> Job | None:
+        """Run one job and settle it; the next job, claimed by the write that completed this one (``None``:
+        none was due, or this one failed)."""
         logs.bind(job_id=job.id)  # this job's task, and the ticket's task it starts, log with its id
         beat = asyncio.get_running_loop().create_task(self._heartbeat(job.id, worker))
+        jobs = self.intake.jobs
         try:
             outcome = await self.intake.process(job)
         except PSAError as exc:
-            await run_store(self.intake.jobs, self.intake.jobs.fail, job.id, worker, f"{exc.code}: {exc.message}",
-                            retryable=exc.retryable)
+            await run_store(jobs, jobs.fail, job.id, worker, f"{exc.code}: {exc.message}", retryable=exc.retryable)
             log.warning("job %s failed: %s", job.id, exc.message)
         except MSPClawError as exc:
-            await run_store(self.intake.jobs, self.intake.jobs.fail, job.id, worker, f"{exc.code}: {exc.message}",
-                            retryable=False)
+            await run_store(jobs, jobs.fail, job.id, worker, f"{exc.code}: {exc.message}", retryable=False)
         except Exception as exc:
             log.exception("job %s crashed", job.id)
-            await run_store(self.intake.jobs, self.intake.jobs.fail, job.id, worker, f"{type(exc).__name__}: {exc}")
+            await run_store(jobs, jobs.fail, job.id, worker, f"{type(exc).__name__}: {exc}")
         else:
-            await run_store(self.intake.jobs, self.intake.jobs.complete, job.id, worker)
+            # the slot this job frees claims its next job in the same write: one trip fewer per job
+            _, claimed = await run_store(jobs, jobs.complete_and_claim, job.id, worker, kinds=[JOB_KIND],
+                                         lease_s=self.lease_s)
             log.info("job %s: ticket %s %s", job.id, job.payload.get("ticket_id"), outcome)
+            return claimed
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+        return None
 
     async def _heartbeat(self, job_id: str, worker: str) -> None:
         while True:

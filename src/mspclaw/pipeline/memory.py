@@ -13,7 +13,7 @@ from typing import Any
 
 from mspclaw.pipeline.offload import run_store
 from mspclaw.store.audit import AuditLog
-from mspclaw.store.devices import DeviceMemory
+from mspclaw.store.devices import DeviceMemory, telling
 
 QUESTION_FACTS = {
     "name": "user_name", "user_name": "user_name", "email": "email", "e-mail": "email",
@@ -55,7 +55,9 @@ class DeviceLearning:
     async def record(self, device_id: str, facts: Mapping[str, Any], *, source: str, client_id: str,
                      session_id: str | None = None) -> list[str]:
         """Remember ``facts`` of a device and audit which keys changed; the event loop runs while the
-        audit line is made durable."""
+        audit line is made durable. Facts with nothing to store (most tool results') cost no store call."""
+        if not telling(facts):
+            return []
         changed = await run_store(self.memory, self.memory.remember, device_id, facts, source=source)
         if changed:
             await self._audit.record("device_facts_learned", client_id=client_id, session_id=session_id,

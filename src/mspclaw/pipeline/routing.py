@@ -57,8 +57,21 @@ class Router:
         """The client whose ``psa_refs[psa]`` is the PSA's company id (the first by name if several are)."""
         return self._registry.client_by_psa_ref(psa, company)
 
+    def route_company(self, psa: str, company: str, *, device: str | None,
+                      requester: str | None) -> tuple[Client, Route] | None:
+        """:meth:`client_for` and :meth:`route` for its client, from one read (``None``: no client maps to it)."""
+        found = self._registry.routable_client_by_psa_ref(psa, company)
+        if found is None:
+            return None
+        return found.client, self._route(found.devices, found.revoked, device=device, requester=requester)
+
     def route(self, client_id: str, *, device: str | None, requester: str | None) -> Route:
         everyone, revoked = self._registry.devices_for_routing(client_id)  # one read
+        return self._route(everyone, revoked, device=device, requester=requester)
+
+    def _route(self, everyone: list[Device], revoked: frozenset[str], *, device: str | None,
+               requester: str | None) -> Route:
+        """The route among a client's devices (``everyone``), never to one whose agent is ``revoked``."""
         devices = [d for d in everyone if d.agent_id is None or d.agent_id not in revoked]
         chosen: Device | None = None
         why = ""

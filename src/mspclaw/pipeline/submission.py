@@ -81,17 +81,9 @@ class Submissions:
         def open_it() -> tuple[Ticket, Session, Route]:
             """The client, the route and the stored ticket: reads and one write, in one go off the loop when
             the database is a server (``run_store``), so no round trip of them holds the event loop."""
-            if isinstance(client, PSACompany):
-                found = self._router.client_for(client.psa, client.company)
-                if found is None:
-                    raise UnknownCompany(f"no client maps to {client.psa} company {client.company!r}")
-                _needs_subject(subject)  # after the company: an unknown one is escalated with its note either way
-                client_row = found
-            else:
-                client_row = client if isinstance(client, Client) else self._registry.client(client)
-            if scope is not None and client_row.id not in scope:
-                raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
-            route = self._router.route(client_row.id, device=device, requester=requester)
+            client_row, route = self._client_and_route(client, scope, device=device, requester=requester)
+            if isinstance(client, PSACompany):  # after the company: an unknown one is escalated with its note
+                _needs_subject(subject)
             facts: dict[str, str] | None = {} if route.device is not None else None  # the run's next read
             ticket, session = self._store.open_ticket(
                 client_id=client_row.id, subject=subject, body=body, requester=requester,
@@ -109,6 +101,24 @@ class Submissions:
         self._quiet.opened(session.id)
         self._start(ticket, session, route, resumed=False, claimed=lease is not None)
         return Submitted(ticket, session)
+
+    def _client_and_route(self, client: str | Client | PSACompany, scope: Collection[str] | None, *,
+                          device: str | None, requester: str) -> tuple[Client, Route]:
+        """The ticket's client (outside ``scope``: :class:`NotFound`) and route; a :class:`PSACompany`'s
+        client and its devices in one read (:class:`UnknownCompany` when no client maps to it)."""
+        route: Route | None = None
+        if isinstance(client, PSACompany):
+            found = self._router.route_company(client.psa, client.company, device=device, requester=requester)
+            if found is None:
+                raise UnknownCompany(f"no client maps to {client.psa} company {client.company!r}")
+            client_row, route = found
+        else:
+            client_row = client if isinstance(client, Client) else self._registry.client(client)
+        if scope is not None and client_row.id not in scope:
+            raise NotFound(f"no client {client!r}")  # another client's: reveal nothing
+        if route is None:
+            route = self._router.route(client_row.id, device=device, requester=requester)
+        return client_row, route
 
     def _start(self, ticket: Ticket, session: Session, route: Route, *, resumed: bool, claimed: bool) -> None:
         self._tasks[session.id] = asyncio.get_running_loop().create_task(

@@ -41,6 +41,11 @@ class DeviceFacts:
         return {f.key: f.value for f in self.facts}
 
 
+def telling(facts: Mapping[str, Any]) -> bool:
+    """Whether ``facts`` hold a value to store (``None`` and blank values are not stored)."""
+    return any(raw is not None and str(raw).strip() != "" for raw in facts.values())
+
+
 class DeviceMemory:
     def __init__(self, db: Database) -> None:
         self._sessions = db.sessions
@@ -84,7 +89,7 @@ class DeviceMemory:
     def remember(self, device_id: str, facts: Mapping[str, Any], *, source: str) -> list[str]:
         """Store facts (newer values replace older ones); returns the keys that changed."""
         changed: list[str] = []
-        if all(raw is None or str(raw).strip() == "" for raw in facts.values()):
+        if not telling(facts):
             return changed  # nothing to store (most tool results tell nothing about the device): no transaction
         now = utcnow()
         with self._sessions.begin() as db:

@@ -59,8 +59,10 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy import cast as sql_cast
@@ -70,6 +72,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from mspclaw.errors import Conflict, NotFound, StoreError
 from mspclaw.store.clock import aware_now
 from mspclaw.store.database import Database
+from mspclaw.store.fastsql import Transaction
 from mspclaw.store.secretbox import SecretBox, open_map, seal_map
 from mspclaw.store.tables import JobRow, PSAAccountRow, PSACursor, UTCDateTime, new_id, utcnow
 from mspclaw.store.wakeups import JOBS_CHANNEL
@@ -115,10 +118,12 @@ _LOST_ERROR = (literal("worker lost: ", String) + func.coalesce(_c.worker, "")
 
 
 @functools.lru_cache(maxsize=16)
-def _claim_pg(count: int | None) -> Update:
+def _claim_pg(count: int | None, skip_done: bool = False) -> Update:
     """``UPDATE jobs ... WHERE id = (the claim's SELECT ... FOR UPDATE SKIP LOCKED) RETURNING *``; ``count``:
-    the number of kinds (``None``: any kind)."""
+    the number of kinds (``None``: any kind); ``skip_done``: never the job ``p_id`` (the one completed beside it)."""
     candidate = (_CLAIM_ANY if count is None else _claim_kinds(count)).with_only_columns(_c.id).correlate(None)
+    if skip_done:
+        candidate = candidate.where(_c.id != bindparam("p_id"))
     pick = candidate.scalar_subquery()
     now = bindparam("p_now", type_=UTCDateTime())
     return update(_JOBS).where(_c.id == pick).values(
@@ -154,6 +159,20 @@ _HEARTBEAT = update(_JOBS).where(_HELD).values(lease_until=bindparam("p_lease_un
 _COMPLETE = update(_JOBS).where(_HELD).values(status="done", lease_until=None, finished_at=bindparam("p_now"),
                                               updated_at=bindparam("p_now"))
 _NOTIFY = select(func.pg_notify(bindparam("p_channel"), bindparam("p_kind")))
+
+
+@functools.lru_cache(maxsize=16)
+def _complete_and_claim_pg(count: int | None) -> Select[Any]:
+    """PostgreSQL: :data:`_COMPLETE` (``p_id``, ``p_worker``) and the claim of the next due job for the same
+    worker (:func:`_claim_pg`) as one statement: one row, ``completed`` (1 when the job was held and is now
+    done, else 0) and the claimed job's columns (all ``NULL`` when nothing was due). Both sub-statements
+    see the snapshot from before the statement, where the completed job is still running: the claim skips
+    it by its id, in case its lease had expired (a row may not be updated twice in one statement)."""
+    done = _COMPLETE.returning(_c.id).cte("completed_job")
+    claimed = _claim_pg(count, skip_done=True).cte("claimed_job")
+    completed = select(func.count()).select_from(done).scalar_subquery().label("completed")
+    one_row = select(literal_column("1").label("one")).subquery("one_row")
+    return select(completed, *claimed.c).select_from(one_row.outerjoin(claimed, true()))
 
 
 def _insert_new_key(dialect: Any) -> Any:
@@ -218,6 +237,17 @@ def _plain_json(payload: Mapping[str, Any]) -> dict[str, Any]:
 def _check_lease(lease_s: float) -> None:
     if not lease_s > 0:
         raise ValueError(f"a lease must be longer than 0 seconds, not {lease_s}")
+
+
+def _claim_args(worker: str, kinds: Collection[str] | None, lease_s: float) -> tuple[str, ...] | None:
+    """A claim's arguments checked; its kinds in a fixed order (``None``: any kind, ``()``: none at all)."""
+    if isinstance(kinds, str):
+        raise TypeError("kinds is a collection of kinds, not one kind")
+    if not worker:
+        raise ValueError("a worker needs a name")
+    _check_length("worker name", worker, 100)
+    _check_lease(lease_s)
+    return tuple(sorted(set(kinds))) if kinds is not None else None
 
 
 def _check_length(what: str, value: str | None, limit: int) -> None:
@@ -342,41 +372,41 @@ class JobQueue:
         ``now + lease_s``, with one more attempt. A lost worker's job that has no attempt left
         goes to ``dead`` with ``last_error`` saying so, and the search goes on.
         """
-        if isinstance(kinds, str):
-            raise TypeError("kinds is a collection of kinds, not one kind")
-        if not worker:
-            raise ValueError("a worker needs a name")
-        _check_length("worker name", worker, 100)
-        _check_lease(lease_s)
-        if kinds is not None and not kinds:
+        ordered = _claim_args(worker, kinds, lease_s)
+        if ordered == ():
             return None
-        ordered = sorted(set(kinds)) if kinds is not None else None
         params: dict[str, Any] = {f"kind_{i}": kind for i, kind in enumerate(ordered or ())}
         if self._pg:
             return self._claim_pg(worker, ordered, params, lease_s)
-        stmt = self._claim_any if ordered is None else self._fast.prepare(_claim_kinds(len(ordered)))
         with _store_errors("claim a job"), self._fast.transaction(immediate=True) as tx:
-            # "now" is read once the write lock is held: read before waiting for it, it would miss a
-            # job enqueued (and committed) during the wait, whose run_after is later than that "now".
-            now = params["now"] = self._now()
-            while True:
-                row = tx.mapping(stmt, params)
-                if row is None:
-                    return None
-                last_error = row["last_error"]
-                if row["status"] == "running":
-                    last_error = _lost_error(row["worker"], row["attempts"])
-                    if row["attempts"] >= row["max_attempts"]:
-                        tx.execute(self._dead, {"p_id": row["id"], "p_now": now,
-                                                "p_last_error": f"{last_error}, the last of {row['max_attempts']}"})
-                        continue
-                values = {"status": "running", "worker": worker, "lease_until": now + timedelta(seconds=lease_s),
-                          "attempts": row["attempts"] + 1, "updated_at": now, "last_error": last_error}
-                tx.execute(self._take, {"p_id": row["id"], "p_worker": worker, "p_lease_until": values["lease_until"],
-                                        "p_attempts": values["attempts"], "p_now": now, "p_last_error": last_error})
-                return _job({**row, **values})
+            return self._claim_in(tx, worker, ordered, params, lease_s)
 
-    def _claim_pg(self, worker: str, kinds: list[str] | None, params: dict[str, Any], lease_s: float) -> Job | None:
+    def _claim_in(self, tx: Transaction, worker: str, kinds: tuple[str, ...] | None, params: dict[str, Any],
+                  lease_s: float) -> Job | None:
+        """:meth:`claim` on SQLite, in ``tx`` (a ``BEGIN IMMEDIATE`` transaction)."""
+        stmt = self._claim_any if kinds is None else self._fast.prepare(_claim_kinds(len(kinds)))
+        # "now" is read once the write lock is held: read before waiting for it, it would miss a
+        # job enqueued (and committed) during the wait, whose run_after is later than that "now".
+        now = params["now"] = self._now()
+        while True:
+            row = tx.mapping(stmt, params)
+            if row is None:
+                return None
+            last_error = row["last_error"]
+            if row["status"] == "running":
+                last_error = _lost_error(row["worker"], row["attempts"])
+                if row["attempts"] >= row["max_attempts"]:
+                    tx.execute(self._dead, {"p_id": row["id"], "p_now": now,
+                                            "p_last_error": f"{last_error}, the last of {row['max_attempts']}"})
+                    continue
+            values = {"status": "running", "worker": worker, "lease_until": now + timedelta(seconds=lease_s),
+                      "attempts": row["attempts"] + 1, "updated_at": now, "last_error": last_error}
+            tx.execute(self._take, {"p_id": row["id"], "p_worker": worker, "p_lease_until": values["lease_until"],
+                                    "p_attempts": values["attempts"], "p_now": now, "p_last_error": last_error})
+            return _job({**row, **values})
+
+    def _claim_pg(self, worker: str, kinds: tuple[str, ...] | None, params: dict[str, Any],
+                  lease_s: float) -> Job | None:
         """:meth:`claim` on PostgreSQL: one statement in autocommit mode per job looked at (one, unless a lost
         worker's job on its last attempt is dead-lettered on the way)."""
         stmt = self._fast.prepare(_claim_pg(len(kinds) if kinds is not None else None))
@@ -390,6 +420,38 @@ class JobQueue:
                 if row["status"] == "running":
                     return _job(row)
                 # dead-lettered: its worker was lost on its last attempt; look for the next due job
+
+    def complete_and_claim(self, job_id: str, worker: str, *, kinds: Collection[str] | None = None,
+                           lease_s: float = 30.0) -> tuple[bool, Job | None]:
+        """:meth:`complete` the job, then :meth:`claim` the next one for the same ``worker``, in one trip: whether
+        the job was completed (``False``: ``worker`` no longer held it, and it is unchanged) and the job claimed.
+
+        A worker whose slot frees as its job ends claims with the same write that ends it: on PostgreSQL
+        one statement in autocommit mode (both or neither), on SQLite one ``BEGIN IMMEDIATE`` transaction.
+        The next job is claimed whether or not the completion counted (the slot is free either way), and it is
+        never the job just completed."""
+        ordered = _claim_args(worker, kinds, lease_s)
+        params: dict[str, Any] = {f"kind_{i}": kind for i, kind in enumerate(ordered or ())}
+        if ordered == ():
+            return self.complete(job_id, worker), None
+        if self._pg:
+            with _store_errors("complete a job and claim the next"):
+                now = self._now()
+                stmt = self._fast.prepare(_complete_and_claim_pg(len(ordered) if ordered is not None else None))
+                row = self._fast.mapping(stmt, {
+                    **params, "now": now, "p_now": now, "p_id": job_id, "p_worker": worker,
+                    "p_lease_until": now + timedelta(seconds=lease_s)})
+            assert row is not None  # the statement's one row
+            completed = bool(row.pop("completed"))
+            if row["id"] is None:
+                return completed, None
+            if row["status"] == "running":
+                return completed, _job(row)
+            # dead-lettered on the way (a lost worker's job on its last attempt): claim on, as claim() does
+            return completed, self._claim_pg(worker, ordered, params, lease_s)
+        with _store_errors("complete a job and claim the next"), self._fast.transaction(immediate=True) as tx:
+            changed = tx.execute(self._complete, {"p_id": job_id, "p_worker": worker, "p_now": self._now()}).rowcount
+            return changed == 1, self._claim_in(tx, worker, ordered, params, lease_s)
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float = 30.0) -> bool:
         """Extend the lease to ``now + lease_s``; ``False`` when ``worker`` no longer holds the job.

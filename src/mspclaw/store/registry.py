@@ -107,6 +107,41 @@ def _clients_by_psa_ref(psa: str) -> Select[Any]:
         _CLIENTS.c.name)
 
 
+@functools.lru_cache(maxsize=16)
+def _routable_clients_by_psa_ref(psa: str) -> Select[Any]:
+    """A PSA ticket's routing in one read: the clients of :func:`_clients_by_psa_ref`, each with the columns of
+    each of its devices and their agents' revocation time as ``_ROUTABLE_DEVICES`` has them (one row per
+    device; a client without a device has one row, its device columns ``NULL``)."""
+    client_columns = [c.label(f"client_{c.key}") for c in _CLIENTS.c]
+    device_columns = [c.label(f"device_{c.key}") for c in _DEVICES.c]
+    joined = _CLIENTS.outerjoin(_DEVICES, _DEVICES.c.client_id == _CLIENTS.c.id).outerjoin(
+        _AGENTS, (_AGENTS.c.id == _DEVICES.c.agent_id) & (_AGENTS.c.client_id == _DEVICES.c.client_id))
+    return select(*client_columns, *device_columns, _AGENTS.c.revoked_at.label("agent_revoked_at")).select_from(
+        joined).where(_CLIENTS.c.psa_refs[psa].as_string() == bindparam("company")).order_by(
+        _CLIENTS.c.name, _CLIENTS.c.id, _DEVICES.c.hostname)
+
+
+_CLIENT_KEYS = tuple(str(c.key) for c in _CLIENTS.c)
+_DEVICE_KEYS = tuple(str(c.key) for c in _DEVICES.c)
+_CLIENT_ID, _DEVICE_ID = _CLIENT_KEYS.index("id"), len(_CLIENT_KEYS) + _DEVICE_KEYS.index("id")
+"""Where a row of :func:`_routable_clients_by_psa_ref` has the client's id and the device's."""
+
+
+@dataclass(frozen=True)
+class RoutableClient:
+    """A client with what routing reads of it (:meth:`Registry.devices_for_routing`)."""
+
+    client: Client
+    devices: list[Device]
+    revoked: frozenset[str]
+    """Of the agents of ``devices``, those whose credential was revoked."""
+
+
+def _refers(client: Client, psa: str, company: str) -> bool:
+    """Whether ``client`` maps to the PSA's company: the rule routing has always used."""
+    return str(client.psa_refs.get(psa, "")) == company
+
+
 def pick_device(devices: list[Device], ref: str) -> Device | None:
     """The device of ``devices`` whose id or host name (case-insensitive) is ``ref``."""
     for device in devices:
@@ -162,12 +197,35 @@ class Registry:
         unknown company, or a reference the database renders differently as text, such as a JSON
         ``true``) the rule is applied to every client, so whenever the rule finds a client, one is found.
         """
-        def matches(client: Client) -> bool:
-            return str(client.psa_refs.get(psa, "")) == company
-
         candidates = self._clients(self._fast.prepare(_clients_by_psa_ref(psa)), {"company": company})
-        return next((c for c in candidates if matches(c)), None) or next(
-            (c for c in self.clients() if matches(c)), None)
+        return next((c for c in candidates if _refers(c, psa, company)), None) or next(
+            (c for c in self.clients() if _refers(c, psa, company)), None)
+
+    def routable_client_by_psa_ref(self, psa: str, company: str) -> RoutableClient | None:
+        """:meth:`client_by_psa_ref` and that client's :meth:`devices_for_routing`: one statement when the database
+        picks the client (PSA intake's reads of a ticket's client and route, in one round trip)."""
+        nc, nd = len(_CLIENT_KEYS), len(_DEVICE_KEYS)
+        client: Client | None = None
+        devices: list[Device] = []
+        revoked: set[str] = set()
+        for row in self._fast.read(self._fast.prepare(_routable_clients_by_psa_ref(psa)), {"company": company}):
+            if client is not None and row[_CLIENT_ID] != client.id:
+                break  # the first client that passes, with all of its rows (they come together)
+            if client is None:
+                candidate = Client(**dict(zip(_CLIENT_KEYS, row[:nc], strict=True)))
+                if not _refers(candidate, psa, company):
+                    continue
+                client = candidate
+            if row[_DEVICE_ID] is not None:  # else the client has no device
+                device = Device(**dict(zip(_DEVICE_KEYS, row[nc:nc + nd], strict=True)))
+                devices.append(device)
+                if row[-1] is not None and device.agent_id is not None:
+                    revoked.add(device.agent_id)
+        if client is not None:
+            return RoutableClient(client, devices, frozenset(revoked))
+        # none passed: a reference the database renders differently as text, as client_by_psa_ref handles it
+        client = next((c for c in self.clients() if _refers(c, psa, company)), None)
+        return RoutableClient(client, *self.devices_for_routing(client.id)) if client is not None else None
 
     # -- enrollment -----------------------------------------------------------------------------
     def issue_code(self, client_id: str, *, role: str = "device", ttl: timedelta) -> IssuedCode:

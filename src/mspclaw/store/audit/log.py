@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, insert, select
+from sqlalchemy import BigInteger, Row, Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mspclaw.errors import ConfigError, StoreError
@@ -44,6 +45,10 @@ from mspclaw.store.tables import AuditEvent
 
 _log = logging.getLogger("mspclaw.store.audit")
 
+OTHERS_QUIET_S = 60.0
+"""On PostgreSQL, how long after finding another process's events a log reads the chain's tail for every batch
+instead of continuing from its own last batch (see ``AuditLog._end``)."""
+
 PG_LOCK_KEY = int.from_bytes(b"mspaudit", "big")
 """Key of the PostgreSQL advisory lock that serialises appends: the bytes ``mspaudit`` as a bigint."""
 
@@ -52,6 +57,11 @@ _COLUMNS = ("seq", "ts", "kind", "actor", "client_id", "session_id", "data", "pr
 _TAIL = select(_EVENTS.c.seq, _EVENTS.c.hash, _EVENTS.c.ts).order_by(_EVENTS.c.seq.desc()).limit(1)
 _INSERT = insert(_EVENTS).values({name: bindparam(name, type_=_EVENTS.c[name].type) for name in _COLUMNS})
 """Built once and prepared on the database's fast path: a batch is these two statements."""
+_INSERT_LOCKED = insert(_EVENTS).from_select(_COLUMNS, select(
+    *(bindparam(name, type_=_EVENTS.c[name].type).label(name) for name in _COLUMNS)).select_from(
+    select(func.pg_advisory_xact_lock(bindparam("lock_key", PG_LOCK_KEY, type_=BigInteger))).subquery("audit_lock")))
+"""PostgreSQL, after a known end: each row's insert takes the advisory lock first (held, again, until the commit),
+so the batch needs no statement of its own for it."""
 
 BLOCKING_ON_LOOP = ("append() blocks; use `await audit.record(...)` from async code "
                     "(AuditLog.append was called on a thread that runs an event loop)")
@@ -73,6 +83,7 @@ class AuditLog:
             raise ConfigError(f"the audit log supports SQLite and PostgreSQL, not {db.dialect}")
         self._db = db
         self._tail, self._insert = db.fast.prepare(_TAIL), db.fast.prepare(_INSERT)
+        self._insert_locked = db.fast.prepare(_INSERT_LOCKED) if db.dialect == "postgresql" else None
         self._files = DayFiles(audit_dir)
         self._clock = clock
         self._mutex = threading.Lock()
@@ -85,7 +96,11 @@ class AuditLog:
         self._head_seq = 0
         """The ``seq`` of the last event this instance committed; the sealer compares it with the last sealed."""
         self._end: Link | None = None
-        """On SQLite, where this instance's last batch left the chain (``None``: read the tail)."""
+        """Where this instance's last batch left the chain (``None``: read the tail). On PostgreSQL it is kept
+        only while no other process appended for :data:`OTHERS_QUIET_S`: with several replicas appending in
+        turn, a known end would be stale at nearly every batch, and a stale one costs a failed insert."""
+        self._others_appended_at: float | None = None
+        """When a batch last found another process's events after this instance's known end (monotonic)."""
         self._sealed_seq = 0
         self._stop_sealer = threading.Event()
         if checkpoints is not None:
@@ -146,8 +161,8 @@ class AuditLog:
     def _write_batch(self, batch: list[Entry]) -> tuple[list[AuditRecord], Copies]:
         """Append a batch of events: one transaction, one write and one fsync per day file.
 
-        Order of work, all under the append lock: read the tail (one indexed query; on SQLite
-        only when this instance does not know where its last batch left the chain, see
+        Order of work, all under the append lock: read the tail (one indexed query, only
+        when this instance does not know where its last batch left the chain, see
         :meth:`_append`), insert the rows, append the file lines, fsync them, commit. The file is written *inside* the
         transaction, before the commit, because the lock is only held until the commit: a line
         written afterwards could land in the file after a later event of another process.
@@ -178,6 +193,7 @@ class AuditLog:
                     if self._end is None:
                         raise
                     self._end = None  # another process appended since this one's last batch: read the tail
+                    self._others_appended_at = time.monotonic()
                     records, written = self._append(batch, None)
             except SQLAlchemyError as exc:
                 self._end = None
@@ -187,7 +203,8 @@ class AuditLog:
                 raise
             copies = self._files.copies(written) if self._sync_after_commit else []
             self._head_seq = records[-1].seq
-            if self._sync_after_commit:
+            others = self._others_appended_at
+            if self._sync_after_commit or others is None or time.monotonic() - others >= OTHERS_QUIET_S:
                 self._end = Link(records[-1].seq, records[-1].hash, records[-1].ts)
             self._files.keep_only(written)  # the batch's last day: records come in ts order
         return records, copies
@@ -196,14 +213,21 @@ class AuditLog:
         """The batch's transaction, after the chain's ``end`` if known, else after the tail it reads.
 
         Reading the tail takes the lock first (``BEGIN IMMEDIATE``, the advisory lock). With a known
-        end (SQLite: where this instance's last batch left the chain) the insert takes SQLite's write
-        lock itself, and its first ``seq`` is taken if another process appended meanwhile: the
-        :class:`IntegrityError` that follows makes the caller read the tail and try again."""
-        with self._db.fast.transaction(immediate=end is None, pg_advisory_key=PG_LOCK_KEY) as tx:
+        end (where this instance's last batch left the chain) there is no read, and the insert takes the lock
+        itself: SQLite's write lock, PostgreSQL's advisory lock (:data:`_INSERT_LOCKED`, each row's insert
+        takes it before it writes, so the batch is one round trip); either way the insert's first ``seq`` is
+        taken if another process appended meanwhile (``seq`` is the primary key; the check sees every
+        committed row, whatever the statement's snapshot), and the :class:`IntegrityError` that follows
+        makes the caller read the tail and try again."""
+        insert = self._insert
+        if end is not None and self._insert_locked is not None:
+            insert = self._insert_locked  # takes the advisory lock itself: one round trip for the batch
+        with self._db.fast.transaction(immediate=end is None,
+                                       pg_advisory_key=PG_LOCK_KEY if insert is self._insert else None) as tx:
             if end is None:
                 end = _link(tx.first(self._tail, {}))
             records, lines_ = chain.extend(end, batch, self._clock)
-            tx.execute_many(self._insert, [_row(record) for record in records])
+            tx.execute_many(insert, [_row(record) for record in records])
             written = self._files.append(records, lines_)
             try:
                 if not self._sync_after_commit:
