@@ -68,6 +68,12 @@ FAULTS: tuple[str, ...] = (
     "refuses", "refused", "fix", "repair", "help", "weak", "forever", "takes ages", "low", "warning", "warns",
     "too many", "quit", "quits", "quitting", "unexpectedly", "paused", "unlicensed", "pending", "constantly",
     "every time", "whenever", "again", "flaky", "unstable", "intermittent", "intermittently",
+    # what comes out wrong or is not there: unreadable output, a service not available, space used up; a status
+    # bar said to be red ("red" alone is Spanish for a network)
+    "unavailable", "gibberish", "garbage", "garbled", "unreadable", "random characters", "random symbols",
+    "random letters",
+    "ran out of", "run out of", "running out of", "out of space", "out of disk space", "out of storage",
+    "gb left", "mb left", "gb remaining", "is red", "turned red", "turns red", "went red", "gone red", "shows red",
     # German
     "nicht", "kein", "keine", "keinen", "keiner", "nie", "fehler", "fehlermeldung", "problem", "probleme",
     "storung", "gestort", "gesperrt", "sperre", "vergessen", "abgelaufen", "langsam", "hangt", "haengt",
@@ -75,26 +81,30 @@ FAULTS: tuple[str, ...] = (
     "falsch", "ungultig", "dringend", "hilfe", "geht nicht", "klappt nicht", "funktioniert nicht", "voll",
     "bricht", "abbricht", "standig", "dauernd", "immer wieder", "warnung", "schwach", "ewig",
     "nicht verbunden", "getrennt", "hangt sich auf", "lahm", "instabil", "leere seiten", "schlagt fehl",
-    "fehlgeschlagen",
+    "fehlgeschlagen", "nicht verfugbar", "unerreichbar", "zeichensalat", "wirre zeichen", "kryptische zeichen",
+    "unzureichend", "zu wenig speicher", "zu wenig speicherplatz", "unleserlich",
     # French
     "pas", "plus", "jamais", "rien", "aucun", "aucune", "impossible", "erreur", "probleme", "souci", "soucis", "panne",
     "bloque", "bloquee", "verrouille", "oublie", "expire", "lent", "lente", "plante", "fige", "disparu", "perdu",
     "manque", "urgent", "aide", "depanner", "deconnecte", "plein", "pleine", "sature", "saturee", "lenteur", "lenteurs",
     "rame", "sans arret", "quitte", "ferme", "avertissement", "faible", "hors ligne", "deconnectee", "instable",
-    "echoue", "echec",
+    "echoue", "echec", "indisponible", "insuffisant", "insuffisante", "caracteres bizarres",
+    "caracteres aleatoires", "n importe quoi", "illisible", "illisibles",
     # Spanish
     "nunca", "nada", "error", "errores", "problema", "problemas", "fallo", "falla", "bloqueado", "bloqueada",
     "olvide", "olvidado", "caducado", "caducada", "expirado", "lento", "lenta", "cuelga", "colgado", "congelado",
     "desaparecido", "perdido", "falta", "urgente", "ayuda", "no funciona", "no puedo", "lleno", "llena",
     "desconecta", "cierra", "constantemente", "advertencia", "debil", "tarda", "lentitud", "fuera de linea",
     "desconectado", "desconectada", "sin conexion", "inestable", "congela", "se congela", "se traba",
-    "se bloquea",
+    "se bloquea", "sin espacio", "no disponible", "insuficiente", "caracteres raros", "caracteres extranos",
+    "caracteres aleatorios", "ilegible", "ilegibles",
     # Dutch
     # "een storing": a lone "storing" has the stem of English "stored"
     "niet", "geen", "nooit", "niets", "fout", "foutmelding", "probleem", "problemen", "een storing", "storingen",
     "geblokkeerd", "vergrendeld", "vergeten", "verlopen", "traag", "langzaam", "vast", "crasht", "verdwenen", "kwijt",
     "ontbreekt", "dringend", "hulp", "niks", "vol", "valt weg", "steeds", "waarschuwing", "zwak", "duurt lang",
-    "sluit af", "niet verbonden", "verbroken", "instabiel", "mislukt", "lukt niet",
+    "sluit af", "niet verbonden", "verbroken", "instabiel", "mislukt", "lukt niet", "onbereikbaar", "onvoldoende",
+    "vreemde tekens", "rare tekens", "willekeurige tekens", "onleesbaar",
     *NEGATED_FUNCTIONS,
 )
 """Words that say something is wrong."""
@@ -132,16 +142,17 @@ REQUESTS: tuple[str, ...] = (
     "can i have", "may i have",
     # German
     "bitte", "brauche", "benotige", "zurucksetzen", "entsperren", "installieren", "einrichten", "zugriff",
-    "berechtigung", "berechtigungen", "freischalten", "neu", "neuer", "neue", "anlegen", "andern",
+    "berechtigung", "berechtigungen", "freischalten", "neu", "neuer", "neue", "anlegen", "andern", "hinzufugen",
+    "konnen sie", "konnten sie",
     # French
     "svp", "merci de", "besoin", "reinitialiser", "debloquer", "installer", "acces", "droits", "nouveau",
-    "nouvelle", "creer", "changer",
+    "nouvelle", "creer", "changer", "ajouter", "pouvez vous", "pourriez vous",
     # Spanish
     "por favor", "necesito", "necesita", "restablecer", "desbloquear", "instalar", "acceso", "permisos",
-    "nuevo", "nueva", "crear", "cambiar",
+    "nuevo", "nueva", "crear", "cambiar", "anadir", "agregar",
     # Dutch
     "graag", "aub", "nodig", "resetten", "deblokkeren", "installeren", "toegang", "rechten", "nieuw",
-    "nieuwe", "aanmaken", "wijzigen",
+    "nieuwe", "aanmaken", "wijzigen", "toevoegen", "kunnen jullie",
 )
 """Words that ask for work to be done."""
 
