@@ -65,6 +65,66 @@ _FIELD_LABEL = re.compile(r"^\s*(website address|web site address|web address|we
                           re.IGNORECASE)
 """A web form's field label before the address the user was on (``Website Address: all``): the form's word, not
 the user's; the address after it is kept (it may name the application that fails)."""
+_PLACEHOLDER_WORDS = (r"(other|others|n/?a|none|unknown|not sure|unsure|don'?t know|do not know|no idea|not applicable|"
+                      r"sonstiges?|andere|unbekannt|wei(ß|ss) nicht|keine angabe|autre|autres|inconnu|je ne sais pas|"
+                      r"ne sais pas|otro|otra|otros|desconocido|no s(é|e)|anders|overig|overige|onbekend|weet ik niet|"
+                      r"weet niet)")
+_PLACEHOLDER = re.compile(rf"{_PLACEHOLDER_WORDS}([ \t]{{0,3}}(/|,|\||-|or|oder|ou|o|of)[ \t]{{0,3}}"
+                          rf"{_PLACEHOLDER_WORDS}){{0,3}}[.!]?", re.IGNORECASE)
+"""A form's picker answer that names nothing (``Other / Not sure``, ``N/A``, ``Sonstiges``, ``Je ne sais pas``): the
+form's words, not the user's; its "not" says nothing is wrong."""
+_URGENCY = re.compile(
+    r"(urgent|urgently|very urgent|soon|flexible|asap|immediately|today|this week|whenever|no rush|not urgent|"
+    r"low|medium|normal|high|critical|dringend|sehr dringend|bald|sofort|niedrig|mittel|hoch|kritisch|"
+    r"bient(ô|o)t|imm(é|e)diatement|faible|moyenne?|(é|e)lev(é|e)e?|urgente|pronto|inmediatamente|baja|media|alta|"
+    r"spoed|snel|laag|gemiddeld|hoog|kritiek)[ \t]{0,3}(—|–|-{1,2})[ \t][^\n]{0,80}", re.IGNORECASE)
+"""A form's urgency picker answer (``Urgently — Critical that this is addressed today``, ``Soon — Within a week``,
+``Flexible — An extended timeline is OK``): how soon, not what is wrong; its words ("critical", "extended") are no
+symptom."""
+APP_MARK = "namedapplication"
+"""What a form's application field turns its answer into (``What application are you using?`` / ``AMANDA`` ->
+``namedapplication AMANDA``): the word a triage rule reads as "the ticket is about this application", wherever in the
+ticket the fault is said."""
+_APP_QUESTION = re.compile(
+    r"(>|#{1,6})?[ \t]{0,3}((what|which) (application|app|system|software|program) (are you using|is (it|this) about|"
+    r"is affected) ?\??|(affected )?(application|app|software)( name)? ?:?|(betroffene )?anwendung ?:?|"
+    r"application concern(é|e)e ?:?|aplicaci(ó|o)n( afectada)? ?:?|(betreffende )?applicatie ?:?|toepassing ?:?)",
+    re.IGNORECASE)
+"""A form's question for the application the ticket is about, alone on its (stripped) line; its answer is the next
+line. The patterns here are matched whole against stripped lines: no leading or trailing whitespace run to backtrack
+over."""
+_APP_FIELD = re.compile(r"^\s*((affected )?application|app|anwendung|application concern(é|e)e|aplicaci(ó|o)n|"
+                        r"applicatie|toepassing)\s*:\s*(?=\S)", re.IGNORECASE)
+"""The same field on one line (``Application: Maximo``)."""
+APP_ANSWER_WORDS = 8
+"""An answer of at most this many words names an application; a longer one is the user's sentence."""
+_NAMED_SIGN_IN = re.compile(
+    r"\b((?i:locked out of|locked out from|log(?:ged|ging)? ?(?:in|on) ?to|log(?:ged|ging)? ?into|"
+    r"sign(?:ed|ing)? ?in ?to|sign(?:ed|ing)? ?into|"
+    r"(?:my|our|the|a|an)(?= [A-Z][A-Za-z]{2,20} (?i:account|login|log in|password)\b)))\s+(?i:(?:my|our|the)\s+)?"
+    r"([A-Z][A-Za-z]{2,20})\b(?![-\d])")
+"""A sign-in to something named with a capital (``locked out of my Arctos account``, ``log into Maximo``, ``my TACC
+account``): an application's own account, unless the name is one of the directory's (:data:`DIRECTORY_NAMES`)."""
+DIRECTORY_NAMES = frozenset((
+    "windows", "microsoft", "office", "outlook", "teams", "onedrive", "sharepoint", "azure", "entra", "okta", "duo",
+    "google", "gmail", "apple", "mac", "macbook", "vpn", "ad", "active", "domain", "network", "citrix", "remote",
+    "email", "mail", "exchange", "intune", "company", "work", "computer", "laptop", "desktop", "pc", "wifi", "the",
+    "my", "our", "your", "this", "that", "account", "it", "zoom", "webex", "adobe", "chrome", "edge", "firefox",
+    "safari", "word", "excel", "powerpoint", "skype", "user", "users", "admin", "global", "portal", "authenticator",
+    "sso", "mfa", "o365", "m365", "aad", "ms", "win", "mailbox", "device", "session", "profile", "system", "server",
+    "drive", "machine", "workstation", "notebook", "login", "password", "phone", "iphone", "ipad", "android"))
+"""Names that sign in with the directory's account (or are no name at all): no application of its own."""
+
+
+def _named_sign_in(found: re.Match[str]) -> str:
+    if found.group(2).lower() in DIRECTORY_NAMES:
+        return found.group(0)
+    return f"{found.group(0)[:found.start(2) - found.start()]}{APP_MARK} {found.group(2)}"
+
+
+_FORM_HEADING = re.compile(r"^\s*#{1,6}\s+\S")
+"""A Markdown heading (``### Describe the problem.``): an issue form's question when an answer quoted below it or the
+next question follows; the answers such forms quote (``> Printer jams``) are the user's words, not a reply's."""
 _QUOTED_HEADER = re.compile(r"^\s*(from|von|de|van|sent|gesendet|envoy(e|é)|enviado|verzonden)\s*:\s", re.IGNORECASE)
 """The first header of a quoted earlier message (``Von: ... Gesendet: ...``): once the user's own words
 are read, what follows is the thread they replied to."""
@@ -151,7 +211,7 @@ def clean_subject(subject: str) -> str:
         if stripped == text:
             break
         text = stripped
-    return text
+    return _NAMED_SIGN_IN.sub(_named_sign_in, text)
 
 
 def clean_body(body: str) -> str:
@@ -162,9 +222,50 @@ def clean_body(body: str) -> str:
     """
     kept: list[str] = []
     words = 0
+    heading = ""  # a Markdown heading not yet known to be a form's question or the user's title
+    answers = False  # quoted lines after a form's question are its answers
+    field = False  # the next line answers a form's question for the application
     for line in body[:MAX_BODY].splitlines():
-        if line.lstrip().startswith(">") or _BANNER.match(line) or _FORM_FIELD.match(line):
+        if not line.strip():
+            if not heading:
+                kept.append(line)
             continue
+        if _APP_QUESTION.fullmatch(line.strip()):
+            field = True
+            answers = answers or not line.lstrip().startswith(">")  # a heading's answer is quoted below it
+            heading = ""
+            continue
+        if _FORM_HEADING.match(line):
+            heading = line  # a question right after a question: the first had no answer
+            continue
+        quoted = line.lstrip().startswith(">")
+        if heading:
+            if not quoted:
+                kept.append(heading)  # the user's own heading over their text
+                words += len(heading.split())
+            heading = ""
+            answers = quoted
+        elif not quoted:
+            answers = False
+        if quoted:
+            if not answers:
+                continue
+            line = line.lstrip()[1:]
+            if not line.strip():
+                continue
+        inline = _APP_FIELD.match(line)
+        if inline:
+            line, field = line[inline.end():], True
+        if (_BANNER.match(line) or _FORM_FIELD.match(line) or _PLACEHOLDER.fullmatch(line.strip())
+                or _URGENCY.fullmatch(line.strip())):
+            field = False
+            continue
+        if field:
+            field = False
+            if len(line.split()) <= APP_ANSWER_WORDS:
+                line = f"{APP_MARK} {line.strip()}"
+        else:
+            line = _NAMED_SIGN_IN.sub(_named_sign_in, line)
         if _HEADER.match(line):
             if words >= 3 and _QUOTED_HEADER.match(line):
                 break

@@ -74,6 +74,9 @@ FAULTS: tuple[str, ...] = (
     "random letters",
     "ran out of", "run out of", "running out of", "out of space", "out of disk space", "out of storage",
     "gb left", "mb left", "gb remaining", "is red", "turned red", "turns red", "went red", "gone red", "shows red",
+    # pop-ups that come unasked
+    "get pop ups", "getting pop ups", "get popups", "getting popups", "pop ups everywhere", "popups everywhere",
+    "popping up",
     # German
     "nicht", "kein", "keine", "keinen", "keiner", "nie", "fehler", "fehlermeldung", "problem", "probleme",
     "storung", "gestort", "gesperrt", "sperre", "vergessen", "abgelaufen", "langsam", "hangt", "haengt",
@@ -82,14 +85,14 @@ FAULTS: tuple[str, ...] = (
     "bricht", "abbricht", "standig", "dauernd", "immer wieder", "warnung", "schwach", "ewig",
     "nicht verbunden", "getrennt", "hangt sich auf", "lahm", "instabil", "leere seiten", "schlagt fehl",
     "fehlgeschlagen", "nicht verfugbar", "unerreichbar", "zeichensalat", "wirre zeichen", "kryptische zeichen",
-    "unzureichend", "zu wenig speicher", "zu wenig speicherplatz", "unleserlich",
+    "unzureichend", "zu wenig speicher", "zu wenig speicherplatz", "unleserlich", "leere seite", "weisse seite",
     # French
     "pas", "plus", "jamais", "rien", "aucun", "aucune", "impossible", "erreur", "probleme", "souci", "soucis", "panne",
     "bloque", "bloquee", "verrouille", "oublie", "expire", "lent", "lente", "plante", "fige", "disparu", "perdu",
     "manque", "urgent", "aide", "depanner", "deconnecte", "plein", "pleine", "sature", "saturee", "lenteur", "lenteurs",
     "rame", "sans arret", "quitte", "ferme", "avertissement", "faible", "hors ligne", "deconnectee", "instable",
     "echoue", "echec", "indisponible", "insuffisant", "insuffisante", "caracteres bizarres",
-    "caracteres aleatoires", "n importe quoi", "illisible", "illisibles",
+    "caracteres aleatoires", "n importe quoi", "illisible", "illisibles", "blanche", "blanches",
     # Spanish
     "nunca", "nada", "error", "errores", "problema", "problemas", "fallo", "falla", "bloqueado", "bloqueada",
     "olvide", "olvidado", "caducado", "caducada", "expirado", "lento", "lenta", "cuelga", "colgado", "congelado",
@@ -97,14 +100,14 @@ FAULTS: tuple[str, ...] = (
     "desconecta", "cierra", "constantemente", "advertencia", "debil", "tarda", "lentitud", "fuera de linea",
     "desconectado", "desconectada", "sin conexion", "inestable", "congela", "se congela", "se traba",
     "se bloquea", "sin espacio", "no disponible", "insuficiente", "caracteres raros", "caracteres extranos",
-    "caracteres aleatorios", "ilegible", "ilegibles",
+    "caracteres aleatorios", "ilegible", "ilegibles", "en blanco",
     # Dutch
     # "een storing": a lone "storing" has the stem of English "stored"
     "niet", "geen", "nooit", "niets", "fout", "foutmelding", "probleem", "problemen", "een storing", "storingen",
     "geblokkeerd", "vergrendeld", "vergeten", "verlopen", "traag", "langzaam", "vast", "crasht", "verdwenen", "kwijt",
     "ontbreekt", "dringend", "hulp", "niks", "vol", "valt weg", "steeds", "waarschuwing", "zwak", "duurt lang",
     "sluit af", "niet verbonden", "verbroken", "instabiel", "mislukt", "lukt niet", "onbereikbaar", "onvoldoende",
-    "vreemde tekens", "rare tekens", "willekeurige tekens", "onleesbaar",
+    "vreemde tekens", "rare tekens", "willekeurige tekens", "onleesbaar", "leeg", "lege pagina", "witte pagina",
     *NEGATED_FUNCTIONS,
 )
 """Words that say something is wrong."""

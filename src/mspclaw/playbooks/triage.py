@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from mspclaw.playbooks.cleaning import HOST_MARK
+from mspclaw.playbooks.cleaning import APP_MARK, HOST_MARK
 from mspclaw.playbooks.tokens import stems
 
 Reader = Callable[[str], Sequence[str]]
@@ -131,6 +131,9 @@ class Rule:
     then_window: int = 6
     excused: tuple[str, ...] = ()
     """An :attr:`unless` word inside one of these does not count ("install" in "install an extension")."""
+    across: bool = False
+    """When true, a :attr:`near` word counts anywhere in the ticket, in any segment: the term names what the whole
+    ticket is about (a form's application field), not a word of one sentence."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,16 @@ _ASKED_DEVICES = ("laptop", "laptops", "computer", "computers", "desktop", "desk
                   "handy", "rechner", "telephone portable", "ordinateur", "ordinateurs", "ordenador", "ordenadores",
                   "portatil", "movil", "telefono movil", "mobiele telefoon")
 """What a user asks to be handed out ("need a new laptop", "requesting a cell phone")."""
+_HANDED_OUT = ("hotspot", "hotspots", "wifi hotspot", "mobile hotspot", "mifi", "jetpack", "headset", "headsets",
+               "webcam", "docking station", "dock", "monitor", "monitors", "second monitor", "external monitor",
+               "keyboard", "mouse", "charger", "power adapter", "laptop bag", "cell phone", "cellphone", "tablet",
+               "maus", "tastatur", "ladegerat", "kopfhorer", "souris", "clavier", "chargeur", "ecran", "casque",
+               "raton", "teclado", "cargador", "auriculares", "muis", "toetsenbord", "oplader", "scherm", "koptelefoon")
+"""Peripherals and small devices a user is handed: asked for, not repaired."""
+_HANDED_OUT_FAULTS = ("to work", "to connect", "to show up", "to be detected", "to be recognized", "to charge",
+                      "not working", "stopped working", "isnt working", "is broken", "funktioniert nicht",
+                      "ne fonctionne pas", "no funciona", "werkt niet", "kaputt", "casse", "roto", "kapot")
+"""A device that fails ("can't get a monitor to work", "a headset that stopped working"): no purchase."""
 _DEVICE_AS_ADJECTIVE = tuple(
     f"{device} {thing}" for device in ("laptop", "computer", "pc", "desktop", "workstation", "notebook", "phone",
                                        "iphone", "ipad", "tablet", "rechner", "ordinateur", "ordenador")
@@ -301,6 +314,10 @@ _GROUPS = ("printers", "phones", "computers", "pcs", "laptops", "desktops", "use
            "utilisateurs", "collegues", "impresoras", "telefonos", "ordenadores", "equipos", "usuarios",
            "companeros", "telefoons", "gebruikers", "collegas", "medewerkers")
 """After "all" (``all printers``, ``alle Drucker``, ``tous les postes``): a request or a fault for a group."""
+_BROWSERS = ("browser", "browsers", "firefox", "chrome", "edge", "safari", "navigateur", "navegador", "webbrowser",
+             "internet explorer")
+"""A browser named: "all sites", "tous les sites", "meerdere sites" are websites it opens, not the client's places."""
+_GROUPS_NOT_SITES = tuple(group for group in _GROUPS if group != "sites")
 
 
 _RELATIONS = ("friend", "friends", "mother", "mom", "mum", "mothers", "dad", "father", "fathers", "wife", "husband",
@@ -594,7 +611,10 @@ RULES: tuple[Rule, ...] = (
          unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", ("all", "alle", "allen", "tous", "toutes", "todos",
                                                             "todas"),
-         near=_GROUPS, window=2, ordered=True, unless=_ONLY_ME),
+         near=_GROUPS_NOT_SITES, window=2, ordered=True, unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", ("all", "alle", "allen", "tous", "toutes", "todos",
+                                                            "todas"),
+         near=("sites",), window=2, ordered=True, unless=(*_ONLY_ME, *_BROWSERS)),
     Rule("an outage affecting many users or a whole site", ("all", "alle", "allen", "tous", "toutes", "todos",
                                                             "todas"),
          near=("accounts", "mailboxes", "postfacher", "konten", "comptes", "cuentas", "buzones", "mailboxen"),
@@ -603,8 +623,12 @@ RULES: tuple[Rule, ...] = (
                  "al mijn")),
     Rule("an outage affecting many users or a whole site", (
         "several", "multiple", "many", "numerous", "various", "mehrere", "viele", "verschiedene", "plusieurs",
-        "nombreux", "varios", "varias", "muchos", "meerdere", "veel"), near=_GROUPS, window=2, ordered=True,
+        "nombreux", "varios", "varias", "muchos", "meerdere", "veel"), near=_GROUPS_NOT_SITES, window=2, ordered=True,
          unless=_ONLY_ME),
+    Rule("an outage affecting many users or a whole site", (
+        "several", "multiple", "many", "numerous", "various", "mehrere", "viele", "verschiedene", "plusieurs",
+        "nombreux", "varios", "varias", "muchos", "meerdere", "veel"), near=("sites",), window=2, ordered=True,
+         unless=(*_ONLY_ME, *_BROWSERS)),
     Rule("an outage affecting many users or a whole site", _SITES, near=_CUT_OFF, window=6, unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", _WE, near=_LINE_DOWN, window=3,
          unless=(*_ONLY_ME, *_HOME)),
@@ -1135,6 +1159,61 @@ RULES: tuple[Rule, ...] = (
              "uitgelogd"), window=8, unless=("cell phone", "mobile phone", "iphone", "android", "authenticator", "mfa",
                                               "2fa", "verification code", "code", "sms", "text message", "outlook",
                                               "teams")),
+    # a blue screen, or the whole machine crashing or restarting by itself: the hardware or its drivers, which a
+    # technician reads from the dump; an application that crashes names itself, not the PC
+    Rule("a hardware failure", (
+        "blue screen", "bluescreen", "blue screen of death", "bsod", "stop code", "blauer bildschirm",
+        "ecran bleu", "pantalla azul", "blauw scherm", "blauwe scherm",
+    )),
+    Rule("a hardware failure", ("computer", "pc", "laptop", "desktop", "workstation", "notebook", "machine", "rechner",
+                                "ordinateur", "ordenador", "portatil", "equipo"),
+         near=("crashes", "crashed", "crashing", "keeps crashing", "has crashed", "keeps restarting", "restarts itself",
+               "restarts by itself", "restarts on its own", "reboots itself", "reboots by itself", "keeps rebooting",
+               "shuts down by itself", "shuts off by itself", "turns off by itself", "sturzt ab", "startet neu",
+               "startet standig neu", "plante", "redemarre tout seul", "se reinicia", "se apaga solo", "herstart",
+               "valt uit"),
+         window=3, ordered=True),
+    # a device handed out, asked for in more ways than "need a" ("could I get a headset", "would like to have a mifi",
+    # "a hotspot is being requested", "ein Headset bekommen"): bought or issued, not fixed; "get a monitor to work"
+    # is a fault
+    Rule("a purchase, licence or billing question", ("get a", "get me a", "get us a", "want a", "wants a"),
+         near=_HANDED_OUT, window=3, ordered=True,
+         unless=(*_HANDED_OUT_FAULTS, "get a message", "get a warning", "get a black", "get a blank", "get a blue")),
+    Rule("a purchase, licence or billing question", (
+        "like to have a", "like to have an", "like to get a", "provide a", "provide me with a", "issue me a",
+        "be issued a", "be given a", "hatte gerne ein",
+        "hatte gern ein", "mochte ein", "mochte einen", "mochte eine", "j aimerais avoir un", "j aimerais un",
+        "je voudrais un", "voudrais avoir un", "obtenir un", "quisiera un", "quisiera una", "me gustaria tener un",
+        "me gustaria un", "solicito un", "solicito una", "zou graag een", "wil graag een", "graag een",
+    ), near=_HANDED_OUT, window=5, ordered=True, unless=_HANDED_OUT_FAULTS),
+    Rule("a purchase, licence or billing question", _HANDED_OUT, near=(
+        "is being requested", "being requested", "is requested", "are requested", "requested", "request",
+        "requests", "bekommen", "beantragen", "beantragt", "demande", "solicitud", "aanvragen", "aangevraagd",
+        "krijgen"), window=3, ordered=True, unless=_HANDED_OUT_FAULTS),
+    # a form's application field naming an application ("What application are you using? AMANDA"), its sign-in
+    # failing anywhere in the ticket: that application's account; Office, Windows, the VPN or mail named are the
+    # directory's
+    Rule("a business application problem, not the user's PC", (APP_MARK,), near=(
+        *_SIGN_IN, "cant log in", "cannot log in", "unable to log in", "not able to log in", "cant login",
+        "cannot login", "unable to login", "cant sign in", "cannot sign in", "unable to sign in", "log into",
+        "logging in", "logging into", "sign into", "signing in", "credentials",
+        "user id", "userid", "username"), across=True,
+         unless=(*_NOT_THE_APPLICATION, *_DIRECTORY_SIGN_IN, "office", "teams", "onedrive", "word", "excel",
+                 "powerpoint", "microsoft", "adobe", "acrobat", "zoom", "webex", "chrome", "edge", "safari")),
+    # a named tracker or database signed in to ("unable to log in to the equipment tracking"): the application's
+    # account, which its administrator keeps, not the directory's
+    Rule("a business application problem, not the user's PC", (
+        "log in to the", "login to the", "log into the", "login into the", "sign in to the", "sign into the",
+        "signin to the", "log on to the", "logon to the", "log in to our", "login to our", "sign in to our",
+    ), near=("tracking", "tracker", "database", "databases", "dashboard", "platform", "webapp", "web app"), window=5,
+         ordered=True, unless=(*_NOT_THE_APPLICATION, *_DIRECTORY_SIGN_IN)),
+    # someone asking whether others see it too ("is anyone else having trouble with the portal?"): a service's own
+    # trouble, maybe many users', for a person to check
+    Rule("an outage affecting many users or a whole site", (
+        "is anyone else", "anyone else experiencing", "anyone else having", "anyone else getting", "anyone else seeing",
+        "does anyone else", "has anyone else", "hat noch jemand", "haben andere auch", "quelqu un d autre",
+        "alguien mas", "alguien mas tiene", "heeft iemand anders", "heeft nog iemand",
+    ), unless=_ONLY_ME),
     # last: a count of people ("billed for 12 users", "5 users need the new app") is what a rule above is about
     # when one applies; otherwise they are the people a fault affects
     Rule("an outage affecting many users or a whole site", _PEOPLE_PLURAL, near=_GROUP_FAULTS, window=3,
@@ -1197,8 +1276,8 @@ class Triage:
             then = hits.get((number, "then"), [])
             for pos, term in terms:
                 for other, word in near:
-                    if (other != pos and abs(other - pos) <= rule.window and (other > pos or not rule.ordered)
-                            and together(pos, other, cuts)):
+                    if rule.across or (other != pos and abs(other - pos) <= rule.window
+                                       and (other > pos or not rule.ordered) and together(pos, other, cuts)):
                         pair = f"{term} ... {word}" if other > pos else f"{word} ... {term}"
                         if not rule.then:
                             return Verdict(rule.reason, pair)
