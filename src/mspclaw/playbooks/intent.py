@@ -177,6 +177,9 @@ QUESTIONS: tuple[str, ...] = (
     "just curious", "i am curious", "im curious", "out of curiosity", "aus neugier", "bin neugierig",
     "par curiosite", "je suis curieux", "je suis curieuse", "por curiosidad", "tengo curiosidad",
     "uit nieuwsgierigheid",
+    # whether something is allowed asks for a rule, not for work ("Is it allowed to install themes?")
+    "is it allowed", "am i allowed", "are we allowed", "ist es erlaubt", "est il permis", "est il autorise",
+    "esta permitido", "is het toegestaan",
 )
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
 CAUSE_QUESTIONS: frozenset[str] = frozenset({"why does", "why do", "why is", "why are"})

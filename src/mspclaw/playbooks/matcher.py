@@ -73,12 +73,15 @@ PREFERRED: dict[frozenset[str], str] = {
     frozenset({"app_crash", "slow_computer"}): "slow_computer",
     frozenset({"disk_full", "software_install"}): "disk_full",
     frozenset({"mfa_reset", "vpn"}): "mfa_reset",
+    frozenset({"app_crash", "software_install"}): "app_crash",
 }
 """Close calls between two categories go to the one whose first steps diagnose both: the account
 lookup reads both the lock and the password's expiry; the mail-client check sees a hung Outlook
 and a mail server that does not answer; the performance check sees a whole PC that hangs and the
 one program that takes it down; the disk check sees the lack of space that stops an install; the MFA
-check sees the lost or expired token that a VPN sign-in then fails on."""
+check sees the lost or expired token that a VPN sign-in then fails on; the crash reports and pending updates
+show a program that freezes and whether an update or a reinstall is what it needs (the install playbook
+finds it installed and stops)."""
 CONTEXT_ONLY_WORDS = 16
 """A ticket of more words than this whose best playbook scored only on context triggers (``firefox``,
 ``outlook``) gets no playbook: it had room to name a symptom the playbook treats and named none. A
