@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from mspclaw.dispatch import Hub
 from mspclaw.pipeline.identity import address
+from mspclaw.playbooks.matcher import Match
 from mspclaw.store.registry import Registry, pick_device
 from mspclaw.store.tables import Agent, Client, Device
 
@@ -32,6 +33,8 @@ class Route:
     reason: str
     facts: Mapping[str, str] | None = None
     """The device's known facts, read with the ticket's open (``None``: not read; the run reads them)."""
+    found: Match | None = None
+    """The matcher's verdict on the ticket, reached at its open (``None``: not yet; the run matches it)."""
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,13 @@ from mspclaw.pipeline.session_ports import (
     SessionQuestions,
     SessionTools,
 )
-from mspclaw.playbooks.matcher import match, matcher_for
+from mspclaw.playbooks.matcher import Match, match, matcher_for
 from mspclaw.playbooks.model_triage import ModelTriage
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Device, Session, Ticket
-from mspclaw.store.tickets import TicketStore
+from mspclaw.store.tickets import OpeningEvent, TicketStore
 from mspclaw.tools import get_tool
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ class TicketRun:
             if book is None:
                 return await close(ticket, session, None, None,
                                    f"playbook {session.playbook} is no longer installed; resume impossible", route, [])
-        else:
-            picked, explanation = await self._match(ticket, session, device)
+        else:  # matched at the open (``route.found``: announced with it), or now
+            picked, explanation = await self._match(ticket, session, device, route.found)
             if device is None and (picked is None or needs_device(picked)):
                 return await close(ticket, session, None, None, f"cannot route: {route.reason}", route, [])
             if picked is None:
@@ -149,10 +149,36 @@ class TicketRun:
                                                resumed=resumed)
         return await close(ticket, session, book, result, result.reason, route, decisions)
 
-    async def _match(self, ticket: Ticket, session: Session,
-                     device: Device | None) -> tuple[Playbook | None, str]:
+    def match_at_open(self, subject: str, body: str, route: Route) -> tuple[Match, OpeningEvent | None]:
+        """The matcher's verdict on a new ticket (its stored ``subject`` and ``body``) on ``route``, reached
+        where the ticket is opened (off the event loop), and its ``matched`` event when that needs nothing
+        more (no model triage, a place to run): stored with the open, one statement fewer. With the event,
+        ``route.found`` tells :meth:`process` that it was announced (``pipeline/submission.py``)."""
+        device = route.device if route.agent_id is not None else None
+        found = match(self.playbooks, subject, body, device.os if device else None)
+        picked = found.playbook
+        if picked is None and found.triage_reason is None and self.triage is not None:
+            return found, None  # the model sorts it: in the run
+        if device is None and (picked is None or needs_device(picked)):
+            return found, None  # nowhere to run it: closed by the run, unannounced
+        data, chosen = self._matched(picked, found, found.explanation, None)
+        return found, OpeningEvent("matched", data, chosen or {})
+
+    def _matched(self, picked: Playbook | None, found: Match, explanation: str,
+                 triaged: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The ``matched`` event's data and the session columns it sets (``None``: no playbook)."""
+        chosen = {"playbook": picked.id,
+                  "model": self.model.name[:100] if self.model else "playbook"} if picked else None
+        return ({"playbook": picked.id if picked else None, "score": found.score, "confidence": found.confidence,
+                 "explanation": explanation, **({"model_triage": triaged} if triaged else {})}, chosen)
+
+    async def _match(self, ticket: Ticket, session: Session, device: Device | None,
+                     announced: Match | None = None) -> tuple[Playbook | None, str]:
         """The playbook for the ticket and why (announced as ``matched`` when it can run): what the ticket
-        asks decides where it runs, since an account playbook needs no device at all."""
+        asks decides where it runs, since an account playbook needs no device at all. ``announced``: the
+        verdict stored and announced with the ticket's open (:meth:`match_at_open`)."""
+        if announced is not None:
+            return announced.playbook, announced.explanation
         # CPU work that grows with the ticket's length: off the event loop (sockets, heartbeats)
         found = await asyncio.to_thread(match, self.playbooks, ticket.subject, ticket.body,
                                         device.os if device else None)
@@ -163,13 +189,8 @@ class TicketRun:
             explanation = f"{explanation}; {triaged}"
         if device is None and (picked is None or needs_device(picked)):
             return picked, explanation  # nowhere to run it: closed by the caller, unannounced
-        chosen = {"playbook": picked.id,
-                  "model": self.model.name[:100] if self.model else "playbook"} if picked else None
-        await self.events.emit_async(session.id, "matched",
-                                     {"playbook": picked.id if picked else None, "score": found.score,
-                                      "confidence": found.confidence, "explanation": explanation,
-                                      **({"model_triage": triaged} if triaged else {})},
-                                     session_values=chosen)
+        data, chosen = self._matched(picked, found, explanation, triaged)
+        await self.events.emit_async(session.id, "matched", data, session_values=chosen)
         return picked, explanation
 
     async def _engine(self, ticket: Ticket, session: Session, book: Playbook, device: Device | None, acting: str,

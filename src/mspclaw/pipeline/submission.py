@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mspclaw.dispatch import Hub
 from mspclaw.errors import Conflict, NotFound
@@ -17,10 +17,11 @@ from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import QuietSessions
+from mspclaw.playbooks.matcher import Match
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.registry import Registry
 from mspclaw.store.tables import Client, Device, Session, Ticket
-from mspclaw.store.tickets import TicketStore
+from mspclaw.store.tickets import OpeningEvent, TicketStore
 
 UNFINISHED = ("running", "awaiting_approval", "awaiting_answer")
 
@@ -55,6 +56,14 @@ class Runner(Protocol):
                       resumed: bool = False) -> FinishedRun | None: ...
 
 
+@runtime_checkable
+class MatchesAtOpen(Protocol):
+    """A runner that matches a ticket where it is opened (:meth:`~mspclaw.pipeline.run.TicketRun.match_at_open`):
+    its ``matched`` event, when it returns one, is stored with the open, and the run is told so by ``route.found``."""
+
+    def match_at_open(self, subject: str, body: str, route: Route) -> tuple[Match, OpeningEvent | None]: ...
+
+
 class Submissions:
     def __init__(self, *, registry: Registry, store: TicketStore, router: Router, events: SessionEvents,
                  audit: AuditLog, hub: Hub, run: Runner, quiet: QuietSessions,
@@ -64,6 +73,7 @@ class Submissions:
         self._audit, self._hub, self._run, self._quiet = audit, hub, run, quiet
         self._tasks: dict[str, asyncio.Task[str | None]] = {}
         self.sessions = sessions
+        self._match_at_open = run.match_at_open if isinstance(run, MatchesAtOpen) else None
 
     async def submit(self, *, client: str | Client | PSACompany, subject: str, body: str, requester: str,
                      device: str | None, scope: Collection[str] | None = None, psa: str | None = None,
@@ -78,25 +88,40 @@ class Submissions:
         lease = self.sessions.new_lease() if self.sessions is not None else None
         asked = asyncio.get_running_loop().time()
 
-        def open_it() -> tuple[Ticket, Session, Route]:
+        def open_it() -> tuple[Ticket, Session, Route, OpeningEvent | None]:
             """The client, the route and the stored ticket: reads and one write, in one go off the loop when
             the database is a server (``run_store``), so no round trip of them holds the event loop."""
             client_row, route = self._client_and_route(client, scope, device=device, requester=requester)
             if isinstance(client, PSACompany):  # after the company: an unknown one is escalated with its note
                 _needs_subject(subject)
             facts: dict[str, str] | None = {} if route.device is not None else None  # the run's next read
+            matched: list[tuple[Match, OpeningEvent | None]] = []
+            at_open = self._match_at_open
+
+            def then(stored_subject: str, stored_body: str) -> OpeningEvent | None:
+                """The ticket matched on its stored text; its ``matched`` event stored with it, when it can be."""
+                assert at_open is not None
+                matched.append(at_open(stored_subject, stored_body, route))
+                return matched[0][1]
+
             ticket, session = self._store.open_ticket(
                 client_id=client_row.id, subject=subject, body=body, requester=requester,
                 device_id=route.device.id if route.device else None, psa=psa, external_id=external_id,
                 agent_id=route.agent_id, started=True, requester_name=requester_name, lease=lease,
-                facts_into=facts)
-            return ticket, session, (replace(route, facts=facts) if facts is not None else route)
+                facts_into=facts, then=then if at_open is not None else None)
+            announced = matched[0] if matched and matched[0][1] is not None else None
+            if facts is not None or announced is not None:
+                route = replace(route, facts=facts if facts is not None else route.facts,
+                                found=announced[0] if announced is not None else None)
+            return ticket, session, route, (announced[1] if announced is not None else None)
 
-        ticket, session, route = await run_store(self._store, open_it)
+        ticket, session, route, opening = await run_store(self._store, open_it)
         if lease is not None and self.sessions is not None:  # its lease was taken with it
             self.sessions.opened(session.id, asked)
-        # stored with the session (seq 1); pushed now, though no one can be watching a session this new
+        # stored with the session (seq 1, then 2); pushed now, though no one can be watching a session this new
         self._events.announce(session.id, 1, "started", {"ticket_id": ticket.id, "subject": ticket.subject})
+        if opening is not None:
+            self._events.announce(session.id, 2, opening.event, opening.data)
         await self._audit.record("ticket_opened", **_opened(ticket, session, actor))
         self._quiet.opened(session.id)
         self._start(ticket, session, route, resumed=False, claimed=lease is not None)

@@ -13,7 +13,7 @@ before it). They are prepared once (:class:`~mspclaw.store.fastsql.FastSQL`, the
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -179,15 +179,25 @@ _DEVICE_FACTS: Select[Any] = select(_FACTS.c.key, _FACTS.c.value).where(_FACTS.c
 """The known facts of the ticket's device (``t_device_id``), read with its open (SQLite: in its transaction)."""
 
 
+_SECOND_EVENT: Insert = insert(_EVENTS).values(
+    seq=2, **{name: bindparam(f"e2_{name}", type_=_EVENTS.c[name].type)
+              for name in ("session_id", "event", "data", "created_at")})
+"""A new session's second event (``e2_`` parameters), stored with its open beside the first: its ``seq`` is 2
+(two inserts of one statement see the same snapshot, so the first's ``max + 1`` cannot number it)."""
+
+
 @functools.cache
 def _open_ticket_pg(ticket: tuple[str, ...], session: tuple[str, ...], started: bool,
-                    leased: bool = False, facts: bool = False) -> Select[Any]:
-    """A ticket (``t_`` parameters), its session (``s_``), if ``started`` its first event (``p_``), if
-    ``leased`` its session's lease (``l_``) and, if ``facts``, a column ``facts``: the known facts of the
-    ticket's device as one JSON object (``NULL`` without any)."""
+                    leased: bool = False, facts: bool = False, second: bool = False) -> Select[Any]:
+    """A ticket (``t_`` parameters), its session (``s_``), if ``started`` its first event (``p_``) and, if
+    ``second``, its second (:data:`_SECOND_EVENT`), if ``leased`` its session's lease (``l_``) and, if
+    ``facts``, a column ``facts``: the known facts of the ticket's device as one JSON object (``NULL``
+    without any)."""
     new_ticket = _columns_insert(_TICKETS, "t_", ticket).returning(_TICKETS.c.id).cte("new_ticket")
     new_session = _columns_insert(_SESSIONS, "s_", session).returning(_SESSIONS.c.id).cte("new_session")
     also = [_INSERT_LEASE.returning(_LEASES.c.name).cte("new_lease")] if leased else []
+    if second:
+        also.append(_SECOND_EVENT.returning(_EVENTS.c.seq).cte("second_event"))
     known = [select(func.json_object_agg(_FACTS.c.key, _FACTS.c.value, type_=JSON)).where(
         _FACTS.c.device_id == bindparam("t_device_id")).scalar_subquery().label("facts")] if facts else []
     if not started:
@@ -248,6 +258,20 @@ _PENDING_APPROVALS: Select[Any] = select(ApprovalRow.id).where(
     ApprovalRow.session_id == bindparam("session_id"), ApprovalRow.status == "pending")
 
 
+_OPENING_COLUMNS = frozenset({"playbook", "model", "agent_id"})
+"""The session columns an :class:`OpeningEvent` may set."""
+
+
+@dataclass(frozen=True)
+class OpeningEvent:
+    """A new session's second event, stored with its open (:meth:`TicketStore.open_ticket`'s ``then``), and
+    the session columns it announces (``playbook``, ``model``)."""
+
+    event: str
+    data: dict[str, Any]
+    session_values: dict[str, Any]
+
+
 class ExternalTicketExists(Conflict):
     """A PSA ticket already has its ticket here (``psa`` and ``external_id`` are unique): nothing was opened."""
 
@@ -285,7 +309,8 @@ class TicketStore:
                     device_id: str | None, psa: str | None = None, external_id: str | None = None,
                     agent_id: str | None = None, started: bool = False,
                     requester_name: str | None = None, lease: NewSessionLease | None = None,
-                    facts_into: dict[str, str] | None = None) -> tuple[Ticket, Session]:
+                    facts_into: dict[str, str] | None = None,
+                    then: Callable[[str, str], OpeningEvent | None] | None = None) -> tuple[Ticket, Session]:
         """A new ticket and its session (bound to ``agent_id`` when the route already names it).
 
         ``started``: the session's first event, ``started`` with the ticket's id and subject, is
@@ -296,9 +321,14 @@ class TicketStore:
         A PSA ticket (``psa``, ``external_id``) that already has its ticket here raises
         :class:`ExternalTicketExists` with that ticket's id, and nothing is written. ``facts_into``: filled
         with the known facts of the device (``device_id``; ``RunStore.device_facts``), read in the same
-        statement (a run reads them next: one round trip fewer)."""
+        statement (a run reads them next: one round trip fewer).
+
+        ``then`` (with ``started``): called with the stored (redacted) subject and body before anything is
+        written; the :class:`OpeningEvent` it returns is the session's second event (``seq`` 2), its
+        ``session_values`` the new session's columns, all in the same write (``None``: no second event)."""
         now = utcnow()
         subject, body = redact_text(subject), redact_text(body)  # users paste passwords into tickets
+        second = then(subject, body) if then is not None and started else None
         ticket = {"id": new_id("tk"), "client_id": client_id, "subject": subject, "body": body,
                   "requester": requester, "requester_name": requester_name, "device_id": device_id, "psa": psa,
                   "external_id": external_id, "status": "in_progress", "created_at": now, "updated_at": now}
@@ -308,10 +338,16 @@ class TicketStore:
                    "reply": None, "reason": None, "created_at": now, "updated_at": now}
         event = _bound({"session_id": session["id"], "event": "started", "created_at": now,
                         "data": {"ticket_id": ticket["id"], "subject": subject}})
+        also: dict[str, Any] | None = None
+        if second is not None:
+            session.update({k: redact_text(v) if isinstance(v, str) else v
+                            for k, v in second.session_values.items() if k in _OPENING_COLUMNS})
+            also = {"session_id": session_id, "event": second.event, "data": redact_json(second.data),
+                    "created_at": now}
         leased = lease.row(session_id, now) if lease is not None else None
         try:
             facts = self._open(ticket, session, event if started else None, leased,
-                               facts_into is not None and device_id is not None)
+                               facts_into is not None and device_id is not None, also)
         except exc.IntegrityError:
             # the PSA ticket's ticket exists (its unique key), so its caller need not look it up first
             found = self.find_external(psa, external_id) if psa is not None and external_id is not None else None
@@ -323,21 +359,26 @@ class TicketStore:
         return Ticket(**ticket), Session(**session)
 
     def _open(self, ticket: dict[str, Any], session: dict[str, Any], event: dict[str, Any] | None,
-              leased: dict[str, Any] | None, facts: bool) -> dict[str, str] | None:
-        """The writes of :meth:`open_ticket`; with ``facts``, the device's known facts too."""
+              leased: dict[str, Any] | None, facts: bool,
+              second: dict[str, Any] | None = None) -> dict[str, str] | None:
+        """The writes of :meth:`open_ticket`; with ``facts``, the device's known facts too; ``second``: the
+        session's second event (after ``event``)."""
         started = event is not None
         if self._one_statement:
             stmt = self._fast.prepare(_open_ticket_pg(tuple(ticket), tuple(session), started, leased is not None,
-                                                      facts))
+                                                      facts, second is not None))
             row = self._fast.one(stmt, {**{f"t_{k}": v for k, v in ticket.items()},
                                   **{f"s_{k}": v for k, v in session.items()}, **(event or {}),
-                                  **({f"l_{k}": v for k, v in leased.items()} if leased is not None else {})})
+                                  **({f"l_{k}": v for k, v in leased.items()} if leased is not None else {}),
+                                  **({f"e2_{k}": v for k, v in second.items()} if second is not None else {})})
             return dict(row[1] or {}) if facts else None
         with self._fast.transaction() as tx:
             tx.execute(self._insert_ticket, ticket)
             tx.execute(self._insert_session, session)
             if event is not None:
                 tx.one(self._add_event, event)
+                if second is not None:
+                    tx.one(self._add_event, _bound(second))
             if leased is not None:
                 tx.execute(self._insert_lease, {f"l_{k}": v for k, v in leased.items()})
             return ({key: value for key, value in tx.all(self._device_facts, {"t_device_id": ticket["device_id"]})}
