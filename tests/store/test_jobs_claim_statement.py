@@ -7,16 +7,14 @@ mode, and concurrent claimers still never share a job (on SQLite too, where the 
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
+from tests.store.statement_log import statements_counted
 
 from mspclaw.store.database import Database
 from mspclaw.store.db import migrate
@@ -37,27 +35,6 @@ class Clock:
         return self.now
 
 
-@contextmanager
-def counted(engine: Engine) -> Iterator[Counter[str]]:
-    """Statements (by first word) and commits on ``engine`` while the body runs."""
-    counts: Counter[str] = Counter()
-
-    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        counts["statements"] += 1
-        counts[sql.split()[0].upper()] += 1
-
-    def commit(_conn: Any) -> None:
-        counts["commits"] += 1
-
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
-    try:
-        yield counts
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
-
-
 @pytest.fixture
 def pg(blank_postgres: TestDatabase) -> Engine:
     engine = blank_postgres.new_engine()
@@ -68,7 +45,7 @@ def pg(blank_postgres: TestDatabase) -> Engine:
 def test_a_claim_on_postgresql_is_one_statement_and_no_transaction(pg: Engine) -> None:
     queue = JobQueue(Database(pg))
     queued = [queue.enqueue("psa_ticket", {"n": n})[0] for n in range(2)]
-    with counted(pg) as counts:
+    with statements_counted(pg) as counts:
         job = queue.claim("w1", kinds=["psa_ticket"], lease_s=60)
         other = queue.claim("w1", lease_s=60)
         none = queue.claim("w1", kinds=["psa_ticket"])
@@ -84,7 +61,7 @@ def test_an_enqueue_on_postgresql_is_one_statement_that_notifies_only_a_new_job(
     assert conninfo is not None
     with psycopg.connect(conninfo, autocommit=True) as listener:
         listener.execute(f"LISTEN {JOBS_CHANNEL}")
-        with counted(pg) as counts:
+        with statements_counted(pg) as counts:
             job, created = queue.enqueue("psa_ticket", {"n": 1}, dedupe_key="local:1")
             keyless, keyless_created = queue.enqueue("report", {})
         assert created and keyless_created
@@ -92,7 +69,7 @@ def test_an_enqueue_on_postgresql_is_one_statement_that_notifies_only_a_new_job(
         heard = [n.payload for n in listener.notifies(timeout=5, stop_after=2)]
         assert sorted(heard) == ["psa_ticket", "report"]
 
-        with counted(pg) as counts:
+        with statements_counted(pg) as counts:
             again, created_again = queue.enqueue("psa_ticket", {"n": 1}, dedupe_key="local:1")
         assert (again, created_again) == (job, False)
         assert counts["statements"] == 2  # the insert that inserted nothing, then the read of the job there

@@ -4,15 +4,13 @@ statement on PostgreSQL, one transaction on SQLite, with the guarantees of ``com
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
+from tests.store.statement_log import statements_counted
 
 from mspclaw.store.database import Database
 from mspclaw.store.db import migrate
@@ -30,27 +28,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[Counter[str]]:
-    """Statements (by first word) and commits on ``engine`` while the body runs."""
-    counts: Counter[str] = Counter()
-
-    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        counts["statements"] += 1
-        counts[sql.split()[0].upper()] += 1
-
-    def commit(_conn: Any) -> None:
-        counts["commits"] += 1
-
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
-    try:
-        yield counts
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
 
 
 def test_completing_a_job_claims_the_next_due_one_of_the_kinds(engine: Engine) -> None:
@@ -158,7 +135,7 @@ def test_on_postgresql_the_completion_and_the_claim_are_one_statement_and_no_tra
     held = queue.claim("w1", kinds=["psa_ticket"])
     assert held is not None and held.id == jobs[0].id
 
-    with statements(pg) as counts:
+    with statements_counted(pg) as counts:
         completed, claimed = queue.complete_and_claim(jobs[0].id, "w1", kinds=["psa_ticket"])
         last = queue.complete_and_claim(jobs[1].id, "w1", kinds=["psa_ticket"])
 

@@ -4,12 +4,11 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
+from tests.store.statement_log import statements_seen
 
 from mspclaw.dispatch import Hub
 from mspclaw.pipeline.routing import Route, Router
@@ -21,20 +20,6 @@ from mspclaw.store.tables import Client, Device, new_id
 def _enroll(reg: Registry, client_id: str, hostname: str, *, role: str = "device") -> str:
     code = reg.issue_code(client_id, role=role, ttl=timedelta(hours=1)).code
     return reg.enroll(code, hostname=hostname, os="linux", os_version="", agent_version="", tools=[]).agent.id
-
-
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _fields(device: Device) -> tuple[Any, ...]:
@@ -60,7 +45,7 @@ def test_a_companys_client_comes_with_its_devices_and_revoked_agents_in_one_stat
     reg.revoke(gone)
     reg.revoke(site)
 
-    with _statements(engine) as seen:
+    with statements_seen(engine) as seen:
         found = reg.routable_client_by_psa_ref("superops", "4007")
 
     assert len(seen) == 1, seen
@@ -109,7 +94,7 @@ def test_a_companys_route_is_the_route_of_its_client(engine: Engine) -> None:
     router = Router(reg, Hub())
 
     for device, requester in (("PC-MARIA", None), ("pc-tom", None), ("pc-nope", None), (None, "x@example.com")):
-        with _statements(engine) as seen:
+        with statements_seen(engine) as seen:
             found = router.route_company("local", "1", device=device, requester=requester)
         assert len(seen) == 1, seen
         assert found is not None and found[0].id == acme.id

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
+from tests.store.statement_log import statements_seen
 
 from mspclaw.dispatch import Hub
 from mspclaw.pipeline.routing import Router
@@ -19,20 +18,6 @@ from mspclaw.store.tables import Device, new_id
 def _enroll(reg: Registry, client_id: str, hostname: str, *, role: str = "device") -> str:
     code = reg.issue_code(client_id, role=role, ttl=timedelta(hours=1)).code
     return reg.enroll(code, hostname=hostname, os="linux", os_version="", agent_version="", tools=[]).agent.id
-
-
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _fields(device: Device) -> tuple[Any, ...]:
@@ -72,17 +57,17 @@ def test_a_route_takes_one_statement(engine: Engine) -> None:
     reg.revoke(gone)
     router = Router(reg, Hub())
 
-    with _statements(engine) as seen:
+    with statements_seen(engine) as seen:
         by_asset = router.route(acme.id, device="PC-MARIA", requester=None)
     assert by_asset.device is not None and by_asset.device.hostname == "pc-maria", by_asset
     assert len(seen) == 1 and "FROM devices" in seen[0], seen
 
-    with _statements(engine) as seen:
+    with statements_seen(engine) as seen:
         revoked = router.route(acme.id, device="pc-tom", requester=None)
     assert revoked.device is None and "revoked" in revoked.reason, revoked
     assert len(seen) == 1, seen
 
-    with _statements(engine) as seen:  # the revoked machine does not count: the only device serves
+    with statements_seen(engine) as seen:  # the revoked machine does not count: the only device serves
         only = router.route(acme.id, device=None, requester="someone@acme.example")
     assert only.device is not None and only.device.hostname == "pc-maria", only
     assert len(seen) == 1, seen
