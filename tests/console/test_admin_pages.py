@@ -154,7 +154,7 @@ async def test_admin_creates_and_revokes_everything_audited_and_secrets_shown_on
             seen = await live.http.get("/api/clients", headers=as_key)
             assert [c["name"] for c in seen.json()] == ["Acme Dental"]
             keys_page = (await ada.get("/admin/keys")).text
-            assert "psa-bridge" in keys_page and key not in keys_page and key.split("_")[2] not in keys_page
+            assert "psa-bridge" in keys_page and key not in keys_page and key.split("_", 2)[2] not in keys_page
             (created,) = audited(live, "api_key_created")
             assert created.actor == "Ada Admin" and created.data["name"] == "psa-bridge"
             row_id = live.services.staff.keys.get("psa-bridge").id
