@@ -198,9 +198,23 @@ def mark_drives(text: str) -> str:
     letter said alone (its root, not a path under it), the way the playbooks' phrases name it (``c drive``,
     ``g drive``). A path (``C:\\Users\\...`` in an error message) names a file, not the drive, and is left; so is
     a letter a word names (``Option B: reinstall``)."""
+    text = _NAMED_DRIVE.sub(_named_drive, text)
     if ":" not in text and ";" not in text:
         return text
     return _DRIVE.sub(_drive, text)
+
+
+_NAMED_DRIVE = re.compile(r"\b((?i:unidad|lecteur|schijf))[ \t]([B-DF-HJ-NP-TV-XZ])\b(?![-'’]\w)"
+                          r"|\b([B-DF-HJ-NP-TV-XZ])-((?i:schijf))\b")
+"""A drive letter the Spanish, French and Dutch name with their word for a drive (``la unidad G``,
+``le lecteur H``, ``de G-schijf``): a capital letter, and none that is also a word (``a``, ``e``, ``o``, ``u``,
+``y``, ``i``)."""
+
+
+def _named_drive(found: re.Match[str]) -> str:
+    if found.group(2):
+        return f"{found.group(1)} {found.group(2).lower()} drive"
+    return f"{found.group(3).lower()} drive {found.group(4)}"
 
 
 def clean_subject(subject: str) -> str:

@@ -58,7 +58,10 @@ FAULTS: tuple[str, ...] = (
     "failing", "failure", "issue", "issues", "problem", "problems", "trouble", "broken", "broke", "stuck",
     "freeze", "freezes", "freezing", "frozen", "hang", "hangs", "hanging", "hung", "crash", "crashes", "crashed",
     "crashing", "slow", "slowly", "slower", "sluggish", "lag", "lagging", "laggy", "stopped", "stops",
-    "keeps", "lost", "lose", "losing", "missing", "disappeared", "vanished", "gone", "locked", "lockout",
+    # "losing" only in phrases: its stem is Spanish "los" (the), in every Spanish ticket
+    "keeps", "lost", "lose", "keeps losing", "keep losing", "kept losing", "is losing", "are losing", "am losing",
+    "been losing", "started losing", "losing connection", "losing my", "losing the", "losing all", "losing data",
+    "losing emails", "losing mail", "missing", "disappeared", "vanished", "gone", "locked", "lockout",
     "expired", "expire", "expires", "expiring", "forgot", "forgotten", "denied", "blocked", "wrong", "incorrect",
     "invalid", "urgent", "asap", "down", "offline", "disconnect", "disconnects", "disconnected", "disconnecting",
     "dropping", "drops", "dropped", "full", "corrupt", "corrupted", "bounce", "bounced", "bounces", "rejected",
@@ -159,6 +162,11 @@ REQUESTS: tuple[str, ...] = (
 )
 """Words that ask for work to be done."""
 
+_CANT_FIND = ("i cant find", "i cannot find", "i can not find", "i couldnt find", "i could not find",
+              "i cant seem to find", "i cannot seem to find", "cant find where", "cannot find where")
+"""The writer looking for something ("I can't find the cookies any more"): where a setting or a menu went, an
+answer's question; its own negation is not a fault (a device that finds nothing says what it cannot find)."""
+
 QUESTIONS: tuple[str, ...] = (
     "how do i", "how do you", "how can i", "how can we", "how could i", "how to", "how would i", "how should i",
     # the pronoun left out ("How do choose the order...", "how can get the driver"): a how-to in the subject
@@ -177,9 +185,19 @@ QUESTIONS: tuple[str, ...] = (
     "just curious", "i am curious", "im curious", "out of curiosity", "aus neugier", "bin neugierig",
     "par curiosite", "je suis curieux", "je suis curieuse", "por curiosidad", "tengo curiosidad",
     "uit nieuwsgierigheid",
+    # the writer saying they ask a question ("my question is", "tengo una duda"); beside a fault word the fault wins
+    "my question is", "my question", "my questions", "i have a question", "quick question", "a quick question",
+    "meine frage", "ich habe eine frage", "kurze frage", "ma question", "j ai une question", "petite question",
+    "mi pregunta", "tengo una duda", "tengo una pregunta", "tengo una consulta", "mijn vraag", "ik heb een vraag",
+    "korte vraag",
     # whether something is allowed asks for a rule, not for work ("Is it allowed to install themes?")
     "is it allowed", "am i allowed", "are we allowed", "ist es erlaubt", "est il permis", "est il autorise",
     "esta permitido", "is het toegestaan",
+    # more ways to ask how in German, French, Spanish and Dutch
+    "wie bekomme ich", "wie mache ich", "wie schaffe ich", "comment faire pour", "comment je peux", "como se hace",
+    "como se puede", "hoe krijg ik", "hoe zet ik", "hoe doe ik",
+    *_CANT_FIND, "je ne trouve pas", "je ne trouve plus", "finde ich nicht", "kann ich nicht finden",
+    "nicht auffindbar", "kan ik niet vinden", "kan ik niet meer vinden", "vind ik niet",
 )
 """A how-to question: without a fault word, the ticket asks for an answer, not a fix."""
 CAUSE_QUESTIONS: frozenset[str] = frozenset({"why does", "why do", "why is", "why are"})
@@ -198,6 +216,7 @@ SETTING_QUESTIONS: tuple[str, ...] = (
     "wie stelle ich", "wie kann ich einstellen", "wie deaktiviere ich", "wie verhindere ich", "comment configurer",
     "comment desactiver", "comment empecher", "como configuro", "como configurar", "como desactivo",
     "como desactivar", "como evito", "hoe stel ik", "hoe schakel ik", "hoe voorkom ik",
+    *_CANT_FIND,
 )
 """A how-to about settings ("How can I set up Outlook to send but not receive"): in the subject it
 outweighs the subject's :data:`WEAK_FAULTS`, which then describe the wanted setting, not a fault."""

@@ -384,6 +384,33 @@ _EXTENSION_INSTALLS = ("install an extension", "install extensions", "install th
 """An extension, add-on or theme to install, or nothing to install at all, or an installation the writer has
 done: in a question about an application's features, said in passing, not an installation asked for or
 failing. English only: the rule's ``install`` is."""
+_MOVES = ("import", "imports", "importing", "imported", "export", "exports", "exporting", "exported", "importieren",
+          "exportieren", "importiert", "exportiert", "importer", "exporter", "importation", "exportation",
+          "importar", "exportar", "importacion", "exportacion", "importeren", "exporteren", "geimporteerd",
+          "geexporteerd")
+"""Moving a program's data in or out, in five languages (French "importe" is also "no matter": left out)."""
+_MOVED_DATA = ("email", "emails", "e mail", "e mails", "mail", "mails", "messages", "inbox", "mbox", "pst",
+               "maildir", "contacts", "address book", "calendar", "calendars", "bookmarks", "favorites", "favourites",
+               "passwords", "logins", "certificate", "certificates", "profile", "settings", "history",
+               "nachrichten", "kontakte", "adressbuch", "kalender", "lesezeichen", "favoriten", "passworter",
+               "kennworter", "zertifikat", "profil", "courriels", "contacts", "carnet d adresses", "calendrier",
+               "marque pages", "favoris", "mots de passe", "certificat", "correos", "mensajes", "contactos",
+               "calendario", "marcadores", "favoritos", "contrasenas", "certificado", "perfil", "berichten",
+               "contactpersonen", "agenda", "bladwijzers", "favorieten", "wachtwoorden", "certificaat", "profiel")
+"""What is moved between programs or computers: mail, contacts, calendars, bookmarks, passwords, certificates."""
+_MOVE_UNLESS = ("crash", "crashes", "crashed", "crashing", "freezes", "frozen", "not responding", "quits",
+                "keeps quitting", "disk space", "low on disk", "out of space", "absturz", "sturzt", "plante",
+                "se cierra", "crasht")
+"""A program that crashes on an import, or a disk too full for an export: the fault, not the migration."""
+_ADD_ONS = ("extension", "extensions", "add on", "add ons", "addon", "addons", "plugin", "plugins", "plug in",
+            "plug ins", "erweiterung", "erweiterungen", "module complementaire", "modules complementaires",
+            "extensiones", "complemento", "complementos", "extensie", "extensies")
+"""A browser's or mail program's add-ons, in five languages."""
+_ADD_ON_UNLESS = ("since i installed", "after i installed", "after installing", "since installing",
+                  "havent installed", "have not installed", "didnt install", "did not install", "seit ich",
+                  "nachdem ich", "depuis que j ai installe", "apres avoir installe",
+                  "despues de instalar", "sinds ik", "nadat ik")
+"""An add-on installed before the trouble, or none installed: said in passing about another fault."""
 _SIGN_IN = ("password", "passwort", "kennwort", "mot de passe", "contrasena", "wachtwoord", "login", "log in", "logon",
             "log on", "sign in", "signin", "locked", "lockout", "locked out", "anmelden", "anmeldung", "gesperrt",
             "connexion", "se connecter", "bloque", "iniciar sesion", "bloqueado", "inloggen", "geblokkeerd")
@@ -529,10 +556,13 @@ RULES: tuple[Rule, ...] = (
              "not sent by"), window=10),
     Rule("a security report", (
         "terminated", "fired", "former employee", "ex employee", "former staff", "former colleague",
-        "left the company", "no longer works", "no longer with us", "leaver", "dismissed",
+        # "no longer works" and "phoned" only with who or whom: alone, a phone that no longer works reads as both
+        "left the company", "no longer works here", "no longer works for us", "no longer works at",
+        "no longer works with us", "no longer with us", "leaver", "dismissed",
         "ehemaliger mitarbeiter", "ehemalige mitarbeiterin", "gekundigt", "ancien employe", "ex empleado",
         "antiguo empleado", "voormalig medewerker", "oud medewerker",
-    ), near=("called", "calls", "calling", "phoned", "rang", "wants access", "asking for access",
+    ), near=("called", "calls", "calling", "phoned us", "phoned in", "has phoned", "phoned the", "rang",
+             "wants access", "asking for access",
              "asked for access", "requesting access", "asks for access", "wants his", "wants her", "contacted us",
              "trying to log", "tried to log", "still logging", "still logged", "logged in", "signed in",
              "hat angerufen", "ruft an", "a appele", "llamo", "belde"), window=8),
@@ -694,7 +724,10 @@ RULES: tuple[Rule, ...] = (
         "papierstoring", "dead pixel", "flickering", "flickers", "no display",
         "overheating", "overheat", "overheats",
         "overheated", "too hot", "very hot", "burning hot", "hot to touch", "no post", "wont post",
-        "doesnt post", "will not post", "does not post", "not posting", "fails to post", "post error", "bios",
+        "doesnt post", "will not post", "does not post", "not posting", "fails to post", "post error",
+        # the firmware screen named as such: a bare "bios" reads as "bio" (a biology room's PCs)
+        "bios screen", "bios error", "bios password", "bios update", "bios setup", "bios settings", "bios menu",
+        "into the bios", "into bios", "stuck in bios", "stuck in the bios", "boots to bios", "boots to the bios",
         "wont boot", "doesnt boot", "will not boot", "does not boot", "no boot", "boot loop", "unable to boot",
         "cant boot", "cannot boot", "fails to boot", "failed to boot", "lines on the screen",
         "usb port", "usb ports", "hdmi port", "charging port", "port is broken", "port broken", "ports broken",
@@ -706,6 +739,12 @@ RULES: tuple[Rule, ...] = (
         "needs to be replaced", "need to be replaced", "needs replacing", "needs replacement",
         "requesting replacement", "requesting a replacement", "request a replacement", "need a replacement",
         "needs a replacement",
+        # a device to be serviced is the vendor's or a technician's visit
+        "needs servicing", "need servicing", "needs to be serviced", "need to be serviced", "needs a service",
+        "muss gewartet werden", "mussen gewartet werden", "braucht eine wartung", "wartung notig",
+        "wartung erforderlich", "besoin d entretien", "besoin d un entretien", "doit etre entretenue",
+        "necesita mantenimiento", "necesitan mantenimiento", "requiere mantenimiento", "onderhoud nodig",
+        "heeft onderhoud nodig", "moet onderhouden worden",
         # a printer's paper path and finishing, like its toner and rollers
         "paper tray", "finishing tray", "output tray", "input tray", "bypass tray", "tray 1", "tray 2",
         "tray 3", "tray 4", "finisher", "stapler", "stapling", "staples", "hole punch", "holes punched",
@@ -790,7 +829,10 @@ RULES: tuple[Rule, ...] = (
         "por que no", "suggestie", "verbeterpunt", "het zou fijn zijn", "het zou mooi zijn", "waarom niet",
     ), unless=("error", "fehler", "erreur", "fout", "any help", "help would be", "advice would be",
                "any advice", "any suggestions", "any ideas", "jede hilfe", "toute aide", "cualquier ayuda",
-               "alle hulp")),
+               "alle hulp",
+               # someone asked to look at a fault, or a heads-up, is no product change
+               "if someone could", "if somebody could", "if anyone could", "if someone can", "heads up",
+               "let you know", "wenn sich das jemand", "wenn jemand", "si quelqu un", "si alguien", "als iemand")),
     # a ticket that calls itself a feature request asks for a product change, whatever error it recalls in passing
     # ("Feature request: ... last year I got errors"); a stray "error" switches only the softer phrasings above off
     Rule("a feature request or a suggestion, not a fault", (
@@ -910,6 +952,17 @@ RULES: tuple[Rule, ...] = (
     # account is the user's with that service, not the company's MFA the playbook resets
     Rule("a website's or an outside service's own verification code, not the company's MFA", _CODES,
          near=_OUTSIDE_SERVICES, window=8, unless=_COMPANY_SIGN_IN),
+    # two-step sign-in being turned on ("Enable two-step authentication", "2FA aktivieren"): an account's security
+    # set up, not a lost or expired factor the MFA playbook removes; a new phone or a lost one is a reset
+    Rule("two-step sign-in being turned on, not a lost or expired factor to reset", (
+        "turn on", "turning on", "turn it on", "switch on", "switch it on", "enable", "enabling", "activate",
+        "activating", "aktivieren", "einschalten", "activer", "activar", "inschakelen", "activeren", "aanzetten",
+    ), near=("2fa", "two step", "2 step", "two step verification", "2 step verification", "zwei faktor", "2 faktor",
+             "zweistufige", "double authentification", "doble factor", "verificacion en dos pasos",
+             "tweestapsverificatie"), window=4,
+         unless=("new phone", "new mobile", "lost", "stolen", "broken", "reset", "expired", "no longer",
+                 "neues handy", "verloren", "nouveau telephone", "perdu", "telefono nuevo", "movil nuevo", "perdido",
+                 "nieuwe telefoon", "kwijt", "company", "work account", "office 365", "microsoft 365", "vpn")),
     Rule("a complaint about what a vendor's update changed, not a fault", (
         "update", "updates", "new version", "latest version", "mise a jour", "nouvelle version", "actualizacion",
         "nueva version", "nieuwe versie", "neue version",
@@ -920,6 +973,19 @@ RULES: tuple[Rule, ...] = (
              "nieuw ontwerp", "nieuwe interface"), window=12,
          unless=("crash", "crashes", "crashed", "error", "freezes", "frozen", "wont open", "not responding",
                  "absturz", "sturzt", "fehler", "plante", "erreur", "se cierra", "se bloquea", "crasht", "fout")),
+    # mail, bookmarks, passwords or contacts moved between programs or computers ("email import failure", "Import
+    # PST to Thunderbird", "wachtwoorden exporteren"): a migration a person does, not a fault a playbook fixes
+    Rule("a question about using an application's features, not a fault", _MOVES, near=_MOVED_DATA, window=5,
+         unless=_MOVE_UNLESS),
+    # an extension or add-on being installed ("unable to install the Bitwarden extension", "al instalar extensiones"):
+    # the browser's own add-on store, not an application the install playbook deploys; one installed before the
+    # trouble is said in passing
+    Rule("a question about using an application's features, not a fault", (
+        "install", "installing", "instalar", "installer", "ajouter",
+    ), near=_ADD_ONS, window=3, ordered=True, unless=_ADD_ON_UNLESS),
+    Rule("a question about using an application's features, not a fault", _ADD_ONS, near=(
+        "installieren", "installiert werden", "hinzufugen", "installeren", "toevoegen", "geinstalleerd worden",
+    ), window=3, ordered=True, unless=_ADD_ON_UNLESS),
     Rule("a question about using an application's features, not a fault", (
         "formula", "formulas", "macro", "macros", "vba", "pivot", "pivot table", "column",
         "columns", "dropdown", "drop down list", "bullets", "bullet points", "font size", "fonts",
@@ -947,7 +1013,12 @@ RULES: tuple[Rule, ...] = (
         "distribution list", "distribution lists", "mailing list", "pgp", "openpgp",
         "gpg", "quick filter", "pst file", "import pst", "ad blocker", "adblock", "adblocker", "werbeblocker",
         "bloqueur de pub", "bloqueador de anuncios", "reader view", "reading mode", "picture in picture",
-        "translation", "translate", "speed dial",
+        "translation", "translate", "speed dial", "ubersetzung", "ubersetzen", "traduction", "traduire",
+        "traduccion", "traducir", "vertaling", "vertalen",
+        # the tabs of the last session brought back on start: the browser's start-up setting
+        "previous session", "restore session", "session restore", "restore the session",
+        "vorherige sitzung", "letzte sitzung", "sitzung wiederherstellen", "session precedente",
+        "restaurer la session", "sesion anterior", "restaurar la sesion", "vorige sessie", "sessie herstellen",
         "lesezeichen", "favoriten", "symbolleiste", "signatur",
         "marque pages", "favoris", "barre d outils", "marcadores", "barra de herramientas", "firma", "bladwijzers",
         "favorieten", "werkbalk", "handtekening",
@@ -957,7 +1028,9 @@ RULES: tuple[Rule, ...] = (
         "page orientation", "margins", "page setup", "print preview", "print selection", "print frames",
         "two sided", "2 sided", "double sided", "duplex", "headers and footers", "background colors",
         "fit page", "fit to paper", "page size", "all frames", "only the selection",
-        "selection only",
+        "selection only", "print only selection", "print only the selected", "print selected text",
+        "paper size", "paper format", "a4 page", "a4 format", "a4 paper", "letter size", "legal size",
+        "papierformat", "format de papier", "format a4", "tamano de papel", "papierformaat",
         "background images", "querformat", "hochformat", "seitenrand", "seitenrander", "beidseitig",
         "doppelseitig", "druckvorschau", "seite einrichten", "paysage", "mode portrait", "marges", "recto verso",
         "apercu avant impression", "mise en page", "margenes", "doble cara", "ambas caras", "vista previa",
@@ -983,7 +1056,35 @@ RULES: tuple[Rule, ...] = (
         "windows neu installieren", "neuinstallation von windows", "windows neuinstallation",
         "reinstaller windows", "reinstalar windows",
         "windows opnieuw installeren",
+        # any other operating system installed or reinstalled ("installing Fedora after Windows 8", "reinstall the
+        # OS"): the same job as Windows or Ubuntu
+        *(f"{verb} {system}" for verb in ("install", "reinstall", "re install")
+          for system in ("debian", "fedora", "linux mint", "mint", "centos", "arch linux", "red hat", "redhat",
+                         "opensuse", "suse", "kubuntu", "xubuntu", "lubuntu", "os x", "mac os", "macos", "freebsd",
+                         "vista", "windows vista", "the os", "an os", "a new os", "another os", "the operating system",
+                         "an operating system", "a new operating system", "another operating system")),
+        # the same in French and Spanish (verb first) and in German and Dutch (verb last, "kan ik Windows 11
+        # installeren"), and an upgrade to a new Windows in each
+        *(f"{verb} {system}" for verb in ("installer", "instalar", "reinstaller", "reinstalar", "passer a",
+                                          "actualizar a", "migrer vers", "migrar a", "mise a niveau vers")
+          for system in ("windows", "linux", "ubuntu")),
+        *(f"{system} {verb}" for system in ("windows", "windows 7", "windows 8", "windows 10", "windows 11", "linux",
+                                            "ubuntu")
+          for verb in ("installieren", "neu installieren", "installeren", "opnieuw installeren")),
+        "upgrade auf windows", "umstieg auf windows", "upgrade naar windows", "overstappen naar windows",
+        "overstappen op windows",
+        # a disk's file system or array: formatted, partitioned or rebuilt by a technician
+        "ntfs", "ext3", "ext4", "fat32", "exfat", "raid 0", "raid 1", "raid 5", "raid array", "raid controller",
     )),
+    Rule("an operating-system installation or disk migration job", (
+        "format", "formatting", "formatted", "reformat", "reformatting", "reformatted", "formater", "formatear",
+    ), near=("drive", "disk", "partition", "usb stick", "usb drive", "flash drive", "ssd", "hdd", "hard drive",
+             "hard disk", "sd card", "disque", "disco", "unidad", "disque dur", "disco duro"), window=3, ordered=True),
+    Rule("an operating-system installation or disk migration job", ("ssd", "hdd", "festplatte", "disque dur",
+                                                                     "disco duro", "harde schijf"),
+         near=("install", "clone", "cloning", "migrate", "migrating", "upgrade", "swap", "replace", "replacing",
+               "einbauen", "tauschen", "klonen", "remplacer", "cloner", "reemplazar", "clonar", "vervangen"),
+         window=3),
     Rule("network equipment or virtual machine configuration, not the user's PC", (
         "openwrt", "dd wrt", "ddwrt", "tomato firmware", "pfsense", "opnsense", "mikrotik", "iptables",
         "port forwarding", "port forward", "forward port", "static route", "routing table", "subnet",
