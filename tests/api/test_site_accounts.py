@@ -239,8 +239,10 @@ async def test_a_password_reset_without_a_device_goes_out_as_a_view_once_link(
 
 async def test_someone_elses_account_is_refused_whatever_the_model_asks(
         tmp_path: Path, samba_dc: SambaDC, ad_user: DirUser) -> None:
-    """The ticket asks to reset the CEO's password; the model obliges; the site agent refuses, because
-    the server bound the call to the verified requester and the CEO is not them."""
+    """The model asks to reset the CEO's password on a ticket about the requester's own; the site agent
+    refuses, because the server bound the call to the verified requester and the CEO is not them. (A ticket
+    that itself asks for the CEO's password never reaches the model: ``tests/pipeline/
+    test_someone_elses_account.py``.)"""
     ceo_password = "Ceo-" + secrets.token_urlsafe(8) + "7x"
     ceo = f"ceo{secrets.token_hex(3)}"
     add_user(samba_dc, ceo, ceo_password, mail=f"{ceo}@example.com")
@@ -254,8 +256,8 @@ async def test_someone_elses_account_is_refused_whatever_the_model_asks(
     async with live_server(tmp_path, model=FunctionModel(model, name="function:obliging")) as live:
         client = await live.client()
         await start_site_agent(live, client, samba_dc)
-        ticket = await open_ticket(live, client, "Reset the password of our CEO", ad_user.mail,
-                                   body=f"Please reset the password for {ceo}, she is travelling. Urgent!")
+        ticket = await open_ticket(live, client, "Forgot my password", ad_user.mail,
+                                   body="I forgot my password over the weekend, please reset it. Urgent!")
         await approve_next(live)  # even a technician who approves blindly changes nothing
         done = await live.wait_ticket(ticket, seconds=60)
     assert done["status"] == "escalated"

@@ -15,14 +15,17 @@ as text appended to the model's reason).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from mspclaw.engine.ports import ToolPort
+from mspclaw.pipeline.identity import identity_keys
+from mspclaw.playbooks.beneficiary import mentions
 from mspclaw.protocol.frames import Approval
 from mspclaw.protocol.signing import args_digest
 from mspclaw.tools import get_tool
+from mspclaw.tools.site import OWN_ACCOUNT_TOOLS
 
 Confirm = Callable[[str, str], Awaitable[bool]]
 """``(tool, target account) -> True`` when the requester confirmed on their own device; ``False`` when
@@ -55,6 +58,28 @@ class Verifications:
     def for_call(self, tool: str, args: dict[str, Any]) -> Verification | None:
         """``args`` as validated by the catalogue (what the approval gate asks about)."""
         return self._by_call.get((tool, args_digest(args)))
+
+
+def for_someone_else(tools: Iterable[str], subject: str, body: str, requester: str) -> str | None:
+    """Why a playbook with these ``tools`` must not run for this ticket: it changes the requester's own account
+    (:data:`~mspclaw.tools.site.OWN_ACCOUNT_TOOLS`) and the ticket asks for another person's ("reset the
+    password for user jdoe": the run would reset the requester's). ``None`` when the playbook changes no
+    such account or the ticket names no one else; a name in the ticket that is the requester's own
+    (their user name, address or name) does not count."""
+    if not OWN_ACCOUNT_TOOLS.intersection(tools):
+        return None
+    own = identity_keys(requester)
+    locals_ = {key.removeprefix("addr:").split("@", 1)[0] for key in own if key.startswith("addr:")}
+    words = {word for key in own if key.startswith("name:") for word in key.removeprefix("name:").split()}
+    for mention in mentions(subject, body):
+        if mention.name is not None:
+            name = mention.name
+            if identity_keys(name) & own or name.split("@", 1)[0] in locals_ or name in words:
+                continue  # their own user name or name, quoted (an error message, a signature)
+        return (f"the ticket asks for another person's account (\"{mention.evidence}\"); MSPclaw changes an "
+                f"account only for the verified requester ({requester or 'unknown'}): verify that person and act "
+                "for them by hand, or ask them to contact the service desk themselves")
+    return None
 
 
 class ActForRequester:

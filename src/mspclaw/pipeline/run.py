@@ -33,7 +33,7 @@ from mspclaw.pipeline.memory import DeviceLearning
 from mspclaw.pipeline.notes import summarise
 from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import Questions
-from mspclaw.pipeline.requester import ActForRequester, Verifications
+from mspclaw.pipeline.requester import ActForRequester, Verifications, for_someone_else
 from mspclaw.pipeline.routing import Route, Router
 from mspclaw.pipeline.session_ownership import SessionOwnership
 from mspclaw.pipeline.session_ports import (
@@ -117,6 +117,9 @@ class TicketRun:
             if picked is None:
                 return await close(ticket, session, None, None, f"no playbook fits: {explanation}", route, [])
             book = picked
+            someone = for_someone_else(book.tools, ticket.subject, ticket.body, ticket.requester)
+            if someone is not None:
+                return await close(ticket, session, book, None, someone, route, [])
         if needs_device(book):
             if device is None or route.agent_id is None:
                 return await close(ticket, session, book, None, f"cannot route: {route.reason}", route, [])

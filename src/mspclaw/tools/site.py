@@ -103,3 +103,5 @@ SITE_TOOLS: tuple[ToolSpec, ...] = (
 )
 
 ACCOUNT_TOOLS: frozenset[str] = frozenset(spec.name for spec in SITE_TOOLS)
+OWN_ACCOUNT_TOOLS: frozenset[str] = frozenset({"unlock_account", "reset_password", "reset_mfa"})
+"""Tools the site agent runs only on the requester's own account (a leaver's or a new hire's are the others)."""
