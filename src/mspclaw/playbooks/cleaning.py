@@ -57,9 +57,17 @@ _BANNER = re.compile(
 _TAG = re.compile(r"\[(external|extern|externe|externo|ext|spam\?*)\]\s*", re.IGNORECASE)
 _SIGNATURE_DASHES = re.compile(r"^\s*--\s*$")
 _FORM_FIELD = re.compile(r"^\s*(internet browser|web browser|browser|navigateur|navegador|webbrowser)\s*:\s*"
-                         r"[\w.() -]{0,30}$", re.IGNORECASE)
-"""A web form's field line naming the browser the form was sent from (``Internet Browser: Chrome``): what the
+                         r"(?:[\w.,;/()+-]{1,40}(?:[ \t]{1,3}[\w.,;/()+-]{1,40}){0,7})?[ \t]*$", re.IGNORECASE)
+"""A web form's field line naming the browser the form was sent from (``Internet Browser: Chrome``, ``Browser: Google
+Chrome Version 119.0.6045.160 (Official Build) (64-bit)``, ``Browser: Chrome, Edge``: at most eight words): what the
 user's screen was, not what is wrong; a user who means the browser says so in a sentence."""
+_FORM_LABEL = re.compile(r"^[ \t]{0,8}[A-Z][\w/&()-]{0,24}(?:[ \t][\w/&()-]{1,24}){0,3}[ \t]{0,3}:(?=[ \t]|$)",
+                         re.MULTILINE)
+"""A web form's field label at the start of a line (``Location:``, ``Device Type:``, ``Description:``): a capital, at
+most four words, a colon and a space or the line's end (no ``https://``, no ``10:30``)."""
+FORM_LABELS = 2
+"""A body with at least this many labelled lines is a form: its labels are the form's words, not the user's (the
+value after each is kept). One labelled line is as often the user's ("Error: printer offline") and is left."""
 _FIELD_LABEL = re.compile(r"^\s*(website address|web site address|web address|website url|page address|url|"
                           r"webadresse|adresse du site|adresse web|direccion web|direccion del sitio|webadres)\s*:\s*",
                           re.IGNORECASE)
@@ -239,7 +247,9 @@ def clean_body(body: str) -> str:
     heading = ""  # a Markdown heading not yet known to be a form's question or the user's title
     answers = False  # quoted lines after a form's question are its answers
     field = False  # the next line answers a form's question for the application
-    for line in body[:MAX_BODY].splitlines():
+    body = body[:MAX_BODY]
+    form = ":" in body and _is_form(body)
+    for line in body.splitlines():
         if not line.strip():
             if not heading:
                 kept.append(line)
@@ -284,7 +294,7 @@ def clean_body(body: str) -> str:
             if words >= 3 and _QUOTED_HEADER.match(line):
                 break
             continue
-        subject = _SUBJECT_HEADER.match(line) or _FIELD_LABEL.match(line)
+        subject = _SUBJECT_HEADER.match(line) or _FIELD_LABEL.match(line) or (form and _FORM_LABEL.match(line))
         if subject:
             line = line[subject.end():]
         closing = _CLOSING.match(line)
@@ -301,6 +311,11 @@ def clean_body(body: str) -> str:
         kept.append(line)
         words += len(line.split())
     return "\n".join(kept)
+
+
+def _is_form(body: str) -> bool:
+    """True when at least :data:`FORM_LABELS` lines of the body start with a field label."""
+    return any(count >= FORM_LABELS for count, _ in enumerate(_FORM_LABEL.finditer(body), start=1))
 
 
 HEADING_WORDS = 8

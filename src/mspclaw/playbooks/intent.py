@@ -93,6 +93,7 @@ FAULTS: tuple[str, ...] = (
     "pas", "plus", "jamais", "rien", "aucun", "aucune", "impossible", "erreur", "probleme", "souci", "soucis", "panne",
     "bloque", "bloquee", "verrouille", "oublie", "expire", "lent", "lente", "plante", "fige", "disparu", "perdu",
     "manque", "urgent", "aide", "depanner", "deconnecte", "plein", "pleine", "sature", "saturee", "lenteur", "lenteurs",
+    "ralenti", "ralentit", "ralentissement",
     "rame", "sans arret", "quitte", "ferme", "avertissement", "faible", "hors ligne", "deconnectee", "instable",
     "echoue", "echec", "indisponible", "insuffisant", "insuffisante", "caracteres bizarres",
     "caracteres aleatoires", "n importe quoi", "illisible", "illisibles", "blanche", "blanches",

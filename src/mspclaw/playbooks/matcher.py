@@ -31,6 +31,7 @@ word of the ticket, whatever the number of playbooks (``bench/matcher.py``: 10,0
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,12 +83,53 @@ one program that takes it down; the disk check sees the lack of space that stops
 check sees the lost or expired token that a VPN sign-in then fails on; the crash reports and pending updates
 show a program that freezes and whether an update or a reinstall is what it needs (the install playbook
 finds it installed and stops)."""
+TRIED = {"password_reset": "account_locked"}
+"""A sign-in that failed again and again (:data:`TRIES`) is as likely a lock as a wrong password: a ticket this
+playbook wins that says so goes to the pair's :data:`PREFERRED` one, whose first step, the account lookup, reads the
+lock and the password's expiry both, however far the scores are apart."""
+TRIES = (
+    "multiple attempts", "several attempts", "many attempts", "repeated attempts", "a few attempts", "multiple tries",
+    "several tries", "many tries", "a few tries", "too many tries", "several times", "multiple times", "many times",
+    "a few times", "repeatedly", "tried again and again",
+    "mehreren versuchen", "mehrere versuche", "einigen versuchen", "ein paar versuchen", "mehrmals", "mehrfach",
+    "wiederholt", "plusieurs tentatives", "plusieurs essais", "plusieurs fois", "a plusieurs reprises",
+    "varios intentos", "muchos intentos", "algunos intentos", "varias veces", "muchas veces", "repetidas veces",
+    "meerdere pogingen", "een paar pogingen", "meerdere keren", "een paar keer", "meerdere malen",
+    "verschillende keren", "herhaaldelijk")
+"""Tries said again and again, in en/de/fr/es/nl (accent-folded), read per language as a ticket's words are."""
 CONTEXT_ONLY_WORDS = 16
 """A ticket of more words than this whose best playbook scored only on context triggers (``firefox``,
 ``outlook``) gets no playbook: it had room to name a symptom the playbook treats and named none. A
 shorter one ("IE not working") is read as a problem with what it names."""
 NEAR_FAULT = 3
 """A fault word this close to a context trigger makes it evidence."""
+PLACE_WORDS, PLACE_PHRASES = 3, 2
+"""Where the thing is may stand between it and its fault ("the printer in room 214 on the 2nd floor is not
+printing", "l'imprimante au 2e étage ne fonctionne plus"): up to this many place phrases right after the context
+trigger, each a preposition and at most :data:`PLACE_WORDS` words that are no trigger and no clause word."""
+PLACE_PREPOSITIONS = frozenset((
+    "at", "in", "on", "near", "im", "am", "an", "auf", "bei", "beim", "vom", "au", "aux", "dans", "chez", "a", "de",
+    "du", "des", "en", "del", "al", "op", "bij", "aan", "van", "of"))
+"""Prepositions that open a place phrase (accent-folded: French "à" is "a"), in en/de/fr/es/nl; one that is also an
+article (Dutch "de", French "des") may be the phrase's first word ("op de tweede verdieping")."""
+PLACE_STOPS = frozenset((
+    "and", "or", "but", "so", "because", "when", "since", "while", "if", "then", "also", "i", "we", "it", "they",
+    "he", "she", "is", "are", "was", "were", "und", "oder", "aber", "weil", "wenn", "dann", "ich", "es", "er", "sie",
+    "wir", "ist", "sind", "war", "et", "ou", "mais", "car", "quand", "je", "il", "elle", "nous", "est", "sont", "y",
+    "o", "pero", "porque", "cuando", "yo", "esta", "estan", "maar", "omdat", "wanneer", "ik", "wij", "zij", "hij"))
+"""Words that end a place phrase: the next clause starts (Dutch "en", "and", is one in a Dutch ticket)."""
+_PLACE_STOPS_NL = PLACE_STOPS | {"en"}
+JOINED_NAMES = ("wifi", "wlan", "vpn")
+"""Triggers users glue to a network's or a client's name in one lower-case word (``guestwifi``, ``officevpn``,
+``vpnclient``): such an unknown word is read as the trigger. A longer trigger is no such name: "language" is no "age",
+"webmail" no "mail" (a word written with capitals is read by its parts, :data:`_CAMEL`)."""
+JOINED_REST = 2
+"""Letters the rest of such a word has at least (``mywifi``)."""
+_CAMEL = re.compile(r"\b[A-Za-z][a-z]{1,20}[A-Z][A-Za-z]{1,20}\b")
+"""A word with a capital inside it (``CompanyWiFi``, ``GuestWLAN``, ``OfficeVPN``, ``MyWifi``); bounded repeats, one
+pass. Split at its first inner capital when the part after it is a trigger and the whole word is none (``OpenVPN``,
+``AdBlock``, ``SharePoint`` stay as written; so do ``AppData`` and ``HostOutOfDiskSpace``: a trigger that starts a
+name, or ends a name of several words, is no name of the thing)."""
 CLOSE_CALL = 0.75
 """The runner-up is a close call when it scores at least this share of the best."""
 
@@ -380,6 +422,10 @@ class Matcher:
         self._keys: dict[str | None, dict[str, str]] = {lang: {} for lang in (None, *LANGUAGES)}
         """Per language, a word -> its key (:meth:`_key`), up to :data:`KEY_CACHE` words in all."""
         self._cached_keys = 0
+        self._tries: dict[str | None, Terms[bool]] = {}
+        self._by_category: dict[str, list[int]] = {}
+        for at, book in enumerate(self.books):
+            self._by_category.setdefault(book.category, []).append(at)
         # the default triage and intent lists read against the same trigger texts give the same lexicon: built
         # once per process (every server start and registry reload builds a matcher for the same library)
         shared_key = _lexicon_key(self.books) if triage is None and intent is None else None
@@ -486,6 +532,8 @@ class Matcher:
             found = own
         else:
             found = self._written_as(own, lang) or self._inflected(word, lang, self._aliases) or own
+        if found == own and own not in self._vocab and word.isalpha():
+            found = self._joined(word) or own
         if keys is not None and self._cached_keys < KEY_CACHE:
             keys[word] = found
             self._cached_keys += 1
@@ -561,8 +609,8 @@ class Matcher:
     def tokens(self, subject: str, body: str) -> tuple[list[str], int, str | None]:
         """The ticket's stemmed words (subject, a break, body; at most :data:`MAX_TOKENS`), how many
         are the subject's, and the language detected."""
-        subject_words = words(mark_drives(mark_hosts(clean_subject(subject))))[:MAX_TOKENS // 4]
-        title, rest = split_heading(clean_body(body))
+        subject_words = words(mark_drives(mark_hosts(self._unjoin(clean_subject(subject)))))[:MAX_TOKENS // 4]
+        title, rest = split_heading(self._unjoin(clean_body(body)))
         title_words = words(mark_drives(mark_hosts(title)))[:MAX_TOKENS // 4] if title else []
         if not subject_words:  # a ticket without a subject: its body's title line is one
             subject_words, title_words = title_words, []
@@ -576,6 +624,30 @@ class Matcher:
         title_keys = [*[known.get(w) or self._key(w, lang) for w in title_words], _BREAK] if title_words else []
         return ([*subject_keys, _BREAK, *title_keys, *[known.get(w) or self._key(w, lang) for w in body_words]],
                 len(subject_keys), lang)
+
+    def _unjoin(self, text: str) -> str:
+        """``CompanyWiFi`` -> ``Company WiFi``, ``OfficeVPN`` -> ``Office VPN``: a word with a capital inside it is
+        two where a trigger starts or ends at that capital, unless the whole word is in the vocabulary."""
+        return _CAMEL.sub(self._camel, text) if _CAMEL.search(text) else text
+
+    def _camel(self, found: re.Match[str]) -> str:
+        written = found.group(0)
+        lower = written.lower()
+        if stem(lower) in self._vocab:
+            return written
+        # the name's own word first, then the trigger: no capital inside the head but its first letter
+        cut = next(at for at in range(1, len(written)) if written[at].isupper())
+        if len(written) - cut >= 3 and stem(lower[cut:]) in self._index.keywords:
+            return f"{written[:cut]} {written[cut:]}"
+        return written
+
+    @staticmethod
+    def _joined(word: str) -> str | None:
+        """The network trigger an unknown lower-case word ends or starts with (``guestwlan`` -> ``wlan``)."""
+        for name in JOINED_NAMES:
+            if len(word) >= len(name) + JOINED_REST and (word.endswith(name) or word.startswith(name)):
+                return name
+        return None
 
     def _near(self, token: str) -> str | None:
         """The trigger a word not in the index is a typo of, if any (cached: ticket words repeat)."""
@@ -802,9 +874,68 @@ class Matcher:
         if any(tokens[pos] in heads and together(pos, at, cuts)
                for at in faults for pos in range(max(0, at - NEAR_FAULT), at)):
             return True
+        if faults and self._placed_fault(heads, faults, tokens, cuts, lang):
+            return True
         troubles = self.intent_for(lang).troubles_at(tokens, split)
         return any(tokens[pos] in heads and together(at, pos, cuts) for at in troubles
                    for pos in range(at + 1, min(len(tokens), at + 1 + NEAR_FAULT)))
+
+    def _placed_fault(self, heads: set[str], faults: list[int], tokens: list[str], cuts: tuple[int, ...],
+                      lang: str | None) -> bool:
+        """True when a fault word follows a context trigger within :data:`NEAR_FAULT` words of the place phrases
+        right after it ("Bishop printer at St Elmo is not working"), with no other trigger in between. One pass
+        over the ticket, a bounded walk per context trigger."""
+        keywords = self._index.keywords
+        stops = _PLACE_STOPS_NL if lang == "nl" else PLACE_STOPS
+        at_fault = set(faults)
+        length = len(tokens)
+        for pos, token in enumerate(tokens):
+            if token not in heads:
+                continue
+            end, step = pos, pos + 1
+            for _ in range(PLACE_PHRASES):
+                if step >= length or tokens[step] not in PLACE_PREPOSITIONS:
+                    break
+                step += 1
+                taken = 0
+                while (taken < PLACE_WORDS and step < length and step not in at_fault
+                       and (word := tokens[step]) != _BREAK and not (taken and word in PLACE_PREPOSITIONS)
+                       and word not in stops and word not in keywords):
+                    step += 1
+                    taken += 1
+                if not taken:
+                    break
+                end = step - 1
+            if end == pos:
+                continue
+            for at in faults:
+                if (end < at <= end + NEAR_FAULT and together(pos, at, cuts)
+                        and not any(word in keywords for word in tokens[end + 1:at])):
+                    return True
+        return False
+
+    def _tries_for(self, lang: str | None) -> Terms[bool]:
+        terms = self._tries.get(lang)
+        if terms is None:
+            terms = self._tries[lang] = Terms((tuple(self._key(word, lang) for word in words(text)), True)
+                                              for text in TRIES)
+        return terms
+
+    def _after_tries(self, winner: int, tokens: list[str], lang: str | None, found: dict[tuple[str, str], float],
+                     ruled: list[list[int]]) -> int | None:
+        """The book of :data:`TRIED`'s other category that takes a ticket ``winner`` won and that tells of tries
+        again and again; None when there is none, or the ticket says no such thing."""
+        other = TRIED.get(self.books[winner].category)
+        books = self._by_category.get(other) if other is not None else None
+        if not books:
+            return None
+        tries = self._tries_for(lang)
+        starts = tries.starts
+        if not any(token in starts and tries.at(tokens, pos) for pos, token in enumerate(tokens)):
+            return None
+        out = [self._as_set(listed) for listed in ruled]
+        open_books = [book for book in books if not any(book in each for each in out)]
+        return max(open_books, key=lambda book: (self._points(book, found), -book)) if open_books else None
 
     def _explain(self, book: int, found: dict[tuple[str, str], float]) -> list[str]:
         index = self._index
@@ -853,14 +984,20 @@ class Matcher:
                 chosen, runner, winner = runner, chosen, runner_at
             if preferred is not None:
                 shared = 0.0  # the chosen playbook's first steps diagnose both
-        if len(tokens) - tokens.count(_BREAK) > CONTEXT_ONLY_WORDS and not self._evidence(winner, found, tokens, lang):
+        tried, scored = False, winner
+        if not note:
+            other = self._after_tries(winner, tokens, lang, found, ruled)
+            if other is not None:
+                note = f"; tried again and again: {self.books[other].id} checks the lock and the password first"
+                chosen, runner, winner, tried, shared = self.books[other], chosen, other, True, 0.0
+        if len(tokens) - tokens.count(_BREAK) > CONTEXT_ONLY_WORDS and not self._evidence(scored, found, tokens, lang):
             return Match(None, round(best_points, 2), f"{chosen.id} scored {best_points:g} only on words that "
-                         f"name what it is about ({', '.join(self._explain(winner, found))}), not on anything "
+                         f"name what it is about ({', '.join(self._explain(scored, found))}), not on anything "
                          "it treats: a person reads it, no playbook", language=lang)
-        value = self._points(winner, found) if note else best_points
+        value = self._points(winner, found) if note and not tried else best_points
         sure = confidence(value, shared)
         tail = f"; next best: {runner.id} at {second_points if not note else best_points:g}" if runner else ""
-        reasons = f"{chosen.id} scored {value:g}: " + ", ".join(self._explain(winner, found)) + tail + note
+        reasons = f"{chosen.id} scored {value:g}: " + ", ".join(self._explain(scored, found)) + tail + note
         if sure < self.min_confidence:
             return Match(None, round(value, 2), f"not confident enough ({sure:.2f} < {self.min_confidence:g}) "
                          f"to choose between playbooks: {reasons}", runner_up=runner.id if runner else None,

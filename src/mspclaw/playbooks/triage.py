@@ -678,6 +678,18 @@ RULES: tuple[Rule, ...] = (
         "both wired and wireless", "wired and wifi", "hardline and wifi", "cable and wifi", "sent the team home",
         "sent team home", "sent everyone home",
     )),
+    # the internet provider's outage, or the line down while the internal network still works: the site's uplink
+    Rule("an outage affecting many users or a whole site", (
+        "downdetector", "down detector", "isp outage", "outage at the isp", "outage at our isp", "isp is down",
+        "provider is down", "provider outage", "outage at the provider", "internal network is working",
+        "internal network works", "internal network is fine", "internal network is ok",
+        "storung beim anbieter", "storung beim provider", "storung des anbieters", "ausfall beim anbieter",
+        "ausfall beim provider", "internes netz funktioniert", "internes netzwerk funktioniert",
+        "panne chez l operateur", "panne chez le fournisseur", "panne du fournisseur", "panne de l operateur",
+        "reseau interne fonctionne", "caida del proveedor", "caida de la operadora", "averia del proveedor",
+        "fallo del proveedor", "red interna funciona", "storing bij de provider", "storing bij de internetprovider",
+        "storing bij onze provider", "intern netwerk werkt", "interne netwerk werkt",
+    ), unless=_ONLY_ME),
     Rule("an outage affecting many users or a whole site", (
         "public wifi", "guest wifi", "guest network", "visitor wifi", "gaste wlan", "wifi invites", "wifi publico",
         "gastenwifi",
@@ -763,6 +775,19 @@ RULES: tuple[Rule, ...] = (
         "peeling", "peeling off", "coming apart", "falling apart", "blattert ab", "lost sich ab", "se decolle",
         "se despega", "se esta despegando", "laat los", "bladdert af",
     )),
+    # a device to be repaired ("Repair printers on the 2nd floor", "Drucker muss repariert werden"), like one to be
+    # replaced: a technician's or the vendor's; an application repaired ("Office quick repair") is not a device
+    Rule("a hardware failure", (
+        "repair", "repairs", "repaired", "reparieren", "repariert", "reparatur", "reparer", "reparee", "repare",
+        "reparation", "reparar", "reparacion", "repareren", "gerepareerd", "reparatie",
+    ), near=("printer", "printers", "laptop", "laptops", "pc", "pcs", "computer", "computers", "desktop", "desktops",
+             "notebook", "monitor", "monitors", "screen", "keyboard", "docking station", "dock", "drucker",
+             "rechner", "bildschirm", "tastatur", "imprimante", "imprimantes", "ordinateur", "ecran", "clavier",
+             "impresora", "impresoras", "ordenador", "portatil", "pantalla", "teclado", "scherm", "toetsenbord"),
+         window=4, unless=("quick repair", "online repair", "office repair", "repair office", "repair outlook",
+                           "outlook repair", "repair install", "repair the installation", "repair installation",
+                           "repair tool", "reparaturinstallation", "reparer office", "reparar office",
+                           "office repareren")),
     # a black screen for a while on the way to the desktop is a slow start, not a dead display; one that stays
     # black ("forever", "nothing shows", "it's dead") is the display's, slow or not
     Rule("a hardware failure", _BLACK_SCREEN, near=(
@@ -1141,6 +1166,23 @@ RULES: tuple[Rule, ...] = (
     Rule("a business application problem, not the user's PC", _LOB_NAMED, near=(*_SIGN_IN, *_LOB_TROUBLE), window=6,
          unless=(*_NOT_THE_APPLICATION, *_DIRECTORY_SIGN_IN, *_ONBOARDING, "starter", "joiner", "new hire")),
     # a product with its own accounts, its password or lock-out: the product's administrator resets it
+    # a password reset that sends an e-mail ("the reset email never arrives", "l'e-mail de réinitialisation"): a
+    # website's or an application's own account; the directory's reset is the technician's or a link on the sign-in
+    # screen ("the reset link asks for my old phone"), with no e-mail
+    Rule("a business application problem, not the user's PC", (
+        "reset email", "reset e mail", "reset mail", "password reset email", "recovery email", "email to reset",
+        "e mail to reset", "e mail zum zurucksetzen", "mail zum zurucksetzen", "e mail de reinitialisation",
+        "mail de reinitialisation", "correo para restablecer", "correo de restablecimiento", "resetmail",
+        "e mail om te resetten", "mail om te resetten",
+    ), unless=_DIRECTORY_SIGN_IN),
+    Rule("a business application problem, not the user's PC", (
+        "zurucksetzen", "zurucksetzten", "reset", "reinitialiser", "reinitialisation", "restablecer", "resetten",
+    ), near=("erhalte keine e mail", "bekomme keine e mail", "keine e mail erhalten", "keine e mail bekommen",
+             "never get an email", "never got an email", "never received an email", "never receive an email",
+             "dont get an email", "dont receive an email", "didnt get an email", "didnt receive an email",
+             "je ne recois aucun e mail", "je ne recois pas d e mail", "no recibo ningun correo",
+             "no me llega ningun correo", "ik krijg geen e mail", "ik ontvang geen e mail"),
+         window=10, ordered=True, unless=_DIRECTORY_SIGN_IN),
     Rule("a business application problem, not the user's PC", _LOB_PRODUCTS, near=_SIGN_IN, window=6,
          unless=_DIRECTORY_SIGN_IN),
     Rule("a business application problem, not the user's PC", (
