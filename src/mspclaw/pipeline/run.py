@@ -243,8 +243,15 @@ class TicketRun:
             # what the device is known to be (device memory), then what this ticket says
             facts = {**known, "requester": ticket.requester, "os": os_name,
                      **({"hostname": device.hostname} if device is not None else {})}
-            planned = await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook)
-            await session_tools.save_unsaved()  # none left when every call had its step
+            try:
+                planned = await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook)
+            except Exception:
+                await session_tools.settle(store=True)
+                raise
+            except BaseException:
+                await session_tools.settle(store=False)
+                raise
+            await session_tools.save_unsaved()  # the steps written behind, in one write
             return planned, asker.decisions
         toolset = Toolset(book.tools, tools, declared=plan.questions, questions=questions)
         prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
@@ -252,8 +259,15 @@ class TicketRun:
                               plan=plan, facts=known)
         turns = await run_store(self.store, self.runs.turns, session.id)
         limits = replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps))
-        result = await run_loop(DurableModel(self.model, self.runs, session.id, turns=turns), INSTRUCTIONS, prompt,
-                                toolset, on_step, limits)
+        try:
+            result = await run_loop(DurableModel(self.model, self.runs, session.id, turns=turns), INSTRUCTIONS,
+                                    prompt, toolset, on_step, limits)
+        except Exception:
+            await session_tools.settle(store=True)
+            raise
+        except BaseException:
+            await session_tools.settle(store=False)
+            raise
         await session_tools.save_unsaved()
         return result, asker.decisions
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -26,12 +27,18 @@ from mspclaw.pipeline.offload import run_store
 from mspclaw.pipeline.questions import NoAnswer, Questions
 from mspclaw.pipeline.requester import Verifications
 from mspclaw.pipeline.routing import SiteRoute
-from mspclaw.protocol.frames import Approval, Event
+from mspclaw.protocol.frames import Approval
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Session, Ticket, utcnow
-from mspclaw.store.tickets import MAX_CALLS_PER_WRITE, FinishedCall, TicketStore
-from mspclaw.tools import get_tool
+from mspclaw.store.tickets import MAX_CALLS_PER_WRITE, MAX_STEPS_PER_WRITE, FinishedCall, StepWrite, TicketStore
+from mspclaw.tools import CATALOGUE, get_tool
+
+log = logging.getLogger(__name__)
+
+STEPS_BEHIND_S = 1.0
+"""How long a step that can be replayed may wait to be stored with the next write (:meth:`SessionTools.save_step`):
+watchers of the session see it at most this late."""
 
 
 class QuietSessions:
@@ -86,7 +93,15 @@ class SessionTools:
     instead of an insert before the call and an update after it. A run that stops between the result
     and its step (a crash, a lost lease) leaves no row: the replay sends the call again with the same
     id (``pipeline/durable.py``), and the agent's journal answers it without running the tool twice,
-    as it did for a row left pending."""
+    as it did for a row left pending.
+
+    Steps are *written behind* when that is safe: a step that changed nothing (no tool, a tool that is
+    not destructive, a preview such as a dry run, or a skipped step) waits, with its calls' rows, to be
+    stored in one write with the steps after it (:meth:`flush`): at the latest :data:`STEPS_BEHIND_S`
+    later, before a call that changes something or an approval, and at the run's end (:meth:`save_unsaved`).
+    A run that dies first replays those steps on resume, and their calls are answered by the agents'
+    journals (same ids), as above: what a crash costs is a repeated diagnostic, never a repeated change.
+    A deterministic run of read-only steps is one write instead of one per step."""
 
     def __init__(self, ctx: RunContext, *, dispatcher: ClientDispatcher, store: TicketStore, runs: RunStore,
                  audit: AuditLog, handover: Handover, learning: DeviceLearning, tool_timeout_s: float,
@@ -99,6 +114,12 @@ class SessionTools:
         """Calls with their result whose row goes with the next step (:meth:`save_step`)."""
         self._audits: list[asyncio.Future[Any]] = []
         """``tool_result`` audit records under way, awaited with the next step's write."""
+        self._pending: list[StepWrite] = []
+        """Steps written behind (:meth:`save_step`), stored by the next :meth:`flush`."""
+        self._events: SessionEvents | None = None
+        self._flushing = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._later: asyncio.Future[None] | None = None
 
     async def agent_for(self, tool: str) -> str:
         """The ticket's device agent if it offers the tool, else the client's site agent that does.
@@ -123,8 +144,10 @@ class SessionTools:
         spec = get_tool(tool)
         args = spec.validate(args).model_dump(mode="json")
         audit, session, ledger = self._audit, self._ctx.session, self._ctx.ledger
-        if self._unsaved or self._audits:  # a call with no step after it (not from the engines): stored first
+        if self._unsaved:  # a call with no step after it (not from the engines): stored first
             await self.save_unsaved()
+        if spec.needs_approval(spec.args.model_construct(**args)):  # what the run found is stored before a change
+            await self.flush()
         agent_id = await self.agent_for(tool)
         call_id = ledger.current or "call_" + secrets.token_hex(8)
         # DurableTools read this call's row just before (no one else writes it: one runner per session)
@@ -187,19 +210,66 @@ class SessionTools:
         return output
 
     async def save_step(self, events: SessionEvents, *, title: str, tool: str | None, args: dict[str, Any],
-                        ok: bool | None, observation: dict[str, Any], data: dict[str, Any]) -> Event:
+                        ok: bool | None, observation: dict[str, Any], data: dict[str, Any]) -> None:
         """Store a step, its ``step`` event and the rows of the calls finished since the last step, in one
-        write (one statement on PostgreSQL), then announce the event."""
+        write (one statement on PostgreSQL) with the steps written behind before it, then announce the
+        events; a step that changed nothing is itself written behind (see the class)."""
+        self._events = events
         calls, self._unsaved = self._unsaved[:MAX_CALLS_PER_WRITE], self._unsaved[MAX_CALLS_PER_WRITE:]
-        session_id, store = self._ctx.session.id, self._store
+        if (len(self._pending) >= MAX_STEPS_PER_WRITE
+                or sum(len(p.calls) for p in self._pending) + len(calls) > MAX_CALLS_PER_WRITE):
+            await self.flush()
+        self._pending.append(StepWrite(title=title, tool=tool, args=args, ok=ok, observation=observation,
+                                       data=data, created_at=utcnow(), calls=tuple(calls)))
+        spec = CATALOGUE.get(tool) if tool is not None else None
+        # changed nothing: no tool or an unknown one (refused), skipped, not destructive, or a preview (dry run)
+        if spec is None or observation.get("skipped") or not spec.needs_approval(spec.args.model_construct(**args)):
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(STEPS_BEHIND_S, self._flush_later)
+            return
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Store the steps written behind, in one write, and announce their events in order."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        async with self._flushing:
+            pending, self._pending = self._pending, []
+            if pending:
+                session_id, store = self._ctx.session.id, self._store
+                try:
+                    seqs = await run_store(store, store.add_steps, session_id, pending)
+                except BaseException:
+                    self._pending[:0] = pending  # not stored: kept for the next write
+                    raise
+                if self._events is not None:
+                    for step, seq in zip(pending, seqs, strict=True):
+                        self._events.announce(session_id, seq, step.event, step.data)
+            await self._audited()
+
+    async def settle(self, *, store: bool) -> None:
+        """A run that stopped on an error: with ``store``, its steps written behind are stored if they can be
+        (what it did stays on record with its end); without (cancelled: its lease may be another replica's
+        now), they are dropped, to be replayed by the session's next owner. No later write is left pending."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if store:
+            await self._flush_quietly()
+        else:
+            self._pending.clear()
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        self._later = asyncio.ensure_future(self._flush_quietly())
+
+    async def _flush_quietly(self) -> None:
         try:
-            _, row = await run_store(store, store.add_step_and_event, session_id, title=title, tool=tool, args=args,
-                                     ok=ok, observation=observation, event="step", data=data, calls=calls)
-        except BaseException:
-            self._unsaved[:0] = calls  # not stored: kept for the next write
-            raise
-        await self._audited()
-        return events.announce(session_id, row.seq, "step", data)
+            await self.flush()
+        except Exception:  # kept, and stored (or raised) by the run's next write
+            log.warning("session %s: storing its last steps failed; the next write tries again",
+                        self._ctx.session.id, exc_info=True)
 
     async def _audited(self) -> None:
         """Wait for the ``tool_result`` records under way (a failed one raises here, as it did inline)."""
@@ -208,9 +278,10 @@ class SessionTools:
             await asyncio.gather(*audits)
 
     async def save_unsaved(self, *more: FinishedCall) -> None:
-        """Store the rows of finished calls no step has reported (and ``more``) by themselves; nothing
-        to do after a run whose every call was followed by its step."""
+        """Store the steps written behind, then the rows of finished calls no step has reported (and ``more``)
+        by themselves: at the run's end, and before a call that follows a call without a step."""
         calls, self._unsaved = [*self._unsaved, *more], []
+        await self.flush()
         if calls:
             await run_store(self._store, self._store.save_calls, calls)
         await self._audited()
@@ -266,6 +337,7 @@ class SessionApprovals:
     async def request(self, tool: str, args: dict[str, Any], *, reason: str) -> Approval:
         ticket, session = self._ctx.ticket, self._ctx.session
         self._ctx.quiet.asked(session.id)
+        await self._tools.flush()  # the technician sees every step before the request
         try:
             grant = await self._approvals.request(
                 session_id=session.id, client_id=session.client_id, ticket_id=ticket.id,

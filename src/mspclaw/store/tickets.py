@@ -115,6 +115,22 @@ def _save_call(dialect: str, prefix: str = "c_") -> Insert:
 
 
 @dataclass(frozen=True)
+class StepWrite:
+    """A step to store, with its event and the rows of the calls it reports (:meth:`TicketStore.add_steps`)."""
+
+    title: str
+    tool: str | None
+    args: dict[str, Any]
+    ok: bool | None
+    observation: dict[str, Any]
+    data: dict[str, Any]
+    """The data of its event (``step``)."""
+    created_at: datetime
+    calls: tuple[FinishedCall, ...] = ()
+    event: str = "step"
+
+
+@dataclass(frozen=True)
 class FinishedCall:
     """A tool call that has its result: stored in one write with the step that reports it
     (:meth:`TicketStore.add_step_and_event`), or by itself (:meth:`TicketStore.save_calls`)."""
@@ -215,6 +231,38 @@ def _step_and_event_pg(calls: int = 0) -> Select[Any]:
              for i in range(calls)]
     stmt = select(new_step.c.id, new_step.c.index, new_event.c.id.label("event_id"), new_event.c.seq)
     return stmt.add_cte(*saved) if saved else stmt
+
+
+MAX_STEPS_PER_WRITE = 8
+"""Steps stored in one write, at most (:meth:`TicketStore.add_steps`); with :data:`MAX_CALLS_PER_WRITE` calls in
+all, the statement shapes are few (one prepared statement each)."""
+_STEP_COLUMNS = ("title", "tool", "args", "ok", "observation", "created_at")
+_EVENT_COLUMNS = ("event", "data", "created_at")
+
+
+def _numbered_insert(table: Table, column: str, k: int, prefix: str, columns: tuple[str, ...]) -> Insert:
+    """An INSERT of one row of ``table`` for the session ``p_session_id``, ``column`` numbered the k-th after the
+    session's highest (``coalesce(max, 0) + k``: inserts of one statement see the same snapshot, so the k-th
+    of them takes ``+ k``), its other ``columns`` from ``prefix`` parameters."""
+    number = (select(func.coalesce(func.max(table.c[column]), 0) + k)
+              .where(table.c.session_id == bindparam("p_session_id")).scalar_subquery())
+    return insert(table).values({column: number, "session_id": bindparam("p_session_id"),
+                                 **{c: bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns}})
+
+
+@functools.cache
+def _steps_pg(steps: int, calls: int) -> Select[Any]:
+    """``steps`` steps (``s1_``, ``s2_``, ... parameters), each with its event (``e1_``, ...), numbered after the
+    session's last (``p_session_id``), and the rows of ``calls`` finished calls (``c0_``, ...): the events'
+    ``seq`` in order."""
+    saved = [_save_call("postgresql", f"c{i}_").returning(_CALLS.c.call_id).cte(f"saved_call_{i}")
+             for i in range(calls)]
+    new_steps = [_numbered_insert(_STEPS, "index", k, f"s{k}_", _STEP_COLUMNS).returning(_STEPS.c.id)
+                 .cte(f"new_step_{k}") for k in range(1, steps + 1)]
+    new_events = [_numbered_insert(_EVENTS, "seq", k, f"e{k}_", _EVENT_COLUMNS).returning(_EVENTS.c.seq)
+                  .cte(f"new_event_{k}") for k in range(1, steps + 1)]
+    return select(*(event.c.seq.label(f"seq_{k}") for k, event in enumerate(new_events, 1))).add_cte(
+        *saved, *new_steps)
 
 
 @functools.cache
@@ -510,6 +558,38 @@ class TicketStore:
             step_id, index = tx.one(self._add_step, _bound(step))
             event_id, seq = tx.one(self._add_event, _bound(announced))
         return (Step(id=step_id, index=index, **step), SessionEvent(id=event_id, seq=seq, **announced))
+
+    def add_steps(self, session_id: str, steps: Sequence[StepWrite]) -> list[int]:
+        """Several steps in one write, each with its event, and the rows of the calls they report: one statement
+        on PostgreSQL, one transaction on SQLite. Returns the events' ``seq``, in order. At most
+        :data:`MAX_STEPS_PER_WRITE` steps and :data:`MAX_CALLS_PER_WRITE` calls in all."""
+        calls = [call for step in steps for call in step.calls]
+        if len(steps) > MAX_STEPS_PER_WRITE or len(calls) > MAX_CALLS_PER_WRITE:
+            raise ValueError(f"{len(steps)} steps and {len(calls)} calls in one write; at most {MAX_STEPS_PER_WRITE} "
+                             f"and {MAX_CALLS_PER_WRITE}")
+        if not steps:
+            return []
+        rows = [({"title": redact_text(step.title), "tool": step.tool, "args": redact_json(step.args), "ok": step.ok,
+                  "observation": redact_json(step.observation), "created_at": step.created_at},
+                 {"event": step.event, "data": redact_json(step.data), "created_at": step.created_at})
+                for step in steps]
+        if self._one_statement:
+            params: dict[str, Any] = {"p_session_id": session_id}
+            for k, (step_row, event_row) in enumerate(rows, 1):
+                params.update({f"s{k}_{name}": value for name, value in step_row.items()})
+                params.update({f"e{k}_{name}": value for name, value in event_row.items()})
+            for i, call in enumerate(calls):
+                params.update(call.values(f"c{i}_"))
+            return [int(seq) for seq in self._fast.one(self._fast.prepare(_steps_pg(len(steps), len(calls))), params)]
+        seqs: list[int] = []
+        with self._fast.transaction() as tx:
+            for call in calls:
+                tx.execute(self._save_call, call.values())
+            for step_row, event_row in rows:
+                tx.one(self._add_step, _bound({"session_id": session_id, **step_row}))
+                _, seq = tx.one(self._add_event, _bound({"session_id": session_id, **event_row}))
+                seqs.append(int(seq))
+        return seqs
 
     def steps(self, session_id: str) -> list[Step]:
         with self._sessions() as db:
