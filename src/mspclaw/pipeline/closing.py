@@ -29,7 +29,7 @@ from mspclaw.playbooks.schema import Playbook
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Session, Ticket
-from mspclaw.store.tickets import TicketStore
+from mspclaw.store.tickets import StepWrite, TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,17 @@ class Closing:
         self._sessions = sessions
 
     async def close(self, ticket: Ticket, session: Session, book: Playbook | None, result: RunResult | None,
-                    reason: str, route: Route, approvals: list[str]) -> FinishedRun:
+                    reason: str, route: Route, approvals: list[str], steps: Sequence[StepWrite] = ()) -> FinishedRun:
+        """End the run: note, reply, observers, the session's end stored and announced, the PSA written back.
+
+        ``steps``: the run's last steps, written behind (``SessionTools.hand_over``). A resolved run's are stored
+        in the same write as its end; an escalated run's first, because the structured hand-off lists them."""
         outcome = result.outcome if result else "escalated"
+        if steps and outcome != "resolved":
+            seqs = await run_store(self._store, self._store.add_steps, session.id, steps)
+            for step, step_seq in zip(steps, seqs, strict=True):
+                self._events.announce(session.id, step_seq, step.event, step.data)
+            steps = ()
         device = f"{route.device.hostname} ({route.device.os})" if route.device else "unknown"
         note = internal_note(playbook=book.id if book else None, device=device, result=result, reason=reason,
                              approvals=approvals, subject=ticket.subject, body=ticket.body, requester=ticket.requester)
@@ -100,7 +109,7 @@ class Closing:
         try:
             seq = await run_store(self._store, self._store.close_session, session.id, ticket.id, outcome=outcome,
                                   note=run.note, reply=run.reply, reason=reason, event=(event, event_data),
-                                  lease=lease)
+                                  lease=lease, steps=steps)
         except BaseException:
             if lease is not None and self._sessions is not None:
                 self._sessions.ended(session.id, lease, stored=False)
@@ -108,6 +117,8 @@ class Closing:
         if lease is not None and self._sessions is not None:
             self._sessions.ended(session.id, lease, stored=True)
         assert seq is not None
+        for k, step in enumerate(steps):  # numbered just before the end's event
+            self._events.announce(session.id, seq - len(steps) + k, step.event, step.data)
         self._events.announce(session.id, seq, event, event_data)
         log.info("ticket %s %s: %s", ticket.id, outcome, reason[:300])
         if not self._quiet.closed(session.id):  # it asked someone something: it may still be pending

@@ -50,7 +50,7 @@ from mspclaw.playbooks.schema import Playbook
 from mspclaw.store.audit import AuditLog
 from mspclaw.store.runs import RunStore
 from mspclaw.store.tables import Device, Session, Ticket
-from mspclaw.store.tickets import OpeningEvent, TicketStore
+from mspclaw.store.tickets import OpeningEvent, StepWrite, TicketStore
 from mspclaw.tools import get_tool
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,9 @@ class TicketRun:
                                    f"device {device.hostname} is offline ({route.reason})", route, [])
         else:
             device = None
-        result, decisions = await self._engine(ticket, session, book, device, acting, target_name, known,
-                                               resumed=resumed)
-        return await close(ticket, session, book, result, result.reason, route, decisions)
+        result, decisions, steps = await self._engine(ticket, session, book, device, acting, target_name, known,
+                                                      resumed=resumed)
+        return await close(ticket, session, book, result, result.reason, route, decisions, steps)
 
     def match_at_open(self, subject: str, body: str, route: Route) -> tuple[Match, OpeningEvent | None]:
         """The matcher's verdict on a new ticket (its stored ``subject`` and ``body``) on ``route``, reached
@@ -197,8 +197,10 @@ class TicketRun:
         return picked, explanation
 
     async def _engine(self, ticket: Ticket, session: Session, book: Playbook, device: Device | None, acting: str,
-                      target_name: str, known: dict[str, Any], *, resumed: bool) -> tuple[RunResult, list[str]]:
-        """Run the playbook (deterministically, or with the reasoning model) through the session's ports."""
+                      target_name: str, known: dict[str, Any], *,
+                      resumed: bool) -> tuple[RunResult, list[str], list[StepWrite]]:
+        """Run the playbook (deterministically, or with the reasoning model) through the session's ports: its
+        result, the approvals' decisions, and its last steps, written behind, to be stored with its end."""
         os_name = device.os if device is not None else book.os[0]
         plan = book.plan_for(os_name)
         first = device.agent_id if device is not None and device.agent_id else acting
@@ -251,8 +253,7 @@ class TicketRun:
             except BaseException:
                 await session_tools.settle(store=False)
                 raise
-            await session_tools.save_unsaved()  # the steps written behind, in one write
-            return planned, asker.decisions
+            return planned, asker.decisions, await session_tools.hand_over()  # stored with the run's end
         toolset = Toolset(book.tools, tools, declared=plan.questions, questions=questions)
         prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
                               device={"hostname": device.hostname if device else target_name, "os": os_name},
@@ -268,8 +269,7 @@ class TicketRun:
         except BaseException:
             await session_tools.settle(store=False)
             raise
-        await session_tools.save_unsaved()
-        return result, asker.decisions
+        return result, asker.decisions, await session_tools.hand_over()
 
     async def _model_triage(self, ticket: Ticket, session: Session, os_name: str | None) -> tuple[Playbook | None, str]:
         """The configured model's category for a ticket the matcher left without a playbook, recorded with its

@@ -248,6 +248,20 @@ class SessionTools:
                         self._events.announce(session_id, seq, step.event, step.data)
             await self._audited()
 
+    async def hand_over(self) -> list[StepWrite]:
+        """The run's end: the rows of calls no step reported are stored, the ``tool_result`` records awaited, and
+        the steps written behind handed over, to be stored with the run's end (``Closing.close``), not here."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        calls, self._unsaved = self._unsaved, []
+        if calls:
+            await self.save_unsaved(*calls)  # rare (a call without its step): stored by themselves, steps first
+        async with self._flushing:  # after a flush under way
+            pending, self._pending = self._pending, []
+        await self._audited()
+        return pending
+
     async def settle(self, *, store: bool) -> None:
         """A run that stopped on an error: with ``store``, its steps written behind are stored if they can be
         (what it did stays on record with its end); without (cancelled: its lease may be another replica's

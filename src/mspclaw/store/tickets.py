@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mspclaw.errors import Conflict, NotFound
 from mspclaw.store.database import Database
+from mspclaw.store.fastsql import Transaction
 from mspclaw.store.redact import redact_json, redact_optional, redact_text
 from mspclaw.store.session_leases import FORGET, HeldLease, NewSessionLease
 from mspclaw.store.tables import (
@@ -159,6 +160,25 @@ class FinishedCall:
                "error_code": self.error_code, "error_message": redact_optional(self.error_message),
                "duration_ms": self.duration_ms, "created_at": self.created_at, "finished_at": utcnow()}
         return {f"{prefix}{name}": value for name, value in row.items()}
+
+
+def _step_rows(steps: Sequence[StepWrite]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each step's row and its event's row, redacted like every write."""
+    return [({"title": redact_text(step.title), "tool": step.tool, "args": redact_json(step.args), "ok": step.ok,
+              "observation": redact_json(step.observation), "created_at": step.created_at},
+             {"event": step.event, "data": redact_json(step.data), "created_at": step.created_at})
+            for step in steps]
+
+
+def _step_params(rows: list[tuple[dict[str, Any], dict[str, Any]]], calls: Sequence[FinishedCall]) -> dict[str, Any]:
+    """The ``s<k>_``, ``e<k>_`` and ``c<i>_`` parameters of :func:`_steps_pg` (``p_session_id`` apart)."""
+    params: dict[str, Any] = {}
+    for k, (step_row, event_row) in enumerate(rows, 1):
+        params.update({f"s{k}_{name}": value for name, value in step_row.items()})
+        params.update({f"e{k}_{name}": value for name, value in event_row.items()})
+    for i, call in enumerate(calls):
+        params.update(call.values(f"c{i}_"))
+    return params
 
 
 _SET_TICKET_STATUS: Update = update(_TICKETS).where(_TICKETS.c.id == bindparam("p_id")).values(
@@ -287,13 +307,24 @@ _CLOSING_COLUMNS = ("note", "outcome", "reason", "reply", "status")
 
 
 @functools.cache
-def _close_session_pg(leased: bool = False) -> Select[Any]:
+def _close_session_pg(leased: bool = False, steps: int = 0, calls: int = 0) -> Select[Any]:
     """The session's end (``p_id``), the ticket's status (``p_ticket_id``, the same ``p_status``), the
-    event that announces it and, if ``leased``, the delete of the session's lease (``HeldLease.params``)."""
+    event that announces it and, if ``leased``, the delete of the session's lease (``HeldLease.params``);
+    before the event, ``steps`` steps with their events and the rows of ``calls`` calls (as :func:`_steps_pg`)."""
     closed = _update_session(_CLOSING_COLUMNS).returning(_SESSIONS.c.id).cte("closed_session")
     ticket = _CLOSE_TICKET.returning(_TICKETS.c.id).cte("closed_ticket")
     also = [FORGET.returning(_LEASES.c.name).cte("forgotten_lease")] if leased else []
-    new_event = _ADD_EVENT.cte("new_event")
+    if steps or calls:
+        also += [_save_call("postgresql", f"c{i}_").returning(_CALLS.c.call_id).cte(f"saved_call_{i}")
+                 for i in range(calls)]
+        also += [_numbered_insert(_STEPS, "index", k, f"s{k}_", _STEP_COLUMNS).returning(_STEPS.c.id)
+                 .cte(f"new_step_{k}") for k in range(1, steps + 1)]
+        also += [_numbered_insert(_EVENTS, "seq", k, f"e{k}_", _EVENT_COLUMNS).returning(_EVENTS.c.seq)
+                 .cte(f"new_step_event_{k}") for k in range(1, steps + 1)]
+        new_event = _numbered_insert(_EVENTS, "seq", steps + 1, "p_", _EVENT_COLUMNS).returning(
+            _EVENTS.c.id, _EVENTS.c.seq).cte("new_event")
+    else:
+        new_event = _ADD_EVENT.cte("new_event")
     return select(new_event.c.seq).add_cte(closed, ticket, *also)
 
 
@@ -493,24 +524,37 @@ class TicketStore:
 
     def close_session(self, session_id: str, ticket_id: str, *, outcome: str, note: str, reply: str,
                       reason: str, event: tuple[str, dict[str, Any]] | None = None,
-                      lease: HeldLease | None = None) -> int | None:
+                      lease: HeldLease | None = None, steps: Sequence[StepWrite] = ()) -> int | None:
         """A run's end in one transaction: the session's outcome, note and reply, the ticket's status,
         given ``(name, data)`` the session event that announces it (its ``seq`` is returned) and, given the
         session's ``lease``, its delete (only while its holder holds it with its token: a finished session is
-        never resumed, and ``ownership_leases`` keeps only unfinished sessions' leases)."""
+        never resumed, and ``ownership_leases`` keeps only unfinished sessions' leases). ``steps``: the run's
+        last steps, stored before the event as :meth:`add_steps` would (their events' ``seq`` are the ones
+        just before the returned one); with steps, ``event`` is required."""
         now = utcnow()
         seq: int | None = None
         note, reply, reason = redact_text(note), redact_text(reply), redact_text(reason)
         event = (event[0], redact_json(event[1])) if event is not None else None
+        if steps and event is None:
+            raise ValueError("steps are stored at a run's end only with the event that announces it")
+        calls = [call for step in steps for call in step.calls]
+        if len(steps) > MAX_STEPS_PER_WRITE or len(calls) > MAX_CALLS_PER_WRITE:
+            raise ValueError(f"{len(steps)} steps and {len(calls)} calls in one write; at most {MAX_STEPS_PER_WRITE} "
+                             f"and {MAX_CALLS_PER_WRITE}")
+        rows = _step_rows(steps)
         if event is not None and self._one_statement:
-            (seq,) = self._fast.one(self._fast.prepare(_close_session_pg(lease is not None)), {
+            params: dict[str, Any] = {
                 "p_id": session_id, "p_ticket_id": ticket_id, "p_note": note, "p_outcome": outcome,
                 "p_reason": reason, "p_reply": reply, "p_status": outcome, "p_updated_at": now,
                 **_bound({"session_id": session_id, "event": event[0], "data": event[1], "created_at": now}),
-                **(lease.params() if lease is not None else {})})
+                **(lease.params() if lease is not None else {})}
+            params.update(_step_params(rows, calls))
+            (seq,) = self._fast.one(self._fast.prepare(_close_session_pg(lease is not None, len(steps), len(calls))),
+                                    params)
             return int(seq)
         closing = self._fast.prepare(_update_session(_CLOSING_COLUMNS))
         with self._fast.transaction() as tx:
+            self._write_steps(tx, session_id, rows, calls)
             tx.execute(closing, {"p_id": session_id, "p_note": note, "p_outcome": outcome, "p_reason": reason,
                                  "p_reply": reply, "p_status": outcome, "p_updated_at": now})
             tx.execute(self._set_ticket_status, {"p_id": ticket_id, "p_status": outcome, "p_updated_at": now})
@@ -569,26 +613,23 @@ class TicketStore:
                              f"and {MAX_CALLS_PER_WRITE}")
         if not steps:
             return []
-        rows = [({"title": redact_text(step.title), "tool": step.tool, "args": redact_json(step.args), "ok": step.ok,
-                  "observation": redact_json(step.observation), "created_at": step.created_at},
-                 {"event": step.event, "data": redact_json(step.data), "created_at": step.created_at})
-                for step in steps]
+        rows = _step_rows(steps)
         if self._one_statement:
-            params: dict[str, Any] = {"p_session_id": session_id}
-            for k, (step_row, event_row) in enumerate(rows, 1):
-                params.update({f"s{k}_{name}": value for name, value in step_row.items()})
-                params.update({f"e{k}_{name}": value for name, value in event_row.items()})
-            for i, call in enumerate(calls):
-                params.update(call.values(f"c{i}_"))
+            params = {"p_session_id": session_id, **_step_params(rows, calls)}
             return [int(seq) for seq in self._fast.one(self._fast.prepare(_steps_pg(len(steps), len(calls))), params)]
-        seqs: list[int] = []
         with self._fast.transaction() as tx:
-            for call in calls:
-                tx.execute(self._save_call, call.values())
-            for step_row, event_row in rows:
-                tx.one(self._add_step, _bound({"session_id": session_id, **step_row}))
-                _, seq = tx.one(self._add_event, _bound({"session_id": session_id, **event_row}))
-                seqs.append(int(seq))
+            return self._write_steps(tx, session_id, rows, calls)
+
+    def _write_steps(self, tx: Transaction, session_id: str, rows: list[tuple[dict[str, Any], dict[str, Any]]],
+                     calls: Sequence[FinishedCall]) -> list[int]:
+        """:meth:`add_steps` in a transaction of several statements (SQLite)."""
+        seqs: list[int] = []
+        for call in calls:
+            tx.execute(self._save_call, call.values())
+        for step_row, event_row in rows:
+            tx.one(self._add_step, _bound({"session_id": session_id, **step_row}))
+            _, seq = tx.one(self._add_event, _bound({"session_id": session_id, **event_row}))
+            seqs.append(int(seq))
         return seqs
 
     def steps(self, session_id: str) -> list[Step]:
