@@ -7,40 +7,23 @@ and not connected, so the hub's own answer (offline) is a call's result."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
-from tests.private_schema import postgres_schema
+from tests.pipeline.test_tool_call_rows import database_url, services
 
 from mspclaw.errors import ToolError
 from mspclaw.pipeline import session_ports
 from mspclaw.pipeline.durable import CallLedger
 from mspclaw.pipeline.handover import Handover, Recipient
 from mspclaw.pipeline.session_ports import QuietSessions, RunContext, SessionTools
-from mspclaw.settings import Settings
 from mspclaw.store.tables import Session
-from mspclaw.wiring import Services, build
+from mspclaw.wiring import Services
 
+__all__ = ["database_url", "services"]  # the fixtures: a SQLite file, and a schema on PostgreSQL
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if request.param == "sqlite":
-        yield None
-        return
-    yield from postgres_schema("behind")
-
-
-@pytest.fixture
-async def services(tmp_path: Path, database_url: str | None) -> AsyncIterator[Services]:
-    svc = build(Settings(data_dir=tmp_path / "data", api_key="k" * 20, database_url=database_url))
-    yield svc
-    svc.close()
 
 
 def port(services: Services) -> tuple[SessionTools, Session]:

@@ -245,14 +245,8 @@ class TicketRun:
             # what the device is known to be (device memory), then what this ticket says
             facts = {**known, "requester": ticket.requester, "os": os_name,
                      **({"hostname": device.hostname} if device is not None else {})}
-            try:
+            async with session_tools.settled_on_error():
                 planned = await run_plan(plan, tools, on_step, facts=facts, ask=questions.ask_playbook)
-            except Exception:
-                await session_tools.settle(store=True)
-                raise
-            except BaseException:
-                await session_tools.settle(store=False)
-                raise
             return planned, asker.decisions, await session_tools.hand_over()  # stored with the run's end
         toolset = Toolset(book.tools, tools, declared=plan.questions, questions=questions)
         prompt = build_prompt(subject=ticket.subject, body=ticket.body, requester=ticket.requester,
@@ -260,15 +254,9 @@ class TicketRun:
                               plan=plan, facts=known)
         turns = await run_store(self.store, self.runs.turns, session.id)
         limits = replace(self.limits, max_steps=min(self.limits.max_steps, plan.max_steps))
-        try:
+        async with session_tools.settled_on_error():
             result = await run_loop(DurableModel(self.model, self.runs, session.id, turns=turns), INSTRUCTIONS,
                                     prompt, toolset, on_step, limits)
-        except Exception:
-            await session_tools.settle(store=True)
-            raise
-        except BaseException:
-            await session_tools.settle(store=False)
-            raise
         return result, asker.decisions, await session_tools.hand_over()
 
     async def _model_triage(self, ticket: Ticket, session: Session, os_name: str | None) -> tuple[Playbook | None, str]:

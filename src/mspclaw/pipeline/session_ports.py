@@ -7,10 +7,11 @@ needs, passed in; none reaches back into the ticket service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,6 +262,19 @@ class SessionTools:
             pending, self._pending = self._pending, []
         await self._audited()
         return pending
+
+    @contextlib.asynccontextmanager
+    async def settled_on_error(self) -> AsyncIterator[None]:
+        """Around a run: if it raises, its steps written behind are stored (:meth:`settle`), or dropped if it was
+        cancelled (its lease may be another replica's now)."""
+        try:
+            yield
+        except Exception:
+            await self.settle(store=True)
+            raise
+        except BaseException:
+            await self.settle(store=False)
+            raise
 
     async def settle(self, *, store: bool) -> None:
         """A run that stopped on an error: with ``store``, its steps written behind are stored if they can be
