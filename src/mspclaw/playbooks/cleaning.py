@@ -45,12 +45,34 @@ CLOSING_TAIL = 4
 "Mit freundlichen Grüßen / Best regards") and still be a sign-off, not a sentence about the problem."""
 _DEVICE_FOOTER = re.compile(
     r"^\s*(sent from my|get outlook for|von meinem .{0,30} gesendet|envoyé de mon|enviado desde mi|"
-    r"verzonden (vanaf|met) mijn)", re.IGNORECASE)
+    r"verzonden (vanaf|met) mijn|sent from (mail|outlook|yahoo mail|gmail) for|gesendet von mail f(ü|ue|u)r|"
+    r"envoy(é|e) (à partir de|depuis) (courrier|outlook)|enviado desde (correo|outlook) para)", re.IGNORECASE)
+_GREETING = re.compile(
+    r"^\s*(hi|hello|hey|hiya|dear|greetings|good (morning|afternoon|evening|day)|hallo|moin|servus|"
+    r"guten (morgen|tag|abend)|liebe[rs]?|sehr geehrte[rs]?|bonjour|bonsoir|salut|cher|ch(è|e)re|chers|madame|"
+    r"monsieur|hola|buenos d(í|i)as|buenas tardes|buenas|estimad[oa]s?|hoi|beste|goedemorgen|goedemiddag|geachte)"
+    r"(?:[ \t]{1,3}[\w.&'/-]{1,30}){0,3}[ \t]{0,3}(?:,|!|:|$)[ \t]*", re.IGNORECASE | re.MULTILINE)
+"""A greeting at the start of a body's first line, alone or before a comma (``hello team,``, ``Hi all``, ``Hallo
+zusammen,``, ``Sehr geehrte Damen und Herren,``, ``Bonjour à tous,``, ``Beste Jan,``): who the mail is for, not what
+is wrong; its words ("team", "all") are no product and no count of people. At most three words after the greeting
+word."""
 _DISCLAIMER = re.compile(
-    r"^\s*(this (e-?mail|message|communication) (and any|is|may contain|contains)|confidentiality notice|"
+    r"^\s*((important|notice|legal notice|confidential|confidentiality|privileged|wichtig|hinweis|wichtiger hinweis|"
+    r"rechtlicher hinweis|vertraulich|avis|avertissement|aviso|aviso legal|vertrouwelijk|let op)\s*[:!-]\s*)?"
+    r"(this (e-?mail|message|communication) (and any|and its|including|is|may contain|contains)|confidentiality notice|"
     r"disclaimer|diese (e-?mail|nachricht) (enthält|kann|ist)|ce (message|courriel) (et|est|peut)|"
     r"este (mensaje|correo) (y|es|puede)|dit (bericht|e-?mailbericht) (is|kan|bevat)|"
-    r"the information (contained )?in this)", re.IGNORECASE)
+    r"the information (contained )?in this|the contents? of this (e-?mail|message|communication)|"
+    r"if you are not the (intended|named) (recipient|addressee)|der inhalt dieser (e-?mail|nachricht)|"
+    r"wenn sie nicht der (richtige|beabsichtigte|vorgesehene) (adressat|empf(ä|ae|a)nger)|"
+    r"le contenu de ce (message|courriel)|el contenido de este (mensaje|correo)|de inhoud van dit (e-?mail)?bericht|"
+    r"(please )?(consider|think of|think about) the environment before printing|think before you print|"
+    r"(bitte )?denken sie an die umwelt|(merci de )?penser? (à|a) l'environnement|"
+    r"(por favor,? )?(considere|piense en) el medio ambiente|denk aan het milieu)", re.IGNORECASE)
+"""A legal disclaimer's or a print-saving footer's first line, in en/de/fr/es/nl, with or without a label before it
+(``IMPORTANT: The information in this message ...``, ``Please consider the environment before printing this email``):
+its words ("unauthorised", "printing") are the company's, not the user's. Above the user's words, its paragraph is
+dropped; below them, it ends the ticket."""
 _BANNER = re.compile(
     r"^\s*(\[?external\]?|caution|warning|achtung|attention|precaución|let op)\s*[:!-]?\s*.{0,40}"
     r"(outside|external|extern|extérieur|externe|externo|buiten)", re.IGNORECASE)
@@ -249,10 +271,14 @@ def clean_body(body: str) -> str:
     field = False  # the next line answers a form's question for the application
     body = body[:MAX_BODY]
     form = ":" in body and _is_form(body)
+    skipping = False  # in a disclaimer's paragraph above the user's words
     for line in body.splitlines():
         if not line.strip():
+            skipping = False
             if not heading:
                 kept.append(line)
+            continue
+        if skipping:
             continue
         if _APP_QUESTION.fullmatch(line.strip()):
             field = True
@@ -304,6 +330,7 @@ def clean_body(body: str) -> str:
         if ends:
             if words >= 3:
                 break
+            skipping = _DISCLAIMER.match(line) is not None  # its other lines are the disclaimer's too
             continue
         if words >= 3 and (_CONTACT.match(line) or _PHONE_LINE.match(line)):
             _drop_signature(kept)
@@ -314,8 +341,18 @@ def clean_body(body: str) -> str:
 
 
 def _is_form(body: str) -> bool:
-    """True when at least :data:`FORM_LABELS` lines of the body start with a field label."""
-    return any(count >= FORM_LABELS for count, _ in enumerate(_FORM_LABEL.finditer(body), start=1))
+    """True when at least :data:`FORM_LABELS` lines of the body start with a field label. A mail header (``From:``,
+    ``Sent:``, ``Subject:``) is no form's label: a forwarded mail is no form, and the user's own "Mon adresse mail:"
+    under it is their sentence."""
+    count = 0
+    for found in _FORM_LABEL.finditer(body):
+        end = body.find("\n", found.start())
+        line = body[found.start():end if end >= 0 else len(body)]
+        if not (_HEADER.match(line) or _SUBJECT_HEADER.match(line)):
+            count += 1
+            if count >= FORM_LABELS:
+                return True
+    return False
 
 
 HEADING_WORDS = 8
@@ -325,6 +362,34 @@ stop right above a line starting in lower case is read as one sentence with it."
 HEADING_CHARS = 80
 _RUNS_ON = (",", ";", ":", "-", "(", "/", "&", "+")
 """A first line ending so runs on into the next ("Hi team,", "I get this error:"): no title."""
+
+
+SENTENCE_WORDS = 8
+"""A body's first sentence of at most this many words (as short as a title line) stands for the subject of a ticket that
+has none; a longer one is read as body text, as before."""
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+
+
+def first_sentence(body: str) -> tuple[str, str]:
+    """A cleaned body's first sentence and the rest: ``("", body)`` when it runs longer than :data:`SENTENCE_WORDS`.
+
+    A ticket without a subject (a phone note, a form with one text field) says what is wrong in its first sentence,
+    as a subject would: the matcher reads that sentence as the subject ("The printer on my computer says paused.").
+    """
+    text = body.lstrip()
+    end = _SENTENCE_END.search(text)
+    cut = end.end() if end else len(text)
+    if not text[:cut].strip() or len(text[:cut].split()) > SENTENCE_WORDS:
+        return "", body
+    return text[:cut], text[cut:]
+
+
+def drop_greeting(body: str) -> str:
+    """A cleaned body without the greeting its first line opens with (``Hi all``, ``Hallo zusammen,``): the
+    matcher reads the rest. Once per ticket, on the cleaned body, whose first line is the user's once mail headers
+    and banners are gone."""
+    found = _GREETING.match(body)
+    return body[found.end():] if found else body
 
 
 def split_heading(body: str) -> tuple[str, str]:

@@ -37,12 +37,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from mspclaw.playbooks.cleaning import clean_body, clean_subject, mark_drives, mark_hosts, split_heading
-from mspclaw.playbooks.intent import Intent
+from mspclaw.playbooks.cleaning import (
+    clean_body,
+    clean_subject,
+    drop_greeting,
+    first_sentence,
+    mark_drives,
+    mark_hosts,
+    split_heading,
+)
+from mspclaw.playbooks.intent import FAULTS, REQUESTS, Intent
 from mspclaw.playbooks.language import FUNCTION_WORDS, LANGUAGES, detect, snowball, stemmed_languages
 from mspclaw.playbooks.schema import Playbook
 from mspclaw.playbooks.tokens import stem, stems, words
-from mspclaw.playbooks.triage import BREAK, Terms, Triage, breaks, together
+from mspclaw.playbooks.triage import BREAK, Terms, Triage, Verdict, breaks, together
 
 __all__ = ["Match", "MatchResult", "Matcher", "match", "matcher_for", "stem", "stems", "words"]
 
@@ -130,6 +138,9 @@ _CAMEL = re.compile(r"\b[A-Za-z][a-z]{1,20}[A-Z][A-Za-z]{1,20}\b")
 pass. Split at its first inner capital when the part after it is a trigger and the whole word is none (``OpenVPN``,
 ``AdBlock``, ``SharePoint`` stay as written; so do ``AppData`` and ``HostOutOfDiskSpace``: a trigger that starts a
 name, or ends a name of several words, is no name of the thing)."""
+REPEAT_SLACK = 16
+"""A body's first line this many characters longer than the subject may still repeat it (spaces, quotes): only such a
+line is compared with it, so a one-line body of thousands of characters is not read twice."""
 CLOSE_CALL = 0.75
 """The runner-up is a close call when it scores at least this share of the best."""
 
@@ -341,6 +352,46 @@ def _swap(a: str, b: str) -> bool:
             and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
 
 
+_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def _keys_near() -> dict[str, frozenset[str]]:
+    near: dict[str, set[str]] = {}
+    for r, row in enumerate(_ROWS):
+        for c, key in enumerate(row):
+            # each row starts half a key further right: above are c and c + 1, below c - 1 and c
+            spots = [(r, c - 1), (r, c + 1), (r - 1, c), (r - 1, c + 1), (r + 1, c - 1), (r + 1, c)]
+            near[key] = {_ROWS[r2][c2] for r2, c2 in spots if 0 <= r2 < len(_ROWS) and 0 <= c2 < len(_ROWS[r2])}
+    near["y"].add("z")
+    near["z"].add("y")
+    return {key: frozenset(keys) for key, keys in near.items()}
+
+
+_KEYS_NEAR = _keys_near()
+"""Keys next to each key on a QWERTY keyboard (and ``y``/``z``, swapped on a German one)."""
+SLIP_MIN = 7
+"""Letters a word has at least before it is read as a slip of a must-not rule's word (:func:`_slip`): shorter ones
+are as often other words ("thing" is no "hinge", "front" no "fonts", German "sollen" no "swollen")."""
+
+
+def _slip(word: str, term: str) -> bool:
+    """True when ``word`` is ``term`` typed with one likely slip: a key next to the right one, two neighbouring
+    letters swapped, a letter left out or one added (doubled, or next to its neighbour's key), never at the first or
+    the last letter, where a word that differs is another word or another inflection ("hacer"/"hacker",
+    "suggest"/"suggestie")."""
+    if len(word) < SLIP_MIN or word[0] != term[0] or word[-1] != term[-1] or not _close(word, term):
+        return False
+    if len(word) == len(term):
+        diff = [i for i in range(len(word)) if word[i] != term[i]]
+        return len(diff) != 1 or term[diff[0]] in _KEYS_NEAR.get(word[diff[0]], frozenset())
+    if len(word) > len(term):  # a letter added: the one at ``at`` is the extra
+        at = next((i for i in range(len(term)) if word[i] != term[i]), len(term))
+        added = word[at]
+        return any(added == other or added in _KEYS_NEAR.get(other, frozenset())
+                   for other in (word[at - 1:at], word[at + 1:at + 2]) if other)
+    return True  # a letter left out inside the word
+
+
 def _close(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` differ by one edit (insert, delete, substitute or swap two neighbours)."""
     if abs(len(a) - len(b)) > 1 or a == b:
@@ -419,6 +470,9 @@ class Matcher:
         self._index = _build(self.books)
         self._fields = _Fields(len(self.books))
         self._typos: dict[str, str | None] = {}
+        self._respelt: dict[tuple[str | None, bool], tuple[dict[str, set[tuple[str, str]]], dict[str, str | None]]] = {}
+        """Per language and reading (the must-not rules' words, or the one-word fault and request terms), the words by
+        their one-letter deletions, and the misspellings read so far (:meth:`_misspelt`)."""
         self._keys: dict[str | None, dict[str, str]] = {lang: {} for lang in (None, *LANGUAGES)}
         """Per language, a word -> its key (:meth:`_key`), up to :data:`KEY_CACHE` words in all."""
         self._cached_keys = 0
@@ -610,8 +664,19 @@ class Matcher:
         """The ticket's stemmed words (subject, a break, body; at most :data:`MAX_TOKENS`), how many
         are the subject's, and the language detected."""
         subject_words = words(mark_drives(mark_hosts(self._unjoin(clean_subject(subject)))))[:MAX_TOKENS // 4]
-        title, rest = split_heading(self._unjoin(clean_body(body)))
+        cleaned = drop_greeting(clean_body(body))
+        head, _, tail = cleaned.lstrip().partition("\n")
+        if (subject_words and tail.strip() and len(head.strip()) <= len(subject) + REPEAT_SLACK
+                and words(mark_drives(mark_hosts(self._unjoin(head))))[:MAX_TOKENS // 4] == subject_words):
+            # the subject again above the user's text (a forwarded mail's "Subject:" line): read once; a body that
+            # is only the subject again is left as it was
+            cleaned = tail
+        title, rest = split_heading(self._unjoin(drop_greeting(cleaned)))
+        rest = drop_greeting(rest) if title else rest  # a greeting under a title line ("Outlook" / "Hi all, ...")
         title_words = words(mark_drives(mark_hosts(title)))[:MAX_TOKENS // 4] if title else []
+        if not subject_words and not title_words:  # no subject and no title line: the first sentence is one
+            title, rest = first_sentence(rest)
+            title_words = words(mark_drives(mark_hosts(title)))[:MAX_TOKENS // 4] if title else []
         if not subject_words:  # a ticket without a subject: its body's title line is one
             subject_words, title_words = title_words, []
         body_words = words(mark_drives(mark_hosts(rest)))[:MAX_TOKENS - len(subject_words) - len(title_words)]
@@ -648,6 +713,67 @@ class Matcher:
             if len(word) >= len(name) + JOINED_REST and (word.endswith(name) or word.startswith(name)):
                 return name
         return None
+
+    def _misspelt(self, tokens: list[str], lang: str | None, rules: bool) -> list[str]:
+        """The ticket's words with each misspelt term word read as that word: with ``rules``, a must-not rule's
+        words (``phising`` -> ``phishing``, ``malwware`` -> ``malware``) and triggers' (``intrenet`` -> ``internet``,
+        as scoring reads them); else the one-word fault and request terms (``impossble`` -> ``impossible``,
+        ``Bifte`` -> ``bitte``). Without a dictionary a word one letter from a term is as often another word
+        ("today", Spanish "toda"): the rules' reading only adds a veto to the ticket as written
+        (:meth:`_triaged`), the intent's only reads a ticket that says no fault or request as written. A word of
+        :data:`FUZZY_MIN` letters or more, in no trigger's or term's vocabulary, one edit from a term word of as
+        many letters or more."""
+        entry = self._respelt.get((lang, rules))
+        if entry is None:
+            texts = ((w for rule in self.triage.rules for term in (*rule.terms, *rule.near, *rule.then)
+                      for w in words(term)) if rules else
+                     (term for term in (*FAULTS, *REQUESTS) if " " not in term))
+            index: dict[str, set[tuple[str, str]]] = {}
+            for term in texts:
+                if len(term) >= FUZZY_MIN and term.isalpha():
+                    key = self._key(term, lang)
+                    for form in {term, stem(term)}:  # a ticket's word is its stem: "impossble" is "impossbl"
+                        for variant in (form, *_deletions(form)):
+                            index.setdefault(variant, set()).add((form, key))
+            entry = self._respelt[(lang, rules)] = (index, {})
+        index, seen = entry
+        out: list[str] | None = None
+        vocab, keywords = self._vocab, self._index.keywords
+        for pos, token in enumerate(tokens):
+            if len(token) < FUZZY_MIN or len(token) > FUZZY_MAX or token in vocab or token in keywords:
+                continue
+            near = seen.get(token, "")
+            if near == "":
+                near = None
+                if token.isalpha():
+                    typo = self._near(token)
+                    if typo is not None:  # a trigger's typo: scoring reads it so, and so do the rules
+                        near = typo if rules else None
+                    else:
+                        candidates = set(index.get(token, ()))
+                        for variant in _deletions(token):
+                            candidates |= index.get(variant, set())
+                        fits = _slip if rules else _close
+                        close = sorted((term, key) for term, key in candidates if fits(token, term))
+                        near = close[0][1] if close else None
+                if len(seen) < KEY_CACHE:
+                    seen[token] = near
+            if near is not None:
+                if out is None:
+                    out = list(tokens)
+                out[pos] = near
+        return out if out is not None else tokens
+
+    def _triaged(self, tokens: list[str], lang: str | None) -> Verdict | None:
+        """The must-not rule the ticket meets as written, else as read with its misspelt words (:meth:`_misspelt`):
+        a typo in "phishing" or "outage" says what the word says; the second reading only ever adds a veto."""
+        triage = self.triage_for(lang)
+        verdict = triage.check(tokens)
+        if verdict is None:
+            spelled = self._misspelt(tokens, lang, rules=True)
+            if spelled is not tokens:
+                verdict = triage.check(spelled)
+        return verdict
 
     def _near(self, token: str) -> str | None:
         """The trigger a word not in the index is a typo of, if any (cached: ticket words repeat)."""
@@ -958,10 +1084,14 @@ class Matcher:
     def match(self, subject: str, body: str, os: str | None = None) -> Match:
         """The playbook for a ticket on a device with ``os`` (None: any OS), or none and why."""
         tokens, subject_len, lang = self.tokens(subject, body)
-        verdict = self.triage_for(lang).check(tokens)
+        verdict = self._triaged(tokens, lang)
         if verdict is not None:
             return Match(None, 0.0, verdict.explain(), language=lang, triage_reason=verdict.reason)
         ask = self.intent_for(lang).read(tokens)
+        if ask.kind == "nothing":  # no fault and no request said: perhaps misspelt ("impossble", "Bifte")
+            spelled = self._misspelt(tokens, lang, rules=False)
+            if spelled is not tokens:
+                ask = self.intent_for(lang).read(spelled)
         if not ask.actionable:
             return Match(None, 0.0, ask.explain(), language=lang)
         found, ruled, ruled_by = self._hits(tokens, subject_len, lang)
