@@ -71,6 +71,9 @@ FAULTS: tuple[str, ...] = (
     "refuses", "refused", "fix", "repair", "help", "weak", "forever", "takes ages", "low", "warning", "warns",
     "too many", "quit", "quits", "quitting", "unexpectedly", "paused", "unlicensed", "pending", "constantly",
     "every time", "whenever", "again", "flaky", "unstable", "intermittent", "intermittently",
+    # the same thing coming back unasked ("Outlook repeatedly asking for password", "repeated prompts to log in")
+    "repeatedly", "repeated prompts", "repeated prompt", "repeated requests", "wiederholt", "sans cesse",
+    "a repetition", "repetidamente", "herhaaldelijk",
     # what comes out wrong or is not there: unreadable output, a service not available, space used up; a status
     # bar said to be red ("red" alone is Spanish for a network)
     "unavailable", "gibberish", "garbage", "garbled", "unreadable", "random characters", "random symbols",
@@ -147,19 +150,22 @@ REQUESTS: tuple[str, ...] = (
     "joining", "leaver", "leaving", "onboard", "onboarding", "offboard", "offboarding", "create", "change",
     "update", "map", "want", "clear", "can you", "could you", "would you", "can i get", "could i get",
     "can i have", "may i have",
+    # a technician's own task title ("Check Kozlova's printer", "Troubleshoot printer in room 4", "Drucker im
+    # Werkraum prüfen"): work to do on what it names
+    "check", "troubleshoot", "configure", "give", "make an account", "make accounts", "make a login",
     # German
     "bitte", "brauche", "benotige", "zurucksetzen", "entsperren", "installieren", "einrichten", "zugriff",
     "berechtigung", "berechtigungen", "freischalten", "neu", "neuer", "neue", "anlegen", "andern", "hinzufugen",
-    "konnen sie", "konnten sie",
+    "konnen sie", "konnten sie", "prufen", "uberprufen", "konfigurieren",
     # French
     "svp", "merci de", "besoin", "reinitialiser", "debloquer", "installer", "acces", "droits", "nouveau",
-    "nouvelle", "creer", "changer", "ajouter", "pouvez vous", "pourriez vous",
+    "nouvelle", "creer", "changer", "ajouter", "pouvez vous", "pourriez vous", "verifier", "configurer",
     # Spanish
     "por favor", "necesito", "necesita", "restablecer", "desbloquear", "instalar", "acceso", "permisos",
-    "nuevo", "nueva", "crear", "cambiar", "anadir", "agregar",
+    "nuevo", "nueva", "crear", "cambiar", "anadir", "agregar", "revisar", "configurar",
     # Dutch
     "graag", "aub", "nodig", "resetten", "deblokkeren", "installeren", "toegang", "rechten", "nieuw",
-    "nieuwe", "aanmaken", "wijzigen", "toevoegen", "kunnen jullie",
+    "nieuwe", "aanmaken", "wijzigen", "toevoegen", "kunnen jullie", "controleren", "nakijken", "configureren",
 )
 """Words that ask for work to be done."""
 

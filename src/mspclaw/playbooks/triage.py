@@ -619,6 +619,9 @@ RULES: tuple[Rule, ...] = (
         "ne repond plus", "ne repond pas", "reagiert nicht", "antwortet nicht", "reageert niet", "not reachable",
         "onbereikbaar", "plat", "uitgevallen",
     ), unless=("my home router", "home router", "my router at home", "router at home"), window=7, ordered=True),
+    # a server itself crashed or to be repaired, its name right after ("Repair and crash video srv")
+    Rule("a server or network outage", ("crash", "crashed", "repair", "repaired"), near=_SERVERS, window=3,
+         ordered=True),
     # the equipment itself cut off, its name right before ("the router is unable to connect to the internet")
     Rule("a server or network outage", _NETWORK_BOXES, near=_BOX_CUT_OFF, window=1, ordered=True,
          unless=("my home router", "home router", "my router at home", "router at home", "connect to the router",
@@ -887,10 +890,31 @@ RULES: tuple[Rule, ...] = (
         "nog een vraag", "andere vraag", "tweede probleem", "twee problemen", "meerdere problemen",
         "ander probleem",
     )),
+    # "this is also on my wife's phone": the writer's own device has it too, the relative's is one more
     Rule("a report about someone else's device, which a playbook on this PC would not reach", _RELATIONS,
-         near=_DEVICES, window=2, ordered=True, unless=_SOFTWARE_CLIENTS),
+         near=_DEVICES, window=2, ordered=True,
+         unless=(*_SOFTWARE_CLIENTS, "also on my", "and also on my", "as well as on my", "auch auf meinem",
+                 "auch bei meiner", "aussi sur mon", "aussi sur le", "tambien en mi", "ook op mijn")),
     Rule("a report about someone else's device, which a playbook on this PC would not reach", _DEVICES,
          near=_RELATIONS_AFTER, window=3, ordered=True),
+    # software asked for on a shared server or a cluster ("Install tig on the headnode", "upgrade R on the cluster"):
+    # a change to a machine many use, made by its administrator, not an install on the user's PC
+    Rule("software on a server or a cluster, not the user's PC", (
+        "install", "installed", "installing", "installation", "upgrade", "deploy", "installieren", "installer",
+        "instalar", "installeren",
+    ), near=("headnode", "head node", "login node", "login nodes", "compute node", "compute nodes", "the cluster",
+             "our cluster", "hpc cluster", "on the server", "on our server", "on the servers", "on the file server",
+             "sur le serveur", "en el servidor"),
+         window=6, ordered=True,
+         # the server only holds the installer ("install it from the installer on the server share"): the user's PC
+         unless=("on my laptop", "on my computer", "on my pc", "on my desktop", "on my machine", "to my laptop",
+                 "installer is on", "installer on", "setup file", "from the server", "auf meinem", "sur mon",
+                 "en mi", "op mijn")),
+    # German and Dutch put the verb last ("die neue Version auf dem Server installieren")
+    Rule("software on a server or a cluster, not the user's PC", (
+        "auf dem server", "auf den server", "auf dem cluster", "op de server", "op het cluster",
+    ), near=("installieren", "installeren"), window=4, ordered=True,
+         unless=("auf meinem", "op mijn")),
     Rule("a developer's or administrator's configuration question, not a user's fault", (
         "web developer", "web development", "developer tools", "dev tools", "devtools", "dev console",
         "developer console", "web console", "localhost", "javascript", "css", "userchrome", "usercontent",
@@ -931,6 +955,18 @@ RULES: tuple[Rule, ...] = (
         "remove", "disable", "get rid of", "turn off", "change", "supprimer", "desactiver", "quitar", "eliminar",
         "desactivar",
     ), near=_PORTALS, window=4, ordered=True),
+    # the wireless network itself worked on ("Improve the quality of wi-fi on MPK", "replace the access point"): the
+    # network's equipment, not one PC's wifi
+    Rule("network equipment or virtual machine configuration, not the user's PC", (
+        "improve", "improving", "extend", "expand", "verbessern", "erweitern", "ameliorer", "etendre", "mejorar",
+        "ampliar", "verbeteren", "uitbreiden",
+    ), near=("wifi coverage", "wi fi coverage", "wlan coverage", "wireless coverage", "quality of wi fi",
+             "quality of the wi fi", "quality of wifi", "quality of the wifi", "wifi quality", "wi fi quality",
+             "wlan abdeckung", "couverture wifi", "cobertura wifi", "wifi dekking"), window=4, ordered=True),
+    Rule("network equipment or virtual machine configuration, not the user's PC", (
+        "replace", "replacement", "swap", "austauschen", "ersetzen", "remplacer", "reemplazar", "vervangen",
+    ), near=("router", "routers", "access point", "access points", "network switch", "wifi router", "wi fi router",
+             "wlan router", "wireless router"), window=3, ordered=True),
     # German and Dutch put the verb last ("das Anmeldeportal im Gäste-WLAN entfernen")
     Rule("network equipment or virtual machine configuration, not the user's PC", _PORTALS, near=(
         "entfernen", "deaktivieren", "abschalten", "abstellen", "verwijderen", "uitschakelen", "weghalen"),
@@ -1204,7 +1240,7 @@ RULES: tuple[Rule, ...] = (
         "new licence", "license request", "licence request", "procure", "procurement", "paypal", "donation",
         "contribution", "payment", "paid for",
         "debit card", "card payment",
-        "zahlung", "bezahlt", "paiement", "pago", "betaling", "hourly rate", "buy", "buying", "order a", "order new",
+        "zahlung", "bezahlt", "paiement", "pago", "betaling", "hourly rate", "order a", "order new",
         "please order", "can you order",
         "could you order", "need to order", "order one", "order me", "order us", "order another",
         "new laptop for", "need a new laptop", "need a new computer", "need a new pc",
@@ -1217,6 +1253,10 @@ RULES: tuple[Rule, ...] = (
         "kosten", "acheter", "commander", "devis", "facture", "comprar", "presupuesto", "factura", "pedido",
         "kopen", "offerte", "factuur", "bestelling",
     )),
+    # buying, except a new phone bought for the authenticator that was on the old one ("i buy new phone ... Google
+    # Authenticator"): the phone is bought already, the factor on it is what to reset
+    Rule("a purchase, licence or billing question", ("buy", "buying"),
+         unless=("authenticator", "authentication app", "verification code", "verification codes")),
     # a subscription is bought, renewed or cancelled; but an Office application that cannot verify its subscription
     # or says it has expired shows an activation fault the install playbook treats (a renewal asked for beside it is
     # still a purchase: "renew our", "renewal" above)
