@@ -7,6 +7,7 @@ and not connected, so the hub's own answer (offline) is a call's result."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,8 @@ from mspclaw.errors import ToolError
 from mspclaw.pipeline import session_ports
 from mspclaw.pipeline.durable import CallLedger
 from mspclaw.pipeline.handover import Handover, Recipient
-from mspclaw.pipeline.session_ports import QuietSessions, RunContext, SessionTools
+from mspclaw.pipeline.requester import Verifications
+from mspclaw.pipeline.session_ports import QuietSessions, RunContext, SessionApprovals, SessionTools
 from mspclaw.store.tables import Session
 from mspclaw.wiring import Services
 
@@ -27,6 +29,11 @@ pytestmark = pytest.mark.anyio
 
 
 def port(services: Services) -> tuple[SessionTools, Session]:
+    tools, session, _ = port_and_context(services)
+    return tools, session
+
+
+def port_and_context(services: Services) -> tuple[SessionTools, Session, RunContext]:
     client = services.registry.add_client("Acme Dental")
     issued = services.registry.issue_code(client.id, ttl=timedelta(hours=1))
     agent = services.registry.enroll(issued.code, hostname="pc-7", os="linux", os_version="", agent_version="",
@@ -39,7 +46,7 @@ def port(services: Services) -> tuple[SessionTools, Session]:
     tools = SessionTools(ctx, dispatcher=services.hub.for_client(client.id), store=services.store,
                          runs=services.tickets.runs, audit=services.audit, handover=Handover(services.hub),
                          learning=services.staff.learning, tool_timeout_s=1.0, reconnect_grace_s=0.0)
-    return tools, session
+    return tools, session, ctx
 
 
 async def step(services: Services, tools: SessionTools, n: int, tool: str | None = "disk_usage",
@@ -129,3 +136,25 @@ async def test_a_run_that_stops_keeps_its_steps_unless_cancelled(services: Servi
     await tools.settle(store=False)  # cancelled (its lease may be another replica's): replayed there
     await asyncio.sleep(session_ports.STEPS_BEHIND_S + 0.2)  # and no timer stores it later
     assert stored(services, session) == ["step 1"]
+
+
+async def test_the_technician_sees_every_step_before_an_approval_request(services: Services) -> None:
+    tools, session, ctx = port_and_context(services)
+    asker = SessionApprovals(ctx, approvals=services.approvals, target="pc-7", tools=tools,
+                             verifications=Verifications(), note_label="Playbook")
+    await step(services, tools, 1)
+    asking = asyncio.ensure_future(asker.request("clear_temp_files", {"dry_run": False}, reason="free space"))
+    try:
+        for _ in range(200):
+            if services.store.approvals(status="pending"):
+                break
+            await asyncio.sleep(0.02)
+        (pending,) = services.store.approvals(status="pending")
+        assert stored(services, session) == ["step 1"]  # stored before the request was
+        events = [e.event for e in services.events.history(session.id)]
+        assert events.index("step") < events.index("approval_request")
+    finally:
+        asking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asking
+    assert pending.tool == "clear_temp_files"
