@@ -503,6 +503,8 @@ _COMPANY_SIGN_IN = ("office 365", "microsoft 365", "m365", "outlook", "teams", "
 _RESTORE_UNLESS = ("authenticator", "password", "passwort", "kennwort", "wachtwoord", "contrasena", "mot de passe",
                    "account", "system restore", "restore access", "restore my access", "restore his access",
                    "restore her access")
+_LICENCES = ("license", "licence", "licenses", "licences", "lizenz", "lizenzen", "licencia", "licencias", "licentie",
+             "licenties")
 
 
 RULES: tuple[Rule, ...] = (
@@ -985,6 +987,20 @@ RULES: tuple[Rule, ...] = (
         "temperature", "temperatures", "temperatur", "temperatura", "ram speed", "memory speed",
         "thermal paste", "thermal throttling",
     )),
+    # a whole workplace to set up ("PC-Arbeitsplatz mit Drucker für Raum 4", "new workstation for reception"):
+    # hardware to place and connect, not a fault on a PC; a new employee's is the onboarding playbook's
+    Rule("a hardware or operating-system installation job", (
+        "pc arbeitsplatz", "computerarbeitsplatz", "edv arbeitsplatz", "neuer arbeitsplatz", "neuen arbeitsplatz",
+        "arbeitsplatz einrichten", "new workstation", "new workstations", "set up a workstation",
+        "setup a workstation", "new desk setup", "nouveau poste de travail", "installer un poste de travail",
+        "nuevo puesto de trabajo", "montar un puesto de trabajo", "nieuwe werkplek", "werkplek inrichten",
+    ), unless=(*_ONBOARDING, "starter", "joiner", "onboarding", "new hire", "neuer mitarbeiter",
+               "neue mitarbeiterin", "nouvel arrivant", "nuevo empleado", "nieuwe medewerker",
+               # a fault on the new workstation is one to diagnose ("set up a new workstation, but could not
+               # get connected")
+               "cannot", "cant", "couldnt", "could not", "unable", "not working", "doesnt work", "error", "fails",
+               "failed", "no internet", "nicht", "kein", "keine", "fehler", "pas", "impossible", "erreur", "no puedo",
+               "no funciona", "niet", "geen", "fout")),
     Rule("a vendor's or a website's own service problem, not the user's PC", (
         "microsoft", "office 365", "microsoft 365", "m365", "teams", "zoom", "google", "gmail", "yahoo", "hotmail",
         "outlook com", "icloud", "dropbox", "aws", "azure", "website", "web site", "their site", "their website",
@@ -1224,6 +1240,9 @@ RULES: tuple[Rule, ...] = (
     Rule("a business application problem, not the user's PC", (
         # a portal or tracker the user signs in to is an application's account, not the directory's
         "portal", "portals", "tracker", "web app", "web application", "business application", "portail",
+        # an application's own web interface shows the sign-in or the lockout ("no indication on the UI")
+        "web interface", "web ui", "webui", "the ui", "weboberflache", "webinterface", "interface web",
+        "interfaz web",
     ), near=("password", "passwort", "kennwort", "mot de passe", "contrasena", "wachtwoord", "login", "log in",
              "logon", "log on", "sign in", "signin", "locked", "lockout", "account", "access", "anmelden",
              "anmeldung", "gesperrt", "connexion", "bloque", "iniciar sesion", "bloqueado", "inloggen",
@@ -1390,6 +1409,69 @@ RULES: tuple[Rule, ...] = (
         "signin to the", "log on to the", "logon to the", "log in to our", "login to our", "sign in to our",
     ), near=("tracking", "tracker", "database", "databases", "dashboard", "platform", "webapp", "web app"), window=5,
          ordered=True, unless=(*_NOT_THE_APPLICATION, *_DIRECTORY_SIGN_IN)),
+    # a licence about to run out ("the Matlab license will expire in 2 days"): renewed or bought, nothing on the PC
+    # to fix yet; one that has expired or fails to activate stays the install playbook's
+    Rule("a purchase, licence or billing question", _LICENCES,
+         near=("will expire", "about to expire", "going to expire", "due to expire", "expires soon", "expire soon",
+               "lauft bald ab", "lauft demnachst ab", "wird ablaufen", "va expirer", "expire bientot",
+               "va a caducar", "a punto de caducar", "caduca pronto", "vence pronto", "gaat verlopen",
+               "verloopt binnenkort"), window=6),
+    Rule("a purchase, licence or billing question", _LICENCES, near=("expires in", "expire in", "lauft in",
+                                                                     "expire dans", "caduca en", "vence en",
+                                                                     "verloopt over"),
+         window=6, ordered=True, then=("day", "days", "week", "weeks", "month", "months", "tag", "tagen", "woche",
+                                       "wochen", "jour", "jours", "semaine", "semaines", "dia", "dias", "semana",
+                                       "semanas", "dag", "dagen", "weken"), then_window=3),
+    # a network licence server or licence manager (FlexLM): the server's, not the user's PC
+    Rule("a purchase, licence or billing question", (
+        "license server", "licence server", "license manager", "licence manager", "network license",
+        "network licence", "flexlm", "flexnet", "lizenzserver", "lizenz server", "netzwerklizenz",
+        "serveur de licences", "serveur de licence", "servidor de licencias", "licentieserver", "licentie server",
+    )),
+    # the printer fails on its own, without a PC ("not even a test page from the printer itself", "auch keine
+    # Testseite vom Gerät aus"): the device's fault, for a technician; a test page that fails only from the PC
+    # is the printer playbook's
+    Rule("a hardware failure", (
+        "no test page", "not even a test page", "not even the test page", "not a test page", "keine testseite",
+        "nicht mal eine testseite", "nicht einmal eine testseite", "pas de page de test", "aucune page de test",
+        "meme pas une page de test", "ni una pagina de prueba", "ninguna pagina de prueba", "geen testpagina",
+        "zelfs geen testpagina",
+    ), near=("from the printer", "on the printer", "printer itself", "from the device", "on the device",
+             "vom gerat", "am gerat", "direkt am", "vom drucker", "am drucker", "depuis l imprimante",
+             "sur l imprimante", "desde la impresora", "en la impresora", "vanaf de printer", "op de printer"),
+         window=8, ordered=True),
+    # a wireless network or a network "down" as a whole ("the Staff wifi seems to be down"), not one device that
+    # cannot connect: the access points' or the line's, a technician checks them
+    Rule("an outage affecting many users or a whole site", (
+        "wifi", "wi fi", "wlan", "wireless", "network", "netzwerk", "reseau", "netwerk",
+    ), near=("seems to be down", "seem to be down", "appears to be down", "is down", "are down", "went down",
+             "ist down", "ist ausgefallen", "est en panne", "esta caido", "esta caida", "ligt eruit", "ligt plat"),
+         window=4, ordered=True,
+         unless=(*_ONLY_ME, *_AT_MY_DESK, *_HOME, "my wifi", "my wi fi", "my network", "my wireless",
+                 "mein wlan", "mon wifi", "mi wifi", "mijn wifi")),
+    # the wireless network in rooms or a building newly taken over ("WLAN in den neuen Räumen funktioniert nicht"):
+    # access points to set up or extend, not one device's adapter
+    Rule("network equipment or virtual machine configuration, not the user's PC", (
+        "wifi", "wi fi", "wlan", "wireless", "network", "netzwerk", "reseau", "netwerk",
+    ), near=("new rooms", "new room", "new office", "new offices", "new building", "new floor", "new classroom",
+             "neuen raumen", "neuen raum", "neue raume", "neuen buro", "neuen buros", "neuen gebaude",
+             "neue gebaude", "neuen etage", "nouveaux locaux", "nouveau batiment", "nouvelle salle",
+             "nouvelles salles", "nuevas oficinas", "nueva oficina", "nuevo edificio", "nuevas salas",
+             "nieuwe lokalen", "nieuwe lokaal", "nieuwe kantoor", "nieuwe gebouw"), window=6,
+         unless=(*_ONLY_ME, *_AT_MY_DESK, "my laptop", "my computer", "my pc", "my phone", "my notebook",
+                 "mein laptop", "meinem laptop", "mein rechner", "mon portable", "mon ordinateur", "mi portatil",
+                 "mi ordenador", "mijn laptop", "mijn computer")),
+    # a web service refusing sign-ins for a while ("Error: 429 Too Many Requests"): its own rate limit, which
+    # ends by itself or with its operator, not a directory account to unlock
+    Rule("a vendor's or a website's own service problem, not the user's PC", (
+        "too many requests", "rate limit", "rate limited", "rate limiting", "error 429", "http 429",
+    )),
+    # a vendor's support engineer writing back on a case opened with them (a storage array's, a firewall's):
+    # the technician who opened the case follows it up, nothing runs on a user's PC
+    Rule("a vendor's or a website's own service problem, not the user's PC", (
+        "technical support engineer", "technical support center", "technical support centre",
+        "support escalation engineer", "your support case", "your case number", "your service request number",
+    )),
     # someone asking whether others see it too ("is anyone else having trouble with the portal?"): a service's own
     # trouble, maybe many users', for a person to check
     Rule("an outage affecting many users or a whole site", (
