@@ -99,7 +99,8 @@ class SessionTools:
     Steps are *written behind* when that is safe: a step that changed nothing (no tool, a tool that is
     not destructive, a preview such as a dry run, or a skipped step) waits, with its calls' rows, to be
     stored in one write with the steps after it (:meth:`flush`): at the latest :data:`STEPS_BEHIND_S`
-    later, before a call that changes something or an approval, and at the run's end (:meth:`save_unsaved`).
+    later, before a call that changes something or an approval request, and at the run's end, where they
+    are handed to the closing (:meth:`hand_over`) to be stored with the run's end.
     A run that dies first replays those steps on resume, and their calls are answered by the agents'
     journals (same ids), as above: what a crash costs is a repeated diagnostic, never a repeated change.
     A deterministic run of read-only steps is one write instead of one per step."""
