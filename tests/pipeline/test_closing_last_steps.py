@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from tests.private_schema import postgres_schema
+from tests.store.statement_log import statements_seen
 
 from mspclaw.connectors.base import PSATicket
 from mspclaw.connectors.local import LocalPSA
@@ -75,18 +74,8 @@ async def close(svc: Services, outcome: str) -> tuple[StepsSeen, list[str], str]
                                  device_id=None, started=True)
     book = next(b for b in load_dir() if b.id == "disk_full")
     result = RunResult(outcome=outcome, reason="done", reply="All clear.")  # type: ignore[arg-type]  # a str
-    statements: list[str] = []
-
-    def counted(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        statements.append(statement)
-
-    for watched in svc.db.engines:
-        event.listen(watched, "before_cursor_execute", counted)
-    try:
+    with statements_seen(*svc.db.engines) as statements:
         await closing.close(t, s, book, result, "done", NO_ROUTE, [], last_steps())
-    finally:
-        for watched in svc.db.engines:
-            event.remove(watched, "before_cursor_execute", counted)
     return seen, [s for s in statements if "INSERT INTO steps" in s], s.id
 
 

@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from tests.pipeline.test_tool_call_rows import database_url, services
+from tests.store.statement_log import statements_seen
 
 from mspclaw.errors import ToolError
 from mspclaw.pipeline import session_ports
@@ -65,23 +65,13 @@ def announced(services: Services, session: Session) -> list[tuple[int, Any]]:
 
 async def test_steps_that_changed_nothing_are_stored_together_at_the_end(services: Services) -> None:
     tools, session = port(services)
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        statements.append(statement)
-
-    for watched in services.db.engines:
-        event.listen(watched, "before_cursor_execute", seen)
-    try:
+    with statements_seen(*services.db.engines) as statements:
         await step(services, tools, 1)
         await step(services, tools, 2, "clear_temp_files", {"dry_run": True})  # a preview changes nothing
         await step(services, tools, 3, "clear_temp_files", {"dry_run": False}, skipped=True)
         await step(services, tools, 4, None)
         assert statements == [] and announced(services, session) == []
-        await tools.save_unsaved()  # the run's end
-    finally:
-        for watched in services.db.engines:
-            event.remove(watched, "before_cursor_execute", seen)
+        await tools.save_unsaved()  # a write of them all (a resolved run's end hands them to the closing)
     assert stored(services, session) == ["step 1", "step 2", "step 3", "step 4"]
     assert announced(services, session) == [(2, 1), (3, 2), (4, 3), (5, 4)]  # in order, after "started"
     writes = [s for s in statements if "steps" in s]

@@ -11,18 +11,21 @@ from sqlalchemy import Engine, event
 
 
 @contextmanager
-def statements_seen(engine: Engine) -> Iterator[list[str]]:
-    """Every statement's SQL run on ``engine`` while the body runs, in order."""
+def statements_seen(*engines: Engine) -> Iterator[list[str]]:
+    """Every statement's SQL run on the ``engines`` while the body runs, in order (a store on PostgreSQL runs
+    single statements on an autocommit engine of its own: pass ``Database.engines``)."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 @contextmanager
