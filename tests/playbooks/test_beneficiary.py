@@ -43,6 +43,8 @@ OWN = [
     ("MFA", "New phone, the authenticator app is gone, I cannot sign in"),
     ("cant login", "users must change their password every 90 days, I changed mine and now I can't log in"),
     ("password", "I need my password reset for the user portal"),
+    ("locked out", "my user id kl4471 is locked since this morning"),
+    ("Konto gesperrt", "Mein Benutzer hmeier ist gesperrt"),
 ]
 
 

@@ -129,6 +129,8 @@ _NOT_A_NAME = frozenset([
 """Words that follow "user" or "for the user" without naming anyone (``for user accounts``, ``the user is``)."""
 
 _NAMED_PATTERNS = [re.compile(p) for p in _NAMED]
+_OWN = re.compile(r"\b(?:my|mein|meinen|meine|mon|ma|mi|mijn)\s+$")
+"""The writer's own, right before a named user (``my user id jdoe``): their own account, whatever its name."""
 _NEXT_WORD = re.compile(r"\s{1,3}([a-z]{1,20})")
 _COMPOUND = frozenset([
     "portal", "portals", "guide", "guides", "manual", "manuals", "group", "groups", "list", "lists", "accounts",
@@ -158,6 +160,9 @@ def mentions(subject: str, body: str) -> list[Mention]:
     for pattern in _NAMED_PATTERNS:
         for match in pattern.finditer(text):
             name = match.group(1).strip("._'-@")
+            if _OWN.search(text, max(0, match.start() - 8), match.start()):  # "my user id jdoe is locked"
+                named.append(match.span())
+                continue
             if name and name not in _NOT_A_NAME:
                 found.append(Mention(match.group(0)[:80], name))
                 named.append(match.span())
