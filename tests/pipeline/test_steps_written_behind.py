@@ -135,8 +135,8 @@ async def test_the_technician_sees_every_step_before_an_approval_request(service
     await step(services, tools, 1)
     asking = asyncio.ensure_future(asker.request("clear_temp_files", {"dry_run": False}, reason="free space"))
     try:
-        for _ in range(200):
-            if services.store.approvals(status="pending"):
+        for _ in range(250):  # the request is announced after its row is stored
+            if "approval_request" in [e.event for e in services.events.history(session.id)]:
                 break
             await asyncio.sleep(0.02)
         (pending,) = services.store.approvals(status="pending")

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    CTE,
     JSON,
     CursorResult,
     Insert,
@@ -162,6 +163,15 @@ class FinishedCall:
         return {f"{prefix}{name}": value for name, value in row.items()}
 
 
+def _calls_of(steps: Sequence[StepWrite]) -> list[FinishedCall]:
+    """The calls the ``steps`` report, checked against the bounds of one write."""
+    calls = [call for step in steps for call in step.calls]
+    if len(steps) > MAX_STEPS_PER_WRITE or len(calls) > MAX_CALLS_PER_WRITE:
+        raise ValueError(f"{len(steps)} steps and {len(calls)} calls in one write; at most {MAX_STEPS_PER_WRITE} "
+                         f"and {MAX_CALLS_PER_WRITE}")
+    return calls
+
+
 def _step_rows(steps: Sequence[StepWrite]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Each step's row and its event's row, redacted like every write."""
     return [({"title": redact_text(step.title), "tool": step.tool, "args": redact_json(step.args), "ok": step.ok,
@@ -270,19 +280,24 @@ def _numbered_insert(table: Table, column: str, k: int, prefix: str, columns: tu
                                  **{c: bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns}})
 
 
-@functools.cache
-def _steps_pg(steps: int, calls: int) -> Select[Any]:
-    """``steps`` steps (``s1_``, ``s2_``, ... parameters), each with its event (``e1_``, ...), numbered after the
-    session's last (``p_session_id``), and the rows of ``calls`` finished calls (``c0_``, ...): the events'
-    ``seq`` in order."""
+def _step_ctes(steps: int, calls: int) -> tuple[list[CTE], list[CTE]]:
+    """The inserts of ``steps`` steps (``s1_``, ``s2_``, ... parameters) numbered after the session's last
+    (``p_session_id``) and of the rows of ``calls`` finished calls (``c0_``, ...), and the inserts of the steps'
+    events (``e1_``, ...), each returning its ``seq``."""
     saved = [_save_call("postgresql", f"c{i}_").returning(_CALLS.c.call_id).cte(f"saved_call_{i}")
              for i in range(calls)]
     new_steps = [_numbered_insert(_STEPS, "index", k, f"s{k}_", _STEP_COLUMNS).returning(_STEPS.c.id)
                  .cte(f"new_step_{k}") for k in range(1, steps + 1)]
     new_events = [_numbered_insert(_EVENTS, "seq", k, f"e{k}_", _EVENT_COLUMNS).returning(_EVENTS.c.seq)
-                  .cte(f"new_event_{k}") for k in range(1, steps + 1)]
-    return select(*(event.c.seq.label(f"seq_{k}") for k, event in enumerate(new_events, 1))).add_cte(
-        *saved, *new_steps)
+                  .cte(f"new_step_event_{k}") for k in range(1, steps + 1)]
+    return [*saved, *new_steps], new_events
+
+
+@functools.cache
+def _steps_pg(steps: int, calls: int) -> Select[Any]:
+    """:func:`_step_ctes` as one statement: the events' ``seq`` in order."""
+    writes, new_events = _step_ctes(steps, calls)
+    return select(*(event.c.seq.label(f"seq_{k}") for k, event in enumerate(new_events, 1))).add_cte(*writes)
 
 
 @functools.cache
@@ -315,12 +330,8 @@ def _close_session_pg(leased: bool = False, steps: int = 0, calls: int = 0) -> S
     ticket = _CLOSE_TICKET.returning(_TICKETS.c.id).cte("closed_ticket")
     also = [FORGET.returning(_LEASES.c.name).cte("forgotten_lease")] if leased else []
     if steps or calls:
-        also += [_save_call("postgresql", f"c{i}_").returning(_CALLS.c.call_id).cte(f"saved_call_{i}")
-                 for i in range(calls)]
-        also += [_numbered_insert(_STEPS, "index", k, f"s{k}_", _STEP_COLUMNS).returning(_STEPS.c.id)
-                 .cte(f"new_step_{k}") for k in range(1, steps + 1)]
-        also += [_numbered_insert(_EVENTS, "seq", k, f"e{k}_", _EVENT_COLUMNS).returning(_EVENTS.c.seq)
-                 .cte(f"new_step_event_{k}") for k in range(1, steps + 1)]
+        writes, step_events = _step_ctes(steps, calls)
+        also += [*writes, *step_events]
         new_event = _numbered_insert(_EVENTS, "seq", steps + 1, "p_", _EVENT_COLUMNS).returning(
             _EVENTS.c.id, _EVENTS.c.seq).cte("new_event")
     else:
@@ -537,10 +548,7 @@ class TicketStore:
         event = (event[0], redact_json(event[1])) if event is not None else None
         if steps and event is None:
             raise ValueError("steps are stored at a run's end only with the event that announces it")
-        calls = [call for step in steps for call in step.calls]
-        if len(steps) > MAX_STEPS_PER_WRITE or len(calls) > MAX_CALLS_PER_WRITE:
-            raise ValueError(f"{len(steps)} steps and {len(calls)} calls in one write; at most {MAX_STEPS_PER_WRITE} "
-                             f"and {MAX_CALLS_PER_WRITE}")
+        calls = _calls_of(steps)
         rows = _step_rows(steps)
         if event is not None and self._one_statement:
             params: dict[str, Any] = {
@@ -607,10 +615,7 @@ class TicketStore:
         """Several steps in one write, each with its event, and the rows of the calls they report: one statement
         on PostgreSQL, one transaction on SQLite. Returns the events' ``seq``, in order. At most
         :data:`MAX_STEPS_PER_WRITE` steps and :data:`MAX_CALLS_PER_WRITE` calls in all."""
-        calls = [call for step in steps for call in step.calls]
-        if len(steps) > MAX_STEPS_PER_WRITE or len(calls) > MAX_CALLS_PER_WRITE:
-            raise ValueError(f"{len(steps)} steps and {len(calls)} calls in one write; at most {MAX_STEPS_PER_WRITE} "
-                             f"and {MAX_CALLS_PER_WRITE}")
+        calls = _calls_of(steps)
         if not steps:
             return []
         rows = _step_rows(steps)
