@@ -1531,9 +1531,10 @@ class Triage:
             found = hits.setdefault((number, role), [])
             if len(found) < MAX_HITS:
                 found.append((pos, term))
-        for number, rule in enumerate(self.rules):
-            terms = hits.get((number, "term"))
-            if not terms or self._vetoed(hits, number):
+        # only the rules one of whose terms the ticket says, in their order (most rules meet none)
+        for number in sorted({number for number, role in hits if role == "term"}):
+            rule, terms = self.rules[number], hits[(number, "term")]
+            if self._vetoed(hits, number):
                 continue
             if not rule.near:
                 return Verdict(rule.reason, terms[0][1])
